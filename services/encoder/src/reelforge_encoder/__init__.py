@@ -1,0 +1,1 @@
+"""Reelforge encoder: segment MP4s and the final film, through ffmpeg."""

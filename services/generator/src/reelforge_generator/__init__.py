@@ -1,0 +1,1 @@
+"""Reelforge generator: storyboard segments to frames, with diffusers."""

@@ -1,0 +1,1 @@
+"""Reelforge common library: what every service uses and nothing service-specific."""

@@ -1,0 +1,96 @@
+"""NATS JetStream: connect, ensure the stream, publish with de-duplication ids, pull consumers.
+
+One stream per subject prefix holds every event (``{prefix}.>``), so downstream users can replay a
+job's history; each service reads it through durable pull consumers with explicit acks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
+
+from reelforge_shared.events import DeadLetter, Event
+from reelforge_shared.settings import CommonSettings
+
+
+@dataclass(slots=True)
+class Bus:
+    nc: Client
+    js: JetStreamContext
+    prefix: str
+    dedup_window_s: float
+
+    @classmethod
+    async def connect(cls, settings: CommonSettings, name: str = "reelforge") -> Bus:
+        if not settings.nats_url:
+            raise ValueError("REELFORGE_NATS_URL is not set")
+        nc = await nats.connect(settings.nats_url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1)
+        bus = cls(nc, nc.jetstream(), settings.subject_prefix, settings.dedup_window_s)
+        await bus.ensure_stream()
+        return bus
+
+    @property
+    def stream(self) -> str:
+        return self.prefix.upper().replace("-", "_").replace(".", "_")
+
+    def subject(self, event: type[Event] | Event) -> str:
+        return f"{self.prefix}.{event.subject}"
+
+    def dead_letter_subject(self, service: str) -> str:
+        return f"{self.prefix}.dead.{service}"
+
+    async def ensure_stream(self) -> None:
+        config = StreamConfig(
+            name=self.stream,
+            subjects=[f"{self.prefix}.>"],
+            duplicate_window=self.dedup_window_s,
+            max_age=30 * 24 * 3600,  # a month of history for replay and audits
+        )
+        try:
+            await self.js.stream_info(self.stream)
+        except NotFoundError:
+            try:
+                await self.js.add_stream(config)
+            except BadRequestError:  # another service created it between our two calls
+                pass
+        else:
+            await self.js.update_stream(config)
+
+    async def publish(self, event: Event) -> None:
+        """Publish once: the Nats-Msg-Id makes a repeat within the duplicate window a no-op."""
+        await self.js.publish(
+            self.subject(event), event.model_dump_json().encode(), headers={"Nats-Msg-Id": event.dedup_id()}
+        )
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        await self.js.publish(self.dead_letter_subject(letter.service), letter.model_dump_json().encode())
+
+    async def pull(
+        self, event: type[Event], durable: str, *, ack_wait_s: float, max_deliver: int
+    ) -> JetStreamContext.PullSubscription:
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ack_wait_s,
+            max_deliver=max_deliver,
+            filter_subject=self.subject(event),
+            max_ack_pending=1000,
+        )
+        return await self.js.pull_subscribe(self.subject(event), durable=durable, stream=self.stream, config=config)
+
+    async def key_value(self, name: str) -> KeyValue:
+        bucket = f"{self.stream}_{name}"
+        try:
+            return await self.js.key_value(bucket)
+        except Exception:  # noqa: BLE001 - nats-py raises several types for a missing bucket
+            return await self.js.create_key_value(bucket=bucket, history=1)
+
+    async def close(self) -> None:
+        await self.nc.drain()

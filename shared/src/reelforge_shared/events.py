@@ -1,0 +1,232 @@
+"""The bus contract: every event on NATS, its subject and its version, in one module.
+
+Subjects are ``{prefix}.{Event.subject}`` (prefix from ``REELFORGE_SUBJECT_PREFIX``). Facts are
+named in the past tense, commands imperatively. Each event has a deterministic
+:meth:`Event.dedup_id` that becomes its ``Nats-Msg-Id``, so a repeated publish (a retry, a
+redelivered trigger) is stored once. Additive changes add optional fields; a breaking change adds a
+new model with ``schema_version = 2`` on a new subject. ``reelforge schema`` prints the JSON Schema.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import ClassVar, Literal
+from uuid import uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_JobId = Field(description="job id returned by the gateway", examples=["j-5f1c2e7a9b"])
+_Index = Field(ge=1, description="1-based position of the segment in the storyboard; keys use {index:03d}")
+
+
+class Event(BaseModel):
+    """Envelope fields every event carries."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")  # ignore: newer producers may add fields
+
+    subject: ClassVar[str]
+    schema_version: Literal[1] = 1
+    event_id: str = Field(default_factory=lambda: uuid4().hex)
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    job_id: str = _JobId
+
+    def dedup_id(self) -> str:
+        """Same logical event, same id: JetStream drops the repeat inside its duplicate window."""
+        return f"{self.subject}:{self.job_id}"
+
+    def failure(self, stage: str, error: str) -> Event:
+        """The event that records this event's failure for good."""
+        return JobFailed(job_id=self.job_id, stage=stage, error=error)
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str = Field(description="Hugging Face id or local path of the model")
+    pipeline: str = Field(description="diffusers pipeline class read from the model")
+    random_weights: bool = Field(description="true for Reelforge's tiny random-weight test models")
+
+
+class RenderSpec(BaseModel):
+    """Everything the generator needs for one segment, resolved from the storyboard."""
+
+    model_config = ConfigDict(frozen=True)
+    prompt: str
+    negative_prompt: str = ""
+    seed: int = Field(ge=0, lt=2**32, description="segment seed (cast/location seed family + position)")
+    character_seeds: list[int] = Field(default_factory=list)
+    location_seed: int | None = None
+    reference_images: list[str] = Field(default_factory=list)
+    frames: int = Field(ge=1)
+    fps: float = Field(gt=0)
+    width: int = Field(description="delivery width; the generator renders at its own size")
+    height: int
+
+
+class SegmentEvent(Event):
+    index: int = _Index
+    segment_id: str = Field(description="the storyboard's id of the segment")
+    attempt: int = Field(1, ge=1)
+
+    def dedup_id(self) -> str:
+        return f"{self.subject}:{self.job_id}:{self.index:03d}:{self.attempt}"
+
+    def failure(self, stage: str, error: str) -> Event:
+        return SegmentFailed(
+            job_id=self.job_id, index=self.index, segment_id=self.segment_id, attempt=self.attempt, stage=stage, error=error
+        )
+
+
+class JobSubmitted(Event):
+    subject: ClassVar[str] = "job.submitted"
+    title: str
+    segment_count: int
+    duration_s: float
+    storyboard_key: str
+
+
+class SegmentRequested(SegmentEvent):
+    """Command: render this segment's frames."""
+
+    subject: ClassVar[str] = "segment.requested"
+    spec: RenderSpec
+    model: str | None = Field(None, description="model id or path; unset: the generator's REELFORGE_MODEL")
+
+
+class SegmentGenerated(SegmentEvent):
+    subject: ClassVar[str] = "segment.generated"
+    frames_prefix: str
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+    model: ModelInfo
+    degraded: str | None = Field(None, description="what was given up to finish (smaller batch, lower size)")
+
+
+class SegmentEncoded(SegmentEvent):
+    subject: ClassVar[str] = "segment.encoded"
+    video_key: str
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+    duration_s: float
+    model: ModelInfo
+
+
+class QaGate(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    score: float = Field(ge=0, le=1)
+    threshold: float
+    passed: bool
+    detail: str = ""
+
+
+class QaReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    passed: bool
+    gates: dict[str, QaGate]
+    measured: dict[str, float | str | int] = Field(default_factory=dict, description="what was read back from the file")
+
+
+class SegmentChecked(SegmentEvent):
+    subject: ClassVar[str] = "segment.checked"
+    video_key: str
+    duration_s: float
+    qa: QaReport
+    report_key: str
+    model: ModelInfo
+
+
+class SegmentDelivered(SegmentEvent):
+    """Fact for downstream users: a segment is in the delivery bucket."""
+
+    subject: ClassVar[str] = "segment.delivered"
+    video_key: str
+    delivery_bucket: str
+    delivery_key: str
+    url: str
+    duration_s: float
+    qa: QaReport
+    model: ModelInfo
+
+
+class SegmentFailed(SegmentEvent):
+    subject: ClassVar[str] = "segment.failed"
+    stage: str = Field(description="service that gave up")
+    error: str
+
+    def failure(self, stage: str, error: str) -> Event:  # a failure of a failure is not re-announced
+        return self
+
+
+class FilmRequested(Event):
+    """Command: every segment is delivered, compile the film (published once per job)."""
+
+    subject: ClassVar[str] = "film.requested"
+    segment_count: int
+
+
+class FilmEncoded(Event):
+    subject: ClassVar[str] = "film.encoded"
+    film_key: str
+    duration_s: float
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+
+
+class JobCompleted(Event):
+    """Fact for downstream users: the film and its report are delivered."""
+
+    subject: ClassVar[str] = "job.completed"
+    delivery_bucket: str
+    film_key: str
+    film_url: str
+    report_key: str
+    report_url: str
+    duration_s: float
+    segment_count: int
+    qa_failed_segments: list[int] = Field(default_factory=list)
+
+
+class JobFailed(Event):
+    subject: ClassVar[str] = "job.failed"
+    stage: str
+    error: str
+
+    def failure(self, stage: str, error: str) -> Event:
+        return self
+
+
+class DeadLetter(BaseModel):
+    """What a dead-letter subject (``{prefix}.dead.{service}``) carries; not an Event: it may not parse."""
+
+    service: str
+    subject: str
+    deliveries: int
+    error: str
+    payload: str = Field(description="the original message body, as text")
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    JobSubmitted,
+    SegmentRequested,
+    SegmentGenerated,
+    SegmentEncoded,
+    SegmentChecked,
+    SegmentDelivered,
+    SegmentFailed,
+    FilmRequested,
+    FilmEncoded,
+    JobCompleted,
+    JobFailed,
+)
+EVENTS_BY_SUBJECT: dict[str, type[Event]] = {e.subject: e for e in ALL_EVENTS}
+
+
+def json_schema() -> dict:
+    """JSON Schema of every event, keyed by subject: the document downstream users read."""
+    return {cls.subject: cls.model_json_schema() for cls in ALL_EVENTS}

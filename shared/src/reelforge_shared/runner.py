@@ -1,0 +1,147 @@
+"""The one bus loop every service runs: subscribe, decode, handle, publish, ack.
+
+A service is a list of :class:`Route` s: an event type and a plain handler
+``handle(event, deps) -> list[Event]`` that knows nothing of NATS, acks or metrics. The runner:
+
+- pulls from a durable consumer (explicit acks) and decodes the event; a body that does not
+  parse is dead-lettered at once (redelivering it cannot help);
+- reports in-progress every ``ack_wait / 3`` while the handler works, so long work is not
+  redelivered while it is alive; sync handlers run in a worker thread;
+- publishes the returned events (each with its Nats-Msg-Id), then acks;
+- on :class:`PermanentError`, or on any error at the last delivery, publishes a dead letter and
+  the event's failed event and terminates the message; otherwise naks with a growing delay;
+- logs one line per message and owns the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import nats.errors
+import structlog
+from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
+
+from reelforge_shared.bus import Bus
+from reelforge_shared.errors import PermanentError
+from reelforge_shared.events import DeadLetter, Event
+from reelforge_shared.health import Health
+from reelforge_shared.settings import CommonSettings
+
+Handler = Callable[[Any, Any], "list[Event] | Awaitable[list[Event]]"]
+
+EVENTS_HANDLED = Counter(
+    "reelforge_events_handled_total", "Events handled, by outcome", ["service", "event", "outcome"]
+)
+HANDLE_SECONDS = Histogram(
+    "reelforge_event_handle_seconds",
+    "Time to handle one event",
+    ["service", "event"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+)
+DEAD_LETTERS = Counter("reelforge_dead_letters_total", "Events dead-lettered", ["service", "event"])
+
+log = structlog.get_logger("reelforge.runner")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    event: type[Event]
+    handle: Handler
+    concurrency: int = 1
+
+
+@dataclass(slots=True)
+class Runner:
+    service: str
+    routes: list[Route]
+    deps: Any
+    bus: Bus
+    settings: CommonSettings
+    health: Health
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Run every route until ``stop`` is set; in-flight messages finish first."""
+        loops = []
+        for route in self.routes:
+            durable = f"{self.service}-{route.event.subject.replace('.', '-')}"
+            sub = await self.bus.pull(
+                route.event, durable, ack_wait_s=self.settings.ack_wait_s, max_deliver=self.settings.max_deliver
+            )
+            loops += [self._loop(route, sub, stop) for _ in range(route.concurrency)]
+        self.health.ready()
+        await asyncio.gather(*loops)
+
+    async def _loop(self, route: Route, sub: Any, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(1, timeout=1.0)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            for msg in msgs:
+                await self.process(route, msg)
+
+    async def process(self, route: Route, msg: Any) -> None:
+        name = route.event.__name__
+        deliveries = msg.metadata.num_delivered
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(service=self.service, subject=msg.subject, delivery=deliveries)
+        started = time.perf_counter()
+        try:
+            event = route.event.model_validate_json(msg.data)
+        except ValidationError as exc:
+            await self._dead_letter(msg, name, deliveries, f"undecodable {name}: {exc}")
+            await msg.term()
+            EVENTS_HANDLED.labels(self.service, name, "invalid").inc()
+            log.error("event.invalid", error=str(exc))
+            return
+        structlog.contextvars.bind_contextvars(job_id=event.job_id, index=getattr(event, "index", None))
+        heartbeat = asyncio.create_task(self._keep_alive(msg))
+        self.health.busy()
+        try:
+            outcome, error = await self._handle(route, event, msg, deliveries)
+        finally:
+            heartbeat.cancel()
+            self.health.idle()
+        seconds = time.perf_counter() - started
+        HANDLE_SECONDS.labels(self.service, name).observe(seconds)
+        EVENTS_HANDLED.labels(self.service, name, outcome).inc()
+        (log.info if outcome == "ok" else log.warning)("event.handled", event=name, outcome=outcome, seconds=round(seconds, 3), error=error)
+
+    async def _handle(self, route: Route, event: Event, msg: Any, deliveries: int) -> tuple[str, str | None]:
+        try:
+            if inspect.iscoroutinefunction(route.handle):
+                results = await route.handle(event, self.deps)
+            else:
+                results = await asyncio.to_thread(route.handle, event, self.deps)
+            for result in results:
+                await self.bus.publish(result)
+            await msg.ack()
+            return "ok", None
+        except Exception as exc:  # noqa: BLE001 - the fate of the message is decided here, for every handler
+            error = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, PermanentError) or deliveries >= self.settings.max_deliver:
+                await self._dead_letter(msg, type(event).__name__, deliveries, error)
+                await self.bus.publish(event.failure(self.service, error))
+                await msg.term()
+                return "failed", error
+            await msg.nak(delay=self.settings.retry_delay_s * 2 ** (deliveries - 1))
+            return "retry", error
+
+    async def _dead_letter(self, msg: Any, name: str, deliveries: int, error: str) -> None:
+        DEAD_LETTERS.labels(self.service, name).inc()
+        letter = DeadLetter(
+            service=self.service, subject=msg.subject, deliveries=deliveries, error=error,
+            payload=msg.data.decode(errors="replace"),
+        )
+        await self.bus.dead_letter(letter)
+
+    async def _keep_alive(self, msg: Any) -> None:
+        while True:
+            await asyncio.sleep(self.settings.ack_wait_s / 3)
+            await msg.in_progress()

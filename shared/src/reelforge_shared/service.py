@@ -1,0 +1,74 @@
+"""A service = its routes + its dependencies + its readiness; this module runs any set of them.
+
+Each service package has ``service.py`` with ``build(settings) -> Service``. ``reelforge worker
+NAME`` runs one against configured servers; ``reelforge run``/``up`` run all five in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from reelforge_shared.bus import Bus
+from reelforge_shared.health import Health
+from reelforge_shared.runner import Route, Runner
+from reelforge_shared.settings import CommonSettings
+from reelforge_shared.storage import ObjectStore
+
+log = structlog.get_logger("reelforge.service")
+
+
+@dataclass
+class Service:
+    name: str
+    settings: CommonSettings
+    routes: list[Route]
+    deps: Any
+    setup: Callable[[], Any] | None = None  # load-once work (a model), run in a thread before serving
+    health: Health = field(init=False)
+    # Extra coroutines that live as long as the service (the gateway's HTTP server).
+    companions: list[Callable[[Bus, asyncio.Event], Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.health = Health(self.name)
+
+
+def open_store(settings: CommonSettings) -> ObjectStore:
+    store = ObjectStore.from_settings(settings)
+    store.ensure_bucket(settings.work_bucket)
+    store.ensure_bucket(settings.delivery_bucket)
+    return store
+
+
+async def run_service(service: Service, stop: asyncio.Event) -> None:
+    bus = await Bus.connect(service.settings, name=f"reelforge-{service.name}")
+    try:
+        if service.setup:
+            try:
+                await asyncio.to_thread(service.setup)
+            except Exception as exc:
+                service.health.setup_failed(f"{type(exc).__name__}: {exc}")
+                log.error("service.setup_failed", service=service.name, error=str(exc))
+                raise
+        runner = Runner(service.name, service.routes, service.deps, bus, service.settings, service.health)
+        await asyncio.gather(runner.serve(stop), *(companion(bus, stop) for companion in service.companions))
+    finally:
+        with contextlib.suppress(Exception):
+            await bus.close()
+
+
+async def run_services(services: list[Service], stop: asyncio.Event) -> None:
+    """Run services until ``stop``; if one fails, stop the others and raise."""
+    tasks = [asyncio.create_task(run_service(s, stop), name=s.name) for s in services]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)

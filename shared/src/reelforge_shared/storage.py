@@ -1,0 +1,184 @@
+"""S3 object storage through the minio SDK, and the deterministic keys every service agrees on.
+
+Keys are a function of the job and segment only, so a redelivered event finds the output of an
+earlier delivery and skips the work.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from minio import Minio
+from minio.commonconfig import CopySource
+from minio.error import S3Error
+from urllib3.exceptions import HTTPError
+
+from reelforge_shared.errors import TransientError
+from reelforge_shared.settings import CommonSettings
+
+
+class Keys:
+    """Object keys in the work bucket."""
+
+    @staticmethod
+    def job(job_id: str) -> str:
+        return f"jobs/{job_id}"
+
+    @staticmethod
+    def storyboard(job_id: str) -> str:
+        return f"jobs/{job_id}/storyboard.json"
+
+    @staticmethod
+    def segment(job_id: str, index: int) -> str:
+        return f"jobs/{job_id}/segments/{index:03d}"
+
+    @staticmethod
+    def frames(job_id: str, index: int) -> str:
+        return f"{Keys.segment(job_id, index)}/frames/"
+
+    @staticmethod
+    def frame(job_id: str, index: int, frame: int) -> str:
+        return f"{Keys.frames(job_id, index)}{frame:04d}.png"
+
+    @staticmethod
+    def segment_video(job_id: str, index: int) -> str:
+        return f"{Keys.segment(job_id, index)}/segment.mp4"
+
+    @staticmethod
+    def segment_qa(job_id: str, index: int) -> str:
+        return f"{Keys.segment(job_id, index)}/qa.json"
+
+    @staticmethod
+    def delivered_marker(job_id: str, index: int) -> str:
+        return f"jobs/{job_id}/delivered/{index:03d}.json"
+
+    @staticmethod
+    def delivered_markers(job_id: str) -> str:
+        return f"jobs/{job_id}/delivered/"
+
+    @staticmethod
+    def film(job_id: str) -> str:
+        return f"jobs/{job_id}/final.mp4"
+
+    @staticmethod
+    def report(job_id: str) -> str:
+        return f"jobs/{job_id}/report.json"
+
+
+class DeliveryKeys:
+    """Object keys in the delivery bucket (what downstream users fetch)."""
+
+    @staticmethod
+    def segment(job_id: str, index: int) -> str:
+        return f"{job_id}/segments/{index:03d}.mp4"
+
+    @staticmethod
+    def film(job_id: str) -> str:
+        return f"{job_id}/final.mp4"
+
+    @staticmethod
+    def report(job_id: str) -> str:
+        return f"{job_id}/report.json"
+
+
+_MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
+
+
+@dataclass(slots=True)
+class ObjectStore:
+    """A thin, typed face on one S3 endpoint. Network trouble surfaces as TransientError."""
+
+    client: Minio
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> ObjectStore:
+        if not settings.s3_endpoint:
+            raise ValueError("REELFORGE_S3_ENDPOINT is not set")
+        endpoint = settings.s3_endpoint.removeprefix("http://").removeprefix("https://")
+        client = Minio(
+            endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key.get_secret_value(),
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+        )
+        return cls(client)
+
+    def ensure_bucket(self, bucket: str) -> None:
+        with _transient("make bucket", bucket):
+            if not self.client.bucket_exists(bucket):
+                try:
+                    self.client.make_bucket(bucket)
+                except S3Error as exc:
+                    if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                        raise
+
+    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        with _transient("put", key):
+            self.client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+
+    def put_json(self, bucket: str, key: str, value: Any) -> None:
+        self.put_bytes(bucket, key, json.dumps(value, indent=2, default=str).encode(), "application/json")
+
+    def put_file(self, bucket: str, key: str, path: Path, content_type: str = "application/octet-stream") -> None:
+        with _transient("put", key):
+            self.client.fput_object(bucket, key, str(path), content_type=content_type)
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        with _transient("get", key):
+            response = self.client.get_object(bucket, key)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+    def get_json(self, bucket: str, key: str) -> Any:
+        return json.loads(self.get_bytes(bucket, key))
+
+    def get_file(self, bucket: str, key: str, path: Path) -> Path:
+        with _transient("get", key):
+            self.client.fget_object(bucket, key, str(path))
+        return path
+
+    def exists(self, bucket: str, key: str) -> bool:
+        try:
+            with _transient("stat", key):
+                self.client.stat_object(bucket, key)
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                return False
+            raise
+        return True
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        with _transient("list", prefix):
+            return sorted(o.object_name for o in self.client.list_objects(bucket, prefix=prefix, recursive=True))
+
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
+        with _transient("copy", src_key):
+            self.client.copy_object(dst_bucket, dst_key, CopySource(src_bucket, src_key))
+
+    def url(self, bucket: str, key: str, expires: timedelta = timedelta(days=7)) -> str:
+        """A presigned GET URL (the longest S3 allows is 7 days)."""
+        return self.client.presigned_get_object(bucket, key, expires=expires)
+
+
+class _transient:
+    """Turn connection-level failures into TransientError so the runner naks and retries."""
+
+    def __init__(self, action: str, key: str) -> None:
+        self.action, self.key = action, key
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is not None and isinstance(exc, HTTPError | ConnectionError | TimeoutError):
+            raise TransientError(f"S3 {self.action} {self.key!r} failed: {exc}") from exc
+        return False

@@ -1,0 +1,172 @@
+"""The storyboard: what a production team submits, validated at the edge.
+
+A storyboard is YAML or JSON with a title, a style, an output size, a cast (characters),
+locations and segments. A plain JSON list of ``{id, prompt}`` segments is accepted too and
+gets the defaults below. Every problem is reported with the path of the failing field
+(``segments[2].characters[0]``) and the value, and nothing is published for a bad storyboard.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from reelforge_shared.errors import InvalidInput
+
+MAX_PROMPT_CHARS = 2000  # CLIP reads 77 tokens; 2000 characters is generous and keeps events small
+MAX_SEGMENTS = 500
+MAX_FRAMES = 1000
+DEFAULT_FRAMES = 24  # seed 001: 24 frames at 3 fps = 8 s per segment
+DEFAULT_FPS = 3.0
+
+_Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+_Text = Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
+_Seed = Annotated[int, Field(ge=0, lt=2**32)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Style(_Strict):
+    prompt_prefix: _Text = ""
+    negative_prompt: _Text = ""
+    lighting: _Text = ""
+    color_temperature_k: int | None = Field(None, ge=1000, le=15000, description="target light, e.g. 5750")
+
+
+class Output(_Strict):
+    width: int = Field(1920, ge=16, le=7680, multiple_of=2)
+    height: int = Field(1080, ge=16, le=4320, multiple_of=2)
+
+
+class Character(_Strict):
+    description: _Text = Field(min_length=1)
+    seed: _Seed
+    reference_image: str | None = Field(None, max_length=1024, description="path or URL of a reference image")
+
+
+class Location(_Strict):
+    description: _Text = Field(min_length=1)
+    seed: _Seed
+
+
+class Transition(_Strict):
+    """How a segment is joined to the one before it."""
+
+    type: Literal["cut", "dissolve"] = "cut"
+    duration: float = Field(0.0, ge=0, le=10, description="seconds; a dissolve never shortens the film")
+
+    @classmethod
+    def _from_shorthand(cls, value: Any) -> Any:
+        return {"type": value, "duration": 1.0 if value == "dissolve" else 0.0} if isinstance(value, str) else value
+
+
+class Segment(_Strict):
+    id: _Name
+    prompt: _Text = Field(min_length=1)
+    characters: list[_Name] = Field(default_factory=list, max_length=16)
+    location: _Name | None = None
+    frames: int = Field(DEFAULT_FRAMES, ge=1, le=MAX_FRAMES)
+    fps: float = Field(DEFAULT_FPS, gt=0, le=60)
+    transition: Transition = Field(default_factory=Transition, description="into this segment")
+    seed: _Seed | None = Field(None, description="overrides the seed derived from cast and location")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("transition", mode="before")
+    @classmethod
+    def _transition_shorthand(cls, value: Any) -> Any:
+        return Transition._from_shorthand(value)
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.fps
+
+
+class Storyboard(_Strict):
+    title: str = Field("Untitled", max_length=200)
+    style: Style = Field(default_factory=Style)
+    output: Output = Field(default_factory=Output)
+    characters: dict[_Name, Character] = Field(default_factory=dict)
+    locations: dict[_Name, Location] = Field(default_factory=dict)
+    segments: list[Segment] = Field(min_length=1, max_length=MAX_SEGMENTS)
+
+    @property
+    def duration_s(self) -> float:
+        return sum(s.duration_s for s in self.segments)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "storyboard"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
+def _cross_reference_errors(board: Storyboard) -> list[dict[str, str]]:
+    errors = []
+    seen: dict[str, int] = {}
+    for i, seg in enumerate(board.segments):
+        if seg.id in seen:
+            errors.append({"field": f"segments[{i}].id", "message": f"duplicate segment id {seg.id!r} (also segments[{seen[seg.id]}])"})
+        seen.setdefault(seg.id, i)
+        for j, name in enumerate(seg.characters):
+            if name not in board.characters:
+                known = ", ".join(sorted(board.characters)) or "none defined"
+                errors.append({"field": f"segments[{i}].characters[{j}]", "message": f"unknown character {name!r} (known: {known})"})
+        if seg.location is not None and seg.location not in board.locations:
+            known = ", ".join(sorted(board.locations)) or "none defined"
+            errors.append({"field": f"segments[{i}].location", "message": f"unknown location {seg.location!r} (known: {known})"})
+        if seg.transition.type != "cut" and i == 0:
+            errors.append({"field": "segments[0].transition", "message": "the first segment has nothing to transition from; use 'cut'"})
+        if seg.transition.duration > seg.duration_s or (i and seg.transition.duration > board.segments[i - 1].duration_s):
+            errors.append({"field": f"segments[{i}].transition.duration", "message": f"{seg.transition.duration} s is longer than a segment it joins"})
+    return errors
+
+
+class StoryboardInvalid(InvalidInput):
+    """A storyboard that cannot be rendered; ``errors`` lists each failing field."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+
+
+def parse_storyboard(data: Any) -> Storyboard:
+    """Validate a decoded storyboard (a mapping, or a plain list of segments)."""
+    if isinstance(data, list):
+        data = {"segments": data}
+    if not isinstance(data, dict):
+        raise StoryboardInvalid([{"field": "storyboard", "message": f"expected a mapping or a list of segments, got {type(data).__name__}"}])
+    try:
+        board = Storyboard.model_validate(data)
+    except ValidationError as exc:
+        raise StoryboardInvalid(
+            [
+                {"field": _field_path(err["loc"]), "message": f"{err['msg']} (got {_short(err.get('input'))})"}
+                for err in exc.errors(include_url=False)
+            ]
+        ) from None
+    if errors := _cross_reference_errors(board):
+        raise StoryboardInvalid(errors)
+    return board
+
+
+def load_storyboard(text: str | bytes) -> Storyboard:
+    """Parse YAML or JSON text (JSON is YAML) into a validated storyboard."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise StoryboardInvalid([{"field": "storyboard", "message": f"not valid YAML or JSON: {exc}"}]) from None
+    return parse_storyboard(data)
