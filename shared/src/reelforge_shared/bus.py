@@ -93,4 +93,7 @@ class Bus:
             return await self.js.create_key_value(bucket=bucket, history=1)
 
     async def close(self) -> None:
-        await self.nc.drain()
+        """Flush what was published, then close (a drain waits on pull subscriptions for its full timeout)."""
+        if self.nc.is_connected:
+            await self.nc.flush(timeout=5)
+        await self.nc.close()

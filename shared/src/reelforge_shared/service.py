@@ -68,6 +68,8 @@ async def run_services(services: list[Service], stop: asyncio.Event) -> None:
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
+            if task.exception() is not None:
+                log.error("service.crashed", service=task.get_name(), error=repr(task.exception()))
             task.result()
     finally:
         stop.set()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,18 @@ FRAME_SECONDS = Histogram(
 )
 
 
+def _quiet_libraries() -> None:
+    """Loading bars and deprecation chatter belong to notebooks, not to a worker's log."""
+    import diffusers.utils.logging
+    import transformers.utils.logging
+
+    diffusers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"diffusers\..*")
+
+
 class FrameRenderer:
     """One loaded pipeline; a worker keeps it between jobs."""
 
@@ -41,6 +54,7 @@ class FrameRenderer:
     def setup(self, model: str | None = None) -> ModelInfo:
         name = model or self.settings.model
         path = resolve_model(name, Path(self.settings.model_cache_dir))
+        _quiet_libraries()
         from diffusers import DiffusionPipeline
 
         device = self.settings.device

@@ -62,7 +62,7 @@ def build_tiny_sd(path: Path, seed: int = 0) -> Path:
         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, sample_size=128,
     )
     pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=DPMSolverMultistepScheduler(),
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=DPMSolverMultistepScheduler(steps_offset=1),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     return _save_atomically(pipe, path, {"family": "tiny-sd", "random_weights": True, "seed": seed, "default_width": 128, "default_steps": 20})

@@ -1,0 +1,1 @@
+"""Reelforge gateway: the jobs API, submission and job state."""

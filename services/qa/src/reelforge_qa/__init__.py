@@ -1,0 +1,1 @@
+"""Reelforge QA: gates and scores for segment videos."""

@@ -1,0 +1,1 @@
+"""Reelforge uploader: delivery and completion events."""

@@ -1,0 +1,84 @@
+"""Uploader handlers: deliver checked segments, trigger the film once, deliver the film and its report.
+
+A delivered segment leaves a marker object; whoever writes the last marker sees every marker
+(S3 lists are consistent after writes) and publishes FilmRequested, whose Nats-Msg-Id is the job:
+however many deliveries race to the end, the stream holds one film request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reelforge_shared.events import Event, FilmEncoded, FilmRequested, JobCompleted, SegmentChecked, SegmentDelivered
+from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
+
+
+@dataclass(slots=True)
+class UploaderDeps:
+    store: ObjectStore
+    work_bucket: str
+    delivery_bucket: str
+
+
+def _segment_count(job_id: str, deps: UploaderDeps) -> int:
+    return len(deps.store.get_json(deps.work_bucket, Keys.storyboard(job_id))["segments"])
+
+
+def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
+    """Copy the segment to the delivery bucket, mark it delivered, and request the film after the last one."""
+    job, n = event.job_id, event.index
+    delivery_key = DeliveryKeys.segment(job, n)
+    deps.store.copy(deps.work_bucket, event.video_key, deps.delivery_bucket, delivery_key)
+    delivered = SegmentDelivered(
+        job_id=job, index=n, segment_id=event.segment_id, attempt=event.attempt, video_key=event.video_key,
+        delivery_bucket=deps.delivery_bucket, delivery_key=delivery_key,
+        url=deps.store.url(deps.delivery_bucket, delivery_key), duration_s=event.duration_s, qa=event.qa, model=event.model,
+    )
+    deps.store.put_json(deps.work_bucket, Keys.delivered_marker(job, n), delivered.model_dump(mode="json"))
+    events: list[Event] = [delivered]
+    count = _segment_count(job, deps)
+    if len(deps.store.list_keys(deps.work_bucket, Keys.delivered_markers(job))) >= count:
+        events.append(FilmRequested(job_id=job, segment_count=count))
+    return events
+
+
+def job_report(job_id: str, film: FilmEncoded, deps: UploaderDeps) -> dict:
+    board = deps.store.get_json(deps.work_bucket, Keys.storyboard(job_id))
+    markers = [deps.store.get_json(deps.work_bucket, k) for k in deps.store.list_keys(deps.work_bucket, Keys.delivered_markers(job_id))]
+    segments = [
+        {
+            "index": m["index"], "id": m["segment_id"], "status": "delivered", "attempt": m["attempt"],
+            "qa_passed": m["qa"]["passed"], "qa": {name: gate["score"] for name, gate in m["qa"]["gates"].items()},
+            "qa_failed_gates": [name for name, gate in m["qa"]["gates"].items() if not gate["passed"]],
+            "video_key": m["video_key"], "delivery_key": m["delivery_key"], "duration_s": m["duration_s"],
+        }
+        for m in sorted(markers, key=lambda m: m["index"])
+    ]
+    model = markers[0]["model"] if markers else None
+    return {
+        "job_id": job_id, "title": board.get("title"), "model": model,
+        "film": {
+            "key": film.film_key, "delivery_bucket": deps.delivery_bucket, "delivery_key": DeliveryKeys.film(job_id),
+            "duration_s": film.duration_s, "frame_count": film.frame_count, "fps": film.fps,
+            "width": film.width, "height": film.height,
+        },
+        "segments": segments,
+    }
+
+
+def handle_film(event: FilmEncoded, deps: UploaderDeps) -> list[Event]:
+    """Deliver the film and the job report, then announce the job complete."""
+    job = event.job_id
+    deps.store.copy(deps.work_bucket, event.film_key, deps.delivery_bucket, DeliveryKeys.film(job))
+    report = job_report(job, event, deps)
+    deps.store.put_json(deps.work_bucket, Keys.report(job), report)
+    deps.store.put_json(deps.delivery_bucket, DeliveryKeys.report(job), report)
+    return [
+        JobCompleted(
+            job_id=job, delivery_bucket=deps.delivery_bucket, film_key=DeliveryKeys.film(job),
+            film_url=deps.store.url(deps.delivery_bucket, DeliveryKeys.film(job)), report_key=DeliveryKeys.report(job),
+            report_url=deps.store.url(deps.delivery_bucket, DeliveryKeys.report(job)), duration_s=event.duration_s,
+            segment_count=len(report["segments"]),
+            qa_failed_segments=[s["index"] for s in report["segments"] if not s["qa_passed"]],
+        )
+    ]

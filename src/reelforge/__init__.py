@@ -1,0 +1,1 @@
+"""Reelforge CLI and local mode: the whole system on one machine."""

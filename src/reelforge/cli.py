@@ -1,0 +1,121 @@
+"""`reelforge`: run a storyboard end to end, run the stack, run one worker, print the bus contract."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, load_storyboard
+
+app = typer.Typer(help="Reelforge: storyboard in, finished and checked film out.", no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+
+
+def _load(path: Path) -> Storyboard:
+    try:
+        return load_storyboard(path.read_bytes())
+    except OSError as exc:
+        console.print(f"[red]cannot read storyboard {path}: {exc.strerror}[/red]")
+    except StoryboardInvalid as exc:
+        console.print(f"[red]invalid storyboard {path}:[/red]")
+        for error in exc.errors:
+            console.print(f"  [bold]{error['field']}[/bold]: {error['message']}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    storyboard: Annotated[Path, typer.Argument(help="storyboard YAML or JSON")],
+    out: Annotated[Path, typer.Option("--out", help="output folder: final.mp4, segments/NNN.mp4, report.json")],
+    model: Annotated[str | None, typer.Option(help="model id or path (default REELFORGE_MODEL)")] = None,
+) -> None:
+    """Render a storyboard with the whole system on this machine (embedded NATS and S3 unless configured)."""
+    from reelforge.local_run import run_storyboard
+
+    board = _load(storyboard)
+    out.mkdir(parents=True, exist_ok=True)
+    ok = asyncio.run(run_storyboard(board, out, model=model, console=console))
+    raise typer.Exit(0 if ok else 1)
+
+
+def _until_signal() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="gateway HTTP port")] = 8080,
+    state_dir: Annotated[Path | None, typer.Option(help="where embedded servers keep data (default: a temp dir)")] = None,
+) -> None:
+    """Run the whole stack in the foreground until Ctrl-C."""
+    from reelforge.stack import local_stack
+    from reelforge_shared.health import serve_health
+    from reelforge_shared.logging import configure_logging
+    from reelforge_shared.settings import CommonSettings
+
+    settings = CommonSettings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def main() -> None:
+        directory = state_dir or Path(tempfile.mkdtemp(prefix="reelforge-up-"))
+        async with local_stack(directory, gateway_port=port) as stack:
+            if settings.metrics_port is not None:
+                serve_health(settings.metrics_port, [s.health for s in stack.services])
+            console.print(f"gateway  {stack.gateway_url}  (POST /v1/jobs, GET /v1/jobs/ID)")
+            console.print(f"nats     {stack.settings.nats_url}   subjects {stack.settings.subject_prefix}.>")
+            console.print(f"s3       {stack.settings.s3_endpoint}   buckets {stack.settings.work_bucket}, {stack.settings.delivery_bucket}")
+            await _until_signal().wait()
+
+    asyncio.run(main())
+
+
+@app.command()
+def worker(name: Annotated[str, typer.Argument(help="gateway, generator, encoder, qa or uploader")]) -> None:
+    """Run one service against the configured servers (REELFORGE_NATS_URL, REELFORGE_S3_ENDPOINT)."""
+    from reelforge.stack import service_module
+    from reelforge_shared.health import serve_health
+    from reelforge_shared.logging import configure_logging
+    from reelforge_shared.service import run_service
+
+    try:
+        module = service_module(name)
+    except KeyError as exc:
+        console.print(f"[red]{exc.args[0]}[/red]")
+        raise typer.Exit(2) from None
+    settings = module.Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    if not settings.nats_url or not settings.s3_endpoint:
+        console.print("[red]REELFORGE_NATS_URL and REELFORGE_S3_ENDPOINT must be set for a worker[/red]")
+        raise typer.Exit(2)
+    service = module.build(settings)
+    serve_health(settings.metrics_port if settings.metrics_port is not None else 9100, [service.health])
+
+    async def main() -> None:
+        await run_service(service, _until_signal())
+
+    asyncio.run(main())
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of every event on the bus, keyed by subject."""
+    from reelforge_shared.events import json_schema
+
+    json.dump(json_schema(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,90 @@
+"""The five services in one process, against configured servers or embedded ones."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, EmbeddedServer, embedded_servers, free_port
+from reelforge_shared.service import Service, run_services
+from reelforge_shared.settings import CommonSettings
+
+SERVICE_MODULES = {
+    "gateway": "reelforge_gateway.service",
+    "generator": "reelforge_generator.service",
+    "encoder": "reelforge_encoder.service",
+    "qa": "reelforge_qa.service",
+    "uploader": "reelforge_uploader.service",
+}
+
+
+def service_module(name: str) -> ModuleType:
+    if name not in SERVICE_MODULES:
+        raise KeyError(f"unknown service {name!r}; one of: {', '.join(SERVICE_MODULES)}")
+    return importlib.import_module(SERVICE_MODULES[name])
+
+
+def build_service(name: str, overrides: dict[str, Any]) -> Service:
+    module = service_module(name)
+    return module.build(module.Settings(**overrides))
+
+
+@dataclass
+class Stack:
+    settings: CommonSettings
+    services: list[Service]
+    servers: dict[str, EmbeddedServer] = field(default_factory=dict)
+    gateway_url: str | None = None
+    task: asyncio.Task | None = None
+
+    def check_alive(self) -> None:
+        """Raise the error of a service that stopped (the stack runs only while all do)."""
+        if self.task is not None and self.task.done():
+            self.task.result()
+            raise RuntimeError("the services stopped")
+
+    async def wait_ready(self, task: asyncio.Task, timeout: float = 600) -> None:
+        """Until every service is READY (a model may be loading); raises if the stack died meanwhile."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not all(s.health.ok for s in self.services):
+            if task.done():
+                task.result()
+                raise RuntimeError("services stopped before they were ready")
+            if failed := [s for s in self.services if s.health.state == "SETUP_FAILED"]:
+                raise RuntimeError(f"{failed[0].name} setup failed: {failed[0].health.detail}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("services not ready in time")
+            await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def local_stack(
+    state_dir: Path, names: list[str] | None = None, gateway_port: int | None = None, **overrides: Any
+) -> AsyncIterator[Stack]:
+    """Start embedded NATS/S3 where none is configured, then the services; stop all on exit."""
+    base = CommonSettings(**overrides)
+    with embedded_servers(state_dir, nats=not base.nats_url, s3=not base.s3_endpoint) as servers:
+        if "nats" in servers:
+            overrides["nats_url"] = servers["nats"].url
+        if "s3" in servers:
+            overrides |= {"s3_endpoint": servers["s3"].url, "s3_access_key": ACCESS_KEY, "s3_secret_key": SECRET_KEY}
+        names = names or list(SERVICE_MODULES)
+        gateway = {"port": gateway_port if gateway_port is not None else free_port()}
+        services = [build_service(n, overrides | (gateway if n == "gateway" else {})) for n in names]
+        gateway_url = f"http://127.0.0.1:{gateway['port']}" if "gateway" in names else None
+        stack = Stack(CommonSettings(**overrides), services, servers, gateway_url)
+        stop = asyncio.Event()
+        task = stack.task = asyncio.create_task(run_services(services, stop))
+        try:
+            await stack.wait_ready(task)
+            yield stack
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, timeout=60)
