@@ -28,14 +28,17 @@ class GatewayDeps:
     health: Health
 
 
+def get_deps(request: Request) -> GatewayDeps:
+    return request.app.state.deps
+
+
+Deps = Annotated[GatewayDeps, Depends(get_deps)]
+
+
 def create_app(deps: GatewayDeps) -> FastAPI:
     app = FastAPI(title="Reelforge gateway", version="1")
+    app.state.deps = deps
     app.mount("/metrics", make_asgi_app())
-
-    def get_deps() -> GatewayDeps:
-        return deps
-
-    Deps = Annotated[GatewayDeps, Depends(get_deps)]
 
     @app.exception_handler(StoryboardInvalid)
     async def _invalid(_: Request, exc: StoryboardInvalid) -> JSONResponse:

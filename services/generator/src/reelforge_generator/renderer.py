@@ -85,6 +85,8 @@ class FrameRenderer:
     @torch.inference_mode()
     def render(self, spec: RenderSpec, frames: list[int]) -> Iterator[tuple[int, bytes]]:
         pipe = self.pipe
+        if not frames:
+            return
         # 2.1 Check inputs.
         bad = [i for i in frames if not 0 <= i < spec.frames]
         if bad:

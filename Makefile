@@ -1,0 +1,31 @@
+# Everything a fresh machine needs: `make demo` and `make test` create .venv and install first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PACKAGES := -e ./shared[embedded,media] -e ./services/generator -e ./services/encoder -e ./services/qa \
+            -e ./services/uploader -e ./services/gateway -e .[test]
+
+.PHONY: install demo test schema clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml shared/pyproject.toml services/*/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The pinned CPU build first (it lies on this machine's disk); an unpinned torch would pull CUDA wheels.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet $(PACKAGES)
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/reelforge run examples/apfelbaum/storyboard.yaml --out out/apfelbaum
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+schema: $(STAMP)
+	$(BIN)/reelforge schema > docs/events.schema.json
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,101 @@
+"""Real servers for the tests: nats-server (JetStream) and an S3 server, once per session, on free ports.
+
+Each test gets its own subject prefix (so its own stream and consumers) and its own buckets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, EmbeddedServer, start_nats, start_s3
+from reelforge_shared.events import EVENTS_BY_SUBJECT, Event
+from reelforge_shared.settings import CommonSettings
+from reelforge_shared.storage import ObjectStore
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    server = start_nats(tmp_path_factory.mktemp("nats"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    server = start_s3(tmp_path_factory.mktemp("s3"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture
+def overrides(nats_server: EmbeddedServer, s3_server: EmbeddedServer, model_cache: Path) -> dict[str, Any]:
+    """Settings for one test: real servers, a prefix and buckets of its own."""
+    tag = uuid.uuid4().hex[:10]
+    return {
+        "nats_url": nats_server.url, "s3_endpoint": s3_server.url, "s3_access_key": ACCESS_KEY, "s3_secret_key": SECRET_KEY,
+        "subject_prefix": f"t{tag}", "work_bucket": f"work-{tag}", "delivery_bucket": f"deliver-{tag}",
+        "model_cache_dir": str(model_cache), "ack_wait_s": 10.0, "retry_delay_s": 0.2,
+    }
+
+
+@pytest.fixture
+def settings(overrides: dict[str, Any]) -> CommonSettings:
+    return CommonSettings(**overrides)
+
+
+@pytest.fixture
+def store(settings: CommonSettings) -> ObjectStore:
+    store = ObjectStore.from_settings(settings)
+    store.ensure_bucket(settings.work_bucket)
+    store.ensure_bucket(settings.delivery_bucket)
+    return store
+
+
+class EventLog:
+    """Every event published under a prefix, in order, with waits on a condition (no sleeps)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.raw: list[tuple[str, bytes]] = []
+        self._changed = asyncio.Condition()
+
+    async def on_message(self, msg: Any) -> None:
+        self.raw.append((msg.subject, msg.data))
+        cls = EVENTS_BY_SUBJECT.get(msg.subject.split(".", 1)[1])
+        if cls is not None:
+            self.events.append(cls.model_validate_json(msg.data))
+        async with self._changed:
+            self._changed.notify_all()
+
+    def of(self, cls: type[Event]) -> list[Event]:
+        return [e for e in self.events if isinstance(e, cls)]
+
+    async def wait_for(self, condition: Callable[[], Any], timeout: float = 120) -> Any:
+        async def _wait() -> Any:
+            async with self._changed:
+                while not (result := condition()):
+                    await self._changed.wait()
+                return result
+
+        return await asyncio.wait_for(_wait(), timeout)
+
+
+@pytest.fixture
+async def event_log(settings: CommonSettings) -> AsyncIterator[EventLog]:
+    nc = await nats.connect(settings.nats_url)
+    log = EventLog()
+    await nc.subscribe(f"{settings.subject_prefix}.>", cb=log.on_message)
+    yield log
+    await nc.close()

@@ -1,0 +1,133 @@
+"""A storyboard through all five services on real NATS, S3, ffmpeg and diffusers (tiny model)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reelforge.stack import local_stack
+from reelforge_gateway.submit import submit_job
+from reelforge_shared.bus import Bus
+from reelforge_shared.events import (
+    FilmEncoded, FilmRequested, JobCompleted, SegmentDelivered, SegmentEncoded, SegmentFailed, SegmentGenerated,
+)
+from reelforge_shared.media import probe
+from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
+from reelforge_shared.storyboard import parse_storyboard
+
+STORYBOARD = {
+    "title": "Three shots",
+    "style": {"prompt_prefix": "documentary still", "negative_prompt": "blurry", "lighting": "daylight 5600K"},
+    "output": {"width": 320, "height": 180},
+    "characters": {"hero": {"description": "a man in a blue shirt", "seed": 1000}},
+    "locations": {"field": {"description": "a bright farmland field", "seed": 5000}},
+    "segments": [
+        {"id": "open", "prompt": "walks into the field", "characters": ["hero"], "location": "field", "frames": 6, "fps": 3},
+        {"id": "turn", "prompt": "looks at the sky", "location": "field", "frames": 4, "fps": 4,
+         "transition": {"type": "dissolve", "duration": 1.0}},
+        {"id": "close", "prompt": "sits down", "characters": ["hero"], "location": "field", "frames": 5, "fps": 2},
+    ],
+}
+FAST = {"steps": 3, "batch_size": 8}
+
+
+async def _subject_counts(settings) -> dict[str, int]:
+    bus = await Bus.connect(settings)
+    info = await bus.js.stream_info(bus.stream, subjects_filter=f"{settings.subject_prefix}.>")
+    await bus.close()
+    return {subject.split(".", 1)[1]: n for subject, n in (info.state.subjects or {}).items()}
+
+
+async def _consumer_idle(settings, durable: str, handled: int) -> None:
+    """Until the consumer has handled ``handled`` messages in all and has none outstanding."""
+    bus = await Bus.connect(settings)
+    try:
+        for _ in range(600):
+            info = await bus.js.consumer_info(bus.stream, durable)
+            if info.ack_floor.stream_seq >= info.delivered.stream_seq and info.num_pending == 0 and info.delivered.consumer_seq >= handled:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{durable} still busy: {info}")
+    finally:
+        await bus.close()
+
+
+async def test_storyboard_becomes_a_film_through_all_services(overrides, event_log, tmp_path: Path) -> None:
+    async with local_stack(tmp_path / "state", **overrides, **FAST) as stack:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+            job_id = (await client.post("/v1/jobs", json=STORYBOARD)).json()["job_id"]
+            done = await event_log.wait_for(lambda: event_log.of(JobCompleted), timeout=300)
+            settings = stack.settings
+            store = ObjectStore.from_settings(settings)
+
+            # The film, read back with PyAV: size, codec, duration = sum of segments (the dissolve does not shorten it).
+            film = store.get_file(settings.delivery_bucket, DeliveryKeys.film(job_id), tmp_path / "final.mp4")
+            info = probe(film)
+            assert (info.width, info.height, info.codec, info.pix_fmt) == (320, 180, "h264", "yuv420p")
+            assert info.duration_s == pytest.approx(6 / 3 + 4 / 4 + 5 / 2, abs=0.01)
+            assert info.fps == 4 and info.frame_count == 22
+            assert done[0].duration_s == pytest.approx(5.5, abs=0.01) and done[0].segment_count == 3
+
+            # Every segment delivered, with QA scores and URLs; the report lists them.
+            delivered = sorted(event_log.of(SegmentDelivered), key=lambda e: e.index)
+            assert [(d.index, d.segment_id) for d in delivered] == [(1, "open"), (2, "turn"), (3, "close")]
+            assert all(d.qa.gates["technical"].passed and d.url.startswith("http") for d in delivered)
+            report = store.get_json(settings.delivery_bucket, DeliveryKeys.report(job_id))
+            assert [s["id"] for s in report["segments"]] == ["open", "turn", "close"]
+            assert report["model"]["random_weights"] is True and report["film"]["duration_s"] == pytest.approx(5.5, abs=0.01)
+            for d in delivered:
+                segment = probe(store.get_file(settings.delivery_bucket, d.delivery_key, tmp_path / f"{d.index}.mp4"))
+                spec = STORYBOARD["segments"][d.index - 1]
+                assert (segment.frame_count, segment.fps, segment.width) == (spec["frames"], spec["fps"], 320)
+
+            # The gateway's state document followed the job.
+            for _ in range(300):
+                status = (await client.get(f"/v1/jobs/{job_id}")).json()
+                if status["status"] == "completed":
+                    break
+                await asyncio.sleep(0.1)
+            assert status["status"] == "completed" and status["film_key"] == DeliveryKeys.film(job_id)
+            assert {s["status"] for s in status["segments"].values()} == {"delivered"}
+
+            # Redelivery: the same SegmentGenerated and FilmRequested arrive again (new ids, so JetStream keeps them).
+            film_stat = store.client.stat_object(settings.work_bucket, Keys.film(job_id))
+            segment_stat = store.client.stat_object(settings.work_bucket, Keys.segment_video(job_id, 2))
+            bus = await Bus.connect(settings)
+            generated = next(e for e in event_log.of(SegmentGenerated) if e.index == 2)
+            requested = event_log.of(FilmRequested)[0]
+            await bus.js.publish(bus.subject(generated), generated.model_dump_json().encode(), headers={"Nats-Msg-Id": "redelivery-1"})
+            await bus.js.publish(bus.subject(requested), requested.model_dump_json().encode(), headers={"Nats-Msg-Id": "redelivery-2"})
+            await bus.close()
+            await _consumer_idle(settings, "encoder-segment-generated", handled=4)
+            await _consumer_idle(settings, "encoder-film-requested", handled=2)
+
+    counts = await _subject_counts(settings)
+    assert counts["segment.encoded"] == 3 and counts["film.encoded"] == 1 and counts["job.completed"] == 1
+    assert counts["film.requested"] == 2  # the original and the one this test forced past de-duplication
+    assert store.client.stat_object(settings.work_bucket, Keys.film(job_id)).last_modified == film_stat.last_modified
+    assert store.client.stat_object(settings.work_bucket, Keys.segment_video(job_id, 2)).etag == segment_stat.etag
+    assert len(store.list_keys(settings.delivery_bucket, f"{job_id}/")) == 3 + 2  # segments, film, report
+
+
+async def test_a_segment_that_fails_for_good_fails_the_job_instead_of_hanging(overrides, event_log, tmp_path: Path) -> None:
+    async with local_stack(tmp_path / "state", names=["gateway", "generator"], **overrides, **FAST) as stack:
+        settings = stack.settings
+        bus = await Bus.connect(settings)
+        store = ObjectStore.from_settings(settings)
+        board = parse_storyboard({"segments": [{"id": "x", "prompt": "p", "frames": 2}]})
+        job = await submit_job(board, bus=bus, store=store, bucket=settings.work_bucket, model=str(tmp_path / "no-such-model"))
+        await bus.close()
+        failed = await event_log.wait_for(lambda: event_log.of(SegmentFailed), timeout=60)
+        assert failed[0].stage == "generator" and "no-such-model" in failed[0].error
+        async with httpx.AsyncClient(base_url=stack.gateway_url) as client:
+            for _ in range(300):
+                status = (await client.get(f"/v1/jobs/{job.job_id}")).json()
+                if status["status"] != "running":
+                    break
+                await asyncio.sleep(0.1)
+        assert status["status"] == "failed" and status["segments"]["1"]["status"] == "failed"
+        assert "no-such-model" in status["segments"]["1"]["error"]
+        assert not event_log.of(SegmentEncoded) and not event_log.of(FilmEncoded)

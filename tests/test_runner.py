@@ -1,0 +1,171 @@
+"""The shared runner against a real nats-server: acks, retries, dead letters, de-duplication.
+
+Tested once here for every service; the handlers are plain functions of this test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import nats
+import pytest
+
+from reelforge_shared.bus import Bus
+from reelforge_shared.errors import InvalidInput, TransientError
+from reelforge_shared.events import FilmEncoded, FilmRequested, JobFailed, SegmentFailed, SegmentRequested, RenderSpec
+from reelforge_shared.runner import Route
+from reelforge_shared.service import Service, run_service
+from reelforge_shared.settings import CommonSettings
+
+
+def _request(index: int = 1) -> SegmentRequested:
+    spec = RenderSpec(prompt="p", seed=1, frames=2, fps=3, width=64, height=64)
+    return SegmentRequested(job_id="j-test", index=index, segment_id=f"s{index}", spec=spec)
+
+
+async def _serve(settings: CommonSettings, routes: list[Route]) -> tuple[asyncio.Event, asyncio.Task]:
+    service = Service("testsvc", settings, routes, deps=None)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_service(service, stop))
+    while service.health.state != "READY":
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    return stop, task
+
+
+async def _stop(stop: asyncio.Event, task: asyncio.Task) -> None:
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+async def _dead_letters(settings: CommonSettings) -> list[dict[str, Any]]:
+    bus = await Bus.connect(settings)
+    sub = await bus.js.pull_subscribe(f"{settings.subject_prefix}.dead.>", stream=bus.stream)
+    try:
+        msgs = await sub.fetch(10, timeout=2)
+    except nats.errors.TimeoutError:
+        msgs = []
+    await bus.close()
+    return [json.loads(m.data) for m in msgs]
+
+
+async def test_handler_results_are_published_and_the_message_acked(settings, event_log) -> None:
+    def handle(event: SegmentRequested, deps: None) -> list:
+        return [FilmRequested(job_id=event.job_id, segment_count=event.index)]
+
+    stop, task = await _serve(settings, [Route(SegmentRequested, handle)])
+    bus = await Bus.connect(settings)
+    await bus.publish(_request())
+    await event_log.wait_for(lambda: event_log.of(FilmRequested), timeout=20)
+    info = await bus.js.consumer_info(bus.stream, "testsvc-segment-requested")
+    await _stop(stop, task)
+    await bus.close()
+    assert info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_transient_error_is_retried_until_it_succeeds(settings, event_log) -> None:
+    calls: list[int] = []
+
+    def handle(event: SegmentRequested, deps: None) -> list:
+        calls.append(1)
+        if len(calls) < 3:
+            raise TransientError("S3 briefly away")
+        return [FilmRequested(job_id=event.job_id, segment_count=1)]
+
+    stop, task = await _serve(settings, [Route(SegmentRequested, handle)])
+    bus = await Bus.connect(settings)
+    await bus.publish(_request())
+    await event_log.wait_for(lambda: event_log.of(FilmRequested), timeout=20)
+    await _stop(stop, task)
+    await bus.close()
+    assert len(calls) == 3 and not event_log.of(SegmentFailed)
+
+
+async def test_permanent_error_dead_letters_at_once_and_publishes_the_failure(settings, event_log) -> None:
+    calls: list[int] = []
+
+    def handle(event: SegmentRequested, deps: None) -> list:
+        calls.append(1)
+        raise InvalidInput("spec.width must be divisible by 8, got 1001")
+
+    stop, task = await _serve(settings, [Route(SegmentRequested, handle)])
+    bus = await Bus.connect(settings)
+    await bus.publish(_request(7))
+    failed = await event_log.wait_for(lambda: event_log.of(SegmentFailed), timeout=20)
+    await _stop(stop, task)
+    await bus.close()
+    assert len(calls) == 1
+    assert failed[0].index == 7 and failed[0].stage == "testsvc" and "divisible by 8" in failed[0].error
+    letters = await _dead_letters(settings)
+    assert len(letters) == 1 and letters[0]["deliveries"] == 1 and "divisible by 8" in letters[0]["error"]
+
+
+async def test_unknown_errors_dead_letter_after_the_last_delivery(settings, event_log) -> None:
+    settings = settings.model_copy(update={"max_deliver": 3})
+    calls: list[int] = []
+
+    def handle(event: FilmRequested, deps: None) -> list:
+        calls.append(1)
+        raise RuntimeError("bug")
+
+    stop, task = await _serve(settings, [Route(FilmRequested, handle)])
+    bus = await Bus.connect(settings)
+    await bus.publish(FilmRequested(job_id="j-x", segment_count=1))
+    failed = await event_log.wait_for(lambda: event_log.of(JobFailed), timeout=30)
+    await _stop(stop, task)
+    await bus.close()
+    assert len(calls) == 3 and "RuntimeError: bug" in failed[0].error
+    assert [letter["deliveries"] for letter in await _dead_letters(settings)] == [3]
+
+
+async def test_undecodable_message_is_dead_lettered_not_retried(settings) -> None:
+    calls: list[int] = []
+    stop, task = await _serve(settings, [Route(SegmentRequested, lambda e, d: calls.append(1) or [])])
+    bus = await Bus.connect(settings)
+    await bus.js.publish(bus.subject(SegmentRequested), b'{"job_id": "j-1", "index": 0}')
+    letters: list = []
+    for _ in range(50):
+        if letters := await _dead_letters(settings):
+            break
+    await _stop(stop, task)
+    await bus.close()
+    assert not calls and "undecodable SegmentRequested" in letters[0]["error"] and "index" in letters[0]["error"]
+
+
+async def test_long_work_reports_in_progress_and_is_not_redelivered(settings, event_log) -> None:
+    settings = settings.model_copy(update={"ack_wait_s": 1.0})
+    calls: list[int] = []
+
+    def handle(event: SegmentRequested, deps: None) -> list:
+        calls.append(1)
+        import time
+
+        time.sleep(3.5)  # the work itself: three ack-waits long
+        return [FilmRequested(job_id=event.job_id, segment_count=1)]
+
+    stop, task = await _serve(settings, [Route(SegmentRequested, handle)])
+    bus = await Bus.connect(settings)
+    await bus.publish(_request())
+    await event_log.wait_for(lambda: event_log.of(FilmRequested), timeout=20)
+    await _stop(stop, task)
+    await bus.close()
+    assert len(calls) == 1
+
+
+async def test_a_repeated_publish_is_stored_once(settings) -> None:
+    bus = await Bus.connect(settings)
+    event = FilmEncoded(job_id="j-1", film_key="k", duration_s=1, frame_count=3, fps=3, width=2, height=2)
+    again = event.model_copy(update={"event_id": "another"})  # a retry creates a new event id, same logical event
+    await bus.publish(event)
+    await bus.publish(again)
+    info = await bus.js.stream_info(bus.stream)
+    await bus.close()
+    assert info.state.messages == 1
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_dedup_ids_name_the_job_segment_and_attempt(n: int) -> None:
+    assert _request(n).dedup_id() == f"segment.requested:j-test:{n:03d}:1"

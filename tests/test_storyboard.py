@@ -1,0 +1,82 @@
+"""Storyboards are validated at the edge, with the failing field named."""
+
+from pathlib import Path
+
+import pytest
+
+from reelforge_shared.storyboard import StoryboardInvalid, load_storyboard, parse_storyboard
+
+APFELBAUM = Path(__file__).parent.parent / "examples" / "apfelbaum" / "storyboard.yaml"
+
+VALID = {
+    "title": "t",
+    "characters": {"hero": {"description": "a man in a blue shirt", "seed": 1000}},
+    "locations": {"field": {"description": "a field", "seed": 5000}},
+    "segments": [
+        {"id": "a", "prompt": "walks", "characters": ["hero"], "location": "field"},
+        {"id": "b", "prompt": "sits", "transition": {"type": "dissolve", "duration": 1.0}},
+    ],
+}
+
+
+def _fields(data: object) -> list[str]:
+    with pytest.raises(StoryboardInvalid) as info:
+        parse_storyboard(data)
+    return [e["field"] for e in info.value.errors]
+
+
+def test_plain_list_of_segments_gets_defaults() -> None:
+    board = load_storyboard('[{"id": "a", "prompt": "x"}, {"id": 2, "prompt": "y"}]')
+    assert [(s.id, s.frames, s.fps) for s in board.segments] == [("a", 24, 3.0), ("2", 24, 3.0)]
+    assert (board.output.width, board.output.height) == (1920, 1080)
+
+
+def test_transition_shorthand_and_yaml() -> None:
+    board = load_storyboard("segments:\n  - {id: a, prompt: x}\n  - {id: b, prompt: y, transition: dissolve}\n")
+    assert board.segments[1].transition.type == "dissolve" and board.segments[1].transition.duration == 1.0
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda b: b["segments"][0].pop("prompt"), "segments[0].prompt"),
+        (lambda b: b["segments"][1].update(frames=0), "segments[1].frames"),
+        (lambda b: b["segments"][0].update(characters=["hero", "villain"]), "segments[0].characters[1]"),
+        (lambda b: b["segments"][1].update(transition={"type": "wipe"}), "segments[1].transition.type"),
+        (lambda b: b["segments"][0].update(prompt="x" * 10_000_000), "segments[0].prompt"),
+        (lambda b: b["segments"][0].update(location="moon"), "segments[0].location"),
+        (lambda b: b["segments"][1].update(id="a"), "segments[1].id"),
+        (lambda b: b.update(output={"width": 1001}), "output.width"),
+    ],
+    ids=["missing-prompt", "zero-frames", "unknown-character", "unknown-transition", "10MB-prompt", "unknown-location", "duplicate-id", "odd-width"],
+)
+def test_bad_storyboard_names_the_field(change, field: str) -> None:
+    import copy
+
+    data = copy.deepcopy(VALID)
+    change(data)
+    assert field in _fields(data)
+
+
+def test_error_message_carries_the_value_but_not_all_of_it() -> None:
+    with pytest.raises(StoryboardInvalid) as info:
+        parse_storyboard({"segments": [{"id": "a", "prompt": "x" * 10_000_000}]})
+    assert len(str(info.value)) < 500 and "at most 2000 characters" in str(info.value)
+
+
+def test_not_yaml_is_refused() -> None:
+    with pytest.raises(StoryboardInvalid, match="storyboard"):
+        load_storyboard("segments: [unclosed")
+
+
+def test_apfelbaum_example_is_seed_001s_film() -> None:
+    board = load_storyboard(APFELBAUM.read_text())
+    assert len(board.segments) == 33 and board.duration_s == 264.0
+    assert all(s.frames == 24 and s.fps == 3 for s in board.segments)
+    where = {name: [i for i, s in enumerate(board.segments, 1) if name in s.characters] for name in board.characters}
+    assert where["protagonist"] == [1, 4, 5, 8, 9, 11, 13, 22, 26, 27, 28, 29]
+    assert where["second_man"] == [16, 22, 23, 24, 25, 26, 27, 28, 30, 33]
+    assert where["sapling"] == list(range(1, 23)) and where["apple_tree"] == list(range(24, 34))
+    assert [i for i, s in enumerate(board.segments, 1) if s.transition.type == "dissolve"] == [24]
+    assert (board.output.width, board.output.height) == (1920, 1080)
+    assert all(s.location == "field" for s in board.segments) and board.style.color_temperature_k in range(5500, 6001)
