@@ -56,6 +56,13 @@ def test_film_lasts_the_sum_of_its_segments_with_a_dissolve(tmp_path: Path, film
     assert (info.width, info.height, info.codec) == (320, 180, "h264")
 
 
+def test_dissolve_after_cuts_keeps_every_frame(tmp_path: Path) -> None:
+    parts = [FilmPart(_segment(tmp_path, n, 3, 3, 30 * i), 3, 3, t, 1.0 if t == "dissolve" else 0.0)
+             for i, (n, t) in enumerate([("a", "cut"), ("b", "cut"), ("c", "dissolve"), ("d", "cut"), ("e", "dissolve")])]
+    info = probe(compile_film(parts, 3, 320, 180, tmp_path / "film.mp4", CODEC))
+    assert info.frame_count == 15 and info.duration_s == pytest.approx(5.0, abs=0.01)
+
+
 def test_dissolve_blends_across_the_boundary_and_a_cut_does_not(tmp_path: Path) -> None:
     dark, light = _segment(tmp_path, "dark", 12, 12, 20), _segment(tmp_path, "light", 12, 12, 220)
     dissolved = compile_film([FilmPart(dark, 12, 12), FilmPart(light, 12, 12, "dissolve", 0.5)], 12, 320, 180, tmp_path / "d.mp4", CODEC)

@@ -109,6 +109,14 @@ def worker(name: Annotated[str, typer.Argument(help="gateway, generator, encoder
 
 
 @app.command()
+def settings() -> None:
+    """Print every REELFORGE_ setting as the Markdown table the README carries."""
+    from reelforge.stack import settings_table
+
+    sys.stdout.write(settings_table() + "\n")
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of every event on the bus, keyed by subject."""
     from reelforge_shared.events import json_schema

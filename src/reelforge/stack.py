@@ -30,6 +30,21 @@ def service_module(name: str) -> ModuleType:
     return importlib.import_module(SERVICE_MODULES[name])
 
 
+def settings_table() -> str:
+    """Markdown table of every setting of every service (common ones once)."""
+    rows, seen = ["| variable | used by | default | meaning |", "| --- | --- | --- | --- |"], set()
+    for name in SERVICE_MODULES:
+        for field, info in service_module(name).Settings.model_fields.items():
+            if field in seen:
+                continue
+            seen.add(field)
+            default = info.default.get_secret_value() if hasattr(info.default, "get_secret_value") else info.default
+            shown = "unset" if default is None else f"`{default}`"
+            used_by = "all" if field in CommonSettings.model_fields else name
+            rows.append(f"| `REELFORGE_{field.upper()}` | {used_by} | {shown} | {info.description} |")
+    return "\n".join(rows)
+
+
 def build_service(name: str, overrides: dict[str, Any]) -> Service:
     module = service_module(name)
     return module.build(module.Settings(**overrides))

@@ -84,6 +84,7 @@ def compile_film(parts: list[FilmPart], fps: float, width: int, height: int, out
         clip = (
             ffmpeg.input(str(part.path)).video.filter("fps", fps=rate(fps)).filter("scale", width, height, flags="lanczos")
             .filter("setsar", 1).filter("format", "yuv420p").filter("trim", end_frame=count).filter("setpts", "PTS-STARTPTS")
+            .filter("settb", "AVTB")  # one timebase for all: xfade refuses inputs whose timebases differ
         )
         overlap = round(part.transition_s * fps) if part.transition == "dissolve" else 0
         if film is None:
