@@ -63,9 +63,9 @@ def test_resumed_segment_renders_only_missing_frames(renderer: FrameRenderer, st
     rendered: list[list[int]] = []
     original = renderer.render
 
-    def spy(spec, frames):
+    def spy(spec, frames, *args):
         rendered.append(list(frames))
-        return original(spec, frames)
+        return original(spec, frames, *args)
 
     renderer.render = spy
     try:

@@ -1,3 +1,7 @@
+"""Generator settings (``REELFORGE_`` environment variables), read once in ``main()`` and passed in."""
+
+from __future__ import annotations
+
 from typing import Literal
 
 from pydantic import Field
@@ -5,6 +9,7 @@ from pydantic import Field
 from reelforge_shared.settings import CommonSettings
 
 TINY_SD = "reelforge/tiny-sd"
+Switch = Literal["auto", "on", "off"]  # auto: on for CUDA devices, off on the CPU (where these levers do not pay)
 
 
 class GeneratorSettings(CommonSettings):
@@ -13,12 +18,81 @@ class GeneratorSettings(CommonSettings):
         description=f"Hugging Face id (warm cache) or local path; {TINY_SD} is the built-in tiny random-weight test model",
     )
     model_cache_dir: str = Field("~/.cache/reelforge/models", description="where built-in test models are written")
-    steps: int | None = Field(None, ge=1, le=200, description="denoising steps (default 30; 20 for the tiny test model)")
-    guidance_scale: float = Field(7.5, ge=0, description="classifier-free guidance scale")
-    generation_width: int | None = Field(
-        None, ge=64, le=4096, description="render width; height follows the output's aspect (default 1024; 128 for the tiny model)"
+    steps: int | None = Field(None, ge=1, le=200, description="denoising steps (default 30; the tiny test models set their own)")
+    guidance_scale: float | None = Field(
+        None, ge=0, description="classifier-free guidance scale (default 7.5; SVD: its max guidance, default 3; turbo models 0)"
     )
-    batch_size: int = Field(8, ge=1, le=256, description="frames per UNet call")
-    motion: float = Field(0.35, ge=0, le=1.5708, description="radians of per-frame latent variation around the segment's shared latent")
+    generation_width: int | None = Field(
+        None,
+        ge=64,
+        le=4096,
+        description="render width; height follows the output's aspect (default 1024; 128 for the tiny models)",
+    )
+    batch_size: int = Field(
+        8, ge=1, le=256, description="frames per UNet call (per-frame models); both CFG branches go in the same call"
+    )
+    motion: float = Field(
+        0.35, ge=0, le=1.5708, description="radians of per-frame latent variation around the segment's shared latent"
+    )
+    video_motion: float = Field(
+        1.2,
+        ge=0,
+        le=1.5708,
+        description="the same for video models, whose temporal layers expect nearly independent noise per frame",
+    )
+    clip_frames: int | None = Field(
+        None, ge=1, le=256, description="frames per denoising of a video model (default: the model's, else 16; SVD 14)"
+    )
     device: str = Field("auto", description="torch device: auto, cpu, cuda, cuda:1 ...")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto", description="weights dtype (auto: fp16 on CUDA, fp32 on CPU)")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="weights dtype (auto: fp16 on CUDA, fp32 on CPU); bfloat16 changes the images beyond fp16 noise"
+    )
+    quality_mode: Literal["exact", "tiled-vae"] = Field(
+        "exact",
+        description="exact: the plain diffusers pipeline's images up to fp16 noise; "
+        "tiled-vae: decode in tiles (less memory, seams differ)",
+    )
+    img2img_strength: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="> 0: frames after the first are img2img from the segment's keyframe (frame 0) at this strength",
+    )
+    ip_adapter: str | None = Field(
+        None, description="IP-Adapter repo id or path for reference images (tiny models bring their own)"
+    )
+    ip_adapter_weight: str = Field(
+        "models/ip-adapter_sd15.safetensors", description="file of the IP-Adapter inside `ip_adapter` (subfolder/name)"
+    )
+    ip_adapter_scale: float = Field(0.6, ge=0, le=2, description="weight of the characters' reference images")
+    keyframe_model: str | None = Field(
+        None,
+        description="text-to-image model that renders the conditioning image of image-to-video models "
+        "when no reference image is given",
+    )
+    # Speed levers (docs/benchmarks.md says which were measured where).
+    sdpa_backend: Literal["auto", "flash", "cudnn", "efficient", "math"] = Field(
+        "auto", description="scaled-dot-product attention kernel tried first (auto: PyTorch's order)"
+    )
+    channels_last: Switch = Field("auto", description="UNet and VAE in channels_last memory format")
+    fuse_qkv: Switch = Field(
+        "off", description="fused query/key/value projections in the UNet and VAE attention (off until measured on a GPU)"
+    )
+    compile: Switch = Field("auto", description="torch.compile the UNet (the compile cache makes later workers skip compilation)")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
+        "default", description="torch.compile mode; reduce-overhead adds CUDA graphs"
+    )
+    compile_cache_dir: str = Field(
+        "~/.cache/reelforge/torch-compile",
+        description="persistent Inductor cache (mount a volume here so restarts skip compilation)",
+    )
+    vae_decode: Literal["batched", "sliced"] = Field(
+        "batched", description="decode a batch's frames in one VAE call or one by one (less memory, same images)"
+    )
+    # GPU safety (seed 001: offload above 40 GB, pause above 85 °C, resume at 80 °C, poll every 10 s).
+    vram_limit_gb: float = Field(
+        40.0, gt=0, description="above this (NVML, all processes) batches shrink, then the model is offloaded"
+    )
+    thermal_pause_c: float = Field(85.0, description="pause between batches above this GPU temperature")
+    thermal_resume_c: float = Field(80.0, description="resume at or below this temperature")
+    thermal_poll_s: float = Field(10.0, gt=0, description="temperature poll interval while paused")

@@ -1,12 +1,28 @@
-"""Generator handler: SegmentRequested -> frames in S3 -> SegmentGenerated."""
+"""Generator handler: SegmentRequested -> frames in S3 -> SegmentGenerated.
+
+Resume: only frames not yet stored are rendered, so a redelivered or restarted segment finishes
+where the last attempt stopped. Out of memory: the segment is retried at a smaller batch, then at
+a lower resolution (:mod:`reelforge_generator.fallback`); a lower resolution re-renders the whole
+segment so its frames keep one size, and is recorded in ``render.json`` beside the frames so that
+a later delivery renders the rest at the same size and reports the same degradation.
+"""
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import structlog
+import torch
+
+from reelforge_generator.fallback import RenderPlan, after_out_of_memory
+from reelforge_generator.metrics import DEGRADATIONS
 from reelforge_generator.renderer import FrameRenderer
-from reelforge_shared.events import Event, SegmentGenerated, SegmentRequested
+from reelforge_shared.errors import TransientError
+from reelforge_shared.events import Event, RenderSpec, SegmentGenerated, SegmentRequested
 from reelforge_shared.storage import Keys, ObjectStore
+
+log = structlog.get_logger("reelforge.generator")
 
 
 @dataclass(slots=True)
@@ -16,19 +32,92 @@ class GeneratorDeps:
     renderer: FrameRenderer
 
 
+def render_state_key(job: str, index: int, attempt: int = 1) -> str:
+    """Beside ``frames/``, not in it: the encoder reads every object under ``frames/`` as a frame."""
+    return f"{Keys.segment(job, index, attempt)}/render.json"
+
+
+class Uploads:
+    """Frames go to S3 on two threads while the renderer works on the next batch."""
+
+    def __init__(self, store: ObjectStore, bucket: str) -> None:
+        self.store, self.bucket = store, bucket
+        self.pool = ThreadPoolExecutor(2, thread_name_prefix="upload")
+        self.pending: list[tuple[int, Future]] = []
+
+    def put(self, index: int, key: str, png: bytes) -> None:
+        self.pending.append((index, self.pool.submit(self.store.put_bytes, self.bucket, key, png, "image/png")))
+
+    def finish(self) -> set[int]:
+        """Wait for every upload; the frames stored (the first failure raises after all have settled)."""
+        self.pool.shutdown(wait=True)
+        for _, future in self.pending:
+            future.result()
+        return {index for index, _ in self.pending}
+
+
 def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
     """Render the frames not yet stored (a redelivered or restarted segment resumes), then announce them."""
-    job, n, spec = event.job_id, event.index, event.spec
-    stored = set(deps.store.list_keys(deps.bucket, Keys.frames(job, n)))
-    missing = [i for i in range(spec.frames) if Keys.frame(job, n, i) not in stored]
-    if deps.renderer.model is None or (event.model and event.model != deps.renderer.model.name):
-        deps.renderer.setup(event.model)  # a worker keeps its model; only a different request reloads
-    for i, png in deps.renderer.render(spec, missing):
-        deps.store.put_bytes(deps.bucket, Keys.frame(job, n, i), png, "image/png")
+    job, n, a, spec, renderer = event.job_id, event.index, event.attempt, event.spec, deps.renderer
+    if renderer.model is None or (event.model and event.model != renderer.model.name):
+        renderer.setup(event.model)  # a worker keeps its model; only a different request reloads
+    state_key = render_state_key(job, n, a)
+    state = deps.store.get_json(deps.bucket, state_key) if deps.store.exists(deps.bucket, state_key) else {}
+    full = renderer.plan(spec)
+    plan = RenderPlan(state["width"], state["height"], full.batch) if state else full
+    notes: list[str] = list(state.get("degraded", []))
+    stored = set(deps.store.list_keys(deps.bucket, Keys.frames(job, n, a)))
+    todo = [i for i in range(spec.frames) if Keys.frame(job, n, i, a) not in stored]
+    while True:  # until a render finishes; with nothing missing it finishes at once
+        done, out_of_memory = _render_into_store(deps, job, n, a, spec, todo, plan)
+        if not out_of_memory:
+            notes += renderer.last_run.notes
+            break
+        step = after_out_of_memory(plan, full.size, renderer.size_multiple)
+        if step is None:
+            raise TransientError(f"out of memory at batch 1 and {plan.width}x{plan.height}; another worker may have more")
+        smaller, note = step
+        DEGRADATIONS.labels("batch" if smaller.size == plan.size else "resolution").inc()
+        log.warning("generator.out_of_memory", job_id=job, index=n, detail=note)
+        notes.append(note)
+        if smaller.size != plan.size:  # one size per segment: everything again, at the new size
+            for key in deps.store.list_keys(deps.bucket, Keys.frames(job, n, a)):  # first, so no old-size frame outlives the record
+                deps.store.client.remove_object(deps.bucket, key)
+            deps.store.put_json(deps.bucket, state_key, {"width": smaller.width, "height": smaller.height, "degraded": notes})
+            todo = list(range(spec.frames))
+        else:
+            todo = [i for i in todo if i not in done]
+        plan = smaller
     return [
         SegmentGenerated(
-            job_id=job, index=n, segment_id=event.segment_id, attempt=event.attempt,
-            frames_prefix=Keys.frames(job, n), frame_count=spec.frames, fps=spec.fps,
-            width=spec.width, height=spec.height, model=deps.renderer.model,
+            job_id=job,
+            index=n,
+            segment_id=event.segment_id,
+            attempt=event.attempt,
+            frames_prefix=Keys.frames(job, n, a),
+            frame_count=spec.frames,
+            fps=spec.fps,
+            width=spec.width,
+            height=spec.height,
+            model=renderer.model,
+            degraded="; ".join(notes) or None,
         )
     ]
+
+
+def _render_into_store(
+    deps: GeneratorDeps, job: str, n: int, attempt: int, spec: RenderSpec, frames: list[int], plan: RenderPlan
+) -> tuple[set[int], bool]:
+    """Render ``frames`` into the store: the frames stored, and whether the device ran out of memory."""
+    uploads = Uploads(deps.store, deps.bucket)
+    try:
+        for i, png in deps.renderer.render(spec, frames, plan):
+            uploads.put(i, Keys.frame(job, n, i, attempt), png)
+    except torch.OutOfMemoryError:
+        if deps.renderer.device.startswith("cuda"):
+            torch.cuda.empty_cache()  # what the failed batch held is garbage now
+        return uploads.finish(), True
+    except BaseException:
+        uploads.pool.shutdown(wait=True)
+        raise
+    return uploads.finish(), False

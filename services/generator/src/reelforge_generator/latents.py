@@ -50,3 +50,10 @@ def frame_latents(
         walk = _slerp(_noise(walk_seed + k, shape), _noise(walk_seed + k + 1, shape), t / FRAMES_PER_ANCHOR)
         out.append(math.cos(motion) * base + math.sin(motion) * walk)
     return torch.stack(out)
+
+
+def frame_generators(seed: int, frames: list[int]) -> list[torch.Generator]:
+    """One CPU generator per frame (or clip) for the noise a pipeline draws itself: ancestral schedulers'
+    per-step noise, SVD's noise on its conditioning image, img2img's start. Per frame, so a frame's
+    image does not depend on the batch it is in; on the CPU, so it does not depend on the device."""
+    return [torch.Generator().manual_seed((seed * 1_000_033 + 7_919 * (i + 1)) % 2**63) for i in frames]

@@ -1,35 +1,50 @@
 """The GPU work, cog-style: ``setup()`` loads a model once, ``render()`` turns a spec into frames.
 
-Model-agnostic: ``DiffusionPipeline.from_pretrained`` reads the pipeline class from the model.
-Per segment the prompt is encoded once and shared by every frame; frames start from the
-segment's shared latent (see :mod:`reelforge_generator.latents`) and are denoised in batches.
+Model-agnostic: ``DiffusionPipeline.from_pretrained`` reads the pipeline class from the model and
+the class picks how frames are made: one image per frame (:mod:`~reelforge_generator.per_frame`)
+or clips of a video model (:mod:`~reelforge_generator.clips`). Around every UNet batch the
+renderer waits for the GPU to cool, keeps VRAM under the limit, times the batch, and hands the
+previous batch's frames to PNG encoding threads so that encoding (and the handler's uploads)
+overlap the next batch's GPU work.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
-from prometheus_client import Counter, Histogram
+from PIL import Image
 
+from reelforge_generator import metrics
+from reelforge_generator.clips import ImageToVideo, TextToVideo
 from reelforge_generator.config import GeneratorSettings
-from reelforge_generator.latents import frame_latents
+from reelforge_generator.fallback import RenderPlan
+from reelforge_generator.gpu import GpuSource, source_for
+from reelforge_generator.guards import ThermalGuard, VramGuard
+from reelforge_generator.per_frame import PerFrame
+from reelforge_generator.speed import apply_levers, attention_kernels
 from reelforge_generator.tiny_models import model_marker, resolve_model
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import ModelInfo, RenderSpec
 
-FRAMES_RENDERED = Counter("reelforge_generator_frames_total", "Frames rendered", ["model"])
-FRAME_SECONDS = Histogram(
-    "reelforge_generator_frame_seconds", "Render time per frame (batch time / frames in it)", ["model"],
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
-)
+KINDS = {  # pipeline class -> how it makes frames
+    "StableDiffusionPipeline": PerFrame,
+    "StableDiffusionXLPipeline": PerFrame,
+    "TextToVideoSDPipeline": TextToVideo,
+    "AnimateDiffPipeline": TextToVideo,
+    "StableVideoDiffusionPipeline": ImageToVideo,
+}
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Loading bars and deprecation chatter belong to notebooks, not to a worker's log."""
     import diffusers.utils.logging
     import transformers.utils.logging
@@ -41,82 +56,173 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"diffusers\..*")
 
 
+def encode_png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    # Level 1: frames are intermediates the encoder reads once; level 6 (PIL's default) costs ~4x the time for ~10 % less.
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def to_pixels(images: torch.Tensor) -> np.ndarray:
+    """(n, 3, H, W) floats in 0..1 -> (n, H, W, 3) uint8 on the host, rounded as diffusers' PIL output is."""
+    return (images.float() * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+@dataclass(slots=True)
+class RunReport:
+    """What the last ``render`` did, for the handler's event and the benchmark."""
+
+    plan: RenderPlan
+    batches: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    peak_vram_bytes: int | None = None
+
+
+def load_pipeline(name: str, cache_dir: str, dtype: torch.dtype) -> tuple[object, dict, str]:
+    """The pipeline (its class read from the model), its Reelforge marker and its local path."""
+    path = resolve_model(name, Path(cache_dir))
+    quiet_libraries()
+    from diffusers import DiffusionPipeline
+
+    try:
+        pipe = DiffusionPipeline.from_pretrained(path, torch_dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise PermanentError(f"cannot load model {name!r}: {exc}") from exc
+    return pipe, model_marker(path), path
+
+
 class FrameRenderer:
     """One loaded pipeline; a worker keeps it between jobs."""
 
-    def __init__(self, settings: GeneratorSettings) -> None:
+    def __init__(
+        self,
+        settings: GeneratorSettings,
+        gpu: GpuSource | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
+        self.device = settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        self.gpu = gpu if gpu is not None else source_for(self.device)
+        self.thermal = ThermalGuard(
+            self.gpu, settings.thermal_pause_c, settings.thermal_resume_c, settings.thermal_poll_s, sleep=sleep, clock=clock
+        )
         self.pipe = None
+        self.kind: PerFrame | TextToVideo | ImageToVideo | None = None
         self.model: ModelInfo | None = None
+        self.levers: list[str] = []
         self.defaults: dict = {}
+        self.last_run: RunReport | None = None
+        self._offloaded = False
+        self._encoder = ThreadPoolExecutor(2, thread_name_prefix="png")  # two: one frame per core on the smallest machines
+        metrics.watch(self.gpu)
 
     # 1. Setup: load once.
     def setup(self, model: str | None = None) -> ModelInfo:
         name = model or self.settings.model
-        path = resolve_model(name, Path(self.settings.model_cache_dir))
-        _quiet_libraries()
-        from diffusers import DiffusionPipeline
+        pipe, marker, path = load_pipeline(name, self.settings.model_cache_dir, self.dtype)
+        return self.adopt(pipe, name, marker, path)
 
-        device = self.settings.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype = self.settings.dtype
-        if dtype == "auto":
-            dtype = "float16" if device.startswith("cuda") else "float32"
-        try:
-            pipe = DiffusionPipeline.from_pretrained(path, torch_dtype=getattr(torch, dtype))
-        except (OSError, ValueError) as exc:
-            raise PermanentError(f"cannot load model {name!r}: {exc}") from exc
-        pipe.to(device)
+    @property
+    def dtype(self) -> torch.dtype:
+        if self.settings.dtype == "auto":
+            return torch.float16 if self.device.startswith("cuda") else torch.float32
+        return getattr(torch, self.settings.dtype)
+
+    def adopt(self, pipe: object, name: str, marker: dict, path: str = "") -> ModelInfo:
+        """Use an already built pipeline (the benchmark builds the real architecture in memory)."""
+        kind = KINDS.get(type(pipe).__name__)
+        if kind is None:
+            raise PermanentError(f"model {name!r} is a {type(pipe).__name__}; supported pipelines: {', '.join(KINDS)}")
+        pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
-        self.pipe, self.defaults = pipe, model_marker(path)
-        self.model = ModelInfo(name=name, pipeline=type(pipe).__name__, random_weights=bool(self.defaults.get("random_weights")))
+        self.levers = apply_levers(pipe, self.settings, self.device)
+        self.pipe, self._offloaded = pipe, False
+        self.kind = kind(pipe, self.settings, marker, path)
+        self.defaults = marker
+        self.model = ModelInfo(name=name, pipeline=type(pipe).__name__, random_weights=bool(marker.get("random_weights")))
         return self.model
+
+    @property
+    def size_multiple(self) -> int:
+        """Generation sizes are multiples of this.
+
+        The image UNet upsamples to its skip connections' sizes, so any multiple of the VAE's
+        downscale works (1080 lines stay 1080) that the SD pipelines accept (they ask for multiples
+        of 8); the video UNets need every halving to be exact.
+        """
+        if not self.kind.clip_based:
+            return math.lcm(self.pipe.vae_scale_factor, 8)
+        return self.pipe.vae_scale_factor * 2 ** (len(self.pipe.unet.config.block_out_channels) - 1)
 
     def generation_size(self, spec: RenderSpec) -> tuple[int, int]:
         """Render size: the configured width, the output's aspect, rounded to what the UNet can halve."""
         width = self.settings.generation_width or self.defaults.get("default_width", 1024)
-        unet = self.pipe.unet
-        multiple = self.pipe.vae_scale_factor * 2 ** (len(unet.config.block_out_channels) - 1)
+        multiple = self.size_multiple
         height = width * spec.height / spec.width
         return (max(multiple, round(width / multiple) * multiple), max(multiple, round(height / multiple) * multiple))
 
+    def plan(self, spec: RenderSpec) -> RenderPlan:
+        return RenderPlan(*self.generation_size(spec), batch=1 if self.kind.clip_based else self.settings.batch_size)
+
     # 2. Run: frames of one segment, yielded as PNG bytes in frame order.
     @torch.inference_mode()
-    def render(self, spec: RenderSpec, frames: list[int]) -> Iterator[tuple[int, bytes]]:
-        pipe = self.pipe
+    def render(self, spec: RenderSpec, frames: list[int], plan: RenderPlan | None = None) -> Iterator[tuple[int, bytes]]:
+        plan = plan or self.plan(spec)
+        report = self.last_run = RunReport(plan)
         if not frames:
             return
         # 2.1 Check inputs.
         bad = [i for i in frames if not 0 <= i < spec.frames]
         if bad:
             raise InvalidInput(f"frames {bad} outside 0..{spec.frames - 1}")
-        width, height = self.generation_size(spec)
-        steps = self.settings.steps or self.defaults.get("default_steps", 30)
-        guidance = self.settings.guidance_scale
-        # 2.2 Encode the prompt once for the whole segment.
-        positive, negative = pipe.encode_prompt(
-            spec.prompt, pipe.device, 1, guidance > 1, negative_prompt=spec.negative_prompt or None
-        )[:2]
-        # 2.3 Shared latents with per-frame variation (deterministic per frame index).
-        f = pipe.vae_scale_factor
-        shape = (pipe.unet.config.in_channels, height // f, width // f)
-        latents = frame_latents(spec.seed, spec.character_seeds, spec.location_seed, shape, frames, self.settings.motion)
-        # 2.4 Denoise in batches; both CFG branches go in one UNet call (the pipeline concatenates them).
-        batch = self.settings.batch_size
-        for start in range(0, len(frames), batch):
-            chunk = frames[start : start + batch]
-            began = time.perf_counter()
-            out = pipe(
-                prompt_embeds=positive.repeat(len(chunk), 1, 1),
-                negative_prompt_embeds=negative.repeat(len(chunk), 1, 1) if negative is not None else None,
-                latents=latents[start : start + batch].to(pipe.device, pipe.unet.dtype),
-                height=height, width=width, num_inference_steps=steps, guidance_scale=guidance, output_type="pil",
-            )
-            per_frame = (time.perf_counter() - began) / len(chunk)
-            for index, image in zip(chunk, out.images, strict=True):
-                FRAME_SECONDS.labels(self.model.name).observe(per_frame)
-                FRAMES_RENDERED.labels(self.model.name).inc()
-                buffer = io.BytesIO()
-                image.save(buffer, format="PNG")
-                yield index, buffer.getvalue()
+        began = time.perf_counter()
+        if self.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats(self.device)
+        vram = VramGuard(
+            self.gpu, self.settings.vram_limit_gb, release=self._release, offload=self._offload, offloaded=self._offloaded
+        )
+        # 2.2 What every call of the segment shares, computed once (prompt and reference embeddings).
+        with attention_kernels(self.settings.sdpa_backend):
+            conditioning = self.kind.prepare(spec, plan)
+        # 2.3 Denoise batch by batch; encode the previous batch's PNGs while the next one runs.
+        remaining, batch, pending = sorted(set(frames)), plan.batch, []
+        while remaining:
+            self.thermal.wait_until_cool()
+            batch = vram.batch_for(batch)
+            rendered, kept = self.kind.next_unit(spec, remaining, batch)
+            started = time.perf_counter()
+            with attention_kernels(self.settings.sdpa_backend):
+                pixels = to_pixels(self.kind.run(spec, conditioning, rendered, plan))
+            self._count(len(kept), len(rendered), time.perf_counter() - started)
+            report.batches.append(len(rendered))
+            ready = [(i, self._encoder.submit(encode_png, pixels[rendered.index(i)])) for i in kept]
+            yield from self._collect(pending)
+            pending, remaining = ready, [i for i in remaining if i not in kept]
+        yield from self._collect(pending)
+        self._offloaded = vram.offloaded
+        report.notes, report.seconds = vram.notes, time.perf_counter() - began
+        metrics.SEGMENT_SECONDS.labels(self.model.name).observe(report.seconds)
+        if self.device.startswith("cuda"):
+            report.peak_vram_bytes = torch.cuda.max_memory_allocated(self.device)
+            metrics.VRAM_PEAK.set(report.peak_vram_bytes)
+
+    @staticmethod
+    def _collect(pending: list[tuple[int, Future]]) -> Iterator[tuple[int, bytes]]:
+        for index, future in pending:
+            yield index, future.result()
+
+    def _count(self, kept: int, rendered: int, seconds: float) -> None:
+        for _ in range(kept):
+            metrics.FRAME_SECONDS.labels(self.model.name).observe(seconds / rendered)
+        metrics.FRAMES_RENDERED.labels(self.model.name).inc(kept)
+
+    def _release(self) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+    def _offload(self) -> None:
+        """Idle parts of the model to host memory (diffusers' model offload): the same images, slower."""
+        if self.device.startswith("cuda"):
+            self.pipe.enable_model_cpu_offload(device=self.device)

@@ -1,0 +1,144 @@
+"""Video models: text-to-video (ModelScope/zeroscope, AnimateDiff) and image-to-video (Stable Video Diffusion).
+
+A video model denoises a *clip* of frames jointly, so a segment is cut into clips of
+``clip_frames`` at fixed boundaries (frame ``i`` is in clip ``i // clip_frames``). A clip is the
+unit of work and of resume: a restarted segment renders the clips holding missing frames, whole,
+and stores only the missing frames, which come out as they did the first time. Clips of one
+segment start from the same seed families (:mod:`reelforge_generator.latents`, with the wider
+``video_motion``), so they share cast and place.
+
+Image-to-video conditions on one image instead of the prompt: the first character's reference
+image when the storyboard gives one, else a keyframe, frame 0 of the segment rendered by a
+text-to-image model (``keyframe_model``; the tiny SVD names the tiny SD), so the prompt, style
+and seeds still decide the shot.
+"""
+
+from __future__ import annotations
+
+import io
+
+import torch
+from PIL import Image, ImageOps
+
+from reelforge_generator.config import GeneratorSettings
+from reelforge_generator.fallback import RenderPlan
+from reelforge_generator.latents import frame_generators, frame_latents
+from reelforge_generator.per_frame import encode_prompt
+from reelforge_generator.references import load_references
+from reelforge_shared.errors import PermanentError
+from reelforge_shared.events import RenderSpec
+
+
+class Clips:
+    """Shared by both video kinds: clip boundaries and latents."""
+
+    clip_based = True
+    default_clip_frames = 16  # ModelScope and AnimateDiff are trained on 16-frame clips
+
+    def __init__(self, pipe: object, settings: GeneratorSettings, defaults: dict, model_path: str) -> None:
+        self.pipe, self.settings, self.defaults = pipe, settings, defaults
+        self.clip_frames = settings.clip_frames or defaults.get("clip_frames", self.default_clip_frames)
+        self.steps = settings.steps or defaults.get("default_steps", 30)
+
+    min_clip_frames = 1
+
+    def next_unit(self, spec: RenderSpec, remaining: list[int], batch: int) -> tuple[list[int], list[int]]:
+        """The clip holding the first missing frame (rendered whole) and the missing frames in it (kept).
+
+        A tail shorter than ``min_clip_frames`` is rendered with frames of the clip before it,
+        which are not kept: each frame comes from its own clip only.
+        """
+        start = remaining[0] // self.clip_frames * self.clip_frames
+        end = min(start + self.clip_frames, spec.frames)
+        window = list(range(max(0, min(start, end - self.min_clip_frames)), end))
+        return window, [i for i in remaining if start <= i < end]
+
+    def generator(self, spec: RenderSpec, frames: list[int]) -> torch.Generator:
+        """The clip's own noise source, named by its first frame."""
+        return frame_generators(spec.seed, frames[:1])[0]
+
+    def latents(self, spec: RenderSpec, frames: list[int], plan: RenderPlan) -> torch.Tensor:
+        """(frames, channels, h, w) in the UNet's dtype on the device."""
+        f = self.pipe.vae_scale_factor
+        shape = (self.pipe.vae.config.latent_channels, plan.height // f, plan.width // f)
+        latents = frame_latents(spec.seed, spec.character_seeds, spec.location_seed, shape, frames, self.settings.video_motion)
+        return latents.to(self.pipe._execution_device, self.pipe.unet.dtype)
+
+
+class TextToVideo(Clips):
+    kind = "text-to-video"
+
+    def __init__(self, pipe: object, settings: GeneratorSettings, defaults: dict, model_path: str) -> None:
+        super().__init__(pipe, settings, defaults, model_path)
+        self.guidance = settings.guidance_scale if settings.guidance_scale is not None else defaults.get("default_guidance", 7.5)
+
+    def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
+        """The prompt, encoded once for every clip (reference images steer per-frame and image-to-video models only)."""
+        return encode_prompt(self.pipe, spec, self.guidance)
+
+    def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> torch.Tensor:
+        latents = self.latents(spec, frames, plan).permute(1, 0, 2, 3).unsqueeze(0)  # (1, channels, frames, h, w)
+        return self.pipe(
+            **conditioning,
+            latents=latents,
+            generator=self.generator(spec, frames),
+            num_frames=len(frames),
+            height=plan.height,
+            width=plan.width,
+            num_inference_steps=self.steps,
+            guidance_scale=self.guidance,
+            output_type="pt",
+        ).frames[0]
+
+
+class ImageToVideo(Clips):
+    kind = "image-to-video"
+    default_clip_frames = 14  # SVD's own clip length (SVD-XT: 25)
+    min_clip_frames = 2  # SVD ramps its guidance from the first frame to the last: one frame has no ramp (and breaks its CFG)
+
+    def __init__(self, pipe: object, settings: GeneratorSettings, defaults: dict, model_path: str) -> None:
+        super().__init__(pipe, settings, defaults, model_path)
+        self.steps = settings.steps or defaults.get("default_steps", 25)
+        self.guidance = settings.guidance_scale if settings.guidance_scale is not None else defaults.get("default_guidance", 3.0)
+        self.keyframe_model = settings.keyframe_model or defaults.get("keyframe_model")
+        self._keyframer = None
+
+    def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
+        """The conditioning image: the first character's reference image, else the segment's keyframe."""
+        if spec.reference_images:
+            image = load_references(spec.reference_images[:1])[0]
+        else:
+            image = self._keyframe(spec, plan)
+        return {"image": ImageOps.fit(image, plan.size, Image.Resampling.LANCZOS)}  # cropped to the shot's aspect, not squeezed
+
+    def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> torch.Tensor:
+        return self.pipe(
+            image=conditioning["image"],
+            latents=self.latents(spec, frames, plan).unsqueeze(0),
+            generator=self.generator(spec, frames),
+            num_frames=len(frames),
+            height=plan.height,
+            width=plan.width,
+            num_inference_steps=self.steps,
+            min_guidance_scale=1.0,
+            max_guidance_scale=self.guidance,
+            fps=max(1, round(spec.fps)),
+            decode_chunk_size=len(frames),
+            output_type="pt",
+        ).frames[0]
+
+    def _keyframe(self, spec: RenderSpec, plan: RenderPlan) -> Image.Image:
+        if self.keyframe_model is None:
+            raise PermanentError(
+                "image-to-video needs a conditioning image: give the segment's characters a reference_image "
+                "or set REELFORGE_KEYFRAME_MODEL to a text-to-image model"
+            )
+        if self._keyframer is None:
+            from reelforge_generator.renderer import FrameRenderer
+
+            self._keyframer = FrameRenderer(
+                self.settings.model_copy(update={"model": self.keyframe_model, "steps": None, "guidance_scale": None})
+            )
+            self._keyframer.setup()
+        png = dict(self._keyframer.render(spec, [0], RenderPlan(plan.width, plan.height, 1)))[0]
+        return Image.open(io.BytesIO(png)).convert("RGB")

@@ -1,0 +1,170 @@
+"""Text-to-image models (SD 1.x/2.x, SDXL, SDXL-Turbo) rendering a segment one frame per image.
+
+What keeps the frames one shot: the prompt (and, with an IP-Adapter, the characters' reference
+images) is encoded once per segment and shared by every call; each frame starts from the
+segment's shared latent plus a slow per-frame walk (:mod:`reelforge_generator.latents`); with
+``img2img_strength`` > 0 frames after the first are img2img from frame 0, the keyframe. All of it
+depends only on the spec and the frame index, so any subset of frames renders the same images.
+"""
+
+from __future__ import annotations
+
+import structlog
+import torch
+
+from reelforge_generator.config import GeneratorSettings
+from reelforge_generator.fallback import RenderPlan
+from reelforge_generator.latents import frame_generators, frame_latents
+from reelforge_generator.references import load_references
+from reelforge_shared.events import RenderSpec
+
+log = structlog.get_logger("reelforge.generator")
+PROMPT_OUTPUTS = {  # what encode_prompt returns, by count: SD-style pipelines 2 tensors, SDXL 4
+    2: ("prompt_embeds", "negative_prompt_embeds"),
+    4: ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"),
+}
+
+
+def encode_prompt(pipe: object, spec: RenderSpec, guidance: float) -> dict[str, torch.Tensor]:
+    """The prompt's embeddings (and the negative prompt's when CFG is on), as pipeline keyword arguments."""
+    out = pipe.encode_prompt(
+        prompt=spec.prompt,
+        device=pipe._execution_device,
+        num_images_per_prompt=1,
+        do_classifier_free_guidance=guidance > 1,
+        negative_prompt=spec.negative_prompt or None,
+    )
+    return {name: value for name, value in zip(PROMPT_OUTPUTS[len(out)], out, strict=True) if value is not None}
+
+
+def batched(conditioning: dict[str, object], n: int) -> dict[str, object]:
+    """Per-frame copies of the shared tensors (the pipeline repeats IP-Adapter embeddings itself)."""
+    return {k: v.repeat(n, *[1] * (v.ndim - 1)) if isinstance(v, torch.Tensor) else v for k, v in conditioning.items()}
+
+
+class PerFrame:
+    """One image per frame; ``batch`` frames (and both CFG branches) per UNet call."""
+
+    kind = "text-to-image"
+    clip_based = False
+
+    def __init__(self, pipe: object, settings: GeneratorSettings, defaults: dict, model_path: str) -> None:
+        self.pipe, self.settings, self.defaults, self.model_path = pipe, settings, defaults, model_path
+        self.steps = settings.steps or defaults.get("default_steps", 30)
+        self.guidance = settings.guidance_scale if settings.guidance_scale is not None else defaults.get("default_guidance", 7.5)
+        self._img2img = None
+        self._ip_adapter = False
+        self._keyframes: dict[tuple, torch.Tensor] = {}
+
+    def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
+        """Everything the segment's calls share: prompt embeddings, reference-image embeddings."""
+        conditioning = encode_prompt(self.pipe, spec, self.guidance)
+        if spec.reference_images and not self._ip_adapter:
+            if self.ip_adapter_source() is None:
+                log.warning("generator.references_unused", reason="the model has no IP-Adapter; set REELFORGE_IP_ADAPTER")
+            else:
+                self._load_ip_adapter()
+        if self._ip_adapter:
+            conditioning["ip_adapter_image_embeds"] = self._reference_embeds(spec, plan)
+        return conditioning
+
+    def next_unit(self, spec: RenderSpec, remaining: list[int], batch: int) -> tuple[list[int], list[int]]:
+        """The next ``batch`` missing frames: rendered and kept alike."""
+        return remaining[:batch], remaining[:batch]
+
+    def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> torch.Tensor:
+        """Images of ``frames`` as a float tensor (n, 3, H, W) in 0..1 on the device."""
+        latents = self.latents(spec, frames, plan)
+        if self.settings.img2img_strength == 0:
+            return self._call(self.pipe, conditioning, latents=latents, generator=frame_generators(spec.seed, frames), plan=plan)
+        images = [None] * len(frames)
+        if 0 in frames:  # the keyframe itself renders as without chaining
+            k = frames.index(0)
+            images[k] = self._call(
+                self.pipe, conditioning, latents=latents[k : k + 1], generator=frame_generators(spec.seed, [0]), plan=plan
+            )[0]
+        chained = [i for i in frames if i != 0]
+        if chained:
+            out = self._call(
+                self._image_to_image(),
+                conditioning,
+                image=self._keyframe(spec, conditioning, plan).repeat(len(chained), 1, 1, 1),
+                strength=self.settings.img2img_strength,
+                generator=frame_generators(spec.seed, chained),
+                plan=plan,
+            )
+            for image, i in zip(out, chained, strict=True):
+                images[frames.index(i)] = image
+        return torch.stack(images)
+
+    def latents(self, spec: RenderSpec, frames: list[int], plan: RenderPlan) -> torch.Tensor:
+        f = self.pipe.vae_scale_factor
+        shape = (self.pipe.vae.config.latent_channels, plan.height // f, plan.width // f)
+        latents = frame_latents(spec.seed, spec.character_seeds, spec.location_seed, shape, frames, self.settings.motion)
+        return latents.to(self.pipe._execution_device, self.pipe.unet.dtype)
+
+    def _call(
+        self, pipe: object, conditioning: dict[str, object], plan: RenderPlan, output_type: str = "pt", **kwargs: object
+    ) -> torch.Tensor:
+        n = len(kwargs["latents"]) if "latents" in kwargs else len(kwargs["image"])
+        return pipe(
+            **batched(conditioning, n),
+            **kwargs,
+            height=plan.height,
+            width=plan.width,
+            num_inference_steps=self.steps,
+            guidance_scale=self.guidance,
+            output_type=output_type,
+        ).images
+
+    def _keyframe(self, spec: RenderSpec, conditioning: dict[str, object], plan: RenderPlan) -> torch.Tensor:
+        """Frame 0's denoised latents, the start of every chained frame; rendered again only for a new segment."""
+        key = (spec.model_dump_json(), plan.size)
+        if key not in self._keyframes:
+            self._keyframes = {
+                key: self._call(
+                    self.pipe,
+                    conditioning,
+                    latents=self.latents(spec, [0], plan),
+                    generator=frame_generators(spec.seed, [0]),
+                    plan=plan,
+                    output_type="latent",
+                )
+            }
+        return self._keyframes[key]
+
+    def _image_to_image(self) -> object:
+        if self._img2img is None:
+            from diffusers import AutoPipelineForImage2Image
+
+            self._img2img = AutoPipelineForImage2Image.from_pipe(self.pipe)  # the same modules, no second copy
+            self._img2img.set_progress_bar_config(disable=True)
+        return self._img2img
+
+    def ip_adapter_source(self) -> tuple[str, str, str] | None:
+        """(repo or path, subfolder, weight file) of the model's IP-Adapter, if it has one."""
+        if self.settings.ip_adapter:
+            subfolder, _, weight = self.settings.ip_adapter_weight.rpartition("/")
+            return self.settings.ip_adapter, subfolder, weight
+        if own := self.defaults.get("ip_adapter"):
+            return self.model_path, own["subfolder"], own["weight_name"]
+        return None
+
+    def _load_ip_adapter(self) -> None:
+        source, subfolder, weight = self.ip_adapter_source()
+        self.pipe.load_ip_adapter(source, subfolder=subfolder, weight_name=weight)
+        self._ip_adapter = True
+
+    def _reference_embeds(self, spec: RenderSpec, plan: RenderPlan) -> list[torch.Tensor]:
+        """The cast's reference images, encoded once; a segment without any weighs a blank image at zero."""
+        from PIL import Image
+
+        references = load_references(spec.reference_images) or [Image.new("RGB", (plan.width, plan.height))]
+        self.pipe.set_ip_adapter_scale(self.settings.ip_adapter_scale if spec.reference_images else 0.0)
+        return self.pipe.prepare_ip_adapter_image_embeds(
+            ip_adapter_image=[references],
+            ip_adapter_image_embeds=None,
+            device=self.pipe._execution_device,
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=self.guidance > 1,
+        )

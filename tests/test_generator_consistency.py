@@ -1,0 +1,121 @@
+"""Consistency in per-frame mode and for image-to-video: shared prompt, reference images, keyframe chaining."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from reelforge_generator.config import GeneratorSettings
+from reelforge_generator.renderer import FrameRenderer
+from reelforge_generator.tiny_models import MARKER, resolve_model
+from reelforge_shared.errors import InvalidInput, PermanentError
+from reelforge_shared.events import RenderSpec
+
+SPEC = RenderSpec(
+    prompt="a man in a blue shirt in a field",
+    negative_prompt="blurry",
+    seed=1001,
+    character_seeds=[1000],
+    location_seed=5000,
+    frames=4,
+    fps=3,
+    width=320,
+    height=180,
+)
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+
+
+def _renderer(model_cache: Path, **settings: object) -> FrameRenderer:
+    renderer = FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache), steps=3, batch_size=2, **settings))
+    renderer.setup()
+    return renderer
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("refs") / "hero.png"
+    Image.fromarray(np.random.default_rng(7).integers(0, 255, (96, 96, 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+def test_prompt_is_encoded_once_per_segment_and_shared_by_every_batch(model_cache: Path) -> None:
+    renderer = _renderer(model_cache)
+    calls: list[int] = []
+    hook = renderer.pipe.text_encoder.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    try:
+        list(renderer.render(SPEC.model_copy(update={"frames": 5}), [0, 1, 2, 3, 4]))
+    finally:
+        hook.remove()
+    assert renderer.last_run.batches == [2, 2, 1] and calls == [1, 1]  # the prompt and the negative prompt, once each
+
+
+def test_reference_image_steers_the_frames_through_the_ip_adapter(model_cache: Path, reference: str) -> None:
+    renderer = _renderer(model_cache)
+    plain = dict(renderer.render(SPEC, [0, 1]))
+    assert renderer.pipe.unet.encoder_hid_proj is None  # loaded only when a segment brings a reference image
+    with_reference = dict(renderer.render(SPEC.model_copy(update={"reference_images": [reference]}), [0, 1]))
+    assert renderer.pipe.unet.encoder_hid_proj is not None
+    assert all(np.abs(_pixels(with_reference[i]) - _pixels(plain[i])).mean() > 1 for i in (0, 1))
+    assert dict(renderer.render(SPEC, [0, 1])) == plain  # a segment without one: the adapter weighs nothing
+
+
+def test_unreadable_reference_image_is_invalid_input_naming_it(model_cache: Path, tmp_path: Path) -> None:
+    renderer = _renderer(model_cache)
+    missing = str(tmp_path / "nobody.png")
+    with pytest.raises(InvalidInput, match=r"reference_images\[0\] .*nobody.png"):
+        list(renderer.render(SPEC.model_copy(update={"reference_images": [missing]}), [0]))
+
+
+def test_img2img_chaining_ties_frames_to_the_keyframe_and_stays_resumable(model_cache: Path) -> None:
+    plain = dict(_renderer(model_cache).render(SPEC, [0, 1, 2, 3]))
+    chained_renderer = _renderer(model_cache, img2img_strength=0.5)
+    chained = dict(chained_renderer.render(SPEC, [0, 1, 2, 3]))
+    assert np.abs(_pixels(chained[0]) - _pixels(plain[0])).max() <= 2  # the keyframe is the plain frame 0
+
+    def distance_to_keyframe(frames: dict[int, bytes]) -> float:
+        return float(np.mean([np.abs(_pixels(frames[i]) - _pixels(frames[0])).mean() for i in (1, 2, 3)]))
+
+    assert distance_to_keyframe(chained) < 0.8 * distance_to_keyframe(plain)
+    resumed = dict(_renderer(model_cache, img2img_strength=0.5).render(SPEC, [3]))  # a fresh worker: keyframe rendered again
+    assert np.abs(_pixels(resumed[3]) - _pixels(chained[3])).max() <= 2
+
+
+def test_image_to_video_conditions_on_the_reference_image_else_on_a_keyframe(model_cache: Path, reference: str) -> None:
+    svd = GeneratorSettings(model_cache_dir=str(model_cache), model="reelforge/tiny-svd", steps=2, clip_frames=2)
+    renderer = FrameRenderer(svd)
+    renderer.setup()
+    keyframed = dict(renderer.render(SPEC, [0, 1]))
+    assert renderer.kind._keyframer.model.name == "reelforge/tiny-sd"  # the tiny SVD names its keyframe model
+    referenced = dict(renderer.render(SPEC.model_copy(update={"reference_images": [reference]}), [0, 1]))
+    assert np.abs(_pixels(referenced[0]) - _pixels(keyframed[0])).mean() > 1
+    assert dict(renderer.render(SPEC, [0, 1])) == keyframed  # deterministic, noise augmentation included
+
+
+def test_image_to_video_without_reference_or_keyframe_model_says_what_to_set(model_cache: Path, tmp_path: Path) -> None:
+    model = tmp_path / "svd"
+    shutil.copytree(resolve_model("reelforge/tiny-svd", model_cache), model)
+    marker = json.loads((model / MARKER).read_text())
+    (model / MARKER).write_text(json.dumps({k: v for k, v in marker.items() if k != "keyframe_model"}))
+    renderer = FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache), model=str(model), steps=2, clip_frames=2))
+    renderer.setup()
+    with pytest.raises(PermanentError, match="reference_image or set REELFORGE_KEYFRAME_MODEL"):
+        list(renderer.render(SPEC, [0]))
+
+
+def test_speed_levers_keep_the_images(model_cache: Path) -> None:
+    plain = dict(_renderer(model_cache).render(SPEC, [0, 1, 2]))
+    fast = _renderer(model_cache, fuse_qkv="on", channels_last="on", vae_decode="sliced", sdpa_backend="math")
+    assert fast.levers == ["fused-qkv", "channels-last", "sliced-vae", "sdpa-math"]
+    assert fast.pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    frames = dict(fast.render(SPEC, [0, 1, 2]))
+    assert max(np.abs(_pixels(frames[i]) - _pixels(plain[i])).max() for i in plain) <= 2
