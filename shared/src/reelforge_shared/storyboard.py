@@ -34,12 +34,42 @@ class Style(_Strict):
     prompt_prefix: _Text = ""
     negative_prompt: _Text = ""
     lighting: _Text = ""
-    color_temperature_k: int | None = Field(None, ge=1000, le=15000, description="target light, e.g. 5750")
+    color_temperature_k: int | None = Field(
+        None, ge=1000, le=15000, description="target light, e.g. 5750; the encoder normalises every segment toward it"
+    )
+    grade: Literal["action", "romantic", "horror", "documentary"] | None = Field(
+        None, description="colour grade preset (contrast, saturation, colour temperature, gamma) applied to every segment"
+    )
 
 
 class Output(_Strict):
     width: int = Field(1920, ge=16, le=7680, multiple_of=2)
     height: int = Field(1080, ge=16, le=4320, multiple_of=2)
+    fps: float | None = Field(
+        None, gt=0, le=120, description="delivery frame rate; slower segments are motion-interpolated up to it, same duration"
+    )
+    interpolation: Literal["mci", "blend"] = Field(
+        "mci", description="how frames are interpolated: motion-compensated (mci) or cross-blended (blend, cheaper)"
+    )
+
+
+class Audio(_Strict):
+    """The film's sound: narration per segment (see Segment), an optional music bed, one loudness."""
+
+    music: str | None = Field(None, max_length=1024, description="music bed, looped to the film's length, ducked under speech")
+    voice: str = Field("en", min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_+-]+$", description="espeak-ng voice (de, en-us)")
+    loudness_lufs: float = Field(-16.0, ge=-40, le=-5, description="integrated loudness of the whole mix (EBU R128)")
+
+
+class Deliverables(_Strict):
+    """What is made from the one master besides the 16:9 film."""
+
+    crops: list[Literal["9:16", "1:1"]] = Field(default_factory=lambda: ["9:16", "1:1"], max_length=2, description="centre crops")
+    thumbnail: bool = Field(True, description="a JPEG still of the film")
+    logo: str | None = Field(None, max_length=1024, description="image overlaid in the top-left corner of every rendition")
+    max_film_mb: float = Field(
+        500.0, gt=0, le=100_000, description="size budget of each video (seed 001: < 500 MB); met by lowering the rate"
+    )
 
 
 class Character(_Strict):
@@ -56,12 +86,12 @@ class Location(_Strict):
 class Transition(_Strict):
     """How a segment is joined to the one before it."""
 
-    type: Literal["cut", "dissolve"] = "cut"
-    duration: float = Field(0.0, ge=0, le=10, description="seconds; a dissolve never shortens the film")
+    type: Literal["cut", "dissolve", "fade"] = Field("cut", description="fade: through black")
+    duration: float = Field(0.0, ge=0, le=10, description="seconds; a dissolve or fade never shortens the film")
 
     @classmethod
     def _from_shorthand(cls, value: Any) -> Any:
-        return {"type": value, "duration": 1.0 if value == "dissolve" else 0.0} if isinstance(value, str) else value
+        return {"type": value, "duration": 0.0 if value == "cut" else 1.0} if isinstance(value, str) else value
 
 
 class Segment(_Strict):
@@ -73,6 +103,10 @@ class Segment(_Strict):
     fps: float = Field(DEFAULT_FPS, gt=0, le=60)
     transition: Transition = Field(default_factory=Transition, description="into this segment")
     seed: _Seed | None = Field(None, description="overrides the seed derived from cast and location")
+    narration: _Text | None = Field(None, min_length=1, description="spoken over the segment with espeak-ng")
+    audio: str | None = Field(
+        None, min_length=1, max_length=1024, description="audio file played from the segment's start (instead of narration)"
+    )
 
     @field_validator("id", mode="before")
     @classmethod
@@ -96,6 +130,8 @@ class Storyboard(_Strict):
     characters: dict[_Name, Character] = Field(default_factory=dict)
     locations: dict[_Name, Location] = Field(default_factory=dict)
     segments: list[Segment] = Field(min_length=1, max_length=MAX_SEGMENTS)
+    audio: Audio = Field(default_factory=Audio)
+    deliverables: Deliverables = Field(default_factory=Deliverables)
 
     @property
     def duration_s(self) -> float:
@@ -132,6 +168,13 @@ def _cross_reference_errors(board: Storyboard) -> list[dict[str, str]]:
             errors.append({"field": "segments[0].transition", "message": "the first segment has nothing to transition from; use 'cut'"})
         if seg.transition.duration > seg.duration_s or (i and seg.transition.duration > board.segments[i - 1].duration_s):
             errors.append({"field": f"segments[{i}].transition.duration", "message": f"{seg.transition.duration} s is longer than a segment it joins"})
+        if seg.narration is not None and seg.audio is not None:
+            errors.append({"field": f"segments[{i}].audio", "message": "give narration text or an audio file, not both"})
+        if board.output.fps is not None and seg.fps > board.output.fps:
+            message = f"{seg.fps} is above output.fps {board.output.fps}; interpolation only raises the rate"
+            errors.append({"field": f"segments[{i}].fps", "message": message})
+    if len(set(board.deliverables.crops)) != len(board.deliverables.crops):
+        errors.append({"field": "deliverables.crops", "message": f"each crop once, got {board.deliverables.crops}"})
     return errors
 
 

@@ -1,3 +1,5 @@
+"""Encoder settings (prefix ``REELFORGE_``)."""
+
 from typing import Literal
 
 from pydantic import Field
@@ -7,7 +9,22 @@ from reelforge_shared.settings import CommonSettings
 
 class EncoderSettings(CommonSettings):
     ffmpeg: str | None = Field(None, description="ffmpeg binary (default: ffmpeg on PATH, else the imageio-ffmpeg wheel's)")
-    video_codec: Literal["libx264", "libx265"] = Field("libx264", description="H.264 (default) or HEVC")
-    crf: int = Field(18, ge=0, le=51, description="constant rate factor (seed 001: 18)")
-    preset: str = Field("veryfast", description="x264/x265 preset")
-    film_fps: float | None = Field(None, gt=0, le=120, description="frame rate of the final film (default: the highest segment fps)")
+    video_codec: Literal["h264", "hevc", "libx264", "libx265", "h264_nvenc", "hevc_nvenc"] = Field(
+        "h264",
+        description="h264 or hevc: NVENC when ffmpeg has it and the GPU has an NVENC engine, else libx264/libx265; "
+        "an encoder name forces it",
+    )
+    video_quality: Literal["low", "medium", "high"] = Field(
+        "high",
+        description="quality preset (seed 002): low CRF 28 veryfast, medium CRF 23 medium, high CRF 18 slow (HEVC: CRF +5)",
+    )
+    crf: int | None = Field(
+        None, ge=0, le=51, description="overrides the quality preset's CRF (NVENC: cq), on the encoder's own scale"
+    )
+    preset: str | None = Field(None, description="overrides the quality preset's x264/x265 preset (NVENC: mapped onto p1..p7)")
+    film_fps: float | None = Field(
+        None, gt=0, le=120, description="frame rate of the final film (default: output.fps, else the highest segment fps)"
+    )
+    espeak: str | None = Field(
+        None, description="espeak-ng binary for narration text (default: espeak-ng on PATH; none: narration text is refused)"
+    )

@@ -1,15 +1,34 @@
-"""ffmpeg recipes (ffmpeg-python): frames -> segment MP4, segment MP4s -> film with transitions."""
+"""ffmpeg recipes (ffmpeg-python): frames -> segment MP4 (colour, motion), segment MP4s -> film with transitions."""
 
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import ffmpeg
 
+from reelforge_encoder.colour import Normalisation, grade_filters
 from reelforge_shared.errors import PermanentError
+
+# x264 preset names onto NVENC's p1 (fastest) .. p7 (best), so one quality preset drives both.
+_NVENC_PRESETS = {
+    "ultrafast": "p1",
+    "superfast": "p1",
+    "veryfast": "p2",
+    "faster": "p3",
+    "fast": "p4",
+    "medium": "p5",
+    "slow": "p6",
+    "slower": "p7",
+    "veryslow": "p7",
+}
+_XFADE = {"dissolve": "fade", "fade": "fadeblack"}  # storyboard transition -> xfade transition
+_HD = {"colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709"}  # tag what scale converted to
+LOGO_SHARE = 0.15  # logo width as a share of the shorter side: the same size on the 16:9 master and on a 9:16 crop
+LOGO_MARGIN_SHARE = 0.01  # seed 000 overlays at 10:10 on a 1080-line frame: about 1 % of the shorter side
 
 
 def ffmpeg_exe(configured: str | None = None) -> str:
@@ -29,31 +48,106 @@ def rate(fps: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Codec:
+    """An ffmpeg binary and one video encoder's settings; ``crf`` is on that encoder's own scale (NVENC: cq)."""
+
     exe: str
     vcodec: str = "libx264"
     crf: int = 18
     preset: str = "veryfast"
+    maxrate_kbps: int | None = None  # a size budget: capped CRF (VBV), so the rate never exceeds it
 
     def output_args(self, fps: float) -> dict:
-        return {
-            "vcodec": self.vcodec, "crf": self.crf, "preset": self.preset, "pix_fmt": "yuv420p",
-            "movflags": "+faststart", "r": rate(fps), "an": None,
-        }
+        args: dict = {"vcodec": self.vcodec, "pix_fmt": "yuv420p", "movflags": "+faststart", "r": rate(fps), "an": None, **_HD}
+        if self.vcodec.endswith("_nvenc"):
+            args |= {"rc": "vbr", "cq": self.crf, "b:v": 0, "preset": _NVENC_PRESETS.get(self.preset, self.preset)}
+        else:
+            args |= {"crf": self.crf, "preset": self.preset}
+        if self.vcodec == "libx265":
+            args |= {"tag:v": "hvc1", "x265-params": "log-level=error"}  # hvc1: QuickTime and browsers play it
+        if self.maxrate_kbps:
+            args |= {"maxrate": f"{self.maxrate_kbps}k", "bufsize": f"{self.maxrate_kbps}k"}  # a 1 s buffer
+        return args
 
 
-def _run(stream: ffmpeg.nodes.OutputStream, codec: Codec, what: str) -> None:
+@dataclass(frozen=True, slots=True)
+class Look:
+    """What a segment gets besides scaling: colour normalisation, a grade, motion interpolation."""
+
+    normalise: Normalisation | None = None
+    grade: str | None = None
+    fps: float | None = None  # interpolate up to this rate, keeping the duration
+    interpolation: str = "mci"  # minterpolate mi_mode: mci (motion-compensated) or blend
+
+
+def run(stream: ffmpeg.nodes.OutputStream, exe: str, what: str) -> str:
+    """Run one ffmpeg graph; returns its stderr (some filters print measurements there)."""
     try:
-        stream.overwrite_output().run(cmd=codec.exe, quiet=True)
+        _, err = (
+            stream.overwrite_output()
+            .global_args("-hide_banner", "-nostats")
+            .run(cmd=exe, capture_stdout=True, capture_stderr=True)
+        )
     except ffmpeg.Error as exc:
         tail = exc.stderr.decode(errors="replace")[-1500:] if exc.stderr else ""
         raise PermanentError(f"ffmpeg failed on {what}: {tail}") from exc
+    return err.decode(errors="replace")
 
 
-def encode_frames(frame_dir: Path, fps: float, width: int, height: int, out: Path, codec: Codec) -> Path:
-    """PNG frames ``0000.png, 0001.png, ...`` -> H.264 MP4 at ``width x height`` (lanczos scaling)."""
-    source = ffmpeg.input(str(frame_dir / "%04d.png"), framerate=rate(fps), start_number=0)
-    video = source.video.filter("scale", width, height, flags="lanczos").filter("setsar", 1)
-    _run(video.output(str(out), **codec.output_args(fps)), codec, f"segment {out.name}")
+def even(value: float) -> int:
+    """yuv420p wants even sizes."""
+    return max(2, int(value) // 2 * 2)
+
+
+def overlay_logo(video: ffmpeg.nodes.FilterableStream, logo: Path, width: int, height: int) -> ffmpeg.nodes.FilterableStream:
+    """The logo in the top-left corner of a ``width x height`` picture, scaled to its shorter side."""
+    short = min(width, height)
+    margin = max(2, round(short * LOGO_MARGIN_SHARE))
+    mark = ffmpeg.input(str(logo)).video.filter("scale", even(short * LOGO_SHARE), -2)  # -2: keep its aspect, even height
+    return video.overlay(mark, x=margin, y=margin)  # a still: overlay repeats it to the end
+
+
+def interpolated_frames(frames: int, fps: float, out_fps: float) -> int:
+    """Frames a segment has at ``out_fps`` with the same duration."""
+    return round(frames * out_fps / fps)
+
+
+def encode_frames(source: Path, fps: float, width: int, height: int, out: Path, codec: Codec, look: Look | None = None) -> Path:
+    """PNG frames ``0000.png, 0001.png, ...`` (or a video file) -> MP4 at ``width x height``.
+
+    Colour and interpolation run at the generation size, before the lanczos upscale: the same
+    result for a fraction of the work (minterpolate at 1080p runs at a few frames a second).
+    """
+    look = look or Look()
+    if source.is_dir():
+        count = len(list(source.glob("*.png")))
+        video = ffmpeg.input(str(source / "%04d.png"), framerate=rate(fps), start_number=0).video
+    else:
+        from reelforge_shared.media import probe
+
+        count = probe(source).frame_count
+        video = ffmpeg.input(str(source)).video
+    if look.normalise:
+        video = video.filter("colorchannelmixer", **look.normalise.filter_args())
+    for name, args in grade_filters(look.grade) if look.grade else []:
+        video = video.filter(name, **args)
+    out_fps = fps
+    if look.fps and look.fps > fps:
+        out_fps = look.fps
+        # minterpolate stops at its second-to-last input frame: two clones of the last frame let it
+        # cover the last frame's full interval, and trim cuts the result to frames * out_fps / fps.
+        video = (
+            video.filter("tpad", stop_mode="clone", stop=2)
+            .filter(
+                "minterpolate",
+                fps=rate(out_fps),
+                mi_mode=look.interpolation,
+                **({"mc_mode": "aobmc", "me_mode": "bidir"} if look.interpolation == "mci" else {}),
+            )
+            .filter("trim", end_frame=interpolated_frames(count, fps, out_fps))
+            .filter("setpts", "PTS-STARTPTS")
+        )
+    video = video.filter("scale", width, height, flags="lanczos", out_color_matrix="bt709", out_range="tv").filter("setsar", 1)
+    run(video.output(str(out), **codec.output_args(out_fps)), codec.exe, f"segment {out.name}")
     return out
 
 
@@ -62,7 +156,7 @@ class FilmPart:
     path: Path
     frames: int
     fps: float
-    transition: str = "cut"  # into this part
+    transition: str = "cut"  # into this part: cut, dissolve, fade (through black)
     transition_s: float = 0.0
 
 
@@ -71,32 +165,66 @@ def film_frames(parts: list[FilmPart], fps: float) -> list[int]:
     return [round(p.frames * fps / p.fps) for p in parts]
 
 
-def compile_film(parts: list[FilmPart], fps: float, width: int, height: int, out: Path, codec: Codec) -> Path:
-    """Join segments with their transitions; the film lasts exactly the sum of its segments.
+def _sources(paths: list[Path]) -> list[ffmpeg.nodes.FilterableStream]:
+    """One video stream per part; a file used twice is split, since ffmpeg-python merges identical graph nodes."""
+    uses = Counter(paths)
+    splits = {path: ffmpeg.input(str(path)).video.filter_multi_output("split", n) for path, n in uses.items() if n > 1}
+    taken: Counter[Path] = Counter()
+    streams = []
+    for path in paths:
+        if path in splits:
+            streams.append(splits[path][taken[path]])
+            taken[path] += 1
+        else:
+            streams.append(ffmpeg.input(str(path)).video)
+    return streams
 
-    A dissolve of P frames holds the outgoing segment's last frame for P/2 frames and the incoming
-    segment's first frame for P/2 frames, then cross-fades over those P frames: the two pads pay
-    for the overlap, so the film is not shortened.
+
+def compile_film(
+    parts: list[FilmPart], fps: float, width: int, height: int, out: Path, codec: Codec, logo: Path | None = None
+) -> Path:
+    """Join segments with their transitions (and the logo on top); the film lasts exactly the sum of its segments.
+
+    A dissolve or fade of P frames holds the outgoing segment's last frame for P/2 frames and the
+    incoming segment's first frame for P/2 frames, then cross-fades (or fades through black) over
+    those P frames: the two pads pay for the overlap, so the film is not shortened.
     """
     counts = film_frames(parts, fps)
+    overlaps = [round(p.transition_s * fps) if p.transition in _XFADE else 0 for p in parts]
+    overlaps = [o if o >= 2 and i else 0 for i, o in enumerate(overlaps)]  # a transition shorter than two frames is a cut
+    # The timebase is one frame: frame times are exact integers, where AVTB's microseconds round
+    # 1/3 s and a later transition, comparing times against its offset, would take one frame more.
+    frame_tb = str(1 / Fraction(rate(fps)))
     film, total = None, 0
-    for part, count in zip(parts, counts, strict=True):
+    sources = _sources([p.path for p in parts])
+    for i, (part, count) in enumerate(zip(parts, counts, strict=True)):
         clip = (
-            ffmpeg.input(str(part.path)).video.filter("fps", fps=rate(fps)).filter("scale", width, height, flags="lanczos")
-            .filter("setsar", 1).filter("format", "yuv420p").filter("trim", end_frame=count).filter("setpts", "PTS-STARTPTS")
-            .filter("settb", "AVTB")  # one timebase for all: xfade refuses inputs whose timebases differ
+            sources[i]
+            .filter("fps", fps=rate(fps))
+            .filter("scale", width, height, flags="lanczos", out_color_matrix="bt709", out_range="tv")
+            .filter("setsar", 1)
+            .filter("format", "yuv420p")
+            .filter("trim", end_frame=count)
+            .filter("setpts", "PTS-STARTPTS")
+            .filter("settb", frame_tb)  # one timebase for all: xfade refuses inputs whose timebases differ
         )
-        overlap = round(part.transition_s * fps) if part.transition == "dissolve" else 0
+        # Holds are padded onto each clip before it joins the film: tpad on a stream that came out
+        # of xfade restarts its clones inside the stream, and a second transition would gain frames.
+        if overlaps[i]:
+            clip = clip.filter("tpad", start_mode="clone", start=overlaps[i] - overlaps[i] // 2)
+        if i + 1 < len(parts) and overlaps[i + 1]:
+            clip = clip.filter("tpad", stop_mode="clone", stop=overlaps[i + 1] // 2)
         if film is None:
             film = clip
-        elif overlap < 2:  # a dissolve shorter than two frames is a cut
-            film = ffmpeg.concat(film, clip, v=1, a=0)
+        elif not overlaps[i]:
+            film = ffmpeg.concat(film, clip, v=1, a=0).filter("settb", frame_tb)  # concat answers in AVTB
         else:
-            hold_out, hold_in = overlap // 2, overlap - overlap // 2
-            film = film.filter("tpad", stop_mode="clone", stop=hold_out)
-            clip = clip.filter("tpad", start_mode="clone", start=hold_in)
-            offset = (total + hold_out - overlap) / fps
-            film = ffmpeg.filter([film, clip], "xfade", transition="fade", duration=overlap / fps, offset=offset)
+            offset = (total + overlaps[i] // 2 - overlaps[i]) / fps
+            film = ffmpeg.filter(
+                [film, clip], "xfade", transition=_XFADE[part.transition], duration=overlaps[i] / fps, offset=offset
+            )
         total += count
-    _run(film.output(str(out), **codec.output_args(fps)), codec, f"film {out.name}")
+    if logo is not None:
+        film = overlay_logo(film, logo, width, height)
+    run(film.output(str(out), **codec.output_args(fps)), codec.exe, f"film {out.name}")
     return out

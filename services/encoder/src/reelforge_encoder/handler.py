@@ -1,22 +1,27 @@
-"""Encoder handlers: frames -> segment MP4 (SegmentEncoded); FilmRequested -> the film (FilmEncoded).
+"""Encoder handlers: frames -> segment MP4 (SegmentEncoded); FilmRequested -> the film and its renditions (FilmEncoded).
 
-Outputs have deterministic keys and are checked before work, so a redelivered event re-announces
-what is stored instead of encoding it again. The film's metadata object is written after the film:
-it marks a finished film.
+Both read the job's storyboard from S3: the segment step takes its colour (normalisation, grade)
+and frame rate from it, the film step its transitions, sound and deliverables. Outputs have
+deterministic keys and are checked before work, so a redelivered event re-announces what is
+stored instead of encoding it again. The film's metadata object is written last: it marks a
+finished film, and lists the renditions (``deliverables``: name -> key) beside it.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from reelforge_encoder.ffmpeg import Codec, FilmPart, compile_film, encode_frames
+from reelforge_encoder.deliver import deliverable_key
+from reelforge_encoder.ffmpeg import Codec, encode_frames
+from reelforge_encoder.film import Resolver, make_film, narration_needs_espeak
+from reelforge_encoder.look import film_fps, segment_look, segment_rate
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import Event, FilmEncoded, FilmRequested, SegmentEncoded, SegmentGenerated
-from reelforge_shared.media import probe
 from reelforge_shared.storage import Keys, ObjectStore
-from reelforge_shared.storyboard import parse_storyboard
+from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
 
 @dataclass(slots=True)
@@ -25,48 +30,106 @@ class EncoderDeps:
     bucket: str
     codec: Codec
     film_fps: float | None = None
+    espeak: str | None = None  # espeak-ng binary; None: narration text cannot be spoken here
+
+
+def _storyboard(deps: EncoderDeps, job: str) -> Storyboard:
+    return parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
 
 
 def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
-    """Encode a segment's frames at the delivery size, unless its MP4 is already stored."""
+    """Encode a segment's frames at the delivery size with the storyboard's look, unless its MP4 is already stored."""
     job, n = event.job_id, event.index
-    key = Keys.segment_video(job, n)
+    board = _storyboard(deps, job)
+    seg = board.segments[n - 1]
+    if seg.id != event.segment_id:
+        raise PermanentError(f"segment {n} is {seg.id!r} in the storyboard, the event says {event.segment_id!r}")
+    if seg.narration is not None and deps.espeak is None:  # refuse now rather than after the whole film is rendered
+        raise PermanentError(narration_needs_espeak(n - 1))
+    key = Keys.segment_video(job, n, event.attempt)
     if not deps.store.exists(deps.bucket, key):
         frame_keys = deps.store.list_keys(deps.bucket, event.frames_prefix)
         if len(frame_keys) != event.frame_count:
-            raise PermanentError(f"segment {n}: {len(frame_keys)} frames stored under {event.frames_prefix}, expected {event.frame_count}")
+            raise PermanentError(
+                f"segment {n}: {len(frame_keys)} frames stored under {event.frames_prefix}, expected {event.frame_count}"
+            )
         with tempfile.TemporaryDirectory(prefix="reelforge-enc-") as tmp:
             frames = Path(tmp, "frames")
             frames.mkdir()
             for i, frame_key in enumerate(frame_keys):
                 deps.store.get_file(deps.bucket, frame_key, frames / f"{i:04d}.png")
-            video = encode_frames(frames, event.fps, event.width, event.height, Path(tmp, "segment.mp4"), deps.codec)
+            look = segment_look(board, seg, frames)
+            video = encode_frames(frames, event.fps, event.width, event.height, Path(tmp, "segment.mp4"), deps.codec, look)
             deps.store.put_file(deps.bucket, key, video, "video/mp4")
+    frame_count, fps = segment_rate(board, event.frame_count, event.fps)
     return [
         SegmentEncoded(
-            job_id=job, index=n, segment_id=event.segment_id, attempt=event.attempt, video_key=key,
-            frame_count=event.frame_count, fps=event.fps, width=event.width, height=event.height,
-            duration_s=event.frame_count / event.fps, model=event.model,
+            job_id=job,
+            index=n,
+            segment_id=event.segment_id,
+            attempt=event.attempt,
+            video_key=key,
+            frame_count=frame_count,
+            fps=fps,
+            width=event.width,
+            height=event.height,
+            duration_s=frame_count / fps,
+            model=event.model,
         )
     ]
 
 
+def _segment_video_key(deps: EncoderDeps, job: str, n: int) -> str:
+    """The delivered attempt's video (the uploader's marker names it); the first attempt's without a marker."""
+    marker = Keys.delivered_marker(job, n)
+    if deps.store.exists(deps.bucket, marker):
+        return deps.store.get_json(deps.bucket, marker)["video_key"]
+    return Keys.segment_video(job, n)
+
+
+def _resolver(deps: EncoderDeps, tmp: Path) -> Resolver:
+    """Storyboard file references: an object in the work bucket, else a file on this machine (local mode)."""
+
+    def resolve(field: str, ref: str) -> Path:
+        if deps.store.exists(deps.bucket, ref):
+            return deps.store.get_file(deps.bucket, ref, tmp / f"{re.sub(r'[^A-Za-z0-9]+', '-', field)}{Path(ref).suffix}")
+        if Path(ref).is_file():
+            return Path(ref)
+        raise PermanentError(f"{field}: {ref!r} is neither an object in bucket {deps.bucket!r} nor a file on the encoder")
+
+    return resolve
+
+
 def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
-    """Compile the film once from the delivered segments, with the storyboard's transitions."""
+    """Compile the film once from the delivered segments, with the storyboard's transitions, sound and renditions."""
     job = event.job_id
-    meta_key = f"{Keys.film(job)}.json"
+    film_key, meta_key = Keys.film(job), f"{Keys.film(job)}.json"
     if not deps.store.exists(deps.bucket, meta_key):
-        board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
-        fps = deps.film_fps or max(s.fps for s in board.segments)
+        board = _storyboard(deps, job)
         with tempfile.TemporaryDirectory(prefix="reelforge-film-") as tmp:
-            parts = []
-            for n, seg in enumerate(board.segments, start=1):
-                path = deps.store.get_file(deps.bucket, Keys.segment_video(job, n), Path(tmp, f"{n:03d}.mp4"))
-                parts.append(FilmPart(path, seg.frames, seg.fps, seg.transition.type, seg.transition.duration))
-            film = compile_film(parts, fps, board.output.width, board.output.height, Path(tmp, "final.mp4"), deps.codec)
-            info = probe(film)
-            deps.store.put_file(deps.bucket, Keys.film(job), film, "video/mp4")
-        meta = {"frame_count": info.frame_count, "fps": info.fps, "duration_s": info.duration_s, "width": info.width, "height": info.height}
-        deps.store.put_json(deps.bucket, meta_key, meta)
+            work = Path(tmp)
+            paths = [
+                deps.store.get_file(deps.bucket, _segment_video_key(deps, job, n), work / f"{n:03d}.mp4")
+                for n in range(1, len(board.segments) + 1)
+            ]
+            result = make_film(
+                board, paths, work, deps.codec, deps.film_fps or film_fps(board), _resolver(deps, work), deps.espeak
+            )
+            deliverables = {}
+            for name, path in result.renditions.items():
+                deliverables[name] = deliverable_key(film_key, name)
+                deps.store.put_file(deps.bucket, deliverables[name], path, "image/jpeg" if path.suffix == ".jpg" else "video/mp4")
+            deps.store.put_file(deps.bucket, film_key, result.film, "video/mp4")
+        deps.store.put_json(deps.bucket, meta_key, result.meta | {"deliverables": deliverables})
     meta = deps.store.get_json(deps.bucket, meta_key)
-    return [FilmEncoded(job_id=job, film_key=Keys.film(job), **meta)]
+    return [
+        FilmEncoded(
+            job_id=job,
+            film_key=film_key,
+            duration_s=meta["duration_s"],
+            frame_count=meta["frame_count"],
+            fps=meta["fps"],
+            width=meta["width"],
+            height=meta["height"],
+        )
+    ]
