@@ -1,14 +1,33 @@
-"""QA handler: SegmentEncoded -> scores read back from the MP4 -> SegmentChecked (report in S3 too)."""
+"""QA handlers.
+
+- SegmentEncoded: score the MP4 read back from S3; a segment failing a quality gate goes back to the
+  generator with a new seed (SegmentRequested, attempt + 1) until REELFORGE_QA_MAX_ATTEMPTS, then it
+  is passed on (SegmentChecked) with its failures flagged.
+- FilmEncoded: continuity and joins over the whole film, then the job report (JSON and HTML) in S3
+  and FilmChecked for the uploader.
+
+Reports are stored under deterministic keys and checked first, so a redelivery re-announces them.
+"""
 
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from reelforge_qa.film import FilmThresholds, SegmentVideo, check_film
+from reelforge_qa.job_report import build_job_report
+from reelforge_qa.regenerate import decide
+from reelforge_qa.report_html import render_html, thumbnail_strip
 from reelforge_qa.scores import Expected, Thresholds, score_video
-from reelforge_shared.events import Event, QaReport, SegmentChecked, SegmentEncoded
+from reelforge_shared.events import Event, FilmChecked, FilmEncoded, QaReport, SegmentChecked, SegmentEncoded, SegmentRequested
+from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import parse_storyboard
+
+# A new seed can fix what the picture shows, not how the encoder wrote the file.
+REGENERABLE_GATES = ("sharpness", "exposure", "noise", "blockiness", "flicker", "smoothness")
 
 
 @dataclass(slots=True)
@@ -17,11 +36,15 @@ class QaDeps:
     bucket: str
     thresholds: Thresholds
     sample_frames: int = 24
+    max_attempts: int = 2
+    film_thresholds: FilmThresholds | None = None
+    embedder: Any = None  # reelforge_qa.embeddings.ClipEmbedder when REELFORGE_QA_EMBEDDING_MODEL is set
 
 
 def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
-    """Score the segment unless its report is stored (a redelivery re-announces the stored report)."""
-    report_key = Keys.segment_qa(event.job_id, event.index)
+    """Score the segment (unless its report is stored), then regenerate it or pass it on."""
+    job, n = event.job_id, event.index
+    report_key = Keys.segment_qa(job, n, event.attempt)
     if deps.store.exists(deps.bucket, report_key):
         report = QaReport.model_validate(deps.store.get_json(deps.bucket, report_key))
     else:
@@ -30,9 +53,54 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
             expected = Expected(event.width, event.height, event.fps, event.frame_count)
             report = score_video(video, expected, deps.thresholds, deps.sample_frames)
         deps.store.put_json(deps.bucket, report_key, report.model_dump(mode="json"))
+    decision = decide(report, event.attempt, deps.max_attempts, gates=REGENERABLE_GATES)
+    if decision.action == "regenerate":
+        board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
+        return [
+            SegmentRequested(
+                job_id=job, index=n, segment_id=event.segment_id, attempt=decision.next_attempt,
+                spec=render_spec(board, n, decision.next_attempt), model=event.model.name,
+            )
+        ]
     return [
         SegmentChecked(
-            job_id=event.job_id, index=event.index, segment_id=event.segment_id, attempt=event.attempt,
+            job_id=job, index=n, segment_id=event.segment_id, attempt=event.attempt,
             video_key=event.video_key, duration_s=event.duration_s, qa=report, report_key=report_key, model=event.model,
         )
     ]
+
+
+def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
+    """Check the film as a whole and write the job report; the JSON is written last and marks it done."""
+    job = event.job_id
+    report_key, html_key = Keys.report(job), f"jobs/{job}/report.html"
+    if not deps.store.exists(deps.bucket, report_key):
+        board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
+        markers = {m["index"]: m for m in map(lambda k: deps.store.get_json(deps.bucket, k),
+                                              deps.store.list_keys(deps.bucket, Keys.delivered_markers(job)))}
+        with tempfile.TemporaryDirectory(prefix="reelforge-qa-film-") as tmp:
+            film = deps.store.get_file(deps.bucket, event.film_key, Path(tmp, "final.mp4"))
+            segments = []
+            for n, seg in enumerate(board.segments, start=1):
+                path = deps.store.get_file(deps.bucket, markers[n]["video_key"], Path(tmp, f"{n:03d}.mp4"))
+                segments.append(SegmentVideo(path, seg.id, tuple(seg.characters), seg.location, seg.transition.type, seg.transition.duration))
+            film_qa = check_film(segments, deps.film_thresholds, film=film, embedder=deps.embedder)
+            thumbnails = {s.segment_id: thumbnail_strip(s.path) for s in segments}
+        report = build_job_report(deps.store, deps.bucket, event, film_qa.model_dump(mode="json"))
+        deps.store.put_bytes(deps.bucket, html_key, render_html(report, thumbnails).encode(), "text/html; charset=utf-8")
+        deps.store.put_json(deps.bucket, report_key, report)
+    report = deps.store.get_json(deps.bucket, report_key)
+    return [
+        FilmChecked(
+            job_id=job, film_key=event.film_key, duration_s=event.duration_s, frame_count=event.frame_count, fps=event.fps,
+            width=event.width, height=event.height, passed=bool((report.get("film_qa") or {}).get("passed")),
+            deliverables=_deliverables(deps, job), report_key=report_key, report_html_key=html_key,
+        )
+    ]
+
+
+def _deliverables(deps: QaDeps, job: str) -> dict[str, str]:
+    """Renditions the encoder made beside the film (listed in its metadata object)."""
+    meta_key = f"{Keys.film(job)}.json"
+    meta = deps.store.get_json(deps.bucket, meta_key) if deps.store.exists(deps.bucket, meta_key) else {}
+    return dict(meta.get("deliverables") or {})

@@ -1,7 +1,6 @@
 from reelforge_qa.config import QaSettings
-from reelforge_qa.handler import QaDeps, handle
-from reelforge_qa.scores import Thresholds
-from reelforge_shared.events import SegmentEncoded
+from reelforge_qa.handler import QaDeps, handle, handle_film
+from reelforge_shared.events import FilmEncoded, SegmentEncoded
 from reelforge_shared.runner import Route
 from reelforge_shared.service import Service, open_store
 
@@ -9,6 +8,14 @@ Settings = QaSettings
 
 
 def build(settings: QaSettings) -> Service:
-    thresholds = Thresholds(settings.sharpness_threshold, settings.exposure_threshold, settings.noise_threshold)
-    deps = QaDeps(store=open_store(settings), bucket=settings.work_bucket, thresholds=thresholds, sample_frames=settings.sample_frames)
-    return Service("qa", settings, [Route(SegmentEncoded, handle)], deps)
+    embedder = None
+    if settings.qa_embedding_model:
+        from reelforge_qa.embeddings import ClipEmbedder
+
+        embedder = ClipEmbedder(settings.qa_embedding_model)
+    deps = QaDeps(
+        store=open_store(settings), bucket=settings.work_bucket, thresholds=settings.thresholds(),
+        sample_frames=settings.sample_frames, max_attempts=settings.qa_max_attempts,
+        film_thresholds=settings.film_thresholds(), embedder=embedder,
+    )
+    return Service("qa", settings, [Route(SegmentEncoded, handle), Route(FilmEncoded, handle_film)], deps)

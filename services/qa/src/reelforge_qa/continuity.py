@@ -1,0 +1,121 @@
+"""Continuity across segments: each character, each location, the light at each location.
+
+There are no person detectors here: a character is compared through the *whole frames* of the
+segments it appears in, by which colours are present (:func:`descriptors.presence`) and, when an
+image-embedding model is configured, by the embeddings' cosine; the lower of the two counts. Two
+whole frames at different locations differ by their location more than by any person in them, so
+those pairs are shown but not judged. A location is compared by colour, layout (SSIM) and ORB
+features (and the embedding), averaged. Light is compared within a location: each segment's
+colour temperature and level against the location's median.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from statistics import median
+
+import numpy as np
+
+from reelforge_qa import descriptors as d
+from reelforge_qa.color import mired
+from reelforge_qa.film_models import ContinuityCheck, PairScore
+
+MIRED_SCALE = 200.0  # 30 mired off (a visible shift, about a quarter CTO gel) scores 0.85
+STOP_PENALTY = 0.3  # half a stop brighter or darker scores 0.85
+NO_LOCATION = "(no location)"
+
+
+@dataclass(frozen=True, slots=True)
+class Described:
+    segment_id: str
+    characters: tuple[str, ...]
+    location: str | None
+    descriptor: d.Descriptor
+
+
+def light_score(kelvin_a: float, key_a: float, kelvin_b: float, key_b: float) -> tuple[float, float, float]:
+    """Score, mired difference, stops difference."""
+    delta_mired = abs(mired(kelvin_a) - mired(kelvin_b))
+    stops = abs(float(np.log2(max(key_a, 1e-4) / max(key_b, 1e-4))))
+    score = min(1.0 - delta_mired / MIRED_SCALE, 1.0 - stops * STOP_PENALTY)
+    return float(np.clip(score, 0.0, 1.0)), delta_mired, stops
+
+
+def _check(kind: str, name: str, members: Sequence[Described], pairs: list[PairScore], threshold: float) -> ContinuityCheck:
+    judged = [p for p in pairs if p.gated]
+    ids = [m.segment_id for m in members]
+    if not judged:
+        why = "appears once" if len(members) < 2 else "no two of its segments share a location"
+        return ContinuityCheck(
+            kind=kind, name=name, segments=ids, score=None, threshold=threshold, passed=True, detail=why, pairs=pairs
+        )
+    worst = min(judged, key=lambda p: p.score)
+    passed = worst.score >= threshold
+    detail = f"worst {worst.a} vs {worst.b}: {worst.score:.3f}" + ("" if passed else f" (below {threshold})")
+    return ContinuityCheck(
+        kind=kind, name=name, segments=ids, score=worst.score, threshold=threshold, passed=passed, detail=detail, pairs=pairs
+    )
+
+
+def _round(values: dict[str, float | None]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in values.items() if v is not None}
+
+
+def character_checks(items: Sequence[Described], threshold: float) -> list[ContinuityCheck]:
+    names = sorted({c for item in items for c in item.characters})
+    checks = []
+    for name in names:
+        members = [item for item in items if name in item.characters]
+        pairs = []
+        for a, b in combinations(members, 2):
+            x, y = a.descriptor, b.descriptor
+            parts = _round({"presence": d.presence(x, y), "embedding": d.embedding(x, y)})
+            gated = a.location == b.location
+            pairs.append(PairScore(a=a.segment_id, b=b.segment_id, score=min(parts.values()), components=parts, gated=gated))
+        checks.append(_check("character", name, members, pairs, threshold))
+    return checks
+
+
+def _groups(items: Sequence[Described]) -> dict[str, list[Described]]:
+    groups: dict[str, list[Described]] = {}
+    for item in items:
+        groups.setdefault(item.location or NO_LOCATION, []).append(item)
+    return groups
+
+
+def location_checks(items: Sequence[Described], threshold: float) -> list[ContinuityCheck]:
+    checks = []
+    for name, members in _groups(items).items():
+        if name == NO_LOCATION:
+            continue  # unnamed places are not one place
+        pairs = []
+        for a, b in combinations(members, 2):
+            x, y = a.descriptor, b.descriptor
+            parts = _round({
+                "colour": d.colour(x, y), "structure": d.structure(x, y), "features": d.features(x, y),
+                "embedding": d.embedding(x, y),
+            })
+            score = round(float(np.mean(list(parts.values()))), 4)
+            pairs.append(PairScore(a=a.segment_id, b=b.segment_id, score=score, components=parts))
+        checks.append(_check("location", name, members, pairs, threshold))
+    return checks
+
+
+def light_checks(items: Sequence[Described], threshold: float) -> list[ContinuityCheck]:
+    """Within each location (segments without one form one group), every segment against the median."""
+    checks = []
+    for name, members in _groups(items).items():
+        ref_mired = median(m.descriptor.mired for m in members)
+        ref_key = median(m.descriptor.key for m in members)
+        pairs = []
+        for m in members:
+            score, delta_mired, stops = light_score(m.descriptor.kelvin, m.descriptor.key, 1e6 / ref_mired, ref_key)
+            parts = {"kelvin": round(m.descriptor.kelvin), "mired_off": round(delta_mired, 1), "stops_off": round(stops, 2)}
+            judged = len(members) > 1
+            pairs.append(PairScore(a=m.segment_id, b="location median", score=round(score, 4), components=parts, gated=judged))
+        check = _check("light", name, members, pairs, threshold)
+        check.detail += f"; median {1e6 / ref_mired:.0f} K"
+        checks.append(check)
+    return checks
