@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml shared/pyproject.toml services/*/pyproject.toml
 	$(BIN)/pip install --quiet $(PACKAGES)
 	touch $(STAMP)
 
+# x264's "veryfast" keeps the demo within minutes on two cores (the default "high" quality encodes with "slow").
 demo: $(STAMP)
-	$(BIN)/reelforge run examples/apfelbaum/storyboard.yaml --out out/apfelbaum
+	REELFORGE_PRESET=$${REELFORGE_PRESET:-veryfast} $(BIN)/reelforge run examples/apfelbaum/storyboard.yaml --out out/apfelbaum
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -57,3 +57,39 @@ def test_run_writes_the_film_segments_and_report(tmp_path: Path, model_cache: Pa
     assert film.duration_s == pytest.approx(2.0, abs=0.01) == report["film"]["duration_s"]
     assert probe(out / "segments" / "002.mp4").frame_count == 3
     assert "delivered" in result.stderr and "done" in result.stderr
+
+
+def test_worker_without_servers_is_a_clear_error() -> None:
+    result = _reelforge("worker", "encoder", env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2 and "REELFORGE_NATS_URL and REELFORGE_S3_ENDPOINT must be set" in result.stderr
+    assert "unknown service 'painter'" in _reelforge("worker", "painter").stderr
+
+
+def test_up_serves_the_gateway_until_interrupted(tmp_path: Path, model_cache: Path) -> None:
+    import signal
+    import time
+
+    import httpx
+
+    from reelforge_shared.embedded import free_port
+
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "REELFORGE_MODEL_CACHE_DIR": str(model_cache)}
+    proc = subprocess.Popen([sys.executable, "-m", "reelforge.cli", "up", "--port", str(port), "--state-dir", str(tmp_path / "state")],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # a real server: poll its health endpoint until it answers (this is the readiness probe)
+            assert proc.poll() is None, proc.stderr.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "gateway never became healthy"
+            time.sleep(0.2)
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/jobs", json={"segments": [{"id": "a", "prompt": "x", "frames": 0}]})
+        assert response.status_code == 422 and response.json()["detail"][0]["field"] == "segments[0].frames"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0

@@ -12,7 +12,7 @@ from reelforge.stack import local_stack
 from reelforge_gateway.submit import submit_job
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import (
-    FilmEncoded, FilmRequested, JobCompleted, SegmentDelivered, SegmentEncoded, SegmentFailed, SegmentGenerated,
+    FilmEncoded, FilmRequested, JobCompleted, SegmentDelivered, SegmentEncoded, SegmentFailed, SegmentGenerated, SegmentRequested,
 )
 from reelforge_shared.media import probe
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
@@ -78,6 +78,8 @@ async def test_storyboard_becomes_a_film_through_all_services(overrides, event_l
             report = store.get_json(settings.delivery_bucket, DeliveryKeys.report(job_id))
             assert [s["id"] for s in report["segments"]] == ["open", "turn", "close"]
             assert report["model"]["random_weights"] is True and report["film"]["duration_s"] == pytest.approx(5.5, abs=0.01)
+            assert [b["requested"] for b in report["film_qa"]["boundaries"]] == ["dissolve", "cut"]
+            assert done[0].report_html_key and "<svg" in store.get_bytes(settings.delivery_bucket, done[0].report_html_key).decode()
             for d in delivered:
                 segment = probe(store.get_file(settings.delivery_bucket, d.delivery_key, tmp_path / f"{d.index}.mp4"))
                 spec = STORYBOARD["segments"][d.index - 1]
@@ -105,11 +107,14 @@ async def test_storyboard_becomes_a_film_through_all_services(overrides, event_l
             await _consumer_idle(settings, "encoder-film-requested", handled=2)
 
     counts = await _subject_counts(settings)
-    assert counts["segment.encoded"] == 3 and counts["film.encoded"] == 1 and counts["job.completed"] == 1
+    assert counts["segment.encoded"] == 3 and counts["film.encoded"] == 1 and counts["film.checked"] == 1
+    assert counts["job.completed"] == 1
     assert counts["film.requested"] == 2  # the original and the one this test forced past de-duplication
     assert store.client.stat_object(settings.work_bucket, Keys.film(job_id)).last_modified == film_stat.last_modified
     assert store.client.stat_object(settings.work_bucket, Keys.segment_video(job_id, 2)).etag == segment_stat.etag
-    assert len(store.list_keys(settings.delivery_bucket, f"{job_id}/")) == 3 + 2  # segments, film, report
+    delivered_keys = set(store.list_keys(settings.delivery_bucket, f"{job_id}/"))
+    assert {DeliveryKeys.film(job_id), DeliveryKeys.report(job_id), f"{job_id}/report.html"} <= delivered_keys
+    assert len([k for k in delivered_keys if "/segments/" in k]) == 3
 
 
 async def test_a_segment_that_fails_for_good_fails_the_job_instead_of_hanging(overrides, event_log, tmp_path: Path) -> None:
@@ -131,3 +136,23 @@ async def test_a_segment_that_fails_for_good_fails_the_job_instead_of_hanging(ov
         assert status["status"] == "failed" and status["segments"]["1"]["status"] == "failed"
         assert "no-such-model" in status["segments"]["1"]["error"]
         assert not event_log.of(SegmentEncoded) and not event_log.of(FilmEncoded)
+
+
+async def test_a_segment_failing_a_gate_is_regenerated_then_delivered_flagged(overrides, event_log, tmp_path: Path) -> None:
+    strict = {"sharpness_threshold": 0.999, "qa_max_attempts": 2}  # no frame is that sharp: every attempt fails
+    async with local_stack(tmp_path / "state", **overrides, **FAST, **strict) as stack:
+        settings = stack.settings
+        bus = await Bus.connect(settings)
+        store = ObjectStore.from_settings(settings)
+        board = parse_storyboard({"output": {"width": 160, "height": 90}, "segments": [{"id": "x", "prompt": "p", "frames": 3}]})
+        job = await submit_job(board, bus=bus, store=store, bucket=settings.work_bucket)
+        await bus.close()
+        done = await event_log.wait_for(lambda: event_log.of(JobCompleted), timeout=300)
+    requested = event_log.of(SegmentRequested)
+    assert [(r.attempt, r.spec.seed) for r in requested] == [(1, 1), (2, 1 + 7919)]
+    assert [g.frames_prefix for g in event_log.of(SegmentGenerated)] == [Keys.frames(job.job_id, 1), Keys.frames(job.job_id, 1, 2)]
+    assert done[0].qa_failed_segments == [1]
+    report = store.get_json(settings.delivery_bucket, done[0].report_key)
+    segment = report["segments"][0]
+    assert segment["attempt"] == 2 and segment["qa_passed"] is False and "sharpness" in segment["qa_failed_gates"]
+    assert [h["attempt"] for h in segment["qa_history"]] == [1, 2] and report["gate_failures"]["sharpness"] == 2

@@ -60,10 +60,14 @@ async def test_handler_results_are_published_and_the_message_acked(settings, eve
     bus = await Bus.connect(settings)
     await bus.publish(_request())
     await event_log.wait_for(lambda: event_log.of(FilmRequested), timeout=20)
-    info = await bus.js.consumer_info(bus.stream, "testsvc-segment-requested")
+    for _ in range(200):  # the ack follows the publish: read the consumer until the server has it
+        info = await bus.js.consumer_info(bus.stream, "testsvc-segment-requested")
+        if info.num_ack_pending == 0:
+            break
+        await asyncio.sleep(0.05)
     await _stop(stop, task)
     await bus.close()
-    assert info.num_ack_pending == 0 and info.num_pending == 0
+    assert info.num_ack_pending == 0 and info.num_pending == 0 and info.delivered.consumer_seq == 1
 
 
 async def test_transient_error_is_retried_until_it_succeeds(settings, event_log) -> None:
@@ -169,3 +173,26 @@ async def test_a_repeated_publish_is_stored_once(settings) -> None:
 @pytest.mark.parametrize("n", [1, 2])
 def test_dedup_ids_name_the_job_segment_and_attempt(n: int) -> None:
     assert _request(n).dedup_id() == f"segment.requested:j-test:{n:03d}:1"
+
+
+def test_health_endpoint_follows_readiness_and_metrics_are_served() -> None:
+    import httpx
+
+    from reelforge_shared.embedded import free_port
+    from reelforge_shared.health import Health, serve_health
+
+    health, port = Health("generator"), free_port()
+    server = serve_health(port, [health], host="127.0.0.1")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/healthz").status_code == 503  # STARTING: the model is still loading
+        health.ready()
+        health.busy()
+        body = httpx.get(f"{url}/healthz").json()
+        assert body["ok"] and body["services"][0]["state"] == "BUSY"
+        health.idle()
+        health.setup_failed("CUDA out of memory")
+        assert httpx.get(f"{url}/healthz").status_code == 503
+        assert "reelforge_events_handled_total" in httpx.get(f"{url}/metrics").text
+    finally:
+        server.shutdown()

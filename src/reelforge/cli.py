@@ -69,6 +69,7 @@ def up(
     configure_logging(settings.log_level, settings.log_json)
 
     async def main() -> None:
+        stop = _until_signal()  # before anything starts: Ctrl-C while a model loads is a clean stop too
         directory = state_dir or Path(tempfile.mkdtemp(prefix="reelforge-up-"))
         async with local_stack(directory, gateway_port=port) as stack:
             if settings.metrics_port is not None:
@@ -76,7 +77,7 @@ def up(
             console.print(f"gateway  {stack.gateway_url}  (POST /v1/jobs, GET /v1/jobs/ID)")
             console.print(f"nats     {stack.settings.nats_url}   subjects {stack.settings.subject_prefix}.>")
             console.print(f"s3       {stack.settings.s3_endpoint}   buckets {stack.settings.work_bucket}, {stack.settings.delivery_bucket}")
-            await _until_signal().wait()
+            await stop.wait()
 
     asyncio.run(main())
 
@@ -124,6 +125,15 @@ def schema() -> None:
     json.dump(json_schema(), sys.stdout, indent=2)
     sys.stdout.write("\n")
 
+
+from reelforge.cli_encode import encode  # noqa: E402 - command modules keep heavy imports inside
+from reelforge.cli_generator import bench, generate  # noqa: E402
+from reelforge.cli_qa import qa  # noqa: E402
+
+app.command()(encode)
+app.command()(generate)
+app.command()(bench)
+app.command("qa")(qa)
 
 if __name__ == "__main__":
     app()

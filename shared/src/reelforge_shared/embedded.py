@@ -23,6 +23,15 @@ ACCESS_KEY = "reelforge"
 SECRET_KEY = "reelforge-secret"  # noqa: S105 - a local, loopback-only development server
 
 
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the Python process that started it dies, even by SIGKILL."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -88,7 +97,7 @@ def start_nats(data_dir: Path) -> EmbeddedServer:
     port = free_port()
     log = data_dir / "nats-server.log"
     cmd = [find_binary("nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(data_dir / "jetstream")]
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)  # noqa: S603
+    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: S603, PLW1509
     _wait(lambda: _tcp_open(port) and "Server is ready" in log.read_text(errors="replace"), "nats-server", proc, log)
     return EmbeddedServer("nats", f"nats://127.0.0.1:{port}", proc, log)
 
@@ -101,7 +110,7 @@ def start_s3(data_dir: Path) -> EmbeddedServer:
     if minio := shutil.which("minio"):
         cmd = [minio, "server", str(data_dir / "minio"), "--address", f"127.0.0.1:{port}", "--console-address", f"127.0.0.1:{free_port()}"]
         env = {"MINIO_ROOT_USER": ACCESS_KEY, "MINIO_ROOT_PASSWORD": SECRET_KEY, "PATH": "/usr/bin:/bin"}
-        proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)  # noqa: S603
+        proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)  # noqa: S603, PLW1509
     else:
         config = data_dir / "s3-identities.json"
         identity = {"name": ACCESS_KEY, "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}
@@ -119,7 +128,7 @@ def start_s3(data_dir: Path) -> EmbeddedServer:
             cmd.append(f"-{flag}.grpc={free_port()}")
         cmd.append(f"-s3.port.grpc={free_port()}")
         (data_dir / "seaweedfs").mkdir(exist_ok=True)
-        proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)  # noqa: S603
+        proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: S603, PLW1509
     _wait(lambda: _http_ok(f"http://127.0.0.1:{port}/"), "S3 server", proc, log, timeout=60)
     return EmbeddedServer("s3", f"127.0.0.1:{port}", proc, log)
 

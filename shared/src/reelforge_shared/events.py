@@ -177,6 +177,22 @@ class FilmEncoded(Event):
     height: int
 
 
+class FilmChecked(Event):
+    """QA's verdict on the whole film (continuity, transitions), with the job's reports written to S3."""
+
+    subject: ClassVar[str] = "film.checked"
+    film_key: str
+    duration_s: float
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+    passed: bool
+    deliverables: dict[str, str] = Field(default_factory=dict, description="extra renditions: name -> work-bucket key")
+    report_key: str = Field(description="job report (JSON) in the work bucket")
+    report_html_key: str | None = Field(None, description="job report (HTML) in the work bucket")
+
+
 class JobCompleted(Event):
     """Fact for downstream users: the film and its report are delivered."""
 
@@ -189,6 +205,9 @@ class JobCompleted(Event):
     duration_s: float
     segment_count: int
     qa_failed_segments: list[int] = Field(default_factory=list)
+    report_html_key: str | None = None
+    deliverables: dict[str, str] = Field(default_factory=dict, description="name -> delivery-bucket key")
+    film_qa_passed: bool | None = None
 
 
 class JobFailed(Event):
@@ -221,6 +240,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     SegmentFailed,
     FilmRequested,
     FilmEncoded,
+    FilmChecked,
     JobCompleted,
     JobFailed,
 )

@@ -34,24 +34,26 @@ class Keys:
         return f"jobs/{job_id}/storyboard.json"
 
     @staticmethod
-    def segment(job_id: str, index: int) -> str:
-        return f"jobs/{job_id}/segments/{index:03d}"
+    def segment(job_id: str, index: int, attempt: int = 1) -> str:
+        """A segment's folder; a regeneration (attempt > 1) renders beside the first attempt, never over it."""
+        base = f"jobs/{job_id}/segments/{index:03d}"
+        return base if attempt == 1 else f"{base}/attempt-{attempt}"
 
     @staticmethod
-    def frames(job_id: str, index: int) -> str:
-        return f"{Keys.segment(job_id, index)}/frames/"
+    def frames(job_id: str, index: int, attempt: int = 1) -> str:
+        return f"{Keys.segment(job_id, index, attempt)}/frames/"
 
     @staticmethod
-    def frame(job_id: str, index: int, frame: int) -> str:
-        return f"{Keys.frames(job_id, index)}{frame:04d}.png"
+    def frame(job_id: str, index: int, frame: int, attempt: int = 1) -> str:
+        return f"{Keys.frames(job_id, index, attempt)}{frame:04d}.png"
 
     @staticmethod
-    def segment_video(job_id: str, index: int) -> str:
-        return f"{Keys.segment(job_id, index)}/segment.mp4"
+    def segment_video(job_id: str, index: int, attempt: int = 1) -> str:
+        return f"{Keys.segment(job_id, index, attempt)}/segment.mp4"
 
     @staticmethod
-    def segment_qa(job_id: str, index: int) -> str:
-        return f"{Keys.segment(job_id, index)}/qa.json"
+    def segment_qa(job_id: str, index: int, attempt: int = 1) -> str:
+        return f"{Keys.segment(job_id, index, attempt)}/qa.json"
 
     @staticmethod
     def delivered_marker(job_id: str, index: int) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -41,12 +43,20 @@ def build(settings: GatewaySettings) -> Service:
     return service
 
 
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside a process that owns its signals: stop through ``should_exit``, never re-raise SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve_http(service: Service, bus: Bus, store: object, tracker: TrackerDeps, stop: asyncio.Event) -> None:
     settings: GatewaySettings = service.settings
     tracker.kv = await bus.key_value(JOBS_KV)
     tracker.ready.set()
     deps = GatewayDeps(bus, store, tracker.kv, settings.work_bucket, settings.max_body_bytes, service.health)
-    server = uvicorn.Server(uvicorn.Config(create_app(deps), host=settings.host, port=settings.port, log_level="warning", lifespan="off"))
+    server = _EmbeddedServer(uvicorn.Config(create_app(deps), host=settings.host, port=settings.port, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
     await stop.wait()
     server.should_exit = True

@@ -59,7 +59,8 @@ class JobStatus(BaseModel):
             self.status, self.error = "failed", f"{event.stage}: {event.error}"
         elif stage := _STAGE_OF.get(type(event)):
             seg = self.segments.setdefault(event.index, SegmentStatus(index=event.index, id=event.segment_id))
-            if _RANK[stage] >= _RANK[seg.status]:
+            # Stages only move forward, except that a regeneration (a higher attempt) starts the segment over.
+            if event.attempt > seg.attempt or (event.attempt == seg.attempt and _RANK[stage] >= _RANK[seg.status]):
                 seg.status, seg.attempt = stage, event.attempt
             if isinstance(event, SegmentChecked | SegmentDelivered):
                 seg.qa_passed = event.qa.passed

@@ -10,40 +10,16 @@ import hashlib
 import uuid
 
 from reelforge_shared.bus import Bus
-from reelforge_shared.events import JobSubmitted, RenderSpec, SegmentRequested
+from reelforge_shared.events import JobSubmitted, SegmentRequested
+from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
-from reelforge_shared.storyboard import Segment, Storyboard
-
-SEGMENT_SEED_STRIDE = 1  # seed 001: a character's segments take seeds 1000, 1001, ... in film order
+from reelforge_shared.storyboard import Storyboard
 
 
 def new_job_id(idempotency_key: str | None = None) -> str:
     if idempotency_key:
         return "j-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
     return "j-" + uuid.uuid4().hex[:16]
-
-
-def compose_prompt(board: Storyboard, seg: Segment) -> str:
-    """Style prefix, cast, place, action, light: the order CLIP weighs most to least."""
-    parts = [board.style.prompt_prefix]
-    parts += [board.characters[name].description for name in seg.characters]
-    if seg.location:
-        parts.append(f"in {board.locations[seg.location].description}")
-    parts += [seg.prompt, board.style.lighting]
-    return ", ".join(p.strip().rstrip(",") for p in parts if p and p.strip())
-
-
-def render_spec(board: Storyboard, seg: Segment, index: int) -> RenderSpec:
-    character_seeds = [board.characters[name].seed for name in seg.characters]
-    location_seed = board.locations[seg.location].seed if seg.location else None
-    family = character_seeds[0] if character_seeds else (location_seed or 0)
-    return RenderSpec(
-        prompt=compose_prompt(board, seg), negative_prompt=board.style.negative_prompt,
-        seed=seg.seed if seg.seed is not None else (family + index * SEGMENT_SEED_STRIDE) % 2**32,
-        character_seeds=character_seeds, location_seed=location_seed,
-        reference_images=[r for name in seg.characters if (r := board.characters[name].reference_image)],
-        frames=seg.frames, fps=seg.fps, width=board.output.width, height=board.output.height,
-    )
 
 
 async def submit_job(
@@ -59,6 +35,6 @@ async def submit_job(
     await bus.publish(submitted)
     for index, seg in enumerate(board.segments, start=1):
         await bus.publish(
-            SegmentRequested(job_id=job_id, index=index, segment_id=seg.id, spec=render_spec(board, seg, index), model=model)
+            SegmentRequested(job_id=job_id, index=index, segment_id=seg.id, spec=render_spec(board, index), model=model)
         )
     return submitted

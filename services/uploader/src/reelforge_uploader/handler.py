@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reelforge_shared.events import Event, FilmEncoded, FilmRequested, JobCompleted, SegmentChecked, SegmentDelivered
+from reelforge_shared.events import Event, FilmChecked, FilmRequested, JobCompleted, SegmentChecked, SegmentDelivered
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 
 
@@ -42,43 +42,27 @@ def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
     return events
 
 
-def job_report(job_id: str, film: FilmEncoded, deps: UploaderDeps) -> dict:
-    board = deps.store.get_json(deps.work_bucket, Keys.storyboard(job_id))
-    markers = [deps.store.get_json(deps.work_bucket, k) for k in deps.store.list_keys(deps.work_bucket, Keys.delivered_markers(job_id))]
-    segments = [
-        {
-            "index": m["index"], "id": m["segment_id"], "status": "delivered", "attempt": m["attempt"],
-            "qa_passed": m["qa"]["passed"], "qa": {name: gate["score"] for name, gate in m["qa"]["gates"].items()},
-            "qa_failed_gates": [name for name, gate in m["qa"]["gates"].items() if not gate["passed"]],
-            "video_key": m["video_key"], "delivery_key": m["delivery_key"], "duration_s": m["duration_s"],
-        }
-        for m in sorted(markers, key=lambda m: m["index"])
-    ]
-    model = markers[0]["model"] if markers else None
-    return {
-        "job_id": job_id, "title": board.get("title"), "model": model,
-        "film": {
-            "key": film.film_key, "delivery_bucket": deps.delivery_bucket, "delivery_key": DeliveryKeys.film(job_id),
-            "duration_s": film.duration_s, "frame_count": film.frame_count, "fps": film.fps,
-            "width": film.width, "height": film.height,
-        },
-        "segments": segments,
-    }
-
-
-def handle_film(event: FilmEncoded, deps: UploaderDeps) -> list[Event]:
-    """Deliver the film and the job report, then announce the job complete."""
+def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:
+    """Deliver the film, its renditions and the job reports QA wrote, then announce the job complete."""
     job = event.job_id
     deps.store.copy(deps.work_bucket, event.film_key, deps.delivery_bucket, DeliveryKeys.film(job))
-    report = job_report(job, event, deps)
-    deps.store.put_json(deps.work_bucket, Keys.report(job), report)
-    deps.store.put_json(deps.delivery_bucket, DeliveryKeys.report(job), report)
+    deliverables = {}
+    for name, key in event.deliverables.items():
+        deliverables[name] = f"{job}/{key.rsplit('/', 1)[-1]}"
+        deps.store.copy(deps.work_bucket, key, deps.delivery_bucket, deliverables[name])
+    deps.store.copy(deps.work_bucket, event.report_key, deps.delivery_bucket, DeliveryKeys.report(job))
+    html_key = None
+    if event.report_html_key:
+        html_key = f"{job}/report.html"
+        deps.store.copy(deps.work_bucket, event.report_html_key, deps.delivery_bucket, html_key)
+    report = deps.store.get_json(deps.work_bucket, event.report_key)
     return [
         JobCompleted(
             job_id=job, delivery_bucket=deps.delivery_bucket, film_key=DeliveryKeys.film(job),
             film_url=deps.store.url(deps.delivery_bucket, DeliveryKeys.film(job)), report_key=DeliveryKeys.report(job),
             report_url=deps.store.url(deps.delivery_bucket, DeliveryKeys.report(job)), duration_s=event.duration_s,
             segment_count=len(report["segments"]),
-            qa_failed_segments=[s["index"] for s in report["segments"] if not s["qa_passed"]],
+            qa_failed_segments=[s["index"] for s in report["segments"] if not s.get("qa_passed", True)],
+            report_html_key=html_key, deliverables=deliverables, film_qa_passed=event.passed,
         )
     ]

@@ -1,4 +1,4 @@
-from reelforge_shared.events import FilmEncoded, SegmentChecked
+from reelforge_shared.events import FilmChecked, SegmentChecked
 from reelforge_shared.runner import Route
 from reelforge_shared.service import Service, open_store
 from reelforge_shared.settings import CommonSettings
@@ -9,4 +9,4 @@ Settings = CommonSettings
 
 def build(settings: CommonSettings) -> Service:
     deps = UploaderDeps(store=open_store(settings), work_bucket=settings.work_bucket, delivery_bucket=settings.delivery_bucket)
-    return Service("uploader", settings, [Route(SegmentChecked, handle_checked), Route(FilmEncoded, handle_film)], deps)
+    return Service("uploader", settings, [Route(SegmentChecked, handle_checked), Route(FilmChecked, handle_film)], deps)

@@ -1,0 +1,48 @@
+"""A storyboard segment resolved into what the generator renders (a RenderSpec).
+
+Used at submission (gateway, CLI) and again by QA when a segment is regenerated, so a retry renders
+the same shot with a new seed and nothing else changed.
+"""
+
+from __future__ import annotations
+
+from reelforge_shared.events import RenderSpec
+from reelforge_shared.storyboard import Segment, Storyboard
+
+RETRY_SEED_STRIDE = 7919  # a prime far from the +1 per segment of a seed family: retries never reuse a neighbour's seed
+
+
+def compose_prompt(board: Storyboard, seg: Segment) -> str:
+    """Style prefix, cast, place, action, light: the order CLIP weighs most to least."""
+    parts = [board.style.prompt_prefix]
+    parts += [board.characters[name].description for name in seg.characters]
+    if seg.location:
+        parts.append(f"in {board.locations[seg.location].description}")
+    parts += [seg.prompt, board.style.lighting]
+    return ", ".join(p.strip().rstrip(",") for p in parts if p and p.strip())
+
+
+def segment_seed(board: Storyboard, seg: Segment, index: int, attempt: int = 1) -> int:
+    """Seed 001: a character's segments take seeds from its series (1000, 1001, ...) in film order."""
+    if seg.seed is not None:
+        base = seg.seed
+    elif seg.characters:
+        base = board.characters[seg.characters[0]].seed + index
+    elif seg.location:
+        base = board.locations[seg.location].seed + index
+    else:
+        base = index
+    return (base + (attempt - 1) * RETRY_SEED_STRIDE) % 2**32
+
+
+def render_spec(board: Storyboard, index: int, attempt: int = 1) -> RenderSpec:
+    """The spec of the segment at 1-based ``index``."""
+    seg = board.segments[index - 1]
+    return RenderSpec(
+        prompt=compose_prompt(board, seg), negative_prompt=board.style.negative_prompt,
+        seed=segment_seed(board, seg, index, attempt),
+        character_seeds=[board.characters[name].seed for name in seg.characters],
+        location_seed=board.locations[seg.location].seed if seg.location else None,
+        reference_images=[r for name in seg.characters if (r := board.characters[name].reference_image)],
+        frames=seg.frames, fps=seg.fps, width=board.output.width, height=board.output.height,
+    )
