@@ -56,6 +56,8 @@ def test_run_writes_the_film_segments_and_report(tmp_path: Path, model_cache: Pa
     assert (film.width, film.height, film.frame_count) == (256, 144, 6)
     assert film.duration_s == pytest.approx(2.0, abs=0.01) == report["film"]["duration_s"]
     assert probe(out / "segments" / "002.mp4").frame_count == 3
+    assert "<svg" in (out / "report.html").read_text()
+    assert {"9x16", "1x1", "thumbnail"} <= set(report["deliverables"]) and (out / report["deliverables"]["thumbnail"]).exists()
     assert "delivered" in result.stderr and "done" in result.stderr
 
 

@@ -84,6 +84,12 @@ def _collect(stack: Stack, board: Storyboard, watch: JobWatch, out: Path, consol
     if watch.completed:
         store.get_file(settings.delivery_bucket, DeliveryKeys.film(job), out / "final.mp4")
         report = store.get_json(settings.work_bucket, Keys.report(job))
+        done = watch.completed
+        if done.report_html_key:
+            store.get_file(settings.delivery_bucket, done.report_html_key, out / "report.html")
+        for name, key in done.deliverables.items():  # crops and the thumbnail, named as delivered
+            store.get_file(settings.delivery_bucket, key, out / key.rsplit("/", 1)[-1])
+            report.setdefault("deliverables", {})[name] = key.rsplit("/", 1)[-1]
     else:
         report = {"job_id": job, "title": board.title, "film": None, "segments": []}
     delivered = {s["index"]: s for s in report["segments"]}
@@ -109,7 +115,7 @@ def _collect(stack: Stack, board: Storyboard, watch: JobWatch, out: Path, consol
     (out / "report.json").write_text(json.dumps(report, indent=2))
     if watch.ok:
         film = report["film"]
-        console.print(f"[green]done[/green]: {out / 'final.mp4'} ({film['width']}x{film['height']}, {film['duration_s']:.1f} s), report {out / 'report.json'}")
+        console.print(f"[green]done[/green]: {out / 'final.mp4'} ({film['width']}x{film['height']}, {film['duration_s']:.1f} s), report {out / 'report.json'} and {out / 'report.html'}")
         return True
     for n, failure in sorted(watch.failed.items()):
         console.print(f"[red]segment {n} ({failure.segment_id}) failed in {failure.stage}: {failure.error}[/red]")
