@@ -26,7 +26,8 @@ def _chart(folder: Path, tint: np.ndarray | None = None) -> Path:
     bars = np.repeat(np.repeat(hues[None], 36, axis=0), 32, axis=1)
     srgb = np.concatenate([ramp, bars], axis=0)
     if tint is not None:
-        lin = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4) * tint
+        # Exposed down so no channel clips: the grey-world estimate leaves clipped pixels out.
+        lin = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4) * tint / tint.max()
         srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * np.clip(lin, 0, 1) ** (1 / 2.4) - 0.055)
     for i in range(2):
         Image.fromarray(np.clip(srgb * 255 + 0.5, 0, 255).astype(np.uint8)).save(folder / f"{i:04d}.png")

@@ -127,7 +127,7 @@ def encode_frames(source: Path, fps: float, width: int, height: int, out: Path, 
         count = probe(source).frame_count
         video = ffmpeg.input(str(source)).video
     if look.normalise:
-        video = video.filter("colorchannelmixer", **look.normalise.filter_args())
+        video = video.filter("lutrgb", **look.normalise.filter_args())
     for name, args in grade_filters(look.grade) if look.grade else []:
         video = video.filter(name, **args)
     out_fps = fps
