@@ -196,3 +196,24 @@ def test_health_endpoint_follows_readiness_and_metrics_are_served() -> None:
         assert "reelforge_events_handled_total" in httpx.get(f"{url}/metrics").text
     finally:
         server.shutdown()
+
+
+async def test_a_prefetched_batch_is_handled_grouped_by_key_and_nothing_is_redelivered(settings, event_log) -> None:
+    settings = settings.model_copy(update={"ack_wait_s": 1.0})
+    bus = await Bus.connect(settings)
+    for index, model in enumerate(["model-a", "model-b", "model-a", "model-b"], start=1):
+        await bus.publish(_request(index).model_copy(update={"model": model}))
+    seen: list[tuple[int, str]] = []
+
+    def handle(event: SegmentRequested, deps: None) -> list:
+        import time
+
+        seen.append((event.index, event.model))
+        time.sleep(0.6)  # four of these outlast the ack wait: the waiting ones must stay alive
+        return [FilmRequested(job_id=f"j-{event.index}", segment_count=1)]
+
+    stop, task = await _serve(settings, [Route(SegmentRequested, handle, prefetch=4, group_by=lambda e: e.model)])
+    await event_log.wait_for(lambda: len(event_log.of(FilmRequested)) == 4, timeout=30)
+    await _stop(stop, task)
+    await bus.close()
+    assert seen == [(1, "model-a"), (3, "model-a"), (2, "model-b"), (4, "model-b")]

@@ -54,6 +54,8 @@ class Route:
     event: type[Event]
     handle: Handler
     concurrency: int = 1
+    prefetch: int = 1  # messages taken from the consumer together
+    group_by: Callable[[Any], str] | None = None  # handle a prefetched batch grouped by this key (first-seen order)
 
 
 @dataclass(slots=True)
@@ -80,10 +82,14 @@ class Runner:
     async def _loop(self, route: Route, sub: Any, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                msgs = await sub.fetch(1, timeout=1.0)
+                msgs = await sub.fetch(route.prefetch, timeout=1.0)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
-            for msg in msgs:
+            # Messages waiting their turn report in-progress too, or JetStream would redeliver them meanwhile.
+            waiting = {id(m): asyncio.create_task(self._keep_alive(m)) for m in msgs[1:]}
+            for msg in _grouped(msgs, route):
+                if task := waiting.pop(id(msg), None):
+                    task.cancel()
                 try:
                     await self.process(route, msg)
                 except Exception as exc:  # noqa: BLE001 - a bug in one message must not stop the loop
@@ -148,3 +154,23 @@ class Runner:
         while True:
             await asyncio.sleep(self.settings.ack_wait_s / 3)
             await msg.in_progress()
+
+
+def _grouped(msgs: list[Any], route: Route) -> list[Any]:
+    """Messages ordered so equal keys follow each other (a worker keeps one model loaded for a run of them).
+
+    Groups keep the order in which their key first appeared, and messages keep their order inside a
+    group; a message that does not decode sorts with the empty key and fails later, in process().
+    """
+    if route.group_by is None or len(msgs) < 2:
+        return msgs
+    keys = []
+    for msg in msgs:
+        try:
+            keys.append(route.group_by(route.event.model_validate_json(msg.data)))
+        except ValidationError:
+            keys.append("")
+    first = {}
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    return [msgs[i] for i in sorted(range(len(msgs)), key=lambda i: (first[keys[i]], i))]

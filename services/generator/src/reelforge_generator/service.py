@@ -11,4 +11,7 @@ Settings = GeneratorSettings
 def build(settings: GeneratorSettings) -> Service:
     renderer = FrameRenderer(settings)
     deps = GeneratorDeps(store=open_store(settings), bucket=settings.work_bucket, renderer=renderer)
-    return Service("generator", settings, [Route(SegmentRequested, handle)], deps, setup=renderer.setup)
+    # Segments are taken from the queue a few at a time and run grouped by model: a worker keeps one model
+    # loaded, so a queue alternating between two models would otherwise reload on every segment.
+    route = Route(SegmentRequested, handle, prefetch=settings.queue_window, group_by=lambda e: e.model or "")
+    return Service("generator", settings, [route], deps, setup=renderer.setup)
