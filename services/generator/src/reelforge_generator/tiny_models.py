@@ -74,6 +74,11 @@ def tiny_vae(seed: int, levels: int = 3) -> object:
     )
 
 
+# Every family's denoiser at one toy size: what differs between the families is their block types.
+TOY_UNET = {"sample_size": 32, "in_channels": 4, "out_channels": 4, "block_out_channels": (32, 64), "layers_per_block": 1}
+TOY_ATTENTION = {"cross_attention_dim": 32, "attention_head_dim": 8, "norm_num_groups": 8}
+
+
 def build_tiny_sd(path: Path, seed: int = 0) -> Path:
     """Stable Diffusion 1.x/2.x: UNet, VAE, CLIP, DPM++, plus an IP-Adapter in ``ip_adapter/``."""
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
@@ -83,16 +88,10 @@ def build_tiny_sd(path: Path, seed: int = 0) -> Path:
     tokenizer, text_encoder = tiny_clip(seed)
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
+        **TOY_UNET,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=8,
+        **TOY_ATTENTION,
     )
     pipe = StableDiffusionPipeline(
         vae=tiny_vae(seed),
@@ -122,11 +121,7 @@ def _tiny_sdxl_pipe(seed: int, scheduler: object) -> object:
     tokenizer_2, text_encoder_2 = tiny_clip(seed + 1, with_projection=True)
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
+        **TOY_UNET,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=(4, 8),

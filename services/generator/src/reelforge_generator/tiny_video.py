@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from reelforge_generator.tiny_models import save_atomically, tiny_clip, tiny_vae
+from reelforge_generator.tiny_models import TOY_ATTENTION, TOY_UNET, save_atomically, tiny_clip, tiny_vae
 
 CLIP_IMAGE_SIZE = 224  # SVD resizes its conditioning image to 224x224 before the CLIP image encoder, whatever its config
 
@@ -72,16 +72,10 @@ def build_tiny_zeroscope(path: Path, seed: int = 0) -> Path:
     tokenizer, text_encoder = tiny_clip(seed)
     torch.manual_seed(seed)
     unet = UNet3DConditionModel(
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
+        **TOY_UNET,
         down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
         up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=8,
+        **TOY_ATTENTION,
     )
     pipe = TextToVideoSDPipeline(
         vae=tiny_vae(seed),
@@ -101,16 +95,10 @@ def build_tiny_animatediff(path: Path, seed: int = 0) -> Path:
     tokenizer, text_encoder = tiny_clip(seed)
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
+        **TOY_UNET,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=8,
+        **TOY_ATTENTION,
     )
     torch.manual_seed(seed)
     adapter = MotionAdapter(
@@ -143,11 +131,7 @@ def build_tiny_svd(path: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     unet = UNetSpatioTemporalConditionModel(
-        sample_size=32,
-        in_channels=8,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
+        **{**TOY_UNET, "in_channels": 8},  # SVD denoises the noisy latent beside the conditioning image's latent
         down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
         up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
         cross_attention_dim=32,
