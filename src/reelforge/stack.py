@@ -34,14 +34,14 @@ def settings_table() -> str:
     """Markdown table of every setting of every service (common ones once)."""
     rows, seen = ["| variable | used by | default | meaning |", "| --- | --- | --- | --- |"], set()
     for name in SERVICE_MODULES:
-        for field, info in service_module(name).Settings.model_fields.items():
-            if field in seen:
+        for setting, info in service_module(name).Settings.model_fields.items():
+            if setting in seen:
                 continue
-            seen.add(field)
+            seen.add(setting)
             default = info.default.get_secret_value() if hasattr(info.default, "get_secret_value") else info.default
             shown = "unset" if default is None else f"`{default}`"
-            used_by = "all" if field in CommonSettings.model_fields else name
-            rows.append(f"| `REELFORGE_{field.upper()}` | {used_by} | {shown} | {info.description} |")
+            used_by = "all" if setting in CommonSettings.model_fields else name
+            rows.append(f"| `REELFORGE_{setting.upper()}` | {used_by} | {shown} | {info.description} |")
     return "\n".join(rows)
 
 
