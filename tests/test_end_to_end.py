@@ -12,7 +12,14 @@ from reelforge.stack import local_stack
 from reelforge_gateway.submit import submit_job
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import (
-    FilmEncoded, FilmRequested, JobCompleted, SegmentDelivered, SegmentEncoded, SegmentFailed, SegmentGenerated, SegmentRequested,
+    FilmEncoded,
+    FilmRequested,
+    JobCompleted,
+    SegmentDelivered,
+    SegmentEncoded,
+    SegmentFailed,
+    SegmentGenerated,
+    SegmentRequested,
 )
 from reelforge_shared.media import probe
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore

@@ -14,7 +14,7 @@ import pytest
 
 from reelforge_shared.bus import Bus
 from reelforge_shared.errors import InvalidInput, TransientError
-from reelforge_shared.events import FilmEncoded, FilmRequested, JobFailed, SegmentFailed, SegmentRequested, RenderSpec
+from reelforge_shared.events import FilmEncoded, FilmRequested, JobFailed, RenderSpec, SegmentFailed, SegmentRequested
 from reelforge_shared.runner import Route
 from reelforge_shared.service import Service, run_service
 from reelforge_shared.settings import CommonSettings

@@ -6,8 +6,16 @@ import asyncio
 from dataclasses import dataclass, field
 
 from reelforge_shared.events import (
-    EVENTS_BY_SUBJECT, Event, FilmEncoded, JobCompleted, JobFailed, SegmentChecked, SegmentDelivered, SegmentEncoded,
-    SegmentFailed, SegmentGenerated,
+    EVENTS_BY_SUBJECT,
+    Event,
+    FilmEncoded,
+    JobCompleted,
+    JobFailed,
+    SegmentChecked,
+    SegmentDelivered,
+    SegmentEncoded,
+    SegmentFailed,
+    SegmentGenerated,
 )
 
 STAGES = {SegmentGenerated: "generated", SegmentEncoded: "encoded", SegmentChecked: "checked", SegmentDelivered: "delivered"}

@@ -50,7 +50,7 @@ def serve_health(port: int, services: list[Health], host: str = "0.0.0.0") -> Th
     """Serve /healthz (200 when every service is ready) and /metrics in a daemon thread."""
 
     class _Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             if self.path == "/metrics":
                 body, status, kind = generate_latest(), 200, CONTENT_TYPE_LATEST
             elif self.path in {"/healthz", "/health"}:

@@ -92,7 +92,7 @@ class Runner:
                     task.cancel()
                 try:
                     await self.process(route, msg)
-                except Exception as exc:  # noqa: BLE001 - a bug in one message must not stop the loop
+                except Exception as exc:
                     log.exception("event.crashed", error=repr(exc))  # not acked: redelivered after ack_wait
 
     async def process(self, route: Route, msg: Any) -> None:

@@ -15,8 +15,16 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, Field
 
 from reelforge_shared.events import (
-    Event, JobCompleted, JobFailed, JobSubmitted, SegmentChecked, SegmentDelivered, SegmentEncoded, SegmentFailed,
-    SegmentGenerated, SegmentRequested,
+    Event,
+    JobCompleted,
+    JobFailed,
+    JobSubmitted,
+    SegmentChecked,
+    SegmentDelivered,
+    SegmentEncoded,
+    SegmentFailed,
+    SegmentGenerated,
+    SegmentRequested,
 )
 
 SegmentStage = Literal["queued", "generated", "encoded", "checked", "delivered", "failed"]

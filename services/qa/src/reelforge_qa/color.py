@@ -16,7 +16,16 @@ from __future__ import annotations
 import numpy as np
 
 from reelforge_shared.colour import (  # noqa: F401 - re-exported: QA's modules and tests read them here
-    LUMA, RGB_TO_XYZ, XYZ_TO_RGB, cct, grey_world, light_rgb, linear_to_srgb, mccamy_cct, planckian_xy, srgb_to_linear,
+    LUMA,
+    RGB_TO_XYZ,
+    XYZ_TO_RGB,
+    cct,
+    grey_world,
+    light_rgb,
+    linear_to_srgb,
+    mccamy_cct,
+    planckian_xy,
+    srgb_to_linear,
 )
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 
 from reelforge_shared.events import QaReport
 
+
 @dataclass(frozen=True, slots=True)
 class QaDecision:
     action: Literal["deliver", "regenerate"]
