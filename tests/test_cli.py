@@ -77,8 +77,8 @@ def test_up_serves_the_gateway_until_interrupted(tmp_path: Path, model_cache: Pa
 
     port = free_port()
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "REELFORGE_MODEL_CACHE_DIR": str(model_cache)}
-    proc = subprocess.Popen([sys.executable, "-m", "reelforge.cli", "up", "--port", str(port), "--state-dir", str(tmp_path / "state")],
-                            env=env, stderr=subprocess.PIPE, text=True)
+    cmd = [sys.executable, "-m", "reelforge.cli", "up", "--port", str(port), "--state-dir", str(tmp_path / "state")]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while True:  # a real server: poll its health endpoint until it answers (this is the readiness probe)

@@ -65,7 +65,8 @@ def test_dissolve_after_cuts_keeps_every_frame(tmp_path: Path) -> None:
 
 def test_dissolve_blends_across_the_boundary_and_a_cut_does_not(tmp_path: Path) -> None:
     dark, light = _segment(tmp_path, "dark", 12, 12, 20), _segment(tmp_path, "light", 12, 12, 220)
-    dissolved = compile_film([FilmPart(dark, 12, 12), FilmPart(light, 12, 12, "dissolve", 0.5)], 12, 320, 180, tmp_path / "d.mp4", CODEC)
+    parts = [FilmPart(dark, 12, 12), FilmPart(light, 12, 12, "dissolve", 0.5)]
+    dissolved = compile_film(parts, 12, 320, 180, tmp_path / "d.mp4", CODEC)
     cut = compile_film([FilmPart(dark, 12, 12), FilmPart(light, 12, 12)], 12, 320, 180, tmp_path / "c.mp4", CODEC)
     between = [v for v in _mean_luma(dissolved) if 40 < v < 200]
     assert len(between) >= 4  # 6 frames of cross-fade, the ends close to the pure colours

@@ -54,7 +54,8 @@ async def _consumer_idle(settings, durable: str, handled: int) -> None:
     try:
         for _ in range(600):
             info = await bus.js.consumer_info(bus.stream, durable)
-            if info.ack_floor.stream_seq >= info.delivered.stream_seq and info.num_pending == 0 and info.delivered.consumer_seq >= handled:
+            acked = info.ack_floor.stream_seq >= info.delivered.stream_seq
+            if acked and info.num_pending == 0 and info.delivered.consumer_seq >= handled:
                 return
             await asyncio.sleep(0.05)
         raise AssertionError(f"{durable} still busy: {info}")
@@ -86,7 +87,8 @@ async def test_storyboard_becomes_a_film_through_all_services(overrides, event_l
             assert [s["id"] for s in report["segments"]] == ["open", "turn", "close"]
             assert report["model"]["random_weights"] is True and report["film"]["duration_s"] == pytest.approx(5.5, abs=0.01)
             assert [b["requested"] for b in report["film_qa"]["boundaries"]] == ["dissolve", "cut"]
-            assert done[0].report_html_key and "<svg" in store.get_bytes(settings.delivery_bucket, done[0].report_html_key).decode()
+            assert done[0].report_html_key
+            assert "<svg" in store.get_bytes(settings.delivery_bucket, done[0].report_html_key).decode()
             for d in delivered:
                 segment = probe(store.get_file(settings.delivery_bucket, d.delivery_key, tmp_path / f"{d.index}.mp4"))
                 spec = STORYBOARD["segments"][d.index - 1]
@@ -107,8 +109,9 @@ async def test_storyboard_becomes_a_film_through_all_services(overrides, event_l
             bus = await Bus.connect(settings)
             generated = next(e for e in event_log.of(SegmentGenerated) if e.index == 2)
             requested = event_log.of(FilmRequested)[0]
-            await bus.js.publish(bus.subject(generated), generated.model_dump_json().encode(), headers={"Nats-Msg-Id": "redelivery-1"})
-            await bus.js.publish(bus.subject(requested), requested.model_dump_json().encode(), headers={"Nats-Msg-Id": "redelivery-2"})
+            for i, again in enumerate([generated, requested], start=1):
+                headers = {"Nats-Msg-Id": f"redelivery-{i}"}
+                await bus.js.publish(bus.subject(again), again.model_dump_json().encode(), headers=headers)
             await bus.close()
             await _consumer_idle(settings, "encoder-segment-generated", handled=4)
             await _consumer_idle(settings, "encoder-film-requested", handled=2)
@@ -157,7 +160,8 @@ async def test_a_segment_failing_a_gate_is_regenerated_then_delivered_flagged(ov
         done = await event_log.wait_for(lambda: event_log.of(JobCompleted), timeout=300)
     requested = event_log.of(SegmentRequested)
     assert [(r.attempt, r.spec.seed) for r in requested] == [(1, 1), (2, 1 + 7919)]
-    assert [g.frames_prefix for g in event_log.of(SegmentGenerated)] == [Keys.frames(job.job_id, 1), Keys.frames(job.job_id, 1, 2)]
+    expected_prefixes = [Keys.frames(job.job_id, 1), Keys.frames(job.job_id, 1, 2)]
+    assert [g.frames_prefix for g in event_log.of(SegmentGenerated)] == expected_prefixes
     assert done[0].qa_failed_segments == [1]
     report = store.get_json(settings.delivery_bucket, done[0].report_key)
     segment = report["segments"][0]

@@ -57,7 +57,8 @@ def test_resumed_segment_renders_only_missing_frames(renderer: FrameRenderer, st
     deps = GeneratorDeps(store=store, bucket=settings.work_bucket, renderer=renderer)
     event = SegmentRequested(job_id="j-resume", index=2, segment_id="b", spec=SPEC)
     out = handle(event, deps)
-    first = {k: store.get_bytes(settings.work_bucket, k) for k in store.list_keys(settings.work_bucket, Keys.frames("j-resume", 2))}
+    keys = store.list_keys(settings.work_bucket, Keys.frames("j-resume", 2))
+    first = {k: store.get_bytes(settings.work_bucket, k) for k in keys}
     assert len(first) == 4 and out[0].frame_count == 4 and out[0].model.random_weights
     store.client.remove_object(settings.work_bucket, Keys.frame("j-resume", 2, 1))
     rendered: list[list[int]] = []

@@ -48,7 +48,10 @@ def test_transition_shorthand_and_yaml() -> None:
         (lambda b: b["segments"][1].update(id="a"), "segments[1].id"),
         (lambda b: b.update(output={"width": 1001}), "output.width"),
     ],
-    ids=["missing-prompt", "zero-frames", "unknown-character", "unknown-transition", "10MB-prompt", "unknown-location", "duplicate-id", "odd-width"],
+    ids=[
+        "missing-prompt", "zero-frames", "unknown-character", "unknown-transition", "10MB-prompt", "unknown-location",
+        "duplicate-id", "odd-width",
+    ],
 )
 def test_bad_storyboard_names_the_field(change, field: str) -> None:
     import copy

@@ -76,7 +76,8 @@ def up(
                 serve_health(settings.metrics_port, [s.health for s in stack.services])
             console.print(f"gateway  {stack.gateway_url}  (POST /v1/jobs, GET /v1/jobs/ID)")
             console.print(f"nats     {stack.settings.nats_url}   subjects {stack.settings.subject_prefix}.>")
-            console.print(f"s3       {stack.settings.s3_endpoint}   buckets {stack.settings.work_bucket}, {stack.settings.delivery_bucket}")
+            buckets = f"{stack.settings.work_bucket}, {stack.settings.delivery_bucket}"
+            console.print(f"s3       {stack.settings.s3_endpoint}   buckets {buckets}")
             await stop.wait()
 
     asyncio.run(main())
@@ -127,8 +128,8 @@ def schema() -> None:
 
 
 from reelforge.cli_encode import encode  # noqa: E402 - command modules keep heavy imports inside
-from reelforge.cli_generator import bench, generate  # noqa: E402
-from reelforge.cli_qa import qa  # noqa: E402
+from reelforge.cli_generator import bench, generate  # noqa: E402 - as above
+from reelforge.cli_qa import qa  # noqa: E402 - as above
 
 app.command()(encode)
 app.command()(generate)

@@ -28,7 +28,8 @@ async def run_storyboard(board: Storyboard, out: Path, *, model: str | None = No
     log_file = (out / "reelforge.log").open("w")
     configure_logging("INFO", json=True, stream=log_file)  # the terminal belongs to the progress bars
     with tempfile.TemporaryDirectory(prefix="reelforge-run-") as state:
-        console.print(f"[bold]{board.title}[/bold]: {len(board.segments)} segments, {board.duration_s:.1f} s; starting services ...")
+        summary = f"{len(board.segments)} segments, {board.duration_s:.1f} s"
+        console.print(f"[bold]{board.title}[/bold]: {summary}; starting services ...")
         async with local_stack(Path(state)) as stack:
             watch = await _render(stack, board, model, console)
             ok = _collect(stack, board, watch, out, console)
@@ -51,7 +52,10 @@ async def _render(stack: Stack, board: Storyboard, model: str | None, console: C
         watch.job_id = new_job_id()
         await submit_job(board, bus=bus, store=store, bucket=settings.work_bucket, job_id=watch.job_id, model=model)
         console.print(f"job [bold]{watch.job_id}[/bold] submitted")
-        columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+        columns = (
+            TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=console) as progress:
             bars = {stage: progress.add_task(stage, total=len(board.segments)) for stage in PROGRESS_STAGES}
             film = progress.add_task("film", total=1)
@@ -103,7 +107,8 @@ def _collect(stack: Stack, board: Storyboard, watch: JobWatch, out: Path, consol
                      "qa": {k: g.score for k, g in d.qa.gates.items()}, "video_key": d.video_key, "delivery_key": d.delivery_key}
         else:
             failure = watch.failed.get(n)
-            entry = {"index": n, "id": seg.id, "status": "failed", "error": f"{failure.stage}: {failure.error}" if failure else "not delivered"}
+            error = f"{failure.stage}: {failure.error}" if failure else "not delivered"
+            entry = {"index": n, "id": seg.id, "status": "failed", "error": error}
         if entry.get("status") == "delivered":
             entry["file"] = f"segments/{n:03d}.mp4"
         report["segments"].append(entry)
@@ -115,7 +120,9 @@ def _collect(stack: Stack, board: Storyboard, watch: JobWatch, out: Path, consol
     (out / "report.json").write_text(json.dumps(report, indent=2))
     if watch.ok:
         film = report["film"]
-        console.print(f"[green]done[/green]: {out / 'final.mp4'} ({film['width']}x{film['height']}, {film['duration_s']:.1f} s), report {out / 'report.json'} and {out / 'report.html'}")
+        size = f"{film['width']}x{film['height']}, {film['duration_s']:.1f} s"
+        reports = f"{out / 'report.json'} and {out / 'report.html'}"
+        console.print(f"[green]done[/green]: {out / 'final.mp4'} ({size}), report {reports}")
         return True
     for n, failure in sorted(watch.failed.items()):
         console.print(f"[red]segment {n} ({failure.segment_id}) failed in {failure.stage}: {failure.error}[/red]")

@@ -97,6 +97,8 @@ def start_nats(data_dir: Path) -> EmbeddedServer:
     port = free_port()
     log = data_dir / "nats-server.log"
     cmd = [find_binary("nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(data_dir / "jetstream")]
+    # S603: our own server binary with an argument list we built (no shell). PLW1509: preexec_fn only
+    # calls prctl(PR_SET_PDEATHSIG), which no other Popen option can do.
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: S603, PLW1509
     _wait(lambda: _tcp_open(port) and "Server is ready" in log.read_text(errors="replace"), "nats-server", proc, log)
     return EmbeddedServer("nats", f"nats://127.0.0.1:{port}", proc, log)
@@ -108,8 +110,11 @@ def start_s3(data_dir: Path) -> EmbeddedServer:
     log = data_dir / "s3-server.log"
     port = free_port()
     if minio := shutil.which("minio"):
-        cmd = [minio, "server", str(data_dir / "minio"), "--address", f"127.0.0.1:{port}", "--console-address", f"127.0.0.1:{free_port()}"]
+        cmd = [minio, "server", str(data_dir / "minio"), "--address", f"127.0.0.1:{port}",
+               "--console-address", f"127.0.0.1:{free_port()}"]
         env = {"MINIO_ROOT_USER": ACCESS_KEY, "MINIO_ROOT_PASSWORD": SECRET_KEY, "PATH": "/usr/bin:/bin"}
+        # S603: our own server binary with an argument list we built (no shell). PLW1509: preexec_fn only
+        # calls prctl(PR_SET_PDEATHSIG), which no other Popen option can do.
         proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)  # noqa: S603, PLW1509
     else:
         config = data_dir / "s3-identities.json"
@@ -117,8 +122,8 @@ def start_s3(data_dir: Path) -> EmbeddedServer:
         identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
         config.write_text(json.dumps({"identities": [identity]}))
         ports = {
-            "master.port": free_port(), "volume.port": free_port(), "filer.port": free_port(),
-            "s3.port.iceberg": free_port(), "s3.port.lance": free_port(), "admin.port": free_port(), "s3.metricsPort": free_port(),
+            "master.port": free_port(), "volume.port": free_port(), "filer.port": free_port(), "s3.port.iceberg": free_port(),
+            "s3.port.lance": free_port(), "admin.port": free_port(), "s3.metricsPort": free_port(),
         }
         cmd = [find_binary("weed"), "mini", f"-dir={data_dir / 'seaweedfs'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                f"-s3.port={port}", f"-s3.config={config}", "-webdav=false", "-admin.ui=false", "-metricsPort=0"]
@@ -128,6 +133,8 @@ def start_s3(data_dir: Path) -> EmbeddedServer:
             cmd.append(f"-{flag}.grpc={free_port()}")
         cmd.append(f"-s3.port.grpc={free_port()}")
         (data_dir / "seaweedfs").mkdir(exist_ok=True)
+        # S603: our own server binary with an argument list we built (no shell). PLW1509: preexec_fn only
+        # calls prctl(PR_SET_PDEATHSIG), which no other Popen option can do.
         proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: S603, PLW1509
     _wait(lambda: _http_ok(f"http://127.0.0.1:{port}/"), "S3 server", proc, log, timeout=60)
     return EmbeddedServer("s3", f"127.0.0.1:{port}", proc, log)

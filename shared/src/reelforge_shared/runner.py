@@ -92,7 +92,7 @@ class Runner:
                     task.cancel()
                 try:
                     await self.process(route, msg)
-                except Exception as exc:
+                except Exception as exc:  # a bug in one message must not stop the loop
                     log.exception("event.crashed", error=repr(exc))  # not acked: redelivered after ack_wait
 
     async def process(self, route: Route, msg: Any) -> None:
@@ -120,7 +120,8 @@ class Runner:
         seconds = time.perf_counter() - started
         HANDLE_SECONDS.labels(self.service, name).observe(seconds)
         EVENTS_HANDLED.labels(self.service, name, outcome).inc()
-        (log.info if outcome == "ok" else log.warning)("event.handled", event_type=name, outcome=outcome, seconds=round(seconds, 3), error=error)
+        emit = log.info if outcome == "ok" else log.warning
+        emit("event.handled", event_type=name, outcome=outcome, seconds=round(seconds, 3), error=error)
 
     async def _handle(self, route: Route, event: Event, msg: Any, deliveries: int) -> tuple[str, str | None]:
         try:

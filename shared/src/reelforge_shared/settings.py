@@ -35,7 +35,8 @@ class CommonSettings(BaseSettings):
         24 * 3600.0, gt=0, description="JetStream duplicate window for Nats-Msg-Id de-duplication"
     )
     metrics_port: int | None = Field(
-        None, ge=0, le=65535, description="port of /metrics and /healthz (`worker`: default 9100; `up`/`run`: only when set; 0: any free port)"
+        None, ge=0, le=65535,
+        description="port of /metrics and /healthz (`worker`: default 9100; `up`/`run`: only when set; 0: any free port)",
     )
     log_level: str = Field("INFO", description="log level")
     log_json: bool | None = Field(None, description="JSON logs (default: JSON unless stderr is a terminal)")

@@ -155,19 +155,23 @@ def _cross_reference_errors(board: Storyboard) -> list[dict[str, str]]:
     seen: dict[str, int] = {}
     for i, seg in enumerate(board.segments):
         if seg.id in seen:
-            errors.append({"field": f"segments[{i}].id", "message": f"duplicate segment id {seg.id!r} (also segments[{seen[seg.id]}])"})
+            message = f"duplicate segment id {seg.id!r} (also segments[{seen[seg.id]}])"
+            errors.append({"field": f"segments[{i}].id", "message": message})
         seen.setdefault(seg.id, i)
         for j, name in enumerate(seg.characters):
             if name not in board.characters:
                 known = ", ".join(sorted(board.characters)) or "none defined"
-                errors.append({"field": f"segments[{i}].characters[{j}]", "message": f"unknown character {name!r} (known: {known})"})
+                message = f"unknown character {name!r} (known: {known})"
+                errors.append({"field": f"segments[{i}].characters[{j}]", "message": message})
         if seg.location is not None and seg.location not in board.locations:
             known = ", ".join(sorted(board.locations)) or "none defined"
             errors.append({"field": f"segments[{i}].location", "message": f"unknown location {seg.location!r} (known: {known})"})
         if seg.transition.type != "cut" and i == 0:
-            errors.append({"field": "segments[0].transition", "message": "the first segment has nothing to transition from; use 'cut'"})
+            message = "the first segment has nothing to transition from; use 'cut'"
+            errors.append({"field": "segments[0].transition", "message": message})
         if seg.transition.duration > seg.duration_s or (i and seg.transition.duration > board.segments[i - 1].duration_s):
-            errors.append({"field": f"segments[{i}].transition.duration", "message": f"{seg.transition.duration} s is longer than a segment it joins"})
+            message = f"{seg.transition.duration} s is longer than a segment it joins"
+            errors.append({"field": f"segments[{i}].transition.duration", "message": message})
         if seg.narration is not None and seg.audio is not None:
             errors.append({"field": f"segments[{i}].audio", "message": "give narration text or an audio file, not both"})
         if board.output.fps is not None and seg.fps > board.output.fps:
@@ -191,7 +195,8 @@ def parse_storyboard(data: Any) -> Storyboard:
     if isinstance(data, list):
         data = {"segments": data}
     if not isinstance(data, dict):
-        raise StoryboardInvalid([{"field": "storyboard", "message": f"expected a mapping or a list of segments, got {type(data).__name__}"}])
+        message = f"expected a mapping or a list of segments, got {type(data).__name__}"
+        raise StoryboardInvalid([{"field": "storyboard", "message": message}])
     try:
         board = Storyboard.model_validate(data)
     except ValidationError as exc:

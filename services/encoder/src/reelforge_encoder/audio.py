@@ -41,9 +41,9 @@ class Cue:
 
 def speak(text: str, voice: str, out: Path, espeak: str) -> Path:
     """Narration text -> WAV with espeak-ng (text on stdin, so a leading dash is not an option)."""
-    done = subprocess.run(
-        [espeak, "-v", voice, "-w", str(out), "--stdin"], input=text, capture_output=True, text=True, check=False
-    )  # the configured espeak-ng
+    cmd = [espeak, "-v", voice, "-w", str(out), "--stdin"]
+    # S603: the configured espeak-ng binary with an argument list (no shell); the user's text goes on stdin.
+    done = subprocess.run(cmd, input=text, capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0 or not out.exists():
         raise PermanentError(f"espeak-ng failed for voice {voice!r}: {done.stderr.strip()[-500:]}")
     return out

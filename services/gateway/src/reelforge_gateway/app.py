@@ -55,18 +55,26 @@ def create_app(deps: GatewayDeps) -> FastAPI:
             if len(body) > deps.max_body_bytes:
                 return JSONResponse(
                     status_code=413,
-                    content={"error": "storyboard too large", "detail": [{"field": "body", "message": f"more than {deps.max_body_bytes} bytes"}]},
+                    content={
+                        "error": "storyboard too large",
+                        "detail": [{"field": "body", "message": f"more than {deps.max_body_bytes} bytes"}],
+                    },
                 )
         board = load_storyboard(body)
-        submitted = await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=new_job_id(idempotency_key))
-        return {"job_id": submitted.job_id, "segments": submitted.segment_count, "duration_s": submitted.duration_s, "status_url": f"/v1/jobs/{submitted.job_id}"}
+        job_id = new_job_id(idempotency_key)
+        submitted = await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id)
+        return {
+            "job_id": submitted.job_id, "segments": submitted.segment_count, "duration_s": submitted.duration_s,
+            "status_url": f"/v1/jobs/{submitted.job_id}",
+        }
 
     @app.get("/v1/jobs/{job_id}", response_model=JobStatus)
     async def get_job(job_id: str, deps: Deps) -> JobStatus | JSONResponse:
         """Per-segment status of a job."""
         status = await read_status(deps.kv, job_id) if _valid_key(job_id) else None
         if status is None:
-            return JSONResponse(status_code=404, content={"error": "unknown job", "detail": [{"field": "job_id", "message": f"no job {job_id!r}"}]})
+            detail = [{"field": "job_id", "message": f"no job {job_id!r}"}]
+            return JSONResponse(status_code=404, content={"error": "unknown job", "detail": detail})
         return status
 
     @app.get("/healthz")

@@ -56,7 +56,8 @@ async def serve_http(service: Service, bus: Bus, store: object, tracker: Tracker
     tracker.kv = await bus.key_value(JOBS_KV)
     tracker.ready.set()
     deps = GatewayDeps(bus, store, tracker.kv, settings.work_bucket, settings.max_body_bytes, service.health)
-    server = _EmbeddedServer(uvicorn.Config(create_app(deps), host=settings.host, port=settings.port, log_level="warning", lifespan="off"))
+    config = uvicorn.Config(create_app(deps), host=settings.host, port=settings.port, log_level="warning", lifespan="off")
+    server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
     await stop.wait()
     server.should_exit = True

@@ -62,7 +62,8 @@ class JobStatus(BaseModel):
         if isinstance(event, JobSubmitted):
             self.title, self.segment_count = event.title, event.segment_count
         elif isinstance(event, JobCompleted):
-            self.status, self.film_key, self.film_url, self.report_key = "completed", event.film_key, event.film_url, event.report_key
+            self.status, self.film_key, self.film_url = "completed", event.film_key, event.film_url
+            self.report_key = event.report_key
         elif isinstance(event, JobFailed):
             self.status, self.error = "failed", f"{event.stage}: {event.error}"
         elif stage := _STAGE_OF.get(type(event)):

@@ -81,7 +81,8 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
         log.warning("generator.out_of_memory", job_id=job, index=n, detail=note)
         notes.append(note)
         if smaller.size != plan.size:  # one size per segment: everything again, at the new size
-            for key in deps.store.list_keys(deps.bucket, Keys.frames(job, n, a)):  # first, so no old-size frame outlives the record
+            # first, so no old-size frame outlives the record
+            for key in deps.store.list_keys(deps.bucket, Keys.frames(job, n, a)):
                 deps.store.client.remove_object(deps.bucket, key)
             deps.store.put_json(deps.bucket, state_key, {"width": smaller.width, "height": smaller.height, "degraded": notes})
             todo = list(range(spec.frames))

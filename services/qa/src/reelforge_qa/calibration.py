@@ -149,7 +149,8 @@ def tables(outcomes: list[Outcome]) -> str:
     for check in (*clean.film.characters, *clean.film.locations, *clean.film.light):
         if check.score is not None:
             rows.append(f"| {check.kind} {check.name} | {check.score:.2f} | {check.threshold} |")
-    rows.append(f"| joins (light) | {min(b.light_score for b in clean.film.boundaries if b.same_location):.2f} | {clean.film.threshold} |")
+    light = min(b.light_score for b in clean.film.boundaries if b.same_location)
+    rows.append(f"| joins (light) | {light:.2f} | {clean.film.threshold} |")
     rows += ["", "| film | hard cuts: Reelforge | " + " | ".join(PYSCENEDETECT) + " |", "| --- " * (2 + len(PYSCENEDETECT)) + "|"]
     for o in outcomes:
         ours = detect_cuts(read_film(o.film_path))

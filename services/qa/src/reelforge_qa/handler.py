@@ -83,7 +83,8 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
             segments = []
             for n, seg in enumerate(board.segments, start=1):
                 path = deps.store.get_file(deps.bucket, markers[n]["video_key"], Path(tmp, f"{n:03d}.mp4"))
-                segments.append(SegmentVideo(path, seg.id, tuple(seg.characters), seg.location, seg.transition.type, seg.transition.duration))
+                cast, join = tuple(seg.characters), seg.transition
+                segments.append(SegmentVideo(path, seg.id, cast, seg.location, join.type, join.duration))
             film_qa = check_film(segments, deps.film_thresholds, film=film, embedder=deps.embedder)
             thumbnails = {s.segment_id: thumbnail_strip(s.path) for s in segments}
         report = build_job_report(deps.store, deps.bucket, event, film_qa.model_dump(mode="json"))

@@ -78,7 +78,7 @@ def _plot(report: dict[str, Any], timeline: list[tuple[float, float]]) -> str:
     names = list(dict.fromkeys(name for seg in segments for name in seg.get("qa", {})))
     total = max((s + d for s, d in timeline), default=1.0) or 1.0
     x = lambda t: PAD + (W - 2 * PAD) * t / total  # noqa: E731 - tiny coordinate maps, used throughout
-    y = lambda v: H - PAD - (H - 2 * PAD) * float(v)  # noqa: E731
+    y = lambda v: H - PAD - (H - 2 * PAD) * float(v)  # noqa: E731 - as above
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img">']
     parts.append(f'<rect x="{PAD}" y="{PAD}" width="{W - 2 * PAD}" height="{H - 2 * PAD}" fill="#fafafa" stroke="#ccc"/>')
     for v in (0.0, 0.5, 1.0):
