@@ -32,7 +32,8 @@ class GeneratorSettings(CommonSettings):
         8, ge=1, le=256, description="frames per UNet call (per-frame models); both CFG branches go in the same call"
     )
     queue_window: int = Field(
-        4, ge=1, le=64, description="segments taken from the queue together, rendered grouped by model (one model stays loaded)"
+        4, ge=1, le=64,
+        description="segments taken from the queue together and rendered grouped by model (one model stays loaded)",
     )
     motion: float = Field(
         0.35, ge=0, le=1.5708, description="radians of per-frame latent variation around the segment's shared latent"
