@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reelforge_encoder.deliver import MB, budget_kbps, crop_size, deliverable_key
+from reelforge_encoder.deliver import MB, budget_kbps, crop_size
 from reelforge_encoder.ffmpeg import Codec, encode_frames, ffmpeg_exe
 from reelforge_encoder.film import make_film
 from reelforge_shared.media import probe
+from reelforge_shared.storage import DeliveryKeys, Keys
 from reelforge_shared.storyboard import parse_storyboard
 
 CODEC = Codec(ffmpeg_exe(), preset="ultrafast")
@@ -40,12 +41,13 @@ def test_crop_windows_keep_their_ratio_in_even_pixels() -> None:
 
 
 def test_rendition_keys_sit_beside_the_film() -> None:
-    film = "jobs/j-1/final.mp4"
-    assert [deliverable_key(film, n) for n in ("9x16", "1x1", "thumbnail")] == [
+    assert Keys.film("j-1") == "jobs/j-1/final.mp4"
+    assert [Keys.rendition("j-1", n) for n in ("9x16", "1x1", "thumbnail")] == [
         "jobs/j-1/final_9x16.mp4",
         "jobs/j-1/final_1x1.mp4",
         "jobs/j-1/final_thumbnail.jpg",
     ]
+    assert DeliveryKeys.rendition("j-1", "9x16") == "j-1/final_9x16.mp4"
 
 
 def test_film_renditions_are_cut_from_the_master_with_the_logo_and_the_sound(tmp_path: Path) -> None:

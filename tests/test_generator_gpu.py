@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.gpu import GIB, GpuReading
 from reelforge_generator.guards import ThermalGuard, VramGuard
-from reelforge_generator.handler import GeneratorDeps, handle, render_state_key
+from reelforge_generator.handler import GeneratorDeps, handle
 from reelforge_generator.renderer import FrameRenderer
 from reelforge_shared.errors import TransientError
 from reelforge_shared.events import RenderSpec, SegmentRequested
@@ -149,7 +149,7 @@ def test_out_of_memory_at_batch_1_lowers_the_resolution_of_the_whole_segment(
     assert sizes == {(96, 56)}  # every frame again at the lower size, not only the two missing
     lowered = "out of memory at batch 1, 128x72: resolution lowered to 96x56"
     assert generated.degraded == f"out of memory at batch 2: batch 1; {lowered}"
-    assert store.get_json(settings.work_bucket, render_state_key("j-oom-size", 1))["width"] == 96
+    assert store.get_json(settings.work_bucket, Keys.render_state("j-oom-size", 1))["width"] == 96
     store.client.remove_object(settings.work_bucket, Keys.frame("j-oom-size", 1, 0))
     [again] = handle(event, deps)  # redelivered: the rest at the recorded size, the degradation still reported
     assert deps.renderer.last_run.plan.size == (96, 56) and lowered in again.degraded

@@ -10,7 +10,7 @@ new model with ``schema_version = 2`` on a new subject. ``reelforge schema`` pri
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 from uuid import uuid4
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,9 +34,23 @@ class Event(BaseModel):
         """Same logical event, same id: JetStream drops the repeat inside its duplicate window."""
         return f"{self.subject}:{self.job_id}"
 
+    @classmethod
+    def follow(cls, source: Event, **fields: Any) -> Self:
+        """The event that ``source`` leads to, its envelope taken from ``source``, never copied by hand.
+
+        ``job_id`` always comes along; between two segment events ``index``, ``segment_id`` and
+        ``attempt`` do too. Passing one of them is refused (a handler cannot drop or mistype the
+        attempt, which is part of the de-duplication id); a regeneration names its new attempt
+        with :meth:`SegmentEvent.retry` instead.
+        """
+        envelope = _envelope(cls, source)
+        if clash := sorted(envelope.keys() & fields.keys()):
+            raise TypeError(f"{cls.__name__}.follow: {', '.join(clash)} come from the source event; do not pass them")
+        return cls(**envelope, **fields)
+
     def failure(self, stage: str, error: str) -> Event:
         """The event that records this event's failure for good."""
-        return JobFailed(job_id=self.job_id, stage=stage, error=error)
+        return JobFailed.follow(self, stage=stage, error=error)
 
 
 class ModelInfo(BaseModel):
@@ -70,10 +84,18 @@ class SegmentEvent(Event):
     def dedup_id(self) -> str:
         return f"{self.subject}:{self.job_id}:{self.index:03d}:{self.attempt}"
 
+    @classmethod
+    def retry(cls, source: SegmentEvent, attempt: int, **fields: Any) -> Self:
+        """Like :meth:`follow`, for a regeneration: the one place an attempt changes, and only upwards."""
+        if attempt <= source.attempt:
+            raise ValueError(f"a retry of attempt {source.attempt} needs a later attempt, got attempt={attempt}")
+        envelope = _envelope(cls, source) | {"attempt": attempt}
+        if clash := sorted(envelope.keys() & fields.keys()):
+            raise TypeError(f"{cls.__name__}.retry: {', '.join(clash)} come from the source event; do not pass them")
+        return cls(**envelope, **fields)
+
     def failure(self, stage: str, error: str) -> Event:
-        return SegmentFailed(
-            job_id=self.job_id, index=self.index, segment_id=self.segment_id, attempt=self.attempt, stage=stage, error=error
-        )
+        return SegmentFailed.follow(self, stage=stage, error=error)
 
 
 class JobSubmitted(Event):
@@ -217,6 +239,35 @@ class JobFailed(Event):
 
     def failure(self, stage: str, error: str) -> Event:
         return self
+
+
+_SEGMENT_ENVELOPE = ("index", "segment_id", "attempt")
+
+
+def _envelope(cls: type[Event], source: Event) -> dict[str, Any]:
+    """The fields an event built from ``source`` inherits: the job, and the segment between segment events."""
+    envelope: dict[str, Any] = {"job_id": source.job_id}
+    if issubclass(cls, SegmentEvent) and isinstance(source, SegmentEvent):
+        envelope |= {name: getattr(source, name) for name in _SEGMENT_ENVELOPE}
+    return envelope
+
+
+def lost_envelope(source: Event, result: Event) -> str | None:
+    """Why ``result`` cannot have come from ``source`` (an earlier attempt of the same segment), else None.
+
+    The runner checks every published event with it, so a handler that builds an event by hand and
+    drops the attempt fails loudly instead of having its event dropped as a duplicate.
+    """
+    if (
+        isinstance(source, SegmentEvent) and isinstance(result, SegmentEvent)
+        and (result.job_id, result.index) == (source.job_id, source.index)
+    ):
+        if result.attempt < source.attempt:
+            return (
+                f"{type(result).__name__} of segment {result.index} carries attempt {result.attempt}, "
+                f"but it follows attempt {source.attempt}: build it with {type(result).__name__}.follow(event, ...)"
+            )
+    return None
 
 
 class DeadLetter(BaseModel):

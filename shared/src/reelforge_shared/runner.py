@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from reelforge_shared.bus import Bus
 from reelforge_shared.errors import PermanentError
-from reelforge_shared.events import DeadLetter, Event
+from reelforge_shared.events import DeadLetter, Event, lost_envelope
 from reelforge_shared.health import Health
 from reelforge_shared.settings import CommonSettings
 
@@ -129,6 +129,9 @@ class Runner:
                 results = await route.handle(event, self.deps)
             else:
                 results = await asyncio.to_thread(route.handle, event, self.deps)
+            for result in results:
+                if why := lost_envelope(event, result):  # a handler bug: fail loudly, never a silent duplicate
+                    raise PermanentError(why)
             for result in results:
                 await self.bus.publish(result)
             await msg.ack()

@@ -56,6 +56,11 @@ class Keys:
         return f"{Keys.segment(job_id, index, attempt)}/qa.json"
 
     @staticmethod
+    def render_state(job_id: str, index: int, attempt: int = 1) -> str:
+        """The generator's record of the size it settled on after running out of memory."""
+        return f"{Keys.segment(job_id, index, attempt)}/render.json"
+
+    @staticmethod
     def delivered_marker(job_id: str, index: int) -> str:
         return f"jobs/{job_id}/delivered/{index:03d}.json"
 
@@ -68,8 +73,26 @@ class Keys:
         return f"jobs/{job_id}/final.mp4"
 
     @staticmethod
+    def film_meta(job_id: str) -> str:
+        """The encoder's metadata of the film, written last: its presence means the film is complete."""
+        return f"{Keys.film(job_id)}.json"
+
+    @staticmethod
+    def rendition(job_id: str, name: str) -> str:
+        """A rendition beside the film: ``jobs/J/final_9x16.mp4``, ``jobs/J/final_thumbnail.jpg``."""
+        return f"jobs/{job_id}/{rendition_file(name)}"
+
+    @staticmethod
     def report(job_id: str) -> str:
         return f"jobs/{job_id}/report.json"
+
+    @staticmethod
+    def report_html(job_id: str) -> str:
+        return f"jobs/{job_id}/report.html"
+
+
+def rendition_file(name: str) -> str:
+    return f"final_{name}{'.jpg' if name == 'thumbnail' else '.mp4'}"
 
 
 class DeliveryKeys:
@@ -86,6 +109,14 @@ class DeliveryKeys:
     @staticmethod
     def report(job_id: str) -> str:
         return f"{job_id}/report.json"
+
+    @staticmethod
+    def report_html(job_id: str) -> str:
+        return f"{job_id}/report.html"
+
+    @staticmethod
+    def rendition(job_id: str, name: str) -> str:
+        return f"{job_id}/{rendition_file(name)}"
 
 
 _MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}

@@ -34,11 +34,6 @@ def rendition_name(ratio: str) -> str:
     return ratio.replace(":", "x")
 
 
-def deliverable_key(film_key: str, name: str) -> str:
-    """Key of a rendition beside the film: ``jobs/J/final.mp4`` -> ``jobs/J/final_9x16.mp4``, ``.../final_thumbnail.jpg``."""
-    return f"{film_key.removesuffix('.mp4')}_{name}{'.jpg' if name == 'thumbnail' else '.mp4'}"
-
-
 def crop(source: Path, size: tuple[int, int], fps: float, out: Path, codec: Codec, logo: Path | None) -> Path:
     """A centred ``size`` window of the master, silent, with the logo in its own top-left corner.
 

@@ -14,7 +14,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from reelforge_encoder.deliver import deliverable_key
 from reelforge_encoder.ffmpeg import Codec, encode_frames
 from reelforge_encoder.film import Resolver, make_film, narration_needs_espeak
 from reelforge_encoder.look import film_fps, segment_look, segment_rate
@@ -63,11 +62,8 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
             deps.store.put_file(deps.bucket, key, video, "video/mp4")
     frame_count, fps = segment_rate(board, event.frame_count, event.fps)
     return [
-        SegmentEncoded(
-            job_id=job,
-            index=n,
-            segment_id=event.segment_id,
-            attempt=event.attempt,
+        SegmentEncoded.follow(
+            event,
             video_key=key,
             frame_count=frame_count,
             fps=fps,
@@ -103,7 +99,7 @@ def _resolver(deps: EncoderDeps, tmp: Path) -> Resolver:
 def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
     """Compile the film once from the delivered segments, with the storyboard's transitions, sound and renditions."""
     job = event.job_id
-    film_key, meta_key = Keys.film(job), f"{Keys.film(job)}.json"
+    film_key, meta_key = Keys.film(job), Keys.film_meta(job)
     if not deps.store.exists(deps.bucket, meta_key):
         board = _storyboard(deps, job)
         with tempfile.TemporaryDirectory(prefix="reelforge-film-") as tmp:
@@ -117,14 +113,14 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
             )
             deliverables = {}
             for name, path in result.renditions.items():
-                deliverables[name] = deliverable_key(film_key, name)
+                deliverables[name] = Keys.rendition(job, name)
                 deps.store.put_file(deps.bucket, deliverables[name], path, "image/jpeg" if path.suffix == ".jpg" else "video/mp4")
             deps.store.put_file(deps.bucket, film_key, result.film, "video/mp4")
         deps.store.put_json(deps.bucket, meta_key, result.meta | {"deliverables": deliverables})
     meta = deps.store.get_json(deps.bucket, meta_key)
     return [
-        FilmEncoded(
-            job_id=job,
+        FilmEncoded.follow(
+            event,
             film_key=film_key,
             duration_s=meta["duration_s"],
             frame_count=meta["frame_count"],

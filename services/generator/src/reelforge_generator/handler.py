@@ -32,11 +32,6 @@ class GeneratorDeps:
     renderer: FrameRenderer
 
 
-def render_state_key(job: str, index: int, attempt: int = 1) -> str:
-    """Beside ``frames/``, not in it: the encoder reads every object under ``frames/`` as a frame."""
-    return f"{Keys.segment(job, index, attempt)}/render.json"
-
-
 class Uploads:
     """Frames go to S3 on two threads while the renderer works on the next batch."""
 
@@ -61,7 +56,7 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
     job, n, a, spec, renderer = event.job_id, event.index, event.attempt, event.spec, deps.renderer
     if renderer.model is None or (event.model and event.model != renderer.model.name):
         renderer.setup(event.model)  # a worker keeps its model; only a different request reloads
-    state_key = render_state_key(job, n, a)
+    state_key = Keys.render_state(job, n, a)  # beside frames/, not in it: the encoder reads all of frames/
     state = deps.store.get_json(deps.bucket, state_key) if deps.store.exists(deps.bucket, state_key) else {}
     full = renderer.plan(spec)
     plan = RenderPlan(state["width"], state["height"], full.batch) if state else full
@@ -90,11 +85,8 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
             todo = [i for i in todo if i not in done]
         plan = smaller
     return [
-        SegmentGenerated(
-            job_id=job,
-            index=n,
-            segment_id=event.segment_id,
-            attempt=event.attempt,
+        SegmentGenerated.follow(
+            event,
             frames_prefix=Keys.frames(job, n, a),
             frame_count=spec.frames,
             fps=spec.fps,

@@ -57,15 +57,14 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
     if decision.action == "regenerate":
         board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
         return [
-            SegmentRequested(
-                job_id=job, index=n, segment_id=event.segment_id, attempt=decision.next_attempt,
+            SegmentRequested.retry(
+                event, decision.next_attempt,
                 spec=render_spec(board, n, decision.next_attempt), model=event.model.name,
             )
         ]
     return [
-        SegmentChecked(
-            job_id=job, index=n, segment_id=event.segment_id, attempt=event.attempt,
-            video_key=event.video_key, duration_s=event.duration_s, qa=report, report_key=report_key, model=event.model,
+        SegmentChecked.follow(
+            event, video_key=event.video_key, duration_s=event.duration_s, qa=report, report_key=report_key, model=event.model,
         )
     ]
 
@@ -73,7 +72,7 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
 def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
     """Check the film as a whole and write the job report; the JSON is written last and marks it done."""
     job = event.job_id
-    report_key, html_key = Keys.report(job), f"jobs/{job}/report.html"
+    report_key, html_key = Keys.report(job), Keys.report_html(job)
     if not deps.store.exists(deps.bucket, report_key):
         board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
         markers = {m["index"]: m for m in map(lambda k: deps.store.get_json(deps.bucket, k),
@@ -92,8 +91,8 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
         deps.store.put_json(deps.bucket, report_key, report)
     report = deps.store.get_json(deps.bucket, report_key)
     return [
-        FilmChecked(
-            job_id=job, film_key=event.film_key, duration_s=event.duration_s, frame_count=event.frame_count, fps=event.fps,
+        FilmChecked.follow(
+            event, film_key=event.film_key, duration_s=event.duration_s, frame_count=event.frame_count, fps=event.fps,
             width=event.width, height=event.height, passed=bool((report.get("film_qa") or {}).get("passed")),
             deliverables=_deliverables(deps, job), report_key=report_key, report_html_key=html_key,
         )
@@ -102,6 +101,6 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
 
 def _deliverables(deps: QaDeps, job: str) -> dict[str, str]:
     """Renditions the encoder made beside the film (listed in its metadata object)."""
-    meta_key = f"{Keys.film(job)}.json"
+    meta_key = Keys.film_meta(job)
     meta = deps.store.get_json(deps.bucket, meta_key) if deps.store.exists(deps.bucket, meta_key) else {}
     return dict(meta.get("deliverables") or {})

@@ -29,8 +29,8 @@ def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
     job, n = event.job_id, event.index
     delivery_key = DeliveryKeys.segment(job, n)
     deps.store.copy(deps.work_bucket, event.video_key, deps.delivery_bucket, delivery_key)
-    delivered = SegmentDelivered(
-        job_id=job, index=n, segment_id=event.segment_id, attempt=event.attempt, video_key=event.video_key,
+    delivered = SegmentDelivered.follow(
+        event, video_key=event.video_key,
         delivery_bucket=deps.delivery_bucket, delivery_key=delivery_key,
         url=deps.store.url(deps.delivery_bucket, delivery_key), duration_s=event.duration_s, qa=event.qa, model=event.model,
     )
@@ -38,7 +38,7 @@ def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
     events: list[Event] = [delivered]
     count = _segment_count(job, deps)
     if len(deps.store.list_keys(deps.work_bucket, Keys.delivered_markers(job))) >= count:
-        events.append(FilmRequested(job_id=job, segment_count=count))
+        events.append(FilmRequested.follow(event, segment_count=count))
     return events
 
 
@@ -48,17 +48,17 @@ def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:
     deps.store.copy(deps.work_bucket, event.film_key, deps.delivery_bucket, DeliveryKeys.film(job))
     deliverables = {}
     for name, key in event.deliverables.items():
-        deliverables[name] = f"{job}/{key.rsplit('/', 1)[-1]}"
+        deliverables[name] = DeliveryKeys.rendition(job, name)
         deps.store.copy(deps.work_bucket, key, deps.delivery_bucket, deliverables[name])
     deps.store.copy(deps.work_bucket, event.report_key, deps.delivery_bucket, DeliveryKeys.report(job))
     html_key = None
     if event.report_html_key:
-        html_key = f"{job}/report.html"
+        html_key = DeliveryKeys.report_html(job)
         deps.store.copy(deps.work_bucket, event.report_html_key, deps.delivery_bucket, html_key)
     report = deps.store.get_json(deps.work_bucket, event.report_key)
     return [
-        JobCompleted(
-            job_id=job, delivery_bucket=deps.delivery_bucket, film_key=DeliveryKeys.film(job),
+        JobCompleted.follow(
+            event, delivery_bucket=deps.delivery_bucket, film_key=DeliveryKeys.film(job),
             film_url=deps.store.url(deps.delivery_bucket, DeliveryKeys.film(job)), report_key=DeliveryKeys.report(job),
             report_url=deps.store.url(deps.delivery_bucket, DeliveryKeys.report(job)), duration_s=event.duration_s,
             segment_count=len(report["segments"]),
