@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.renderer import FrameRenderer
-from reelforge_generator.tiny_models import MARKER, resolve_model
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import RenderSpec
+from reelforge_tiny import MARKER, resolve_model
 
 SPEC = RenderSpec(
     prompt="a man in a blue shirt in a field",
@@ -95,7 +94,7 @@ def test_image_to_video_conditions_on_the_reference_image_else_on_a_keyframe(mod
     renderer = FrameRenderer(svd)
     renderer.setup()
     keyframed = dict(renderer.render(SPEC, [0, 1]))
-    assert renderer.kind._keyframer.model.name == "reelforge/tiny-sd"  # the tiny SVD names its keyframe model
+    assert list(renderer._keyframers) == ["reelforge/tiny-sd"]  # the tiny SVD names its keyframe model
     referenced = dict(renderer.render(SPEC.model_copy(update={"reference_images": [reference]}), [0, 1]))
     assert np.abs(_pixels(referenced[0]) - _pixels(keyframed[0])).mean() > 1
     assert dict(renderer.render(SPEC, [0, 1])) == keyframed  # deterministic, noise augmentation included

@@ -96,8 +96,8 @@ def bench(
     out: Annotated[Path, typer.Option(help="folder for bench.json and bench.md")] = Path("bench-out"),
 ) -> None:
     """Seed 001's settings and Reelforge's generator side by side: speed, memory, arithmetic, same images."""
-    from reelforge_generator.bench import BenchOptions, run_bench
-    from reelforge_generator.bench_report import write_report
+    from reelforge_bench.report import write_report
+    from reelforge_bench.run import BenchOptions, run_bench
     from reelforge_generator.config import GeneratorSettings
 
     options = BenchOptions(

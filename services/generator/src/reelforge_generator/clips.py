@@ -15,18 +15,16 @@ and seeds still decide the shot.
 
 from __future__ import annotations
 
-import io
-
 import torch
 from PIL import Image, ImageOps
+from reelforge_shared.errors import PermanentError
+from reelforge_shared.events import RenderSpec
 
-from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.latents import frame_generators, frame_latents
 from reelforge_generator.per_frame import encode_prompt
 from reelforge_generator.references import load_references
-from reelforge_shared.errors import PermanentError
-from reelforge_shared.events import RenderSpec
+from reelforge_generator.strategy import Clip, ModelContext
 
 
 class Clips:
@@ -35,8 +33,9 @@ class Clips:
     clip_based = True
     default_clip_frames = 16  # ModelScope and AnimateDiff are trained on 16-frame clips
 
-    def __init__(self, pipe: object, settings: GeneratorSettings, defaults: dict, model_path: str) -> None:
-        self.pipe, self.settings, self.defaults = pipe, settings, defaults
+    def __init__(self, context: ModelContext) -> None:
+        self.pipe, self.settings, self.defaults = context.pipe, context.settings, context.defaults
+        settings, defaults = self.settings, self.defaults
         self.clip_frames = settings.clip_frames or defaults.get("clip_frames", self.default_clip_frames)
         self.steps = settings.steps or defaults.get("default_steps", 30)
 
@@ -68,27 +67,30 @@ class Clips:
 class TextToVideo(Clips):
     kind = "text-to-video"
 
-    def __init__(self, pipe: object, settings: GeneratorSettings, defaults: dict, model_path: str) -> None:
-        super().__init__(pipe, settings, defaults, model_path)
+    def __init__(self, context: ModelContext) -> None:
+        super().__init__(context)
+        settings, defaults = self.settings, self.defaults
         self.guidance = settings.guidance_scale if settings.guidance_scale is not None else defaults.get("default_guidance", 7.5)
 
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
         """The prompt, encoded once for every clip (reference images steer per-frame and image-to-video models only)."""
         return encode_prompt(self.pipe, spec, self.guidance)
 
-    def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> torch.Tensor:
+    def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> Clip:
         latents = self.latents(spec, frames, plan).permute(1, 0, 2, 3).unsqueeze(0)  # (1, channels, frames, h, w)
-        return self.pipe(
-            **conditioning,
-            latents=latents,
-            generator=self.generator(spec, frames),
-            num_frames=len(frames),
-            height=plan.height,
-            width=plan.width,
-            num_inference_steps=self.steps,
-            guidance_scale=self.guidance,
-            output_type="pt",
-        ).frames[0]
+        return Clip(
+            self.pipe(
+                **conditioning,
+                latents=latents,
+                generator=self.generator(spec, frames),
+                num_frames=len(frames),
+                height=plan.height,
+                width=plan.width,
+                num_inference_steps=self.steps,
+                guidance_scale=self.guidance,
+                output_type="pt",
+            ).frames[0]
+        )
 
 
 class ImageToVideo(Clips):
@@ -96,12 +98,13 @@ class ImageToVideo(Clips):
     default_clip_frames = 14  # SVD's own clip length (SVD-XT: 25)
     min_clip_frames = 2  # SVD ramps its guidance from the first frame to the last: one frame has no ramp (and breaks its CFG)
 
-    def __init__(self, pipe: object, settings: GeneratorSettings, defaults: dict, model_path: str) -> None:
-        super().__init__(pipe, settings, defaults, model_path)
+    def __init__(self, context: ModelContext) -> None:
+        super().__init__(context)
+        settings, defaults = self.settings, self.defaults
         self.steps = settings.steps or defaults.get("default_steps", 25)
         self.guidance = settings.guidance_scale if settings.guidance_scale is not None else defaults.get("default_guidance", 3.0)
         self.keyframe_model = settings.keyframe_model or defaults.get("keyframe_model")
-        self._keyframer = None
+        self.keyframer = context.keyframer
 
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
         """The conditioning image: the first character's reference image, else the segment's keyframe."""
@@ -111,34 +114,28 @@ class ImageToVideo(Clips):
             image = self._keyframe(spec, plan)
         return {"image": ImageOps.fit(image, plan.size, Image.Resampling.LANCZOS)}  # cropped to the shot's aspect, not squeezed
 
-    def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> torch.Tensor:
-        return self.pipe(
-            image=conditioning["image"],
-            latents=self.latents(spec, frames, plan).unsqueeze(0),
-            generator=self.generator(spec, frames),
-            num_frames=len(frames),
-            height=plan.height,
-            width=plan.width,
-            num_inference_steps=self.steps,
-            min_guidance_scale=1.0,
-            max_guidance_scale=self.guidance,
-            fps=max(1, round(spec.fps)),
-            decode_chunk_size=len(frames),
-            output_type="pt",
-        ).frames[0]
+    def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> Clip:
+        return Clip(
+            self.pipe(
+                image=conditioning["image"],
+                latents=self.latents(spec, frames, plan).unsqueeze(0),
+                generator=self.generator(spec, frames),
+                num_frames=len(frames),
+                height=plan.height,
+                width=plan.width,
+                num_inference_steps=self.steps,
+                min_guidance_scale=1.0,
+                max_guidance_scale=self.guidance,
+                fps=max(1, round(spec.fps)),
+                decode_chunk_size=len(frames),
+                output_type="pt",
+            ).frames[0]
+        )
 
     def _keyframe(self, spec: RenderSpec, plan: RenderPlan) -> Image.Image:
-        if self.keyframe_model is None:
+        if self.keyframe_model is None or self.keyframer is None:
             raise PermanentError(
                 "image-to-video needs a conditioning image: give the segment's characters a reference_image "
                 "or set REELFORGE_KEYFRAME_MODEL to a text-to-image model"
             )
-        if self._keyframer is None:
-            from reelforge_generator.renderer import FrameRenderer
-
-            self._keyframer = FrameRenderer(
-                self.settings.model_copy(update={"model": self.keyframe_model, "steps": None, "guidance_scale": None})
-            )
-            self._keyframer.setup()
-        png = dict(self._keyframer.render(spec, [0], RenderPlan(plan.width, plan.height, 1)))[0]
-        return Image.open(io.BytesIO(png)).convert("RGB")
+        return self.keyframer(self.keyframe_model, spec, plan)

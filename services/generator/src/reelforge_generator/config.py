@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-
 from reelforge_shared.settings import CommonSettings
 
 TINY_SD = "reelforge/tiny-sd"

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import structlog
 import torch
+from reelforge_shared.errors import TransientError
+from reelforge_shared.events import Event, RenderSpec, SegmentGenerated, SegmentRequested
+from reelforge_shared.storage import Keys, ObjectStore
 
 from reelforge_generator.fallback import RenderPlan, after_out_of_memory
 from reelforge_generator.metrics import DEGRADATIONS
 from reelforge_generator.renderer import FrameRenderer
-from reelforge_shared.errors import TransientError
-from reelforge_shared.events import Event, RenderSpec, SegmentGenerated, SegmentRequested
-from reelforge_shared.storage import Keys, ObjectStore
 
 log = structlog.get_logger("reelforge.generator")
 

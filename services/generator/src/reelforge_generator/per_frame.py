@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import structlog
 import torch
+from diffusers import AutoPipelineForImage2Image
+from PIL import Image
+from reelforge_shared.events import RenderSpec
 
-from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.latents import frame_generators, frame_latents
 from reelforge_generator.references import load_references
-from reelforge_shared.events import RenderSpec
+from reelforge_generator.strategy import Clip, ModelContext
 
 log = structlog.get_logger("reelforge.generator")
 PROMPT_OUTPUTS = {  # what encode_prompt returns, by count: SD-style pipelines 2 tensors, SDXL 4
@@ -48,8 +50,14 @@ class PerFrame:
     kind = "text-to-image"
     clip_based = False
 
-    def __init__(self, pipe: object, settings: GeneratorSettings, defaults: dict, model_path: str) -> None:
-        self.pipe, self.settings, self.defaults, self.model_path = pipe, settings, defaults, model_path
+    def __init__(self, context: ModelContext) -> None:
+        self.pipe, self.settings, self.defaults, self.model_path = (
+            context.pipe,
+            context.settings,
+            context.defaults,
+            context.model_path,
+        )
+        settings, defaults = self.settings, self.defaults
         self.steps = settings.steps or defaults.get("default_steps", 30)
         self.guidance = settings.guidance_scale if settings.guidance_scale is not None else defaults.get("default_guidance", 7.5)
         self._img2img = None
@@ -72,8 +80,11 @@ class PerFrame:
         """The next ``batch`` missing frames: rendered and kept alike."""
         return remaining[:batch], remaining[:batch]
 
-    def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> torch.Tensor:
+    def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> Clip:
         """Images of ``frames`` as a float tensor (n, 3, H, W) in 0..1 on the device."""
+        return Clip(self._images(spec, conditioning, frames, plan))
+
+    def _images(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> torch.Tensor:
         latents = self.latents(spec, frames, plan)
         if self.settings.img2img_strength == 0:
             return self._call(self.pipe, conditioning, latents=latents, generator=frame_generators(spec.seed, frames), plan=plan)
@@ -135,8 +146,6 @@ class PerFrame:
 
     def _image_to_image(self) -> object:
         if self._img2img is None:
-            from diffusers import AutoPipelineForImage2Image
-
             self._img2img = AutoPipelineForImage2Image.from_pipe(self.pipe)  # the same modules, no second copy
             self._img2img.set_progress_bar_config(disable=True)
         return self._img2img
@@ -157,8 +166,6 @@ class PerFrame:
 
     def _reference_embeds(self, spec: RenderSpec, plan: RenderPlan) -> list[torch.Tensor]:
         """The cast's reference images, encoded once; a segment without any weighs a blank image at zero."""
-        from PIL import Image
-
         references = load_references(spec.reference_images) or [Image.new("RGB", (plan.width, plan.height))]
         self.pipe.set_ip_adapter_scale(self.settings.ip_adapter_scale if spec.reference_images else 0.0)
         return self.pipe.prepare_ip_adapter_image_embeds(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from PIL import Image
-
 from reelforge_shared.errors import InvalidInput
 
 

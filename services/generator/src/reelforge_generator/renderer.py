@@ -19,9 +19,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import diffusers.utils.logging
 import numpy as np
 import torch
+import transformers.utils.logging
+from diffusers import DiffusionPipeline
 from PIL import Image
+from reelforge_shared.errors import InvalidInput, PermanentError
+from reelforge_shared.events import ModelInfo, RenderSpec
+from reelforge_tiny import model_marker, resolve_model
 
 from reelforge_generator import metrics
 from reelforge_generator.clips import ImageToVideo, TextToVideo
@@ -31,11 +37,9 @@ from reelforge_generator.gpu import GpuSource, source_for
 from reelforge_generator.guards import ThermalGuard, VramGuard
 from reelforge_generator.per_frame import PerFrame
 from reelforge_generator.speed import apply_levers, attention_kernels
-from reelforge_generator.tiny_models import model_marker, resolve_model
-from reelforge_shared.errors import InvalidInput, PermanentError
-from reelforge_shared.events import ModelInfo, RenderSpec
+from reelforge_generator.strategy import ModelContext, Strategy
 
-KINDS = {  # pipeline class -> how it makes frames
+KINDS: dict[str, type[Strategy]] = {  # pipeline class -> how it makes frames
     "StableDiffusionPipeline": PerFrame,
     "StableDiffusionXLPipeline": PerFrame,
     "TextToVideoSDPipeline": TextToVideo,
@@ -46,9 +50,6 @@ KINDS = {  # pipeline class -> how it makes frames
 
 def quiet_libraries() -> None:
     """Loading bars and deprecation chatter belong to notebooks, not to a worker's log."""
-    import diffusers.utils.logging
-    import transformers.utils.logging
-
     diffusers.utils.logging.disable_progress_bar()
     diffusers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -83,8 +84,6 @@ def load_pipeline(name: str, cache_dir: str, dtype: torch.dtype) -> tuple[object
     """The pipeline (its class read from the model), its Reelforge marker and its local path."""
     path = resolve_model(name, Path(cache_dir))
     quiet_libraries()
-    from diffusers import DiffusionPipeline
-
     try:
         pipe = DiffusionPipeline.from_pretrained(path, torch_dtype=dtype)
     except (OSError, ValueError) as exc:
@@ -109,12 +108,13 @@ class FrameRenderer:
             self.gpu, settings.thermal_pause_c, settings.thermal_resume_c, settings.thermal_poll_s, sleep=sleep, clock=clock
         )
         self.pipe = None
-        self.kind: PerFrame | TextToVideo | ImageToVideo | None = None
+        self.kind: Strategy | None = None
         self.model: ModelInfo | None = None
         self.levers: list[str] = []
         self.defaults: dict = {}
         self.last_run: RunReport | None = None
         self._offloaded = False
+        self._keyframers: dict[str, FrameRenderer] = {}
         self._encoder = ThreadPoolExecutor(2, thread_name_prefix="png")  # two: one frame per core on the smallest machines
         metrics.watch(self.gpu)
 
@@ -139,7 +139,7 @@ class FrameRenderer:
         pipe.set_progress_bar_config(disable=True)
         self.levers = apply_levers(pipe, self.settings, self.device)
         self.pipe, self._offloaded = pipe, False
-        self.kind = kind(pipe, self.settings, marker, path)
+        self.kind = kind(ModelContext(pipe, self.settings, marker, path, keyframer=self._keyframe))
         self.defaults = marker
         self.model = ModelInfo(name=name, pipeline=type(pipe).__name__, random_weights=bool(marker.get("random_weights")))
         return self.model
@@ -194,7 +194,7 @@ class FrameRenderer:
             rendered, kept = self.kind.next_unit(spec, remaining, batch)
             started = time.perf_counter()
             with attention_kernels(self.settings.sdpa_backend):
-                pixels = to_pixels(self.kind.run(spec, conditioning, rendered, plan))
+                pixels = to_pixels(self.kind.run(spec, conditioning, rendered, plan).frames)
             self._count(len(kept), len(rendered), time.perf_counter() - started)
             report.batches.append(len(rendered))
             ready = [(i, self._encoder.submit(encode_png, pixels[rendered.index(i)])) for i in kept]
@@ -217,6 +217,17 @@ class FrameRenderer:
         for _ in range(kept):
             metrics.FRAME_SECONDS.labels(self.model.name).observe(seconds / rendered)
         metrics.FRAMES_RENDERED.labels(self.model.name).inc(kept)
+
+    def _keyframe(self, model: str, spec: RenderSpec, plan: RenderPlan) -> Image.Image:
+        """Frame 0 of ``spec`` by the text-to-image ``model`` (loaded once, beside this renderer's own model)."""
+        if model not in self._keyframers:
+            keyframer = FrameRenderer(
+                self.settings.model_copy(update={"model": model, "steps": None, "guidance_scale": None}), gpu=self.gpu
+            )
+            keyframer.setup()
+            self._keyframers[model] = keyframer
+        png = dict(self._keyframers[model].render(spec, [0], RenderPlan(plan.width, plan.height, 1)))[0]
+        return Image.open(io.BytesIO(png)).convert("RGB")
 
     def _release(self) -> None:
         if self.device.startswith("cuda"):

@@ -1,7 +1,7 @@
-"""Tiny random-weight video families and image encoders: text-to-video, AnimateDiff, SVD, IP-Adapter.
+"""Tiny random-weight video families: text-to-video (zeroscope), AnimateDiff, SVD.
 
 The real diffusers classes at toy width (sizes after diffusers' own fast tests), saved with
-save_pretrained beside a ``reelforge_model.json`` marker; see :mod:`reelforge_generator.tiny_models`.
+save_pretrained beside a ``reelforge_model.json`` marker; see :mod:`reelforge_tiny.common`.
 """
 
 from __future__ import annotations
@@ -9,66 +9,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from diffusers import (
+    AnimateDiffPipeline,
+    AutoencoderKLTemporalDecoder,
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    MotionAdapter,
+    StableVideoDiffusionPipeline,
+    TextToVideoSDPipeline,
+    UNet2DConditionModel,
+    UNet3DConditionModel,
+    UNetSpatioTemporalConditionModel,
+)
 
-from reelforge_generator.tiny_models import TOY_ATTENTION, TOY_UNET, save_atomically, tiny_clip, tiny_vae
-
-CLIP_IMAGE_SIZE = 224  # SVD resizes its conditioning image to 224x224 before the CLIP image encoder, whatever its config
-
-
-def tiny_image_encoder(seed: int) -> tuple:
-    """CLIPVisionModelWithProjection + CLIPImageProcessor; 32-pixel patches keep 224x224 at 49 tokens."""
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    torch.manual_seed(seed)
-    config = CLIPVisionConfig(
-        hidden_size=32,
-        projection_dim=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=CLIP_IMAGE_SIZE,
-        intermediate_size=37,
-        patch_size=32,
-    )
-    processor = CLIPImageProcessor(crop_size=CLIP_IMAGE_SIZE, size=CLIP_IMAGE_SIZE)
-    return CLIPVisionModelWithProjection(config), processor
-
-
-def save_tiny_ip_adapter(unet: object, folder: Path, seed: int) -> None:
-    """An IP-Adapter (the original, 4 image tokens) for ``unet``, in the layout ``load_ip_adapter`` reads.
-
-    ``ip-adapter.safetensors`` holds ``image_proj.*`` (image embedding -> 4 cross-attention tokens)
-    and ``ip_adapter.{k}.to_k_ip/to_v_ip`` for every cross-attention layer, numbered 1, 3, 5, ... in
-    the UNet's processor order, as diffusers expects; the image encoder sits in ``image_encoder/``.
-    """
-    from safetensors.torch import save_file
-
-    encoder, _ = tiny_image_encoder(seed)
-    folder.mkdir(parents=True)
-    encoder.save_pretrained(folder / "image_encoder")
-    generator = torch.Generator().manual_seed(seed)
-    cross, embed, tokens = unet.config.cross_attention_dim, encoder.config.projection_dim, 4
-    tensors = {
-        "image_proj.proj.weight": torch.randn(tokens * cross, embed, generator=generator) * 0.05,
-        "image_proj.proj.bias": torch.zeros(tokens * cross),
-        "image_proj.norm.weight": torch.ones(cross),
-        "image_proj.norm.bias": torch.zeros(cross),
-    }
-    key = 1
-    for name in unet.attn_processors:
-        if name.endswith("attn1.processor"):
-            continue
-        module = unet.get_submodule(name.removesuffix(".processor"))
-        hidden = module.to_k.out_features
-        tensors[f"ip_adapter.{key}.to_k_ip.weight"] = torch.randn(hidden, cross, generator=generator) * 0.05
-        tensors[f"ip_adapter.{key}.to_v_ip.weight"] = torch.randn(hidden, cross, generator=generator) * 0.05
-        key += 2
-    save_file(tensors, str(folder / "ip-adapter.safetensors"))
+from reelforge_tiny.common import TOY_ATTENTION, TOY_UNET, save_atomically, tiny_clip, tiny_image_encoder, tiny_vae
 
 
 def build_tiny_zeroscope(path: Path, seed: int = 0) -> Path:
     """Text-to-video (ModelScope / zeroscope): UNet3DConditionModel, one denoising per clip of frames."""
-    from diffusers import DPMSolverMultistepScheduler, TextToVideoSDPipeline, UNet3DConditionModel
-
     tokenizer, text_encoder = tiny_clip(seed)
     torch.manual_seed(seed)
     unet = UNet3DConditionModel(
@@ -90,8 +49,6 @@ def build_tiny_zeroscope(path: Path, seed: int = 0) -> Path:
 
 def build_tiny_animatediff(path: Path, seed: int = 0) -> Path:
     """AnimateDiff: an SD UNet plus a MotionAdapter (temporal attention), one denoising per clip."""
-    from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter, UNet2DConditionModel
-
     tokenizer, text_encoder = tiny_clip(seed)
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -122,13 +79,6 @@ def build_tiny_animatediff(path: Path, seed: int = 0) -> Path:
 
 def build_tiny_svd(path: Path, seed: int = 0) -> Path:
     """Stable Video Diffusion: image-to-video from one conditioning image (no text encoder)."""
-    from diffusers import (
-        AutoencoderKLTemporalDecoder,
-        EulerDiscreteScheduler,
-        StableVideoDiffusionPipeline,
-        UNetSpatioTemporalConditionModel,
-    )
-
     torch.manual_seed(seed)
     unet = UNetSpatioTemporalConditionModel(
         **{**TOY_UNET, "in_channels": 8},  # SVD denoises the noisy latent beside the conditioning image's latent

@@ -5,7 +5,7 @@ latents, so the images must agree up to rounding: the check states its tolerance
 when it is exceeded. Seed 001's settings are the plain diffusers pipeline as its spec writes it:
 attention slicing, VAE slicing, one image per call. Reelforge's side is :class:`FrameRenderer`
 with the configured levers. With no weights at hand the model is SD 2.1's architecture with random
-weights (:mod:`reelforge_generator.bench_arch`), which costs what the real model costs.
+weights (:mod:`reelforge_bench.arch`), which costs what the real model costs.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from datetime import UTC, datetime
 import numpy as np
 import torch
 from PIL import Image
-
-from reelforge_generator.bench_arch import MARKER, build_sd21
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.gpu import GpuSource
 from reelforge_generator.per_frame import PerFrame, encode_prompt
 from reelforge_generator.renderer import FrameRenderer, load_pipeline, quiet_libraries, to_pixels
+from reelforge_generator.strategy import ModelContext
 from reelforge_shared.events import RenderSpec
+
+from reelforge_bench.arch import MARKER, build_sd21
 
 SD21 = "sd21"
 SEED_001 = "seed 001 (attention + VAE slicing, 1 image per call)"
@@ -135,7 +136,7 @@ def _sync(device: str) -> None:
 def _seed_001(pipe: object, spec: RenderSpec, options: BenchOptions, frames: list[int], renderer: FrameRenderer) -> dict:
     """One image per call with slicing on, from Reelforge's latents so that the images can be compared."""
     device, plan = renderer.device, RenderPlan(spec.width, spec.height, 1)
-    latents = PerFrame(pipe, renderer.settings, {}, "")
+    latents = PerFrame(ModelContext(pipe, renderer.settings, {}, ""))
     conditioning = encode_prompt(pipe, spec, options.guidance)
     common = dict(height=spec.height, width=spec.width, guidance_scale=options.guidance, output_type="pt", **conditioning)
     pipe.enable_attention_slicing()
@@ -201,7 +202,7 @@ def _unet_flop_per_frame(pipe: object, spec: RenderSpec, options: BenchOptions, 
     from torch.utils.flop_counter import FlopCounterMode
 
     plan = RenderPlan(spec.width, spec.height, 1)
-    latents = PerFrame(pipe, renderer.settings, {}, "").latents(spec, [0], plan)
+    latents = PerFrame(ModelContext(pipe, renderer.settings, {}, "")).latents(spec, [0], plan)
     conditioning = encode_prompt(pipe, spec, options.guidance)
     with FlopCounterMode(display=False) as counter:
         pipe(

@@ -10,6 +10,9 @@ what is timed; the tokenizer is the tiny models' character-level one.
 from __future__ import annotations
 
 import torch
+from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from reelforge_tiny.common import tiny_clip
+from transformers import CLIPTextConfig, CLIPTextModel
 
 SD21_UNET = dict(
     act_fn="silu",
@@ -59,11 +62,6 @@ MARKER = {"family": "sd21-random", "random_weights": True, "default_width": 1024
 
 def build_sd21(seed: int = 0) -> object:
     """A StableDiffusionPipeline of SD 2.1's architecture, random weights, fp32 on the host."""
-    from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from reelforge_generator.tiny_models import tiny_clip
-
     tokenizer, _ = tiny_clip(seed)
     torch.manual_seed(seed)
     text_encoder = CLIPTextModel(

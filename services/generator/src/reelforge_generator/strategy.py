@@ -1,0 +1,57 @@
+"""The one interface every model family's strategy implements, and what the renderer hands them.
+
+A strategy knows how one kind of pipeline turns a :class:`RenderSpec` into frames: what a segment's
+calls share (``prepare``), which frames one call renders (``next_unit``) and the call itself
+(``run``). The renderer owns everything around it (guards, timing, PNG encoding). Strategies
+keep no per-job state on the shared pipeline: what a job needs travels in ``conditioning``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from PIL import Image
+from reelforge_shared.events import RenderSpec
+
+from reelforge_generator.config import GeneratorSettings
+from reelforge_generator.fallback import RenderPlan
+
+# (model, spec, plan) -> the segment's frame 0 rendered by that text-to-image model; image-to-video conditions on it.
+Keyframer = Callable[[str, RenderSpec, RenderPlan], Image.Image]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelContext:
+    """What a strategy is built from: the loaded pipeline, the settings and the model's own defaults."""
+
+    pipe: object
+    settings: GeneratorSettings
+    defaults: dict
+    model_path: str
+    keyframer: Keyframer | None = None
+
+
+@dataclass(slots=True)
+class Clip:
+    """What one pipeline call made: frames (n, 3, H, W) in 0..1, and sound when the model makes sound."""
+
+    frames: torch.Tensor
+    audio: torch.Tensor | None = None  # (channels, samples) floats in -1..1
+    sample_rate: int | None = None
+
+
+class Strategy(Protocol):
+    kind: str  # "text-to-image", "text-to-video", "image-to-video"
+    clip_based: bool  # frames denoised jointly in clips (video models) or one image per frame
+
+    def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
+        """What every call of the segment shares (prompt embeddings, a conditioning image), computed once."""
+
+    def next_unit(self, spec: RenderSpec, remaining: list[int], batch: int) -> tuple[list[int], list[int]]:
+        """The frames the next call renders, and those of them that are kept."""
+
+    def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> Clip:
+        """One pipeline call."""
