@@ -52,6 +52,11 @@ class Keys:
         return f"{Keys.segment(job_id, index, attempt)}/segment.mp4"
 
     @staticmethod
+    def segment_piece(video_key: str, j: int, rendition: str | None = None) -> str:
+        """A segment's ``j``-th piece (of a crop: ``9x16``, ``1x1``) beside its video: the film joins pieces by copy."""
+        return f"{video_key.removesuffix('.mp4')}{'_' + rendition if rendition else ''}.part{j}.mp4"
+
+    @staticmethod
     def segment_qa(job_id: str, index: int, attempt: int = 1) -> str:
         return f"{Keys.segment(job_id, index, attempt)}/qa.json"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from reelforge_encoder.ffmpeg import Codec, even, overlay_logo, run
+from reelforge_encoder.ffmpeg import Codec, encode_pieces, even, overlay_logo, run
 from reelforge_shared.errors import PermanentError
 
 MB = 1_000_000  # budgets are in decimal megabytes, as file sizes are shown
@@ -46,6 +46,18 @@ def crop(source: Path, size: tuple[int, int], fps: float, out: Path, codec: Code
         video = overlay_logo(video, logo, width, height)
     run(video.output(str(out), **codec.output_args(fps)), codec.exe, f"rendition {out.name}")
     return out
+
+
+def crop_pieces(
+    source: Path, size: tuple[int, int], fps: float, out: Path, codec: Codec, logo: Path | None, bounds: list[int],
+    keyframes: list[int],
+) -> list[Path]:
+    """A segment's centred ``size`` window as pieces split at ``bounds`` (``encode_pieces``), to join a rendition by copy."""
+    width, height = size
+    video = ffmpeg.input(str(source)).video.filter("crop", width, height)
+    if logo is not None:
+        video = overlay_logo(video, logo, width, height)
+    return encode_pieces(video, bounds, keyframes, fps, out, codec, f"rendition {out.name}")
 
 
 def thumbnail(video: Path, duration_s: float, out: Path, exe: str) -> Path:

@@ -63,7 +63,10 @@ class Codec:
         else:
             args |= {"crf": self.crf, "preset": self.preset}
         if self.vcodec == "libx265":
-            args |= {"tag:v": "hvc1", "x265-params": "log-level=error"}  # hvc1: QuickTime and browsers play it
+            # hvc1: QuickTime and browsers play it; closed GOPs, so a film can be cut at any keyframe and joined by copy
+            args |= {"tag:v": "hvc1", "x265-params": "log-level=error:open-gop=0"}
+        if self.vcodec != "libx265":
+            args |= {"forced-idr": 1}  # a forced keyframe is an IDR (libx265: its closed GOPs make it one)
         if self.maxrate_kbps:
             args |= {"maxrate": f"{self.maxrate_kbps}k", "bufsize": f"{self.maxrate_kbps}k"}  # a 1 s buffer
         return args
@@ -111,8 +114,61 @@ def interpolated_frames(frames: int, fps: float, out_fps: float) -> int:
     return round(frames * out_fps / fps)
 
 
-def encode_frames(source: Path, fps: float, width: int, height: int, out: Path, codec: Codec, look: Look | None = None) -> Path:
+def keyframe_args(keyframes: list[int], fps: float) -> dict:
+    """Output arguments that start a GOP at each of ``keyframes`` (frame numbers) with the film's timescale."""
+    expr = "+".join(f"eq(n,{k})" for k in sorted(set(keyframes) | {0}))
+    return {"force_key_frames": f"expr:{expr}", "video_track_timescale": Fraction(rate(fps)).numerator * 1000}
+
+
+def piece_path(out: Path, j: int) -> Path:
+    """File of a segment's ``j``-th piece beside the segment ``out``."""
+    return out.with_name(f"{out.stem}.part{j}.mp4")
+
+
+def encode_pieces(
+    video: ffmpeg.nodes.FilterableStream, bounds: list[int], keyframes: list[int], fps: float, out: Path, codec: Codec,
+    what: str,
+) -> list[Path]:
+    """Encode ``video`` in one pass as pieces ``[bounds[j], bounds[j + 1])`` (frames), each its own MP4 starting on an IDR.
+
+    Every piece has the same codec settings and timescale, so the pieces (and a film's transition
+    spans) join by stream copy; ``keyframes`` are film-wide frame numbers that also start a GOP.
+    """
+    spans = list(zip(bounds, bounds[1:], strict=False))
+    paths = [piece_path(out, j) for j in range(len(spans))]
+    branches = video.filter_multi_output("split", len(spans)) if len(spans) > 1 else None
+    outputs = []
+    for j, ((a, b), path) in enumerate(zip(spans, paths, strict=True)):
+        stream = video if branches is None else branches[j]
+        if len(spans) > 1:
+            stream = stream.filter("trim", start_frame=a, end_frame=b).filter("setpts", "PTS-STARTPTS")
+        marks = [k - a for k in keyframes if a <= k < b]
+        outputs.append(stream.output(str(path), **codec.output_args(fps), **keyframe_args(marks, fps)))
+    run(ffmpeg.merge_outputs(*outputs), codec.exe, what)
+    return paths
+
+
+def concat_copy(pieces: list[Path], out: Path, exe: str) -> Path:
+    """Join MP4 pieces encoded alike (``encode_pieces``) without decoding: ffmpeg's concat demuxer, stream copy."""
+    if len(pieces) == 1:
+        return shutil.copyfile(pieces[0], out)
+    listing = out.with_name(f"{out.stem}.concat.txt")
+    listing.write_text("".join(f"file '{p.resolve()}'\n" for p in pieces))
+    stream = ffmpeg.input(str(listing), f="concat", safe=0).output(str(out), c="copy", movflags="+faststart")
+    run(stream, exe, f"join {out.name} (stream copy)")
+    return out
+
+
+def encode_frames(
+    source: Path, fps: float, width: int, height: int, out: Path, codec: Codec, look: Look | None = None,
+    bounds: list[int] | None = None, keyframes: list[int] | None = None, logo: Path | None = None,
+) -> Path:
     """PNG frames ``0000.png, 0001.png, ...`` (or a video file) -> MP4 at ``width x height``.
+
+    With ``bounds`` (frame numbers at the output rate, first 0, last the frame count) the segment is
+    encoded once as pieces split there (``piece_path``), each starting on an IDR, and ``out`` is
+    their join by copy: the film takes the pieces between its transitions without decoding
+    (``film_joins``). ``keyframes`` start more GOPs; ``logo`` is burnt in for the same reason.
 
     Colour and interpolation run at the generation size, before the lanczos upscale: the same
     result for a fraction of the work (minterpolate at 1080p runs at a few frames a second).
@@ -147,6 +203,11 @@ def encode_frames(source: Path, fps: float, width: int, height: int, out: Path, 
             .filter("setpts", "PTS-STARTPTS")
         )
     video = video.filter("scale", width, height, flags="lanczos", out_color_matrix="bt709", out_range="tv").filter("setsar", 1)
+    if logo is not None:
+        video = overlay_logo(video, logo, width, height)
+    if bounds is not None:
+        pieces = encode_pieces(video, bounds, keyframes or [], out_fps, out, codec, f"segment {out.name}")
+        return concat_copy(pieces, out, codec.exe)
     run(video.output(str(out), **codec.output_args(out_fps)), codec.exe, f"segment {out.name}")
     return out
 

@@ -15,6 +15,7 @@ from typing import Any
 from reelforge_encoder.audio import AUDIO_KBPS, Cue, measure, mix, mux, normalise, speak
 from reelforge_encoder.deliver import MB, crop, crop_size, fit, rendition_name, thumbnail
 from reelforge_encoder.ffmpeg import Codec, FilmPart, compile_film
+from reelforge_encoder.film_joins import film_cuts, join_by_copy
 from reelforge_encoder.look import segment_rate
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.media import probe
@@ -52,9 +53,15 @@ def audio_cues(board: Storyboard, resolve: Resolver, espeak: str | None, work: P
 
 
 def make_film(
-    board: Storyboard, segments: list[Path], work: Path, codec: Codec, fps: float, resolve: Resolver, espeak: str | None
+    board: Storyboard, segments: list[Path], work: Path, codec: Codec, fps: float, resolve: Resolver, espeak: str | None,
+    pieces: dict[str, list[list[Path]]] | None = None,
 ) -> FilmResult:
-    """Film (``work/final.mp4``) and renditions from the encoded segments, in storyboard order."""
+    """Film (``work/final.mp4``) and renditions from the encoded segments, in storyboard order.
+
+    With ``pieces`` (rendition name, ``master`` for the film, -> each segment's pieces, encoded by
+    ``film_joins``' cut with the logo burnt in) the film and those renditions are joined by stream
+    copy and only transitions are encoded; a film over the size budget is encoded again whole.
+    """
     if len(segments) != len(board.segments):
         raise PermanentError(f"{len(segments)} segment videos for a storyboard of {len(board.segments)} segments")
     exe, duration, size = codec.exe, board.duration_s, (board.output.width, board.output.height)
@@ -76,10 +83,21 @@ def make_film(
     ]
 
     def master(c: Codec) -> Path:
-        video = compile_film(parts, fps, *size, work / "master.mp4", c, logo=logo)
+        burnt = bool(pieces)  # segments encoded as pieces carry the logo already
+        video = compile_film(parts, fps, *size, work / "master.mp4", c, logo=None if burnt else logo)
         return mux(video, sound, work / "final.mp4", exe) if sound else shutil.copyfile(video, work / "final.mp4")
 
-    film, cap = fit(master, codec, budget, duration, audio_kbps)
+    def joined(name: str, out: str) -> Path | None:
+        """A rendition joined by copy from its pieces; None when there are none or it is over budget."""
+        if not pieces or name not in pieces or film_cuts(parts, fps) is None:
+            return None
+        video = join_by_copy(pieces[name], parts, fps, work / f"joined-{name}.mp4", codec)
+        path = mux(video, sound, work / out, exe) if sound else shutil.copyfile(video, work / out)
+        return path if path.stat().st_size <= budget else None
+
+    by_copy = joined("master", "final.mp4")
+    film, cap = (by_copy, None) if by_copy else fit(master, codec, budget, duration, audio_kbps)
+    source = film if by_copy else work / "master.mp4"  # renditions not joined by copy are cut from the master
 
     # 3. Renditions cut from the master, each within the same budget, and the thumbnail.
     renditions: dict[str, Path] = {}
@@ -87,14 +105,15 @@ def make_film(
         name, window = rendition_name(ratio), crop_size(*size, ratio)
 
         def cropped(c: Codec, name: str = name, window: tuple[int, int] = window) -> Path:
-            video = crop(work / "master.mp4", window, fps, work / f"crop-{name}.mp4", c, logo)
+            video = crop(source, window, fps, work / f"crop-{name}.mp4", c, logo)
             return (
                 mux(video, sound, work / f"final_{name}.mp4", exe)
                 if sound
                 else shutil.copyfile(video, work / f"final_{name}.mp4")
             )
 
-        renditions[name], _ = fit(cropped, codec, budget, duration, audio_kbps)
+        copied = joined(name, f"final_{name}.mp4") if by_copy else None
+        renditions[name] = copied or fit(cropped, codec, budget, duration, audio_kbps)[0]
     if board.deliverables.thumbnail:
         renditions["thumbnail"] = thumbnail(film, duration, work / "final_thumbnail.jpg", exe)
     return FilmResult(film, renditions, _meta(film, renditions, cap, sound, cues, exe))

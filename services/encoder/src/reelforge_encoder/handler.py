@@ -14,8 +14,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from reelforge_encoder.ffmpeg import Codec, encode_frames
+from reelforge_encoder.deliver import crop_pieces, crop_size, rendition_name
+from reelforge_encoder.ffmpeg import Codec, Look, encode_frames, piece_path
 from reelforge_encoder.film import Resolver, make_film, narration_needs_espeak
+from reelforge_encoder.film_joins import SegmentCut, board_parts, film_cuts, segment_cut
 from reelforge_encoder.look import film_fps, segment_look, segment_rate
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import Event, FilmEncoded, FilmRequested, SegmentEncoded, SegmentGenerated
@@ -58,8 +60,13 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
             for i, frame_key in enumerate(frame_keys):
                 deps.store.get_file(deps.bucket, frame_key, frames / f"{i:04d}.png")
             look = segment_look(board, seg, frames)
-            video = encode_frames(frames, event.fps, event.width, event.height, Path(tmp, "segment.mp4"), deps.codec, look)
-            deps.store.put_file(deps.bucket, key, video, "video/mp4")
+            cut = segment_cut(board, n, deps.film_fps or film_fps(board))
+            if cut is None or segment_rate(board, event.frame_count, event.fps)[1] != (deps.film_fps or film_fps(board)):
+                video = encode_frames(frames, event.fps, event.width, event.height, Path(tmp, "segment.mp4"), deps.codec, look)
+            else:
+                _encode_for_copy(board, cut, frames, event, key, Path(tmp), look, deps)
+                video = Path(tmp, "segment.mp4")
+            deps.store.put_file(deps.bucket, key, video, "video/mp4")  # last: it marks the segment (and its pieces) done
     frame_count, fps = segment_rate(board, event.frame_count, event.fps)
     return [
         SegmentEncoded.follow(
@@ -73,6 +80,43 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
             model=event.model,
         )
     ]
+
+
+def _encode_for_copy(
+    board: Storyboard, cut: SegmentCut, frames: Path, event: SegmentGenerated, key: str, tmp: Path, look: Look, deps: EncoderDeps
+) -> None:
+    """The segment as pieces the film joins by copy (logo burnt in), and each crop's pieces, all stored beside ``key``."""
+    logo = _resolver(deps, tmp)("deliverables.logo", board.deliverables.logo) if board.deliverables.logo else None
+    out = tmp / "segment.mp4"
+    encode_frames(frames, event.fps, event.width, event.height, out, deps.codec, look, cut.bounds, cut.keyframes, logo)
+    fps = segment_rate(board, event.frame_count, event.fps)[1]
+    uploads = [(Keys.segment_piece(key, j), piece_path(out, j)) for j in range(len(cut.bounds) - 1)]
+    for ratio in board.deliverables.crops:
+        name = rendition_name(ratio)
+        window = crop_size(board.output.width, board.output.height, ratio)
+        cropped = crop_pieces(out, window, fps, tmp / f"segment_{name}.mp4", deps.codec, logo, cut.bounds, cut.keyframes)
+        uploads += [(Keys.segment_piece(key, j, name), path) for j, path in enumerate(cropped)]
+    for piece, path in uploads:
+        deps.store.put_file(deps.bucket, piece, path, "video/mp4")
+
+
+def _film_pieces(
+    deps: EncoderDeps, board: Storyboard, keys: list[str], fps: float, work: Path
+) -> dict[str, list[list[Path]]] | None:
+    """Every segment's pieces for the film and its crops, when all of them were encoded for a join by copy."""
+    cuts = film_cuts(board_parts(board), fps)
+    if cuts is None or not all(deps.store.exists(deps.bucket, Keys.segment_piece(k, 0)) for k in keys):
+        return None
+    names = ["master"] + [rendition_name(r) for r in board.deliverables.crops]
+    pieces: dict[str, list[list[Path]]] = {name: [] for name in names}
+    for n, (key, cut) in enumerate(zip(keys, cuts, strict=True), start=1):
+        for name in names:
+            rendition = None if name == "master" else name
+            local = [work / "pieces" / f"{n:03d}-{name}-{j}.mp4" for j in range(len(cut.bounds) - 1)]
+            pieces[name].append([
+                deps.store.get_file(deps.bucket, Keys.segment_piece(key, j, rendition), path) for j, path in enumerate(local)
+            ])
+    return pieces
 
 
 def _segment_video_key(deps: EncoderDeps, job: str, n: int) -> str:
@@ -104,13 +148,14 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
         board = _storyboard(deps, job)
         with tempfile.TemporaryDirectory(prefix="reelforge-film-") as tmp:
             work = Path(tmp)
-            paths = [
-                deps.store.get_file(deps.bucket, _segment_video_key(deps, job, n), work / f"{n:03d}.mp4")
-                for n in range(1, len(board.segments) + 1)
-            ]
-            result = make_film(
-                board, paths, work, deps.codec, deps.film_fps or film_fps(board), _resolver(deps, work), deps.espeak
-            )
+            fps = deps.film_fps or film_fps(board)
+            keys = [_segment_video_key(deps, job, n) for n in range(1, len(board.segments) + 1)]
+            pieces = _film_pieces(deps, board, keys, fps, work)
+            # Joined by copy, the film needs only the pieces; otherwise every segment is decoded again.
+            paths = [work / f"{n:03d}.mp4" for n in range(1, len(keys) + 1)]
+            if pieces is None:
+                paths = [deps.store.get_file(deps.bucket, key, path) for key, path in zip(keys, paths, strict=True)]
+            result = make_film(board, paths, work, deps.codec, fps, _resolver(deps, work), deps.espeak, pieces)
             deliverables = {}
             for name, path in result.renditions.items():
                 deliverables[name] = Keys.rendition(job, name)

@@ -1,0 +1,118 @@
+"""The film by stream copy: segments encoded once are joined with the concat demuxer; only transitions are re-encoded.
+
+Every segment is encoded at the film's rate, once, as *pieces* (``ffmpeg.encode_pieces``): each
+piece its own MP4 that starts on an IDR, with the same codec settings and MP4 timescale. A segment
+is cut into pieces where a transition begins or ends in it:
+
+- ``h`` frames in, where the dissolve or fade into it ends (``h = P // 2`` for P frames);
+- ``P - h`` frames before its end, where the dissolve or fade out of it starts.
+
+A transition of P frames spans the film frames ``[T - (P - h), T + h)`` around the incoming
+segment's start ``T``: the outgoing segment's last ``P - h`` frames and ``h`` clones of its last
+frame, cross-faded with ``P - h`` clones of the incoming segment's first frame and its first ``h``
+frames. That is exactly what ``ffmpeg.compile_film`` does in one graph. Here each span is a short
+file of its own made from the two pieces beside it, and the film is the list ``piece, span,
+piece, ...`` joined by copy: no frame outside a transition is decoded or encoded again. A GOP also
+starts ``JOIN_LEAD`` frames before each segment's end, so film QA decodes a join from there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg
+
+from reelforge_encoder.ffmpeg import _XFADE, Codec, FilmPart, concat_copy, film_frames, keyframe_args, rate, run
+from reelforge_encoder.look import segment_rate
+from reelforge_shared.storyboard import Storyboard
+
+JOIN_LEAD = 8  # frames before a segment's end that start a GOP: film QA decodes the joins from there
+
+
+def overlaps(parts: list[FilmPart], fps: float) -> list[int]:
+    """Frames of the transition into each part (0: a cut); shorter than two frames is a cut, as in ``compile_film``."""
+    found = [round(p.transition_s * fps) if p.transition in _XFADE else 0 for p in parts]
+    return [o if o >= 2 and i else 0 for i, o in enumerate(found)]
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentCut:
+    """How one segment is encoded for the film: piece bounds (frames) and which pieces a transition takes."""
+
+    count: int
+    overlap_in: int
+    overlap_out: int
+
+    @property
+    def bounds(self) -> list[int]:
+        marks = {0, self.overlap_in // 2, self.count - (self.overlap_out - self.overlap_out // 2), self.count}
+        return sorted(k for k in marks if 0 <= k <= self.count)
+
+    @property
+    def keyframes(self) -> list[int]:
+        return [self.count - JOIN_LEAD] if self.count > JOIN_LEAD else []
+
+    @property
+    def valid(self) -> bool:
+        return self.overlap_in // 2 <= self.count - (self.overlap_out - self.overlap_out // 2)
+
+    def roles(self) -> list[str]:
+        """``head`` (into the incoming transition), ``body`` (copied), ``tail`` (into the outgoing one), per piece."""
+        names = (["head"] if self.overlap_in // 2 > 0 else []) + ["body"] + (["tail"] if self.overlap_out else [])
+        if len(names) != len(self.bounds) - 1:  # an empty body: the transitions meet
+            names.remove("body")
+        return names
+
+
+def film_cuts(parts: list[FilmPart], fps: float) -> list[SegmentCut] | None:
+    """Each segment's cut, or None when the segments cannot be joined by copy (a rate differs, transitions overlap)."""
+    if any(abs(p.fps - fps) > 1e-6 for p in parts):
+        return None  # a slower segment holds frames in the film: that needs a decode
+    counts, laps = film_frames(parts, fps), overlaps(parts, fps)
+    cuts = [SegmentCut(n, laps[i], laps[i + 1] if i + 1 < len(parts) else 0) for i, n in enumerate(counts)]
+    return cuts if all(c.valid for c in cuts) else None
+
+
+def board_parts(board: Storyboard, paths: list[Path] | None = None) -> list[FilmPart]:
+    paths = paths or [Path()] * len(board.segments)
+    return [
+        FilmPart(path, *segment_rate(board, seg.frames, seg.fps), seg.transition.type, seg.transition.duration)
+        for path, seg in zip(paths, board.segments, strict=True)
+    ]
+
+
+def segment_cut(board: Storyboard, n: int, fps: float) -> SegmentCut | None:
+    """Segment ``n`` (1-based)'s cut for the film at ``fps``, or None when the film cannot be joined by copy."""
+    cuts = film_cuts(board_parts(board), fps)
+    return cuts[n - 1] if cuts else None
+
+
+def _span(tail: Path, head: Path, kind: str, overlap: int, fps: float, out: Path, codec: Codec) -> Path:
+    """The transition's P frames: the outgoing tail held, the incoming head led in, cross-faded."""
+    half = overlap // 2
+    tb = str(1 / Fraction(rate(fps)))
+    a = ffmpeg.input(str(tail)).video.filter("settb", tb).filter("tpad", stop_mode="clone", stop=half)
+    b = ffmpeg.input(str(head)).video.filter("settb", tb).filter("tpad", start_mode="clone", start=overlap - half)
+    span = ffmpeg.filter([a, b], "xfade", transition=_XFADE[kind], duration=overlap / fps, offset=0)
+    span = span.filter("trim", end_frame=overlap).filter("setpts", "PTS-STARTPTS")
+    run(span.output(str(out), **codec.output_args(fps), **keyframe_args([], fps)), codec.exe, f"transition {out.name}")
+    return out
+
+
+def join_by_copy(pieces: list[list[Path]], parts: list[FilmPart], fps: float, out: Path, codec: Codec) -> Path:
+    """The film from each segment's pieces (``SegmentCut.bounds``): transitions encoded, everything else copied."""
+    cuts = film_cuts(parts, fps)
+    if cuts is None:
+        raise ValueError("these segments cannot be joined by copy")
+    roles = [dict(zip(cut.roles(), files, strict=True)) for cut, files in zip(cuts, pieces, strict=True)]
+    listing: list[Path] = []
+    for i, cut in enumerate(cuts):
+        if cut.overlap_in:
+            span = out.with_name(f"{out.stem}.span{i:03d}.mp4")
+            listing.append(_span(roles[i - 1]["tail"], roles[i]["head"], parts[i].transition, cut.overlap_in, fps, span, codec))
+        if "body" in roles[i]:
+            listing.append(roles[i]["body"])
+    return concat_copy(listing, out, codec.exe)
+
