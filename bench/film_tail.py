@@ -1,0 +1,148 @@
+"""The film's tail: last ``segment.delivered`` -> ``job.completed``, beside the floor (a plain concat by copy).
+
+Every segment of a storyboard (default: the Apfelbaum demo, 33 segments of 24 frames at 1080p) goes
+through the real handlers on a real S3 server (embedded SeaweedFS) as it would arrive: encoder
+(segment), QA (segment), uploader (delivery). Its frames are the tiny model's kind of picture: 128 px
+wide, smooth random colour fields that drift, upscaled by the encoder. Then the tail is timed: the
+encoder's film step, film QA with the job report, and the uploader's delivery, in the order the bus
+runs them (the bus's own milliseconds are not in it). The floor is ``ffmpeg -f concat -c copy`` of
+the same segment files on the same machine.
+
+    .venv/bin/python bench/film_tail.py [--storyboard examples/apfelbaum/storyboard.yaml] [--preset veryfast]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import ffmpeg
+import numpy as np
+import yaml
+from PIL import Image
+
+from reelforge_encoder.ffmpeg import Codec, ffmpeg_exe, run
+from reelforge_encoder.handler import EncoderDeps
+from reelforge_encoder.handler import handle_film as encode_film
+from reelforge_encoder.handler import handle_segment as encode_segment
+from reelforge_qa.film import FilmThresholds
+from reelforge_qa.handler import QaDeps
+from reelforge_qa.handler import handle as check_segment
+from reelforge_qa.handler import handle_film as check_film
+from reelforge_qa.scores import Thresholds
+from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, start_s3
+from reelforge_shared.events import FilmRequested, JobSubmitted, ModelInfo, SegmentChecked, SegmentGenerated
+from reelforge_shared.settings import CommonSettings
+from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import parse_storyboard
+from reelforge_uploader.handler import UploaderDeps, handle_checked
+from reelforge_uploader.handler import handle_film as deliver_film
+
+MODEL = ModelInfo(name="tiny", pipeline="StableDiffusionPipeline", random_weights=True)
+
+
+def frames(n: int, count: int, width: int, height: int) -> list[bytes]:
+    """PNG frames like the tiny model's: smooth colour fields (one seed per segment), drifting frame to frame."""
+    rng = np.random.default_rng(n)
+    field = cv2.resize(rng.integers(30, 220, (9, 16, 3), dtype=np.uint8), (width * 2, height), interpolation=cv2.INTER_CUBIC)
+    out = []
+    for i in range(count):
+        picture = np.roll(field, i * 3, axis=1)[:, :width] + rng.integers(-6, 7, (height, width, 3))
+        buffer = io.BytesIO()
+        Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8)).save(buffer, format="PNG")
+        out.append(buffer.getvalue())
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--storyboard", type=Path, default=Path("examples/apfelbaum/storyboard.yaml"))
+    parser.add_argument("--preset", default="veryfast", help="x264 preset (the demo runs veryfast on two cores)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    raw = yaml.safe_load(args.storyboard.read_text())
+    board = parse_storyboard(raw)
+    job = "bench"
+    with tempfile.TemporaryDirectory(prefix="reelforge-bench-") as tmp:
+        server = start_s3(Path(tmp, "s3"))
+        try:
+            settings = CommonSettings(s3_endpoint=server.url, s3_access_key=ACCESS_KEY, s3_secret_key=SECRET_KEY)
+            store = ObjectStore.from_settings(settings)
+            work, deliver = settings.work_bucket, settings.delivery_bucket
+            store.ensure_bucket(work)
+            store.ensure_bucket(deliver)
+            store.put_json(work, Keys.storyboard(job), board.model_dump(mode="json"))
+            codec = Codec(ffmpeg_exe(), crf=18, preset=args.preset)
+            enc = EncoderDeps(store=store, bucket=work, codec=codec)
+            qa = QaDeps(store=store, bucket=work, thresholds=Thresholds(), max_attempts=1, film_thresholds=FilmThresholds())
+            up = UploaderDeps(store=store, work_bucket=work, delivery_bucket=deliver)
+            submitted = JobSubmitted(job_id=job, title=board.title or "", segment_count=len(board.segments),
+                                     duration_s=board.duration_s, storyboard_key=Keys.storyboard(job))
+            per_segment, film_request = [], None
+            for n, seg in enumerate(board.segments, start=1):
+                for i, png in enumerate(frames(n, seg.frames, 128, 72)):
+                    store.put_bytes(work, Keys.frame(job, n, i), png, "image/png")
+                generated = SegmentGenerated.follow(
+                    submitted, index=n, segment_id=seg.id, attempt=1, frames_prefix=Keys.frames(job, n), frame_count=seg.frames,
+                    fps=seg.fps, width=board.output.width, height=board.output.height, model=MODEL,
+                )
+                t0 = time.perf_counter()
+                [encoded] = encode_segment(generated, enc)
+                t1 = time.perf_counter()
+                [checked] = check_segment(encoded, qa)
+                t2 = time.perf_counter()
+                assert isinstance(checked, SegmentChecked)
+                delivered = handle_checked(checked, up)
+                per_segment.append((t1 - t0, t2 - t1))
+                film_request = next((e for e in delivered if isinstance(e, FilmRequested)), film_request)
+                print(f"segment {n:2d}/{len(board.segments)}: encode {t1 - t0:5.2f} s, QA {t2 - t1:5.2f} s", file=sys.stderr)
+            assert film_request is not None
+
+            start = time.perf_counter()
+            [film_encoded] = encode_film(film_request, enc)
+            t_encoded = time.perf_counter()
+            [film_checked] = check_film(film_encoded, qa)
+            t_checked = time.perf_counter()
+            [completed] = deliver_film(film_checked, up)
+            tail = time.perf_counter() - start
+
+            local = Path(tmp, "floor")
+            local.mkdir()
+            paths = [store.get_file(work, Keys.segment_video(job, n), local / f"{n:03d}.mp4") for n in range(1, len(board.segments) + 1)]
+            listing = local / "list.txt"
+            listing.write_text("".join(f"file '{p}'\n" for p in paths))
+            t0 = time.perf_counter()
+            run(ffmpeg.input(str(listing), f="concat", safe=0).output(str(local / "floor.mp4"), c="copy"), codec.exe, "floor")
+            floor = time.perf_counter() - t0
+        finally:
+            server.stop()
+    figures = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": f"{platform.node()} {platform.machine()}",
+        "cpus": __import__("os").cpu_count(), "command": " ".join(sys.argv), "segments": len(board.segments),
+        "size": f"{board.output.width}x{board.output.height}", "preset": args.preset,
+        "segment_encode_s_mean": round(float(np.mean([e for e, _ in per_segment])), 2),
+        "segment_qa_s_mean": round(float(np.mean([q for _, q in per_segment])), 2),
+        "tail_s": round(tail, 2), "tail_encoder_film_s": round(t_encoded - start, 2), "tail_film_qa_s": round(t_checked - t_encoded, 2),
+        "tail_delivery_s": round(tail - (t_checked - start), 2), "floor_concat_copy_s": round(floor, 3),
+        "ratio": round(tail / floor, 1), "film_qa_passed": completed.film_qa_passed,
+    }
+    print(f"tail (last segment.delivered -> job.completed): {tail:.2f} s "
+          f"(encoder film {figures['tail_encoder_film_s']} s, film QA {figures['tail_film_qa_s']} s, "
+          f"delivery {figures['tail_delivery_s']} s)")
+    print(f"floor (ffmpeg -f concat -c copy of the same {len(board.segments)} segments): {floor:.3f} s")
+    print(f"ratio tail / floor: {tail / floor:.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
