@@ -99,3 +99,28 @@ async def event_log(settings: CommonSettings) -> AsyncIterator[EventLog]:
     await nc.subscribe(f"{settings.subject_prefix}.>", cb=log.on_message)
     yield log
     await nc.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL of the tests' own (started on first use, once per session)."""
+    import shutil
+    import tempfile
+
+    from postgres_server import start_postgres
+
+    root = Path(tempfile.mkdtemp(prefix="reelforge-pg-"))  # not under pytest's root-only temp dir: postgres must reach it
+    cluster = start_postgres(root)
+    yield cluster.url
+    cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def gitlab_standin() -> Iterator[Any]:
+    """STAND-IN for GitLab's HTTP API (no GitLab can run here): see tests/gitlab_standin.py."""
+    from gitlab_standin import GitLabStandIn
+
+    standin = GitLabStandIn(token=f"glpat-{uuid.uuid4().hex[:12]}").start()
+    yield standin
+    standin.stop()

@@ -168,6 +168,8 @@ class SegmentDelivered(SegmentEvent):
     delivery_bucket: str
     delivery_key: str
     url: str
+    storage_provider: Literal["s3", "gitlab"] = Field("s3", description="where the video was delivered (GitLab over 1 MiB)")
+    parts: int = Field(1, ge=1, description="more than 1: the video was split and url is the manifest JSON of its parts")
     duration_s: float
     qa: QaReport
     model: ModelInfo
@@ -222,6 +224,8 @@ class JobCompleted(Event):
     delivery_bucket: str
     film_key: str
     film_url: str
+    film_storage_provider: Literal["s3", "gitlab"] = Field("s3", description="where the film was delivered")
+    film_parts: int = Field(1, ge=1, description="more than 1: the film was split and film_url is the manifest of its parts")
     report_key: str
     report_url: str
     duration_s: float

@@ -74,6 +74,15 @@ class Keys:
         return f"jobs/{job_id}/delivered/"
 
     @staticmethod
+    def asset(job_id: str, asset_id: object) -> str:
+        """A media_assets row kept as JSON when no database is configured."""
+        return f"jobs/{job_id}/assets/{asset_id}.json"
+
+    @staticmethod
+    def assets(job_id: str) -> str:
+        return f"jobs/{job_id}/assets/"
+
+    @staticmethod
     def film(job_id: str) -> str:
         return f"jobs/{job_id}/final.mp4"
 
@@ -194,6 +203,10 @@ class ObjectStore:
             raise
         return True
 
+    def size(self, bucket: str, key: str) -> int:
+        with _transient("stat", key):
+            return self.client.stat_object(bucket, key).size
+
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         with _transient("list", prefix):
             return sorted(o.object_name for o in self.client.list_objects(bucket, prefix=prefix, recursive=True))
@@ -202,9 +215,9 @@ class ObjectStore:
         with _transient("copy", src_key):
             self.client.copy_object(dst_bucket, dst_key, CopySource(src_bucket, src_key))
 
-    def url(self, bucket: str, key: str, expires: timedelta = timedelta(days=7)) -> str:
-        """A presigned GET URL (the longest S3 allows is 7 days)."""
-        return self.client.presigned_get_object(bucket, key, expires=expires)
+    def url(self, bucket: str, key: str, expires: timedelta = timedelta(days=7), method: str = "GET") -> str:
+        """A presigned URL (the longest S3 allows is 7 days); the signature binds the method (GET or HEAD)."""
+        return self.client.get_presigned_url(method, bucket, key, expires=expires)
 
 
 class _transient:

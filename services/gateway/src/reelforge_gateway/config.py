@@ -1,4 +1,4 @@
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from reelforge_shared.settings import CommonSettings
 
@@ -7,3 +7,7 @@ class GatewaySettings(CommonSettings):
     host: str = Field("127.0.0.1", description="gateway listen address (0.0.0.0 in containers)")
     port: int = Field(8080, ge=0, le=65535, description="gateway HTTP port (0: any free port)")
     max_body_bytes: int = Field(5_000_000, ge=1024, description="largest storyboard accepted (413 above)")
+    assets_database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL URL for the media_assets table (uploader writes, gateway reads); unset: rows in the work bucket",
+    )

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 import uvicorn
 from nats.js.kv import KeyValue
 
+from reelforge_gateway import assets_api
 from reelforge_gateway.app import GatewayDeps, create_app
 from reelforge_gateway.config import GatewaySettings
 from reelforge_gateway.state import TRACKED_EVENTS, apply_event
+from reelforge_shared.assets import open_registry
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import Event
 from reelforge_shared.runner import Route
@@ -56,7 +58,10 @@ async def serve_http(service: Service, bus: Bus, store: object, tracker: Tracker
     tracker.kv = await bus.key_value(JOBS_KV)
     tracker.ready.set()
     deps = GatewayDeps(bus, store, tracker.kv, settings.work_bucket, settings.max_body_bytes, service.health)
-    config = uvicorn.Config(create_app(deps), host=settings.host, port=settings.port, log_level="warning", lifespan="off")
+    app = create_app(deps)
+    database = settings.assets_database_url.get_secret_value() if settings.assets_database_url else None
+    assets_api.install(app, await asyncio.to_thread(open_registry, database, store, settings.work_bucket))
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", lifespan="off")
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
     await stop.wait()

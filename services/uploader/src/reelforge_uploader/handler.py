@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from reelforge_shared.events import Event, FilmChecked, FilmRequested, JobCompleted, SegmentChecked, SegmentDelivered
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
+from reelforge_uploader.delivery import Delivery
 
 
 @dataclass(slots=True)
@@ -18,6 +19,7 @@ class UploaderDeps:
     store: ObjectStore
     work_bucket: str
     delivery_bucket: str
+    delivery: Delivery
 
 
 def _segment_count(job_id: str, deps: UploaderDeps) -> int:
@@ -28,11 +30,11 @@ def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
     """Copy the segment to the delivery bucket, mark it delivered, and request the film after the last one."""
     job, n = event.job_id, event.index
     delivery_key = DeliveryKeys.segment(job, n)
-    deps.store.copy(deps.work_bucket, event.video_key, deps.delivery_bucket, delivery_key)
+    about = {"segment": n, "segment_id": event.segment_id, "attempt": event.attempt}
+    sent = deps.delivery.deliver(job, event.video_key, delivery_key, about)
     delivered = SegmentDelivered.follow(
-        event, video_key=event.video_key,
-        delivery_bucket=deps.delivery_bucket, delivery_key=delivery_key,
-        url=deps.store.url(deps.delivery_bucket, delivery_key), duration_s=event.duration_s, qa=event.qa, model=event.model,
+        event, video_key=event.video_key, delivery_bucket=deps.delivery_bucket, delivery_key=delivery_key, url=sent.url,
+        storage_provider=sent.provider, parts=sent.parts, duration_s=event.duration_s, qa=event.qa, model=event.model,
     )
     deps.store.put_json(deps.work_bucket, Keys.delivered_marker(job, n), delivered.model_dump(mode="json"))
     events: list[Event] = [delivered]
@@ -45,22 +47,22 @@ def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
 def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:
     """Deliver the film, its renditions and the job reports QA wrote, then announce the job complete."""
     job = event.job_id
-    deps.store.copy(deps.work_bucket, event.film_key, deps.delivery_bucket, DeliveryKeys.film(job))
+    film = deps.delivery.deliver(job, event.film_key, DeliveryKeys.film(job), {"film": True})
     deliverables = {}
     for name, key in event.deliverables.items():
         deliverables[name] = DeliveryKeys.rendition(job, name)
-        deps.store.copy(deps.work_bucket, key, deps.delivery_bucket, deliverables[name])
-    deps.store.copy(deps.work_bucket, event.report_key, deps.delivery_bucket, DeliveryKeys.report(job))
+        deps.delivery.deliver(job, key, deliverables[name], {"rendition": name})
+    report_json = deps.delivery.deliver(job, event.report_key, DeliveryKeys.report(job), {"report": "json"})
     html_key = None
     if event.report_html_key:
         html_key = DeliveryKeys.report_html(job)
-        deps.store.copy(deps.work_bucket, event.report_html_key, deps.delivery_bucket, html_key)
+        deps.delivery.deliver(job, event.report_html_key, html_key, {"report": "html"})
     report = deps.store.get_json(deps.work_bucket, event.report_key)
     return [
         JobCompleted.follow(
-            event, delivery_bucket=deps.delivery_bucket, film_key=DeliveryKeys.film(job),
-            film_url=deps.store.url(deps.delivery_bucket, DeliveryKeys.film(job)), report_key=DeliveryKeys.report(job),
-            report_url=deps.store.url(deps.delivery_bucket, DeliveryKeys.report(job)), duration_s=event.duration_s,
+            event, delivery_bucket=deps.delivery_bucket, film_key=DeliveryKeys.film(job), film_url=film.url,
+            film_storage_provider=film.provider, film_parts=film.parts, report_key=DeliveryKeys.report(job),
+            report_url=report_json.url, duration_s=event.duration_s,
             segment_count=len(report["segments"]),
             qa_failed_segments=[s["index"] for s in report["segments"] if not s.get("qa_passed", True)],
             report_html_key=html_key, deliverables=deliverables, film_qa_passed=event.passed,

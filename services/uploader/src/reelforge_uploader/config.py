@@ -1,0 +1,20 @@
+from pydantic import Field, SecretStr
+
+from reelforge_shared.settings import CommonSettings
+
+
+class UploaderSettings(CommonSettings):
+    gitlab_url: str | None = Field(
+        None, description="GitLab base URL (https://gitlab.com); set with _PROJECT and _TOKEN, videos over the threshold go there"
+    )
+    gitlab_project: str | None = Field(None, description="GitLab project id or path (group/media-assets) that receives uploads")
+    gitlab_token: SecretStr | None = Field(None, description="GitLab access token (api scope) for uploads")
+    gitlab_threshold_bytes: int = Field(1 << 20, ge=0, description="videos larger than this go to GitLab (seed 000: 1 MB)")
+    gitlab_split_bytes: int = Field(
+        50 << 20, ge=1024, description="videos larger than this are uploaded in numbered parts of this size plus a manifest"
+    )
+    assets_database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL URL for the media_assets table (uploader writes, gateway reads); unset: rows in the work bucket",
+    )
+    head_timeout_s: float = Field(30.0, gt=0, description="timeout of the HEAD request on each public URL before delivery counts")

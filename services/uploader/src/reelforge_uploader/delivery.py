@@ -1,0 +1,213 @@
+"""Delivery by seed 000's rules: where each object goes, the HEAD gate, and its asset row.
+
+- A video over ``REELFORGE_GITLAB_THRESHOLD_BYTES`` (1 MiB) is uploaded to the GitLab project
+  (``REELFORGE_GITLAB_URL``/``_PROJECT``/``_TOKEN``, project uploads through python-gitlab); a
+  video over ``REELFORGE_GITLAB_SPLIT_BYTES`` (50 MiB) is cut into numbered byte ranges
+  (``NAME.part001``, ...) plus a manifest (``NAME.manifest.json``: sizes and SHA-256 of each part
+  and of the whole); concatenating the parts in order gives the original bytes (:func:`join_parts`).
+- Everything else (small videos, images, reports), and every object when no GitLab is configured
+  (local mode), is copied to the S3 delivery bucket; its public URL is a presigned GET URL.
+- Before an object counts as delivered, a HEAD request on its public URL must answer 200 with the
+  right length; otherwise the delivery is retried (TransientError). S3 signatures bind the method,
+  so for S3 the HEAD goes to a presigned HEAD URL of the same object on the same endpoint.
+- Each delivered object (every part and the manifest too) becomes a ``media_assets`` row whose id
+  is a function of job and name; a redelivered event finds the row, checks its URL and uploads nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from reelforge_shared.assets import AssetRegistry, MediaAsset
+from reelforge_shared.errors import PermanentError, TransientError
+from reelforge_shared.storage import ObjectStore
+
+_TYPES = {".mp4": "video", ".webm": "video", ".mov": "video", ".mkv": "video", ".png": "image", ".jpg": "image", ".jpeg": "image"}
+_CONTENT_TYPES = {"video": "video/mp4", "image": "image/png", "report": "application/json"}
+
+
+def asset_type(name: str) -> str:
+    return _TYPES.get(Path(name).suffix.lower(), "report")
+
+
+def _shown(url: str) -> str:
+    """A URL for messages and logs: no query string (a presigned URL's signature stays out of logs)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def check_public_url(url: str, size: int, timeout_s: float = 30.0) -> None:
+    """The upload gate: HEAD must answer 200, and the length, when given, must be the object's."""
+    try:
+        response = httpx.head(url, follow_redirects=True, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise TransientError(f"HEAD {_shown(url)} failed: {exc}") from exc
+    if response.status_code != 200:
+        raise TransientError(f"HEAD {_shown(url)} answered {response.status_code}, not 200")
+    length = response.headers.get("content-length")
+    if length is not None and int(length) != size:
+        raise TransientError(f"HEAD {_shown(url)} reports {length} bytes, expected {size}")
+
+
+class GitLabUploads:
+    """Project uploads (``POST /projects/:id/uploads``) through python-gitlab."""
+
+    def __init__(self, url: str, project: str, token: str, timeout_s: float = 120.0) -> None:
+        import gitlab
+
+        self.base = url.rstrip("/")
+        self.project_ref = project
+        self.gl = gitlab.Gitlab(self.base, private_token=token, timeout=timeout_s)
+        self._project: Any = None
+
+    @property
+    def project(self) -> Any:
+        """The project, read once on first use (its numeric id: python-gitlab double-encodes a path in upload URLs)."""
+        if self._project is None:
+            self._project = self.gl.projects.get(self.project_ref)
+        return self._project
+
+    def upload(self, filename: str, data: bytes) -> tuple[str, str]:
+        """Upload; returns (storage path as GitLab reports it, public URL)."""
+        import gitlab.exceptions
+        import requests
+
+        try:
+            project = self.project
+            info = project.upload(filename, filedata=data)
+        except gitlab.exceptions.GitlabError as exc:
+            if exc.response_code in {400, 401, 403, 404, 413}:
+                refused = f"GitLab refused {filename!r} for {self.project_ref!r}: {exc.response_code} {exc.error_message}"
+                raise PermanentError(refused) from exc
+            raise TransientError(f"GitLab upload of {filename!r} failed: {exc.response_code} {exc.error_message}") from exc
+        except requests.RequestException as exc:
+            raise TransientError(f"GitLab upload of {filename!r} failed: {exc}") from exc
+        # GitLab 17+ answers full_path (/-/project/ID/uploads/SECRET/NAME); older ones only url (/uploads/SECRET/NAME).
+        path = info.get("full_path") or f"/{project.path_with_namespace}{info['url']}"
+        return info["url"], f"{self.base}{path}"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    asset: MediaAsset  # the object a client fetches: the file itself, or the manifest of its parts
+    parts: int = 1
+
+    @property
+    def url(self) -> str:
+        return self.asset.public_url
+
+    @property
+    def provider(self) -> str:
+        return self.asset.storage_provider
+
+
+@dataclass(slots=True)
+class Delivery:
+    store: ObjectStore
+    work_bucket: str
+    delivery_bucket: str
+    registry: AssetRegistry
+    gitlab: GitLabUploads | None = None
+    gitlab_threshold_bytes: int = 1 << 20
+    split_bytes: int = 50 << 20
+    head_timeout_s: float = 30.0
+
+    def deliver(self, job_id: str, key: str, name: str, metadata: dict[str, Any] | None = None) -> Delivered:
+        """Deliver the work-bucket object ``key`` as ``name`` (a delivery-bucket key such as ``{job}/final.mp4``)."""
+        if (done := self._already(job_id, name)) is not None:
+            return done
+        size = self.store.size(self.work_bucket, key)
+        kind = asset_type(name)
+        meta = {"job_id": job_id, "source_key": key, **(metadata or {})}
+        if kind == "video" and self.gitlab is not None and size > self.gitlab_threshold_bytes:
+            return self._to_gitlab(job_id, key, name, size, meta)
+        self.store.copy(self.work_bucket, key, self.delivery_bucket, name)
+        url = self.store.url(self.delivery_bucket, name)
+        check_public_url(self.store.url(self.delivery_bucket, name, method="HEAD"), size, self.head_timeout_s)
+        asset = self._record(job_id, name, kind, "s3", f"s3://{self.delivery_bucket}/{name}", url, size, meta)
+        return Delivered(asset)
+
+    def _already(self, job_id: str, name: str) -> Delivered | None:
+        asset = self.registry.get(job_id, name) or self.registry.get(job_id, f"{name}.manifest.json")
+        if asset is None:
+            return None
+        head_url = asset.public_url
+        if asset.storage_provider == "s3":
+            bucket, key = asset.storage_url.removeprefix("s3://").split("/", 1)
+            head_url = self.store.url(bucket, key, method="HEAD")
+        try:
+            check_public_url(head_url, asset.file_size, self.head_timeout_s)
+        except TransientError:
+            return None  # gone or expired: deliver again
+        return Delivered(asset, int(asset.metadata.get("parts", 1)))
+
+    def _to_gitlab(self, job_id: str, key: str, name: str, size: int, meta: dict[str, Any]) -> Delivered:
+        if self.gitlab is None:
+            raise PermanentError("no GitLab configured")
+        upload_name = name.replace("/", "_")
+        with tempfile.TemporaryDirectory(prefix="reelforge-deliver-") as tmp:
+            path = self.store.get_file(self.work_bucket, key, Path(tmp) / upload_name)
+            digest = _sha256(path)
+            if size <= self.split_bytes:
+                storage, url = self.gitlab.upload(upload_name, path.read_bytes())
+                check_public_url(url, size, self.head_timeout_s)
+                return Delivered(self._record(job_id, name, "video", "gitlab", storage, url, size, meta | {"sha256": digest}))
+            parts = []
+            with path.open("rb") as f:
+                for number, chunk in enumerate(iter(lambda: f.read(self.split_bytes), b""), start=1):
+                    part_name = f"{name}.part{number:03d}"
+                    storage, url = self.gitlab.upload(part_name.replace("/", "_"), chunk)
+                    check_public_url(url, len(chunk), self.head_timeout_s)
+                    part_digest = hashlib.sha256(chunk).hexdigest()
+                    self._record(job_id, part_name, "video_part", "gitlab", storage, url, len(chunk),
+                                 meta | {"part": number, "of": name, "sha256": part_digest})
+                    parts.append({"index": number, "name": part_name, "size": len(chunk), "sha256": part_digest, "url": url})
+        manifest = {
+            "name": name, "size": size, "sha256": digest, "content_type": "video/mp4", "parts": parts,
+            "join": "concatenate the parts in index order (cat NAME.part001 NAME.part002 ... > NAME); check size and sha256",
+        }
+        body = json.dumps(manifest, indent=2).encode()
+        manifest_name = f"{name}.manifest.json"
+        storage, url = self.gitlab.upload(manifest_name.replace("/", "_"), body)
+        check_public_url(url, len(body), self.head_timeout_s)
+        asset = self._record(job_id, manifest_name, "manifest", "gitlab", storage, url, len(body),
+                             meta | {"of": name, "parts": len(parts), "size": size, "sha256": digest})
+        return Delivered(asset, len(parts))
+
+    def _record(self, job_id: str, name: str, kind: str, provider: str, storage_url: str, public_url: str, size: int,
+                meta: dict[str, Any]) -> MediaAsset:
+        asset = MediaAsset(id=MediaAsset.id_for(job_id, name), name=name, type=kind, storage_provider=provider,
+                           storage_url=storage_url, public_url=public_url, file_size=size, metadata=meta)
+        self.registry.put(asset)
+        return asset
+
+
+def join_parts(manifest: dict[str, Any], fetch: Callable[[str], bytes]) -> bytes:
+    """The original bytes from a manifest's parts; every part and the whole checked against their SHA-256."""
+    chunks = []
+    for part in sorted(manifest["parts"], key=lambda p: p["index"]):
+        data = fetch(part["url"])
+        if hashlib.sha256(data).hexdigest() != part["sha256"]:
+            raise ValueError(f"part {part['index']} of {manifest['name']} does not match its sha256")
+        chunks.append(data)
+    whole = b"".join(chunks)
+    if len(whole) != manifest["size"] or hashlib.sha256(whole).hexdigest() != manifest["sha256"]:
+        raise ValueError(f"joined {manifest['name']} does not match the manifest's size and sha256")
+    return whole
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,96 @@
+"""Delivery by seed 000's rules on real S3 and PostgreSQL, with a GitLab STAND-IN (tests/gitlab_standin.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reelforge.stack import local_stack
+from reelforge_shared.assets import PostgresAssetRegistry
+from reelforge_shared.errors import TransientError
+from reelforge_uploader.delivery import Delivery, GitLabUploads, join_parts
+
+KB = 1024
+
+
+def _delivery(store, settings, registry, gitlab_standin) -> Delivery:
+    gitlab = GitLabUploads(gitlab_standin.url, gitlab_standin.project, gitlab_standin.token)
+    return Delivery(store, settings.work_bucket, settings.delivery_bucket, registry, gitlab,
+                    gitlab_threshold_bytes=64 * KB, split_bytes=80 * KB, head_timeout_s=5)
+
+
+def _put(store, settings, key: str, size: int) -> bytes:
+    data = os.urandom(size)
+    store.put_bytes(settings.work_bucket, key, data)
+    return data
+
+
+def test_routing_split_join_and_asset_rows(store, settings, postgres_url, gitlab_standin) -> None:
+    registry = PostgresAssetRegistry(postgres_url)
+    delivery = _delivery(store, settings, registry, gitlab_standin)
+    job = f"j-{settings.subject_prefix}"
+    small = _put(store, settings, "jobs/x/segments/001/segment.mp4", 10 * KB)
+    medium = _put(store, settings, "jobs/x/segments/002/segment.mp4", 70 * KB)
+    large = _put(store, settings, "jobs/x/final.mp4", 200 * KB)
+    report = _put(store, settings, "jobs/x/report.json", 100 * KB)
+
+    # Under the threshold: the S3 delivery bucket, behind a presigned URL that answers.
+    s = delivery.deliver(job, "jobs/x/segments/001/segment.mp4", f"{job}/segments/001.mp4", {"segment": 1})
+    assert (s.provider, s.parts) == ("s3", 1) and httpx.get(s.url).content == small
+    # Over it: GitLab, one upload; over the split size: numbered parts plus a manifest, joined back bit for bit.
+    m = delivery.deliver(job, "jobs/x/segments/002/segment.mp4", f"{job}/segments/002.mp4", {"segment": 2})
+    assert (m.provider, m.parts) == ("gitlab", 1) and m.url.startswith(gitlab_standin.url) and httpx.get(m.url).content == medium
+    f = delivery.deliver(job, "jobs/x/final.mp4", f"{job}/final.mp4")
+    assert (f.provider, f.parts) == ("gitlab", 3)
+    manifest = httpx.get(f.url).json()
+    assert [p["size"] for p in manifest["parts"]] == [80 * KB, 80 * KB, 40 * KB]
+    assert join_parts(manifest, lambda url: httpx.get(url).content) == large
+    # Not a video: S3 whatever its size.
+    assert delivery.deliver(job, "jobs/x/report.json", f"{job}/report.json").provider == "s3"
+    assert httpx.get(registry.get(job, f"{job}/report.json").public_url).content == report
+
+    rows = {a.name: a for a in registry.for_job(job)}
+    assert sorted(rows) == sorted([f"{job}/segments/001.mp4", f"{job}/segments/002.mp4", f"{job}/report.json",
+                                   f"{job}/final.mp4.manifest.json", *(f"{job}/final.mp4.part{i:03d}" for i in (1, 2, 3))])
+    assert {(a.type, a.storage_provider) for a in rows.values()} == {
+        ("video", "s3"), ("video", "gitlab"), ("report", "s3"), ("manifest", "gitlab"), ("video_part", "gitlab")}
+    assert rows[f"{job}/segments/002.mp4"].file_size == 70 * KB and rows[f"{job}/segments/002.mp4"].metadata["segment"] == 2
+    assert rows[f"{job}/final.mp4.manifest.json"].metadata["size"] == 200 * KB
+
+    # A redelivered event uploads nothing again: the row is found and its URL still answers.
+    uploads = len(gitlab_standin.uploads)
+    assert delivery.deliver(job, "jobs/x/final.mp4", f"{job}/final.mp4").url == f.url
+    assert len(gitlab_standin.uploads) == uploads and len(registry.for_job(job)) == len(rows)
+
+
+def test_a_url_that_fails_its_head_request_is_not_delivered(store, settings, postgres_url, gitlab_standin) -> None:
+    registry = PostgresAssetRegistry(postgres_url)
+    delivery = _delivery(store, settings, registry, gitlab_standin)
+    job = f"j-{settings.subject_prefix}-head"
+    _put(store, settings, "jobs/y/final.mp4", 70 * KB)
+    gitlab_standin.head_status = 404
+    with pytest.raises(TransientError, match="answered 404"):
+        delivery.deliver(job, "jobs/y/final.mp4", f"{job}/final.mp4")
+    assert registry.for_job(job) == []
+    gitlab_standin.head_status = None  # the retry succeeds and records the row
+    assert delivery.deliver(job, "jobs/y/final.mp4", f"{job}/final.mp4").provider == "gitlab"
+    assert [a.name for a in registry.for_job(job)] == [f"{job}/final.mp4"]
+
+
+async def test_gateway_serves_a_jobs_asset_rows_from_postgres(overrides, store, settings, postgres_url, gitlab_standin,
+                                                              tmp_path: Path) -> None:
+    registry = PostgresAssetRegistry(postgres_url)
+    job = f"j-{settings.subject_prefix}-api"
+    _put(store, settings, "jobs/z/final.mp4", 70 * KB)
+    _delivery(store, settings, registry, gitlab_standin).deliver(job, "jobs/z/final.mp4", f"{job}/final.mp4")
+    async with local_stack(tmp_path, names=["gateway"], assets_database_url=postgres_url, **overrides) as stack:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+            body = (await client.get("/v1/assets", params={"job": job})).json()
+            rows = [(a["name"], a["storage_provider"], a["file_size"]) for a in body["assets"]]
+            assert rows == [(f"{job}/final.mp4", "gitlab", 70 * KB)]
+            assert (await client.get("/v1/assets", params={"job": "j-none"})).json()["assets"] == []
+            bad = await client.get("/v1/assets", params={"job": "../etc"})
+            assert bad.status_code == 422 and "job" in bad.text
