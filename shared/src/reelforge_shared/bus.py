@@ -72,7 +72,7 @@ class Bus:
         await self.js.publish(self.dead_letter_subject(letter.service), letter.model_dump_json().encode())
 
     async def pull(
-        self, event: type[Event], durable: str, *, ack_wait_s: float, max_deliver: int
+        self, event: type[Event], durable: str, *, ack_wait_s: float, max_deliver: int, backoff: tuple[float, ...] | None = None
     ) -> JetStreamContext.PullSubscription:
         config = ConsumerConfig(
             durable_name=durable,
@@ -80,6 +80,7 @@ class Bus:
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=ack_wait_s,
             max_deliver=max_deliver,
+            backoff=list(backoff) if backoff else None,
             filter_subject=self.subject(event),
             max_ack_pending=1000,
         )

@@ -274,6 +274,38 @@ def lost_envelope(source: Event, result: Event) -> str | None:
     return None
 
 
+class WebhookRequested(Event):
+    """Command: POST one event to one webhook target, signed (Standard Webhooks); retried for a day."""
+
+    subject: ClassVar[str] = "webhook.requested"
+    webhook_id: str = Field(description="Standard Webhooks webhook-id: the same on every retry", examples=["msg_2f1c0e7a9b3d"])
+    url: str = Field(description="target URL", examples=["https://hooks.example.com/reelforge"])
+    type: str = Field(description="subject of the event delivered", examples=["job.completed"])
+    data: dict[str, Any] = Field(description="the event delivered, as JSON (the body's data field)")
+
+    def dedup_id(self) -> str:
+        return f"{self.subject}:{self.webhook_id}"
+
+    def failure(self, stage: str, error: str) -> Event:
+        return WebhookFailed.follow(self, webhook_id=self.webhook_id, url=self.url, type=self.type, error=error)
+
+
+class WebhookFailed(Event):
+    """Fact: a webhook target did not accept the event through every retry (or was refused)."""
+
+    subject: ClassVar[str] = "webhook.failed"
+    webhook_id: str = Field(description="the webhook-id every attempt carried")
+    url: str = Field(description="target URL")
+    type: str = Field(description="subject of the event that was not delivered", examples=["job.completed"])
+    error: str = Field(description="the last attempt's error")
+
+    def dedup_id(self) -> str:
+        return f"{self.subject}:{self.webhook_id}"
+
+    def failure(self, stage: str, error: str) -> Event:
+        return self
+
+
 class DeadLetter(BaseModel):
     """What a dead-letter subject (``{prefix}.dead.{service}``) carries; not an Event: it may not parse."""
 
@@ -298,6 +330,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     FilmChecked,
     JobCompleted,
     JobFailed,
+    WebhookRequested,
+    WebhookFailed,
 )
 EVENTS_BY_SUBJECT: dict[str, type[Event]] = {e.subject: e for e in ALL_EVENTS}
 

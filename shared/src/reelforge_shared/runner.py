@@ -56,6 +56,9 @@ class Route:
     concurrency: int = 1
     prefetch: int = 1  # messages taken from the consumer together
     group_by: Callable[[Any], str] | None = None  # handle a prefetched batch grouped by this key (first-seen order)
+    # Delays before each redelivery (the consumer's backoff list, and the nak delays); its length + 1 is the
+    # route's max deliveries. None: ``retry_delay_s`` doubling, ``max_deliver`` deliveries (settings).
+    backoff: tuple[float, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -73,7 +76,8 @@ class Runner:
         for route in self.routes:
             durable = f"{self.service}-{route.event.subject.replace('.', '-')}"
             sub = await self.bus.pull(
-                route.event, durable, ack_wait_s=self.settings.ack_wait_s, max_deliver=self.settings.max_deliver
+                route.event, durable,
+                ack_wait_s=self._ack_wait(route), max_deliver=self._max_deliver(route), backoff=route.backoff,
             )
             loops += [self._loop(route, sub, stop) for _ in range(route.concurrency)]
         self.health.ready()
@@ -86,7 +90,7 @@ class Runner:
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
             # Messages waiting their turn report in-progress too, or JetStream would redeliver them meanwhile.
-            waiting = {id(m): asyncio.create_task(self._keep_alive(m)) for m in msgs[1:]}
+            waiting = {id(m): asyncio.create_task(self._keep_alive(m, route)) for m in msgs[1:]}
             for msg in _grouped(msgs, route):
                 if task := waiting.pop(id(msg), None):
                     task.cancel()
@@ -110,7 +114,7 @@ class Runner:
             log.error("event.invalid", error=str(exc))
             return
         structlog.contextvars.bind_contextvars(job_id=event.job_id, index=getattr(event, "index", None))
-        heartbeat = asyncio.create_task(self._keep_alive(msg))
+        heartbeat = asyncio.create_task(self._keep_alive(msg, route))
         self.health.busy()
         try:
             outcome, error = await self._handle(route, event, msg, deliveries)
@@ -138,12 +142,16 @@ class Runner:
             return "ok", None
         except Exception as exc:  # noqa: BLE001 - the fate of the message is decided here, for every handler
             error = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, PermanentError) or deliveries >= self.settings.max_deliver:
+            if isinstance(exc, PermanentError) or deliveries >= self._max_deliver(route):
                 await self._dead_letter(msg, type(event).__name__, deliveries, error)
                 await self.bus.publish(event.failure(self.service, error))
                 await msg.term()
                 return "failed", error
-            await msg.nak(delay=self.settings.retry_delay_s * 2 ** (deliveries - 1))
+            if route.backoff:
+                delay = route.backoff[min(deliveries, len(route.backoff)) - 1]
+            else:
+                delay = self.settings.retry_delay_s * 2 ** (deliveries - 1)
+            await msg.nak(delay=delay)
             return "retry", error
 
     async def _dead_letter(self, msg: Any, name: str, deliveries: int, error: str) -> None:
@@ -154,9 +162,16 @@ class Runner:
         )
         await self.bus.dead_letter(letter)
 
-    async def _keep_alive(self, msg: Any) -> None:
+    def _max_deliver(self, route: Route) -> int:
+        return len(route.backoff) + 1 if route.backoff else self.settings.max_deliver
+
+    def _ack_wait(self, route: Route) -> float:
+        """JetStream takes a backoff consumer's ack wait from the first delay."""
+        return min(self.settings.ack_wait_s, route.backoff[0]) if route.backoff else self.settings.ack_wait_s
+
+    async def _keep_alive(self, msg: Any, route: Route) -> None:
         while True:
-            await asyncio.sleep(self.settings.ack_wait_s / 3)
+            await asyncio.sleep(self._ack_wait(route) / 3)
             await msg.in_progress()
 
 

@@ -18,3 +18,20 @@ class UploaderSettings(CommonSettings):
         description="PostgreSQL URL for the media_assets table (uploader writes, gateway reads); unset: rows in the work bucket",
     )
     head_timeout_s: float = Field(30.0, gt=0, description="timeout of the HEAD request on each public URL before delivery counts")
+    webhook_urls: str = Field(
+        "", description="comma-separated URLs that receive every job's job.completed/failed/cancelled webhooks (signed)"
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Standard Webhooks signing secret (whsec_ + base64); webhooks are not sent without it"
+    )
+    webhook_allow_private: bool = Field(False, description="allow webhook targets on loopback/private addresses")
+    webhook_segment_events: bool = Field(False, description="also send segment.delivered webhooks")
+    webhook_retry_first_s: float = Field(30.0, gt=0, description="first webhook retry delay; doubles (at most 8 h) per retry")
+    webhook_retry_span_s: float = Field(
+        24 * 3600.0, gt=0, description="webhook retries go on until their delays add up to this (JetStream backoff list)"
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, description="timeout of one webhook POST")
+
+    @property
+    def webhook_targets(self) -> list[str]:
+        return [u.strip() for u in self.webhook_urls.split(",") if u.strip()]

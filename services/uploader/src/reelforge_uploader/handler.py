@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from reelforge_shared.events import Event, FilmChecked, FilmRequested, JobCompleted, SegmentChecked, SegmentDelivered
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_uploader.delivery import Delivery
+from reelforge_uploader.webhooks import WebhookDeps
 
 
 @dataclass(slots=True)
@@ -20,6 +21,7 @@ class UploaderDeps:
     work_bucket: str
     delivery_bucket: str
     delivery: Delivery
+    webhooks: WebhookDeps
 
 
 def _segment_count(job_id: str, deps: UploaderDeps) -> int:

@@ -1,7 +1,19 @@
 from reelforge_shared.assets import open_registry
-from reelforge_shared.events import FilmChecked, SegmentChecked
+from reelforge_shared.errors import InvalidInput
+from reelforge_shared.events import (
+    EVENTS_BY_SUBJECT,
+    Event,
+    FilmChecked,
+    JobCompleted,
+    JobFailed,
+    SegmentChecked,
+    SegmentDelivered,
+    WebhookRequested,
+)
 from reelforge_shared.runner import Route
 from reelforge_shared.service import Service, open_store
+from reelforge_shared.webhooks import refuse_private, retry_schedule
+from reelforge_uploader import webhooks
 from reelforge_uploader.config import UploaderSettings
 from reelforge_uploader.delivery import Delivery, GitLabUploads
 from reelforge_uploader.handler import UploaderDeps, handle_checked, handle_film
@@ -22,5 +34,36 @@ def build(settings: UploaderSettings) -> Service:
         store, settings.work_bucket, settings.delivery_bucket, open_registry(database, store, settings.work_bucket), gitlab,
         settings.gitlab_threshold_bytes, settings.gitlab_split_bytes, settings.head_timeout_s,
     )
-    deps = UploaderDeps(store, settings.work_bucket, settings.delivery_bucket, delivery)
-    return Service("uploader", settings, [Route(SegmentChecked, handle_checked), Route(FilmChecked, handle_film)], deps)
+    deps = UploaderDeps(store, settings.work_bucket, settings.delivery_bucket, delivery, _webhook_deps(settings))
+    routes = [Route(SegmentChecked, handle_checked), Route(FilmChecked, handle_film)]
+    routes += [Route(e, fan_out) for e in webhook_events(settings)]
+    backoff = retry_schedule(settings.webhook_retry_first_s, settings.webhook_retry_span_s)
+    routes.append(Route(WebhookRequested, send_webhook, concurrency=4, backoff=backoff))
+    return Service("uploader", settings, routes, deps)
+
+
+def webhook_events(settings: UploaderSettings) -> list[type[Event]]:
+    events: list[type[Event]] = [JobCompleted, JobFailed]
+    if cancelled := EVENTS_BY_SUBJECT.get("job.cancelled"):
+        events.append(cancelled)
+    if settings.webhook_segment_events:
+        events.append(SegmentDelivered)
+    return events
+
+
+def _webhook_deps(settings: UploaderSettings) -> webhooks.WebhookDeps:
+    for url in settings.webhook_targets:
+        try:
+            refuse_private(url, settings.webhook_allow_private, field="REELFORGE_WEBHOOK_URLS")
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    return webhooks.WebhookDeps(secret, settings.webhook_targets, settings.webhook_allow_private, settings.webhook_timeout_s)
+
+
+async def fan_out(event: Event, deps: UploaderDeps) -> list[Event]:
+    return await webhooks.fan_out(event, deps.webhooks)
+
+
+async def send_webhook(event: WebhookRequested, deps: UploaderDeps) -> list[Event]:
+    return await webhooks.send(event, deps.webhooks)

@@ -1,0 +1,88 @@
+"""Signed webhooks (Standard Webhooks): fan out terminal job events to their targets, then send each.
+
+Two routes, so one slow or dead target never holds back another:
+
+- :func:`fan_out` (an observer of ``job.completed``, ``job.failed``, ``job.cancelled`` and, when
+  ``REELFORGE_WEBHOOK_SEGMENT_EVENTS`` is on, ``segment.delivered``) publishes one
+  ``webhook.requested`` per target: every ``REELFORGE_WEBHOOK_URLS`` entry and the job's own
+  ``webhook_url`` (from the job ledger). Its webhook id is a function of event and target.
+- :func:`send` POSTs ``{"type", "timestamp", "data"}`` with ``webhook-id``, ``webhook-timestamp`` and
+  ``webhook-signature`` (HMAC-SHA256 by the ``standardwebhooks`` package, key
+  ``REELFORGE_WEBHOOK_SECRET``). A 2xx answer acks; anything else is retried by JetStream after the
+  route's backoff delays (doubling from ``REELFORGE_WEBHOOK_RETRY_FIRST_S`` until they span
+  ``REELFORGE_WEBHOOK_RETRY_SPAN_S``, a day by default); 410 Gone and a refused target stop at once
+  and publish ``webhook.failed``. The message is the same on every delivery, so is the webhook-id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+import structlog
+from standardwebhooks.webhooks import Webhook
+
+from reelforge_shared.errors import PermanentError, TransientError
+from reelforge_shared.events import Event, WebhookRequested
+from reelforge_shared.webhooks import refuse_private, webhook_id
+
+log = structlog.get_logger("reelforge.webhooks")
+
+
+@dataclass(slots=True)
+class WebhookDeps:
+    secret: str | None
+    urls: list[str]
+    allow_private: bool = False
+    timeout_s: float = 10.0
+    job_webhook: Callable[[str], Awaitable[str | None]] | None = None  # the job's own webhook_url, from the ledger
+    client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(follow_redirects=False))
+
+
+async def fan_out(event: Event, deps: WebhookDeps) -> list[Event]:
+    """One webhook.requested per target of this event."""
+    targets = list(deps.urls)
+    if deps.job_webhook is not None and (own := await deps.job_webhook(event.job_id)):
+        targets.append(own)
+    if targets and not deps.secret:
+        log.warning("webhook.unsigned_skipped", targets=len(targets), reason="REELFORGE_WEBHOOK_SECRET is not set")
+        return []
+    data = json.loads(event.model_dump_json())
+    return [
+        WebhookRequested.follow(event, webhook_id=webhook_id(event.dedup_id(), url), url=url, type=event.subject, data=data)
+        for url in dict.fromkeys(targets)
+    ]
+
+
+def signed_request(event: WebhookRequested, secret: str, now: datetime | None = None) -> tuple[dict[str, str], bytes]:
+    """Headers and body of one attempt: a fresh timestamp, the same id."""
+    now = now or datetime.now(UTC)
+    body = json.dumps({"type": event.type, "timestamp": event.occurred_at.isoformat(), "data": event.data}, separators=(",", ":"))
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": event.webhook_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(event.webhook_id, now, body),
+        "user-agent": "reelforge-webhooks/1",
+    }
+    return headers, body.encode()
+
+
+async def send(event: WebhookRequested, deps: WebhookDeps) -> list[Event]:
+    if not deps.secret:
+        raise PermanentError("REELFORGE_WEBHOOK_SECRET is not set: webhooks are sent signed or not at all")
+    refuse_private(event.url, deps.allow_private, field="url")  # again at send time: DNS can change
+    headers, body = signed_request(event, deps.secret)
+    try:
+        response = await deps.client.post(event.url, content=body, headers=headers, timeout=deps.timeout_s)
+    except httpx.HTTPError as exc:
+        raise TransientError(f"webhook {event.webhook_id} to {event.url}: {type(exc).__name__}: {exc}") from exc
+    if response.status_code == 410:
+        raise PermanentError(f"webhook {event.webhook_id}: {event.url} answered 410 Gone")
+    if not 200 <= response.status_code < 300:
+        raise TransientError(f"webhook {event.webhook_id}: {event.url} answered {response.status_code}")
+    log.info("webhook.delivered", webhook_id=event.webhook_id, type=event.type, status=response.status_code)
+    return []
