@@ -39,15 +39,73 @@ def test_missing_storyboard_file_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2 and "cannot read storyboard" in result.stderr
 
 
-def test_run_writes_the_film_segments_and_report(tmp_path: Path, model_cache: Path) -> None:
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def _kill_once_a_segment_is_generated(proc: subprocess.Popen, out: Path) -> str:
+    """Follow the run's own ledger (its embedded NATS) and SIGKILL the CLI once work is half done."""
+    import asyncio
+    import re
+
+    import nats
+
+    from reelforge_shared.ledger import JobRecord
+
+    log = out / ".reelforge" / "state" / "nats" / "nats-server.log"
+    for _ in range(1200):
+        assert proc.poll() is None, proc.stderr.read()
+        if log.exists() and (match := re.search(r"client connections on 127.0.0.1:(\d+)", log.read_text())):
+            break
+        await asyncio.sleep(0.1)
+    job = json.loads((out / ".reelforge" / "job.json").read_text())["job_id"]
+    nc = await nats.connect(f"nats://127.0.0.1:{match[1]}")
+    try:
+        for _ in range(3000):
+            assert proc.poll() is None, proc.stderr.read()
+            try:
+                kv = await nc.jetstream().key_value("REELFORGE_jobs")
+                record = JobRecord.model_validate_json((await kv.get(job)).value)
+            except Exception:  # noqa: BLE001 - bucket or record not there yet
+                record = None
+            if record and any(s.stage != "queued" for s in record.segments.values()):
+                assert not record.terminal
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
+    servers = _children(proc.pid)
+    proc.kill()
+    proc.wait()
+    for _ in range(600):  # the embedded servers follow their parent (PDEATHSIG); wait until they are gone
+        if not any(Path(f"/proc/{pid}").exists() for pid in servers):
+            break
+        await asyncio.sleep(0.05)
+    return job
+
+
+async def test_a_killed_run_resumes_and_writes_the_film_segments_and_report(tmp_path: Path, model_cache: Path) -> None:
     board = tmp_path / "board.yaml"
     board.write_text(STORYBOARD)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "REELFORGE_STEPS": "2", "REELFORGE_MODEL_CACHE_DIR": str(model_cache)}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "REELFORGE_STEPS": "2", "REELFORGE_MODEL_CACHE_DIR": str(model_cache),
+           "REELFORGE_ACK_WAIT_S": "3"}  # work the killed run held is redelivered after the ack wait
     out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "reelforge.cli", "run", str(board), "--out", str(out)],
+                            env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    job = await _kill_once_a_segment_is_generated(proc, out)
     result = _reelforge("run", str(board), "--out", str(out), env=env)
     assert result.returncode == 0, result.stderr
+    assert f"job {job} resumed" in result.stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["status"] == "completed" and report["model"]["random_weights"]
+    assert report["status"] == "completed" and report["model"]["random_weights"] and report["job_id"] == job
     assert [(s["id"], s["status"], s["file"]) for s in report["segments"]] == [
         ("one", "delivered", "segments/001.mp4"), ("two", "delivered", "segments/002.mp4")
     ]
@@ -59,6 +117,10 @@ def test_run_writes_the_film_segments_and_report(tmp_path: Path, model_cache: Pa
     assert "<svg" in (out / "report.html").read_text()
     assert {"9x16", "1x1", "thumbnail"} <= set(report["deliverables"]) and (out / report["deliverables"]["thumbnail"]).exists()
     assert "delivered" in result.stderr and "done" in result.stderr
+    # The segment generated before the kill was not generated again (the log of both runs is one file).
+    generated = [json.loads(line) for line in (out / "reelforge.log").read_text().splitlines() if '"SegmentRequested"' in line]
+    handled = [(e["index"], e.get("delivery")) for e in generated if e.get("service") == "generator" and e.get("outcome") == "ok"]
+    assert len({i for i, _ in handled}) == 2 and len(handled) <= 3, handled
 
 
 def test_worker_without_servers_is_a_clear_error() -> None:

@@ -74,7 +74,7 @@ async def test_submission_publishes_one_event_per_segment_and_state_is_readable(
     requested = await event_log.wait_for(lambda: len(event_log.of(SegmentRequested)) == 2 and event_log.of(SegmentRequested))
     assert [(e.index, e.segment_id, e.spec.frames, e.spec.fps) for e in requested] == [(1, "a", 24, 3.0), (2, "b", 24, 3.0)]
     status = await _poll(client, job_id, lambda s: len(s["segments"]) == 2)
-    assert status["status"] == "running" and {s["status"] for s in status["segments"].values()} == {"queued"}
+    assert status["status"] == "queued" and {s["stage"] for s in status["segments"].values()} == {"queued"}
 
 
 async def test_the_same_idempotency_key_is_the_same_job_published_once(gateway) -> None:

@@ -1,132 +1,146 @@
-"""`reelforge run`: submit one storyboard to a local stack, show progress, fetch the film and report."""
+"""`reelforge run`: submit one storyboard to a local stack, show progress, fetch the film and report.
+
+Progress comes from the job ledger (the same record the gateway serves). The embedded servers keep
+their data in ``OUT/.reelforge/state`` and the job id in ``OUT/.reelforge/job.json``: a killed run
+is resumed by running the same command again (same storyboard and model), and the work already
+stored and acknowledged is not done twice. Another storyboard in the same folder starts afresh.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import json
-import tempfile
+import shutil
 from pathlib import Path
 
-import nats
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from reelforge.stack import Stack, local_stack
-from reelforge.watch import JobWatch
 from reelforge_gateway.submit import new_job_id, submit_job
 from reelforge_shared.bus import Bus
+from reelforge_shared.ledger import JobRecord, Ledger
 from reelforge_shared.logging import configure_logging
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard
 
 PROGRESS_STAGES = ("generated", "encoded", "checked", "delivered")
+_RANK = {"queued": 0, "generated": 1, "encoded": 2, "checked": 3, "delivered": 4, "failed": -1}
+RUN_DIR = ".reelforge"
+
+
+def run_state(out: Path, board: Storyboard, model: str | None) -> tuple[Path, str, bool]:
+    """(state directory, job id, resumed): the same storyboard and model in ``out`` resume its job."""
+    run_dir = out / RUN_DIR
+    job_file = run_dir / "job.json"
+    digest = hashlib.sha256(json.dumps([board.model_dump(mode="json"), model], sort_keys=True).encode()).hexdigest()
+    if job_file.exists():
+        previous = json.loads(job_file.read_text())
+        if previous.get("storyboard_sha256") == digest:
+            return run_dir / "state", previous["job_id"], True
+    shutil.rmtree(run_dir, ignore_errors=True)  # another storyboard: its servers' data would only mislead
+    run_dir.mkdir(parents=True)
+    job_id = new_job_id()
+    job_file.write_text(json.dumps({"job_id": job_id, "storyboard_sha256": digest}))
+    return run_dir / "state", job_id, False
 
 
 async def run_storyboard(board: Storyboard, out: Path, *, model: str | None = None, console: Console | None = None) -> bool:
     """Render ``board`` into ``out``; True when every segment and the film were delivered."""
     console = console or Console(stderr=True)
-    log_file = (out / "reelforge.log").open("w")
+    state, job_id, resumed = run_state(out, board, model)
+    log_file = (out / "reelforge.log").open("a")
     configure_logging("INFO", json=True, stream=log_file)  # the terminal belongs to the progress bars
-    with tempfile.TemporaryDirectory(prefix="reelforge-run-") as state:
-        summary = f"{len(board.segments)} segments, {board.duration_s:.1f} s"
-        console.print(f"[bold]{board.title}[/bold]: {summary}; starting services ...")
-        async with local_stack(Path(state)) as stack:
-            watch = await _render(stack, board, model, console)
-            ok = _collect(stack, board, watch, out, console)
-    log_file.close()
-    return ok
+    verb = "resuming" if resumed else "starting"
+    console.print(f"[bold]{board.title}[/bold]: {len(board.segments)} segments, {board.duration_s:.1f} s; {verb} services ...")
+    try:
+        async with local_stack(state) as stack:
+            record = await _render(stack, board, job_id, model, console, resumed)
+            return _collect(stack, board, record, out, console)
+    finally:
+        log_file.close()
 
 
-async def _render(stack: Stack, board: Storyboard, model: str | None, console: Console) -> JobWatch:
+async def _render(stack: Stack, board: Storyboard, job_id: str, model: str | None, console: Console, resumed: bool) -> JobRecord:
     settings = stack.settings
-    nc = await nats.connect(settings.nats_url)
     bus = await Bus.connect(settings, name="reelforge-cli")
     store = ObjectStore.from_settings(settings)
     try:
-        watch = JobWatch(job_id="", segment_count=len(board.segments))
-
-        async def on_message(msg: nats.aio.msg.Msg) -> None:
-            watch.on_message(msg.subject, msg.data)
-
-        await nc.subscribe(f"{settings.subject_prefix}.>", cb=on_message)
-        watch.job_id = new_job_id()
-        await submit_job(board, bus=bus, store=store, bucket=settings.work_bucket, job_id=watch.job_id, model=model)
-        console.print(f"job [bold]{watch.job_id}[/bold] submitted")
-        columns = (
-            TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
-            TimeRemainingColumn(),
-        )
+        ledger = await Ledger.open(bus)
+        # Submitting again is harmless: every publish carries its Nats-Msg-Id, so a resumed run adds nothing new.
+        await submit_job(board, bus=bus, store=store, bucket=settings.work_bucket, job_id=job_id, model=model)
+        console.print(f"job [bold]{job_id}[/bold] {'resumed' if resumed else 'submitted'}")
+        columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("eta"), TimeRemainingColumn())
+        record = JobRecord(job_id=job_id, segment_count=len(board.segments))
         with Progress(*columns, console=console) as progress:
             bars = {stage: progress.add_task(stage, total=len(board.segments)) for stage in PROGRESS_STAGES}
             film = progress.add_task("film", total=1)
-            while not watch.settled:
+            async for update in ledger.follow(job_id, heartbeat_s=1.0):
                 stack.check_alive()
-                watch.changed.clear()
+                if update is None:
+                    continue
+                record = update
                 for stage, bar in bars.items():
-                    progress.update(bar, completed=len(watch.stages[stage]))
-                progress.update(film, completed=int(watch.film is not None))
-                try:
-                    await asyncio.wait_for(watch.changed.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
-            for stage, bar in bars.items():
-                progress.update(bar, completed=len(watch.stages[stage]))
-            progress.update(film, completed=int(watch.film is not None))
-        return watch
+                    progress.update(bar, completed=sum(_RANK[s.stage] >= _RANK[stage] for s in record.segments.values()))
+                progress.update(film, completed=int(record.status in {"film_checking", "delivering", "completed"}))
+                if record.terminal:
+                    break
+        return record
     finally:
-        await nc.close()
         await bus.close()
 
 
-def _collect(stack: Stack, board: Storyboard, watch: JobWatch, out: Path, console: Console) -> bool:
+def _collect(stack: Stack, board: Storyboard, record: JobRecord, out: Path, console: Console) -> bool:
     settings = stack.settings
     store = ObjectStore.from_settings(settings)
-    job = watch.job_id
+    job = record.job_id
+    delivered = {n: s for n, s in record.segments.items() if s.stage == "delivered"}
     (out / "segments").mkdir(exist_ok=True)
-    for n in sorted(watch.delivered):
+    for n in sorted(delivered):
         store.get_file(settings.delivery_bucket, DeliveryKeys.segment(job, n), out / "segments" / f"{n:03d}.mp4")
-    if watch.completed:
+    completed = record.status == "completed"
+    if completed:
         store.get_file(settings.delivery_bucket, DeliveryKeys.film(job), out / "final.mp4")
         report = store.get_json(settings.work_bucket, Keys.report(job))
-        done = watch.completed
-        if done.report_html_key:
-            store.get_file(settings.delivery_bucket, done.report_html_key, out / "report.html")
-        for name, key in done.deliverables.items():  # crops and the thumbnail, named as delivered
+        if record.report_html_key:
+            store.get_file(settings.delivery_bucket, record.report_html_key, out / "report.html")
+        for name, key in record.deliverables.items():  # crops and the thumbnail, named as delivered
             store.get_file(settings.delivery_bucket, key, out / key.rsplit("/", 1)[-1])
             report.setdefault("deliverables", {})[name] = key.rsplit("/", 1)[-1]
     else:
         report = {"job_id": job, "title": board.title, "film": None, "segments": []}
-    delivered = {s["index"]: s for s in report["segments"]}
+    reported = {s["index"]: s for s in report["segments"]}
     report["segments"] = []
+    failed = []
     for n, seg in enumerate(board.segments, start=1):
-        if n in delivered:
-            entry = delivered[n]
-        elif n in watch.delivered:
-            d = watch.delivered[n]
-            entry = {"index": n, "id": seg.id, "status": "delivered", "qa_passed": d.qa.passed,
-                     "qa": {k: g.score for k, g in d.qa.gates.items()}, "video_key": d.video_key, "delivery_key": d.delivery_key}
+        if n in reported:
+            entry = reported[n]
+        elif (d := delivered.get(n)) is not None:
+            entry = {"index": n, "id": seg.id, "status": "delivered", "qa_passed": d.qa_passed, "qa": d.qa_scores,
+                     "video_key": d.video_key, "delivery_key": d.delivery_key}
         else:
-            failure = watch.failed.get(n)
-            error = f"{failure.stage}: {failure.error}" if failure else "not delivered"
+            error = (s.error if (s := record.segments.get(n)) else None) or "not delivered"
             entry = {"index": n, "id": seg.id, "status": "failed", "error": error}
+            failed.append(entry)
         if entry.get("status") == "delivered":
             entry["file"] = f"segments/{n:03d}.mp4"
         report["segments"].append(entry)
-    report["status"] = "completed" if watch.ok else "failed"
+    ok = completed and not failed
+    report["status"] = "completed" if ok else record.status
     if report.get("film"):
         report["film"]["file"] = "final.mp4"
     if model := report.get("model"):
         report["model_note"] = "tiny random-weight test model: frames are noise by design" if model.get("random_weights") else ""
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    if watch.ok:
+    if ok:
         film = report["film"]
         size = f"{film['width']}x{film['height']}, {film['duration_s']:.1f} s"
-        reports = f"{out / 'report.json'} and {out / 'report.html'}"
-        console.print(f"[green]done[/green]: {out / 'final.mp4'} ({size}), report {reports}")
+        console.print(f"[green]done[/green]: {out / 'final.mp4'} ({size}), report {out / 'report.json'} and {out / 'report.html'}")
         return True
-    for n, failure in sorted(watch.failed.items()):
-        console.print(f"[red]segment {n} ({failure.segment_id}) failed in {failure.stage}: {failure.error}[/red]")
-    if watch.job_error:
-        console.print(f"[red]job failed: {watch.job_error}[/red]")
-    console.print(f"[red]failed[/red]: see {out / 'report.json'} and {out / 'reelforge.log'}")
+    for entry in failed:
+        console.print(f"[red]segment {entry['index']} ({entry['id']}) failed in {entry['error']}[/red]")
+    if record.error:
+        console.print(f"[red]job {record.status}: {record.error}[/red]")
+    console.print(f"[red]{record.status}[/red]: see {out / 'report.json'} and {out / 'reelforge.log'}")
     return False

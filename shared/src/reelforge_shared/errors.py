@@ -3,7 +3,8 @@
     ReelforgeError
     ├── PermanentError        the message is dead-lettered at once and a failed event published
     │   └── InvalidInput      bad input; the message names the field and the value
-    └── TransientError        the message is nak'ed with a delay and JetStream redelivers it
+    ├── TransientError        the message is nak'ed with a delay and JetStream redelivers it
+    └── Cancelled             the job was cancelled: the message is acked, nothing is published
 
 Any other exception counts as transient until the consumer's last delivery, after which the
 message is dead-lettered like a permanent error.
@@ -24,3 +25,7 @@ class InvalidInput(PermanentError):
 
 class TransientError(ReelforgeError):
     """Retrying may help (a server briefly away, a resource busy): nak with a delay."""
+
+
+class Cancelled(ReelforgeError):
+    """The job was cancelled while this work ran: stop, keep what is stored, publish nothing."""

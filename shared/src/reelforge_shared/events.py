@@ -189,6 +189,10 @@ class FilmRequested(Event):
 
     subject: ClassVar[str] = "film.requested"
     segment_count: int
+    version: int = Field(1, ge=1, description="film version: 1, then one more per segment re-render")
+
+    def dedup_id(self) -> str:
+        return f"{self.subject}:{self.job_id}:v{self.version}"
 
 
 class FilmEncoded(Event):
@@ -243,6 +247,13 @@ class JobFailed(Event):
 
     def failure(self, stage: str, error: str) -> Event:
         return self
+
+
+class JobCancelled(Event):
+    """Fact: the job was cancelled; no later stage starts, and what was stored stays."""
+
+    subject: ClassVar[str] = "job.cancelled"
+    by: str | None = Field(None, description="name of the API token that cancelled it", examples=["ci"])
 
 
 _SEGMENT_ENVELOPE = ("index", "segment_id", "attempt")
@@ -332,6 +343,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     JobFailed,
     WebhookRequested,
     WebhookFailed,
+    JobCancelled,
 )
 EVENTS_BY_SUBJECT: dict[str, type[Event]] = {e.subject: e for e in ALL_EVENTS}
 

@@ -10,6 +10,9 @@ A service is a list of :class:`Route` s: an event type and a plain handler
 - publishes the returned events (each with its Nats-Msg-Id), then acks;
 - on :class:`PermanentError`, or on any error at the last delivery, publishes a dead letter and
   the event's failed event and terminates the message; otherwise naks with a growing delay;
+- skips (acks without work) an event of a job the ledger says is cancelled, and acks quietly a
+  handler that stops because its job was cancelled (:class:`Cancelled`); observer routes (the
+  ledger's) see every event, cancelled or not;
 - logs one line per message and owns the metrics.
 """
 
@@ -28,7 +31,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from reelforge_shared.bus import Bus
-from reelforge_shared.errors import PermanentError
+from reelforge_shared.errors import Cancelled, PermanentError
 from reelforge_shared.events import DeadLetter, Event, lost_envelope
 from reelforge_shared.health import Health
 from reelforge_shared.settings import CommonSettings
@@ -59,6 +62,7 @@ class Route:
     # Delays before each redelivery (the consumer's backoff list, and the nak delays); its length + 1 is the
     # route's max deliveries. None: ``retry_delay_s`` doubling, ``max_deliver`` deliveries (settings).
     backoff: tuple[float, ...] | None = None
+    observer: bool = False  # records what happened (the ledger); runs for cancelled jobs too, does no job work
 
 
 @dataclass(slots=True)
@@ -69,6 +73,7 @@ class Runner:
     bus: Bus
     settings: CommonSettings
     health: Health
+    cancel_check: Any = None  # reelforge_shared.ledger.CancelCheck; None: no job is ever skipped
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run every route until ``stop`` is set; in-flight messages finish first."""
@@ -129,6 +134,9 @@ class Runner:
 
     async def _handle(self, route: Route, event: Event, msg: Any, deliveries: int) -> tuple[str, str | None]:
         try:
+            if not route.observer and self.cancel_check is not None and await self.cancel_check.cancelled(event.job_id):
+                await msg.ack()
+                return "cancelled", None
             if inspect.iscoroutinefunction(route.handle):
                 results = await route.handle(event, self.deps)
             else:
@@ -140,6 +148,9 @@ class Runner:
                 await self.bus.publish(result)
             await msg.ack()
             return "ok", None
+        except Cancelled:
+            await msg.ack()
+            return "cancelled", None
         except Exception as exc:  # noqa: BLE001 - the fate of the message is decided here, for every handler
             error = f"{type(exc).__name__}: {exc}"
             if isinstance(exc, PermanentError) or deliveries >= self._max_deliver(route):

@@ -16,6 +16,7 @@ import structlog
 
 from reelforge_shared.bus import Bus
 from reelforge_shared.health import Health
+from reelforge_shared.ledger import CancelCheck, Ledger
 from reelforge_shared.runner import Route, Runner
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import ObjectStore
@@ -33,6 +34,10 @@ class Service:
     health: Health = field(init=False)
     # Extra coroutines that live as long as the service (the gateway's HTTP server).
     companions: list[Callable[[Bus, asyncio.Event], Any]] = field(default_factory=list)
+    # Asks the job ledger whether a job was cancelled: the runner skips such jobs' events, and long work
+    # (the generator's batches) can ask between steps. Bound once the bus is up.
+    cancel_check: CancelCheck = field(default_factory=CancelCheck)
+    ledger: Ledger | None = field(default=None, init=False)  # the job ledger, opened once the bus is up
 
     def __post_init__(self) -> None:
         self.health = Health(self.name)
@@ -48,6 +53,8 @@ def open_store(settings: CommonSettings) -> ObjectStore:
 async def run_service(service: Service, stop: asyncio.Event) -> None:
     bus = await Bus.connect(service.settings, name=f"reelforge-{service.name}")
     try:
+        service.ledger = await Ledger.open(bus)
+        service.cancel_check.bind(service.ledger, asyncio.get_running_loop())
         if service.setup:
             try:
                 await asyncio.to_thread(service.setup)
@@ -55,7 +62,7 @@ async def run_service(service: Service, stop: asyncio.Event) -> None:
                 service.health.setup_failed(f"{type(exc).__name__}: {exc}")
                 log.error("service.setup_failed", service=service.name, error=str(exc))
                 raise
-        runner = Runner(service.name, service.routes, service.deps, bus, service.settings, service.health)
+        runner = Runner(service.name, service.routes, service.deps, bus, service.settings, service.health, service.cancel_check)
         await asyncio.gather(runner.serve(stop), *(companion(bus, stop) for companion in service.companions))
     finally:
         with contextlib.suppress(Exception):

@@ -7,13 +7,12 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
-from nats.js.kv import KeyValue
 from prometheus_client import make_asgi_app
 
-from reelforge_gateway.state import JobStatus, read_status
 from reelforge_gateway.submit import new_job_id, submit_job
 from reelforge_shared.bus import Bus
 from reelforge_shared.health import Health
+from reelforge_shared.ledger import JobRecord, Ledger
 from reelforge_shared.storage import ObjectStore
 from reelforge_shared.storyboard import StoryboardInvalid, load_storyboard
 
@@ -22,7 +21,7 @@ from reelforge_shared.storyboard import StoryboardInvalid, load_storyboard
 class GatewayDeps:
     bus: Bus
     store: ObjectStore
-    kv: KeyValue
+    ledger: Ledger
     work_bucket: str
     max_body_bytes: int
     health: Health
@@ -68,10 +67,10 @@ def create_app(deps: GatewayDeps) -> FastAPI:
             "status_url": f"/v1/jobs/{submitted.job_id}",
         }
 
-    @app.get("/v1/jobs/{job_id}", response_model=JobStatus)
-    async def get_job(job_id: str, deps: Deps) -> JobStatus | JSONResponse:
+    @app.get("/v1/jobs/{job_id}", response_model=JobRecord)
+    async def get_job(job_id: str, deps: Deps) -> JobRecord | JSONResponse:
         """Per-segment status of a job."""
-        status = await read_status(deps.kv, job_id) if _valid_key(job_id) else None
+        status = await deps.ledger.get(job_id) if _valid_key(job_id) else None
         if status is None:
             detail = [{"field": "job_id", "message": f"no job {job_id!r}"}]
             return JSONResponse(status_code=404, content={"error": "unknown job", "detail": detail})

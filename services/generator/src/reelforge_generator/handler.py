@@ -5,16 +5,20 @@ where the last attempt stopped. Out of memory: the segment is retried at a small
 a lower resolution (:mod:`reelforge_generator.fallback`); a lower resolution re-renders the whole
 segment so its frames keep one size, and is recorded in ``render.json`` beside the frames so that
 a later delivery renders the rest at the same size and reports the same degradation.
+
+Cancel: between batches the handler asks the job ledger (``deps.cancelled``, cached and cheap) and
+stops with :class:`Cancelled` once the job is cancelled; the frames stored so far stay.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import structlog
 import torch
-from reelforge_shared.errors import TransientError
+from reelforge_shared.errors import Cancelled, TransientError
 from reelforge_shared.events import Event, RenderSpec, SegmentGenerated, SegmentRequested
 from reelforge_shared.storage import Keys, ObjectStore
 
@@ -30,6 +34,7 @@ class GeneratorDeps:
     store: ObjectStore
     bucket: str
     renderer: FrameRenderer
+    cancelled: Callable[[str], bool] = lambda _job: False  # the ledger's CancelCheck in a service
 
 
 class Uploads:
@@ -104,8 +109,11 @@ def _render_into_store(
     """Render ``frames`` into the store: the frames stored, and whether the device ran out of memory."""
     uploads = Uploads(deps.store, deps.bucket)
     try:
-        for i, png in deps.renderer.render(spec, frames, plan):
+        for count, (i, png) in enumerate(deps.renderer.render(spec, frames, plan), start=1):
             uploads.put(i, Keys.frame(job, n, i, attempt), png)
+            if count % plan.batch == 0 and count < len(frames) and deps.cancelled(job):  # between batches
+                uploads.finish()
+                raise Cancelled(f"job {job} cancelled after {count} of {len(frames)} frames of segment {n}")
     except torch.OutOfMemoryError:
         if deps.renderer.device.startswith("cuda"):
             torch.cuda.empty_cache()  # what the failed batch held is garbage now

@@ -1,4 +1,5 @@
 from reelforge_shared.events import SegmentRequested
+from reelforge_shared.ledger import CancelCheck
 from reelforge_shared.runner import Route
 from reelforge_shared.service import Service, open_store
 
@@ -11,8 +12,9 @@ Settings = GeneratorSettings
 
 def build(settings: GeneratorSettings) -> Service:
     renderer = FrameRenderer(settings)
-    deps = GeneratorDeps(store=open_store(settings), bucket=settings.work_bucket, renderer=renderer)
+    cancel_check = CancelCheck()  # the generator asks it between batches; the runner binds it to the ledger
+    deps = GeneratorDeps(store=open_store(settings), bucket=settings.work_bucket, renderer=renderer, cancelled=cancel_check)
     # Segments are taken from the queue a few at a time and run grouped by model: a worker keeps one model
     # loaded, so a queue alternating between two models would otherwise reload on every segment.
     route = Route(SegmentRequested, handle, prefetch=settings.queue_window, group_by=lambda e: e.model or "")
-    return Service("generator", settings, [route], deps, setup=renderer.setup)
+    return Service("generator", settings, [route], deps, setup=renderer.setup, cancel_check=cancel_check)

@@ -1,15 +1,15 @@
-"""Uploader handlers: deliver checked segments, trigger the film once, deliver the film and its report.
+"""Uploader handlers: deliver checked segments, deliver the film and its report.
 
-A delivered segment leaves a marker object; whoever writes the last marker sees every marker
-(S3 lists are consistent after writes) and publishes FilmRequested, whose Nats-Msg-Id is the job:
-however many deliveries race to the end, the stream holds one film request.
+A delivered segment leaves a marker object naming the attempt delivered (the encoder and QA read
+which video to use from it). The film is not triggered here: the job ledger's observer publishes
+``film.requested`` when it records the last delivery (:mod:`reelforge_shared.ledger`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reelforge_shared.events import Event, FilmChecked, FilmRequested, JobCompleted, SegmentChecked, SegmentDelivered
+from reelforge_shared.events import Event, FilmChecked, JobCompleted, SegmentChecked, SegmentDelivered
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_uploader.delivery import Delivery
 from reelforge_uploader.webhooks import WebhookDeps
@@ -24,12 +24,8 @@ class UploaderDeps:
     webhooks: WebhookDeps
 
 
-def _segment_count(job_id: str, deps: UploaderDeps) -> int:
-    return len(deps.store.get_json(deps.work_bucket, Keys.storyboard(job_id))["segments"])
-
-
 def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
-    """Copy the segment to the delivery bucket, mark it delivered, and request the film after the last one."""
+    """Copy the segment to the delivery bucket and record which attempt was delivered."""
     job, n = event.job_id, event.index
     delivery_key = DeliveryKeys.segment(job, n)
     about = {"segment": n, "segment_id": event.segment_id, "attempt": event.attempt}
@@ -39,11 +35,7 @@ def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
         storage_provider=sent.provider, parts=sent.parts, duration_s=event.duration_s, qa=event.qa, model=event.model,
     )
     deps.store.put_json(deps.work_bucket, Keys.delivered_marker(job, n), delivered.model_dump(mode="json"))
-    events: list[Event] = [delivered]
-    count = _segment_count(job, deps)
-    if len(deps.store.list_keys(deps.work_bucket, Keys.delivered_markers(job))) >= count:
-        events.append(FilmRequested.follow(event, segment_count=count))
-    return events
+    return [delivered]
 
 
 def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:

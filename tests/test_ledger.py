@@ -1,0 +1,112 @@
+"""The job ledger on a real nats-server: compare-and-set, the film trigger once, cancel, the fold's rules."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from reelforge.stack import local_stack
+from reelforge_shared.bus import Bus
+from reelforge_shared.events import (
+    FilmRequested, JobCancelled, JobSubmitted, ModelInfo, QaGate, QaReport, SegmentDelivered, SegmentFailed, SegmentGenerated,
+)
+from reelforge_shared.ledger import JobRecord, Ledger, fold
+
+MODEL = ModelInfo(name="tiny", pipeline="StableDiffusionPipeline", random_weights=True)
+QA = QaReport(passed=True, gates={"technical": QaGate(score=1.0, threshold=0.5, passed=True)})
+
+
+def delivered(job: str, n: int, attempt: int = 1) -> SegmentDelivered:
+    return SegmentDelivered(
+        job_id=job, index=n, segment_id=f"s{n}", attempt=attempt, video_key=f"v{n}", delivery_bucket="b", delivery_key=f"d{n}",
+        url="http://x", duration_s=1.0, qa=QA, model=MODEL,
+    )
+
+
+def submitted(job: str, count: int) -> JobSubmitted:
+    return JobSubmitted(job_id=job, title="t", segment_count=count, duration_s=count, storyboard_key="k")
+
+
+def test_the_last_delivery_requests_the_film_and_a_repeat_requests_the_same_version() -> None:
+    record = JobRecord(job_id="j")
+    assert fold(record, submitted("j", 2)) == []
+    assert fold(record, delivered("j", 1)) == []
+    first = fold(record, delivered("j", 2))
+    assert [(type(e), e.version) for e in first] == [(FilmRequested, 1)] and record.status == "running"
+    changes = record.change_id
+    fold(record, FilmRequested(job_id="j", segment_count=2))
+    assert record.status == "film_encoding" and record.change_id == changes + 1
+    again = fold(record, delivered("j", 2))  # redelivered after a crash between the write and the publish
+    assert [(e.dedup_id()) for e in again] == [first[0].dedup_id()] and record.change_id == changes + 1
+
+
+def test_a_cancelled_job_requests_no_film_and_a_failure_is_terminal() -> None:
+    record = JobRecord(job_id="j")
+    fold(record, submitted("j", 1))
+    fold(record, JobCancelled(job_id="j"))
+    assert fold(record, delivered("j", 1)) == [] and record.status == "cancelled"
+    failed = JobRecord(job_id="k")
+    fold(failed, SegmentFailed(job_id="k", index=1, segment_id="a", stage="generator", error="boom"))
+    assert failed.status == "failed" and failed.segments[1].error == "generator: boom"
+    fold(failed, SegmentGenerated(job_id="k", index=1, segment_id="a", attempt=1, frames_prefix="p", frame_count=1, fps=1,
+                                  width=8, height=8, model=MODEL))
+    assert failed.segments[1].stage == "failed"  # stages never move back
+
+
+async def test_concurrent_writers_all_land_through_compare_and_set(settings) -> None:
+    buses = [await Bus.connect(settings) for _ in range(4)]
+    try:
+        ledgers = [await Ledger.open(bus) for bus in buses]
+        await ledgers[0].create(JobRecord(job_id="j-cas"))
+
+        def touch(record: JobRecord) -> None:
+            record.record("test.touch")
+
+        await asyncio.gather(*(ledgers[i % 4].update("j-cas", touch) for i in range(40)))
+        record = await ledgers[0].get("j-cas")
+        assert [c.id for c in record.changes] == list(range(1, 42))  # the creation, then 40 touches, none lost
+        entry = await ledgers[0].kv.get("j-cas")
+        stale = entry.revision - 1
+        from nats.js.errors import KeyWrongLastSequenceError
+
+        try:
+            await ledgers[1].kv.update("j-cas", b"{}", last=stale)
+            raise AssertionError("a stale revision was accepted")
+        except KeyWrongLastSequenceError:
+            pass
+    finally:
+        for bus in buses:
+            await bus.close()
+
+
+async def _stream_count(bus: Bus, subject: str) -> int:
+    info = await bus.js.stream_info(bus.stream, subjects_filter=bus.subject(FilmRequested) if subject == "film" else subject)
+    return sum((info.state.subjects or {}).values())
+
+
+async def test_duplicate_and_concurrent_deliveries_request_the_film_exactly_once(overrides, event_log, tmp_path: Path) -> None:
+    async with local_stack(tmp_path, names=["gateway"], **overrides) as stack:
+        bus = await Bus.connect(stack.settings)
+        try:
+            ledger = await Ledger.open(bus)
+            await bus.publish(submitted("j-film", 3))
+            # Each delivery three times, each copy past de-duplication (as a redelivery would be), all at once.
+            copies = [(d, f"copy-{n}-{c}") for n in (1, 2, 3) for c in range(3) for d in [delivered("j-film", n)]]
+            await asyncio.gather(*(
+                bus.js.publish(bus.subject(d), d.model_dump_json().encode(), headers={"Nats-Msg-Id": mid}) for d, mid in copies
+            ))
+            await event_log.wait_for(lambda: event_log.of(FilmRequested), timeout=60)
+            consumer = "gateway-segment-delivered"
+            for _ in range(600):  # until the observer has handled all nine copies
+                info = await bus.js.consumer_info(bus.stream, consumer)
+                if info.ack_floor.consumer_seq >= 9 and info.num_ack_pending == 0:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"observer still busy: {info}")
+            assert await _stream_count(bus, "film") == 1
+            record = await ledger.get("j-film")
+            assert record.status == "film_encoding" and record.film_version == 1 and not record.film_wanted
+            assert {s.stage for s in record.segments.values()} == {"delivered"}
+        finally:
+            await bus.close()
