@@ -12,15 +12,22 @@ import ast
 from pathlib import Path
 
 import pytest
+from test_runner import _dead_letters, _serve, _stop
 
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import (
-    FilmRequested, ModelInfo, QaReport, RenderSpec, SegmentChecked, SegmentDelivered, SegmentEncoded, SegmentFailed,
+    FilmRequested,
+    ModelInfo,
+    QaReport,
+    RenderSpec,
+    SegmentChecked,
+    SegmentDelivered,
+    SegmentEncoded,
+    SegmentFailed,
     SegmentRequested,
 )
 from reelforge_shared.runner import Route
 from reelforge_shared.storage import Keys
-from test_runner import _dead_letters, _serve, _stop
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ModelInfo(name="m", pipeline="p", random_weights=True)

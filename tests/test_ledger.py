@@ -8,7 +8,15 @@ from pathlib import Path
 from reelforge.stack import local_stack
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import (
-    FilmRequested, JobCancelled, JobSubmitted, ModelInfo, QaGate, QaReport, SegmentDelivered, SegmentFailed, SegmentGenerated,
+    FilmRequested,
+    JobCancelled,
+    JobSubmitted,
+    ModelInfo,
+    QaGate,
+    QaReport,
+    SegmentDelivered,
+    SegmentFailed,
+    SegmentGenerated,
 )
 from reelforge_shared.ledger import JobRecord, Ledger, fold
 

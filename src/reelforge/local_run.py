@@ -136,7 +136,8 @@ def _collect(stack: Stack, board: Storyboard, record: JobRecord, out: Path, cons
     if ok:
         film = report["film"]
         size = f"{film['width']}x{film['height']}, {film['duration_s']:.1f} s"
-        console.print(f"[green]done[/green]: {out / 'final.mp4'} ({size}), report {out / 'report.json'} and {out / 'report.html'}")
+        reports = f"{out / 'report.json'} and {out / 'report.html'}"
+        console.print(f"[green]done[/green]: {out / 'final.mp4'} ({size}), report {reports}")
         return True
     for entry in failed:
         console.print(f"[red]segment {entry['index']} ({entry['id']}) failed in {entry['error']}[/red]")

@@ -30,8 +30,20 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, Field
 
 from reelforge_shared.events import (
-    Event, FilmChecked, FilmEncoded, FilmRequested, JobCancelled, JobCompleted, JobFailed, JobSubmitted, SegmentChecked,
-    SegmentDelivered, SegmentEncoded, SegmentFailed, SegmentGenerated, SegmentRequested,
+    Event,
+    FilmChecked,
+    FilmEncoded,
+    FilmRequested,
+    JobCancelled,
+    JobCompleted,
+    JobFailed,
+    JobSubmitted,
+    SegmentChecked,
+    SegmentDelivered,
+    SegmentEncoded,
+    SegmentFailed,
+    SegmentGenerated,
+    SegmentRequested,
 )
 
 BUCKET = "jobs"
