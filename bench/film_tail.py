@@ -99,12 +99,14 @@ def main() -> int:
                 t1 = time.perf_counter()
                 [checked] = check_segment(encoded, qa)
                 t2 = time.perf_counter()
-                assert isinstance(checked, SegmentChecked)
+                if not isinstance(checked, SegmentChecked):
+                    raise SystemExit(f"segment {n} was not passed on by QA: {checked!r}")
                 delivered = handle_checked(checked, up)
                 per_segment.append((t1 - t0, t2 - t1))
                 film_request = next((e for e in delivered if isinstance(e, FilmRequested)), film_request)
                 print(f"segment {n:2d}/{len(board.segments)}: encode {t1 - t0:5.2f} s, QA {t2 - t1:5.2f} s", file=sys.stderr)
-            assert film_request is not None
+            if film_request is None:
+                raise SystemExit("the uploader never requested the film")
 
             start = time.perf_counter()
             [film_encoded] = encode_film(film_request, enc)
@@ -116,7 +118,9 @@ def main() -> int:
 
             local = Path(tmp, "floor")
             local.mkdir()
-            paths = [store.get_file(work, Keys.segment_video(job, n), local / f"{n:03d}.mp4") for n in range(1, len(board.segments) + 1)]
+            paths = [
+                store.get_file(work, Keys.segment_video(job, n), local / f"{n:03d}.mp4") for n in range(1, len(board.segments) + 1)
+            ]
             listing = local / "list.txt"
             listing.write_text("".join(f"file '{p}'\n" for p in paths))
             t0 = time.perf_counter()
@@ -130,7 +134,8 @@ def main() -> int:
         "size": f"{board.output.width}x{board.output.height}", "preset": args.preset,
         "segment_encode_s_mean": round(float(np.mean([e for e, _ in per_segment])), 2),
         "segment_qa_s_mean": round(float(np.mean([q for _, q in per_segment])), 2),
-        "tail_s": round(tail, 2), "tail_encoder_film_s": round(t_encoded - start, 2), "tail_film_qa_s": round(t_checked - t_encoded, 2),
+        "tail_s": round(tail, 2), "tail_encoder_film_s": round(t_encoded - start, 2),
+        "tail_film_qa_s": round(t_checked - t_encoded, 2),
         "tail_delivery_s": round(tail - (t_checked - start), 2), "floor_concat_copy_s": round(floor, 3),
         "ratio": round(tail / floor, 1), "film_qa_passed": completed.film_qa_passed,
     }

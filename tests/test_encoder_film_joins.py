@@ -13,6 +13,8 @@ from PIL import Image
 
 from reelforge_encoder.ffmpeg import Codec, FilmPart, compile_film, ffmpeg_exe
 from reelforge_encoder.handler import EncoderDeps, handle_film, handle_segment
+from reelforge_qa.film import SegmentVideo, check_film
+from reelforge_qa.segment_film_stats import SegmentFilmStats, segment_film_stats
 from reelforge_shared.events import FilmRequested, ModelInfo, SegmentGenerated
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import Keys, ObjectStore
@@ -84,3 +86,14 @@ def test_film_is_joined_by_copy_with_only_transitions_encoded(
     for name, width in (("9x16", 50), ("1x1", 90)):
         crop, crop_pts, crop_key = _frames(store.get_file(bucket, f"jobs/{job}/final_{name}.mp4", tmp_path / f"{name}.mp4"))
         assert (len(crop), crop[0].shape[1]) == (24, width) and {0, 4, 9, 18} <= {i for i, k in enumerate(crop_key) if k}
+
+    # Film QA from the segments' kept statistics, decoding the film only around its joins, reads what a
+    # full decode reads.
+    videos = [SegmentVideo(p, s["id"], (), "field", s.get("transition", {}).get("type", "cut"),
+                           s.get("transition", {}).get("duration", 0.0)) for p, s in zip(segments, BOARD["segments"], strict=True)]
+    stats = [segment_film_stats(p, 8) for p in segments]
+    stats = [SegmentFilmStats.from_bytes(s.to_bytes()) for s in stats]
+    whole = check_film(videos, film=tmp_path / "film.mp4")
+    joins = check_film(videos, film=tmp_path / "film.mp4", stats=stats)
+    assert joins.model_dump() == whole.model_dump()
+    assert len(joins.boundaries) == 3 and joins.fps == 3

@@ -57,6 +57,11 @@ class Keys:
         return f"{video_key.removesuffix('.mp4')}{'_' + rendition if rendition else ''}.part{j}.mp4"
 
     @staticmethod
+    def segment_film_stats(job_id: str, index: int, attempt: int = 1) -> str:
+        """What film QA needs of a segment (colour sample, thumbnails), kept by segment QA."""
+        return f"{Keys.segment(job_id, index, attempt)}/qa-film.npz"
+
+    @staticmethod
     def segment_qa(job_id: str, index: int, attempt: int = 1) -> str:
         return f"{Keys.segment(job_id, index, attempt)}/qa.json"
 

@@ -19,6 +19,8 @@ from reelforge_qa.continuity import Described, character_checks, light_checks, l
 from reelforge_qa.descriptors import describe
 from reelforge_qa.film_models import Boundary, FilmQaReport, Finding, SegmentLight
 from reelforge_qa.frames import ColourSample, colour_sample, sample_indices
+from reelforge_qa.segment_film_stats import SegmentFilmStats, read_windows
+from reelforge_shared.media import probe
 
 
 class Embedder(Protocol):
@@ -128,16 +130,48 @@ def _flashes(frames: tr.FilmFrames, segments: Sequence[SegmentVideo], starts: li
     return found
 
 
+def _film_around_joins(
+    film: Path, stats: Sequence[SegmentFilmStats], segments: Sequence[SegmentVideo], starts: list[float]
+) -> tr.FilmFrames | None:
+    """The film's thumbnails: the segments' own laid end to end, with the frames around every join decoded from the film.
+
+    The film is joined by stream copy, so only its transitions hold frames no segment has; None when
+    the film's frame count is not the segments' (it was not joined that way): then it is read whole.
+    """
+    info = probe(film)
+    thumbs = [t for s in stats for t in s.thumbs]
+    if info.frame_count != len(thumbs) or not info.fps:
+        return None
+    windows = []
+    for i in range(1, len(segments)):
+        frame = round(starts[i] * info.fps)
+        overlap = round(segments[i].transition_s * info.fps) if segments[i].transition != "cut" else 0
+        reach = max(overlap, 1) + tr.FILM_EDGE + 1
+        windows.append((max(0, frame - reach), min(len(thumbs), frame + reach)))
+    for k, thumb in read_windows(film, windows).items():
+        thumbs[k] = thumb
+    return tr.film_frames(thumbs, info.fps)
+
+
 def check_film(
     segments: Sequence[SegmentVideo], thresholds: FilmThresholds | None = None, *, film: Path | None = None,
-    embedder: Embedder | None = None,
+    embedder: Embedder | None = None, stats: Sequence[SegmentFilmStats] | None = None,
 ) -> FilmQaReport:
-    """Continuity per character, location and light, and every join (in the compiled ``film`` when given)."""
+    """Continuity per character, location and light, and every join (in the compiled ``film`` when given).
+
+    ``stats`` (one per segment, from segment QA) spare decoding the segments, and the film but around its joins.
+    """
     thresholds = thresholds or FilmThresholds()
     limit = thresholds.continuity
-    samples = [colour_sample(s.path, thresholds.sample_frames) for s in segments]
+    if stats is not None:
+        samples = [s.sample for s in stats]
+    else:
+        samples = [colour_sample(s.path, thresholds.sample_frames) for s in segments]
     items, lights, starts = _describe(segments, samples, embedder, thresholds.embedding_frames)
-    frames = tr.read_film(film) if film is not None else None
+    frames = None
+    if film is not None:
+        frames = _film_around_joins(film, stats, segments, starts) if stats is not None else None
+        frames = frames or tr.read_film(film)
     boundaries = [
         _join(i + 1, segments[i - 1], segments[i], starts[i], (samples[i - 1], samples[i]), frames, limit)
         for i in range(1, len(segments))

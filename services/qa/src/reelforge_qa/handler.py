@@ -21,6 +21,7 @@ from reelforge_qa.job_report import build_job_report
 from reelforge_qa.regenerate import decide
 from reelforge_qa.report_html import render_html, thumbnail_strip
 from reelforge_qa.scores import Expected, Thresholds, score_video
+from reelforge_qa.segment_film_stats import SegmentFilmStats, segment_film_stats
 from reelforge_shared.events import Event, FilmChecked, FilmEncoded, QaReport, SegmentChecked, SegmentEncoded, SegmentRequested
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
@@ -52,6 +53,8 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
             video = deps.store.get_file(deps.bucket, event.video_key, Path(tmp, "segment.mp4"))
             expected = Expected(event.width, event.height, event.fps, event.frame_count)
             report = score_video(video, expected, deps.thresholds, deps.sample_frames)
+            stats = segment_film_stats(video, deps.film_thresholds.sample_frames if deps.film_thresholds else 8)
+            deps.store.put_bytes(deps.bucket, Keys.segment_film_stats(job, n, event.attempt), stats.to_bytes())
         deps.store.put_json(deps.bucket, report_key, report.model_dump(mode="json"))
     decision = decide(report, event.attempt, deps.max_attempts, gates=REGENERABLE_GATES)
     if decision.action == "regenerate":
@@ -77,15 +80,25 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
         board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
         markers = {m["index"]: m for m in map(lambda k: deps.store.get_json(deps.bucket, k),
                                               deps.store.list_keys(deps.bucket, Keys.delivered_markers(job)))}
+        stat_keys = [Keys.segment_film_stats(job, n, markers[n].get("attempt", 1)) for n in range(1, len(board.segments) + 1)]
+        # Kept by segment QA: then no segment is decoded again, and the film only around its joins.
+        stats = None
+        if all(deps.store.exists(deps.bucket, k) for k in stat_keys):
+            stats = [SegmentFilmStats.from_bytes(deps.store.get_bytes(deps.bucket, k)) for k in stat_keys]
         with tempfile.TemporaryDirectory(prefix="reelforge-qa-film-") as tmp:
             film = deps.store.get_file(deps.bucket, event.film_key, Path(tmp, "final.mp4"))
             segments = []
             for n, seg in enumerate(board.segments, start=1):
-                path = deps.store.get_file(deps.bucket, markers[n]["video_key"], Path(tmp, f"{n:03d}.mp4"))
+                path = Path(tmp, f"{n:03d}.mp4")
+                if stats is None:
+                    deps.store.get_file(deps.bucket, markers[n]["video_key"], path)
                 cast, join = tuple(seg.characters), seg.transition
                 segments.append(SegmentVideo(path, seg.id, cast, seg.location, join.type, join.duration))
-            film_qa = check_film(segments, deps.film_thresholds, film=film, embedder=deps.embedder)
-            thumbnails = {s.segment_id: thumbnail_strip(s.path) for s in segments}
+            film_qa = check_film(segments, deps.film_thresholds, film=film, embedder=deps.embedder, stats=stats)
+            if stats is not None:
+                thumbnails = {s.segment_id: st.strip for s, st in zip(segments, stats, strict=True)}
+            else:
+                thumbnails = {s.segment_id: thumbnail_strip(s.path) for s in segments}
         report = build_job_report(deps.store, deps.bucket, event, film_qa.model_dump(mode="json"))
         deps.store.put_bytes(deps.bucket, html_key, render_html(report, thumbnails).encode(), "text/html; charset=utf-8")
         deps.store.put_json(deps.bucket, report_key, report)

@@ -1,0 +1,92 @@
+"""What film QA needs of each segment, computed when the segment is checked, so the film check decodes only its joins.
+
+Segment QA decodes each segment as it arrives; the same pass keeps, for the film check later:
+
+- the colour sample (evenly spaced frames and the frames at both ends: ``frames.ColourSample``),
+- every frame as a 64x36 thumbnail (``transitions.THUMB``): cuts and flash frames over the film,
+- the report's thumbnail strip (JPEG).
+
+They are stored beside the segment's QA report as one ``.npz`` (no pickles). The film is joined by
+stream copy, so outside its transitions its frames *are* the segments' frames: film QA lays the
+segments' thumbnails end to end and decodes the film only around each join (``read_windows``),
+seeking to the keyframe the encoder put a few frames before each segment's end.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from reelforge_qa.frames import COLOUR_WIDTH, EDGE, ColourSample, sample_indices, small_size
+from reelforge_qa.transitions import THUMB
+
+STRIP_FRAMES, STRIP_HEIGHT = 6, 72
+
+
+@dataclass(slots=True)
+class SegmentFilmStats:
+    sample: ColourSample
+    thumbs: np.ndarray  # (frames, 36, 64, 3) BGR uint8
+    strip: bytes  # JPEG
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        s = self.sample
+        np.savez_compressed(
+            buffer, frames=np.stack(s.frames), head=np.stack(s.head), tail=np.stack(s.tail),
+            rate=np.array([s.frame_count, s.fps]), thumbs=self.thumbs, strip=np.frombuffer(self.strip, np.uint8),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SegmentFilmStats:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            count, fps = z["rate"]
+            sample = ColourSample(list(z["frames"]), list(z["head"]), list(z["tail"]), int(count), float(fps))
+            return cls(sample, z["thumbs"], z["strip"].tobytes())
+
+
+def segment_film_stats(path: Path, sample_count: int) -> SegmentFilmStats:
+    """One decode: the colour sample, every frame's thumbnail and the strip."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        cw, ch = small_size(stream.codec_context.width, stream.codec_context.height, COLOUR_WIDTH)
+        colour, small = [], []
+        for f in container.decode(stream):  # thumbnails made exactly as read_windows makes the film's
+            colour.append(f.reformat(width=cw, height=ch, format="bgr24", interpolation="AREA").to_ndarray())
+            small.append(f.reformat(width=THUMB[0], height=THUMB[1], format="bgr24", interpolation="AREA").to_ndarray())
+    thumbs = np.stack(small)
+    picks = sample_indices(len(colour), sample_count)
+    sample = ColourSample([colour[i] for i in picks], colour[:EDGE], colour[-EDGE:], len(colour), fps)
+    strip_picks = [colour[i] for i in sample_indices(len(colour), STRIP_FRAMES)]
+    width = round(strip_picks[0].shape[1] * STRIP_HEIGHT / strip_picks[0].shape[0])
+    strip = np.hstack([cv2.resize(f, (width, STRIP_HEIGHT), interpolation=cv2.INTER_AREA) for f in strip_picks])
+    ok, data = cv2.imencode(".jpg", strip, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return SegmentFilmStats(sample, thumbs, data.tobytes() if ok else b"")
+
+
+def read_windows(film: Path, windows: list[tuple[int, int]]) -> dict[int, np.ndarray]:
+    """The film's frames in each ``[lo, hi)`` window as thumbnails, decoding from the keyframe before each window only."""
+    found: dict[int, np.ndarray] = {}
+    with av.open(str(film)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        tb = float(stream.time_base)
+        start = stream.start_time or 0
+        for lo, hi in sorted(windows):
+            container.seek(start + int(lo / fps / tb), stream=stream, backward=True, any_frame=False)
+            for frame in container.decode(stream):
+                k = round((frame.pts - start) * tb * fps)
+                if k >= hi:
+                    break
+                if k >= lo:
+                    found[k] = frame.reformat(width=THUMB[0], height=THUMB[1], format="bgr24", interpolation="AREA").to_ndarray()
+    return found
