@@ -119,7 +119,8 @@ def main() -> int:
             local = Path(tmp, "floor")
             local.mkdir()
             paths = [
-                store.get_file(work, Keys.segment_video(job, n), local / f"{n:03d}.mp4") for n in range(1, len(board.segments) + 1)
+                store.get_file(work, Keys.segment_video(job, n), local / f"{n:03d}.mp4")
+                for n in range(1, len(board.segments) + 1)
             ]
             listing = local / "list.txt"
             listing.write_text("".join(f"file '{p}'\n" for p in paths))
