@@ -90,7 +90,7 @@ def test_film_is_joined_by_copy_with_only_transitions_encoded(
     # Film QA from the segments' kept statistics, decoding the film only around its joins, reads what a
     # full decode reads.
     videos = [
-        SegmentVideo(p, s["id"], (), "field", s.get("transition", {}).get("type", "cut"), s.get("transition", {}).get("duration", 0.0))
+        SegmentVideo(p, s["id"], (), "field", (t := s.get("transition", {})).get("type", "cut"), t.get("duration", 0.0))
         for p, s in zip(segments, BOARD["segments"], strict=True)
     ]
     stats = [segment_film_stats(p, 8) for p in segments]
