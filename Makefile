@@ -36,5 +36,11 @@ test: lint
 schema: $(STAMP)
 	$(BIN)/reelforge schema > docs/events.schema.json
 
+# The AsyncAPI 3 document of the bus, checked by the official parser (@asyncapi/parser, pinned in tools/asyncapi).
+asyncapi: $(STAMP)
+	mkdir -p out && $(BIN)/reelforge asyncapi > out/asyncapi.json
+	test -d tools/asyncapi/node_modules || (cd tools/asyncapi && npm ci --no-audit --no-fund)
+	node tools/asyncapi/validate.mjs out/asyncapi.json
+
 clean:
 	rm -rf $(VENV) out

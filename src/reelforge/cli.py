@@ -127,6 +127,17 @@ def schema() -> None:
     sys.stdout.write("\n")
 
 
+@app.command()
+def asyncapi(
+    nats_url: Annotated[str, typer.Option(help="server URL written into the document")] = "nats://127.0.0.1:4222",
+) -> None:
+    """Print the AsyncAPI 3 document of the bus (channels, operations, messages), generated from the event models."""
+    from reelforge_shared.asyncapi import asyncapi_document
+
+    json.dump(asyncapi_document(nats_url), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
 from reelforge.cli_encode import encode  # noqa: E402 - command modules keep heavy imports inside
 from reelforge.cli_generator import bench, generate  # noqa: E402 - as above
 from reelforge.cli_qa import qa  # noqa: E402 - as above

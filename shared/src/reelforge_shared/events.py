@@ -18,11 +18,99 @@ from pydantic import BaseModel, ConfigDict, Field
 _JobId = Field(description="job id returned by the gateway", examples=["j-5f1c2e7a9b"])
 _Index = Field(ge=1, description="1-based position of the segment in the storyboard; keys use {index:03d}")
 
+_QA_EXAMPLE = {
+    "passed": True, "measured": {"codec": "h264", "duration_s": 2.0},
+    "gates": {"technical": {"score": 1.0, "threshold": 1.0, "passed": True, "detail": ""}},
+}
+_MODEL_EXAMPLE = {"name": "stabilityai/stable-diffusion-2-1", "pipeline": "StableDiffusionPipeline", "random_weights": False}
+# What each field means, by name (``Class.field`` first): the AsyncAPI document and JSON Schema carry it
+# for every field that does not say more itself. A test keeps it complete: a new field needs an entry.
+FIELD_DOCS: dict[str, tuple[str, Any]] = {
+    "schema_version": ("version of this event's schema; a breaking change is a new model on a new subject", 1),
+    "event_id": ("unique id of this publication (a republished fact gets a new one)", "5b0c1f7e2d8a4c6b9e3f1a2d4c6b8e0f"),
+    "occurred_at": ("when the event was created (UTC)", "2026-11-28T01:00:00Z"),
+    "job_id": ("job id returned by the gateway", "j-5f1c2e7a9b"),
+    "index": ("1-based position of the segment in the storyboard; keys use {index:03d}", 1),
+    "segment_id": ("the storyboard's id of the segment", "open"),
+    "attempt": ("render attempt of the segment: 1, then one more per QA regeneration", 1),
+    "title": ("the storyboard's title", "Der Apfelbaum"),
+    "segment_count": ("number of segments in the job", 33),
+    "duration_s": ("duration in seconds", 8.0),
+    "storyboard_key": ("work-bucket key of the stored storyboard", "jobs/j-5f1c2e7a9b/storyboard.json"),
+    "spec": ("what to render, resolved from the storyboard", {
+        "prompt": "documentary still, an apple tree in spring", "negative_prompt": "blurry", "seed": 1042, "frames": 24,
+        "fps": 3.0, "width": 1920, "height": 1080}),
+    "SegmentRequested.model": ("model id or path; unset: the generator's REELFORGE_MODEL", "stabilityai/stable-diffusion-2-1"),
+    "model": ("the model that rendered the frames", _MODEL_EXAMPLE),
+    "name": ("Hugging Face id or local path of the model", "stabilityai/stable-diffusion-2-1"),
+    "pipeline": ("diffusers pipeline class read from the model", "StableDiffusionPipeline"),
+    "random_weights": ("true for Reelforge's tiny random-weight test models", False),
+    "prompt": ("full prompt (style, cast and location folded in)", "documentary still, an apple tree in spring"),
+    "negative_prompt": ("what to avoid", "blurry, low quality"),
+    "seed": ("segment seed (cast/location seed family + position)", 1042),
+    "character_seeds": ("seeds of the characters in the shot", [1000]),
+    "location_seed": ("seed of the location", 5000),
+    "reference_images": ("work-bucket keys of reference images (consistency)", ["jobs/j-5f1c2e7a9b/refs/hero.png"]),
+    "frames": ("frames to render", 24),
+    "frame_count": ("frames in the output", 24),
+    "fps": ("frames per second", 3.0),
+    "width": ("width in pixels", 1920),
+    "height": ("height in pixels", 1080),
+    "frames_prefix": ("work-bucket prefix of the PNG frames", "jobs/j-5f1c2e7a9b/segments/001/frames/"),
+    "degraded": ("what was given up to finish (smaller batch, lower size)", "batch 8 -> 4 after out-of-memory"),
+    "video_key": ("work-bucket key of the segment's MP4", "jobs/j-5f1c2e7a9b/segments/001/segment.mp4"),
+    "score": ("0 (bad) to 1 (good)", 0.93),
+    "threshold": ("the score needed to pass", 0.5),
+    "passed": ("whether it passed", True),
+    "detail": ("why, in words", "laplacian variance 212 over 150"),
+    "gates": ("gate name -> verdict", _QA_EXAMPLE["gates"]),
+    "measured": ("what was read back from the file", _QA_EXAMPLE["measured"]),
+    "qa": ("QA's verdict on the segment", _QA_EXAMPLE),
+    "report_key": ("key of the job report (JSON)", "jobs/j-5f1c2e7a9b/report.json"),
+    "report_html_key": ("key of the job report (HTML)", "jobs/j-5f1c2e7a9b/report.html"),
+    "delivery_bucket": ("S3 bucket the job was delivered to", "f1-video-clips"),
+    "delivery_key": ("key in the delivery bucket", "j-5f1c2e7a9b/segments/001.mp4"),
+    "url": ("public URL (presigned S3 GET, or the GitLab upload)", "https://gitlab.com/-/project/42/uploads/0f1e/001.mp4"),
+    "storage_provider": ("where the video was delivered (GitLab over 1 MiB)", "s3"),
+    "parts": ("more than 1: the video was split and url is the manifest JSON of its parts", 1),
+    "stage": ("service that gave up", "encoder"),
+    "error": ("what went wrong", "TransientError: S3 put 'jobs/j-5f1c2e7a9b/final.mp4' failed"),
+    "film_key": ("key of the film", "jobs/j-5f1c2e7a9b/final.mp4"),
+    "deliverables": ("extra renditions: name -> key", {"9x16": "j-5f1c2e7a9b/final_9x16.mp4"}),
+    "film_url": ("public URL of the film (presigned S3 GET, or GitLab)", "http://127.0.0.1:9000/f1-video-clips/j-5f1c2e7a9b/final.mp4?X-Amz-..."),
+    "film_storage_provider": ("where the film was delivered", "s3"),
+    "film_parts": ("more than 1: the film was split and film_url is the manifest of its parts", 1),
+    "report_url": ("public URL of the job report (JSON)", "http://127.0.0.1:9000/f1-video-clips/j-5f1c2e7a9b/report.json?X-Amz-..."),
+    "qa_failed_segments": ("indexes of segments delivered with a failed QA gate", [4]),
+    "film_qa_passed": ("QA's verdict on the whole film (continuity, joins)", True),
+    "webhook_id": ("Standard Webhooks webhook-id: the same on every retry", "msg_2f1c0e7a9b3d"),
+    "type": ("subject of the event delivered", "job.completed"),
+    "data": ("the event delivered, as JSON (the body's data field)", {"job_id": "j-5f1c2e7a9b", "error": "disk full"}),
+    "service": ("service that gave up", "encoder"),
+    "subject": ("subject the message came on", "reelforge.segment.encoded"),
+    "deliveries": ("deliveries before it was dead-lettered", 4),
+    "payload": ("the original message body, as text", '{"job_id": "j-5f1c2e7a9b"}'),
+    "version": ("film version: 1, then one more per segment re-render", 1),
+    "by": ("name of the API token that cancelled it", "ci"),
+}
+
+
+def _document(schema: dict[str, Any], cls: type) -> None:
+    """Fill in description and examples of each property from FIELD_DOCS (a field's own wins)."""
+    for name, prop in schema.get("properties", {}).items():
+        doc = FIELD_DOCS.get(f"{cls.__name__}.{name}") or FIELD_DOCS.get(name)
+        if doc is not None:
+            prop.setdefault("description", doc[0])
+            prop.setdefault("examples", [doc[1]])
+
+
+_DOCUMENTED = ConfigDict(frozen=True, json_schema_extra=_document)
+
 
 class Event(BaseModel):
     """Envelope fields every event carries."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")  # ignore: newer producers may add fields
+    model_config = ConfigDict(frozen=True, extra="ignore", json_schema_extra=_document)  # ignore: newer producers may add fields
 
     subject: ClassVar[str]
     schema_version: Literal[1] = 1
@@ -54,7 +142,7 @@ class Event(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = _DOCUMENTED
     name: str = Field(description="Hugging Face id or local path of the model")
     pipeline: str = Field(description="diffusers pipeline class read from the model")
     random_weights: bool = Field(description="true for Reelforge's tiny random-weight test models")
@@ -63,7 +151,7 @@ class ModelInfo(BaseModel):
 class RenderSpec(BaseModel):
     """Everything the generator needs for one segment, resolved from the storyboard."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = _DOCUMENTED
     prompt: str
     negative_prompt: str = ""
     seed: int = Field(ge=0, lt=2**32, description="segment seed (cast/location seed family + position)")
@@ -137,7 +225,7 @@ class SegmentEncoded(SegmentEvent):
 
 
 class QaGate(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = _DOCUMENTED
     score: float = Field(ge=0, le=1)
     threshold: float
     passed: bool
@@ -145,7 +233,7 @@ class QaGate(BaseModel):
 
 
 class QaReport(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = _DOCUMENTED
     passed: bool
     gates: dict[str, QaGate]
     measured: dict[str, float | str | int] = Field(default_factory=dict, description="what was read back from the file")
@@ -319,6 +407,8 @@ class WebhookFailed(Event):
 
 class DeadLetter(BaseModel):
     """What a dead-letter subject (``{prefix}.dead.{service}``) carries; not an Event: it may not parse."""
+
+    model_config = ConfigDict(json_schema_extra=_document)
 
     service: str
     subject: str

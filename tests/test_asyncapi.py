@@ -1,0 +1,91 @@
+"""The bus contract for downstream users: the AsyncAPI document, checked by the official parser, and a consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reelforge.stack import local_stack
+from reelforge_gateway.submit import submit_job
+from reelforge_shared.asyncapi import asyncapi_document
+from reelforge_shared.bus import Bus
+from reelforge_shared.events import ALL_EVENTS, EVENTS_BY_SUBJECT, DeadLetter
+from reelforge_shared.media import probe
+from reelforge_shared.storage import DeliveryKeys, ObjectStore
+from reelforge_shared.storyboard import parse_storyboard
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS = ROOT / "tools" / "asyncapi"
+
+
+@pytest.fixture(scope="session")
+def asyncapi_parser() -> Path:
+    """@asyncapi/parser from npm, installed from tools/asyncapi/package-lock.json when missing."""
+    if not (TOOLS / "node_modules" / "@asyncapi" / "parser").exists():
+        npm = shutil.which("npm") or "/usr/bin/npm"
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=TOOLS, check=True, capture_output=True, timeout=600)
+    return TOOLS / "validate.mjs"
+
+
+def _validate(parser: Path, document: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    path = tmp_path / "asyncapi.json"
+    path.write_text(json.dumps(document))
+    node = shutil.which("node") or "/usr/bin/node"
+    return subprocess.run([node, str(parser), str(path)], capture_output=True, text=True, timeout=120)
+
+
+def test_the_document_is_valid_asyncapi_3_and_every_field_is_documented(asyncapi_parser, tmp_path: Path) -> None:
+    document = asyncapi_document()
+    result = _validate(asyncapi_parser, document, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"valid AsyncAPI 3.1.0: {len(ALL_EVENTS) + 1} channels" in result.stdout
+
+    # Every field of every payload says what it is and shows an example.
+    undocumented = [
+        f"{model}.{name}" for model, schema in document["components"]["schemas"].items()
+        for name, prop in schema.get("properties", {}).items() if not (prop.get("description") and prop.get("examples"))
+    ]
+    assert undocumented == []
+    # Every event has its channel, and each message's example is a valid event of its model.
+    addresses = {c["address"] for c in document["channels"].values()}
+    assert {"{prefix}." + s for s in EVENTS_BY_SUBJECT} | {"{prefix}.dead.{service}"} == addresses
+    for name, message in document["components"]["messages"].items():
+        model = next(m for m in (*ALL_EVENTS, DeadLetter) if m.__name__ == name)
+        model.model_validate(message["examples"][0]["payload"])
+
+    # The parser does fail: an operation on a channel that does not exist.
+    broken = copy.deepcopy(document)
+    broken["operations"]["publishJobCompleted"]["channel"] = {"$ref": "#/channels/nowhere"}
+    assert _validate(asyncapi_parser, broken, tmp_path).returncode == 1
+
+
+@pytest.mark.slow
+async def test_the_example_consumer_downloads_the_film_of_a_real_run(overrides, tmp_path: Path) -> None:
+    one_shot = {"output": {"width": 160, "height": 90}, "segments": [{"id": "only", "prompt": "a kite", "frames": 3}]}
+    board = parse_storyboard(one_shot)
+    async with local_stack(tmp_path / "state", **overrides, steps=2, batch_size=8) as stack:
+        settings = stack.settings
+        bus = await Bus.connect(settings)
+        store = ObjectStore.from_settings(settings)
+        job = await submit_job(board, bus=bus, store=store, bucket=settings.work_bucket)
+        await bus.close()
+        consumer = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "examples" / "consumer.py"), "--nats-url", settings.nats_url, "--prefix",
+            settings.subject_prefix, "--out", str(tmp_path / "films"), "--job", job.job_id, "--count", "1",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(consumer.communicate(), timeout=300)
+        assert consumer.returncode == 0, err.decode()
+        line = json.loads(out.decode().strip().splitlines()[-1])
+        film = Path(line["film"])
+        assert line["job_id"] == job.job_id
+        assert film.read_bytes() == store.get_bytes(settings.delivery_bucket, DeliveryKeys.film(job.job_id))
+        info = probe(film)
+        assert (info.width, info.height, info.codec, info.frame_count) == (160, 90, "h264", 3)
