@@ -15,6 +15,7 @@ from reelforge.stack import local_stack
 from reelforge_shared.bus import Bus
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import JobFailed, WebhookFailed
+from reelforge_shared.ledger import JobRecord, Ledger
 from reelforge_shared.webhooks import refuse_private, retry_schedule
 
 
@@ -32,8 +33,11 @@ async def test_signed_webhooks_retry_with_one_id_over_a_day(overrides, event_log
     async with local_stack(tmp_path, names=["uploader"], **overrides, **config) as stack:
         bus = await Bus.connect(stack.settings)
         try:
+            # The job's own webhook_url, as the gateway stores it in the job ledger.
+            await (await Ledger.open(bus)).create(JobRecord(job_id="j-hooked", webhook_url=receiver.url("/own")))
             await bus.publish(JobFailed(job_id="j-hooked", stage="encoder", error="disk full"))
-            got = [await receiver.next() for _ in range(4)]  # /gone once, /flaky three times (503, 503, 200)
+            got = [await receiver.next() for _ in range(5)]  # /own and /gone once, /flaky three times (503, 503, 200)
+            assert [r.path for r in got].count("/own") == 1
             flaky = [r for r in got if r.path == "/flaky"]
             assert [r.status for r in flaky] == [503, 503, 200]
             # Every attempt signed (verified by the package, the receiving side), with one webhook-id throughout.

@@ -1,9 +1,9 @@
 from reelforge_shared.assets import open_registry
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import (
-    EVENTS_BY_SUBJECT,
     Event,
     FilmChecked,
+    JobCancelled,
     JobCompleted,
     JobFailed,
     SegmentChecked,
@@ -51,9 +51,7 @@ def build(settings: UploaderSettings) -> Service:
 
 
 def webhook_events(settings: UploaderSettings) -> list[type[Event]]:
-    events: list[type[Event]] = [JobCompleted, JobFailed]
-    if cancelled := EVENTS_BY_SUBJECT.get("job.cancelled"):
-        events.append(cancelled)
+    events: list[type[Event]] = [JobCompleted, JobFailed, JobCancelled]
     if settings.webhook_segment_events:
         events.append(SegmentDelivered)
     return events
