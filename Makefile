@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PACKAGES := -e ./shared[embedded,media] -e ./services/generator -e ./services/encoder -e ./services/qa \
             -e ./services/uploader -e ./services/gateway -e .[test]
 
-.PHONY: install demo lint test schema clean
+.PHONY: install demo lint test schema clean bench-wheels
 
 install: $(STAMP)
 
@@ -32,6 +32,14 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# Wheels for scripts/gpu-bench.sh on a GPU machine whose python3 (3.12) has torch and no network (~23 MB).
+BENCH_WHEELS := diffusers==0.42.1 transformers==5.24.0 pydantic==2.14.4 pydantic_core==2.50.5 pydantic-settings==2.16.3 \
+                annotated-types==0.8.0 typing-inspection==0.4.5 typing_extensions==4.16.0 structlog==26.1.0 \
+                python-dotenv==1.2.4 compel==2.5.1
+bench-wheels: $(STAMP)
+	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $(BENCH_WHEELS)
 
 schema: $(STAMP)
 	$(BIN)/reelforge schema > docs/events.schema.json

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import torch
 from PIL import Image
+
+from reelforge_bench.arch import MARKER, build_sd21
+from reelforge_bench.levers import measure_levers
+from reelforge_bench.profile import profile_segment
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.gpu import GpuSource
@@ -25,8 +30,6 @@ from reelforge_generator.per_frame import PerFrame, encode_prompt
 from reelforge_generator.renderer import FrameRenderer, load_pipeline, quiet_libraries, to_pixels
 from reelforge_generator.strategy import ModelContext
 from reelforge_shared.events import RenderSpec
-
-from reelforge_bench.arch import MARKER, build_sd21
 
 SD21 = "sd21"
 SEED_001 = "seed 001 (attention + VAE slicing, 1 image per call)"
@@ -49,6 +52,11 @@ class BenchOptions:
     guidance: float = 7.5
     seed: int = 1001
     peak_tflops: float | None = None
+    levers: bool = False  # each speed lever on its own (reelforge_bench.levers)
+    lever_frames: int = 8
+    lever_sizes: list[tuple[int, int]] | None = None  # default: ``sizes``; each must be one of ``sizes``
+    profile: bool = False  # where the time goes (reelforge_bench.profile)
+    budget_s: float | None = None  # stop starting new measurements after this many seconds
 
     def command(self) -> str:
         """The command line that runs this benchmark again, for the report."""
@@ -64,12 +72,32 @@ class BenchOptions:
             parts.append(f"--guidance {self.guidance:g}")
         if self.peak_tflops:
             parts.append(f"--peak-tflops {self.peak_tflops:g}")
+        if self.levers:
+            parts.append(f"--levers --lever-frames {self.lever_frames}")
+            if self.lever_sizes:
+                parts.append("--lever-sizes " + ",".join(f"{w}x{h}" for w, h in self.lever_sizes))
+        if self.profile:
+            parts.append("--profile")
+        if self.budget_s:
+            parts.append(f"--budget-s {self.budget_s:g}")
         return " ".join(parts)
 
 
-def run_bench(options: BenchOptions, settings: GeneratorSettings, gpu: GpuSource | None = None) -> dict:
-    """Time both sides at every size and compare their images; the report as a JSON-ready dict."""
-    exact = {"steps": options.steps, "guidance_scale": options.guidance, "img2img_strength": 0.0}  # chaining is another picture
+def run_bench(
+    options: BenchOptions,
+    settings: GeneratorSettings,
+    gpu: GpuSource | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> dict:
+    """Time both sides at every size and compare their images; the report as a JSON-ready dict.
+
+    ``progress`` gets the report so far after every measurement, so a run cut short keeps what it measured.
+    """
+    started = time.monotonic()
+    deadline = started + (options.budget_s or float("inf"))
+    # Chaining is another picture; the VRAM guard would shrink batches on its own reading (it is tested elsewhere):
+    # here peak VRAM is measured, not limited.
+    exact = {"steps": options.steps, "guidance_scale": options.guidance, "img2img_strength": 0.0, "vram_limit_gb": 1e6}
     renderer = FrameRenderer(settings.model_copy(update=exact), gpu=gpu)
     if options.model == SD21:
         quiet_libraries()
@@ -88,7 +116,23 @@ def run_bench(options: BenchOptions, settings: GeneratorSettings, gpu: GpuSource
     renderer.adopt(pipe, options.model, marker)
     if not isinstance(renderer.kind, PerFrame):
         raise ValueError(f"the benchmark compares per-frame text-to-image models; {options.model!r} is {renderer.kind.kind}")
-    rows = []
+    report = {
+        "device": device_name,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": options.model,
+        "random_weights": bool(marker.get("random_weights")),
+        "dtype": str(renderer.dtype).removeprefix("torch."),
+        "torch": torch.__version__,
+        "steps": options.steps,
+        "guidance": options.guidance,
+        "frames": options.frames,
+        "baseline_frames": len(baseline_frames),
+        "levers": renderer.levers,
+        "peak_tflops": peak,
+        "rows": [],
+        "passed": True,
+    }
+    tell = progress or (lambda _report: None)
     for size in options.sizes:
         ours = _reelforge(renderer, specs[size], options)
         seed_row, our_row = baseline[size], ours
@@ -96,22 +140,33 @@ def run_bench(options: BenchOptions, settings: GeneratorSettings, gpu: GpuSource
             row |= _arithmetic(row, flops[size], peak)
         our_row["ratio_to_seed_001"] = round(seed_row["s_per_frame"] / our_row["s_per_frame"], 2)
         our_row["image_diff"] = _compare(seed_row.pop("pixels"), our_row.pop("pixels"), baseline_frames, renderer.dtype)
-        rows += [seed_row, our_row]
-    return {
-        "device": device_name,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model": options.model,
-        "random_weights": bool(marker.get("random_weights")),
-        "dtype": str(renderer.dtype).removeprefix("torch."),
-        "steps": options.steps,
-        "guidance": options.guidance,
-        "frames": options.frames,
-        "baseline_frames": len(baseline_frames),
-        "levers": renderer.levers,
-        "peak_tflops": peak,
-        "rows": rows,
-        "passed": all(r["image_diff"]["passed"] for r in rows if "image_diff" in r),
-    }
+        report["rows"] += [seed_row, our_row]
+        report["passed"] = all(r["image_diff"]["passed"] for r in report["rows"] if "image_diff" in r)
+        tell(report)
+    first = options.sizes[0]
+    if options.profile:
+        batch = min(renderer.settings.batch_size, options.frames)
+        report["profile"] = profile_segment(pipe, specs[first], *first, batch, options.steps, options.guidance)
+        tell(report)
+    if options.levers:
+        report["lever_rows"] = []
+        cold = next((r["first_batch_s"] for r in report["rows"] if "first_batch_s" in r), 90.0)
+        for size in options.lever_sizes or options.sizes:
+            report["lever_rows"] += measure_levers(
+                pipe,
+                renderer.settings,
+                specs[size],
+                min(options.lever_frames, options.frames),
+                flops[size],
+                peak,
+                deadline,
+                gpu=gpu,
+                compile_estimate_s=cold,
+                progress=lambda row: tell(report | {"lever_rows": [*report["lever_rows"], row]}),
+            )
+            tell(report)
+    report["seconds"] = round(time.monotonic() - started, 1)
+    return report
 
 
 def _spec(options: BenchOptions, size: tuple[int, int]) -> RenderSpec:
@@ -163,7 +218,15 @@ def _seed_001(pipe: object, spec: RenderSpec, options: BenchOptions, frames: lis
 def _reelforge(renderer: FrameRenderer, spec: RenderSpec, options: BenchOptions) -> dict:
     """The generator as a worker runs it; a first batch untimed pays compilation and allocator growth."""
     plan = RenderPlan(spec.width, spec.height, min(renderer.settings.batch_size, options.frames))
+    steps, renderer.kind.steps = renderer.kind.steps, 2  # the first call pays compilation and allocator growth
+    _sync(renderer.device)
+    began = time.perf_counter()
     list(renderer.render(spec, list(range(min(plan.batch, options.frames))), plan))
+    _sync(renderer.device)
+    first = time.perf_counter() - began
+    renderer.kind.steps = steps
+    if renderer.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(renderer.device)
     temperature = _temperature(renderer)
     _sync(renderer.device)
     began = time.perf_counter()
@@ -174,7 +237,7 @@ def _reelforge(renderer: FrameRenderer, spec: RenderSpec, options: BenchOptions)
     row = _row(
         label, spec, plan.batch, seconds / options.frames, options.frames, renderer, max(temperature, _temperature(renderer))
     )
-    return row | {"pixels": [np.asarray(Image.open(io.BytesIO(pngs[i]))) for i in sorted(pngs)]}
+    return row | {"first_batch_s": round(first, 1), "pixels": [np.asarray(Image.open(io.BytesIO(pngs[i]))) for i in sorted(pngs)]}
 
 
 def _row(label: str, spec: RenderSpec, batch: int, per_frame: float, frames: int, renderer: FrameRenderer, temp: float) -> dict:

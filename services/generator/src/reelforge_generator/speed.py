@@ -56,7 +56,8 @@ def apply_levers(pipe: object, settings: GeneratorSettings, device: str) -> list
         applied.append(f"sdpa-{settings.sdpa_backend}")
     if is_on(settings.compile, device):
         use_compile_cache(settings.compile_cache_dir)
-        pipe.unet = torch.compile(unet, mode=settings.compile_mode)
+        # Static shapes: a worker renders a few sizes, each compiled for itself (a dynamic graph is slower).
+        pipe.unet = torch.compile(unet, mode=settings.compile_mode, dynamic=False)
         applied.append(f"compile-{settings.compile_mode}")
     return applied
 

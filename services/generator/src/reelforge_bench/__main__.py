@@ -1,0 +1,64 @@
+"""``python -m reelforge_bench --out DIR``: the whole GPU benchmark as one command, JSON and Markdown into DIR.
+
+Defaults are the run for one short GPU window (docs/benchmarks.md): SD 2.1's architecture with
+random weights, seed 001's settings against the generator at 1024x576 and 1920x1080, 24 frames,
+30 steps, CFG 7.5; then where the time goes at the first size; then each speed lever on its own
+at 1920x1080, then at 1024x576, while the time budget lasts. The report is rewritten after every measurement, so a run
+stopped at its time limit keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from reelforge_bench.report import write_report
+from reelforge_bench.run import SD21, BenchOptions, run_bench
+from reelforge_generator.config import GeneratorSettings
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    return int(width), int(height)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reelforge_bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for bench.json and bench.md")
+    parser.add_argument("--sizes", default="1024x576,1920x1080")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument(
+        "--baseline-frames", type=int, default=1, help="frames timed with seed 001's settings (22 s each at 1080p)"
+    )
+    parser.add_argument("--model", default=SD21)
+    parser.add_argument("--lever-frames", type=int, default=2, help="frames per lever measurement (one batch)")
+    parser.add_argument("--lever-sizes", default="1920x1080,1024x576", help="sizes of the lever table, most important first")
+    parser.add_argument("--no-levers", action="store_true")
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--budget-s", type=float, default=400.0, help="no new measurement starts after this")
+    parser.add_argument("--peak-tflops", type=float, default=None)
+    args = parser.parse_args(argv)
+    options = BenchOptions(
+        sizes=[_size(s) for s in args.sizes.split(",")],
+        steps=args.steps,
+        frames=args.frames,
+        baseline_frames=args.baseline_frames,
+        model=args.model,
+        peak_tflops=args.peak_tflops,
+        levers=not args.no_levers,
+        lever_frames=args.lever_frames,
+        lever_sizes=[_size(s) for s in args.lever_sizes.split(",")],
+        profile=not args.no_profile,
+        budget_s=args.budget_s,
+    )
+    command = "python -m reelforge_bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    report = run_bench(options, GeneratorSettings(), progress=lambda partial: write_report(partial, args.out, command))
+    _, md_path = write_report(report, args.out, command)
+    sys.stdout.write(md_path.read_text())
+    return 0 if report["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
