@@ -2,11 +2,16 @@
 
 One stream per subject prefix holds every event (``{prefix}.>``), so downstream users can replay a
 job's history; each service reads it through durable pull consumers with explicit acks.
+
+``REELFORGE_NATS_URL`` may list several servers of a cluster; the client reconnects without limit
+(across that list and the servers the cluster announces). The stream and the KV buckets get
+``REELFORGE_STREAM_REPLICAS`` replicas; an existing stream is updated in place, never recreated.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 
 import nats
 from nats.aio.client import Client
@@ -14,9 +19,23 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
+from structlog import get_logger
 
 from reelforge_shared.events import DeadLetter, Event
 from reelforge_shared.settings import CommonSettings
+
+log = get_logger("reelforge.bus")
+
+
+async def _log_error(exc: Exception) -> None:
+    log.warning("nats.error", error=repr(exc))
+
+
+def _log_state(what: str) -> Callable[[], Awaitable[None]]:
+    async def callback() -> None:
+        log.warning(what) if what.endswith("disconnected") else log.info(what)
+
+    return callback
 
 
 @dataclass(slots=True)
@@ -25,13 +44,19 @@ class Bus:
     js: JetStreamContext
     prefix: str
     dedup_window_s: float
+    replicas: int = 1
 
     @classmethod
     async def connect(cls, settings: CommonSettings, name: str = "reelforge") -> Bus:
         if not settings.nats_url:
             raise ValueError("REELFORGE_NATS_URL is not set")
-        nc = await nats.connect(settings.nats_url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1)
-        bus = cls(nc, nc.jetstream(), settings.subject_prefix, settings.dedup_window_s)
+        servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
+        nc = await nats.connect(
+            servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1, connect_timeout=5,
+            allow_reconnect=True, ping_interval=5, max_outstanding_pings=3,  # a dead server is noticed in ~15 s
+            error_cb=_log_error, disconnected_cb=_log_state("nats.disconnected"), reconnected_cb=_log_state("nats.reconnected"),
+        )
+        bus = cls(nc, nc.jetstream(), settings.subject_prefix, settings.dedup_window_s, settings.stream_replicas)
         await bus.ensure_stream()
         return bus
 
@@ -51,6 +76,7 @@ class Bus:
             subjects=[f"{self.prefix}.>"],
             duplicate_window=self.dedup_window_s,
             max_age=30 * 24 * 3600,  # a month of history for replay and audits
+            num_replicas=self.replicas,
         )
         try:
             await self.js.stream_info(self.stream)
@@ -89,9 +115,13 @@ class Bus:
     async def key_value(self, name: str) -> KeyValue:
         bucket = f"{self.stream}_{name}"
         try:
-            return await self.js.key_value(bucket)
+            kv = await self.js.key_value(bucket)
         except Exception:  # noqa: BLE001 - nats-py raises several types for a missing bucket
-            return await self.js.create_key_value(bucket=bucket, history=1)
+            return await self.js.create_key_value(bucket=bucket, history=1, replicas=self.replicas)
+        info = await self.js.stream_info(f"KV_{bucket}")
+        if info.config.num_replicas != self.replicas:  # scaled up (or down) since it was made: update in place
+            await self.js.update_stream(replace(info.config, num_replicas=self.replicas))
+        return kv
 
     async def close(self) -> None:
         """Flush what was published, then close (a drain waits on pull subscriptions for its full timeout)."""

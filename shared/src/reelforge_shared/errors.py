@@ -4,6 +4,7 @@
     ├── PermanentError        the message is dead-lettered at once and a failed event published
     │   └── InvalidInput      bad input; the message names the field and the value
     ├── TransientError        the message is nak'ed with a delay and JetStream redelivers it
+    │   └── DependencyDown    S3 or NATS unreachable: the worker waits the outage out, the message is not spent
     └── Cancelled             the job was cancelled: the message is acked, nothing is published
 
 Any other exception counts as transient until the consumer's last delivery, after which the
@@ -29,3 +30,11 @@ class TransientError(ReelforgeError):
 
 class Cancelled(ReelforgeError):
     """The job was cancelled while this work ran: stop, keep what is stored, publish nothing."""
+
+
+class DependencyDown(TransientError):
+    """A server the worker needs (``s3``, ``nats``) cannot be reached: a condition of the worker, not of the event."""
+
+    def __init__(self, dependency: str, detail: str) -> None:
+        super().__init__(f"{dependency} unreachable: {detail}")
+        self.dependency, self.detail = dependency, detail

@@ -2,6 +2,10 @@
 
 States follow cog's contract: STARTING (loading), READY (idle), BUSY (handling an event),
 SETUP_FAILED (will not become ready; the probe fails and Kubernetes restarts the pod).
+
+Beside the state, each dependency (``nats``, ``s3``) the worker found unreachable is listed as down
+until it answers again; meanwhile ``/healthz`` answers 503 (take the pod out of rotation) while
+``/livez`` stays 200 (restarting the pod cannot bring S3 back).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ class Health:
         self.detail = ""
         self._in_flight = 0
         self._lock = threading.Lock()
+        self.down: dict[str, str] = {}  # dependency -> what failed, while it is unreachable
 
     def ready(self) -> None:
         self.state = "READY"
@@ -38,12 +43,22 @@ class Health:
             if self._in_flight == 0 and self.state == "BUSY":
                 self.state = "READY"
 
+    def dependency_down(self, dependency: str, detail: str) -> None:
+        self.down[dependency] = detail
+
+    def dependency_up(self, dependency: str) -> None:
+        self.down.pop(dependency, None)
+
+    @property
+    def alive(self) -> bool:
+        return self.state != "SETUP_FAILED"
+
     @property
     def ok(self) -> bool:
-        return self.state in {"READY", "BUSY"}
+        return self.state in {"READY", "BUSY"} and not self.down
 
-    def as_dict(self) -> dict[str, str]:
-        return {"service": self.service, "state": self.state, "detail": self.detail}
+    def as_dict(self) -> dict[str, object]:
+        return {"service": self.service, "state": self.state, "detail": self.detail, "down": dict(self.down)}
 
 
 def serve_health(port: int, services: list[Health], host: str = "0.0.0.0") -> ThreadingHTTPServer:  # noqa: S104 - probes come from outside the pod
@@ -56,6 +71,10 @@ def serve_health(port: int, services: list[Health], host: str = "0.0.0.0") -> Th
             elif self.path in {"/healthz", "/health"}:
                 ok = all(h.ok for h in services)
                 body = json.dumps({"ok": ok, "services": [h.as_dict() for h in services]}).encode()
+                status, kind = (200 if ok else 503), "application/json"
+            elif self.path == "/livez":
+                ok = all(h.alive for h in services)
+                body = json.dumps({"ok": ok}).encode()
                 status, kind = (200 if ok else 503), "application/json"
             else:
                 body, status, kind = b"not found", 404, "text/plain"

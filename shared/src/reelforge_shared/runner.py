@@ -13,6 +13,18 @@ A service is a list of :class:`Route` s: an event type and a plain handler
 - skips (acks without work) an event of a job the ledger says is cancelled, and acks quietly a
   handler that stops because its job was cancelled (:class:`Cancelled`); observer routes (the
   ledger's) see every event, cancelled or not;
+- an unreachable S3 or NATS (:class:`DependencyDown`, connection errors) is a condition of the
+  worker, not a failure of the event: every loop stops fetching, the work is retried in place with
+  capped exponential backoff and jitter (the delivery is not spent, the heartbeat keeps the
+  message), ``/healthz`` lists the dependency as down; past ``outage_tolerance_s`` the event fails
+  with an error naming the outage;
+- a handler past its time limit (``Route.timeout``, else ``work_timeout_s``) is abandoned: its
+  heartbeat stops, the message is nak'ed for another delivery (dead-lettered after the last one),
+  and the loop takes the next message;
+- on stop (SIGTERM) loops stop fetching; in-flight work has ``drain_s`` to finish, then it is
+  handed back (nak without delay), as are prefetched messages still waiting their turn;
+- an observer route (``Route.observer``: job state, metrics) never publishes a failed event: after
+  its last delivery its message is dead-lettered for that route alone;
 - logs one line per message and owns the metrics.
 """
 
@@ -20,18 +32,21 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import nats.errors
+import nats.js.errors
 import structlog
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from reelforge_shared.bus import Bus
-from reelforge_shared.errors import Cancelled, PermanentError
+from reelforge_shared.errors import Cancelled, DependencyDown, PermanentError
 from reelforge_shared.events import DeadLetter, Event, lost_envelope
 from reelforge_shared.health import Health
 from reelforge_shared.settings import CommonSettings
@@ -48,6 +63,20 @@ HANDLE_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
 DEAD_LETTERS = Counter("reelforge_dead_letters_total", "Events dead-lettered", ["service", "event"])
+OUTAGE_SECONDS = Counter(
+    "reelforge_outage_seconds_total", "Seconds spent waiting out an unreachable dependency", ["service", "dependency"]
+)
+ABANDONED = Counter(
+    "reelforge_work_abandoned_total", "Handlers abandoned, by reason (timeout, drain)", ["service", "event", "reason"]
+)
+
+# What a NATS client raises while no server answers (a restart, a leader election, a partition).
+NATS_DOWN: tuple[type[BaseException], ...] = (
+    nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError, nats.errors.NoServersError,
+    nats.errors.StaleConnectionError, nats.errors.TimeoutError, nats.errors.NoRespondersError,
+    nats.js.errors.ServiceUnavailableError, ConnectionError,
+)
+BACKOFF_FIRST_S, BACKOFF_CAP_S = 0.5, 15.0
 
 log = structlog.get_logger("reelforge.runner")
 
@@ -62,7 +91,32 @@ class Route:
     # Delays before each redelivery (the consumer's backoff list, and the nak delays); its length + 1 is the
     # route's max deliveries. None: ``retry_delay_s`` doubling, ``max_deliver`` deliveries (settings).
     backoff: tuple[float, ...] | None = None
-    observer: bool = False  # records what happened (the ledger); runs for cancelled jobs too, does no job work
+    timeout: Callable[[Any], float] | None = None  # time limit for one event; None: settings.work_timeout_s
+    # Only records what happened (the ledger, metrics): runs for cancelled jobs too, does no job work, and its
+    # failure never fails the segment (dead-lettered for this route alone).
+    observer: bool = False
+
+
+def outage_of(exc: BaseException) -> DependencyDown | None:
+    """The unreachable dependency behind ``exc``, if that is what it is."""
+    if isinstance(exc, DependencyDown):
+        return exc
+    if isinstance(exc, NATS_DOWN):
+        return DependencyDown("nats", f"{type(exc).__name__}: {exc}".rstrip(": "))
+    return None
+
+
+def backoff(attempt: int) -> float:
+    """Capped exponential backoff with full jitter: uniform in [0, min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2**attempt)]."""
+    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2 ** min(attempt, 30)))  # noqa: S311 - jitter, not crypto
+
+
+class Abandoned(Exception):
+    """The handler did not finish in time (``reason`` "timeout") or before the drain deadline ("drain")."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 @dataclass(slots=True)
@@ -74,34 +128,66 @@ class Runner:
     settings: CommonSettings
     health: Health
     cancel_check: Any = None  # reelforge_shared.ledger.CancelCheck; None: no job is ever skipped
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _drain_deadline: float | None = None
+    _clear: asyncio.Event = field(default_factory=asyncio.Event)  # set while no dependency is down: loops fetch only then
 
     async def serve(self, stop: asyncio.Event) -> None:
-        """Run every route until ``stop`` is set; in-flight messages finish first."""
+        """Run every route until ``stop`` is set; in-flight work gets ``drain_s`` to finish, then is handed back."""
+        self._stop = stop
+        self._clear.set()
         loops = []
         for route in self.routes:
             durable = f"{self.service}-{route.event.subject.replace('.', '-')}"
-            sub = await self.bus.pull(
-                route.event, durable,
-                ack_wait_s=self._ack_wait(route), max_deliver=self._max_deliver(route), backoff=route.backoff,
+            sub = await self._outlast(
+                lambda route=route, durable=durable: self.bus.pull(
+                    route.event, durable,
+                    ack_wait_s=self._ack_wait(route), max_deliver=self._max_deliver(route), backoff=route.backoff,
+                ),
+                "subscribe",
             )
             loops += [self._loop(route, sub, stop) for _ in range(route.concurrency)]
         self.health.ready()
-        await asyncio.gather(*loops)
+        drain = asyncio.create_task(self._on_stop(stop))
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            drain.cancel()
+
+    async def _on_stop(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._drain_deadline = asyncio.get_running_loop().time() + self.settings.drain_s
+        log.info("runner.draining", service=self.service, drain_s=self.settings.drain_s)
 
     async def _loop(self, route: Route, sub: Any, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            if not self._clear.is_set():  # a dependency is down: taking messages now would only hold them
+                await _first(self._clear.wait(), stop.wait())
+                continue
             try:
                 msgs = await sub.fetch(route.prefetch, timeout=1.0)
             except (nats.errors.TimeoutError, TimeoutError):
+                self._dependency_up("nats")
                 continue
+            except Exception as exc:
+                if (down := outage_of(exc)) is None:
+                    log.exception("runner.fetch_failed", error=repr(exc))
+                    await _first(asyncio.sleep(1), stop.wait())
+                    continue
+                await self._wait_out(down, 0, time.monotonic(), "fetch")
+                continue
+            self._dependency_up("nats")
             # Messages waiting their turn report in-progress too, or JetStream would redeliver them meanwhile.
             waiting = {id(m): asyncio.create_task(self._keep_alive(m, route)) for m in msgs[1:]}
             for msg in _grouped(msgs, route):
                 if task := waiting.pop(id(msg), None):
                     task.cancel()
+                if stop.is_set():  # draining: what has not started goes back at once
+                    await _quietly(msg.nak())
+                    continue
                 try:
                     await self.process(route, msg)
-                except Exception as exc:  # a bug in one message must not stop the loop
+                except Exception as exc:
                     log.exception("event.crashed", error=repr(exc))  # not acked: redelivered after ack_wait
 
     async def process(self, route: Route, msg: Any) -> None:
@@ -113,8 +199,9 @@ class Runner:
         try:
             event = route.event.model_validate_json(msg.data)
         except ValidationError as exc:
-            await self._dead_letter(msg, name, deliveries, f"undecodable {name}: {exc}")
-            await msg.term()
+            why = f"undecodable {name}: {exc}"
+            await self._outlast(lambda: self._dead_letter(msg, name, deliveries, why), "dead-letter")
+            await _quietly(msg.term())
             EVENTS_HANDLED.labels(self.service, name, "invalid").inc()
             log.error("event.invalid", error=str(exc))
             return
@@ -122,48 +209,139 @@ class Runner:
         heartbeat = asyncio.create_task(self._keep_alive(msg, route))
         self.health.busy()
         try:
-            outcome, error = await self._handle(route, event, msg, deliveries)
+            outcome, error = await self._handle(route, event, msg, deliveries, heartbeat)
         finally:
             heartbeat.cancel()
             self.health.idle()
         seconds = time.perf_counter() - started
         HANDLE_SECONDS.labels(self.service, name).observe(seconds)
         EVENTS_HANDLED.labels(self.service, name, outcome).inc()
-        emit = log.info if outcome == "ok" else log.warning
-        emit("event.handled", event_type=name, outcome=outcome, seconds=round(seconds, 3), error=error)
+        (log.info if outcome == "ok" else log.warning)(
+            "event.handled", event_type=name, outcome=outcome, seconds=round(seconds, 3), error=error
+        )
 
-    async def _handle(self, route: Route, event: Event, msg: Any, deliveries: int) -> tuple[str, str | None]:
+    async def _handle(
+        self, route: Route, event: Event, msg: Any, deliveries: int, heartbeat: asyncio.Task
+    ) -> tuple[str, str | None]:
+        name = type(event).__name__
         try:
             if not route.observer and self.cancel_check is not None and await self.cancel_check.cancelled(event.job_id):
-                await msg.ack()
+                await self._outlast(msg.ack, "ack")
                 return "cancelled", None
-            if inspect.iscoroutinefunction(route.handle):
-                results = await route.handle(event, self.deps)
-            else:
-                results = await asyncio.to_thread(route.handle, event, self.deps)
+            results = await self._outlast(lambda: self._call(route, event), "handle", abandon=True)
             for result in results:
                 if why := lost_envelope(event, result):  # a handler bug: fail loudly, never a silent duplicate
                     raise PermanentError(why)
             for result in results:
-                await self.bus.publish(result)
-            await msg.ack()
+                await self._outlast(lambda result=result: self.bus.publish(result), "publish")
+            await self._outlast(msg.ack, "ack")
             return "ok", None
         except Cancelled:
-            await msg.ack()
+            await _quietly(msg.ack())
             return "cancelled", None
+        except Abandoned as exc:
+            heartbeat.cancel()  # the work is not alive any more: stop telling JetStream it is
+            ABANDONED.labels(self.service, name, exc.reason).inc()
+            if exc.reason == "drain" or deliveries < self._max_deliver(route):
+                await _quietly(msg.nak())  # no delay: another worker (or this one) takes it now
+                return ("handed-back" if exc.reason == "drain" else "abandoned"), str(exc)
+            return await self._fail(route, event, msg, deliveries, str(exc))
         except Exception as exc:  # noqa: BLE001 - the fate of the message is decided here, for every handler
             error = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, PermanentError) or deliveries >= self._max_deliver(route):
-                await self._dead_letter(msg, type(event).__name__, deliveries, error)
-                await self.bus.publish(event.failure(self.service, error))
-                await msg.term()
-                return "failed", error
+            if isinstance(exc, PermanentError) or deliveries >= self._max_deliver(route) or outage_of(exc):
+                return await self._fail(route, event, msg, deliveries, error)
             if route.backoff:
                 delay = route.backoff[min(deliveries, len(route.backoff)) - 1]
             else:
                 delay = self.settings.retry_delay_s * 2 ** (deliveries - 1)
-            await msg.nak(delay=delay)
+            await _quietly(msg.nak(delay=delay))
             return "retry", error
+
+    async def _fail(self, route: Route, event: Event, msg: Any, deliveries: int, error: str) -> tuple[str, str]:
+        """Dead-letter the message; a worker route also records the event's failure (an observer's stays its own)."""
+        await self._outlast(lambda: self._dead_letter(msg, type(event).__name__, deliveries, error), "dead-letter")
+        if not route.observer:
+            await self._outlast(lambda: self.bus.publish(event.failure(self.service, error)), "publish")
+        await _quietly(msg.term())
+        return ("dead-lettered" if route.observer else "failed"), error
+
+    async def _call(self, route: Route, event: Event) -> list[Event]:
+        """Run the handler under its time limit and the drain deadline; past either it is abandoned."""
+        limit = route.timeout(event) if route.timeout else self.settings.work_timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        if inspect.iscoroutinefunction(route.handle):
+            work: asyncio.Future = asyncio.ensure_future(route.handle(event, self.deps))
+        else:
+            work = _in_daemon_thread(route.handle, event, self.deps)
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            while True:
+                now = loop.time()
+                until, reason = deadline, "timeout"
+                if self._drain_deadline is not None and self._drain_deadline < until:
+                    until, reason = self._drain_deadline, "drain"
+                waits = {work} if stopping.done() else {work, stopping}
+                await asyncio.wait(waits, timeout=max(0.0, until - now), return_when=asyncio.FIRST_COMPLETED)
+                if work.done():
+                    return work.result()
+                if stopping.done() and self._drain_deadline is None:
+                    await asyncio.sleep(0)  # let _on_stop set the drain deadline
+                    continue
+                if loop.time() >= until:
+                    work.cancel()  # an async handler stops; a thread is left to finish on its own, its result unused
+                    what = f"no result within {limit:g} s (its time limit)" if reason == "timeout" else (
+                        f"not finished within the {self.settings.drain_s:g} s drain; handed back")
+                    raise Abandoned(reason, f"{type(event).__name__} abandoned: {what}")
+        finally:
+            stopping.cancel()
+
+    async def _outlast(self, step: Callable[[], Awaitable[Any]], what: str, *, abandon: bool = False) -> Any:
+        """Run ``step``, waiting out outages of S3 or NATS (backoff with jitter) up to the outage tolerance.
+
+        Past the tolerance the DependencyDown is raised with the outage named. On stop, an outage
+        wait ends early with the DependencyDown too (``abandon``: as a drain hand-back).
+        """
+        began, tries = time.monotonic(), 0
+        while True:
+            try:
+                result = await step()
+            except Exception as exc:
+                down = outage_of(exc)
+                if down is None:
+                    raise
+                if abandon and self._stop.is_set():
+                    raise Abandoned("drain", f"handed back during the {down.dependency} outage: {down.detail}") from exc
+                await self._wait_out(down, tries, began, what)
+                tries += 1
+                continue
+            if tries:
+                for dependency in list(self.health.down):
+                    self._dependency_up(dependency)
+            return result
+
+    async def _wait_out(self, down: DependencyDown, tries: int, began: float, what: str) -> None:
+        waited = time.monotonic() - began
+        if waited >= self.settings.outage_tolerance_s:
+            raise DependencyDown(
+                down.dependency,
+                f"{down.dependency} unreachable for {waited:.0f} s, past REELFORGE_OUTAGE_TOLERANCE_S="
+                f"{self.settings.outage_tolerance_s:g} ({what}): {down.detail}",
+            )
+        if down.dependency not in self.health.down:
+            log.warning("dependency.down", dependency=down.dependency, during=what, error=down.detail)
+        self.health.dependency_down(down.dependency, down.detail)
+        self._clear.clear()
+        pause = min(backoff(tries), self.settings.outage_tolerance_s - waited)
+        OUTAGE_SECONDS.labels(self.service, down.dependency).inc(pause)
+        await _first(asyncio.sleep(pause), self._stop.wait())
+
+    def _dependency_up(self, dependency: str) -> None:
+        if dependency in self.health.down:
+            self.health.dependency_up(dependency)
+            log.info("dependency.up", dependency=dependency)
+        if not self.health.down:
+            self._clear.set()
 
     async def _dead_letter(self, msg: Any, name: str, deliveries: int, error: str) -> None:
         DEAD_LETTERS.labels(self.service, name).inc()
@@ -183,7 +361,55 @@ class Runner:
     async def _keep_alive(self, msg: Any, route: Route) -> None:
         while True:
             await asyncio.sleep(self._ack_wait(route) / 3)
-            await msg.in_progress()
+            await _quietly(msg.in_progress())  # NATS away: try again next beat, never end the heartbeat
+
+
+async def _quietly(call: Awaitable[Any]) -> None:
+    """An ack/nak/in-progress that cannot reach the server is lost; JetStream redelivers after ack_wait."""
+    try:
+        await call
+    except Exception as exc:  # noqa: BLE001 - best effort by design
+        log.debug("runner.ack_lost", error=repr(exc))
+
+
+async def _first(*aws: Awaitable[Any]) -> None:
+    """Until the first of ``aws`` is done; the others are cancelled."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _in_daemon_thread(fn: Callable[[Any, Any], Any], event: Event, deps: Any) -> asyncio.Future:
+    """Run a sync handler in a daemon thread: an abandoned one can neither block the loop nor the exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future = loop.create_future()
+    context = structlog.contextvars.get_contextvars()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def run() -> None:
+        structlog.contextvars.bind_contextvars(**context)
+        try:
+            value, error = fn(event, deps), None
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            value, error = None, exc
+        if not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(settle, value, error)
+            except RuntimeError:  # the loop closed meanwhile: nobody is waiting
+                pass
+
+    threading.Thread(target=run, name=f"handler-{type(event).__name__}", daemon=True).start()
+    return future
 
 
 def _grouped(msgs: list[Any], route: Route) -> list[Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ import structlog
 from reelforge_shared.bus import Bus
 from reelforge_shared.health import Health
 from reelforge_shared.ledger import CancelCheck, Ledger
-from reelforge_shared.runner import Route, Runner
+from reelforge_shared.runner import Route, Runner, backoff, outage_of
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import ObjectStore
 
@@ -50,8 +51,28 @@ def open_store(settings: CommonSettings) -> ObjectStore:
     return store
 
 
+async def connect_bus(service: Service, stop: asyncio.Event) -> Bus:
+    """Connect, waiting out a NATS that is not up yet (backoff with jitter) up to the outage tolerance."""
+    began, tries = time.monotonic(), 0
+    while True:
+        try:
+            bus = await Bus.connect(service.settings, name=f"reelforge-{service.name}")
+        except Exception as exc:
+            down = outage_of(exc)
+            waited = time.monotonic() - began
+            if down is None or stop.is_set() or waited >= service.settings.outage_tolerance_s:
+                raise
+            service.health.dependency_down("nats", down.detail)
+            log.warning("service.nats_unreachable", service=service.name, waited_s=round(waited, 1), error=down.detail)
+            await asyncio.sleep(min(backoff(tries), service.settings.outage_tolerance_s - waited))
+            tries += 1
+            continue
+        service.health.dependency_up("nats")
+        return bus
+
+
 async def run_service(service: Service, stop: asyncio.Event) -> None:
-    bus = await Bus.connect(service.settings, name=f"reelforge-{service.name}")
+    bus = await connect_bus(service, stop)
     try:
         service.ledger = await Ledger.open(bus)
         service.cancel_check.bind(service.ledger, asyncio.get_running_loop())

@@ -14,7 +14,11 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REELFORGE_", extra="ignore")
 
     nats_url: str | None = Field(
-        None, description="NATS server URL; unset in `reelforge run`/`up` starts an embedded nats-server"
+        None,
+        description="NATS server URL, or several comma-separated (a cluster); unset in `run`/`up` starts an embedded nats-server",
+    )
+    stream_replicas: int = Field(
+        1, ge=1, le=5, description="replicas of the event stream and the KV buckets (3 on a 3-node NATS cluster)"
     )
     subject_prefix: str = Field(
         "reelforge", pattern=r"^[A-Za-z0-9_-]+$", description="first token of every subject; also names the stream"
@@ -31,6 +35,15 @@ class CommonSettings(BaseSettings):
     ack_wait_s: float = Field(60.0, gt=0, description="JetStream ack wait; long work reports in-progress well inside it")
     max_deliver: int = Field(4, ge=1, description="deliveries of one event before it is dead-lettered")
     retry_delay_s: float = Field(2.0, ge=0, description="first nak delay after a transient error (doubles per delivery)")
+    outage_tolerance_s: float = Field(
+        600.0, gt=0, description="how long a worker waits out an S3 or NATS outage before it fails the event, naming the outage"
+    )
+    work_timeout_s: float = Field(
+        1800.0, gt=0, description="longest a handler may work on one event; past it the work is abandoned, the event redelivered"
+    )
+    drain_s: float = Field(
+        25.0, ge=0, description="on SIGTERM, how long in-flight work may finish before it is handed back (nak) for another worker"
+    )
     dedup_window_s: float = Field(
         24 * 3600.0, gt=0, description="JetStream duplicate window for Nats-Msg-Id de-duplication"
     )

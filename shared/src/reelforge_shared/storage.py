@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import certifi
+import urllib3
 from minio import Minio
 from minio.commonconfig import CopySource
-from minio.error import S3Error
+from minio.error import S3Error, ServerError
 from urllib3.exceptions import HTTPError
 
-from reelforge_shared.errors import TransientError
+from reelforge_shared.errors import DependencyDown
 from reelforge_shared.settings import CommonSettings
 
 
@@ -139,11 +142,12 @@ class DeliveryKeys:
 
 
 _MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
+_UNAVAILABLE = {"ServiceUnavailable", "SlowDown", "RequestTimeout"}
 
 
 @dataclass(slots=True)
 class ObjectStore:
-    """A thin, typed face on one S3 endpoint. Network trouble surfaces as TransientError."""
+    """A thin, typed face on one S3 endpoint. Network trouble surfaces as DependencyDown("s3")."""
 
     client: Minio
 
@@ -152,8 +156,14 @@ class ObjectStore:
         if not settings.s3_endpoint:
             raise ValueError("REELFORGE_S3_ENDPOINT is not set")
         endpoint = settings.s3_endpoint.removeprefix("http://").removeprefix("https://")
+        http = urllib3.PoolManager(  # minio's default waits 5 minutes to connect: an outage would look like a hang
+            timeout=urllib3.util.Timeout(connect=10, read=300), maxsize=10,
+            cert_reqs="CERT_REQUIRED", ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),  # minio's own defaults
+            retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        )
         client = Minio(
             endpoint,
+            http_client=http,
             access_key=settings.s3_access_key,
             secret_key=settings.s3_secret_key.get_secret_value(),
             secure=settings.s3_secure,
@@ -226,7 +236,7 @@ class ObjectStore:
 
 
 class _transient:
-    """Turn connection-level failures into TransientError so the runner naks and retries."""
+    """Turn connection-level failures into DependencyDown: the runner waits the outage out and retries."""
 
     def __init__(self, action: str, key: str) -> None:
         self.action, self.key = action, key
@@ -235,6 +245,7 @@ class _transient:
         return None
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is not None and isinstance(exc, HTTPError | ConnectionError | TimeoutError):
-            raise TransientError(f"S3 {self.action} {self.key!r} failed: {exc}") from exc
+        unavailable = isinstance(exc, S3Error) and exc.code in _UNAVAILABLE
+        if exc is not None and (unavailable or isinstance(exc, HTTPError | ConnectionError | TimeoutError | ServerError)):
+            raise DependencyDown("s3", f"{self.action} {self.key!r} failed: {exc}") from exc
         return False

@@ -96,6 +96,9 @@ class GeneratorSettings(CommonSettings):
     vram_limit_gb: float = Field(
         40.0, gt=0, description="above this (NVML, all processes) batches shrink, then the model is offloaded"
     )
+    generator_timeout_per_frame_s: float = Field(
+        60.0, gt=0, description="the generator's time limit per segment: REELFORGE_WORK_TIMEOUT_S plus this per frame"
+    )
     thermal_pause_c: float = Field(85.0, description="pause between batches above this GPU temperature")
     thermal_resume_c: float = Field(80.0, description="resume at or below this temperature")
     thermal_poll_s: float = Field(10.0, gt=0, description="temperature poll interval while paused")
