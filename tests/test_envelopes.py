@@ -80,10 +80,11 @@ async def test_a_handler_cannot_drop_the_attempt(settings, event_log) -> None:
     assert "attempt 1" in (await _dead_letters(settings))[0]["error"]
 
 
-async def test_the_uploader_keeps_the_attempt(settings, store) -> None:
-    from reelforge_uploader.handler import UploaderDeps, handle_checked
+async def test_the_uploader_keeps_the_attempt(overrides, settings, store) -> None:
+    from reelforge_uploader.handler import handle_checked
+    from reelforge_uploader.service import Settings, build
 
-    deps = UploaderDeps(store, settings.work_bucket, settings.delivery_bucket)
+    deps = build(Settings(**overrides)).deps
     store.put_json(settings.work_bucket, Keys.storyboard("j-env"), {"segments": [{}, {}, {}, {}]})
     video = Keys.segment_video("j-env", 3, 2)
     store.put_bytes(settings.work_bucket, video, b"mp4")
