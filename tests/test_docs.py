@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from reelforge.stack import SERVICE_MODULES, service_module
+from reelforge.stack import SERVICE_MODULES, env_name, service_module
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -12,8 +12,18 @@ README = (Path(__file__).parent.parent / "README.md").read_text()
 @pytest.mark.parametrize("name", list(SERVICE_MODULES))
 def test_every_setting_is_in_the_readme(name: str) -> None:
     fields = service_module(name).Settings.model_fields
-    missing = [f"REELFORGE_{f.upper()}" for f in fields if f"`REELFORGE_{f.upper()}`" not in README]
+    missing = [env_name(f, info) for f, info in fields.items() if f"`{env_name(f, info)}`" not in README]
     assert not missing
+
+
+def test_no_flat_name_means_two_things() -> None:
+    """A variable read by two services means the same to both (a common setting), else it names its service."""
+    owners: dict[str, set[str]] = {}
+    for name in SERVICE_MODULES:
+        for f, info in service_module(name).Settings.model_fields.items():
+            owners.setdefault(env_name(f, info), set()).add(name)
+    for flat in ("REELFORGE_PORT", "REELFORGE_PRESET", "REELFORGE_STEPS", "REELFORGE_HOST"):
+        assert flat not in owners
 
 
 def test_readme_starts_with_the_two_commands() -> None:

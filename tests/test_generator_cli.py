@@ -10,10 +10,10 @@ import pytest
 import torch
 import typer
 from reelforge_bench.run import _compare
-from reelforge_shared.media import probe
 from typer.testing import CliRunner
 
 from reelforge.cli_generator import bench, generate
+from reelforge_shared.media import probe
 
 app = typer.Typer()
 app.command()(generate)
@@ -23,7 +23,7 @@ app.command()(bench)
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> None:
     monkeypatch.setenv("REELFORGE_MODEL_CACHE_DIR", str(model_cache))
-    monkeypatch.setenv("REELFORGE_STEPS", "2")
+    monkeypatch.setenv("REELFORGE_GENERATOR_STEPS", "2")
 
 
 def test_generate_renders_one_segment_to_an_mp4(env: None, tmp_path: Path) -> None:

@@ -84,7 +84,9 @@ def up(
 
 
 @app.command()
-def worker(name: Annotated[str, typer.Argument(help="gateway, generator, encoder, qa or uploader")]) -> None:
+def worker(
+    name: Annotated[str, typer.Argument(help="gateway, generator, encoder, qa or uploader", envvar="REELFORGE_WORKER")],
+) -> None:
     """Run one service against the configured servers (REELFORGE_NATS_URL, REELFORGE_S3_ENDPOINT)."""
     from reelforge.stack import service_module
     from reelforge_shared.health import serve_health
@@ -116,6 +118,14 @@ def settings() -> None:
     from reelforge.stack import settings_table
 
     sys.stdout.write(settings_table() + "\n")
+
+
+@app.command()
+def metrics() -> None:
+    """Print docs/metrics.md: every Prometheus metric the services register, with its labels."""
+    from reelforge_shared.metrics import metrics_markdown
+
+    sys.stdout.write(metrics_markdown())
 
 
 @app.command()

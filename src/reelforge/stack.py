@@ -30,6 +30,11 @@ def service_module(name: str) -> ModuleType:
     return importlib.import_module(SERVICE_MODULES[name])
 
 
+def env_name(setting: str, info: Any) -> str:
+    """The environment variable of a setting: its alias where it has one (REELFORGE_GATEWAY_PORT), else the prefixed name."""
+    return info.validation_alias.upper() if isinstance(info.validation_alias, str) else f"REELFORGE_{setting.upper()}"
+
+
 def settings_table() -> str:
     """Markdown table of every setting of every service (common ones once)."""
     rows, seen = ["| variable | used by | default | meaning |", "| --- | --- | --- | --- |"], set()
@@ -41,7 +46,7 @@ def settings_table() -> str:
             default = info.default.get_secret_value() if hasattr(info.default, "get_secret_value") else info.default
             shown = "unset" if default is None else f"`{default}`"
             used_by = "all" if setting in CommonSettings.model_fields else name
-            rows.append(f"| `REELFORGE_{setting.upper()}` | {used_by} | {shown} | {info.description} |")
+            rows.append(f"| `{env_name(setting, info)}` | {used_by} | {shown} | {info.description} |")
     return "\n".join(rows)
 
 

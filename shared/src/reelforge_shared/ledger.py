@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
@@ -45,6 +45,7 @@ from reelforge_shared.events import (
     SegmentGenerated,
     SegmentRequested,
 )
+from reelforge_shared.metrics import JOB_FINISH_SECONDS, JOB_SECONDS, JOB_STALLED_SECONDS, JOBS
 
 BUCKET = "jobs"
 JobStatus = Literal[
@@ -215,6 +216,14 @@ def _fold_segment(record: JobRecord, event: Any, stage: str) -> None:
             record.status, record.error = "failed", f"segment {event.index} ({event.segment_id}) failed in {event.stage}"
 
 
+def observe_finished(record: JobRecord, at: datetime) -> None:
+    """End-to-end latency of a finished job and, for a completed one, the time from its last delivery."""
+    JOB_SECONDS.labels(record.status).observe(max(0.0, (at - record.created_at).total_seconds()))
+    delivered = [s.reached["delivered"] for s in record.segments.values() if "delivered" in s.reached]
+    if record.status == "completed" and delivered:
+        JOB_FINISH_SECONDS.observe(max(0.0, (at - max(delivered)).total_seconds()))
+
+
 class LedgerConflict(RuntimeError):
     """The record kept changing under every retry."""
 
@@ -286,9 +295,28 @@ class Ledger:
         raise LedgerConflict(f"job {job_id}: the record kept changing under {attempts} updates")
 
     async def apply(self, event: Event) -> tuple[JobRecord, list[Event]]:
-        record, publish = await self.update(event.job_id, lambda r: fold(r, event), create=True)
+        def change(record: JobRecord) -> tuple[list[Event], bool]:
+            was_terminal = record.terminal
+            return fold(record, event), record.terminal and not was_terminal
+
+        record, (publish, finished) = await self.update(event.job_id, change, create=True)
         assert record is not None  # noqa: S101 - create=True always yields a record
+        if finished:  # the one update that ended the job (compare-and-set: one writer wins)
+            observe_finished(record, event.occurred_at)
         return record, publish
+
+    async def export_metrics(self) -> None:
+        """Jobs by state and the longest time a running job went without progress, for /metrics."""
+        records = await self.all()
+        counts = dict.fromkeys(get_args(JobStatus), 0)
+        stalled, now = 0.0, _now()
+        for record in records:
+            counts[record.status] += 1
+            if not record.terminal:
+                stalled = max(stalled, (now - record.updated_at).total_seconds())
+        for state, count in counts.items():
+            JOBS.labels(state).set(count)
+        JOB_STALLED_SECONDS.set(stalled)
 
     async def cancel(self, job_id: str, by: str | None = None) -> tuple[JobRecord | None, bool]:
         """Mark the job cancelled (idempotent); (record, True when this call cancelled it)."""

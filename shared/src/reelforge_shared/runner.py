@@ -31,44 +31,39 @@ A service is a list of :class:`Route` s: an event type and a plain handler
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import random
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import nats.errors
 import nats.js.errors
 import structlog
-from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from reelforge_shared.bus import Bus
 from reelforge_shared.errors import Cancelled, DependencyDown, PermanentError
 from reelforge_shared.events import DeadLetter, Event, lost_envelope
 from reelforge_shared.health import Health
+from reelforge_shared.metrics import (
+    ABANDONED,
+    CONSUMER_ACK_PENDING,
+    CONSUMER_LAG,
+    CONSUMER_PENDING,
+    DEAD_LETTERS,
+    EVENTS_HANDLED,
+    HANDLE_SECONDS,
+    OUTAGE_SECONDS,
+    STAGE_SECONDS,
+)
 from reelforge_shared.settings import CommonSettings
 
 Handler = Callable[[Any, Any], "list[Event] | Awaitable[list[Event]]"]
-
-EVENTS_HANDLED = Counter(
-    "reelforge_events_handled_total", "Events handled, by outcome", ["service", "event", "outcome"]
-)
-HANDLE_SECONDS = Histogram(
-    "reelforge_event_handle_seconds",
-    "Time to handle one event",
-    ["service", "event"],
-    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
-)
-DEAD_LETTERS = Counter("reelforge_dead_letters_total", "Events dead-lettered", ["service", "event"])
-OUTAGE_SECONDS = Counter(
-    "reelforge_outage_seconds_total", "Seconds spent waiting out an unreachable dependency", ["service", "dependency"]
-)
-ABANDONED = Counter(
-    "reelforge_work_abandoned_total", "Handlers abandoned, by reason (timeout, drain)", ["service", "event", "reason"]
-)
 
 # What a NATS client raises while no server answers (a restart, a leader election, a partition).
 NATS_DOWN: tuple[type[BaseException], ...] = (
@@ -147,6 +142,7 @@ class Runner:
                 "subscribe",
             )
             loops += [self._loop(route, sub, stop) for _ in range(route.concurrency)]
+            loops.append(self._watch_lag(route, durable, stop))
         self.health.ready()
         drain = asyncio.create_task(self._on_stop(stop))
         try:
@@ -158,6 +154,21 @@ class Runner:
         await stop.wait()
         self._drain_deadline = asyncio.get_running_loop().time() + self.settings.drain_s
         log.info("runner.draining", service=self.service, drain_s=self.settings.drain_s)
+
+    async def _watch_lag(self, route: Route, durable: str, stop: asyncio.Event) -> None:
+        """Export the durable consumer's queue lag, read from JetStream, every ``lag_poll_s``."""
+        labels = (self.bus.stream, durable, self.service, route.event.__name__)
+        while not stop.is_set():
+            try:
+                info = await self.bus.js.consumer_info(self.bus.stream, durable)
+            except Exception as exc:  # noqa: BLE001 - a metric must never stop the worker; the gauges keep their last value
+                log.warning("consumer.lag_unread", durable=durable, error=repr(exc))
+            else:
+                CONSUMER_PENDING.labels(*labels).set(info.num_pending or 0)
+                CONSUMER_ACK_PENDING.labels(*labels).set(info.num_ack_pending or 0)
+                CONSUMER_LAG.labels(*labels).set((info.num_pending or 0) + (info.num_ack_pending or 0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.lag_poll_s)
 
     async def _loop(self, route: Route, sub: Any, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -215,6 +226,8 @@ class Runner:
             self.health.idle()
         seconds = time.perf_counter() - started
         HANDLE_SECONDS.labels(self.service, name).observe(seconds)
+        if outcome == "ok":
+            STAGE_SECONDS.labels(self.service, name).observe(max(0.0, (datetime.now(UTC) - event.occurred_at).total_seconds()))
         EVENTS_HANDLED.labels(self.service, name, outcome).inc()
         (log.info if outcome == "ok" else log.warning)(
             "event.handled", event_type=name, outcome=outcome, seconds=round(seconds, 3), error=error

@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class CommonSettings(BaseSettings):
     """Where the bus and the object store are, and how every service talks to them."""
 
-    model_config = SettingsConfigDict(env_prefix="REELFORGE_", extra="ignore")
+    # A field whose flat name would mean different things to different services (port, preset, steps)
+    # takes its environment name from validation_alias (REELFORGE_GATEWAY_PORT ...); code keeps the short name.
+    model_config = SettingsConfigDict(env_prefix="REELFORGE_", extra="ignore", populate_by_name=True)
 
     nats_url: str | None = Field(
         None,
@@ -51,5 +53,6 @@ class CommonSettings(BaseSettings):
         None, ge=0, le=65535,
         description="port of /metrics and /healthz (`worker`: default 9100; `up`/`run`: only when set; 0: any free port)",
     )
+    lag_poll_s: float = Field(5.0, gt=0, description="how often each worker reads its consumers' lag from JetStream for /metrics")
     log_level: str = Field("INFO", description="log level")
     log_json: bool | None = Field(None, description="JSON logs (default: JSON unless stderr is a terminal)")

@@ -4,8 +4,12 @@ from reelforge_shared.settings import CommonSettings
 
 
 class GatewaySettings(CommonSettings):
-    host: str = Field("127.0.0.1", description="gateway listen address (0.0.0.0 in containers)")
-    port: int = Field(8080, ge=0, le=65535, description="gateway HTTP port (0: any free port)")
+    host: str = Field(
+        "127.0.0.1", validation_alias="REELFORGE_GATEWAY_HOST", description="gateway listen address (0.0.0.0 in containers)"
+    )
+    port: int = Field(
+        8080, ge=0, le=65535, validation_alias="REELFORGE_GATEWAY_PORT", description="gateway HTTP port (0: any free port)"
+    )
     max_body_bytes: int = Field(5_000_000, ge=1024, description="largest storyboard accepted (413 above)")
     assets_database_url: SecretStr | None = Field(
         None,

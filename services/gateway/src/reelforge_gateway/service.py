@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
+import structlog
 import uvicorn
 
 from reelforge_gateway import assets_api
@@ -18,6 +19,7 @@ from reelforge_shared.service import Service, open_store
 from reelforge_shared.storage import ObjectStore
 
 Settings = GatewaySettings
+log = structlog.get_logger("reelforge.gateway")
 
 
 def build(settings: GatewaySettings) -> Service:
@@ -25,7 +27,20 @@ def build(settings: GatewaySettings) -> Service:
     service = Service("gateway", settings, [], None)
     service.routes.extend(observer_routes(lambda: service.ledger))  # the ledger is opened when the bus is up
     service.companions.append(lambda bus, stop: serve_http(service, bus, store, stop))
+    service.companions.append(lambda bus, stop: watch_jobs(service, settings.lag_poll_s, stop))
     return service
+
+
+async def watch_jobs(service: Service, every_s: float, stop: asyncio.Event) -> None:
+    """Jobs by state and the stalled-job age for /metrics, read from the job ledger every ``every_s``."""
+    while not stop.is_set():
+        try:
+            if service.ledger is not None:
+                await service.ledger.export_metrics()
+        except Exception as exc:  # noqa: BLE001 - a metric must never stop the gateway; the gauges keep their last value
+            log.warning("jobs.metrics_unread", error=repr(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_s)
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
+
 from reelforge_shared.settings import CommonSettings
 
 TINY_SD = "reelforge/tiny-sd"
@@ -17,7 +18,10 @@ class GeneratorSettings(CommonSettings):
         description=f"Hugging Face id (warm cache) or local path; {TINY_SD} is the built-in tiny random-weight test model",
     )
     model_cache_dir: str = Field("~/.cache/reelforge/models", description="where built-in test models are written")
-    steps: int | None = Field(None, ge=1, le=200, description="denoising steps (default 30; the tiny test models set their own)")
+    steps: int | None = Field(
+        None, ge=1, le=200, validation_alias="REELFORGE_GENERATOR_STEPS",
+        description="denoising steps (default 30; the tiny test models set their own)",
+    )
     guidance_scale: float | None = Field(
         None, ge=0, description="classifier-free guidance scale (default 7.5; SVD: its max guidance, default 3; turbo models 0)"
     )

@@ -32,6 +32,9 @@ DEGRADATIONS = Counter(
 THERMAL_PAUSE_SECONDS = Counter("reelforge_generator_thermal_pause_seconds_total", "Time paused for GPU temperature")
 VRAM_USED = Gauge("reelforge_generator_vram_used_bytes", "Device memory in use (NVML, all processes)")
 VRAM_TOTAL = Gauge("reelforge_generator_vram_total_bytes", "Device memory in total (NVML)")
+VRAM_LIMIT = Gauge(
+    "reelforge_generator_vram_limit_bytes", "REELFORGE_VRAM_LIMIT_GB: above it batches shrink (the VRAM alert's line)"
+)
 VRAM_PEAK = Gauge("reelforge_generator_vram_peak_bytes", "Peak memory PyTorch allocated during the last segment")
 GPU_TEMPERATURE = Gauge("reelforge_generator_gpu_temperature_celsius", "GPU temperature (NVML)")
 GPU_UTILISATION = Gauge("reelforge_generator_gpu_utilisation_ratio", "Share of time a kernel ran (NVML), 0..1")

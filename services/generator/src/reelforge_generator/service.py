@@ -5,13 +5,18 @@ from reelforge_shared.service import Service, open_store
 
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.handler import GeneratorDeps, handle
+from reelforge_generator.metrics import VRAM_LIMIT
 from reelforge_generator.renderer import FrameRenderer
+from reelforge_shared.events import SegmentRequested
+from reelforge_shared.runner import Route
+from reelforge_shared.service import Service, open_store
 
 Settings = GeneratorSettings
 
 
 def build(settings: GeneratorSettings) -> Service:
     renderer = FrameRenderer(settings)
+    VRAM_LIMIT.set(settings.vram_limit_gb * 1024**3)
     cancel_check = CancelCheck()  # the generator asks it between batches; the runner binds it to the ledger
     deps = GeneratorDeps(store=open_store(settings), bucket=settings.work_bucket, renderer=renderer, cancelled=cancel_check)
     # Segments are taken from the queue a few at a time and run grouped by model: a worker keeps one model

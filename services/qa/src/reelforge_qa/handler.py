@@ -23,6 +23,7 @@ from reelforge_qa.report_html import render_html, thumbnail_strip
 from reelforge_qa.scores import Expected, Thresholds, score_video
 from reelforge_qa.segment_film_stats import SegmentFilmStats, segment_film_stats
 from reelforge_shared.events import Event, FilmChecked, FilmEncoded, QaReport, SegmentChecked, SegmentEncoded, SegmentRequested
+from reelforge_shared.metrics import QA_GATES
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
@@ -56,6 +57,8 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
             stats = segment_film_stats(video, deps.film_thresholds.sample_frames if deps.film_thresholds else 8)
             deps.store.put_bytes(deps.bucket, Keys.segment_film_stats(job, n, event.attempt), stats.to_bytes())
         deps.store.put_json(deps.bucket, report_key, report.model_dump(mode="json"))
+        for gate_name, gate in report.gates.items():  # counted once per scored attempt (a stored report is not rescored)
+            QA_GATES.labels(gate_name, "pass" if gate.passed else "fail").inc()
     decision = decide(report, event.attempt, deps.max_attempts, gates=REGENERABLE_GATES)
     if decision.action == "regenerate":
         board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))

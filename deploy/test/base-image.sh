@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test base image: no registry can be reached from these machines, so python:3.11-slim is
+# stood in for by Debian bookworm (python3 3.11) made with debootstrap and imported into Docker.
+# The root filesystem tarball is cached between runs; the image itself stays in Docker's store.
+set -euo pipefail
+IMAGE=${1:-reelforge-base:bookworm}
+CACHE=${REELFORGE_DEPLOY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/reelforge-deploy}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+if docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    echo "base image $IMAGE present"
+    exit 0
+fi
+mkdir -p "$CACHE"
+TARBALL="$CACHE/bookworm-minbase-python3.tar"
+if [ ! -s "$TARBALL" ]; then
+    ROOT=$(mktemp -d "$CACHE/rootfs.XXXXXX")
+    echo "debootstrap bookworm into $ROOT (once; cached in $TARBALL)"
+    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$ROOT" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 \
+        || { tail -20 "$CACHE/debootstrap.log"; exit 1; }
+    rm -rf "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/var/lib/apt/lists/*
+    tar -C "$ROOT" -cf "$TARBALL.tmp" .
+    mv "$TARBALL.tmp" "$TARBALL"
+    rm -rf "$ROOT"
+fi
+docker import "$TARBALL" "$IMAGE" >/dev/null
+echo "base image $IMAGE imported from $TARBALL"

@@ -1,0 +1,254 @@
+"""Deploy artifacts checked with the tools a user runs them with: promtool, docker-compose, check-jsonschema,
+kubectl kustomize + kubernetes-validate, cloudcoil's KEDA models, grafana-foundation-sdk, nats-server -t.
+
+No Grafana server can be installed on these machines: the dashboard is checked by loading it with
+grafana-foundation-sdk here and by querying each of its expressions on a real Prometheus
+(tests/test_deploy_prometheus.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reelforge.stack import SERVICE_MODULES, env_name, service_module
+from reelforge_shared.metrics import catalogue
+
+ROOT = Path(__file__).parents[1]
+DEPLOY = ROOT / "deploy"
+BIN = Path(sys.executable).parent
+OVERLAYS = sorted(p.name for p in (DEPLOY / "k8s" / "overlays").iterdir() if p.is_dir())
+NATS_JETSTREAM_KEYS = {"natsServerMonitoringEndpoint", "account", "stream", "consumer", "lagThreshold", "activationLagThreshold"}
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=str(BIN)) or shutil.which(name)  # the venv's first (nats-server 2.15 from its wheel)
+    assert found, f"{name} is not installed: `make deploy-tools` installs it"
+    return found
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def known_variables() -> set[str]:
+    names = {"REELFORGE_WORKER"}  # the CLI's `worker NAME` argument, set in each image
+    for name in SERVICE_MODULES:
+        names |= {env_name(f, info) for f, info in service_module(name).Settings.model_fields.items()}
+    return names
+
+
+def metric_names_in(expr: str) -> set[str]:
+    return set(re.findall(r"\b(reelforge_[a-z_]+?)(?:_bucket|_count|_sum)?\b(?=[\s{\[)]|$)", expr))
+
+
+def catalogued() -> set[str]:
+    return {row["name"] for row in catalogue()}
+
+
+# --- Prometheus rules ---------------------------------------------------------------------------
+
+
+def test_alert_rules_pass_promtool_check_and_unit_tests() -> None:
+    run(tool("promtool"), "check", "rules", "alerts.yml", cwd=DEPLOY / "prometheus")
+    out = run(tool("promtool"), "test", "rules", "alerts.test.yml", cwd=DEPLOY / "prometheus")
+    assert "SUCCESS" in out.stdout
+
+
+def test_every_alert_has_a_unit_test_and_a_runbook_entry() -> None:
+    rules = [r for g in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"] for r in g["rules"]]
+    tests = yaml.safe_load((DEPLOY / "prometheus" / "alerts.test.yml").read_text())["tests"]
+    tested = {case["alertname"] for t in tests for case in t["alert_rule_test"] if case.get("exp_alerts")}
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    for rule in rules:
+        assert rule["alert"] in tested, f"{rule['alert']} has no test that makes it fire"
+        assert f"### {rule['alert']}" in operations, f"{rule['alert']} has no runbook entry in docs/operations.md"
+        assert metric_names_in(rule["expr"]) <= catalogued(), rule["expr"]
+
+
+def test_prometheus_config_passes_promtool() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    config["rule_files"] = [str(DEPLOY / "prometheus" / "alerts.yml")]
+    checked = ROOT / "out" / "prometheus-check.yml"
+    checked.parent.mkdir(exist_ok=True)
+    checked.write_text(yaml.safe_dump(config))
+    run(tool("promtool"), "check", "config", str(checked))
+
+
+# --- docker compose ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("files", [["docker-compose.yml"], ["docker-compose.yml", "deploy/test/compose.host.yml"]])
+def test_compose_passes_compose_spec_and_docker_compose_config(files: list[str]) -> None:
+    for file in files:
+        run(tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", file)
+    env = "REELFORGE_TEST_BIN=/nonexistent"
+    args = [a for f in files for a in ("-f", f)]
+    run("env", env, tool("docker-compose"), *args, "config", "-q")
+
+
+def test_compose_gives_each_service_a_healthcheck_and_waits_for_healthy_peers() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name, service in services.items():
+        if name == "minio-init":
+            continue
+        assert "healthcheck" in service, name
+        for peer, condition in service.get("depends_on", {}).items():
+            assert condition["condition"] in {"service_healthy", "service_completed_successfully"}, (name, peer)
+    gpu = services["generator"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["driver"] == "nvidia" and gpu["capabilities"] == ["gpu"]
+    assert "cpu" in services["generator-cpu"]["profiles"]
+    assert "sync_interval: always" in (DEPLOY / "nats" / "nats.conf").read_text()
+
+
+def test_nats_config_is_valid_for_nats_server() -> None:
+    run(tool("nats-server"), "-c", str(DEPLOY / "nats" / "nats.conf"), "-t")
+
+
+def test_every_variable_in_compose_and_configmap_is_a_setting_and_the_required_ones_are_there() -> None:
+    known = known_variables()
+    compose = (ROOT / "docker-compose.yml").read_text()
+    base = DEPLOY / "k8s" / "base"
+    configmap = yaml.safe_load((base / "configmap.yaml").read_text())["data"]
+    secret_keys = set(re.findall(r"^(REELFORGE_\w+)=", (DEPLOY / "k8s" / "secrets.example.env").read_text(), re.M))
+    in_compose = set(re.findall(r"\b(REELFORGE_[A-Z0-9_]+):", compose))
+    assert in_compose <= known, in_compose - known
+    assert set(configmap) <= known, set(configmap) - known
+    assert secret_keys <= known
+    required = {"REELFORGE_NATS_URL", "REELFORGE_S3_ENDPOINT", "REELFORGE_S3_ACCESS_KEY", "REELFORGE_S3_SECRET_KEY",
+                "REELFORGE_GATEWAY_HOST", "REELFORGE_GATEWAY_PORT", "REELFORGE_METRICS_PORT"}
+    assert required <= in_compose
+    assert required <= set(configmap) | secret_keys
+    assert "REELFORGE_S3_SECRET_KEY" not in configmap, "secrets belong in the Secret"
+
+
+# --- Kubernetes ----------------------------------------------------------------------------------
+
+
+def rendered(overlay: str) -> list[dict]:
+    out = run(tool("kubectl"), "kustomize", str(DEPLOY / "k8s" / "overlays" / overlay)).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_passes_kubernetes_validate_strict(overlay: str, tmp_path: Path) -> None:
+    docs = rendered(overlay)
+    manifest = tmp_path / f"{overlay}.yaml"
+    manifest.write_text(yaml.safe_dump_all(docs))
+    done = subprocess.run(
+        [tool("kubernetes-validate"), "--strict", str(manifest)], capture_output=True, text=True, timeout=120, check=False
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    unknown = re.findall(r"Couldn't find schema for kind (\w+) with api version (\S+)", out)
+    assert all(api.startswith("keda.sh/") for _, api in unknown), f"unknown kinds: {unknown}"
+    assert out.count("passed for resource") == sum(1 for d in docs if not d["apiVersion"].startswith("keda.sh/"))
+    assert "WARN" not in out.replace("WARN", "", len(unknown)), out
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_keda_objects_validate_with_cloudcoil_and_name_real_consumers(overlay: str) -> None:
+    from cloudcoil.models.keda.v1alpha1 import ScaledObject
+
+    docs = rendered(overlay)
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    for doc in (d for d in docs if d["apiVersion"].startswith("keda.sh/")):
+        assert doc["kind"] == "ScaledObject"
+        model = ScaledObject.model_validate(doc)
+        # cloudcoil ignores unknown fields: compare what it kept with what was written.
+        assert model.model_dump(by_alias=True, exclude_none=True, mode="json")["spec"] == doc["spec"]
+        target = doc["spec"]["scaleTargetRef"]["name"]
+        assert target in deployments and "replicas" not in deployments[target]["spec"], "KEDA owns the count"
+        for key in ("minReplicaCount", "maxReplicaCount", "cooldownPeriod"):
+            assert key in doc["spec"]
+        service = target.removeprefix("reelforge-")
+        for trigger in doc["spec"]["triggers"]:
+            assert trigger["type"] == "nats-jetstream"
+            meta = trigger["metadata"]
+            assert NATS_JETSTREAM_KEYS <= set(meta), NATS_JETSTREAM_KEYS - set(meta)
+            assert set(meta) <= NATS_JETSTREAM_KEYS | {"useHttps"}, set(meta) - NATS_JETSTREAM_KEYS
+            assert int(meta["lagThreshold"]) > 0 and int(meta["activationLagThreshold"]) >= 0
+            assert re.fullmatch(r"[\w.-]+:\d+", meta["natsServerMonitoringEndpoint"])
+            assert meta["stream"] == "REELFORGE"  # Bus.stream for the default prefix
+            assert meta["consumer"].startswith(f"{service}-")  # the runner's durable: {service}-{subject}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_deployments_have_probes_limits_grace_and_the_generator_sits_on_l40s(overlay: str) -> None:
+    docs = rendered(overlay)
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    assert set(deployments) == {f"reelforge-{s}" for s in SERVICE_MODULES}
+    pdbs = {d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] for d in docs if d["kind"] == "PodDisruptionBudget"}
+    assert pdbs == set(deployments)
+    for deployment in deployments.values():
+        pod = deployment["spec"]["template"]
+        container = pod["spec"]["containers"][0]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+        assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+        assert pod["spec"]["terminationGracePeriodSeconds"] >= 60
+        assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    generator = deployments["reelforge-generator"]["spec"]["template"]["spec"]
+    assert generator["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L40S"}
+    assert generator["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in generator["tolerations"]
+    assert generator["terminationGracePeriodSeconds"] >= max(
+        d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] for d in deployments.values()
+    )
+
+
+def test_production_runs_streams_at_r3_and_helm_values_cluster_nats() -> None:
+    configmap = next(d for d in rendered("production") if d["kind"] == "ConfigMap")
+    assert configmap["data"]["REELFORGE_STREAM_REPLICAS"] == "3"
+    nats = yaml.safe_load((DEPLOY / "k8s" / "helm" / "nats-values.yaml").read_text())["config"]
+    assert nats["cluster"] == {"enabled": True, "replicas": 3}
+    assert nats["jetstream"]["fileStore"]["enabled"] and nats["jetstream"]["merge"]["sync_interval"] == "always"
+    assert nats["monitor"]["port"] == 8222
+    minio = yaml.safe_load((DEPLOY / "k8s" / "helm" / "minio-values.yaml").read_text())
+    assert {b["name"] for b in minio["buckets"]} == {"reelforge-work", "f1-video-clips"}
+
+
+# --- Grafana dashboard ---------------------------------------------------------------------------
+
+
+def dashboard() -> dict:
+    return json.loads((DEPLOY / "grafana" / "dashboards" / "reelforge.json").read_text())
+
+
+def test_dashboard_loads_with_grafana_foundation_sdk() -> None:
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.cog.plugins import register_default_plugins
+    from grafana_foundation_sdk.models.dashboard import Dashboard, Panel
+    from grafana_foundation_sdk.models.prometheus import Dataquery
+
+    register_default_plugins()
+    raw = dashboard()
+    loaded = Dashboard.from_json(raw)
+    assert loaded.uid == "reelforge" and len(loaded.panels) == len(raw["panels"])
+    for panel, source in zip(loaded.panels, raw["panels"], strict=True):
+        assert isinstance(panel, Panel) and panel.type_val in {"timeseries", "stat"}
+        assert [t.expr for t in panel.targets if isinstance(t, Dataquery)] == [t["expr"] for t in source["targets"]]
+    again = json.loads(json.dumps(loaded, cls=JSONEncoder))
+    assert [p["title"] for p in again["panels"]] == [p["title"] for p in raw["panels"]]
+
+
+def test_dashboard_shows_what_operators_watch_with_metrics_that_exist() -> None:
+    exprs = [t["expr"] for p in dashboard()["panels"] for t in p["targets"]]
+    used = set().union(*(metric_names_in(e) for e in exprs))
+    assert used <= catalogued(), used - catalogued()
+    for needed in ("reelforge_consumer_lag_messages", "reelforge_generator_vram_used_bytes",
+                   "reelforge_generator_gpu_temperature_celsius", "reelforge_generator_gpu_utilisation_ratio",
+                   "reelforge_qa_gate_checks_total", "reelforge_dead_letters_total",
+                   "reelforge_jobs", "reelforge_job_duration_seconds", "reelforge_events_handled_total"):
+        assert needed in used, needed
