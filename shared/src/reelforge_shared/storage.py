@@ -82,6 +82,11 @@ class Keys:
         return f"jobs/{job_id}/delivered/"
 
     @staticmethod
+    def input_image(job_id: str) -> str:
+        """The image an image-to-video request brought (decoded, checked, stored as PNG)."""
+        return f"jobs/{job_id}/input/image.png"
+
+    @staticmethod
     def asset(job_id: str, asset_id: object) -> str:
         """A media_assets row kept as JSON when no database is configured."""
         return f"jobs/{job_id}/assets/{asset_id}.json"

@@ -15,3 +15,15 @@ class GatewaySettings(CommonSettings):
         None,
         description="PostgreSQL URL for the media_assets table (uploader writes, gateway reads); unset: rows in the work bucket",
     )
+    default_text_to_video_model: str = Field(
+        "reelforge/tiny-zeroscope", description="model of /api/video/text-to-video when none is asked for or it is unavailable"
+    )
+    default_image_to_video_model: str = Field(
+        "reelforge/tiny-svd", description="model of /api/video/image-to-video when none is asked for or it is unavailable"
+    )
+    max_video_duration: float = Field(30.0, gt=0, description="longest video (seconds) the /api/video endpoints render")
+    sync_timeout_s: float = Field(
+        60.0, ge=0, description="/api/video endpoints answer with the MP4 if it is done within this, else 202 with the job"
+    )
+    max_image_bytes: int = Field(10_000_000, ge=1024, description="largest image for /api/video/image-to-video (413 above)")
+    max_image_pixels: int = Field(4096 * 4096, ge=256, description="largest image (width x height) accepted for image-to-video")

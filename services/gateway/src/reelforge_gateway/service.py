@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import structlog
 import uvicorn
 
-from reelforge_gateway import assets_api
+from reelforge_gateway import assets_api, video_api
 from reelforge_gateway.app import GatewayDeps, create_app
 from reelforge_gateway.config import GatewaySettings
 from reelforge_shared.assets import open_registry
@@ -58,6 +58,11 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
     app = create_app(deps)
     database = settings.assets_database_url.get_secret_value() if settings.assets_database_url else None
     assets_api.install(app, await asyncio.to_thread(open_registry, database, store, settings.work_bucket))
+    video_api.install(app, video_api.VideoDeps(
+        bus, store, service.ledger, settings.work_bucket, settings.default_text_to_video_model,
+        settings.default_image_to_video_model, settings.max_video_duration, settings.sync_timeout_s,
+        settings.max_image_bytes, settings.max_image_pixels,
+    ))
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", lifespan="off")
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve())

@@ -1,0 +1,368 @@
+"""Seed 002's video endpoints: one prompt (or one image) in, one MP4 out, as a one-segment job.
+
+``POST /api/video/text-to-video`` (JSON) and ``POST /api/video/image-to-video`` (multipart) each
+become a one-segment storyboard that runs through the whole pipeline (generator, encoder, QA,
+uploader, the job ledger). The answer is the MP4 (``video/mp4``) when the job completes within
+``REELFORGE_SYNC_TIMEOUT_S``, otherwise 202 with the job's links; the same request later gets the
+stored video.
+
+- **Cache.** The job id is a hash of everything that shapes the video (kind, model, prompt,
+  negative prompt, duration, fps, size, seed, steps, guidance, quality, the image's bytes), so the
+  same request finds its job in the ledger and returns the stored film without rendering again. A
+  request without a seed gets one derived from that hash: it is cached too.
+- **Model availability, without downloading.** A model is available when it is a local folder with
+  a ``model_index.json``, a Hugging Face id whose ``model_index.json`` is in the local Hugging Face
+  cache (``HF_HUB_CACHE``), or one of Reelforge's built-in tiny models (``reelforge/tiny-*``, built
+  locally). An unavailable model falls back to ``REELFORGE_DEFAULT_TEXT_TO_VIDEO_MODEL`` /
+  ``_IMAGE_TO_VIDEO_MODEL`` and the response says so (``X-Reelforge-Model-Fallback`` and, in a 202,
+  ``model_fallback``: seed 002's ``model_not_found`` body). If the default is unavailable too: 503
+  ``model_not_found``.
+- **Errors** use seed 002's shape ``{error, message, details, timestamp}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reelforge_gateway.submit import submit_job
+from reelforge_shared.bus import Bus
+from reelforge_shared.ledger import Ledger
+from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, parse_storyboard
+
+router = APIRouter(tags=["video (seed 002)"])
+TINY_PREFIX = "reelforge/tiny-"
+Kind = Literal["text-to-video", "image-to-video"]
+
+
+class ErrorBody(BaseModel):
+    """Seed 002's error shape."""
+
+    error: str = Field(description="machine-readable code", examples=["model_not_found"])
+    message: str = Field(description="what went wrong, for people", examples=["Model 'invalid/model' not found"])
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what the code needs",
+        examples=[{"requested_model": "invalid/model", "fallback_model": "damo-vilab/text-to-video-ms-1.7b"}],
+    )
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC), examples=["2025-12-22T10:30:00Z"])
+
+
+class VideoError(Exception):
+    def __init__(self, status: int, error: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message, self.details = status, error, message, details
+
+    def response(self) -> JSONResponse:
+        body = ErrorBody(error=self.error, message=self.message, details=self.details)
+        return JSONResponse(status_code=self.status, content=body.model_dump(mode="json"))
+
+
+class VideoParams(BaseModel):
+    """Seed 002's parameters (``num_inference_steps`` is accepted for ``steps``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    prompt: str = Field(
+        min_length=1, max_length=2000, description="what the video shows", examples=["A cat walking through a garden"]
+    )
+    model: str | None = Field(
+        None,
+        max_length=300,
+        pattern=r"^[A-Za-z0-9_.~/:-]+$",
+        description="Hugging Face id or local path; unset: the default model",
+        examples=["damo-vilab/text-to-video-ms-1.7b"],
+    )
+    negative_prompt: str | None = Field(None, max_length=2000, description="what to avoid", examples=["blurry, distorted"])
+    duration: float = Field(6, gt=0, description="seconds (at most REELFORGE_MAX_VIDEO_DURATION)", examples=[6])
+    fps: int = Field(8, ge=1, le=60, description="frames per second", examples=[8])
+    width: int = Field(512, ge=64, le=1920, multiple_of=8, description="pixels", examples=[512])
+    height: int = Field(288, ge=64, le=1088, multiple_of=8, description="pixels", examples=[288])
+    seed: int | None = Field(
+        None, ge=0, lt=2**32, description="unset: derived from the request (so it is cached too)", examples=[42]
+    )
+    steps: int | None = Field(
+        None, ge=1, le=200, alias="num_inference_steps", description="denoising steps; unset: the model's", examples=[25]
+    )
+    guidance: float | None = Field(None, ge=0, le=50, description="guidance scale; unset: the model's", examples=[7.5])
+    quality: Literal["low", "medium", "high"] = Field("medium", description="encoding quality preset", examples=["medium"])
+
+
+class VideoAccepted(BaseModel):
+    """202: the video is not ready within REELFORGE_SYNC_TIMEOUT_S; ask again with the same request, or follow the job."""
+
+    job_id: str = Field(examples=["v-3f1c2e7a9b0d4e5f"])
+    status: str = Field(description="the job's status in the ledger", examples=["running"])
+    status_url: str = Field(examples=["/v1/jobs/v-3f1c2e7a9b0d4e5f"])
+    model: str = Field(description="the model that renders it", examples=["damo-vilab/text-to-video-ms-1.7b"])
+    model_fallback: ErrorBody | None = Field(None, description="set when the requested model was not found and the default used")
+
+
+@dataclass(slots=True)
+class VideoDeps:
+    bus: Bus
+    store: ObjectStore
+    ledger: Ledger
+    work_bucket: str
+    default_text_to_video_model: str
+    default_image_to_video_model: str
+    max_video_duration: float
+    sync_timeout_s: float
+    max_image_bytes: int
+    max_image_pixels: int
+
+
+def _deps(request: Request) -> VideoDeps:
+    return request.app.state.video
+
+
+Deps = Annotated[VideoDeps, Depends(_deps)]
+
+
+def model_available(name: str, hf_cache_dir: str | None = None) -> bool:
+    """Judged without downloading: a local model folder, the local Hugging Face cache, or a built-in tiny model."""
+    if name.startswith(TINY_PREFIX):
+        return True
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return (path / "model_index.json").is_file()
+    if name.count("/") != 1 or name.startswith((".", "/")):
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name, "model_index.json", cache_dir=hf_cache_dir), str)
+    except ValueError:  # not a valid repo id
+        return False
+
+
+def _resolve_model(requested: str | None, default: str) -> tuple[str, ErrorBody | None]:
+    if requested is None or model_available(requested):
+        chosen = requested or default
+        if requested is None and not model_available(default):
+            raise VideoError(
+                503,
+                "model_not_found",
+                f"Default model {default!r} is not available on this server",
+                requested_model=None,
+                fallback_model=default,
+            )
+        return chosen, None
+    if not model_available(default):
+        raise VideoError(
+            503,
+            "model_not_found",
+            f"Model {requested!r} not found, and the default {default!r} is not available either",
+            requested_model=requested,
+            fallback_model=default,
+        )
+    note = ErrorBody(
+        error="model_not_found",
+        message=f"Model {requested!r} not found; using {default!r}",
+        details={"requested_model": requested, "fallback_model": default},
+    )
+    return default, note
+
+
+def _check_duration(params: VideoParams, deps: VideoDeps) -> None:
+    if params.duration > deps.max_video_duration:
+        raise VideoError(
+            422,
+            "invalid_request",
+            f"duration: {params.duration} s is above the maximum {deps.max_video_duration} s",
+            fields=[{"field": "duration", "message": f"at most {deps.max_video_duration} (got {params.duration})"}],
+        )
+
+
+def _storyboard(kind: Kind, params: VideoParams, seed: int, image_url: str | None) -> Storyboard:
+    frames = max(1, round(params.duration * params.fps))
+    segment: dict[str, Any] = {"id": "video", "prompt": params.prompt, "frames": frames, "fps": params.fps, "seed": seed}
+    board: dict[str, Any] = {
+        "title": f"{kind}: {params.prompt[:80]}",
+        "style": {"negative_prompt": params.negative_prompt or ""},
+        "output": {"width": params.width, "height": params.height},
+        "segments": [segment],
+        "deliverables": {"crops": [], "thumbnail": False},
+    }
+    if image_url is not None:  # the image conditions the video (image-to-video models) or steers it (IP-Adapter)
+        board["characters"] = {"subject": {"description": "the subject of the image", "seed": seed, "reference_image": image_url}}
+        segment["characters"] = ["subject"]
+    try:
+        return parse_storyboard(board)
+    except StoryboardInvalid as exc:  # e.g. more frames than a segment may have
+        raise VideoError(
+            422, "invalid_request", "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors), fields=exc.errors
+        ) from None
+
+
+async def _run(kind: Kind, params: VideoParams, deps: VideoDeps, image: bytes | None = None) -> Response:
+    _check_duration(params, deps)
+    default = deps.default_text_to_video_model if kind == "text-to-video" else deps.default_image_to_video_model
+    model, fallback = _resolve_model(params.model, default)
+    shape = params.model_dump(exclude={"model", "seed"}) | {"kind": kind, "model": model}
+    if image is not None:
+        shape["image_sha256"] = hashlib.sha256(image).hexdigest()
+    digest = hashlib.sha256(json.dumps(shape | {"seed": params.seed}, sort_keys=True).encode()).hexdigest()
+    seed = params.seed if params.seed is not None else int(digest[:8], 16)
+    job_id = f"v-{digest[:20]}"
+    record = await deps.ledger.get(job_id)
+    cached = record is not None
+    if record is None:
+        image_url = None
+        if image is not None:
+            key = Keys.input_image(job_id)
+            await asyncio.to_thread(deps.store.put_bytes, deps.work_bucket, key, image, "image/png")
+            image_url = deps.store.url(deps.work_bucket, key)
+        board = _storyboard(kind, params, seed, image_url)
+        await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id, model=model)
+    status = await _wait(deps.ledger, job_id, deps.sync_timeout_s)
+    headers = {"X-Reelforge-Job": job_id, "X-Reelforge-Model": model, "X-Reelforge-Cache": "hit" if cached else "miss"}
+    if fallback is not None:
+        headers["X-Reelforge-Model-Fallback"] = fallback.message
+    if status == "completed":
+        film = await asyncio.to_thread(deps.store.get_bytes, deps.work_bucket, Keys.film(job_id))
+        return Response(film, media_type="video/mp4", headers=headers)
+    if status in {"failed", "cancelled"}:
+        current = await deps.ledger.get(job_id)
+        error = current.error if current is not None else None
+        raise VideoError(
+            502, f"job_{status}", f"the video job {job_id} {status}: {error or 'no detail'}", job_id=job_id, error=error
+        )
+    body = VideoAccepted(job_id=job_id, status=status, status_url=f"/v1/jobs/{job_id}", model=model, model_fallback=fallback)
+    return JSONResponse(
+        status_code=202, content=body.model_dump(mode="json"), headers=headers | {"Location": f"/v1/jobs/{job_id}"}
+    )
+
+
+async def _wait(ledger: Ledger, job_id: str, timeout_s: float) -> str:
+    """The job's status once terminal, or its status when ``timeout_s`` runs out."""
+    status = "queued"
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for record in ledger.follow(job_id, heartbeat_s=min(timeout_s, 15.0) or 0.1):
+                if record is not None:
+                    status = record.status
+                    if record.terminal:
+                        return status
+    except TimeoutError:
+        pass
+    current = await ledger.get(job_id)
+    return current.status if current is not None else status
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"video/mp4": {}},
+        "description": "the MP4 (headers: X-Reelforge-Job, X-Reelforge-Model, X-Reelforge-Cache)",
+    },
+    202: {"model": VideoAccepted, "description": "not ready within REELFORGE_SYNC_TIMEOUT_S; Location is the job"},
+    413: {"model": ErrorBody, "description": "image too large (`image_too_large`)"},
+    422: {"model": ErrorBody, "description": "invalid request (`invalid_request`, `invalid_image`); details name the field"},
+    502: {"model": ErrorBody, "description": "the job failed or was cancelled (`job_failed`, `job_cancelled`)"},
+    503: {"model": ErrorBody, "description": "neither the requested nor the default model is available (`model_not_found`)"},
+}
+
+
+@router.post("/api/video/text-to-video", responses=_RESPONSES, response_class=Response)
+async def text_to_video(params: VideoParams, deps: Deps) -> Response:
+    """Seed 002: render a video from a prompt (a one-segment job through the whole pipeline)."""
+    try:
+        return await _run("text-to-video", params, deps)
+    except VideoError as exc:
+        return exc.response()
+
+
+@router.post("/api/video/image-to-video", responses=_RESPONSES, response_class=Response)
+async def image_to_video(
+    deps: Deps,
+    image: Annotated[UploadFile, File(description="PNG, JPEG or WebP; at most REELFORGE_MAX_IMAGE_BYTES")],
+    prompt: Annotated[str, Form(max_length=2000)] = "",
+    model: Annotated[str | None, Form(max_length=300)] = None,
+    negative_prompt: Annotated[str | None, Form(max_length=2000)] = None,
+    duration: Annotated[float, Form()] = 6,
+    fps: Annotated[int, Form()] = 8,
+    width: Annotated[int, Form()] = 512,
+    height: Annotated[int, Form()] = 288,
+    seed: Annotated[int | None, Form()] = None,
+    steps: Annotated[int | None, Form()] = None,
+    num_inference_steps: Annotated[int | None, Form()] = None,
+    guidance: Annotated[float | None, Form()] = None,
+    quality: Annotated[Literal["low", "medium", "high"], Form()] = "medium",
+) -> Response:
+    """Seed 002: render a video from an image (and an optional prompt), as a one-segment job."""
+    try:
+        fields = {
+            "prompt": prompt or "the image, in motion",
+            "model": model or None,
+            "negative_prompt": negative_prompt,
+            "duration": duration,
+            "fps": fps,
+            "width": width,
+            "height": height,
+            "seed": seed,
+            "num_inference_steps": steps if steps is not None else num_inference_steps,
+            "guidance": guidance,
+            "quality": quality,
+        }
+        try:
+            params = VideoParams.model_validate(fields)
+        except ValidationError as exc:
+            errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+            raise VideoError(
+                422, "invalid_request", "; ".join(f"{e['field']}: {e['message']}" for e in errors), fields=errors
+            ) from None
+        data = await _read_image(image, deps)
+        return await _run("image-to-video", params, deps, data)
+    except VideoError as exc:
+        return exc.response()
+
+
+async def _read_image(upload: UploadFile, deps: VideoDeps) -> bytes:
+    """The upload, size-limited, decoded and checked; returned as PNG (what the generator reads)."""
+    from PIL import Image, UnidentifiedImageError
+
+    data = await upload.read(deps.max_image_bytes + 1)
+    if len(data) > deps.max_image_bytes:
+        raise VideoError(
+            413,
+            "image_too_large",
+            f"image: more than {deps.max_image_bytes} bytes",
+            field="image",
+            max_bytes=deps.max_image_bytes,
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format not in {"PNG", "JPEG", "WEBP"}:
+                raise VideoError(422, "invalid_image", f"image: format {img.format} is not PNG, JPEG or WebP", field="image")
+            width, height = img.size
+            if width < 16 or height < 16 or width * height > deps.max_image_pixels:
+                raise VideoError(
+                    422,
+                    "invalid_image",
+                    f"image: {width}x{height} is outside 16x16 .. {deps.max_image_pixels} pixels",
+                    field="image",
+                    width=width,
+                    height=height,
+                )
+            img.load()  # decodes every pixel: a truncated or corrupt file fails here
+            out = io.BytesIO()
+            img.convert("RGB").save(out, format="PNG")
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise VideoError(422, "invalid_image", f"image: cannot be decoded ({exc})", field="image") from None
+    return out.getvalue()
+
+
+def install(app: FastAPI, deps: VideoDeps) -> None:
+    app.state.video = deps
+    app.include_router(router)

@@ -1,0 +1,136 @@
+"""Seed 002's video endpoints on a real stack: one-segment jobs through every service, the cache, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from reelforge.stack import local_stack
+from reelforge_gateway.video_api import model_available
+from reelforge_shared.bus import Bus
+from reelforge_shared.media import probe
+from reelforge_shared.storage import Keys, ObjectStore
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = {"steps": 2, "batch_size": 8}
+SMALL = {"duration": 1, "fps": 3, "width": 160, "height": 96, "seed": 7}
+
+
+def _png(size: tuple[int, int] = (64, 48)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(out, format="PNG")
+    return out.getvalue()
+
+
+async def _requested(settings, job_id: str) -> int:
+    bus = await Bus.connect(settings)
+    try:
+        info = await bus.js.stream_info(bus.stream, subjects_filter=f"{settings.subject_prefix}.segment.requested")
+        return sum((info.state.subjects or {}).values())
+    finally:
+        await bus.close()
+
+
+@pytest.mark.slow
+async def test_text_to_video_renders_through_the_pipeline_falls_back_and_caches(overrides, tmp_path: Path) -> None:
+    config = {"default_text_to_video_model": "reelforge/tiny-sd", "sync_timeout_s": 240}
+    async with local_stack(tmp_path / "state", **overrides, **FAST, **config) as stack:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as client:
+            request = {"prompt": "a red kite over a field", "model": "nobody/no-such-model", **SMALL}
+            first = await client.post("/api/video/text-to-video", json=request)
+            assert first.status_code == 200, first.text
+            assert first.headers["content-type"] == "video/mp4" and first.headers["x-reelforge-cache"] == "miss"
+            assert first.headers["x-reelforge-model"] == "reelforge/tiny-sd"
+            assert "nobody/no-such-model" in first.headers["x-reelforge-model-fallback"]
+            (tmp_path / "v.mp4").write_bytes(first.content)
+            info = probe(tmp_path / "v.mp4")
+            assert (info.width, info.height, info.codec, info.frame_count, info.fps) == (160, 96, "h264", 3, 3)
+
+            # The same request: the stored video, nothing rendered again.
+            again = await client.post("/api/video/text-to-video", json=request)
+            assert again.status_code == 200 and again.headers["x-reelforge-cache"] == "hit" and again.content == first.content
+            assert await _requested(stack.settings, first.headers["x-reelforge-job"]) == 1
+            job = (await client.get(f"/v1/jobs/{first.headers['x-reelforge-job']}")).json()
+            assert job["status"] == "completed" and job["segment_count"] == 1
+
+            # examples/consumer.py, a downstream user of the bus, downloads the same film on job.completed.
+            settings = stack.settings
+            consumer = await asyncio.create_subprocess_exec(
+                sys.executable, str(ROOT / "examples" / "consumer.py"), "--nats-url", settings.nats_url,
+                "--prefix", settings.subject_prefix, "--out", str(tmp_path / "films"),
+                "--job", first.headers["x-reelforge-job"], "--count", "1",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(consumer.communicate(), timeout=120)
+            assert consumer.returncode == 0, err.decode()
+            line = json.loads(out.decode().strip().splitlines()[-1])
+            assert line["job_id"] == first.headers["x-reelforge-job"] and Path(line["film"]).read_bytes() == first.content
+
+
+async def test_video_requests_are_checked_and_answered_202_when_not_done_in_time(overrides, tmp_path: Path) -> None:
+    config = {
+        "default_text_to_video_model": "nobody/absent-default",
+        "default_image_to_video_model": "reelforge/tiny-sd",
+        "sync_timeout_s": 0,
+        "max_image_bytes": 4096,
+        "max_video_duration": 30,
+    }
+    async with local_stack(tmp_path / "state", names=["gateway"], **overrides, **config) as stack:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+            too_long = await client.post("/api/video/text-to-video", json={"prompt": "x", "duration": 31})
+            body = too_long.json()
+            assert too_long.status_code == 422 and body["error"] == "invalid_request" and "duration" in body["message"]
+            assert set(body) == {"error", "message", "details", "timestamp"}
+            missing = await client.post("/api/video/text-to-video", json={"prompt": "x", "model": "nobody/nothing"})
+            assert missing.status_code == 503 and missing.json()["error"] == "model_not_found"
+            assert missing.json()["details"] == {"requested_model": "nobody/nothing", "fallback_model": "nobody/absent-default"}
+
+            big = await client.post(
+                "/api/video/image-to-video", files={"image": ("a.png", b"\x89PNG" + b"0" * 5000, "image/png")}
+            )
+            assert big.status_code == 413 and big.json()["error"] == "image_too_large"
+            corrupt = await client.post("/api/video/image-to-video", files={"image": ("a.png", _png()[:60], "image/png")})
+            assert corrupt.status_code == 422 and corrupt.json()["error"] == "invalid_image"
+            bad_fps = await client.post(
+                "/api/video/image-to-video", files={"image": ("a.png", _png(), "image/png")}, data={"fps": "0"}
+            )
+            assert bad_fps.status_code == 422 and bad_fps.json()["details"]["fields"][0]["field"] == "fps"
+
+            # Valid, but no generator runs here and the sync timeout is 0: 202 with the job, the image stored.
+            accepted = await client.post(
+                "/api/video/image-to-video",
+                files={"image": ("a.jpg", _png(), "image/png")},
+                data={"prompt": "it moves", "model": "nobody/else", **{k: str(v) for k, v in SMALL.items()}},
+            )
+            assert accepted.status_code == 202, accepted.text
+            job_id = accepted.json()["job_id"]
+            assert accepted.headers["location"] == f"/v1/jobs/{job_id}" and accepted.json()["model"] == "reelforge/tiny-sd"
+            assert accepted.json()["model_fallback"]["details"]["requested_model"] == "nobody/else"
+            store = ObjectStore.from_settings(stack.settings)
+            stored = Image.open(io.BytesIO(store.get_bytes(stack.settings.work_bucket, Keys.input_image(job_id))))
+            assert stored.size == (64, 48) and stored.format == "PNG"
+            board = store.get_json(stack.settings.work_bucket, Keys.storyboard(job_id))
+            assert board["segments"][0]["frames"] == 3 and board["characters"]["subject"]["reference_image"].startswith("http")
+
+
+def test_a_model_is_available_as_a_local_folder_in_the_hf_cache_or_built_in(tmp_path: Path) -> None:
+    local = tmp_path / "my-model"
+    local.mkdir()
+    assert not model_available(str(local))
+    (local / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    assert model_available(str(local)) and model_available("reelforge/tiny-sd")
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--someorg--video-model" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model_index.json").write_text("{}")
+    (cache / "models--someorg--video-model" / "refs").mkdir()
+    (cache / "models--someorg--video-model" / "refs" / "main").write_text("abc123")
+    assert model_available("someorg/video-model", hf_cache_dir=str(cache))
+    assert not model_available("someorg/other-model", hf_cache_dir=str(cache))
