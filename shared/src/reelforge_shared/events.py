@@ -390,7 +390,7 @@ class WebhookRequested(Event):
 
 
 class WebhookFailed(Event):
-    """Fact: a webhook target did not accept the event through every retry (or was refused)."""
+    """Fact: a webhook target refused the event for good (410 Gone, or a target Reelforge must not call)."""
 
     subject: ClassVar[str] = "webhook.failed"
     webhook_id: str = Field(description="the webhook-id every attempt carried")

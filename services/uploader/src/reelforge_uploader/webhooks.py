@@ -11,7 +11,8 @@ Two routes, so one slow or dead target never holds back another:
   ``REELFORGE_WEBHOOK_SECRET``). A 2xx answer acks; anything else is retried by JetStream after the
   route's backoff delays (doubling from ``REELFORGE_WEBHOOK_RETRY_FIRST_S`` until they span
   ``REELFORGE_WEBHOOK_RETRY_SPAN_S``, a day by default); 410 Gone and a refused target stop at once
-  and publish ``webhook.failed``. The message is the same on every delivery, so is the webhook-id.
+  and publish ``webhook.failed``; after the last retry the message is dead-lettered
+  (``{prefix}.dead.uploader``). The message is the same on every delivery, so is the webhook-id.
 """
 
 from __future__ import annotations
@@ -72,6 +73,16 @@ def signed_request(event: WebhookRequested, secret: str, now: datetime | None = 
 
 
 async def send(event: WebhookRequested, deps: WebhookDeps) -> list[Event]:
+    """One attempt. A refusal that retrying cannot change ends in ``webhook.failed`` (the route is an
+    observer: it runs for cancelled jobs too, so the runner publishes no failure event for it)."""
+    try:
+        return await _attempt(event, deps)
+    except PermanentError as exc:
+        log.warning("webhook.failed", webhook_id=event.webhook_id, type=event.type, error=str(exc))
+        return [event.failure("uploader", f"{type(exc).__name__}: {exc}")]
+
+
+async def _attempt(event: WebhookRequested, deps: WebhookDeps) -> list[Event]:
     if not deps.secret:
         raise PermanentError("REELFORGE_WEBHOOK_SECRET is not set: webhooks are sent signed or not at all")
     refuse_private(event.url, deps.allow_private, field="url")  # again at send time: DNS can change
