@@ -52,7 +52,8 @@ def test_film_check_adds_the_embedding_to_continuity(tiny_clip: Path, tmp_path: 
     report = check_film(videos, film=film, embedder=ClipEmbedder(tiny_clip))
     assert report.embedding_model == str(tiny_clip)
     hero = next(c for c in report.characters if c.name == "hero")
-    assert all(set(p.components) == {"presence", "embedding"} for p in hero.pairs)
+    # The embedding is of the subject's crops (the character), beside its colour, texture, shape and scale.
+    assert all(set(p.components) == {"colour", "texture", "shape", "scale", "embedding"} for p in hero.pairs)
     assert all(p.score == min(p.components.values()) for p in hero.pairs)
     field = next(c for c in report.locations if c.name == "field")
     assert all("embedding" in p.components for p in field.pairs)

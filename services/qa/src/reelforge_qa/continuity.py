@@ -1,10 +1,12 @@
 """Continuity across segments: each character, each location, the light at each location.
 
-There are no person detectors here: a character is compared through the *whole frames* of the
-segments it appears in, by which colours are present (:func:`descriptors.presence`) and, when an
-image-embedding model is configured, by the embeddings' cosine; the lower of the two counts. Two
-whole frames at different locations differ by their location more than by any person in them, so
-those pairs are shown but not judged. A location is compared by colour, layout (SSIM) and ORB
+A character is compared *on the character*: the subject localised in each segment
+(:mod:`film_subject`: foreground against the location's colours, motion against the registered
+camera) is compared by its colours (CIELAB), texture, shape (build) and scale, and, when an
+image-embedding model is configured, by the embeddings of its crops; the lowest component counts.
+A pair is judged when both segments have the same cast (with two characters in a shot the
+subject found may be either of them); other pairs are shown, not judged. A character the
+storyboard puts in a segment where no subject is found scores 0. A location is compared by colour, layout (SSIM) and ORB
 features (and the embedding), averaged. Light is compared within a location: each segment's
 colour temperature and level against the location's median.
 """
@@ -21,6 +23,7 @@ import numpy as np
 from reelforge_qa import descriptors as d
 from reelforge_qa.color import mired
 from reelforge_qa.film_models import ContinuityCheck, PairScore
+from reelforge_qa.film_subject import Subject, subject_scores
 
 MIRED_SCALE = 200.0  # 30 mired off (a visible shift, about a quarter CTO gel) scores 0.85
 STOP_PENALTY = 0.3  # half a stop brighter or darker scores 0.85
@@ -33,6 +36,8 @@ class Described:
     characters: tuple[str, ...]
     location: str | None
     descriptor: d.Descriptor
+    subject: Subject | None = None
+    subject_embedding: np.ndarray | None = None
 
 
 def light_score(kelvin_a: float, key_a: float, kelvin_b: float, key_b: float) -> tuple[float, float, float]:
@@ -48,6 +53,8 @@ def _check(kind: str, name: str, members: Sequence[Described], pairs: list[PairS
     ids = [m.segment_id for m in members]
     if not judged:
         why = "appears once" if len(members) < 2 else "no two of its segments share a location"
+        if kind == "character" and len(members) > 1:
+            why = "no two of its segments have the same cast"
         return ContinuityCheck(
             kind=kind, name=name, segments=ids, score=None, threshold=threshold, passed=True, detail=why, pairs=pairs
         )
@@ -70,9 +77,12 @@ def character_checks(items: Sequence[Described], threshold: float) -> list[Conti
         members = [item for item in items if name in item.characters]
         pairs = []
         for a, b in combinations(members, 2):
-            x, y = a.descriptor, b.descriptor
-            parts = _round({"presence": d.presence(x, y), "embedding": d.embedding(x, y)})
-            gated = a.location == b.location
+            parts: dict[str, float] = {}
+            if a.subject is not None and b.subject is not None:
+                parts |= subject_scores(a.subject, b.subject)
+            if a.subject_embedding is not None and b.subject_embedding is not None:
+                parts["embedding"] = round(float(np.clip(np.dot(a.subject_embedding, b.subject_embedding), 0.0, 1.0)), 4)
+            gated = set(a.characters) == set(b.characters)
             pairs.append(PairScore(a=a.segment_id, b=b.segment_id, score=min(parts.values()), components=parts, gated=gated))
         checks.append(_check("character", name, members, pairs, threshold))
     return checks

@@ -128,14 +128,19 @@ def _ssim(x: np.ndarray, y: np.ndarray) -> float:
     return float((((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))).mean())
 
 
-def structure(a: Descriptor, b: Descriptor) -> float:
-    """SSIM of the median frames after the best shift between them (phase correlation).
+ZOOMS = (1.0, 1.2, 1.44)  # a camera zoom between two shots of one place, undone before comparing layouts
 
-    A pan or a tilt moves the same place across the frame; registering first makes SSIM ask
-    whether the overlapping part shows the same layout. Shifts beyond a third of the frame are
-    not the same view, so they are not undone.
-    """
-    x, y = a.layout.astype(np.float64), b.layout.astype(np.float64)
+
+def _zoomed(img: np.ndarray, zoom: float) -> np.ndarray:
+    """The centre 1/zoom of ``img`` scaled back to its size: what a camera zoomed in by ``zoom`` sees."""
+    if zoom == 1.0:
+        return img
+    h, w = img.shape
+    matrix = np.float32([[zoom, 0, (1 - zoom) * w / 2], [0, zoom, (1 - zoom) * h / 2]])
+    return cv2.warpAffine(img, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _registered_ssim(x: np.ndarray, y: np.ndarray) -> float:
     (dx, dy), _ = cv2.phaseCorrelate(x, y)
     h, w = x.shape
     sx, sy = -int(round(dx)), -int(round(dy))  # phaseCorrelate gives how far y is moved from x
@@ -143,7 +148,21 @@ def structure(a: Descriptor, b: Descriptor) -> float:
         sx = sy = 0
     xs = x[max(0, sy) : h + min(0, sy), max(0, sx) : w + min(0, sx)]
     ys = y[max(0, -sy) : h + min(0, -sy), max(0, -sx) : w + min(0, -sx)]
-    return float(np.clip(_ssim(xs, ys), 0.0, 1.0))
+    return _ssim(xs, ys)
+
+
+def structure(a: Descriptor, b: Descriptor) -> float:
+    """SSIM of the median frames after undoing the best zoom and shift between them (phase correlation).
+
+    A pan, a tilt or a zoom shows the same place differently framed; registering first makes SSIM
+    ask whether the overlapping part shows the same layout. Shifts beyond a third of the frame are
+    not the same view, so they are not undone; zooms up to 1.44 either way are tried.
+    """
+    x, y = a.layout.astype(np.float64), b.layout.astype(np.float64)
+    best = max(
+        max(_registered_ssim(_zoomed(x, z), y), _registered_ssim(x, _zoomed(y, z))) for z in ZOOMS
+    )
+    return float(np.clip(best, 0.0, 1.0))
 
 
 def features(a: Descriptor, b: Descriptor) -> float:

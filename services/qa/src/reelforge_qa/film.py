@@ -18,6 +18,7 @@ from reelforge_qa.color import colour_temperature, mean_linear_rgb
 from reelforge_qa.continuity import Described, character_checks, light_checks, light_score, location_checks
 from reelforge_qa.descriptors import describe
 from reelforge_qa.film_models import Boundary, FilmQaReport, Finding, SegmentLight
+from reelforge_qa.film_subject import Subject, describe_subject
 from reelforge_qa.frames import ColourSample, colour_sample, sample_indices
 from reelforge_qa.segment_film_stats import SegmentFilmStats, read_windows
 from reelforge_shared.media import probe
@@ -98,18 +99,33 @@ def _join(
     )
 
 
+def _subject_embedding(embedder: Embedder, frames: list[np.ndarray], subject: Subject) -> np.ndarray | None:
+    """The embedding of the subject's crops (the frames it was found in), as one unit vector."""
+    crops = [f[y : y + h, x : x + w] for f, (x, y, w, h) in zip(frames, subject.boxes, strict=False) if w >= 8 and h >= 8]
+    if not crops:
+        return None
+    mean = embedder.embed(crops).mean(axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+
 def _describe(
-    segments: Sequence[SegmentVideo], samples: list[ColourSample], embedder: Embedder | None, embedding_frames: int
+    segments: Sequence[SegmentVideo], samples: list[ColourSample], embedder: Embedder | None, embedding_frames: int,
+    subjects: Sequence[Subject | None],
 ) -> tuple[list[Described], list[SegmentLight], list[float]]:
     """Descriptors, light and start time of each segment (film time: the sum of the durations before it)."""
     items, lights, starts, t = [], [], [], 0.0
-    for seg, sample in zip(segments, samples, strict=True):
+    for seg, sample, subject in zip(segments, samples, subjects, strict=True):
         descriptor = describe(sample.frames)
+        if seg.characters and subject is None:
+            subject = describe_subject(sample.frames)
+        subject_embedding = None
         if embedder is not None:
             vectors = embedder.embed([sample.frames[i] for i in sample_indices(len(sample.frames), embedding_frames)])
             mean = vectors.mean(axis=0)
             descriptor.embedding = mean / max(float(np.linalg.norm(mean)), 1e-12)
-        items.append(Described(seg.segment_id, seg.characters, seg.location, descriptor))
+            if subject is not None:
+                subject_embedding = _subject_embedding(embedder, sample.frames, subject)
+        items.append(Described(seg.segment_id, seg.characters, seg.location, descriptor, subject, subject_embedding))
         duration = sample.frame_count / sample.fps if sample.fps else 0.0
         lights.append(SegmentLight(
             segment_id=seg.segment_id, location=seg.location, start_s=round(t, 3), duration_s=round(duration, 3),
@@ -167,7 +183,8 @@ def check_film(
         samples = [s.sample for s in stats]
     else:
         samples = [colour_sample(s.path, thresholds.sample_frames) for s in segments]
-    items, lights, starts = _describe(segments, samples, embedder, thresholds.embedding_frames)
+    subjects = [s.subject for s in stats] if stats is not None else [None] * len(segments)
+    items, lights, starts = _describe(segments, samples, embedder, thresholds.embedding_frames, subjects)
     frames = None
     if film is not None:
         frames = _film_around_joins(film, stats, segments, starts) if stats is not None else None

@@ -22,6 +22,7 @@ import av
 import cv2
 import numpy as np
 
+from reelforge_qa.film_subject import Subject, describe_subject
 from reelforge_qa.frames import COLOUR_WIDTH, EDGE, ColourSample, sample_indices, small_size
 from reelforge_qa.transitions import THUMB
 
@@ -33,13 +34,16 @@ class SegmentFilmStats:
     sample: ColourSample
     thumbs: np.ndarray  # (frames, 36, 64, 3) BGR uint8
     strip: bytes  # JPEG
+    subject: Subject  # the character, localised in the sampled frames (film_subject)
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        s = self.sample
+        s, subject = self.sample, self.subject
         np.savez_compressed(
             buffer, frames=np.stack(s.frames), head=np.stack(s.head), tail=np.stack(s.tail),
             rate=np.array([s.frame_count, s.fps]), thumbs=self.thumbs, strip=np.frombuffer(self.strip, np.uint8),
+            subject=np.array([subject.found, subject.height, subject.aspect]), subject_colour=subject.colour,
+            subject_texture=subject.texture, subject_boxes=np.array(subject.boxes, np.int32).reshape(-1, 4),
         )
         return buffer.getvalue()
 
@@ -48,7 +52,10 @@ class SegmentFilmStats:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             count, fps = z["rate"]
             sample = ColourSample(list(z["frames"]), list(z["head"]), list(z["tail"]), int(count), float(fps))
-            return cls(sample, z["thumbs"], z["strip"].tobytes())
+            found, height, aspect = (float(v) for v in z["subject"])
+            boxes = [(int(a), int(b), int(c), int(d)) for a, b, c, d in z["subject_boxes"]]
+            subject = Subject(found, height, aspect, z["subject_colour"], z["subject_texture"], boxes)
+            return cls(sample, z["thumbs"], z["strip"].tobytes(), subject)
 
 
 def segment_film_stats(path: Path, sample_count: int) -> SegmentFilmStats:
@@ -69,7 +76,7 @@ def segment_film_stats(path: Path, sample_count: int) -> SegmentFilmStats:
     width = round(strip_picks[0].shape[1] * STRIP_HEIGHT / strip_picks[0].shape[0])
     strip = np.hstack([cv2.resize(f, (width, STRIP_HEIGHT), interpolation=cv2.INTER_AREA) for f in strip_picks])
     ok, data = cv2.imencode(".jpg", strip, [cv2.IMWRITE_JPEG_QUALITY, 80])
-    return SegmentFilmStats(sample, thumbs, data.tobytes() if ok else b"")
+    return SegmentFilmStats(sample, thumbs, data.tobytes() if ok else b"", describe_subject(sample.frames))
 
 
 def read_windows(film: Path, windows: list[tuple[int, int]]) -> dict[int, np.ndarray]:

@@ -36,6 +36,9 @@ class Shot:
     start_x: float = 60.0  # figure position at the first frame, and how far it walks
     walk: float = 60.0
     scale: float = 1.0
+    hair: tuple[int, int, int] = (90, 60, 35)  # sRGB, brown
+    build: float = 1.0  # width of shoulders and hips
+    zoom: float = 1.0  # the camera zooms in by this factor over the shot (about the frame's centre)
     pan_start: int = 0  # where the camera starts, 0..PAN_MARGIN/2 pixels into the location
     tilt: int = TILT_MARGIN // 2  # where the camera looks, 0..TILT_MARGIN pixels down the location
     seed: int = 0
@@ -66,13 +69,16 @@ def _background(location: str) -> np.ndarray:
     return np.clip(img + texture[..., None], 0, 1)
 
 
-def _figure(img: np.ndarray, x: float, y: float, scale: float, shirt: tuple[int, int, int]) -> None:
-    s = scale
+def _figure(
+    img: np.ndarray, x: float, y: float, scale: float, shirt: tuple[int, int, int], hair: tuple[int, int, int], build: float
+) -> None:
+    s, b = scale, scale * build
     cx, top = int(x), int(y)
     cv2.ellipse(img, (cx, top + int(12 * s)), (int(10 * s), int(12 * s)), 0, 0, 360, (0.80, 0.62, 0.50), -1)  # head
+    cv2.ellipse(img, (cx, top + int(8 * s)), (int(11 * s), int(8 * s)), 0, 180, 360, tuple(c / 255 for c in hair), -1)  # hair
     shirt_colour = tuple(c / 255 for c in shirt)
-    cv2.rectangle(img, (cx - int(20 * s), top + int(24 * s)), (cx + int(20 * s), top + int(70 * s)), shirt_colour, -1)
-    cv2.rectangle(img, (cx - int(16 * s), top + int(70 * s)), (cx + int(16 * s), top + int(110 * s)), (0.18, 0.18, 0.22), -1)
+    cv2.rectangle(img, (cx - int(20 * b), top + int(24 * s)), (cx + int(20 * b), top + int(70 * s)), shirt_colour, -1)
+    cv2.rectangle(img, (cx - int(16 * b), top + int(70 * s)), (cx + int(16 * b), top + int(110 * s)), (0.18, 0.18, 0.22), -1)
 
 
 def render_shot(shot: Shot, frames: int) -> list[np.ndarray]:
@@ -86,7 +92,13 @@ def render_shot(shot: Shot, frames: int) -> list[np.ndarray]:
         pan = shot.pan_start + int(round(t * PAN_MARGIN * 0.5))
         img = background[shot.tilt : shot.tilt + HEIGHT, pan : pan + WIDTH].copy()
         if shot.figure:
-            _figure(img, shot.start_x + t * shot.walk, 50 + 3 * np.sin(i * 1.3), shot.scale, shot.shirt)
+            _figure(img, shot.start_x + t * shot.walk, 50 + 3 * np.sin(i * 1.3), shot.scale, shot.shirt, shot.hair, shot.build)
+        if shot.zoom != 1.0:  # the camera zooms: a centred window shrinking to 1/zoom, scaled back to the frame
+            z = 1.0 + t * (shot.zoom - 1.0)
+            w, h = WIDTH / z, HEIGHT / z
+            x0, y0 = (WIDTH - w) / 2, (HEIGHT - h) / 2
+            window = np.float32([[1 / z, 0, x0], [0, 1 / z, y0]])
+            img = cv2.warpAffine(img, window, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         linear = srgb_to_linear(img)[..., ::-1] * light[::-1]  # BGR order for OpenCV
         if shot.flash_frame == i:
             linear = linear * 8.0  # a single frame eight times too bright: a flash
