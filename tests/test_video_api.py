@@ -43,7 +43,8 @@ async def test_text_to_video_renders_through_the_pipeline_falls_back_and_caches(
     config = {"default_text_to_video_model": "reelforge/tiny-sd", "sync_timeout_s": 240}
     async with local_stack(tmp_path / "state", **overrides, **FAST, **config) as stack:
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as client:
-            request = {"prompt": "a red kite over a field", "model": "nobody/no-such-model", **SMALL}
+            knobs = {"steps": 1, "guidance": 1.0, "quality": "low"}
+            request = {"prompt": "a red kite", "model": "nobody/no-such-model", **knobs, **SMALL}
             first = await client.post("/api/video/text-to-video", json=request)
             assert first.status_code == 200, first.text
             assert first.headers["content-type"] == "video/mp4" and first.headers["x-reelforge-cache"] == "miss"
@@ -52,6 +53,7 @@ async def test_text_to_video_renders_through_the_pipeline_falls_back_and_caches(
             (tmp_path / "v.mp4").write_bytes(first.content)
             info = probe(tmp_path / "v.mp4")
             assert (info.width, info.height, info.codec, info.frame_count, info.fps) == (160, 96, "h264", 3, 3)
+            assert b"crf=28.0" in first.content  # x264 notes its settings in the stream: the job's "low" preset, CRF 28
 
             # The same request: the stored video, nothing rendered again.
             again = await client.post("/api/video/text-to-video", json=request)
@@ -134,3 +136,18 @@ def test_a_model_is_available_as_a_local_folder_in_the_hf_cache_or_built_in(tmp_
     (cache / "models--someorg--video-model" / "refs" / "main").write_text("abc123")
     assert model_available("someorg/video-model", hf_cache_dir=str(cache))
     assert not model_available("someorg/other-model", hf_cache_dir=str(cache))
+
+
+def test_a_segments_own_steps_and_guidance_apply_to_its_render_only() -> None:
+    from reelforge_generator.renderer import _segment_knobs
+    from reelforge_shared.events import RenderSpec
+
+    class Kind:  # the two knobs every generation strategy carries (PerFrame, TextToVideo, ImageToVideo)
+        def __init__(self) -> None:
+            self.steps, self.guidance = 30, 7.5
+
+    kind, base = Kind(), {"prompt": "p", "seed": 1, "frames": 1, "fps": 1, "width": 64, "height": 64}
+    _segment_knobs(kind, RenderSpec(**base, steps=4))
+    assert (kind.steps, kind.guidance) == (4, 7.5)
+    _segment_knobs(kind, RenderSpec(**base, guidance=2.0))
+    assert (kind.steps, kind.guidance) == (30, 2.0)

@@ -52,6 +52,8 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
     "location_seed": ("seed of the location", 5000),
     "reference_images": ("work-bucket keys of reference images (consistency)", ["jobs/j-5f1c2e7a9b/refs/hero.png"]),
     "frames": ("frames to render", 24),
+    "steps": ("denoising steps of this segment; unset: the generator's", 25),
+    "guidance": ("guidance scale of this segment; unset: the generator's", 7.5),
     "frame_count": ("frames in the output", 24),
     "fps": ("frames per second", 3.0),
     "width": ("width in pixels", 1920),
@@ -162,6 +164,8 @@ class RenderSpec(BaseModel):
     fps: float = Field(gt=0)
     width: int = Field(description="delivery width; the generator renders at its own size")
     height: int
+    steps: int | None = Field(None, ge=1, le=200, description="denoising steps of this segment; unset: the generator's")
+    guidance: float | None = Field(None, ge=0, le=50, description="guidance scale of this segment; unset: the generator's")
 
 
 class SegmentEvent(Event):

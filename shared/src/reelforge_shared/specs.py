@@ -45,4 +45,5 @@ def render_spec(board: Storyboard, index: int, attempt: int = 1) -> RenderSpec:
         location_seed=board.locations[seg.location].seed if seg.location else None,
         reference_images=[r for name in seg.characters if (r := board.characters[name].reference_image)],
         frames=seg.frames, fps=seg.fps, width=board.output.width, height=board.output.height,
+        steps=seg.steps, guidance=seg.guidance,
     )

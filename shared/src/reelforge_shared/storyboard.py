@@ -51,6 +51,9 @@ class Output(_Strict):
     interpolation: Literal["mci", "blend"] = Field(
         "mci", description="how frames are interpolated: motion-compensated (mci) or cross-blended (blend, cheaper)"
     )
+    quality: Literal["low", "medium", "high"] | None = Field(
+        None, description="encoding quality preset of this job (seed 002); unset: the encoder's REELFORGE_VIDEO_QUALITY"
+    )
 
 
 class Audio(_Strict):
@@ -103,6 +106,8 @@ class Segment(_Strict):
     fps: float = Field(DEFAULT_FPS, gt=0, le=60)
     transition: Transition = Field(default_factory=Transition, description="into this segment")
     seed: _Seed | None = Field(None, description="overrides the seed derived from cast and location")
+    steps: int | None = Field(None, ge=1, le=200, description="denoising steps of this segment; unset: the generator's")
+    guidance: float | None = Field(None, ge=0, le=50, description="guidance scale of this segment; unset: the generator's")
     narration: _Text | None = Field(None, min_length=1, description="spoken over the segment with espeak-ng")
     audio: str | None = Field(
         None, min_length=1, max_length=1024, description="audio file played from the segment's start (instead of narration)"

@@ -8,6 +8,7 @@ encoder-capacity query). Both facts are read once, when the service is built.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import subprocess
@@ -100,3 +101,10 @@ def build_codec(
     if crf is None:
         crf = chosen.crf + (X265_CRF_OFFSET if vcodec == "libx265" else 0)
     return Codec(exe, vcodec, crf, preset or chosen.preset)
+
+
+def codec_for_quality(codec: Codec, quality: Quality) -> Codec:
+    """``codec`` with another quality preset's CRF and preset: a job that asks for its own quality."""
+    chosen = QUALITY[quality]
+    crf = chosen.crf + (X265_CRF_OFFSET if codec.vcodec == "libx265" else 0)
+    return dataclasses.replace(codec, crf=crf, preset=chosen.preset)

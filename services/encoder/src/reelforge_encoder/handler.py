@@ -9,11 +9,13 @@ finished film, and lists the renditions (``deliverables``: name -> key) beside i
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from reelforge_encoder.codecs import codec_for_quality
 from reelforge_encoder.deliver import crop_pieces, crop_size, rendition_name
 from reelforge_encoder.ffmpeg import Codec, Look, encode_frames, piece_path
 from reelforge_encoder.film import Resolver, make_film, narration_needs_espeak
@@ -34,6 +36,13 @@ class EncoderDeps:
     espeak: str | None = None  # espeak-ng binary; None: narration text cannot be spoken here
 
 
+def with_quality(deps: EncoderDeps, board: Storyboard) -> EncoderDeps:
+    """The job's own quality preset (``output.quality``: seed 002's endpoints) instead of the encoder's, when it has one."""
+    if board.output.quality is None:
+        return deps
+    return dataclasses.replace(deps, codec=codec_for_quality(deps.codec, board.output.quality))
+
+
 def _storyboard(deps: EncoderDeps, job: str) -> Storyboard:
     return parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
 
@@ -42,6 +51,7 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
     """Encode a segment's frames at the delivery size with the storyboard's look, unless its MP4 is already stored."""
     job, n = event.job_id, event.index
     board = _storyboard(deps, job)
+    deps = with_quality(deps, board)
     seg = board.segments[n - 1]
     if seg.id != event.segment_id:
         raise PermanentError(f"segment {n} is {seg.id!r} in the storyboard, the event says {event.segment_id!r}")
@@ -146,6 +156,7 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
     film_key, meta_key = Keys.film(job), Keys.film_meta(job)
     if not deps.store.exists(deps.bucket, meta_key):
         board = _storyboard(deps, job)
+        deps = with_quality(deps, board)
         with tempfile.TemporaryDirectory(prefix="reelforge-film-") as tmp:
             work = Path(tmp)
             fps = deps.film_fps or film_fps(board)

@@ -96,7 +96,9 @@ class VideoParams(BaseModel):
         None, ge=1, le=200, alias="num_inference_steps", description="denoising steps; unset: the model's", examples=[25]
     )
     guidance: float | None = Field(None, ge=0, le=50, description="guidance scale; unset: the model's", examples=[7.5])
-    quality: Literal["low", "medium", "high"] = Field("medium", description="encoding quality preset", examples=["medium"])
+    quality: Literal["low", "medium", "high"] | None = Field(
+        None, description="encoding quality preset; unset: the encoder's REELFORGE_VIDEO_QUALITY", examples=["high"]
+    )
 
 
 class VideoAccepted(BaseModel):
@@ -187,11 +189,12 @@ def _check_duration(params: VideoParams, deps: VideoDeps) -> None:
 
 def _storyboard(kind: Kind, params: VideoParams, seed: int, image_url: str | None) -> Storyboard:
     frames = max(1, round(params.duration * params.fps))
-    segment: dict[str, Any] = {"id": "video", "prompt": params.prompt, "frames": frames, "fps": params.fps, "seed": seed}
+    segment: dict[str, Any] = {"id": "video", "prompt": params.prompt, "frames": frames, "fps": params.fps, "seed": seed,
+                               "steps": params.steps, "guidance": params.guidance}
     board: dict[str, Any] = {
         "title": f"{kind}: {params.prompt[:80]}",
         "style": {"negative_prompt": params.negative_prompt or ""},
-        "output": {"width": params.width, "height": params.height},
+        "output": {"width": params.width, "height": params.height, "quality": params.quality},
         "segments": [segment],
         "deliverables": {"crops": [], "thumbnail": False},
     }
@@ -298,7 +301,7 @@ async def image_to_video(
     steps: Annotated[int | None, Form()] = None,
     num_inference_steps: Annotated[int | None, Form()] = None,
     guidance: Annotated[float | None, Form()] = None,
-    quality: Annotated[Literal["low", "medium", "high"], Form()] = "medium",
+    quality: Annotated[Literal["low", "medium", "high"] | None, Form()] = None,
 ) -> Response:
     """Seed 002: render a video from an image (and an optional prompt), as a one-segment job."""
     try:

@@ -183,6 +183,7 @@ class FrameRenderer:
         vram = VramGuard(
             self.gpu, self.settings.vram_limit_gb, release=self._release, offload=self._offload, offloaded=self._offloaded
         )
+        _segment_knobs(self.kind, spec)
         # 2.2 What every call of the segment shares, computed once (prompt and reference embeddings).
         with attention_kernels(self.settings.sdpa_backend):
             conditioning = self.kind.prepare(spec, plan)
@@ -237,3 +238,11 @@ class FrameRenderer:
         """Idle parts of the model to host memory (diffusers' model offload): the same images, slower."""
         if self.device.startswith("cuda"):
             self.pipe.enable_model_cpu_offload(device=self.device)
+
+
+def _segment_knobs(kind: object, spec: RenderSpec) -> None:
+    """The segment's own steps and guidance (seed 002's endpoints set them) for this render; the model's otherwise."""
+    base = kind.__dict__.setdefault("base_knobs", {k: getattr(kind, k) for k in ("steps", "guidance") if hasattr(kind, k)})
+    for name, value in base.items():
+        wanted = getattr(spec, name)
+        setattr(kind, name, wanted if wanted is not None else value)
