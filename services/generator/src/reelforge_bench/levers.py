@@ -89,6 +89,7 @@ def measure_levers(
             rows.append(row | {"skipped": f"time budget (needs about {estimate:.0f} s)"})
             continue
         dtype = _eager_unet(pipe).dtype
+        pipe.unet = _eager_unet(pipe)  # the generator's own run may have left a compiled UNet: every variant starts eager
         try:
             pixels, measured = _run_variant(pipe, settings, lever, spec, frames, gpu)
         except Exception as exc:  # noqa: BLE001 - one failing lever (a kernel missing on this device) must not end the run
