@@ -65,6 +65,12 @@ def test_routing_split_join_and_asset_rows(store, settings, postgres_url, gitlab
     assert delivery.deliver(job, "jobs/x/final.mp4", f"{job}/final.mp4").url == f.url
     assert len(gitlab_standin.uploads) == uploads and len(registry.for_job(job)) == len(rows)
 
+    # A re-rendered segment (another source under the same name) is delivered again, not taken for the old one.
+    _put(store, settings, "jobs/x/segments/002/attempt-2/segment.mp4", 75 * KB)
+    again = delivery.deliver(job, "jobs/x/segments/002/attempt-2/segment.mp4", f"{job}/segments/002.mp4", {"segment": 2})
+    assert again.url != m.url and len(gitlab_standin.uploads) == uploads + 1
+    assert registry.get(job, f"{job}/segments/002.mp4").file_size == 75 * KB
+
 
 def test_a_url_that_fails_its_head_request_is_not_delivered(store, settings, postgres_url, gitlab_standin) -> None:
     registry = PostgresAssetRegistry(postgres_url)

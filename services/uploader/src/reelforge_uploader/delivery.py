@@ -123,9 +123,9 @@ class Delivery:
 
     def deliver(self, job_id: str, key: str, name: str, metadata: dict[str, Any] | None = None) -> Delivered:
         """Deliver the work-bucket object ``key`` as ``name`` (a delivery-bucket key such as ``{job}/final.mp4``)."""
-        if (done := self._already(job_id, name)) is not None:
-            return done
         size = self.store.size(self.work_bucket, key)
+        if (done := self._already(job_id, name, key, size)) is not None:
+            return done
         kind = asset_type(name)
         meta = {"job_id": job_id, "source_key": key, **(metadata or {})}
         if kind == "video" and self.gitlab is not None and size > self.gitlab_threshold_bytes:
@@ -136,9 +136,10 @@ class Delivery:
         asset = self._record(job_id, name, kind, "s3", f"s3://{self.delivery_bucket}/{name}", url, size, meta)
         return Delivered(asset)
 
-    def _already(self, job_id: str, name: str) -> Delivered | None:
+    def _already(self, job_id: str, name: str, key: str, size: int) -> Delivered | None:
+        """This very source already delivered under ``name`` and still answering (a re-rendered segment is not)."""
         asset = self.registry.get(job_id, name) or self.registry.get(job_id, f"{name}.manifest.json")
-        if asset is None:
+        if asset is None or asset.metadata.get("source_key") != key or asset.metadata.get("size", asset.file_size) != size:
             return None
         head_url = asset.public_url
         if asset.storage_provider == "s3":
