@@ -15,6 +15,8 @@ from PIL import Image
 from reelforge.stack import local_stack
 from reelforge_gateway.video_api import model_available
 from reelforge_shared.bus import Bus
+from reelforge_shared.events import JobFailed
+from reelforge_shared.ledger import Ledger
 from reelforge_shared.media import probe
 from reelforge_shared.storage import Keys, ObjectStore
 
@@ -106,10 +108,11 @@ async def test_video_requests_are_checked_and_answered_202_when_not_done_in_time
             assert bad_fps.status_code == 422 and bad_fps.json()["details"]["fields"][0]["field"] == "fps"
 
             # Valid, but no generator runs here and the sync timeout is 0: 202 with the job, the image stored.
+            form = {"prompt": "it moves", "model": "nobody/else", **{k: str(v) for k, v in SMALL.items()}}
             accepted = await client.post(
                 "/api/video/image-to-video",
                 files={"image": ("a.jpg", _png(), "image/png")},
-                data={"prompt": "it moves", "model": "nobody/else", **{k: str(v) for k, v in SMALL.items()}},
+                data=form,
             )
             assert accepted.status_code == 202, accepted.text
             job_id = accepted.json()["job_id"]
@@ -120,6 +123,18 @@ async def test_video_requests_are_checked_and_answered_202_when_not_done_in_time
             assert stored.size == (64, 48) and stored.format == "PNG"
             board = store.get_json(stack.settings.work_bucket, Keys.storyboard(job_id))
             assert board["segments"][0]["frames"] == 3 and board["characters"]["subject"]["reference_image"].startswith("http")
+
+            # The job fails: the same request now answers 502 with the job's error (nothing is rendered again).
+            bus = await Bus.connect(stack.settings)
+            await bus.publish(JobFailed(job_id=job_id, stage="generator", error="out of memory"))
+            async with asyncio.timeout(30):
+                async for record in (await Ledger.open(bus)).follow(job_id):
+                    if record is not None and record.status == "failed":
+                        break
+            await bus.close()
+            failed = await client.post("/api/video/image-to-video", files={"image": ("a.jpg", _png(), "image/png")}, data=form)
+            assert failed.status_code == 502 and failed.json()["error"] == "job_failed"
+            assert "out of memory" in failed.json()["details"]["job_error"]
 
 
 def test_a_model_is_available_as_a_local_folder_in_the_hf_cache_or_built_in(tmp_path: Path) -> None:

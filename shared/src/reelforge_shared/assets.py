@@ -40,6 +40,10 @@ CREATE INDEX IF NOT EXISTS media_assets_job ON media_assets ((metadata->>'job_id
 _COLUMNS = "id, name, type, storage_provider, storage_url, public_url, file_size, metadata, created_at"
 
 
+AssetType = Literal["video", "video_part", "manifest", "image", "report"]
+Provider = Literal["s3", "gitlab"]
+
+
 class MediaAsset(BaseModel):
     """One delivered object (a row of ``media_assets``)."""
 
@@ -47,8 +51,8 @@ class MediaAsset(BaseModel):
 
     id: uuid.UUID = Field(description="uuid5 of job and name: the same object always has the same id")
     name: str = Field(max_length=255, description="the object's name inside its job", examples=["j-5f1c2e7a9b/final.mp4"])
-    type: Literal["video", "video_part", "manifest", "image", "report"] = Field(description="what the object is")
-    storage_provider: Literal["s3", "gitlab"] = Field(description="where it is stored")
+    type: AssetType = Field(description="what the object is")
+    storage_provider: Provider = Field(description="where it is stored")
     storage_url: str = Field(description="provider address: s3://bucket/key, or the GitLab upload path")
     public_url: str = Field(description="URL a client downloads it from (a HEAD on it answered 200 before the row was written)")
     file_size: int = Field(ge=0, lt=2**31, description="bytes")

@@ -40,7 +40,8 @@ def refuse_private(url: str, allow_private: bool, field: str = "webhook_url") ->
 
 def retry_schedule(first_s: float, total_s: float, max_s: float = 8 * 3600.0) -> tuple[float, ...]:
     """Delays before each retry: ``first_s``, doubling, each at most ``max_s``, until they add up to ``total_s``."""
-    delays, delay = [], max(first_s, 0.001)
+    delays: list[float] = []
+    delay = max(first_s, 0.001)
     while sum(delays) < total_s:
         delays.append(min(delay, max_s))
         delay *= 2

@@ -240,7 +240,7 @@ async def _run(kind: Kind, params: VideoParams, deps: VideoDeps, image: bytes | 
         current = await deps.ledger.get(job_id)
         error = current.error if current is not None else None
         raise VideoError(
-            502, f"job_{status}", f"the video job {job_id} {status}: {error or 'no detail'}", job_id=job_id, error=error
+            502, f"job_{status}", f"the video job {job_id} {status}: {error or 'no detail'}", job_id=job_id, job_error=error
         )
     body = VideoAccepted(job_id=job_id, status=status, status_url=f"/v1/jobs/{job_id}", model=model, model_fallback=fallback)
     return JSONResponse(

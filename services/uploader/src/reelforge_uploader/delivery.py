@@ -27,15 +27,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from reelforge_shared.assets import AssetRegistry, MediaAsset
+from reelforge_shared.assets import AssetRegistry, AssetType, MediaAsset, Provider
 from reelforge_shared.errors import PermanentError, TransientError
 from reelforge_shared.storage import ObjectStore
 
-_TYPES = {".mp4": "video", ".webm": "video", ".mov": "video", ".mkv": "video", ".png": "image", ".jpg": "image", ".jpeg": "image"}
-_CONTENT_TYPES = {"video": "video/mp4", "image": "image/png", "report": "application/json"}
+_TYPES: dict[str, AssetType] = {
+    ".mp4": "video", ".webm": "video", ".mov": "video", ".mkv": "video", ".png": "image", ".jpg": "image", ".jpeg": "image",
+}
 
 
-def asset_type(name: str) -> str:
+def asset_type(name: str) -> AssetType:
     return _TYPES.get(Path(name).suffix.lower(), "report")
 
 
@@ -184,7 +185,7 @@ class Delivery:
                              meta | {"of": name, "parts": len(parts), "size": size, "sha256": digest})
         return Delivered(asset, len(parts))
 
-    def _record(self, job_id: str, name: str, kind: str, provider: str, storage_url: str, public_url: str, size: int,
+    def _record(self, job_id: str, name: str, kind: AssetType, provider: Provider, storage_url: str, public_url: str, size: int,
                 meta: dict[str, Any]) -> MediaAsset:
         asset = MediaAsset(id=MediaAsset.id_for(job_id, name), name=name, type=kind, storage_provider=provider,
                            storage_url=storage_url, public_url=public_url, file_size=size, metadata=meta)
