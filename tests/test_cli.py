@@ -156,7 +156,7 @@ def test_up_serves_the_gateway_until_interrupted(tmp_path: Path, model_cache: Pa
             assert time.monotonic() < deadline, "gateway never became healthy"
             time.sleep(0.2)
         response = httpx.post(f"http://127.0.0.1:{port}/v1/jobs", json={"segments": [{"id": "a", "prompt": "x", "frames": 0}]})
-        assert response.status_code == 422 and response.json()["detail"][0]["field"] == "segments[0].frames"
+        assert response.status_code == 422 and response.json()["details"]["fields"][0]["field"] == "segments[0].frames"
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0

@@ -1,8 +1,10 @@
-"""The jobs API on a real bus and S3 server: refusals publish nothing, submissions are idempotent."""
+"""Jobs API v1 on a real bus, ledger and S3 server: refusals publish nothing, tokens, limits, idempotency, SSE, cancel."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
 from pathlib import Path
 
 import httpx
@@ -10,19 +12,23 @@ import pytest
 
 from reelforge.stack import local_stack
 from reelforge_shared.bus import Bus
-from reelforge_shared.events import SegmentRequested
+from reelforge_shared.events import JobCancelled, SegmentRequested
 
 GOOD = {
     "title": "t",
     "characters": {"hero": {"description": "a man in a blue shirt", "seed": 1000}},
     "segments": [{"id": "a", "prompt": "walks", "characters": ["hero"]}, {"id": "b", "prompt": "sits", "frames": 6}],
 }
+TOKENS = {"api_tokens": "alice:tok-alice-secret,bob:tok-bob-secret"}
+ALICE = {"Authorization": "Bearer tok-alice-secret"}
+BOB = {"Authorization": "Bearer tok-bob-secret"}
 
 
 @pytest.fixture
-async def gateway(overrides, tmp_path: Path):
-    async with local_stack(tmp_path, names=["gateway"], **overrides) as stack:
-        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+async def gateway(overrides, tmp_path: Path, request):
+    extra = getattr(request, "param", {})
+    async with local_stack(tmp_path, names=["gateway"], **overrides, **TOKENS, **extra) as stack:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, headers=ALICE) as client:
             yield stack, client
 
 
@@ -39,63 +45,134 @@ def _bad(change) -> dict:
     return board
 
 
+def assert_error_shape(response: httpx.Response, status: int, code: str) -> dict:
+    body = response.json()
+    assert response.status_code == status, response.text
+    assert set(body) == {"error", "message", "details", "timestamp"} and body["error"] == code, body
+    return body
+
+
 @pytest.mark.parametrize(
     ("board", "field"),
     [
         (_bad(lambda b: b["segments"][0].pop("prompt")), "segments[0].prompt"),
-        (_bad(lambda b: b["segments"][1].update(frames=0)), "segments[1].frames"),
         (_bad(lambda b: b["segments"][1].update(characters=["nobody"])), "segments[1].characters[0]"),
         (_bad(lambda b: b["segments"][1].update(transition="wipe")), "segments[1].transition.type"),
-        (_bad(lambda b: b["segments"][0].update(prompt="p" * 4_000_000)), "segments[0].prompt"),
+        (_bad(lambda b: b.update(webhook_url="ftp://example.com/x")), "webhook_url"),
     ],
-    ids=["missing-prompt", "zero-frames", "unknown-character", "unknown-transition", "huge-prompt"],
+    ids=["missing-prompt", "unknown-character", "unknown-transition", "bad-webhook"],
 )
 async def test_bad_storyboard_is_refused_with_the_field_and_nothing_published(gateway, board, field) -> None:
     stack, client = gateway
-    response = await client.post("/v1/jobs", json=board)
-    assert response.status_code == 422
-    assert field in [e["field"] for e in response.json()["detail"]]
+    body = assert_error_shape(await client.post("/v1/jobs", json=board), 422, "invalid_storyboard")
+    assert field in [e["field"] for e in body["details"]["fields"]] and field in body["message"]
     assert await _messages(stack.settings) == 0
 
 
 async def test_a_10mb_body_is_refused_before_parsing(gateway) -> None:
     stack, client = gateway
     response = await client.post("/v1/jobs", json={"segments": [{"id": "a", "prompt": "p" * 10_000_000}]})
-    assert response.status_code == 413 and response.json()["detail"][0]["field"] == "body"
+    assert assert_error_shape(response, 413, "too_large")["details"]["fields"][0]["field"] == "body"
     assert await _messages(stack.settings) == 0
 
 
-async def test_submission_publishes_one_event_per_segment_and_state_is_readable(gateway, event_log) -> None:
+async def test_tokens_are_required_and_logs_name_the_caller_never_the_token(gateway, capsys) -> None:
+    stack, client = gateway
+    for headers in ({"Authorization": ""}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic dG9rLWFsaWNlLXNlY3JldA=="}):
+        response = await client.get("/v1/jobs", headers=headers)
+        assert_error_shape(response, 401, "unauthorized")
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert (await client.get("/healthz", headers={"Authorization": ""})).json()["state"] in {"READY", "BUSY"}
+    assert (await client.get("/v1/jobs")).status_code == 200
+    out = capsys.readouterr().out
+    assert "api.request" in out and "alice" in out and "tok-alice-secret" not in out
+
+
+async def test_submission_is_202_with_location_and_the_ledger_answers(gateway, event_log) -> None:
     _, client = gateway
-    response = await client.post("/v1/jobs", content="segments:\n  - {id: a, prompt: x}\n  - {id: b, prompt: y}\n",
+    yaml_board = "webhook_url: http://127.0.0.1:9/hook\nsegments:\n  - {id: a, prompt: x}\n  - {id: b, prompt: y}\n"
+    response = await client.post("/v1/jobs", content=yaml_board, headers={"content-type": "application/yaml"})
+    assert assert_error_shape(response, 422, "invalid_storyboard")["details"]["fields"][0]["field"] == "webhook_url"  # private
+    response = await client.post("/v1/jobs", content=yaml_board.replace("127.0.0.1:9", "93.184.215.14"),
                                  headers={"content-type": "application/yaml"})
-    assert response.status_code == 202
+    assert response.status_code == 202 and response.headers["location"] == response.json()["status_url"]
     job_id = response.json()["job_id"]
     requested = await event_log.wait_for(lambda: len(event_log.of(SegmentRequested)) == 2 and event_log.of(SegmentRequested))
     assert [(e.index, e.segment_id, e.spec.frames, e.spec.fps) for e in requested] == [(1, "a", 24, 3.0), (2, "b", 24, 3.0)]
-    status = await _poll(client, job_id, lambda s: len(s["segments"]) == 2)
-    assert status["status"] == "queued" and {s["stage"] for s in status["segments"].values()} == {"queued"}
+    job = await _poll(client, job_id, lambda s: len(s["segments"]) == 2)
+    assert job["status"] == "queued" and {s["stage"] for s in job["segments"].values()} == {"queued"}
+    assert job["queue_position"] == 1 and job["webhook_url"] == "http://93.184.215.14/hook" and job["last_event_id"] >= 3
+    page = (await client.get("/v1/jobs", params={"status": "queued", "limit": 1})).json()
+    assert page["total"] == 1 and page["jobs"][0]["job_id"] == job_id and page["next"] is None
+    assert (await client.get("/v1/jobs", params={"status": "completed"})).json()["total"] == 0
+    assert_error_shape(await client.get(f"/v1/jobs/{job_id}", headers=BOB), 404, "job_not_found")  # not bob's
+    assert_error_shape(await client.get("/v1/jobs", params={"status": "bogus"}), 422, "invalid_request")
+    assert_error_shape(await client.get(f"/v1/jobs/{job_id}/film"), 409, "film_not_ready")
 
 
-async def test_the_same_idempotency_key_is_the_same_job_published_once(gateway) -> None:
+async def test_idempotency_key_same_body_same_job_other_body_409_and_nothing_published(gateway) -> None:
     stack, client = gateway
     first = await client.post("/v1/jobs", json=GOOD, headers={"Idempotency-Key": "order-42"})
     again = await client.post("/v1/jobs", json=GOOD, headers={"Idempotency-Key": "order-42"})
-    assert first.json()["job_id"] == again.json()["job_id"]
-    assert await _messages(stack.settings) == 1 + len(GOOD["segments"])
+    assert first.status_code == again.status_code == 202 and first.json()["job_id"] == again.json()["job_id"]
+    published = await _messages(stack.settings)
+    assert published == 1 + len(GOOD["segments"])
+    other = await client.post("/v1/jobs", json=_bad(lambda b: b.update(title="other")), headers={"Idempotency-Key": "order-42"})
+    assert assert_error_shape(other, 409, "idempotency_conflict")["details"]["job_id"] == first.json()["job_id"]
+    assert await _messages(stack.settings) == published
+    bobs = await client.post("/v1/jobs", json=GOOD, headers={"Idempotency-Key": "order-42", **BOB})  # keys are per caller
+    assert bobs.status_code == 202 and bobs.json()["job_id"] != first.json()["job_id"]
 
 
-async def test_unknown_job_is_404_and_health_and_metrics_answer(gateway) -> None:
+@pytest.mark.parametrize("gateway", [{"rate_limit_per_min": 3, "max_jobs_in_flight": 1}], indirect=True)
+async def test_rate_limit_and_jobs_in_flight_per_token(gateway) -> None:
     _, client = gateway
-    assert (await client.get("/v1/jobs/j-nope")).status_code == 404
-    assert (await client.get("/healthz")).json()["state"] in {"READY", "BUSY"}
-    assert "reelforge_events_handled_total" in (await client.get("/metrics/")).text
+    assert (await client.post("/v1/jobs", json=GOOD)).status_code == 202
+    assert_error_shape(await client.post("/v1/jobs", json=GOOD), 429, "queue_full")
+    assert (await client.get("/v1/jobs")).status_code == 200
+    limited = await client.get("/v1/jobs")
+    assert_error_shape(limited, 429, "rate_limited")
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert (await client.get("/v1/jobs", headers=BOB)).status_code == 200  # another token, its own limit
+
+
+@pytest.mark.parametrize("gateway", [{"sse_heartbeat_s": 0.2}], indirect=True)
+async def test_events_stream_heartbeats_closes_on_cancel_and_replays_from_last_event_id(gateway, event_log) -> None:
+    _, client = gateway
+    job_id = (await client.post("/v1/jobs", json=GOOD)).json()["job_id"]
+    await _poll(client, job_id, lambda s: len(s["segments"]) == 2)
+    events: list[dict] = []
+    pinged = asyncio.Event()
+
+    async def follow() -> None:
+        async with client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            async for line in response.aiter_lines():
+                if line.startswith(":"):
+                    pinged.set()
+                elif line.startswith("data:"):
+                    events.append(json.loads(line.removeprefix("data:")))
+
+    reader = asyncio.create_task(follow())
+    await asyncio.wait_for(pinged.wait(), 30)  # a heartbeat comment while nothing changes
+    first = await client.post(f"/v1/jobs/{job_id}/cancel")
+    again = await client.post(f"/v1/jobs/{job_id}/cancel")
+    assert first.status_code == again.status_code == 200 and again.json()["status"] == "cancelled"
+    await asyncio.wait_for(reader, 30)  # the stream closes at the terminal state
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["kind"] == "job.created" and events[-1]["status"] == "cancelled"
+    await event_log.wait_for(lambda: event_log.of(JobCancelled))
+    replay = await client.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "2"})
+    ids = [int(line.removeprefix("id:").strip()) for line in replay.text.splitlines() if line.startswith("id:")]
+    assert ids == list(range(3, len(events) + 1))
+    bus = await Bus.connect(gateway[0].settings)
+    info = await bus.js.stream_info(bus.stream, subjects_filter=bus.subject(JobCancelled))
+    await bus.close()
+    assert sum(info.state.subjects.values()) == 1  # cancel twice, announced once
 
 
 async def _poll(client: httpx.AsyncClient, job_id: str, condition, attempts: int = 300) -> dict:
-    """The state document is eventually consistent with the bus: read it until it shows the condition."""
-    import asyncio
-
+    """The ledger follows the bus: read the job until it shows the condition."""
     for _ in range(attempts):
         response = await client.get(f"/v1/jobs/{job_id}")
         if response.status_code == 200 and condition(body := response.json()):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.handler import GeneratorDeps, handle
 from reelforge_generator.latents import frame_latents

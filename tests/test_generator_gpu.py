@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 from prometheus_client import REGISTRY
+
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.gpu import GIB, GpuReading
 from reelforge_generator.guards import ThermalGuard, VramGuard

@@ -101,8 +101,8 @@ def _collect(stack: Stack, board: Storyboard, record: JobRecord, out: Path, cons
         store.get_file(settings.delivery_bucket, DeliveryKeys.segment(job, n), out / "segments" / f"{n:03d}.mp4")
     completed = record.status == "completed"
     if completed:
-        store.get_file(settings.delivery_bucket, DeliveryKeys.film(job), out / "final.mp4")
-        report = store.get_json(settings.work_bucket, Keys.report(job))
+        store.get_file(settings.delivery_bucket, record.film_key or DeliveryKeys.film(job), out / "final.mp4")
+        report = store.get_json(settings.work_bucket, Keys.report(job, record.film_version or 1))
         if record.report_html_key:
             store.get_file(settings.delivery_bucket, record.report_html_key, out / "report.html")
         for name, key in record.deliverables.items():  # crops and the thumbnail, named as delivered

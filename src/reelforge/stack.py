@@ -95,7 +95,9 @@ async def local_stack(
         if "s3" in servers:
             overrides |= {"s3_endpoint": servers["s3"].url, "s3_access_key": ACCESS_KEY, "s3_secret_key": SECRET_KEY}
         names = names or list(SERVICE_MODULES)
-        gateway = {"port": gateway_port if gateway_port is not None else free_port()}
+        gateway: dict[str, Any] = {"port": gateway_port if gateway_port is not None else free_port()}
+        if "gateway" in names and not service_module("gateway").Settings(**overrides).api_tokens:
+            gateway["api_auth"] = "off"  # local mode keeps working without tokens
         services = [build_service(n, overrides | (gateway if n == "gateway" else {})) for n in names]
         gateway_url = f"http://127.0.0.1:{gateway['port']}" if "gateway" in names else None
         stack = Stack(CommonSettings(**overrides), services, servers, gateway_url)

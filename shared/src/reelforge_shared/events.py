@@ -276,18 +276,24 @@ class SegmentFailed(SegmentEvent):
         return self
 
 
-class FilmRequested(Event):
-    """Command: every segment is delivered, compile the film (published once per job)."""
+class FilmEvent(Event):
+    """An event about one version of a job's film; the version travels from event to event (:meth:`Event.follow`)."""
+
+    version: int = Field(1, ge=1, description="film version: 1, then one more per segment re-render; earlier versions stay")
+
+    def dedup_id(self) -> str:
+        base = f"{self.subject}:{self.job_id}"
+        return base if self.version == 1 else f"{base}:v{self.version}"
+
+
+class FilmRequested(FilmEvent):
+    """Command: every segment is delivered, compile the film (published once per film version, by the job ledger)."""
 
     subject: ClassVar[str] = "film.requested"
     segment_count: int
-    version: int = Field(1, ge=1, description="film version: 1, then one more per segment re-render")
-
-    def dedup_id(self) -> str:
-        return f"{self.subject}:{self.job_id}:v{self.version}"
 
 
-class FilmEncoded(Event):
+class FilmEncoded(FilmEvent):
     subject: ClassVar[str] = "film.encoded"
     film_key: str
     duration_s: float
@@ -297,7 +303,7 @@ class FilmEncoded(Event):
     height: int
 
 
-class FilmChecked(Event):
+class FilmChecked(FilmEvent):
     """QA's verdict on the whole film (continuity, transitions), with the job's reports written to S3."""
 
     subject: ClassVar[str] = "film.checked"
@@ -313,7 +319,7 @@ class FilmChecked(Event):
     report_html_key: str | None = Field(None, description="job report (HTML) in the work bucket")
 
 
-class JobCompleted(Event):
+class JobCompleted(FilmEvent):
     """Fact for downstream users: the film and its report are delivered."""
 
     subject: ClassVar[str] = "job.completed"
@@ -341,6 +347,23 @@ class JobFailed(Event):
         return self
 
 
+class SegmentRerenderRequested(Event):
+    """Command: render one segment of the job again (new seed and/or prompt); the film gets a new version.
+
+    The gateway handles it with :func:`reelforge_shared.rerender.rerender_segment`; a service that wants
+    a segment again (continuity QA) returns this event instead of calling the function.
+    """
+
+    subject: ClassVar[str] = "segment.rerender_requested"
+    index: int = _Index
+    seed: int | None = Field(None, ge=0, lt=2**32, description="new seed (unset: the segment's seed)")
+    prompt: str | None = Field(None, min_length=1, description="new prompt (unset: the storyboard's)")
+    reason: str = Field("", description="why, for the ledger's change list", examples=["continuity: hero's shirt changed colour"])
+
+    def dedup_id(self) -> str:
+        return f"{self.subject}:{self.job_id}:{self.index:03d}:{self.event_id}"
+
+
 class JobCancelled(Event):
     """Fact: the job was cancelled; no later stage starts, and what was stored stays."""
 
@@ -356,6 +379,8 @@ def _envelope(cls: type[Event], source: Event) -> dict[str, Any]:
     envelope: dict[str, Any] = {"job_id": source.job_id}
     if issubclass(cls, SegmentEvent) and isinstance(source, SegmentEvent):
         envelope |= {name: getattr(source, name) for name in _SEGMENT_ENVELOPE}
+    if issubclass(cls, FilmEvent) and isinstance(source, FilmEvent):
+        envelope["version"] = source.version
     return envelope
 
 
@@ -438,6 +463,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     WebhookRequested,
     WebhookFailed,
     JobCancelled,
+    SegmentRerenderRequested,
 )
 EVENTS_BY_SUBJECT: dict[str, type[Event]] = {e.subject: e for e in ALL_EVENTS}
 

@@ -80,6 +80,7 @@ class SegmentRecord(BaseModel):
     video_key: str | None = Field(None, description="work-bucket key of the attempt's MP4")
     delivery_key: str | None = None
     error: str | None = None
+    model: str | None = Field(None, description="model asked for (unset: the generator's default)")
     reached: dict[str, datetime] = Field(default_factory=dict, description="stage -> when the current attempt reached it")
 
     def stage_seconds(self) -> dict[str, float]:
@@ -117,7 +118,8 @@ class JobRecord(BaseModel):
     body_sha256: str | None = Field(None, description="hash of the submitted body (Idempotency-Key checks)")
     film_version: int = Field(0, description="versions of the film requested so far (a re-render adds one)")
     film_wanted: bool = Field(True, description="a film (or a new version) is to be requested once every segment is delivered")
-    film_key: str | None = None
+    film_key: str | None = Field(None, description="delivery key of the latest film")
+    films: dict[int, str] = Field(default_factory=dict, description="film version -> delivery key; earlier versions stay")
     film_url: str | None = None
     delivery_bucket: str | None = None
     report_key: str | None = None
@@ -164,16 +166,17 @@ def fold(record: JobRecord, event: Event) -> list[Event]:
     elif (stage := _STAGE_OF.get(type(event))) is not None:
         _fold_segment(record, event, stage)  # type: ignore[arg-type]
     elif (film_status := _FILM_STATUS.get(type(event))) is not None:
-        version = getattr(event, "version", 1) if isinstance(event, FilmRequested) else record.film_version
-        if not record.terminal and version == record.film_version:
+        if not record.terminal and event.version == record.film_version:  # type: ignore[attr-defined]
             record.status = film_status  # type: ignore[assignment]
     elif isinstance(event, JobCompleted):
-        if record.status != "cancelled":
-            record.status = "completed"
-        record.film_key, record.film_url, record.report_key = event.film_key, event.film_url, event.report_key
-        record.delivery_bucket, record.report_html_key = event.delivery_bucket, event.report_html_key
-        record.deliverables = event.deliverables
-        record.qa_failed_segments, record.duration_s = event.qa_failed_segments, event.duration_s
+        record.films[event.version] = event.film_key
+        if event.version == record.film_version:  # an earlier version finishing late changes nothing else
+            if record.status != "cancelled":
+                record.status = "completed"
+            record.film_key, record.film_url, record.report_key = event.film_key, event.film_url, event.report_key
+            record.delivery_bucket, record.report_html_key = event.delivery_bucket, event.report_html_key
+            record.deliverables = event.deliverables
+            record.qa_failed_segments, record.duration_s = event.qa_failed_segments, event.duration_s
     elif isinstance(event, JobFailed):
         if not record.terminal:
             record.status, record.error = "failed", f"{event.stage}: {event.error}"
@@ -202,6 +205,8 @@ def _fold_segment(record: JobRecord, event: Any, stage: str) -> None:
         return
     seg.stage = stage  # type: ignore[assignment]
     seg.reached.setdefault(stage, event.occurred_at)
+    if isinstance(event, SegmentRequested):
+        seg.model = event.model
     if isinstance(event, SegmentEncoded | SegmentChecked | SegmentDelivered):
         seg.video_key = event.video_key
     if isinstance(event, SegmentChecked | SegmentDelivered):

@@ -96,26 +96,31 @@ class Keys:
         return f"jobs/{job_id}/assets/"
 
     @staticmethod
-    def film(job_id: str) -> str:
-        return f"jobs/{job_id}/final.mp4"
+    def film_dir(job_id: str, version: int = 1) -> str:
+        """Where a film version and its renditions and reports live: version 1 in the job's folder, later ones in ``v{n}/``."""
+        return f"jobs/{job_id}" if version == 1 else f"jobs/{job_id}/v{version}"
 
     @staticmethod
-    def film_meta(job_id: str) -> str:
+    def film(job_id: str, version: int = 1) -> str:
+        return f"{Keys.film_dir(job_id, version)}/final.mp4"
+
+    @staticmethod
+    def film_meta(job_id: str, version: int = 1) -> str:
         """The encoder's metadata of the film, written last: its presence means the film is complete."""
-        return f"{Keys.film(job_id)}.json"
+        return f"{Keys.film(job_id, version)}.json"
 
     @staticmethod
-    def rendition(job_id: str, name: str) -> str:
+    def rendition(job_id: str, name: str, version: int = 1) -> str:
         """A rendition beside the film: ``jobs/J/final_9x16.mp4``, ``jobs/J/final_thumbnail.jpg``."""
-        return f"jobs/{job_id}/{rendition_file(name)}"
+        return f"{Keys.film_dir(job_id, version)}/{rendition_file(name)}"
 
     @staticmethod
-    def report(job_id: str) -> str:
-        return f"jobs/{job_id}/report.json"
+    def report(job_id: str, version: int = 1) -> str:
+        return f"{Keys.film_dir(job_id, version)}/report.json"
 
     @staticmethod
-    def report_html(job_id: str) -> str:
-        return f"jobs/{job_id}/report.html"
+    def report_html(job_id: str, version: int = 1) -> str:
+        return f"{Keys.film_dir(job_id, version)}/report.html"
 
 
 def rendition_file(name: str) -> str:
@@ -130,20 +135,24 @@ class DeliveryKeys:
         return f"{job_id}/segments/{index:03d}.mp4"
 
     @staticmethod
-    def film(job_id: str) -> str:
-        return f"{job_id}/final.mp4"
+    def film_dir(job_id: str, version: int = 1) -> str:
+        return job_id if version == 1 else f"{job_id}/v{version}"
 
     @staticmethod
-    def report(job_id: str) -> str:
-        return f"{job_id}/report.json"
+    def film(job_id: str, version: int = 1) -> str:
+        return f"{DeliveryKeys.film_dir(job_id, version)}/final.mp4"
 
     @staticmethod
-    def report_html(job_id: str) -> str:
-        return f"{job_id}/report.html"
+    def report(job_id: str, version: int = 1) -> str:
+        return f"{DeliveryKeys.film_dir(job_id, version)}/report.json"
 
     @staticmethod
-    def rendition(job_id: str, name: str) -> str:
-        return f"{job_id}/{rendition_file(name)}"
+    def report_html(job_id: str, version: int = 1) -> str:
+        return f"{DeliveryKeys.film_dir(job_id, version)}/report.html"
+
+    @staticmethod
+    def rendition(job_id: str, name: str, version: int = 1) -> str:
+        return f"{DeliveryKeys.film_dir(job_id, version)}/{rendition_file(name)}"
 
 
 _MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}

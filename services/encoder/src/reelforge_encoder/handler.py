@@ -153,7 +153,7 @@ def _resolver(deps: EncoderDeps, tmp: Path) -> Resolver:
 def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
     """Compile the film once from the delivered segments, with the storyboard's transitions, sound and renditions."""
     job = event.job_id
-    film_key, meta_key = Keys.film(job), Keys.film_meta(job)
+    film_key, meta_key = Keys.film(job, event.version), Keys.film_meta(job, event.version)  # a re-render: a new version
     if not deps.store.exists(deps.bucket, meta_key):
         board = _storyboard(deps, job)
         deps = with_quality(deps, board)
@@ -169,7 +169,7 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
             result = make_film(board, paths, work, deps.codec, fps, _resolver(deps, work), deps.espeak, pieces)
             deliverables = {}
             for name, path in result.renditions.items():
-                deliverables[name] = Keys.rendition(job, name)
+                deliverables[name] = Keys.rendition(job, name, event.version)
                 deps.store.put_file(deps.bucket, deliverables[name], path, "image/jpeg" if path.suffix == ".jpg" else "video/mp4")
             deps.store.put_file(deps.bucket, film_key, result.film, "video/mp4")
         deps.store.put_json(deps.bucket, meta_key, result.meta | {"deliverables": deliverables})

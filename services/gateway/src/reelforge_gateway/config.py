@@ -1,3 +1,5 @@
+from typing import Literal
+
 from pydantic import Field, SecretStr
 
 from reelforge_shared.settings import CommonSettings
@@ -27,3 +29,13 @@ class GatewaySettings(CommonSettings):
     )
     max_image_bytes: int = Field(10_000_000, ge=1024, description="largest image for /api/video/image-to-video (413 above)")
     max_image_pixels: int = Field(4096 * 4096, ge=256, description="largest image (width x height) accepted for image-to-video")
+    api_tokens: SecretStr | None = Field(
+        None, description="bearer tokens of the API as comma-separated `name:token` pairs; logs name the caller, never the token"
+    )
+    api_auth: Literal["on", "off"] = Field(
+        "on", description="`off` serves /v1 without tokens (set by `reelforge run`/`up` when no tokens are configured)"
+    )
+    rate_limit_per_min: int = Field(60, ge=1, description="requests per token in any minute (429 with Retry-After above)")
+    max_jobs_in_flight: int = Field(10, ge=1, description="unfinished jobs per token (429 `queue_full` above)")
+    sse_heartbeat_s: float = Field(15.0, gt=0, description="seconds between heartbeat comments on a job's event stream")
+    webhook_allow_private: bool = Field(False, description="allow webhook targets on loopback/private addresses")

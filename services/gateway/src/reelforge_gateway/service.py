@@ -11,10 +11,14 @@ import uvicorn
 
 from reelforge_gateway import assets_api, video_api
 from reelforge_gateway.app import GatewayDeps, create_app
+from reelforge_gateway.auth import Access, parse_tokens
 from reelforge_gateway.config import GatewaySettings
 from reelforge_shared.assets import open_registry
 from reelforge_shared.bus import Bus
+from reelforge_shared.events import Event, SegmentRerenderRequested
 from reelforge_shared.ledger import observer_routes
+from reelforge_shared.rerender import RerenderRefused, plan_rerender
+from reelforge_shared.runner import Route
 from reelforge_shared.service import Service, open_store
 from reelforge_shared.storage import ObjectStore
 
@@ -23,9 +27,26 @@ log = structlog.get_logger("reelforge.gateway")
 
 
 def build(settings: GatewaySettings) -> Service:
+    """The gateway: the ledger's observer, re-render commands, and the HTTP API (refuses to run open by accident)."""
+    tokens = parse_tokens(settings.api_tokens.get_secret_value() if settings.api_tokens else None)
+    if settings.api_auth == "on" and not tokens:
+        raise ValueError("REELFORGE_API_TOKENS is not set: give the API's tokens (name:token,...) or set REELFORGE_API_AUTH=off")
     store = open_store(settings)
     service = Service("gateway", settings, [], None)
     service.routes.extend(observer_routes(lambda: service.ledger))  # the ledger is opened when the bus is up
+
+    async def rerender(event: SegmentRerenderRequested, _deps: object) -> list[Event]:
+        """A service asked for a segment again (continuity QA): the same path as the API's re-render."""
+        assert service.ledger is not None  # noqa: S101 - opened before any route runs
+        try:
+            _, request = await plan_rerender(service.ledger, store, settings.work_bucket, event.job_id, event.index,
+                                             seed=event.seed, prompt=event.prompt, by=event.reason or event.subject)
+        except RerenderRefused as exc:  # the job goes on as it was: refusing a request does not fail it
+            log.warning("gateway.rerender_refused", job_id=event.job_id, index=event.index, reason=exc.code, error=str(exc))
+            return []
+        return [request]
+
+    service.routes.append(Route(SegmentRerenderRequested, rerender))
     service.companions.append(lambda bus, stop: serve_http(service, bus, store, stop))
     service.companions.append(lambda bus, stop: watch_jobs(service, settings.lag_poll_s, stop))
     return service
@@ -54,7 +75,12 @@ class _EmbeddedServer(uvicorn.Server):
 async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: asyncio.Event) -> None:
     settings: GatewaySettings = service.settings
     assert service.ledger is not None  # noqa: S101 - run_service opens it before companions start
-    deps = GatewayDeps(bus, store, service.ledger, settings.work_bucket, settings.max_body_bytes, service.health)
+    tokens = parse_tokens(settings.api_tokens.get_secret_value() if settings.api_tokens else None)
+    access = Access(tokens, enabled=settings.api_auth == "on", per_minute=settings.rate_limit_per_min)
+    deps = GatewayDeps(
+        bus, store, service.ledger, settings.work_bucket, settings.max_body_bytes, service.health, access,
+        settings.max_jobs_in_flight, settings.sse_heartbeat_s, settings.webhook_allow_private, settings.delivery_bucket,
+    )
     app = create_app(deps)
     database = settings.assets_database_url.get_secret_value() if settings.assets_database_url else None
     assets_api.install(app, await asyncio.to_thread(open_registry, database, store, settings.work_bucket))

@@ -78,7 +78,7 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
 def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
     """Check the film as a whole and write the job report; the JSON is written last and marks it done."""
     job = event.job_id
-    report_key, html_key = Keys.report(job), Keys.report_html(job)
+    report_key, html_key = Keys.report(job, event.version), Keys.report_html(job, event.version)
     if not deps.store.exists(deps.bucket, report_key):
         board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
         markers = {m["index"]: m for m in map(lambda k: deps.store.get_json(deps.bucket, k),
@@ -110,13 +110,13 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
         FilmChecked.follow(
             event, film_key=event.film_key, duration_s=event.duration_s, frame_count=event.frame_count, fps=event.fps,
             width=event.width, height=event.height, passed=bool((report.get("film_qa") or {}).get("passed")),
-            deliverables=_deliverables(deps, job), report_key=report_key, report_html_key=html_key,
+            deliverables=_deliverables(deps, job, event.version), report_key=report_key, report_html_key=html_key,
         )
     ]
 
 
-def _deliverables(deps: QaDeps, job: str) -> dict[str, str]:
+def _deliverables(deps: QaDeps, job: str, version: int = 1) -> dict[str, str]:
     """Renditions the encoder made beside the film (listed in its metadata object)."""
-    meta_key = Keys.film_meta(job)
+    meta_key = Keys.film_meta(job, version)
     meta = deps.store.get_json(deps.bucket, meta_key) if deps.store.exists(deps.bucket, meta_key) else {}
     return dict(meta.get("deliverables") or {})

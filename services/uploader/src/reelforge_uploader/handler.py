@@ -40,22 +40,22 @@ def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
 
 def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:
     """Deliver the film, its renditions and the job reports QA wrote, then announce the job complete."""
-    job = event.job_id
-    film = deps.delivery.deliver(job, event.film_key, DeliveryKeys.film(job), {"film": True})
+    job, v = event.job_id, event.version  # each film version is delivered beside the earlier ones
+    film = deps.delivery.deliver(job, event.film_key, DeliveryKeys.film(job, v), {"film": True})
     deliverables = {}
     for name, key in event.deliverables.items():
-        deliverables[name] = DeliveryKeys.rendition(job, name)
+        deliverables[name] = DeliveryKeys.rendition(job, name, v)
         deps.delivery.deliver(job, key, deliverables[name], {"rendition": name})
-    report_json = deps.delivery.deliver(job, event.report_key, DeliveryKeys.report(job), {"report": "json"})
+    report_json = deps.delivery.deliver(job, event.report_key, DeliveryKeys.report(job, v), {"report": "json"})
     html_key = None
     if event.report_html_key:
-        html_key = DeliveryKeys.report_html(job)
+        html_key = DeliveryKeys.report_html(job, v)
         deps.delivery.deliver(job, event.report_html_key, html_key, {"report": "html"})
     report = deps.store.get_json(deps.work_bucket, event.report_key)
     return [
         JobCompleted.follow(
-            event, delivery_bucket=deps.delivery_bucket, film_key=DeliveryKeys.film(job), film_url=film.url,
-            film_storage_provider=film.provider, film_parts=film.parts, report_key=DeliveryKeys.report(job),
+            event, delivery_bucket=deps.delivery_bucket, film_key=DeliveryKeys.film(job, v), film_url=film.url,
+            film_storage_provider=film.provider, film_parts=film.parts, report_key=DeliveryKeys.report(job, v),
             report_url=report_json.url, duration_s=event.duration_s,
             segment_count=len(report["segments"]),
             qa_failed_segments=[s["index"] for s in report["segments"] if not s.get("qa_passed", True)],

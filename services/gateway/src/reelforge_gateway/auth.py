@@ -1,0 +1,84 @@
+"""Who is calling, and how often: bearer tokens from REELFORGE_API_TOKENS and per-token limits.
+
+Tokens are ``name:token`` pairs. A request to ``/v1/...`` or ``/api/...`` without a known token gets
+401; the caller is known by its name from then on (logs carry the name, never the token). Each name
+may make REELFORGE_RATE_LIMIT_PER_MIN requests in any minute (a moving window from the ``limits``
+library; 429 with Retry-After above it). With REELFORGE_API_AUTH=off (local mode) every caller is
+``anonymous`` and no limit applies.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import time
+from dataclasses import dataclass, field
+
+import structlog
+from fastapi import Request
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from reelforge_gateway.errors import ApiError
+
+ANONYMOUS = "anonymous"
+GUARDED_PREFIXES = ("/v1/", "/api/")
+
+
+def parse_tokens(raw: str | None) -> dict[str, str]:
+    """``name:token,...`` -> {token: name}; a malformed pair is named by position, never echoed."""
+    tokens: dict[str, str] = {}
+    for position, pair in enumerate(p.strip() for p in (raw or "").split(",") if p.strip()):
+        name, sep, token = pair.partition(":")
+        if not sep or not name.strip() or not token.strip():
+            raise ValueError(f"REELFORGE_API_TOKENS: pair {position + 1} is not name:token")
+        if token.strip() in tokens:
+            raise ValueError(f"REELFORGE_API_TOKENS: pair {position + 1} ({name.strip()}) repeats another pair's token")
+        tokens[token.strip()] = name.strip()
+    return tokens
+
+
+@dataclass
+class Access:
+    tokens: dict[str, str]  # token -> name
+    enabled: bool = True
+    per_minute: int = 60
+    limiter: MovingWindowRateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.item = RateLimitItemPerMinute(self.per_minute)
+
+    def caller(self, authorization: str | None) -> str:
+        if not self.enabled:
+            return ANONYMOUS
+        scheme, _, presented = (authorization or "").partition(" ")
+        if scheme.lower() == "bearer" and presented:
+            for token, name in self.tokens.items():  # compare every token in constant time
+                if hmac.compare_digest(token.encode(), presented.strip().encode()):
+                    return name
+        raise ApiError(401, "unauthorized", "a valid bearer token is required (Authorization: Bearer TOKEN)",
+                       headers={"WWW-Authenticate": "Bearer"})
+
+    async def admit(self, name: str) -> None:
+        if not self.enabled:
+            return
+        if not await self.limiter.hit(self.item, name):
+            stats = await self.limiter.get_window_stats(self.item, name)
+            retry = max(1, math.ceil(stats.reset_time - time.time()))
+            raise ApiError(429, "rate_limited", f"more than {self.per_minute} requests in a minute; retry in {retry} s",
+                           headers={"Retry-After": str(retry)}, limit_per_min=self.per_minute, retry_after_s=retry)
+
+    async def guard(self, request: Request) -> None:
+        """App-wide dependency: /v1 and /api need a token and stay within the rate limit; others are open."""
+        if not request.url.path.startswith(GUARDED_PREFIXES):
+            return
+        name = self.caller(request.headers.get("authorization"))
+        request.state.caller = name
+        structlog.contextvars.bind_contextvars(caller=name)
+        await self.admit(name)
+
+
+def caller_of(request: Request) -> str:
+    return getattr(request.state, "caller", ANONYMOUS)

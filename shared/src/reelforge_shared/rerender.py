@@ -1,0 +1,92 @@
+"""Re-render one segment of a job: the one path for the API's re-render and for continuity-driven regeneration.
+
+:func:`rerender_segment` (a coroutine) does it from anywhere that holds the ledger, the bus and the
+store: it checks the job in the ledger, moves the segment to a new attempt there (compare-and-set),
+and publishes ``segment.requested`` for that attempt with the new seed and/or prompt (the style,
+cast and location of the storyboard still apply). From a handler, return a
+:class:`~reelforge_shared.events.SegmentRerenderRequested` event instead: the gateway's route for it
+calls this function.
+
+What follows is the ordinary flow: the generator renders the new attempt beside the old one, the
+encoder encodes it (only its own pieces: the joins next to it are cut again when the film is
+assembled), QA checks it, the uploader delivers it; the ledger, seeing every segment delivered again,
+requests the film's next version (``film.requested`` with ``version`` + 1). Film versions have keys of
+their own (``Keys.film(job, version)``), so earlier films stay.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reelforge_shared.errors import InvalidInput, PermanentError
+from reelforge_shared.events import SegmentRequested
+from reelforge_shared.ledger import JobRecord, Ledger, SegmentRecord
+from reelforge_shared.specs import render_spec
+from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import parse_storyboard
+
+RERENDERABLE = frozenset({"film_encoding", "film_checking", "delivering", "completed"})  # every segment delivered
+
+
+class RerenderRefused(PermanentError):
+    """The job or segment cannot be re-rendered now; ``code`` says why (job_not_finished, segment_not_found)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+async def rerender_segment(
+    ledger: Ledger, bus: Any, store: ObjectStore, bucket: str, job_id: str, index: int, *,
+    seed: int | None = None, prompt: str | None = None, by: str | None = None, statuses: frozenset[str] = RERENDERABLE,
+) -> JobRecord:
+    """Render segment ``index`` of ``job_id`` again (new ``seed`` and/or ``prompt``); the updated record.
+
+    Refused (:class:`RerenderRefused`) unless the job's status is in ``statuses`` (by default: every
+    segment delivered; the API passes ``{"completed"}``) and the segment exists.
+    """
+    record, request = await plan_rerender(
+        ledger, store, bucket, job_id, index, seed=seed, prompt=prompt, by=by, statuses=statuses
+    )
+    await bus.publish(request)
+    return record
+
+
+async def plan_rerender(
+    ledger: Ledger, store: ObjectStore, bucket: str, job_id: str, index: int, *,
+    seed: int | None = None, prompt: str | None = None, by: str | None = None, statuses: frozenset[str] = RERENDERABLE,
+) -> tuple[JobRecord, SegmentRequested]:
+    """:func:`rerender_segment` without the publish: the ledger moved, and the ``segment.requested`` to publish."""
+    if seed is None and prompt is None:
+        raise InvalidInput("rerender: give a new seed, a new prompt, or both")
+    board = parse_storyboard(store.get_json(bucket, Keys.storyboard(job_id)))
+    if not 1 <= index <= len(board.segments):
+        raise RerenderRefused("segment_not_found", f"job {job_id} has segments 1 to {len(board.segments)}, not {index}")
+    segment = board.segments[index - 1]
+    if prompt is not None:
+        segment = segment.model_copy(update={"prompt": prompt})
+        board = board.model_copy(update={"segments": [*board.segments[: index - 1], segment, *board.segments[index:]]})
+    spec = render_spec(board, index)
+    if seed is not None:
+        spec = spec.model_copy(update={"seed": seed})
+
+    def move(record: JobRecord) -> tuple[int, str | None] | str:
+        if record.status not in statuses:
+            return record.status
+        old = record.segments.get(index) or SegmentRecord(index=index, id=segment.id)
+        attempt = old.attempt + 1
+        record.segments[index] = SegmentRecord(index=index, id=segment.id, attempt=attempt, model=old.model)
+        record.status, record.film_wanted, record.error = "running", True, None
+        what = ", ".join(f"{k} {v!r}" for k, v in (("seed", seed), ("prompt", prompt)) if v is not None)
+        detail = f"attempt {attempt}: {what}" + (f" by {by}" if by else "")
+        record.record("segment.rerender", index=index, stage="queued", detail=detail)
+        return attempt, old.model
+
+    record, moved = await ledger.update(job_id, move)
+    if record is None:
+        raise RerenderRefused("job_not_found", f"no job {job_id!r}")
+    if isinstance(moved, str):
+        message = f"job {job_id} is {moved}; a segment can be re-rendered once the job is finished"
+        raise RerenderRefused("job_not_finished", message)
+    attempt, model = moved
+    return record, SegmentRequested(job_id=job_id, index=index, segment_id=segment.id, attempt=attempt, spec=spec, model=model)
