@@ -90,6 +90,7 @@ class Route:
     # Only records what happened (the ledger, metrics): runs for cancelled jobs too, does no job work, and its
     # failure never fails the segment (dead-lettered for this route alone).
     observer: bool = False
+    after_cancel: bool = False  # runs for cancelled jobs too (observers always do): notifications such as webhooks
 
 
 def outage_of(exc: BaseException) -> DependencyDown | None:
@@ -238,7 +239,8 @@ class Runner:
     ) -> tuple[str, str | None]:
         name = type(event).__name__
         try:
-            if not route.observer and self.cancel_check is not None and await self.cancel_check.cancelled(event.job_id):
+            skippable = not (route.observer or route.after_cancel)
+            if skippable and self.cancel_check is not None and await self.cancel_check.cancelled(event.job_id):
                 await self._outlast(msg.ack, "ack")
                 return "cancelled", None
             results = await self._outlast(lambda: self._call(route, event), "handle", abandon=True)
