@@ -27,7 +27,6 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,6 +34,7 @@ from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reelforge_gateway.errors import ApiError, ErrorBody, error_response
 from reelforge_gateway.submit import submit_job
 from reelforge_shared.bus import Bus
 from reelforge_shared.ledger import Ledger
@@ -46,27 +46,14 @@ TINY_PREFIX = "reelforge/tiny-"
 Kind = Literal["text-to-video", "image-to-video"]
 
 
-class ErrorBody(BaseModel):
-    """Seed 002's error shape."""
+class VideoError(ApiError):
+    """An error of the video endpoints, in the gateway's one error shape (seed 002's)."""
 
-    error: str = Field(description="machine-readable code", examples=["model_not_found"])
-    message: str = Field(description="what went wrong, for people", examples=["Model 'invalid/model' not found"])
-    details: dict[str, Any] = Field(
-        default_factory=dict,
-        description="what the code needs",
-        examples=[{"requested_model": "invalid/model", "fallback_model": "damo-vilab/text-to-video-ms-1.7b"}],
-    )
-    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC), examples=["2025-12-22T10:30:00Z"])
-
-
-class VideoError(Exception):
     def __init__(self, status: int, error: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.status, self.error, self.message, self.details = status, error, message, details
+        super().__init__(status, error, message, **details)
 
     def response(self) -> JSONResponse:
-        body = ErrorBody(error=self.error, message=self.message, details=self.details)
-        return JSONResponse(status_code=self.status, content=body.model_dump(mode="json"))
+        return error_response(self.status, self.error, self.message, **self.details)
 
 
 class VideoParams(BaseModel):
