@@ -110,6 +110,22 @@ def worker(
         await run_service(service, _until_signal())
 
     asyncio.run(main())
+    _exit_past_abandoned_work()
+
+
+def _exit_past_abandoned_work() -> None:
+    """Exit 0 now if handler threads were abandoned (a drain or a time limit): their work was handed back.
+
+    Python would wait for nothing (they are daemon threads) but tear the interpreter down under a
+    thread still inside torch or ffmpeg, which aborts the process (exit -6) instead of exiting 0.
+    """
+    import os
+    import threading
+
+    if any(t.name.startswith("handler-") and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @app.command()

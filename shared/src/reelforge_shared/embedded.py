@@ -7,6 +7,7 @@ their data in a directory the caller owns. Nothing is downloaded at run time.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import shutil
@@ -15,8 +16,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ACCESS_KEY = "reelforge"
@@ -81,6 +82,32 @@ class EmbeddedServer:
     url: str
     process: subprocess.Popen
     log: Path
+    command: list[str] = field(default_factory=list)  # to restart it on the same port and data (fault tests)
+    env: dict[str, str] | None = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a lost node would end it."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        """Start it again with the same command: same port, same data directory."""
+        self.stop()
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        port = int(self.url.rsplit(":", 1)[1])
+        # S603: the command we started it with. PLW1509: see start_nats.
+        out, cmd, pdeath = self.log.open("ab"), self.command, _die_with_parent
+        self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env, preexec_fn=pdeath)  # noqa: S603, PLW1509
+
+        def ready() -> bool:
+            if self.name != "nats":
+                return _http_ok(f"http://127.0.0.1:{port}/")
+            with self.log.open("rb") as f:
+                f.seek(offset)
+                return _tcp_open(port) and b"Server is ready" in f.read()
+
+        _wait(ready, self.name, self.process, self.log, timeout=60)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -92,16 +119,74 @@ class EmbeddedServer:
                 self.process.wait()
 
 
-def start_nats(data_dir: Path) -> EmbeddedServer:
+# JetStream on file storage, and every write fsynced before it is acknowledged. The default
+# (sync_interval 2 min) acknowledges writes that live only in the OS page cache: Jepsen's test of
+# NATS 2.12.1 (2025) lost acknowledged messages when nodes lost power, and with a minority of
+# nodes fsyncing late a cluster can elect a leader missing acknowledged writes. A film job is a
+# few hundred small messages, so the cost of an fsync each is nothing beside rendering.
+JETSTREAM_DURABILITY = "sync_interval: always"
+
+
+def nats_config(
+    store_dir: Path, port: int, *, name: str = "reelforge", cluster_port: int | None = None, routes: Sequence[int] = ()
+) -> str:
+    """A nats-server config: loopback, JetStream on file storage with fsync per write, optionally one cluster node."""
+    lines = [
+        f"server_name: {name}",
+        f"listen: 127.0.0.1:{port}",
+        "jetstream {",
+        f'  store_dir: "{store_dir}"',
+        f"  {JETSTREAM_DURABILITY}",
+        "}",
+    ]
+    if cluster_port is not None:
+        lines += [
+            "cluster {",
+            "  name: reelforge",
+            f"  listen: 127.0.0.1:{cluster_port}",
+            "  routes: [" + ", ".join(f"nats-route://127.0.0.1:{r}" for r in routes) + "]",
+            "}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def start_nats(data_dir: Path, port: int | None = None, config: str | None = None) -> EmbeddedServer:
+    """One nats-server with JetStream (file storage, ``sync_interval: always``).
+
+    ``port`` and ``data_dir`` again restart a server on its store (the tests restart servers so);
+    ``config`` replaces the generated one (a cluster node, see :func:`start_nats_cluster`).
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = data_dir / "nats-server.log"
-    cmd = [find_binary("nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(data_dir / "jetstream")]
+    conf = data_dir / "nats-server.conf"
+    conf.write_text(config or nats_config(data_dir / "jetstream", port))
+    cmd = [find_binary("nats-server"), "-c", str(conf)]
+    start = log.stat().st_size if log.exists() else 0
     # S603: our own server binary with an argument list we built (no shell). PLW1509: preexec_fn only
     # calls prctl(PR_SET_PDEATHSIG), which no other Popen option can do.
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: S603, PLW1509
-    _wait(lambda: _tcp_open(port) and "Server is ready" in log.read_text(errors="replace"), "nats-server", proc, log)
-    return EmbeddedServer("nats", f"nats://127.0.0.1:{port}", proc, log)
+    proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: S603, PLW1509
+
+    def ready() -> bool:
+        with log.open("rb") as f:
+            f.seek(start)
+            return _tcp_open(port) and b"Server is ready" in f.read()
+
+    _wait(ready, "nats-server", proc, log)
+    return EmbeddedServer("nats", f"nats://127.0.0.1:{port}", proc, log, cmd)
+
+
+def start_nats_cluster(data_dir: Path, size: int = 3) -> list[EmbeddedServer]:
+    """``size`` clustered nats-servers on loopback ports (``server.url`` of each; all of them joined by commas)."""
+    ports = [(free_port(), free_port()) for _ in range(size)]
+    procs = []
+    for i, (port, cluster_port) in enumerate(ports):
+        routes = [c for j, (_, c) in enumerate(ports) if j != i]
+        node = data_dir / f"n{i + 1}"
+        config = nats_config(node / "jetstream", port, name=f"n{i + 1}", cluster_port=cluster_port, routes=routes)
+        procs.append((node, port, config))
+    with concurrent.futures.ThreadPoolExecutor(size) as pool:  # a node waits for its peers before it is ready
+        return list(pool.map(lambda args: start_nats(args[0], args[1], args[2]), procs))
 
 
 def start_s3(data_dir: Path) -> EmbeddedServer:
@@ -137,7 +222,7 @@ def start_s3(data_dir: Path) -> EmbeddedServer:
         # calls prctl(PR_SET_PDEATHSIG), which no other Popen option can do.
         proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: S603, PLW1509
     _wait(lambda: _http_ok(f"http://127.0.0.1:{port}/"), "S3 server", proc, log, timeout=60)
-    return EmbeddedServer("s3", f"127.0.0.1:{port}", proc, log)
+    return EmbeddedServer("s3", f"127.0.0.1:{port}", proc, log, cmd, env if minio else None)
 
 
 @contextlib.contextmanager

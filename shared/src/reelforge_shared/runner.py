@@ -126,7 +126,8 @@ class Runner:
     cancel_check: Any = None  # reelforge_shared.ledger.CancelCheck; None: no job is ever skipped
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _drain_deadline: float | None = None
-    _clear: asyncio.Event = field(default_factory=asyncio.Event)  # set while no dependency is down: loops fetch only then
+    _clear: asyncio.Event = field(default_factory=asyncio.Event)  # set while no handler waits out an outage: loops fetch then
+    _outages: int = 0  # handlers waiting out an outage now
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run every route until ``stop`` is set; in-flight work gets ``drain_s`` to finish, then is handed back."""
@@ -172,8 +173,9 @@ class Runner:
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.lag_poll_s)
 
     async def _loop(self, route: Route, sub: Any, stop: asyncio.Event) -> None:
+        fetch_tries = 0  # the fetch is its own probe of NATS: it backs off, never waits for another loop
         while not stop.is_set():
-            if not self._clear.is_set():  # a dependency is down: taking messages now would only hold them
+            if not self._clear.is_set():  # a handler waits out an outage: taking messages now would only hold them
                 await _first(self._clear.wait(), stop.wait())
                 continue
             try:
@@ -186,8 +188,10 @@ class Runner:
                     log.exception("runner.fetch_failed", error=repr(exc))
                     await _first(asyncio.sleep(1), stop.wait())
                     continue
-                await self._wait_out(down, 0, time.monotonic(), "fetch")
+                await self._wait_out(down, fetch_tries, time.monotonic(), "fetch")
+                fetch_tries += 1
                 continue
+            fetch_tries = 0
             self._dependency_up("nats")
             # Messages waiting their turn report in-progress too, or JetStream would redeliver them meanwhile.
             waiting = {id(m): asyncio.create_task(self._keep_alive(m, route)) for m in msgs[1:]}
@@ -243,7 +247,7 @@ class Runner:
             if skippable and self.cancel_check is not None and await self.cancel_check.cancelled(event.job_id):
                 await self._outlast(msg.ack, "ack")
                 return "cancelled", None
-            results = await self._outlast(lambda: self._call(route, event), "handle", abandon=True)
+            results = await self._outlast(lambda: self._call(route, event), "handle")
             for result in results:
                 if why := lost_envelope(event, result):  # a handler bug: fail loudly, never a silent duplicate
                     raise PermanentError(why)
@@ -311,29 +315,39 @@ class Runner:
         finally:
             stopping.cancel()
 
-    async def _outlast(self, step: Callable[[], Awaitable[Any]], what: str, *, abandon: bool = False) -> Any:
+    async def _outlast(self, step: Callable[[], Awaitable[Any]], what: str) -> Any:
         """Run ``step``, waiting out outages of S3 or NATS (backoff with jitter) up to the outage tolerance.
 
-        Past the tolerance the DependencyDown is raised with the outage named. On stop, an outage
-        wait ends early with the DependencyDown too (``abandon``: as a drain hand-back).
+        Meanwhile the other loops of this worker take no new messages. Past the tolerance the
+        DependencyDown is raised with the outage named. On stop the wait ends: the work is handed
+        back (:class:`Abandoned`, "drain"), its message left to JetStream.
         """
         began, tries = time.monotonic(), 0
-        while True:
-            try:
-                result = await step()
-            except Exception as exc:
-                down = outage_of(exc)
-                if down is None:
-                    raise
-                if abandon and self._stop.is_set():
-                    raise Abandoned("drain", f"handed back during the {down.dependency} outage: {down.detail}") from exc
-                await self._wait_out(down, tries, began, what)
-                tries += 1
-                continue
+        try:
+            while True:
+                try:
+                    result = await step()
+                except Exception as exc:
+                    down = outage_of(exc)
+                    if down is None:
+                        raise
+                    if self._stop.is_set():
+                        raise Abandoned("drain", f"handed back during the {down.dependency} outage: {down.detail}") from exc
+                    if tries == 0:
+                        self._outages += 1
+                        self._clear.clear()
+                    await self._wait_out(down, tries, began, what)
+                    tries += 1
+                    continue
+                if tries:
+                    for dependency in list(self.health.down):
+                        self._dependency_up(dependency)
+                return result
+        finally:
             if tries:
-                for dependency in list(self.health.down):
-                    self._dependency_up(dependency)
-            return result
+                self._outages -= 1
+                if self._outages == 0:
+                    self._clear.set()
 
     async def _wait_out(self, down: DependencyDown, tries: int, began: float, what: str) -> None:
         waited = time.monotonic() - began
@@ -346,7 +360,6 @@ class Runner:
         if down.dependency not in self.health.down:
             log.warning("dependency.down", dependency=down.dependency, during=what, error=down.detail)
         self.health.dependency_down(down.dependency, down.detail)
-        self._clear.clear()
         pause = min(backoff(tries), self.settings.outage_tolerance_s - waited)
         OUTAGE_SECONDS.labels(self.service, down.dependency).inc(pause)
         await _first(asyncio.sleep(pause), self._stop.wait())
@@ -355,8 +368,6 @@ class Runner:
         if dependency in self.health.down:
             self.health.dependency_up(dependency)
             log.info("dependency.up", dependency=dependency)
-        if not self.health.down:
-            self._clear.set()
 
     async def _dead_letter(self, msg: Any, name: str, deliveries: int, error: str) -> None:
         DEAD_LETTERS.labels(self.service, name).inc()

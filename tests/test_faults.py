@@ -1,0 +1,172 @@
+"""The fault suite: the five services as separate `reelforge worker` processes, one fault per test.
+
+Every test checks from outside (NATS and S3 only, see fault_harness.check_job): the job completes,
+each segment is delivered once, the delivery bucket holds one film, the stream holds one
+job.completed. The servers and workers are shared by the tests of this module (each test its own
+job); a fault that ends a worker starts a new one, as Kubernetes would. Tiny storyboards: a few
+frames of 64x36 per segment. The 3-node cluster is in test_faults_cluster.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from fault_harness import SERVICES, System, check_job, log_lines, storyboard, stream_events, wait_for_event
+
+from reelforge_shared.embedded import EmbeddedServer, start_nats, start_s3
+from reelforge_shared.events import EVENTS_BY_SUBJECT, ModelInfo, SegmentGenerated
+from reelforge_shared.storage import Keys
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, EmbeddedServer]]:
+    """A nats-server and an S3 server of this module's own: the tests restart and stop them."""
+    root = tmp_path_factory.mktemp("fault-servers")
+    found = {"nats": start_nats(root / "nats"), "s3": start_s3(root / "s3")}
+    yield found
+    for server in found.values():
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def system(servers: dict[str, EmbeddedServer], model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    prefix = "f" + uuid.uuid4().hex[:8]
+    env = {"REELFORGE_MODEL_CACHE_DIR": str(model_cache), "REELFORGE_DRAIN_S": "2"}
+    system = System(tmp_path_factory.mktemp("fault-workers"), servers["nats"].url, servers["s3"].url, prefix, env)
+    system.start_all()
+    yield system
+    system.stop_all()
+
+
+def _await(coro):  # the harness is async; these tests drive processes and wait on NATS/S3
+    return asyncio.run(coro)
+
+
+def _wait_for_object(system: System, prefix: str, timeout: float = 120) -> None:
+    store, deadline = system.store(), time.monotonic() + timeout
+    while not store.list_keys(system.work_bucket, prefix):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing under {prefix}")
+        time.sleep(0.05)
+
+
+def _all_alive(system: System) -> None:
+    dead = {n: w.process.returncode for n, w in system.workers.items() if w.process.poll() is not None}
+    assert not dead, f"workers exited: {dead}"
+
+
+def test_one_idempotency_key_makes_one_job(system: System) -> None:
+    board = storyboard("idempotent", segments=2)
+    first = system.submit(board, idempotency_key="drill-7")
+    again = system.submit(board, idempotency_key="drill-7")
+    assert again == first
+    events = _await(check_job(system, first, 2))
+    assert [s for s, _ in events].count("job.submitted") == 1
+
+
+@pytest.mark.parametrize(
+    ("victim", "moment"),
+    [
+        ("generator", "frame"),  # mid-segment: its first frame is stored, the rest not yet
+        ("encoder", "film.requested"),  # while it compiles the film
+        ("qa", "segment.encoded"),
+        ("uploader", "segment.checked"),
+    ],
+)
+def test_kill_9_of_a_worker_mid_work(system: System, victim: str, moment: str) -> None:
+    job = system.submit(storyboard(f"kill {victim}", frames=10 if victim == "generator" else 4))
+    if moment == "frame":
+        _wait_for_object(system, Keys.frames(job, 1))
+    else:
+        _await(wait_for_event(system.nats_url, system.prefix, moment, job))
+    assert system.kill(victim) == -signal.SIGKILL
+    system.start(victim)
+    _await(check_job(system, job, 3))
+    _all_alive(system)
+
+
+def test_sigterm_drains_the_generator_and_the_next_one_resumes(system: System) -> None:
+    job = system.submit(storyboard("drain", segments=2, frames=24))
+    _wait_for_object(system, Keys.frames(job, 1))
+    began = time.monotonic()
+    code = system.kill("generator", signal.SIGTERM)
+    took = time.monotonic() - began
+    old = system.workers["generator"]
+    stored = len(system.store().list_keys(system.work_bucket, Keys.frames(job, 1)))
+    system.start("generator")
+    _await(check_job(system, job, 2))
+    handled = [line for line in log_lines(old) if line.get("event") == "event.handled"]
+    assert code == 0 and took < 2 + 15, (code, took)  # REELFORGE_DRAIN_S=2, plus the process's own exit
+    assert handled and handled[-1]["outcome"] in {"handed-back", "ok"}, handled[-1:]
+    assert stored >= 1  # what it rendered stays stored: the next generator renders only the rest
+
+
+def test_poison_on_every_subject_is_dead_lettered_and_the_job_goes_on(system: System) -> None:
+    async def poison() -> None:
+        nc = await nats.connect(system.nats_url)
+        js = nc.jetstream()
+        for subject in EVENTS_BY_SUBJECT:
+            await js.publish(f"{system.prefix}.{subject}", b"\x00 not an event")
+        model = ModelInfo(name="m", pipeline="p", random_weights=True)  # decodable, but its job does not exist
+        await js.publish(f"{system.prefix}.segment.generated", SegmentGenerated(
+            job_id="j-poison", index=1, segment_id="s1", frames_prefix="nowhere/", frame_count=1, fps=1, width=8, height=8,
+            model=model,
+        ).model_dump_json().encode())
+        await nc.close()
+
+    _await(poison())
+    job = system.submit(storyboard("after poison", segments=2))
+    _await(check_job(system, job, 2))
+    failed = _await(wait_for_event(system.nats_url, system.prefix, "segment.failed", "j-poison", timeout=120))
+    assert failed["stage"] == "encoder" and failed["error"]
+    letters = [body for subject, body in _await(stream_events(system.nats_url, system.prefix)) if subject.startswith("dead.")]
+    poisoned = {(letter["service"], letter["subject"]) for letter in letters if "not an event" in letter["payload"]}
+    consumers = _await(_consumers(system))  # every (service, subject) a worker consumes
+    assert consumers and consumers <= poisoned, f"not dead-lettered: {sorted(consumers - poisoned)}"
+    _all_alive(system)
+
+
+async def _consumers(system: System) -> set[tuple[str, str]]:
+    nc = await nats.connect(system.nats_url)
+    infos = await nc.jetstream().consumers_info(system.prefix.upper())
+    await nc.close()
+    return {(i.name.split("-", 1)[0], i.config.filter_subject) for i in infos if i.config.durable_name}
+
+
+def test_nats_server_restarted_twice_during_one_job(system: System, servers: dict[str, EmbeddedServer]) -> None:
+    job = system.submit(storyboard("nats restarts", segments=3, frames=6))
+    _await(wait_for_event(system.nats_url, system.prefix, "segment.generated", job))
+    servers["nats"].restart()
+    _await(wait_for_event(system.nats_url, system.prefix, "segment.encoded", job))
+    servers["nats"].restart()
+    _await(check_job(system, job, 3))
+    _all_alive(system)  # the workers reconnected; none was restarted
+
+
+def test_s3_down_for_60_s_mid_job(system: System, servers: dict[str, EmbeddedServer]) -> None:
+    job = system.submit(storyboard("s3 outage", segments=3, frames=6))
+    _await(wait_for_event(system.nats_url, system.prefix, "segment.generated", job))
+    servers["s3"].kill()
+    down_at = time.monotonic()
+    reported: set[str] = set()
+    while time.monotonic() - down_at < 60:  # the outage itself lasts 60 s; meanwhile /healthz must say so
+        for name in SERVICES:
+            health = system.workers[name].health() or {}
+            if any("s3" in s.get("down", {}) for s in health.get("services", [])):
+                reported.add(name)
+        time.sleep(1)
+    servers["s3"].restart()
+    _await(check_job(system, job, 3, timeout=300))
+    events = _await(stream_events(system.nats_url, system.prefix, job))
+    assert not [b for s, b in events if s == "segment.failed"]
+    assert reported, "no worker reported s3 down on /healthz"
+    _all_alive(system)
