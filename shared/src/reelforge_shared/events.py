@@ -419,7 +419,7 @@ class WebhookRequested(Event):
 
 
 class WebhookFailed(Event):
-    """Fact: a webhook target refused the event for good (410 Gone, or a target Reelforge must not call)."""
+    """Fact: a webhook target did not take the event: refused (410 Gone, an internal target) or every retry failed."""
 
     subject: ClassVar[str] = "webhook.failed"
     webhook_id: str = Field(description="the webhook-id every attempt carried")

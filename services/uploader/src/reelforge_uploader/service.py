@@ -37,7 +37,8 @@ def build(settings: UploaderSettings) -> Service:
     deps = UploaderDeps(store, settings.work_bucket, settings.delivery_bucket, delivery, _webhook_deps(settings))
     routes = [Route(SegmentChecked, handle_checked), Route(FilmChecked, handle_film)]
     # Notifications go out for cancelled jobs too (job.cancelled is one), so these routes are not skipped for them.
-    routes += [Route(e, fan_out, after_cancel=True) for e in webhook_events(settings)]
+    # The fan-out only reads and publishes: an observer, so a failure of it can never mark the job failed.
+    routes += [Route(e, fan_out, observer=True) for e in webhook_events(settings)]
     backoff = retry_schedule(settings.webhook_retry_first_s, settings.webhook_retry_span_s)
     routes.append(Route(WebhookRequested, send_webhook, concurrency=4, backoff=backoff, after_cancel=True))
     service = Service("uploader", settings, routes, deps)

@@ -11,8 +11,8 @@ Two routes, so one slow or dead target never holds back another:
   ``REELFORGE_WEBHOOK_SECRET``). A 2xx answer acks; anything else is retried by JetStream after the
   route's backoff delays (doubling from ``REELFORGE_WEBHOOK_RETRY_FIRST_S`` until they span
   ``REELFORGE_WEBHOOK_RETRY_SPAN_S``, a day by default); 410 Gone and a refused target stop at once
-  and publish ``webhook.failed``; after the last retry the message is dead-lettered
-  (``{prefix}.dead.uploader``). The message is the same on every delivery, so is the webhook-id.
+  and publish ``webhook.failed``, and so does the last retry (the message is dead-lettered on
+  ``{prefix}.dead.uploader`` too). The message is the same on every delivery, so is the webhook-id.
 """
 
 from __future__ import annotations
@@ -73,8 +73,7 @@ def signed_request(event: WebhookRequested, secret: str, now: datetime | None = 
 
 
 async def send(event: WebhookRequested, deps: WebhookDeps) -> list[Event]:
-    """One attempt. A refusal that retrying cannot change ends in ``webhook.failed`` (the route is an
-    observer: it runs for cancelled jobs too, so the runner publishes no failure event for it)."""
+    """One attempt. A refusal that retrying cannot change ends in ``webhook.failed`` at once."""
     try:
         return await _attempt(event, deps)
     except PermanentError as exc:
