@@ -85,9 +85,15 @@ async def test_video_requests_are_checked_and_answered_202_when_not_done_in_time
         "sync_timeout_s": 0,
         "max_image_bytes": 4096,
         "max_video_duration": 30,
+        "api_tokens": "ci:tok-ci-secret",
     }
     async with local_stack(tmp_path / "state", names=["gateway"], **overrides, **config) as stack:
-        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as anonymous:
+            for response in (await anonymous.post("/api/video/text-to-video", json={"prompt": "x"}),
+                             await anonymous.get("/v1/assets", params={"job": "j-1"})):
+                assert response.status_code == 401 and response.json()["error"] == "unauthorized"
+        token = {"Authorization": "Bearer tok-ci-secret"}
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, headers=token) as client:
             too_long = await client.post("/api/video/text-to-video", json={"prompt": "x", "duration": 31})
             body = too_long.json()
             assert too_long.status_code == 422 and body["error"] == "invalid_request" and "duration" in body["message"]
