@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml shared/pyproject.toml services/*/pyproject.toml
 	# The pinned CPU build first (it lies on this machine's disk); an unpinned torch would pull CUDA wheels.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet $(PACKAGES)
+	# report.html is opened in headless Chromium by the tests (Debian's chromium), installed when missing.
+	command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; } \
+		|| { sudo apt-get update -q && sudo apt-get install -y -q chromium; }
 	touch $(STAMP)
 
 # Two choices keep the demo within minutes on two cores; override either from the environment:

@@ -43,8 +43,10 @@ from reelforge_shared.events import FilmRequested, JobSubmitted, ModelInfo, Segm
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
-from reelforge_uploader.handler import UploaderDeps, handle_checked
+from reelforge_uploader.config import UploaderSettings
+from reelforge_uploader.handler import handle_checked
 from reelforge_uploader.handler import handle_film as deliver_film
+from reelforge_uploader.service import build as build_uploader
 
 MODEL = ModelInfo(name="tiny", pipeline="StableDiffusionPipeline", random_weights=True)
 
@@ -83,10 +85,10 @@ def main() -> int:
             codec = Codec(ffmpeg_exe(), crf=18, preset=args.preset)
             enc = EncoderDeps(store=store, bucket=work, codec=codec)
             qa = QaDeps(store=store, bucket=work, thresholds=Thresholds(), max_attempts=1, film_thresholds=FilmThresholds())
-            up = UploaderDeps(store=store, work_bucket=work, delivery_bucket=deliver)
+            up = build_uploader(UploaderSettings(s3_endpoint=server.url, s3_access_key=ACCESS_KEY, s3_secret_key=SECRET_KEY)).deps
             submitted = JobSubmitted(job_id=job, title=board.title or "", segment_count=len(board.segments),
                                      duration_s=board.duration_s, storyboard_key=Keys.storyboard(job))
-            per_segment, film_request = [], None
+            per_segment = []
             for n, seg in enumerate(board.segments, start=1):
                 for i, png in enumerate(frames(n, seg.frames, 128, 72)):
                     store.put_bytes(work, Keys.frame(job, n, i), png, "image/png")
@@ -101,12 +103,11 @@ def main() -> int:
                 t2 = time.perf_counter()
                 if not isinstance(checked, SegmentChecked):
                     raise SystemExit(f"segment {n} was not passed on by QA: {checked!r}")
-                delivered = handle_checked(checked, up)
+                handle_checked(checked, up)
                 per_segment.append((t1 - t0, t2 - t1))
-                film_request = next((e for e in delivered if isinstance(e, FilmRequested)), film_request)
                 print(f"segment {n:2d}/{len(board.segments)}: encode {t1 - t0:5.2f} s, QA {t2 - t1:5.2f} s", file=sys.stderr)
-            if film_request is None:
-                raise SystemExit("the uploader never requested the film")
+            # The job ledger publishes film.requested when it records the last delivery (a KV update: milliseconds).
+            film_request = FilmRequested.follow(submitted, segment_count=len(board.segments))
 
             start = time.perf_counter()
             [film_encoded] = encode_film(film_request, enc)

@@ -9,50 +9,48 @@ from pathlib import Path
 import pytest
 
 from reelforge_qa.calibration import CASES, run_case
+from reelforge_qa.job_report import JobReport, Timings, attempt_result, segment_result
 from reelforge_qa.report_html import render_html, thumbnail_strip
 
 
 @pytest.fixture(scope="module")
-def flash_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, bytes]]:
-    """A job-report-shaped dict of the calibration film with a flash frame in s2 (regenerated once)."""
+def flash_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[JobReport, dict[str, bytes]]:
+    """The job report of the calibration film with a flash frame in s2 (regenerated once), built as production builds it."""
     outcome = run_case(next(c for c in CASES if c.name == "flash"), tmp_path_factory.mktemp("flash"))
     segments = []
     for i, (sid, qa) in enumerate(outcome.segments.items(), start=1):
-        failed = [n for n, g in qa.gates.items() if not g.passed]
-        segments.append({
-            "index": i, "id": sid, "attempt": 2 if failed else 1, "duration_s": 2.0, "qa_passed": qa.passed,
-            "qa": {n: g.score for n, g in qa.gates.items()}, "qa_failed_gates": failed,
-            "gates": {n: g.model_dump() for n, g in qa.gates.items()},
-            "qa_history": [{"attempt": a, "passed": False, "failed_gates": failed} for a in (1, 2)] if failed else [],
-        })
-    report = {"title": "Calibration <flash>", "segments": segments, "gate_failures": {"flicker": 2, "smoothness": 2},
-              "film_qa": outcome.film.model_dump(mode="json")}
+        history = [attempt_result(a, qa) for a in (1, 2)] if not qa.passed else [attempt_result(1, qa)]
+        segments.append(segment_result(
+            i, sid, qa, attempt=len(history), duration_s=2.0, qa_history=history, prompt=f"the figure walks <{sid}>",
+            timings=Timings(render_s=1.5, encode_s=0.4, qa_s=0.2, peak_vram_bytes=3 * 2**30),
+        ))
+    report = JobReport(title="Calibration <flash>", segments=segments, film_qa=outcome.film)
     folder = outcome.film_path.parent
     return report, {sid: thumbnail_strip(folder / f"{sid}.mp4") for sid in outcome.segments}
 
 
-def test_report_html_is_self_contained(flash_report: tuple[dict, dict[str, bytes]]) -> None:
+def test_report_html_is_self_contained(flash_report: tuple[JobReport, dict[str, bytes]]) -> None:
     html = render_html(*flash_report)
     assert html.startswith("<!doctype html>") and html.count("<svg") == 1
     assert "<script" not in html.lower() and not re.search(r"(src|href)=\"(https?:)?//", html)
     assert "Calibration &lt;flash&gt;" in html  # text is escaped
 
 
-def test_report_html_has_a_thumbnail_strip_per_segment(flash_report: tuple[dict, dict[str, bytes]]) -> None:
+def test_report_html_has_a_thumbnail_strip_per_segment(flash_report: tuple[JobReport, dict[str, bytes]]) -> None:
     html = render_html(*flash_report)
     images = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', html)
     assert len(images) == 5
     assert all(base64.b64decode(image).startswith(b"\xff\xd8") for image in images)  # JPEG
 
 
-def test_report_html_highlights_failures(flash_report: tuple[dict, dict[str, bytes]]) -> None:
+def test_report_html_highlights_failures(flash_report: tuple[JobReport, dict[str, bytes]]) -> None:
     report, thumbnails = flash_report
     html = render_html(report, thumbnails)
     assert html.count('class="card bad"') == 1 and 'class="badge bad">failed' in html
     assert '<tr class="fail"><td>flicker</td>' in html
     assert "flash frame at 3.00 s (frame 12, segment s2)" in html  # the film's failure, listed first
     assert 'fill="#c0392b"><title>s2 flicker' in html  # a red dot in the plot
-    assert "attempt 1: flicker" in html and "<td>flicker</td><td>2</td>" in html  # history and failure counts
+    assert "attempt 1: flicker" in html and "<td>flicker</td><td>2</td>" in html  # before/after and failure counts
     assert "<title>s1 light: " in html  # light continuity is plotted beside the gates
 
 
@@ -65,3 +63,41 @@ def test_thumbnail_strip_is_one_row_of_frames(tmp_path: Path) -> None:
     video = encode(render_shot(Shot(), 8), 4, tmp_path / "s.mp4")
     strip = cv2.imdecode(np.frombuffer(thumbnail_strip(video, count=4, height=45), np.uint8), cv2.IMREAD_COLOR)
     assert strip.shape == (45, 4 * 80, 3)
+
+
+def test_report_html_shows_thresholds_prompt_and_timings(flash_report: tuple[JobReport, dict[str, bytes]]) -> None:
+    report, thumbnails = flash_report
+    html = render_html(report, thumbnails)
+    assert "<td>flicker</td><td>0.000</td><td>0.5</td><td>FAILED</td><td>frame 4 " in html  # threshold and detail
+    assert "the figure walks &lt;s1&gt;" in html  # the prompt, escaped
+    assert "render 1.50 s · encode 0.40 s · QA 0.20 s · peak VRAM 3.0 GiB" in html
+    assert "Regenerated: before and after" in html and html.count("<td>attempt 2</td>") == 1
+    assert JobReport.model_validate_json(report.model_dump_json()).model_dump() == report.model_dump()  # report.json round-trips
+
+
+def test_report_html_renders_in_headless_chromium(flash_report: tuple[JobReport, dict[str, bytes]], tmp_path: Path) -> None:
+    """Debian's chromium opens the page (no network, no GPU) and takes a screenshot; the console logs no error."""
+    import shutil
+    import subprocess
+
+    import cv2
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is not installed: `make install` installs it (apt-get install -y chromium)"
+    page = tmp_path / "report.html"
+    page.write_text(render_html(*flash_report), encoding="utf-8")
+    shot = tmp_path / "report.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-extensions",
+             "--disable-sync", "--no-first-run", "--hide-scrollbars", "--enable-logging=stderr", "--v=0",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400"]
+    run = subprocess.run([chromium, *flags, f"--screenshot={shot}", page.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    errors = [line for line in run.stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)]
+    assert not errors, errors
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[:2] == (2400, 1200)
+    assert float(image.std()) > 10  # a page was drawn, not a blank
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert "Calibration &lt;flash&gt;" in dom.stdout and "<svg" in dom.stdout and dom.stdout.count('class="card ') == 5

@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from reelforge_shared.storyboard import Storyboard
+
+if TYPE_CHECKING:
+    from reelforge_qa.job_report import JobReport
 
 console = Console(stderr=True)
 
@@ -63,11 +66,11 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 def build_report(
     videos: list[Path], storyboard: Path | None = None, film: Path | None = None, embedding_model: str | None = None
-) -> dict[str, Any]:
-    """The job-report-shaped dict ``reelforge qa`` prints: segments with their gates, ``film_qa``, gate failure counts."""
+) -> JobReport:
+    """The job report ``reelforge qa`` prints: segments with their gates, ``film_qa``, gate failure counts."""
     from reelforge_qa.config import QaSettings
     from reelforge_qa.film import check_film
-    from reelforge_qa.regenerate import gate_failure_counts
+    from reelforge_qa.job_report import JobReport, attempt_result, segment_result
     from reelforge_qa.scores import score_video
 
     settings = QaSettings()
@@ -81,19 +84,13 @@ def build_report(
     reports = [score_video(v, e, settings.thresholds(), settings.sample_frames) for v, e in zip(videos, expected, strict=True)]
     film_qa = check_film(plan, settings.film_thresholds(), film=film, embedder=embedder)
     segments = [
-        {
-            "index": i, "id": p.segment_id, "path": str(p.path), "characters": list(p.characters), "location": p.location,
-            "duration_s": r.measured.get("duration_s"), "qa_passed": r.passed, "qa": {n: g.score for n, g in r.gates.items()},
-            "qa_failed_gates": [n for n, g in r.gates.items() if not g.passed],
-            "gates": {n: g.model_dump() for n, g in r.gates.items()}, "measured": r.measured,
-        }
+        segment_result(
+            i, p.segment_id, r, path=str(p.path), characters=list(p.characters), location=p.location,
+            duration_s=float(r.measured["duration_s"]) if "duration_s" in r.measured else None, qa_history=[attempt_result(1, r)],
+        )
         for i, (p, r) in enumerate(zip(plan, reports, strict=True), start=1)
     ]
-    passed = all(r.passed for r in reports) and film_qa.passed
-    return {
-        "title": title, "passed": passed, "segments": segments, "gate_failures": gate_failure_counts(reports),
-        "film_qa": film_qa.model_dump(mode="json"),
-    }
+    return JobReport(title=title, segments=segments, film_qa=film_qa)
 
 
 def qa(
@@ -112,18 +109,18 @@ def qa(
         raise _fail(f"no such file: {', '.join(missing)}", 2)
     report = build_report(videos, storyboard, film, embedding_model)
     if as_json:
-        json.dump(report, sys.stdout, indent=2)
+        json.dump(report.model_dump(mode="json"), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        for seg in report["segments"]:
-            state = "[green]passed[/green]" if seg["qa_passed"] else f"[red]failed: {', '.join(seg['qa_failed_gates'])}[/red]"
-            console.print(f"{seg['id']}: {state}  " + " ".join(f"{n} {s:.2f}" for n, s in seg["qa"].items()))
-        for line in report["film_qa"]["failures"]:
+        for seg in report.segments:
+            state = "[green]passed[/green]" if seg.qa_passed else f"[red]failed: {', '.join(seg.qa_failed_gates)}[/red]"
+            console.print(f"{seg.id}: {state}  " + " ".join(f"{n} {s:.2f}" for n, s in seg.qa.items()))
+        for line in report.film_qa.failures if report.film_qa else []:
             console.print(f"[red]{line}[/red]")
-        console.print("[green]passed[/green]" if report["passed"] else "[red]failed[/red]")
+        console.print("[green]passed[/green]" if report.passed else "[red]failed[/red]")
     if html is not None:
         from reelforge_qa.report_html import render_html, thumbnail_strip
 
-        thumbs = {seg["id"]: thumbnail_strip(Path(seg["path"])) for seg in report["segments"]}
+        thumbs = {seg.id: thumbnail_strip(Path(seg.path)) for seg in report.segments if seg.path}
         html.write_text(render_html(report, thumbs), encoding="utf-8")
-    raise typer.Exit(0 if report["passed"] else 1)
+    raise typer.Exit(0 if report.passed else 1)

@@ -60,6 +60,11 @@ class Keys:
         return f"{video_key.removesuffix('.mp4')}{'_' + rendition if rendition else ''}.part{j}.mp4"
 
     @staticmethod
+    def segment_timings(job_id: str, index: int, attempt: int = 1) -> str:
+        """Seconds the encoder took for a segment (and the render's, when the generator reports them), for the report."""
+        return f"{Keys.segment(job_id, index, attempt)}/timings.json"
+
+    @staticmethod
     def segment_film_stats(job_id: str, index: int, attempt: int = 1) -> str:
         """What film QA needs of a segment (colour sample, thumbnails), kept by segment QA."""
         return f"{Keys.segment(job_id, index, attempt)}/qa-film.npz"

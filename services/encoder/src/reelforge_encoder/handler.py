@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
         raise PermanentError(narration_needs_espeak(n - 1))
     key = Keys.segment_video(job, n, event.attempt)
     if not deps.store.exists(deps.bucket, key):
+        began = time.perf_counter()
         frame_keys = deps.store.list_keys(deps.bucket, event.frames_prefix)
         if len(frame_keys) != event.frame_count:
             raise PermanentError(
@@ -76,6 +78,8 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
             else:
                 _encode_for_copy(board, cut, frames, event, key, Path(tmp), look, deps)
                 video = Path(tmp, "segment.mp4")
+            timings = {"encode_s": round(time.perf_counter() - began, 2)}
+            deps.store.put_json(deps.bucket, Keys.segment_timings(job, n, event.attempt), timings)
             deps.store.put_file(deps.bucket, key, video, "video/mp4")  # last: it marks the segment (and its pieces) done
     frame_count, fps = segment_rate(board, event.frame_count, event.fps)
     return [

@@ -12,6 +12,7 @@ Reports are stored under deterministic keys and checked first, so a redelivery r
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,9 +54,11 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
         with tempfile.TemporaryDirectory(prefix="reelforge-qa-") as tmp:
             video = deps.store.get_file(deps.bucket, event.video_key, Path(tmp, "segment.mp4"))
             expected = Expected(event.width, event.height, event.fps, event.frame_count)
+            began = time.perf_counter()
             report = score_video(video, expected, deps.thresholds, deps.sample_frames)
             stats = segment_film_stats(video, deps.film_thresholds.sample_frames if deps.film_thresholds else 8)
             deps.store.put_bytes(deps.bucket, Keys.segment_film_stats(job, n, event.attempt), stats.to_bytes())
+            report.measured["qa_s"] = round(time.perf_counter() - began, 2)
         deps.store.put_json(deps.bucket, report_key, report.model_dump(mode="json"))
         for gate_name, gate in report.gates.items():  # counted once per scored attempt (a stored report is not rescored)
             QA_GATES.labels(gate_name, "pass" if gate.passed else "fail").inc()
@@ -102,9 +105,9 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
                 thumbnails = {s.segment_id: st.strip for s, st in zip(segments, stats, strict=True)}
             else:
                 thumbnails = {s.segment_id: thumbnail_strip(s.path) for s in segments}
-        report = build_job_report(deps.store, deps.bucket, event, film_qa.model_dump(mode="json"))
-        deps.store.put_bytes(deps.bucket, html_key, render_html(report, thumbnails).encode(), "text/html; charset=utf-8")
-        deps.store.put_json(deps.bucket, report_key, report)
+        job_report = build_job_report(deps.store, deps.bucket, event, film_qa)
+        deps.store.put_bytes(deps.bucket, html_key, render_html(job_report, thumbnails).encode(), "text/html; charset=utf-8")
+        deps.store.put_json(deps.bucket, report_key, job_report.model_dump(mode="json"))
     report = deps.store.get_json(deps.bucket, report_key)
     return [
         FilmChecked.follow(

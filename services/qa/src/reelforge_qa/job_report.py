@@ -1,55 +1,169 @@
-"""The job report: every segment's final delivery, its QA history across attempts, and the film's QA."""
+"""The job report: one versioned pydantic model, built here and only here (report.json, report.html, ``reelforge qa``).
+
+Every segment carries its gates with their thresholds and details, what each attempt scored (so a
+regenerated segment shows before and after), the prompt it was rendered from and its timings;
+the film carries its continuity and join report (:class:`FilmQaReport`).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
-from reelforge_shared.events import FilmEncoded
+from pydantic import BaseModel, Field, computed_field
+
+from reelforge_qa.film_models import FilmQaReport
+from reelforge_shared.events import FilmEncoded, QaReport
+from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
+from reelforge_shared.storyboard import parse_storyboard
 
 
-def segment_history(store: ObjectStore, bucket: str, job_id: str, index: int, last_attempt: int) -> list[dict[str, Any]]:
+class GateResult(BaseModel):
+    score: float
+    threshold: float
+    passed: bool
+    detail: str = ""
+
+
+class AttemptResult(BaseModel):
+    """What QA said about one attempt at a segment."""
+
+    attempt: int
+    passed: bool
+    failed_gates: list[str] = Field(default_factory=list)
+    scores: dict[str, float] = Field(default_factory=dict)
+
+
+class Timings(BaseModel):
+    """Seconds each stage took for the delivered attempt (None: not measured by that stage)."""
+
+    render_s: float | None = None
+    encode_s: float | None = None
+    qa_s: float | None = None
+    peak_vram_bytes: int | None = None
+
+
+class SegmentResult(BaseModel):
+    index: int
+    id: str
+    status: str = "delivered"
+    attempt: int = 1
+    prompt: str | None = Field(None, description="the prompt the delivered attempt was rendered from")
+    qa_passed: bool
+    gates: dict[str, GateResult]
+    qa_history: list[AttemptResult] = Field(default_factory=list)
+    duration_s: float | None = None
+    characters: list[str] = Field(default_factory=list)
+    location: str | None = None
+    timings: Timings = Field(default_factory=Timings)
+    video_key: str | None = None
+    delivery_key: str | None = None
+    path: str | None = Field(None, description="the local file (reelforge qa)")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def qa(self) -> dict[str, float]:
+        return {name: gate.score for name, gate in self.gates.items()}
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def qa_failed_gates(self) -> list[str]:
+        return [name for name, gate in self.gates.items() if not gate.passed]
+
+
+class FilmInfo(BaseModel):
+    key: str
+    delivery_key: str | None = None
+    version: int = Field(1, description="film version: a re-rendered segment makes a new one")
+    duration_s: float
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+
+
+class JobReport(BaseModel):
+    """report.json."""
+
+    schema_version: Literal[1] = 1
+    job_id: str | None = None
+    title: str | None = None
+    model: dict[str, Any] | None = None
+    film: FilmInfo | None = None
+    segments: list[SegmentResult]
+    film_qa: FilmQaReport | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def gate_failures(self) -> dict[str, int]:
+        """Failures per gate over every attempt of every segment."""
+        counts: Counter[str] = Counter()
+        for seg in self.segments:
+            for attempt in seg.qa_history or [AttemptResult(attempt=seg.attempt, passed=seg.qa_passed,
+                                                            failed_gates=seg.qa_failed_gates)]:
+                counts.update(attempt.failed_gates)
+        return dict(counts)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def passed(self) -> bool:
+        return all(s.qa_passed for s in self.segments) and (self.film_qa is None or self.film_qa.passed)
+
+
+def segment_result(index: int, segment_id: str, qa: QaReport, **fields: Any) -> SegmentResult:
+    """A segment's entry from its QA report (the delivered attempt's)."""
+    gates = {name: GateResult(**gate.model_dump()) for name, gate in qa.gates.items()}
+    return SegmentResult(index=index, id=segment_id, qa_passed=qa.passed, gates=gates, **fields)
+
+
+def attempt_result(attempt: int, qa: QaReport) -> AttemptResult:
+    return AttemptResult(
+        attempt=attempt, passed=qa.passed, failed_gates=[n for n, g in qa.gates.items() if not g.passed],
+        scores={n: g.score for n, g in qa.gates.items()},
+    )
+
+
+def segment_history(store: ObjectStore, bucket: str, job_id: str, index: int, last_attempt: int) -> list[AttemptResult]:
     """What QA said at each attempt of a segment (attempts whose report is missing are skipped)."""
     history = []
     for attempt in range(1, last_attempt + 1):
         key = Keys.segment_qa(job_id, index, attempt)
         if store.exists(bucket, key):
-            qa = store.get_json(bucket, key)
-            failed = [name for name, gate in qa["gates"].items() if not gate["passed"]]
-            history.append({"attempt": attempt, "passed": qa["passed"], "failed_gates": failed})
+            history.append(attempt_result(attempt, QaReport.model_validate(store.get_json(bucket, key))))
     return history
 
 
-def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa: dict[str, Any] | None = None) -> dict[str, Any]:
+def _timings(store: ObjectStore, bucket: str, job_id: str, index: int, attempt: int, qa: QaReport) -> Timings:
+    key = Keys.segment_timings(job_id, index, attempt)
+    stored = store.get_json(bucket, key) if store.exists(bucket, key) else {}
+    qa_s = qa.measured.get("qa_s")
+    return Timings(**stored, qa_s=float(qa_s) if isinstance(qa_s, int | float) else None)
+
+
+def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa: FilmQaReport | None = None) -> JobReport:
+    """The job's report from what the services stored: delivered markers, QA reports per attempt, timings."""
     job_id = film.job_id
-    board = store.get_json(bucket, Keys.storyboard(job_id))
+    raw = store.get_json(bucket, Keys.storyboard(job_id))
+    board = parse_storyboard(raw)
     markers = sorted(
         (store.get_json(bucket, k) for k in store.list_keys(bucket, Keys.delivered_markers(job_id))), key=lambda m: m["index"]
     )
-    segments, gate_failures = [], Counter()
+    segments = []
     for m in markers:
-        history = segment_history(store, bucket, job_id, m["index"], m["attempt"])
-        for attempt in history:
-            gate_failures.update(attempt["failed_gates"])
-        segments.append(
-            {
-                "index": m["index"], "id": m["segment_id"], "status": "delivered", "attempt": m["attempt"],
-                "qa_passed": m["qa"]["passed"], "qa": {name: gate["score"] for name, gate in m["qa"]["gates"].items()},
-                "qa_failed_gates": [name for name, gate in m["qa"]["gates"].items() if not gate["passed"]],
-                "qa_history": history, "video_key": m["video_key"], "delivery_key": m["delivery_key"],
-                "duration_s": m["duration_s"],
-                "characters": board["segments"][m["index"] - 1].get("characters", []),
-                "location": board["segments"][m["index"] - 1].get("location"),
-            }
-        )
-    return {
-        "job_id": job_id, "title": board.get("title"), "model": markers[0]["model"] if markers else None,
-        "film": {
-            "key": film.film_key, "delivery_key": DeliveryKeys.film(job_id, film.version), "version": film.version, "duration_s": film.duration_s,
-            "frame_count": film.frame_count, "fps": film.fps, "width": film.width, "height": film.height,
-        },
-        "segments": segments,
-        "gate_failures": dict(gate_failures),
-        "film_qa": film_qa,
-    }
+        n, attempt, qa = m["index"], m["attempt"], QaReport.model_validate(m["qa"])
+        seg = board.segments[n - 1]
+        segments.append(segment_result(
+            n, m["segment_id"], qa, attempt=attempt, prompt=render_spec(board, n, attempt).prompt,
+            qa_history=segment_history(store, bucket, job_id, n, attempt), video_key=m["video_key"],
+            delivery_key=m["delivery_key"], duration_s=m["duration_s"], characters=list(seg.characters), location=seg.location,
+            timings=_timings(store, bucket, job_id, n, attempt, qa),
+        ))
+    return JobReport(
+        job_id=job_id, title=raw.get("title"), model=markers[0]["model"] if markers else None,
+        film=FilmInfo(
+            key=film.film_key, delivery_key=DeliveryKeys.film(job_id, film.version), version=film.version, duration_s=film.duration_s,
+            frame_count=film.frame_count, fps=film.fps, width=film.width, height=film.height,
+        ),
+        segments=segments, film_qa=film_qa,
+    )
