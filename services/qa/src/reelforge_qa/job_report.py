@@ -162,8 +162,8 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
     return JobReport(
         job_id=job_id, title=raw.get("title"), model=markers[0]["model"] if markers else None,
         film=FilmInfo(
-            key=film.film_key, delivery_key=DeliveryKeys.film(job_id, film.version), version=film.version, duration_s=film.duration_s,
-            frame_count=film.frame_count, fps=film.fps, width=film.width, height=film.height,
+            key=film.film_key, delivery_key=DeliveryKeys.film(job_id, film.version), version=film.version,
+            duration_s=film.duration_s, frame_count=film.frame_count, fps=film.fps, width=film.width, height=film.height,
         ),
         segments=segments, film_qa=film_qa,
     )
