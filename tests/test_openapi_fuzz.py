@@ -1,0 +1,82 @@
+"""Schemathesis fuzzes the gateway's OpenAPI document: no 500, and every error has the one documented shape.
+
+The gateway runs in this process (a thread with its own event loop) on the session's real NATS and S3
+servers; a bounded number of examples per operation keeps the run short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+
+from reelforge.stack import local_stack
+from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, EmbeddedServer
+
+AUTH = {"Authorization": "Bearer fuzz-token"}
+ERROR_KEYS = {"error", "message", "details", "timestamp"}
+
+
+@pytest.fixture(scope="module")
+def live_gateway(nats_server: EmbeddedServer, s3_server: EmbeddedServer, model_cache: Path,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tag = uuid.uuid4().hex[:10]
+    config: dict[str, Any] = {
+        "nats_url": nats_server.url, "s3_endpoint": s3_server.url, "s3_access_key": ACCESS_KEY, "s3_secret_key": SECRET_KEY,
+        "subject_prefix": f"t{tag}", "work_bucket": f"work-{tag}", "delivery_bucket": f"deliver-{tag}",
+        "model_cache_dir": str(model_cache), "api_tokens": "fuzz:fuzz-token", "rate_limit_per_min": 100_000,
+        "max_jobs_in_flight": 100_000, "sync_timeout_s": 0,
+    }
+    started, stop, found = threading.Event(), {}, {}
+
+    def serve() -> None:
+        async def main() -> None:
+            stop["event"], stop["loop"] = asyncio.Event(), asyncio.get_running_loop()
+            async with local_stack(tmp_path_factory.mktemp("fuzz"), names=["gateway"], **config) as stack:
+                found["url"] = stack.gateway_url
+                started.set()
+                await stop["event"].wait()
+
+        try:
+            asyncio.run(main())
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=serve, name="fuzzed-gateway", daemon=True)
+    thread.start()
+    assert started.wait(120) and "url" in found, "the gateway did not start"
+    yield found["url"]
+    stop["loop"].call_soon_threadsafe(stop["event"].set)
+    thread.join(60)
+
+
+def test_no_server_error_and_every_error_has_the_one_shape(live_gateway: str) -> None:
+    schema = schemathesis.openapi.from_url(f"{live_gateway}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {"/v1/jobs", "/v1/jobs/{job_id}/events", "/v1/jobs/{job_id}/segments/{index}/rerender"} <= {o.path for o in operations}
+    for operation, mode in ((o, m) for o in operations for m in GenerationMode):  # valid data, then data breaking the schema
+
+        @given(case=operation.as_strategy(mode))
+        @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check(case: Any) -> None:
+            for headers in (AUTH, {}):  # with the token, and without it (401)
+                response = case.call(base_url=live_gateway, headers=headers, allow_redirects=False, timeout=30)
+                case.validate_response(response, checks=[not_a_server_error])
+                if response.status_code >= 400:
+                    body = response.json()
+                    assert set(body) == ERROR_KEYS and isinstance(body["details"], dict), (case.path, response.status_code, body)
+
+        try:
+            check()
+        except Unsatisfiable:  # nothing in this operation can break the schema (no parameters, no body)
+            assert mode is GenerationMode.NEGATIVE and not operation.body and not list(operation.iter_parameters())
