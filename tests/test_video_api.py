@@ -41,8 +41,11 @@ async def _requested(settings, job_id: str) -> int:
 
 
 @pytest.mark.slow
-async def test_text_to_video_renders_through_the_pipeline_falls_back_and_caches(overrides, tmp_path: Path) -> None:
+async def test_text_to_video_runs_the_pipeline_falls_back_and_caches(overrides, gitlab_standin, tmp_path: Path) -> None:
     config = {"default_text_to_video_model": "reelforge/tiny-sd", "sync_timeout_s": 240}
+    # Delivery to the GitLab STAND-IN (tests/gitlab_standin.py): every video over 1 KiB, in 2 KiB parts.
+    config |= {"gitlab_url": gitlab_standin.url, "gitlab_project": gitlab_standin.project, "gitlab_token": gitlab_standin.token,
+               "gitlab_threshold_bytes": 1024, "gitlab_split_bytes": 2048}
     async with local_stack(tmp_path / "state", **overrides, **FAST, **config) as stack:
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as client:
             knobs = {"steps": 1, "guidance": 1.0, "quality": "low"}
@@ -64,7 +67,15 @@ async def test_text_to_video_renders_through_the_pipeline_falls_back_and_caches(
             job = (await client.get(f"/v1/jobs/{first.headers['x-reelforge-job']}")).json()
             assert job["status"] == "completed" and job["segment_count"] == 1
 
-            # examples/consumer.py, a downstream user of the bus, downloads the same film on job.completed.
+            # Delivered by seed 000's rules, each object a media_assets row (here in the work bucket: no database set).
+            assets = (await client.get("/v1/assets", params={"job": first.headers["x-reelforge-job"]})).json()["assets"]
+            kinds = {(a["type"], a["storage_provider"]) for a in assets}
+            assert {("video_part", "gitlab"), ("manifest", "gitlab"), ("report", "s3")} <= kinds
+            film_manifest = next(a for a in assets if a["name"].endswith("final.mp4.manifest.json"))
+            assert film_manifest["metadata"]["size"] == len(first.content) and film_manifest["metadata"]["parts"] > 1
+
+            # examples/consumer.py, a downstream user of the bus, downloads the same film on job.completed
+            # (from GitLab, joining its parts by the manifest).
             settings = stack.settings
             consumer = await asyncio.create_subprocess_exec(
                 sys.executable, str(ROOT / "examples" / "consumer.py"), "--nats-url", settings.nats_url,
