@@ -19,6 +19,13 @@ $(STAMP): pyproject.toml shared/pyproject.toml services/*/pyproject.toml
 	# report.html is opened in headless Chromium by the tests (Debian's chromium), installed when missing.
 	command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; } \
 		|| { sudo apt-get update -q && sudo apt-get install -y -q chromium; }
+	# The asset-registry tests start their own PostgreSQL cluster (Debian's server binaries, initdb + pg_ctl);
+	# the AsyncAPI check runs @asyncapi/parser on node (tools/asyncapi, pinned by its package-lock.json).
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+		|| { apt-get update -q && apt-get install -y -q postgresql; } || { sudo apt-get update -q && sudo apt-get install -y -q postgresql; }
+	command -v npm >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q nodejs npm; } \
+		|| { sudo apt-get update -q && sudo apt-get install -y -q nodejs npm; }
+	cd tools/asyncapi && npm ci --no-audit --no-fund --silent
 	touch $(STAMP)
 
 # Two choices keep the demo within minutes on two cores; override either from the environment:
