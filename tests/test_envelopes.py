@@ -12,7 +12,6 @@ import ast
 from pathlib import Path
 
 import pytest
-from test_runner import _dead_letters, _serve, _stop
 
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import (
@@ -28,6 +27,7 @@ from reelforge_shared.events import (
 )
 from reelforge_shared.runner import Route
 from reelforge_shared.storage import Keys
+from test_runner import _dead_letters, _serve, _stop
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ModelInfo(name="m", pipeline="p", random_weights=True)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import nats
 import pytest
-from fault_harness import SERVICES, System, check_job, log_lines, storyboard, stream_events, wait_for_event
 
+from fault_harness import SERVICES, System, check_job, log_lines, storyboard, stream_events, wait_for_event
 from reelforge_shared.embedded import EmbeddedServer, start_nats, start_s3
 from reelforge_shared.events import EVENTS_BY_SUBJECT, ModelInfo, SegmentGenerated
 from reelforge_shared.storage import Keys

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 import typer
-from reelforge_bench.run import _compare
 from typer.testing import CliRunner
 
 from reelforge.cli_generator import bench, generate
+from reelforge_bench.run import _compare
 from reelforge_shared.media import probe
 
 app = typer.Typer()

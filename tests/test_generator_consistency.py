@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from reelforge_tiny import MARKER, resolve_model
 
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.renderer import FrameRenderer
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import RenderSpec
+from reelforge_tiny import MARKER, resolve_model
 
 SPEC = RenderSpec(
     prompt="a man in a blue shirt in a field",

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from reelforge_tiny import resolve_model
 
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.handler import GeneratorDeps, handle
@@ -19,6 +18,7 @@ from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import RenderSpec, SegmentRequested
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_tiny import resolve_model
 
 SPEC = RenderSpec(
     prompt="a man in a blue shirt plants a sapling",

@@ -10,7 +10,6 @@ import asyncio
 import threading
 
 import pytest
-from test_runner import _dead_letters, _request, _serve, _stop
 
 from reelforge_shared import runner as runner_module
 from reelforge_shared.bus import Bus
@@ -18,6 +17,7 @@ from reelforge_shared.errors import DependencyDown
 from reelforge_shared.events import FilmRequested, SegmentFailed, SegmentRequested
 from reelforge_shared.runner import Route
 from reelforge_shared.service import Service, run_service
+from test_runner import _dead_letters, _request, _serve, _stop
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from standardwebhooks.webhooks import Webhook
-from webhook_receiver import WebhookReceiver
 
 from reelforge.stack import local_stack
 from reelforge_shared.bus import Bus
@@ -17,6 +16,7 @@ from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import JobFailed, WebhookFailed
 from reelforge_shared.ledger import JobRecord, Ledger
 from reelforge_shared.webhooks import refuse_private, retry_schedule
+from webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture

@@ -98,7 +98,6 @@ def bench(
     """Seed 001's settings and Reelforge's generator side by side: speed, memory, arithmetic, same images."""
     from reelforge_bench.report import write_report
     from reelforge_bench.run import BenchOptions, run_bench
-
     from reelforge_generator.config import GeneratorSettings
 
     options = BenchOptions(

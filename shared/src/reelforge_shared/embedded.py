@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +48,7 @@ def find_binary(name: str) -> str:
     return found
 
 
-def _wait(check: callable, what: str, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
+def _wait(check: Callable[[], bool], what: str, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

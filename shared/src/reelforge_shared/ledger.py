@@ -55,7 +55,7 @@ TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 SegmentStage = Literal["queued", "generated", "encoded", "checked", "delivered", "failed"]
 SEGMENT_STAGES: tuple[str, ...] = ("queued", "generated", "encoded", "checked", "delivered")
 _RANK = {"queued": 0, "generated": 1, "encoded": 2, "checked": 3, "delivered": 4, "failed": 5}
-_STAGE_OF: dict[type[Event], str] = {
+_STAGE_OF: dict[type[Event], SegmentStage] = {
     SegmentRequested: "queued", SegmentGenerated: "generated", SegmentEncoded: "encoded",
     SegmentChecked: "checked", SegmentDelivered: "delivered", SegmentFailed: "failed",
 }
@@ -164,7 +164,7 @@ def fold(record: JobRecord, event: Event) -> list[Event]:
     if isinstance(event, JobSubmitted):
         record.title, record.segment_count = event.title, event.segment_count
     elif (stage := _STAGE_OF.get(type(event))) is not None:
-        _fold_segment(record, event, stage)  # type: ignore[arg-type]
+        _fold_segment(record, event, stage)
     elif (film_status := _FILM_STATUS.get(type(event))) is not None:
         if not record.terminal and event.version == record.film_version:  # type: ignore[attr-defined]
             record.status = film_status  # type: ignore[assignment]
@@ -195,7 +195,7 @@ def fold(record: JobRecord, event: Event) -> list[Event]:
     return publish
 
 
-def _fold_segment(record: JobRecord, event: Any, stage: str) -> None:
+def _fold_segment(record: JobRecord, event: Any, stage: SegmentStage) -> None:
     seg = record.segments.setdefault(event.index, SegmentRecord(index=event.index, id=event.segment_id))
     # Stages only move forward, except that a new attempt (regeneration, re-render) starts the segment over.
     if event.attempt > seg.attempt:
@@ -203,7 +203,7 @@ def _fold_segment(record: JobRecord, event: Any, stage: str) -> None:
         seg.qa_passed, seg.qa_scores, seg.qa_failed_gates, seg.delivery_key = None, {}, [], None
     elif event.attempt < seg.attempt or _RANK[stage] < _RANK[seg.stage]:
         return
-    seg.stage = stage  # type: ignore[assignment]
+    seg.stage = stage
     seg.reached.setdefault(stage, event.occurred_at)
     if isinstance(event, SegmentRequested):
         seg.model = event.model

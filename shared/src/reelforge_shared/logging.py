@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from collections.abc import MutableMapping
+from typing import Any, TextIO
 
 import structlog
 
 _SECRET_WORDS = ("secret", "password", "token", "access_key")
 
 
-def _redact(_: object, __: str, event: dict) -> dict:
+def _redact(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in event:
         if any(word in key.lower() for word in _SECRET_WORDS):
             event[key] = "***"

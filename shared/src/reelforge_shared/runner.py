@@ -39,6 +39,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import nats.errors
@@ -137,8 +138,8 @@ class Runner:
         for route in self.routes:
             durable = f"{self.service}-{route.event.subject.replace('.', '-')}"
             sub = await self._outlast(
-                lambda route=route, durable=durable: self.bus.pull(
-                    route.event, durable,
+                partial(
+                    self.bus.pull, route.event, durable,
                     ack_wait_s=self._ack_wait(route), max_deliver=self._max_deliver(route), backoff=route.backoff,
                 ),
                 "subscribe",
@@ -252,7 +253,7 @@ class Runner:
                 if why := lost_envelope(event, result):  # a handler bug: fail loudly, never a silent duplicate
                     raise PermanentError(why)
             for result in results:
-                await self._outlast(lambda result=result: self.bus.publish(result), "publish")
+                await self._outlast(partial(self.bus.publish, result), "publish")
             await self._outlast(msg.ack, "ack")
             return "ok", None
         except Cancelled:
@@ -452,7 +453,7 @@ def _grouped(msgs: list[Any], route: Route) -> list[Any]:
             keys.append(route.group_by(route.event.model_validate_json(msg.data)))
         except ValidationError:
             keys.append("")
-    first = {}
+    first: dict[str, int] = {}
     for i, key in enumerate(keys):
         first.setdefault(key, i)
     return [msgs[i] for i in sorted(range(len(msgs)), key=lambda i: (first[keys[i]], i))]

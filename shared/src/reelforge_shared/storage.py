@@ -239,7 +239,7 @@ class ObjectStore:
 
     def size(self, bucket: str, key: str) -> int:
         with _transient("stat", key):
-            return self.client.stat_object(bucket, key).size
+            return self.client.stat_object(bucket, key).size or 0
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         with _transient("list", prefix):
@@ -263,8 +263,7 @@ class _transient:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
         unavailable = isinstance(exc, S3Error) and exc.code in _UNAVAILABLE
         if exc is not None and (unavailable or isinstance(exc, HTTPError | ConnectionError | TimeoutError | ServerError)):
             raise DependencyDown("s3", f"{self.action} {self.key!r} failed: {exc}") from exc
-        return False

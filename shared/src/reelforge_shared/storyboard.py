@@ -24,6 +24,8 @@ DEFAULT_FPS = 3.0
 _Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 _Text = Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
 _Seed = Annotated[int, Field(ge=0, lt=2**32)]
+_Crop = Literal["9:16", "1:1"]
+_CROPS: tuple[_Crop, ...] = ("9:16", "1:1")
 
 
 class _Strict(BaseModel):
@@ -67,7 +69,7 @@ class Audio(_Strict):
 class Deliverables(_Strict):
     """What is made from the one master besides the 16:9 film."""
 
-    crops: list[Literal["9:16", "1:1"]] = Field(default_factory=lambda: ["9:16", "1:1"], max_length=2, description="centre crops")
+    crops: list[_Crop] = Field(default_factory=lambda: list(_CROPS), max_length=2, description="centre crops")
     thumbnail: bool = Field(True, description="a JPEG still of the film")
     logo: str | None = Field(None, max_length=1024, description="image overlaid in the top-left corner of every rendition")
     max_film_mb: float = Field(

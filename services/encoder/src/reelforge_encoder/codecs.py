@@ -46,7 +46,7 @@ def choose_encoder(requested: str, encoders: frozenset[str], nvenc_gpu: bool) ->
     encoder otherwise. An encoder name is taken as given; either way it must be one this ffmpeg has.
     """
     if requested in SOFTWARE:
-        family: Family = requested  # type: ignore[assignment]  # narrowed by the membership test
+        family: Family = requested  # narrowed by the membership test
         chosen = NVENC[family] if nvenc_gpu and NVENC[family] in encoders else SOFTWARE[family]
     else:
         chosen = requested

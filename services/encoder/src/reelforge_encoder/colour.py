@@ -73,7 +73,8 @@ def normalisation(mean_rgb: np.ndarray, target_k: float) -> Normalisation:
     gains = kelvin_rgb(target_k) / kelvin_rgb(estimated)
     gains *= float(_LUMA @ mean_rgb) / float(_LUMA @ (mean_rgb * gains))  # same luminance as before
     gains = np.clip(gains, 1 / MAX_GAIN, MAX_GAIN)
-    return Normalisation(estimated, float(target_k), tuple(round(float(g), 5) for g in gains))
+    r, g, b = (round(float(x), 5) for x in gains)
+    return Normalisation(estimated, float(target_k), (r, g, b))
 
 
 def grade_filters(name: str) -> list[tuple[str, dict[str, float]]]:

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import ffmpeg
 
@@ -256,7 +257,8 @@ def compile_film(
     # The timebase is one frame: frame times are exact integers, where AVTB's microseconds round
     # 1/3 s and a later transition, comparing times against its offset, would take one frame more.
     frame_tb = str(1 / Fraction(rate(fps)))
-    film, total = None, 0
+    film: Any = None  # an ffmpeg-python stream once the first part is in
+    total = 0
     sources = _sources([p.path for p in parts])
     for i, (part, count) in enumerate(zip(parts, counts, strict=True)):
         clip = (

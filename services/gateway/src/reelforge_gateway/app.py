@@ -129,7 +129,7 @@ class RerenderRequest(BaseModel):
 
 
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    wanted = {401: ERROR_RESPONSES[401], 429: ERROR_RESPONSES[429]}
+    wanted: dict[int | str, dict[str, Any]] = {401: ERROR_RESPONSES[401], 429: ERROR_RESPONSES[429]}
     for code in codes:
         wanted[code] = ERROR_RESPONSES.get(code, {"model": ErrorBody, "description": "see `error` and `message`"})
     return wanted

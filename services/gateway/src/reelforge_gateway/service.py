@@ -73,7 +73,9 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: asyncio.Event) -> None:
-    settings: GatewaySettings = service.settings
+    settings = service.settings
+    if not isinstance(settings, GatewaySettings):
+        raise TypeError(f"the gateway needs GatewaySettings, got {type(settings).__name__}")
     assert service.ledger is not None  # noqa: S101 - run_service opens it before companions start
     tokens = parse_tokens(settings.api_tokens.get_secret_value() if settings.api_tokens else None)
     access = Access(tokens, enabled=settings.api_auth == "on", per_minute=settings.rate_limit_per_min)

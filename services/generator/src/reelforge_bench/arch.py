@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import torch
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from reelforge_tiny.common import tiny_clip
 from transformers import CLIPTextConfig, CLIPTextModel
+
+from reelforge_tiny.common import tiny_clip
 
 SD21_UNET = dict(
     act_fn="silu",

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import torch
 from PIL import Image, ImageOps
-from reelforge_shared.errors import PermanentError
-from reelforge_shared.events import RenderSpec
 
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.latents import frame_generators, frame_latents
 from reelforge_generator.per_frame import encode_prompt
 from reelforge_generator.references import load_references
 from reelforge_generator.strategy import Clip, ModelContext
+from reelforge_shared.errors import PermanentError
+from reelforge_shared.events import RenderSpec
 
 
 class Clips:

@@ -67,7 +67,7 @@ class VramGuard:
             return None
         self.release()
         reading = self.source.read()
-        return reading.memory_used_gb if reading.memory_used_gb > self.limit_gb else None
+        return reading.memory_used_gb if reading is not None and reading.memory_used_gb > self.limit_gb else None
 
     def batch_for(self, batch: int) -> int:
         """The batch to run next: ``batch``, or half of it while the device is above the limit."""

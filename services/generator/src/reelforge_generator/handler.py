@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import structlog
 import torch
-from reelforge_shared.errors import Cancelled, TransientError
-from reelforge_shared.events import Event, RenderSpec, SegmentGenerated, SegmentRequested
-from reelforge_shared.storage import Keys, ObjectStore
 
 from reelforge_generator.fallback import RenderPlan, after_out_of_memory
 from reelforge_generator.metrics import DEGRADATIONS
 from reelforge_generator.renderer import FrameRenderer
+from reelforge_shared.errors import Cancelled, TransientError
+from reelforge_shared.events import Event, RenderSpec, SegmentGenerated, SegmentRequested
+from reelforge_shared.storage import Keys, ObjectStore
 
 log = structlog.get_logger("reelforge.generator")
 
@@ -71,7 +71,7 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
     while True:  # until a render finishes; with nothing missing it finishes at once
         done, out_of_memory = _render_into_store(deps, job, n, a, spec, todo, plan)
         if not out_of_memory:
-            notes += renderer.last_run.notes
+            notes += renderer.last_run.notes if renderer.last_run else []
             break
         step = after_out_of_memory(plan, full.size, renderer.size_multiple)
         if step is None:

@@ -34,7 +34,7 @@ def segment_latent(seed: int, character_seeds: list[int], location_seed: int | N
     parts += [(_noise(s, shape), 0.6 / math.sqrt(len(character_seeds))) for s in character_seeds]
     if location_seed is not None:
         parts.append((_noise(location_seed, shape), 0.8))
-    total = sum(part * weight for part, weight in parts)
+    total = sum((part * weight for part, weight in parts), torch.zeros(shape))
     return total / math.sqrt(sum(weight**2 for _, weight in parts))
 
 

@@ -7,6 +7,7 @@ polling thread); on a machine without a GPU they read nothing and report NaN.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -43,7 +44,7 @@ GPU_UTILISATION = Gauge("reelforge_generator_gpu_utilisation_ratio", "Share of t
 def watch(source: GpuSource) -> None:
     """Point the live GPU gauges at ``source``; the last renderer set up is the one reported."""
 
-    def reader(field: str) -> object:
+    def reader(field: str) -> Callable[[], float]:
         def read() -> float:
             reading: GpuReading | None = source.read()
             return math.nan if reading is None else float(getattr(reading, field))

@@ -9,16 +9,19 @@ depends only on the spec and the frame index, so any subset of frames renders th
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 import torch
 from diffusers import AutoPipelineForImage2Image
 from PIL import Image
-from reelforge_shared.events import RenderSpec
 
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.latents import frame_generators, frame_latents
 from reelforge_generator.references import load_references
 from reelforge_generator.strategy import Clip, ModelContext
+from reelforge_shared.errors import PermanentError
+from reelforge_shared.events import RenderSpec
 
 log = structlog.get_logger("reelforge.generator")
 PROMPT_OUTPUTS = {  # what encode_prompt returns, by count: SD-style pipelines 2 tensors, SDXL 4
@@ -27,7 +30,7 @@ PROMPT_OUTPUTS = {  # what encode_prompt returns, by count: SD-style pipelines 2
 }
 
 
-def encode_prompt(pipe: object, spec: RenderSpec, guidance: float) -> dict[str, torch.Tensor]:
+def encode_prompt(pipe: Any, spec: RenderSpec, guidance: float) -> dict[str, Any]:
     """The prompt's embeddings (and the negative prompt's when CFG is on), as pipeline keyword arguments."""
     out = pipe.encode_prompt(
         prompt=spec.prompt,
@@ -60,7 +63,7 @@ class PerFrame:
         settings, defaults = self.settings, self.defaults
         self.steps = settings.steps or defaults.get("default_steps", 30)
         self.guidance = settings.guidance_scale if settings.guidance_scale is not None else defaults.get("default_guidance", 7.5)
-        self._img2img = None
+        self._img2img: Any = None  # a diffusers image-to-image pipeline, made on first use
         self._ip_adapter = False
         self._keyframes: dict[tuple, torch.Tensor] = {}
 
@@ -88,7 +91,7 @@ class PerFrame:
         latents = self.latents(spec, frames, plan)
         if self.settings.img2img_strength == 0:
             return self._call(self.pipe, conditioning, latents=latents, generator=frame_generators(spec.seed, frames), plan=plan)
-        images = [None] * len(frames)
+        images: list[Any] = [None] * len(frames)
         if 0 in frames:  # the keyframe itself renders as without chaining
             k = frames.index(0)
             images[k] = self._call(
@@ -115,7 +118,7 @@ class PerFrame:
         return latents.to(self.pipe._execution_device, self.pipe.unet.dtype)
 
     def _call(
-        self, pipe: object, conditioning: dict[str, object], plan: RenderPlan, output_type: str = "pt", **kwargs: object
+        self, pipe: Any, conditioning: dict[str, object], plan: RenderPlan, output_type: str = "pt", **kwargs: Any
     ) -> torch.Tensor:
         n = len(kwargs["latents"]) if "latents" in kwargs else len(kwargs["image"])
         return pipe(
@@ -144,7 +147,7 @@ class PerFrame:
             }
         return self._keyframes[key]
 
-    def _image_to_image(self) -> object:
+    def _image_to_image(self) -> Any:
         if self._img2img is None:
             self._img2img = AutoPipelineForImage2Image.from_pipe(self.pipe)  # the same modules, no second copy
             self._img2img.set_progress_bar_config(disable=True)
@@ -160,7 +163,10 @@ class PerFrame:
         return None
 
     def _load_ip_adapter(self) -> None:
-        source, subfolder, weight = self.ip_adapter_source()
+        found = self.ip_adapter_source()
+        if found is None:
+            raise PermanentError("the model has no IP-Adapter; set REELFORGE_IP_ADAPTER")
+        source, subfolder, weight = found
         self.pipe.load_ip_adapter(source, subfolder=subfolder, weight_name=weight)
         self._ip_adapter = True
 

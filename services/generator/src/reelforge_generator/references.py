@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PIL import Image
+
 from reelforge_shared.errors import InvalidInput
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import diffusers.utils.logging
 import numpy as np
@@ -25,9 +26,6 @@ import torch
 import transformers.utils.logging
 from diffusers import DiffusionPipeline
 from PIL import Image
-from reelforge_shared.errors import InvalidInput, PermanentError
-from reelforge_shared.events import ModelInfo, RenderSpec
-from reelforge_tiny import model_marker, resolve_model
 
 from reelforge_generator import metrics
 from reelforge_generator.clips import ImageToVideo, TextToVideo
@@ -38,8 +36,11 @@ from reelforge_generator.guards import ThermalGuard, VramGuard
 from reelforge_generator.per_frame import PerFrame
 from reelforge_generator.speed import apply_levers, attention_kernels
 from reelforge_generator.strategy import ModelContext, Strategy
+from reelforge_shared.errors import InvalidInput, PermanentError
+from reelforge_shared.events import ModelInfo, RenderSpec
+from reelforge_tiny import model_marker, resolve_model
 
-KINDS: dict[str, type[Strategy]] = {  # pipeline class -> how it makes frames
+KINDS: dict[str, Callable[[ModelContext], Strategy]] = {  # pipeline class -> how it makes frames
     "StableDiffusionPipeline": PerFrame,
     "StableDiffusionXLPipeline": PerFrame,
     "TextToVideoSDPipeline": TextToVideo,
@@ -80,7 +81,7 @@ class RunReport:
     peak_vram_bytes: int | None = None
 
 
-def load_pipeline(name: str, cache_dir: str, dtype: torch.dtype) -> tuple[object, dict, str]:
+def load_pipeline(name: str, cache_dir: str, dtype: torch.dtype) -> tuple[Any, dict, str]:
     """The pipeline (its class read from the model), its Reelforge marker and its local path."""
     path = resolve_model(name, Path(cache_dir))
     quiet_libraries()
@@ -107,7 +108,7 @@ class FrameRenderer:
         self.thermal = ThermalGuard(
             self.gpu, settings.thermal_pause_c, settings.thermal_resume_c, settings.thermal_poll_s, sleep=sleep, clock=clock
         )
-        self.pipe = None
+        self.pipe: Any = None  # a diffusers pipeline (untyped)
         self.kind: Strategy | None = None
         self.model: ModelInfo | None = None
         self.levers: list[str] = []
@@ -130,7 +131,7 @@ class FrameRenderer:
             return torch.float16 if self.device.startswith("cuda") else torch.float32
         return getattr(torch, self.settings.dtype)
 
-    def adopt(self, pipe: object, name: str, marker: dict, path: str = "") -> ModelInfo:
+    def adopt(self, pipe: Any, name: str, marker: dict, path: str = "") -> ModelInfo:
         """Use an already built pipeline (the benchmark builds the real architecture in memory)."""
         kind = KINDS.get(type(pipe).__name__)
         if kind is None:
@@ -144,6 +145,12 @@ class FrameRenderer:
         self.model = ModelInfo(name=name, pipeline=type(pipe).__name__, random_weights=bool(marker.get("random_weights")))
         return self.model
 
+    def _loaded(self) -> tuple[Strategy, ModelInfo]:
+        """The model's strategy and identity; setup() or adopt() must have run."""
+        if self.kind is None or self.model is None:
+            raise RuntimeError("no model loaded: call setup() first")
+        return self.kind, self.model
+
     @property
     def size_multiple(self) -> int:
         """Generation sizes are multiples of this.
@@ -152,7 +159,7 @@ class FrameRenderer:
         downscale works (1080 lines stay 1080) that the SD pipelines accept (they ask for multiples
         of 8); the video UNets need every halving to be exact.
         """
-        if not self.kind.clip_based:
+        if not self._loaded()[0].clip_based:
             return math.lcm(self.pipe.vae_scale_factor, 8)
         return self.pipe.vae_scale_factor * 2 ** (len(self.pipe.unet.config.block_out_channels) - 1)
 
@@ -164,12 +171,14 @@ class FrameRenderer:
         return (max(multiple, round(width / multiple) * multiple), max(multiple, round(height / multiple) * multiple))
 
     def plan(self, spec: RenderSpec) -> RenderPlan:
-        return RenderPlan(*self.generation_size(spec), batch=1 if self.kind.clip_based else self.settings.batch_size)
+        batch = 1 if self._loaded()[0].clip_based else self.settings.batch_size
+        return RenderPlan(*self.generation_size(spec), batch=batch)
 
     # 2. Run: frames of one segment, yielded as PNG bytes in frame order.
     @torch.inference_mode()
     def render(self, spec: RenderSpec, frames: list[int], plan: RenderPlan | None = None) -> Iterator[tuple[int, bytes]]:
         plan = plan or self.plan(spec)
+        kind, model = self._loaded()
         report = self.last_run = RunReport(plan)
         if not frames:
             return
@@ -186,16 +195,17 @@ class FrameRenderer:
         _segment_knobs(self.kind, spec)
         # 2.2 What every call of the segment shares, computed once (prompt and reference embeddings).
         with attention_kernels(self.settings.sdpa_backend):
-            conditioning = self.kind.prepare(spec, plan)
+            conditioning = kind.prepare(spec, plan)
         # 2.3 Denoise batch by batch; encode the previous batch's PNGs while the next one runs.
-        remaining, batch, pending = sorted(set(frames)), plan.batch, []
+        remaining, batch = sorted(set(frames)), plan.batch
+        pending: list[tuple[int, Future]] = []
         while remaining:
             self.thermal.wait_until_cool()
             batch = vram.batch_for(batch)
-            rendered, kept = self.kind.next_unit(spec, remaining, batch)
+            rendered, kept = kind.next_unit(spec, remaining, batch)
             started = time.perf_counter()
             with attention_kernels(self.settings.sdpa_backend):
-                pixels = to_pixels(self.kind.run(spec, conditioning, rendered, plan).frames)
+                pixels = to_pixels(kind.run(spec, conditioning, rendered, plan).frames)
             self._count(len(kept), len(rendered), time.perf_counter() - started)
             report.batches.append(len(rendered))
             ready = [(i, self._encoder.submit(encode_png, pixels[rendered.index(i)])) for i in kept]
@@ -204,7 +214,7 @@ class FrameRenderer:
         yield from self._collect(pending)
         self._offloaded = vram.offloaded
         report.notes, report.seconds = vram.notes, time.perf_counter() - began
-        metrics.SEGMENT_SECONDS.labels(self.model.name).observe(report.seconds)
+        metrics.SEGMENT_SECONDS.labels(model.name).observe(report.seconds)
         if self.device.startswith("cuda"):
             report.peak_vram_bytes = torch.cuda.max_memory_allocated(self.device)
             metrics.VRAM_PEAK.set(report.peak_vram_bytes)
@@ -215,9 +225,10 @@ class FrameRenderer:
             yield index, future.result()
 
     def _count(self, kept: int, rendered: int, seconds: float) -> None:
+        name = self._loaded()[1].name
         for _ in range(kept):
-            metrics.FRAME_SECONDS.labels(self.model.name).observe(seconds / rendered)
-        metrics.FRAMES_RENDERED.labels(self.model.name).inc(kept)
+            metrics.FRAME_SECONDS.labels(name).observe(seconds / rendered)
+        metrics.FRAMES_RENDERED.labels(name).inc(kept)
 
     def _keyframe(self, model: str, spec: RenderSpec, plan: RenderPlan) -> Image.Image:
         """Frame 0 of ``spec`` by the text-to-image ``model`` (loaded once, beside this renderer's own model)."""

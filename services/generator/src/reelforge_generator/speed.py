@@ -13,6 +13,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,10 +35,11 @@ def use_compile_cache(directory: str) -> Path:
     return path
 
 
-def apply_levers(pipe: object, settings: GeneratorSettings, device: str) -> list[str]:
+def apply_levers(pipe: Any, settings: GeneratorSettings, device: str) -> list[str]:
     """Turn on what the settings ask for; the names of what is on, in the order applied."""
     applied: list[str] = []
-    unet, vae = pipe.unet, getattr(pipe, "vae", None)
+    unet = pipe.unet
+    vae: Any = getattr(pipe, "vae", None)
     if is_on(settings.fuse_qkv, device) and hasattr(pipe, "fuse_qkv_projections") and hasattr(unet, "fuse_qkv_projections"):
         pipe.fuse_qkv_projections(unet=True, vae=type(vae).__name__ == "AutoencoderKL")
         applied.append("fused-qkv")

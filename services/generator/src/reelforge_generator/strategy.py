@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from PIL import Image
-from reelforge_shared.events import RenderSpec
 
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.fallback import RenderPlan
+from reelforge_shared.events import RenderSpec
 
 # (model, spec, plan) -> the segment's frame 0 rendered by that text-to-image model; image-to-video conditions on it.
 Keyframer = Callable[[str, RenderSpec, RenderPlan], Image.Image]
@@ -27,7 +27,7 @@ Keyframer = Callable[[str, RenderSpec, RenderPlan], Image.Image]
 class ModelContext:
     """What a strategy is built from: the loaded pipeline, the settings and the model's own defaults."""
 
-    pipe: object
+    pipe: Any  # a diffusers pipeline: untyped, its parts depend on the family
     settings: GeneratorSettings
     defaults: dict
     model_path: str

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import AutoencoderKL
@@ -65,7 +66,7 @@ def tiny_clip(seed: int, hidden: int = 32, with_projection: bool = False) -> tup
     return tokenizer, (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(config)
 
 
-def tiny_vae(seed: int, levels: int = 3) -> object:
+def tiny_vae(seed: int, levels: int = 3) -> Any:
     """An SD VAE; three levels give the real 8x latent downscale."""
     torch.manual_seed(seed)
     channels = (16, 32, 32)[:levels]
@@ -86,7 +87,7 @@ TOY_UNET = {"sample_size": 32, "in_channels": 4, "out_channels": 4, "block_out_c
 TOY_ATTENTION = {"cross_attention_dim": 32, "attention_head_dim": 8, "norm_num_groups": 8}
 
 
-def save_atomically(pipe: object, path: Path, marker: dict, seed: int, extra: Callable[[Path], object] | None = None) -> Path:
+def save_atomically(pipe: Any, path: Path, marker: dict, seed: int, extra: Callable[[Path], object] | None = None) -> Path:
     """Write beside the target and rename, so concurrent workers never load a half-written model."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
@@ -120,7 +121,7 @@ def tiny_image_encoder(seed: int) -> tuple:
     return CLIPVisionModelWithProjection(config), processor
 
 
-def save_tiny_ip_adapter(unet: object, folder: Path, seed: int) -> None:
+def save_tiny_ip_adapter(unet: Any, folder: Path, seed: int) -> None:
     """An IP-Adapter (the original, 4 image tokens) for ``unet``, in the layout ``load_ip_adapter`` reads.
 
     ``ip-adapter.safetensors`` holds ``image_proj.*`` (image embedding -> 4 cross-attention tokens)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from reelforge_qa.film import FilmQaReport, SegmentVideo, check_film
 from reelforge_qa.scores import Expected, Thresholds, score_video
@@ -28,7 +29,7 @@ class Part:
     shot: Shot
     characters: tuple[str, ...]
     location: str
-    transition: str = "cut"
+    transition: Literal["cut", "dissolve", "fade"] = "cut"
     transition_s: float = 0.0
 
 

@@ -33,7 +33,7 @@ PRESENCE_SCALE = 0.10
 EMD_SCALE = 40.0
 LAYOUT = (64, 36)  # enough for the layout (horizon, walls) and for registering a pan or tilt
 FEATURE_SHARE = 0.25  # a quarter of keypoints with a distinct match: the same place (unrelated pictures: < 5 %)
-ORB = cv2.ORB_create(nfeatures=500)
+ORB = cv2.ORB.create(nfeatures=500)
 MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING)
 
 
@@ -136,7 +136,7 @@ def _zoomed(img: np.ndarray, zoom: float) -> np.ndarray:
     if zoom == 1.0:
         return img
     h, w = img.shape
-    matrix = np.float32([[zoom, 0, (1 - zoom) * w / 2], [0, zoom, (1 - zoom) * h / 2]])
+    matrix = np.array([[zoom, 0, (1 - zoom) * w / 2], [0, zoom, (1 - zoom) * h / 2]], dtype=np.float32)
     return cv2.warpAffine(img, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 

@@ -33,7 +33,8 @@ class ClipEmbedder:
         from transformers import CLIPModel
 
         self._torch = torch
-        self.model = CLIPModel.from_pretrained(str(folder)).to(device).eval()
+        # transformers types .to() on PreTrainedModel as a decorator that wants the model as argument.
+        self.model = CLIPModel.from_pretrained(str(folder)).to(device).eval()  # type: ignore[arg-type]
         self.device = device
         self.name = str(path)
         self.size = int(self.model.config.vision_config.image_size)

@@ -196,7 +196,10 @@ def check_film(
     flashes = _flashes(frames, segments, starts) if frames is not None else []
     cuts = [round(k / frames.fps, 3) for k in tr.detect_cuts(frames)] if frames is not None else []
     for boundary in boundaries:  # a flash inside a join's window belongs to the join too
-        near = [f for f in flashes if boundary.frame is not None and abs(f.frame - boundary.frame) <= tr.FILM_EDGE + 1]
+        near = [
+            f for f in flashes
+            if boundary.frame is not None and f.frame is not None and abs(f.frame - boundary.frame) <= tr.FILM_EDGE + 1
+        ]
         boundary.findings += near
         boundary.passed = not boundary.findings
     report = FilmQaReport(

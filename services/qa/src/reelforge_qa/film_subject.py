@@ -46,12 +46,12 @@ def _hog() -> object | None:
     if not hasattr(cv2, "HOGDescriptor"):
         return None
     hog = cv2.HOGDescriptor()
-    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
     return hog
 
 
 HOG = _hog()
-ORB = cv2.ORB_create(nfeatures=400)
+ORB = cv2.ORB.create(nfeatures=400)
 MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
 
 
@@ -107,12 +107,12 @@ def _warp_to(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     if da is not None and db is not None and len(da) >= 8 and len(db) >= 8:
         matches = MATCHER.match(da, db)
         if len(matches) >= 8:
-            pa = np.float32([ka[m.queryIdx].pt for m in matches])
-            pb = np.float32([kb[m.trainIdx].pt for m in matches])
+            pa = np.array([ka[m.queryIdx].pt for m in matches], dtype=np.float32)
+            pb = np.array([kb[m.trainIdx].pt for m in matches], dtype=np.float32)
             matrix, _ = cv2.estimateAffinePartial2D(pa, pb, method=cv2.RANSAC, ransacReprojThreshold=2.0)
     if matrix is None:
         (dx, dy), _ = cv2.phaseCorrelate(ga.astype(np.float64), gb.astype(np.float64))
-        matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+        matrix = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
     return cv2.warpAffine(src, matrix, (dst.shape[1], dst.shape[0]), borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -138,7 +138,8 @@ def _people(frame: np.ndarray) -> list[tuple[int, int, int, int]]:
     if HOG is None or frame.shape[0] < 160:
         return []
     found, weights = HOG.detectMultiScale(frame, winStride=(8, 8), scale=1.1)  # type: ignore[attr-defined]
-    return [tuple(int(v) for v in box) for box, w in zip(found, np.ravel(weights), strict=False) if w > 0.5]
+    boxes = zip(found, np.ravel(weights), strict=False)
+    return [(int(x), int(y), int(w), int(h)) for (x, y, w, h), score in boxes if score > 0.5]
 
 
 def localise(frames: list[np.ndarray]) -> list[np.ndarray | None]:

@@ -63,7 +63,7 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
         for gate_name, gate in report.gates.items():  # counted once per scored attempt (a stored report is not rescored)
             QA_GATES.labels(gate_name, "pass" if gate.passed else "fail").inc()
     decision = decide(report, event.attempt, deps.max_attempts, gates=REGENERABLE_GATES)
-    if decision.action == "regenerate":
+    if decision.action == "regenerate" and decision.next_attempt is not None:
         board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
         return [
             SegmentRequested.retry(

@@ -93,7 +93,7 @@ def _plot(report: JobReport, timeline: list[tuple[float, float]]) -> dict[str, A
             for i, score, failed in values
         ]
         series.append({"name": name, "colour": PALETTE[n % len(PALETTE)], "points": points})
-    thresholds = {}
+    thresholds: dict[float, list[str]] = {}
     for seg in report.segments:
         for name, gate in seg.gates.items():
             if 0.0 < gate.threshold < 1.0:

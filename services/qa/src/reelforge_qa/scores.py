@@ -80,7 +80,7 @@ def technical_gate(path: Path, expected: Expected) -> tuple[QaGate, dict[str, fl
         score=sum(checks.values()) / len(checks), threshold=1.0, passed=not failed,
         detail="ok" if not failed else f"failed: {', '.join(failed)}",
     )
-    measured = {
+    measured: dict[str, float | str | int] = {
         "width": info.width, "height": info.height, "fps": info.fps, "frame_count": info.frame_count,
         "duration_s": round(info.duration_s, 3), "codec": info.codec, "pix_fmt": info.pix_fmt, "audio": int(info.has_audio),
     }

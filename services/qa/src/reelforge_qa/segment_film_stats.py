@@ -86,11 +86,15 @@ def read_windows(film: Path, windows: list[tuple[int, int]]) -> dict[int, np.nda
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate or stream.guessed_rate or 0)
+        if stream.time_base is None:
+            raise ValueError(f"{film}: the video stream has no time base")
         tb = float(stream.time_base)
         start = stream.start_time or 0
         for lo, hi in sorted(windows):
             container.seek(start + int(lo / fps / tb), stream=stream, backward=True, any_frame=False)
             for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
                 k = round((frame.pts - start) * tb * fps)
                 if k >= hi:
                     break

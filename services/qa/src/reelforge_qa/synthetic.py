@@ -97,12 +97,12 @@ def render_shot(shot: Shot, frames: int) -> list[np.ndarray]:
             z = 1.0 + t * (shot.zoom - 1.0)
             w, h = WIDTH / z, HEIGHT / z
             x0, y0 = (WIDTH - w) / 2, (HEIGHT - h) / 2
-            window = np.float32([[1 / z, 0, x0], [0, 1 / z, y0]])
+            window = np.array([[1 / z, 0, x0], [0, 1 / z, y0]], dtype=np.float32)
             img = cv2.warpAffine(img, window, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         linear = srgb_to_linear(img)[..., ::-1] * light[::-1]  # BGR order for OpenCV
         if shot.flash_frame == i:
             linear = linear * 8.0  # a single frame eight times too bright: a flash
-        frame = linear_to_srgb(linear) * 255.0
+        frame: np.ndarray = linear_to_srgb(linear) * 255.0
         if shot.blur:
             frame = cv2.GaussianBlur(frame, (0, 0), shot.blur)
         frame = frame + rng.normal(0, 1.5, frame.shape)  # sensor noise

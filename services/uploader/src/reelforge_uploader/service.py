@@ -23,12 +23,12 @@ Settings = UploaderSettings
 
 def build(settings: UploaderSettings) -> Service:
     store = open_store(settings)
-    gitlab_parts = (settings.gitlab_url, settings.gitlab_project, settings.gitlab_token)
-    if any(gitlab_parts) and not all(gitlab_parts):
+    url, project, token = settings.gitlab_url, settings.gitlab_project, settings.gitlab_token
+    if any((url, project, token)) and not all((url, project, token)):
         raise ValueError("REELFORGE_GITLAB_URL, REELFORGE_GITLAB_PROJECT and REELFORGE_GITLAB_TOKEN must be set together")
     gitlab = None
-    if all(gitlab_parts):
-        gitlab = GitLabUploads(settings.gitlab_url, settings.gitlab_project, settings.gitlab_token.get_secret_value())
+    if url and project and token:
+        gitlab = GitLabUploads(url, project, token.get_secret_value())
     database = settings.assets_database_url.get_secret_value() if settings.assets_database_url else None
     delivery = Delivery(
         store, settings.work_bucket, settings.delivery_bucket, open_registry(database, store, settings.work_bucket), gitlab,
