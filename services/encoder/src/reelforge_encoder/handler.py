@@ -13,6 +13,7 @@ import dataclasses
 import re
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import Event, FilmEncoded, FilmRequested, SegmentEncoded, SegmentGenerated
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
+
+S3_THREADS = 8  # concurrent S3 transfers for the film's pieces and renditions
 
 
 @dataclass(slots=True)
@@ -119,17 +122,21 @@ def _film_pieces(
 ) -> dict[str, list[list[Path]]] | None:
     """Every segment's pieces for the film and its crops, when all of them were encoded for a join by copy."""
     cuts = film_cuts(board_parts(board), fps)
-    if cuts is None or not all(deps.store.exists(deps.bucket, Keys.segment_piece(k, 0)) for k in keys):
+    if cuts is None:
         return None
-    names = ["master"] + [rendition_name(r) for r in board.deliverables.crops]
-    pieces: dict[str, list[list[Path]]] = {name: [] for name in names}
-    for n, (key, cut) in enumerate(zip(keys, cuts, strict=True), start=1):
-        for name in names:
-            rendition = None if name == "master" else name
-            local = [work / "pieces" / f"{n:03d}-{name}-{j}.mp4" for j in range(len(cut.bounds) - 1)]
-            pieces[name].append([
-                deps.store.get_file(deps.bucket, Keys.segment_piece(key, j, rendition), path) for j, path in enumerate(local)
-            ])
+    with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:  # S3 waits, not CPU: a hundred small objects at once
+        if not all(pool.map(lambda k: deps.store.exists(deps.bucket, Keys.segment_piece(k, 0)), keys)):
+            return None
+        names = ["master"] + [rendition_name(r) for r in board.deliverables.crops]
+        pieces: dict[str, list[list[Path]]] = {name: [] for name in names}
+        for n, (key, cut) in enumerate(zip(keys, cuts, strict=True), start=1):
+            for name in names:
+                rendition = None if name == "master" else name
+                local = [work / "pieces" / f"{n:03d}-{name}-{j}.mp4" for j in range(len(cut.bounds) - 1)]
+                pieces[name].append(list(pool.map(
+                    lambda job: deps.store.get_file(deps.bucket, *job),
+                    [(Keys.segment_piece(key, j, rendition), path) for j, path in enumerate(local)],
+                )))
     return pieces
 
 
@@ -171,11 +178,11 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
             if pieces is None:
                 paths = [deps.store.get_file(deps.bucket, key, path) for key, path in zip(keys, paths, strict=True)]
             result = make_film(board, paths, work, deps.codec, fps, _resolver(deps, work), deps.espeak, pieces)
-            deliverables = {}
-            for name, path in result.renditions.items():
-                deliverables[name] = Keys.rendition(job, name, event.version)
-                deps.store.put_file(deps.bucket, deliverables[name], path, "image/jpeg" if path.suffix == ".jpg" else "video/mp4")
-            deps.store.put_file(deps.bucket, film_key, result.film, "video/mp4")
+            deliverables = {name: Keys.rendition(job, name, event.version) for name in result.renditions}
+            uploads = [(deliverables[name], path, "image/jpeg" if path.suffix == ".jpg" else "video/mp4")
+                       for name, path in result.renditions.items()] + [(film_key, result.film, "video/mp4")]
+            with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:
+                list(pool.map(lambda up: deps.store.put_file(deps.bucket, *up), uploads))
         deps.store.put_json(deps.bucket, meta_key, result.meta | {"deliverables": deliverables})
     meta = deps.store.get_json(deps.bucket, meta_key)
     return [
