@@ -19,7 +19,7 @@ from PIL import Image
 
 from reelforge_encoder.ffmpeg import Codec, encode_frames, ffmpeg_exe
 from reelforge_encoder.film import make_film
-from reelforge_shared.errors import PermanentError
+from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.media import probe
 from reelforge_shared.storyboard import parse_storyboard
 
@@ -153,7 +153,7 @@ def test_narration_without_espeak_is_refused_naming_the_field(tmp_path: Path) ->
         )
 
 
-def test_narration_text_is_spoken_with_espeak_ng_stand_in(tmp_path: Path) -> None:
+def _espeak_stand_in(tmp_path: Path) -> Path:
     stand_in = tmp_path / "espeak-ng"  # stand-in: espeak-ng's command line (-v VOICE -w OUT --stdin), a tone for speech
     stand_in.write_text(
         '#!/bin/sh\nwhile [ $# -gt 0 ]; do case "$1" in -w) out="$2"; shift;; -v) voice="$2"; shift;; esac; shift; done\n'
@@ -161,6 +161,27 @@ def test_narration_text_is_spoken_with_espeak_ng_stand_in(tmp_path: Path) -> Non
         f'exec \'{EXE}\' -hide_banner -loglevel error -y -f lavfi -i sine=frequency=700:duration=1 "$out"\n'
     )
     stand_in.chmod(stand_in.stat().st_mode | stat.S_IEXEC)
+    return stand_in
+
+
+def test_speech_tag_is_narrated_and_kept_out_of_the_picture_prompt(tmp_path: Path) -> None:
+    """Seed 004: <S>...<E> is spoken (espeak-ng stand-in), <AUDCAP>...<ENDAUDCAP> goes to the spec, neither is pictured."""
+    from reelforge_shared.specs import render_spec
+
+    prompt = "The man raises his glass. He says <S>Prost, auf den Baum!<E>. <AUDCAP>wind in the leaves<ENDAUDCAP>."
+    data = {"segments": [{"id": "a", "prompt": prompt, "frames": 4, "fps": 2}], "audio": {"voice": "de"}}
+    spec = render_spec(parse_storyboard(data), 1)
+    assert spec.prompt == "The man raises his glass. He says." and spec.speech == "Prost, auf den Baum!"
+    assert spec.audio_caption == "wind in the leaves"
+    film, meta = _film(tmp_path, data, espeak=str(_espeak_stand_in(tmp_path)))
+    assert (tmp_path / "work" / "narration-001.wav.said").read_text() == "de|Prost, auf den Baum!"
+    assert probe(film).has_audio and meta["audio_cues"] == 1
+    with pytest.raises(InvalidInput, match=r"segments\[0\]\.narration"):  # speech twice: the tag and the field
+        parse_storyboard({"segments": [{"id": "a", "prompt": prompt, "narration": "Hallo"}]})
+
+
+def test_narration_text_is_spoken_with_espeak_ng_stand_in(tmp_path: Path) -> None:
+    stand_in = _espeak_stand_in(tmp_path)
     film, meta = _film(
         tmp_path,
         {

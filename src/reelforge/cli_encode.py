@@ -192,7 +192,7 @@ def _render(board: Any, inputs: list[Path], out: Path, preset: str, codec_name: 
 
     espeak = shutil.which("espeak-ng")
     for i, seg in enumerate(board.segments):
-        if seg.narration is not None and espeak is None:
+        if seg.spoken is not None and espeak is None:
             raise ValueError(narration_needs_espeak(i))
     codec = build_codec(ffmpeg_exe(), codec_name, preset)
     (out / "segments").mkdir(parents=True, exist_ok=True)

@@ -166,6 +166,14 @@ class RenderSpec(BaseModel):
     height: int
     steps: int | None = Field(None, ge=1, le=200, description="denoising steps of this segment; unset: the generator's")
     guidance: float | None = Field(None, ge=0, le=50, description="guidance scale of this segment; unset: the generator's")
+    speech: str | None = Field(
+        None, description="seed 004's <S>...<E>: spoken in the segment (narration; a sound model may voice it)",
+        examples=["Prost, auf den Baum!"],
+    )
+    audio_caption: str | None = Field(
+        None, description="seed 004's <AUDCAP>...<ENDAUDCAP>: the scene's sound, for models that generate sound; not in prompt",
+        examples=["wind in the leaves, birds"],
+    )
 
 
 class SegmentEvent(Event):

@@ -18,7 +18,7 @@ def compose_prompt(board: Storyboard, seg: Segment) -> str:
     parts += [board.characters[name].description for name in seg.characters]
     if seg.location:
         parts.append(f"in {board.locations[seg.location].description}")
-    parts += [seg.prompt, board.style.lighting]
+    parts += [seg.tags.picture, board.style.lighting]  # seed 004's speech and sound tags are not pictured
     return ", ".join(p.strip().rstrip(",") for p in parts if p and p.strip())
 
 
@@ -45,5 +45,5 @@ def render_spec(board: Storyboard, index: int, attempt: int = 1) -> RenderSpec:
         location_seed=board.locations[seg.location].seed if seg.location else None,
         reference_images=[r for name in seg.characters if (r := board.characters[name].reference_image)],
         frames=seg.frames, fps=seg.fps, width=board.output.width, height=board.output.height,
-        steps=seg.steps, guidance=seg.guidance,
+        steps=seg.steps, guidance=seg.guidance, speech=seg.tags.speech, audio_caption=seg.tags.audio_caption,
     )

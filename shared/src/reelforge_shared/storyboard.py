@@ -8,6 +8,8 @@ gets the defaults below. Every problem is reported with the path of the failing 
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -99,6 +101,29 @@ class Transition(_Strict):
         return {"type": value, "duration": 0.0 if value == "cut" else 1.0} if isinstance(value, str) else value
 
 
+SPEECH_TAG = re.compile(r"<S>(.*?)<E>", re.DOTALL)  # seed 004: what the character says
+AUDIO_CAPTION_TAG = re.compile(r"<AUDCAP>(.*?)<ENDAUDCAP>", re.DOTALL)  # seed 004: the sound of the scene
+
+
+@dataclass(frozen=True, slots=True)
+class PromptTags:
+    """A prompt split by seed 004's tags: the picture, the speech (``<S>...<E>``) and the sound (``<AUDCAP>...``)."""
+
+    picture: str
+    speech: str | None
+    audio_caption: str | None
+
+
+def split_prompt_tags(prompt: str) -> PromptTags:
+    """The picture prompt with every tag removed, the speech tags' text joined, the sound captions joined."""
+    speech = " ".join(t.strip() for t in SPEECH_TAG.findall(prompt) if t.strip()) or None
+    sound = " ".join(t.strip() for t in AUDIO_CAPTION_TAG.findall(prompt) if t.strip()) or None
+    picture = AUDIO_CAPTION_TAG.sub(" ", SPEECH_TAG.sub(" ", prompt))
+    picture = re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"\s+", " ", picture)).strip()
+    picture = re.sub(r"([.,;:!?])(\s*[.,;:!?])+", r"\1", picture)  # "shouts . ." left by a removed tag
+    return PromptTags(picture, speech, sound)
+
+
 class Segment(_Strict):
     id: _Name
     prompt: _Text = Field(min_length=1)
@@ -114,6 +139,15 @@ class Segment(_Strict):
     audio: str | None = Field(
         None, min_length=1, max_length=1024, description="audio file played from the segment's start (instead of narration)"
     )
+
+    @property
+    def tags(self) -> PromptTags:
+        return split_prompt_tags(self.prompt)
+
+    @property
+    def spoken(self) -> str | None:
+        """What is spoken over the segment: its narration, or the speech tags of its prompt."""
+        return self.narration or self.tags.speech
 
     @field_validator("id", mode="before")
     @classmethod
@@ -181,6 +215,14 @@ def _cross_reference_errors(board: Storyboard) -> list[dict[str, str]]:
             errors.append({"field": f"segments[{i}].transition.duration", "message": message})
         if seg.narration is not None and seg.audio is not None:
             errors.append({"field": f"segments[{i}].audio", "message": "give narration text or an audio file, not both"})
+        speech = seg.tags.speech
+        if speech is not None and (seg.narration is not None or seg.audio is not None):
+            other = "narration" if seg.narration is not None else "audio"
+            message = f"the prompt speaks ({speech!r} in <S>...<E>); give that or {other}, not both"
+            errors.append({"field": f"segments[{i}].{other}", "message": message})
+        if not seg.tags.picture:
+            message = "nothing is left to picture once the <S> and <AUDCAP> tags are removed"
+            errors.append({"field": f"segments[{i}].prompt", "message": message})
         if board.output.fps is not None and seg.fps > board.output.fps:
             message = f"{seg.fps} is above output.fps {board.output.fps}; interpolation only raises the rate"
             errors.append({"field": f"segments[{i}].fps", "message": message})

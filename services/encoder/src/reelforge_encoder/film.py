@@ -42,10 +42,10 @@ def audio_cues(board: Storyboard, resolve: Resolver, espeak: str | None, work: P
         path = None
         if seg.audio is not None:
             path = resolve(f"segments[{i}].audio", seg.audio)
-        elif seg.narration is not None:
+        elif seg.spoken is not None:  # narration text, or the prompt's <S>...<E> (seed 004)
             if espeak is None:
                 raise PermanentError(narration_needs_espeak(i))
-            path = speak(seg.narration, board.audio.voice, work / f"narration-{i + 1:03d}.wav", espeak)
+            path = speak(seg.spoken, board.audio.voice, work / f"narration-{i + 1:03d}.wav", espeak)
         if path is not None:
             cues.append(Cue(path, start, seg.duration_s))
         start += seg.duration_s

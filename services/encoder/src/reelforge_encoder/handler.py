@@ -59,7 +59,7 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
     seg = board.segments[n - 1]
     if seg.id != event.segment_id:
         raise PermanentError(f"segment {n} is {seg.id!r} in the storyboard, the event says {event.segment_id!r}")
-    if seg.narration is not None and deps.espeak is None:  # refuse now rather than after the whole film is rendered
+    if seg.spoken is not None and deps.espeak is None:  # refuse now rather than after the whole film is rendered
         raise PermanentError(narration_needs_espeak(n - 1))
     key = Keys.segment_video(job, n, event.attempt)
     if not deps.store.exists(deps.bucket, key):
