@@ -26,6 +26,7 @@ from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, find_binary, free_
 from reelforge_shared.storage import DeliveryKeys, ObjectStore
 
 SERVICES = ("gateway", "generator", "encoder", "qa", "uploader")
+API_TOKEN = "fault-drill-token"
 
 TINY = {  # a few frames, a small size: seconds per job on two CPU cores
     "title": "fault drill",
@@ -94,7 +95,7 @@ class System:
             "REELFORGE_PORT": str(self.gateway_port), "REELFORGE_LOG_JSON": "true",
             "REELFORGE_ACK_WAIT_S": "4", "REELFORGE_RETRY_DELAY_S": "0.5",
             "REELFORGE_STEPS": "2", "REELFORGE_BATCH_SIZE": "1", "REELFORGE_QA_MAX_ATTEMPTS": "1",
-            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "REELFORGE_API_TOKENS": f"drill:{API_TOKEN}",
         })
         env.update(self.env)
         return env
@@ -147,7 +148,9 @@ class System:
         return f"http://127.0.0.1:{self.gateway_port}"
 
     def submit(self, board: dict[str, Any], idempotency_key: str | None = None) -> str:
-        headers = {"Content-Type": "application/json"} | ({"Idempotency-Key": idempotency_key} if idempotency_key else {})
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_TOKEN}"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         request = urllib.request.Request(f"{self.gateway_url}/v1/jobs", json.dumps(board).encode(), headers)  # noqa: S310
         with urllib.request.urlopen(request, timeout=30) as r:  # noqa: S310 - loopback
             return json.loads(r.read())["job_id"]

@@ -57,7 +57,11 @@ class Bus:
             error_cb=_log_error, disconnected_cb=_log_state("nats.disconnected"), reconnected_cb=_log_state("nats.reconnected"),
         )
         bus = cls(nc, nc.jetstream(), settings.subject_prefix, settings.dedup_window_s, settings.stream_replicas)
-        await bus.ensure_stream()
+        try:
+            await bus.ensure_stream()
+        except BaseException:  # a cluster still electing its leaders: the caller tries again on a new connection
+            await nc.close()
+            raise
         return bus
 
     @property

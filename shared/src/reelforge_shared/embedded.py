@@ -7,7 +7,6 @@ their data in a directory the caller owns. Nothing is downloaded at run time.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import json
 import shutil
@@ -185,8 +184,8 @@ def start_nats_cluster(data_dir: Path, size: int = 3) -> list[EmbeddedServer]:
         node = data_dir / f"n{i + 1}"
         config = nats_config(node / "jetstream", port, name=f"n{i + 1}", cluster_port=cluster_port, routes=routes)
         procs.append((node, port, config))
-    with concurrent.futures.ThreadPoolExecutor(size) as pool:  # a node waits for its peers before it is ready
-        return list(pool.map(lambda args: start_nats(args[0], args[1], args[2]), procs))
+    # One after the other from this thread: PR_SET_PDEATHSIG ends a server when the THREAD that started it exits.
+    return [start_nats(node, port, config) for node, port, config in procs]
 
 
 def start_s3(data_dir: Path) -> EmbeddedServer:

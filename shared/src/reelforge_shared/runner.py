@@ -70,7 +70,7 @@ Handler = Callable[[Any, Any], "list[Event] | Awaitable[list[Event]]"]
 NATS_DOWN: tuple[type[BaseException], ...] = (
     nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError, nats.errors.NoServersError,
     nats.errors.StaleConnectionError, nats.errors.TimeoutError, nats.errors.NoRespondersError,
-    nats.js.errors.ServiceUnavailableError, ConnectionError,
+    nats.js.errors.ServiceUnavailableError, nats.js.errors.NoStreamResponseError, ConnectionError,
 )
 BACKOFF_FIRST_S, BACKOFF_CAP_S = 0.5, 15.0
 
