@@ -92,7 +92,7 @@ class System:
             "REELFORGE_S3_ACCESS_KEY": ACCESS_KEY, "REELFORGE_S3_SECRET_KEY": SECRET_KEY,
             "REELFORGE_SUBJECT_PREFIX": self.prefix, "REELFORGE_WORK_BUCKET": self.work_bucket,
             "REELFORGE_DELIVERY_BUCKET": self.delivery_bucket, "REELFORGE_METRICS_PORT": str(health_port),
-            "REELFORGE_PORT": str(self.gateway_port), "REELFORGE_LOG_JSON": "true",
+            "REELFORGE_GATEWAY_PORT": str(self.gateway_port), "REELFORGE_LOG_JSON": "true",
             "REELFORGE_ACK_WAIT_S": "4", "REELFORGE_RETRY_DELAY_S": "0.5",
             "REELFORGE_STEPS": "2", "REELFORGE_BATCH_SIZE": "1", "REELFORGE_QA_MAX_ATTEMPTS": "1",
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "REELFORGE_API_TOKENS": f"drill:{API_TOKEN}",

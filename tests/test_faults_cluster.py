@@ -13,8 +13,8 @@ from pathlib import Path
 
 import nats
 import pytest
-from fault_harness import System, check_job, storyboard, wait_for_event
 
+from fault_harness import System, check_job, storyboard, wait_for_event
 from reelforge_shared.embedded import EmbeddedServer, start_nats_cluster, start_s3
 from reelforge_shared.ledger import BUCKET as LEDGER_BUCKET
 

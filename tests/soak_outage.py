@@ -1,0 +1,76 @@
+"""Soak (not in CI): S3 down for most of REELFORGE_OUTAGE_TOLERANCE_S mid-job, and the job still completes.
+
+    .venv/bin/python tests/soak_outage.py                 # S3 down 540 s of the default 600 s tolerance
+    .venv/bin/python tests/soak_outage.py --down 660      # past it: the job fails, the error names the outage
+
+The five services run as `reelforge worker` processes (tests/fault_harness.py) against a real
+nats-server and S3 server. Prints the outage, how long the job took after S3 came back, each
+worker's /healthz during the outage and its reelforge_outage_seconds_total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from fault_harness import SERVICES, System, check_job, storyboard, stream_events, wait_for_event
+from reelforge_shared.embedded import start_nats, start_s3
+
+
+def outage_seconds(system: System, name: str) -> float:
+    try:
+        url = f"http://127.0.0.1:{system.workers[name].health_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return float("nan")
+    return sum(float(v) for v in re.findall(r'^reelforge_outage_seconds_total\{[^}]*dependency="s3"[^}]*\} (\S+)$', text, re.M))
+
+
+def main(args: argparse.Namespace) -> None:
+    root = Path(tempfile.mkdtemp(prefix="reelforge-soak-"))
+    nats_server, s3 = start_nats(root / "nats"), start_s3(root / "s3")
+    env = {"REELFORGE_OUTAGE_TOLERANCE_S": str(args.tolerance)}
+    system = System(root, nats_server.url, s3.url, "soak" + uuid.uuid4().hex[:6], env)
+    try:
+        system.start_all()
+        job = system.submit(storyboard("soak", segments=args.segments, frames=6))
+        asyncio.run(wait_for_event(system.nats_url, system.prefix, "segment.generated", job))
+        s3.kill()
+        down_at = time.monotonic()
+        print(f"S3 killed mid-job ({job}); down for {args.down:.0f} s of a {args.tolerance:.0f} s tolerance", flush=True)
+        while (elapsed := time.monotonic() - down_at) < args.down:
+            health = {n: (system.workers[n].health() or {}).get("services", [{}])[0].get("down", {}) for n in SERVICES}
+            reporting = sorted(n for n, d in health.items() if "s3" in d)
+            print(f"  {elapsed:5.0f} s  workers reporting s3 down: {reporting}", flush=True)
+            time.sleep(min(60, args.down - elapsed))
+        s3.restart()
+        back_at = time.monotonic()
+        print(f"S3 back after {back_at - down_at:.0f} s", flush=True)
+        try:
+            asyncio.run(check_job(system, job, args.segments, timeout=args.down + 600))
+            print(f"job complete {time.monotonic() - back_at:.1f} s after S3 came back: one film, each segment delivered once")
+        except (AssertionError, TimeoutError) as exc:
+            events = asyncio.run(stream_events(system.nats_url, system.prefix, job))
+            errors = [b.get("error") for s, b in events if s.endswith("failed")]
+            print(f"job did not complete ({type(exc).__name__}); failures: {errors[:3]}")
+        for name in SERVICES:
+            print(f"  {name:9s} reelforge_outage_seconds_total{{dependency=s3}} = {outage_seconds(system, name):.0f}")
+    finally:
+        system.stop_all()
+        nats_server.stop()
+        s3.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--down", type=float, default=540.0, help="seconds S3 stays down")
+    parser.add_argument("--tolerance", type=float, default=600.0, help="REELFORGE_OUTAGE_TOLERANCE_S for the workers")
+    parser.add_argument("--segments", type=int, default=3)
+    main(parser.parse_args())
