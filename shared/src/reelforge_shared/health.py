@@ -3,9 +3,10 @@
 States follow cog's contract: STARTING (loading), READY (idle), BUSY (handling an event),
 SETUP_FAILED (will not become ready; the probe fails and Kubernetes restarts the pod).
 
-Beside the state, each dependency (``nats``, ``s3``) the worker found unreachable is listed as down
-until it answers again; meanwhile ``/healthz`` answers 503 (take the pod out of rotation) while
-``/livez`` stays 200 (restarting the pod cannot bring S3 back).
+Beside the state, each dependency (``nats``, ``s3``) the worker found unreachable is listed under
+``down`` until it answers again. The status code stays 200 meanwhile: the worker is alive and waiting
+the outage out, and a liveness probe that restarted it could not bring S3 back (it would only lose
+the work in hand). ``/livez`` answers the same question alone.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class Health:
 
     @property
     def ok(self) -> bool:
-        return self.state in {"READY", "BUSY"} and not self.down
+        return self.state in {"READY", "BUSY"}
 
     def as_dict(self) -> dict[str, object]:
         return {"service": self.service, "state": self.state, "detail": self.detail, "down": dict(self.down)}
@@ -70,7 +71,8 @@ def serve_health(port: int, services: list[Health], host: str = "0.0.0.0") -> Th
                 body, status, kind = generate_latest(), 200, CONTENT_TYPE_LATEST
             elif self.path in {"/healthz", "/health"}:
                 ok = all(h.ok for h in services)
-                body = json.dumps({"ok": ok, "services": [h.as_dict() for h in services]}).encode()
+                down = sorted({d for h in services for d in h.down})
+                body = json.dumps({"ok": ok, "down": down, "services": [h.as_dict() for h in services]}).encode()
                 status, kind = (200 if ok else 503), "application/json"
             elif self.path == "/livez":
                 ok = all(h.alive for h in services)
