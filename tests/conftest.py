@@ -6,6 +6,7 @@ Each test gets its own subject prefix (so its own stream and consumers) and its 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,11 @@ from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, EmbeddedServer, st
 from reelforge_shared.events import EVENTS_BY_SUBJECT, Event
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import ObjectStore
+
+# No test reaches the internet: run-time model loading reads local files only, and huggingface_hub is told so too.
+os.environ["HF_HUB_OFFLINE"] = "1"
+# The tests are local mode: the built-in random-weight models are allowed (a deployment refuses them by default).
+os.environ.setdefault("REELFORGE_ALLOW_TEST_MODEL", "1")
 
 
 @pytest.fixture(scope="session")

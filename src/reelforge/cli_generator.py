@@ -47,7 +47,7 @@ def generate(
     from reelforge_shared.errors import InvalidInput, PermanentError
     from reelforge_shared.events import RenderSpec
 
-    settings = GeneratorSettings()
+    settings = GeneratorSettings(allow_test_model=True)  # one segment on this machine: local mode
     if generation_width is not None:
         settings = settings.model_copy(update={"generation_width": generation_width})
     spec = RenderSpec(

@@ -45,7 +45,7 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
     "name": ("Hugging Face id or local path of the model", "stabilityai/stable-diffusion-2-1"),
     "pipeline": ("diffusers pipeline class read from the model", "StableDiffusionPipeline"),
     "random_weights": ("true for Reelforge's tiny random-weight test models", False),
-    "prompt": ("full prompt (style, cast and location folded in)", "documentary still, an apple tree in spring"),
+    "prompt": ("full prompt (action, cast, location, style and light folded in)", "an apple tree in spring, documentary still"),
     "negative_prompt": ("what to avoid", "blurry, low quality"),
     "seed": ("segment seed (cast/location seed family + position)", 1042),
     "character_seeds": ("seeds of the characters in the shot", [1000]),
@@ -60,6 +60,13 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
     "height": ("height in pixels", 1080),
     "frames_prefix": ("work-bucket prefix of the PNG frames", "jobs/j-5f1c2e7a9b/segments/001/frames/"),
     "degraded": ("what was given up to finish (smaller batch, lower size)", "batch 8 -> 4 after out-of-memory"),
+    "SegmentGenerated.prompt": ("the prompt as the model was given it (seed 004's sound tags removed for a model without sound)",
+               "a young man plants an apple sapling, in a farmland field, documentary still, daylight 5500K"),
+    "prompt_tokens": ("tokens of the prompt, counted with the model's own tokenizer", 96),
+    "prompt_tokens_dropped": ("prompt tokens the model did not see (0: the whole prompt was encoded)", 0),
+    "render_s": ("seconds the generator spent rendering the segment's missing frames", 10.3),
+    "s_per_frame": ("render seconds per frame rendered", 0.43),
+    "peak_vram_bytes": ("peak GPU memory PyTorch allocated while rendering; unset on a CPU", 35970351104),
     "video_key": ("work-bucket key of the segment's MP4", "jobs/j-5f1c2e7a9b/segments/001/segment.mp4"),
     "score": ("0 (bad) to 1 (good)", 0.93),
     "threshold": ("the score needed to pass", 0.5),
@@ -223,6 +230,12 @@ class SegmentGenerated(SegmentEvent):
     height: int
     model: ModelInfo
     degraded: str | None = Field(None, description="what was given up to finish (smaller batch, lower size)")
+    prompt: str | None = None
+    prompt_tokens: int | None = Field(None, ge=0)
+    prompt_tokens_dropped: int | None = Field(None, ge=0)
+    render_s: float | None = Field(None, ge=0)
+    s_per_frame: float | None = Field(None, ge=0)
+    peak_vram_bytes: int | None = Field(None, ge=0)
 
 
 class SegmentEncoded(SegmentEvent):

@@ -13,12 +13,17 @@ RETRY_SEED_STRIDE = 7919  # a prime far from the +1 per segment of a seed family
 
 
 def compose_prompt(board: Storyboard, seg: Segment) -> str:
-    """Style prefix, cast, place, action, light: the order CLIP weighs most to least."""
-    parts = [board.style.prompt_prefix]
+    """Action, cast, place, style, light: most important first, so what a model weighs least is the least needed.
+
+    The whole prompt reaches the model (the generator encodes long prompts in chunks); the order still
+    matters to models that weigh early tokens more. Seed 004's speech and sound tags are not pictured
+    (they travel in the spec's ``speech`` and ``audio_caption``).
+    """
+    parts = [seg.tags.picture]
     parts += [board.characters[name].description for name in seg.characters]
     if seg.location:
         parts.append(f"in {board.locations[seg.location].description}")
-    parts += [seg.tags.picture, board.style.lighting]  # seed 004's speech and sound tags are not pictured
+    parts += [board.style.prompt_prefix, board.style.lighting]
     return ", ".join(p.strip().rstrip(",") for p in parts if p and p.strip())
 
 

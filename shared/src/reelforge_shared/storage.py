@@ -74,6 +74,11 @@ class Keys:
         return f"{Keys.segment(job_id, index, attempt)}/qa.json"
 
     @staticmethod
+    def segment_generation(job_id: str, index: int, attempt: int = 1) -> str:
+        """What the generator did for an attempt: the prompt as the model got it, token counts, render figures."""
+        return f"{Keys.segment(job_id, index, attempt)}/generation.json"
+
+    @staticmethod
     def render_state(job_id: str, index: int, attempt: int = 1) -> str:
         """The generator's record of the size it settled on after running out of memory."""
         return f"{Keys.segment(job_id, index, attempt)}/render.json"

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from reelforge_generator.per_frame import encode_prompt
+from reelforge_generator.prompts import encode_prompt
 from reelforge_shared.events import RenderSpec
 
 KINDS = (  # first match wins, on the ATen operator's name
@@ -49,7 +49,7 @@ def profile_segment(pipe: object, spec: RenderSpec, width: int, height: int, bat
     """Per-frame and per-segment seconds by stage, and the UNet call's time by operator kind."""
     unet = getattr(pipe.unet, "_orig_mod", pipe.unet)  # the eager module: the profile names its operators
     device, dtype = str(pipe._execution_device), unet.dtype
-    text_s, conditioning = _timed(device, lambda: encode_prompt(pipe, spec, guidance))
+    text_s, conditioning = _timed(device, lambda: encode_prompt(pipe, spec, guidance)[0])
     cfg = 2 if guidance > 1 else 1
     embeds = torch.cat(
         [conditioning.get("negative_prompt_embeds", conditioning["prompt_embeds"])] * (cfg - 1) + [conditioning["prompt_embeds"]]

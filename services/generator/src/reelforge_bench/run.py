@@ -26,7 +26,8 @@ from reelforge_bench.profile import profile_segment
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.gpu import GpuSource
-from reelforge_generator.per_frame import PerFrame, encode_prompt
+from reelforge_generator.per_frame import PerFrame
+from reelforge_generator.prompts import encode_prompt
 from reelforge_generator.renderer import FrameRenderer, load_pipeline, quiet_libraries, to_pixels
 from reelforge_generator.strategy import ModelContext
 from reelforge_shared.events import RenderSpec
@@ -192,7 +193,7 @@ def _seed_001(pipe: object, spec: RenderSpec, options: BenchOptions, frames: lis
     """One image per call with slicing on, from Reelforge's latents so that the images can be compared."""
     device, plan = renderer.device, RenderPlan(spec.width, spec.height, 1)
     latents = PerFrame(ModelContext(pipe, renderer.settings, {}, ""))
-    conditioning = encode_prompt(pipe, spec, options.guidance)
+    conditioning, _ = encode_prompt(pipe, spec, options.guidance)
     common = dict(height=spec.height, width=spec.width, guidance_scale=options.guidance, output_type="pt", **conditioning)
     pipe.enable_attention_slicing()
     pipe.vae.enable_slicing()
@@ -266,7 +267,7 @@ def _unet_flop_per_frame(pipe: object, spec: RenderSpec, options: BenchOptions, 
 
     plan = RenderPlan(spec.width, spec.height, 1)
     latents = PerFrame(ModelContext(pipe, renderer.settings, {}, "")).latents(spec, [0], plan)
-    conditioning = encode_prompt(pipe, spec, options.guidance)
+    conditioning, _ = encode_prompt(pipe, spec, options.guidance)
     with FlopCounterMode(display=False) as counter:
         pipe(
             latents=latents,

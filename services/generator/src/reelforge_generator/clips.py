@@ -20,7 +20,7 @@ from PIL import Image, ImageOps
 
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.latents import frame_generators, frame_latents
-from reelforge_generator.per_frame import encode_prompt
+from reelforge_generator.prompts import PROMPT_REPORT, encode_prompt
 from reelforge_generator.references import load_references
 from reelforge_generator.strategy import Clip, ModelContext
 from reelforge_shared.errors import PermanentError
@@ -74,7 +74,8 @@ class TextToVideo(Clips):
 
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
         """The prompt, encoded once for every clip (reference images steer per-frame and image-to-video models only)."""
-        return encode_prompt(self.pipe, spec, self.guidance)
+        conditioning, report = encode_prompt(self.pipe, spec, self.guidance)
+        return conditioning | {PROMPT_REPORT: report}
 
     def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> Clip:
         latents = self.latents(spec, frames, plan).permute(1, 0, 2, 3).unsqueeze(0)  # (1, channels, frames, h, w)

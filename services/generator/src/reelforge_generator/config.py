@@ -17,6 +17,10 @@ class GeneratorSettings(CommonSettings):
         TINY_SD,
         description=f"Hugging Face id (warm cache) or local path; {TINY_SD} is the built-in tiny random-weight test model",
     )
+    allow_test_model: bool = Field(
+        False,
+        description="allow the built-in random-weight test models outside local mode (they render noise; `run`/`up` allow them)",
+    )
     model_cache_dir: str = Field("~/.cache/reelforge/models", description="where built-in test models are written")
     steps: int | None = Field(
         None, ge=1, le=200, validation_alias="REELFORGE_GENERATOR_STEPS",

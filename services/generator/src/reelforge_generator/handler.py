@@ -89,6 +89,8 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
         else:
             todo = [i for i in todo if i not in done]
         plan = smaller
+    record = _generation_record(deps, Keys.segment_generation(job, n, a), "; ".join(notes) or None)
+    log.info("generator.segment_rendered", job_id=job, index=n, attempt=a, **{k: v for k, v in record.items() if k != "prompt"})
     return [
         SegmentGenerated.follow(
             event,
@@ -98,9 +100,25 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
             width=spec.width,
             height=spec.height,
             model=renderer.model,
-            degraded="; ".join(notes) or None,
+            **{k: record.get(k) for k in REPORTED},
         )
     ]
+
+
+REPORTED = ("degraded", "prompt", "prompt_tokens", "prompt_tokens_dropped", "render_s", "s_per_frame", "peak_vram_bytes")
+
+
+def _generation_record(deps: GeneratorDeps, key: str, degraded: str | None) -> dict:
+    """The prompt as the model got it, its token counts and the render figures, stored beside the frames.
+
+    A redelivery that found every frame stored rendered nothing: it reports the first run's record.
+    """
+    run = deps.renderer.last_run
+    if run.prompt is None and deps.store.exists(deps.bucket, key):
+        return deps.store.get_json(deps.bucket, key)
+    record = (run.prompt.as_dict() if run.prompt else {}) | run.figures() | {"degraded": degraded}
+    deps.store.put_json(deps.bucket, key, record | {"model": deps.renderer.model.name})
+    return record
 
 
 def _render_into_store(

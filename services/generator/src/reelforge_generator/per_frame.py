@@ -18,28 +18,13 @@ from PIL import Image
 
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.latents import frame_generators, frame_latents
+from reelforge_generator.prompts import PROMPT_REPORT, encode_prompt
 from reelforge_generator.references import load_references
 from reelforge_generator.strategy import Clip, ModelContext
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import RenderSpec
 
 log = structlog.get_logger("reelforge.generator")
-PROMPT_OUTPUTS = {  # what encode_prompt returns, by count: SD-style pipelines 2 tensors, SDXL 4
-    2: ("prompt_embeds", "negative_prompt_embeds"),
-    4: ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"),
-}
-
-
-def encode_prompt(pipe: Any, spec: RenderSpec, guidance: float) -> dict[str, Any]:
-    """The prompt's embeddings (and the negative prompt's when CFG is on), as pipeline keyword arguments."""
-    out = pipe.encode_prompt(
-        prompt=spec.prompt,
-        device=pipe._execution_device,
-        num_images_per_prompt=1,
-        do_classifier_free_guidance=guidance > 1,
-        negative_prompt=spec.negative_prompt or None,
-    )
-    return {name: value for name, value in zip(PROMPT_OUTPUTS[len(out)], out, strict=True) if value is not None}
 
 
 def batched(conditioning: dict[str, object], n: int) -> dict[str, object]:
@@ -69,7 +54,8 @@ class PerFrame:
 
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
         """Everything the segment's calls share: prompt embeddings, reference-image embeddings."""
-        conditioning = encode_prompt(self.pipe, spec, self.guidance)
+        conditioning, report = encode_prompt(self.pipe, spec, self.guidance)
+        conditioning[PROMPT_REPORT] = report
         if spec.reference_images and not self._ip_adapter:
             if self.ip_adapter_source() is None:
                 log.warning("generator.references_unused", reason="the model has no IP-Adapter; set REELFORGE_IP_ADAPTER")

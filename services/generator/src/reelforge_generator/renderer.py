@@ -11,9 +11,9 @@ overlap the next batch's GPU work.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import diffusers.utils.logging
+import huggingface_hub.constants
 import numpy as np
 import torch
 import transformers.utils.logging
@@ -34,11 +35,12 @@ from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.gpu import GpuSource, source_for
 from reelforge_generator.guards import ThermalGuard, VramGuard
 from reelforge_generator.per_frame import PerFrame
+from reelforge_generator.prompts import PROMPT_REPORT, PromptReport
 from reelforge_generator.speed import apply_levers, attention_kernels
 from reelforge_generator.strategy import ModelContext, Strategy
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import ModelInfo, RenderSpec
-from reelforge_tiny import model_marker, resolve_model
+from reelforge_tiny import TINY_MODELS, model_marker, resolve_model
 
 KINDS: dict[str, Callable[[ModelContext], Strategy]] = {  # pipeline class -> how it makes frames
     "StableDiffusionPipeline": PerFrame,
@@ -50,12 +52,34 @@ KINDS: dict[str, Callable[[ModelContext], Strategy]] = {  # pipeline class -> ho
 
 
 def quiet_libraries() -> None:
-    """Loading bars and deprecation chatter belong to notebooks, not to a worker's log."""
-    diffusers.utils.logging.disable_progress_bar()
-    diffusers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"diffusers\..*")
+    """Loading bars belong to notebooks; the libraries' warnings (a truncated prompt, a deprecation) belong in the log.
+
+    diffusers and transformers write to stderr through their own handler and stop there; here their
+    records go to the root logger, which the service's logging setup formats, and Python warnings with them.
+    """
+    for library in (diffusers.utils.logging, transformers.utils.logging):
+        library.disable_progress_bar()
+        library.set_verbosity_warning()
+        library.disable_default_handler()
+        library.enable_propagation()
+    logging.captureWarnings(True)
+
+
+def model_not_found(name: str, path: str, exc: Exception) -> PermanentError:
+    """The id, where it was looked for, and why: run-time loading reads local files only, it never downloads."""
+    if Path(path).expanduser().exists() or "/" not in name or name.startswith((".", "/", "~")):
+        where = f"the local folder {Path(path).expanduser()}"
+    else:
+        where = f"the Hugging Face cache {huggingface_hub.constants.HF_HUB_CACHE} (nothing is downloaded at run time)"
+    return PermanentError(f"cannot load model {name!r}: not found in {where}: {type(exc).__name__}: {exc}")
+
+
+def refuse_test_model(name: str, settings: GeneratorSettings) -> None:
+    if not settings.allow_test_model:
+        raise PermanentError(
+            f"model {name!r} is a random-weight test model and renders noise; set REELFORGE_MODEL to a real model "
+            "(a Hugging Face id in the local cache or a path), or REELFORGE_ALLOW_TEST_MODEL=1 to use it on purpose"
+        )
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
@@ -79,17 +103,38 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     peak_vram_bytes: int | None = None
+    frames: int = 0  # frames rendered and kept
+    prompt: PromptReport | None = None
+
+    def figures(self) -> dict[str, object]:
+        """The segment's figures for its events and the report: render s, s/frame, peak VRAM, degradation."""
+        return {
+            "render_s": round(self.seconds, 3),
+            "s_per_frame": round(self.seconds / self.frames, 4) if self.frames else None,
+            "peak_vram_bytes": self.peak_vram_bytes,
+            "degraded": "; ".join(self.notes) or None,
+        }
 
 
-def load_pipeline(name: str, cache_dir: str, dtype: torch.dtype) -> tuple[Any, dict, str]:
-    """The pipeline (its class read from the model), its Reelforge marker and its local path."""
+def load_pipeline(
+    name: str, cache_dir: str, dtype: torch.dtype, settings: GeneratorSettings | None = None
+) -> tuple[Any, dict, str]:
+    """The pipeline (its class read from the model), its Reelforge marker and its local path.
+
+    With ``settings``, a random-weight test model is refused unless they allow it (local mode does).
+    """
+    if settings is not None and name in TINY_MODELS:
+        refuse_test_model(name, settings)
     path = resolve_model(name, Path(cache_dir))
+    marker = model_marker(path)
+    if settings is not None and marker.get("random_weights"):
+        refuse_test_model(name, settings)
     quiet_libraries()
     try:
-        pipe = DiffusionPipeline.from_pretrained(path, torch_dtype=dtype)
+        pipe = DiffusionPipeline.from_pretrained(path, torch_dtype=dtype, local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise PermanentError(f"cannot load model {name!r}: {exc}") from exc
-    return pipe, model_marker(path), path
+        raise model_not_found(name, path, exc) from exc
+    return pipe, marker, path
 
 
 class FrameRenderer:
@@ -122,7 +167,7 @@ class FrameRenderer:
     # 1. Setup: load once.
     def setup(self, model: str | None = None) -> ModelInfo:
         name = model or self.settings.model
-        pipe, marker, path = load_pipeline(name, self.settings.model_cache_dir, self.dtype)
+        pipe, marker, path = load_pipeline(name, self.settings.model_cache_dir, self.dtype, self.settings)
         return self.adopt(pipe, name, marker, path)
 
     @property
@@ -196,6 +241,7 @@ class FrameRenderer:
         # 2.2 What every call of the segment shares, computed once (prompt and reference embeddings).
         with attention_kernels(self.settings.sdpa_backend):
             conditioning = kind.prepare(spec, plan)
+        report.prompt = conditioning.pop(PROMPT_REPORT, None)
         # 2.3 Denoise batch by batch; encode the previous batch's PNGs while the next one runs.
         remaining, batch = sorted(set(frames)), plan.batch
         pending: list[tuple[int, Future]] = []
@@ -207,6 +253,7 @@ class FrameRenderer:
             with attention_kernels(self.settings.sdpa_backend):
                 pixels = to_pixels(kind.run(spec, conditioning, rendered, plan).frames)
             self._count(len(kept), len(rendered), time.perf_counter() - started)
+            report.frames += len(kept)
             report.batches.append(len(rendered))
             ready = [(i, self._encoder.submit(encode_png, pixels[rendered.index(i)])) for i in kept]
             yield from self._collect(pending)

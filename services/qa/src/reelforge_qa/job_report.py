@@ -39,6 +39,7 @@ class Timings(BaseModel):
     """Seconds each stage took for the delivered attempt (None: not measured by that stage)."""
 
     render_s: float | None = None
+    s_per_frame: float | None = Field(None, description="render seconds per frame (the generator's last run)")
     encode_s: float | None = None
     qa_s: float | None = None
     peak_vram_bytes: int | None = None
@@ -49,7 +50,10 @@ class SegmentResult(BaseModel):
     id: str
     status: str = "delivered"
     attempt: int = 1
-    prompt: str | None = Field(None, description="the prompt the delivered attempt was rendered from")
+    prompt: str | None = Field(None, description="the prompt the delivered attempt was rendered from, as the model got it")
+    prompt_tokens: int | None = Field(None, description="its tokens, counted with the model's own tokenizer")
+    prompt_tokens_dropped: int | None = Field(None, description="tokens the model did not see (0: encoded whole)")
+    degraded: str | None = Field(None, description="what the generator gave up to finish (smaller batch, lower size)")
     qa_passed: bool
     gates: dict[str, GateResult]
     qa_history: list[AttemptResult] = Field(default_factory=list)
@@ -134,9 +138,18 @@ def segment_history(store: ObjectStore, bucket: str, job_id: str, index: int, la
     return history
 
 
-def _timings(store: ObjectStore, bucket: str, job_id: str, index: int, attempt: int, qa: QaReport) -> Timings:
+def _generation(store: ObjectStore, bucket: str, job_id: str, index: int, attempt: int) -> dict[str, Any]:
+    """The generator's record of an attempt: the prompt as the model got it, token counts, render figures."""
+    key = Keys.segment_generation(job_id, index, attempt)
+    return store.get_json(bucket, key) if store.exists(bucket, key) else {}
+
+
+def _timings(
+    store: ObjectStore, bucket: str, job_id: str, index: int, attempt: int, qa: QaReport, generation: dict[str, Any]
+) -> Timings:
     key = Keys.segment_timings(job_id, index, attempt)
     stored = store.get_json(bucket, key) if store.exists(bucket, key) else {}
+    stored |= {k: generation[k] for k in ("render_s", "s_per_frame", "peak_vram_bytes") if generation.get(k) is not None}
     qa_s = qa.measured.get("qa_s")
     return Timings(**stored, qa_s=float(qa_s) if isinstance(qa_s, int | float) else None)
 
@@ -153,11 +166,14 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
     for m in markers:
         n, attempt, qa = m["index"], m["attempt"], QaReport.model_validate(m["qa"])
         seg = board.segments[n - 1]
+        generated = _generation(store, bucket, job_id, n, attempt)
         segments.append(segment_result(
-            n, m["segment_id"], qa, attempt=attempt, prompt=render_spec(board, n, attempt).prompt,
+            n, m["segment_id"], qa, attempt=attempt, prompt=generated.get("prompt") or render_spec(board, n, attempt).prompt,
+            prompt_tokens=generated.get("prompt_tokens"), prompt_tokens_dropped=generated.get("prompt_tokens_dropped"),
+            degraded=generated.get("degraded"),
             qa_history=segment_history(store, bucket, job_id, n, attempt), video_key=m["video_key"],
             delivery_key=m["delivery_key"], duration_s=m["duration_s"], characters=list(seg.characters), location=seg.location,
-            timings=_timings(store, bucket, job_id, n, attempt, qa),
+            timings=_timings(store, bucket, job_id, n, attempt, qa, generated),
         ))
     return JobReport(
         job_id=job_id, title=raw.get("title"), model=markers[0]["model"] if markers else None,

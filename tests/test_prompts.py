@@ -1,0 +1,70 @@
+"""Prompts arrive whole: action first, long prompts encoded in chunks, every segment its own text input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from reelforge_generator.config import GeneratorSettings
+from reelforge_generator.prompts import encode_prompt
+from reelforge_generator.renderer import FrameRenderer
+from reelforge_shared.specs import compose_prompt, render_spec
+from reelforge_shared.storyboard import load_storyboard, parse_storyboard
+
+APFELBAUM = Path(__file__).resolve().parents[1] / "examples" / "apfelbaum" / "storyboard.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> object:
+    renderer = FrameRenderer(GeneratorSettings(model_cache_dir=str(tmp_path_factory.mktemp("models")), allow_test_model=True))
+    renderer.setup("reelforge/tiny-sd")
+    return renderer.pipe
+
+
+def _board(action: str) -> object:
+    return parse_storyboard(
+        {
+            "style": {"prompt_prefix": "documentary still", "lighting": "daylight 5500K"},
+            "characters": {"karl": {"description": "young man in a blue shirt", "seed": 1000}},
+            "locations": {"farm": {"description": "a farmland field", "seed": 5000}},
+            "segments": [{"id": "s1", "prompt": action, "characters": ["karl"], "location": "farm"}],
+        }
+    )
+
+
+def test_composition_puts_the_action_first_and_the_light_last() -> None:
+    board = _board("plants an apple sapling")
+    assert compose_prompt(board, board.segments[0]) == (
+        "plants an apple sapling, young man in a blue shirt, in a farmland field, documentary still, daylight 5500K"
+    )
+
+
+def test_seed_004_tags_stay_out_of_the_picture_prompt() -> None:
+    board = _board("Karl cheers. He shouts <S>Yes!<E>. <AUDCAP>Crowd cheering<ENDAUDCAP>.")
+    spec = render_spec(board, 1)
+    assert spec.prompt.startswith("Karl cheers. He shouts") and "<" not in spec.prompt and "Yes!" not in spec.prompt
+
+
+def test_changing_only_the_action_changes_the_embeddings(tiny_sd: object) -> None:
+    first, report = encode_prompt(tiny_sd, render_spec(_board("plants an apple sapling"), 1), guidance=7.5)
+    second, _ = encode_prompt(tiny_sd, render_spec(_board("waters the apple sapling"), 1), guidance=7.5)
+    assert first["prompt_embeds"].shape == second["prompt_embeds"].shape
+    assert not torch.equal(first["prompt_embeds"], second["prompt_embeds"])
+    assert torch.equal(first["negative_prompt_embeds"], second["negative_prompt_embeds"])
+    assert report.prompt.startswith("plants an apple sapling") and report.dropped == 0
+
+
+def test_every_apfelbaum_segment_is_encoded_whole_and_differently(tiny_sd: object) -> None:
+    board = load_storyboard(APFELBAUM.read_text())
+    seen, window = [], tiny_sd.tokenizer.model_max_length
+    for index in range(1, len(board.segments) + 1):
+        conditioning, report = encode_prompt(tiny_sd, render_spec(board, index), guidance=7.5)
+        assert report.dropped == 0 and report.tokens > window - 2  # longer than one CLIP window, none of it dropped
+        chunks = -(-report.tokens // (window - 2))
+        assert conditioning["prompt_embeds"].shape[1] >= chunks * window  # every 75-token chunk encoded
+        assert conditioning["negative_prompt_embeds"].shape == conditioning["prompt_embeds"].shape
+        embeds = conditioning["prompt_embeds"]
+        assert all(e.shape != embeds.shape or not torch.equal(e, embeds) for e in seen), f"segment {index} repeats one"
+        seen.append(embeds)
