@@ -113,11 +113,12 @@ def _generation_record(deps: GeneratorDeps, key: str, degraded: str | None) -> d
 
     A redelivery that found every frame stored rendered nothing: it reports the first run's record.
     """
-    run = deps.renderer.last_run
+    run, model = deps.renderer.last_run, deps.renderer.model
+    assert run is not None and model is not None  # noqa: S101 - set by the render that just ran
     if run.prompt is None and deps.store.exists(deps.bucket, key):
         return deps.store.get_json(deps.bucket, key)
     record = (run.prompt.as_dict() if run.prompt else {}) | run.figures() | {"degraded": degraded}
-    deps.store.put_json(deps.bucket, key, record | {"model": deps.renderer.model.name})
+    deps.store.put_json(deps.bucket, key, record | {"model": model.name})
     return record
 
 

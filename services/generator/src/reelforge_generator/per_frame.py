@@ -54,8 +54,8 @@ class PerFrame:
 
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
         """Everything the segment's calls share: prompt embeddings, reference-image embeddings."""
-        conditioning, report = encode_prompt(self.pipe, spec, self.guidance)
-        conditioning[PROMPT_REPORT] = report
+        embeds, report = encode_prompt(self.pipe, spec, self.guidance)
+        conditioning: dict[str, object] = embeds | {PROMPT_REPORT: report}
         if spec.reference_images and not self._ip_adapter:
             if self.ip_adapter_source() is None:
                 log.warning("generator.references_unused", reason="the model has no IP-Adapter; set REELFORGE_IP_ADAPTER")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from compel import CompelForSD, CompelForSDXL
@@ -39,7 +40,7 @@ def model_prompt(spec: RenderSpec) -> str:
     return spec.prompt
 
 
-def count_tokens(tokenizer: object, text: str) -> int:
+def count_tokens(tokenizer: Any, text: str) -> int:
     """Tokens of ``text`` without the begin and end tokens, as the model's own tokenizer counts them."""
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -48,7 +49,7 @@ def _literal(text: str) -> str:
     return COMPEL_SYNTAX.sub(r"\\\1", text)
 
 
-def encode_prompt(pipe: object, spec: RenderSpec, guidance: float) -> tuple[dict[str, torch.Tensor], PromptReport]:
+def encode_prompt(pipe: Any, spec: RenderSpec, guidance: float) -> tuple[dict[str, Any], PromptReport]:
     """The whole prompt's embeddings (and the negative prompt's when CFG is on) as pipeline arguments, and its report."""
     prompt, negative = model_prompt(spec), spec.negative_prompt or ""
     cfg = guidance > 1

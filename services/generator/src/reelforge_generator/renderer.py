@@ -241,7 +241,8 @@ class FrameRenderer:
         # 2.2 What every call of the segment shares, computed once (prompt and reference embeddings).
         with attention_kernels(self.settings.sdpa_backend):
             conditioning = kind.prepare(spec, plan)
-        report.prompt = conditioning.pop(PROMPT_REPORT, None)
+        prompt = conditioning.pop(PROMPT_REPORT, None)
+        report.prompt = prompt if isinstance(prompt, PromptReport) else None
         # 2.3 Denoise batch by batch; encode the previous batch's PNGs while the next one runs.
         remaining, batch = sorted(set(frames)), plan.batch
         pending: list[tuple[int, Future]] = []
