@@ -90,7 +90,10 @@ async def test_tokens_are_required_and_logs_name_the_caller_never_the_token(gate
 
 async def test_submission_is_202_with_location_and_the_ledger_answers(gateway, event_log) -> None:
     _, client = gateway
-    yaml_board = "webhook_url: http://127.0.0.1:9/hook\nsegments:\n  - {id: a, prompt: x}\n  - {id: b, prompt: y}\n"
+    yaml_board = (
+        "webhook_url: http://127.0.0.1:9/hook\nmodel: org/job-model\n"
+        "segments:\n  - {id: a, prompt: x}\n  - {id: b, prompt: y, model: org/segment-model}\n"
+    )
     response = await client.post("/v1/jobs", content=yaml_board, headers={"content-type": "application/yaml"})
     assert assert_error_shape(response, 422, "invalid_storyboard")["details"]["fields"][0]["field"] == "webhook_url"  # private
     response = await client.post("/v1/jobs", content=yaml_board.replace("127.0.0.1:9", "93.184.215.14"),
@@ -99,6 +102,7 @@ async def test_submission_is_202_with_location_and_the_ledger_answers(gateway, e
     job_id = response.json()["job_id"]
     requested = await event_log.wait_for(lambda: len(event_log.of(SegmentRequested)) == 2 and event_log.of(SegmentRequested))
     assert [(e.index, e.segment_id, e.spec.frames, e.spec.fps) for e in requested] == [(1, "a", 24, 3.0), (2, "b", 24, 3.0)]
+    assert [e.model for e in requested] == ["org/job-model", "org/segment-model"]  # a model per job and per segment
     job = await _poll(client, job_id, lambda s: len(s["segments"]) == 2)
     assert job["status"] == "queued" and {s["stage"] for s in job["segments"].values()} == {"queued"}
     assert job["queue_position"] == 1 and job["webhook_url"] == "http://93.184.215.14/hook" and job["last_event_id"] >= 3

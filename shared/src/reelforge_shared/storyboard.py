@@ -136,6 +136,9 @@ class Segment(_Strict):
     steps: int | None = Field(None, ge=1, le=200, description="denoising steps of this segment; unset: the generator's")
     guidance: float | None = Field(None, ge=0, le=50, description="guidance scale of this segment; unset: the generator's")
     narration: _Text | None = Field(None, min_length=1, description="spoken over the segment with espeak-ng")
+    model: str | None = Field(
+        None, min_length=1, max_length=1024, description="model id or path of this segment (else the job's, else REELFORGE_MODEL)"
+    )
     audio: str | None = Field(
         None, min_length=1, max_length=1024, description="audio file played from the segment's start (instead of narration)"
     )
@@ -166,6 +169,9 @@ class Segment(_Strict):
 
 class Storyboard(_Strict):
     title: str = Field("Untitled", max_length=200)
+    model: str | None = Field(
+        None, min_length=1, max_length=1024, description="model id or path for every segment (unset: REELFORGE_MODEL)"
+    )
     style: Style = Field(default_factory=Style)
     output: Output = Field(default_factory=Output)
     characters: dict[_Name, Character] = Field(default_factory=dict)

@@ -25,7 +25,10 @@ def new_job_id(idempotency_key: str | None = None) -> str:
 async def submit_job(
     board: Storyboard, *, bus: Bus, store: ObjectStore, bucket: str, job_id: str | None = None, model: str | None = None
 ) -> JobSubmitted:
-    """Store the storyboard, then publish JobSubmitted and one SegmentRequested per segment."""
+    """Store the storyboard, then publish JobSubmitted and one SegmentRequested per segment.
+
+    A segment renders with its own ``model``, else the request's ``model``, else the storyboard's (else the generator's).
+    """
     job_id = job_id or new_job_id()
     key = Keys.storyboard(job_id)
     store.put_json(bucket, key, board.model_dump(mode="json"))
@@ -35,6 +38,12 @@ async def submit_job(
     await bus.publish(submitted)
     for index, seg in enumerate(board.segments, start=1):
         await bus.publish(
-            SegmentRequested(job_id=job_id, index=index, segment_id=seg.id, spec=render_spec(board, index), model=model)
+            SegmentRequested(
+                job_id=job_id,
+                index=index,
+                segment_id=seg.id,
+                spec=render_spec(board, index),
+                model=seg.model or model or board.model,
+            )
         )
     return submitted
