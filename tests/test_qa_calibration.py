@@ -91,3 +91,16 @@ def test_real_encoder_dissolves_read_as_dissolves(tmp_path: Path) -> None:
     assert [b.detected for b in report.boundaries] == ["cut", "dissolve", "cut", "dissolve"]
     assert report.passed, report.failures
     assert [p.segment_id for p in CLEAN] == [s.segment_id for s in report.segments]
+
+
+def test_continuity_failures_ask_for_the_breaking_segment_again(outcomes: dict[str, Outcome]) -> None:
+    """Film QA's policy names the segment that breaks continuity, within the attempt limit (issue 11, point 2)."""
+    from reelforge_qa.film_regenerate import continuity_redos
+
+    first = {sid: 1 for sid in ("s1", "s2", "s3", "s4", "s5")}
+    assert continuity_redos(outcomes["clean"].film, first, 2) == []
+    for case, segment in (("shirt", "s5"), ("person", "s5"), ("missing", "s5"), ("giant", "s5")):
+        [redo] = continuity_redos(outcomes[case].film, first, 2)
+        assert (redo.segment_id, redo.check) == (segment, "character:hero") and "continuity: character:hero" in redo.reason
+    assert "s2" in [r.segment_id for r in continuity_redos(outcomes["tungsten"].film, first, 2)]
+    assert continuity_redos(outcomes["shirt"].film, first | {"s5": 2}, 2) == []  # no attempts left: delivered flagged

@@ -18,12 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from reelforge_qa.film import FilmThresholds, SegmentVideo, check_film
-from reelforge_qa.job_report import build_job_report
+from reelforge_qa.film_regenerate import continuity_redos
+from reelforge_qa.job_report import Regeneration, build_job_report, check_scores
 from reelforge_qa.regenerate import decide
 from reelforge_qa.report_html import render_html, thumbnail_strip
 from reelforge_qa.scores import Expected, Thresholds, score_video
 from reelforge_qa.segment_film_stats import SegmentFilmStats, segment_film_stats
-from reelforge_shared.events import Event, FilmChecked, FilmEncoded, QaReport, SegmentChecked, SegmentEncoded, SegmentRequested
+from reelforge_shared.events import (
+    Event,
+    FilmChecked,
+    FilmEncoded,
+    QaReport,
+    SegmentChecked,
+    SegmentEncoded,
+    SegmentRequested,
+    SegmentRerenderRequested,
+)
 from reelforge_shared.metrics import QA_GATES
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
@@ -106,16 +116,41 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
             else:
                 thumbnails = {s.segment_id: thumbnail_strip(s.path) for s in segments}
         job_report = build_job_report(deps.store, deps.bucket, event, film_qa)
+        attempts = {m["segment_id"]: m.get("attempt", 1) for m in markers.values()}
+        scores, index_of = check_scores(film_qa), {seg.id: n for n, seg in enumerate(board.segments, start=1)}
+        job_report.regenerations += [
+            Regeneration(index=index_of[r.segment_id], segment_id=r.segment_id, check=r.check, reason=r.reason,
+                         requested_in_version=event.version, before=scores.get(r.check))
+            for r in continuity_redos(film_qa, attempts, deps.max_attempts)
+            # A random-weights model renders noise: no new seed makes it continuous (the tests' and demo's tiny models).
+            if not markers[index_of[r.segment_id]].get("model", {}).get("random_weights")
+        ]
         deps.store.put_bytes(deps.bucket, html_key, render_html(job_report, thumbnails).encode(), "text/html; charset=utf-8")
         deps.store.put_json(deps.bucket, report_key, job_report.model_dump(mode="json"))
     report = deps.store.get_json(deps.bucket, report_key)
-    return [
+    board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
+    # Continuity drives regeneration: the same path as the API's re-render of one segment (a new film version).
+    # The event id is fixed per film version and segment, so a redelivered film.encoded asks once.
+    redos: list[Event] = [
+        SegmentRerenderRequested.follow(
+            event, event_id=f"{job}-v{event.version}-continuity-{r['index']:03d}", index=r["index"], reason=r["reason"],
+            seed=render_spec(board, r["index"], attempt_of(deps, job, r["index"]) + 1).seed,
+        )
+        for r in report.get("regenerations", []) if r["requested_in_version"] == event.version
+    ]
+    return redos + [
         FilmChecked.follow(
             event, film_key=event.film_key, duration_s=event.duration_s, frame_count=event.frame_count, fps=event.fps,
             width=event.width, height=event.height, passed=bool((report.get("film_qa") or {}).get("passed")),
             deliverables=_deliverables(deps, job, event.version), report_key=report_key, report_html_key=html_key,
         )
     ]
+
+
+def attempt_of(deps: QaDeps, job: str, index: int) -> int:
+    """The delivered attempt of a segment (its marker), 1 without one."""
+    marker = Keys.delivered_marker(job, index)
+    return int(deps.store.get_json(deps.bucket, marker).get("attempt", 1)) if deps.store.exists(deps.bucket, marker) else 1
 
 
 def _deliverables(deps: QaDeps, job: str, version: int = 1) -> dict[str, str]:

@@ -87,6 +87,18 @@ class FilmInfo(BaseModel):
     height: int
 
 
+class Regeneration(BaseModel):
+    """A segment rendered again because it broke continuity: the check's score before and after."""
+
+    index: int
+    segment_id: str
+    check: str = Field(description="kind:name of the continuity check it broke, e.g. character:hero")
+    reason: str
+    requested_in_version: int
+    before: float | None = Field(None, description="the check's score in the film version that asked for it")
+    after: float | None = Field(None, description="the check's score in the next version (None: not made yet)")
+
+
 class JobReport(BaseModel):
     """report.json."""
 
@@ -97,6 +109,7 @@ class JobReport(BaseModel):
     film: FilmInfo | None = None
     segments: list[SegmentResult]
     film_qa: FilmQaReport | None = None
+    regenerations: list[Regeneration] = Field(default_factory=list, description="continuity-driven, with before and after")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -154,6 +167,23 @@ def _timings(
     return Timings(**stored, qa_s=float(qa_s) if isinstance(qa_s, int | float) else None)
 
 
+def check_scores(film_qa: FilmQaReport | None) -> dict[str, float | None]:
+    """Every continuity check's score by ``kind:name``."""
+    if film_qa is None:
+        return {}
+    return {f"{c.kind}:{c.name}": c.score for c in (*film_qa.characters, *film_qa.locations, *film_qa.light)}
+
+
+def _earlier_regenerations(store: ObjectStore, bucket: str, job_id: str, version: int, film_qa: FilmQaReport | None
+                           ) -> list[Regeneration]:
+    """What earlier film versions asked for again, with the check's score now as ``after``."""
+    if version <= 1 or not store.exists(bucket, Keys.report(job_id, version - 1)):
+        return []
+    earlier = JobReport.model_validate(store.get_json(bucket, Keys.report(job_id, version - 1)))
+    now = check_scores(film_qa)
+    return [r if r.after is not None else r.model_copy(update={"after": now.get(r.check)}) for r in earlier.regenerations]
+
+
 def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa: FilmQaReport | None = None) -> JobReport:
     """The job's report from what the services stored: delivered markers, QA reports per attempt, timings."""
     job_id = film.job_id
@@ -181,5 +211,5 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
             key=film.film_key, delivery_key=DeliveryKeys.film(job_id, film.version), version=film.version,
             duration_s=film.duration_s, frame_count=film.frame_count, fps=film.fps, width=film.width, height=film.height,
         ),
-        segments=segments, film_qa=film_qa,
+        segments=segments, film_qa=film_qa, regenerations=_earlier_regenerations(store, bucket, job_id, film.version, film_qa),
     )
