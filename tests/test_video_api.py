@@ -160,6 +160,7 @@ def test_a_model_is_available_as_a_local_folder_in_the_hf_cache_or_built_in(tmp_
     assert not model_available(str(local))
     (local / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     assert model_available(str(local)) and model_available("reelforge/tiny-sd")
+    assert not model_available("reelforge/tiny-sd", allow_test_model=False)  # outside local mode, as the generator judges it
     cache = tmp_path / "hub"
     snapshot = cache / "models--someorg--video-model" / "snapshots" / "abc123"
     snapshot.mkdir(parents=True)

@@ -18,10 +18,12 @@ class GatewaySettings(CommonSettings):
         description="PostgreSQL URL for the media_assets table (uploader writes, gateway reads); unset: rows in the work bucket",
     )
     default_text_to_video_model: str = Field(
-        "reelforge/tiny-zeroscope", description="model of /api/video/text-to-video when none is asked for or it is unavailable"
+        "damo-vilab/text-to-video-ms-1.7b",
+        description="model of /api/video/text-to-video when none or an unavailable one is asked for (`run`/`up`: tiny-zeroscope)",
     )
     default_image_to_video_model: str = Field(
-        "reelforge/tiny-svd", description="model of /api/video/image-to-video when none is asked for or it is unavailable"
+        "stabilityai/stable-video-diffusion-img2vid",
+        description="model of /api/video/image-to-video when none or an unavailable one is asked for (`run`/`up`: tiny-svd)",
     )
     max_video_duration: float = Field(30.0, gt=0, description="longest video (seconds) the /api/video endpoints render")
     sync_timeout_s: float = Field(
@@ -39,3 +41,7 @@ class GatewaySettings(CommonSettings):
     max_jobs_in_flight: int = Field(10, ge=1, description="unfinished jobs per token (429 `queue_full` above)")
     sse_heartbeat_s: float = Field(15.0, gt=0, description="seconds between heartbeat comments on a job's event stream")
     webhook_allow_private: bool = Field(False, description="allow webhook targets on loopback/private addresses")
+    allow_test_model: bool = Field(
+        False,
+        description="allow the built-in random-weight test models outside local mode (they render noise; `run`/`up` allow them)",
+    )

@@ -89,7 +89,7 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
     video_api.install(app, video_api.VideoDeps(
         bus, store, service.ledger, settings.work_bucket, settings.default_text_to_video_model,
         settings.default_image_to_video_model, settings.max_video_duration, settings.sync_timeout_s,
-        settings.max_image_bytes, settings.max_image_pixels,
+        settings.max_image_bytes, settings.max_image_pixels, settings.allow_test_model,
     ))
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", lifespan="off")
     server = _EmbeddedServer(config)

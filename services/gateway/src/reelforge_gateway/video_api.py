@@ -110,6 +110,7 @@ class VideoDeps:
     sync_timeout_s: float
     max_image_bytes: int
     max_image_pixels: int
+    allow_test_model: bool = False
 
 
 def _deps(request: Request) -> VideoDeps:
@@ -119,10 +120,11 @@ def _deps(request: Request) -> VideoDeps:
 Deps = Annotated[VideoDeps, Depends(_deps)]
 
 
-def model_available(name: str, hf_cache_dir: str | None = None) -> bool:
-    """Judged without downloading: a local model folder, the local Hugging Face cache, or a built-in tiny model."""
+def model_available(name: str, hf_cache_dir: str | None = None, allow_test_model: bool = True) -> bool:
+    """Judged without downloading: a local model folder, the local Hugging Face cache, or a built-in tiny model
+    (where test models are allowed: local mode, or REELFORGE_ALLOW_TEST_MODEL=1, as the generator judges them)."""
     if name.startswith(TINY_PREFIX):
-        return True
+        return allow_test_model
     path = Path(name).expanduser()
     if path.is_dir():
         return (path / "model_index.json").is_file()
@@ -136,10 +138,10 @@ def model_available(name: str, hf_cache_dir: str | None = None) -> bool:
         return False
 
 
-def _resolve_model(requested: str | None, default: str) -> tuple[str, ErrorBody | None]:
-    if requested is None or model_available(requested):
+def _resolve_model(requested: str | None, default: str, allow_test_model: bool) -> tuple[str, ErrorBody | None]:
+    if requested is None or model_available(requested, allow_test_model=allow_test_model):
         chosen = requested or default
-        if requested is None and not model_available(default):
+        if requested is None and not model_available(default, allow_test_model=allow_test_model):
             raise VideoError(
                 503,
                 "model_not_found",
@@ -148,7 +150,7 @@ def _resolve_model(requested: str | None, default: str) -> tuple[str, ErrorBody 
                 fallback_model=default,
             )
         return chosen, None
-    if not model_available(default):
+    if not model_available(default, allow_test_model=allow_test_model):
         raise VideoError(
             503,
             "model_not_found",
@@ -199,7 +201,7 @@ def _storyboard(kind: Kind, params: VideoParams, seed: int, image_url: str | Non
 async def _run(kind: Kind, params: VideoParams, deps: VideoDeps, image: bytes | None = None) -> Response:
     _check_duration(params, deps)
     default = deps.default_text_to_video_model if kind == "text-to-video" else deps.default_image_to_video_model
-    model, fallback = _resolve_model(params.model, default)
+    model, fallback = _resolve_model(params.model, default, deps.allow_test_model)
     shape = params.model_dump(exclude={"model", "seed"}) | {"kind": kind, "model": model}
     if image is not None:
         shape["image_sha256"] = hashlib.sha256(image).hexdigest()
