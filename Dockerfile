@@ -27,19 +27,24 @@ ARG SERVICE
 ARG TORCH=torch==2.13.0
 ARG TORCH_INDEX_URL=
 ARG PIP_OPTIONS=
+# Dependencies first, from the pyproject files alone (a cached layer until they change), then the code.
+COPY shared/pyproject.toml /src/shared/
+COPY services/${SERVICE}/pyproject.toml /src/services/${SERVICE}/
+RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=<gateway|generator|encoder|qa|uploader>"; exit 1; }; \
+    if [ "${SERVICE}" = generator ]; then \
+        pip install --no-cache-dir ${PIP_OPTIONS} ${TORCH_INDEX_URL:+--index-url ${TORCH_INDEX_URL}} "${TORCH}" || exit 1; \
+    fi \
+ && mkdir -p /src/shared/src "/src/services/${SERVICE}/src" \
+ && pip install --no-cache-dir ${PIP_OPTIONS} /src/shared "/src/services/${SERVICE}" "typer>=0.12" "rich>=13" \
+ && rm -rf /tmp/wheelhouse
 COPY shared/ /src/shared/
 COPY services/${SERVICE}/ /src/services/${SERVICE}/
 COPY pyproject.toml /src/
 COPY src/ /src/src/
 # The CLI (`reelforge worker`) installs without its dependencies: it imports services lazily, so
 # the encoder's image needs neither torch nor the other services.
-RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=<gateway|generator|encoder|qa|uploader>"; exit 1; }; \
-    if [ "${SERVICE}" = generator ]; then \
-        pip install --no-cache-dir ${PIP_OPTIONS} ${TORCH_INDEX_URL:+--index-url ${TORCH_INDEX_URL}} "${TORCH}" || exit 1; \
-    fi \
- && pip install --no-cache-dir ${PIP_OPTIONS} /src/shared "/src/services/${SERVICE}" "typer>=0.12" "rich>=13" \
- && pip install --no-cache-dir --no-deps ${PIP_OPTIONS} /src \
- && rm -rf /src /tmp/wheelhouse
+RUN pip install --no-cache-dir --no-deps --force-reinstall --no-build-isolation /src/shared "/src/services/${SERVICE}" /src \
+ && rm -rf /src
 
 ENV REELFORGE_WORKER=${SERVICE}
 USER 10001:10001

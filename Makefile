@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PACKAGES := -e ./shared[embedded,media] -e ./services/generator -e ./services/encoder -e ./services/qa \
             -e ./services/uploader -e ./services/gateway -e .[test]
 
-.PHONY: install deploy-tools demo lint test schema clean bench-wheels
+.PHONY: install deploy-tools demo lint test test-deploy schema clean bench-wheels
 
 install: $(STAMP)
 
@@ -56,6 +56,12 @@ deploy-tools:
 
 test: lint deploy-tools
 	$(BIN)/pytest
+
+# Builds every image and runs the compose stack on this machine's Docker (dockerd started if none runs),
+# submits a storyboard through the gateway, waits for the job, checks Prometheus scraped every service,
+# tears down. Base image, wheelhouse and Docker's layers are cached between runs (deploy/test/test_deploy.py).
+test-deploy: $(STAMP) deploy-tools
+	$(BIN)/python deploy/test/test_deploy.py
 
 # Wheels for scripts/gpu-bench.sh on a GPU machine whose python3 (3.12) has torch and no network (~23 MB).
 BENCH_WHEELS := diffusers==0.42.1 transformers==5.24.0 pydantic==2.14.4 pydantic_core==2.50.5 pydantic-settings==2.16.3 \

@@ -252,3 +252,14 @@ def test_dashboard_shows_what_operators_watch_with_metrics_that_exist() -> None:
                    "reelforge_qa_gate_checks_total", "reelforge_dead_letters_total",
                    "reelforge_jobs", "reelforge_job_duration_seconds", "reelforge_events_handled_total"):
         assert needed in used, needed
+
+
+def test_dashboard_json_is_the_one_its_script_writes() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dashboard", DEPLOY / "grafana" / "dashboard.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = (DEPLOY / "grafana" / "dashboards" / "reelforge.json").read_text()
+    assert written == module.render(), "run `python deploy/grafana/dashboard.py > deploy/grafana/dashboards/reelforge.json`"

@@ -146,6 +146,10 @@ class Runner:
             )
             loops += [self._loop(route, sub, stop) for _ in range(route.concurrency)]
             loops.append(self._watch_lag(route, durable, stop))
+            # Counters start at 0 for every outcome, so increase() sees the first failure and dashboards show a zero.
+            for outcome in ("ok", "retry", "failed", "invalid"):
+                EVENTS_HANDLED.labels(self.service, route.event.__name__, outcome)
+            DEAD_LETTERS.labels(self.service, route.event.__name__)
         self.health.ready()
         drain = asyncio.create_task(self._on_stop(stop))
         try:
