@@ -35,7 +35,7 @@ RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=<gateway|gene
         pip install --no-cache-dir ${PIP_OPTIONS} ${TORCH_INDEX_URL:+--index-url ${TORCH_INDEX_URL}} "${TORCH}" || exit 1; \
     fi \
  && mkdir -p /src/shared/src "/src/services/${SERVICE}/src" \
- && pip install --no-cache-dir ${PIP_OPTIONS} /src/shared "/src/services/${SERVICE}" "typer>=0.12" "rich>=13" \
+ && pip install --no-cache-dir ${PIP_OPTIONS} /src/shared "/src/services/${SERVICE}" "typer>=0.12" "rich>=13" "setuptools>=68" wheel \
  && rm -rf /tmp/wheelhouse
 COPY shared/ /src/shared/
 COPY services/${SERVICE}/ /src/services/${SERVICE}/
@@ -43,8 +43,10 @@ COPY pyproject.toml /src/
 COPY src/ /src/src/
 # The CLI (`reelforge worker`) installs without its dependencies: it imports services lazily, so
 # the encoder's image needs neither torch nor the other services.
+# /models: the generator's model cache (a volume in compose); created here so the volume belongs to the user.
 RUN pip install --no-cache-dir --no-deps --force-reinstall --no-build-isolation /src/shared "/src/services/${SERVICE}" /src \
- && rm -rf /src
+ && rm -rf /src \
+ && mkdir -p /models && chown 10001:10001 /models
 
 ENV REELFORGE_WORKER=${SERVICE}
 USER 10001:10001

@@ -200,7 +200,7 @@ def main() -> None:
     wheelhouse()
     env = dict(os.environ, REELFORGE_TEST_BIN=str(test_bin()))
     render_compose(env)
-    run(*COMPOSE, "down", "-v", "--remove-orphans", env=env)  # what a killed earlier run left
+    run(*COMPOSE, "down", "-v", "--remove-orphans", "-t", "5", env=env)  # what a killed earlier run left
     try:
         say("building the images")
         run(*COMPOSE, "build", *WORKERS, env=env)
@@ -233,7 +233,7 @@ def main() -> None:
         subprocess.run([*COMPOSE, "logs", "--no-color", "--tail", "40"], cwd=ROOT, env=env, check=False)  # noqa: S603 - fixed argv
         raise
     finally:
-        run(*COMPOSE, "down", "-v", "--remove-orphans", env=env)
+        run(*COMPOSE, "down", "-v", "--remove-orphans", "-t", "5", env=env)
     say("passed; stack torn down")
     print("1 passed, 0 failed")
 

@@ -16,7 +16,9 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 LATENCY_BUCKETS = (0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 
 EVENTS_HANDLED = Counter(
-    "reelforge_events_handled_total", "Events handled, by outcome (ok, retry, failed, invalid, cancelled, abandoned, handed-back, dead-lettered)", ["service", "event", "outcome"]
+    "reelforge_events_handled_total",
+    "Events handled, by outcome (ok, retry, failed, invalid, cancelled, abandoned, handed-back, dead-lettered)",
+    ["service", "event", "outcome"],
 )
 HANDLE_SECONDS = Histogram(
     "reelforge_event_handle_seconds",
