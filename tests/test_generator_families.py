@@ -14,7 +14,7 @@ from PIL import Image
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.handler import GeneratorDeps, handle
 from reelforge_generator.renderer import FrameRenderer
-from reelforge_shared.errors import PermanentError
+from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import RenderSpec, SegmentRequested
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import Keys, ObjectStore
@@ -38,6 +38,7 @@ FAMILIES = [  # model, pipeline class read from it, how it makes frames
     ("reelforge/tiny-zeroscope", "TextToVideoSDPipeline", "text-to-video"),
     ("reelforge/tiny-animatediff", "AnimateDiffPipeline", "text-to-video"),
     ("reelforge/tiny-svd", "StableVideoDiffusionPipeline", "image-to-video"),
+    ("reelforge/tiny-wan", "WanPipeline", "text-to-video"),
 ]
 
 
@@ -65,7 +66,8 @@ def test_each_family_renders_a_segment_and_resumes_it(
     assert generated.frame_count == 3 and generated.degraded is None
     frames = {i: store.get_bytes(settings.work_bucket, Keys.frame(job, 1, i)) for i in range(3)}
     images = [_pixels(frames[i]) for i in range(3)]
-    assert {img.shape for img in images} == {(72, 128, 3)}
+    height = 64 if model == "reelforge/tiny-wan" else 72  # Wan's sizes are multiples of 16 (VAE 8x, patch 2)
+    assert {img.shape for img in images} == {(height, 128, 3)}
     assert all(img.std() > 1 for img in images) and len(set(frames.values())) == 3  # real pictures (noise), not blanks
     # Resume: frame 1 lost; per-frame models render it alone, video models its whole clip (frames 0-1), and it comes back.
     store.client.remove_object(settings.work_bucket, Keys.frame(job, 1, 1))
@@ -99,3 +101,10 @@ def test_a_model_that_cannot_be_loaded_is_a_permanent_error(model_cache: Path, t
     renderer = FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache)))
     with pytest.raises(PermanentError, match="cannot load model"):
         renderer.setup(str(tmp_path / "no-such-model"))
+
+
+def test_a_prompt_longer_than_a_t5_encoder_reads_is_refused_naming_field_and_limit(model_cache: Path) -> None:
+    renderer = FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache), model="reelforge/tiny-wan", steps=2))
+    renderer.setup()
+    with pytest.raises(InvalidInput, match=r"segments\[\]\.prompt: 601 tokens, .* at most 512"):
+        list(renderer.render(SPEC.model_copy(update={"prompt": "a" * 600}), [0]))

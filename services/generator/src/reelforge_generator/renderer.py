@@ -38,6 +38,7 @@ from reelforge_generator.per_frame import PerFrame
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport
 from reelforge_generator.speed import apply_levers, attention_kernels
 from reelforge_generator.strategy import ModelContext, Strategy
+from reelforge_generator.transformer_video import TransformerTextToVideo
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import ModelInfo, RenderSpec
 from reelforge_tiny import TINY_MODELS, model_marker, resolve_model
@@ -48,6 +49,7 @@ KINDS: dict[str, Callable[[ModelContext], Strategy]] = {  # pipeline class -> ho
     "TextToVideoSDPipeline": TextToVideo,
     "AnimateDiffPipeline": TextToVideo,
     "StableVideoDiffusionPipeline": ImageToVideo,
+    "WanPipeline": TransformerTextToVideo,
 }
 
 
@@ -206,6 +208,8 @@ class FrameRenderer:
         """
         if not self._loaded()[0].clip_based:
             return math.lcm(self.pipe.vae_scale_factor, 8)
+        if getattr(self.pipe, "transformer", None) is not None:  # video transformers: the VAE's downscale times the patch
+            return int(self.pipe.vae_scale_factor_spatial * self.pipe.transformer.config.patch_size[1])
         return self.pipe.vae_scale_factor * 2 ** (len(self.pipe.unet.config.block_out_channels) - 1)
 
     def generation_size(self, spec: RenderSpec) -> tuple[int, int]:

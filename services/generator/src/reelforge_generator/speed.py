@@ -38,12 +38,13 @@ def use_compile_cache(directory: str) -> Path:
 def apply_levers(pipe: Any, settings: GeneratorSettings, device: str) -> list[str]:
     """Turn on what the settings ask for; the names of what is on, in the order applied."""
     applied: list[str] = []
-    unet = pipe.unet
+    name = "unet" if getattr(pipe, "unet", None) is not None else "transformer"  # video transformers (Wan) denoise too
+    unet = getattr(pipe, name)
     vae: Any = getattr(pipe, "vae", None)
     if is_on(settings.fuse_qkv, device) and hasattr(pipe, "fuse_qkv_projections") and hasattr(unet, "fuse_qkv_projections"):
         pipe.fuse_qkv_projections(unet=True, vae=type(vae).__name__ == "AutoencoderKL")
         applied.append("fused-qkv")
-    if is_on(settings.channels_last, device):
+    if is_on(settings.channels_last, device) and name == "unet":  # 4-D convolutions only
         unet.to(memory_format=torch.channels_last)
         if vae is not None:
             vae.to(memory_format=torch.channels_last)
@@ -59,7 +60,7 @@ def apply_levers(pipe: Any, settings: GeneratorSettings, device: str) -> list[st
     if is_on(settings.compile, device):
         use_compile_cache(settings.compile_cache_dir)
         # Static shapes: a worker renders a few sizes, each compiled for itself (a dynamic graph is slower).
-        pipe.unet = torch.compile(unet, mode=settings.compile_mode, dynamic=False)
+        setattr(pipe, name, torch.compile(unet, mode=settings.compile_mode, dynamic=False))
         applied.append(f"compile-{settings.compile_mode}")
     return applied
 

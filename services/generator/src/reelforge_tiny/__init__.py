@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from reelforge_tiny import image, video
+from reelforge_tiny import image, video, wan
 from reelforge_tiny.common import FORMAT, MARKER, model_marker
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
@@ -22,6 +22,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "reelforge/tiny-zeroscope": video.build_tiny_zeroscope,
     "reelforge/tiny-animatediff": video.build_tiny_animatediff,
     "reelforge/tiny-svd": video.build_tiny_svd,
+    "reelforge/tiny-wan": wan.build_tiny_wan,
 }
 TINY_MODELS = tuple(BUILDERS)
 
