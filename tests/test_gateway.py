@@ -183,3 +183,24 @@ async def _poll(client: httpx.AsyncClient, job_id: str, condition, attempts: int
             return body
         await asyncio.sleep(0.1)
     raise AssertionError(f"job {job_id} never reached the condition: {response.text}")
+
+
+def test_queue_position_and_eta_come_from_measured_stage_times() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from reelforge_gateway.app import _view
+    from reelforge_shared.ledger import JobRecord, SegmentRecord
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    timed = {"queued": t0, "generated": t0 + timedelta(seconds=10), "encoded": t0 + timedelta(seconds=12),
+             "checked": t0 + timedelta(seconds=13), "delivered": t0 + timedelta(seconds=14)}
+    done = JobRecord(job_id="j-done", status="completed", segment_count=1, created_at=t0,
+                     segments={1: SegmentRecord(index=1, id="a", stage="delivered", reached=timed)})
+    first = JobRecord(job_id="j-1", status="running", segment_count=2, created_at=t0 + timedelta(minutes=1),
+                      segments={1: SegmentRecord(index=1, id="a", stage="generated", reached={"queued": t0})})
+    second = JobRecord(job_id="j-2", status="queued", segment_count=1, created_at=t0 + timedelta(minutes=2))
+    records = [done, first, second]
+    assert (_view(done, records).queue_position, _view(done, records).eta_s) == (None, None)
+    assert _view(first, records).queue_position == 1 and _view(second, records).queue_position == 2
+    # first: segment 1 needs encode+check+deliver (2+1+1 s), segment 2 everything (14 s): 18 s; second waits for it, then 14 s.
+    assert _view(first, records).eta_s == 18 and _view(second, records).eta_s == 32
