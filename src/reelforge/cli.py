@@ -103,7 +103,11 @@ def worker(
     if not settings.nats_url or not settings.s3_endpoint:
         console.print("[red]REELFORGE_NATS_URL and REELFORGE_S3_ENDPOINT must be set for a worker[/red]")
         raise typer.Exit(2)
-    service = module.build(settings)
+    try:
+        service = module.build(settings)
+    except ValueError as exc:  # a setting that cannot work (the gateway without API tokens, ...): say which
+        console.print(f"[red]{name}: {exc}[/red]")
+        raise typer.Exit(2) from None
     serve_health(settings.metrics_port if settings.metrics_port is not None else 9100, [service.health])
 
     async def main() -> None:

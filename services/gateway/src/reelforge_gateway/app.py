@@ -23,7 +23,7 @@ from prometheus_client import make_asgi_app
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
-from reelforge_gateway.auth import ANONYMOUS, Access, caller_of
+from reelforge_gateway.auth import Access, caller_of
 from reelforge_gateway.errors import ERROR_RESPONSES, ApiError, ErrorBody, install_error_handlers
 from reelforge_gateway.submit import new_job_id, submit_job
 from reelforge_shared.bus import Bus
@@ -183,6 +183,8 @@ def create_app(deps: GatewayDeps) -> FastAPI:
             if existing.body_sha256 != digest:
                 raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used with another body",
                                idempotency_key=idempotency_key, job_id=job_id)
+            if existing.status == "queued":  # the first request may have stopped before publishing: publish again
+                await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id)
             return _accepted(existing, board.duration_s)
         if deps.access.enabled:
             in_flight = sum(1 for r in await deps.ledger.all() if r.owner == caller and not r.terminal)
@@ -352,8 +354,8 @@ def _accepted(record: JobRecord, duration_s: float) -> JSONResponse:
 
 
 def _visible(record: JobRecord, request: Request, deps: GatewayDeps) -> bool:
-    caller = caller_of(request)
-    return not deps.access.enabled or record.owner == caller or (caller == ANONYMOUS and record.owner is None)
+    """A token sees its own jobs and those submitted without the API (CLI, straight onto the bus)."""
+    return not deps.access.enabled or record.owner is None or record.owner == caller_of(request)
 
 
 async def _job(request: Request, deps: GatewayDeps, job_id: str) -> JobRecord:
