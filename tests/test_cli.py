@@ -132,7 +132,8 @@ def test_worker_without_servers_is_a_clear_error() -> None:
     assert "unknown service 'painter'" in _reelforge("worker", "painter").stderr
     servers = {"PATH": "/usr/bin:/bin", "REELFORGE_NATS_URL": "nats://127.0.0.1:1", "REELFORGE_S3_ENDPOINT": "127.0.0.1:1"}
     refused = _reelforge("worker", "gateway", env=servers)  # outside local mode the API does not run open by accident
-    assert refused.returncode == 2 and "REELFORGE_API_TOKENS is not set" in refused.stderr and "REELFORGE_API_AUTH=off" in refused.stderr
+    assert refused.returncode == 2 and "REELFORGE_API_TOKENS is not set" in refused.stderr
+    assert "REELFORGE_API_AUTH=off" in refused.stderr
 
 
 def test_up_serves_the_gateway_until_interrupted(tmp_path: Path, model_cache: Path) -> None:
