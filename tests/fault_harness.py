@@ -96,6 +96,7 @@ class System:
             "REELFORGE_ACK_WAIT_S": "4", "REELFORGE_RETRY_DELAY_S": "0.5",
             "REELFORGE_STEPS": "2", "REELFORGE_BATCH_SIZE": "1", "REELFORGE_QA_MAX_ATTEMPTS": "1",
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "REELFORGE_API_TOKENS": f"drill:{API_TOKEN}",
+            "REELFORGE_ALLOW_TEST_MODEL": "1",  # the tiny random-weight model, on purpose
         })
         env.update(self.env)
         return env
