@@ -34,8 +34,23 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSe
 
 
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    server = start_s3(tmp_path_factory.mktemp("s3"))
+def s3_keys() -> dict[str, dict[str, str]]:
+    """One S3 identity per service (settings overrides), known to the session's S3 server."""
+    from reelforge_shared.access import SERVICES
+
+    return {
+        name: {"s3_access_key": f"test-{name}", "s3_secret_key": f"test-{name}-{uuid.uuid4().hex}"} for name in SERVICES
+    }
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory, s3_keys: dict[str, dict[str, str]]) -> Iterator[EmbeddedServer]:
+    from reelforge_shared.access import seaweedfs_identities
+
+    # Each service's identity has rights on the test buckets (work-*, deliver-*) by the access table.
+    keys = {name: (k["s3_access_key"], k["s3_secret_key"]) for name, k in s3_keys.items()}
+    identities = seaweedfs_identities(keys, "work-*", "deliver-*")["identities"]
+    server = start_s3(tmp_path_factory.mktemp("s3"), identities=identities)
     yield server
     server.stop()
 

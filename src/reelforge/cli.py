@@ -39,11 +39,24 @@ def run(
 ) -> None:
     """Render a storyboard with the whole system on this machine (embedded NATS and S3 unless configured)."""
     from reelforge.local_run import run_storyboard
+    from reelforge_shared.settings import CommonSettings
 
+    settings = CommonSettings()
+    _refuse_unsafe_defaults(settings, embedded_s3=not settings.s3_endpoint)
     board = _load(storyboard)
     out.mkdir(parents=True, exist_ok=True)
     ok = asyncio.run(run_storyboard(board, out, model=model, console=console))
     raise typer.Exit(0 if ok else 1)
+
+
+def _refuse_unsafe_defaults(settings: object, embedded_s3: bool) -> None:
+    """Outside local mode (an embedded S3 server), the built-in S3 keys stop the command with one line."""
+    from reelforge_shared.access import unsafe_defaults
+    from reelforge_shared.settings import CommonSettings
+
+    if not embedded_s3 and isinstance(settings, CommonSettings) and (reason := unsafe_defaults(settings)):
+        console.print(f"[red]{reason}[/red]", soft_wrap=True)
+        raise typer.Exit(2)
 
 
 def _until_signal() -> asyncio.Event:
@@ -67,6 +80,7 @@ def up(
 
     settings = CommonSettings()
     configure_logging(settings.log_level, settings.log_json)
+    _refuse_unsafe_defaults(settings, embedded_s3=not settings.s3_endpoint)
 
     async def main() -> None:
         stop = _until_signal()  # before anything starts: Ctrl-C while a model loads is a clean stop too
@@ -103,6 +117,7 @@ def worker(
     if not settings.nats_url or not settings.s3_endpoint:
         console.print("[red]REELFORGE_NATS_URL and REELFORGE_S3_ENDPOINT must be set for a worker[/red]")
         raise typer.Exit(2)
+    _refuse_unsafe_defaults(settings, embedded_s3=False)
     try:
         service = module.build(settings)
     except ValueError as exc:  # a setting that cannot work (the gateway without API tokens, ...): say which
@@ -130,6 +145,41 @@ def _exit_past_abandoned_work() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+access_app = typer.Typer(help="Per-service NATS users and S3 rights, generated from reelforge_shared.access.")
+app.add_typer(access_app, name="access")
+
+
+@access_app.command("nats")
+def access_nats(prefix: Annotated[str, typer.Option(help="subject prefix (REELFORGE_SUBJECT_PREFIX)")] = "reelforge") -> None:
+    """The nats-server `authorization` block: one user per service (deploy/nats/auth.conf)."""
+    from reelforge_shared.access import nats_authorization
+
+    sys.stdout.write(nats_authorization(prefix))
+
+
+@access_app.command("minio-policy")
+def access_minio_policy(
+    service: Annotated[str, typer.Argument(help="gateway, generator, encoder, qa or uploader")],
+    work_bucket: Annotated[str, typer.Option(help="REELFORGE_WORK_BUCKET")] = "reelforge-work",
+    delivery_bucket: Annotated[str, typer.Option(help="REELFORGE_DELIVERY_BUCKET")] = "f1-video-clips",
+) -> None:
+    """The S3 (MinIO) policy of one service's identity (deploy/minio/policies/SERVICE.json)."""
+    from reelforge_shared.access import SERVICES, minio_policy
+
+    if service not in SERVICES:
+        console.print(f"[red]unknown service {service!r}; one of: {', '.join(SERVICES)}[/red]")
+        raise typer.Exit(2)
+    sys.stdout.write(json.dumps(minio_policy(service, work_bucket, delivery_bucket), indent=2) + "\n")
+
+
+@access_app.command("table")
+def access_table() -> None:
+    """Who may do what, as the Markdown table docs/security.md carries."""
+    from reelforge_shared.access import access_table as table
+
+    sys.stdout.write(table() + "\n")
 
 
 @app.command()

@@ -85,9 +85,16 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def local_stack(
-    state_dir: Path, names: list[str] | None = None, gateway_port: int | None = None, **overrides: Any
+    state_dir: Path,
+    names: list[str] | None = None,
+    gateway_port: int | None = None,
+    per_service: dict[str, dict[str, Any]] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Stack]:
-    """Start embedded NATS/S3 where none is configured, then the services; stop all on exit."""
+    """Start embedded NATS/S3 where none is configured, then the services; stop all on exit.
+
+    ``per_service`` adds settings to one service only: its own NATS user and S3 identity, say.
+    """
     base = CommonSettings(**overrides)
     with embedded_servers(state_dir, nats=not base.nats_url, s3=not base.s3_endpoint) as servers:
         if "nats" in servers:
@@ -99,10 +106,11 @@ async def local_stack(
             overrides.setdefault("default_text_to_video_model", "reelforge/tiny-zeroscope")  # seed 002's endpoints too
             overrides.setdefault("default_image_to_video_model", "reelforge/tiny-svd")
         names = names or list(SERVICE_MODULES)
+        own = per_service or {}
         gateway: dict[str, Any] = {"port": gateway_port if gateway_port is not None else free_port()}
-        if "gateway" in names and not service_module("gateway").Settings(**overrides).api_tokens:
+        if "gateway" in names and not service_module("gateway").Settings(**overrides | own.get("gateway", {})).api_tokens:
             gateway["api_auth"] = "off"  # local mode keeps working without tokens
-        services = [build_service(n, overrides | (gateway if n == "gateway" else {})) for n in names]
+        services = [build_service(n, overrides | (gateway if n == "gateway" else {}) | own.get(n, {})) for n in names]
         gateway_url = f"http://127.0.0.1:{gateway['port']}" if "gateway" in names else None
         stack = Stack(CommonSettings(**overrides), services, servers, gateway_url)
         stop = asyncio.Event()

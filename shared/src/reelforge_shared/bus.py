@@ -21,6 +21,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 from structlog import get_logger
 
+from reelforge_shared.clients import nats_connect_options
 from reelforge_shared.events import DeadLetter, Event
 from reelforge_shared.settings import CommonSettings
 
@@ -47,7 +48,8 @@ class Bus:
     replicas: int = 1
 
     @classmethod
-    async def connect(cls, settings: CommonSettings, name: str = "reelforge") -> Bus:
+    async def connect(cls, settings: CommonSettings, name: str = "reelforge", service: str | None = None) -> Bus:
+        """Connect with the settings' credentials and TLS; a ``service`` gets its replies on its own inbox."""
         if not settings.nats_url:
             raise ValueError("REELFORGE_NATS_URL is not set")
         servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
@@ -55,6 +57,7 @@ class Bus:
             servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1, connect_timeout=5,
             allow_reconnect=True, ping_interval=5, max_outstanding_pings=3,  # a dead server is noticed in ~15 s
             error_cb=_log_error, disconnected_cb=_log_state("nats.disconnected"), reconnected_cb=_log_state("nats.reconnected"),
+            **nats_connect_options(settings, service),
         )
         bus = cls(nc, nc.jetstream(), settings.subject_prefix, settings.dedup_window_s, settings.stream_replicas)
         try:

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ACCESS_KEY = "reelforge"
-SECRET_KEY = "reelforge-secret"  # noqa: S105 - a local, loopback-only development server
+from reelforge_shared.settings import BUILT_IN_S3_ACCESS_KEY as ACCESS_KEY
+from reelforge_shared.settings import BUILT_IN_S3_SECRET_KEY as SECRET_KEY
 
 
 def _die_with_parent() -> None:
@@ -149,17 +149,18 @@ def nats_config(
     return "\n".join(lines) + "\n"
 
 
-def start_nats(data_dir: Path, port: int | None = None, config: str | None = None) -> EmbeddedServer:
+def start_nats(data_dir: Path, port: int | None = None, config: str | None = None, extra: str = "") -> EmbeddedServer:
     """One nats-server with JetStream (file storage, ``sync_interval: always``).
 
     ``port`` and ``data_dir`` again restart a server on its store (the tests restart servers so);
-    ``config`` replaces the generated one (a cluster node, see :func:`start_nats_cluster`).
+    ``config`` replaces the generated one (a cluster node, see :func:`start_nats_cluster`); ``extra`` is
+    appended to it (users and permissions: :func:`reelforge_shared.access.nats_authorization`).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log = data_dir / "nats-server.log"
     conf = data_dir / "nats-server.conf"
-    conf.write_text(config or nats_config(data_dir / "jetstream", port))
+    conf.write_text((config or nats_config(data_dir / "jetstream", port)) + extra)
     cmd = [find_binary("nats-server"), "-c", str(conf)]
     start = log.stat().st_size if log.exists() else 0
     # S603: our own server binary with an argument list we built (no shell). PLW1509: preexec_fn only
@@ -188,7 +189,7 @@ def start_nats_cluster(data_dir: Path, size: int = 3) -> list[EmbeddedServer]:
     return [start_nats(node, port, config) for node, port, config in procs]
 
 
-def start_s3(data_dir: Path) -> EmbeddedServer:
+def start_s3(data_dir: Path, identities: list[dict] | None = None) -> EmbeddedServer:
     """SeaweedFS (`weed mini`) from its wheel, or minio when it is on PATH; returns host:port."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "s3-server.log"
@@ -204,7 +205,8 @@ def start_s3(data_dir: Path) -> EmbeddedServer:
         config = data_dir / "s3-identities.json"
         identity = {"name": ACCESS_KEY, "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}
         identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
-        config.write_text(json.dumps({"identities": [identity]}))
+        # More identities (SeaweedFS only): one per service, see reelforge_shared.access.seaweedfs_identities.
+        config.write_text(json.dumps({"identities": [identity, *(identities or [])]}))
         ports = {
             "master.port": free_port(), "volume.port": free_port(), "filer.port": free_port(), "s3.port.iceberg": free_port(),
             "s3.port.lance": free_port(), "admin.port": free_port(), "s3.metricsPort": free_port(),

@@ -1,22 +1,94 @@
-"""structlog, configured once: JSON when stderr is not a terminal (containers), console otherwise."""
+"""structlog, configured once: JSON when stderr is not a terminal (containers), console otherwise.
+
+Secrets never reach a log line. Three guards, for structlog events and for the standard logging of
+libraries (nats, urllib3, uvicorn) alike:
+- a field whose name says secret (password, token, secret key ...) is replaced whole;
+- the value of every secret setting (each ``SecretStr`` of a service's settings, registered when
+  the service is built) is cut out of any text it appears in, an error message included;
+- the password in a URL (``scheme://user:password@host``) is cut out.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
+from pydantic import BaseModel, SecretStr
 
-_SECRET_WORDS = ("secret", "password", "token", "access_key")
+_SECRET_WORDS = ("secret", "password", "token", "access_key", "authorization", "credential", "api_key", "dsn")
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@")
+_MASK = "***"
+_secrets: set[str] = set()
+
+
+def register_secrets(settings: BaseModel) -> None:
+    """Remember every secret value of ``settings`` (its SecretStr fields, in lists and dicts too) for redaction."""
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            # A list secret (``name:token,name:token``) also gives each token on its own.
+            pieces = [secret, *(p.strip() for p in secret.split(",")), *(p.partition(":")[2].strip() for p in secret.split(","))]
+            _secrets.update(p for p in pieces if len(p) >= 8)  # shorter would mask ordinary words
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple | set | frozenset):
+            for item in value:
+                walk(item)
+
+    walk(settings)
+
+
+def redact(text: str) -> str:
+    """``text`` without any registered secret and without URL passwords."""
+    for secret in sorted(_secrets, key=len, reverse=True):  # longest first: a secret inside another goes with it
+        if secret in text:
+            text = text.replace(secret, _MASK)
+    return _URL_PASSWORD.sub(rf"\1{_MASK}@", text)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, SecretStr):
+        return _MASK
+    if isinstance(value, dict):
+        return {k: _MASK if _secret_name(k) else _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, BaseException):
+        return redact(repr(value))
+    return value
+
+
+def _secret_name(key: object) -> bool:
+    return isinstance(key, str) and any(word in key.lower() for word in _SECRET_WORDS)
 
 
 def _redact(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in event:
-        if any(word in key.lower() for word in _SECRET_WORDS):
-            event[key] = "***"
+        event[key] = _MASK if _secret_name(key) else _clean(event[key])
     return event
+
+
+class _RedactingFilter(logging.Filter):
+    """The same for the standard logging of libraries: the message is formatted, then cleaned."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + logging.Formatter().formatException(record.exc_info)
+            record.exc_info, record.exc_text = None, None
+        record.msg, record.args = redact(message), None
+        return True
 
 
 def configure_logging(level: str = "INFO", json: bool | None = None, stream: TextIO | None = None) -> None:
@@ -24,6 +96,8 @@ def configure_logging(level: str = "INFO", json: bool | None = None, stream: Tex
     use_json = (not stream.isatty()) if json is None else json
     renderer = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
     logging.basicConfig(level=level.upper(), stream=stream, format="%(message)s", force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_RedactingFilter())
     for noisy in ("nats", "urllib3", "httpx", "diffusers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
@@ -31,6 +105,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None, stream: Tex
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,  # the traceback as text, so that it is redacted too
             _redact,
             renderer,
         ],

@@ -18,6 +18,7 @@ import structlog
 from reelforge_shared.bus import Bus
 from reelforge_shared.health import Health
 from reelforge_shared.ledger import CancelCheck, Ledger
+from reelforge_shared.logging import register_secrets
 from reelforge_shared.runner import Route, Runner, backoff, outage_of
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import ObjectStore
@@ -42,6 +43,7 @@ class Service:
 
     def __post_init__(self) -> None:
         self.health = Health(self.name)
+        register_secrets(self.settings)  # its secret values never reach a log line
 
 
 def open_store(settings: CommonSettings) -> ObjectStore:
@@ -56,7 +58,7 @@ async def connect_bus(service: Service, stop: asyncio.Event) -> Bus:
     began, tries = time.monotonic(), 0
     while True:
         try:
-            bus = await Bus.connect(service.settings, name=f"reelforge-{service.name}")
+            bus = await Bus.connect(service.settings, name=f"reelforge-{service.name}", service=service.name)
         except Exception as exc:
             down = outage_of(exc)
             waited = time.monotonic() - began

@@ -21,7 +21,7 @@ from minio.commonconfig import CopySource
 from minio.error import S3Error, ServerError
 from urllib3.exceptions import HTTPError
 
-from reelforge_shared.errors import DependencyDown
+from reelforge_shared.errors import DependencyDown, PermanentError
 from reelforge_shared.settings import CommonSettings
 
 
@@ -182,7 +182,8 @@ class ObjectStore:
         endpoint = settings.s3_endpoint.removeprefix("http://").removeprefix("https://")
         http = urllib3.PoolManager(  # minio's default waits 5 minutes to connect: an outage would look like a hang
             timeout=urllib3.util.Timeout(connect=10, read=300), maxsize=10,
-            cert_reqs="CERT_REQUIRED", ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),  # minio's own defaults
+            # REELFORGE_S3_CA_BUNDLE: an S3 server whose certificate a private CA signs; else minio's own defaults.
+            cert_reqs="CERT_REQUIRED", ca_certs=settings.s3_ca_bundle or os.environ.get("SSL_CERT_FILE") or certifi.where(),
             retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
         )
         client = Minio(
@@ -196,11 +197,23 @@ class ObjectStore:
         return cls(client)
 
     def ensure_bucket(self, bucket: str) -> None:
+        """Make the bucket if it is missing. A service's own identity may not see another's bucket (fine) nor make one."""
         with _transient("make bucket", bucket):
-            if not self.client.bucket_exists(bucket):
+            try:
+                exists = self.client.bucket_exists(bucket)
+            except S3Error as exc:
+                if exc.code == "AccessDenied":  # not this service's bucket: it never touches it
+                    return
+                raise
+            if not exists:
                 try:
                     self.client.make_bucket(bucket)
                 except S3Error as exc:
+                    if exc.code == "AccessDenied":
+                        raise PermanentError(
+                            f"bucket {bucket!r} does not exist and this S3 identity may not create it; "
+                            "create it with the admin identity (docs/security.md)"
+                        ) from exc
                     if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                         raise
 

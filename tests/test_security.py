@@ -1,0 +1,205 @@
+"""Least privilege on the real servers: per-service NATS users and S3 identities, no secret in a log line.
+
+The NATS users and permissions and the S3 identities come from ``reelforge_shared.access``, the
+table the shipped configurations (deploy/nats/auth.conf, deploy/minio/policies/) are generated from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+import structlog
+from minio.error import S3Error
+from typer.testing import CliRunner
+
+from reelforge.cli import app
+from reelforge.stack import SERVICE_MODULES, build_service, local_stack
+from reelforge_shared.access import SERVICES, access_table, minio_policy, nats_authorization
+from reelforge_shared.bus import Bus
+from reelforge_shared.embedded import EmbeddedServer, start_nats
+from reelforge_shared.events import JobCompleted
+from reelforge_shared.logging import configure_logging, register_secrets
+from reelforge_shared.settings import CommonSettings
+from reelforge_shared.storage import ObjectStore
+
+ROOT = Path(__file__).resolve().parents[1]
+USERS = [*SERVICES, "downstream", "admin"]
+
+
+def _passwords() -> dict[str, str]:
+    return {user: f"{user}-{uuid.uuid4().hex}" for user in USERS}
+
+
+@pytest.fixture
+def secured_nats(tmp_path: Path, overrides: dict[str, Any]) -> tuple[EmbeddedServer, dict[str, str]]:
+    """A nats-server of this test's own with the generated per-service users, for the test's subject prefix."""
+    passwords = _passwords()
+    server = start_nats(tmp_path / "nats", extra=nats_authorization(overrides["subject_prefix"], passwords))
+    yield server, passwords
+    server.stop()
+
+
+def _as(overrides: dict[str, Any], user: str, passwords: dict[str, str], url: str) -> CommonSettings:
+    return CommonSettings(**overrides | {"nats_url": url, "nats_user": user, "nats_password": passwords[user]})
+
+
+def test_shipped_configs_are_the_generated_ones() -> None:
+    assert (ROOT / "deploy/nats/auth.conf").read_text() == nats_authorization(), "run `reelforge access nats`"
+    assert access_table() in (ROOT / "docs/security.md").read_text(), "run `reelforge access table`"
+    defaults = CommonSettings()
+    for service in SERVICES:
+        shipped = json.loads((ROOT / f"deploy/minio/policies/{service}.json").read_text())
+        assert shipped == minio_policy(service, defaults.work_bucket, defaults.delivery_bucket), service
+
+
+def test_the_access_table_names_every_route(overrides: dict[str, Any]) -> None:
+    """What each service consumes, as its routes say (the permissions allow exactly these durables)."""
+    for name in SERVICE_MODULES:
+        routes = build_service(name, overrides | {"webhook_segment_events": True, "api_auth": "off"}).routes
+        assert {route.event for route in routes} == set(SERVICES[name].consumes), name
+
+
+async def test_nats_refuses_what_a_service_may_not_do(secured_nats, overrides: dict[str, Any]) -> None:
+    server, passwords = secured_nats
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    # Every service does its bus work under its own user: stream, its durables, the ledger, its publishes.
+    for name, access in SERVICES.items():
+        bus = await Bus.connect(_as(overrides, name, passwords, server.url), name=f"reelforge-{name}", service=name)
+        for event, durable in zip(access.consumes, access.durables(name), strict=True):
+            await bus.pull(event, durable, ack_wait_s=5, max_deliver=2)
+        kv = await bus.key_value("jobs")  # the job ledger: the gateway keeps it, every service reads it
+        if access.ledger == "write":
+            await kv.put("job-1", b"{}")
+        assert (await kv.get("job-1")).value == b"{}" and await kv.keys() == ["job-1"]
+        for event in access.publishes:
+            ack = await bus.js.publish(bus.subject(event), b"{}", timeout=5)
+            assert ack.stream == bus.stream
+        await bus.close()
+
+    # The generator may not announce a finished job, read another service's queue, or listen to the whole bus.
+    prefix = overrides["subject_prefix"]
+    generator = await nats.connect(
+        server.url, user="generator", password=passwords["generator"], error_cb=on_error, inbox_prefix="_INBOX_generator"
+    )
+    await generator.publish(f"{prefix}.job.completed", b"{}")
+    await generator.subscribe(f"{prefix}.>")
+    with pytest.raises(nats.errors.TimeoutError):
+        await generator.request(f"$JS.API.CONSUMER.MSG.NEXT.{prefix.upper()}.encoder-segment-generated", b"1", timeout=1)
+    await generator.flush()
+    await generator.close()
+    refused = [e.lower() for e in errors if "permissions violation" in e.lower()]
+    assert f'publish to "{prefix}.job.completed"'.lower() in " ".join(refused), errors
+    assert f'subscription to "{prefix}.>"'.lower() in " ".join(refused), errors
+    assert "msg.next" in " ".join(refused) and "encoder-segment-generated" in " ".join(refused), errors
+
+    # A wrong password gets nowhere.
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await nats.connect(server.url, user="generator", password="wrong", allow_reconnect=False, max_reconnect_attempts=0)
+
+
+def test_s3_identities_keep_each_service_to_its_buckets(overrides: dict[str, Any], store: ObjectStore, s3_keys) -> None:
+    """The session's S3 server knows one identity per service (tests/conftest.py), scoped to the test buckets."""
+    work, delivery = overrides["work_bucket"], overrides["delivery_bucket"]
+    as_service = {name: ObjectStore.from_settings(CommonSettings(**overrides | s3_keys[name])) for name in SERVICES}
+
+    as_service["generator"].put_bytes(work, "jobs/j/segments/001/frames/0000.png", b"frame")
+    with pytest.raises(S3Error, match="AccessDenied"):
+        as_service["generator"].put_bytes(delivery, "j/final.mp4", b"film")
+    with pytest.raises(S3Error, match="AccessDenied"):
+        as_service["qa"].put_bytes(delivery, "j/final.mp4", b"film")
+    as_service["uploader"].put_bytes(delivery, "j/final.mp4", b"film")
+    assert as_service["uploader"].get_bytes(work, "jobs/j/segments/001/frames/0000.png") == b"frame"
+    # A service checks only the buckets it may see, and makes none.
+    as_service["generator"].ensure_bucket(delivery)
+    with pytest.raises(Exception, match="may not create it"):
+        as_service["generator"].ensure_bucket(f"work-{uuid.uuid4().hex[:8]}")
+
+
+def test_a_worker_refuses_the_built_in_s3_keys(overrides: dict[str, Any]) -> None:
+    env = {"REELFORGE_NATS_URL": overrides["nats_url"], "REELFORGE_S3_ENDPOINT": overrides["s3_endpoint"]}
+    result = CliRunner().invoke(app, ["worker", "generator"], env=env)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "built-in development keys" in lines[0], result.output
+
+
+def test_log_lines_never_carry_a_secret() -> None:
+    secrets = {"s3": "s3-secret-" + uuid.uuid4().hex, "nats": "nats-pw-" + uuid.uuid4().hex}
+    register_secrets(CommonSettings(s3_secret_key=secrets["s3"], nats_user="qa", nats_password=secrets["nats"]))
+    out = io.StringIO()
+    configure_logging("DEBUG", json=True, stream=out)
+    log = structlog.get_logger("test")
+    log.warning("s3.failed", error=f"signature for secret {secrets['s3']} rejected", password=secrets["nats"])
+    try:
+        raise ConnectionError(f"nats://qa:{secrets['nats']}@127.0.0.1:4222 refused")
+    except ConnectionError:
+        log.exception("nats.down")
+        logging.getLogger("nats").error("reconnect to nats://qa:%s@host failed", secrets["nats"])
+    text = out.getvalue()
+    assert text.count("***") >= 4, text
+    assert not [name for name, secret in secrets.items() if secret in text], text
+    # A refused setting is named without echoing the others (pydantic would print every input value).
+    with pytest.raises(ValueError, match="REELFORGE_NATS_TOKEN") as refused:
+        CommonSettings(nats_user="qa", nats_password=secrets["nats"], nats_token=secrets["s3"])
+    assert secrets["nats"] not in str(refused.value) and secrets["s3"] not in str(refused.value)
+
+
+STORYBOARD = {
+    "title": "Least privilege",
+    "output": {"width": 160, "height": 96},
+    "segments": [{"id": "one", "prompt": "a field at noon", "frames": 2, "fps": 2}],
+    "deliverables": {"crops": [], "thumbnail": False},
+}
+
+
+async def test_a_film_is_made_with_each_service_under_its_own_identity(
+    secured_nats, overrides: dict[str, Any], store: ObjectStore, s3_keys, gitlab_standin, tmp_path: Path
+) -> None:
+    """The whole pipeline on a permissioned nats-server and per-service S3 identities; no secret in its logs."""
+    server, passwords = secured_nats
+    per_service = {name: {"nats_user": name, "nats_password": passwords[name], **s3_keys[name]} for name in SERVICES}
+    per_service["uploader"] |= {  # every video goes to GitLab (the STAND-IN, tests/gitlab_standin.py): the token is used
+        "gitlab_url": gitlab_standin.url, "gitlab_project": gitlab_standin.project, "gitlab_token": gitlab_standin.token,
+        "gitlab_threshold_bytes": 0,
+    }
+    secrets = [passwords[name] for name in SERVICES] + [keys["s3_secret_key"] for keys in s3_keys.values()]
+    api_token = "tok-" + uuid.uuid4().hex
+    per_service["gateway"] |= {"api_tokens": f"ci:{api_token}", "api_auth": "on"}
+    secrets += [gitlab_standin.token, api_token]
+    logs = io.StringIO()
+    configure_logging("DEBUG", json=True, stream=logs)
+    admin = _as(overrides, "admin", passwords, server.url)
+    base = overrides | {"nats_url": server.url, "steps": 2, "outage_tolerance_s": 30}
+    async with local_stack(tmp_path / "state", per_service=per_service, **base) as stack:
+        nc = await nats.connect(server.url, user="admin", password=passwords["admin"])
+        done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        async def on_completed(msg: Any) -> None:
+            if not done.done():
+                done.set_result(msg.data)
+
+        await nc.subscribe(f"{admin.subject_prefix}.{JobCompleted.subject}", cb=on_completed)
+        headers = {"Authorization": f"Bearer {api_token}"}
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, headers=headers) as client:
+            response = await client.post("/v1/jobs", json=STORYBOARD)
+            assert response.status_code == 202, response.text
+        completed = JobCompleted.model_validate_json(await asyncio.wait_for(done, timeout=300))
+        await nc.close()
+    assert completed.film_storage_provider == "gitlab" and gitlab_standin.uploads  # the uploader used its token
+    text = logs.getvalue()
+    assert '"event"' in text  # the run logged
+    assert not [s for s in secrets if s in text]
+
