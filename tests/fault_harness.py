@@ -152,7 +152,7 @@ class System:
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_TOKEN}"}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
-        request = urllib.request.Request(f"{self.gateway_url}/v1/jobs", json.dumps(board).encode(), headers)  # noqa: S310
+        request = urllib.request.Request(f"{self.gateway_url}/v1/jobs", json.dumps(board).encode(), headers)  # noqa: S310 - loopback
         with urllib.request.urlopen(request, timeout=30) as r:  # noqa: S310 - loopback
             return json.loads(r.read())["job_id"]
 

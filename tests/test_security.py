@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,17 @@ def secured_nats(tmp_path: Path, overrides: dict[str, Any]) -> tuple[EmbeddedSer
     server = start_nats(tmp_path / "nats", extra=nats_authorization(overrides["subject_prefix"], passwords))
     yield server, passwords
     server.stop()
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """The process's logs (structlog and standard logging) at DEBUG into a buffer; the logging setup restored after."""
+    saved, handlers, level = structlog.get_config(), logging.root.handlers[:], logging.root.level
+    out = io.StringIO()
+    configure_logging("DEBUG", json=True, stream=out)
+    yield out
+    structlog.configure(**saved)
+    logging.root.handlers[:], logging.root.level = handlers, level
 
 
 def _as(overrides: dict[str, Any], user: str, passwords: dict[str, str], url: str) -> CommonSettings:
@@ -136,11 +148,10 @@ def test_a_worker_refuses_the_built_in_s3_keys(overrides: dict[str, Any]) -> Non
     assert len(lines) == 1 and "built-in development keys" in lines[0], result.output
 
 
-def test_log_lines_never_carry_a_secret() -> None:
+def test_log_lines_never_carry_a_secret(captured_logs: io.StringIO) -> None:
     secrets = {"s3": "s3-secret-" + uuid.uuid4().hex, "nats": "nats-pw-" + uuid.uuid4().hex}
     register_secrets(CommonSettings(s3_secret_key=secrets["s3"], nats_user="qa", nats_password=secrets["nats"]))
-    out = io.StringIO()
-    configure_logging("DEBUG", json=True, stream=out)
+    out = captured_logs
     log = structlog.get_logger("test")
     log.warning("s3.failed", error=f"signature for secret {secrets['s3']} rejected", password=secrets["nats"])
     try:
@@ -166,7 +177,8 @@ STORYBOARD = {
 
 
 async def test_a_film_is_made_with_each_service_under_its_own_identity(
-    secured_nats, overrides: dict[str, Any], store: ObjectStore, s3_keys, gitlab_standin, tmp_path: Path
+    secured_nats, overrides: dict[str, Any], store: ObjectStore, s3_keys, gitlab_standin, captured_logs: io.StringIO,
+    tmp_path: Path,
 ) -> None:
     """The whole pipeline on a permissioned nats-server and per-service S3 identities; no secret in its logs."""
     server, passwords = secured_nats
@@ -179,8 +191,7 @@ async def test_a_film_is_made_with_each_service_under_its_own_identity(
     api_token = "tok-" + uuid.uuid4().hex
     per_service["gateway"] |= {"api_tokens": f"ci:{api_token}", "api_auth": "on"}
     secrets += [gitlab_standin.token, api_token]
-    logs = io.StringIO()
-    configure_logging("DEBUG", json=True, stream=logs)
+    logs = captured_logs
     admin = _as(overrides, "admin", passwords, server.url)
     base = overrides | {"nats_url": server.url, "steps": 2, "outage_tolerance_s": 30}
     async with local_stack(tmp_path / "state", per_service=per_service, **base) as stack:
