@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fault_harness import System, storyboard
+from fault_harness import System, s3_identities, storyboard
 from reelforge_shared.bus import Bus
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, start_nats, start_s3
 from reelforge_shared.events import ModelInfo, SegmentGenerated, SegmentRequested
@@ -89,7 +89,7 @@ async def read_stream(settings: CommonSettings) -> list[tuple[str, dict, float]]
 
 async def main(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="reelforge-load-"))
-    nats_server, s3 = start_nats(root / "nats"), start_s3(root / "s3")
+    nats_server, s3 = start_nats(root / "nats"), start_s3(root / "s3", identities=s3_identities())
     prefix = "load" + uuid.uuid4().hex[:6]
     env = {"REELFORGE_ACK_WAIT_S": "30", "REELFORGE_ENCODER_PRESET": "ultrafast"}
     system = System(root, nats_server.url, s3.url, prefix, env)

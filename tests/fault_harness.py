@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +23,19 @@ from typing import Any
 import nats
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from reelforge_shared.access import seaweedfs_identities
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, find_binary, free_port
 from reelforge_shared.storage import DeliveryKeys, ObjectStore
 
 SERVICES = ("gateway", "generator", "encoder", "qa", "uploader")
 API_TOKEN = "fault-drill-token"
+# Each worker runs under its own S3 identity (a worker refuses the built-in key); the S3 server knows them all.
+WORKER_KEYS = {name: (f"fault-{name}", f"fault-{name}-{uuid.uuid4().hex}") for name in SERVICES}
+
+
+def s3_identities() -> list[dict]:
+    """The workers' S3 identities for ``start_s3``, with the rights of reelforge_shared.access on the drill buckets."""
+    return seaweedfs_identities(WORKER_KEYS, "work-*", "deliver-*")["identities"]
 
 TINY = {  # a few frames, a small size: seconds per job on two CPU cores
     "title": "fault drill",
@@ -89,7 +98,7 @@ class System:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REELFORGE_")}
         env.update({
             "REELFORGE_NATS_URL": self.nats_url, "REELFORGE_S3_ENDPOINT": self.s3_endpoint,
-            "REELFORGE_S3_ACCESS_KEY": ACCESS_KEY, "REELFORGE_S3_SECRET_KEY": SECRET_KEY,
+            "REELFORGE_S3_ACCESS_KEY": WORKER_KEYS[name][0], "REELFORGE_S3_SECRET_KEY": WORKER_KEYS[name][1],
             "REELFORGE_SUBJECT_PREFIX": self.prefix, "REELFORGE_WORK_BUCKET": self.work_bucket,
             "REELFORGE_DELIVERY_BUCKET": self.delivery_bucket, "REELFORGE_METRICS_PORT": str(health_port),
             "REELFORGE_GATEWAY_PORT": str(self.gateway_port), "REELFORGE_LOG_JSON": "true",
@@ -102,6 +111,9 @@ class System:
         return env
 
     def start(self, name: str, **extra_env: str) -> Worker:
+        if not self.workers:  # the buckets, made with the admin identity: a worker's own may not make one
+            for bucket in (self.work_bucket, self.delivery_bucket):
+                self.store().ensure_bucket(bucket)
         port = free_port()
         log = self.root / f"{name}.log"
         env = self.environment(name, port) | extra_env

@@ -19,7 +19,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from fault_harness import SERVICES, System, check_job, storyboard, stream_events, wait_for_event
+from fault_harness import SERVICES, System, check_job, s3_identities, storyboard, stream_events, wait_for_event
 from reelforge_shared.embedded import start_nats, start_s3
 
 
@@ -35,7 +35,7 @@ def outage_seconds(system: System, name: str) -> float:
 
 def main(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="reelforge-soak-"))
-    nats_server, s3 = start_nats(root / "nats"), start_s3(root / "s3")
+    nats_server, s3 = start_nats(root / "nats"), start_s3(root / "s3", identities=s3_identities())
     env = {"REELFORGE_OUTAGE_TOLERANCE_S": str(args.tolerance)}
     system = System(root, nats_server.url, s3.url, "soak" + uuid.uuid4().hex[:6], env)
     try:

@@ -19,7 +19,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from fault_harness import SERVICES, System, check_job, log_lines, storyboard, stream_events, wait_for_event
+from fault_harness import SERVICES, System, check_job, log_lines, s3_identities, storyboard, stream_events, wait_for_event
 from reelforge_shared.embedded import EmbeddedServer, start_nats, start_s3
 from reelforge_shared.events import EVENTS_BY_SUBJECT, ModelInfo, SegmentGenerated
 from reelforge_shared.storage import Keys
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.timeout(900)
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, EmbeddedServer]]:
     """A nats-server and an S3 server of this module's own: the tests restart and stop them."""
     root = tmp_path_factory.mktemp("fault-servers")
-    found = {"nats": start_nats(root / "nats"), "s3": start_s3(root / "s3")}
+    found = {"nats": start_nats(root / "nats"), "s3": start_s3(root / "s3", identities=s3_identities())}
     yield found
     for server in found.values():
         server.stop()

@@ -14,7 +14,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from fault_harness import System, check_job, storyboard, wait_for_event
+from fault_harness import System, check_job, s3_identities, storyboard, wait_for_event
 from reelforge_shared.embedded import EmbeddedServer, start_nats_cluster, start_s3
 from reelforge_shared.ledger import BUCKET as LEDGER_BUCKET
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(900)
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[EmbeddedServer], EmbeddedServer]]:
     root = tmp_path_factory.mktemp("cluster")
-    nodes, s3 = start_nats_cluster(root / "nats"), start_s3(root / "s3")
+    nodes, s3 = start_nats_cluster(root / "nats"), start_s3(root / "s3", identities=s3_identities())
     yield nodes, s3
     for server in [*nodes, s3]:
         server.stop()
