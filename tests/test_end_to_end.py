@@ -85,6 +85,9 @@ async def test_storyboard_becomes_a_film_through_all_services(overrides, event_l
             assert all(d.qa.gates["technical"].passed and d.url.startswith("http") for d in delivered)
             report = store.get_json(settings.delivery_bucket, DeliveryKeys.report(job_id))
             assert [s["id"] for s in report["segments"]] == ["open", "turn", "close"]
+            # Every segment's prompt as the model got it, counted by its tokenizer, none dropped; its render figures.
+            assert all(s["prompt_tokens"] > 0 and s["prompt_tokens_dropped"] == 0 for s in report["segments"])
+            assert all(s["timings"]["render_s"] > 0 and s["timings"]["s_per_frame"] > 0 for s in report["segments"])
             assert report["model"]["random_weights"] is True and report["film"]["duration_s"] == pytest.approx(5.5, abs=0.01)
             assert [b["requested"] for b in report["film_qa"]["boundaries"]] == ["dissolve", "cut"]
             assert done[0].report_html_key
