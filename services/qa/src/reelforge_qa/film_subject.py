@@ -39,6 +39,7 @@ MIN_AREA = 0.004  # smallest subject, share of the frame
 L_BINS, AB_BINS = 4, 12  # the foreground test: CIELAB cells of 25 x 10 x 10
 DARK_L = 25.0  # darker pixels carry little chroma (and noise): not part of the subject's colours, shape or scale
 C_L, C_AB = 10, 24  # the subject's colours: CIELAB cells of 10 x 5 x 5
+SIGNATURE_CELLS = 32
 ORIENTATIONS = 8
 
 def _hog() -> object | None:
@@ -77,7 +78,8 @@ def _cells(lab: np.ndarray, l_bins: int = L_BINS, ab_bins: int = AB_BINS) -> np.
 
 def _signature(hist: np.ndarray, l_bins: int, ab_bins: int) -> np.ndarray:
     """Non-empty cells as an EMD signature: weight, L*, a*, b* of the cell centres."""
-    idx = np.nonzero(hist > 0.002)[0]
+    idx = np.argsort(hist)[::-1][:SIGNATURE_CELLS]  # EMD grows with the cube of the cells: the fullest ones carry it
+    idx = idx[hist[idx] > 0.002]
     li, rest = np.divmod(idx, ab_bins * ab_bins)
     ai, bi = np.divmod(rest, ab_bins)
     weights = hist[idx] / hist[idx].sum()
