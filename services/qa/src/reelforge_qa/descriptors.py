@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from reelforge_qa.color import colour_temperature, mean_linear_rgb, mired, white_balanced
+from reelforge_qa.color import cct, mean_linear_rgb, mired, white_balanced
 
 L_BINS, AB_BINS, AB_RANGE = 10, 12, 60.0  # CIELAB cells of about 10 x 10 x 10: a step of 10 is a clearly different colour
 MIN_MASS = 0.005
@@ -74,7 +74,7 @@ def _near(hist: np.ndarray) -> np.ndarray:
 def describe(colour_frames: list[np.ndarray]) -> Descriptor:
     """Descriptor of a segment from its sampled BGR frames."""
     light = mean_linear_rgb(colour_frames)
-    kelvin = colour_temperature(colour_frames)
+    kelvin = cct(light)  # the same estimate colour_temperature() makes, without a second pass over the frames
     balanced = [white_balanced(f, light) for f in colour_frames]
     hist = np.mean([palette(f) for f in balanced], axis=0)
     grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in balanced]

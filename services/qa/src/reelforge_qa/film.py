@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from reelforge_qa import transitions as tr
-from reelforge_qa.color import colour_temperature, mean_linear_rgb
+from reelforge_qa.color import cct, mean_linear_rgb
 from reelforge_qa.continuity import Described, character_checks, light_checks, light_score, location_checks
 from reelforge_qa.descriptors import describe
 from reelforge_qa.film_models import Boundary, FilmQaReport, Finding, SegmentLight
@@ -53,7 +53,7 @@ class FilmThresholds:
 
 def _light_of(frames: list[np.ndarray]) -> tuple[float, float]:
     light = mean_linear_rgb(frames)
-    return colour_temperature(frames), float(np.dot([0.2126, 0.7152, 0.0722], light))
+    return cct(light), float(np.dot([0.2126, 0.7152, 0.0722], light))  # one grey-world estimate for both
 
 
 def _boundary_light(before: list[np.ndarray], after: list[np.ndarray]) -> tuple[float, float, float, float, float]:
