@@ -130,7 +130,8 @@ def test_worker_without_servers_is_a_clear_error() -> None:
     result = _reelforge("worker", "encoder", env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 2 and "REELFORGE_NATS_URL and REELFORGE_S3_ENDPOINT must be set" in result.stderr
     assert "unknown service 'painter'" in _reelforge("worker", "painter").stderr
-    servers = {"PATH": "/usr/bin:/bin", "REELFORGE_NATS_URL": "nats://127.0.0.1:1", "REELFORGE_S3_ENDPOINT": "127.0.0.1:1"}
+    servers = {"PATH": "/usr/bin:/bin", "REELFORGE_NATS_URL": "nats://127.0.0.1:1", "REELFORGE_S3_ENDPOINT": "127.0.0.1:1",
+               "REELFORGE_S3_SECRET_KEY": "a-key-of-its-own"}  # not the built-in one, which a worker refuses first
     refused = _reelforge("worker", "gateway", env=servers)  # outside local mode the API does not run open by accident
     assert refused.returncode == 2 and "REELFORGE_API_TOKENS is not set" in refused.stderr
     assert "REELFORGE_API_AUTH=off" in refused.stderr
