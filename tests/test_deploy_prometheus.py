@@ -22,9 +22,10 @@ import httpx
 import pytest
 import yaml
 
-from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, free_port
+from reelforge_shared.embedded import free_port
 
 ROOT = Path(__file__).parents[1]
+AUTH = {"Authorization": "Bearer loopback-test-token"}
 SERVICES = ("gateway", "generator", "encoder", "qa", "uploader")
 STORYBOARD = """
 title: Prometheus check
@@ -54,15 +55,18 @@ def poll(what: str, check: Callable[[], Any], timeout: float, procs: dict[str, s
 
 
 @pytest.fixture
-def workers(overrides: dict[str, Any], tmp_path: Path) -> Iterator[dict[str, Any]]:
+def workers(
+    overrides: dict[str, Any], store: Any, s3_keys: dict[str, dict[str, str]], tmp_path: Path
+) -> Iterator[dict[str, Any]]:
     env = {
         "PATH": os.environ["PATH"], "HOME": str(tmp_path),
         "REELFORGE_NATS_URL": overrides["nats_url"], "REELFORGE_S3_ENDPOINT": overrides["s3_endpoint"],
-        "REELFORGE_S3_ACCESS_KEY": ACCESS_KEY, "REELFORGE_S3_SECRET_KEY": SECRET_KEY,
         "REELFORGE_SUBJECT_PREFIX": overrides["subject_prefix"], "REELFORGE_WORK_BUCKET": overrides["work_bucket"],
         "REELFORGE_DELIVERY_BUCKET": overrides["delivery_bucket"], "REELFORGE_MODEL_CACHE_DIR": overrides["model_cache_dir"],
         "REELFORGE_GENERATOR_STEPS": "2", "REELFORGE_ENCODER_PRESET": "ultrafast", "REELFORGE_QA_MAX_ATTEMPTS": "1",
+        "REELFORGE_ALLOW_TEST_MODEL": "1",
         "REELFORGE_LAG_POLL_S": "1", "REELFORGE_ACK_WAIT_S": "30", "REELFORGE_LOG_JSON": "true",
+        "REELFORGE_API_TOKENS": "prometheus-test:loopback-test-token",
         "REELFORGE_GATEWAY_HOST": "127.0.0.1", "REELFORGE_GATEWAY_PORT": str(free_port()),
     }
     ports = {name: free_port() for name in SERVICES}
@@ -72,7 +76,9 @@ def workers(overrides: dict[str, Any], tmp_path: Path) -> Iterator[dict[str, Any
             log = (tmp_path / f"{name}.log").open("wb")
             procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "reelforge.cli", "worker", name],
-                env=env | {"REELFORGE_METRICS_PORT": str(ports[name])}, stdout=log, stderr=subprocess.STDOUT,
+                env=env | {"REELFORGE_METRICS_PORT": str(ports[name]), "REELFORGE_S3_ACCESS_KEY": s3_keys[name]["s3_access_key"],
+                           "REELFORGE_S3_SECRET_KEY": s3_keys[name]["s3_secret_key"]},  # each service's own S3 identity
+                stdout=log, stderr=subprocess.STDOUT,
             )
         yield {"ports": ports, "procs": procs, "gateway": f"http://127.0.0.1:{env['REELFORGE_GATEWAY_PORT']}", "logs": tmp_path}
     finally:
@@ -121,12 +127,13 @@ def test_every_dashboard_expression_returns_data_after_a_job(workers: dict[str, 
     procs = workers["procs"]
     for name, port in workers["ports"].items():
         poll(f"{name} healthy", lambda port=port: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200, 240, procs)
-    submitted = httpx.post(f"{workers['gateway']}/v1/jobs", content=STORYBOARD, headers={"Content-Type": "application/yaml"})
+    headers = {"Content-Type": "application/yaml"} | AUTH
+    submitted = httpx.post(f"{workers['gateway']}/v1/jobs", content=STORYBOARD, headers=headers)
     assert submitted.status_code == 202, submitted.text
     job = submitted.json()["job_id"]
 
     def finished() -> dict | None:
-        status = httpx.get(f"{workers['gateway']}/v1/jobs/{job}").json()
+        status = httpx.get(f"{workers['gateway']}/v1/jobs/{job}", headers=AUTH).json()
         return status if status["status"] in {"completed", "failed", "cancelled"} else None
 
     assert poll("job finished", finished, 480, procs)["status"] == "completed"

@@ -43,6 +43,7 @@ COMPOSE = ["docker-compose", "-p", PROJECT, "-f", str(RENDERED)]
 WORKERS = {"gateway": 19101, "generator-cpu": 19102, "encoder": 19103, "qa": 19104, "uploader": 19105}
 INFRA = ["nats", "minio", "minio-init", "prometheus"]
 GATEWAY = "http://127.0.0.1:18081"
+AUTH = {"Authorization": "Bearer loopback-test-token"}  # REELFORGE_API_TOKENS in deploy/test/compose.host.yml
 PROMETHEUS = "http://127.0.0.1:19090"
 STORYBOARD = """
 title: test-deploy
@@ -211,11 +212,11 @@ def main() -> None:
             healthz = f"http://127.0.0.1:{port}/healthz"
             wait_for(f"{service} healthy", lambda healthz=healthz: http_json(healthz).get("ok"), timeout=300)
         say("all five services report healthy")
-        job = http_json(f"{GATEWAY}/v1/jobs", STORYBOARD.encode(), {"Content-Type": "application/yaml"})
+        job = http_json(f"{GATEWAY}/v1/jobs", STORYBOARD.encode(), {"Content-Type": "application/yaml"} | AUTH)
         say(f"submitted job {job['job_id']} through the gateway")
 
         def finished() -> dict | None:
-            status = http_json(f"{GATEWAY}/v1/jobs/{job['job_id']}")
+            status = http_json(f"{GATEWAY}/v1/jobs/{job['job_id']}", headers=AUTH)
             return status if status["status"] in {"completed", "failed", "cancelled"} else None
 
         status = wait_for("job completion", finished, timeout=420, every=2)
