@@ -249,7 +249,10 @@ class Runner:
         name = type(event).__name__
         try:
             skippable = not (route.observer or route.after_cancel)
-            if skippable and self.cancel_check is not None and await self.cancel_check.cancelled(event.job_id):
+            # The ledger read waits out a NATS outage (a stream leader election) like any other step of the work.
+            if skippable and self.cancel_check is not None and await self._outlast(
+                partial(self.cancel_check.cancelled, event.job_id), "cancel-check"
+            ):
                 await self._outlast(msg.ack, "ack")
                 return "cancelled", None
             results = await self._outlast(lambda: self._call(route, event), "handle")
