@@ -212,7 +212,10 @@ def start_s3(data_dir: Path, identities: list[dict] | None = None) -> EmbeddedSe
             "s3.port.lance": free_port(), "admin.port": free_port(), "s3.metricsPort": free_port(),
         }
         cmd = [find_binary("weed"), "mini", f"-dir={data_dir / 'seaweedfs'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-               f"-s3.port={port}", f"-s3.config={config}", "-webdav=false", "-admin.ui=false", "-metricsPort=0"]
+               f"-s3.port={port}", f"-s3.config={config}", "-webdav=false", "-admin.ui=false", "-metricsPort=0",
+               # Every bucket is a collection with volumes of its own: the default volume count ran out after
+               # about 37 buckets ("No writable volumes"), so a long test session or a busy local stack hit 500s.
+               "-volume.max=2000", "-master.volumeSizeLimitMB=64"]
         cmd += [f"-{flag}={value}" for flag, value in ports.items()]
         # gRPC ports default to port + 10000; pin them so two servers on one machine do not collide.
         for flag in ("master.port", "volume.port", "filer.port", "admin.port"):
