@@ -18,13 +18,16 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
 
 from reelforge.stack import local_stack
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, EmbeddedServer
 
 AUTH = {"Authorization": "Bearer fuzz-token"}
 ERROR_KEYS = {"error", "message", "details", "timestamp"}
+# The 5xx answers the API documents: 502 job_failed (the pipeline failed the request's job) and 503
+# model_not_found (the video endpoints' default model is not installed on this server, as here).
+# Anything else at 500 or above, a 500 above all, is a server error.
+DOCUMENTED_5XX = {502: "job_failed", 503: "model_not_found"}
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +74,11 @@ def test_no_server_error_and_every_error_has_the_one_shape(live_gateway: str) ->
         def check(case: Any) -> None:
             for headers in (AUTH, {}):  # with the token, and without it (401)
                 response = case.call(base_url=live_gateway, headers=headers, allow_redirects=False, timeout=30)
-                case.validate_response(response, checks=[not_a_server_error])
                 if response.status_code >= 400:
                     body = response.json()
                     assert set(body) == ERROR_KEYS and isinstance(body["details"], dict), (case.path, response.status_code, body)
+                if response.status_code >= 500:
+                    assert DOCUMENTED_5XX.get(response.status_code) == body["error"], (case.path, response.status_code, body)
 
         try:
             check()
