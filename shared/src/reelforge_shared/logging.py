@@ -14,7 +14,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import structlog
 from pydantic import BaseModel, SecretStr
@@ -91,8 +91,26 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written, not when logging was configured.
+
+    A process that swaps stderr (a test runner capturing output, a daemon redirecting it) would otherwise
+    keep writing to the old, possibly closed, stream: the nats client's callbacks then fail on
+    "I/O operation on closed file" and the client closes its connection.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(level: str = "INFO", json: bool | None = None, stream: TextIO | None = None) -> None:
-    stream = stream or sys.stderr
+    stream = stream or cast(TextIO, _CurrentStderr())
     use_json = (not stream.isatty()) if json is None else json
     renderer = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
     logging.basicConfig(level=level.upper(), stream=stream, format="%(message)s", force=True)
