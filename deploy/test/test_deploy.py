@@ -21,8 +21,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -196,7 +198,23 @@ def check_prometheus() -> None:
 def main() -> None:
     if shutil.which("docker-compose") is None or shutil.which("dockerd") is None:
         raise SystemExit("docker-compose and dockerd are needed: `make deploy-tools` installs them")
-    run("bash", "deploy/test/dockerd.sh")
+    started = Path(tempfile.mkdtemp()) / "dockerd.pid"  # written only when this run starts the engine
+    run("bash", "deploy/test/dockerd.sh", str(started))
+    try:
+        stack()
+    finally:
+        if started.exists():  # leave the machine as we found it: no engine we started keeps running
+            pid = int(started.read_text())
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(60):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(1)  # dockerd stops within seconds once its containers are gone
+            say("dockerd stopped")
+    print("1 passed, 0 failed")
+
+
+def stack() -> None:
     run("bash", "deploy/test/base-image.sh", BASE_IMAGE)
     wheelhouse()
     env = dict(os.environ, REELFORGE_TEST_BIN=str(test_bin()))
@@ -236,7 +254,6 @@ def main() -> None:
     finally:
         run(*COMPOSE, "down", "-v", "--remove-orphans", "-t", "5", env=env)
     say("passed; stack torn down")
-    print("1 passed, 0 failed")
 
 
 if __name__ == "__main__":
