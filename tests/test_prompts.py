@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,33 @@ def test_composition_puts_the_action_first_and_the_light_last() -> None:
     board = _board("plants an apple sapling")
     assert compose_prompt(board, board.segments[0]) == (
         "plants an apple sapling, young man in a blue shirt, in a farmland field, documentary still, daylight 5500K"
+    )
+
+
+def test_apfelbaum_prompts_have_one_mark_between_parts() -> None:
+    """The parts' own closing marks go: "arms., young man" was every Apfelbaum segment's prompt."""
+    board = load_storyboard(APFELBAUM.read_text())
+    for index in range(1, len(board.segments) + 1):
+        prompt = render_spec(board, index).prompt
+        assert not re.search(r"[.,;:!?]\s*[.,;:!?]", prompt), f"segment {index}: {prompt!r}"
+        assert "  " not in prompt and prompt == prompt.strip() and not prompt.endswith((",", "."))
+    first = render_spec(board, 1).prompt
+    assert "in both arms, young man in his late twenties" in first  # the action's period replaced by the joining comma
+
+
+def test_parts_ending_in_any_mark_join_with_one_comma() -> None:
+    board = parse_storyboard(
+        {
+            "style": {"prompt_prefix": "documentary still.", "lighting": "daylight 5500K, "},
+            "characters": {"karl": {"description": "young man in a blue shirt;", "seed": 1000}},
+            "locations": {"farm": {"description": "a farmland field!", "seed": 5000}},
+            "segments": [{"id": "s1", "prompt": "Is it spring? Karl plants 1.2 m saplings...", "characters": ["karl"],
+                          "location": "farm"}],
+        }
+    )
+    assert compose_prompt(board, board.segments[0]) == (
+        "Is it spring? Karl plants 1.2 m saplings, young man in a blue shirt, in a farmland field, documentary still, "
+        "daylight 5500K"
     )
 
 

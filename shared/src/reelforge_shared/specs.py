@@ -9,6 +9,7 @@ from __future__ import annotations
 from reelforge_shared.events import RenderSpec
 from reelforge_shared.storyboard import Segment, Storyboard
 
+PART_END = ".,;:!? \t\n"  # a part's closing punctuation and spaces, dropped before the parts are joined with ", "
 RETRY_SEED_STRIDE = 7919  # a prime far from the +1 per segment of a seed family: retries never reuse a neighbour's seed
 
 
@@ -24,7 +25,8 @@ def compose_prompt(board: Storyboard, seg: Segment) -> str:
     if seg.location:
         parts.append(f"in {board.locations[seg.location].description}")
     parts += [board.style.prompt_prefix, board.style.lighting]
-    return ", ".join(p.strip().rstrip(",") for p in parts if p and p.strip())
+    # Each part loses its closing punctuation: the joining comma is the only mark between two parts ("arms, young man").
+    return ", ".join(clean for p in parts if (clean := p.strip().rstrip(PART_END)))
 
 
 def segment_seed(board: Storyboard, seg: Segment, index: int, attempt: int = 1) -> int:
