@@ -33,7 +33,7 @@ from reelforge_encoder.ffmpeg import Codec, ffmpeg_exe, run
 from reelforge_encoder.handler import EncoderDeps
 from reelforge_encoder.handler import handle_film as encode_film
 from reelforge_encoder.handler import handle_segment as encode_segment
-from reelforge_qa.film import FilmThresholds
+from reelforge_qa.film_checks import FilmThresholds
 from reelforge_qa.handler import QaDeps
 from reelforge_qa.handler import handle as check_segment
 from reelforge_qa.handler import handle_film as check_film

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from reelforge_encoder.ffmpeg import Codec, encode_frames, ffmpeg_exe
-from reelforge_encoder.film import make_film
+from reelforge_encoder.film_assembly import make_film
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.media import probe
 from reelforge_shared.storyboard import parse_storyboard

@@ -12,7 +12,7 @@ from PIL import Image
 
 from reelforge_encoder.deliver import MB, budget_kbps, crop_size
 from reelforge_encoder.ffmpeg import Codec, encode_frames, ffmpeg_exe
-from reelforge_encoder.film import make_film
+from reelforge_encoder.film_assembly import make_film
 from reelforge_shared.media import probe
 from reelforge_shared.storage import DeliveryKeys, Keys
 from reelforge_shared.storyboard import parse_storyboard

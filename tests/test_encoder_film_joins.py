@@ -13,7 +13,7 @@ from PIL import Image
 
 from reelforge_encoder.ffmpeg import Codec, FilmPart, compile_film, ffmpeg_exe
 from reelforge_encoder.handler import EncoderDeps, handle_film, handle_segment
-from reelforge_qa.film import SegmentVideo, check_film
+from reelforge_qa.film_checks import SegmentVideo, check_film
 from reelforge_qa.segment_film_stats import SegmentFilmStats, segment_film_stats
 from reelforge_shared.events import FilmRequested, ModelInfo, SegmentGenerated
 from reelforge_shared.settings import CommonSettings

@@ -18,7 +18,7 @@ from transformers import CLIPConfig, CLIPModel
 
 from reelforge_qa.calibration import CASES, build
 from reelforge_qa.embeddings import ClipEmbedder
-from reelforge_qa.film import check_film
+from reelforge_qa.film_checks import check_film
 from reelforge_qa.synthetic import Shot, render_shot
 from reelforge_shared.errors import PermanentError
 

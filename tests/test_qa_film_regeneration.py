@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reelforge_qa.calibration import CASES, CLEAN, FPS, FRAMES, build
-from reelforge_qa.film import FilmThresholds
+from reelforge_qa.film_checks import FilmThresholds
 from reelforge_qa.handler import QaDeps, handle_film
 from reelforge_qa.job_report import JobReport
 from reelforge_qa.scores import Expected, Thresholds, score_video

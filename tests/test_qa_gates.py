@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from reelforge_qa.color import colour_temperature, light_rgb, mired
 from reelforge_qa.frames import blockiness
 from reelforge_qa.scores import Expected, Thresholds, score_video
 from reelforge_qa.synthetic import Shot, encode, render_shot
 from reelforge_qa.temporal import flicker, motion_residual, smoothness
+from reelforge_shared.colour import colour_temperature_rgb, light_linear_rgb, linear_to_srgb, mired
 
 GREY_CARD = np.full((90, 160, 3), 0.18)  # linear mid-grey: the light's colour is all the estimate sees
 
@@ -56,10 +56,8 @@ def test_smoothness_tells_motion_from_jumps() -> None:
 
 @pytest.mark.parametrize("kelvin", [2800, 3200, 4300, 5600, 6500])
 def test_colour_temperature_of_a_grey_card_under_black_body_light(kelvin: float) -> None:
-    from reelforge_qa.color import linear_to_srgb
-
-    frame = (linear_to_srgb(GREY_CARD * light_rgb(kelvin)[::-1]) * 255 + 0.5).astype(np.uint8)  # BGR
-    estimate = colour_temperature([frame])
+    frame = (linear_to_srgb(GREY_CARD * light_linear_rgb(kelvin)) * 255 + 0.5).astype(np.uint8)
+    estimate = colour_temperature_rgb([frame])
     assert abs(mired(estimate) - mired(kelvin)) < 5  # 5 mired: well below a visible shift (about 20)
 
 

@@ -187,7 +187,7 @@ def _overrides(
 def _render(board: Any, inputs: list[Path], out: Path, preset: str, codec_name: str) -> dict[str, Any]:
     from reelforge_encoder.codecs import build_codec
     from reelforge_encoder.ffmpeg import encode_frames, ffmpeg_exe
-    from reelforge_encoder.film import make_film, narration_needs_espeak
+    from reelforge_encoder.film_assembly import make_film, narration_needs_espeak
     from reelforge_encoder.look import film_fps, segment_look
 
     espeak = shutil.which("espeak-ng")

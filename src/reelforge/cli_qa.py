@@ -33,7 +33,7 @@ def _segment_rate(board: Storyboard, frames: int, fps: float) -> tuple[int, floa
 
 def _plan(videos: list[Path], storyboard: Path | None) -> tuple[list[Any], list[Any], str]:
     """(Expected per video, SegmentVideo per video, title) from the storyboard or from the files."""
-    from reelforge_qa.film import SegmentVideo
+    from reelforge_qa.film_checks import SegmentVideo
     from reelforge_qa.scores import Expected
     from reelforge_shared.media import probe
     from reelforge_shared.storyboard import StoryboardInvalid, load_storyboard
@@ -69,7 +69,7 @@ def build_report(
 ) -> JobReport:
     """The job report ``reelforge qa`` prints: segments with their gates, ``film_qa``, gate failure counts."""
     from reelforge_qa.config import QaSettings
-    from reelforge_qa.film import check_film
+    from reelforge_qa.film_checks import check_film
     from reelforge_qa.job_report import JobReport, attempt_result, segment_result
     from reelforge_qa.scores import score_video
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import ffmpeg
 
-from reelforge_encoder.colour import Normalisation, grade_filters
+from reelforge_encoder.grading import Normalisation, grade_filters
 from reelforge_shared.errors import PermanentError
 
 # x264 preset names onto NVENC's p1 (fastest) .. p7 (best), so one quality preset drives both.

@@ -20,7 +20,7 @@ from pathlib import Path
 from reelforge_encoder.codecs import codec_for_quality
 from reelforge_encoder.deliver import crop_pieces, crop_size, rendition_name
 from reelforge_encoder.ffmpeg import Codec, Look, encode_frames, piece_path
-from reelforge_encoder.film import Resolver, make_film, narration_needs_espeak
+from reelforge_encoder.film_assembly import Resolver, make_film, narration_needs_espeak
 from reelforge_encoder.film_joins import SegmentCut, board_parts, film_cuts, segment_cut
 from reelforge_encoder.look import film_fps, segment_look, segment_rate
 from reelforge_shared.errors import PermanentError

@@ -8,8 +8,9 @@ import av
 import numpy as np
 from PIL import Image
 
-from reelforge_encoder.colour import mean_linear_rgb, normalisation
 from reelforge_encoder.ffmpeg import Look, interpolated_frames
+from reelforge_encoder.grading import normalisation
+from reelforge_shared.colour import grey_world_rgb
 from reelforge_shared.storyboard import Segment, Storyboard
 
 SAMPLE_FRAMES = 8  # the light of a segment changes slowly: 8 evenly spaced frames estimate it as well as all 24
@@ -42,7 +43,7 @@ def sample_frames(source: Path) -> list[np.ndarray]:
 def segment_look(board: Storyboard, seg: Segment, source: Path) -> Look:
     """The segment's Look: normalised toward the style's colour temperature (when set), graded, interpolated."""
     target = board.style.color_temperature_k
-    normalise = normalisation(mean_linear_rgb(sample_frames(source)), target) if target else None
+    normalise = normalisation(grey_world_rgb(sample_frames(source)), target) if target else None
     fps = board.output.fps if board.output.fps and board.output.fps > seg.fps else None
     return Look(normalise=normalise, grade=board.style.grade, fps=fps, interpolation=board.output.interpolation)
 

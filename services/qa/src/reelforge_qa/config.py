@@ -9,7 +9,7 @@ from pydantic import Field
 from reelforge_shared.settings import CommonSettings
 
 if TYPE_CHECKING:
-    from reelforge_qa.film import FilmThresholds
+    from reelforge_qa.film_checks import FilmThresholds
     from reelforge_qa.scores import Thresholds
 
 
@@ -52,6 +52,6 @@ class QaSettings(CommonSettings):
         )
 
     def film_thresholds(self) -> FilmThresholds:
-        from reelforge_qa.film import FilmThresholds
+        from reelforge_qa.film_checks import FilmThresholds
 
         return FilmThresholds(continuity=self.continuity_threshold, sample_frames=self.qa_film_sample_frames)

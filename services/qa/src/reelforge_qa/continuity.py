@@ -21,9 +21,9 @@ from statistics import median
 import numpy as np
 
 from reelforge_qa import descriptors as d
-from reelforge_qa.color import mired
 from reelforge_qa.film_models import ContinuityCheck, PairScore
 from reelforge_qa.film_subject import Subject, subject_scores
+from reelforge_shared.colour import mired
 
 MIRED_SCALE = 200.0  # 30 mired off (a visible shift, about a quarter CTO gel) scores 0.85
 STOP_PENALTY = 0.3  # half a stop brighter or darker scores 0.85

@@ -1,6 +1,6 @@
 """Classical descriptors of a segment, and how alike two segments are by each, in [0, 1].
 
-All colour descriptors are taken after grey-world white balance (:func:`color.white_balanced`),
+All colour descriptors are taken after grey-world white balance (:func:`reelforge_shared.colour.white_balance_rgb`),
 so a change of light is reported once, as light, and not again by every character and location.
 
 - palette: the share of the picture in each CIELAB cell of about 10 units (10 x 12 x 12 cells),
@@ -25,7 +25,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from reelforge_qa.color import cct, mean_linear_rgb, mired, white_balanced
+from reelforge_shared.colour import (
+    bgr_to_rgb,
+    cct_of_linear_rgb,
+    grey_world_rgb,
+    luma_of_linear_rgb,
+    mired,
+    rgb_to_bgr,
+    white_balance_rgb,
+)
 
 L_BINS, AB_BINS, AB_RANGE = 10, 12, 60.0  # CIELAB cells of about 10 x 10 x 10: a step of 10 is a clearly different colour
 MIN_MASS = 0.005
@@ -73,14 +81,15 @@ def _near(hist: np.ndarray) -> np.ndarray:
 
 def describe(colour_frames: list[np.ndarray]) -> Descriptor:
     """Descriptor of a segment from its sampled BGR frames."""
-    light = mean_linear_rgb(colour_frames)
-    kelvin = cct(light)  # the same estimate colour_temperature() makes, without a second pass over the frames
-    balanced = [white_balanced(f, light) for f in colour_frames]
+    rgb_frames = [bgr_to_rgb(f) for f in colour_frames]
+    light = grey_world_rgb(rgb_frames)
+    kelvin = cct_of_linear_rgb(light)  # the same estimate colour_temperature_rgb() makes, without a second pass
+    balanced = [rgb_to_bgr(white_balance_rgb(f, light)) for f in rgb_frames]
     hist = np.mean([palette(f) for f in balanced], axis=0)
     grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in balanced]
     layout = np.median([cv2.resize(g, LAYOUT, interpolation=cv2.INTER_AREA) for g in grey], axis=0).astype(np.uint8)
     _, orb = ORB.detectAndCompute(grey[len(grey) // 2], None)
-    key = float(np.dot([0.2126, 0.7152, 0.0722], light))
+    key = luma_of_linear_rgb(light)
     return Descriptor(kelvin=kelvin, mired=mired(kelvin), key=key, palette=hist, layout=layout, orb=orb)
 
 

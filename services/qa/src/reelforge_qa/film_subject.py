@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from reelforge_qa.color import mean_linear_rgb, white_balanced
+from reelforge_shared.colour import bgr_to_rgb, grey_world_rgb, rgb_to_bgr, white_balance_rgb
 
 RING = 0.125  # share of each side that is the border ring: the background model of the location
 RARE = 0.002  # a colour below this share of the ring is foreground
@@ -146,7 +146,9 @@ def _people(frame: np.ndarray) -> list[tuple[int, int, int, int]]:
 
 def localise(frames: list[np.ndarray]) -> list[np.ndarray | None]:
     """The subject's mask in each frame (None where there is none)."""
-    balanced = [white_balanced(f, mean_linear_rgb(frames)) for f in frames]
+    rgb_frames = [bgr_to_rgb(f) for f in frames]
+    light = grey_world_rgb(rgb_frames)  # once for all frames (it was computed per frame)
+    balanced = [rgb_to_bgr(white_balance_rgb(f, light)) for f in rgb_frames]
     cells = [_cells(_lab(f)) for f in balanced]
     ring = _ring(frames[0].shape)
     # Per frame, then the median over frames: a subject crossing the ring in a few frames is not the location.

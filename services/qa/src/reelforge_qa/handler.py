@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reelforge_qa.film import FilmThresholds, SegmentVideo, check_film
+from reelforge_qa.film_checks import FilmThresholds, SegmentVideo, check_film
 from reelforge_qa.film_regenerate import continuity_redos
 from reelforge_qa.job_report import Regeneration, build_job_report, check_scores
 from reelforge_qa.regenerate import decide

@@ -17,7 +17,7 @@ import av
 import cv2
 import numpy as np
 
-from reelforge_qa.color import light_rgb, linear_to_srgb, srgb_to_linear
+from reelforge_shared.colour import light_linear_rgb, linear_to_srgb, rgb_to_bgr, srgb_to_linear
 
 WIDTH, HEIGHT = 320, 180
 PAN_MARGIN = 40  # pixels of background beyond the frame, for a pan
@@ -45,7 +45,7 @@ class Shot:
 
 
 def _background(location: str) -> np.ndarray:
-    """Reflectances (sRGB, 0..1) of the location, wider than the frame; the same location gives the same picture."""
+    """Reflectances (sRGB, 0..1, RGB order) of the location, wider than the frame; the same location gives the same picture."""
     rng = np.random.default_rng({"field": 11, "barn": 22}.get(location, 33))
     h, w = HEIGHT + TILT_MARGIN, WIDTH + PAN_MARGIN
     img = np.zeros((h, w, 3))
@@ -84,7 +84,7 @@ def _figure(
 def render_shot(shot: Shot, frames: int) -> list[np.ndarray]:
     """``frames`` BGR uint8 frames of the shot."""
     background = _background(shot.location)
-    light = light_rgb(shot.kelvin) * shot.gain
+    light = light_linear_rgb(shot.kelvin) * shot.gain
     rng = np.random.default_rng(shot.seed + 1)
     out = []
     for i in range(frames):
@@ -99,7 +99,7 @@ def render_shot(shot: Shot, frames: int) -> list[np.ndarray]:
             x0, y0 = (WIDTH - w) / 2, (HEIGHT - h) / 2
             window = np.array([[1 / z, 0, x0], [0, 1 / z, y0]], dtype=np.float32)
             img = cv2.warpAffine(img, window, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-        linear = srgb_to_linear(img)[..., ::-1] * light[::-1]  # BGR order for OpenCV
+        linear = rgb_to_bgr(srgb_to_linear(img) * light)  # painted and lit in RGB, handed on in BGR for OpenCV
         if shot.flash_frame == i:
             linear = linear * 8.0  # a single frame eight times too bright: a flash
         frame: np.ndarray = linear_to_srgb(linear) * 255.0

@@ -14,13 +14,13 @@ from typing import Literal, Protocol
 import numpy as np
 
 from reelforge_qa import transitions as tr
-from reelforge_qa.color import cct, mean_linear_rgb
 from reelforge_qa.continuity import Described, character_checks, light_checks, light_score, location_checks
 from reelforge_qa.descriptors import describe
 from reelforge_qa.film_models import Boundary, FilmQaReport, Finding, SegmentLight
 from reelforge_qa.film_subject import Subject, describe_subject
 from reelforge_qa.frames import ColourSample, colour_sample, sample_indices
 from reelforge_qa.segment_film_stats import SegmentFilmStats, read_windows
+from reelforge_shared.colour import bgr_to_rgb, cct_of_linear_rgb, grey_world_rgb, luma_of_linear_rgb
 from reelforge_shared.media import probe
 
 
@@ -52,8 +52,9 @@ class FilmThresholds:
 
 
 def _light_of(frames: list[np.ndarray]) -> tuple[float, float]:
-    light = mean_linear_rgb(frames)
-    return cct(light), float(np.dot([0.2126, 0.7152, 0.0722], light))  # one grey-world estimate for both
+    """Colour temperature and luminance of BGR frames: one grey-world estimate for both."""
+    light = grey_world_rgb(bgr_to_rgb(f) for f in frames)
+    return cct_of_linear_rgb(light), luma_of_linear_rgb(light)
 
 
 def _boundary_light(before: list[np.ndarray], after: list[np.ndarray]) -> tuple[float, float, float, float, float]:

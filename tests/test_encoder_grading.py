@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reelforge_encoder.colour import GRADES, estimate_cct, kelvin_rgb, mean_linear_rgb, normalisation
 from reelforge_encoder.ffmpeg import Codec, Look, encode_frames, ffmpeg_exe
+from reelforge_encoder.grading import GRADES, normalisation
 from reelforge_encoder.look import sample_frames, segment_look
+from reelforge_shared.colour import cct_of_linear_rgb, grey_world_rgb, light_linear_rgb
 from reelforge_shared.storyboard import parse_storyboard
 
 CODEC = Codec(ffmpeg_exe(), crf=12, preset="ultrafast")  # near-lossless: measure the filters, not the codec
@@ -71,25 +72,25 @@ def test_grade_moves_the_picture_the_way_its_numbers_say(
 
 def test_colour_temperature_estimate_recovers_blackbody_light() -> None:
     for kelvin in (2700, 3200, 4500, 5750, 6500, 9000):
-        assert estimate_cct(kelvin_rgb(kelvin)) == pytest.approx(kelvin, rel=0.03)
-    assert estimate_cct([1.0, 1.0, 1.0]) == pytest.approx(6504, abs=30)  # sRGB white is D65
+        assert cct_of_linear_rgb(light_linear_rgb(kelvin)) == pytest.approx(kelvin, rel=0.03)
+    assert cct_of_linear_rgb([1.0, 1.0, 1.0]) == pytest.approx(6504, abs=30)  # sRGB white is D65
 
 
 def test_normalisation_keeps_luminance_and_corrects_only_the_light() -> None:
-    warm = kelvin_rgb(3200) * 0.2
+    warm = light_linear_rgb(3200) * 0.2
     n = normalisation(warm, 5750)
     corrected = warm * np.array(n.gains)
-    assert estimate_cct(corrected) == pytest.approx(5750, rel=0.03)
+    assert cct_of_linear_rgb(corrected) == pytest.approx(5750, rel=0.03)
     assert float(corrected @ [0.2126, 0.7152, 0.0722]) == pytest.approx(float(warm @ [0.2126, 0.7152, 0.0722]), rel=1e-3)
 
 
 def test_normalisation_moves_a_warm_segment_toward_the_storyboard_temperature(tmp_path: Path) -> None:
-    frames = _chart(tmp_path / "warm", tint=kelvin_rgb(3200) / kelvin_rgb(6500))  # a tungsten-lit take, about 3200 K
-    before = estimate_cct(mean_linear_rgb(sample_frames(frames)))
+    frames = _chart(tmp_path / "warm", tint=light_linear_rgb(3200) / light_linear_rgb(6500))  # a tungsten-lit take, about 3200 K
+    before = cct_of_linear_rgb(grey_world_rgb(sample_frames(frames)))
     board = parse_storyboard({"style": {"color_temperature_k": 5750}, "segments": [{"id": "a", "prompt": "x", "frames": 2}]})
     look = segment_look(board, board.segments[0], frames)
     assert look.normalise is not None and look.normalise.estimated_k == pytest.approx(before)
     video = encode_frames(frames, 3, 256, 144, tmp_path / "normalised.mp4", CODEC, look)
-    after = estimate_cct(mean_linear_rgb(sample_frames(video)))
+    after = cct_of_linear_rgb(grey_world_rgb(sample_frames(video)))
     assert before == pytest.approx(3200, abs=400)
     assert abs(after - 5750) < 500 < abs(before - 5750)  # from about 3200 K to within 500 K of the target

@@ -1,4 +1,5 @@
-"""Colour: seed 000's grading presets and lighting normalisation toward the storyboard's colour temperature.
+"""Grading: seed 000's grading presets and lighting normalisation toward the storyboard's colour temperature,
+as ffmpeg filters. The colour science (light estimate, transfer curves) is :mod:`reelforge_shared.colour`.
 
 Normalisation reads a segment's light from its frames under the grey-world assumption (a scene
 averages to neutral grey, so the mean colour is the colour of the light), turns that into a
@@ -9,12 +10,11 @@ green field keeps its green, where a full grey-world balance would turn it magen
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from reelforge_shared.colour import LUMA, cct, grey_world, light_rgb, srgb_to_linear
+from reelforge_shared.colour import LUMA_RGB, cct_of_linear_rgb, light_linear_rgb
 
 # Seed 000's COLOR_GRADES; a temperature below 6500 K (neutral in sRGB) warms the picture, above cools it.
 GRADES: dict[str, dict[str, float]] = {
@@ -24,27 +24,6 @@ GRADES: dict[str, dict[str, float]] = {
     "documentary": {"contrast": 1.0, "saturation": 0.9, "temperature": 5600, "gamma": 1.0},
 }
 MAX_GAIN = 3.0  # tungsten (3200 K) to daylight needs about 2.8x on blue; more than 3x is a wrong estimate, not a light
-_LUMA = LUMA
-
-
-def linear(srgb: np.ndarray) -> np.ndarray:
-    """sRGB-encoded values in 0..1 to linear light."""
-    return srgb_to_linear(srgb)
-
-
-def kelvin_rgb(kelvin: float) -> np.ndarray:
-    """Linear sRGB of a blackbody at ``kelvin``, luminance 1."""
-    return light_rgb(kelvin)
-
-
-def estimate_cct(mean_linear_rgb: Iterable[float]) -> float:
-    """Correlated colour temperature of a linear sRGB colour: the estimator QA measures with."""
-    return cct(mean_linear_rgb)
-
-
-def mean_linear_rgb(frames: Iterable[np.ndarray]) -> np.ndarray:
-    """Grey-world light of RGB uint8 frames (clipped and black pixels left out, as QA does)."""
-    return grey_world(frames)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +35,7 @@ class Normalisation:
     gains: tuple[float, float, float]
 
     def filter_args(self) -> dict[str, str]:
-        """lutrgb curves applying each gain in linear light: decode sRGB, scale, encode again (exact per pixel)."""
+        """lutrgb curves (r, g, b) applying each gain in linear light: decode sRGB, scale, encode again (exact per pixel)."""
 
         def curve(gain: float) -> str:
             lin = f"if(lte(val/255,0.04045),val/255/12.92,pow((val/255+0.055)/1.055,2.4))*{gain}"
@@ -67,11 +46,11 @@ class Normalisation:
         return {"r": curve(r), "g": curve(g), "b": curve(b)}
 
 
-def normalisation(mean_rgb: np.ndarray, target_k: float) -> Normalisation:
-    """Gains that move a segment lit at its estimated temperature to ``target_k``, keeping its luminance."""
-    estimated = float(np.clip(estimate_cct(mean_rgb), 1667, 25000))
-    gains = kelvin_rgb(target_k) / kelvin_rgb(estimated)
-    gains *= float(_LUMA @ mean_rgb) / float(_LUMA @ (mean_rgb * gains))  # same luminance as before
+def normalisation(light_rgb: np.ndarray, target_k: float) -> Normalisation:
+    """Gains that move a segment lit by ``light_rgb`` (its grey-world linear RGB) to ``target_k``, keeping its luminance."""
+    estimated = float(np.clip(cct_of_linear_rgb(light_rgb), 1667, 25000))
+    gains = light_linear_rgb(target_k) / light_linear_rgb(estimated)
+    gains *= float(LUMA_RGB @ light_rgb) / float(LUMA_RGB @ (light_rgb * gains))  # same luminance as before
     gains = np.clip(gains, 1 / MAX_GAIN, MAX_GAIN)
     r, g, b = (round(float(x), 5) for x in gains)
     return Normalisation(estimated, float(target_k), (r, g, b))
