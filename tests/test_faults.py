@@ -10,16 +10,31 @@ frames of 64x36 per segment. The 3-node cluster is in test_faults_cluster.py.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
 import signal
 import time
+import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import nats
 import pytest
 
-from fault_harness import SERVICES, System, check_job, log_lines, s3_identities, storyboard, stream_events, wait_for_event
+from fault_harness import (
+    API_TOKEN,
+    SERVICES,
+    System,
+    check_job,
+    log_lines,
+    s3_identities,
+    storyboard,
+    stream_events,
+    wait_for_event,
+)
 from reelforge_shared.embedded import EmbeddedServer, start_nats, start_s3
 from reelforge_shared.events import EVENTS_BY_SUBJECT, ModelInfo, SegmentGenerated
 from reelforge_shared.storage import Keys
@@ -169,4 +184,62 @@ def test_s3_down_for_60_s_mid_job(system: System, servers: dict[str, EmbeddedSer
     events = _await(stream_events(system.nats_url, system.prefix, job))
     assert not [b for s, b in events if s == "segment.failed"]
     assert reported, "no worker reported s3 down on /healthz"
+    _all_alive(system)
+
+
+def _generator_frames(system: System) -> float:
+    """Frames the current generator process rendered (its reelforge_generator_frames_total)."""
+    url = f"http://127.0.0.1:{system.workers['generator'].health_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(v) for v in re.findall(r"^reelforge_generator_frames_total\{[^}]*\} (\S+)$", text, re.M))
+
+
+def _job_record(system: System, job: str) -> dict:
+    request = urllib.request.Request(f"{system.gateway_url}/v1/jobs/{job}", headers={"Authorization": f"Bearer {API_TOKEN}"})  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=10) as r:  # noqa: S310 - loopback
+        return json.loads(r.read())
+
+
+def test_a_job_failed_past_the_outage_tolerance_resumes_when_resubmitted(
+    system: System, servers: dict[str, EmbeddedServer]
+) -> None:
+    """S3 down past a 1 s tolerance fails the job; the same storyboard and Idempotency-Key resume it from what is stored."""
+    board = storyboard("resume", segments=3, frames=12)
+    board["segments"][0]["frames"] = 2
+    system.kill("generator", signal.SIGTERM)
+    system.start("generator", REELFORGE_OUTAGE_TOLERANCE_S="1")
+    system.wait_ready(("generator",))
+    job = system.submit(board, idempotency_key="resume-1")
+    _wait_for_object(system, Keys.frames(job, 2))  # segment 2 is rendering: its first frame is stored
+    os.kill(system.workers["generator"].process.pid, signal.SIGSTOP)  # hold it there while segment 1 is delivered
+    try:
+        _await(wait_for_event(system.nats_url, system.prefix, "segment.delivered", job))
+        servers["s3"].kill()
+    finally:
+        os.kill(system.workers["generator"].process.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 120
+    while (record := _job_record(system, job))["status"] != "failed" or any(
+        record["segments"].get(str(n), {}).get("stage") != "failed" for n in (2, 3)
+    ):
+        assert time.monotonic() < deadline, record
+        time.sleep(0.5)
+    assert "REELFORGE_OUTAGE_TOLERANCE_S" in record["segments"]["2"]["error"], record["segments"]["2"]
+    assert record["segments"]["1"]["stage"] == "delivered"
+    servers["s3"].restart()
+    system.kill("generator", signal.SIGTERM)
+    system.start("generator")
+    system.wait_ready(("generator",))
+    store = system.store()
+    stored = {n: len(store.list_keys(system.work_bucket, Keys.frames(job, n))) for n in (1, 2, 3)}
+    assert stored[1] == 2 and stored[2] >= 1, stored
+
+    assert system.submit(board, idempotency_key="resume-1") == job  # the same job, resumed
+    events = _await(check_job(system, job, 3))
+    generated = Counter(body["index"] for subject, body in events if subject == "segment.generated")
+    assert generated == {1: 1, 2: 1, 3: 1}, generated  # segment 1 was not rendered again
+    assert {b["index"] for s, b in events if s == "segment.failed"} == {2, 3}
+    assert _generator_frames(system) == (12 - stored[2]) + (12 - stored[3])  # only the frames not stored were rendered
+    assert system.submit(board, idempotency_key="resume-1") == job  # a completed job is not resumed again
+    assert _job_record(system, job)["status"] == "completed"
     _all_alive(system)

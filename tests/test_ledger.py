@@ -118,3 +118,42 @@ async def test_duplicate_and_concurrent_deliveries_request_the_film_exactly_once
             assert {s.stage for s in record.segments.values()} == {"delivered"}
         finally:
             await bus.close()
+
+
+async def test_resume_requests_failed_segments_again_with_the_same_attempt_and_ignores_the_old_failures(settings) -> None:
+    from reelforge_shared.rerender import resume_job
+    from reelforge_shared.storyboard import parse_storyboard
+
+    board = parse_storyboard({"segments": [{"id": "s1", "prompt": "a"}, {"id": "s2", "prompt": "b"}]})
+    published: list = []
+
+    class Recording:  # the bus's publish, recorded (the fault suite runs the real one)
+        async def publish(self, event) -> None:
+            published.append(event)
+
+    bus = await Bus.connect(settings)
+    try:
+        ledger = await Ledger.open(bus)
+        await ledger.create(JobRecord(job_id="j-resume"))
+        for event in (submitted("j-resume", 2), delivered("j-resume", 1),
+                      SegmentFailed(job_id="j-resume", index=2, segment_id="s2", stage="generator", error="s3 down")):
+            await ledger.apply(event)
+        record = await resume_job(ledger, Recording(), board, "j-resume")
+        assert record.status == "running" and record.resume == 1 and record.segments[2].stage == "queued"
+        [again] = published
+        assert (again.index, again.attempt, again.resume) == (2, 1, 1)  # same attempt: the same keys, what is stored is kept
+        assert again.dedup_id() != again.model_copy(update={"resume": 0}).dedup_id()  # a new event to the bus
+        stale = SegmentFailed(job_id="j-resume", index=2, segment_id="s2", stage="generator", error="s3 down")
+        record, _ = await ledger.apply(stale)  # a redelivered failure of the run that failed
+        assert record.status == "running" and record.segments[2].stage == "queued"
+        assert (await resume_job(ledger, Recording(), board, "j-resume")).resume == 1  # not failed: no second resume
+        assert [e.dedup_id() for e in published[1:]] == [again.dedup_id()]  # the same request again, de-duplicated
+        record, publish = await ledger.apply(delivered("j-resume", 2).model_copy(update={"resume": 1}))
+        assert [(type(e), e.version, e.resume) for e in publish] == [(FilmRequested, 1, 1)]
+        # failing in the film stage: a resume requests the same film version again, under the next resume
+        await ledger.apply(FilmRequested(job_id="j-resume", segment_count=2, resume=1).failure("encoder", "s3 down"))
+        published.clear()
+        record = await resume_job(ledger, Recording(), board, "j-resume")
+        assert record.status == "film_encoding" and [(type(e), e.version, e.resume) for e in published] == [(FilmRequested, 1, 2)]
+    finally:
+        await bus.close()

@@ -33,6 +33,7 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
     "index": ("1-based position of the segment in the storyboard; keys use {index:03d}", 1),
     "segment_id": ("the storyboard's id of the segment", "open"),
     "attempt": ("render attempt of the segment: 1, then one more per QA regeneration", 1),
+    "resume": ("times the job was resumed after it failed (0: never); part of the de-duplication id", 0),
     "title": ("the storyboard's title", "Der Apfelbaum"),
     "segment_count": ("number of segments in the job", 33),
     "duration_s": ("duration in seconds", 8.0),
@@ -126,17 +127,22 @@ class Event(BaseModel):
     event_id: str = Field(default_factory=lambda: uuid4().hex)
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     job_id: str = _JobId
+    resume: int = Field(0, ge=0, description="times the job was resumed after it failed (0: never)")
 
     def dedup_id(self) -> str:
         """Same logical event, same id: JetStream drops the repeat inside its duplicate window."""
-        return f"{self.subject}:{self.job_id}"
+        return f"{self.subject}:{self.job_id}{self._run()}"
+
+    def _run(self) -> str:
+        """The resume's part of the de-duplication id: a resumed job's events are new events, not repeats."""
+        return f":r{self.resume}" if self.resume else ""
 
     @classmethod
     def follow(cls, source: Event, **fields: Any) -> Self:
         """The event that ``source`` leads to, its envelope taken from ``source``, never copied by hand.
 
-        ``job_id`` always comes along; between two segment events ``index``, ``segment_id`` and
-        ``attempt`` do too. Passing one of them is refused (a handler cannot drop or mistype the
+        ``job_id`` and ``resume`` always come along; between two segment events ``index``, ``segment_id``
+        and ``attempt`` do too. Passing one of them is refused (a handler cannot drop or mistype the
         attempt, which is part of the de-duplication id); a regeneration names its new attempt
         with :meth:`SegmentEvent.retry` instead.
         """
@@ -189,7 +195,7 @@ class SegmentEvent(Event):
     attempt: int = Field(1, ge=1)
 
     def dedup_id(self) -> str:
-        return f"{self.subject}:{self.job_id}:{self.index:03d}:{self.attempt}"
+        return f"{self.subject}:{self.job_id}:{self.index:03d}:{self.attempt}{self._run()}"
 
     @classmethod
     def retry(cls, source: SegmentEvent, attempt: int, **fields: Any) -> Self:
@@ -304,7 +310,7 @@ class FilmEvent(Event):
 
     def dedup_id(self) -> str:
         base = f"{self.subject}:{self.job_id}"
-        return base if self.version == 1 else f"{base}:v{self.version}"
+        return (base if self.version == 1 else f"{base}:v{self.version}") + self._run()
 
 
 class FilmRequested(FilmEvent):
@@ -397,7 +403,7 @@ _SEGMENT_ENVELOPE = ("index", "segment_id", "attempt")
 
 def _envelope(cls: type[Event], source: Event) -> dict[str, Any]:
     """The fields an event built from ``source`` inherits: the job, and the segment between segment events."""
-    envelope: dict[str, Any] = {"job_id": source.job_id}
+    envelope: dict[str, Any] = {"job_id": source.job_id, "resume": source.resume}
     if issubclass(cls, SegmentEvent) and isinstance(source, SegmentEvent):
         envelope |= {name: getattr(source, name) for name in _SEGMENT_ENVELOPE}
     if issubclass(cls, FilmEvent) and isinstance(source, FilmEvent):
@@ -411,6 +417,11 @@ def lost_envelope(source: Event, result: Event) -> str | None:
     The runner checks every published event with it, so a handler that builds an event by hand and
     drops the attempt fails loudly instead of having its event dropped as a duplicate.
     """
+    if result.job_id == source.job_id and result.resume < source.resume:
+        return (
+            f"{type(result).__name__} carries resume {result.resume}, but it follows resume {source.resume}: "
+            f"build it with {type(result).__name__}.follow(event, ...)"
+        )
     if (
         isinstance(source, SegmentEvent) and isinstance(result, SegmentEvent)
         and (result.job_id, result.index) == (source.job_id, source.index)

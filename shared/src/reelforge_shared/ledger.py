@@ -38,6 +38,7 @@ from reelforge_shared.events import (
     JobCompleted,
     JobFailed,
     JobSubmitted,
+    RenderSpec,
     SegmentChecked,
     SegmentDelivered,
     SegmentEncoded,
@@ -81,6 +82,8 @@ class SegmentRecord(BaseModel):
     delivery_key: str | None = None
     error: str | None = None
     model: str | None = Field(None, description="model asked for (unset: the generator's default)")
+    spec: RenderSpec | None = Field(None, description="what the current attempt renders (a resume requests it again)")
+    resume: int = Field(0, description="the job's resume that last queued this segment again (0: never)")
     reached: dict[str, datetime] = Field(default_factory=dict, description="stage -> when the current attempt reached it")
 
     def stage_seconds(self) -> dict[str, float]:
@@ -128,6 +131,7 @@ class JobRecord(BaseModel):
     qa_failed_segments: list[int] = Field(default_factory=list)
     duration_s: float | None = None
     error: str | None = None
+    resume: int = Field(0, description="times the job was resumed after it failed (a resubmission with its Idempotency-Key)")
     changes: list[Change] = Field(default_factory=list)
 
     @property
@@ -150,7 +154,7 @@ class JobRecord(BaseModel):
                                    index=index, stage=stage, detail=detail))
 
     def film_request(self) -> FilmRequested:
-        return FilmRequested(job_id=self.job_id, segment_count=self.segment_count, version=self.film_version)
+        return FilmRequested(job_id=self.job_id, segment_count=self.segment_count, version=self.film_version, resume=self.resume)
 
 
 def fold(record: JobRecord, event: Event) -> list[Event]:
@@ -178,7 +182,7 @@ def fold(record: JobRecord, event: Event) -> list[Event]:
             record.deliverables = event.deliverables
             record.qa_failed_segments, record.duration_s = event.qa_failed_segments, event.duration_s
     elif isinstance(event, JobFailed):
-        if not record.terminal:
+        if not record.terminal and event.resume >= record.resume:  # a failure from before a resume is over
             record.status, record.error = "failed", f"{event.stage}: {event.error}"
     elif isinstance(event, JobCancelled) and record.status not in TERMINAL:
         record.status = "cancelled"
@@ -197,6 +201,8 @@ def fold(record: JobRecord, event: Event) -> list[Event]:
 
 def _fold_segment(record: JobRecord, event: Any, stage: SegmentStage) -> None:
     seg = record.segments.setdefault(event.index, SegmentRecord(index=event.index, id=event.segment_id))
+    if isinstance(event, SegmentFailed) and event.resume < seg.resume:
+        return  # the failure a resume already answered by queueing the segment again
     # Stages only move forward, except that a new attempt (regeneration, re-render) starts the segment over.
     if event.attempt > seg.attempt:
         seg.attempt, seg.stage, seg.reached, seg.error = event.attempt, stage, {}, None
@@ -206,7 +212,7 @@ def _fold_segment(record: JobRecord, event: Any, stage: SegmentStage) -> None:
     seg.stage = stage
     seg.reached.setdefault(stage, event.occurred_at)
     if isinstance(event, SegmentRequested):
-        seg.model = event.model
+        seg.model, seg.spec = event.model, event.spec
     if isinstance(event, SegmentEncoded | SegmentChecked | SegmentDelivered):
         seg.video_key = event.video_key
     if isinstance(event, SegmentChecked | SegmentDelivered):

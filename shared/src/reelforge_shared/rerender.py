@@ -12,6 +12,14 @@ encoder encodes it (only its own pieces: the joins next to it are cut again when
 assembled), QA checks it, the uploader delivers it; the ledger, seeing every segment delivered again,
 requests the film's next version (``film.requested`` with ``version`` + 1). Film versions have keys of
 their own (``Keys.film(job, version)``), so earlier films stay.
+
+:func:`resume_job` is the other way a segment is requested again: a job that FAILED (an outage past
+``REELFORGE_OUTAGE_TOLERANCE_S``, a segment dead-lettered) resumes from the work already stored. Its
+failed segments are requested again with the SAME attempt (same keys: the generator renders only the
+frames not stored, the encoder, QA and uploader skip what they find), under the job's next ``resume``
+number, which every event of the resumed run carries (:meth:`Event.follow`) and which is part of
+every de-duplication id, so the bus takes them as new events. Delivered segments are left alone; a
+job that failed after every segment was delivered requests its film again.
 """
 
 from __future__ import annotations
@@ -19,11 +27,11 @@ from __future__ import annotations
 from typing import Any
 
 from reelforge_shared.errors import InvalidInput, PermanentError
-from reelforge_shared.events import SegmentRequested
+from reelforge_shared.events import Event, SegmentRequested
 from reelforge_shared.ledger import JobRecord, Ledger, SegmentRecord
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
-from reelforge_shared.storyboard import parse_storyboard
+from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
 RERENDERABLE = frozenset({"film_encoding", "film_checking", "delivering", "completed"})  # every segment delivered
 
@@ -89,4 +97,57 @@ async def plan_rerender(
         message = f"job {job_id} is {moved}; a segment can be re-rendered once the job is finished"
         raise RerenderRefused("job_not_finished", message)
     attempt, model = moved
-    return record, SegmentRequested(job_id=job_id, index=index, segment_id=segment.id, attempt=attempt, spec=spec, model=model)
+    return record, SegmentRequested(
+        job_id=job_id, index=index, segment_id=segment.id, attempt=attempt, spec=spec, model=model, resume=record.resume
+    )
+
+
+def _resume_events(record: JobRecord, board: Storyboard) -> list[Event]:
+    """What the job's current resume requests: its re-queued segments not yet past "queued", or its film."""
+    if record.resume == 0 or record.terminal:
+        return []
+    if record.status == "film_encoding" and record.all_delivered():
+        return [record.film_request()]
+    events: list[Event] = []
+    for index, seg in sorted(record.segments.items()):
+        if seg.resume == record.resume and seg.stage == "queued" and 1 <= index <= len(board.segments):
+            spec = seg.spec or render_spec(board, index)
+            events.append(SegmentRequested(job_id=record.job_id, index=index, segment_id=seg.id, attempt=seg.attempt,
+                                           spec=spec, model=seg.model, resume=record.resume))
+    return events
+
+
+async def resume_job(ledger: Ledger, bus: Any, board: Storyboard, job_id: str, *, by: str | None = None) -> JobRecord | None:
+    """Resume a failed job from the work already stored; the updated record (None: no such job).
+
+    Compare-and-set in the ledger first (one resume per failure, however many requests race), then
+    the publishes. A job that is not failed is not moved; if it is running a resume whose publishes
+    may not all have gone out (the request that moved it stopped in between), they go out again
+    (the same de-duplication ids: the bus drops what it already has).
+    """
+
+    def move(record: JobRecord) -> None:
+        if record.status != "failed":
+            return
+        record.resume += 1
+        queued = []
+        for index in range(1, record.segment_count + 1):
+            seg = record.segments.get(index)
+            if seg is not None and seg.stage != "failed":
+                continue  # delivered, or still on its way in the run that failed: left alone
+            segment = board.segments[index - 1]
+            old = seg or SegmentRecord(index=index, id=segment.id)
+            record.segments[index] = SegmentRecord(index=index, id=old.id, attempt=old.attempt, model=old.model,
+                                                   spec=old.spec, resume=record.resume)
+            queued.append(index)
+        record.error = None
+        record.status = "running" if queued or not record.all_delivered() else "film_encoding"
+        detail = f"resume {record.resume}: " + (f"segments {queued} requested again" if queued else "film requested again")
+        record.record("job.resumed", detail=detail + (f" by {by}" if by else ""))
+
+    record, _ = await ledger.update(job_id, move)
+    if record is None:
+        return None
+    for event in _resume_events(record, board):
+        await bus.publish(event)
+    return record

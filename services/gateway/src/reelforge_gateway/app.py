@@ -31,7 +31,7 @@ from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import JobCancelled
 from reelforge_shared.health import Health
 from reelforge_shared.ledger import SEGMENT_STAGES, Change, JobRecord, JobStatus, Ledger, SegmentRecord
-from reelforge_shared.rerender import RerenderRefused, rerender_segment
+from reelforge_shared.rerender import RerenderRefused, rerender_segment, resume_job
 from reelforge_shared.storage import ObjectStore
 from reelforge_shared.storyboard import StoryboardInvalid, parse_storyboard
 from reelforge_shared.webhooks import refuse_private
@@ -172,7 +172,8 @@ def create_app(deps: GatewayDeps) -> FastAPI:
 
         202 with a Location header. A bad storyboard gets 422 naming each failing field, and nothing
         is published. The same Idempotency-Key with the same body returns the same job; with another
-        body it gets 409 and nothing is published.
+        body it gets 409 and nothing is published. If that job failed, it resumes from the work already
+        stored: its delivered segments stay, its failed ones are rendered again from the frames stored.
         """
         caller = caller_of(request)
         body = await _read_body(request, deps.max_body_bytes)
@@ -185,6 +186,9 @@ def create_app(deps: GatewayDeps) -> FastAPI:
                                idempotency_key=idempotency_key, job_id=job_id)
             if existing.status == "queued":  # the first request may have stopped before publishing: publish again
                 await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id)
+            elif existing.status == "failed" or (existing.resume and not existing.terminal):
+                # failed (an outage past the tolerance): resume from the work stored; a resume under way: publish again
+                existing = await resume_job(deps.ledger, deps.bus, board, job_id, by=caller) or existing
             return _accepted(existing, board.duration_s)
         if deps.access.enabled:
             in_flight = sum(1 for r in await deps.ledger.all() if r.owner == caller and not r.terminal)
