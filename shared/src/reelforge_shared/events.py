@@ -67,6 +67,10 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
     "prompt_tokens_dropped": ("prompt tokens the model did not see (0: the whole prompt was encoded)", 0),
     "render_s": ("seconds the generator spent rendering the segment's missing frames", 10.3),
     "s_per_frame": ("render seconds per frame rendered", 0.43),
+    "audio_key": (
+        "work-bucket key of the sound the model made with the frames (WAV, the segment's length); unset: no sound",
+        "jobs/j-5f1c2e7a9b/segments/001/audio.wav",
+    ),
     "peak_vram_bytes": ("peak GPU memory PyTorch allocated while rendering; unset on a CPU", 35970351104),
     "video_key": ("work-bucket key of the segment's MP4", "jobs/j-5f1c2e7a9b/segments/001/segment.mp4"),
     "score": ("0 (bad) to 1 (good)", 0.93),
@@ -242,6 +246,7 @@ class SegmentGenerated(SegmentEvent):
     render_s: float | None = Field(None, ge=0)
     s_per_frame: float | None = Field(None, ge=0)
     peak_vram_bytes: int | None = Field(None, ge=0)
+    audio_key: str | None = None
 
 
 class SegmentEncoded(SegmentEvent):

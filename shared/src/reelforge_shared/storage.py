@@ -55,6 +55,11 @@ class Keys:
         return f"{Keys.segment(job_id, index, attempt)}/segment.mp4"
 
     @staticmethod
+    def segment_audio(job_id: str, index: int, attempt: int = 1) -> str:
+        """The sound a model made with the segment's frames (LTX-2), 16-bit WAV; the encoder muxes it into the segment."""
+        return f"{Keys.segment(job_id, index, attempt)}/audio.wav"
+
+    @staticmethod
     def segment_piece(video_key: str, j: int, rendition: str | None = None) -> str:
         """A segment's ``j``-th piece (of a crop: ``9x16``, ``1x1``) beside its video: the film joins pieces by copy."""
         return f"{video_key.removesuffix('.mp4')}{'_' + rendition if rendition else ''}.part{j}.mp4"

@@ -142,3 +142,24 @@ def mux(video: Path, audio: Path | None, out: Path, exe: str) -> Path:
     streams = [ffmpeg.input(str(video)).video] + ([ffmpeg.input(str(audio)).audio] if audio else [])
     run(ffmpeg.output(*streams, str(out), vcodec="copy", acodec="copy", movflags="+faststart"), exe, f"mux {out.name}")
     return out
+
+
+def with_sound(video: Path, sound: Path, duration_s: float, out: Path, exe: str) -> Path:
+    """A segment's video stream as it is, and the sound its model made (LTX-2) as AAC, exactly the video's length.
+
+    The model's track is cut or padded with silence to ``duration_s``; resampled to the film's rate and to stereo,
+    so the film takes every segment's sound alike.
+    """
+    audio = (
+        ffmpeg.input(str(sound))
+        .audio.filter("aresample", SAMPLE_RATE)
+        .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+        .filter("apad", whole_dur=duration_s)
+        .filter("atrim", end=duration_s)
+    )
+    stream = ffmpeg.output(
+        ffmpeg.input(str(video)).video, audio, str(out),
+        vcodec="copy", acodec="aac", audio_bitrate=f"{AUDIO_KBPS}k", ar=SAMPLE_RATE, movflags="+faststart",
+    )
+    run(stream, exe, f"sound of {out.name}")
+    return out

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from reelforge_encoder.audio import with_sound
 from reelforge_encoder.codecs import codec_for_quality
 from reelforge_encoder.deliver import crop_pieces, crop_size, rendition_name
 from reelforge_encoder.ffmpeg import Codec, Look, encode_frames, piece_path
@@ -81,6 +82,10 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
             else:
                 _encode_for_copy(board, cut, frames, event, key, Path(tmp), look, deps)
                 video = Path(tmp, "segment.mp4")
+            if event.audio_key is not None:  # the sound the model made with the frames becomes the segment's track
+                frame_count, fps = segment_rate(board, event.frame_count, event.fps)
+                sound = deps.store.get_file(deps.bucket, event.audio_key, Path(tmp, "sound.wav"))
+                video = with_sound(video, sound, frame_count / fps, Path(tmp, "segment-sound.mp4"), deps.codec.exe)
             timings = {"encode_s": round(time.perf_counter() - began, 2)}
             deps.store.put_json(deps.bucket, Keys.segment_timings(job, n, event.attempt), timings)
             deps.store.put_file(deps.bucket, key, video, "video/mp4")  # last: it marks the segment (and its pieces) done

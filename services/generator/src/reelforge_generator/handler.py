@@ -22,6 +22,7 @@ import torch
 from reelforge_generator.fallback import RenderPlan, after_out_of_memory
 from reelforge_generator.metrics import DEGRADATIONS
 from reelforge_generator.renderer import FrameRenderer
+from reelforge_generator.sound_video import wav_bytes
 from reelforge_shared.errors import Cancelled, TransientError
 from reelforge_shared.events import Event, RenderSpec, SegmentGenerated, SegmentRequested
 from reelforge_shared.storage import Keys, ObjectStore
@@ -68,8 +69,17 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
     notes: list[str] = list(state.get("degraded", []))
     stored = set(deps.store.list_keys(deps.bucket, Keys.frames(job, n, a)))
     todo = [i for i in range(spec.frames) if Keys.frame(job, n, i, a) not in stored]
+    audio_key = Keys.segment_audio(job, n, a)
+    makes_sound = bool(getattr(renderer.kind, "makes_sound", False))
+    if makes_sound and not deps.store.exists(deps.bucket, audio_key):
+        todo = list(range(spec.frames))  # the track is made with the frames, clip by clip: all of them again
+    sound: dict[int, torch.Tensor] = {}  # each rendered clip's waveform by its first frame
+    sample_rate = 0
     while True:  # until a render finishes; with nothing missing it finishes at once
         done, out_of_memory = _render_into_store(deps, job, n, a, spec, todo, plan)
+        if renderer.last_run and renderer.last_run.sound:
+            sound |= renderer.last_run.sound
+            sample_rate = renderer.last_run.sample_rate or sample_rate
         if not out_of_memory:
             notes += renderer.last_run.notes if renderer.last_run else []
             break
@@ -86,9 +96,13 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
                 deps.store.client.remove_object(deps.bucket, key)
             deps.store.put_json(deps.bucket, state_key, {"width": smaller.width, "height": smaller.height, "degraded": notes})
             todo = list(range(spec.frames))
+            sound.clear()
         else:
             todo = [i for i in todo if i not in done]
         plan = smaller
+    if sound:  # in frame order: as long as the segment
+        track = torch.cat([sound[first] for first in sorted(sound)], dim=-1)
+        deps.store.put_bytes(deps.bucket, audio_key, wav_bytes(track, sample_rate), "audio/wav")
     record = _generation_record(deps, Keys.segment_generation(job, n, a), "; ".join(notes) or None)
     log.info("generator.segment_rendered", job_id=job, index=n, attempt=a, **{k: v for k, v in record.items() if k != "prompt"})
     return [
@@ -100,6 +114,7 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
             width=spec.width,
             height=spec.height,
             model=renderer.model,
+            audio_key=audio_key if makes_sound else None,
             **{k: record.get(k) for k in REPORTED},
         )
     ]

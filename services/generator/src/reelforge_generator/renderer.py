@@ -36,6 +36,7 @@ from reelforge_generator.gpu import GpuSource, source_for
 from reelforge_generator.guards import ThermalGuard, VramGuard
 from reelforge_generator.per_frame import PerFrame
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport
+from reelforge_generator.sound_video import SoundImageToVideo, SoundTextToVideo
 from reelforge_generator.speed import apply_levers, attention_kernels
 from reelforge_generator.strategy import ModelContext, Strategy
 from reelforge_generator.transformer_video import TransformerTextToVideo
@@ -50,6 +51,8 @@ KINDS: dict[str, Callable[[ModelContext], Strategy]] = {  # pipeline class -> ho
     "AnimateDiffPipeline": TextToVideo,
     "StableVideoDiffusionPipeline": ImageToVideo,
     "WanPipeline": TransformerTextToVideo,
+    "LTX2Pipeline": SoundTextToVideo,
+    "LTX2ImageToVideoPipeline": SoundImageToVideo,
 }
 
 
@@ -107,6 +110,8 @@ class RunReport:
     peak_vram_bytes: int | None = None
     frames: int = 0  # frames rendered and kept
     prompt: PromptReport | None = None
+    sound: dict[int, torch.Tensor] = field(default_factory=dict)  # a clip's first frame -> its (channels, samples)
+    sample_rate: int | None = None
 
     def figures(self) -> dict[str, object]:
         """The segment's figures for its events and the report: render s, s/frame, peak VRAM, degradation."""
@@ -206,7 +211,10 @@ class FrameRenderer:
         downscale works (1080 lines stay 1080) that the SD pipelines accept (they ask for multiples
         of 8); the video UNets need every halving to be exact.
         """
-        if not self._loaded()[0].clip_based:
+        kind = self._loaded()[0]
+        if multiple := getattr(kind, "size_multiple", None):  # the strategy knows its model's
+            return int(multiple)
+        if not kind.clip_based:
             return math.lcm(self.pipe.vae_scale_factor, 8)
         if getattr(self.pipe, "transformer", None) is not None:  # video transformers: the VAE's downscale times the patch
             return int(self.pipe.vae_scale_factor_spatial * self.pipe.transformer.config.patch_size[1])
@@ -256,7 +264,10 @@ class FrameRenderer:
             rendered, kept = kind.next_unit(spec, remaining, batch)
             started = time.perf_counter()
             with attention_kernels(self.settings.sdpa_backend):
-                pixels = to_pixels(kind.run(spec, conditioning, rendered, plan).frames)
+                clip = kind.run(spec, conditioning, rendered, plan)
+            pixels = to_pixels(clip.frames)
+            if clip.audio is not None:
+                report.sound[rendered[0]], report.sample_rate = clip.audio, clip.sample_rate
             self._count(len(kept), len(rendered), time.perf_counter() - started)
             report.frames += len(kept)
             report.batches.append(len(rendered))

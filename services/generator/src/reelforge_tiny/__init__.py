@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from reelforge_tiny import image, video, wan
+from reelforge_tiny import image, ltx2, video, wan
 from reelforge_tiny.common import FORMAT, MARKER, model_marker
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
@@ -23,6 +23,8 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "reelforge/tiny-animatediff": video.build_tiny_animatediff,
     "reelforge/tiny-svd": video.build_tiny_svd,
     "reelforge/tiny-wan": wan.build_tiny_wan,
+    "reelforge/tiny-ltx2": ltx2.build_tiny_ltx2,
+    "reelforge/tiny-ltx2-i2v": ltx2.build_tiny_ltx2_i2v,
 }
 TINY_MODELS = tuple(BUILDERS)
 

@@ -1,0 +1,129 @@
+"""LTX-2 makes sound with the picture: the tiny model renders a segment, its sound becomes the segment MP4's track.
+
+Generator and encoder handlers on the real S3 server, the tiny random-weight LTX-2 loaded with
+``from_pretrained``; the segment file is read back with PyAV.
+"""
+
+from __future__ import annotations
+
+import io
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from reelforge_encoder.ffmpeg import Codec, ffmpeg_exe
+from reelforge_encoder.handler import EncoderDeps, handle_segment
+from reelforge_generator.config import GeneratorSettings
+from reelforge_generator.handler import GeneratorDeps, handle
+from reelforge_generator.renderer import FrameRenderer
+from reelforge_generator.sound_video import sound_prompt
+from reelforge_shared.errors import InvalidInput
+from reelforge_shared.events import SegmentRequested
+from reelforge_shared.settings import CommonSettings
+from reelforge_shared.specs import render_spec
+from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import parse_storyboard
+from reelforge_tiny import resolve_model
+
+STORYBOARD = {
+    "output": {"width": 64, "height": 36},
+    "segments": [
+        {
+            "id": "drums",
+            "prompt": "a robot plays the drums <AUDCAP>a steady drum beat, a crowd cheering<ENDAUDCAP>",
+            "frames": 8,
+            "fps": 8,
+        },
+    ],
+}
+
+
+def _renderer(model_cache: Path, model: str = "reelforge/tiny-ltx2") -> FrameRenderer:
+    return FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache), model=model, allow_test_model=True))
+
+
+def test_ltx2_sound_is_the_segment_mp4s_audio_track(
+    model_cache: Path, store: ObjectStore, settings: CommonSettings, tmp_path: Path
+) -> None:
+    job, bucket = "j-ltx2", settings.work_bucket
+    board = parse_storyboard(STORYBOARD)
+    store.put_json(bucket, Keys.storyboard(job), STORYBOARD)
+    spec = render_spec(board, 1)
+    assert "AUDCAP" not in spec.prompt and spec.audio_caption == "a steady drum beat, a crowd cheering"
+    deps = GeneratorDeps(store, bucket, _renderer(model_cache))
+    [generated] = handle(SegmentRequested(job_id=job, index=1, segment_id="drums", spec=spec), deps)
+    assert (generated.model.pipeline, generated.frame_count) == ("LTX2Pipeline", 8)
+    assert generated.audio_key == Keys.segment_audio(job, 1)
+    assert "Sound: a steady drum beat, a crowd cheering." in (generated.prompt or "")  # the model hears it
+    with wave.open(io.BytesIO(store.get_bytes(bucket, Keys.segment_audio(job, 1)))) as track:
+        assert track.getnframes() == track.getframerate()  # 8 frames at 8 fps: one second of sound
+        samples = np.frombuffer(track.readframes(track.getnframes()), np.int16)
+    assert samples.std() > 10  # the vocoder's output (noise from random weights), not silence
+
+    codec = Codec(ffmpeg_exe(), preset="ultrafast")
+    [encoded] = handle_segment(generated, EncoderDeps(store=store, bucket=bucket, codec=codec))
+    path = store.get_file(bucket, encoded.video_key, tmp_path / "segment.mp4")
+    with av.open(str(path)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        video_s = float(video.duration * video.time_base)
+        audio_s = float(audio.duration * audio.time_base)
+        decoded = np.concatenate([frame.to_ndarray().ravel() for frame in container.decode(audio)])
+    assert (video.frames, video_s) == (8, pytest.approx(1.0))
+    assert audio.codec_context.name == "aac" and audio_s == pytest.approx(video_s, abs=0.05)
+    assert np.abs(decoded).max() > 1e-3  # the model's sound survived the mux
+
+    # A model without sound: no track, no audio key.
+    wan = FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache), steps=1, allow_test_model=True))
+    plain = handle(
+        SegmentRequested(job_id="j-plain", index=1, segment_id="drums", spec=spec, model="reelforge/tiny-wan"),
+        GeneratorDeps(store, bucket, wan),
+    )
+    assert plain[0].audio_key is None and not store.exists(bucket, Keys.segment_audio("j-plain", 1))
+
+
+def test_ltx2_hears_seed_004s_speech_and_sound_and_refuses_a_prompt_its_encoder_cannot_read(model_cache: Path) -> None:
+    board = parse_storyboard(
+        {
+            "output": {"width": 64, "height": 36},
+            "segments": [
+                {
+                    "id": "win",
+                    "prompt": "a driver celebrates <S>Simply lovely!<E> <AUDCAP>engines revving<ENDAUDCAP>",
+                    "frames": 1,
+                    "fps": 8,
+                }
+            ],
+        }
+    )
+    spec = render_spec(board, 1)
+    assert "<S>" not in spec.prompt and "AUDCAP" not in spec.prompt
+    assert sound_prompt(spec) == f'{spec.prompt} Someone says: "Simply lovely!". Sound: engines revving.'
+    renderer = _renderer(model_cache)
+    renderer.setup()
+    quiet = spec.model_copy(update={"speech": None, "audio_caption": None})
+    assert dict(renderer.render(spec, [0])) != dict(renderer.render(quiet, [0]))  # the tags reach the model
+    # One character is one token of the tiny tokenizer, and Gemma's begin token comes first: 1024 is the window.
+    refused = r"segments\[\]\.prompt: 1025 tokens with its speech and sound captions, .* at most 1024"
+    with pytest.raises(InvalidInput, match=refused):
+        list(renderer.render(quiet.model_copy(update={"prompt": "a" * 1024}), [0]))
+
+
+def test_ltx2_image_to_video_shares_the_weights_and_conditions_on_the_reference_image(model_cache: Path, tmp_path: Path) -> None:
+    t2v, i2v = (Path(resolve_model(name, model_cache)) for name in ("reelforge/tiny-ltx2", "reelforge/tiny-ltx2-i2v"))
+    weights = sorted(p.relative_to(t2v) for p in t2v.rglob("*.safetensors"))
+    assert weights and all((t2v / w).read_bytes() == (i2v / w).read_bytes() for w in weights)
+    renderer = _renderer(model_cache, "reelforge/tiny-ltx2-i2v")
+    renderer.setup()
+    assert (renderer.model.pipeline, renderer.kind.kind) == ("LTX2ImageToVideoPipeline", "image-to-video")
+    frames = {}
+    for colour in ((220, 30, 30), (30, 30, 220)):
+        reference = tmp_path / f"{colour[0]}.png"
+        Image.new("RGB", (64, 36), colour).save(reference)
+        spec = render_spec(parse_storyboard(STORYBOARD), 1).model_copy(update={"reference_images": [str(reference)], "frames": 2})
+        frames[colour] = dict(renderer.render(spec, [0, 1]))[0]
+        assert renderer.last_run.sound[0].shape[-1] == 16_000 * 2 // 8  # with sound: 2 frames at 8 fps
+    assert len(set(frames.values())) == 2  # the picture starts from the reference image
