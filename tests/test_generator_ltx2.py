@@ -42,8 +42,8 @@ STORYBOARD = {
 }
 
 
-def _renderer(model_cache: Path, model: str = "reelforge/tiny-ltx2") -> FrameRenderer:
-    return FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache), model=model, allow_test_model=True))
+def _renderer(model_cache: Path, model: str = "reelforge/tiny-ltx2", **settings: object) -> FrameRenderer:
+    return FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache), model=model, allow_test_model=True, **settings))
 
 
 def test_ltx2_sound_is_the_segment_mp4s_audio_track(
@@ -54,15 +54,23 @@ def test_ltx2_sound_is_the_segment_mp4s_audio_track(
     store.put_json(bucket, Keys.storyboard(job), STORYBOARD)
     spec = render_spec(board, 1)
     assert "AUDCAP" not in spec.prompt and spec.audio_caption == "a steady drum beat, a crowd cheering"
-    deps = GeneratorDeps(store, bucket, _renderer(model_cache))
+    deps = GeneratorDeps(store, bucket, _renderer(model_cache, clip_frames=4))  # two clips, each with its sound
     [generated] = handle(SegmentRequested(job_id=job, index=1, segment_id="drums", spec=spec), deps)
-    assert (generated.model.pipeline, generated.frame_count) == ("LTX2Pipeline", 8)
+    assert (generated.model.pipeline, generated.frame_count, deps.renderer.last_run.batches) == ("LTX2Pipeline", 8, [4, 4])
     assert generated.audio_key == Keys.segment_audio(job, 1)
     assert "Sound: a steady drum beat, a crowd cheering." in (generated.prompt or "")  # the model hears it
     with wave.open(io.BytesIO(store.get_bytes(bucket, Keys.segment_audio(job, 1)))) as track:
         assert track.getnframes() == track.getframerate()  # 8 frames at 8 fps: one second of sound
         samples = np.frombuffer(track.readframes(track.getnframes()), np.int16)
     assert samples.std() > 10  # the vocoder's output (noise from random weights), not silence
+    # Resume: a lost frame's clip is rendered again and the stored track stays; a lost track renders every clip.
+    track = store.get_bytes(bucket, Keys.segment_audio(job, 1))
+    store.client.remove_object(bucket, Keys.frame(job, 1, 3))
+    handle(SegmentRequested(job_id=job, index=1, segment_id="drums", spec=spec), deps)
+    assert deps.renderer.last_run.batches == [4] and store.get_bytes(bucket, Keys.segment_audio(job, 1)) == track
+    store.client.remove_object(bucket, Keys.segment_audio(job, 1))
+    handle(SegmentRequested(job_id=job, index=1, segment_id="drums", spec=spec), deps)
+    assert deps.renderer.last_run.batches == [4, 4] and store.get_bytes(bucket, Keys.segment_audio(job, 1)) == track
 
     codec = Codec(ffmpeg_exe(), preset="ultrafast")
     [encoded] = handle_segment(generated, EncoderDeps(store=store, bucket=bucket, codec=codec))

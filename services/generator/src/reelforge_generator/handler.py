@@ -71,8 +71,11 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
     todo = [i for i in range(spec.frames) if Keys.frame(job, n, i, a) not in stored]
     audio_key = Keys.segment_audio(job, n, a)
     makes_sound = bool(getattr(renderer.kind, "makes_sound", False))
-    if makes_sound and not deps.store.exists(deps.bucket, audio_key):
-        todo = list(range(spec.frames))  # the track is made with the frames, clip by clip: all of them again
+    # A sound model makes the track with the frames, clip by clip: without a stored track, every clip again (a
+    # resume that finds the track renders only the missing frames' clips and leaves the track as it is).
+    needs_sound = makes_sound and not deps.store.exists(deps.bucket, audio_key)
+    if needs_sound:
+        todo = list(range(spec.frames))
     sound: dict[int, torch.Tensor] = {}  # each rendered clip's waveform by its first frame
     sample_rate = 0
     while True:  # until a render finishes; with nothing missing it finishes at once
@@ -91,16 +94,17 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
         log.warning("generator.out_of_memory", job_id=job, index=n, detail=note)
         notes.append(note)
         if smaller.size != plan.size:  # one size per segment: everything again, at the new size
-            # first, so no old-size frame outlives the record
-            for key in deps.store.list_keys(deps.bucket, Keys.frames(job, n, a)):
+            # first, so no old-size frame (nor its sound) outlives the record
+            for key in deps.store.list_keys(deps.bucket, Keys.frames(job, n, a)) + ([audio_key] if makes_sound else []):
                 deps.store.client.remove_object(deps.bucket, key)
             deps.store.put_json(deps.bucket, state_key, {"width": smaller.width, "height": smaller.height, "degraded": notes})
             todo = list(range(spec.frames))
             sound.clear()
+            needs_sound = makes_sound
         else:
             todo = [i for i in todo if i not in done]
         plan = smaller
-    if sound:  # in frame order: as long as the segment
+    if needs_sound and sound:  # every clip's, in frame order: as long as the segment
         track = torch.cat([sound[first] for first in sorted(sound)], dim=-1)
         deps.store.put_bytes(deps.bucket, audio_key, wav_bytes(track, sample_rate), "audio/wav")
     record = _generation_record(deps, Keys.segment_generation(job, n, a), "; ".join(notes) or None)
