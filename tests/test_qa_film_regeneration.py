@@ -1,18 +1,31 @@
 """Continuity drives regeneration (issue 11, point 2), on a real S3 server: film QA of a film whose s5 wears a red shirt
 asks for s5 again (segment.rerender_requested, the API's re-render path) with a new seed and delivers this version
-flagged; the next version's report shows the hero's score before and after."""
+flagged; the next version's report shows the hero's score before and after. A light fault and a location fault do the
+same, each with one re-render steered by a frame of the best-matching segment, which the gateway's path (a real ledger)
+hands to the generator (the tiny SD model with its IP-Adapter) as a work-bucket key."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
+import pytest
+from PIL import Image
+
+from reelforge_generator import handler as generator
+from reelforge_generator.config import GeneratorSettings
+from reelforge_generator.renderer import FrameRenderer
 from reelforge_qa.calibration import CASES, CLEAN, FPS, FRAMES, build
 from reelforge_qa.film_checks import FilmThresholds
 from reelforge_qa.handler import QaDeps, handle_film
 from reelforge_qa.job_report import JobReport
 from reelforge_qa.scores import Expected, Thresholds, score_video
 from reelforge_qa.synthetic import HEIGHT, WIDTH
+from reelforge_shared.bus import Bus
 from reelforge_shared.events import FilmChecked, FilmEncoded, SegmentRerenderRequested
+from reelforge_shared.ledger import JobRecord, Ledger, SegmentRecord
+from reelforge_shared.rerender import plan_rerender
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
@@ -59,6 +72,8 @@ def test_a_segment_breaking_continuity_is_rendered_again(store: ObjectStore, set
     [checked] = [e for e in events if isinstance(e, FilmChecked)]
     assert (redo.index, redo.job_id) == (5, job) and redo.reason.startswith("continuity: character:hero")
     assert redo.seed == render_spec(parse_storyboard(BOARD), 5, 2).seed  # a new seed: the second attempt's
+    assert redo.reference_images == [Keys.continuity_reference(job, 5, 2)]  # a frame of a hero segment in the field
+    assert redo.reason.endswith("reference: a frame of s1")
     assert not checked.passed  # this version is delivered, flagged
     assert handle_film(_store_version(store, bucket, job, tmp_path / "shirt", {}), deps)[0].event_id == redo.event_id  # once
 
@@ -68,4 +83,63 @@ def test_a_segment_breaking_continuity_is_rendered_again(store: ObjectStore, set
     [regen] = report.regenerations
     assert (regen.segment_id, regen.check, regen.requested_in_version) == ("s5", "character:hero", 1)
     assert regen.before is not None and regen.after is not None and regen.before < 0.85 <= regen.after
+    assert regen.segment_before["character:hero"] < 0.85 <= (regen.segment_after["character:hero"] or 0)
     assert "Regenerated for continuity" in store.get_bytes(bucket, Keys.report_html(job, 2)).decode()
+
+
+@pytest.mark.parametrize(("case", "index", "check"), [("tungsten", 2, "light:field"), ("location", 5, "location:field")])
+async def test_a_light_or_location_fault_is_rendered_again_steered_by_a_frame_of_the_best_matching_segment(
+    case: str, index: int, check: str, store: ObjectStore, settings: CommonSettings, model_cache: Path, tmp_path: Path
+) -> None:
+    job, bucket = f"j-continuity-{case}", settings.work_bucket
+    store.put_json(bucket, Keys.storyboard(job), BOARD)
+    deps = QaDeps(store=store, bucket=bucket, thresholds=Thresholds(), max_attempts=2, film_thresholds=FilmThresholds())
+
+    [redo] = [e for e in handle_film(_store_version(store, bucket, job, tmp_path / case, {}), deps)
+              if isinstance(e, SegmentRerenderRequested)]  # exactly one re-render, for the faulty segment
+    assert redo.index == index and f"{check} " in redo.reason
+    [key] = redo.reference_images
+    assert key == Keys.continuity_reference(job, index, 2)
+    reference = Image.open(io.BytesIO(store.get_bytes(bucket, key)))
+    assert (reference.format, reference.size) == ("PNG", (WIDTH, HEIGHT))
+    v1 = JobReport.model_validate(store.get_json(bucket, Keys.report(job, 1)))
+    [asked] = v1.regenerations
+    assert (asked.segment_id, asked.reference_key, asked.seed) == (f"s{index}", key, redo.seed)
+    assert asked.reference_segment_id in {"s1", "s2", "s3", "s5"} - {f"s{index}"}  # the same location, field
+    assert asked.segment_before[check] < 0.85 and asked.segment_after == {}
+
+    # The gateway's path: the ledger moves the segment to attempt 2 and the spec carries the reference after the cast's own.
+    bus = await Bus.connect(settings)
+    try:
+        ledger = await Ledger.open(bus)
+        segments = {n: SegmentRecord(index=n, id=p.segment_id, stage="delivered") for n, p in enumerate(CLEAN, start=1)}
+        await ledger.create(JobRecord(job_id=job, status="completed", segment_count=len(CLEAN), segments=segments))
+        record, request = await plan_rerender(ledger, store, bucket, job, redo.index, seed=redo.seed, by=redo.reason,
+                                              references=tuple(redo.reference_images))
+    finally:
+        await bus.close()
+    assert (request.attempt, request.spec.seed, request.spec.reference_images) == (2, redo.seed, [key])
+    assert record.segments[index].attempt == 2 and "reference" in record.changes[-1].detail
+
+    # The generator reads the reference from the work bucket and weighs it through the tiny model's IP-Adapter.
+    renderer = FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache), steps=2, batch_size=2))
+    renderer.setup()
+    request = request.model_copy(update={"spec": request.spec.model_copy(update={"frames": 2})})
+    generator.handle(request, generator.GeneratorDeps(store, bucket, renderer))
+    assert renderer.pipe.unet.encoder_hid_proj is not None  # loaded only for a segment that brings a reference
+    steered = store.get_bytes(bucket, Keys.frame(job, index, 0, 2))
+    plain = dict(renderer.render(request.spec.model_copy(update={"reference_images": []}), [0]))[0]
+    assert np.abs(_pixels(steered) - _pixels(plain)).mean() > 1  # the reference changed the picture
+
+    # The re-rendered segment is clean: the next film version's report shows before and after, and asks for nothing.
+    v2_events = handle_film(_store_version(store, bucket, job, tmp_path / "clean", {f"s{index}": 2}), deps)
+    assert not [e for e in v2_events if isinstance(e, SegmentRerenderRequested)]
+    [regen] = JobReport.model_validate(store.get_json(bucket, Keys.report(job, 2))).regenerations
+    assert regen.before is not None and regen.after is not None and regen.before < 0.85 <= regen.after
+    assert regen.segment_before[check] < 0.85 <= (regen.segment_after[check] or 0)
+    html = store.get_bytes(bucket, Keys.report_html(job, 2)).decode()
+    assert "Regenerated for continuity" in html and key in html
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)

@@ -52,6 +52,11 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
     "character_seeds": ("seeds of the characters in the shot", [1000]),
     "location_seed": ("seed of the location", 5000),
     "reference_images": ("work-bucket keys of reference images (consistency)", ["jobs/j-5f1c2e7a9b/refs/hero.png"]),
+    "SegmentRerenderRequested.reference_images": (
+        "work-bucket keys of images that steer the new render (IP-Adapter, or image-to-video's conditioning image), "
+        "after the cast's own; continuity QA gives a frame of the best-matching segment",
+        ["jobs/j-5f1c2e7a9b/segments/005/attempt-2/reference.png"],
+    ),
     "frames": ("frames to render", 24),
     "steps": ("denoising steps of this segment; unset: the generator's", 25),
     "guidance": ("guidance scale of this segment; unset: the generator's", 7.5),
@@ -391,6 +396,7 @@ class SegmentRerenderRequested(Event):
     seed: int | None = Field(None, ge=0, lt=2**32, description="new seed (unset: the segment's seed)")
     prompt: str | None = Field(None, min_length=1, description="new prompt (unset: the storyboard's)")
     reason: str = Field("", description="why, for the ledger's change list", examples=["continuity: hero's shirt changed colour"])
+    reference_images: list[str] = Field(default_factory=list)
 
     def dedup_id(self) -> str:
         return f"{self.subject}:{self.job_id}:{self.index:03d}:{self.event_id}"

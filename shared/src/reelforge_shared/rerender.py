@@ -47,6 +47,7 @@ class RerenderRefused(PermanentError):
 async def rerender_segment(
     ledger: Ledger, bus: Any, store: ObjectStore, bucket: str, job_id: str, index: int, *,
     seed: int | None = None, prompt: str | None = None, by: str | None = None, statuses: frozenset[str] = RERENDERABLE,
+    references: tuple[str, ...] = (),
 ) -> JobRecord:
     """Render segment ``index`` of ``job_id`` again (new ``seed`` and/or ``prompt``); the updated record.
 
@@ -54,7 +55,7 @@ async def rerender_segment(
     segment delivered; the API passes ``{"completed"}``) and the segment exists.
     """
     record, request = await plan_rerender(
-        ledger, store, bucket, job_id, index, seed=seed, prompt=prompt, by=by, statuses=statuses
+        ledger, store, bucket, job_id, index, seed=seed, prompt=prompt, by=by, statuses=statuses, references=references
     )
     await bus.publish(request)
     return record
@@ -63,8 +64,13 @@ async def rerender_segment(
 async def plan_rerender(
     ledger: Ledger, store: ObjectStore, bucket: str, job_id: str, index: int, *,
     seed: int | None = None, prompt: str | None = None, by: str | None = None, statuses: frozenset[str] = RERENDERABLE,
+    references: tuple[str, ...] = (),
 ) -> tuple[JobRecord, SegmentRequested]:
-    """:func:`rerender_segment` without the publish: the ledger moved, and the ``segment.requested`` to publish."""
+    """:func:`rerender_segment` without the publish: the ledger moved, and the ``segment.requested`` to publish.
+
+    ``references`` (work-bucket keys of images, e.g. continuity QA's frame of the best-matching segment)
+    steer the new render after the cast's own reference images, where the model takes references.
+    """
     if seed is None and prompt is None:
         raise InvalidInput("rerender: give a new seed, a new prompt, or both")
     board = parse_storyboard(store.get_json(bucket, Keys.storyboard(job_id)))
@@ -77,6 +83,8 @@ async def plan_rerender(
     spec = render_spec(board, index)
     if seed is not None:
         spec = spec.model_copy(update={"seed": seed})
+    if references:
+        spec = spec.model_copy(update={"reference_images": [*spec.reference_images, *references]})
 
     def move(record: JobRecord) -> tuple[int, str | None] | str:
         if record.status not in statuses:
@@ -85,7 +93,8 @@ async def plan_rerender(
         attempt = old.attempt + 1
         record.segments[index] = SegmentRecord(index=index, id=segment.id, attempt=attempt, model=old.model)
         record.status, record.film_wanted, record.error = "running", True, None
-        what = ", ".join(f"{k} {v!r}" for k, v in (("seed", seed), ("prompt", prompt)) if v is not None)
+        changes = (("seed", seed), ("prompt", prompt), ("reference", ", ".join(references) or None))
+        what = ", ".join(f"{k} {v!r}" for k, v in changes if v is not None)
         detail = f"attempt {attempt}: {what}" + (f" by {by}" if by else "")
         record.record("segment.rerender", index=index, stage="queued", detail=detail)
         return attempt, old.model

@@ -79,6 +79,11 @@ class Keys:
         return f"{Keys.segment(job_id, index, attempt)}/qa.json"
 
     @staticmethod
+    def continuity_reference(job_id: str, index: int, attempt: int) -> str:
+        """The frame (of the best-matching segment) that steers a continuity re-render; ``attempt``: the new one."""
+        return f"{Keys.segment(job_id, index, attempt)}/reference.png"
+
+    @staticmethod
     def segment_generation(job_id: str, index: int, attempt: int = 1) -> str:
         """What the generator did for an attempt: the prompt as the model got it, token counts, render figures."""
         return f"{Keys.segment(job_id, index, attempt)}/generation.json"

@@ -40,7 +40,8 @@ def build(settings: GatewaySettings) -> Service:
         assert service.ledger is not None  # noqa: S101 - opened before any route runs
         try:
             _, request = await plan_rerender(service.ledger, store, settings.work_bucket, event.job_id, event.index,
-                                             seed=event.seed, prompt=event.prompt, by=event.reason or event.subject)
+                                             seed=event.seed, prompt=event.prompt, by=event.reason or event.subject,
+                                             references=tuple(event.reference_images))
         except RerenderRefused as exc:  # the job goes on as it was: refusing a request does not fail it
             log.warning("gateway.rerender_refused", job_id=event.job_id, index=event.index, reason=exc.code, error=str(exc))
             return []

@@ -6,15 +6,21 @@ a lower resolution (:mod:`reelforge_generator.fallback`); a lower resolution re-
 segment so its frames keep one size, and is recorded in ``render.json`` beside the frames so that
 a later delivery renders the rest at the same size and reports the same degradation.
 
+References: a reference image stored in the work bucket under the job's folder (a continuity
+re-render's frame of the best-matching segment, ``Keys.continuity_reference``) is downloaded for the
+render; paths and URLs (the storyboard's) are read as they are.
+
 Cancel: between batches the handler asks the job ledger (``deps.cancelled``, cached and cheap) and
 stops with :class:`Cancelled` once the job is cancelled; the frames stored so far stay.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 import torch
@@ -23,7 +29,7 @@ from reelforge_generator.fallback import RenderPlan, after_out_of_memory
 from reelforge_generator.metrics import DEGRADATIONS
 from reelforge_generator.renderer import FrameRenderer
 from reelforge_generator.sound_video import wav_bytes
-from reelforge_shared.errors import Cancelled, TransientError
+from reelforge_shared.errors import Cancelled, InvalidInput, TransientError
 from reelforge_shared.events import Event, RenderSpec, SegmentGenerated, SegmentRequested
 from reelforge_shared.storage import Keys, ObjectStore
 
@@ -59,7 +65,27 @@ class Uploads:
 
 def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
     """Render the frames not yet stored (a redelivered or restarted segment resumes), then announce them."""
-    job, n, a, spec, renderer = event.job_id, event.index, event.attempt, event.spec, deps.renderer
+    with tempfile.TemporaryDirectory(prefix="reelforge-references-") as tmp:
+        return _handle(event, deps, stored_references(deps, event.job_id, event.spec, Path(tmp)))
+
+
+def stored_references(deps: GeneratorDeps, job: str, spec: RenderSpec, folder: Path) -> RenderSpec:
+    """``spec`` with its reference images that are work-bucket keys (under the job's folder) downloaded into ``folder``."""
+    prefix = Keys.job(job) + "/"
+    if not any(ref.startswith(prefix) for ref in spec.reference_images):
+        return spec
+    local = []
+    for i, ref in enumerate(spec.reference_images):
+        if ref.startswith(prefix):
+            if not deps.store.exists(deps.bucket, ref):
+                raise InvalidInput(f"reference_images[{i}] {ref!r} is not in the work bucket")
+            ref = str(deps.store.get_file(deps.bucket, ref, folder / f"{i}-{Path(ref).name}"))
+        local.append(ref)
+    return spec.model_copy(update={"reference_images": local})
+
+
+def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> list[Event]:
+    job, n, a, renderer = event.job_id, event.index, event.attempt, deps.renderer
     if renderer.model is None or (event.model and event.model != renderer.model.name):
         renderer.setup(event.model)  # a worker keeps its model; only a different request reloads
     state_key = Keys.render_state(job, n, a)  # beside frames/, not in it: the encoder reads all of frames/

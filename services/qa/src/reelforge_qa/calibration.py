@@ -1,4 +1,4 @@
-"""The calibration set: a clean five-segment film and six films with one known fault each.
+"""The calibration set: a clean five-segment film, films with one known fault each, and clean variations.
 
 Every fault must be caught by the check meant for it and the clean film must pass everything;
 ``python -m reelforge_qa.calibration DIR`` writes the films to DIR and prints the tables of
@@ -60,6 +60,8 @@ CASES = (
     Case("flash", "s2 frame 4 eight times too bright", {"s2": {"flash_frame": 4}}, frozenset({"s2:flicker", "flash_frame:s2"})),
     Case("hard_cut", "s5's dissolve joined with a hard cut", {}, frozenset({"hard_cut_for_dissolve:s4->s5"}), "s5"),
     Case("tungsten", "s2 lit at 3200 K, the rest at 5600 K", {"s2": {"kelvin": 3200.0}}, _FIELD_LIGHT),
+    Case("location", "s5 shows the hero in the barn where the storyboard says field", {"s5": {"location": "barn"}},
+         frozenset({"location:field"})),
     # Character identity on the character (issue 11): each fault alone among clean segments, and clean variations.
     Case("person", "s5 shows another man: fair hair, 1.6 times as broad", {"s5": {"hair": (230, 200, 120), "build": 1.6}},
          frozenset({"character:hero"})),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from reelforge_qa.film_checks import FilmThresholds, SegmentVideo, check_film
-from reelforge_qa.film_regenerate import continuity_redos
+from reelforge_qa.film_regenerate import ContinuityRedo, continuity_redos, middle_frame_png
 from reelforge_qa.job_report import Regeneration, build_job_report, check_scores
 from reelforge_qa.regenerate import decide
 from reelforge_qa.report_html import render_html, thumbnail_strip
@@ -37,7 +37,7 @@ from reelforge_shared.events import (
 from reelforge_shared.metrics import QA_GATES
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
-from reelforge_shared.storyboard import parse_storyboard
+from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
 # A new seed can fix what the picture shows, not how the encoder wrote the file.
 REGENERABLE_GATES = ("sharpness", "exposure", "noise", "blockiness", "flicker", "smoothness")
@@ -119,8 +119,7 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
         attempts = {m["segment_id"]: m.get("attempt", 1) for m in markers.values()}
         scores, index_of = check_scores(film_qa), {seg.id: n for n, seg in enumerate(board.segments, start=1)}
         job_report.regenerations += [
-            Regeneration(index=index_of[r.segment_id], segment_id=r.segment_id, check=r.check, reason=r.reason,
-                         requested_in_version=event.version, before=scores.get(r.check))
+            _regeneration(deps, job, board, markers, index_of, r, event.version, scores.get(r.check))
             for r in continuity_redos(film_qa, attempts, deps.max_attempts)
             # A random-weights model renders noise: no new seed makes it continuous (the tests' and demo's tiny models).
             if not markers[index_of[r.segment_id]].get("model", {}).get("random_weights")
@@ -134,7 +133,8 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
     redos: list[Event] = [
         SegmentRerenderRequested.follow(
             event, event_id=f"{job}-v{event.version}-continuity-{r['index']:03d}", index=r["index"], reason=r["reason"],
-            seed=render_spec(board, r["index"], attempt_of(deps, job, r["index"]) + 1).seed,
+            seed=r.get("seed") or render_spec(board, r["index"], attempt_of(deps, job, r["index"]) + 1).seed,
+            reference_images=[r["reference_key"]] if r.get("reference_key") else [],
         )
         for r in report.get("regenerations", []) if r["requested_in_version"] == event.version
     ]
@@ -145,6 +145,27 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
             deliverables=_deliverables(deps, job, event.version), report_key=report_key, report_html_key=html_key,
         )
     ]
+
+
+def _regeneration(
+    deps: QaDeps, job: str, board: Storyboard, markers: dict[int, dict], index_of: dict[str, int], redo: ContinuityRedo,
+    version: int, before: float | None,
+) -> Regeneration:
+    """The report's entry for a continuity re-render, and its reference frame stored (once) for the generator."""
+    n = index_of[redo.segment_id]
+    attempt = int(markers[n].get("attempt", 1)) + 1  # the attempt the re-render makes (the ledger counts the same way)
+    reference_key = None
+    if redo.reference is not None:
+        reference_key = Keys.continuity_reference(job, n, attempt)
+        if not deps.store.exists(deps.bucket, reference_key):
+            with tempfile.TemporaryDirectory(prefix="reelforge-qa-reference-") as tmp:
+                video = deps.store.get_file(deps.bucket, markers[index_of[redo.reference]]["video_key"], Path(tmp, "ref.mp4"))
+                deps.store.put_bytes(deps.bucket, reference_key, middle_frame_png(video), "image/png")
+    return Regeneration(
+        index=n, segment_id=redo.segment_id, check=redo.check, reason=redo.reason, requested_in_version=version,
+        before=before, segment_before={c: round(v, 4) for c, v in redo.broken.items()}, seed=render_spec(board, n, attempt).seed,
+        reference_segment_id=redo.reference, reference_key=reference_key,
+    )
 
 
 def attempt_of(deps: QaDeps, job: str, index: int) -> int:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, computed_field
 
 from reelforge_qa.film_models import FilmQaReport
+from reelforge_qa.film_regenerate import segment_score
 from reelforge_shared.events import FilmEncoded, QaReport
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
@@ -97,6 +98,16 @@ class Regeneration(BaseModel):
     requested_in_version: int
     before: float | None = Field(None, description="the check's score in the film version that asked for it")
     after: float | None = Field(None, description="the check's score in the next version (None: not made yet)")
+    segment_before: dict[str, float] = Field(
+        default_factory=dict, description="every check the segment broke -> its own worst judged pair there "
+        "(light: its score against the location's median), in the version that asked",
+    )
+    segment_after: dict[str, float | None] = Field(
+        default_factory=dict, description="the same checks in the next version (empty: not made yet; None: not judged)"
+    )
+    seed: int | None = Field(None, description="the new seed asked for")
+    reference_segment_id: str | None = Field(None, description="the best-matching segment whose frame steers the new render")
+    reference_key: str | None = Field(None, description="work-bucket key of that frame (Keys.continuity_reference)")
 
 
 class JobReport(BaseModel):
@@ -181,7 +192,13 @@ def _earlier_regenerations(store: ObjectStore, bucket: str, job_id: str, version
         return []
     earlier = JobReport.model_validate(store.get_json(bucket, Keys.report(job_id, version - 1)))
     now = check_scores(film_qa)
-    return [r if r.after is not None else r.model_copy(update={"after": now.get(r.check)}) for r in earlier.regenerations]
+    return [
+        r if r.after is not None else r.model_copy(update={
+            "after": now.get(r.check),
+            "segment_after": {c: segment_score(film_qa, c, r.segment_id) if film_qa else None for c in r.segment_before},
+        })
+        for r in earlier.regenerations
+    ]
 
 
 def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa: FilmQaReport | None = None) -> JobReport:
