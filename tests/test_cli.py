@@ -165,3 +165,46 @@ def test_up_serves_the_gateway_until_interrupted(tmp_path: Path, model_cache: Pa
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
+
+
+@pytest.mark.parametrize("nats_url", ["nats://127.0.0.1:{port}", "nats://127.0.0.1:{port},nats://127.0.0.1:{other}"])
+def test_sigterm_while_the_first_nats_connect_is_refused_exits_0_at_once(
+    nats_url: str, overrides: dict, store, s3_keys: dict[str, dict[str, str]]  # store: S3 up, the buckets made
+) -> None:
+    """A worker whose NATS is not up yet (the client retries the first connect without end) still stops on SIGTERM."""
+    import signal
+    import time
+
+    import httpx
+
+    from reelforge_shared.embedded import free_port
+
+    health = free_port()
+    env = {"PATH": "/usr/bin:/bin", "REELFORGE_NATS_URL": nats_url.format(port=free_port(), other=free_port()),
+           "REELFORGE_S3_ENDPOINT": overrides["s3_endpoint"], "REELFORGE_S3_ACCESS_KEY": s3_keys["encoder"]["s3_access_key"],
+           "REELFORGE_S3_SECRET_KEY": s3_keys["encoder"]["s3_secret_key"], "REELFORGE_WORK_BUCKET": overrides["work_bucket"],
+           "REELFORGE_DELIVERY_BUCKET": overrides["delivery_bucket"], "REELFORGE_METRICS_PORT": str(health),
+           "REELFORGE_LOG_JSON": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "reelforge.cli", "worker", "encoder"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:  # until /healthz answers and says nats is down: the worker is inside its first connect
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if "nats" in httpx.get(f"http://127.0.0.1:{health}/healthz", timeout=1).json()["down"]:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the worker never reported nats down"
+            time.sleep(0.2)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = proc.stdout.read() if proc.stdout else ""
+    assert code == 0 and took < 3, (code, took, output[-2000:])
+    assert "service.stopped_before_connect" in output

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from reelforge_shared.bus import Bus
+from reelforge_shared.errors import DependencyDown
 from reelforge_shared.health import Health
 from reelforge_shared.ledger import CancelCheck, Ledger
 from reelforge_shared.logging import register_secrets
@@ -53,20 +54,49 @@ def open_store(settings: CommonSettings) -> ObjectStore:
     return store
 
 
-async def connect_bus(service: Service, stop: asyncio.Event) -> Bus:
-    """Connect, waiting out a NATS that is not up yet (backoff with jitter) up to the outage tolerance."""
-    began, tries = time.monotonic(), 0
+async def connect_bus(service: Service, stop: asyncio.Event) -> Bus | None:
+    """Connect, waiting out a NATS that is not up yet (backoff with jitter) up to the outage tolerance.
+
+    None if ``stop`` is set first (SIGTERM while NATS is unreachable: the worker exits at once). The
+    client retries a refused first connect by itself without end, so each attempt is raced against
+    ``stop`` and the time left of the tolerance.
+    """
+    began, tries, tolerance = time.monotonic(), 0, service.settings.outage_tolerance_s
     while True:
+        attempt = asyncio.ensure_future(Bus.connect(service.settings, name=f"reelforge-{service.name}", service=service.name))
+        stopping = asyncio.ensure_future(stop.wait())
+        while True:  # in slices, so that /healthz says "nats down" while no server answers
+            left = max(0.0, tolerance - (time.monotonic() - began))
+            done, _ = await asyncio.wait({attempt, stopping}, timeout=min(5.0, left), return_when=asyncio.FIRST_COMPLETED)
+            if done or left <= 5.0:
+                break
+            if "nats" not in service.health.down:
+                service.health.dependency_down("nats", "no server answered the connect yet")
+                log.warning("service.nats_unreachable", service=service.name, waited_s=round(time.monotonic() - began, 1))
+        stopping.cancel()
+        if attempt not in done:
+            attempt.cancel()
+            with contextlib.suppress(BaseException):
+                await attempt
+            if stop.is_set():
+                log.info("service.stopped_before_connect", service=service.name)
+                return None
+            raise DependencyDown("nats", f"unreachable for {time.monotonic() - began:.0f} s, past "
+                                         f"REELFORGE_OUTAGE_TOLERANCE_S={tolerance:g} (connect)")
         try:
-            bus = await Bus.connect(service.settings, name=f"reelforge-{service.name}", service=service.name)
+            bus = attempt.result()
         except Exception as exc:
             down = outage_of(exc)
             waited = time.monotonic() - began
-            if down is None or stop.is_set() or waited >= service.settings.outage_tolerance_s:
+            if down is None or stop.is_set() or waited >= tolerance:
                 raise
             service.health.dependency_down("nats", down.detail)
             log.warning("service.nats_unreachable", service=service.name, waited_s=round(waited, 1), error=down.detail)
-            await asyncio.sleep(min(backoff(tries), service.settings.outage_tolerance_s - waited))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=min(backoff(tries), tolerance - waited))
+            if stop.is_set():
+                log.info("service.stopped_before_connect", service=service.name)
+                return None
             tries += 1
             continue
         service.health.dependency_up("nats")
@@ -75,6 +105,8 @@ async def connect_bus(service: Service, stop: asyncio.Event) -> Bus:
 
 async def run_service(service: Service, stop: asyncio.Event) -> None:
     bus = await connect_bus(service, stop)
+    if bus is None:
+        return  # stopped before NATS could be reached: nothing to drain
     try:
         service.ledger = await Ledger.open(bus)
         service.cancel_check.bind(service.ledger, asyncio.get_running_loop())
