@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reelforge_encoder.ffmpeg import Codec, FilmPart, compile_film, encode_frames, ffmpeg_exe, film_frames
+from reelforge_encoder.ffmpeg import Codec, FilmPart, encode_frames, ffmpeg_exe, film_frames
+from reelforge_encoder.film_joins import compile_film
 from reelforge_shared.media import probe
 
 CODEC = Codec(ffmpeg_exe())

@@ -11,7 +11,8 @@ import av
 import numpy as np
 from PIL import Image
 
-from reelforge_encoder.ffmpeg import Codec, FilmPart, compile_film, ffmpeg_exe
+from reelforge_encoder.ffmpeg import Codec, FilmPart, ffmpeg_exe
+from reelforge_encoder.film_joins import compile_film
 from reelforge_encoder.handler import EncoderDeps, handle_film, handle_segment
 from reelforge_qa.film_checks import SegmentVideo, check_film
 from reelforge_qa.segment_film_stats import SegmentFilmStats, segment_film_stats

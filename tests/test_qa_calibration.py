@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from reelforge_encoder.ffmpeg import Codec, FilmPart, compile_film, ffmpeg_exe
+from reelforge_encoder.ffmpeg import Codec, FilmPart, ffmpeg_exe
+from reelforge_encoder.film_joins import compile_film
 from reelforge_qa.calibration import CASES, CLEAN, FPS, FRAMES, Outcome, build, pyscenedetect_cuts, run_case
 from reelforge_qa.film_checks import check_film
 from reelforge_qa.transitions import detect_cuts, read_film

@@ -185,31 +185,35 @@ def _overrides(
 
 
 def _render(board: Any, inputs: list[Path], out: Path, preset: str, codec_name: str) -> dict[str, Any]:
+    from reelforge_encoder.audio import mux
     from reelforge_encoder.codecs import build_codec
     from reelforge_encoder.ffmpeg import encode_frames, ffmpeg_exe
-    from reelforge_encoder.film_assembly import make_film, narration_needs_espeak
+    from reelforge_encoder.film_assembly import make_film, narration_needs_espeak, sound_of_segment, spoken
     from reelforge_encoder.look import film_fps, segment_look
+    from reelforge_shared.media import probe
 
     espeak = shutil.which("espeak-ng")
-    for i, seg in enumerate(board.segments):
-        if seg.spoken is not None and espeak is None:
+    voiced = [not source.is_dir() and probe(source, count_frames=False).has_audio for source in inputs]
+    for i, has_sound in enumerate(voiced):
+        if spoken(board, i, has_sound) is not None and espeak is None:
             raise ValueError(narration_needs_espeak(i))
     codec = build_codec(ffmpeg_exe(), codec_name, preset)
     (out / "segments").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reelforge-encode-") as tmp:
         work = Path(tmp)
         (work / "inputs").mkdir()
-        segments = []
+        segments, sounds = [], []
         for n, (source, seg) in enumerate(zip(inputs, board.segments, strict=True), start=1):
             frames = _numbered(source, work / "inputs")
             target = out / "segments" / f"{n:03d}.mp4"
-            segments.append(
-                encode_frames(
-                    frames, seg.fps, board.output.width, board.output.height, target, codec, segment_look(board, seg, frames)
-                )
-            )
+            # A clip's own sound (seed 004's speech and effects) stays with it, in the segment and in the film.
+            sound = sound_of_segment(board, n - 1, source if voiced[n - 1] else None, _local, espeak, work, codec.exe)
+            look = segment_look(board, seg, frames)
+            video = encode_frames(frames, seg.fps, board.output.width, board.output.height, work / f"{n:03d}.mp4", codec, look)
+            segments.append(mux(video, sound, target, codec.exe) if sound else Path(shutil.move(video, target)))
+            sounds.append(sound)
             console.print(f"segment {n}/{len(inputs)} {target}")
-        result = make_film(board, segments, work, codec, film_fps(board), lambda field, ref: _local(field, ref), espeak)
+        result = make_film(board, segments, work, codec, film_fps(board), _local, espeak, sounds=sounds)
         shutil.move(result.film, out / "final.mp4")
         for path in result.renditions.values():
             shutil.move(path, out / path.name)

@@ -263,6 +263,7 @@ class SegmentEncoded(SegmentEvent):
     height: int
     duration_s: float
     model: ModelInfo
+    has_audio: bool = Field(False, description="the segment MP4 carries sound (the model's, narration or an audio file)")
 
 
 class QaGate(BaseModel):

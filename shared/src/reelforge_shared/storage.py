@@ -60,6 +60,17 @@ class Keys:
         return f"{Keys.segment(job_id, index, attempt)}/audio.wav"
 
     @staticmethod
+    def segment_sound(video_key: str) -> str:
+        """A segment's whole sound (its clip's audio, narration or audio file; levelled, exactly its length) beside its
+        video, as FLAC: the film lays these end to end under the video it joins by copy. Absent: a silent segment."""
+        return f"{video_key.removesuffix('.mp4')}.sound.flac"
+
+    @staticmethod
+    def segment_thumbnail(video_key: str) -> str:
+        """A segment's still (JPEG, its middle frame at the delivery size) beside its video, made as the segment is encoded."""
+        return f"{video_key.removesuffix('.mp4')}.thumbnail.jpg"
+
+    @staticmethod
     def segment_piece(video_key: str, j: int, rendition: str | None = None) -> str:
         """A segment's ``j``-th piece (of a crop: ``9x16``, ``1x1``) beside its video: the film joins pieces by copy."""
         return f"{video_key.removesuffix('.mp4')}{'_' + rendition if rendition else ''}.part{j}.mp4"

@@ -1,4 +1,9 @@
-"""The film's sound: narration cues per segment, a music bed ducked under them, one loudness (EBU R128).
+"""The film's sound: each segment's own sound, a music bed ducked under them, one loudness (EBU R128).
+
+A segment's sound is made as the segment is encoded (``segment_sound``): the audio its clip brought
+(a model that makes sound, a seed 004 clip with speech and effects), its narration (espeak-ng) or its
+audio file, mixed and cut to the segment's length. The film lays these end to end under the video it
+joins by copy (``lay_end_to_end``), fading across dissolves and fades.
 
 Every clip is first levelled to the same loudness (a linear gain from its measured integrated
 loudness), so the balance and the ducking do not depend on how loud a file was recorded. The mix
@@ -11,7 +16,6 @@ from __future__ import annotations
 import math
 import re
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
@@ -28,15 +32,6 @@ TRUE_PEAK_DB = -1.5  # loudnorm's default true-peak ceiling; leaves room for AAC
 # Ducking: the voice drives a compressor on the music. A voice at -20 LUFS peaks near -14 dBFS, far above
 # the threshold (-34 dBFS), so at ratio 10 the music drops by about 12 dB while someone speaks.
 DUCK = {"threshold": 0.02, "ratio": 10, "attack": 20, "release": 400}
-
-
-@dataclass(frozen=True, slots=True)
-class Cue:
-    """A clip that starts with a segment and is cut at that segment's end."""
-
-    path: Path
-    start_s: float
-    length_s: float
 
 
 def speak(text: str, voice: str, out: Path, espeak: str) -> Path:
@@ -82,32 +77,69 @@ def _levelled(source: Path, target_lufs: float, exe: str, **input_args: object) 
     )
 
 
-def mix(cues: list[Cue], music: Path | None, duration_s: float, out: Path, exe: str) -> Path:
-    """Cues at their segments' starts, the music looped under them and ducked; float WAV of the film's length."""
-    voices = [
-        _levelled(c.path, VOICE_LUFS, exe).filter("atrim", end=c.length_s).filter("adelay", delays=round(c.start_s * 1000), all=1)
-        for c in cues
-    ]
-    voice = None
-    if voices:
-        voice = (
-            voices[0] if len(voices) == 1 else ffmpeg.filter(voices, "amix", inputs=len(voices), normalize=0, duration="longest")
-        )
-        voice = voice.filter("apad", whole_dur=duration_s)
-    if music is None:
-        mixed = voice
-    else:
-        bed = _levelled(music, VOICE_LUFS - MUSIC_UNDER_VOICE_LU, exe, stream_loop=-1).filter("atrim", end=duration_s)
-        if voice is None:
-            mixed = bed
+def segment_sound(sources: list[Path], duration_s: float, out: Path, exe: str) -> Path | None:
+    """A segment's sound: its ``sources`` (its clip's own audio, its narration or audio file) each levelled to the
+    voice level, mixed, cut or padded with silence to exactly ``duration_s``; 48 kHz stereo FLAC. None without sources.
+
+    Made once per segment, as the segment is encoded: the film only lays these end to end.
+    """
+    if not sources:
+        return None
+    voices = [_levelled(path, VOICE_LUFS, exe) for path in sources]
+    sound = voices[0] if len(voices) == 1 else ffmpeg.filter(voices, "amix", inputs=len(voices), normalize=0, duration="longest")
+    samples = round(duration_s * SAMPLE_RATE)
+    sound = sound.filter("apad", whole_len=samples).filter("atrim", end_sample=samples)
+    run(sound.output(str(out), acodec="flac", sample_fmt="s32", ar=SAMPLE_RATE), exe, f"sound {out.name}")
+    return out
+
+
+def lay_end_to_end(
+    sounds: list[Path | None], bounds_s: list[float], fades: list[tuple[float, float]], out: Path, exe: str
+) -> Path:
+    """The film's voice track: segment ``i``'s sound (silence where it has none) from ``bounds_s[i]`` to ``bounds_s[i + 1]``.
+
+    ``fades[i]`` (seconds in, seconds out): a dissolve or fade fades the outgoing sound out over the
+    outgoing picture's share of it and the incoming sound in over the incoming picture's, each sound
+    staying with its own picture (lips stay in sync). Float WAV, sample-exact at the film's length.
+    """
+    edges = [round(t * SAMPLE_RATE) for t in bounds_s]
+    streams = []
+    for i, (path, (fade_in, fade_out)) in enumerate(zip(sounds, fades, strict=True)):
+        samples = edges[i + 1] - edges[i]
+        if path is None:
+            stream = ffmpeg.input(f"anullsrc=r={SAMPLE_RATE}:cl=stereo", f="lavfi").audio
         else:
-            split = voice.filter_multi_output("asplit", 2)
-            to_duck, to_mix = split[0], split[1]
-            ducked = ffmpeg.filter([bed, to_duck], "sidechaincompress", **DUCK)
-            mixed = ffmpeg.filter([ducked, to_mix], "amix", inputs=2, normalize=0, duration="first")
-    if mixed is None:
+            stream = ffmpeg.input(str(path)).audio.filter("apad")
+        stream = (
+            stream.filter("aresample", SAMPLE_RATE)
+            .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+            .filter("atrim", end_sample=samples)
+            .filter("asetpts", "PTS-STARTPTS")
+        )
+        length = samples / SAMPLE_RATE
+        if path is not None and fade_in > 0:
+            stream = stream.filter("afade", t="in", st=0, d=min(fade_in, length), curve="qsin")
+        if path is not None and fade_out > 0:
+            stream = stream.filter("afade", t="out", st=max(0.0, length - fade_out), d=min(fade_out, length), curve="qsin")
+        streams.append(stream)
+    voice = streams[0] if len(streams) == 1 else ffmpeg.concat(*streams, v=0, a=1)
+    run(voice.output(str(out), acodec="pcm_f32le", ar=SAMPLE_RATE), exe, "segment sounds end to end")
+    return out
+
+
+def mix(voice: Path | None, music: Path | None, duration_s: float, out: Path, exe: str) -> Path:
+    """The segments' sounds (levelled, the film's length) with the music looped under them and ducked; float WAV."""
+    if music is not None:
+        mixed = _levelled(music, VOICE_LUFS - MUSIC_UNDER_VOICE_LU, exe, stream_loop=-1).filter("atrim", end=duration_s)
+        if voice is not None:
+            split = ffmpeg.input(str(voice)).audio.filter_multi_output("asplit", 2)
+            ducked = ffmpeg.filter([mixed, split[0]], "sidechaincompress", **DUCK)
+            mixed = ffmpeg.filter([ducked, split[1]], "amix", inputs=2, normalize=0, duration="first")
+    elif voice is not None:
+        mixed = ffmpeg.input(str(voice)).audio
+    else:
         raise ValueError("nothing to mix")
-    mixed = mixed.filter("atrim", end=duration_s)
+    mixed = mixed.filter("apad", whole_dur=duration_s).filter("atrim", end=duration_s)
     run(mixed.output(str(out), acodec="pcm_f32le", ar=SAMPLE_RATE), exe, "audio mix")
     return out
 
@@ -138,28 +170,13 @@ def normalise(mix_wav: Path, target_lufs: float, out: Path, exe: str) -> Path:
 
 
 def mux(video: Path, audio: Path | None, out: Path, exe: str) -> Path:
-    """The video stream as it is, plus the audio stream when there is one (none: no audio stream at all)."""
-    streams = [ffmpeg.input(str(video)).video] + ([ffmpeg.input(str(audio)).audio] if audio else [])
-    run(ffmpeg.output(*streams, str(out), vcodec="copy", acodec="copy", movflags="+faststart"), exe, f"mux {out.name}")
-    return out
+    """The video stream as it is, plus the audio stream when there is one (none: no audio stream at all).
 
-
-def with_sound(video: Path, sound: Path, duration_s: float, out: Path, exe: str) -> Path:
-    """A segment's video stream as it is, and the sound its model made (LTX-2) as AAC, exactly the video's length.
-
-    The model's track is cut or padded with silence to ``duration_s``; resampled to the film's rate and to stereo,
-    so the film takes every segment's sound alike.
+    AAC audio is copied; any other (a segment's FLAC sound) is encoded to AAC on the way in.
     """
-    audio = (
-        ffmpeg.input(str(sound))
-        .audio.filter("aresample", SAMPLE_RATE)
-        .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
-        .filter("apad", whole_dur=duration_s)
-        .filter("atrim", end=duration_s)
-    )
-    stream = ffmpeg.output(
-        ffmpeg.input(str(video)).video, audio, str(out),
-        vcodec="copy", acodec="aac", audio_bitrate=f"{AUDIO_KBPS}k", ar=SAMPLE_RATE, movflags="+faststart",
-    )
-    run(stream, exe, f"sound of {out.name}")
+    streams = [ffmpeg.input(str(video)).video] + ([ffmpeg.input(str(audio)).audio] if audio else [])
+    copy = audio is None or audio.suffix == ".m4a"
+    audio_args = {"acodec": "copy"} if copy else {"acodec": "aac", "audio_bitrate": f"{AUDIO_KBPS}k"}
+    run(ffmpeg.output(*streams, str(out), vcodec="copy", movflags="+faststart", **audio_args), exe, f"mux {out.name}")
     return out
+

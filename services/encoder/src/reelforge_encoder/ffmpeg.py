@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import shutil
-from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import ffmpeg
 
@@ -225,69 +223,3 @@ class FilmPart:
 def film_frames(parts: list[FilmPart], fps: float) -> list[int]:
     """Frames each part contributes at the film's rate (its duration is kept)."""
     return [round(p.frames * fps / p.fps) for p in parts]
-
-
-def _sources(paths: list[Path]) -> list[ffmpeg.nodes.FilterableStream]:
-    """One video stream per part; a file used twice is split, since ffmpeg-python merges identical graph nodes."""
-    uses = Counter(paths)
-    splits = {path: ffmpeg.input(str(path)).video.filter_multi_output("split", n) for path, n in uses.items() if n > 1}
-    taken: Counter[Path] = Counter()
-    streams = []
-    for path in paths:
-        if path in splits:
-            streams.append(splits[path][taken[path]])
-            taken[path] += 1
-        else:
-            streams.append(ffmpeg.input(str(path)).video)
-    return streams
-
-
-def compile_film(
-    parts: list[FilmPart], fps: float, width: int, height: int, out: Path, codec: Codec, logo: Path | None = None
-) -> Path:
-    """Join segments with their transitions (and the logo on top); the film lasts exactly the sum of its segments.
-
-    A dissolve or fade of P frames holds the outgoing segment's last frame for P/2 frames and the
-    incoming segment's first frame for P/2 frames, then cross-fades (or fades through black) over
-    those P frames: the two pads pay for the overlap, so the film is not shortened.
-    """
-    counts = film_frames(parts, fps)
-    overlaps = [round(p.transition_s * fps) if p.transition in _XFADE else 0 for p in parts]
-    overlaps = [o if o >= 2 and i else 0 for i, o in enumerate(overlaps)]  # a transition shorter than two frames is a cut
-    # The timebase is one frame: frame times are exact integers, where AVTB's microseconds round
-    # 1/3 s and a later transition, comparing times against its offset, would take one frame more.
-    frame_tb = str(1 / Fraction(rate(fps)))
-    film: Any = None  # an ffmpeg-python stream once the first part is in
-    total = 0
-    sources = _sources([p.path for p in parts])
-    for i, (part, count) in enumerate(zip(parts, counts, strict=True)):
-        clip = (
-            sources[i]
-            .filter("fps", fps=rate(fps))
-            .filter("scale", width, height, flags="lanczos", out_color_matrix="bt709", out_range="tv")
-            .filter("setsar", 1)
-            .filter("format", "yuv420p")
-            .filter("trim", end_frame=count)
-            .filter("setpts", "PTS-STARTPTS")
-            .filter("settb", frame_tb)  # one timebase for all: xfade refuses inputs whose timebases differ
-        )
-        # Holds are padded onto each clip before it joins the film: tpad on a stream that came out
-        # of xfade restarts its clones inside the stream, and a second transition would gain frames.
-        if overlaps[i]:
-            clip = clip.filter("tpad", start_mode="clone", start=overlaps[i] - overlaps[i] // 2)
-        if i + 1 < len(parts) and overlaps[i + 1]:
-            clip = clip.filter("tpad", stop_mode="clone", stop=overlaps[i + 1] // 2)
-        if film is None:
-            film = clip
-        elif not overlaps[i]:
-            film = ffmpeg.concat(film, clip, v=1, a=0).filter("settb", frame_tb)  # concat answers in AVTB
-        else:
-            offset = (total + overlaps[i] // 2 - overlaps[i]) / fps
-            film = ffmpeg.filter(
-                [film, clip], "xfade", transition=_XFADE[part.transition], duration=overlaps[i] / fps, offset=offset
-            )
-        total += count
-    if logo is not None:
-        film = overlay_logo(film, logo, width, height)
-    run(film.output(str(out), **codec.output_args(fps)), codec.exe, f"film {out.name}")
-    return out

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reelforge_encoder.audio import AUDIO_KBPS, Cue, measure, mix, mux, normalise, speak
+from reelforge_encoder.audio import AUDIO_KBPS, lay_end_to_end, measure, mix, mux, normalise, segment_sound, speak
 from reelforge_encoder.deliver import MB, crop, crop_size, fit, rendition_name, thumbnail
-from reelforge_encoder.ffmpeg import Codec, FilmPart, compile_film
-from reelforge_encoder.film_joins import film_cuts, join_by_copy
-from reelforge_encoder.look import segment_rate
+from reelforge_encoder.ffmpeg import Codec, FilmPart, film_frames
+from reelforge_encoder.film_joins import board_parts, compile_film, film_cuts, join_by_copy, overlaps
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.media import probe
 from reelforge_shared.storyboard import Storyboard
@@ -35,92 +34,111 @@ class FilmResult:
     meta: dict[str, Any]
 
 
-def audio_cues(board: Storyboard, resolve: Resolver, espeak: str | None, work: Path) -> list[Cue]:
-    """Each segment's audio file or spoken narration, placed at the segment's start in the film."""
-    cues, start = [], 0.0
-    for i, seg in enumerate(board.segments):
-        path = None
-        if seg.audio is not None:
-            path = resolve(f"segments[{i}].audio", seg.audio)
-        elif seg.spoken is not None:  # narration text, or the prompt's <S>...<E> (seed 004)
-            if espeak is None:
-                raise PermanentError(narration_needs_espeak(i))
-            path = speak(seg.spoken, board.audio.voice, work / f"narration-{i + 1:03d}.wav", espeak)
-        if path is not None:
-            cues.append(Cue(path, start, seg.duration_s))
-        start += seg.duration_s
-    return cues
+def spoken(board: Storyboard, i: int, clip_has_sound: bool) -> str | None:
+    """What espeak-ng speaks over segment ``i``: its narration, or its prompt's ``<S>...<E>`` (seed 004) unless its clip
+    brought sound of its own (a sound model voiced the tag already)."""
+    seg = board.segments[i]
+    return seg.narration or (None if clip_has_sound else seg.tags.speech)
+
+
+def sound_of_segment(
+    board: Storyboard, i: int, clip: Path | None, resolve: Resolver, espeak: str | None, work: Path, exe: str
+) -> Path | None:
+    """Segment ``i``'s sound (``audio.segment_sound``): ``clip``'s own audio (None: it brought none), with its audio
+    file or its narration spoken by espeak-ng; None for a silent segment."""
+    seg, sources = board.segments[i], [clip] if clip is not None else []
+    if seg.audio is not None:
+        sources.append(resolve(f"segments[{i}].audio", seg.audio))
+    elif (text := spoken(board, i, clip is not None)) is not None:
+        if espeak is None:
+            raise PermanentError(narration_needs_espeak(i))
+        sources.append(speak(text, board.audio.voice, work / f"narration-{i + 1:03d}.wav", espeak))
+    return segment_sound(sources, seg.duration_s, work / f"sound-{i + 1:03d}.flac", exe)
 
 
 def make_film(
     board: Storyboard, segments: list[Path], work: Path, codec: Codec, fps: float, resolve: Resolver, espeak: str | None,
-    pieces: dict[str, list[list[Path]]] | None = None,
+    pieces: dict[str, list[list[Path]]] | None = None, sounds: list[Path | None] | None = None,
 ) -> FilmResult:
     """Film (``work/final.mp4``) and renditions from the encoded segments, in storyboard order.
 
     With ``pieces`` (rendition name, ``master`` for the film, -> each segment's pieces, encoded by
     ``film_joins``' cut with the logo burnt in) the film and those renditions are joined by stream
-    copy and only transitions are encoded; a film over the size budget is encoded again whole.
+    copy and only transitions are encoded; otherwise the segment files are encoded again as pieces
+    (``compile_film``). ``sounds`` are the segments' sounds (``sound_of_segment``, made as they were
+    encoded); without them each is made here from the segment file's own audio and the storyboard.
+    A rendition over the size budget is encoded again with the rate capped.
     """
     if len(segments) != len(board.segments):
         raise PermanentError(f"{len(segments)} segment videos for a storyboard of {len(board.segments)} segments")
     exe, duration, size = codec.exe, board.duration_s, (board.output.width, board.output.height)
     budget = int(board.deliverables.max_film_mb * MB)
     logo = resolve("deliverables.logo", board.deliverables.logo) if board.deliverables.logo else None
+    parts = board_parts(board, segments)
+    by_copy = bool(pieces) and film_cuts(parts, fps) is not None
 
-    # 1. Sound: nothing asked for, no audio stream at all.
-    cues = audio_cues(board, resolve, espeak, work)
+    # 1. Sound: each segment's own, end to end, under the music; nothing anywhere: no audio stream at all.
+    if sounds is None:
+        sounds = [
+            sound_of_segment(board, i, path if probe(path, count_frames=False).has_audio else None, resolve, espeak, work, exe)
+            for i, path in enumerate(segments)
+        ]
     music = resolve("audio.music", board.audio.music) if board.audio.music else None
     sound = None
-    if cues or music:
-        sound = normalise(mix(cues, music, duration, work / "mix.wav", exe), board.audio.loudness_lufs, work / "sound.m4a", exe)
+    if any(sounds) or music:
+        voice = _voice(sounds, parts, fps, work / "voice.wav", exe) if any(sounds) else None
+        sound = normalise(mix(voice, music, duration, work / "mix.wav", exe), board.audio.loudness_lufs, work / "sound.m4a", exe)
     audio_kbps = AUDIO_KBPS if sound else 0
 
-    # 2. The master: segments joined with their transitions, logo on top, within the budget.
-    parts = [
-        FilmPart(path, *segment_rate(board, seg.frames, seg.fps), seg.transition.type, seg.transition.duration)
-        for path, seg in zip(segments, board.segments, strict=True)
-    ]
+    def with_sound(video: Path, name: str) -> Path:
+        return mux(video, sound, work / name, exe) if sound else shutil.copyfile(video, work / name)
 
-    def master(c: Codec) -> Path:
-        burnt = bool(pieces)  # segments encoded as pieces carry the logo already
-        video = compile_film(parts, fps, *size, work / "master.mp4", c, logo=None if burnt else logo)
-        return mux(video, sound, work / "final.mp4", exe) if sound else shutil.copyfile(video, work / "final.mp4")
+    # 2. The master: joined by copy from the pieces, or from the segment files; capped when over the budget.
+    if by_copy and pieces:
+        joined = join_by_copy(pieces["master"], parts, fps, work / "joined-master.mp4", codec)
 
-    def joined(name: str, out: str) -> Path | None:
-        """A rendition joined by copy from its pieces; None when there are none or it is over budget."""
-        if not pieces or name not in pieces or film_cuts(parts, fps) is None:
-            return None
-        video = join_by_copy(pieces[name], parts, fps, work / f"joined-{name}.mp4", codec)
-        path = mux(video, sound, work / out, exe) if sound else shutil.copyfile(video, work / out)
-        return path if path.stat().st_size <= budget else None
+        def master(c: Codec) -> Path:
+            video = joined if c == codec else crop(joined, size, fps, work / "capped-master.mp4", c, None)
+            return with_sound(video, "final.mp4")
+    else:
 
-    by_copy = joined("master", "final.mp4")
-    film, cap = (by_copy, None) if by_copy else fit(master, codec, budget, duration, audio_kbps)
-    source = film if by_copy else work / "master.mp4"  # renditions not joined by copy are cut from the master
+        def master(c: Codec) -> Path:
+            return with_sound(compile_film(parts, fps, *size, work / "master.mp4", c, logo), "final.mp4")
 
-    # 3. Renditions cut from the master, each within the same budget, and the thumbnail.
+    film, cap = fit(master, codec, budget, duration, audio_kbps)
+
+    # 3. Renditions: joined by copy from their own pieces, else cut from the master; the thumbnail.
     renditions: dict[str, Path] = {}
     for ratio in board.deliverables.crops:
         name, window = rendition_name(ratio), crop_size(*size, ratio)
+        own = pieces.get(name) if by_copy and pieces else None
+        joined_crop = join_by_copy(own, parts, fps, work / f"joined-{name}.mp4", codec) if own else None
 
-        def cropped(c: Codec, name: str = name, window: tuple[int, int] = window) -> Path:
-            video = crop(source, window, fps, work / f"crop-{name}.mp4", c, logo)
-            return (
-                mux(video, sound, work / f"final_{name}.mp4", exe)
-                if sound
-                else shutil.copyfile(video, work / f"final_{name}.mp4")
-            )
+        def cropped(c: Codec, name: str = name, window: tuple[int, int] = window, joined_crop: Path | None = joined_crop) -> Path:
+            if joined_crop is not None and c == codec:
+                video = joined_crop
+            else:  # the master's logo lies outside every centred crop: each crop gets its own
+                video = crop(film, window, fps, work / f"crop-{name}.mp4", c, logo)
+            return with_sound(video, f"final_{name}.mp4")
 
-        copied = joined(name, f"final_{name}.mp4") if by_copy else None
-        renditions[name] = copied or fit(cropped, codec, budget, duration, audio_kbps)[0]
+        renditions[name] = fit(cropped, codec, budget, duration, audio_kbps)[0]
     if board.deliverables.thumbnail:
         renditions["thumbnail"] = thumbnail(film, duration, work / "final_thumbnail.jpg", exe)
-    return FilmResult(film, renditions, _meta(film, renditions, cap, sound, cues, exe))
+    return FilmResult(film, renditions, _meta(film, renditions, cap, sound, sum(s is not None for s in sounds), exe))
+
+
+def _voice(sounds: list[Path | None], parts: list[FilmPart], fps: float, out: Path, exe: str) -> Path:
+    """The segments' sounds end to end at their pictures' times, faded across each dissolve and fade."""
+    laps = overlaps(parts, fps) + [0]
+    counts = film_frames(parts, fps)
+    bounds = [sum(counts[:i]) / fps for i in range(len(counts) + 1)]
+    # A transition of P frames into segment i: the outgoing picture has P - P // 2 of them, the incoming P // 2.
+    fades = [(laps[i] // 2 / fps, (laps[i + 1] - laps[i + 1] // 2) / fps) for i in range(len(parts))]
+    return lay_end_to_end(sounds, bounds, fades, out, exe)
 
 
 def _meta(
-    film: Path, renditions: dict[str, Path], cap: int | None, sound: Path | None, cues: list[Cue], exe: str
+    film: Path, renditions: dict[str, Path], cap: int | None, sound: Path | None, voiced: int, exe: str
 ) -> dict[str, Any]:
     info = probe(film)
     meta: dict[str, Any] = {
@@ -134,7 +152,7 @@ def _meta(
         "video_kbps_cap": cap,
         "has_audio": info.has_audio,
         "loudness_lufs": measure(sound, exe)["i"] if sound else None,
-        "audio_cues": len(cues),
+        "audio_cues": voiced,  # segments with sound of their own
         "renditions": {},
     }
     for name, path in renditions.items():

@@ -10,21 +10,38 @@ is cut into pieces where a transition begins or ends in it:
 A transition of P frames spans the film frames ``[T - (P - h), T + h)`` around the incoming
 segment's start ``T``: the outgoing segment's last ``P - h`` frames and ``h`` clones of its last
 frame, cross-faded with ``P - h`` clones of the incoming segment's first frame and its first ``h``
-frames. That is exactly what ``ffmpeg.compile_film`` does in one graph. Here each span is a short
-file of its own made from the two pieces beside it, and the film is the list ``piece, span,
-piece, ...`` joined by copy: no frame outside a transition is decoded or encoded again. A GOP also
-starts ``JOIN_LEAD`` frames before each segment's end, so film QA decodes a join from there.
+frames: the two holds pay for the overlap, so the film lasts exactly the sum of its segments. Each
+span is a short file of its own made from the two pieces beside it, and the film is the list
+``piece, span, piece, ...`` joined by copy: no frame outside a transition is decoded or encoded
+again. A GOP also starts ``JOIN_LEAD`` frames before each segment's end, so film QA decodes a join
+from there.
+
+``compile_film`` is the same join from whole segment files that were not encoded for it (another
+rate or size, ``reelforge encode``'s clips, segments over the size budget): each is encoded again
+as pieces first. There is no other film recipe.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import ffmpeg
 
-from reelforge_encoder.ffmpeg import _XFADE, Codec, FilmPart, concat_copy, film_frames, keyframe_args, rate, run
+from reelforge_encoder.ffmpeg import (
+    _XFADE,
+    Codec,
+    FilmPart,
+    concat_copy,
+    encode_pieces,
+    film_frames,
+    keyframe_args,
+    overlay_logo,
+    rate,
+    run,
+)
 from reelforge_encoder.look import segment_rate
 from reelforge_shared.storyboard import Storyboard
 
@@ -32,7 +49,7 @@ JOIN_LEAD = 8  # frames before a segment's end that start a GOP: film QA decodes
 
 
 def overlaps(parts: list[FilmPart], fps: float) -> list[int]:
-    """Frames of the transition into each part (0: a cut); shorter than two frames is a cut, as in ``compile_film``."""
+    """Frames of the transition into each part (0: a cut); shorter than two frames is a cut."""
     found = [round(p.transition_s * fps) if p.transition in _XFADE else 0 for p in parts]
     return [o if o >= 2 and i else 0 for i, o in enumerate(found)]
 
@@ -70,9 +87,13 @@ def film_cuts(parts: list[FilmPart], fps: float) -> list[SegmentCut] | None:
     """Each segment's cut, or None when the segments cannot be joined by copy (a rate differs, transitions overlap)."""
     if any(abs(p.fps - fps) > 1e-6 for p in parts):
         return None  # a slower segment holds frames in the film: that needs a decode
-    counts, laps = film_frames(parts, fps), overlaps(parts, fps)
-    cuts = [SegmentCut(n, laps[i], laps[i + 1] if i + 1 < len(parts) else 0) for i, n in enumerate(counts)]
+    cuts = _cuts(parts, fps)
     return cuts if all(c.valid for c in cuts) else None
+
+
+def _cuts(parts: list[FilmPart], fps: float) -> list[SegmentCut]:
+    counts, laps = film_frames(parts, fps), overlaps(parts, fps)
+    return [SegmentCut(n, laps[i], laps[i + 1] if i + 1 < len(parts) else 0) for i, n in enumerate(counts)]
 
 
 def board_parts(board: Storyboard, paths: list[Path] | None = None) -> list[FilmPart]:
@@ -102,10 +123,10 @@ def _span(tail: Path, head: Path, kind: str, overlap: int, fps: float, out: Path
 
 
 def join_by_copy(pieces: list[list[Path]], parts: list[FilmPart], fps: float, out: Path, codec: Codec) -> Path:
-    """The film from each segment's pieces (``SegmentCut.bounds``): transitions encoded, everything else copied."""
-    cuts = film_cuts(parts, fps)
-    if cuts is None:
-        raise ValueError("these segments cannot be joined by copy")
+    """The film from each segment's pieces at the film's rate (``SegmentCut.bounds``): transitions encoded, the rest copied."""
+    cuts = _cuts(parts, fps)
+    if not all(c.valid for c in cuts):
+        raise ValueError("transitions overlap inside a segment: these segments cannot be joined by copy")
     roles = [dict(zip(cut.roles(), files, strict=True)) for cut, files in zip(cuts, pieces, strict=True)]
     listing: list[Path] = []
     for i, cut in enumerate(cuts):
@@ -116,3 +137,27 @@ def join_by_copy(pieces: list[list[Path]], parts: list[FilmPart], fps: float, ou
             listing.append(roles[i]["body"])
     return concat_copy(listing, out, codec.exe)
 
+
+
+def compile_film(
+    parts: list[FilmPart], fps: float, width: int, height: int, out: Path, codec: Codec, logo: Path | None = None
+) -> Path:
+    """The film from whole segment files (any rate and size): each encoded again at the film's rate and size as pieces
+    at its cut (the logo burnt in), then joined like segments encoded for it: the film lasts exactly the sum of its
+    segments, a slower segment holds its frames."""
+    pieces = []
+    for i, (part, cut) in enumerate(zip(parts, _cuts(parts, fps), strict=True)):
+        video = (
+            ffmpeg.input(str(part.path))
+            .video.filter("fps", fps=rate(fps))
+            .filter("tpad", stop_mode="clone", stop=math.ceil(fps / part.fps) + 1)  # the last frame's whole interval
+            .filter("trim", end_frame=cut.count)
+            .filter("setpts", "PTS-STARTPTS")
+            .filter("scale", width, height, flags="lanczos", out_color_matrix="bt709", out_range="tv")
+            .filter("setsar", 1)
+        )
+        if logo is not None:
+            video = overlay_logo(video, logo, width, height)
+        segment = out.with_name(f"{out.stem}.segment{i:03d}.mp4")
+        pieces.append(encode_pieces(video, cut.bounds, cut.keyframes, fps, segment, codec, f"film segment {i + 1}"))
+    return join_by_copy(pieces, parts, fps, out, codec)

@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from reelforge_encoder.audio import with_sound
+from reelforge_encoder.audio import mux
 from reelforge_encoder.codecs import codec_for_quality
-from reelforge_encoder.deliver import crop_pieces, crop_size, rendition_name
+from reelforge_encoder.deliver import crop_pieces, crop_size, rendition_name, thumbnail
 from reelforge_encoder.ffmpeg import Codec, Look, encode_frames, piece_path
-from reelforge_encoder.film_assembly import Resolver, make_film, narration_needs_espeak
+from reelforge_encoder.film_assembly import Resolver, make_film, narration_needs_espeak, sound_of_segment, spoken
 from reelforge_encoder.film_joins import SegmentCut, board_parts, film_cuts, segment_cut
 from reelforge_encoder.look import film_fps, segment_look, segment_rate
 from reelforge_shared.errors import PermanentError
@@ -60,8 +60,8 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
     seg = board.segments[n - 1]
     if seg.id != event.segment_id:
         raise PermanentError(f"segment {n} is {seg.id!r} in the storyboard, the event says {event.segment_id!r}")
-    if seg.spoken is not None and deps.espeak is None:  # refuse now rather than after the whole film is rendered
-        raise PermanentError(narration_needs_espeak(n - 1))
+    if spoken(board, n - 1, event.audio_key is not None) is not None and deps.espeak is None:
+        raise PermanentError(narration_needs_espeak(n - 1))  # refused now rather than after the whole film is rendered
     key = Keys.segment_video(job, n, event.attempt)
     if not deps.store.exists(deps.bucket, key):
         began = time.perf_counter()
@@ -75,6 +75,8 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
             frames.mkdir()
             for i, frame_key in enumerate(frame_keys):
                 deps.store.get_file(deps.bucket, frame_key, frames / f"{i:04d}.png")
+            clip = deps.store.get_file(deps.bucket, event.audio_key, Path(tmp, "clip.wav")) if event.audio_key else None
+            sound = sound_of_segment(board, n - 1, clip, _resolver(deps, Path(tmp)), deps.espeak, Path(tmp), deps.codec.exe)
             look = segment_look(board, seg, frames)
             cut = segment_cut(board, n, deps.film_fps or film_fps(board))
             if cut is None or segment_rate(board, event.frame_count, event.fps)[1] != (deps.film_fps or film_fps(board)):
@@ -82,12 +84,13 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
             else:
                 _encode_for_copy(board, cut, frames, event, key, Path(tmp), look, deps)
                 video = Path(tmp, "segment.mp4")
-            if event.audio_key is not None:  # the sound the model made with the frames becomes the segment's track
-                frame_count, fps = segment_rate(board, event.frame_count, event.fps)
-                sound = deps.store.get_file(deps.bucket, event.audio_key, Path(tmp, "sound.wav"))
-                video = with_sound(video, sound, frame_count / fps, Path(tmp, "segment-sound.mp4"), deps.codec.exe)
+            still = thumbnail(video, seg.duration_s, Path(tmp, "thumbnail.jpg"), deps.codec.exe)
+            if sound is not None:  # the segment keeps its sound; the film lays the FLAC under its joined pictures
+                deps.store.put_file(deps.bucket, Keys.segment_sound(key), sound, "audio/flac")
+                video = mux(video, sound, Path(tmp, "segment-sound.mp4"), deps.codec.exe)
             timings = {"encode_s": round(time.perf_counter() - began, 2)}
             deps.store.put_json(deps.bucket, Keys.segment_timings(job, n, event.attempt), timings)
+            deps.store.put_file(deps.bucket, Keys.segment_thumbnail(key), still, "image/jpeg")
             deps.store.put_file(deps.bucket, key, video, "video/mp4")  # last: it marks the segment (and its pieces) done
     frame_count, fps = segment_rate(board, event.frame_count, event.fps)
     return [
@@ -100,6 +103,7 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
             height=event.height,
             duration_s=frame_count / fps,
             model=event.model,
+            has_audio=deps.store.exists(deps.bucket, Keys.segment_sound(key)),
         )
     ]
 
@@ -145,6 +149,20 @@ def _film_pieces(
     return pieces
 
 
+def _film_sounds(deps: EncoderDeps, board: Storyboard, keys: list[str], work: Path) -> list[Path | None]:
+    """Each segment's sound as its encode stored it; a segment encoded before sounds were stored gets its narration or
+    audio file here (a silent one: None)."""
+
+    def fetch(i: int) -> Path | None:
+        sound = Keys.segment_sound(keys[i])
+        if deps.store.exists(deps.bucket, sound):
+            return deps.store.get_file(deps.bucket, sound, work / f"sound-{i + 1:03d}.flac")
+        return sound_of_segment(board, i, None, _resolver(deps, work), deps.espeak, work, deps.codec.exe)
+
+    with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:
+        return list(pool.map(fetch, range(len(keys))))
+
+
 def _segment_video_key(deps: EncoderDeps, job: str, n: int) -> str:
     """The delivered attempt's video (the uploader's marker names it); the first attempt's without a marker."""
     marker = Keys.delivered_marker(job, n)
@@ -182,7 +200,8 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
             paths = [work / f"{n:03d}.mp4" for n in range(1, len(keys) + 1)]
             if pieces is None:
                 paths = [deps.store.get_file(deps.bucket, key, path) for key, path in zip(keys, paths, strict=True)]
-            result = make_film(board, paths, work, deps.codec, fps, _resolver(deps, work), deps.espeak, pieces)
+            sounds = _film_sounds(deps, board, keys, work)
+            result = make_film(board, paths, work, deps.codec, fps, _resolver(deps, work), deps.espeak, pieces, sounds)
             deliverables = {name: Keys.rendition(job, name, event.version) for name in result.renditions}
             uploads = [(deliverables[name], path, "image/jpeg" if path.suffix == ".jpg" else "video/mp4")
                        for name, path in result.renditions.items()] + [(film_key, result.film, "video/mp4")]

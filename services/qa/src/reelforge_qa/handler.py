@@ -63,7 +63,7 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
     else:
         with tempfile.TemporaryDirectory(prefix="reelforge-qa-") as tmp:
             video = deps.store.get_file(deps.bucket, event.video_key, Path(tmp, "segment.mp4"))
-            expected = Expected(event.width, event.height, event.fps, event.frame_count)
+            expected = Expected(event.width, event.height, event.fps, event.frame_count, event.has_audio)
             began = time.perf_counter()
             report = score_video(video, expected, deps.thresholds, deps.sample_frames)
             stats = segment_film_stats(video, deps.film_thresholds.sample_frames if deps.film_thresholds else 8)

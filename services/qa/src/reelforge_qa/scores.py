@@ -51,7 +51,7 @@ class Expected:
     height: int
     fps: float
     frame_count: int
-    audio: bool = False  # segments are silent: the encoder writes no audio stream
+    audio: bool = False  # a segment has sound only when it brought some (a model's, narration, an audio file)
 
 
 @dataclass(frozen=True, slots=True)
