@@ -77,8 +77,6 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
         "jobs/j-5f1c2e7a9b/segments/001/audio.wav",
     ),
     "peak_vram_bytes": ("peak GPU memory PyTorch allocated while rendering; unset on a CPU", 35970351104),
-    "audio_key": ("work-bucket key of the sound the model made with the frames (WAV); the encoder keeps it in the segment",
-                  "jobs/j-5f1c2e7a9b/segments/001/audio.wav"),
     "has_audio": ("the segment MP4 carries sound (the model's, narration or an audio file)", False),
     "video_key": ("work-bucket key of the segment's MP4", "jobs/j-5f1c2e7a9b/segments/001/segment.mp4"),
     "score": ("0 (bad) to 1 (good)", 0.93),
