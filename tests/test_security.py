@@ -209,8 +209,19 @@ async def test_a_film_is_made_with_each_service_under_its_own_identity(
             assert response.status_code == 202, response.text
         completed = JobCompleted.model_validate_json(await asyncio.wait_for(done, timeout=300))
         await nc.close()
+        # uvicorn's own lines: a request it cannot parse (the token in its URL), and lines as its loggers write them
+        host, port = stack.gateway_url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET /v1/jobs?token={api_token} HTTP/1.1\r\nHost: x\r\nno colon {api_token}\r\n\r\n".encode())
+        await writer.drain()
+        await reader.read()
+        writer.close()
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            logging.getLogger(name).warning('%s - "GET /v1/jobs?token=%s HTTP/1.1" 401', "127.0.0.1:5", api_token)
     assert completed.film_storage_provider == "gitlab" and gitlab_standin.uploads  # the uploader used its token
     text = logs.getvalue()
     assert '"event"' in text  # the run logged
+    assert "Invalid HTTP request received" in text  # uvicorn's own warning went through the same handler
+    assert text.count('"GET /v1/jobs?token=***') == 3, text[-3000:]  # uvicorn, uvicorn.error, uvicorn.access
     assert not [s for s in secrets if s in text]
 

@@ -1,7 +1,8 @@
 """structlog, configured once: JSON when stderr is not a terminal (containers), console otherwise.
 
 Secrets never reach a log line. Three guards, for structlog events and for the standard logging of
-libraries (nats, urllib3, uvicorn) alike:
+libraries (nats, urllib3, uvicorn) alike (uvicorn's loggers lose the handlers of its default logging
+config and write through the root handler; the gateway starts uvicorn with ``log_config=None``):
 - a field whose name says secret (password, token, secret key ...) is replaced whole;
 - the value of every secret setting (each ``SecretStr`` of a service's settings, registered when
   the service is built) is cut out of any text it appears in, an error message included;
@@ -22,6 +23,7 @@ from pydantic import BaseModel, SecretStr
 _SECRET_WORDS = ("secret", "password", "token", "access_key", "authorization", "credential", "api_key", "dsn")
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@")
 _MASK = "***"
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 _secrets: set[str] = set()
 
 
@@ -116,6 +118,9 @@ def configure_logging(level: str = "INFO", json: bool | None = None, stream: Tex
     logging.basicConfig(level=level.upper(), stream=stream, format="%(message)s", force=True)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_RedactingFilter())
+    for server in UVICORN_LOGGERS:  # its own handlers (uvicorn's default config) would write past the redaction
+        logging.getLogger(server).handlers.clear()
+        logging.getLogger(server).propagate = True
     for noisy in ("nats", "urllib3", "httpx", "diffusers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(

@@ -92,7 +92,8 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
         settings.default_image_to_video_model, settings.max_video_duration, settings.sync_timeout_s,
         settings.max_image_bytes, settings.max_image_pixels, settings.allow_test_model,
     ))
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", lifespan="off")
+    # log_config=None: uvicorn's own handlers would bypass redaction; its loggers go through the root handler instead
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", lifespan="off", log_config=None)
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
     await stop.wait()
