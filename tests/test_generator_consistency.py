@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,20 @@ def test_reference_image_steers_the_frames_through_the_ip_adapter(model_cache: P
     assert renderer.pipe.unet.encoder_hid_proj is not None
     assert all(np.abs(_pixels(with_reference[i]) - _pixels(plain[i])).mean() > 1 for i in (0, 1))
     assert dict(renderer.render(SPEC, [0, 1])) == plain  # a segment without one: the adapter weighs nothing
+
+
+def test_concurrent_segments_on_one_renderer_each_render_with_their_own_ip_adapter_scale(
+    model_cache: Path, reference: str
+) -> None:
+    """A segment with a reference (scale 0.6) and one without (scale 0) at once: each gets the images it gets alone."""
+    renderer = _renderer(model_cache)
+    specs = {"referenced": SPEC.model_copy(update={"reference_images": [reference]}), "plain": SPEC}
+    alone = {name: dict(renderer.render(spec, [0, 1, 2])) for name, spec in specs.items()}
+    assert alone["referenced"] != alone["plain"]
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(2):
+            futures = {name: pool.submit(lambda s: dict(renderer.render(s, [0, 1, 2])), spec) for name, spec in specs.items()}
+            assert {name: f.result() for name, f in futures.items()} == alone
 
 
 def test_unreadable_reference_image_is_invalid_input_naming_it(model_cache: Path, tmp_path: Path) -> None:

@@ -5,6 +5,11 @@ images) is encoded once per segment and shared by every call; each frame starts 
 segment's shared latent plus a slow per-frame walk (:mod:`reelforge_generator.latents`); with
 ``img2img_strength`` > 0 frames after the first are img2img from frame 0, the keyframe. All of it
 depends only on the spec and the frame index, so any subset of frames renders the same images.
+
+The IP-Adapter scale is the segment's (the configured weight with reference images, 0 without) but
+lives on the shared UNet, with no per-call argument in diffusers: it travels in the conditioning and
+is set right before each pipeline call, both under the renderer's pipeline lock, so concurrent
+segments each render with their own scale.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import RenderSpec
 
 log = structlog.get_logger("reelforge.generator")
+IP_ADAPTER_SCALE = "ip_adapter_scale"  # the key of the segment's IP-Adapter scale in its conditioning (not a pipeline argument)
 
 
 def batched(conditioning: dict[str, object], n: int) -> dict[str, object]:
@@ -48,6 +54,7 @@ class PerFrame:
         settings, defaults = self.settings, self.defaults
         self.steps = settings.steps or defaults.get("default_steps", 30)
         self.guidance = settings.guidance_scale if settings.guidance_scale is not None else defaults.get("default_guidance", 7.5)
+        self.pipe_lock = context.pipe_lock
         self._img2img: Any = None  # a diffusers image-to-image pipeline, made on first use
         self._ip_adapter = False
         self._keyframes: dict[tuple, torch.Tensor] = {}
@@ -62,7 +69,7 @@ class PerFrame:
             else:
                 self._load_ip_adapter()
         if self._ip_adapter:
-            conditioning["ip_adapter_image_embeds"] = self._reference_embeds(spec, plan)
+            conditioning |= self._reference_conditioning(spec.reference_images, plan)
         return conditioning
 
     def next_unit(self, spec: RenderSpec, remaining: list[int], batch: int) -> tuple[list[int], list[int]]:
@@ -107,15 +114,21 @@ class PerFrame:
         self, pipe: Any, conditioning: dict[str, object], plan: RenderPlan, output_type: str = "pt", **kwargs: Any
     ) -> torch.Tensor:
         n = len(kwargs["latents"]) if "latents" in kwargs else len(kwargs["image"])
-        return pipe(
-            **batched(conditioning, n),
-            **kwargs,
-            height=plan.height,
-            width=plan.width,
-            num_inference_steps=self.steps,
-            guidance_scale=self.guidance,
-            output_type=output_type,
-        ).images
+        arguments = batched(conditioning, n)
+        with self.pipe_lock:  # the scale set here is the one this call renders with
+            if self._ip_adapter and IP_ADAPTER_SCALE not in arguments:  # prepared before another segment loaded it
+                arguments |= self._reference_conditioning([], plan)
+            if IP_ADAPTER_SCALE in arguments:
+                pipe.set_ip_adapter_scale(arguments.pop(IP_ADAPTER_SCALE))
+            return pipe(
+                **arguments,
+                **kwargs,
+                height=plan.height,
+                width=plan.width,
+                num_inference_steps=self.steps,
+                guidance_scale=self.guidance,
+                output_type=output_type,
+            ).images
 
     def _keyframe(self, spec: RenderSpec, conditioning: dict[str, object], plan: RenderPlan) -> torch.Tensor:
         """Frame 0's denoised latents, the start of every chained frame; rendered again only for a new segment."""
@@ -153,17 +166,19 @@ class PerFrame:
         if found is None:
             raise PermanentError("the model has no IP-Adapter; set REELFORGE_IP_ADAPTER")
         source, subfolder, weight = found
-        self.pipe.load_ip_adapter(source, subfolder=subfolder, weight_name=weight)
-        self._ip_adapter = True
+        with self.pipe_lock:  # not while another segment's call runs
+            if not self._ip_adapter:
+                self.pipe.load_ip_adapter(source, subfolder=subfolder, weight_name=weight)
+                self._ip_adapter = True
 
-    def _reference_embeds(self, spec: RenderSpec, plan: RenderPlan) -> list[torch.Tensor]:
-        """The cast's reference images, encoded once; a segment without any weighs a blank image at zero."""
-        references = load_references(spec.reference_images) or [Image.new("RGB", (plan.width, plan.height))]
-        self.pipe.set_ip_adapter_scale(self.settings.ip_adapter_scale if spec.reference_images else 0.0)
-        return self.pipe.prepare_ip_adapter_image_embeds(
+    def _reference_conditioning(self, sources: list[str], plan: RenderPlan) -> dict[str, object]:
+        """The cast's reference images, encoded once, and their scale; a segment without any weighs a blank image at zero."""
+        references = load_references(sources) or [Image.new("RGB", (plan.width, plan.height))]
+        embeds = self.pipe.prepare_ip_adapter_image_embeds(
             ip_adapter_image=[references],
             ip_adapter_image_embeds=None,
             device=self.pipe._execution_device,
             num_images_per_prompt=1,
             do_classifier_free_guidance=self.guidance > 1,
         )
+        return {"ip_adapter_image_embeds": embeds, IP_ADAPTER_SCALE: self.settings.ip_adapter_scale if sources else 0.0}

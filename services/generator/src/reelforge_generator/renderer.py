@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -168,6 +169,7 @@ class FrameRenderer:
         self.last_run: RunReport | None = None
         self._offloaded = False
         self._keyframers: dict[str, FrameRenderer] = {}
+        self.pipe_lock = threading.Lock()  # strategies set a pipeline setting and call the pipeline under it (strategy.py)
         self._encoder = ThreadPoolExecutor(2, thread_name_prefix="png")  # two: one frame per core on the smallest machines
         metrics.watch(self.gpu)
 
@@ -192,7 +194,7 @@ class FrameRenderer:
         pipe.set_progress_bar_config(disable=True)
         self.levers = apply_levers(pipe, self.settings, self.device)
         self.pipe, self._offloaded = pipe, False
-        self.kind = kind(ModelContext(pipe, self.settings, marker, path, keyframer=self._keyframe))
+        self.kind = kind(ModelContext(pipe, self.settings, marker, path, keyframer=self._keyframe, pipe_lock=self.pipe_lock))
         self.defaults = marker
         self.model = ModelInfo(name=name, pipeline=type(pipe).__name__, random_weights=bool(marker.get("random_weights")))
         return self.model

@@ -3,13 +3,17 @@
 A strategy knows how one kind of pipeline turns a :class:`RenderSpec` into frames: what a segment's
 calls share (``prepare``), which frames one call renders (``next_unit``) and the call itself
 (``run``). The renderer owns everything around it (guards, timing, PNG encoding). Strategies
-keep no per-job state on the shared pipeline: what a job needs travels in ``conditioning``.
+keep no per-job state on the shared pipeline: what a job needs travels in ``conditioning``. Where
+diffusers offers no per-call argument for a setting and it must be set on the pipeline (the
+IP-Adapter scale lives in the UNet's attention processors), the strategy sets it and calls the
+pipeline under the renderer's ``pipe_lock``, so two jobs on one renderer never see each other's.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -32,6 +36,7 @@ class ModelContext:
     defaults: dict
     model_path: str
     keyframer: Keyframer | None = None
+    pipe_lock: threading.Lock = field(default_factory=threading.Lock)  # the renderer's: held to set a pipeline setting and call
 
 
 @dataclass(slots=True)
