@@ -13,6 +13,7 @@ import pytest
 from reelforge.stack import local_stack
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import JobCancelled, SegmentRequested
+from reelforge_tiny import resolve_model
 
 GOOD = {
     "title": "t",
@@ -67,6 +68,35 @@ async def test_bad_storyboard_is_refused_with_the_field_and_nothing_published(ga
     body = assert_error_shape(await client.post("/v1/jobs", json=board), 422, "invalid_storyboard")
     assert field in [e["field"] for e in body["details"]["fields"]] and field in body["message"]
     assert await _messages(stack.settings) == 0
+
+
+WAN_ID = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"  # not in this machine's cache: the gateway knows its family by the id alone
+
+
+@pytest.mark.parametrize("gateway", [{"model": WAN_ID}], indirect=True)  # the generator's REELFORGE_MODEL
+async def test_a_prompt_its_model_cannot_read_whole_is_refused_naming_the_field_and_the_limit(gateway, model_cache) -> None:
+    stack, client = gateway
+    wan = resolve_model("reelforge/tiny-wan", model_cache)  # its own tokenizer: one token per character, UMT5 reads 512
+    sd = resolve_model("reelforge/tiny-sd", model_cache)  # CLIP: any length (encoded in chunks)
+    board = {"segments": [
+        {"id": "fits", "prompt": "apple " * 100, "model": wan},  # 500 characters: 501 tokens with the end token
+        {"id": "cut", "prompt": "apple " * 103, "model": wan},  # 515 + 1
+        {"id": "clip", "prompt": "apple " * 300, "model": sd},
+        {"id": "default", "prompt": "a " * 520},  # the default model, files unseen: at least a token a word, and the end
+        {"id": "default-fits", "prompt": "a " * 500},
+    ]}
+    body = assert_error_shape(await client.post("/v1/jobs", json=board), 422, "invalid_storyboard")
+    fields = {e["field"]: e["message"] for e in body["details"]["fields"]}
+    assert list(fields) == ["segments[1].prompt", "segments[3].prompt"]
+    cut = fields["segments[1].prompt"]
+    assert "is 516 tokens" in cut and "UMT5 text encoder) reads at most 512" in cut and "shorten it by 4" in cut
+    assert "at least 521 tokens" in fields["segments[3].prompt"] and WAN_ID in fields["segments[3].prompt"]
+    assert await _messages(stack.settings) == 0
+    video = await client.post("/api/video/text-to-video", json={"prompt": "apple " * 103, "model": wan, "duration": 1})
+    assert assert_error_shape(video, 422, "invalid_request")["details"]["fields"][0]["field"] == "prompt"
+    assert await _messages(stack.settings) == 0
+    board["segments"] = [s for s in board["segments"] if s["id"] not in {"cut", "default"}]
+    assert (await client.post("/v1/jobs", json=board)).status_code == 202
 
 
 async def test_a_10mb_body_is_refused_before_parsing(gateway) -> None:

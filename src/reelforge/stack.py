@@ -36,17 +36,24 @@ def env_name(setting: str, info: Any) -> str:
 
 
 def settings_table() -> str:
-    """Markdown table of every setting of every service (common ones once)."""
-    rows, seen = ["| variable | used by | default | meaning |", "| --- | --- | --- | --- |"], set()
+    """Markdown table of every setting of every service (common ones once).
+
+    A setting several services read (REELFORGE_MODEL: the generator renders with it, the gateway checks
+    prompts against it) is one row naming them all, described by the first that gives it a default.
+    """
+    readers: dict[str, list[str]] = {}
+    infos: dict[str, Any] = {}
     for name in SERVICE_MODULES:
         for setting, info in service_module(name).Settings.model_fields.items():
-            if setting in seen:
-                continue
-            seen.add(setting)
-            default = info.default.get_secret_value() if hasattr(info.default, "get_secret_value") else info.default
-            shown = "unset" if default is None else f"`{default}`"
-            used_by = "all" if setting in CommonSettings.model_fields else name
-            rows.append(f"| `{env_name(setting, info)}` | {used_by} | {shown} | {info.description} |")
+            readers.setdefault(setting, []).append(name)
+            if setting not in infos or (infos[setting].default is None and info.default is not None):
+                infos[setting] = info
+    rows = ["| variable | used by | default | meaning |", "| --- | --- | --- | --- |"]
+    for setting, info in infos.items():
+        default = info.default.get_secret_value() if hasattr(info.default, "get_secret_value") else info.default
+        shown = "unset" if default is None else f"`{default}`"
+        used_by = "all" if setting in CommonSettings.model_fields else ", ".join(readers[setting])
+        rows.append(f"| `{env_name(setting, info)}` | {used_by} | {shown} | {info.description} |")
     return "\n".join(rows)
 
 

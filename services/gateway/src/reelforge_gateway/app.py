@@ -8,6 +8,7 @@ bearer token and is rate limited per token (:mod:`reelforge_gateway.auth`); ``/h
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
@@ -25,6 +26,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from reelforge_gateway.auth import Access, caller_of
 from reelforge_gateway.errors import ERROR_RESPONSES, ApiError, ErrorBody, install_error_handlers
+from reelforge_gateway.prompt_fit import prompt_errors
 from reelforge_gateway.submit import new_job_id, submit_job
 from reelforge_shared.bus import Bus
 from reelforge_shared.errors import InvalidInput
@@ -60,6 +62,7 @@ class GatewayDeps:
     sse_heartbeat_s: float = 15.0
     webhook_allow_private: bool = False
     delivery_bucket: str = "f1-video-clips"
+    default_model: str | None = None  # the generator's REELFORGE_MODEL: prompts of segments that name no model fit it
 
 
 def get_deps(request: Request) -> GatewayDeps:
@@ -171,13 +174,17 @@ def create_app(deps: GatewayDeps) -> FastAPI:
         """Submit a storyboard (JSON or YAML body, optional top-level `webhook_url`).
 
         202 with a Location header. A bad storyboard gets 422 naming each failing field, and nothing
-        is published. The same Idempotency-Key with the same body returns the same job; with another
-        body it gets 409 and nothing is published. If that job failed, it resumes from the work already
+        is published; so does a prompt longer than its model's text encoder reads (field, count and limit
+        named), where the model has a limit (T5/UMT5, Gemma, Qwen encoders; CLIP families read any
+        length). The same Idempotency-Key with the same body returns the same job; with another body
+        it gets 409 and nothing is published. If that job failed, it resumes from the work already
         stored: its delivered segments stay, its failed ones are rendered again from the frames stored.
         """
         caller = caller_of(request)
         body = await _read_body(request, deps.max_body_bytes)
         board, webhook_url = _parse_submission(body, deps.webhook_allow_private)
+        if errors := await asyncio.to_thread(prompt_errors, board, default_model=deps.default_model):
+            raise StoryboardInvalid(errors)
         digest = hashlib.sha256(body).hexdigest()
         job_id = new_job_id(f"{caller}\n{idempotency_key}") if idempotency_key else new_job_id()
         if idempotency_key and (existing := await deps.ledger.get(job_id)) is not None:

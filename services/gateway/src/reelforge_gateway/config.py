@@ -17,6 +17,11 @@ class GatewaySettings(CommonSettings):
         None,
         description="PostgreSQL URL for the media_assets table (uploader writes, gateway reads); unset: rows in the work bucket",
     )
+    model: str | None = Field(
+        None,
+        description="the generator's REELFORGE_MODEL: prompts of segments that name no model are checked against "
+        "its text encoder's limit (unset: only models the storyboard names are checked)",
+    )
     default_text_to_video_model: str = Field(
         "damo-vilab/text-to-video-ms-1.7b",
         description="model of /api/video/text-to-video when none or an unavailable one is asked for (`run`/`up`: tiny-zeroscope)",

@@ -83,6 +83,7 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
     deps = GatewayDeps(
         bus, store, service.ledger, settings.work_bucket, settings.max_body_bytes, service.health, access,
         settings.max_jobs_in_flight, settings.sse_heartbeat_s, settings.webhook_allow_private, settings.delivery_bucket,
+        settings.model,
     )
     app = create_app(deps)
     database = settings.assets_database_url.get_secret_value() if settings.assets_database_url else None

@@ -17,6 +17,8 @@ stored video.
   ``_IMAGE_TO_VIDEO_MODEL`` and the response says so (``X-Reelforge-Model-Fallback`` and, in a 202,
   ``model_fallback``: seed 002's ``model_not_found`` body). If the default is unavailable too: 503
   ``model_not_found``.
+- **Prompts that cannot fit.** A prompt longer than the model's text encoder reads is refused (422,
+  ``prompt`` named with its count and the limit; :mod:`reelforge_gateway.prompt_fit`).
 - **Errors** use seed 002's shape ``{error, message, details, timestamp}``.
 """
 
@@ -35,6 +37,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reelforge_gateway.errors import ApiError, ErrorBody, error_response
+from reelforge_gateway.prompt_fit import prompt_errors
 from reelforge_gateway.submit import submit_job
 from reelforge_shared.bus import Bus
 from reelforge_shared.ledger import Ledger
@@ -217,6 +220,9 @@ async def _run(kind: Kind, params: VideoParams, deps: VideoDeps, image: bytes | 
             await asyncio.to_thread(deps.store.put_bytes, deps.work_bucket, key, image, "image/png")
             image_url = deps.store.url(deps.work_bucket, key)
         board = _storyboard(kind, params, seed, image_url)
+        if errors := await asyncio.to_thread(prompt_errors, board, model):  # longer than the model's text encoder reads
+            fields = [{"field": "prompt", "message": e["message"]} for e in errors]
+            raise VideoError(422, "invalid_request", f"prompt: {fields[0]['message']}", fields=fields)
         await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id, model=model)
     status = await _wait(deps.ledger, job_id, deps.sync_timeout_s)
     headers = {"X-Reelforge-Job": job_id, "X-Reelforge-Model": model, "X-Reelforge-Cache": "hit" if cached else "miss"}

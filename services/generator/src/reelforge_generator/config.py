@@ -15,7 +15,8 @@ Switch = Literal["auto", "on", "off"]  # auto: on for CUDA devices, off on the C
 class GeneratorSettings(CommonSettings):
     model: str = Field(
         TINY_SD,
-        description=f"Hugging Face id (warm cache) or local path; {TINY_SD} is the built-in tiny random-weight test model",
+        description=f"model of segments that name none: Hugging Face id (warm cache) or local path; {TINY_SD} is the built-in "
+        "tiny random-weight test model (the gateway checks prompts against its text encoder's limit)",
     )
     allow_test_model: bool = Field(
         False,
