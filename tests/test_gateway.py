@@ -78,24 +78,27 @@ async def test_a_prompt_its_model_cannot_read_whole_is_refused_naming_the_field_
     stack, client = gateway
     wan = resolve_model("reelforge/tiny-wan", model_cache)  # its own tokenizer: one token per character, UMT5 reads 512
     sd = resolve_model("reelforge/tiny-sd", model_cache)  # CLIP: any length (encoded in chunks)
+    ltx2 = resolve_model("reelforge/tiny-ltx2", model_cache)  # Gemma, 1024: it reads the speech too, one token per character
     board = {"segments": [
         {"id": "fits", "prompt": "apple " * 100, "model": wan},  # 500 characters: 501 tokens with the end token
         {"id": "cut", "prompt": "apple " * 103, "model": wan},  # 515 + 1
         {"id": "clip", "prompt": "apple " * 300, "model": sd},
         {"id": "default", "prompt": "a " * 520},  # the default model, files unseen: at least a token a word, and the end
         {"id": "default-fits", "prompt": "a " * 500},
+        {"id": "says-too-much", "prompt": "apple " * 190 + "<S>" + "hello " * 12 + "<E>", "model": ltx2},  # 951 + 75
     ]}
     body = assert_error_shape(await client.post("/v1/jobs", json=board), 422, "invalid_storyboard")
     fields = {e["field"]: e["message"] for e in body["details"]["fields"]}
-    assert list(fields) == ["segments[1].prompt", "segments[3].prompt"]
+    assert list(fields) == ["segments[1].prompt", "segments[3].prompt", "segments[5].prompt"]
     cut = fields["segments[1].prompt"]
     assert "is 516 tokens" in cut and "UMT5 text encoder) reads at most 512" in cut and "shorten it by 4" in cut
     assert "at least 521 tokens" in fields["segments[3].prompt"] and WAN_ID in fields["segments[3].prompt"]
+    assert "with its speech and sound is 1026 tokens" in fields["segments[5].prompt"] and "1024" in fields["segments[5].prompt"]
     assert await _messages(stack.settings) == 0
     video = await client.post("/api/video/text-to-video", json={"prompt": "apple " * 103, "model": wan, "duration": 1})
     assert assert_error_shape(video, 422, "invalid_request")["details"]["fields"][0]["field"] == "prompt"
     assert await _messages(stack.settings) == 0
-    board["segments"] = [s for s in board["segments"] if s["id"] not in {"cut", "default"}]
+    board["segments"] = [s for s in board["segments"] if s["id"] not in {"cut", "default", "says-too-much"}]
     assert (await client.post("/v1/jobs", json=board)).status_code == 202
 
 

@@ -29,6 +29,16 @@ def compose_prompt(board: Storyboard, seg: Segment) -> str:
     return ", ".join(clean for p in parts if (clean := p.strip().rstrip(PART_END)))
 
 
+def sound_prompt(spec: RenderSpec) -> str:
+    """What a model that makes sound reads: the picture prompt, then what is said and heard (seed 004's tags) in plain words."""
+    parts = [spec.prompt.strip()]
+    if spec.speech:
+        parts.append(f'Someone says: "{spec.speech.strip()}".')
+    if spec.audio_caption:
+        parts.append(f"Sound: {spec.audio_caption.strip()}.")
+    return " ".join(p for p in parts if p)
+
+
 def segment_seed(board: Storyboard, seg: Segment, index: int, attempt: int = 1) -> int:
     """Seed 001: a character's segments take seeds from its series (1000, 1001, ...) in film order."""
     if seg.seed is not None:

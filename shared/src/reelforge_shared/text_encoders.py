@@ -34,6 +34,7 @@ class Family:
     pipelines: tuple[str, ...]  # diffusers pipeline classes (``_class_name`` in model_index.json)
     model_ids: tuple[str, ...]  # shell patterns of Hugging Face ids, matched case-insensitively
     text_encoder: TextEncoder
+    hears_tags: bool = False  # makes sound: reads seed 004's speech and sound captions after the picture prompt
 
 
 UMT5 = TextEncoder("UMT5", max_tokens=512, special_tokens=1)  # WanPipeline's max_sequence_length; the end-of-sequence token
@@ -46,6 +47,7 @@ FAMILIES: tuple[Family, ...] = (
         ("LTX2Pipeline", "LTX2ImageToVideoPipeline"),
         ("lightricks/ltx-2*", "reelforge/tiny-ltx2*"),
         TextEncoder("Gemma 3", max_tokens=1024, special_tokens=1),
+        hears_tags=True,
     ),
     # HunyuanVideo15Pipeline reads 1000 tokens of its chat template after the system message: the user turn's
     # markers and the assistant's opening (about 8 tokens) come out of them.

@@ -11,8 +11,9 @@ gateway has no torch and usually no copy of the model, so it judges from what it
   whitespace-separated words (these tokenizers never join two words into one token). Only a prompt
   certain not to fit is refused; the generator checks the exact count again before it renders.
 
-The prompt checked is the composed one (action, cast, place, style, light: what the model reads);
-the error names the segment's ``prompt`` field, the only part that is the segment's own.
+The prompt checked is what the model reads: the composed one (action, cast, place, style, light),
+for a model that makes sound followed by seed 004's speech and sound captions. The error names the
+segment's ``prompt`` field, the part that is the segment's own.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from huggingface_hub import try_to_load_from_cache
 from tokenizers import Tokenizer
 
-from reelforge_shared.specs import compose_prompt
+from reelforge_shared.specs import render_spec, sound_prompt
 from reelforge_shared.storyboard import Storyboard
 from reelforge_shared.text_encoders import Family, family_of
 
@@ -107,6 +108,13 @@ def prompt_errors(board: Storyboard, model: str | None = None, default_model: st
             continue
         if chosen not in limits:
             limits[chosen] = prompt_limit(chosen)
-        if (limit := limits[chosen]) is not None and (why := limit.refusal(compose_prompt(board, seg), "the composed prompt")):
+        if (limit := limits[chosen]) is None:
+            continue
+        spec = render_spec(board, i + 1)
+        if limit.family.hears_tags:
+            why = limit.refusal(sound_prompt(spec), "the composed prompt with its speech and sound")
+        else:
+            why = limit.refusal(spec.prompt, "the composed prompt")
+        if why:
             errors.append({"field": f"segments[{i}].prompt", "message": why})
     return errors

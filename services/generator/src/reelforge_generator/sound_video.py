@@ -24,11 +24,12 @@ from PIL import Image, ImageOps
 
 from reelforge_generator.clips import Clips
 from reelforge_generator.fallback import RenderPlan
-from reelforge_generator.prompts import PROMPT_REPORT, PromptReport, count_tokens, model_prompt
+from reelforge_generator.prompts import PROMPT_REPORT, PromptReport, count_tokens
 from reelforge_generator.references import load_references
 from reelforge_generator.strategy import Clip, ModelContext
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import RenderSpec
+from reelforge_shared.specs import sound_prompt
 
 DEFAULT_MAX_TOKENS = 1024  # LTX2Pipeline's max_sequence_length
 PIPELINE_MULTIPLE = 32  # LTX2Pipeline refuses sizes that are not multiples of 32
@@ -44,16 +45,6 @@ CALL_KNOBS = (
     "spatio_temporal_guidance_blocks",
     "use_cross_timestep",
 )
-
-
-def sound_prompt(spec: RenderSpec) -> str:
-    """The picture prompt, then what is said and what is heard (seed 004's tags) in plain words."""
-    parts = [model_prompt(spec).strip()]
-    if spec.speech:
-        parts.append(f'Someone says: "{spec.speech.strip()}".')
-    if spec.audio_caption:
-        parts.append(f"Sound: {spec.audio_caption.strip()}.")
-    return " ".join(p for p in parts if p)
 
 
 def frames_for_call(n: int, temporal: int) -> int:
