@@ -39,6 +39,7 @@ FAMILIES = [  # model, pipeline class read from it, how it makes frames
     ("reelforge/tiny-animatediff", "AnimateDiffPipeline", "text-to-video"),
     ("reelforge/tiny-svd", "StableVideoDiffusionPipeline", "image-to-video"),
     ("reelforge/tiny-wan", "WanPipeline", "text-to-video"),
+    ("reelforge/tiny-wan-i2v", "WanImageToVideoPipeline", "image-to-video"),
 ]
 
 
@@ -66,7 +67,7 @@ def test_each_family_renders_a_segment_and_resumes_it(
     assert generated.frame_count == 3 and generated.degraded is None
     frames = {i: store.get_bytes(settings.work_bucket, Keys.frame(job, 1, i)) for i in range(3)}
     images = [_pixels(frames[i]) for i in range(3)]
-    height = 64 if model == "reelforge/tiny-wan" else 72  # Wan's sizes are multiples of 16 (VAE 8x, patch 2)
+    height = 64 if model.startswith("reelforge/tiny-wan") else 72  # Wan's sizes are multiples of 16 (VAE 8x, patch 2)
     assert {img.shape for img in images} == {(height, 128, 3)}
     assert all(img.std() > 1 for img in images) and len(set(frames.values())) == 3  # real pictures (noise), not blanks
     # Resume: frame 1 lost; per-frame models render it alone, video models its whole clip (frames 0-1), and it comes back.
@@ -103,8 +104,13 @@ def test_a_model_that_cannot_be_loaded_is_a_permanent_error(model_cache: Path, t
         renderer.setup(str(tmp_path / "no-such-model"))
 
 
-def test_a_prompt_longer_than_a_t5_encoder_reads_is_refused_naming_field_and_limit(model_cache: Path) -> None:
-    renderer = FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache), model="reelforge/tiny-wan", steps=2))
+@pytest.mark.parametrize("model", ["reelforge/tiny-wan", "reelforge/tiny-wan-i2v"])
+def test_a_prompt_longer_than_a_t5_encoder_reads_is_refused_naming_field_and_limit(model: str, model_cache: Path) -> None:
+    renderer = FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache), model=model, steps=2))
     renderer.setup()
     with pytest.raises(InvalidInput, match=r"segments\[\]\.prompt: 601 tokens, .* at most 512"):
         list(renderer.render(SPEC.model_copy(update={"prompt": "a" * 600}), [0]))
+    with pytest.raises(InvalidInput, match=r"style\.negative_prompt: 513 tokens, .* at most 512"):
+        list(renderer.render(SPEC.model_copy(update={"negative_prompt": "b" * 512}), [0]))
+    list(renderer.render(SPEC.model_copy(update={"prompt": "a" * 511}), [0]))  # 511 and the end token: the whole window
+    assert renderer.last_run.prompt.as_dict() == {"prompt": "a" * 511, "prompt_tokens": 511, "prompt_tokens_dropped": 0}

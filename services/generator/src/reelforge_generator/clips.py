@@ -22,7 +22,7 @@ from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.latents import frame_generators, frame_latents
 from reelforge_generator.prompts import PROMPT_REPORT, encode_prompt
 from reelforge_generator.references import load_references
-from reelforge_generator.strategy import Clip, ModelContext
+from reelforge_generator.strategy import Clip, Keyframer, ModelContext
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import RenderSpec
 
@@ -108,12 +108,7 @@ class ImageToVideo(Clips):
         self.keyframer = context.keyframer
 
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
-        """The conditioning image: the first character's reference image, else the segment's keyframe."""
-        if spec.reference_images:
-            image = load_references(spec.reference_images[:1])[0]
-        else:
-            image = self._keyframe(spec, plan)
-        return {"image": ImageOps.fit(image, plan.size, Image.Resampling.LANCZOS)}  # cropped to the shot's aspect, not squeezed
+        return {"image": conditioning_image(spec, plan, self.keyframe_model, self.keyframer)}
 
     def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> Clip:
         return Clip(
@@ -133,10 +128,21 @@ class ImageToVideo(Clips):
             ).frames[0]
         )
 
-    def _keyframe(self, spec: RenderSpec, plan: RenderPlan) -> Image.Image:
-        if self.keyframe_model is None or self.keyframer is None:
-            raise PermanentError(
-                "image-to-video needs a conditioning image: give the segment's characters a reference_image "
-                "or set REELFORGE_KEYFRAME_MODEL to a text-to-image model"
-            )
-        return self.keyframer(self.keyframe_model, spec, plan)
+
+def conditioning_image(
+    spec: RenderSpec, plan: RenderPlan, keyframe_model: str | None, keyframer: Keyframer | None
+) -> Image.Image:
+    """What an image-to-video model starts from: the first character's reference image, else the segment's keyframe.
+
+    Cropped to the shot's aspect (not squeezed) at the render size.
+    """
+    if spec.reference_images:
+        image = load_references(spec.reference_images[:1])[0]
+    elif keyframe_model is None or keyframer is None:
+        raise PermanentError(
+            "image-to-video needs a conditioning image: give the segment's characters a reference_image "
+            "or set REELFORGE_KEYFRAME_MODEL to a text-to-image model"
+        )
+    else:
+        image = keyframer(keyframe_model, spec, plan)
+    return ImageOps.fit(image, plan.size, Image.Resampling.LANCZOS)

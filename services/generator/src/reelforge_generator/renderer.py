@@ -40,7 +40,7 @@ from reelforge_generator.prompts import PROMPT_REPORT, PromptReport
 from reelforge_generator.sound_video import SoundImageToVideo, SoundTextToVideo
 from reelforge_generator.speed import apply_levers, attention_kernels
 from reelforge_generator.strategy import ModelContext, Strategy
-from reelforge_generator.transformer_video import TransformerTextToVideo
+from reelforge_generator.transformer_video import TransformerImageToVideo, TransformerTextToVideo
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import ModelInfo, RenderSpec
 from reelforge_tiny import TINY_MODELS, model_marker, resolve_model
@@ -54,6 +54,7 @@ KINDS: dict[str, Callable[[ModelContext], Strategy]] = {  # pipeline class -> ho
     "WanPipeline": TransformerTextToVideo,
     "LTX2Pipeline": SoundTextToVideo,
     "LTX2ImageToVideoPipeline": SoundImageToVideo,
+    "WanImageToVideoPipeline": TransformerImageToVideo,
 }
 
 

@@ -1,15 +1,20 @@
-"""Video transformers with a T5-family text encoder (Wan 2.x text-to-video): clips of 4k+1 frames.
+"""Video transformers with a T5-family text encoder (Wan 2.x text-to-video and image-to-video): clips of 4k+1 frames.
 
 Clip boundaries and resume are :class:`~reelforge_generator.clips.Clips`'; a clip is denoised from the
 clip's own seeded noise. The text encoder reads at most ``max_sequence_length`` tokens: a prompt
 longer than that is refused (a permanent error naming the field and the limit), never cut.
+Image-to-video starts every clip from the segment's conditioning image (a character's reference
+image, else the keyframe), as Stable Video Diffusion does (:func:`~reelforge_generator.clips.conditioning_image`).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from reelforge_generator.clips import Clips
+from diffusers import WanPipeline
+
+from reelforge_generator.clips import Clips, conditioning_image
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport, count_tokens, model_prompt
 from reelforge_generator.strategy import Clip, ModelContext
@@ -20,6 +25,15 @@ from reelforge_shared.events import RenderSpec
 def frames_for_call(n: int) -> int:
     """The smallest 4k+1 frame count holding ``n`` frames (the video VAE compresses time 4x after frame 0)."""
     return (max(n, 1) + 2) // 4 * 4 + 1
+
+
+def fitting_tokens(tokenizer: Any, text: str, field: str, limit: int, specials: int) -> int:
+    """Tokens of ``text`` by the model's own tokenizer; refused (naming ``field`` and the limit) if they and the
+    ``specials`` the encoder adds (an end-of-sequence token, a chat template) exceed what the encoder reads."""
+    tokens = count_tokens(tokenizer, text)
+    if tokens + specials > limit:
+        raise InvalidInput(f"{field}: {tokens + specials} tokens, the model's text encoder reads at most {limit}; shorten it")
+    return tokens
 
 
 class TransformerTextToVideo(Clips):
@@ -34,18 +48,14 @@ class TransformerTextToVideo(Clips):
 
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
         prompt = model_prompt(spec)
-        tokens = count_tokens(self.pipe.tokenizer, prompt) + 1  # and the end-of-sequence token
-        if tokens > self.max_tokens:
-            limit = self.max_tokens
-            raise InvalidInput(f"segments[].prompt: {tokens} tokens, the model's text encoder reads at most {limit}; shorten it")
-        positive, negative = self.pipe.encode_prompt(
-            prompt=prompt,
-            negative_prompt=spec.negative_prompt or "",
-            do_classifier_free_guidance=self.guidance > 1,
-            max_sequence_length=self.max_tokens,
-            device=self.pipe._execution_device,
-        )
-        conditioning: dict[str, object] = {"prompt_embeds": positive, PROMPT_REPORT: PromptReport(prompt, tokens - 1)}
+        tokens = fitting_tokens(self.pipe.tokenizer, prompt, "segments[].prompt", self.max_tokens, specials=1)
+        fitting_tokens(self.pipe.tokenizer, spec.negative_prompt or "", "style.negative_prompt", self.max_tokens, specials=1)
+        # WanPipeline's own encoding (its pipelines share it). WanImageToVideoPipeline's copy calls ftfy, an optional
+        # package, unconditionally; WanPipeline's skips that Unicode clean-up where ftfy is not installed.
+        embed = partial(WanPipeline._get_t5_prompt_embeds, self.pipe, max_sequence_length=self.max_tokens)
+        positive = embed(prompt=prompt, device=self.pipe._execution_device)
+        negative = embed(prompt=spec.negative_prompt or "", device=self.pipe._execution_device) if self.guidance > 1 else None
+        conditioning: dict[str, object] = {"prompt_embeds": positive, PROMPT_REPORT: PromptReport(prompt, tokens)}
         if negative is not None:
             conditioning["negative_prompt_embeds"] = negative
         return conditioning
@@ -62,3 +72,17 @@ class TransformerTextToVideo(Clips):
             output_type="pt",
         )
         return Clip(out.frames[0][: len(frames)])
+
+
+class TransformerImageToVideo(TransformerTextToVideo):
+    """Wan 2.x image-to-video: the prompt as for text-to-video, and the conditioning image."""
+
+    kind = "image-to-video"
+
+    def __init__(self, context: ModelContext) -> None:
+        super().__init__(context)
+        self.keyframe_model = self.settings.keyframe_model or self.defaults.get("keyframe_model")
+        self.keyframer = context.keyframer
+
+    def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
+        return super().prepare(spec, plan) | {"image": conditioning_image(spec, plan, self.keyframe_model, self.keyframer)}

@@ -25,6 +25,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "reelforge/tiny-wan": wan.build_tiny_wan,
     "reelforge/tiny-ltx2": ltx2.build_tiny_ltx2,
     "reelforge/tiny-ltx2-i2v": ltx2.build_tiny_ltx2_i2v,
+    "reelforge/tiny-wan-i2v": wan.build_tiny_wan_i2v,
 }
 TINY_MODELS = tuple(BUILDERS)
 

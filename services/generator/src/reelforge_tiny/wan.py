@@ -1,4 +1,4 @@
-"""Tiny Wan 2.x (text-to-video): a flow-matching video transformer, the Wan VAE and a UMT5 text encoder.
+"""Tiny Wan 2.x (text-to-video and image-to-video): a flow-matching video transformer, the Wan VAE, a UMT5 text encoder.
 
 The tokenizer is built here with the ``tokenizers`` library (nothing to download): one token per
 character, so two prompts that differ anywhere get different inputs. Sizes after diffusers' own
@@ -10,9 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanPipeline, WanTransformer3DModel
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+from transformers import (
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    CLIPVisionModel,
+    PreTrainedTokenizerFast,
+    UMT5Config,
+    UMT5EncoderModel,
+)
 
 from reelforge_tiny.common import save_atomically
 
@@ -29,9 +36,7 @@ def tiny_t5_tokenizer(max_length: int = MAX_SEQUENCE_LENGTH) -> PreTrainedTokeni
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, model_max_length=max_length, **specials)
 
 
-def build_tiny_wan(path: Path, seed: int = 0) -> Path:
-    """Wan 2.x text-to-video: WanTransformer3DModel, AutoencoderKLWan, UMT5, UniPC with flow sigmas."""
-    tokenizer = tiny_t5_tokenizer()
+def _text_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> UMT5EncoderModel:
     torch.manual_seed(seed)
     config = UMT5Config(
         vocab_size=len(tokenizer),
@@ -45,32 +50,74 @@ def build_tiny_wan(path: Path, seed: int = 0) -> Path:
         eos_token_id=1,
         decoder_start_token_id=0,
     )
-    text_encoder = UMT5EncoderModel(config)
+    return UMT5EncoderModel(config)
+
+
+def _vae(seed: int) -> AutoencoderKLWan:
     torch.manual_seed(seed)
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True])
-    torch.manual_seed(seed)
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=16,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
+    return AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
     )
-    scheduler = UniPCMultistepScheduler(flow_shift=3.0, prediction_type="flow_prediction", use_flow_sigmas=True)
-    pipe = WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler)
-    marker = {
-        "family": "wan",
-        "default_width": 128,
-        "default_steps": 4,
-        "default_guidance": 5.0,
-        "clip_frames": 5,
-        "max_sequence_length": MAX_SEQUENCE_LENGTH,
-    }
+
+
+def _transformer(seed: int, **extra: object) -> WanTransformer3DModel:
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(
+        **{
+            "patch_size": (1, 2, 2),
+            "num_attention_heads": 2,
+            "attention_head_dim": 12,
+            "in_channels": 16,
+            "out_channels": 16,
+            "text_dim": 32,
+            "freq_dim": 256,
+            "ffn_dim": 32,
+            "num_layers": 2,
+            "cross_attn_norm": True,
+            "qk_norm": "rms_norm_across_heads",
+            "rope_max_seq_len": 32,
+            **extra,
+        }
+    )
+
+
+def _scheduler() -> UniPCMultistepScheduler:
+    return UniPCMultistepScheduler(flow_shift=3.0, prediction_type="flow_prediction", use_flow_sigmas=True)
+
+
+DEFAULTS = {"family": "wan", "default_width": 128, "default_steps": 4, "default_guidance": 5.0, "clip_frames": 5}
+
+
+def build_tiny_wan(path: Path, seed: int = 0) -> Path:
+    """Wan 2.x text-to-video: WanTransformer3DModel, AutoencoderKLWan, UMT5, UniPC with flow sigmas."""
+    tokenizer = tiny_t5_tokenizer()
+    pipe = WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=_text_encoder(tokenizer, seed),
+        vae=_vae(seed),
+        transformer=_transformer(seed),
+        scheduler=_scheduler(),
+    )
+    return save_atomically(pipe, path, DEFAULTS | {"max_sequence_length": MAX_SEQUENCE_LENGTH}, seed)
+
+
+def build_tiny_wan_i2v(path: Path, seed: int = 0) -> Path:
+    """Wan 2.1 image-to-video: the text-to-video parts, a CLIP image encoder, and a transformer that also reads
+    the conditioning image's latents (16 channels) and mask (4) beside the noise (16)."""
+    tokenizer = tiny_t5_tokenizer()
+    torch.manual_seed(seed)
+    config = CLIPVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
+    )
+    image_encoder = CLIPVisionModel(config)
+    pipe = WanImageToVideoPipeline(
+        tokenizer=tokenizer,
+        text_encoder=_text_encoder(tokenizer, seed),
+        vae=_vae(seed),
+        transformer=_transformer(seed, in_channels=36, image_dim=config.hidden_size),
+        scheduler=_scheduler(),
+        image_encoder=image_encoder,
+        image_processor=CLIPImageProcessor(crop_size=config.image_size, size=config.image_size),
+    )
+    marker = DEFAULTS | {"max_sequence_length": MAX_SEQUENCE_LENGTH, "keyframe_model": "reelforge/tiny-sd"}
     return save_atomically(pipe, path, marker, seed)
