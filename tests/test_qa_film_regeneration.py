@@ -7,6 +7,7 @@ hands to the generator (the tiny SD model with its IP-Adapter) as a work-bucket 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,8 @@ async def test_a_light_or_location_fault_is_rendered_again_steered_by_a_frame_of
     assert regen.segment_before[check] < 0.85 <= (regen.segment_after[check] or 0)
     html = store.get_bytes(bucket, Keys.report_html(job, 2)).decode()
     assert "Regenerated for continuity" in html and key in html
+    assert re.search(f"Regenerated for continuity in film version 1: [^<]*{check} ", html)  # on the segment's card too
+    assert re.search(r"<td>sharpness</td><td>[\d.]+</td><td>0.2</td><td>(ok|FAILED)</td><td>worst frame \d+", html)  # filled in
 
 
 def _pixels(png: bytes) -> np.ndarray:

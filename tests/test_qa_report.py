@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reelforge_qa.calibration import CASES, run_case
-from reelforge_qa.job_report import JobReport, Timings, attempt_result, segment_result
+from reelforge_qa.job_report import JobReport, Regeneration, Timings, attempt_result, segment_result
 from reelforge_qa.report_html import render_html, thumbnail_strip
 
 
@@ -52,6 +52,26 @@ def test_report_html_highlights_failures(flash_report: tuple[JobReport, dict[str
     assert 'fill="#c0392b"><title>s2 flicker' in html  # a red dot in the plot
     assert "attempt 1: flicker" in html and "<td>flicker</td><td>2</td>" in html  # before/after and failure counts
     assert "<title>s1 light: " in html  # light continuity is plotted beside the gates
+    # Character and location continuity per segment (its median pair): the flash segment stands out, its partners do not.
+    assert 'fill="#c0392b"><title>s2 character: ' in html and "<title>s1 character: " in html
+    assert "<title>s1 location: " in html and 'fill="#c0392b"><title>s1 character' not in html
+
+
+def test_report_html_shows_a_continuity_regeneration_before_and_after(
+    flash_report: tuple[JobReport, dict[str, bytes]],
+) -> None:
+    report, thumbnails = flash_report
+    regen = Regeneration(
+        index=2, segment_id="s2", check="character:hero", reason="continuity: character:hero 0.34 < 0.85",
+        requested_in_version=1, before=0.34, after=0.91, segment_before={"character:hero": 0.34, "light:field": 0.7},
+        segment_after={"character:hero": 0.93, "light:field": 0.97}, seed=8921, reference_segment_id="s1",
+        reference_key="jobs/j/segments/002/attempt-2/reference.png",
+    )
+    html = render_html(report.model_copy(update={"regenerations": [regen]}), thumbnails)
+    assert "Regenerated for continuity" in html and "<td>8921</td>" in html
+    assert "a frame of s1 (<code>jobs/j/segments/002/attempt-2/reference.png</code>)" in html
+    assert "character:hero 0.340 → 0.930" in html and "light:field 0.700 → 0.970" in html  # in the table and on s2's card
+    assert "Regenerated for continuity in film version 1: character:hero 0.340 → 0.930" in html
 
 
 def test_thumbnail_strip_is_one_row_of_frames(tmp_path: Path) -> None:

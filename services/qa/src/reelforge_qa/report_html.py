@@ -1,12 +1,13 @@
 """report.html: the job report for people, rendered from :class:`~reelforge_qa.job_report.JobReport` by a Jinja2 template.
 
 One self-contained file: no scripts, no network. Failures first, then every gate score (and each
-segment's light continuity) plotted across the film with the thresholds (inline SVG; each failed
+segment's character, location and light continuity) plotted across the film with the thresholds (inline SVG; each failed
 score is a red dot, each join a vertical line, red when it failed; hovering shows the detail
 through SVG titles), then one card per segment: a strip of thumbnails (inline base64 JPEG), the
 prompt it was rendered from, its timings (render, encode, QA, peak VRAM), its gates with
 thresholds and details (failed ones highlighted), and for a regenerated segment every attempt's
-scores, before and after. Then the film's continuity checks (each pair and its components) and
+scores, before and after. Then the continuity-driven regenerations (new seed, reference
+frame, scores before and after), the film's continuity checks (each pair and its components) and
 its joins. The template is ``templates/report.html.j2``; this module only computes coordinates.
 """
 
@@ -62,13 +63,29 @@ def _timeline(report: JobReport) -> list[tuple[float, float]]:
 
 
 def _series(report: JobReport) -> dict[str, list[tuple[int, float, bool]]]:
-    """Each gate (and light continuity) as (segment position, score, failed)."""
+    """Each gate and each kind of continuity as (segment position, score, failed).
+
+    Character and location continuity: a segment's median judged pair over its checks, so the
+    segment that breaks a check stands out (its pairs all fail) and its partners do not (one pair
+    each). Light: the segment's score against its location's median.
+    """
     series: dict[str, list[tuple[int, float, bool]]] = {}
     for i, seg in enumerate(report.segments):
         for name, gate in seg.gates.items():
             series.setdefault(name, []).append((i, gate.score, not gate.passed))
     if report.film_qa:
         threshold = report.film_qa.threshold
+        for kind, checks in (("character", report.film_qa.characters), ("location", report.film_qa.locations)):
+            pairs: dict[str, list[float]] = {}
+            for check in checks:
+                for p in check.pairs:
+                    if p.gated:
+                        for s in (p.a, p.b):
+                            pairs.setdefault(s, []).append(p.score)
+            for i, seg in enumerate(report.segments):
+                if seg.id in pairs:
+                    typical = float(np.median(pairs[seg.id]))
+                    series.setdefault(kind, []).append((i, typical, typical < threshold))
         light = {p.a: p.score for check in report.film_qa.light for p in check.pairs if p.gated}
         for i, seg in enumerate(report.segments):
             if seg.id in light:
@@ -131,8 +148,11 @@ def render_html(report: JobReport, thumbnails: dict[str, bytes] | None = None) -
     film = report.film_qa
     failures = [f"{seg.id}: {', '.join(seg.qa_failed_gates)}" for seg in report.segments if seg.qa_failed_gates]
     failures += film.failures if film else []
+    redone: dict[str, list[Any]] = {}
+    for r in report.regenerations:
+        redone.setdefault(r.segment_id, []).append(r)
     cards = [
-        {"seg": seg, "start": start, "end": start + duration, "timing": _timing(seg),
+        {"seg": seg, "start": start, "end": start + duration, "timing": _timing(seg), "redone": redone.get(seg.id, []),
          "strip": base64.b64encode(thumbnails[seg.id]).decode() if thumbnails.get(seg.id) else None}
         for seg, (start, duration) in zip(report.segments, timeline, strict=True)
     ]
