@@ -124,14 +124,18 @@ def test_ltx2_image_to_video_shares_the_weights_and_conditions_on_the_reference_
     t2v, i2v = (Path(resolve_model(name, model_cache)) for name in ("reelforge/tiny-ltx2", "reelforge/tiny-ltx2-i2v"))
     weights = sorted(p.relative_to(t2v) for p in t2v.rglob("*.safetensors"))
     assert weights and all((t2v / w).read_bytes() == (i2v / w).read_bytes() for w in weights)
+    spec = render_spec(parse_storyboard(STORYBOARD), 1).model_copy(update={"frames": 2})
+    images = {}
+    for colour in ("red", "blue"):
+        Image.new("RGB", (64, 36), colour).save(tmp_path / f"{colour}.png")
+        images[colour] = spec.model_copy(update={"reference_images": [str(tmp_path / f"{colour}.png")]})
     renderer = _renderer(model_cache, "reelforge/tiny-ltx2-i2v")
     renderer.setup()
     assert (renderer.model.pipeline, renderer.kind.kind) == ("LTX2ImageToVideoPipeline", "image-to-video")
-    frames = {}
-    for colour in ((220, 30, 30), (30, 30, 220)):
-        reference = tmp_path / f"{colour[0]}.png"
-        Image.new("RGB", (64, 36), colour).save(reference)
-        spec = render_spec(parse_storyboard(STORYBOARD), 1).model_copy(update={"reference_images": [str(reference)], "frames": 2})
-        frames[colour] = dict(renderer.render(spec, [0, 1]))[0]
-        assert renderer.last_run.sound[0].shape[-1] == 16_000 * 2 // 8  # with sound: 2 frames at 8 fps
-    assert len(set(frames.values())) == 2  # the picture starts from the reference image
+    frames = {colour: dict(renderer.render(shot, [0, 1])) for colour, shot in images.items()}
+    assert renderer.last_run.sound[0].shape[-1] == 16_000 * 2 // 8  # with sound: 2 frames at 8 fps
+    assert frames["red"] != frames["blue"]  # the picture starts from the reference image
+    # The text-to-video model starts from a segment's reference image too, with the same parts: the same frames.
+    text = _renderer(model_cache)
+    text.setup()
+    assert dict(text.render(images["red"], [0, 1])) == frames["red"] != dict(text.render(spec, [0, 1]))

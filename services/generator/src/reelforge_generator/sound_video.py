@@ -7,9 +7,12 @@ The Gemma text encoder reads at most ``max_sequence_length`` tokens (the pipelin
 to it): a longer prompt is refused, naming the field and the limit, never cut.
 
 Each call returns its clip's waveform, cut or padded with silence to the clip's frames' duration,
-so the clips of a segment join into one track as long as the segment. Image-to-video (the same
-weights under ``LTX2ImageToVideoPipeline``) conditions on the first character's reference image, else
-on a keyframe rendered by a text-to-image model, as Stable Video Diffusion does.
+so the clips of a segment join into one track as long as the segment.
+
+Image-to-video is the same weights under ``LTX2ImageToVideoPipeline``. A text-to-video LTX-2 starts
+from the first character's reference image when the segment has one (the image-to-video pipeline over
+the loaded parts, nothing loaded twice); a model saved as image-to-video always starts from an image:
+that reference image, else a keyframe rendered by a text-to-image model, as Stable Video Diffusion does.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import wave
 from typing import Any
 
 import torch
+from diffusers import LTX2ImageToVideoPipeline
 from PIL import Image, ImageOps
 
 from reelforge_generator.clips import Clips
@@ -59,6 +63,11 @@ def fit_audio(audio: torch.Tensor, samples: int) -> torch.Tensor:
     return torch.nn.functional.pad(audio, (0, samples - audio.shape[-1]))
 
 
+def fit(image: Image.Image, plan: RenderPlan) -> Image.Image:
+    """Cropped to the shot's aspect and size, not squeezed."""
+    return ImageOps.fit(image, plan.size, Image.Resampling.LANCZOS)
+
+
 def wav_bytes(audio: torch.Tensor, sample_rate: int) -> bytes:
     """``(channels, samples)`` floats in -1..1 -> a 16-bit PCM WAV file."""
     pcm = (audio.float().clamp(-1, 1) * 32767).round().to(torch.int16).T.contiguous().numpy()  # interleaved
@@ -86,6 +95,11 @@ class SoundTextToVideo(Clips):
         # The pipeline asks for multiples of 32 (the real VAE's downscale), whatever the model's own downscale.
         downscale = self.pipe.vae_spatial_compression_ratio * self.pipe.transformer_spatial_patch_size
         self.size_multiple = math.lcm(PIPELINE_MULTIPLE, downscale)
+        # The same parts under the image-to-video pipeline, for segments that bring a reference image.
+        self.image_pipe = self.pipe
+        if not isinstance(self.pipe, LTX2ImageToVideoPipeline):
+            self.image_pipe = LTX2ImageToVideoPipeline(**{k: v for k, v in self.pipe.components.items() if v is not None})
+            self.image_pipe.set_progress_bar_config(disable=True)
 
     def _cfg(self) -> bool:
         audio = self.knobs.get("audio_guidance_scale", 7.0)  # the pipeline's default
@@ -114,10 +128,13 @@ class SoundTextToVideo(Clips):
         }
         if negative is not None:
             conditioning |= {"negative_prompt_embeds": negative, "negative_prompt_attention_mask": negative_mask}
+        if spec.reference_images:  # the first character's reference image: the shot starts from it
+            conditioning["image"] = fit(load_references(spec.reference_images[:1])[0], plan)
         return conditioning
 
     def call(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> Any:
-        return self.pipe(
+        pipe = self.image_pipe if "image" in conditioning else self.pipe
+        return pipe(
             **conditioning,
             num_frames=frames_for_call(len(frames), self.pipe.vae_temporal_compression_ratio),
             frame_rate=spec.fps,
@@ -149,13 +166,11 @@ class SoundImageToVideo(SoundTextToVideo):
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
         """The prompt, and the conditioning image: the first character's reference image, else the segment's keyframe."""
         conditioning = super().prepare(spec, plan)
-        if spec.reference_images:
-            image = load_references(spec.reference_images[:1])[0]
-        elif self.keyframe_model is not None and self.keyframer is not None:
-            image = self.keyframer(self.keyframe_model, spec, plan)
-        else:
+        if "image" in conditioning:
+            return conditioning
+        if self.keyframe_model is None or self.keyframer is None:
             raise PermanentError(
                 "image-to-video needs a conditioning image: give the segment's characters a reference_image "
                 "or set REELFORGE_KEYFRAME_MODEL to a text-to-image model"
             )
-        return conditioning | {"image": ImageOps.fit(image, plan.size, Image.Resampling.LANCZOS)}
+        return conditioning | {"image": fit(self.keyframer(self.keyframe_model, spec, plan), plan)}
