@@ -19,6 +19,7 @@ from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.renderer import FrameRenderer
 from reelforge_qa.calibration import CASES, CLEAN, FPS, FRAMES, build
 from reelforge_qa.film_checks import FilmThresholds
+from reelforge_qa.film_regenerate import middle_frame_png
 from reelforge_qa.handler import QaDeps, handle_film
 from reelforge_qa.job_report import JobReport
 from reelforge_qa.scores import Expected, Thresholds, score_video
@@ -43,13 +44,19 @@ BOARD = {
 }
 
 
-def _store_version(store: ObjectStore, bucket: str, job: str, folder: Path, attempts: dict[str, int]) -> FilmEncoded:
-    """The segments as delivered (markers) and the film, as the services would have left them."""
+def _store_version(
+    store: ObjectStore, bucket: str, job: str, folder: Path, attempts: dict[str, int], stills: bool = False
+) -> FilmEncoded:
+    """The segments as delivered (markers) and the film, as the services would have left them (``stills``: the encoder's)."""
     videos, film = build(next(c for c in CASES if c.name == folder.name), folder)
     for n, video in enumerate(videos, start=1):
         attempt = attempts.get(video.segment_id, 1)
         key = Keys.segment_video(job, n, attempt)
         store.put_file(bucket, key, video.path, "video/mp4")
+        if stills:
+            still = io.BytesIO()
+            Image.open(io.BytesIO(middle_frame_png(video.path))).save(still, format="JPEG")
+            store.put_bytes(bucket, Keys.segment_thumbnail(key), still.getvalue(), "image/jpeg")
         qa = score_video(video.path, Expected(WIDTH, HEIGHT, FPS, FRAMES), Thresholds())
         store.put_json(bucket, Keys.segment_qa(job, n, attempt), qa.model_dump(mode="json"))
         store.put_json(bucket, Keys.delivered_marker(job, n), {
@@ -88,25 +95,31 @@ def test_a_segment_breaking_continuity_is_rendered_again(store: ObjectStore, set
     assert "Regenerated for continuity" in store.get_bytes(bucket, Keys.report_html(job, 2)).decode()
 
 
-@pytest.mark.parametrize(("case", "index", "check"), [("tungsten", 2, "light:field"), ("location", 5, "location:field")])
+@pytest.mark.parametrize(
+    ("case", "index", "check", "stills"), [("tungsten", 2, "light:field", True), ("location", 5, "location:field", False)]
+)
 async def test_a_light_or_location_fault_is_rendered_again_steered_by_a_frame_of_the_best_matching_segment(
-    case: str, index: int, check: str, store: ObjectStore, settings: CommonSettings, model_cache: Path, tmp_path: Path
+    case: str, index: int, check: str, stills: bool, store: ObjectStore, settings: CommonSettings, model_cache: Path,
+    tmp_path: Path,
 ) -> None:
     job, bucket = f"j-continuity-{case}", settings.work_bucket
     store.put_json(bucket, Keys.storyboard(job), BOARD)
     deps = QaDeps(store=store, bucket=bucket, thresholds=Thresholds(), max_attempts=2, film_thresholds=FilmThresholds())
 
-    [redo] = [e for e in handle_film(_store_version(store, bucket, job, tmp_path / case, {}), deps)
+    [redo] = [e for e in handle_film(_store_version(store, bucket, job, tmp_path / case, {}, stills), deps)
               if isinstance(e, SegmentRerenderRequested)]  # exactly one re-render, for the faulty segment
     assert redo.index == index and f"{check} " in redo.reason
-    [key] = redo.reference_images
-    assert key == Keys.continuity_reference(job, index, 2)
-    reference = Image.open(io.BytesIO(store.get_bytes(bucket, key)))
-    assert (reference.format, reference.size) == ("PNG", (WIDTH, HEIGHT))
     v1 = JobReport.model_validate(store.get_json(bucket, Keys.report(job, 1)))
     [asked] = v1.regenerations
-    assert (asked.segment_id, asked.reference_key, asked.seed) == (f"s{index}", key, redo.seed)
     assert asked.reference_segment_id in {"s1", "s2", "s3", "s5"} - {f"s{index}"}  # the same location, field
+    [key] = redo.reference_images
+    if stills:  # the encoder's still of the best-matching segment, as it is
+        assert key == Keys.segment_thumbnail(Keys.segment_video(job, int(asked.reference_segment_id[1:])))
+    else:  # none: its middle frame, decoded by QA and stored for the new attempt
+        assert key == Keys.continuity_reference(job, index, 2)
+    reference = Image.open(io.BytesIO(store.get_bytes(bucket, key)))
+    assert (reference.format, reference.size) == ("JPEG" if stills else "PNG", (WIDTH, HEIGHT))
+    assert (asked.segment_id, asked.reference_key, asked.seed) == (f"s{index}", key, redo.seed)
     assert asked.segment_before[check] < 0.85 and asked.segment_after == {}
 
     # The gateway's path: the ledger moves the segment to attempt 2 and the spec carries the reference after the cast's own.

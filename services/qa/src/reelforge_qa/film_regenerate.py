@@ -10,7 +10,8 @@ new seed through ``segment.rerender_requested``: the same path as the API's re-r
 (:mod:`reelforge_shared.rerender`), after which only its own pieces are encoded again and the film is
 joined anew by copy, as a new version whose report shows the scores before and after. The request
 carries a reference image: a frame of the best-matching segment of the same check (the one that
-agrees best with the others, without the culprit), stored under ``Keys.continuity_reference``; the
+agrees best with the others, without the culprit): the encoder's still of it (``Keys.segment_thumbnail``),
+else its middle frame stored under ``Keys.continuity_reference``; the
 generator weighs it through the model's IP-Adapter, or conditions an image-to-video model on it, where
 the model takes one (a model without either renders from the new seed alone).
 """

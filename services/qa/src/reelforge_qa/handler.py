@@ -151,15 +151,21 @@ def _regeneration(
     deps: QaDeps, job: str, board: Storyboard, markers: dict[int, dict], index_of: dict[str, int], redo: ContinuityRedo,
     version: int, before: float | None,
 ) -> Regeneration:
-    """The report's entry for a continuity re-render, and its reference frame stored (once) for the generator."""
+    """The report's entry for a continuity re-render, with its reference: the best-matching segment's middle frame.
+
+    That is the encoder's still of the segment where it made one, else the frame decoded here and stored (once).
+    """
     n = index_of[redo.segment_id]
     attempt = int(markers[n].get("attempt", 1)) + 1  # the attempt the re-render makes (the ledger counts the same way)
     reference_key = None
     if redo.reference is not None:
-        reference_key = Keys.continuity_reference(job, n, attempt)
+        video_key = markers[index_of[redo.reference]]["video_key"]
+        reference_key = Keys.segment_thumbnail(video_key)
+        if not deps.store.exists(deps.bucket, reference_key):
+            reference_key = Keys.continuity_reference(job, n, attempt)
         if not deps.store.exists(deps.bucket, reference_key):
             with tempfile.TemporaryDirectory(prefix="reelforge-qa-reference-") as tmp:
-                video = deps.store.get_file(deps.bucket, markers[index_of[redo.reference]]["video_key"], Path(tmp, "ref.mp4"))
+                video = deps.store.get_file(deps.bucket, video_key, Path(tmp, "ref.mp4"))
                 deps.store.put_bytes(deps.bucket, reference_key, middle_frame_png(video), "image/png")
     return Regeneration(
         index=n, segment_id=redo.segment_id, check=redo.check, reason=redo.reason, requested_in_version=version,
