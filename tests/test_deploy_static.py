@@ -87,13 +87,62 @@ def test_prometheus_config_passes_promtool() -> None:
 # --- docker compose ------------------------------------------------------------------------------
 
 
+def compose_secrets() -> dict[str, str]:
+    """A value for every secret docker-compose.yml asks for (deploy/compose.env.example)."""
+    keys = re.findall(r"^([A-Z0-9_]+)=", (DEPLOY / "compose.env.example").read_text(), re.M)
+    return {key: f"static-{key.lower()}" for key in keys}
+
+
 @pytest.mark.parametrize("files", [["docker-compose.yml"], ["docker-compose.yml", "deploy/test/compose.host.yml"]])
 def test_compose_passes_compose_spec_and_docker_compose_config(files: list[str]) -> None:
     for file in files:
         run(tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", file)
-    env = "REELFORGE_TEST_BIN=/nonexistent"
+    env = ["REELFORGE_TEST_BIN=/nonexistent", *(f"{k}={v}" for k, v in compose_secrets().items())]
     args = [a for f in files for a in ("-f", f)]
-    run("env", env, tool("docker-compose"), *args, "config", "-q")
+    run("env", *env, tool("docker-compose"), *args, "config", "-q")
+
+
+def test_compose_runs_each_service_under_its_own_nats_user_and_s3_identity() -> None:
+    from reelforge_shared.access import SERVICES, password_variable
+
+    secrets = compose_secrets()
+    env = ["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", *(f"{k}={v}" for k, v in secrets.items())]
+    merged = yaml.safe_load(run(*env, tool("docker-compose"), "-f", "docker-compose.yml", "config").stdout)["services"]
+    for service in SERVICES:
+        for name in [service, "generator-cpu"] if service == "generator" else [service]:
+            got = merged[name]["environment"]
+            assert got["REELFORGE_NATS_USER"] == service, name
+            assert got["REELFORGE_NATS_PASSWORD"] == secrets[password_variable(service)], name
+            assert got["REELFORGE_S3_ACCESS_KEY"] == f"reelforge-{service}", name
+            assert got["REELFORGE_S3_SECRET_KEY"] == secrets[f"REELFORGE_S3_SECRET_KEY_{service.upper()}"], name
+            assert secrets["MINIO_ROOT_PASSWORD"] not in json.dumps(got), f"{name} holds the MinIO root password"
+    assert all(merged["nats"]["environment"][password_variable(u)] == secrets[password_variable(u)]
+               for u in [*SERVICES, "downstream", "admin"])
+    init = merged["minio-init"]
+    assert init["entrypoint"] == ["/bin/sh", "/init/init.sh"]
+    script = (DEPLOY / "minio" / "init.sh").read_text()
+    assert "mc admin policy attach" in script and "/init/policies/$service.json" in script
+    for key in (f"REELFORGE_S3_SECRET_KEY_{service.upper()}" for service in SERVICES):
+        assert init["environment"][key] == secrets[key]
+    # Without the secrets compose refuses to start, naming one.
+    refused = subprocess.run([*env[:3], tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode != 0 and "set in .env" in refused.stdout + refused.stderr
+
+
+def test_shipped_minio_policies_and_helm_users_are_the_generated_ones() -> None:
+    from reelforge_shared.access import SERVICES, minio_policy
+
+    minio = yaml.safe_load((DEPLOY / "k8s" / "helm" / "minio-values.yaml").read_text())
+    policies = {p["name"]: p["statements"] for p in minio["policies"]}
+    users = {u["accessKey"]: u for u in minio["users"]}
+    for service in SERVICES:
+        policy = minio_policy(service, "reelforge-work", "f1-video-clips")
+        assert json.loads((DEPLOY / "minio" / "policies" / f"{service}.json").read_text()) == policy
+        wanted = [{"resources": st["Resource"], "actions": st["Action"]} for st in policy["Statement"]]
+        assert policies[f"reelforge-{service}"] == wanted, service
+        user = users[f"reelforge-{service}"]
+        assert user["policy"] == f"reelforge-{service}" and user["existingSecretKey"] == service
 
 
 def test_compose_gives_each_service_a_healthcheck_and_waits_for_healthy_peers() -> None:
@@ -110,8 +159,16 @@ def test_compose_gives_each_service_a_healthcheck_and_waits_for_healthy_peers() 
     assert "sync_interval: always" in (DEPLOY / "nats" / "nats.conf").read_text()
 
 
-def test_nats_config_is_valid_for_nats_server() -> None:
-    run(tool("nats-server"), "-c", str(DEPLOY / "nats" / "nats.conf"), "-t")
+def test_nats_config_is_valid_for_nats_server_and_needs_every_password() -> None:
+    from reelforge_shared.access import SERVICES, password_variable
+
+    passwords = [f"{password_variable(u)}=pw-{u}" for u in [*SERVICES, "downstream", "admin"]]
+    run("env", *passwords, tool("nats-server"), "-c", str(DEPLOY / "nats" / "nats.conf"), "-t")
+    assert "include ./auth.conf" in (DEPLOY / "nats" / "nats.conf").read_text()
+    conf = str(DEPLOY / "nats" / "nats.conf")
+    missing = subprocess.run(["/usr/bin/env", *passwords[1:], tool("nats-server"), "-c", conf, "-t"],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert missing.returncode != 0 and password_variable(next(iter(SERVICES))) in missing.stdout + missing.stderr
 
 
 def test_every_variable_in_compose_and_configmap_is_a_setting_and_the_required_ones_are_there() -> None:
@@ -120,15 +177,26 @@ def test_every_variable_in_compose_and_configmap_is_a_setting_and_the_required_o
     base = DEPLOY / "k8s" / "base"
     configmap = yaml.safe_load((base / "configmap.yaml").read_text())["data"]
     secret_keys = set(re.findall(r"^(REELFORGE_\w+)=", (DEPLOY / "k8s" / "secrets.example.env").read_text(), re.M))
-    in_compose = set(re.findall(r"\b(REELFORGE_[A-Z0-9_]+):", compose))
-    assert in_compose <= known, in_compose - known
+    from reelforge_shared.access import SERVICES, password_variable
+
+    # nats-server's and minio-init's variables: each service's NATS password and S3 secret key (not settings)
+    per_service = {password_variable(u) for u in [*SERVICES, "downstream", "admin"]}
+    per_service |= {f"REELFORGE_S3_SECRET_KEY_{s.upper()}" for s in SERVICES}
+    in_compose = set(re.findall(r"\b(REELFORGE_[A-Z0-9_]+):(?!\?)", compose))
+    assert in_compose <= known | per_service, in_compose - known - per_service
     assert set(configmap) <= known, set(configmap) - known
     assert secret_keys <= known
     required = {"REELFORGE_NATS_URL", "REELFORGE_S3_ENDPOINT", "REELFORGE_S3_ACCESS_KEY", "REELFORGE_S3_SECRET_KEY",
                 "REELFORGE_GATEWAY_HOST", "REELFORGE_GATEWAY_PORT", "REELFORGE_METRICS_PORT"}
     assert required <= in_compose
-    assert required <= set(configmap) | secret_keys
+    assert required | {"REELFORGE_NATS_PASSWORD"} <= set(configmap) | secret_keys
     assert "REELFORGE_S3_SECRET_KEY" not in configmap, "secrets belong in the Secret"
+    for name in SERVICE_MODULES:  # each service reads its own Secret and names its own NATS user
+        [deployment] = [d for d in yaml.safe_load_all((base / f"{name}.yaml").read_text()) if d and d["kind"] == "Deployment"]
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert {"secretRef": {"name": f"reelforge-{name}"}} in container["envFrom"], name
+        assert {"name": "REELFORGE_NATS_USER", "value": name} in container["env"], name
+        assert not [e for e in container["env"] if "valueFrom" in e], f"{name}: secrets come from its own Secret"
 
 
 # --- Kubernetes ----------------------------------------------------------------------------------

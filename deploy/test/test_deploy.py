@@ -5,12 +5,16 @@ Steps: start dockerd when none answers (deploy/test/dockerd.sh), make the base i
 build the five images with docker-compose, check them (no torch outside the generator, non-root,
 exec-form entry point, HEALTHCHECK), start the stack with host networking
 (docker-compose.yml + deploy/test/compose.host.yml), submit a storyboard through the gateway, wait for
-the job to complete, check that Prometheus scraped every service and that every expression of the
-Grafana dashboard returns data, stop the workers with SIGTERM (each must exit 0), tear everything down.
+the job to complete, check least privilege on the running servers (NATS refuses a connection without
+credentials, the generator's S3 identity may not write the delivery bucket), check that Prometheus
+scraped every service and that every expression of the Grafana dashboard returns data, stop the
+workers with SIGTERM (each must exit 0), tear everything down.
 
 What differs from production, because no registry can be reached from these machines: the base image
 is Debian bookworm made with debootstrap (python:3.11-slim in production), wheels come from the host,
-SeaweedFS's S3 server stands in for MinIO, nats-server and prometheus are the host's binaries mounted
+SeaweedFS's S3 server stands in for MinIO (with the same per-service identities, from
+reelforge_shared.access, written to out/s3.test.json; minio-init makes the buckets with the gateway
+image's minio client instead of mc), nats-server and prometheus are the host's binaries mounted
 into the base image, the generator runs the CPU build, and Grafana is left out (the dashboard's
 expressions are checked against Prometheus instead). Traffic goes to 127.0.0.1 only.
 """
@@ -18,6 +22,7 @@ expressions are checked against Prometheus instead). Traffic goes to 127.0.0.1 o
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -56,6 +61,11 @@ segments:
   - {id: one, prompt: walks, characters: [hero], frames: 3, fps: 3}
   - {id: two, prompt: sits, characters: [hero], frames: 3, fps: 3, transition: {type: dissolve, duration: 0.5}}
 """
+# Every secret docker-compose.yml asks for (deploy/compose.env.example), test values: loopback only.
+SECRET_KEYS = [line.split("=", 1)[0] for line in (ROOT / "deploy" / "compose.env.example").read_text().splitlines()
+               if line and not line.startswith("#")]
+SECRETS = {key: f"test-deploy-{key.lower().replace('_', '-')}" for key in SECRET_KEYS}
+SECRETS["REELFORGE_API_TOKENS"] = "deploy-test:loopback-test-token"
 started = time.monotonic()
 
 
@@ -155,6 +165,44 @@ def render_compose(env: dict[str, str]) -> None:
     RENDERED.write_text(yaml.safe_dump(merged, sort_keys=False))
 
 
+def write_s3_identities() -> None:
+    """SeaweedFS's -s3.config: the same per-service identities minio-init gives MinIO, and the root one."""
+    sys.path.insert(0, str(ROOT / "shared" / "src"))
+    from reelforge_shared.access import SERVICES, seaweedfs_identities
+
+    keys = {s: (f"reelforge-{s}", SECRETS[f"REELFORGE_S3_SECRET_KEY_{s.upper()}"]) for s in SERVICES}
+    keys["admin"] = ("reelforge-admin", SECRETS["MINIO_ROOT_PASSWORD"])
+    (ROOT / "out").mkdir(exist_ok=True)
+    (ROOT / "out" / "s3.test.json").write_text(json.dumps(seaweedfs_identities(keys, "reelforge-work", "f1-video-clips")))
+
+
+def check_least_privilege() -> None:
+    """On the running servers: no anonymous NATS client, and the generator's S3 identity cannot write deliveries."""
+    import asyncio
+
+    import nats
+    from minio import Minio
+    from minio.error import S3Error
+
+    async def anonymous() -> str | None:
+        try:
+            nc = await nats.connect("nats://127.0.0.1:14222", allow_reconnect=False, connect_timeout=5)
+        except Exception as exc:  # noqa: BLE001 - any refusal will do; what matters is that it is one
+            return repr(exc)
+        await nc.close()
+        return None
+
+    refused = asyncio.run(anonymous())
+    check(refused and "authorization" in refused.lower(), f"nats-server took a client without credentials: {refused}")
+    generator = Minio("127.0.0.1:18333", "reelforge-generator", SECRETS["REELFORGE_S3_SECRET_KEY_GENERATOR"], secure=False)
+    try:
+        generator.put_object("f1-video-clips", "least-privilege.txt", io.BytesIO(b"x"), 1)
+        raise SystemExit("FAILED: the generator's S3 identity wrote to the delivery bucket")
+    except S3Error as exc:
+        check(exc.code == "AccessDenied", exc)
+    say("least privilege: NATS refuses an anonymous client, the generator may not write the delivery bucket")
+
+
 def check_images() -> None:
     for service in WORKERS:
         image = f"reelforge-{service}:latest"
@@ -217,7 +265,8 @@ def main() -> None:
 def stack() -> None:
     run("bash", "deploy/test/base-image.sh", BASE_IMAGE)
     wheelhouse()
-    env = dict(os.environ, REELFORGE_TEST_BIN=str(test_bin()))
+    env = dict(os.environ, REELFORGE_TEST_BIN=str(test_bin())) | SECRETS
+    write_s3_identities()
     render_compose(env)
     run(*COMPOSE, "down", "-v", "--remove-orphans", "-t", "5", env=env)  # what a killed earlier run left
     try:
@@ -240,6 +289,7 @@ def stack() -> None:
         status = wait_for("job completion", finished, timeout=420, every=2)
         check(status["status"] == "completed", json.dumps(status, indent=2)[:3000])
         say(f"job completed: {status.get('film_key')}")
+        check_least_privilege()
         check_prometheus()
         say("stopping the workers with SIGTERM")
         run(*COMPOSE, "stop", "-t", "60", *WORKERS, env=env)
