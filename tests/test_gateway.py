@@ -99,7 +99,11 @@ async def test_a_prompt_its_model_cannot_read_whole_is_refused_naming_the_field_
     assert assert_error_shape(video, 422, "invalid_request")["details"]["fields"][0]["field"] == "prompt"
     assert await _messages(stack.settings) == 0
     board["segments"] = [s for s in board["segments"] if s["id"] not in {"cut", "default", "says-too-much"}]
-    assert (await client.post("/v1/jobs", json=board)).status_code == 202
+    accepted = await client.post("/v1/jobs", json=board)
+    assert accepted.status_code == 202
+    rerender = await client.post(f"/v1/jobs/{accepted.json()['job_id']}/segments/1/rerender", json={"prompt": "apple " * 103})
+    body = assert_error_shape(rerender, 422, "invalid_request")  # the new prompt checked against the segment's model
+    assert body["details"]["fields"][0]["field"] == "prompt" and "is 516 tokens" in body["message"]
 
 
 async def test_a_10mb_body_is_refused_before_parsing(gateway) -> None:

@@ -34,7 +34,7 @@ from reelforge_shared.events import JobCancelled
 from reelforge_shared.health import Health
 from reelforge_shared.ledger import SEGMENT_STAGES, Change, JobRecord, JobStatus, Ledger, SegmentRecord
 from reelforge_shared.rerender import RerenderRefused, rerender_segment, resume_job
-from reelforge_shared.storage import ObjectStore
+from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import StoryboardInvalid, parse_storyboard
 from reelforge_shared.webhooks import refuse_private
 
@@ -294,10 +294,14 @@ def create_app(deps: GatewayDeps) -> FastAPI:
         Only that segment (and the joins next to it) is rendered and encoded again; the film gets a
         new version and earlier versions stay.
         """
-        await _job(request, deps, job_id)
+        record = await _job(request, deps, job_id)
         if change.seed is None and change.prompt is None:
             raise ApiError(422, "invalid_request", "give a new seed, a new prompt, or both",
                            fields=[{"field": "body", "message": "seed or prompt required"}])
+        refusal = None if change.prompt is None else await asyncio.to_thread(
+            _new_prompt_refusal, deps, record, index, change.prompt)
+        if why := refusal:  # longer than the segment's model reads
+            raise ApiError(422, "invalid_request", f"prompt: {why}", fields=[{"field": "prompt", "message": why}])
         try:
             record = await rerender_segment(deps.ledger, deps.bus, deps.store, deps.work_bucket, job_id, index, seed=change.seed,
                                             prompt=change.prompt, by=caller_of(request), statuses=frozenset({"completed"}))
@@ -356,6 +360,18 @@ def _parse_submission(body: bytes, allow_private: bool) -> tuple[Any, str | None
         except InvalidInput as exc:
             raise StoryboardInvalid([{"field": "webhook_url", "message": str(exc)}]) from None
     return parse_storyboard(data), webhook_url
+
+
+def _new_prompt_refusal(deps: GatewayDeps, record: JobRecord, index: int, prompt: str) -> str | None:
+    """Why segment ``index`` with ``prompt`` would not fit its model (the one it was asked with), or None."""
+    board = parse_storyboard(deps.store.get_json(deps.work_bucket, Keys.storyboard(record.job_id)))
+    if not 1 <= index <= len(board.segments):
+        return None  # rerender_segment says so (404)
+    segments = list(board.segments)
+    segments[index - 1] = segments[index - 1].model_copy(update={"prompt": prompt})
+    asked = record.segments[index].model if index in record.segments else None
+    errors = prompt_errors(board.model_copy(update={"segments": segments}), asked, deps.default_model)
+    return next((e["message"] for e in errors if e["field"] == f"segments[{index - 1}].prompt"), None)
 
 
 def _accepted(record: JobRecord, duration_s: float) -> JSONResponse:
