@@ -157,3 +157,28 @@ async def test_resume_requests_failed_segments_again_with_the_same_attempt_and_i
         assert record.status == "film_encoding" and [(type(e), e.version, e.resume) for e in published] == [(FilmRequested, 1, 2)]
     finally:
         await bus.close()
+
+
+async def test_resume_of_a_job_that_failed_before_its_film_was_requested_requests_version_1(settings) -> None:
+    from reelforge_shared.events import JobFailed
+    from reelforge_shared.rerender import resume_job
+    from reelforge_shared.storyboard import parse_storyboard
+
+    published: list = []
+
+    class Recording:
+        async def publish(self, event) -> None:
+            published.append(event)
+
+    bus = await Bus.connect(settings)
+    try:
+        ledger = await Ledger.open(bus)
+        await ledger.apply(submitted("j-early", 1))
+        await ledger.apply(JobFailed(job_id="j-early", stage="gateway", error="s3 down"))
+        record, publish = await ledger.apply(delivered("j-early", 1))  # lands after the job failed: no film then
+        assert record.status == "failed" and publish == [] and record.film_version == 0
+        board = parse_storyboard({"segments": [{"id": "s1", "prompt": "a"}]})
+        record = await resume_job(ledger, Recording(), board, "j-early")
+        assert record.status == "film_encoding" and [(type(e), e.version, e.resume) for e in published] == [(FilmRequested, 1, 1)]
+    finally:
+        await bus.close()

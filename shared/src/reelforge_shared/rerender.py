@@ -151,6 +151,8 @@ async def resume_job(ledger: Ledger, bus: Any, board: Storyboard, job_id: str, *
             queued.append(index)
         record.error = None
         record.status = "running" if queued or not record.all_delivered() else "film_encoding"
+        if record.status == "film_encoding" and record.film_wanted:  # failed before its film was ever requested
+            record.film_wanted, record.film_version = False, record.film_version + 1
         detail = f"resume {record.resume}: " + (f"segments {queued} requested again" if queued else "film requested again")
         record.record("job.resumed", detail=detail + (f" by {by}" if by else ""))
 
