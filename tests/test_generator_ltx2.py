@@ -1,7 +1,7 @@
 """LTX-2 makes sound with the picture: the tiny model renders a segment, its sound becomes the segment MP4's track.
 
-Generator and encoder handlers on the real S3 server, the tiny random-weight LTX-2 loaded with
-``from_pretrained``; the segment file is read back with PyAV.
+Generator and encoder handlers on the real S3 server, then a storyboard through all five services;
+the tiny random-weight LTX-2 is loaded with ``from_pretrained``; files are read back with PyAV.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import wave
 from pathlib import Path
 
 import av
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
+from reelforge.stack import local_stack
 from reelforge_encoder.ffmpeg import Codec, ffmpeg_exe
 from reelforge_encoder.handler import EncoderDeps, handle_segment
 from reelforge_generator.config import GeneratorSettings
@@ -22,10 +24,11 @@ from reelforge_generator.handler import GeneratorDeps, handle
 from reelforge_generator.renderer import FrameRenderer
 from reelforge_generator.sound_video import sound_prompt
 from reelforge_shared.errors import InvalidInput
-from reelforge_shared.events import SegmentRequested
+from reelforge_shared.events import JobCompleted, SegmentDelivered, SegmentRequested
+from reelforge_shared.media import probe
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.specs import render_spec
-from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
 from reelforge_tiny import resolve_model
 
@@ -139,3 +142,28 @@ def test_ltx2_image_to_video_shares_the_weights_and_conditions_on_the_reference_
     text = _renderer(model_cache)
     text.setup()
     assert dict(text.render(images["red"], [0, 1])) == frames["red"] != dict(text.render(spec, [0, 1]))
+
+
+async def test_a_storyboard_rendered_by_ltx2_becomes_a_film_with_its_sound(overrides, event_log, tmp_path: Path) -> None:
+    """Through all five services: the speech the model voiced needs no espeak-ng, and every file has the model's sound."""
+    board = {
+        "title": "Drums",
+        "model": "reelforge/tiny-ltx2",
+        "output": {"width": 64, "height": 36},
+        "segments": [
+            {**STORYBOARD["segments"][0], "id": "play"},
+            {"id": "bow", "prompt": "the robot bows <S>Thank you!<E>", "frames": 4, "fps": 8},
+        ],
+    }
+    async with local_stack(tmp_path / "state", **overrides, steps=2) as stack:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+            job_id = (await client.post("/v1/jobs", json=board)).json()["job_id"]
+            await event_log.wait_for(lambda: event_log.of(JobCompleted), timeout=300)
+        store = ObjectStore.from_settings(stack.settings)
+        delivered = sorted(event_log.of(SegmentDelivered), key=lambda e: e.index)
+        assert [d.model.pipeline for d in delivered] == ["LTX2Pipeline"] * 2
+        for d, seconds in zip(delivered, (1.0, 0.5), strict=True):
+            segment = probe(store.get_file(stack.settings.delivery_bucket, d.delivery_key, tmp_path / f"{d.index}.mp4"))
+            assert segment.has_audio and segment.duration_s == pytest.approx(seconds, abs=0.05)
+        film = probe(store.get_file(stack.settings.delivery_bucket, DeliveryKeys.film(job_id), tmp_path / "final.mp4"))
+        assert film.has_audio and film.duration_s == pytest.approx(1.5, abs=0.05)
