@@ -23,6 +23,7 @@ from PIL import Image
 
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.latents import frame_generators, frame_latents
+from reelforge_generator.model_files import model_not_found
 from reelforge_generator.prompts import PROMPT_REPORT, encode_prompt
 from reelforge_generator.references import load_references
 from reelforge_generator.strategy import Clip, ModelContext
@@ -168,7 +169,10 @@ class PerFrame:
         source, subfolder, weight = found
         with self.pipe_lock:  # not while another segment's call runs
             if not self._ip_adapter:
-                self.pipe.load_ip_adapter(source, subfolder=subfolder, weight_name=weight)
+                try:
+                    self.pipe.load_ip_adapter(source, subfolder=subfolder, weight_name=weight, local_files_only=True)
+                except OSError as exc:
+                    raise model_not_found(source, source, exc, what=f"IP-Adapter {subfolder}/{weight} of") from exc
                 self._ip_adapter = True
 
     def _reference_conditioning(self, sources: list[str], plan: RenderPlan) -> dict[str, object]:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import diffusers.utils.logging
-import huggingface_hub.constants
 import numpy as np
 import torch
 import transformers.utils.logging
@@ -35,6 +34,7 @@ from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.gpu import GpuSource, source_for
 from reelforge_generator.guards import ThermalGuard, VramGuard
+from reelforge_generator.model_files import model_not_found
 from reelforge_generator.per_frame import PerFrame
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport
 from reelforge_generator.sound_video import SoundImageToVideo, SoundTextToVideo
@@ -70,15 +70,6 @@ def quiet_libraries() -> None:
         library.disable_default_handler()
         library.enable_propagation()
     logging.captureWarnings(True)
-
-
-def model_not_found(name: str, path: str, exc: Exception) -> PermanentError:
-    """The id, where it was looked for, and why: run-time loading reads local files only, it never downloads."""
-    if Path(path).expanduser().exists() or "/" not in name or name.startswith((".", "/", "~")):
-        where = f"the local folder {Path(path).expanduser()}"
-    else:
-        where = f"the Hugging Face cache {huggingface_hub.constants.HF_HUB_CACHE} (nothing is downloaded at run time)"
-    return PermanentError(f"cannot load model {name!r}: not found in {where}: {type(exc).__name__}: {exc}")
 
 
 def refuse_test_model(name: str, settings: GeneratorSettings) -> None:
