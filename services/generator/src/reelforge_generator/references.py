@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from diffusers.utils import load_image
 from PIL import Image
 
 from reelforge_shared.errors import InvalidInput
@@ -9,8 +10,6 @@ from reelforge_shared.errors import InvalidInput
 
 def load_references(sources: list[str]) -> list[Image.Image]:
     """RGB images; one that cannot be read is the storyboard's mistake, named with its source."""
-    from diffusers.utils import load_image
-
     images = []
     for index, source in enumerate(sources):
         try:
