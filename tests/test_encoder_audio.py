@@ -171,7 +171,7 @@ def test_speech_tag_is_narrated_and_kept_out_of_the_picture_prompt(tmp_path: Pat
     prompt = "The man raises his glass. He says <S>Prost, auf den Baum!<E>. <AUDCAP>wind in the leaves<ENDAUDCAP>."
     data = {"segments": [{"id": "a", "prompt": prompt, "frames": 4, "fps": 2}], "audio": {"voice": "de"}}
     spec = render_spec(parse_storyboard(data), 1)
-    assert spec.prompt == "The man raises his glass. He says." and spec.speech == "Prost, auf den Baum!"
+    assert spec.prompt == "The man raises his glass. He says" and spec.speech == "Prost, auf den Baum!"
     assert spec.audio_caption == "wind in the leaves"
     film, meta = _film(tmp_path, data, espeak=str(_espeak_stand_in(tmp_path)))
     assert (tmp_path / "work" / "narration-001.wav.said").read_text() == "de|Prost, auf den Baum!"
