@@ -95,6 +95,9 @@ async def test_a_prompt_its_model_cannot_read_whole_is_refused_naming_the_field_
     assert "at least 521 tokens" in fields["segments[3].prompt"] and WAN_ID in fields["segments[3].prompt"]
     assert "with its speech and sound is 1026 tokens" in fields["segments[5].prompt"] and "1024" in fields["segments[5].prompt"]
     assert await _messages(stack.settings) == 0
+    negative = {"style": {"negative_prompt": "blurry " * 90}, "segments": [{"id": "a", "prompt": "walks", "model": wan}]}
+    body = assert_error_shape(await client.post("/v1/jobs", json=negative), 422, "invalid_storyboard")
+    assert body["details"]["fields"][0]["field"] == "style.negative_prompt" and "is 541 tokens" in body["message"]
     video = await client.post("/api/video/text-to-video", json={"prompt": "apple " * 103, "model": wan, "duration": 1})
     assert assert_error_shape(video, 422, "invalid_request")["details"]["fields"][0]["field"] == "prompt"
     assert await _messages(stack.settings) == 0

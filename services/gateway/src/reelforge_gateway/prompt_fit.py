@@ -95,7 +95,8 @@ def prompt_limit(model: str) -> PromptLimit | None:
 
 
 def prompt_errors(board: Storyboard, model: str | None = None, default_model: str | None = None) -> list[dict[str, str]]:
-    """``{field, message}`` for each segment whose composed prompt its model cannot read whole.
+    """``{field, message}`` for each segment whose composed prompt its model cannot read whole, and for the
+    storyboard's negative prompt where one of its models cannot.
 
     A segment renders with its own model, else the request's ``model``, else the storyboard's, else the
     generator's (``default_model``); a segment whose model is unknown here is left to the generator.
@@ -117,4 +118,8 @@ def prompt_errors(board: Storyboard, model: str | None = None, default_model: st
             why = limit.refusal(spec.prompt, "the composed prompt")
         if why:
             errors.append({"field": f"segments[{i}].prompt", "message": why})
+    negative = board.style.negative_prompt  # encoded with the same encoder wherever guidance is on
+    refusals = (limit.refusal(negative, "the negative prompt") for limit in limits.values() if limit is not None and negative)
+    if why := next((r for r in refusals if r), None):
+        errors.append({"field": "style.negative_prompt", "message": why})
     return errors

@@ -221,8 +221,9 @@ async def _run(kind: Kind, params: VideoParams, deps: VideoDeps, image: bytes | 
             image_url = deps.store.url(deps.work_bucket, key)
         board = _storyboard(kind, params, seed, image_url)
         if errors := await asyncio.to_thread(prompt_errors, board, model):  # longer than the model's text encoder reads
-            fields = [{"field": "prompt", "message": e["message"]} for e in errors]
-            raise VideoError(422, "invalid_request", f"prompt: {fields[0]['message']}", fields=fields)
+            names = {"style.negative_prompt": "negative_prompt"}  # the request's fields, not the storyboard's
+            fields = [{"field": names.get(e["field"], "prompt"), "message": e["message"]} for e in errors]
+            raise VideoError(422, "invalid_request", "; ".join(f"{f['field']}: {f['message']}" for f in fields), fields=fields)
         await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id, model=model)
     status = await _wait(deps.ledger, job_id, deps.sync_timeout_s)
     headers = {"X-Reelforge-Job": job_id, "X-Reelforge-Model": model, "X-Reelforge-Cache": "hit" if cached else "miss"}
