@@ -121,6 +121,8 @@ def test_ltx2_hears_seed_004s_speech_and_sound_and_refuses_a_prompt_its_encoder_
     refused = r"segments\[\]\.prompt: 1025 tokens with its speech and sound captions, .* at most 1024"
     with pytest.raises(InvalidInput, match=refused):
         list(renderer.render(quiet.model_copy(update={"prompt": "a" * 1024}), [0]))
+    with pytest.raises(InvalidInput, match=r"style\.negative_prompt: 1025 tokens, .* at most 1024"):
+        list(renderer.render(quiet.model_copy(update={"negative_prompt": "a" * 1024}), [0]))
 
 
 def test_ltx2_image_to_video_shares_the_weights_and_conditions_on_the_reference_image(model_cache: Path, tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport, count_tokens
 from reelforge_generator.references import load_references
 from reelforge_generator.strategy import Clip, ModelContext
+from reelforge_generator.transformer_video import fitting_tokens
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import RenderSpec
 from reelforge_shared.specs import sound_prompt
@@ -114,6 +115,7 @@ class SoundTextToVideo(Clips):
                 f"segments[].prompt: {tokens + special} tokens with its speech and sound captions, "
                 f"the model's text encoder reads at most {self.max_tokens}; shorten it"
             )
+        fitting_tokens(self.pipe.tokenizer, spec.negative_prompt or "", "style.negative_prompt", self.max_tokens, special)
         positive, mask, negative, negative_mask = self.pipe.encode_prompt(
             prompt=prompt,
             negative_prompt=spec.negative_prompt or "",
