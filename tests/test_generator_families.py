@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from reelforge_gateway.prompt_fit import prompt_limit
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.handler import GeneratorDeps, handle
 from reelforge_generator.renderer import FrameRenderer
@@ -19,6 +20,7 @@ from reelforge_shared.events import RenderSpec, SegmentRequested
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_tiny import resolve_model
+from reelforge_tiny.hunyuan import prompt_budget
 
 SPEC = RenderSpec(
     prompt="a man in a blue shirt plants a sapling",
@@ -40,6 +42,7 @@ FAMILIES = [  # model, pipeline class read from it, how it makes frames
     ("reelforge/tiny-svd", "StableVideoDiffusionPipeline", "image-to-video"),
     ("reelforge/tiny-wan", "WanPipeline", "text-to-video"),
     ("reelforge/tiny-wan-i2v", "WanImageToVideoPipeline", "image-to-video"),
+    ("reelforge/tiny-hunyuanvideo15", "HunyuanVideo15Pipeline", "text-to-video"),
 ]
 
 
@@ -114,3 +117,23 @@ def test_a_prompt_longer_than_a_t5_encoder_reads_is_refused_naming_field_and_lim
         list(renderer.render(SPEC.model_copy(update={"negative_prompt": "b" * 512}), [0]))
     list(renderer.render(SPEC.model_copy(update={"prompt": "a" * 511}), [0]))  # 511 and the end token: the whole window
     assert renderer.last_run.prompt.as_dict() == {"prompt": "a" * 511, "prompt_tokens": 511, "prompt_tokens_dropped": 0}
+
+
+def test_hunyuanvideo15_reads_its_chat_template_window_whole_or_refuses_naming_field_and_limit(model_cache: Path) -> None:
+    model = "reelforge/tiny-hunyuanvideo15"
+    renderer = FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache), model=model, steps=1, clip_frames=1))
+    renderer.setup()
+    budget = prompt_budget(renderer.pipe)  # the window after the system message, less the template around the prompt
+    assert 0 < budget < renderer.pipe.tokenizer_max_length  # this tokenizer's one token per character
+    with pytest.raises(InvalidInput, match=rf"segments\[\]\.prompt: {budget + 1} tokens, .* at most {budget} of it"):
+        list(renderer.render(SPEC.model_copy(update={"prompt": "a" * (budget + 1)}), [0]))
+    with pytest.raises(InvalidInput, match=r"style\.negative_prompt: .* at most"):
+        list(renderer.render(SPEC.model_copy(update={"negative_prompt": "b" * (budget + 1)}), [0]))
+    # ByT5 reads the quoted text as 'Text "…". ' in bytes and its end token: 266 for 256 letters.
+    with pytest.raises(InvalidInput, match=r"segments\[\]\.prompt: its quoted text is 266 tokens .*ByT5.* at most 256"):
+        list(renderer.render(SPEC.model_copy(update={"prompt": f'a sign reads "{"x" * 256}"'}), [0]))
+    list(renderer.render(SPEC.model_copy(update={"prompt": "a" * budget}), [0]))  # the whole window, nothing cut
+    assert renderer.last_run.prompt.as_dict() == {"prompt": "a" * budget, "prompt_tokens": budget, "prompt_tokens_dropped": 0}
+    # The gateway refuses at the same length: the marker states the limit as it counts (the family's template allowance).
+    limit = prompt_limit(resolve_model(model, model_cache))
+    assert limit is not None and limit.refusal("a" * budget, "p") is None and limit.refusal("a" * (budget + 1), "p")

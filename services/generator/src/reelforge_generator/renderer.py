@@ -34,6 +34,7 @@ from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.gpu import GpuSource, source_for
 from reelforge_generator.guards import ThermalGuard, VramGuard
+from reelforge_generator.hunyuan_video import HunyuanTextToVideo
 from reelforge_generator.model_files import model_not_found
 from reelforge_generator.per_frame import PerFrame
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport
@@ -55,6 +56,7 @@ KINDS: dict[str, Callable[[ModelContext], Strategy]] = {  # pipeline class -> ho
     "LTX2Pipeline": SoundTextToVideo,
     "LTX2ImageToVideoPipeline": SoundImageToVideo,
     "WanImageToVideoPipeline": TransformerImageToVideo,
+    "HunyuanVideo15Pipeline": HunyuanTextToVideo,
 }
 
 

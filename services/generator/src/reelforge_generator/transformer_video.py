@@ -22,9 +22,9 @@ from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import RenderSpec
 
 
-def frames_for_call(n: int) -> int:
-    """The smallest 4k+1 frame count holding ``n`` frames (the video VAE compresses time 4x after frame 0)."""
-    return (max(n, 1) + 2) // 4 * 4 + 1
+def frames_for_call(n: int, temporal: int = 4) -> int:
+    """The smallest ``temporal * k + 1`` frame count holding ``n`` frames (the video VAE compresses time after frame 0)."""
+    return (max(n, 1) - 1 + temporal - 1) // temporal * temporal + 1
 
 
 def fitting_tokens(tokenizer: Any, text: str, field: str, limit: int, specials: int) -> int:

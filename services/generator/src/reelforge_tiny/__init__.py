@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from reelforge_tiny import image, ltx2, video, wan
+from reelforge_tiny import hunyuan, image, ltx2, video, wan
 from reelforge_tiny.common import FORMAT, MARKER, model_marker
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
@@ -26,6 +26,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "reelforge/tiny-ltx2": ltx2.build_tiny_ltx2,
     "reelforge/tiny-ltx2-i2v": ltx2.build_tiny_ltx2_i2v,
     "reelforge/tiny-wan-i2v": wan.build_tiny_wan_i2v,
+    "reelforge/tiny-hunyuanvideo15": hunyuan.build_tiny_hunyuanvideo15,
 }
 TINY_MODELS = tuple(BUILDERS)
 
