@@ -133,7 +133,7 @@ def load_pipeline(
         refuse_test_model(name, settings)
     quiet_libraries()
     try:
-        pipe = DiffusionPipeline.from_pretrained(path, torch_dtype=dtype, local_files_only=True)
+        pipe = DiffusionPipeline.from_pretrained(path, dtype=dtype, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise model_not_found(name, path, exc) from exc
     return pipe, marker, path
