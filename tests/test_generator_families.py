@@ -137,3 +137,23 @@ def test_hunyuanvideo15_reads_its_chat_template_window_whole_or_refuses_naming_f
     # The gateway refuses at the same length: the marker states the limit as it counts (the family's template allowance).
     limit = prompt_limit(resolve_model(model, model_cache))
     assert limit is not None and limit.refusal("a" * budget, "p") is None and limit.refusal("a" * (budget + 1), "p")
+
+
+def test_each_segment_renders_with_its_own_model_else_the_workers(
+    model_cache: Path, store: ObjectStore, settings: CommonSettings
+) -> None:
+    renderer = FrameRenderer(
+        GeneratorSettings(model_cache_dir=str(model_cache), model="reelforge/tiny-wan", steps=1, clip_frames=1)
+    )
+    deps = GeneratorDeps(store=store, bucket=settings.work_bucket, renderer=renderer)
+    spec = SPEC.model_copy(update={"frames": 1})
+    chosen = ["reelforge/tiny-hunyuanvideo15", None, "reelforge/tiny-hunyuanvideo15"]  # a segment's model, none: the worker's
+    used = []
+    for index, model in enumerate(chosen, start=1):
+        [generated] = handle(
+            SegmentRequested(job_id="j-models", index=index, segment_id=str(index), spec=spec, model=model), deps
+        )
+        frame = _pixels(store.get_bytes(settings.work_bucket, Keys.frame("j-models", index, 0)))
+        used.append((generated.model.name, generated.model.pipeline, frame.shape[0]))
+    hunyuan = ("reelforge/tiny-hunyuanvideo15", "HunyuanVideo15Pipeline", 72)
+    assert used == [hunyuan, ("reelforge/tiny-wan", "WanPipeline", 64), hunyuan]

@@ -86,8 +86,9 @@ def stored_references(deps: GeneratorDeps, job: str, spec: RenderSpec, folder: P
 
 def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> list[Event]:
     job, n, a, renderer = event.job_id, event.index, event.attempt, deps.renderer
-    if renderer.model is None or (event.model and event.model != renderer.model.name):
-        renderer.setup(event.model)  # a worker keeps its model; only a different request reloads
+    wanted = event.model or renderer.settings.model  # the segment's (or job's) model, else the worker's own
+    if renderer.model is None or wanted != renderer.model.name:
+        renderer.setup(wanted)  # a worker keeps its model; only a different one reloads
     state_key = Keys.render_state(job, n, a)  # beside frames/, not in it: the encoder reads all of frames/
     state = deps.store.get_json(deps.bucket, state_key) if deps.store.exists(deps.bucket, state_key) else {}
     full = renderer.plan(spec)
