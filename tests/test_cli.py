@@ -34,6 +34,15 @@ def test_invalid_storyboard_exits_2_naming_the_field(tmp_path: Path) -> None:
     assert "segments[0].characters[0]" in result.stderr and "unknown character 'ghost'" in result.stderr
 
 
+def test_a_prompt_its_model_cannot_read_whole_exits_2_naming_the_field_and_the_limit(tmp_path: Path) -> None:
+    board = tmp_path / "long.yaml"
+    board.write_text(json.dumps({"model": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "segments": [{"id": "a", "prompt": "a " * 520}]}))
+    result = _reelforge("run", str(board), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert "segments[0].prompt" in result.stderr and "at least 521 tokens" in result.stderr and "at most 512" in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing started
+
+
 def test_missing_storyboard_file_is_a_clear_error(tmp_path: Path) -> None:
     result = _reelforge("run", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and "cannot read storyboard" in result.stderr

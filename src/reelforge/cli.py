@@ -44,9 +44,22 @@ def run(
     settings = CommonSettings()
     _refuse_unsafe_defaults(settings, embedded_s3=not settings.s3_endpoint)
     board = _load(storyboard)
+    _refuse_prompts_that_cannot_fit(board, storyboard, model)
     out.mkdir(parents=True, exist_ok=True)
     ok = asyncio.run(run_storyboard(board, out, model=model, console=console))
     raise typer.Exit(0 if ok else 1)
+
+
+def _refuse_prompts_that_cannot_fit(board: Storyboard, path: Path, model: str | None) -> None:
+    """As the gateway does: a prompt longer than its model's text encoder reads stops the run before anything starts."""
+    from reelforge_gateway.config import GatewaySettings
+    from reelforge_gateway.prompt_fit import prompt_errors
+
+    if errors := prompt_errors(board, model, GatewaySettings().model):
+        console.print(f"[red]storyboard {path}: prompts longer than their model reads:[/red]")
+        for error in errors:
+            console.print(f"  [bold]{error['field']}[/bold]: {error['message']}", soft_wrap=True)
+        raise typer.Exit(2)
 
 
 def _refuse_unsafe_defaults(settings: object, embedded_s3: bool) -> None:
