@@ -9,11 +9,13 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 from PIL import Image
 
 from reelforge_encoder.ffmpeg import Codec, FilmPart, ffmpeg_exe
 from reelforge_encoder.film_joins import compile_film
 from reelforge_encoder.handler import EncoderDeps, handle_film, handle_segment
+from reelforge_qa import film_checks
 from reelforge_qa.film_checks import SegmentVideo, check_film
 from reelforge_qa.segment_film_stats import SegmentFilmStats, segment_film_stats
 from reelforge_shared.events import FilmRequested, ModelInfo, SegmentGenerated
@@ -45,7 +47,7 @@ def _frames(path: Path) -> tuple[list[np.ndarray], list[int], list[bool]]:
 
 
 def test_film_is_joined_by_copy_with_only_transitions_encoded(
-    store: ObjectStore, settings: CommonSettings, tmp_path: Path
+    store: ObjectStore, settings: CommonSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job, bucket = "j-copy", settings.work_bucket
     store.put_json(bucket, Keys.storyboard(job), BOARD)
@@ -97,6 +99,22 @@ def test_film_is_joined_by_copy_with_only_transitions_encoded(
     stats = [segment_film_stats(p, 8) for p in segments]
     stats = [SegmentFilmStats.from_bytes(s.to_bytes()) for s in stats]
     whole = check_film(videos, film=tmp_path / "film.mp4")
+    decoded_windows: list[tuple[int, int]] = []
+    decode = film_checks.read_windows
+
+    def read_windows(film: Path, windows: list[tuple[int, int]]) -> dict:
+        decoded_windows.extend(windows)
+        return decode(film, windows)
+
+    monkeypatch.setattr(film_checks, "read_windows", read_windows)
     joins = check_film(videos, film=tmp_path / "film.mp4", stats=stats)
     assert joins.model_dump() == whole.model_dump()
     assert len(joins.boundaries) == 3 and joins.fps == 3
+    # The cut c -> d is proved by its packets (the segments' own): only the dissolve's and the fade's frames are decoded.
+    assert len(decoded_windows) == 2 and all(any(lo <= k < hi for lo, hi in decoded_windows) for k in (4, 5, 6, 9, 12, 14))
+
+    # Where the film's packets are not the segments' own (d's, here), every join and every other such frame is decoded.
+    decoded_windows.clear()
+    stats[3].packets = np.zeros_like(stats[3].packets)
+    assert check_film(videos, film=tmp_path / "film.mp4", stats=stats).model_dump() == whole.model_dump()
+    assert len(decoded_windows) == 4 and decoded_windows[-1] == (23, 24)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,15 @@ def make_film(
         return mux(video, sound, work / name, exe) if sound else shutil.copyfile(video, work / name)
 
     # 2. The master: joined by copy from the pieces, or from the segment files; capped when over the budget.
+    # The film and its crops are joined side by side (each its own ffmpeg: its transition spans, then its concat).
+    copies: dict[str, Path] = {}
     if by_copy and pieces:
-        joined = join_by_copy(pieces["master"], parts, fps, work / "joined-master.mp4", codec)
+        with ThreadPoolExecutor(max_workers=len(pieces)) as pool:
+            names = list(pieces)
+            joins = pool.map(lambda name: join_by_copy(pieces[name], parts, fps, work / f"joined-{name}.mp4", codec), names)
+            copies = dict(zip(names, joins, strict=True))
+    if "master" in copies:
+        joined = copies["master"]
 
         def master(c: Codec) -> Path:
             video = joined if c == codec else crop(joined, size, fps, work / "capped-master.mp4", c, None)
@@ -111,8 +119,7 @@ def make_film(
     renditions: dict[str, Path] = {}
     for ratio in board.deliverables.crops:
         name, window = rendition_name(ratio), crop_size(*size, ratio)
-        own = pieces.get(name) if by_copy and pieces else None
-        joined_crop = join_by_copy(own, parts, fps, work / f"joined-{name}.mp4", codec) if own else None
+        joined_crop = copies.get(name)
 
         def cropped(c: Codec, name: str = name, window: tuple[int, int] = window, joined_crop: Path | None = joined_crop) -> Path:
             if joined_crop is not None and c == codec:

@@ -19,7 +19,7 @@ from reelforge_qa.descriptors import describe
 from reelforge_qa.film_models import Boundary, FilmQaReport, Finding, SegmentLight
 from reelforge_qa.film_subject import Subject, describe_subject
 from reelforge_qa.frames import ColourSample, colour_sample, sample_indices
-from reelforge_qa.segment_film_stats import SegmentFilmStats, read_windows
+from reelforge_qa.segment_film_stats import SegmentFilmStats, packet_digests, read_windows
 from reelforge_shared.colour import bgr_to_rgb, cct_of_linear_rgb, grey_world_rgb, luma_of_linear_rgb
 from reelforge_shared.media import probe
 
@@ -150,21 +150,35 @@ def _flashes(frames: tr.FilmFrames, segments: Sequence[SegmentVideo], starts: li
 def _film_around_joins(
     film: Path, stats: Sequence[SegmentFilmStats], segments: Sequence[SegmentVideo], starts: list[float]
 ) -> tr.FilmFrames | None:
-    """The film's thumbnails: the segments' own laid end to end, with the frames around every join decoded from the film.
+    """The film's thumbnails: the segments' own laid end to end, with the frames decoded from the film wherever its
+    packets are not the segments' own: around each transition, and around any other frame that differs.
 
-    The film is joined by stream copy, so only its transitions hold frames no segment has; None when
-    the film's frame count is not the segments' (it was not joined that way): then it is read whole.
+    The film is joined by stream copy, so only its transitions hold frames no segment has; a join by
+    cut is proved by its packets (``packet_digests``). Segments' statistics without packet digests:
+    every join is decoded. None when the film's frame count is not the segments' (it was not joined
+    that way): then it is read whole.
     """
-    info = probe(film)
+    digests, setup = packet_digests(film)
+    info = probe(film, count_frames=False)
     thumbs = [t for s in stats for t in s.thumbs]
-    if info.frame_count != len(thumbs) or not info.fps:
+    if len(digests) != len(thumbs) or not info.fps:
         return None
+    own = None
+    if all(s.packets is not None and s.setup == setup for s in stats):
+        own = np.concatenate([s.packets for s in stats if s.packets is not None])
+    differs = np.ones(len(thumbs), bool) if own is None or len(own) != len(digests) else digests != own
     windows = []
     for i in range(1, len(segments)):
         frame = round(starts[i] * info.fps)
         overlap = round(segments[i].transition_s * info.fps) if segments[i].transition != "cut" else 0
         reach = max(overlap, 1) + tr.FILM_EDGE + 1
-        windows.append((max(0, frame - reach), min(len(thumbs), frame + reach)))
+        lo, hi = max(0, frame - reach), min(len(thumbs), frame + reach)
+        if differs[lo:hi].any():
+            windows.append((lo, hi))
+            differs[lo:hi] = False
+    stray = np.flatnonzero(differs)  # frames that should be a segment's own and are not: decoded, with what joins them
+    for run in np.split(stray, np.flatnonzero(np.diff(stray) > 1) + 1) if len(stray) else []:
+        windows.append((int(run[0]), int(run[-1]) + 1))
     for k, thumb in read_windows(film, windows).items():
         thumbs[k] = thumb
     return tr.film_frames(thumbs, info.fps)

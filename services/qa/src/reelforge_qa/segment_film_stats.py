@@ -6,17 +6,23 @@ Segment QA decodes each segment as it arrives; the same pass keeps, for the film
 - every frame as a 64x36 thumbnail (``transitions.THUMB``): cuts and flash frames over the film,
 - the report's thumbnail strip (JPEG).
 
+- a digest of every frame's coded packet and of the stream's codec setup (``packet_digests``).
+
 They are stored beside the segment's QA report as one ``.npz`` (no pickles). The film is joined by
 stream copy, so outside its transitions its frames *are* the segments' frames: film QA lays the
-segments' thumbnails end to end and decodes the film only around each join (``read_windows``),
-seeking to the keyframe the encoder put a few frames before each segment's end.
+segments' thumbnails end to end and decodes the film only where its packets are not the segments'
+own (the transitions, anything that went wrong in the join) (``read_windows``), seeking to the
+keyframe before each window. Equal packets from the same codec setup, in GOPs that start on an IDR,
+decode to equal pictures, so comparing digests (a demux, no decode) proves the rest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -35,6 +41,8 @@ class SegmentFilmStats:
     thumbs: np.ndarray  # (frames, 36, 64, 3) BGR uint8
     strip: bytes  # JPEG
     subject: Subject  # the character, localised in the sampled frames (film_subject)
+    packets: np.ndarray | None = None  # (frames,) uint64: digest of each frame's packet, in presentation order
+    setup: int | None = None  # digest of the stream's codec setup (SPS/PPS): packets decode alike only under the same
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -44,8 +52,12 @@ class SegmentFilmStats:
             rate=np.array([s.frame_count, s.fps]), thumbs=self.thumbs, strip=np.frombuffer(self.strip, np.uint8),
             subject=np.array([subject.found, subject.height, subject.aspect]), subject_colour=subject.colour,
             subject_texture=subject.texture, subject_boxes=np.array(subject.boxes, np.int32).reshape(-1, 4),
+            **self._digests(),
         )
         return buffer.getvalue()
+
+    def _digests(self) -> dict[str, Any]:
+        return {} if self.packets is None else {"packets": self.packets, "setup": np.array([self.setup or 0], np.uint64)}
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SegmentFilmStats:
@@ -55,7 +67,8 @@ class SegmentFilmStats:
             found, height, aspect = (float(v) for v in z["subject"])
             boxes = [(int(a), int(b), int(c), int(d)) for a, b, c, d in z["subject_boxes"]]
             subject = Subject(found, height, aspect, z["subject_colour"], z["subject_texture"], boxes)
-            return cls(sample, z["thumbs"], z["strip"].tobytes(), subject)
+            packets, setup = (z["packets"], int(z["setup"][0])) if "packets" in z.files else (None, None)
+            return cls(sample, z["thumbs"], z["strip"].tobytes(), subject, packets, setup)
 
 
 def segment_film_stats(path: Path, sample_count: int) -> SegmentFilmStats:
@@ -76,7 +89,36 @@ def segment_film_stats(path: Path, sample_count: int) -> SegmentFilmStats:
     width = round(strip_picks[0].shape[1] * STRIP_HEIGHT / strip_picks[0].shape[0])
     strip = np.hstack([cv2.resize(f, (width, STRIP_HEIGHT), interpolation=cv2.INTER_AREA) for f in strip_picks])
     ok, data = cv2.imencode(".jpg", strip, [cv2.IMWRITE_JPEG_QUALITY, 80])
-    return SegmentFilmStats(sample, thumbs, data.tobytes() if ok else b"", describe_subject(sample.frames))
+    packets, setup = packet_digests(path)
+    return SegmentFilmStats(sample, thumbs, data.tobytes() if ok else b"", describe_subject(sample.frames), packets, setup)
+
+
+def _digest(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def packet_digests(path: Path) -> tuple[np.ndarray, int]:
+    """A digest of each frame's packet by presentation frame number (a demux, no decode), and of the codec setup.
+
+    A frame number with no packet, or with two, gets digest 0 (it matches nothing).
+    """
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        if stream.time_base is None or not fps:
+            raise ValueError(f"{path}: the video stream has no time base or rate")
+        tb, start = float(stream.time_base), stream.start_time or 0
+        found: dict[int, int] = {}
+        for packet in container.demux(stream):
+            if packet.size and packet.pts is not None:
+                k = round((packet.pts - start) * tb * fps)
+                found[k] = 0 if k in found else _digest(bytes(packet))
+        setup = _digest(bytes(stream.codec_context.extradata or b""))
+    digests = np.zeros(max(found, default=-1) + 1, np.uint64)
+    for k, value in found.items():
+        if k >= 0:
+            digests[k] = value
+    return digests, setup
 
 
 def read_windows(film: Path, windows: list[tuple[int, int]]) -> dict[int, np.ndarray]:

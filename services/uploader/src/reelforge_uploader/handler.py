@@ -7,6 +7,7 @@ which video to use from it). The film is not triggered here: the job ledger's ob
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from reelforge_shared.events import Event, FilmChecked, JobCompleted, SegmentChecked, SegmentDelivered
@@ -41,16 +42,17 @@ def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
 def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:
     """Deliver the film, its renditions and the job reports QA wrote, then announce the job complete."""
     job, v = event.job_id, event.version  # each film version is delivered beside the earlier ones
-    film = deps.delivery.deliver(job, event.film_key, DeliveryKeys.film(job, v), {"film": True})
-    deliverables = {}
-    for name, key in event.deliverables.items():
-        deliverables[name] = DeliveryKeys.rendition(job, name, v)
-        deps.delivery.deliver(job, key, deliverables[name], {"rendition": name})
-    report_json = deps.delivery.deliver(job, event.report_key, DeliveryKeys.report(job, v), {"report": "json"})
-    html_key = None
-    if event.report_html_key:
-        html_key = DeliveryKeys.report_html(job, v)
-        deps.delivery.deliver(job, event.report_html_key, html_key, {"report": "html"})
+    deliverables = {name: DeliveryKeys.rendition(job, name, v) for name in event.deliverables}
+    html_key = DeliveryKeys.report_html(job, v) if event.report_html_key else None
+    jobs = [
+        (event.film_key, DeliveryKeys.film(job, v), {"film": True}),
+        (event.report_key, DeliveryKeys.report(job, v), {"report": "json"}),
+    ]
+    jobs += [(key, deliverables[name], {"rendition": name}) for name, key in event.deliverables.items()]
+    if event.report_html_key and html_key:
+        jobs.append((event.report_html_key, html_key, {"report": "html"}))
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:  # server-side copies and checks: waits, side by side
+        film, report_json, *_ = pool.map(lambda j: deps.delivery.deliver(job, *j), jobs)
     report = deps.store.get_json(deps.work_bucket, event.report_key)
     return [
         JobCompleted.follow(
