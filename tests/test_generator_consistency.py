@@ -107,7 +107,10 @@ def test_img2img_chaining_ties_frames_to_the_keyframe_and_stays_resumable(model_
 
 # How far the reference image moves frame 0 at least (mean 0..255 levels). Random weights: the tiny Wan's
 # transformer moves the picture little from its noise, so any image it reads changes the frames a little.
-@pytest.mark.parametrize(("model", "moved"), [("reelforge/tiny-svd", 1.0), ("reelforge/tiny-wan-i2v", 0.005)])
+@pytest.mark.parametrize(
+    ("model", "moved"),
+    [("reelforge/tiny-svd", 1.0), ("reelforge/tiny-wan-i2v", 0.005), ("reelforge/tiny-hunyuanvideo15-i2v", 0.005)],
+)
 def test_image_to_video_conditions_on_the_reference_image_else_on_a_keyframe(
     model: str, moved: float, model_cache: Path, reference: str
 ) -> None:

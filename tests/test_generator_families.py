@@ -43,6 +43,7 @@ FAMILIES = [  # model, pipeline class read from it, how it makes frames
     ("reelforge/tiny-wan", "WanPipeline", "text-to-video"),
     ("reelforge/tiny-wan-i2v", "WanImageToVideoPipeline", "image-to-video"),
     ("reelforge/tiny-hunyuanvideo15", "HunyuanVideo15Pipeline", "text-to-video"),
+    ("reelforge/tiny-hunyuanvideo15-i2v", "HunyuanVideo15ImageToVideoPipeline", "image-to-video"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""HunyuanVideo 1.5 (text-to-video): clips of ``temporal * k + 1`` frames, two text encoders, guidance by a guider.
+"""HunyuanVideo 1.5 (text- and image-to-video): clips of ``temporal * k + 1`` frames, two text encoders, guidance by a guider.
 
 The prompt reaches a Qwen2.5-VL text model inside a chat template: the pipeline reads
 ``tokenizer_max_length`` tokens after cropping the template's first ``prompt_template_encode_start_idx``
@@ -10,6 +10,10 @@ the limit, never cut.
 Guidance is the pipeline's ``guider`` component, not a call argument, and a guider keeps the state of
 the step it is in: every call gets its own guider at the segment's guidance, under a pipeline that
 shares the loaded parts (nothing is loaded twice), so two segments at once never share one.
+
+Image-to-video starts every clip from the segment's conditioning image (a character's reference image,
+else the keyframe), as Stable Video Diffusion does. Its pipeline renders at a size of its own: the
+bucket of the model's ``target_size`` area nearest the image's aspect, so that is the render size.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from diffusers.guiders import ClassifierFreeGuidance
 from diffusers.pipelines.hunyuan_video1_5.pipeline_hunyuan_video1_5 import extract_glyph_texts, format_text_input
 
-from reelforge_generator.clips import Clips
+from reelforge_generator.clips import Clips, conditioning_image
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport, count_tokens, model_prompt
 from reelforge_generator.strategy import Clip, ModelContext
@@ -78,13 +82,30 @@ class HunyuanTextToVideo(Clips):
         guider = ClassifierFreeGuidance.from_config(self.pipe.guider.config, guidance_scale=self.guidance, enabled=cfg)
         pipe: Any = type(self.pipe)(**(self.pipe.components | {"guider": guider}))
         pipe.set_progress_bar_config(disable=True)
+        size = {} if "image" in conditioning else {"height": plan.height, "width": plan.width}  # image-to-video: the image's
         out = pipe(
             **conditioning,
+            **size,
             num_frames=frames_for_call(len(frames), self.pipe.vae_scale_factor_temporal),
-            height=plan.height,
-            width=plan.width,
             num_inference_steps=self.steps,
             generator=self.generator(spec, frames),
             output_type="pt",
         )
         return Clip(out.frames[0][: len(frames)])
+
+
+class HunyuanImageToVideo(HunyuanTextToVideo):
+    kind = "image-to-video"
+
+    def __init__(self, context: ModelContext) -> None:
+        super().__init__(context)
+        self.keyframe_model = self.settings.keyframe_model or self.defaults.get("keyframe_model")
+        self.keyframer = context.keyframer
+
+    def own_size(self, spec: RenderSpec) -> tuple[int, int]:
+        """(width, height): the pipeline's bucket for the output's aspect."""
+        height, width = self.pipe.video_processor.calculate_default_height_width(spec.height, spec.width, self.pipe.target_size)
+        return width, height
+
+    def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
+        return super().prepare(spec, plan) | {"image": conditioning_image(spec, plan, self.keyframe_model, self.keyframer)}

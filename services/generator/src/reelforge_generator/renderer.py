@@ -34,7 +34,7 @@ from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.gpu import GpuSource, source_for
 from reelforge_generator.guards import ThermalGuard, VramGuard
-from reelforge_generator.hunyuan_video import HunyuanTextToVideo
+from reelforge_generator.hunyuan_video import HunyuanImageToVideo, HunyuanTextToVideo
 from reelforge_generator.model_files import model_not_found
 from reelforge_generator.per_frame import PerFrame
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport
@@ -57,6 +57,7 @@ KINDS: dict[str, Callable[[ModelContext], Strategy]] = {  # pipeline class -> ho
     "LTX2ImageToVideoPipeline": SoundImageToVideo,
     "WanImageToVideoPipeline": TransformerImageToVideo,
     "HunyuanVideo15Pipeline": HunyuanTextToVideo,
+    "HunyuanVideo15ImageToVideoPipeline": HunyuanImageToVideo,
 }
 
 
@@ -217,7 +218,12 @@ class FrameRenderer:
         return self.pipe.vae_scale_factor * 2 ** (len(self.pipe.unet.config.block_out_channels) - 1)
 
     def generation_size(self, spec: RenderSpec) -> tuple[int, int]:
-        """Render size: the configured width, the output's aspect, rounded to what the UNet can halve."""
+        """Render size: the configured width, the output's aspect, rounded to what the UNet can halve.
+
+        A model that renders at sizes of its own (HunyuanVideo 1.5 image-to-video) says which, by the output's aspect.
+        """
+        if own_size := getattr(self._loaded()[0], "own_size", None):
+            return own_size(spec)
         width = self.settings.generation_width or self.defaults.get("default_width", 1024)
         multiple = self.size_multiple
         height = width * spec.height / spec.width

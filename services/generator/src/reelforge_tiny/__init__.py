@@ -27,6 +27,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "reelforge/tiny-ltx2-i2v": ltx2.build_tiny_ltx2_i2v,
     "reelforge/tiny-wan-i2v": wan.build_tiny_wan_i2v,
     "reelforge/tiny-hunyuanvideo15": hunyuan.build_tiny_hunyuanvideo15,
+    "reelforge/tiny-hunyuanvideo15-i2v": hunyuan.build_tiny_hunyuanvideo15_i2v,
 }
 TINY_MODELS = tuple(BUILDERS)
 

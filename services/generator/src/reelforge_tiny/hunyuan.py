@@ -1,4 +1,4 @@
-"""Tiny HunyuanVideo 1.5 (text-to-video): a flow-matching video transformer, its VAE, and two text encoders.
+"""Tiny HunyuanVideo 1.5 (text-to-video and image-to-video): a flow-matching video transformer, its VAE, and two text encoders.
 
 The prompt is read by a Qwen2.5-VL text model through a chat template (a system message, then the
 prompt as the user's turn); quoted text in the prompt is also read byte by byte by a ByT5 encoder,
@@ -16,6 +16,7 @@ import torch
 from diffusers import (
     AutoencoderKLHunyuanVideo15,
     FlowMatchEulerDiscreteScheduler,
+    HunyuanVideo15ImageToVideoPipeline,
     HunyuanVideo15Pipeline,
     HunyuanVideo15Transformer3DModel,
 )
@@ -27,6 +28,9 @@ from transformers import (
     PreTrainedTokenizerFast,
     Qwen2_5_VLTextConfig,
     Qwen2_5_VLTextModel,
+    SiglipImageProcessor,
+    SiglipVisionConfig,
+    SiglipVisionModel,
     T5Config,
     T5EncoderModel,
 )
@@ -61,8 +65,8 @@ def prompt_budget(pipe: Any) -> int:
     return pipe.tokenizer_max_length + pipe.prompt_template_encode_start_idx - (len(ids["input_ids"][0]) - 1)
 
 
-def build_tiny_hunyuanvideo15(path: Path, seed: int = 0) -> Path:
-    """HunyuanVideo15Pipeline: HunyuanVideo15Transformer3DModel, its VAE (4x space, 2x time), Qwen2.5-VL and ByT5."""
+def _parts(seed: int, task_type: str, target_size: int) -> dict[str, Any]:
+    """What both HunyuanVideo 1.5 pipelines are made of: the transformer, its VAE (4x space, 2x time), Qwen2.5-VL, ByT5."""
     torch.manual_seed(seed)
     transformer = HunyuanVideo15Transformer3DModel(
         in_channels=9,  # the noisy latent (4), a conditioning latent (4) and its mask (1), zeros for text-to-video
@@ -78,8 +82,8 @@ def build_tiny_hunyuanvideo15(path: Path, seed: int = 0) -> Path:
         text_embed_2_dim=32,
         image_embed_dim=12,
         rope_axes_dim=(2, 2, 4),
-        target_size=16,
-        task_type="t2v",
+        target_size=target_size,  # image-to-video renders at this area (the image's aspect); text-to-video by default
+        task_type=task_type,
     )
     torch.manual_seed(seed)
     vae = AutoencoderKLHunyuanVideo15(
@@ -113,16 +117,19 @@ def build_tiny_hunyuanvideo15(path: Path, seed: int = 0) -> Path:
     t5 = T5Config(
         vocab_size=len(tokenizer_2), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8
     )
-    pipe = HunyuanVideo15Pipeline(
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=transformer,
-        vae=vae,
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
-        text_encoder_2=T5EncoderModel(t5),
-        tokenizer_2=tokenizer_2,
-        guider=ClassifierFreeGuidance(guidance_scale=6.0),
-    )
+    return {
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "transformer": transformer,
+        "vae": vae,
+        "scheduler": FlowMatchEulerDiscreteScheduler(shift=7.0),
+        "text_encoder_2": T5EncoderModel(t5),
+        "tokenizer_2": tokenizer_2,
+        "guider": ClassifierFreeGuidance(guidance_scale=6.0),
+    }
+
+
+def _save(pipe: Any, path: Path, seed: int, extra: dict) -> Path:
     marker = {
         "family": "hunyuanvideo15",
         "default_width": 128,
@@ -132,4 +139,28 @@ def build_tiny_hunyuanvideo15(path: Path, seed: int = 0) -> Path:
         # tokenizer, whose characters make the system message longer than Qwen's words do.
         "max_sequence_length": prompt_budget(pipe) + TEMPLATE_TOKENS,
     }
-    return save_atomically(pipe, path, marker, seed)
+    return save_atomically(pipe, path, marker | extra, seed)
+
+
+def build_tiny_hunyuanvideo15(path: Path, seed: int = 0) -> Path:
+    """HunyuanVideo15Pipeline: text-to-video."""
+    return _save(HunyuanVideo15Pipeline(**_parts(seed, "t2v", target_size=16)), path, seed, {})
+
+
+def build_tiny_hunyuanvideo15_i2v(path: Path, seed: int = 0) -> Path:
+    """HunyuanVideo15ImageToVideoPipeline: the same parts and a SigLIP image encoder; it renders at the area of a
+    ``target_size`` square (96: 72x128 at 16:9), in the image's aspect."""
+    parts = _parts(seed, "i2v", target_size=96)
+    torch.manual_seed(seed)
+    size = 32
+    config = SiglipVisionConfig(
+        hidden_size=parts["transformer"].config.image_embed_dim,
+        intermediate_size=24,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=size,
+        patch_size=8,
+    )
+    processor = SiglipImageProcessor(size={"height": size, "width": size})
+    pipe = HunyuanVideo15ImageToVideoPipeline(**parts, image_encoder=SiglipVisionModel(config), feature_extractor=processor)
+    return _save(pipe, path, seed, {"keyframe_model": "reelforge/tiny-sd"})
