@@ -158,3 +158,13 @@ def test_each_segment_renders_with_its_own_model_else_the_workers(
         used.append((generated.model.name, generated.model.pipeline, frame.shape[0]))
     hunyuan = ("reelforge/tiny-hunyuanvideo15", "HunyuanVideo15Pipeline", 72)
     assert used == [hunyuan, ("reelforge/tiny-wan", "WanPipeline", 64), hunyuan]
+
+
+def test_hunyuanvideo15_renders_at_the_segments_guidance_and_leaves_the_shared_guider_alone(model_cache: Path) -> None:
+    settings = GeneratorSettings(model_cache_dir=str(model_cache), model="reelforge/tiny-hunyuanvideo15", steps=1, clip_frames=1)
+    renderer = FrameRenderer(settings)
+    renderer.setup()
+    guided = dict(renderer.render(SPEC, [0]))[0]  # the model's guidance: 6
+    plain = dict(renderer.render(SPEC.model_copy(update={"guidance": 1.0}), [0]))[0]  # no guidance: one pass per step
+    assert guided != plain and dict(renderer.render(SPEC, [0]))[0] == guided
+    assert renderer.pipe.guider.guidance_scale == 6.0 and renderer.pipe.guider._enabled

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from diffusers.guiders import ClassifierFreeGuidance
 from diffusers.pipelines.hunyuan_video1_5.pipeline_hunyuan_video1_5 import extract_glyph_texts, format_text_input
 
 from reelforge_generator.clips import Clips, conditioning_image
@@ -78,8 +77,7 @@ class HunyuanTextToVideo(Clips):
         return conditioning | {PROMPT_REPORT: PromptReport(prompt, tokens)}
 
     def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> Clip:
-        cfg = self.guidance > 1
-        guider = ClassifierFreeGuidance.from_config(self.pipe.guider.config, guidance_scale=self.guidance, enabled=cfg)
+        guider = self.pipe.guider.new(guidance_scale=self.guidance, enabled=self.guidance > 1)  # the model's, at this guidance
         pipe: Any = type(self.pipe)(**(self.pipe.components | {"guider": guider}))
         pipe.set_progress_bar_config(disable=True)
         size = {} if "image" in conditioning else {"height": plan.height, "width": plan.width}  # image-to-video: the image's
