@@ -17,7 +17,7 @@ from reelforge_encoder.film_joins import compile_film
 from reelforge_encoder.handler import EncoderDeps, handle_film, handle_segment
 from reelforge_qa import film_checks
 from reelforge_qa.film_checks import SegmentVideo, check_film
-from reelforge_qa.segment_film_stats import SegmentFilmStats, segment_film_stats
+from reelforge_qa.segment_film_stats import SegmentFilmStats, packet_digests, segment_film_stats
 from reelforge_shared.events import FilmRequested, ModelInfo, SegmentGenerated
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import Keys, ObjectStore
@@ -96,6 +96,10 @@ def test_film_is_joined_by_copy_with_only_transitions_encoded(
         SegmentVideo(p, s["id"], (), "field", (t := s.get("transition", {})).get("type", "cut"), t.get("duration", 0.0))
         for p, s in zip(segments, BOARD["segments"], strict=True)
     ]
+    # Outside the transition spans the film's packets are the segments' own, byte for byte (what film QA relies on).
+    film_packets = packet_digests(tmp_path / "film.mp4")[0]
+    own_packets = np.concatenate([packet_digests(p)[0] for p in segments])
+    assert set(np.flatnonzero(film_packets != own_packets)) <= {4, 5, 6, *range(9, 15)}
     stats = [segment_film_stats(p, 8) for p in segments]
     stats = [SegmentFilmStats.from_bytes(s.to_bytes()) for s in stats]
     whole = check_film(videos, film=tmp_path / "film.mp4")

@@ -153,7 +153,8 @@ def concat_copy(pieces: list[Path], out: Path, exe: str) -> Path:
         return shutil.copyfile(pieces[0], out)
     listing = out.with_name(f"{out.stem}.concat.txt")
     listing.write_text("".join(f"file '{p.resolve()}'\n" for p in pieces))
-    stream = ffmpeg.input(str(listing), f="concat", safe=0).output(str(out), c="copy", movflags="+faststart")
+    # auto_convert=0: the pieces' packets as they are (by default the demuxer writes SPS/PPS into every keyframe)
+    stream = ffmpeg.input(str(listing), f="concat", safe=0, auto_convert=0).output(str(out), c="copy", movflags="+faststart")
     run(stream, exe, f"join {out.name} (stream copy)")
     return out
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,10 +100,11 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
         stat_keys = [Keys.segment_film_stats(job, n, markers[n].get("attempt", 1)) for n in range(1, len(board.segments) + 1)]
         # Kept by segment QA: then no segment is decoded again, and the film only around its joins.
         stats = None
-        if all(deps.store.exists(deps.bucket, k) for k in stat_keys):
-            stats = [SegmentFilmStats.from_bytes(deps.store.get_bytes(deps.bucket, k)) for k in stat_keys]
-        with tempfile.TemporaryDirectory(prefix="reelforge-qa-film-") as tmp:
-            film = deps.store.get_file(deps.bucket, event.film_key, Path(tmp, "final.mp4"))
+        with tempfile.TemporaryDirectory(prefix="reelforge-qa-film-") as tmp, ThreadPoolExecutor(max_workers=8) as pool:
+            film_download = pool.submit(deps.store.get_file, deps.bucket, event.film_key, Path(tmp, "final.mp4"))
+            if all(pool.map(lambda k: deps.store.exists(deps.bucket, k), stat_keys)):  # S3 waits: side by side
+                stats = list(pool.map(lambda k: SegmentFilmStats.from_bytes(deps.store.get_bytes(deps.bucket, k)), stat_keys))
+            film = film_download.result()
             segments = []
             for n, seg in enumerate(board.segments, start=1):
                 path = Path(tmp, f"{n:03d}.mp4")
