@@ -172,15 +172,19 @@ def test_a_model_is_available_as_a_local_folder_in_the_hf_cache_or_built_in(tmp_
 
 
 def test_a_segments_own_steps_and_guidance_apply_to_its_render_only() -> None:
-    from reelforge_generator.renderer import _segment_knobs
+    """Read from the segment's spec per call; the strategy (shared by every segment of the worker) is never changed."""
+    from reelforge_generator.clips import Clips
+    from reelforge_generator.per_frame import PerFrame
+    from reelforge_generator.strategy import Knobs
     from reelforge_shared.events import RenderSpec
 
-    class Kind:  # the two knobs every generation strategy carries (PerFrame, TextToVideo, ImageToVideo)
-        def __init__(self) -> None:
-            self.steps, self.guidance = 30, 7.5
+    assert issubclass(PerFrame, Knobs) and issubclass(Clips, Knobs)  # every strategy's root
+
+    class Kind(Knobs):
+        steps, guidance = 30, 7.5
 
     kind, base = Kind(), {"prompt": "p", "seed": 1, "frames": 1, "fps": 1, "width": 64, "height": 64}
-    _segment_knobs(kind, RenderSpec(**base, steps=4))
-    assert (kind.steps, kind.guidance) == (4, 7.5)
-    _segment_knobs(kind, RenderSpec(**base, guidance=2.0))
-    assert (kind.steps, kind.guidance) == (30, 2.0)
+    fewer, weaker = RenderSpec(**base, steps=4), RenderSpec(**base, guidance=2.0)
+    assert (kind.steps_for(fewer), kind.guidance_for(fewer)) == (4, 7.5)
+    assert (kind.steps_for(weaker), kind.guidance_for(weaker)) == (30, 2.0)
+    assert (kind.steps, kind.guidance) == (30, 7.5) and vars(kind) == {}

@@ -22,12 +22,12 @@ from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.latents import frame_generators, frame_latents
 from reelforge_generator.prompts import PROMPT_REPORT, encode_prompt
 from reelforge_generator.references import load_references
-from reelforge_generator.strategy import Clip, Keyframer, ModelContext
+from reelforge_generator.strategy import Clip, Keyframer, Knobs, ModelContext
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import RenderSpec
 
 
-class Clips:
+class Clips(Knobs):
     """Shared by both video kinds: clip boundaries and latents."""
 
     clip_based = True
@@ -74,7 +74,7 @@ class TextToVideo(Clips):
 
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
         """The prompt, encoded once for every clip (reference images steer per-frame and image-to-video models only)."""
-        conditioning, report = encode_prompt(self.pipe, spec, self.guidance)
+        conditioning, report = encode_prompt(self.pipe, spec, self.guidance_for(spec))
         return conditioning | {PROMPT_REPORT: report}
 
     def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> Clip:
@@ -87,8 +87,8 @@ class TextToVideo(Clips):
                 num_frames=len(frames),
                 height=plan.height,
                 width=plan.width,
-                num_inference_steps=self.steps,
-                guidance_scale=self.guidance,
+                num_inference_steps=self.steps_for(spec),
+                guidance_scale=self.guidance_for(spec),
                 output_type="pt",
             ).frames[0]
         )
@@ -119,9 +119,9 @@ class ImageToVideo(Clips):
                 num_frames=len(frames),
                 height=plan.height,
                 width=plan.width,
-                num_inference_steps=self.steps,
+                num_inference_steps=self.steps_for(spec),
                 min_guidance_scale=1.0,
-                max_guidance_scale=self.guidance,
+                max_guidance_scale=self.guidance_for(spec),
                 fps=max(1, round(spec.fps)),
                 decode_chunk_size=len(frames),
                 output_type="pt",

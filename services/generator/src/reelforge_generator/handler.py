@@ -27,7 +27,7 @@ import torch
 
 from reelforge_generator.fallback import RenderPlan, after_out_of_memory
 from reelforge_generator.metrics import DEGRADATIONS
-from reelforge_generator.renderer import FrameRenderer
+from reelforge_generator.renderer import FrameRenderer, RunReport
 from reelforge_generator.sound_video import wav_bytes
 from reelforge_shared.errors import Cancelled, InvalidInput, TransientError
 from reelforge_shared.events import Event, RenderSpec, SegmentGenerated, SegmentRequested
@@ -106,12 +106,13 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
     sound: dict[int, torch.Tensor] = {}  # each rendered clip's waveform by its first frame
     sample_rate = 0
     while True:  # until a render finishes; with nothing missing it finishes at once
-        done, out_of_memory = _render_into_store(deps, job, n, a, spec, todo, plan)
-        if renderer.last_run and renderer.last_run.sound:
-            sound |= renderer.last_run.sound
-            sample_rate = renderer.last_run.sample_rate or sample_rate
+        run = RunReport(plan)  # this render's own, not a field of the renderer that every segment shares
+        done, out_of_memory = _render_into_store(deps, job, n, a, spec, todo, plan, run)
+        if run.sound:
+            sound |= run.sound
+            sample_rate = run.sample_rate or sample_rate
         if not out_of_memory:
-            notes += renderer.last_run.notes if renderer.last_run else []
+            notes += run.notes
             break
         step = after_out_of_memory(plan, full.size, renderer.size_multiple)
         if step is None:
@@ -134,7 +135,7 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
     if needs_sound and sound:  # every clip's, in frame order: as long as the segment
         track = torch.cat([sound[first] for first in sorted(sound)], dim=-1)
         deps.store.put_bytes(deps.bucket, audio_key, wav_bytes(track, sample_rate), "audio/wav")
-    record = _generation_record(deps, Keys.segment_generation(job, n, a), "; ".join(notes) or None)
+    record = _generation_record(deps, run, Keys.segment_generation(job, n, a), "; ".join(notes) or None)
     log.info("generator.segment_rendered", job_id=job, index=n, attempt=a, **{k: v for k, v in record.items() if k != "prompt"})
     return [
         SegmentGenerated.follow(
@@ -154,13 +155,13 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
 REPORTED = ("degraded", "prompt", "prompt_tokens", "prompt_tokens_dropped", "render_s", "s_per_frame", "peak_vram_bytes")
 
 
-def _generation_record(deps: GeneratorDeps, key: str, degraded: str | None) -> dict:
+def _generation_record(deps: GeneratorDeps, run: RunReport, key: str, degraded: str | None) -> dict:
     """The prompt as the model got it, its token counts and the render figures, stored beside the frames.
 
     A redelivery that found every frame stored rendered nothing: it reports the first run's record.
     """
-    run, model = deps.renderer.last_run, deps.renderer.model
-    assert run is not None and model is not None  # noqa: S101 - set by the render that just ran
+    model = deps.renderer.model
+    assert model is not None  # noqa: S101 - loaded by the render that just ran
     if run.prompt is None and deps.store.exists(deps.bucket, key):
         return deps.store.get_json(deps.bucket, key)
     record = (run.prompt.as_dict() if run.prompt else {}) | run.figures() | {"degraded": degraded}
@@ -169,12 +170,19 @@ def _generation_record(deps: GeneratorDeps, key: str, degraded: str | None) -> d
 
 
 def _render_into_store(
-    deps: GeneratorDeps, job: str, n: int, attempt: int, spec: RenderSpec, frames: list[int], plan: RenderPlan
+    deps: GeneratorDeps,
+    job: str,
+    n: int,
+    attempt: int,
+    spec: RenderSpec,
+    frames: list[int],
+    plan: RenderPlan,
+    report: RunReport,
 ) -> tuple[set[int], bool]:
     """Render ``frames`` into the store: the frames stored, and whether the device ran out of memory."""
     uploads = Uploads(deps.store, deps.bucket)
     try:
-        for count, (i, png) in enumerate(deps.renderer.render(spec, frames, plan), start=1):
+        for count, (i, png) in enumerate(deps.renderer.render(spec, frames, plan, report), start=1):
             uploads.put(i, Keys.frame(job, n, i, attempt), png)
             if count % plan.batch == 0 and count < len(frames) and deps.cancelled(job):  # between batches
                 uploads.finish()

@@ -71,13 +71,14 @@ class HunyuanTextToVideo(Clips):
         device, dtype = self.pipe._execution_device, self.pipe.transformer.dtype
         names = ("prompt_embeds", "prompt_embeds_mask", "prompt_embeds_2", "prompt_embeds_mask_2")
         conditioning: dict[str, object] = dict(zip(names, self.pipe.encode_prompt(prompt, device, dtype), strict=True))
-        if self.guidance > 1:
+        if self.guidance_for(spec) > 1:
             embeds = self.pipe.encode_prompt(negative, device, dtype)
             conditioning |= {f"negative_{name}": value for name, value in zip(names, embeds, strict=True)}
         return conditioning | {PROMPT_REPORT: PromptReport(prompt, tokens)}
 
     def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> Clip:
-        guider = self.pipe.guider.new(guidance_scale=self.guidance, enabled=self.guidance > 1)  # the model's, at this guidance
+        guidance = self.guidance_for(spec)
+        guider = self.pipe.guider.new(guidance_scale=guidance, enabled=guidance > 1)  # the model's, at this guidance
         pipe: Any = type(self.pipe)(**(self.pipe.components | {"guider": guider}))
         pipe.set_progress_bar_config(disable=True)
         size = {} if "image" in conditioning else {"height": plan.height, "width": plan.width}  # image-to-video: the image's
@@ -85,7 +86,7 @@ class HunyuanTextToVideo(Clips):
             **conditioning,
             **size,
             num_frames=frames_for_call(len(frames), self.pipe.vae_scale_factor_temporal),
-            num_inference_steps=self.steps,
+            num_inference_steps=self.steps_for(spec),
             generator=self.generator(spec, frames),
             output_type="pt",
         )

@@ -26,7 +26,7 @@ from reelforge_generator.latents import frame_generators, frame_latents
 from reelforge_generator.model_files import model_not_found
 from reelforge_generator.prompts import PROMPT_REPORT, encode_prompt
 from reelforge_generator.references import load_references
-from reelforge_generator.strategy import Clip, ModelContext
+from reelforge_generator.strategy import Clip, Knobs, ModelContext
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import RenderSpec
 
@@ -39,7 +39,7 @@ def batched(conditioning: dict[str, object], n: int) -> dict[str, object]:
     return {k: v.repeat(n, *[1] * (v.ndim - 1)) if isinstance(v, torch.Tensor) else v for k, v in conditioning.items()}
 
 
-class PerFrame:
+class PerFrame(Knobs):
     """One image per frame; ``batch`` frames (and both CFG branches) per UNet call."""
 
     kind = "text-to-image"
@@ -62,7 +62,7 @@ class PerFrame:
 
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
         """Everything the segment's calls share: prompt embeddings, reference-image embeddings."""
-        embeds, report = encode_prompt(self.pipe, spec, self.guidance)
+        embeds, report = encode_prompt(self.pipe, spec, self.guidance_for(spec))
         conditioning: dict[str, object] = embeds | {PROMPT_REPORT: report}
         if spec.reference_images and not self._ip_adapter:
             if self.ip_adapter_source() is None:
@@ -70,7 +70,7 @@ class PerFrame:
             else:
                 self._load_ip_adapter()
         if self._ip_adapter:
-            conditioning |= self._reference_conditioning(spec.reference_images, plan)
+            conditioning |= self._reference_conditioning(spec.reference_images, plan, self.guidance_for(spec))
         return conditioning
 
     def next_unit(self, spec: RenderSpec, remaining: list[int], batch: int) -> tuple[list[int], list[int]]:
@@ -84,17 +84,20 @@ class PerFrame:
     def _images(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> torch.Tensor:
         latents = self.latents(spec, frames, plan)
         if self.settings.img2img_strength == 0:
-            return self._call(self.pipe, conditioning, latents=latents, generator=frame_generators(spec.seed, frames), plan=plan)
+            return self._call(
+                self.pipe, spec, conditioning, latents=latents, generator=frame_generators(spec.seed, frames), plan=plan
+            )
         images: list[Any] = [None] * len(frames)
         if 0 in frames:  # the keyframe itself renders as without chaining
             k = frames.index(0)
             images[k] = self._call(
-                self.pipe, conditioning, latents=latents[k : k + 1], generator=frame_generators(spec.seed, [0]), plan=plan
+                self.pipe, spec, conditioning, latents=latents[k : k + 1], generator=frame_generators(spec.seed, [0]), plan=plan
             )[0]
         chained = [i for i in frames if i != 0]
         if chained:
             out = self._call(
                 self._image_to_image(),
+                spec,
                 conditioning,
                 image=self._keyframe(spec, conditioning, plan).repeat(len(chained), 1, 1, 1),
                 strength=self.settings.img2img_strength,
@@ -112,13 +115,19 @@ class PerFrame:
         return latents.to(self.pipe._execution_device, self.pipe.unet.dtype)
 
     def _call(
-        self, pipe: Any, conditioning: dict[str, object], plan: RenderPlan, output_type: str = "pt", **kwargs: Any
+        self,
+        pipe: Any,
+        spec: RenderSpec,
+        conditioning: dict[str, object],
+        plan: RenderPlan,
+        output_type: str = "pt",
+        **kwargs: Any,
     ) -> torch.Tensor:
         n = len(kwargs["latents"]) if "latents" in kwargs else len(kwargs["image"])
         arguments = batched(conditioning, n)
         with self.pipe_lock:  # the scale set here is the one this call renders with
             if self._ip_adapter and IP_ADAPTER_SCALE not in arguments:  # prepared before another segment loaded it
-                arguments |= self._reference_conditioning([], plan)
+                arguments |= self._reference_conditioning([], plan, self.guidance_for(spec))
             if IP_ADAPTER_SCALE in arguments:
                 pipe.set_ip_adapter_scale(arguments.pop(IP_ADAPTER_SCALE))
             return pipe(
@@ -126,8 +135,8 @@ class PerFrame:
                 **kwargs,
                 height=plan.height,
                 width=plan.width,
-                num_inference_steps=self.steps,
-                guidance_scale=self.guidance,
+                num_inference_steps=self.steps_for(spec),
+                guidance_scale=self.guidance_for(spec),
                 output_type=output_type,
             ).images
 
@@ -138,6 +147,7 @@ class PerFrame:
             self._keyframes = {
                 key: self._call(
                     self.pipe,
+                    spec,
                     conditioning,
                     latents=self.latents(spec, [0], plan),
                     generator=frame_generators(spec.seed, [0]),
@@ -175,7 +185,7 @@ class PerFrame:
                     raise model_not_found(source, source, exc, what=f"IP-Adapter {subfolder}/{weight} of") from exc
                 self._ip_adapter = True
 
-    def _reference_conditioning(self, sources: list[str], plan: RenderPlan) -> dict[str, object]:
+    def _reference_conditioning(self, sources: list[str], plan: RenderPlan, guidance: float) -> dict[str, object]:
         """The cast's reference images, encoded once, and their scale; a segment without any weighs a blank image at zero."""
         references = load_references(sources) or [Image.new("RGB", (plan.width, plan.height))]
         embeds = self.pipe.prepare_ip_adapter_image_embeds(
@@ -183,6 +193,6 @@ class PerFrame:
             ip_adapter_image_embeds=None,
             device=self.pipe._execution_device,
             num_images_per_prompt=1,
-            do_classifier_free_guidance=self.guidance > 1,
+            do_classifier_free_guidance=guidance > 1,
         )
         return {"ip_adapter_image_embeds": embeds, IP_ADAPTER_SCALE: self.settings.ip_adapter_scale if sources else 0.0}

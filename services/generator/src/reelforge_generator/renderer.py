@@ -235,10 +235,13 @@ class FrameRenderer:
 
     # 2. Run: frames of one segment, yielded as PNG bytes in frame order.
     @torch.inference_mode()
-    def render(self, spec: RenderSpec, frames: list[int], plan: RenderPlan | None = None) -> Iterator[tuple[int, bytes]]:
+    def render(
+        self, spec: RenderSpec, frames: list[int], plan: RenderPlan | None = None, report: RunReport | None = None
+    ) -> Iterator[tuple[int, bytes]]:
+        """``report`` receives what this render did (also kept as ``last_run`` for the CLI and the benchmark)."""
         plan = plan or self.plan(spec)
         kind, model = self._loaded()
-        report = self.last_run = RunReport(plan)
+        report = self.last_run = report if report is not None else RunReport(plan)
         if not frames:
             return
         # 2.1 Check inputs.
@@ -251,7 +254,6 @@ class FrameRenderer:
         vram = VramGuard(
             self.gpu, self.settings.vram_limit_gb, release=self._release, offload=self._offload, offloaded=self._offloaded
         )
-        _segment_knobs(self.kind, spec)
         # 2.2 What every call of the segment shares, computed once (prompt and reference embeddings).
         with attention_kernels(self.settings.sdpa_backend):
             conditioning = kind.prepare(spec, plan)
@@ -314,11 +316,3 @@ class FrameRenderer:
         """Idle parts of the model to host memory (diffusers' model offload): the same images, slower."""
         if self.device.startswith("cuda"):
             self.pipe.enable_model_cpu_offload(device=self.device)
-
-
-def _segment_knobs(kind: object, spec: RenderSpec) -> None:
-    """The segment's own steps and guidance (seed 002's endpoints set them) for this render; the model's otherwise."""
-    base = kind.__dict__.setdefault("base_knobs", {k: getattr(kind, k) for k in ("steps", "guidance") if hasattr(kind, k)})
-    for name, value in base.items():
-        wanted = getattr(spec, name)
-        setattr(kind, name, wanted if wanted is not None else value)

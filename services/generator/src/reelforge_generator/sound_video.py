@@ -102,9 +102,9 @@ class SoundTextToVideo(Clips):
             self.image_pipe = LTX2ImageToVideoPipeline(**{k: v for k, v in self.pipe.components.items() if v is not None})
             self.image_pipe.set_progress_bar_config(disable=True)
 
-    def _cfg(self) -> bool:
+    def _cfg(self, spec: RenderSpec) -> bool:
         audio = self.knobs.get("audio_guidance_scale", 7.0)  # the pipeline's default
-        return self.guidance > 1 or (audio is not None and audio > 1)
+        return self.guidance_for(spec) > 1 or (audio is not None and audio > 1)
 
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
         prompt = sound_prompt(spec)
@@ -119,7 +119,7 @@ class SoundTextToVideo(Clips):
         positive, mask, negative, negative_mask = self.pipe.encode_prompt(
             prompt=prompt,
             negative_prompt=spec.negative_prompt or "",
-            do_classifier_free_guidance=self._cfg(),
+            do_classifier_free_guidance=self._cfg(spec),
             max_sequence_length=self.max_tokens,
             device=self.pipe._execution_device,
         )
@@ -142,8 +142,8 @@ class SoundTextToVideo(Clips):
             frame_rate=spec.fps,
             height=plan.height,
             width=plan.width,
-            num_inference_steps=self.steps,
-            guidance_scale=self.guidance,
+            num_inference_steps=self.steps_for(spec),
+            guidance_scale=self.guidance_for(spec),
             generator=self.generator(spec, frames),
             max_sequence_length=self.max_tokens,
             output_type="pt",

@@ -48,6 +48,23 @@ class Clip:
     sample_rate: int | None = None
 
 
+class Knobs:
+    """The model's denoising steps and guidance, and a segment's own where it sets them (seed 002's endpoints).
+
+    A segment's values are read per call from its spec, never written onto the strategy: the strategy and its
+    pipeline are shared by every segment the worker renders.
+    """
+
+    steps: int
+    guidance: float
+
+    def steps_for(self, spec: RenderSpec) -> int:
+        return spec.steps if spec.steps is not None else self.steps
+
+    def guidance_for(self, spec: RenderSpec) -> float:
+        return spec.guidance if spec.guidance is not None else self.guidance
+
+
 class Strategy(Protocol):
     kind: str  # "text-to-image", "text-to-video", "image-to-video"
     clip_based: bool  # frames denoised jointly in clips (video models) or one image per frame

@@ -54,7 +54,9 @@ class TransformerTextToVideo(Clips):
         # package, unconditionally; WanPipeline's skips that Unicode clean-up where ftfy is not installed.
         embed = partial(WanPipeline._get_t5_prompt_embeds, self.pipe, max_sequence_length=self.max_tokens)
         positive = embed(prompt=prompt, device=self.pipe._execution_device)
-        negative = embed(prompt=spec.negative_prompt or "", device=self.pipe._execution_device) if self.guidance > 1 else None
+        negative = (
+            embed(prompt=spec.negative_prompt or "", device=self.pipe._execution_device) if self.guidance_for(spec) > 1 else None
+        )
         conditioning: dict[str, object] = {"prompt_embeds": positive, PROMPT_REPORT: PromptReport(prompt, tokens)}
         if negative is not None:
             conditioning["negative_prompt_embeds"] = negative
@@ -66,8 +68,8 @@ class TransformerTextToVideo(Clips):
             num_frames=frames_for_call(len(frames)),
             height=plan.height,
             width=plan.width,
-            num_inference_steps=self.steps,
-            guidance_scale=self.guidance,
+            num_inference_steps=self.steps_for(spec),
+            guidance_scale=self.guidance_for(spec),
             generator=self.generator(spec, frames),
             output_type="pt",
         )
