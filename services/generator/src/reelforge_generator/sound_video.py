@@ -24,15 +24,13 @@ from typing import Any
 
 import torch
 from diffusers import LTX2ImageToVideoPipeline
-from PIL import Image, ImageOps
 
-from reelforge_generator.clips import Clips
+from reelforge_generator.clips import Clips, conditioning_image
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport, count_tokens
-from reelforge_generator.references import load_references
 from reelforge_generator.strategy import Clip, ModelContext
 from reelforge_generator.transformer_video import fitting_tokens
-from reelforge_shared.errors import InvalidInput, PermanentError
+from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import RenderSpec
 from reelforge_shared.specs import sound_prompt
 
@@ -62,11 +60,6 @@ def fit_audio(audio: torch.Tensor, samples: int) -> torch.Tensor:
     if audio.shape[-1] >= samples:
         return audio[..., :samples]
     return torch.nn.functional.pad(audio, (0, samples - audio.shape[-1]))
-
-
-def fit(image: Image.Image, plan: RenderPlan) -> Image.Image:
-    """Cropped to the shot's aspect and size, not squeezed."""
-    return ImageOps.fit(image, plan.size, Image.Resampling.LANCZOS)
 
 
 def wav_bytes(audio: torch.Tensor, sample_rate: int) -> bytes:
@@ -131,7 +124,7 @@ class SoundTextToVideo(Clips):
         if negative is not None:
             conditioning |= {"negative_prompt_embeds": negative, "negative_prompt_attention_mask": negative_mask}
         if spec.reference_images:  # the first character's reference image: the shot starts from it
-            conditioning["image"] = fit(load_references(spec.reference_images[:1])[0], plan)
+            conditioning["image"] = conditioning_image(spec, plan, None, None)
         return conditioning
 
     def call(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> Any:
@@ -170,9 +163,4 @@ class SoundImageToVideo(SoundTextToVideo):
         conditioning = super().prepare(spec, plan)
         if "image" in conditioning:
             return conditioning
-        if self.keyframe_model is None or self.keyframer is None:
-            raise PermanentError(
-                "image-to-video needs a conditioning image: give the segment's characters a reference_image "
-                "or set REELFORGE_KEYFRAME_MODEL to a text-to-image model"
-            )
-        return conditioning | {"image": fit(self.keyframer(self.keyframe_model, spec, plan), plan)}
+        return conditioning | {"image": conditioning_image(spec, plan, self.keyframe_model, self.keyframer)}
