@@ -168,6 +168,25 @@ def test_log_lines_never_carry_a_secret(captured_logs: io.StringIO) -> None:
     assert secrets["nats"] not in str(refused.value) and secrets["s3"] not in str(refused.value)
 
 
+
+def test_library_lines_are_json_lines_like_the_services_own(captured_logs: io.StringIO) -> None:
+    """A container's log is one JSON object per line: the libraries' records (and their tracebacks) too."""
+    structlog.get_logger("test").info("service.line", n=1)
+    logging.getLogger("urllib3.connectionpool").warning("retrying %s", "put")
+    try:
+        raise OSError("no route")
+    except OSError:
+        logging.getLogger("nats").exception("reconnect failed")
+    lines = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+    assert [(line["level"], line.get("logger")) for line in lines] == [
+        ("info", None),
+        ("warning", "urllib3.connectionpool"),
+        ("error", "nats"),
+    ]
+    assert lines[1]["event"] == "retrying put" and "OSError: no route" in lines[2]["event"]
+    assert all("timestamp" in line for line in lines)
+
+
 STORYBOARD = {
     "title": "Least privilege",
     "output": {"width": 160, "height": 96},

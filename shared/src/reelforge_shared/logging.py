@@ -116,8 +116,19 @@ def configure_logging(level: str = "INFO", json: bool | None = None, stream: Tex
     use_json = (not stream.isatty()) if json is None else json
     renderer = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
     logging.basicConfig(level=level.upper(), stream=stream, format="%(message)s", force=True)
+    # The libraries' records (nats, uvicorn, diffusers, Python warnings) in the same shape as the service's
+    # own lines: one JSON object each in containers, with level, logger and time.
+    stamped: list[Any] = [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=stamped, processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact, renderer]
+    )
     for handler in logging.getLogger().handlers:
         handler.addFilter(_RedactingFilter())
+        handler.setFormatter(formatter)
     for server in UVICORN_LOGGERS:  # its own handlers (uvicorn's default config) would write past the redaction
         logging.getLogger(server).handlers.clear()
         logging.getLogger(server).propagate = True
