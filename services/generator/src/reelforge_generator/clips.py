@@ -94,8 +94,23 @@ class TextToVideo(Clips):
         )
 
 
-class ImageToVideo(Clips):
+class FromImage(Clips):
+    """Image-to-video: every clip starts from the first character's reference image, else the segment's keyframe."""
+
     kind = "image-to-video"
+
+    def __init__(self, context: ModelContext) -> None:
+        super().__init__(context)
+        self.keyframe_model: str | None = self.settings.keyframe_model or self.defaults.get("keyframe_model")
+        self.keyframer = context.keyframer
+
+    def start_image(self, spec: RenderSpec, plan: RenderPlan) -> Image.Image:
+        return conditioning_image(spec, plan, self.keyframe_model, self.keyframer)
+
+
+class ImageToVideo(FromImage):
+    """Stable Video Diffusion."""
+
     default_clip_frames = 14  # SVD's own clip length (SVD-XT: 25)
     min_clip_frames = 2  # SVD ramps its guidance from the first frame to the last: one frame has no ramp (and breaks its CFG)
 
@@ -104,11 +119,9 @@ class ImageToVideo(Clips):
         settings, defaults = self.settings, self.defaults
         self.steps = settings.steps or defaults.get("default_steps", 25)
         self.guidance = settings.guidance_scale if settings.guidance_scale is not None else defaults.get("default_guidance", 3.0)
-        self.keyframe_model = settings.keyframe_model or defaults.get("keyframe_model")
-        self.keyframer = context.keyframer
 
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
-        return {"image": conditioning_image(spec, plan, self.keyframe_model, self.keyframer)}
+        return {"image": self.start_image(spec, plan)}
 
     def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> Clip:
         return Clip(

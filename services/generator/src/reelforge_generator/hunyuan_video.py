@@ -22,7 +22,7 @@ from typing import Any
 
 from diffusers.pipelines.hunyuan_video1_5.pipeline_hunyuan_video1_5 import extract_glyph_texts, format_text_input
 
-from reelforge_generator.clips import Clips, conditioning_image
+from reelforge_generator.clips import Clips, FromImage
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport, count_tokens, model_prompt
 from reelforge_generator.strategy import Clip, ModelContext
@@ -93,18 +93,11 @@ class HunyuanTextToVideo(Clips):
         return Clip(out.frames[0][: len(frames)])
 
 
-class HunyuanImageToVideo(HunyuanTextToVideo):
-    kind = "image-to-video"
-
-    def __init__(self, context: ModelContext) -> None:
-        super().__init__(context)
-        self.keyframe_model = self.settings.keyframe_model or self.defaults.get("keyframe_model")
-        self.keyframer = context.keyframer
-
+class HunyuanImageToVideo(FromImage, HunyuanTextToVideo):
     def own_size(self, spec: RenderSpec) -> tuple[int, int]:
         """(width, height): the pipeline's bucket for the output's aspect."""
         height, width = self.pipe.video_processor.calculate_default_height_width(spec.height, spec.width, self.pipe.target_size)
         return width, height
 
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
-        return super().prepare(spec, plan) | {"image": conditioning_image(spec, plan, self.keyframe_model, self.keyframer)}
+        return super().prepare(spec, plan) | {"image": self.start_image(spec, plan)}

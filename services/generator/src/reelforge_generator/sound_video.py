@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from diffusers import LTX2ImageToVideoPipeline
 
-from reelforge_generator.clips import Clips, conditioning_image
+from reelforge_generator.clips import Clips, FromImage, conditioning_image
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport, count_tokens
 from reelforge_generator.strategy import Clip, ModelContext
@@ -150,17 +150,10 @@ class SoundTextToVideo(Clips):
         return Clip(out.frames[0][: len(frames)], audio=audio, sample_rate=self.sample_rate)
 
 
-class SoundImageToVideo(SoundTextToVideo):
-    kind = "image-to-video"
-
-    def __init__(self, context: ModelContext) -> None:
-        super().__init__(context)
-        self.keyframe_model = self.settings.keyframe_model or self.defaults.get("keyframe_model")
-        self.keyframer = context.keyframer
-
+class SoundImageToVideo(FromImage, SoundTextToVideo):
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
         """The prompt, and the conditioning image: the first character's reference image, else the segment's keyframe."""
         conditioning = super().prepare(spec, plan)
         if "image" in conditioning:
             return conditioning
-        return conditioning | {"image": conditioning_image(spec, plan, self.keyframe_model, self.keyframer)}
+        return conditioning | {"image": self.start_image(spec, plan)}

@@ -14,7 +14,7 @@ from typing import Any
 
 from diffusers import WanPipeline
 
-from reelforge_generator.clips import Clips, conditioning_image
+from reelforge_generator.clips import Clips, FromImage
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport, count_tokens, model_prompt
 from reelforge_generator.strategy import Clip, ModelContext
@@ -76,15 +76,8 @@ class TransformerTextToVideo(Clips):
         return Clip(out.frames[0][: len(frames)])
 
 
-class TransformerImageToVideo(TransformerTextToVideo):
+class TransformerImageToVideo(FromImage, TransformerTextToVideo):
     """Wan 2.x image-to-video: the prompt as for text-to-video, and the conditioning image."""
 
-    kind = "image-to-video"
-
-    def __init__(self, context: ModelContext) -> None:
-        super().__init__(context)
-        self.keyframe_model = self.settings.keyframe_model or self.defaults.get("keyframe_model")
-        self.keyframer = context.keyframer
-
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
-        return super().prepare(spec, plan) | {"image": conditioning_image(spec, plan, self.keyframe_model, self.keyframer)}
+        return super().prepare(spec, plan) | {"image": self.start_image(spec, plan)}
