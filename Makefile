@@ -39,6 +39,7 @@ demo: $(STAMP)
 # Static checks first, so CI (.ci/run -> make test) fails on a lint or type error before the long suite.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # Debian's tools the deploy checks run (promtool, docker-compose; dockerd and debootstrap for test-deploy).

@@ -95,15 +95,28 @@ def main() -> int:
             enc = EncoderDeps(store=store, bucket=work, codec=codec)
             qa = QaDeps(store=store, bucket=work, thresholds=Thresholds(), max_attempts=1, film_thresholds=FilmThresholds())
             up = build_uploader(UploaderSettings(s3_endpoint=server.url, s3_access_key=ACCESS_KEY, s3_secret_key=SECRET_KEY)).deps
-            submitted = JobSubmitted(job_id=job, title=board.title or "", segment_count=len(board.segments),
-                                     duration_s=board.duration_s, storyboard_key=Keys.storyboard(job))
+            submitted = JobSubmitted(
+                job_id=job,
+                title=board.title or "",
+                segment_count=len(board.segments),
+                duration_s=board.duration_s,
+                storyboard_key=Keys.storyboard(job),
+            )
             per_segment = []
             for n, seg in enumerate(board.segments, start=1):
                 for i, png in enumerate(frames(n, seg.frames, 128, 72)):
                     store.put_bytes(work, Keys.frame(job, n, i), png, "image/png")
                 generated = SegmentGenerated.follow(
-                    submitted, index=n, segment_id=seg.id, attempt=1, frames_prefix=Keys.frames(job, n), frame_count=seg.frames,
-                    fps=seg.fps, width=board.output.width, height=board.output.height, model=MODEL,
+                    submitted,
+                    index=n,
+                    segment_id=seg.id,
+                    attempt=1,
+                    frames_prefix=Keys.frames(job, n),
+                    frame_count=seg.frames,
+                    fps=seg.fps,
+                    width=board.output.width,
+                    height=board.output.height,
+                    model=MODEL,
                 )
                 t0 = time.perf_counter()
                 [encoded] = encode_segment(generated, enc)
@@ -132,8 +145,14 @@ def main() -> int:
                 if profile:
                     profile.disable()
                     profile.dump_stats(args.profile)
-                runs.append({"tail_s": round(end - start, 2), "tail_encoder_film_s": round(t_encoded - start, 2),
-                             "tail_film_qa_s": round(t_checked - t_encoded, 2), "tail_delivery_s": round(end - t_checked, 2)})
+                runs.append(
+                    {
+                        "tail_s": round(end - start, 2),
+                        "tail_encoder_film_s": round(t_encoded - start, 2),
+                        "tail_film_qa_s": round(t_checked - t_encoded, 2),
+                        "tail_delivery_s": round(end - t_checked, 2),
+                    }
+                )
                 print(f"tail run {version}: {runs[-1]}", file=sys.stderr)
 
             local = Path(tmp, "floor")
@@ -150,20 +169,29 @@ def main() -> int:
         finally:
             server.stop()
     figures = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": f"{platform.node()} {platform.machine()}",
-        "cpus": os.cpu_count(), "command": " ".join(sys.argv), "segments": len(board.segments),
-        "size": f"{board.output.width}x{board.output.height}", "preset": args.preset,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} {platform.machine()}",
+        "cpus": os.cpu_count(),
+        "command": " ".join(sys.argv),
+        "segments": len(board.segments),
+        "size": f"{board.output.width}x{board.output.height}",
+        "preset": args.preset,
         "segment_encode_s_mean": round(float(np.mean([e for e, _ in per_segment])), 2),
         "segment_qa_s_mean": round(float(np.mean([q for _, q in per_segment])), 2),
-        **runs[0], "runs": runs, "load_average": [round(x, 2) for x in os.getloadavg()],
-        "floor_concat_copy_s": round(floor, 3), "ratio": round(runs[0]["tail_s"] / floor, 1),
+        **runs[0],
+        "runs": runs,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "floor_concat_copy_s": round(floor, 3),
+        "ratio": round(runs[0]["tail_s"] / floor, 1),
         "film_qa_passed": completed.film_qa_passed,
     }
     tail = runs[0]["tail_s"]
     for n, run_ in enumerate(runs, start=1):
-        print(f"tail {n} (last segment.delivered -> job.completed): {run_['tail_s']:.2f} s "
-              f"(encoder film {run_['tail_encoder_film_s']} s, film QA {run_['tail_film_qa_s']} s, "
-              f"delivery {run_['tail_delivery_s']} s)")
+        print(
+            f"tail {n} (last segment.delivered -> job.completed): {run_['tail_s']:.2f} s "
+            f"(encoder film {run_['tail_encoder_film_s']} s, film QA {run_['tail_film_qa_s']} s, "
+            f"delivery {run_['tail_delivery_s']} s)"
+        )
     print(f"floor (ffmpeg -f concat -c copy of the same {len(board.segments)} segments): {floor:.3f} s")
     print(f"ratio tail / floor: {tail / floor:.1f}")
     if args.json:

@@ -43,9 +43,13 @@ from reelforge_shared.storyboard import parse_storyboard
 STAND_IN = ModelInfo(
     name="bench/fast-stand-in-generator", pipeline="none (frames written without diffusion)", random_weights=True
 )
-STAGES = [("generate (stand-in)", "segment.requested", "segment.generated"), ("encode", "segment.generated", "segment.encoded"),
-          ("qa", "segment.encoded", "segment.checked"), ("deliver", "segment.checked", "segment.delivered"),
-          ("end to end", "segment.requested", "segment.delivered")]
+STAGES = [
+    ("generate (stand-in)", "segment.requested", "segment.generated"),
+    ("encode", "segment.generated", "segment.encoded"),
+    ("qa", "segment.encoded", "segment.checked"),
+    ("deliver", "segment.checked", "segment.delivered"),
+    ("end to end", "segment.requested", "segment.delivered"),
+]
 
 
 def stand_in_generator(store: ObjectStore, bucket: str):
@@ -60,8 +64,17 @@ def stand_in_generator(store: ObjectStore, bucket: str):
             buf = io.BytesIO()
             Image.fromarray(frame.astype(np.uint8)).save(buf, format="PNG")
             store.put_bytes(bucket, Keys.frame(event.job_id, event.index, i, event.attempt), buf.getvalue(), "image/png")
-        return [SegmentGenerated.follow(event, frames_prefix=Keys.frames(event.job_id, event.index, event.attempt),
-                                        frame_count=spec.frames, fps=spec.fps, width=width, height=height, model=STAND_IN)]
+        return [
+            SegmentGenerated.follow(
+                event,
+                frames_prefix=Keys.frames(event.job_id, event.index, event.attempt),
+                frame_count=spec.frames,
+                fps=spec.fps,
+                width=width,
+                height=height,
+                model=STAND_IN,
+            )
+        ]
 
     return handle
 
@@ -93,14 +106,25 @@ async def main(args: argparse.Namespace) -> None:
     prefix = "load" + uuid.uuid4().hex[:6]
     env = {"REELFORGE_ACK_WAIT_S": "30", "REELFORGE_ENCODER_PRESET": "ultrafast"}
     system = System(root, nats_server.url, s3.url, prefix, env)
-    settings = CommonSettings(nats_url=nats_server.url, s3_endpoint=s3.url, s3_access_key=ACCESS_KEY, s3_secret_key=SECRET_KEY,
-                              subject_prefix=prefix, work_bucket=system.work_bucket, delivery_bucket=system.delivery_bucket)
+    settings = CommonSettings(
+        nats_url=nats_server.url,
+        s3_endpoint=s3.url,
+        s3_access_key=ACCESS_KEY,
+        s3_secret_key=SECRET_KEY,
+        subject_prefix=prefix,
+        work_bucket=system.work_bucket,
+        delivery_bucket=system.delivery_bucket,
+    )
     store = ObjectStore.from_settings(settings)
     for bucket in (settings.work_bucket, settings.delivery_bucket):
         store.ensure_bucket(bucket)
     stop = asyncio.Event()
-    generator = Service("generator", settings, [Route(SegmentRequested, stand_in_generator(store, settings.work_bucket),
-                                                      concurrency=args.generator_concurrency)], None)
+    generator = Service(
+        "generator",
+        settings,
+        [Route(SegmentRequested, stand_in_generator(store, settings.work_bucket), concurrency=args.generator_concurrency)],
+        None,
+    )
     gen_task = asyncio.create_task(run_service(generator, stop))
     jobs = []
     try:
@@ -120,8 +144,11 @@ async def main(args: argparse.Namespace) -> None:
             completed = {b["job_id"] for s, b, _ in events if s == "job.completed"}
             failed = [b for s, b, _ in events if s in {"job.failed", "segment.failed"}]
             delivered = sum(1 for s, _, _ in events if s == "segment.delivered")
-            print(f"  {time.time() - began:6.0f} s: {delivered} segments delivered, {len(completed)}/{len(jobs)} jobs complete, "
-                  f"{len(failed)} failures", flush=True)
+            print(
+                f"  {time.time() - began:6.0f} s: {delivered} segments delivered, {len(completed)}/{len(jobs)} jobs complete, "
+                f"{len(failed)} failures",
+                flush=True,
+            )
             if len(completed) == len(jobs) or failed:
                 break
             await asyncio.sleep(10)
@@ -149,8 +176,10 @@ def report(args: argparse.Namespace, jobs: list[str], events: list[tuple[str, di
     duplicated = sum(n - 1 for n in per_segment.values() if n > 1)
     first = min(t["segment.requested"] for t in at.values() if "segment.requested" in t)
     last = max(t["segment.delivered"] for t in at.values() if "segment.delivered" in t)
-    print(f"\nload benchmark: {len(expected)} segments in {len(jobs)} jobs, {args.frames} frames of 64x36 each, "
-          f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} CPUs")
+    print(
+        f"\nload benchmark: {len(expected)} segments in {len(jobs)} jobs, {args.frames} frames of 64x36 each, "
+        f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} CPUs"
+    )
     span = last - first
     print(f"throughput: {len(per_segment) / span:.2f} segments/s (first request -> last delivery: {span:.1f} s)")
     print("| stage | p50 s | p99 s | max s |\n| --- | --- | --- | --- |")

@@ -38,9 +38,7 @@ def s3_keys() -> dict[str, dict[str, str]]:
     """One S3 identity per service (settings overrides), known to the session's S3 server."""
     from reelforge_shared.access import SERVICES
 
-    return {
-        name: {"s3_access_key": f"test-{name}", "s3_secret_key": f"test-{name}-{uuid.uuid4().hex}"} for name in SERVICES
-    }
+    return {name: {"s3_access_key": f"test-{name}", "s3_secret_key": f"test-{name}-{uuid.uuid4().hex}"} for name in SERVICES}
 
 
 @pytest.fixture(scope="session")
@@ -65,9 +63,16 @@ def overrides(nats_server: EmbeddedServer, s3_server: EmbeddedServer, model_cach
     """Settings for one test: real servers, a prefix and buckets of its own."""
     tag = uuid.uuid4().hex[:10]
     return {
-        "nats_url": nats_server.url, "s3_endpoint": s3_server.url, "s3_access_key": ACCESS_KEY, "s3_secret_key": SECRET_KEY,
-        "subject_prefix": f"t{tag}", "work_bucket": f"work-{tag}", "delivery_bucket": f"deliver-{tag}",
-        "model_cache_dir": str(model_cache), "ack_wait_s": 10.0, "retry_delay_s": 0.2,
+        "nats_url": nats_server.url,
+        "s3_endpoint": s3_server.url,
+        "s3_access_key": ACCESS_KEY,
+        "s3_secret_key": SECRET_KEY,
+        "subject_prefix": f"t{tag}",
+        "work_bucket": f"work-{tag}",
+        "delivery_bucket": f"deliver-{tag}",
+        "model_cache_dir": str(model_cache),
+        "ack_wait_s": 10.0,
+        "retry_delay_s": 0.2,
     }
 
 

@@ -37,6 +37,7 @@ def s3_identities() -> list[dict]:
     """The workers' S3 identities for ``start_s3``, with the rights of reelforge_shared.access on the drill buckets."""
     return seaweedfs_identities(WORKER_KEYS, "work-*", "deliver-*")["identities"]
 
+
 TINY = {  # a few frames, a small size: seconds per job on two CPU cores
     "title": "fault drill",
     "output": {"width": 64, "height": 36},
@@ -52,8 +53,9 @@ TINY = {  # a few frames, a small size: seconds per job on two CPU cores
 def storyboard(title: str, segments: int = 3, frames: int = 6) -> dict[str, Any]:
     board = json.loads(json.dumps(TINY))
     board["title"] = title
-    board["segments"] = [dict(board["segments"][0], id=f"s{n}", prompt=f"{title} shot {n}", frames=frames)
-                         for n in range(1, segments + 1)]
+    board["segments"] = [
+        dict(board["segments"][0], id=f"s{n}", prompt=f"{title} shot {n}", frames=frames) for n in range(1, segments + 1)
+    ]
     return board
 
 
@@ -96,17 +98,29 @@ class System:
 
     def environment(self, name: str, health_port: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REELFORGE_")}
-        env.update({
-            "REELFORGE_NATS_URL": self.nats_url, "REELFORGE_S3_ENDPOINT": self.s3_endpoint,
-            "REELFORGE_S3_ACCESS_KEY": WORKER_KEYS[name][0], "REELFORGE_S3_SECRET_KEY": WORKER_KEYS[name][1],
-            "REELFORGE_SUBJECT_PREFIX": self.prefix, "REELFORGE_WORK_BUCKET": self.work_bucket,
-            "REELFORGE_DELIVERY_BUCKET": self.delivery_bucket, "REELFORGE_METRICS_PORT": str(health_port),
-            "REELFORGE_GATEWAY_PORT": str(self.gateway_port), "REELFORGE_LOG_JSON": "true",
-            "REELFORGE_ACK_WAIT_S": "4", "REELFORGE_RETRY_DELAY_S": "0.5",
-            "REELFORGE_STEPS": "2", "REELFORGE_BATCH_SIZE": "1", "REELFORGE_QA_MAX_ATTEMPTS": "1",
-            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "REELFORGE_API_TOKENS": f"drill:{API_TOKEN}",
-            "REELFORGE_ALLOW_TEST_MODEL": "1",  # the tiny random-weight model, on purpose
-        })
+        env.update(
+            {
+                "REELFORGE_NATS_URL": self.nats_url,
+                "REELFORGE_S3_ENDPOINT": self.s3_endpoint,
+                "REELFORGE_S3_ACCESS_KEY": WORKER_KEYS[name][0],
+                "REELFORGE_S3_SECRET_KEY": WORKER_KEYS[name][1],
+                "REELFORGE_SUBJECT_PREFIX": self.prefix,
+                "REELFORGE_WORK_BUCKET": self.work_bucket,
+                "REELFORGE_DELIVERY_BUCKET": self.delivery_bucket,
+                "REELFORGE_METRICS_PORT": str(health_port),
+                "REELFORGE_GATEWAY_PORT": str(self.gateway_port),
+                "REELFORGE_LOG_JSON": "true",
+                "REELFORGE_ACK_WAIT_S": "4",
+                "REELFORGE_RETRY_DELAY_S": "0.5",
+                "REELFORGE_STEPS": "2",
+                "REELFORGE_BATCH_SIZE": "1",
+                "REELFORGE_QA_MAX_ATTEMPTS": "1",
+                "OMP_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1",
+                "REELFORGE_API_TOKENS": f"drill:{API_TOKEN}",
+                "REELFORGE_ALLOW_TEST_MODEL": "1",  # the tiny random-weight model, on purpose
+            }
+        )
         env.update(self.env)
         return env
 
@@ -152,9 +166,14 @@ class System:
     def store(self) -> ObjectStore:
         from reelforge_shared.settings import CommonSettings
 
-        return ObjectStore.from_settings(CommonSettings(
-            s3_endpoint=self.s3_endpoint, s3_access_key=ACCESS_KEY, s3_secret_key=SECRET_KEY, nats_url=self.nats_url,
-        ))
+        return ObjectStore.from_settings(
+            CommonSettings(
+                s3_endpoint=self.s3_endpoint,
+                s3_access_key=ACCESS_KEY,
+                s3_secret_key=SECRET_KEY,
+                nats_url=self.nats_url,
+            )
+        )
 
     @property
     def gateway_url(self) -> str:
@@ -178,8 +197,9 @@ async def stream_events(nats_url: str, prefix: str, job_id: str | None = None) -
     last = info.state.last_seq
     found: list[tuple[str, dict[str, Any]]] = []
     if last:
-        sub = await js.pull_subscribe(f"{prefix}.>", stream=stream,
-                                      config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30))
+        sub = await js.pull_subscribe(
+            f"{prefix}.>", stream=stream, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30)
+        )
         seq = 0
         while seq < last:
             for msg in await sub.fetch(500, timeout=5):

@@ -53,7 +53,7 @@ class GitLabStandIn:
                 prefix = "/api/v4/projects/"
                 if not (self.path.startswith(prefix) and self.path.endswith("/uploads")):
                     return self._send(404, b'{"message":"404 Not Found"}')
-                ref = unquote(self.path[len(prefix):-len("/uploads")])
+                ref = unquote(self.path[len(prefix) : -len("/uploads")])
                 if ref not in {standin.project, str(standin.project_id)}:
                     return self._send(404, b'{"message":"404 Project Not Found"}')
                 if self.headers.get("PRIVATE-TOKEN") != standin.token:
@@ -69,8 +69,13 @@ class GitLabStandIn:
                 full_path = f"/-/project/{standin.project_id}{url}"
                 standin.files[full_path] = (filename, data)
                 standin.uploads.append(filename)
-                answer = {"id": len(standin.uploads), "alt": filename, "url": url, "full_path": full_path,
-                          "markdown": f"[{filename}]({url})"}
+                answer = {
+                    "id": len(standin.uploads),
+                    "alt": filename,
+                    "url": url,
+                    "full_path": full_path,
+                    "markdown": f"[{filename}]({url})",
+                }
                 return self._send(201, json.dumps(answer).encode())
 
             def _serve(self, head: bool) -> None:
@@ -85,7 +90,7 @@ class GitLabStandIn:
                 if self.path.startswith(prefix):  # GET /projects/:id (id or URL-encoded path)
                     if self.headers.get("PRIVATE-TOKEN") != standin.token:
                         return self._send(401, b'{"message":"401 Unauthorized"}')
-                    if unquote(self.path[len(prefix):]) not in {standin.project, str(standin.project_id)}:
+                    if unquote(self.path[len(prefix) :]) not in {standin.project, str(standin.project_id)}:
                         return self._send(404, b'{"message":"404 Project Not Found"}')
                     project = {"id": standin.project_id, "path_with_namespace": standin.project}
                     return self._send(200, json.dumps(project).encode())

@@ -34,8 +34,9 @@ class PostgresCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:
-        subprocess.run([*self.as_user, _bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
-                       check=False, capture_output=True)
+        subprocess.run(
+            [*self.as_user, _bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"], check=False, capture_output=True
+        )
 
 
 def start_postgres(root: Path) -> PostgresCluster:
@@ -43,9 +44,15 @@ def start_postgres(root: Path) -> PostgresCluster:
     if as_user:
         shutil.chown(root, "postgres")
     data, port = root / "data", free_port()
-    subprocess.run([*as_user, _bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, _bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*as_user, _bin("pg_ctl"), "-D", str(data), "-l", str(root / "postgres.log"), "-w", "-o", options, "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, _bin("pg_ctl"), "-D", str(data), "-l", str(root / "postgres.log"), "-w", "-o", options, "start"],
+        check=True,
+        capture_output=True,
+    )
     return PostgresCluster(data, port, as_user)

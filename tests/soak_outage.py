@@ -81,8 +81,10 @@ def main(args: argparse.Namespace) -> None:
             resubmitted = time.monotonic()
             assert system.submit(board, idempotency_key=key) == job
             asyncio.run(check_job(system, job, args.segments, timeout=600))
-            print(f"resubmitted with its Idempotency-Key: the same job resumed and completed "
-                  f"{time.monotonic() - resubmitted:.1f} s later: one film, each segment delivered once")
+            print(
+                f"resubmitted with its Idempotency-Key: the same job resumed and completed "
+                f"{time.monotonic() - resubmitted:.1f} s later: one film, each segment delivered once"
+            )
         for name in SERVICES:
             print(f"  {name:9s} reelforge_outage_seconds_total{{dependency=s3}} = {outage_seconds(system, name):.0f}")
     finally:

@@ -44,8 +44,10 @@ def test_the_document_is_valid_asyncapi_3_and_every_field_is_documented(asyncapi
 
     # Every field of every payload says what it is and shows an example.
     undocumented = [
-        f"{model}.{name}" for model, schema in document["components"]["schemas"].items()
-        for name, prop in schema.get("properties", {}).items() if not (prop.get("description") and prop.get("examples"))
+        f"{model}.{name}"
+        for model, schema in document["components"]["schemas"].items()
+        for name, prop in schema.get("properties", {}).items()
+        if not (prop.get("description") and prop.get("examples"))
     ]
     assert undocumented == []
     # Every event has its channel, and each message's example is a valid event of its model.

@@ -105,13 +105,20 @@ async def test_a_killed_run_resumes_and_writes_the_film_segments_and_report(tmp_
     board = tmp_path / "board.yaml"
     board.write_text(STORYBOARD)
     env = {
-        "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "REELFORGE_GENERATOR_STEPS": "2",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "REELFORGE_GENERATOR_STEPS": "2",
         "REELFORGE_MODEL_CACHE_DIR": str(model_cache),
         "REELFORGE_ACK_WAIT_S": "3",  # work the killed run held is redelivered after the ack wait
     }
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "reelforge.cli", "run", str(board), "--out", str(out)],
-                            env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reelforge.cli", "run", str(board), "--out", str(out)],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     job = await _kill_once_a_segment_is_generated(proc, out)
     result = _reelforge("run", str(board), "--out", str(out), env=env)
     assert result.returncode == 0, result.stderr
@@ -119,7 +126,8 @@ async def test_a_killed_run_resumes_and_writes_the_film_segments_and_report(tmp_
     report = json.loads((out / "report.json").read_text())
     assert report["status"] == "completed" and report["model"]["random_weights"] and report["job_id"] == job
     assert [(s["id"], s["status"], s["file"]) for s in report["segments"]] == [
-        ("one", "delivered", "segments/001.mp4"), ("two", "delivered", "segments/002.mp4")
+        ("one", "delivered", "segments/001.mp4"),
+        ("two", "delivered", "segments/002.mp4"),
     ]
     assert set(report["segments"][0]["qa"]) >= {"technical", "sharpness", "exposure", "noise"}
     film = probe(out / "final.mp4")
@@ -139,8 +147,12 @@ def test_worker_without_servers_is_a_clear_error() -> None:
     result = _reelforge("worker", "encoder", env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 2 and "REELFORGE_NATS_URL and REELFORGE_S3_ENDPOINT must be set" in result.stderr
     assert "unknown service 'painter'" in _reelforge("worker", "painter").stderr
-    servers = {"PATH": "/usr/bin:/bin", "REELFORGE_NATS_URL": "nats://127.0.0.1:1", "REELFORGE_S3_ENDPOINT": "127.0.0.1:1",
-               "REELFORGE_S3_SECRET_KEY": "a-key-of-its-own"}  # not the built-in one, which a worker refuses first
+    servers = {
+        "PATH": "/usr/bin:/bin",
+        "REELFORGE_NATS_URL": "nats://127.0.0.1:1",
+        "REELFORGE_S3_ENDPOINT": "127.0.0.1:1",
+        "REELFORGE_S3_SECRET_KEY": "a-key-of-its-own",
+    }  # not the built-in one, which a worker refuses first
     refused = _reelforge("worker", "gateway", env=servers)  # outside local mode the API does not run open by accident
     assert refused.returncode == 2 and "REELFORGE_API_TOKENS is not set" in refused.stderr
     assert "REELFORGE_API_AUTH=off" in refused.stderr
@@ -178,7 +190,10 @@ def test_up_serves_the_gateway_until_interrupted(tmp_path: Path, model_cache: Pa
 
 @pytest.mark.parametrize("nats_url", ["nats://127.0.0.1:{port}", "nats://127.0.0.1:{port},nats://127.0.0.1:{other}"])
 def test_sigterm_while_the_first_nats_connect_is_refused_exits_0_at_once(
-    nats_url: str, overrides: dict, store, s3_keys: dict[str, dict[str, str]]  # store: S3 up, the buckets made
+    nats_url: str,
+    overrides: dict,
+    store,
+    s3_keys: dict[str, dict[str, str]],  # store: S3 up, the buckets made
 ) -> None:
     """A worker whose NATS is not up yet (the client retries the first connect without end) still stops on SIGTERM."""
     import signal
@@ -189,13 +204,24 @@ def test_sigterm_while_the_first_nats_connect_is_refused_exits_0_at_once(
     from reelforge_shared.embedded import free_port
 
     health = free_port()
-    env = {"PATH": "/usr/bin:/bin", "REELFORGE_NATS_URL": nats_url.format(port=free_port(), other=free_port()),
-           "REELFORGE_S3_ENDPOINT": overrides["s3_endpoint"], "REELFORGE_S3_ACCESS_KEY": s3_keys["encoder"]["s3_access_key"],
-           "REELFORGE_S3_SECRET_KEY": s3_keys["encoder"]["s3_secret_key"], "REELFORGE_WORK_BUCKET": overrides["work_bucket"],
-           "REELFORGE_DELIVERY_BUCKET": overrides["delivery_bucket"], "REELFORGE_METRICS_PORT": str(health),
-           "REELFORGE_LOG_JSON": "true"}
-    proc = subprocess.Popen([sys.executable, "-m", "reelforge.cli", "worker", "encoder"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "REELFORGE_NATS_URL": nats_url.format(port=free_port(), other=free_port()),
+        "REELFORGE_S3_ENDPOINT": overrides["s3_endpoint"],
+        "REELFORGE_S3_ACCESS_KEY": s3_keys["encoder"]["s3_access_key"],
+        "REELFORGE_S3_SECRET_KEY": s3_keys["encoder"]["s3_secret_key"],
+        "REELFORGE_WORK_BUCKET": overrides["work_bucket"],
+        "REELFORGE_DELIVERY_BUCKET": overrides["delivery_bucket"],
+        "REELFORGE_METRICS_PORT": str(health),
+        "REELFORGE_LOG_JSON": "true",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reelforge.cli", "worker", "encoder"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 180
         while True:  # until /healthz answers and says nats is down: the worker is inside its first connect

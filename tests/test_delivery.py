@@ -18,8 +18,16 @@ KB = 1024
 
 def _delivery(store, settings, registry, gitlab_standin) -> Delivery:
     gitlab = GitLabUploads(gitlab_standin.url, gitlab_standin.project, gitlab_standin.token)
-    return Delivery(store, settings.work_bucket, settings.delivery_bucket, registry, gitlab,
-                    gitlab_threshold_bytes=64 * KB, split_bytes=80 * KB, head_timeout_s=5)
+    return Delivery(
+        store,
+        settings.work_bucket,
+        settings.delivery_bucket,
+        registry,
+        gitlab,
+        gitlab_threshold_bytes=64 * KB,
+        split_bytes=80 * KB,
+        head_timeout_s=5,
+    )
 
 
 def _put(store, settings, key: str, size: int) -> bytes:
@@ -53,10 +61,22 @@ def test_routing_split_join_and_asset_rows(store, settings, postgres_url, gitlab
     assert httpx.get(registry.get(job, f"{job}/report.json").public_url).content == report
 
     rows = {a.name: a for a in registry.for_job(job)}
-    assert sorted(rows) == sorted([f"{job}/segments/001.mp4", f"{job}/segments/002.mp4", f"{job}/report.json",
-                                   f"{job}/final.mp4.manifest.json", *(f"{job}/final.mp4.part{i:03d}" for i in (1, 2, 3))])
+    assert sorted(rows) == sorted(
+        [
+            f"{job}/segments/001.mp4",
+            f"{job}/segments/002.mp4",
+            f"{job}/report.json",
+            f"{job}/final.mp4.manifest.json",
+            *(f"{job}/final.mp4.part{i:03d}" for i in (1, 2, 3)),
+        ]
+    )
     assert {(a.type, a.storage_provider) for a in rows.values()} == {
-        ("video", "s3"), ("video", "gitlab"), ("report", "s3"), ("manifest", "gitlab"), ("video_part", "gitlab")}
+        ("video", "s3"),
+        ("video", "gitlab"),
+        ("report", "s3"),
+        ("manifest", "gitlab"),
+        ("video_part", "gitlab"),
+    }
     assert rows[f"{job}/segments/002.mp4"].file_size == 70 * KB and rows[f"{job}/segments/002.mp4"].metadata["segment"] == 2
     assert rows[f"{job}/final.mp4.manifest.json"].metadata["size"] == 200 * KB
 
@@ -86,8 +106,9 @@ def test_a_url_that_fails_its_head_request_is_not_delivered(store, settings, pos
     assert [a.name for a in registry.for_job(job)] == [f"{job}/final.mp4"]
 
 
-async def test_gateway_serves_a_jobs_asset_rows_from_postgres(overrides, store, settings, postgres_url, gitlab_standin,
-                                                              tmp_path: Path) -> None:
+async def test_gateway_serves_a_jobs_asset_rows_from_postgres(
+    overrides, store, settings, postgres_url, gitlab_standin, tmp_path: Path
+) -> None:
     registry = PostgresAssetRegistry(postgres_url)
     job = f"j-{settings.subject_prefix}-api"
     _put(store, settings, "jobs/z/final.mp4", 70 * KB)

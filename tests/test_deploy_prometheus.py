@@ -59,15 +59,24 @@ def workers(
     overrides: dict[str, Any], store: Any, s3_keys: dict[str, dict[str, str]], tmp_path: Path
 ) -> Iterator[dict[str, Any]]:
     env = {
-        "PATH": os.environ["PATH"], "HOME": str(tmp_path),
-        "REELFORGE_NATS_URL": overrides["nats_url"], "REELFORGE_S3_ENDPOINT": overrides["s3_endpoint"],
-        "REELFORGE_SUBJECT_PREFIX": overrides["subject_prefix"], "REELFORGE_WORK_BUCKET": overrides["work_bucket"],
-        "REELFORGE_DELIVERY_BUCKET": overrides["delivery_bucket"], "REELFORGE_MODEL_CACHE_DIR": overrides["model_cache_dir"],
-        "REELFORGE_GENERATOR_STEPS": "2", "REELFORGE_ENCODER_PRESET": "ultrafast", "REELFORGE_QA_MAX_ATTEMPTS": "1",
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "REELFORGE_NATS_URL": overrides["nats_url"],
+        "REELFORGE_S3_ENDPOINT": overrides["s3_endpoint"],
+        "REELFORGE_SUBJECT_PREFIX": overrides["subject_prefix"],
+        "REELFORGE_WORK_BUCKET": overrides["work_bucket"],
+        "REELFORGE_DELIVERY_BUCKET": overrides["delivery_bucket"],
+        "REELFORGE_MODEL_CACHE_DIR": overrides["model_cache_dir"],
+        "REELFORGE_GENERATOR_STEPS": "2",
+        "REELFORGE_ENCODER_PRESET": "ultrafast",
+        "REELFORGE_QA_MAX_ATTEMPTS": "1",
         "REELFORGE_ALLOW_TEST_MODEL": "1",
-        "REELFORGE_LAG_POLL_S": "1", "REELFORGE_ACK_WAIT_S": "30", "REELFORGE_LOG_JSON": "true",
+        "REELFORGE_LAG_POLL_S": "1",
+        "REELFORGE_ACK_WAIT_S": "30",
+        "REELFORGE_LOG_JSON": "true",
         "REELFORGE_API_TOKENS": "prometheus-test:loopback-test-token",
-        "REELFORGE_GATEWAY_HOST": "127.0.0.1", "REELFORGE_GATEWAY_PORT": str(free_port()),
+        "REELFORGE_GATEWAY_HOST": "127.0.0.1",
+        "REELFORGE_GATEWAY_PORT": str(free_port()),
     }
     ports = {name: free_port() for name in SERVICES}
     procs = {}
@@ -76,9 +85,14 @@ def workers(
             log = (tmp_path / f"{name}.log").open("wb")
             procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "reelforge.cli", "worker", name],
-                env=env | {"REELFORGE_METRICS_PORT": str(ports[name]), "REELFORGE_S3_ACCESS_KEY": s3_keys[name]["s3_access_key"],
-                           "REELFORGE_S3_SECRET_KEY": s3_keys[name]["s3_secret_key"]},  # each service's own S3 identity
-                stdout=log, stderr=subprocess.STDOUT,
+                env=env
+                | {
+                    "REELFORGE_METRICS_PORT": str(ports[name]),
+                    "REELFORGE_S3_ACCESS_KEY": s3_keys[name]["s3_access_key"],
+                    "REELFORGE_S3_SECRET_KEY": s3_keys[name]["s3_secret_key"],
+                },  # each service's own S3 identity
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         yield {"ports": ports, "procs": procs, "gateway": f"http://127.0.0.1:{env['REELFORGE_GATEWAY_PORT']}", "logs": tmp_path}
     finally:
@@ -98,20 +112,27 @@ def prometheus(workers: dict[str, Any], tmp_path: Path) -> Iterator[str]:
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(ROOT / "deploy" / "prometheus" / "alerts.yml")],
-        "scrape_configs": [{
-            "job_name": "reelforge",
-            "static_configs": [
-                {"targets": [f"127.0.0.1:{port}"], "labels": {"service": name}} for name, port in workers["ports"].items()
-            ],
-        }],
+        "scrape_configs": [
+            {
+                "job_name": "reelforge",
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{port}"], "labels": {"service": name}} for name, port in workers["ports"].items()
+                ],
+            }
+        ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     log = (tmp_path / "prometheus.log").open("wb")
     proc = subprocess.Popen(  # Debian's prometheus, loopback only
-        [binary, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            binary,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -116,8 +116,10 @@ def test_compose_runs_each_service_under_its_own_nats_user_and_s3_identity() -> 
             assert got["REELFORGE_S3_ACCESS_KEY"] == f"reelforge-{service}", name
             assert got["REELFORGE_S3_SECRET_KEY"] == secrets[f"REELFORGE_S3_SECRET_KEY_{service.upper()}"], name
             assert secrets["MINIO_ROOT_PASSWORD"] not in json.dumps(got), f"{name} holds the MinIO root password"
-    assert all(merged["nats"]["environment"][password_variable(u)] == secrets[password_variable(u)]
-               for u in [*SERVICES, "downstream", "admin"])
+    assert all(
+        merged["nats"]["environment"][password_variable(u)] == secrets[password_variable(u)]
+        for u in [*SERVICES, "downstream", "admin"]
+    )
     init = merged["minio-init"]
     assert init["entrypoint"] == ["/bin/sh", "/init/init.sh"]
     script = (DEPLOY / "minio" / "init.sh").read_text()
@@ -125,8 +127,14 @@ def test_compose_runs_each_service_under_its_own_nats_user_and_s3_identity() -> 
     for key in (f"REELFORGE_S3_SECRET_KEY_{service.upper()}" for service in SERVICES):
         assert init["environment"][key] == secrets[key]
     # Without the secrets compose refuses to start, naming one.
-    refused = subprocess.run([*env[:3], tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    refused = subprocess.run(
+        [*env[:3], tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert refused.returncode != 0 and "set in .env" in refused.stdout + refused.stderr
 
 
@@ -166,8 +174,13 @@ def test_nats_config_is_valid_for_nats_server_and_needs_every_password() -> None
     run("env", *passwords, tool("nats-server"), "-c", str(DEPLOY / "nats" / "nats.conf"), "-t")
     assert "include ./auth.conf" in (DEPLOY / "nats" / "nats.conf").read_text()
     conf = str(DEPLOY / "nats" / "nats.conf")
-    missing = subprocess.run(["/usr/bin/env", *passwords[1:], tool("nats-server"), "-c", conf, "-t"],
-                             capture_output=True, text=True, timeout=60, check=False)
+    missing = subprocess.run(
+        ["/usr/bin/env", *passwords[1:], tool("nats-server"), "-c", conf, "-t"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert missing.returncode != 0 and password_variable(next(iter(SERVICES))) in missing.stdout + missing.stderr
 
 
@@ -186,8 +199,15 @@ def test_every_variable_in_compose_and_configmap_is_a_setting_and_the_required_o
     assert in_compose <= known | per_service, in_compose - known - per_service
     assert set(configmap) <= known, set(configmap) - known
     assert secret_keys <= known
-    required = {"REELFORGE_NATS_URL", "REELFORGE_S3_ENDPOINT", "REELFORGE_S3_ACCESS_KEY", "REELFORGE_S3_SECRET_KEY",
-                "REELFORGE_GATEWAY_HOST", "REELFORGE_GATEWAY_PORT", "REELFORGE_METRICS_PORT"}
+    required = {
+        "REELFORGE_NATS_URL",
+        "REELFORGE_S3_ENDPOINT",
+        "REELFORGE_S3_ACCESS_KEY",
+        "REELFORGE_S3_SECRET_KEY",
+        "REELFORGE_GATEWAY_HOST",
+        "REELFORGE_GATEWAY_PORT",
+        "REELFORGE_METRICS_PORT",
+    }
     assert required <= in_compose
     assert required | {"REELFORGE_NATS_PASSWORD"} <= set(configmap) | secret_keys
     assert "REELFORGE_S3_SECRET_KEY" not in configmap, "secrets belong in the Secret"
@@ -315,10 +335,17 @@ def test_dashboard_shows_what_operators_watch_with_metrics_that_exist() -> None:
     exprs = [t["expr"] for p in dashboard()["panels"] for t in p["targets"]]
     used = set().union(*(metric_names_in(e) for e in exprs))
     assert used <= catalogued(), used - catalogued()
-    for needed in ("reelforge_consumer_lag_messages", "reelforge_generator_vram_used_bytes",
-                   "reelforge_generator_gpu_temperature_celsius", "reelforge_generator_gpu_utilisation_ratio",
-                   "reelforge_qa_gate_checks_total", "reelforge_dead_letters_total",
-                   "reelforge_jobs", "reelforge_job_duration_seconds", "reelforge_events_handled_total"):
+    for needed in (
+        "reelforge_consumer_lag_messages",
+        "reelforge_generator_vram_used_bytes",
+        "reelforge_generator_gpu_temperature_celsius",
+        "reelforge_generator_gpu_utilisation_ratio",
+        "reelforge_qa_gate_checks_total",
+        "reelforge_dead_letters_total",
+        "reelforge_jobs",
+        "reelforge_job_duration_seconds",
+        "reelforge_events_handled_total",
+    ):
         assert needed in used, needed
 
 

@@ -29,8 +29,14 @@ def test_the_embedded_server_fsyncs_every_write_on_file_storage(tmp_path: Path) 
 
 
 def test_every_shipped_jetstream_config_says_sync_interval_always() -> None:
-    configs = [p for p in (ROOT / "deploy").rglob("*") if p.is_file() and p.suffix in {".conf", ".yaml", ".yml"}
-               and re.search(r"jetstream", p.read_text(errors="replace"), re.I) and "nats" in p.name.lower()]
+    configs = [
+        p
+        for p in (ROOT / "deploy").rglob("*")
+        if p.is_file()
+        and p.suffix in {".conf", ".yaml", ".yml"}
+        and re.search(r"jetstream", p.read_text(errors="replace"), re.I)
+        and "nats" in p.name.lower()
+    ]
     assert configs, "no shipped nats-server config found under deploy/"
     for path in configs:
         assert re.search(r"^\s*sync_interval:\s*always\s*$", path.read_text(), re.M), f"{path.relative_to(ROOT)}"

@@ -58,8 +58,10 @@ def test_film_lasts_the_sum_of_its_segments_with_a_dissolve(tmp_path: Path, film
 
 
 def test_dissolve_after_cuts_keeps_every_frame(tmp_path: Path) -> None:
-    parts = [FilmPart(_segment(tmp_path, n, 3, 3, 30 * i), 3, 3, t, 1.0 if t == "dissolve" else 0.0)
-             for i, (n, t) in enumerate([("a", "cut"), ("b", "cut"), ("c", "dissolve"), ("d", "cut"), ("e", "dissolve")])]
+    parts = [
+        FilmPart(_segment(tmp_path, n, 3, 3, 30 * i), 3, 3, t, 1.0 if t == "dissolve" else 0.0)
+        for i, (n, t) in enumerate([("a", "cut"), ("b", "cut"), ("c", "dissolve"), ("d", "cut"), ("e", "dissolve")])
+    ]
     info = probe(compile_film(parts, 3, 320, 180, tmp_path / "film.mp4", CODEC))
     assert info.frame_count == 15 and info.duration_s == pytest.approx(5.0, abs=0.01)
 

@@ -158,7 +158,7 @@ def _espeak_stand_in(tmp_path: Path) -> Path:
     stand_in.write_text(
         '#!/bin/sh\nwhile [ $# -gt 0 ]; do case "$1" in -w) out="$2"; shift;; -v) voice="$2"; shift;; esac; shift; done\n'
         f'printf \'%s|%s\' "$voice" "$(cat)" > "$out.said"\n'
-        f'exec \'{EXE}\' -hide_banner -loglevel error -y -f lavfi -i sine=frequency=700:duration=1 "$out"\n'
+        f"exec '{EXE}' -hide_banner -loglevel error -y -f lavfi -i sine=frequency=700:duration=1 \"$out\"\n"
     )
     stand_in.chmod(stand_in.stat().st_mode | stat.S_IEXEC)
     return stand_in

@@ -89,8 +89,14 @@ def test_segments_keep_their_sound_through_the_film_joined_by_copy(
             {"id": "a", "prompt": "x", "frames": 6, "fps": 3},
             {"id": "b", "prompt": "x", "frames": 6, "fps": 3, "transition": {"type": "dissolve", "duration": 1.0}},
             {"id": "c", "prompt": "x <S>Hallo<E>", "frames": 6, "fps": 3},  # the model voiced the tag: no espeak-ng here
-            {"id": "d", "prompt": "x", "frames": 6, "fps": 3, "transition": {"type": "fade", "duration": 1.0},
-             "audio": "assets/effects.wav"},
+            {
+                "id": "d",
+                "prompt": "x",
+                "frames": 6,
+                "fps": 3,
+                "transition": {"type": "fade", "duration": 1.0},
+                "audio": "assets/effects.wav",
+            },
         ],
         "deliverables": LEAN,
     }
@@ -106,10 +112,21 @@ def test_segments_keep_their_sound_through_the_film_joined_by_copy(
         if n in (1, 3):  # a sound model's audio, stored by the generator beside the frames
             audio_key = Keys.segment_audio(job, n)
             store.put_file(bucket, audio_key, _tone(tmp_path / f"clip{n}.wav", TONES[n], 2.5))
-        [event] = handle_segment(SegmentGenerated(
-            job_id=job, index=n, segment_id=board["segments"][n - 1]["id"], frames_prefix=Keys.frames(job, n), frame_count=6,
-            fps=3, width=160, height=90, model=MODEL, audio_key=audio_key,
-        ), deps)
+        [event] = handle_segment(
+            SegmentGenerated(
+                job_id=job,
+                index=n,
+                segment_id=board["segments"][n - 1]["id"],
+                frames_prefix=Keys.frames(job, n),
+                frame_count=6,
+                fps=3,
+                width=160,
+                height=90,
+                model=MODEL,
+                audio_key=audio_key,
+            ),
+            deps,
+        )
         encoded.append(event)
         assert store.exists(bucket, Keys.segment_thumbnail(Keys.segment_video(job, n)))
     assert [e.has_audio for e in encoded] == [True, False, True, True]
@@ -140,15 +157,18 @@ def test_clips_with_their_own_sound_keep_it_when_the_film_is_made_from_the_files
             cmd += ["-f", "lavfi", "-i", f"sine=frequency={TONES[n]}:duration=2", "-c:a", "aac"]
         subprocess.run([*cmd, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-shortest", str(clip)], check=True)
         clips.append(clip)
-    board = parse_storyboard({
-        "output": {"width": 160, "height": 90}, "deliverables": LEAN,
-        "segments": [
-            {"id": "a", "prompt": "x <S>Prost!<E>", "frames": 8, "fps": 4},  # the clip speaks: espeak-ng is not asked
-            {"id": "b", "prompt": "x", "frames": 8, "fps": 4},
-            {"id": "c", "prompt": "x", "frames": 8, "fps": 4, "transition": {"type": "dissolve", "duration": 1.0}},
-            {"id": "d", "prompt": "x", "frames": 8, "fps": 4},
-        ],
-    })
+    board = parse_storyboard(
+        {
+            "output": {"width": 160, "height": 90},
+            "deliverables": LEAN,
+            "segments": [
+                {"id": "a", "prompt": "x <S>Prost!<E>", "frames": 8, "fps": 4},  # the clip speaks: espeak-ng is not asked
+                {"id": "b", "prompt": "x", "frames": 8, "fps": 4},
+                {"id": "c", "prompt": "x", "frames": 8, "fps": 4, "transition": {"type": "dissolve", "duration": 1.0}},
+                {"id": "d", "prompt": "x", "frames": 8, "fps": 4},
+            ],
+        }
+    )
     work = tmp_path / "work"
     work.mkdir()
     result = make_film(board, clips, work, CODEC, 4, lambda field, ref: Path(ref), None)

@@ -59,10 +59,20 @@ def test_film_is_joined_by_copy_with_only_transitions_encoded(
             buffer = io.BytesIO()
             Image.fromarray(picture).save(buffer, format="PNG")
             store.put_bytes(bucket, Keys.frame(job, n, i), buffer.getvalue(), "image/png")
-        handle_segment(SegmentGenerated(
-            job_id=job, index=n, segment_id=BOARD["segments"][n - 1]["id"], frames_prefix=Keys.frames(job, n), frame_count=6,
-            fps=3, width=160, height=90, model=MODEL,
-        ), deps)
+        handle_segment(
+            SegmentGenerated(
+                job_id=job,
+                index=n,
+                segment_id=BOARD["segments"][n - 1]["id"],
+                frames_prefix=Keys.frames(job, n),
+                frame_count=6,
+                fps=3,
+                width=160,
+                height=90,
+                model=MODEL,
+            ),
+            deps,
+        )
     # b is cut where the dissolve into it ends and where the fade out of it starts: head, body, tail.
     pieces = [store.exists(bucket, Keys.segment_piece(Keys.segment_video(job, 2), j)) for j in range(4)]
     assert pieces == [True, True, True, False]
@@ -70,8 +80,15 @@ def test_film_is_joined_by_copy_with_only_transitions_encoded(
 
     segments = [store.get_file(bucket, Keys.segment_video(job, n), tmp_path / f"{n}.mp4") for n in range(1, 5)]
     reference = compile_film(
-        [FilmPart(p, 6, 3, s.get("transition", {}).get("type", "cut"), s.get("transition", {}).get("duration", 0.0))
-         for p, s in zip(segments, BOARD["segments"], strict=True)], 3, 160, 90, tmp_path / "reference.mp4", deps.codec,
+        [
+            FilmPart(p, 6, 3, s.get("transition", {}).get("type", "cut"), s.get("transition", {}).get("duration", 0.0))
+            for p, s in zip(segments, BOARD["segments"], strict=True)
+        ],
+        3,
+        160,
+        90,
+        tmp_path / "reference.mp4",
+        deps.codec,
     )
     film, pts, key = _frames(store.get_file(bucket, Keys.film(job), tmp_path / "film.mp4"))
     assert len(film) == len(_frames(reference)[0]) == 24
@@ -79,8 +96,12 @@ def test_film_is_joined_by_copy_with_only_transitions_encoded(
     # Keyframes: a cut's incoming segment (0, 18), a dissolve's span (6 - 2 = 4; 2 frames of a, 1 of b), a fade's (12 - 3 = 9).
     assert {0, 4, 9, 18} <= {i for i, k in enumerate(key) if k}
     decoded = [_frames(p)[0] for p in segments]
-    copied = {**{i: decoded[0][i] for i in range(4)}, **{6 + i: decoded[1][i] for i in range(1, 3)},
-              **{12 + i: decoded[2][i] for i in range(3, 6)}, **{18 + i: decoded[3][i] for i in range(6)}}
+    copied = {
+        **{i: decoded[0][i] for i in range(4)},
+        **{6 + i: decoded[1][i] for i in range(1, 3)},
+        **{12 + i: decoded[2][i] for i in range(3, 6)},
+        **{18 + i: decoded[3][i] for i in range(6)},
+    }
     for i, frame in copied.items():  # outside the transitions the frames are the segments' own, bit for bit
         assert np.array_equal(film[i], frame), i
     dissolve = [float(film[i][:, 80:].mean()) for i in range(4, 7)]  # right half: no bar, a's 40 going to b's 200

@@ -33,8 +33,14 @@ STORYBOARD = {
     "locations": {"field": {"description": "a bright farmland field", "seed": 5000}},
     "segments": [
         {"id": "open", "prompt": "walks into the field", "characters": ["hero"], "location": "field", "frames": 6, "fps": 3},
-        {"id": "turn", "prompt": "looks at the sky", "location": "field", "frames": 4, "fps": 4,
-         "transition": {"type": "dissolve", "duration": 1.0}},
+        {
+            "id": "turn",
+            "prompt": "looks at the sky",
+            "location": "field",
+            "frames": 4,
+            "fps": 4,
+            "transition": {"type": "dissolve", "duration": 1.0},
+        },
         {"id": "close", "prompt": "sits down", "characters": ["hero"], "location": "field", "frames": 5, "fps": 2},
     ],
 }

@@ -35,8 +35,17 @@ MODEL = ModelInfo(name="m", pipeline="p", random_weights=True)
 
 def _encoded(attempt: int) -> SegmentEncoded:
     return SegmentEncoded(
-        job_id="j-env", index=3, segment_id="s3", attempt=attempt, video_key="v", frame_count=2, fps=2,
-        width=8, height=8, duration_s=1, model=MODEL,
+        job_id="j-env",
+        index=3,
+        segment_id="s3",
+        attempt=attempt,
+        video_key="v",
+        frame_count=2,
+        fps=2,
+        width=8,
+        height=8,
+        duration_s=1,
+        model=MODEL,
     )
 
 
@@ -47,8 +56,9 @@ def test_follow_carries_the_envelope_and_refuses_it_by_hand() -> None:
     assert (checked.job_id, checked.index, checked.segment_id, checked.attempt) == ("j-env", 3, "s3", 2)
     assert checked.dedup_id() == "segment.checked:j-env:003:2"
     with pytest.raises(TypeError, match="attempt"):
-        SegmentChecked.follow(_encoded(2), attempt=1, video_key="v", duration_s=1, qa=QaReport(passed=True, gates={}),
-                              report_key="r", model=MODEL)
+        SegmentChecked.follow(
+            _encoded(2), attempt=1, video_key="v", duration_s=1, qa=QaReport(passed=True, gates={}), report_key="r", model=MODEL
+        )
     assert FilmRequested.follow(checked, segment_count=4).job_id == "j-env"  # a job event takes the job alone
     failed = _encoded(2).failure("qa", "boom")
     assert isinstance(failed, SegmentFailed) and failed.attempt == 2 and failed.index == 3
@@ -66,8 +76,18 @@ async def test_a_handler_cannot_drop_the_attempt(settings, event_log) -> None:
     """A handler that copies the envelope by hand and forgets ``attempt`` fails loudly, nothing is published."""
 
     def forgetful(event: SegmentEncoded, deps: None) -> list:
-        return [SegmentChecked(job_id=event.job_id, index=event.index, segment_id=event.segment_id, video_key="v",
-                               duration_s=1, qa=QaReport(passed=True, gates={}), report_key="r", model=MODEL)]
+        return [
+            SegmentChecked(
+                job_id=event.job_id,
+                index=event.index,
+                segment_id=event.segment_id,
+                video_key="v",
+                duration_s=1,
+                qa=QaReport(passed=True, gates={}),
+                report_key="r",
+                model=MODEL,
+            )
+        ]
 
     stop, task = await _serve(settings, [Route(SegmentEncoded, forgetful)])
     bus = await Bus.connect(settings)
@@ -88,8 +108,17 @@ async def test_the_uploader_keeps_the_attempt(overrides, settings, store) -> Non
     store.put_json(settings.work_bucket, Keys.storyboard("j-env"), {"segments": [{}, {}, {}, {}]})
     video = Keys.segment_video("j-env", 3, 2)
     store.put_bytes(settings.work_bucket, video, b"mp4")
-    checked = SegmentChecked(job_id="j-env", index=3, segment_id="s3", attempt=2, video_key=video, duration_s=1,
-                             qa=QaReport(passed=True, gates={}), report_key="r", model=MODEL)
+    checked = SegmentChecked(
+        job_id="j-env",
+        index=3,
+        segment_id="s3",
+        attempt=2,
+        video_key=video,
+        duration_s=1,
+        qa=QaReport(passed=True, gates={}),
+        report_key="r",
+        model=MODEL,
+    )
     [delivered] = handle_checked(checked, deps)
     assert isinstance(delivered, SegmentDelivered) and delivered.attempt == 2 and delivered.segment_id == "s3"
 

@@ -132,10 +132,22 @@ def test_poison_on_every_subject_is_dead_lettered_and_the_job_goes_on(system: Sy
         for subject in EVENTS_BY_SUBJECT:
             await js.publish(f"{system.prefix}.{subject}", b"\x00 not an event")
         model = ModelInfo(name="m", pipeline="p", random_weights=True)  # decodable, but its job does not exist
-        await js.publish(f"{system.prefix}.segment.generated", SegmentGenerated(
-            job_id="j-poison", index=1, segment_id="s1", frames_prefix="nowhere/", frame_count=1, fps=1, width=8, height=8,
-            model=model,
-        ).model_dump_json().encode())
+        await js.publish(
+            f"{system.prefix}.segment.generated",
+            SegmentGenerated(
+                job_id="j-poison",
+                index=1,
+                segment_id="s1",
+                frames_prefix="nowhere/",
+                frame_count=1,
+                fps=1,
+                width=8,
+                height=8,
+                model=model,
+            )
+            .model_dump_json()
+            .encode(),
+        )
         await nc.close()
 
     _await(poison())

@@ -46,8 +46,13 @@ async def _stream_state(url: str, stream: str) -> tuple[str, int]:
 def test_stream_leader_killed_mid_job(cluster, model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     nodes, s3 = cluster
     urls = ",".join(node.url for node in nodes)
-    system = System(tmp_path_factory.mktemp("cluster-workers"), urls, s3.url, "c" + uuid.uuid4().hex[:8],
-                    {"REELFORGE_MODEL_CACHE_DIR": str(model_cache), "REELFORGE_STREAM_REPLICAS": "3"})
+    system = System(
+        tmp_path_factory.mktemp("cluster-workers"),
+        urls,
+        s3.url,
+        "c" + uuid.uuid4().hex[:8],
+        {"REELFORGE_MODEL_CACHE_DIR": str(model_cache), "REELFORGE_STREAM_REPLICAS": "3"},
+    )
     try:
         system.start_all()
         job = system.submit(storyboard("leader lost", segments=3, frames=6))

@@ -79,14 +79,16 @@ async def test_a_prompt_its_model_cannot_read_whole_is_refused_naming_the_field_
     wan = resolve_model("reelforge/tiny-wan", model_cache)  # its own tokenizer: one token per character, UMT5 reads 512
     sd = resolve_model("reelforge/tiny-sd", model_cache)  # CLIP: any length (encoded in chunks)
     ltx2 = resolve_model("reelforge/tiny-ltx2", model_cache)  # Gemma, 1024: it reads the speech too, one token per character
-    board = {"segments": [
-        {"id": "fits", "prompt": "apple " * 100, "model": wan},  # 500 characters: 501 tokens with the end token
-        {"id": "cut", "prompt": "apple " * 103, "model": wan},  # 515 + 1
-        {"id": "clip", "prompt": "apple " * 300, "model": sd},
-        {"id": "default", "prompt": "a " * 520},  # the default model, files unseen: at least a token a word, and the end
-        {"id": "default-fits", "prompt": "a " * 500},
-        {"id": "says-too-much", "prompt": "apple " * 190 + "<S>" + "hello " * 12 + "<E>", "model": ltx2},  # 951 + 75
-    ]}
+    board = {
+        "segments": [
+            {"id": "fits", "prompt": "apple " * 100, "model": wan},  # 500 characters: 501 tokens with the end token
+            {"id": "cut", "prompt": "apple " * 103, "model": wan},  # 515 + 1
+            {"id": "clip", "prompt": "apple " * 300, "model": sd},
+            {"id": "default", "prompt": "a " * 520},  # the default model, files unseen: at least a token a word, and the end
+            {"id": "default-fits", "prompt": "a " * 500},
+            {"id": "says-too-much", "prompt": "apple " * 190 + "<S>" + "hello " * 12 + "<E>", "model": ltx2},  # 951 + 75
+        ]
+    }
     body = assert_error_shape(await client.post("/v1/jobs", json=board), 422, "invalid_storyboard")
     fields = {e["field"]: e["message"] for e in body["details"]["fields"]}
     assert list(fields) == ["segments[1].prompt", "segments[3].prompt", "segments[5].prompt"]
@@ -136,8 +138,9 @@ async def test_submission_is_202_with_location_and_the_ledger_answers(gateway, e
     )
     response = await client.post("/v1/jobs", content=yaml_board, headers={"content-type": "application/yaml"})
     assert assert_error_shape(response, 422, "invalid_storyboard")["details"]["fields"][0]["field"] == "webhook_url"  # private
-    response = await client.post("/v1/jobs", content=yaml_board.replace("127.0.0.1:9", "93.184.215.14"),
-                                 headers={"content-type": "application/yaml"})
+    response = await client.post(
+        "/v1/jobs", content=yaml_board.replace("127.0.0.1:9", "93.184.215.14"), headers={"content-type": "application/yaml"}
+    )
     assert response.status_code == 202 and response.headers["location"] == response.json()["status_url"]
     job_id = response.json()["job_id"]
     requested = await event_log.wait_for(lambda: len(event_log.of(SegmentRequested)) == 2 and event_log.of(SegmentRequested))
@@ -232,12 +235,27 @@ def test_queue_position_and_eta_come_from_measured_stage_times() -> None:
     from reelforge_shared.ledger import JobRecord, SegmentRecord
 
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    timed = {"queued": t0, "generated": t0 + timedelta(seconds=10), "encoded": t0 + timedelta(seconds=12),
-             "checked": t0 + timedelta(seconds=13), "delivered": t0 + timedelta(seconds=14)}
-    done = JobRecord(job_id="j-done", status="completed", segment_count=1, created_at=t0,
-                     segments={1: SegmentRecord(index=1, id="a", stage="delivered", reached=timed)})
-    first = JobRecord(job_id="j-1", status="running", segment_count=2, created_at=t0 + timedelta(minutes=1),
-                      segments={1: SegmentRecord(index=1, id="a", stage="generated", reached={"queued": t0})})
+    timed = {
+        "queued": t0,
+        "generated": t0 + timedelta(seconds=10),
+        "encoded": t0 + timedelta(seconds=12),
+        "checked": t0 + timedelta(seconds=13),
+        "delivered": t0 + timedelta(seconds=14),
+    }
+    done = JobRecord(
+        job_id="j-done",
+        status="completed",
+        segment_count=1,
+        created_at=t0,
+        segments={1: SegmentRecord(index=1, id="a", stage="delivered", reached=timed)},
+    )
+    first = JobRecord(
+        job_id="j-1",
+        status="running",
+        segment_count=2,
+        created_at=t0 + timedelta(minutes=1),
+        segments={1: SegmentRecord(index=1, id="a", stage="generated", reached={"queued": t0})},
+    )
     second = JobRecord(job_id="j-2", status="queued", segment_count=1, created_at=t0 + timedelta(minutes=2))
     records = [done, first, second]
     assert (_view(done, records).queue_position, _view(done, records).eta_s) == (None, None)

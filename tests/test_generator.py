@@ -16,8 +16,17 @@ from reelforge_generator.renderer import FrameRenderer
 from reelforge_shared.events import RenderSpec, SegmentRequested
 from reelforge_shared.storage import Keys
 
-SPEC = RenderSpec(prompt="a man in a blue shirt in a field", negative_prompt="blurry", seed=1001, character_seeds=[1000],
-                  location_seed=5000, frames=4, fps=3, width=320, height=180)
+SPEC = RenderSpec(
+    prompt="a man in a blue shirt in a field",
+    negative_prompt="blurry",
+    seed=1001,
+    character_seeds=[1000],
+    location_seed=5000,
+    frames=4,
+    fps=3,
+    width=320,
+    height=180,
+)
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,7 @@ def test_no_import_cycles_and_no_imports_of_our_own_modules_inside_functions() -
     for name in sorted(graph):
         if name not in state:
             visit(name, [])
+
     # One way only: the worker never imports the benchmark, the tiny models never import the worker.
     def imports(package: str) -> set[str]:
         return {m for name in graph if name.startswith(package) for m in graph[name]}

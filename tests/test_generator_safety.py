@@ -40,8 +40,11 @@ def test_an_ip_adapter_that_cannot_be_found_is_a_permanent_error_naming_id_and_p
     renderer = FrameRenderer(settings)
     renderer.setup()
     spec = RenderSpec(prompt="a man", seed=1, frames=1, fps=3, width=64, height=64, reference_images=[str(reference)])
-    with pytest.raises(PermanentError, match=r"IP-Adapter models/ip-adapter_sd15.safetensors of 'nobody/no-adapter'.*"
-                       r"Hugging Face cache .*nothing is downloaded"):
+    with pytest.raises(
+        PermanentError,
+        match=r"IP-Adapter models/ip-adapter_sd15.safetensors of 'nobody/no-adapter'.*"
+        r"Hugging Face cache .*nothing is downloaded",
+    ):
         list(renderer.render(spec, [0]))
 
 

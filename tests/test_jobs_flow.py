@@ -13,9 +13,10 @@ from reelforge_shared.events import JobCompleted, SegmentEncoded, SegmentGenerat
 from reelforge_shared.storage import Keys, ObjectStore
 
 FAST = {"steps": 2, "batch_size": 8}
-BOARD = {"output": {"width": 160, "height": 90},
-         "segments": [{"id": "a", "prompt": "walks", "frames": 3, "fps": 3},
-                      {"id": "b", "prompt": "sits", "frames": 3, "fps": 3}]}
+BOARD = {
+    "output": {"width": 160, "height": 90},
+    "segments": [{"id": "a", "prompt": "walks", "frames": 3, "fps": 3}, {"id": "b", "prompt": "sits", "frames": 3, "fps": 3}],
+}
 
 
 async def _acked(settings, durable: str, count: int) -> None:

@@ -26,8 +26,17 @@ QA = QaReport(passed=True, gates={"technical": QaGate(score=1.0, threshold=0.5, 
 
 def delivered(job: str, n: int, attempt: int = 1) -> SegmentDelivered:
     return SegmentDelivered(
-        job_id=job, index=n, segment_id=f"s{n}", attempt=attempt, video_key=f"v{n}", delivery_bucket="b", delivery_key=f"d{n}",
-        url="http://x", duration_s=1.0, qa=QA, model=MODEL,
+        job_id=job,
+        index=n,
+        segment_id=f"s{n}",
+        attempt=attempt,
+        video_key=f"v{n}",
+        delivery_bucket="b",
+        delivery_key=f"d{n}",
+        url="http://x",
+        duration_s=1.0,
+        qa=QA,
+        model=MODEL,
     )
 
 
@@ -56,8 +65,21 @@ def test_a_cancelled_job_requests_no_film_and_a_failure_is_terminal() -> None:
     failed = JobRecord(job_id="k")
     fold(failed, SegmentFailed(job_id="k", index=1, segment_id="a", stage="generator", error="boom"))
     assert failed.status == "failed" and failed.segments[1].error == "generator: boom"
-    fold(failed, SegmentGenerated(job_id="k", index=1, segment_id="a", attempt=1, frames_prefix="p", frame_count=1, fps=1,
-                                  width=8, height=8, model=MODEL))
+    fold(
+        failed,
+        SegmentGenerated(
+            job_id="k",
+            index=1,
+            segment_id="a",
+            attempt=1,
+            frames_prefix="p",
+            frame_count=1,
+            fps=1,
+            width=8,
+            height=8,
+            model=MODEL,
+        ),
+    )
     assert failed.segments[1].stage == "failed"  # stages never move back
 
 
@@ -100,9 +122,9 @@ async def test_duplicate_and_concurrent_deliveries_request_the_film_exactly_once
             await bus.publish(submitted("j-film", 3))
             # Each delivery three times, each copy past de-duplication (as a redelivery would be), all at once.
             copies = [(d, f"copy-{n}-{c}") for n in (1, 2, 3) for c in range(3) for d in [delivered("j-film", n)]]
-            await asyncio.gather(*(
-                bus.js.publish(bus.subject(d), d.model_dump_json().encode(), headers={"Nats-Msg-Id": mid}) for d, mid in copies
-            ))
+            await asyncio.gather(
+                *(bus.js.publish(bus.subject(d), d.model_dump_json().encode(), headers={"Nats-Msg-Id": mid}) for d, mid in copies)
+            )
             await event_log.wait_for(lambda: event_log.of(FilmRequested), timeout=60)
             consumer = "gateway-segment-delivered"
             for _ in range(600):  # until the observer has handled all nine copies
@@ -135,8 +157,11 @@ async def test_resume_requests_failed_segments_again_with_the_same_attempt_and_i
     try:
         ledger = await Ledger.open(bus)
         await ledger.create(JobRecord(job_id="j-resume"))
-        for event in (submitted("j-resume", 2), delivered("j-resume", 1),
-                      SegmentFailed(job_id="j-resume", index=2, segment_id="s2", stage="generator", error="s3 down")):
+        for event in (
+            submitted("j-resume", 2),
+            delivered("j-resume", 1),
+            SegmentFailed(job_id="j-resume", index=2, segment_id="s2", stage="generator", error="s3 down"),
+        ):
             await ledger.apply(event)
         record = await resume_job(ledger, Recording(), board, "j-resume")
         assert record.status == "running" and record.resume == 1 and record.segments[2].stage == "queued"

@@ -31,14 +31,23 @@ DOCUMENTED_5XX = {502: "job_failed", 503: "model_not_found"}
 
 
 @pytest.fixture(scope="module")
-def live_gateway(nats_server: EmbeddedServer, s3_server: EmbeddedServer, model_cache: Path,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def live_gateway(
+    nats_server: EmbeddedServer, s3_server: EmbeddedServer, model_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     tag = uuid.uuid4().hex[:10]
     config: dict[str, Any] = {
-        "nats_url": nats_server.url, "s3_endpoint": s3_server.url, "s3_access_key": ACCESS_KEY, "s3_secret_key": SECRET_KEY,
-        "subject_prefix": f"t{tag}", "work_bucket": f"work-{tag}", "delivery_bucket": f"deliver-{tag}",
-        "model_cache_dir": str(model_cache), "api_tokens": "fuzz:fuzz-token", "rate_limit_per_min": 100_000,
-        "max_jobs_in_flight": 100_000, "sync_timeout_s": 0,
+        "nats_url": nats_server.url,
+        "s3_endpoint": s3_server.url,
+        "s3_access_key": ACCESS_KEY,
+        "s3_secret_key": SECRET_KEY,
+        "subject_prefix": f"t{tag}",
+        "work_bucket": f"work-{tag}",
+        "delivery_bucket": f"deliver-{tag}",
+        "model_cache_dir": str(model_cache),
+        "api_tokens": "fuzz:fuzz-token",
+        "rate_limit_per_min": 100_000,
+        "max_jobs_in_flight": 100_000,
+        "sync_timeout_s": 0,
     }
     started, stop, found = threading.Event(), {}, {}
 

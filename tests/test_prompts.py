@@ -59,8 +59,9 @@ def test_parts_ending_in_any_mark_join_with_one_comma() -> None:
             "style": {"prompt_prefix": "documentary still.", "lighting": "daylight 5500K, "},
             "characters": {"karl": {"description": "young man in a blue shirt;", "seed": 1000}},
             "locations": {"farm": {"description": "a farmland field!", "seed": 5000}},
-            "segments": [{"id": "s1", "prompt": "Is it spring? Karl plants 1.2 m saplings...", "characters": ["karl"],
-                          "location": "farm"}],
+            "segments": [
+                {"id": "s1", "prompt": "Is it spring? Karl plants 1.2 m saplings...", "characters": ["karl"], "location": "farm"}
+            ],
         }
     )
     assert compose_prompt(board, board.segments[0]) == (

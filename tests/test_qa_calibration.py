@@ -35,7 +35,10 @@ def test_calibration_clean_film_passes_every_gate_and_check(outcomes: dict[str, 
     assert clean.film.passed and all(r.passed for r in clean.segments.values())
     # The joins read as asked: cuts where cuts were asked, dissolves where dissolves were.
     assert [(b.requested, b.detected) for b in clean.film.boundaries] == [
-        ("cut", "cut"), ("dissolve", "dissolve"), ("cut", "cut"), ("dissolve", "dissolve")
+        ("cut", "cut"),
+        ("dissolve", "dissolve"),
+        ("cut", "cut"),
+        ("dissolve", "dissolve"),
     ]
     hero = next(c for c in clean.film.characters if c.name == "hero")
     assert hero.score is not None and hero.score > 0.85

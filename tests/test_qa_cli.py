@@ -24,12 +24,20 @@ def _root() -> None:
 
 def _storyboard(path: Path) -> Path:
     board = {
-        "title": "calibration", "output": {"width": 320, "height": 180},
+        "title": "calibration",
+        "output": {"width": 320, "height": 180},
         "characters": {"hero": {"description": "a man in a blue shirt", "seed": 1}},
         "locations": {name: {"description": name, "seed": 2} for name in ("field", "barn")},
         "segments": [
-            {"id": p.segment_id, "prompt": "shot", "characters": list(p.characters), "location": p.location, "frames": FRAMES,
-             "fps": FPS, "transition": {"type": p.transition, "duration": p.transition_s}}
+            {
+                "id": p.segment_id,
+                "prompt": "shot",
+                "characters": list(p.characters),
+                "location": p.location,
+                "frames": FRAMES,
+                "fps": FPS,
+                "transition": {"type": p.transition, "duration": p.transition_s},
+            }
             for p in CLEAN
         ],
     }

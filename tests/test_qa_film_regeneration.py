@@ -38,8 +38,16 @@ BOARD = {
     "locations": {"field": {"description": "a field", "seed": 5000}, "barn": {"description": "a barn", "seed": 6000}},
     "output": {"width": WIDTH, "height": HEIGHT},
     "segments": [
-        {"id": p.segment_id, "prompt": "walks", "characters": list(p.characters), "location": p.location, "frames": FRAMES,
-         "fps": FPS, "transition": {"type": p.transition, "duration": p.transition_s}} for p in CLEAN
+        {
+            "id": p.segment_id,
+            "prompt": "walks",
+            "characters": list(p.characters),
+            "location": p.location,
+            "frames": FRAMES,
+            "fps": FPS,
+            "transition": {"type": p.transition, "duration": p.transition_s},
+        }
+        for p in CLEAN
     ],
 }
 
@@ -59,15 +67,33 @@ def _store_version(
             store.put_bytes(bucket, Keys.segment_thumbnail(key), still.getvalue(), "image/jpeg")
         qa = score_video(video.path, Expected(WIDTH, HEIGHT, FPS, FRAMES), Thresholds())
         store.put_json(bucket, Keys.segment_qa(job, n, attempt), qa.model_dump(mode="json"))
-        store.put_json(bucket, Keys.delivered_marker(job, n), {
-            "index": n, "segment_id": video.segment_id, "attempt": attempt, "qa": qa.model_dump(mode="json"), "video_key": key,
-            "delivery_key": f"{job}/{n:03d}.mp4", "duration_s": FRAMES / FPS, "model": {"name": "tiny"},
-        })
+        store.put_json(
+            bucket,
+            Keys.delivered_marker(job, n),
+            {
+                "index": n,
+                "segment_id": video.segment_id,
+                "attempt": attempt,
+                "qa": qa.model_dump(mode="json"),
+                "video_key": key,
+                "delivery_key": f"{job}/{n:03d}.mp4",
+                "duration_s": FRAMES / FPS,
+                "model": {"name": "tiny"},
+            },
+        )
     version = max(attempts.values(), default=1)
     film_key = Keys.film(job, version)
     store.put_file(bucket, film_key, film, "video/mp4")
-    return FilmEncoded(job_id=job, version=version, film_key=film_key, duration_s=len(CLEAN) * FRAMES / FPS,
-                       frame_count=len(CLEAN) * FRAMES, fps=FPS, width=WIDTH, height=HEIGHT)
+    return FilmEncoded(
+        job_id=job,
+        version=version,
+        film_key=film_key,
+        duration_s=len(CLEAN) * FRAMES / FPS,
+        frame_count=len(CLEAN) * FRAMES,
+        fps=FPS,
+        width=WIDTH,
+        height=HEIGHT,
+    )
 
 
 def test_a_segment_breaking_continuity_is_rendered_again(store: ObjectStore, settings: CommonSettings, tmp_path: Path) -> None:
@@ -99,15 +125,24 @@ def test_a_segment_breaking_continuity_is_rendered_again(store: ObjectStore, set
     ("case", "index", "check", "stills"), [("tungsten", 2, "light:field", True), ("location", 5, "location:field", False)]
 )
 async def test_a_light_or_location_fault_is_rendered_again_steered_by_a_frame_of_the_best_matching_segment(
-    case: str, index: int, check: str, stills: bool, store: ObjectStore, settings: CommonSettings, model_cache: Path,
+    case: str,
+    index: int,
+    check: str,
+    stills: bool,
+    store: ObjectStore,
+    settings: CommonSettings,
+    model_cache: Path,
     tmp_path: Path,
 ) -> None:
     job, bucket = f"j-continuity-{case}", settings.work_bucket
     store.put_json(bucket, Keys.storyboard(job), BOARD)
     deps = QaDeps(store=store, bucket=bucket, thresholds=Thresholds(), max_attempts=2, film_thresholds=FilmThresholds())
 
-    [redo] = [e for e in handle_film(_store_version(store, bucket, job, tmp_path / case, {}, stills), deps)
-              if isinstance(e, SegmentRerenderRequested)]  # exactly one re-render, for the faulty segment
+    [redo] = [
+        e
+        for e in handle_film(_store_version(store, bucket, job, tmp_path / case, {}, stills), deps)
+        if isinstance(e, SegmentRerenderRequested)
+    ]  # exactly one re-render, for the faulty segment
     assert redo.index == index and f"{check} " in redo.reason
     v1 = JobReport.model_validate(store.get_json(bucket, Keys.report(job, 1)))
     [asked] = v1.regenerations
@@ -128,8 +163,9 @@ async def test_a_light_or_location_fault_is_rendered_again_steered_by_a_frame_of
         ledger = await Ledger.open(bus)
         segments = {n: SegmentRecord(index=n, id=p.segment_id, stage="delivered") for n, p in enumerate(CLEAN, start=1)}
         await ledger.create(JobRecord(job_id=job, status="completed", segment_count=len(CLEAN), segments=segments))
-        record, request = await plan_rerender(ledger, store, bucket, job, redo.index, seed=redo.seed, by=redo.reason,
-                                              references=tuple(redo.reference_images))
+        record, request = await plan_rerender(
+            ledger, store, bucket, job, redo.index, seed=redo.seed, by=redo.reason, references=tuple(redo.reference_images)
+        )
     finally:
         await bus.close()
     assert (request.attempt, request.spec.seed, request.spec.reference_images) == (2, redo.seed, [key])

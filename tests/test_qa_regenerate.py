@@ -43,11 +43,16 @@ def test_attempt_seeds_are_new_and_reproducible() -> None:
     from reelforge_shared.specs import render_spec
     from reelforge_shared.storyboard import parse_storyboard
 
-    board = parse_storyboard({"characters": {"hero": {"description": "a man", "seed": 1000}},
-                              "segments": [{"id": "a", "prompt": "p", "characters": ["hero"]}]})
+    board = parse_storyboard(
+        {
+            "characters": {"hero": {"description": "a man", "seed": 1000}},
+            "segments": [{"id": "a", "prompt": "p", "characters": ["hero"]}],
+        }
+    )
     assert render_spec(board, 1).seed == 1001
     assert render_spec(board, 1, attempt=2).seed == render_spec(board, 1, attempt=2).seed != 1001
     assert render_spec(board, 1, attempt=2).prompt == render_spec(board, 1).prompt
+
 
 def test_gate_failure_counts_over_attempts() -> None:
     reports = [_report(sharpness=True), _report(sharpness=True, flicker=True), _report(sharpness=False)]

@@ -20,10 +20,18 @@ def flash_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[JobReport, d
     segments = []
     for i, (sid, qa) in enumerate(outcome.segments.items(), start=1):
         history = [attempt_result(a, qa) for a in (1, 2)] if not qa.passed else [attempt_result(1, qa)]
-        segments.append(segment_result(
-            i, sid, qa, attempt=len(history), duration_s=2.0, qa_history=history, prompt=f"the figure walks <{sid}>",
-            timings=Timings(render_s=1.5, encode_s=0.4, qa_s=0.2, peak_vram_bytes=3 * 2**30),
-        ))
+        segments.append(
+            segment_result(
+                i,
+                sid,
+                qa,
+                attempt=len(history),
+                duration_s=2.0,
+                qa_history=history,
+                prompt=f"the figure walks <{sid}>",
+                timings=Timings(render_s=1.5, encode_s=0.4, qa_s=0.2, peak_vram_bytes=3 * 2**30),
+            )
+        )
     report = JobReport(title="Calibration <flash>", segments=segments, film_qa=outcome.film)
     folder = outcome.film_path.parent
     return report, {sid: thumbnail_strip(folder / f"{sid}.mp4") for sid in outcome.segments}
@@ -62,9 +70,17 @@ def test_report_html_shows_a_continuity_regeneration_before_and_after(
 ) -> None:
     report, thumbnails = flash_report
     regen = Regeneration(
-        index=2, segment_id="s2", check="character:hero", reason="continuity: character:hero 0.34 < 0.85",
-        requested_in_version=1, before=0.34, after=0.91, segment_before={"character:hero": 0.34, "light:field": 0.7},
-        segment_after={"character:hero": 0.93, "light:field": 0.97}, seed=8921, reference_segment_id="s1",
+        index=2,
+        segment_id="s2",
+        check="character:hero",
+        reason="continuity: character:hero 0.34 < 0.85",
+        requested_in_version=1,
+        before=0.34,
+        after=0.91,
+        segment_before={"character:hero": 0.34, "light:field": 0.7},
+        segment_after={"character:hero": 0.93, "light:field": 0.97},
+        seed=8921,
+        reference_segment_id="s1",
         reference_key="jobs/j/segments/002/attempt-2/reference.png",
     )
     html = render_html(report.model_copy(update={"regenerations": [regen]}), thumbnails)
@@ -107,17 +123,30 @@ def test_report_html_renders_in_headless_chromium(flash_report: tuple[JobReport,
     page = tmp_path / "report.html"
     page.write_text(render_html(*flash_report), encoding="utf-8")
     shot = tmp_path / "report.png"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-extensions",
-             "--disable-sync", "--no-first-run", "--hide-scrollbars", "--enable-logging=stderr", "--v=0",
-             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400"]
-    run = subprocess.run([chromium, *flags, f"--screenshot={shot}", page.as_uri()],
-                         capture_output=True, text=True, timeout=120, check=False)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-extensions",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,2400",
+    ]
+    run = subprocess.run(
+        [chromium, *flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, text=True, timeout=120, check=False
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     errors = [line for line in run.stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)]
     assert not errors, errors
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (2400, 1200)
     assert float(image.std()) > 10  # a page was drawn, not a blank
-    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120, check=False)
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False
+    )
     assert "Calibration &lt;flash&gt;" in dom.stdout and "<svg" in dom.stdout and dom.stdout.count('class="card ') == 5

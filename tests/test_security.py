@@ -168,7 +168,6 @@ def test_log_lines_never_carry_a_secret(captured_logs: io.StringIO) -> None:
     assert secrets["nats"] not in str(refused.value) and secrets["s3"] not in str(refused.value)
 
 
-
 def test_library_lines_are_json_lines_like_the_services_own(captured_logs: io.StringIO) -> None:
     """A container's log is one JSON object per line: the libraries' records (and their tracebacks) too."""
     structlog.get_logger("test").info("service.line", n=1)
@@ -196,14 +195,21 @@ STORYBOARD = {
 
 
 async def test_a_film_is_made_with_each_service_under_its_own_identity(
-    secured_nats, overrides: dict[str, Any], store: ObjectStore, s3_keys, gitlab_standin, captured_logs: io.StringIO,
+    secured_nats,
+    overrides: dict[str, Any],
+    store: ObjectStore,
+    s3_keys,
+    gitlab_standin,
+    captured_logs: io.StringIO,
     tmp_path: Path,
 ) -> None:
     """The whole pipeline on a permissioned nats-server and per-service S3 identities; no secret in its logs."""
     server, passwords = secured_nats
     per_service = {name: {"nats_user": name, "nats_password": passwords[name], **s3_keys[name]} for name in SERVICES}
     per_service["uploader"] |= {  # every video goes to GitLab (the STAND-IN, tests/gitlab_standin.py): the token is used
-        "gitlab_url": gitlab_standin.url, "gitlab_project": gitlab_standin.project, "gitlab_token": gitlab_standin.token,
+        "gitlab_url": gitlab_standin.url,
+        "gitlab_project": gitlab_standin.project,
+        "gitlab_token": gitlab_standin.token,
         "gitlab_threshold_bytes": 0,
     }
     secrets = [passwords[name] for name in SERVICES] + [keys["s3_secret_key"] for keys in s3_keys.values()]
@@ -243,4 +249,3 @@ async def test_a_film_is_made_with_each_service_under_its_own_identity(
     assert "Invalid HTTP request received" in text  # uvicorn's own warning went through the same handler
     assert text.count('"GET /v1/jobs?token=***') == 3, text[-3000:]  # uvicorn, uvicorn.error, uvicorn.access
     assert not [s for s in secrets if s in text]
-

@@ -49,8 +49,14 @@ def test_transition_shorthand_and_yaml() -> None:
         (lambda b: b.update(output={"width": 1001}), "output.width"),
     ],
     ids=[
-        "missing-prompt", "zero-frames", "unknown-character", "unknown-transition", "10MB-prompt", "unknown-location",
-        "duplicate-id", "odd-width",
+        "missing-prompt",
+        "zero-frames",
+        "unknown-character",
+        "unknown-transition",
+        "10MB-prompt",
+        "unknown-location",
+        "duplicate-id",
+        "odd-width",
     ],
 )
 def test_bad_storyboard_names_the_field(change, field: str) -> None:

@@ -34,20 +34,68 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 def _certificate(folder: Path, name: str, usage: str) -> None:
     """``name``.pem/.key signed by the test CA: for 127.0.0.1 and localhost."""
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f"{name}.key",
-             "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=folder)
+    _openssl(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        "-subj",
+        f"/CN={name}",
+        cwd=folder,
+    )
     (folder / f"{name}.ext").write_text(f"subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\n")
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=folder)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        f"{name}.pem",
+        "-days",
+        "2",
+        "-extfile",
+        f"{name}.ext",
+        cwd=folder,
+    )
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A certificate authority, a server certificate and a client certificate, made now."""
     folder = tmp_path_factory.mktemp("pki")
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key",
-             "-out", "ca.pem", "-days", "2", "-subj", "/CN=Reelforge test CA",
-             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Reelforge test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=folder,
+    )
     _certificate(folder, "server", "serverAuth")
     _certificate(folder, "client", "clientAuth")
     return folder
@@ -102,8 +150,15 @@ def test_mutual_tls_needs_the_client_certificate(tmp_path: Path, pki: Path, over
     server = _tls_nats(tmp_path / "nats", pki, verify_clients=True)
     try:
         url, ca = _tls_url(server), str(pki / "ca.pem")
-        with_cert = CommonSettings(**overrides | {"nats_url": url, "nats_tls_ca": ca, "nats_tls_cert": str(pki / "client.pem"),
-                                                  "nats_tls_key": str(pki / "client.key")})
+        with_cert = CommonSettings(
+            **overrides
+            | {
+                "nats_url": url,
+                "nats_tls_ca": ca,
+                "nats_tls_cert": str(pki / "client.pem"),
+                "nats_tls_key": str(pki / "client.key"),
+            }
+        )
         asyncio.run(_round_trip(with_cert))
         assert asyncio.run(_refused(url, CommonSettings(**overrides | {"nats_url": url, "nats_tls_ca": ca})))
     finally:
@@ -116,13 +171,26 @@ def test_a_worker_process_connects_with_its_tls_settings(
     """`reelforge worker encoder` with REELFORGE_NATS_URL=tls://... and REELFORGE_NATS_TLS_CA: healthy, nats not down."""
     server = _tls_nats(tmp_path / "nats", pki)
     health = free_port()
-    env = {"PATH": "/usr/bin:/bin", "REELFORGE_NATS_URL": _tls_url(server), "REELFORGE_NATS_TLS_CA": str(pki / "ca.pem"),
-           "REELFORGE_S3_ENDPOINT": overrides["s3_endpoint"], "REELFORGE_S3_ACCESS_KEY": s3_keys["encoder"]["s3_access_key"],
-           "REELFORGE_S3_SECRET_KEY": s3_keys["encoder"]["s3_secret_key"], "REELFORGE_WORK_BUCKET": overrides["work_bucket"],
-           "REELFORGE_DELIVERY_BUCKET": overrides["delivery_bucket"], "REELFORGE_SUBJECT_PREFIX": overrides["subject_prefix"],
-           "REELFORGE_METRICS_PORT": str(health), "REELFORGE_LOG_JSON": "true"}
-    proc = subprocess.Popen([sys.executable, "-m", "reelforge.cli", "worker", "encoder"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "REELFORGE_NATS_URL": _tls_url(server),
+        "REELFORGE_NATS_TLS_CA": str(pki / "ca.pem"),
+        "REELFORGE_S3_ENDPOINT": overrides["s3_endpoint"],
+        "REELFORGE_S3_ACCESS_KEY": s3_keys["encoder"]["s3_access_key"],
+        "REELFORGE_S3_SECRET_KEY": s3_keys["encoder"]["s3_secret_key"],
+        "REELFORGE_WORK_BUCKET": overrides["work_bucket"],
+        "REELFORGE_DELIVERY_BUCKET": overrides["delivery_bucket"],
+        "REELFORGE_SUBJECT_PREFIX": overrides["subject_prefix"],
+        "REELFORGE_METRICS_PORT": str(health),
+        "REELFORGE_LOG_JSON": "true",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reelforge.cli", "worker", "encoder"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline, body = time.monotonic() + 180, None
         while not (body and body["ok"] and not body["down"]):

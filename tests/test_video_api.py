@@ -44,8 +44,13 @@ async def _requested(settings, job_id: str) -> int:
 async def test_text_to_video_runs_the_pipeline_falls_back_and_caches(overrides, gitlab_standin, tmp_path: Path) -> None:
     config = {"default_text_to_video_model": "reelforge/tiny-sd", "sync_timeout_s": 240}
     # Delivery to the GitLab STAND-IN (tests/gitlab_standin.py): every video over 1 KiB, in 2 KiB parts.
-    config |= {"gitlab_url": gitlab_standin.url, "gitlab_project": gitlab_standin.project, "gitlab_token": gitlab_standin.token,
-               "gitlab_threshold_bytes": 1024, "gitlab_split_bytes": 2048}
+    config |= {
+        "gitlab_url": gitlab_standin.url,
+        "gitlab_project": gitlab_standin.project,
+        "gitlab_token": gitlab_standin.token,
+        "gitlab_threshold_bytes": 1024,
+        "gitlab_split_bytes": 2048,
+    }
     async with local_stack(tmp_path / "state", **overrides, **FAST, **config) as stack:
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as client:
             knobs = {"steps": 1, "guidance": 1.0, "quality": "low"}
@@ -78,10 +83,20 @@ async def test_text_to_video_runs_the_pipeline_falls_back_and_caches(overrides, 
             # (from GitLab, joining its parts by the manifest).
             settings = stack.settings
             consumer = await asyncio.create_subprocess_exec(
-                sys.executable, str(ROOT / "examples" / "consumer.py"), "--nats-url", settings.nats_url,
-                "--prefix", settings.subject_prefix, "--out", str(tmp_path / "films"),
-                "--job", first.headers["x-reelforge-job"], "--count", "1",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                sys.executable,
+                str(ROOT / "examples" / "consumer.py"),
+                "--nats-url",
+                settings.nats_url,
+                "--prefix",
+                settings.subject_prefix,
+                "--out",
+                str(tmp_path / "films"),
+                "--job",
+                first.headers["x-reelforge-job"],
+                "--count",
+                "1",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
             out, err = await asyncio.wait_for(consumer.communicate(), timeout=120)
             assert consumer.returncode == 0, err.decode()
@@ -100,8 +115,10 @@ async def test_video_requests_are_checked_and_answered_202_when_not_done_in_time
     }
     async with local_stack(tmp_path / "state", names=["gateway"], **overrides, **config) as stack:
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as anonymous:
-            for response in (await anonymous.post("/api/video/text-to-video", json={"prompt": "x"}),
-                             await anonymous.get("/v1/assets", params={"job": "j-1"})):
+            for response in (
+                await anonymous.post("/api/video/text-to-video", json={"prompt": "x"}),
+                await anonymous.get("/v1/assets", params={"job": "j-1"}),
+            ):
                 assert response.status_code == 401 and response.json()["error"] == "unauthorized"
         token = {"Authorization": "Bearer tok-ci-secret"}
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, headers=token) as client:

@@ -28,8 +28,12 @@ async def receiver():
 
 async def test_signed_webhooks_retry_with_one_id_over_a_day(overrides, event_log, receiver, tmp_path: Path) -> None:
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
-    config = {"webhook_urls": f"{receiver.url('/flaky')},{receiver.url('/gone')}", "webhook_secret": secret,
-              "webhook_allow_private": True, "webhook_retry_first_s": 0.3}
+    config = {
+        "webhook_urls": f"{receiver.url('/flaky')},{receiver.url('/gone')}",
+        "webhook_secret": secret,
+        "webhook_allow_private": True,
+        "webhook_retry_first_s": 0.3,
+    }
     async with local_stack(tmp_path, names=["uploader"], **overrides, **config) as stack:
         bus = await Bus.connect(stack.settings)
         try:

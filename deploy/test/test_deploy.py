@@ -62,8 +62,11 @@ segments:
   - {id: two, prompt: sits, characters: [hero], frames: 3, fps: 3, transition: {type: dissolve, duration: 0.5}}
 """
 # Every secret docker-compose.yml asks for (deploy/compose.env.example), test values: loopback only.
-SECRET_KEYS = [line.split("=", 1)[0] for line in (ROOT / "deploy" / "compose.env.example").read_text().splitlines()
-               if line and not line.startswith("#")]
+SECRET_KEYS = [
+    line.split("=", 1)[0]
+    for line in (ROOT / "deploy" / "compose.env.example").read_text().splitlines()
+    if line and not line.startswith("#")
+]
 SECRETS = {key: f"test-deploy-{key.lower().replace('_', '-')}" for key in SECRET_KEYS}
 SECRETS["REELFORGE_API_TOKENS"] = "deploy-test:loopback-test-token"
 started = time.monotonic()
@@ -80,8 +83,14 @@ def say(message: str) -> None:
 
 def run(*args: str, env: dict[str, str] | None = None, capture: bool = False, timeout: float = 900) -> str:
     done = subprocess.run(  # noqa: S603 - argument lists this script builds, no shell
-        args, cwd=ROOT, env=env, text=True, timeout=timeout, check=False,
-        stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None,
+        args,
+        cwd=ROOT,
+        env=env,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.STDOUT if capture else None,
     )
     if done.returncode != 0:
         raise SystemExit(f"FAILED ({done.returncode}): {' '.join(args)}\n{done.stdout or ''}")
@@ -105,7 +114,10 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float =
 def http_json(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
     check(url.startswith("http://127.0.0.1:"), f"not a loopback URL: {url}")  # test traffic stays on loopback
     request = urllib.request.Request(  # noqa: S310 - a loopback http URL, checked above
-        url, data=body, headers=headers or {}, method="POST" if body is not None else "GET",
+        url,
+        data=body,
+        headers=headers or {},
+        method="POST" if body is not None else "GET",
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a loopback URL, checked above
         return json.loads(response.read())
@@ -126,8 +138,19 @@ def wheelhouse() -> None:
     say("building the wheelhouse (once per change of the pyproject files)")
     services = ("gateway", "generator", "encoder", "qa", "uploader")
     extras = [str(ROOT / "shared") + "[media]", *(str(ROOT / "services" / s) for s in services)]
-    run(str(VENV_BIN / "pip"), "wheel", "--quiet", "--wheel-dir", str(WHEELHOUSE), "torch==2.13.0", *extras,
-        "typer>=0.12", "rich>=13", "setuptools>=68", "wheel")
+    run(
+        str(VENV_BIN / "pip"),
+        "wheel",
+        "--quiet",
+        "--wheel-dir",
+        str(WHEELHOUSE),
+        "torch==2.13.0",
+        *extras,
+        "typer>=0.12",
+        "rich>=13",
+        "setuptools>=68",
+        "wheel",
+    )
     for own in WHEELHOUSE.glob("reelforge_*.whl"):
         own.unlink()  # the images install the project's own packages from source
     stamp.touch()
@@ -138,7 +161,8 @@ def test_bin() -> Path:
     folder = CACHE / "bin"
     folder.mkdir(parents=True, exist_ok=True)
     sources = {
-        "nats-server": VENV_BIN / "nats-server", "weed": VENV_BIN / "weed",
+        "nats-server": VENV_BIN / "nats-server",
+        "weed": VENV_BIN / "weed",
         "prometheus": Path(shutil.which("prometheus") or "/nonexistent"),
     }
     for name, source in sources.items():

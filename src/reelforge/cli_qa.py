@@ -85,8 +85,14 @@ def build_report(
     film_qa = check_film(plan, settings.film_thresholds(), film=film, embedder=embedder)
     segments = [
         segment_result(
-            i, p.segment_id, r, path=str(p.path), characters=list(p.characters), location=p.location,
-            duration_s=float(r.measured["duration_s"]) if "duration_s" in r.measured else None, qa_history=[attempt_result(1, r)],
+            i,
+            p.segment_id,
+            r,
+            path=str(p.path),
+            characters=list(p.characters),
+            location=p.location,
+            duration_s=float(r.measured["duration_s"]) if "duration_s" in r.measured else None,
+            qa_history=[attempt_result(1, r)],
         )
         for i, (p, r) in enumerate(zip(plan, reports, strict=True), start=1)
     ]

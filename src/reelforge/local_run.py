@@ -70,8 +70,14 @@ async def _render(stack: Stack, board: Storyboard, job_id: str, model: str | Non
         # Submitting again is harmless: every publish carries its Nats-Msg-Id, so a resumed run adds nothing new.
         await submit_job(board, bus=bus, store=store, bucket=settings.work_bucket, job_id=job_id, model=model)
         console.print(f"job [bold]{job_id}[/bold] {'resumed' if resumed else 'submitted'}")
-        columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("eta"), TimeRemainingColumn())
+        columns = (
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
         record = JobRecord(job_id=job_id, segment_count=len(board.segments))
         with Progress(*columns, console=console) as progress:
             bars = {stage: progress.add_task(stage, total=len(board.segments)) for stage in PROGRESS_STAGES}
@@ -117,8 +123,15 @@ def _collect(stack: Stack, board: Storyboard, record: JobRecord, out: Path, cons
         if n in reported:
             entry = reported[n]
         elif (d := delivered.get(n)) is not None:
-            entry = {"index": n, "id": seg.id, "status": "delivered", "qa_passed": d.qa_passed, "qa": d.qa_scores,
-                     "video_key": d.video_key, "delivery_key": d.delivery_key}
+            entry = {
+                "index": n,
+                "id": seg.id,
+                "status": "delivered",
+                "qa_passed": d.qa_passed,
+                "qa": d.qa_scores,
+                "video_key": d.video_key,
+                "delivery_key": d.delivery_key,
+            }
         else:
             error = (s.error if (s := record.segments.get(n)) else None) or "not delivered"
             entry = {"index": n, "id": seg.id, "status": "failed", "error": error}

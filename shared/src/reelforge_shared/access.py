@@ -59,7 +59,9 @@ SERVICES: dict[str, ServiceAccess] = {
     "gateway": ServiceAccess(
         consumes=(*OBSERVED_EVENTS, SegmentRerenderRequested),
         publishes=(JobSubmitted, SegmentRequested, FilmRequested, JobCancelled),
-        work="write", delivery="read", ledger="write",
+        work="write",
+        delivery="read",
+        ledger="write",
     ),
     "generator": ServiceAccess(consumes=(SegmentRequested,), publishes=(SegmentGenerated,), work="write", delivery=""),
     "encoder": ServiceAccess(
@@ -74,7 +76,9 @@ SERVICES: dict[str, ServiceAccess] = {
     # Delivery, then the webhooks of finished jobs (and of delivered segments when they are asked for).
     "uploader": ServiceAccess(
         consumes=(SegmentChecked, FilmChecked, JobCompleted, JobFailed, JobCancelled, SegmentDelivered, WebhookRequested),
-        publishes=(SegmentDelivered, JobCompleted, WebhookRequested, WebhookFailed), work="write", delivery="write",
+        publishes=(SegmentDelivered, JobCompleted, WebhookRequested, WebhookFailed),
+        work="write",
+        delivery="write",
     ),
 }
 
@@ -176,8 +180,9 @@ def minio_policy(service: str, work_bucket: str, delivery_bucket: str) -> dict[s
     statements = []
     for bucket, rights in ((work_bucket, SERVICES[service].work), (delivery_bucket, SERVICES[service].delivery)):
         if rights:
-            statements.append({"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-                               "Resource": [f"arn:aws:s3:::{bucket}"]})
+            statements.append(
+                {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"], "Resource": [f"arn:aws:s3:::{bucket}"]}
+            )
             statements.append({"Effect": "Allow", "Action": verbs[rights], "Resource": [f"arn:aws:s3:::{bucket}/*"]})
     return {"Version": "2012-10-17", "Statement": statements}
 
@@ -194,12 +199,15 @@ def unsafe_defaults(settings: CommonSettings) -> str | None:
 
 def access_table(prefix: str = "reelforge") -> str:
     """Markdown: each service's NATS user, what it consumes and publishes, its ledger and bucket rights."""
-    rows = ["| service (NATS user) | consumes | publishes | job ledger | work bucket | delivery bucket |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| service (NATS user) | consumes | publishes | job ledger | work bucket | delivery bucket |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for name, access in SERVICES.items():
         consumes = ", ".join(f"`{e.subject}`" for e in access.consumes)
         publishes = ", ".join(f"`{e.subject}`" for e in (*access.publishes, *FAILURES)) + f", `dead.{name}`"
-        rows.append(f"| {name} | {consumes} | {publishes} | {access.ledger or '-'} | {access.work or '-'} | "
-                    f"{access.delivery or '-'} |")
+        rows.append(
+            f"| {name} | {consumes} | {publishes} | {access.ledger or '-'} | {access.work or '-'} | {access.delivery or '-'} |"
+        )
     rows.append("| downstream | every subject, live or replayed (ephemeral consumers) | nothing | - | - | - |")
     return "\n".join(rows)

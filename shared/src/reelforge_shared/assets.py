@@ -118,8 +118,17 @@ class PostgresAssetRegistry:
                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (id) DO UPDATE SET storage_url = EXCLUDED.storage_url, public_url = EXCLUDED.public_url,
                        file_size = EXCLUDED.file_size, metadata = EXCLUDED.metadata""",
-                (asset.id, asset.name, asset.type, asset.storage_provider, asset.storage_url, asset.public_url,
-                 asset.file_size, Jsonb(asset.metadata), asset.created_at),
+                (
+                    asset.id,
+                    asset.name,
+                    asset.type,
+                    asset.storage_provider,
+                    asset.storage_url,
+                    asset.public_url,
+                    asset.file_size,
+                    Jsonb(asset.metadata),
+                    asset.created_at,
+                ),
             )
 
     def _rows(self, where: str, params: tuple) -> list[MediaAsset]:

@@ -50,8 +50,11 @@ def asyncapi_document(nats_url: str = "nats://127.0.0.1:4222") -> dict[str, Any]
         address = "{prefix}." + (cls.subject if is_event else "dead.{service}")  # type: ignore[attr-defined]
         parameters: dict[str, Any] = {"prefix": _PREFIX}
         if not is_event:
-            parameters["service"] = {"description": "service that dead-lettered the message",
-                                     "enum": ["gateway", "generator", "encoder", "qa", "uploader"], "examples": ["encoder"]}
+            parameters["service"] = {
+                "description": "service that dead-lettered the message",
+                "enum": ["gateway", "generator", "encoder", "qa", "uploader"],
+                "examples": ["encoder"],
+            }
         doc = (cls.__doc__ or name).strip().splitlines()[0]
         messages[name] = {
             "name": name,
@@ -64,10 +67,13 @@ def asyncapi_document(nats_url: str = "nats://127.0.0.1:4222") -> dict[str, Any]
         if is_event:
             messages[name]["headers"] = {
                 "type": "object",
-                "properties": {"Nats-Msg-Id": {
-                    "type": "string", "description": "de-duplication id: a repeat inside the duplicate window is dropped",
-                    "examples": [f"{cls.subject}:j-5f1c2e7a9b"],  # type: ignore[attr-defined]
-                }},
+                "properties": {
+                    "Nats-Msg-Id": {
+                        "type": "string",
+                        "description": "de-duplication id: a repeat inside the duplicate window is dropped",
+                        "examples": [f"{cls.subject}:j-5f1c2e7a9b"],  # type: ignore[attr-defined]
+                    }
+                },
             }
         channel = _name(cls)
         channels[channel] = {

@@ -54,9 +54,17 @@ class Bus:
             raise ValueError("REELFORGE_NATS_URL is not set")
         servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
         nc = await nats.connect(
-            servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1, connect_timeout=5,
-            allow_reconnect=True, ping_interval=5, max_outstanding_pings=3,  # a dead server is noticed in ~15 s
-            error_cb=_log_error, disconnected_cb=_log_state("nats.disconnected"), reconnected_cb=_log_state("nats.reconnected"),
+            servers,
+            name=name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            connect_timeout=5,
+            allow_reconnect=True,
+            ping_interval=5,
+            max_outstanding_pings=3,  # a dead server is noticed in ~15 s
+            error_cb=_log_error,
+            disconnected_cb=_log_state("nats.disconnected"),
+            reconnected_cb=_log_state("nats.reconnected"),
             **nats_connect_options(settings, service),
         )
         bus = cls(nc, nc.jetstream(), settings.subject_prefix, settings.dedup_window_s, settings.stream_replicas)
@@ -97,9 +105,7 @@ class Bus:
 
     async def publish(self, event: Event) -> None:
         """Publish once: the Nats-Msg-Id makes a repeat within the duplicate window a no-op."""
-        await self.js.publish(
-            self.subject(event), event.model_dump_json().encode(), headers={"Nats-Msg-Id": event.dedup_id()}
-        )
+        await self.js.publish(self.subject(event), event.model_dump_json().encode(), headers={"Nats-Msg-Id": event.dedup_id()})
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         await self.js.publish(self.dead_letter_subject(letter.service), letter.model_dump_json().encode())

@@ -36,4 +36,3 @@ def nats_connect_options(settings: CommonSettings, service: str | None = None) -
     if service:
         options["inbox_prefix"] = inbox_prefix(service)
     return options
-

@@ -195,8 +195,15 @@ def start_s3(data_dir: Path, identities: list[dict] | None = None) -> EmbeddedSe
     log = data_dir / "s3-server.log"
     port = free_port()
     if minio := shutil.which("minio"):
-        cmd = [minio, "server", str(data_dir / "minio"), "--address", f"127.0.0.1:{port}",
-               "--console-address", f"127.0.0.1:{free_port()}"]
+        cmd = [
+            minio,
+            "server",
+            str(data_dir / "minio"),
+            "--address",
+            f"127.0.0.1:{port}",
+            "--console-address",
+            f"127.0.0.1:{free_port()}",
+        ]
         env = {"MINIO_ROOT_USER": ACCESS_KEY, "MINIO_ROOT_PASSWORD": SECRET_KEY, "PATH": "/usr/bin:/bin"}
         # S603: our own server binary with an argument list we built (no shell). PLW1509: preexec_fn only
         # calls prctl(PR_SET_PDEATHSIG), which no other Popen option can do.
@@ -208,14 +215,30 @@ def start_s3(data_dir: Path, identities: list[dict] | None = None) -> EmbeddedSe
         # More identities (SeaweedFS only): one per service, see reelforge_shared.access.seaweedfs_identities.
         config.write_text(json.dumps({"identities": [identity, *(identities or [])]}))
         ports = {
-            "master.port": free_port(), "volume.port": free_port(), "filer.port": free_port(), "s3.port.iceberg": free_port(),
-            "s3.port.lance": free_port(), "admin.port": free_port(), "s3.metricsPort": free_port(),
+            "master.port": free_port(),
+            "volume.port": free_port(),
+            "filer.port": free_port(),
+            "s3.port.iceberg": free_port(),
+            "s3.port.lance": free_port(),
+            "admin.port": free_port(),
+            "s3.metricsPort": free_port(),
         }
-        cmd = [find_binary("weed"), "mini", f"-dir={data_dir / 'seaweedfs'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-               f"-s3.port={port}", f"-s3.config={config}", "-webdav=false", "-admin.ui=false", "-metricsPort=0",
-               # Every bucket is a collection with volumes of its own: the default volume count ran out after
-               # about 37 buckets ("No writable volumes"), so a long test session or a busy local stack hit 500s.
-               "-volume.max=2000", "-master.volumeSizeLimitMB=64"]
+        cmd = [
+            find_binary("weed"),
+            "mini",
+            f"-dir={data_dir / 'seaweedfs'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-s3.port={port}",
+            f"-s3.config={config}",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-metricsPort=0",
+            # Every bucket is a collection with volumes of its own: the default volume count ran out after
+            # about 37 buckets ("No writable volumes"), so a long test session or a busy local stack hit 500s.
+            "-volume.max=2000",
+            "-master.volumeSizeLimitMB=64",
+        ]
         cmd += [f"-{flag}={value}" for flag, value in ports.items()]
         # gRPC ports default to port + 10000; pin them so two servers on one machine do not collide.
         for flag in ("master.port", "volume.port", "filer.port", "admin.port"):

@@ -19,7 +19,8 @@ _JobId = Field(description="job id returned by the gateway", examples=["j-5f1c2e
 _Index = Field(ge=1, description="1-based position of the segment in the storyboard; keys use {index:03d}")
 
 _QA_EXAMPLE = {
-    "passed": True, "measured": {"codec": "h264", "duration_s": 2.0},
+    "passed": True,
+    "measured": {"codec": "h264", "duration_s": 2.0},
     "gates": {"technical": {"score": 1.0, "threshold": 1.0, "passed": True, "detail": ""}},
 }
 _MODEL_EXAMPLE = {"name": "stabilityai/stable-diffusion-2-1", "pipeline": "StableDiffusionPipeline", "random_weights": False}
@@ -38,9 +39,18 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
     "segment_count": ("number of segments in the job", 33),
     "duration_s": ("duration in seconds", 8.0),
     "storyboard_key": ("work-bucket key of the stored storyboard", "jobs/j-5f1c2e7a9b/storyboard.json"),
-    "spec": ("what to render, resolved from the storyboard", {
-        "prompt": "documentary still, an apple tree in spring", "negative_prompt": "blurry", "seed": 1042, "frames": 24,
-        "fps": 3.0, "width": 1920, "height": 1080}),
+    "spec": (
+        "what to render, resolved from the storyboard",
+        {
+            "prompt": "documentary still, an apple tree in spring",
+            "negative_prompt": "blurry",
+            "seed": 1042,
+            "frames": 24,
+            "fps": 3.0,
+            "width": 1920,
+            "height": 1080,
+        },
+    ),
     "SegmentRequested.model": ("model id or path; unset: the generator's REELFORGE_MODEL", "stabilityai/stable-diffusion-2-1"),
     "model": ("the model that rendered the frames", _MODEL_EXAMPLE),
     "name": ("Hugging Face id or local path of the model", "stabilityai/stable-diffusion-2-1"),
@@ -66,8 +76,10 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
     "height": ("height in pixels", 1080),
     "frames_prefix": ("work-bucket prefix of the PNG frames", "jobs/j-5f1c2e7a9b/segments/001/frames/"),
     "degraded": ("what was given up to finish (smaller batch, lower size)", "batch 8 -> 4 after out-of-memory"),
-    "SegmentGenerated.prompt": ("the prompt as the model was given it (seed 004's sound tags removed for a model without sound)",
-               "a young man plants an apple sapling, in a farmland field, documentary still, daylight 5500K"),
+    "SegmentGenerated.prompt": (
+        "the prompt as the model was given it (seed 004's sound tags removed for a model without sound)",
+        "a young man plants an apple sapling, in a farmland field, documentary still, daylight 5500K",
+    ),
     "prompt_tokens": ("tokens of the prompt, counted with the model's own tokenizer", 96),
     "prompt_tokens_dropped": ("prompt tokens the model did not see (0: the whole prompt was encoded)", 0),
     "render_s": ("seconds the generator spent rendering the segment's missing frames", 10.3),
@@ -97,10 +109,16 @@ FIELD_DOCS: dict[str, tuple[str, Any]] = {
     "error": ("what went wrong", "TransientError: S3 put 'jobs/j-5f1c2e7a9b/final.mp4' failed"),
     "film_key": ("key of the film", "jobs/j-5f1c2e7a9b/final.mp4"),
     "deliverables": ("extra renditions: name -> key", {"9x16": "j-5f1c2e7a9b/final_9x16.mp4"}),
-    "film_url": ("public URL of the film (presigned S3 GET, or GitLab)", "http://127.0.0.1:9000/f1-video-clips/j-5f1c2e7a9b/final.mp4?X-Amz-..."),
+    "film_url": (
+        "public URL of the film (presigned S3 GET, or GitLab)",
+        "http://127.0.0.1:9000/f1-video-clips/j-5f1c2e7a9b/final.mp4?X-Amz-...",
+    ),
     "film_storage_provider": ("where the film was delivered", "s3"),
     "film_parts": ("more than 1: the film was split and film_url is the manifest of its parts", 1),
-    "report_url": ("public URL of the job report (JSON)", "http://127.0.0.1:9000/f1-video-clips/j-5f1c2e7a9b/report.json?X-Amz-..."),
+    "report_url": (
+        "public URL of the job report (JSON)",
+        "http://127.0.0.1:9000/f1-video-clips/j-5f1c2e7a9b/report.json?X-Amz-...",
+    ),
     "qa_failed_segments": ("indexes of segments delivered with a failed QA gate", [4]),
     "film_qa_passed": ("QA's verdict on the whole film (continuity, joins)", True),
     "webhook_id": ("Standard Webhooks webhook-id: the same on every retry", "msg_2f1c0e7a9b3d"),
@@ -190,11 +208,13 @@ class RenderSpec(BaseModel):
     steps: int | None = Field(None, ge=1, le=200, description="denoising steps of this segment; unset: the generator's")
     guidance: float | None = Field(None, ge=0, le=50, description="guidance scale of this segment; unset: the generator's")
     speech: str | None = Field(
-        None, description="seed 004's <S>...<E>: spoken in the segment (narration; a sound model may voice it)",
+        None,
+        description="seed 004's <S>...<E>: spoken in the segment (narration; a sound model may voice it)",
         examples=["Prost, auf den Baum!"],
     )
     audio_caption: str | None = Field(
-        None, description="seed 004's <AUDCAP>...<ENDAUDCAP>: the scene's sound, for models that generate sound; not in prompt",
+        None,
+        description="seed 004's <AUDCAP>...<ENDAUDCAP>: the scene's sound, for models that generate sound; not in prompt",
         examples=["wind in the leaves, birds"],
     )
 
@@ -436,7 +456,8 @@ def lost_envelope(source: Event, result: Event) -> str | None:
             f"build it with {type(result).__name__}.follow(event, ...)"
         )
     if (
-        isinstance(source, SegmentEvent) and isinstance(result, SegmentEvent)
+        isinstance(source, SegmentEvent)
+        and isinstance(result, SegmentEvent)
         and (result.job_id, result.index) == (source.job_id, source.index)
     ):
         if result.attempt < source.attempt:

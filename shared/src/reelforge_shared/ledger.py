@@ -49,20 +49,29 @@ from reelforge_shared.events import (
 from reelforge_shared.metrics import JOB_FINISH_SECONDS, JOB_SECONDS, JOB_STALLED_SECONDS, JOBS
 
 BUCKET = "jobs"
-JobStatus = Literal[
-    "queued", "running", "film_encoding", "film_checking", "delivering", "completed", "failed", "cancelled"
-]
+JobStatus = Literal["queued", "running", "film_encoding", "film_checking", "delivering", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 SegmentStage = Literal["queued", "generated", "encoded", "checked", "delivered", "failed"]
 SEGMENT_STAGES: tuple[str, ...] = ("queued", "generated", "encoded", "checked", "delivered")
 _RANK = {"queued": 0, "generated": 1, "encoded": 2, "checked": 3, "delivered": 4, "failed": 5}
 _STAGE_OF: dict[type[Event], SegmentStage] = {
-    SegmentRequested: "queued", SegmentGenerated: "generated", SegmentEncoded: "encoded",
-    SegmentChecked: "checked", SegmentDelivered: "delivered", SegmentFailed: "failed",
+    SegmentRequested: "queued",
+    SegmentGenerated: "generated",
+    SegmentEncoded: "encoded",
+    SegmentChecked: "checked",
+    SegmentDelivered: "delivered",
+    SegmentFailed: "failed",
 }
 _FILM_STATUS: dict[type[Event], str] = {FilmRequested: "film_encoding", FilmEncoded: "film_checking", FilmChecked: "delivering"}
 OBSERVED_EVENTS: tuple[type[Event], ...] = (
-    JobSubmitted, *_STAGE_OF, FilmRequested, FilmEncoded, FilmChecked, JobCompleted, JobFailed, JobCancelled,
+    JobSubmitted,
+    *_STAGE_OF,
+    FilmRequested,
+    FilmEncoded,
+    FilmChecked,
+    JobCompleted,
+    JobFailed,
+    JobCancelled,
 )
 
 
@@ -150,8 +159,11 @@ class JobRecord(BaseModel):
     def record(self, kind: str, index: int | None = None, stage: str | None = None, detail: str | None = None) -> None:
         """Append a change (call after altering the record)."""
         self.updated_at = _now()
-        self.changes.append(Change(id=self.change_id + 1, at=self.updated_at, kind=kind, status=self.status,
-                                   index=index, stage=stage, detail=detail))
+        self.changes.append(
+            Change(
+                id=self.change_id + 1, at=self.updated_at, kind=kind, status=self.status, index=index, stage=stage, detail=detail
+            )
+        )
 
     def film_request(self) -> FilmRequested:
         return FilmRequested(job_id=self.job_id, segment_count=self.segment_count, version=self.film_version, resume=self.resume)

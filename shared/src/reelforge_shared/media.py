@@ -30,7 +30,12 @@ def probe(path: Path | str, count_frames: bool = True) -> VideoInfo:
             frames = sum(1 for packet in container.demux(stream) if packet.size)
         duration = float(container.duration / av.time_base) if container.duration else (frames / fps if fps else 0.0)
         return VideoInfo(
-            width=stream.codec_context.width, height=stream.codec_context.height, fps=fps,
-            codec=stream.codec_context.name, pix_fmt=stream.codec_context.pix_fmt or "", frame_count=frames,
-            duration_s=duration, has_audio=bool(container.streams.audio),
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            fps=fps,
+            codec=stream.codec_context.name,
+            pix_fmt=stream.codec_context.pix_fmt or "",
+            frame_count=frames,
+            duration_s=duration,
+            has_audio=bool(container.streams.audio),
         )

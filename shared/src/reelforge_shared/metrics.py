@@ -34,15 +34,18 @@ STAGE_SECONDS = Histogram(
 )
 DEAD_LETTERS = Counter("reelforge_dead_letters_total", "Events dead-lettered", ["service", "event"])
 CONSUMER_PENDING = Gauge(
-    "reelforge_consumer_pending_messages", "Messages not yet delivered to the durable consumer (JetStream num_pending)",
+    "reelforge_consumer_pending_messages",
+    "Messages not yet delivered to the durable consumer (JetStream num_pending)",
     ["stream", "durable", "service", "event"],
 )
 CONSUMER_ACK_PENDING = Gauge(
-    "reelforge_consumer_ack_pending_messages", "Messages delivered and not yet acknowledged (JetStream num_ack_pending)",
+    "reelforge_consumer_ack_pending_messages",
+    "Messages delivered and not yet acknowledged (JetStream num_ack_pending)",
     ["stream", "durable", "service", "event"],
 )
 CONSUMER_LAG = Gauge(
-    "reelforge_consumer_lag_messages", "Queue lag of the durable consumer: pending plus ack-pending (what KEDA scales on)",
+    "reelforge_consumer_lag_messages",
+    "Queue lag of the durable consumer: pending plus ack-pending (what KEDA scales on)",
     ["stream", "durable", "service", "event"],
 )
 JOBS = Gauge("reelforge_jobs", "Jobs in the job ledger, by state (the gateway reads the ledger)", ["state"])
@@ -50,7 +53,9 @@ JOB_STALLED_SECONDS = Gauge(
     "reelforge_job_stalled_seconds", "Longest time any running job has gone without progress (0 when none runs)"
 )
 JOB_SECONDS = Histogram(
-    "reelforge_job_duration_seconds", "Job end to end: from submission to completion, failure or cancellation", ["outcome"],
+    "reelforge_job_duration_seconds",
+    "Job end to end: from submission to completion, failure or cancellation",
+    ["outcome"],
     buckets=LATENCY_BUCKETS,
 )
 JOB_FINISH_SECONDS = Histogram(

@@ -45,8 +45,17 @@ class RerenderRefused(PermanentError):
 
 
 async def rerender_segment(
-    ledger: Ledger, bus: Any, store: ObjectStore, bucket: str, job_id: str, index: int, *,
-    seed: int | None = None, prompt: str | None = None, by: str | None = None, statuses: frozenset[str] = RERENDERABLE,
+    ledger: Ledger,
+    bus: Any,
+    store: ObjectStore,
+    bucket: str,
+    job_id: str,
+    index: int,
+    *,
+    seed: int | None = None,
+    prompt: str | None = None,
+    by: str | None = None,
+    statuses: frozenset[str] = RERENDERABLE,
     references: tuple[str, ...] = (),
 ) -> JobRecord:
     """Render segment ``index`` of ``job_id`` again (new ``seed`` and/or ``prompt``); the updated record.
@@ -62,8 +71,16 @@ async def rerender_segment(
 
 
 async def plan_rerender(
-    ledger: Ledger, store: ObjectStore, bucket: str, job_id: str, index: int, *,
-    seed: int | None = None, prompt: str | None = None, by: str | None = None, statuses: frozenset[str] = RERENDERABLE,
+    ledger: Ledger,
+    store: ObjectStore,
+    bucket: str,
+    job_id: str,
+    index: int,
+    *,
+    seed: int | None = None,
+    prompt: str | None = None,
+    by: str | None = None,
+    statuses: frozenset[str] = RERENDERABLE,
     references: tuple[str, ...] = (),
 ) -> tuple[JobRecord, SegmentRequested]:
     """:func:`rerender_segment` without the publish: the ledger moved, and the ``segment.requested`` to publish.
@@ -121,8 +138,17 @@ def _resume_events(record: JobRecord, board: Storyboard) -> list[Event]:
     for index, seg in sorted(record.segments.items()):
         if seg.resume == record.resume and seg.stage == "queued" and 1 <= index <= len(board.segments):
             spec = seg.spec or render_spec(board, index)
-            events.append(SegmentRequested(job_id=record.job_id, index=index, segment_id=seg.id, attempt=seg.attempt,
-                                           spec=spec, model=seg.model, resume=record.resume))
+            events.append(
+                SegmentRequested(
+                    job_id=record.job_id,
+                    index=index,
+                    segment_id=seg.id,
+                    attempt=seg.attempt,
+                    spec=spec,
+                    model=seg.model,
+                    resume=record.resume,
+                )
+            )
     return events
 
 
@@ -146,8 +172,9 @@ async def resume_job(ledger: Ledger, bus: Any, board: Storyboard, job_id: str, *
                 continue  # delivered, or still on its way in the run that failed: left alone
             segment = board.segments[index - 1]
             old = seg or SegmentRecord(index=index, id=segment.id)
-            record.segments[index] = SegmentRecord(index=index, id=old.id, attempt=old.attempt, model=old.model,
-                                                   spec=old.spec, resume=record.resume)
+            record.segments[index] = SegmentRecord(
+                index=index, id=old.id, attempt=old.attempt, model=old.model, spec=old.spec, resume=record.resume
+            )
             queued.append(index)
         record.error = None
         record.status = "running" if queued or not record.all_delivered() else "film_encoding"

@@ -68,9 +68,15 @@ Handler = Callable[[Any, Any], "list[Event] | Awaitable[list[Event]]"]
 
 # What a NATS client raises while no server answers (a restart, a leader election, a partition).
 NATS_DOWN: tuple[type[BaseException], ...] = (
-    nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError, nats.errors.NoServersError,
-    nats.errors.StaleConnectionError, nats.errors.TimeoutError, nats.errors.NoRespondersError,
-    nats.js.errors.ServiceUnavailableError, nats.js.errors.NoStreamResponseError, ConnectionError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.NoServersError,
+    nats.errors.StaleConnectionError,
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,
+    ConnectionError,
 )
 BACKOFF_FIRST_S, BACKOFF_CAP_S = 0.5, 15.0
 
@@ -139,8 +145,12 @@ class Runner:
             durable = f"{self.service}-{route.event.subject.replace('.', '-')}"
             sub = await self._outlast(
                 partial(
-                    self.bus.pull, route.event, durable,
-                    ack_wait_s=self._ack_wait(route), max_deliver=self._max_deliver(route), backoff=route.backoff,
+                    self.bus.pull,
+                    route.event,
+                    durable,
+                    ack_wait_s=self._ack_wait(route),
+                    max_deliver=self._max_deliver(route),
+                    backoff=route.backoff,
                 ),
                 "subscribe",
             )
@@ -250,8 +260,10 @@ class Runner:
         try:
             skippable = not (route.observer or route.after_cancel)
             # The ledger read waits out a NATS outage (a stream leader election) like any other step of the work.
-            if skippable and self.cancel_check is not None and await self._outlast(
-                partial(self.cancel_check.cancelled, event.job_id), "cancel-check"
+            if (
+                skippable
+                and self.cancel_check is not None
+                and await self._outlast(partial(self.cancel_check.cancelled, event.job_id), "cancel-check")
             ):
                 await self._outlast(msg.ack, "ack")
                 return "cancelled", None
@@ -317,8 +329,11 @@ class Runner:
                     continue
                 if loop.time() >= until:
                     work.cancel()  # an async handler stops; a thread is left to finish on its own, its result unused
-                    what = f"no result within {limit:g} s (its time limit)" if reason == "timeout" else (
-                        f"not finished within the {self.settings.drain_s:g} s drain; handed back")
+                    what = (
+                        f"no result within {limit:g} s (its time limit)"
+                        if reason == "timeout"
+                        else (f"not finished within the {self.settings.drain_s:g} s drain; handed back")
+                    )
                     raise Abandoned(reason, f"{type(event).__name__} abandoned: {what}")
         finally:
             stopping.cancel()
@@ -380,7 +395,10 @@ class Runner:
     async def _dead_letter(self, msg: Any, name: str, deliveries: int, error: str) -> None:
         DEAD_LETTERS.labels(self.service, name).inc()
         letter = DeadLetter(
-            service=self.service, subject=msg.subject, deliveries=deliveries, error=error,
+            service=self.service,
+            subject=msg.subject,
+            deliveries=deliveries,
+            error=error,
             payload=msg.data.decode(errors="replace"),
         )
         await self.bus.dead_letter(letter)

@@ -81,8 +81,10 @@ async def connect_bus(service: Service, stop: asyncio.Event) -> Bus | None:
             if stop.is_set():
                 log.info("service.stopped_before_connect", service=service.name)
                 return None
-            raise DependencyDown("nats", f"unreachable for {time.monotonic() - began:.0f} s, past "
-                                         f"REELFORGE_OUTAGE_TOLERANCE_S={tolerance:g} (connect)")
+            raise DependencyDown(
+                "nats",
+                f"unreachable for {time.monotonic() - began:.0f} s, past REELFORGE_OUTAGE_TOLERANCE_S={tolerance:g} (connect)",
+            )
         try:
             bus = attempt.result()
         except Exception as exc:

@@ -66,11 +66,11 @@ class CommonSettings(BaseSettings):
     drain_s: float = Field(
         25.0, ge=0, description="on SIGTERM, how long in-flight work may finish before it is handed back (nak) for another worker"
     )
-    dedup_window_s: float = Field(
-        24 * 3600.0, gt=0, description="JetStream duplicate window for Nats-Msg-Id de-duplication"
-    )
+    dedup_window_s: float = Field(24 * 3600.0, gt=0, description="JetStream duplicate window for Nats-Msg-Id de-duplication")
     metrics_port: int | None = Field(
-        None, ge=0, le=65535,
+        None,
+        ge=0,
+        le=65535,
         description="port of /metrics and /healthz (`worker`: default 9100; `up`/`run`: only when set; 0: any free port)",
     )
     lag_poll_s: float = Field(5.0, gt=0, description="how often each worker reads its consumers' lag from JetStream for /metrics")
@@ -80,8 +80,10 @@ class CommonSettings(BaseSettings):
     @model_validator(mode="after")
     def _one_nats_identity(self) -> Self:
         ways = {
-            "REELFORGE_NATS_USER": self.nats_user, "REELFORGE_NATS_TOKEN": self.nats_token,
-            "REELFORGE_NATS_CREDS_FILE": self.nats_creds_file, "REELFORGE_NATS_NKEY_SEED_FILE": self.nats_nkey_seed_file,
+            "REELFORGE_NATS_USER": self.nats_user,
+            "REELFORGE_NATS_TOKEN": self.nats_token,
+            "REELFORGE_NATS_CREDS_FILE": self.nats_creds_file,
+            "REELFORGE_NATS_NKEY_SEED_FILE": self.nats_nkey_seed_file,
         }
         chosen = [name for name, value in ways.items() if value]
         if len(chosen) > 1:

@@ -56,11 +56,18 @@ def render_spec(board: Storyboard, index: int, attempt: int = 1) -> RenderSpec:
     """The spec of the segment at 1-based ``index``."""
     seg = board.segments[index - 1]
     return RenderSpec(
-        prompt=compose_prompt(board, seg), negative_prompt=board.style.negative_prompt,
+        prompt=compose_prompt(board, seg),
+        negative_prompt=board.style.negative_prompt,
         seed=segment_seed(board, seg, index, attempt),
         character_seeds=[board.characters[name].seed for name in seg.characters],
         location_seed=board.locations[seg.location].seed if seg.location else None,
         reference_images=[r for name in seg.characters if (r := board.characters[name].reference_image)],
-        frames=seg.frames, fps=seg.fps, width=board.output.width, height=board.output.height,
-        steps=seg.steps, guidance=seg.guidance, speech=seg.tags.speech, audio_caption=seg.tags.audio_caption,
+        frames=seg.frames,
+        fps=seg.fps,
+        width=board.output.width,
+        height=board.output.height,
+        steps=seg.steps,
+        guidance=seg.guidance,
+        speech=seg.tags.speech,
+        audio_caption=seg.tags.audio_caption,
     )

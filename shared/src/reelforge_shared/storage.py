@@ -202,9 +202,11 @@ class ObjectStore:
             raise ValueError("REELFORGE_S3_ENDPOINT is not set")
         endpoint = settings.s3_endpoint.removeprefix("http://").removeprefix("https://")
         http = urllib3.PoolManager(  # minio's default waits 5 minutes to connect: an outage would look like a hang
-            timeout=urllib3.util.Timeout(connect=10, read=300), maxsize=10,
+            timeout=urllib3.util.Timeout(connect=10, read=300),
+            maxsize=10,
             # REELFORGE_S3_CA_BUNDLE: an S3 server whose certificate a private CA signs; else minio's own defaults.
-            cert_reqs="CERT_REQUIRED", ca_certs=settings.s3_ca_bundle or os.environ.get("SSL_CERT_FILE") or certifi.where(),
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=settings.s3_ca_bundle or os.environ.get("SSL_CERT_FILE") or certifi.where(),
             retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
         )
         client = Minio(

@@ -179,4 +179,3 @@ def mux(video: Path, audio: Path | None, out: Path, exe: str) -> Path:
     audio_args = {"acodec": "copy"} if copy else {"acodec": "aac", "audio_bitrate": f"{AUDIO_KBPS}k"}
     run(ffmpeg.output(*streams, str(out), vcodec="copy", movflags="+faststart", **audio_args), exe, f"mux {out.name}")
     return out
-

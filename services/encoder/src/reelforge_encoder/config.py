@@ -22,8 +22,9 @@ class EncoderSettings(CommonSettings):
         None, ge=0, le=51, description="overrides the quality preset's CRF (NVENC: cq), on the encoder's own scale"
     )
     preset: str | None = Field(
-        None, validation_alias="REELFORGE_ENCODER_PRESET",
-        description="overrides the quality preset's x264/x265 preset (NVENC: mapped onto p1..p7)"
+        None,
+        validation_alias="REELFORGE_ENCODER_PRESET",
+        description="overrides the quality preset's x264/x265 preset (NVENC: mapped onto p1..p7)",
     )
     film_fps: float | None = Field(
         None, gt=0, le=120, description="frame rate of the final film (default: output.fps, else the highest segment fps)"

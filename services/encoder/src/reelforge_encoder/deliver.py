@@ -49,7 +49,13 @@ def crop(source: Path, size: tuple[int, int], fps: float, out: Path, codec: Code
 
 
 def crop_pieces(
-    source: Path, size: tuple[int, int], fps: float, out: Path, codec: Codec, logo: Path | None, bounds: list[int],
+    source: Path,
+    size: tuple[int, int],
+    fps: float,
+    out: Path,
+    codec: Codec,
+    logo: Path | None,
+    bounds: list[int],
     keyframes: list[int],
 ) -> list[Path]:
     """A segment's centred ``size`` window as pieces split at ``bounds`` (``encode_pieces``), to join a rendition by copy."""

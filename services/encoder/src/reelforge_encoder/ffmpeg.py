@@ -125,7 +125,12 @@ def piece_path(out: Path, j: int) -> Path:
 
 
 def encode_pieces(
-    video: ffmpeg.nodes.FilterableStream, bounds: list[int], keyframes: list[int], fps: float, out: Path, codec: Codec,
+    video: ffmpeg.nodes.FilterableStream,
+    bounds: list[int],
+    keyframes: list[int],
+    fps: float,
+    out: Path,
+    codec: Codec,
     what: str,
 ) -> list[Path]:
     """Encode ``video`` in one pass as pieces ``[bounds[j], bounds[j + 1])`` (frames), each its own MP4 starting on an IDR.
@@ -160,8 +165,16 @@ def concat_copy(pieces: list[Path], out: Path, exe: str) -> Path:
 
 
 def encode_frames(
-    source: Path, fps: float, width: int, height: int, out: Path, codec: Codec, look: Look | None = None,
-    bounds: list[int] | None = None, keyframes: list[int] | None = None, logo: Path | None = None,
+    source: Path,
+    fps: float,
+    width: int,
+    height: int,
+    out: Path,
+    codec: Codec,
+    look: Look | None = None,
+    bounds: list[int] | None = None,
+    keyframes: list[int] | None = None,
+    logo: Path | None = None,
 ) -> Path:
     """PNG frames ``0000.png, 0001.png, ...`` (or a video file) -> MP4 at ``width x height``.
 

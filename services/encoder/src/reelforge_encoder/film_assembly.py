@@ -58,8 +58,15 @@ def sound_of_segment(
 
 
 def make_film(
-    board: Storyboard, segments: list[Path], work: Path, codec: Codec, fps: float, resolve: Resolver, espeak: str | None,
-    pieces: dict[str, list[list[Path]]] | None = None, sounds: list[Path | None] | None = None,
+    board: Storyboard,
+    segments: list[Path],
+    work: Path,
+    codec: Codec,
+    fps: float,
+    resolve: Resolver,
+    espeak: str | None,
+    pieces: dict[str, list[list[Path]]] | None = None,
+    sounds: list[Path | None] | None = None,
 ) -> FilmResult:
     """Film (``work/final.mp4``) and renditions from the encoded segments, in storyboard order.
 
@@ -144,9 +151,7 @@ def _voice(sounds: list[Path | None], parts: list[FilmPart], fps: float, out: Pa
     return lay_end_to_end(sounds, bounds, fades, out, exe)
 
 
-def _meta(
-    film: Path, renditions: dict[str, Path], cap: int | None, sound: Path | None, voiced: int, exe: str
-) -> dict[str, Any]:
+def _meta(film: Path, renditions: dict[str, Path], cap: int | None, sound: Path | None, voiced: int, exe: str) -> dict[str, Any]:
     info = probe(film)
     meta: dict[str, Any] = {
         "frame_count": info.frame_count,

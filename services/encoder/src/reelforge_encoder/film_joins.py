@@ -138,7 +138,6 @@ def join_by_copy(pieces: list[list[Path]], parts: list[FilmPart], fps: float, ou
     return concat_copy(listing, out, codec.exe)
 
 
-
 def compile_film(
     parts: list[FilmPart], fps: float, width: int, height: int, out: Path, codec: Codec, logo: Path | None = None
 ) -> Path:

@@ -142,10 +142,14 @@ def _film_pieces(
             for name in names:
                 rendition = None if name == "master" else name
                 local = [work / "pieces" / f"{n:03d}-{name}-{j}.mp4" for j in range(len(cut.bounds) - 1)]
-                pieces[name].append(list(pool.map(
-                    lambda job: deps.store.get_file(deps.bucket, *job),
-                    [(Keys.segment_piece(key, j, rendition), path) for j, path in enumerate(local)],
-                )))
+                pieces[name].append(
+                    list(
+                        pool.map(
+                            lambda job: deps.store.get_file(deps.bucket, *job),
+                            [(Keys.segment_piece(key, j, rendition), path) for j, path in enumerate(local)],
+                        )
+                    )
+                )
     return pieces
 
 
@@ -203,8 +207,10 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
             sounds = _film_sounds(deps, board, keys, work)
             result = make_film(board, paths, work, deps.codec, fps, _resolver(deps, work), deps.espeak, pieces, sounds)
             deliverables = {name: Keys.rendition(job, name, event.version) for name in result.renditions}
-            uploads = [(deliverables[name], path, "image/jpeg" if path.suffix == ".jpg" else "video/mp4")
-                       for name, path in result.renditions.items()] + [(film_key, result.film, "video/mp4")]
+            uploads = [
+                (deliverables[name], path, "image/jpeg" if path.suffix == ".jpg" else "video/mp4")
+                for name, path in result.renditions.items()
+            ] + [(film_key, result.film, "video/mp4")]
             with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:
                 list(pool.map(lambda up: deps.store.put_file(deps.bucket, *up), uploads))
         deps.store.put_json(deps.bucket, meta_key, result.meta | {"deliverables": deliverables})

@@ -43,8 +43,10 @@ JOB_ID = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", descript
 EXAMPLE_STORYBOARD = {
     "title": "Two shots",
     "characters": {"hero": {"description": "a man in a blue shirt", "seed": 1000}},
-    "segments": [{"id": "walk", "prompt": "walks into the field", "characters": ["hero"]},
-                 {"id": "sit", "prompt": "sits down", "frames": 12, "transition": {"type": "dissolve", "duration": 1.0}}],
+    "segments": [
+        {"id": "walk", "prompt": "walks into the field", "characters": ["hero"]},
+        {"id": "sit", "prompt": "sits down", "frames": 12, "transition": {"type": "dissolve", "duration": 1.0}},
+    ],
     "webhook_url": "https://example.com/hooks/reelforge",
 }
 
@@ -140,7 +142,8 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 def create_app(deps: GatewayDeps) -> FastAPI:
     app = FastAPI(
-        title="Reelforge gateway", version="1",
+        title="Reelforge gateway",
+        version="1",
         description="Jobs API v1: a storyboard in, a checked film out. Bearer tokens on /v1 and /api; errors share one shape.",
         dependencies=[Depends(deps.access.guard)],
     )
@@ -154,19 +157,34 @@ def create_app(deps: GatewayDeps) -> FastAPI:
         started = time.perf_counter()
         response = await call_next(request)
         if request.url.path.startswith(("/v1/", "/api/")):
-            log.info("api.request", caller=getattr(request.state, "caller", None), method=request.method, path=request.url.path,
-                     status=response.status_code, seconds=round(time.perf_counter() - started, 3))
+            log.info(
+                "api.request",
+                caller=getattr(request.state, "caller", None),
+                method=request.method,
+                path=request.url.path,
+                status=response.status_code,
+                seconds=round(time.perf_counter() - started, 3),
+            )
         return response
 
     @app.post(
-        "/v1/jobs", status_code=202, response_model=JobAccepted, responses=_responses(409, 413, 422),
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"type": "object"}, "example": EXAMPLE_STORYBOARD},
-            "application/yaml": {"schema": {"type": "string"}, "example": "segments:\n  - {id: a, prompt: walks}\n"},
-        }}},
+        "/v1/jobs",
+        status_code=202,
+        response_model=JobAccepted,
+        responses=_responses(409, 413, 422),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"type": "object"}, "example": EXAMPLE_STORYBOARD},
+                    "application/yaml": {"schema": {"type": "string"}, "example": "segments:\n  - {id: a, prompt: walks}\n"},
+                },
+            }
+        },
     )
     async def create_job(
-        request: Request, deps: Deps,
+        request: Request,
+        deps: Deps,
         idempotency_key: Annotated[
             str | None, Header(min_length=1, max_length=200, description="same key and body: same job")
         ] = None,
@@ -189,8 +207,13 @@ def create_app(deps: GatewayDeps) -> FastAPI:
         job_id = new_job_id(f"{caller}\n{idempotency_key}") if idempotency_key else new_job_id()
         if idempotency_key and (existing := await deps.ledger.get(job_id)) is not None:
             if existing.body_sha256 != digest:
-                raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used with another body",
-                               idempotency_key=idempotency_key, job_id=job_id)
+                raise ApiError(
+                    409,
+                    "idempotency_conflict",
+                    "this Idempotency-Key was used with another body",
+                    idempotency_key=idempotency_key,
+                    job_id=job_id,
+                )
             if existing.status == "queued":  # the first request may have stopped before publishing: publish again
                 await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id)
             elif existing.status == "failed" or (existing.resume and not existing.terminal):
@@ -201,21 +224,35 @@ def create_app(deps: GatewayDeps) -> FastAPI:
             in_flight = sum(1 for r in await deps.ledger.all() if r.owner == caller and not r.terminal)
             if in_flight >= deps.max_jobs_in_flight:
                 message = f"{in_flight} jobs of {caller!r} are unfinished (at most {deps.max_jobs_in_flight})"
-                raise ApiError(429, "queue_full", message,
-                               headers={"Retry-After": "60"}, in_flight=in_flight, limit=deps.max_jobs_in_flight)
-        record = JobRecord(job_id=job_id, title=board.title, segment_count=len(board.segments), owner=caller,
-                           webhook_url=webhook_url, idempotency_key=idempotency_key, body_sha256=digest)
+                raise ApiError(
+                    429, "queue_full", message, headers={"Retry-After": "60"}, in_flight=in_flight, limit=deps.max_jobs_in_flight
+                )
+        record = JobRecord(
+            job_id=job_id,
+            title=board.title,
+            segment_count=len(board.segments),
+            owner=caller,
+            webhook_url=webhook_url,
+            idempotency_key=idempotency_key,
+            body_sha256=digest,
+        )
         record, created = await deps.ledger.create(record)
         if not created and record.body_sha256 != digest:  # a concurrent request with the same key won
-            raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used with another body",
-                           idempotency_key=idempotency_key, job_id=job_id)
+            raise ApiError(
+                409,
+                "idempotency_conflict",
+                "this Idempotency-Key was used with another body",
+                idempotency_key=idempotency_key,
+                job_id=job_id,
+            )
         # Publishing again (a retried request) is harmless: every event carries its Nats-Msg-Id.
         await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id)
         return _accepted(record, board.duration_s)
 
     @app.get("/v1/jobs", response_model=JobPage, responses=_responses(422))
     async def list_jobs(
-        request: Request, deps: Deps,
+        request: Request,
+        deps: Deps,
         status: Annotated[JobStatus | None, Query(description="only jobs in this status")] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
@@ -224,16 +261,28 @@ def create_app(deps: GatewayDeps) -> FastAPI:
         records = [
             r for r in reversed(await deps.ledger.all()) if _visible(r, request, deps) and (status is None or r.status == status)
         ]
-        page = records[offset:offset + limit]
+        page = records[offset : offset + limit]
         following = None
         if offset + limit < len(records):
             following = str(request.url.include_query_params(offset=offset + limit, limit=limit).replace(scheme="", netloc=""))
             following = following.removeprefix("//")
         return JobPage(
-            jobs=[JobSummary(job_id=r.job_id, title=r.title, status=r.status, segment_count=r.segment_count,
-                             delivered=sum(s.stage == "delivered" for s in r.segments.values()),
-                             created_at=r.created_at, updated_at=r.updated_at) for r in page],
-            total=len(records), limit=limit, offset=offset, next=following,
+            jobs=[
+                JobSummary(
+                    job_id=r.job_id,
+                    title=r.title,
+                    status=r.status,
+                    segment_count=r.segment_count,
+                    delivered=sum(s.stage == "delivered" for s in r.segments.values()),
+                    created_at=r.created_at,
+                    updated_at=r.updated_at,
+                )
+                for r in page
+            ],
+            total=len(records),
+            limit=limit,
+            offset=offset,
+            next=following,
         )
 
     @app.get("/v1/jobs/{job_id}", response_model=JobView, responses=_responses(404))
@@ -243,15 +292,25 @@ def create_app(deps: GatewayDeps) -> FastAPI:
         return _view(record, await deps.ledger.all())
 
     @app.get(
-        "/v1/jobs/{job_id}/events", responses=_responses(404) | {200: {
-            "description": "server-sent events: one `change` per ledger change (id = change id), `: ping` heartbeats",
-            "content": {"text/event-stream": {"schema": {"type": "string"}, "example":
-                        'id: 3\nevent: change\n'
-                        'data: {"id": 3, "kind": "segment.generated", "status": "running", "index": 1}\n\n'}},
-        }},
+        "/v1/jobs/{job_id}/events",
+        responses=_responses(404)
+        | {
+            200: {
+                "description": "server-sent events: one `change` per ledger change (id = change id), `: ping` heartbeats",
+                "content": {
+                    "text/event-stream": {
+                        "schema": {"type": "string"},
+                        "example": "id: 3\nevent: change\n"
+                        'data: {"id": 3, "kind": "segment.generated", "status": "running", "index": 1}\n\n',
+                    }
+                },
+            }
+        },
     )
     async def job_events(
-        request: Request, deps: Deps, job_id: Annotated[str, JOB_ID],
+        request: Request,
+        deps: Deps,
+        job_id: Annotated[str, JOB_ID],
         last_event_id: Annotated[int, Header(ge=0, le=2**31, description="resume after this change id (0: from the start)")] = 0,
     ) -> EventSourceResponse:
         """Follow a job: every change of its ledger record, replayable from the start; closes at a terminal state."""
@@ -282,10 +341,16 @@ def create_app(deps: GatewayDeps) -> FastAPI:
         await deps.bus.publish(JobCancelled(job_id=job_id, by=caller_of(request)))  # again on a retry: de-duplicated
         return _view(record, await deps.ledger.all())
 
-    @app.post("/v1/jobs/{job_id}/segments/{index}/rerender", status_code=202, response_model=JobView,
-              responses=_responses(404, 409, 422))
+    @app.post(
+        "/v1/jobs/{job_id}/segments/{index}/rerender",
+        status_code=202,
+        response_model=JobView,
+        responses=_responses(404, 409, 422),
+    )
     async def rerender(
-        request: Request, deps: Deps, job_id: Annotated[str, JOB_ID],
+        request: Request,
+        deps: Deps,
+        job_id: Annotated[str, JOB_ID],
         index: Annotated[int, Path(ge=1, le=10_000, description="1-based segment number")],
         change: Annotated[RerenderRequest, Body(examples=[{"seed": 4242}, {"prompt": "sits under the apple tree"}])],
     ) -> JobView:
@@ -296,31 +361,57 @@ def create_app(deps: GatewayDeps) -> FastAPI:
         """
         record = await _job(request, deps, job_id)
         if change.seed is None and change.prompt is None:
-            raise ApiError(422, "invalid_request", "give a new seed, a new prompt, or both",
-                           fields=[{"field": "body", "message": "seed or prompt required"}])
-        refusal = None if change.prompt is None else await asyncio.to_thread(
-            _new_prompt_refusal, deps, record, index, change.prompt)
+            raise ApiError(
+                422,
+                "invalid_request",
+                "give a new seed, a new prompt, or both",
+                fields=[{"field": "body", "message": "seed or prompt required"}],
+            )
+        refusal = (
+            None if change.prompt is None else await asyncio.to_thread(_new_prompt_refusal, deps, record, index, change.prompt)
+        )
         if why := refusal:  # longer than the segment's model reads
             raise ApiError(422, "invalid_request", f"prompt: {why}", fields=[{"field": "prompt", "message": why}])
         try:
-            record = await rerender_segment(deps.ledger, deps.bus, deps.store, deps.work_bucket, job_id, index, seed=change.seed,
-                                            prompt=change.prompt, by=caller_of(request), statuses=frozenset({"completed"}))
+            record = await rerender_segment(
+                deps.ledger,
+                deps.bus,
+                deps.store,
+                deps.work_bucket,
+                job_id,
+                index,
+                seed=change.seed,
+                prompt=change.prompt,
+                by=caller_of(request),
+                statuses=frozenset({"completed"}),
+            )
         except RerenderRefused as exc:
             status = 404 if exc.code.endswith("not_found") else 409
             raise ApiError(status, exc.code, str(exc), job_id=job_id, index=index) from None
         return _view(record, await deps.ledger.all())
 
-    @app.get("/v1/jobs/{job_id}/film", status_code=307, responses=_responses(404, 409) | {
-        307: {"description": "redirect to a presigned URL of the latest film (or its delivery URL)"}})
-    async def film(request: Request, deps: Deps, job_id: Annotated[str, JOB_ID],
-                   version: Annotated[int | None, Query(ge=1, le=10_000, description="film version (default: latest)")] = None,
-                   ) -> RedirectResponse:
+    @app.get(
+        "/v1/jobs/{job_id}/film",
+        status_code=307,
+        responses=_responses(404, 409)
+        | {307: {"description": "redirect to a presigned URL of the latest film (or its delivery URL)"}},
+    )
+    async def film(
+        request: Request,
+        deps: Deps,
+        job_id: Annotated[str, JOB_ID],
+        version: Annotated[int | None, Query(ge=1, le=10_000, description="film version (default: latest)")] = None,
+    ) -> RedirectResponse:
         """Redirect to the film (a presigned URL valid for an hour)."""
         record = await _job(request, deps, job_id)
         key = record.films.get(version) if version else record.film_key
         if not key:
-            raise ApiError(409, "film_not_ready", f"job {job_id} has no film{f' version {version}' if version else ''} yet",
-                           status=record.status)
+            raise ApiError(
+                409,
+                "film_not_ready",
+                f"job {job_id} has no film{f' version {version}' if version else ''} yet",
+                status=record.status,
+            )
         bucket = record.delivery_bucket or deps.delivery_bucket
         if deps.store.exists(bucket, key):
             return RedirectResponse(deps.store.url(bucket, key, expires=timedelta(hours=1)), status_code=307)
@@ -340,8 +431,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise ApiError(413, "too_large", f"the body is more than {limit} bytes",
-                           fields=[{"field": "body", "message": f"more than {limit} bytes"}])
+            raise ApiError(
+                413,
+                "too_large",
+                f"the body is more than {limit} bytes",
+                fields=[{"field": "body", "message": f"more than {limit} bytes"}],
+            )
     return body
 
 
@@ -375,8 +470,14 @@ def _new_prompt_refusal(deps: GatewayDeps, record: JobRecord, index: int, prompt
 
 
 def _accepted(record: JobRecord, duration_s: float) -> JSONResponse:
-    body = JobAccepted(job_id=record.job_id, status=record.status, segments=record.segment_count, duration_s=duration_s,
-                       status_url=f"/v1/jobs/{record.job_id}", events_url=f"/v1/jobs/{record.job_id}/events")
+    body = JobAccepted(
+        job_id=record.job_id,
+        status=record.status,
+        segments=record.segment_count,
+        duration_s=duration_s,
+        status_url=f"/v1/jobs/{record.job_id}",
+        events_url=f"/v1/jobs/{record.job_id}/events",
+    )
     return JSONResponse(status_code=202, content=body.model_dump(mode="json"), headers={"Location": body.status_url})
 
 
@@ -414,7 +515,7 @@ def _remaining_s(record: JobRecord, means: dict[str, float], film_s: float | Non
     for n in range(1, record.segment_count + 1):
         seg = record.segments.get(n)
         reached = SEGMENT_STAGES.index(seg.stage) if seg is not None and seg.stage in SEGMENT_STAGES else 0
-        total += sum(means.get(stage, 0.0) for stage in SEGMENT_STAGES[reached + 1:])
+        total += sum(means.get(stage, 0.0) for stage in SEGMENT_STAGES[reached + 1 :])
     if record.status not in {"completed"} and film_s is not None:
         total += film_s
     return total
@@ -429,11 +530,22 @@ def _view(record: JobRecord, records: list[JobRecord]) -> JobView:
         if means:
             eta = math.ceil(sum(_remaining_s(r, means, film_s) for r in [*ahead, record]) * 10) / 10
     return JobView(
-        job_id=record.job_id, title=record.title, status=record.status, segment_count=record.segment_count,
-        segments=record.segments, created_at=record.created_at, updated_at=record.updated_at, webhook_url=record.webhook_url,
-        film_version=record.film_version, film_key=record.film_key, films=record.films, report_key=record.report_key,
-        deliverables=record.deliverables, qa_failed_segments=record.qa_failed_segments, error=record.error,
-        last_event_id=record.change_id, queue_position=position, eta_s=eta,
+        job_id=record.job_id,
+        title=record.title,
+        status=record.status,
+        segment_count=record.segment_count,
+        segments=record.segments,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        webhook_url=record.webhook_url,
+        film_version=record.film_version,
+        film_key=record.film_key,
+        films=record.films,
+        report_key=record.report_key,
+        deliverables=record.deliverables,
+        qa_failed_segments=record.qa_failed_segments,
+        error=record.error,
+        last_event_id=record.change_id,
+        queue_position=position,
+        eta_s=eta,
     )
-
-

@@ -58,8 +58,12 @@ class Access:
             for token, name in self.tokens.items():  # compare every token in constant time
                 if hmac.compare_digest(token.encode(), presented.strip().encode()):
                     return name
-        raise ApiError(401, "unauthorized", "a valid bearer token is required (Authorization: Bearer TOKEN)",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a valid bearer token is required (Authorization: Bearer TOKEN)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     async def admit(self, name: str) -> None:
         if not self.enabled:
@@ -67,8 +71,14 @@ class Access:
         if not await self.limiter.hit(self.item, name):
             stats = await self.limiter.get_window_stats(self.item, name)
             retry = max(1, math.ceil(stats.reset_time - time.time()))
-            raise ApiError(429, "rate_limited", f"more than {self.per_minute} requests in a minute; retry in {retry} s",
-                           headers={"Retry-After": str(retry)}, limit_per_min=self.per_minute, retry_after_s=retry)
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"more than {self.per_minute} requests in a minute; retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+                limit_per_min=self.per_minute,
+                retry_after_s=retry,
+            )
 
     async def guard(self, request: Request) -> None:
         """App-wide dependency: /v1 and /api need a token and stay within the rate limit; others are open."""

@@ -35,7 +35,8 @@ class ErrorBody(BaseModel):
     error: str = Field(description="stable machine-readable code", examples=["invalid_storyboard"])
     message: str = Field(description="what went wrong, for people", examples=["segments[0].prompt: Field required"])
     details: dict[str, Any] = Field(
-        default_factory=dict, description="what the code needs: `fields` lists failing fields",
+        default_factory=dict,
+        description="what the code needs: `fields` lists failing fields",
         examples=[{"fields": [{"field": "segments[0].prompt", "message": "Field required (got None)"}]}],
     )
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC), examples=["2026-11-28T01:00:00Z"])
@@ -61,9 +62,19 @@ def field_errors(errors: list[dict[str, str]]) -> str:
 
 
 _STATUS_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    406: "not_acceptable", 409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid_request",
-    429: "rate_limited", 500: "internal_error", 503: "unavailable",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
 }
 
 
@@ -78,9 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [
-            {"field": ".".join(str(p) for p in err["loc"]), "message": str(err["msg"])} for err in exc.errors()
-        ]
+        fields = [{"field": ".".join(str(p) for p in err["loc"]), "message": str(err["msg"])} for err in exc.errors()]
         return error_response(422, "invalid_request", field_errors(fields), fields=fields)
 
     @app.exception_handler(StarletteHTTPException)

@@ -39,9 +39,17 @@ def build(settings: GatewaySettings) -> Service:
         """A service asked for a segment again (continuity QA): the same path as the API's re-render."""
         assert service.ledger is not None  # noqa: S101 - opened before any route runs
         try:
-            _, request = await plan_rerender(service.ledger, store, settings.work_bucket, event.job_id, event.index,
-                                             seed=event.seed, prompt=event.prompt, by=event.reason or event.subject,
-                                             references=tuple(event.reference_images))
+            _, request = await plan_rerender(
+                service.ledger,
+                store,
+                settings.work_bucket,
+                event.job_id,
+                event.index,
+                seed=event.seed,
+                prompt=event.prompt,
+                by=event.reason or event.subject,
+                references=tuple(event.reference_images),
+            )
         except RerenderRefused as exc:  # the job goes on as it was: refusing a request does not fail it
             log.warning("gateway.rerender_refused", job_id=event.job_id, index=event.index, reason=exc.code, error=str(exc))
             return []
@@ -81,18 +89,38 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
     tokens = parse_tokens(settings.api_tokens.get_secret_value() if settings.api_tokens else None)
     access = Access(tokens, enabled=settings.api_auth == "on", per_minute=settings.rate_limit_per_min)
     deps = GatewayDeps(
-        bus, store, service.ledger, settings.work_bucket, settings.max_body_bytes, service.health, access,
-        settings.max_jobs_in_flight, settings.sse_heartbeat_s, settings.webhook_allow_private, settings.delivery_bucket,
+        bus,
+        store,
+        service.ledger,
+        settings.work_bucket,
+        settings.max_body_bytes,
+        service.health,
+        access,
+        settings.max_jobs_in_flight,
+        settings.sse_heartbeat_s,
+        settings.webhook_allow_private,
+        settings.delivery_bucket,
         settings.model,
     )
     app = create_app(deps)
     database = settings.assets_database_url.get_secret_value() if settings.assets_database_url else None
     assets_api.install(app, await asyncio.to_thread(open_registry, database, store, settings.work_bucket))
-    video_api.install(app, video_api.VideoDeps(
-        bus, store, service.ledger, settings.work_bucket, settings.default_text_to_video_model,
-        settings.default_image_to_video_model, settings.max_video_duration, settings.sync_timeout_s,
-        settings.max_image_bytes, settings.max_image_pixels, settings.allow_test_model,
-    ))
+    video_api.install(
+        app,
+        video_api.VideoDeps(
+            bus,
+            store,
+            service.ledger,
+            settings.work_bucket,
+            settings.default_text_to_video_model,
+            settings.default_image_to_video_model,
+            settings.max_video_duration,
+            settings.sync_timeout_s,
+            settings.max_image_bytes,
+            settings.max_image_pixels,
+            settings.allow_test_model,
+        ),
+    )
     # log_config=None: uvicorn's own handlers would bypass redaction; its loggers go through the root handler instead
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", lifespan="off", log_config=None)
     server = _EmbeddedServer(config)

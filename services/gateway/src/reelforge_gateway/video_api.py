@@ -181,8 +181,15 @@ def _check_duration(params: VideoParams, deps: VideoDeps) -> None:
 
 def _storyboard(kind: Kind, params: VideoParams, seed: int, image_url: str | None) -> Storyboard:
     frames = max(1, round(params.duration * params.fps))
-    segment: dict[str, Any] = {"id": "video", "prompt": params.prompt, "frames": frames, "fps": params.fps, "seed": seed,
-                               "steps": params.steps, "guidance": params.guidance}
+    segment: dict[str, Any] = {
+        "id": "video",
+        "prompt": params.prompt,
+        "frames": frames,
+        "fps": params.fps,
+        "seed": seed,
+        "steps": params.steps,
+        "guidance": params.guidance,
+    }
     board: dict[str, Any] = {
         "title": f"{kind}: {params.prompt[:80]}",
         "style": {"negative_prompt": params.negative_prompt or ""},

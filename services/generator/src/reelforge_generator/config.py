@@ -24,7 +24,10 @@ class GeneratorSettings(CommonSettings):
     )
     model_cache_dir: str = Field("~/.cache/reelforge/models", description="where built-in test models are written")
     steps: int | None = Field(
-        None, ge=1, le=200, validation_alias="REELFORGE_GENERATOR_STEPS",
+        None,
+        ge=1,
+        le=200,
+        validation_alias="REELFORGE_GENERATOR_STEPS",
         description="denoising steps (default 30; the tiny test models set their own)",
     )
     guidance_scale: float | None = Field(
@@ -40,7 +43,9 @@ class GeneratorSettings(CommonSettings):
         8, ge=1, le=256, description="frames per UNet call (per-frame models); both CFG branches go in the same call"
     )
     queue_window: int = Field(
-        4, ge=1, le=64,
+        4,
+        ge=1,
+        le=64,
         description="segments taken from the queue together and rendered grouped by model (one model stays loaded)",
     )
     motion: float = Field(

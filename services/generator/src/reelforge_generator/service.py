@@ -18,7 +18,10 @@ def build(settings: GeneratorSettings) -> Service:
     # Segments are taken from the queue a few at a time and run grouped by model: a worker keeps one model
     # loaded, so a queue alternating between two models would otherwise reload on every segment.
     route = Route(
-        SegmentRequested, handle, prefetch=settings.queue_window, group_by=lambda e: e.model or "",
+        SegmentRequested,
+        handle,
+        prefetch=settings.queue_window,
+        group_by=lambda e: e.model or "",
         timeout=lambda e: settings.work_timeout_s + e.spec.frames * settings.generator_timeout_per_frame_s,
     )
     return Service("generator", settings, [route], deps, setup=renderer.setup, cancel_check=cancel_check)

@@ -60,11 +60,19 @@ CASES = (
     Case("flash", "s2 frame 4 eight times too bright", {"s2": {"flash_frame": 4}}, frozenset({"s2:flicker", "flash_frame:s2"})),
     Case("hard_cut", "s5's dissolve joined with a hard cut", {}, frozenset({"hard_cut_for_dissolve:s4->s5"}), "s5"),
     Case("tungsten", "s2 lit at 3200 K, the rest at 5600 K", {"s2": {"kelvin": 3200.0}}, _FIELD_LIGHT),
-    Case("location", "s5 shows the hero in the barn where the storyboard says field", {"s5": {"location": "barn"}},
-         frozenset({"location:field"})),
+    Case(
+        "location",
+        "s5 shows the hero in the barn where the storyboard says field",
+        {"s5": {"location": "barn"}},
+        frozenset({"location:field"}),
+    ),
     # Character identity on the character (issue 11): each fault alone among clean segments, and clean variations.
-    Case("person", "s5 shows another man: fair hair, 1.6 times as broad", {"s5": {"hair": (230, 200, 120), "build": 1.6}},
-         frozenset({"character:hero"})),
+    Case(
+        "person",
+        "s5 shows another man: fair hair, 1.6 times as broad",
+        {"s5": {"hair": (230, 200, 120), "build": 1.6}},
+        frozenset({"character:hero"}),
+    ),
     Case("missing", "s5 shows the field without the hero", {"s5": {"figure": False}}, frozenset({"character:hero"})),
     Case("giant", "s5 shows the hero 2.4 times as tall", {"s5": {"scale": 2.4}}, frozenset({"character:hero"})),
     Case("zoom", "clean: s5's camera zooms in 1.25 times", {"s5": {"zoom": 1.25}}, frozenset()),

@@ -28,7 +28,9 @@ class QaSettings(CommonSettings):
         0.5, ge=0, le=1, description="temporal smoothness gate: minimum score (0.5: half the contrast unexplained by motion)"
     )
     continuity_threshold: float = Field(
-        0.85, ge=0, le=1,
+        0.85,
+        ge=0,
+        le=1,
         description="film checks: minimum continuity score per character, location, light and join (seed 001: > 0.85)",
     )
     qa_film_sample_frames: int = Field(8, ge=1, description="colour frames per segment for the film-level continuity descriptors")
@@ -38,7 +40,9 @@ class QaSettings(CommonSettings):
         "unset: classical descriptors only",
     )
     qa_max_attempts: int = Field(
-        2, ge=1, le=10,
+        2,
+        ge=1,
+        le=10,
         description="renders per segment: a segment failing a gate is rendered again with a new seed up to this many, "
         "then delivered flagged",
     )
@@ -47,8 +51,12 @@ class QaSettings(CommonSettings):
         from reelforge_qa.scores import Thresholds  # here, not at the top: config stays import-light (no cv2, av)
 
         return Thresholds(
-            sharpness=self.sharpness_threshold, exposure=self.exposure_threshold, noise=self.noise_threshold,
-            blockiness=self.blockiness_threshold, flicker=self.flicker_threshold, smoothness=self.smoothness_threshold,
+            sharpness=self.sharpness_threshold,
+            exposure=self.exposure_threshold,
+            noise=self.noise_threshold,
+            blockiness=self.blockiness_threshold,
+            flicker=self.flicker_threshold,
+            smoothness=self.smoothness_threshold,
         )
 
     def film_thresholds(self) -> FilmThresholds:

@@ -119,10 +119,14 @@ def location_checks(items: Sequence[Described], threshold: float) -> list[Contin
         pairs = []
         for a, b in _location_pairs(members):
             x, y = a.descriptor, b.descriptor
-            parts = _round({
-                "colour": d.colour(x, y), "structure": d.structure(x, y), "features": d.features(x, y),
-                "embedding": d.embedding(x, y),
-            })
+            parts = _round(
+                {
+                    "colour": d.colour(x, y),
+                    "structure": d.structure(x, y),
+                    "features": d.features(x, y),
+                    "embedding": d.embedding(x, y),
+                }
+            )
             score = round(float(np.mean(list(parts.values()))), 4)
             pairs.append(PairScore(a=a.segment_id, b=b.segment_id, score=score, components=parts))
         checks.append(_check("location", name, members, pairs, threshold))

@@ -168,9 +168,7 @@ def structure(a: Descriptor, b: Descriptor) -> float:
     not the same view, so they are not undone; zooms up to 1.44 either way are tried.
     """
     x, y = a.layout.astype(np.float64), b.layout.astype(np.float64)
-    best = max(
-        max(_registered_ssim(_zoomed(x, z), y), _registered_ssim(x, _zoomed(y, z))) for z in ZOOMS
-    )
+    best = max(max(_registered_ssim(_zoomed(x, z), y), _registered_ssim(x, _zoomed(y, z))) for z in ZOOMS)
     return float(np.clip(best, 0.0, 1.0))
 
 

@@ -64,8 +64,13 @@ def _boundary_light(before: list[np.ndarray], after: list[np.ndarray]) -> tuple[
 
 
 def _join(
-    position: int, a: SegmentVideo, b: SegmentVideo, start_s: float, samples: tuple[ColourSample, ColourSample],
-    film: tr.FilmFrames | None, threshold: float,
+    position: int,
+    a: SegmentVideo,
+    b: SegmentVideo,
+    start_s: float,
+    samples: tuple[ColourSample, ColourSample],
+    film: tr.FilmFrames | None,
+    threshold: float,
 ) -> Boundary:
     requested = b.transition
     same = a.location == b.location
@@ -79,24 +84,45 @@ def _join(
         reading = tr.read_join(film, frame, overlap)
         detected, share = reading.detected, reading.cut_share
         if requested != "cut" and detected == "cut":
-            findings.append(Finding(
-                kind=f"hard_cut_for_{requested}", time_s=round(reading.largest_at / film.fps, 3), frame=reading.largest_at,
-                segment_id=b.segment_id,
-                detail=f"a {requested} of {b.transition_s:g} s was asked; one step holds {share:.0%} of the change",
-            ))
+            findings.append(
+                Finding(
+                    kind=f"hard_cut_for_{requested}",
+                    time_s=round(reading.largest_at / film.fps, 3),
+                    frame=reading.largest_at,
+                    segment_id=b.segment_id,
+                    detail=f"a {requested} of {b.transition_s:g} s was asked; one step holds {share:.0%} of the change",
+                )
+            )
         reach = max(overlap, 1) + tr.FILM_EDGE
         before = film.thumbs[max(0, frame - reach) : max(1, frame - overlap)]
         after = film.thumbs[frame + overlap : frame + reach]
     k_a, k_b, light, delta_mired, stops = _boundary_light(before, after or samples[1].head)
     if same and light < threshold:
-        findings.append(Finding(
-            kind="light_jump", time_s=round(start_s, 3), frame=frame, segment_id=b.segment_id,
-            detail=f"{k_a:.0f} K -> {k_b:.0f} K ({delta_mired:.0f} mired), {stops:.2f} stops, at one location",
-        ))
+        findings.append(
+            Finding(
+                kind="light_jump",
+                time_s=round(start_s, 3),
+                frame=frame,
+                segment_id=b.segment_id,
+                detail=f"{k_a:.0f} K -> {k_b:.0f} K ({delta_mired:.0f} mired), {stops:.2f} stops, at one location",
+            )
+        )
     return Boundary(
-        position=position, before=a.segment_id, after=b.segment_id, time_s=round(start_s, 3), frame=frame, requested=requested,
-        requested_s=b.transition_s if requested != "cut" else 0.0, detected=detected, cut_share=share, same_location=same,
-        kelvin_before=round(k_a), kelvin_after=round(k_b), light_score=round(light, 4), findings=findings, passed=not findings,
+        position=position,
+        before=a.segment_id,
+        after=b.segment_id,
+        time_s=round(start_s, 3),
+        frame=frame,
+        requested=requested,
+        requested_s=b.transition_s if requested != "cut" else 0.0,
+        detected=detected,
+        cut_share=share,
+        same_location=same,
+        kelvin_before=round(k_a),
+        kelvin_after=round(k_b),
+        light_score=round(light, 4),
+        findings=findings,
+        passed=not findings,
     )
 
 
@@ -110,7 +136,10 @@ def _subject_embedding(embedder: Embedder, frames: list[np.ndarray], subject: Su
 
 
 def _describe(
-    segments: Sequence[SegmentVideo], samples: list[ColourSample], embedder: Embedder | None, embedding_frames: int,
+    segments: Sequence[SegmentVideo],
+    samples: list[ColourSample],
+    embedder: Embedder | None,
+    embedding_frames: int,
     subjects: Sequence[Subject | None],
 ) -> tuple[list[Described], list[SegmentLight], list[float]]:
     """Descriptors, light and start time of each segment (film time: the sum of the durations before it)."""
@@ -128,10 +157,16 @@ def _describe(
                 subject_embedding = _subject_embedding(embedder, sample.frames, subject)
         items.append(Described(seg.segment_id, seg.characters, seg.location, descriptor, subject, subject_embedding))
         duration = sample.frame_count / sample.fps if sample.fps else 0.0
-        lights.append(SegmentLight(
-            segment_id=seg.segment_id, location=seg.location, start_s=round(t, 3), duration_s=round(duration, 3),
-            kelvin=round(descriptor.kelvin), key=round(descriptor.key, 4),
-        ))
+        lights.append(
+            SegmentLight(
+                segment_id=seg.segment_id,
+                location=seg.location,
+                start_s=round(t, 3),
+                duration_s=round(duration, 3),
+                kelvin=round(descriptor.kelvin),
+                key=round(descriptor.key, 4),
+            )
+        )
         starts.append(t)
         t += duration
     return items, lights, starts
@@ -185,8 +220,12 @@ def _film_around_joins(
 
 
 def check_film(
-    segments: Sequence[SegmentVideo], thresholds: FilmThresholds | None = None, *, film: Path | None = None,
-    embedder: Embedder | None = None, stats: Sequence[SegmentFilmStats] | None = None,
+    segments: Sequence[SegmentVideo],
+    thresholds: FilmThresholds | None = None,
+    *,
+    film: Path | None = None,
+    embedder: Embedder | None = None,
+    stats: Sequence[SegmentFilmStats] | None = None,
 ) -> FilmQaReport:
     """Continuity per character, location and light, and every join (in the compiled ``film`` when given).
 
@@ -212,16 +251,26 @@ def check_film(
     cuts = [round(k / frames.fps, 3) for k in tr.detect_cuts(frames)] if frames is not None else []
     for boundary in boundaries:  # a flash inside a join's window belongs to the join too
         near = [
-            f for f in flashes
+            f
+            for f in flashes
             if boundary.frame is not None and f.frame is not None and abs(f.frame - boundary.frame) <= tr.FILM_EDGE + 1
         ]
         boundary.findings += near
         boundary.passed = not boundary.findings
     report = FilmQaReport(
-        passed=False, threshold=limit, film=str(film) if film else None, duration_s=round(sum(s.duration_s for s in lights), 3),
-        fps=frames.fps if frames else None, embedding_model=embedder.name if embedder else None, segments=lights,
-        characters=character_checks(items, limit), locations=location_checks(items, limit), light=light_checks(items, limit),
-        boundaries=boundaries, flash_frames=flashes, cuts_s=cuts,
+        passed=False,
+        threshold=limit,
+        film=str(film) if film else None,
+        duration_s=round(sum(s.duration_s for s in lights), 3),
+        fps=frames.fps if frames else None,
+        embedding_model=embedder.name if embedder else None,
+        segments=lights,
+        characters=character_checks(items, limit),
+        locations=location_checks(items, limit),
+        light=light_checks(items, limit),
+        boundaries=boundaries,
+        flash_frames=flashes,
+        cuts_s=cuts,
     )
     report.failures = failures(report)
     report.passed = not report.failures

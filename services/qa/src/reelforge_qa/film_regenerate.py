@@ -59,6 +59,7 @@ def best_match(check: ContinuityCheck, culprit: str, order: dict[str, int], plac
     One at the culprit's own location first (a character's reference should not bring another place
     with it); ties go to the earliest.
     """
+
     def agreement(segment_id: str) -> float:
         scores = [p.score for p in check.pairs if p.gated and segment_id in (p.a, p.b) and culprit not in (p.a, p.b)]
         return mean(scores) if scores else -1.0

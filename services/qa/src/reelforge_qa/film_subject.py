@@ -42,6 +42,7 @@ C_L, C_AB = 10, 24  # the subject's colours: CIELAB cells of 10 x 5 x 5
 SIGNATURE_CELLS = 32
 ORIENTATIONS = 8
 
+
 def _hog() -> object | None:
     """OpenCV's HOG people detector; OpenCV 5 moved it out of the main package, so it is used where present."""
     if not hasattr(cv2, "HOGDescriptor"):
@@ -84,9 +85,9 @@ def _signature(hist: np.ndarray, l_bins: int, ab_bins: int) -> np.ndarray:
     ai, bi = np.divmod(rest, ab_bins)
     weights = hist[idx] / hist[idx].sum()
     step_l, step_ab = 100.0 / l_bins, 120.0 / ab_bins
-    return np.column_stack(
-        [weights, (li + 0.5) * step_l, (ai + 0.5) * step_ab - 60.0, (bi + 0.5) * step_ab - 60.0]
-    ).astype(np.float32)
+    return np.column_stack([weights, (li + 0.5) * step_l, (ai + 0.5) * step_ab - 60.0, (bi + 0.5) * step_ab - 60.0]).astype(
+        np.float32
+    )
 
 
 def _lab(bgr: np.ndarray) -> np.ndarray:
@@ -125,8 +126,10 @@ def _motion(frames: list[np.ndarray]) -> list[np.ndarray]:
     out = []
     for k, frame in enumerate(frames):
         here = frame.astype(np.int16)
-        diffs = [np.abs(w.astype(np.int16) - here).max(axis=2) for w in
-                 ([forward[k - 1]] if k > 0 else []) + ([backward[k]] if k + 1 < len(frames) else [])]
+        diffs = [
+            np.abs(w.astype(np.int16) - here).max(axis=2)
+            for w in ([forward[k - 1]] if k > 0 else []) + ([backward[k]] if k + 1 < len(frames) else [])
+        ]
         if not diffs:
             out.append(np.zeros(frame.shape[:2], np.float32))
             continue
@@ -181,8 +184,14 @@ def localise(frames: list[np.ndarray]) -> list[np.ndarray | None]:
         # A body can fall apart into parts (hair, face, shirt): parts touching the subject's box join it.
         x, y, w, h = stats[best, :4]
         reach_y, reach_x = int(0.1 * fore.shape[0]), int(0.02 * fore.shape[1])
-        members = [i for i in kept if stats[i, 0] < x + w + reach_x and x - reach_x < stats[i, 0] + stats[i, 2]
-                   and stats[i, 1] < y + h + reach_y and y - reach_y < stats[i, 1] + stats[i, 3]]
+        members = [
+            i
+            for i in kept
+            if stats[i, 0] < x + w + reach_x
+            and x - reach_x < stats[i, 0] + stats[i, 2]
+            and stats[i, 1] < y + h + reach_y
+            and y - reach_y < stats[i, 1] + stats[i, 3]
+        ]
         subject = (np.isin(labels, members) & (_lab(frames[k])[..., 0] >= DARK_L)).astype(np.uint8)
         # Opening by 5 pixels drops the halo the codec leaves around dark edges (an outline, not a body part).
         masks.append(cv2.morphologyEx(subject, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)).astype(bool))
@@ -215,8 +224,12 @@ def describe_subject(frames: list[np.ndarray]) -> Subject:
         texture += np.bincount(bins, weights=magnitude[mask], minlength=ORIENTATIONS)
     found = len(heights) / max(1, len(frames))
     return Subject(
-        found=found, height=float(np.median(heights)) if heights else 0.0, aspect=float(np.median(aspects)) if aspects else 0.0,
-        colour=colour / max(1.0, colour.sum()), texture=texture / max(1e-9, texture.sum()), boxes=boxes,
+        found=found,
+        height=float(np.median(heights)) if heights else 0.0,
+        aspect=float(np.median(aspects)) if aspects else 0.0,
+        colour=colour / max(1.0, colour.sum()),
+        texture=texture / max(1e-9, texture.sum()),
+        boxes=boxes,
     )
 
 
@@ -234,5 +247,7 @@ def subject_scores(a: Subject, b: Subject) -> dict[str, float]:
     texture = 1.0 - 0.5 * float(np.abs(a.texture - b.texture).sum())
     shape = 1.0 - abs(float(np.log2(a.aspect / b.aspect))) / SHAPE_LIMIT * 0.6
     scale = 1.0 - 0.15 * (float(np.log2(a.height / b.height)) / SCALE_AT_085) ** 2
-    return {k: round(float(np.clip(v, 0.0, 1.0)), 4) for k, v in
-            {"colour": colour, "texture": texture, "shape": shape, "scale": scale}.items()}
+    return {
+        k: round(float(np.clip(v, 0.0, 1.0)), 4)
+        for k, v in {"colour": colour, "texture": texture, "shape": shape, "scale": scale}.items()
+    }

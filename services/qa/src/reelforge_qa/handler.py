@@ -78,13 +78,20 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
         board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
         return [
             SegmentRequested.retry(
-                event, decision.next_attempt,
-                spec=render_spec(board, n, decision.next_attempt), model=event.model.name,
+                event,
+                decision.next_attempt,
+                spec=render_spec(board, n, decision.next_attempt),
+                model=event.model.name,
             )
         ]
     return [
         SegmentChecked.follow(
-            event, video_key=event.video_key, duration_s=event.duration_s, qa=report, report_key=report_key, model=event.model,
+            event,
+            video_key=event.video_key,
+            duration_s=event.duration_s,
+            qa=report,
+            report_key=report_key,
+            model=event.model,
         )
     ]
 
@@ -95,8 +102,12 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
     report_key, html_key = Keys.report(job, event.version), Keys.report_html(job, event.version)
     if not deps.store.exists(deps.bucket, report_key):
         board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
-        markers = {m["index"]: m for m in map(lambda k: deps.store.get_json(deps.bucket, k),
-                                              deps.store.list_keys(deps.bucket, Keys.delivered_markers(job)))}
+        markers = {
+            m["index"]: m
+            for m in map(
+                lambda k: deps.store.get_json(deps.bucket, k), deps.store.list_keys(deps.bucket, Keys.delivered_markers(job))
+            )
+        }
         stat_keys = [Keys.segment_film_stats(job, n, markers[n].get("attempt", 1)) for n in range(1, len(board.segments) + 1)]
         # Kept by segment QA: then no segment is decoded again, and the film only around its joins.
         stats = None
@@ -134,24 +145,42 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
     # The event id is fixed per film version and segment, so a redelivered film.encoded asks once.
     redos: list[Event] = [
         SegmentRerenderRequested.follow(
-            event, event_id=f"{job}-v{event.version}-continuity-{r['index']:03d}", index=r["index"], reason=r["reason"],
+            event,
+            event_id=f"{job}-v{event.version}-continuity-{r['index']:03d}",
+            index=r["index"],
+            reason=r["reason"],
             seed=r.get("seed") or render_spec(board, r["index"], attempt_of(deps, job, r["index"]) + 1).seed,
             reference_images=[r["reference_key"]] if r.get("reference_key") else [],
         )
-        for r in report.get("regenerations", []) if r["requested_in_version"] == event.version
+        for r in report.get("regenerations", [])
+        if r["requested_in_version"] == event.version
     ]
     return redos + [
         FilmChecked.follow(
-            event, film_key=event.film_key, duration_s=event.duration_s, frame_count=event.frame_count, fps=event.fps,
-            width=event.width, height=event.height, passed=bool((report.get("film_qa") or {}).get("passed")),
-            deliverables=_deliverables(deps, job, event.version), report_key=report_key, report_html_key=html_key,
+            event,
+            film_key=event.film_key,
+            duration_s=event.duration_s,
+            frame_count=event.frame_count,
+            fps=event.fps,
+            width=event.width,
+            height=event.height,
+            passed=bool((report.get("film_qa") or {}).get("passed")),
+            deliverables=_deliverables(deps, job, event.version),
+            report_key=report_key,
+            report_html_key=html_key,
         )
     ]
 
 
 def _regeneration(
-    deps: QaDeps, job: str, board: Storyboard, markers: dict[int, dict], index_of: dict[str, int], redo: ContinuityRedo,
-    version: int, before: float | None,
+    deps: QaDeps,
+    job: str,
+    board: Storyboard,
+    markers: dict[int, dict],
+    index_of: dict[str, int],
+    redo: ContinuityRedo,
+    version: int,
+    before: float | None,
 ) -> Regeneration:
     """The report's entry for a continuity re-render, with its reference: the best-matching segment's middle frame.
 
@@ -170,9 +199,16 @@ def _regeneration(
                 video = deps.store.get_file(deps.bucket, video_key, Path(tmp, "ref.mp4"))
                 deps.store.put_bytes(deps.bucket, reference_key, middle_frame_png(video), "image/png")
     return Regeneration(
-        index=n, segment_id=redo.segment_id, check=redo.check, reason=redo.reason, requested_in_version=version,
-        before=before, segment_before={c: round(v, 4) for c, v in redo.broken.items()}, seed=render_spec(board, n, attempt).seed,
-        reference_segment_id=redo.reference, reference_key=reference_key,
+        index=n,
+        segment_id=redo.segment_id,
+        check=redo.check,
+        reason=redo.reason,
+        requested_in_version=version,
+        before=before,
+        segment_before={c: round(v, 4) for c, v in redo.broken.items()},
+        seed=render_spec(board, n, attempt).seed,
+        reference_segment_id=redo.reference,
+        reference_key=reference_key,
     )
 
 

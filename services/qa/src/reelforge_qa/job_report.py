@@ -99,7 +99,8 @@ class Regeneration(BaseModel):
     before: float | None = Field(None, description="the check's score in the film version that asked for it")
     after: float | None = Field(None, description="the check's score in the next version (None: not made yet)")
     segment_before: dict[str, float] = Field(
-        default_factory=dict, description="every check the segment broke -> its own worst judged pair there "
+        default_factory=dict,
+        description="every check the segment broke -> its own worst judged pair there "
         "(light: its score against the location's median), in the version that asked",
     )
     segment_after: dict[str, float | None] = Field(
@@ -128,8 +129,9 @@ class JobReport(BaseModel):
         """Failures per gate over every attempt of every segment."""
         counts: Counter[str] = Counter()
         for seg in self.segments:
-            for attempt in seg.qa_history or [AttemptResult(attempt=seg.attempt, passed=seg.qa_passed,
-                                                            failed_gates=seg.qa_failed_gates)]:
+            for attempt in seg.qa_history or [
+                AttemptResult(attempt=seg.attempt, passed=seg.qa_passed, failed_gates=seg.qa_failed_gates)
+            ]:
                 counts.update(attempt.failed_gates)
         return dict(counts)
 
@@ -147,7 +149,9 @@ def segment_result(index: int, segment_id: str, qa: QaReport, **fields: Any) -> 
 
 def attempt_result(attempt: int, qa: QaReport) -> AttemptResult:
     return AttemptResult(
-        attempt=attempt, passed=qa.passed, failed_gates=[n for n, g in qa.gates.items() if not g.passed],
+        attempt=attempt,
+        passed=qa.passed,
+        failed_gates=[n for n, g in qa.gates.items() if not g.passed],
         scores={n: g.score for n, g in qa.gates.items()},
     )
 
@@ -185,18 +189,23 @@ def check_scores(film_qa: FilmQaReport | None) -> dict[str, float | None]:
     return {f"{c.kind}:{c.name}": c.score for c in (*film_qa.characters, *film_qa.locations, *film_qa.light)}
 
 
-def _earlier_regenerations(store: ObjectStore, bucket: str, job_id: str, version: int, film_qa: FilmQaReport | None
-                           ) -> list[Regeneration]:
+def _earlier_regenerations(
+    store: ObjectStore, bucket: str, job_id: str, version: int, film_qa: FilmQaReport | None
+) -> list[Regeneration]:
     """What earlier film versions asked for again, with the check's score now as ``after``."""
     if version <= 1 or not store.exists(bucket, Keys.report(job_id, version - 1)):
         return []
     earlier = JobReport.model_validate(store.get_json(bucket, Keys.report(job_id, version - 1)))
     now = check_scores(film_qa)
     return [
-        r if r.after is not None else r.model_copy(update={
-            "after": now.get(r.check),
-            "segment_after": {c: segment_score(film_qa, c, r.segment_id) if film_qa else None for c in r.segment_before},
-        })
+        r
+        if r.after is not None
+        else r.model_copy(
+            update={
+                "after": now.get(r.check),
+                "segment_after": {c: segment_score(film_qa, c, r.segment_id) if film_qa else None for c in r.segment_before},
+            }
+        )
         for r in earlier.regenerations
     ]
 
@@ -214,19 +223,40 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
         n, attempt, qa = m["index"], m["attempt"], QaReport.model_validate(m["qa"])
         seg = board.segments[n - 1]
         generated = _generation(store, bucket, job_id, n, attempt)
-        segments.append(segment_result(
-            n, m["segment_id"], qa, attempt=attempt, prompt=generated.get("prompt") or render_spec(board, n, attempt).prompt,
-            prompt_tokens=generated.get("prompt_tokens"), prompt_tokens_dropped=generated.get("prompt_tokens_dropped"),
-            degraded=generated.get("degraded"),
-            qa_history=segment_history(store, bucket, job_id, n, attempt), video_key=m["video_key"],
-            delivery_key=m["delivery_key"], duration_s=m["duration_s"], characters=list(seg.characters), location=seg.location,
-            timings=_timings(store, bucket, job_id, n, attempt, qa, generated),
-        ))
+        segments.append(
+            segment_result(
+                n,
+                m["segment_id"],
+                qa,
+                attempt=attempt,
+                prompt=generated.get("prompt") or render_spec(board, n, attempt).prompt,
+                prompt_tokens=generated.get("prompt_tokens"),
+                prompt_tokens_dropped=generated.get("prompt_tokens_dropped"),
+                degraded=generated.get("degraded"),
+                qa_history=segment_history(store, bucket, job_id, n, attempt),
+                video_key=m["video_key"],
+                delivery_key=m["delivery_key"],
+                duration_s=m["duration_s"],
+                characters=list(seg.characters),
+                location=seg.location,
+                timings=_timings(store, bucket, job_id, n, attempt, qa, generated),
+            )
+        )
     return JobReport(
-        job_id=job_id, title=raw.get("title"), model=markers[0]["model"] if markers else None,
+        job_id=job_id,
+        title=raw.get("title"),
+        model=markers[0]["model"] if markers else None,
         film=FilmInfo(
-            key=film.film_key, delivery_key=DeliveryKeys.film(job_id, film.version), version=film.version,
-            duration_s=film.duration_s, frame_count=film.frame_count, fps=film.fps, width=film.width, height=film.height,
+            key=film.film_key,
+            delivery_key=DeliveryKeys.film(job_id, film.version),
+            version=film.version,
+            duration_s=film.duration_s,
+            frame_count=film.frame_count,
+            fps=film.fps,
+            width=film.width,
+            height=film.height,
         ),
-        segments=segments, film_qa=film_qa, regenerations=_earlier_regenerations(store, bucket, job_id, film.version, film_qa),
+        segments=segments,
+        film_qa=film_qa,
+        regenerations=_earlier_regenerations(store, bucket, job_id, film.version, film_qa),
     )

@@ -35,7 +35,9 @@ h1{margin:0 0 4px}.ok{color:#1a7f37}.bad{color:#c0392b}.badge{display:inline-blo
 td,th{border:1px solid #ddd;padding:2px 8px;text-align:left}th{background:#f4f4f4}.legend span{margin-right:14px}
 .prompt,.timings{margin:4px 0;font-size:13px}"""
 _ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
 )
 
 
@@ -105,8 +107,12 @@ def _plot(report: JobReport, timeline: list[tuple[float, float]]) -> dict[str, A
     series = []
     for n, (name, values) in enumerate(_series(report).items()):
         points = [
-            {"x": x(timeline[i][0] + timeline[i][1] / 2), "y": y(score), "failed": failed,
-             "label": f"{report.segments[i].id} {name}: {score:.3f}" + (" FAILED" if failed else "")}
+            {
+                "x": x(timeline[i][0] + timeline[i][1] / 2),
+                "y": y(score),
+                "failed": failed,
+                "label": f"{report.segments[i].id} {name}: {score:.3f}" + (" FAILED" if failed else ""),
+            }
             for i, score, failed in values
         ]
         series.append({"name": name, "colour": PALETTE[n % len(PALETTE)], "points": points})
@@ -127,8 +133,16 @@ def _plot(report: JobReport, timeline: list[tuple[float, float]]) -> dict[str, A
         what = "; ".join(f"{f.kind}: {f.detail}" for f in b.findings) or f"{b.requested} asked, {b.detected} seen"
         joins.append({"x": x(b.time_s), "failed": not b.passed, "label": f"{b.before} → {b.after} at {b.time_s:.2f} s: {what}"})
     ticks = [{"y": y(v), "label": f"{v:g}"} for v in (0.0, 0.5, 1.0)]
-    return {"width": W, "height": H, "pad": PAD, "total": total, "series": series, "thresholds": lines, "joins": joins,
-            "ticks": ticks}
+    return {
+        "width": W,
+        "height": H,
+        "pad": PAD,
+        "total": total,
+        "series": series,
+        "thresholds": lines,
+        "joins": joins,
+        "ticks": ticks,
+    }
 
 
 def _timing(seg: SegmentResult) -> dict[str, str]:
@@ -152,12 +166,24 @@ def render_html(report: JobReport, thumbnails: dict[str, bytes] | None = None) -
     for r in report.regenerations:
         redone.setdefault(r.segment_id, []).append(r)
     cards = [
-        {"seg": seg, "start": start, "end": start + duration, "timing": _timing(seg), "redone": redone.get(seg.id, []),
-         "strip": base64.b64encode(thumbnails[seg.id]).decode() if thumbnails.get(seg.id) else None}
+        {
+            "seg": seg,
+            "start": start,
+            "end": start + duration,
+            "timing": _timing(seg),
+            "redone": redone.get(seg.id, []),
+            "strip": base64.b64encode(thumbnails[seg.id]).decode() if thumbnails.get(seg.id) else None,
+        }
         for seg, (start, duration) in zip(report.segments, timeline, strict=True)
     ]
     checks = [*film.characters, *film.locations, *film.light] if film else []
     return _ENV.get_template("report.html.j2").render(
-        report=report, title=report.title or report.job_id or "Reelforge QA", css=CSS, failures=failures, film=film,
-        plot=_plot(report, timeline), cards=cards, checks=checks,
+        report=report,
+        title=report.title or report.job_id or "Reelforge QA",
+        css=CSS,
+        failures=failures,
+        film=film,
+        plot=_plot(report, timeline),
+        cards=cards,
+        checks=checks,
     )

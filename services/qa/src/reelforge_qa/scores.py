@@ -77,12 +77,20 @@ def technical_gate(path: Path, expected: Expected) -> tuple[QaGate, dict[str, fl
     }
     failed = [name for name, ok in checks.items() if not ok]
     gate = QaGate(
-        score=sum(checks.values()) / len(checks), threshold=1.0, passed=not failed,
+        score=sum(checks.values()) / len(checks),
+        threshold=1.0,
+        passed=not failed,
         detail="ok" if not failed else f"failed: {', '.join(failed)}",
     )
     measured: dict[str, float | str | int] = {
-        "width": info.width, "height": info.height, "fps": info.fps, "frame_count": info.frame_count,
-        "duration_s": round(info.duration_s, 3), "codec": info.codec, "pix_fmt": info.pix_fmt, "audio": int(info.has_audio),
+        "width": info.width,
+        "height": info.height,
+        "fps": info.fps,
+        "frame_count": info.frame_count,
+        "duration_s": round(info.duration_s, 3),
+        "codec": info.codec,
+        "pix_fmt": info.pix_fmt,
+        "audio": int(info.has_audio),
     }
     return gate, measured
 
@@ -118,7 +126,8 @@ def score_video(path: Path, expected: Expected, thresholds: Thresholds, sample: 
     frames = read_frames(path, sample, int(measured["frame_count"]))
     gates = {"technical": technical, **quality_gates(frames, thresholds)}
     measured |= {
-        "frames_scored": len(frames.work_gray), "frames_decoded": len(frames.luma),
+        "frames_scored": len(frames.work_gray),
+        "frames_decoded": len(frames.luma),
         "mean_luma": round(float(np.mean(frames.luma)), 2) if frames.luma else 0.0,
     }
     return QaReport(passed=all(g.passed for g in gates.values()), gates=gates, measured=measured)

@@ -48,10 +48,17 @@ class SegmentFilmStats:
         buffer = io.BytesIO()
         s, subject = self.sample, self.subject
         np.savez_compressed(
-            buffer, frames=np.stack(s.frames), head=np.stack(s.head), tail=np.stack(s.tail),
-            rate=np.array([s.frame_count, s.fps]), thumbs=self.thumbs, strip=np.frombuffer(self.strip, np.uint8),
-            subject=np.array([subject.found, subject.height, subject.aspect]), subject_colour=subject.colour,
-            subject_texture=subject.texture, subject_boxes=np.array(subject.boxes, np.int32).reshape(-1, 4),
+            buffer,
+            frames=np.stack(s.frames),
+            head=np.stack(s.head),
+            tail=np.stack(s.tail),
+            rate=np.array([s.frame_count, s.fps]),
+            thumbs=self.thumbs,
+            strip=np.frombuffer(self.strip, np.uint8),
+            subject=np.array([subject.found, subject.height, subject.aspect]),
+            subject_colour=subject.colour,
+            subject_texture=subject.texture,
+            subject_boxes=np.array(subject.boxes, np.int32).reshape(-1, 4),
             **self._digests(),
         )
         return buffer.getvalue()

@@ -14,8 +14,12 @@ def build(settings: QaSettings) -> Service:
 
         embedder = ClipEmbedder(settings.qa_embedding_model)
     deps = QaDeps(
-        store=open_store(settings), bucket=settings.work_bucket, thresholds=settings.thresholds(),
-        sample_frames=settings.sample_frames, max_attempts=settings.qa_max_attempts,
-        film_thresholds=settings.film_thresholds(), embedder=embedder,
+        store=open_store(settings),
+        bucket=settings.work_bucket,
+        thresholds=settings.thresholds(),
+        sample_frames=settings.sample_frames,
+        max_attempts=settings.qa_max_attempts,
+        film_thresholds=settings.film_thresholds(),
+        embedder=embedder,
     )
     return Service("qa", settings, [Route(SegmentEncoded, handle), Route(FilmEncoded, handle_film)], deps)

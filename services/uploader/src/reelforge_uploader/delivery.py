@@ -32,7 +32,13 @@ from reelforge_shared.errors import PermanentError, TransientError
 from reelforge_shared.storage import ObjectStore
 
 _TYPES: dict[str, AssetType] = {
-    ".mp4": "video", ".webm": "video", ".mov": "video", ".mkv": "video", ".png": "image", ".jpg": "image", ".jpeg": "image",
+    ".mp4": "video",
+    ".webm": "video",
+    ".mov": "video",
+    ".mkv": "video",
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
 }
 
 
@@ -170,25 +176,62 @@ class Delivery:
                     storage, url = self.gitlab.upload(part_name.replace("/", "_"), chunk)
                     check_public_url(url, len(chunk), self.head_timeout_s)
                     part_digest = hashlib.sha256(chunk).hexdigest()
-                    self._record(job_id, part_name, "video_part", "gitlab", storage, url, len(chunk),
-                                 meta | {"part": number, "of": name, "sha256": part_digest})
+                    self._record(
+                        job_id,
+                        part_name,
+                        "video_part",
+                        "gitlab",
+                        storage,
+                        url,
+                        len(chunk),
+                        meta | {"part": number, "of": name, "sha256": part_digest},
+                    )
                     parts.append({"index": number, "name": part_name, "size": len(chunk), "sha256": part_digest, "url": url})
         manifest = {
-            "name": name, "size": size, "sha256": digest, "content_type": "video/mp4", "parts": parts,
+            "name": name,
+            "size": size,
+            "sha256": digest,
+            "content_type": "video/mp4",
+            "parts": parts,
             "join": "concatenate the parts in index order (cat NAME.part001 NAME.part002 ... > NAME); check size and sha256",
         }
         body = json.dumps(manifest, indent=2).encode()
         manifest_name = f"{name}.manifest.json"
         storage, url = self.gitlab.upload(manifest_name.replace("/", "_"), body)
         check_public_url(url, len(body), self.head_timeout_s)
-        asset = self._record(job_id, manifest_name, "manifest", "gitlab", storage, url, len(body),
-                             meta | {"of": name, "parts": len(parts), "size": size, "sha256": digest})
+        asset = self._record(
+            job_id,
+            manifest_name,
+            "manifest",
+            "gitlab",
+            storage,
+            url,
+            len(body),
+            meta | {"of": name, "parts": len(parts), "size": size, "sha256": digest},
+        )
         return Delivered(asset, len(parts))
 
-    def _record(self, job_id: str, name: str, kind: AssetType, provider: Provider, storage_url: str, public_url: str, size: int,
-                meta: dict[str, Any]) -> MediaAsset:
-        asset = MediaAsset(id=MediaAsset.id_for(job_id, name), name=name, type=kind, storage_provider=provider,
-                           storage_url=storage_url, public_url=public_url, file_size=size, metadata=meta)
+    def _record(
+        self,
+        job_id: str,
+        name: str,
+        kind: AssetType,
+        provider: Provider,
+        storage_url: str,
+        public_url: str,
+        size: int,
+        meta: dict[str, Any],
+    ) -> MediaAsset:
+        asset = MediaAsset(
+            id=MediaAsset.id_for(job_id, name),
+            name=name,
+            type=kind,
+            storage_provider=provider,
+            storage_url=storage_url,
+            public_url=public_url,
+            file_size=size,
+            metadata=meta,
+        )
         self.registry.put(asset)
         return asset
 

@@ -32,8 +32,16 @@ def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
     about = {"segment": n, "segment_id": event.segment_id, "attempt": event.attempt}
     sent = deps.delivery.deliver(job, event.video_key, delivery_key, about)
     delivered = SegmentDelivered.follow(
-        event, video_key=event.video_key, delivery_bucket=deps.delivery_bucket, delivery_key=delivery_key, url=sent.url,
-        storage_provider=sent.provider, parts=sent.parts, duration_s=event.duration_s, qa=event.qa, model=event.model,
+        event,
+        video_key=event.video_key,
+        delivery_bucket=deps.delivery_bucket,
+        delivery_key=delivery_key,
+        url=sent.url,
+        storage_provider=sent.provider,
+        parts=sent.parts,
+        duration_s=event.duration_s,
+        qa=event.qa,
+        model=event.model,
     )
     deps.store.put_json(deps.work_bucket, Keys.delivered_marker(job, n), delivered.model_dump(mode="json"))
     return [delivered]
@@ -56,11 +64,19 @@ def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:
     report = deps.store.get_json(deps.work_bucket, event.report_key)
     return [
         JobCompleted.follow(
-            event, delivery_bucket=deps.delivery_bucket, film_key=DeliveryKeys.film(job, v), film_url=film.url,
-            film_storage_provider=film.provider, film_parts=film.parts, report_key=DeliveryKeys.report(job, v),
-            report_url=report_json.url, duration_s=event.duration_s,
+            event,
+            delivery_bucket=deps.delivery_bucket,
+            film_key=DeliveryKeys.film(job, v),
+            film_url=film.url,
+            film_storage_provider=film.provider,
+            film_parts=film.parts,
+            report_key=DeliveryKeys.report(job, v),
+            report_url=report_json.url,
+            duration_s=event.duration_s,
             segment_count=len(report["segments"]),
             qa_failed_segments=[s["index"] for s in report["segments"] if not s.get("qa_passed", True)],
-            report_html_key=html_key, deliverables=deliverables, film_qa_passed=event.passed,
+            report_html_key=html_key,
+            deliverables=deliverables,
+            film_qa_passed=event.passed,
         )
     ]

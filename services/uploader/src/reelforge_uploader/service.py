@@ -31,8 +31,14 @@ def build(settings: UploaderSettings) -> Service:
         gitlab = GitLabUploads(url, project, token.get_secret_value())
     database = settings.assets_database_url.get_secret_value() if settings.assets_database_url else None
     delivery = Delivery(
-        store, settings.work_bucket, settings.delivery_bucket, open_registry(database, store, settings.work_bucket), gitlab,
-        settings.gitlab_threshold_bytes, settings.gitlab_split_bytes, settings.head_timeout_s,
+        store,
+        settings.work_bucket,
+        settings.delivery_bucket,
+        open_registry(database, store, settings.work_bucket),
+        gitlab,
+        settings.gitlab_threshold_bytes,
+        settings.gitlab_split_bytes,
+        settings.head_timeout_s,
     )
     deps = UploaderDeps(store, settings.work_bucket, settings.delivery_bucket, delivery, _webhook_deps(settings))
     routes = [Route(SegmentChecked, handle_checked), Route(FilmChecked, handle_film)]
