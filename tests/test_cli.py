@@ -67,7 +67,7 @@ async def _kill_once_a_segment_is_generated(proc: subprocess.Popen, out: Path) -
 
     import nats
 
-    from reelforge_shared.ledger import JobRecord
+    from reelforge_shared.jobs import JobRecord
 
     log = out / ".reelforge" / "state" / "nats" / "nats-server.log"
     for _ in range(1200):

@@ -232,7 +232,7 @@ def test_queue_position_and_eta_come_from_measured_stage_times() -> None:
     from datetime import UTC, datetime, timedelta
 
     from reelforge_gateway.app import _view
-    from reelforge_shared.ledger import JobRecord, SegmentRecord
+    from reelforge_shared.jobs import JobRecord, SegmentRecord
 
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     timed = {

@@ -18,7 +18,7 @@ from reelforge_shared.events import (
     SegmentFailed,
     SegmentGenerated,
 )
-from reelforge_shared.ledger import JobRecord, Ledger, fold
+from reelforge_shared.jobs import JobRecord, Ledger, fold
 
 MODEL = ModelInfo(name="tiny", pipeline="StableDiffusionPipeline", random_weights=True)
 QA = QaReport(passed=True, gates={"technical": QaGate(score=1.0, threshold=0.5, passed=True)})
@@ -143,7 +143,7 @@ async def test_duplicate_and_concurrent_deliveries_request_the_film_exactly_once
 
 
 async def test_resume_requests_failed_segments_again_with_the_same_attempt_and_ignores_the_old_failures(settings) -> None:
-    from reelforge_shared.rerender import resume_job
+    from reelforge_shared.jobs import resume_job
     from reelforge_shared.storyboard import parse_storyboard
 
     board = parse_storyboard({"segments": [{"id": "s1", "prompt": "a"}, {"id": "s2", "prompt": "b"}]})
@@ -186,7 +186,7 @@ async def test_resume_requests_failed_segments_again_with_the_same_attempt_and_i
 
 async def test_resume_of_a_job_that_failed_before_its_film_was_requested_requests_version_1(settings) -> None:
     from reelforge_shared.events import JobFailed
-    from reelforge_shared.rerender import resume_job
+    from reelforge_shared.jobs import resume_job
     from reelforge_shared.storyboard import parse_storyboard
 
     published: list = []

@@ -26,8 +26,7 @@ from reelforge_qa.scores import Expected, Thresholds, score_video
 from reelforge_qa.synthetic import HEIGHT, WIDTH
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import FilmChecked, FilmEncoded, SegmentRerenderRequested
-from reelforge_shared.ledger import JobRecord, Ledger, SegmentRecord
-from reelforge_shared.rerender import plan_rerender
+from reelforge_shared.jobs import JobRecord, Ledger, SegmentRecord, plan_rerender
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore

@@ -16,7 +16,7 @@ from reelforge.stack import local_stack
 from reelforge_gateway.video_api import model_available
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import JobFailed
-from reelforge_shared.ledger import Ledger
+from reelforge_shared.jobs import Ledger
 from reelforge_shared.media import probe
 from reelforge_shared.storage import Keys, ObjectStore
 
@@ -162,7 +162,7 @@ async def test_video_requests_are_checked_and_answered_202_when_not_done_in_time
             bus = await Bus.connect(stack.settings)
             await bus.publish(JobFailed(job_id=job_id, stage="generator", error="out of memory"))
             async with asyncio.timeout(30):
-                async for record in (await Ledger.open(bus)).follow(job_id):
+                async for record in (await Ledger.open(bus)).watch(job_id):
                     if record is not None and record.status == "failed":
                         break
             await bus.close()

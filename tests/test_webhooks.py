@@ -14,7 +14,7 @@ from reelforge.stack import local_stack
 from reelforge_shared.bus import Bus
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import JobFailed, WebhookFailed
-from reelforge_shared.ledger import JobRecord, Ledger
+from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.webhooks import refuse_private, retry_schedule
 from webhook_receiver import WebhookReceiver
 

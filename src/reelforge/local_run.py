@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from reelforge.stack import Stack, local_stack
 from reelforge_gateway.submit import new_job_id, submit_job
 from reelforge_shared.bus import Bus
-from reelforge_shared.ledger import JobRecord, Ledger
+from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.logging import configure_logging
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard
@@ -82,7 +82,7 @@ async def _render(stack: Stack, board: Storyboard, job_id: str, model: str | Non
         with Progress(*columns, console=console) as progress:
             bars = {stage: progress.add_task(stage, total=len(board.segments)) for stage in PROGRESS_STAGES}
             film = progress.add_task("film", total=1)
-            async for update in ledger.follow(job_id, heartbeat_s=1.0):
+            async for update in ledger.watch(job_id, heartbeat_s=1.0):
                 stack.check_alive()
                 if update is None:
                     continue

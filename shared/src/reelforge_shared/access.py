@@ -31,8 +31,8 @@ from reelforge_shared.events import (
     WebhookFailed,
     WebhookRequested,
 )
-from reelforge_shared.ledger import BUCKET as LEDGER
-from reelforge_shared.ledger import OBSERVED_EVENTS
+from reelforge_shared.jobs import BUCKET as LEDGER
+from reelforge_shared.jobs import OBSERVED_EVENTS
 from reelforge_shared.settings import BUILT_IN_S3_SECRET_KEY, CommonSettings
 
 Rights = Literal["", "read", "write"]

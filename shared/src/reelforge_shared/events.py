@@ -409,7 +409,7 @@ class JobFailed(Event):
 class SegmentRerenderRequested(Event):
     """Command: render one segment of the job again (new seed and/or prompt); the film gets a new version.
 
-    The gateway handles it with :func:`reelforge_shared.rerender.rerender_segment`; a service that wants
+    The gateway handles it with :func:`reelforge_shared.jobs.rerender_segment`; a service that wants
     a segment again (continuity QA) returns this event instead of calling the function.
     """
 

@@ -130,7 +130,7 @@ class Runner:
     bus: Bus
     settings: CommonSettings
     health: Health
-    cancel_check: Any = None  # reelforge_shared.ledger.CancelCheck; None: no job is ever skipped
+    cancel_check: Any = None  # reelforge_shared.jobs.CancelCheck; None: no job is ever skipped
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _drain_deadline: float | None = None
     _clear: asyncio.Event = field(default_factory=asyncio.Event)  # set while no handler waits out an outage: loops fetch then

@@ -18,7 +18,7 @@ import structlog
 from reelforge_shared.bus import Bus
 from reelforge_shared.errors import DependencyDown
 from reelforge_shared.health import Health
-from reelforge_shared.ledger import CancelCheck, Ledger
+from reelforge_shared.jobs import CancelCheck, Ledger
 from reelforge_shared.logging import register_secrets
 from reelforge_shared.runner import Route, Runner, backoff, outage_of
 from reelforge_shared.settings import CommonSettings

@@ -1,6 +1,6 @@
 """Jobs API v1: submit, list, read, follow (server-sent events), cancel, re-render a segment, fetch the film.
 
-Every job's state is read from and written to the job ledger (:mod:`reelforge_shared.ledger`); the
+Every job's state is read from and written to the job ledger (:mod:`reelforge_shared.jobs`); the
 gateway keeps no copy. Every error has one shape (:mod:`reelforge_gateway.errors`). ``/v1`` needs a
 bearer token and is rate limited per token (:mod:`reelforge_gateway.auth`); ``/healthz`` and
 ``/metrics`` are open.
@@ -32,8 +32,17 @@ from reelforge_shared.bus import Bus
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import JobCancelled
 from reelforge_shared.health import Health
-from reelforge_shared.ledger import SEGMENT_STAGES, Change, JobRecord, JobStatus, Ledger, SegmentRecord
-from reelforge_shared.rerender import RerenderRefused, rerender_segment, resume_job
+from reelforge_shared.jobs import (
+    SEGMENT_STAGES,
+    Change,
+    JobRecord,
+    JobStatus,
+    Ledger,
+    RerenderRefused,
+    SegmentRecord,
+    rerender_segment,
+    resume_job,
+)
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import StoryboardInvalid, parse_storyboard
 from reelforge_shared.webhooks import refuse_private
@@ -318,7 +327,7 @@ def create_app(deps: GatewayDeps) -> FastAPI:
 
         async def changes() -> Any:
             sent = last_event_id
-            async for record in deps.ledger.follow(job_id, heartbeat_s=deps.sse_heartbeat_s):
+            async for record in deps.ledger.watch(job_id, heartbeat_s=deps.sse_heartbeat_s):
                 if record is None:
                     continue  # sse-starlette sends the heartbeat comments
                 for change in record.changes:

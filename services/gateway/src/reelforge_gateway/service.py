@@ -16,8 +16,7 @@ from reelforge_gateway.config import GatewaySettings
 from reelforge_shared.assets import open_registry
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import Event, SegmentRerenderRequested
-from reelforge_shared.ledger import observer_routes
-from reelforge_shared.rerender import RerenderRefused, plan_rerender
+from reelforge_shared.jobs import RerenderRefused, observer_routes, plan_rerender
 from reelforge_shared.runner import Route
 from reelforge_shared.service import Service, open_store
 from reelforge_shared.storage import ObjectStore

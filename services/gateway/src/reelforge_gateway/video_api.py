@@ -40,7 +40,7 @@ from reelforge_gateway.errors import ApiError, ErrorBody, error_response
 from reelforge_gateway.prompt_fit import prompt_errors
 from reelforge_gateway.submit import submit_job
 from reelforge_shared.bus import Bus
-from reelforge_shared.ledger import Ledger
+from reelforge_shared.jobs import Ledger
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, parse_storyboard
 
@@ -256,7 +256,7 @@ async def _wait(ledger: Ledger, job_id: str, timeout_s: float) -> str:
     status = "queued"
     try:
         async with asyncio.timeout(timeout_s):
-            async for record in ledger.follow(job_id, heartbeat_s=min(timeout_s, 15.0) or 0.1):
+            async for record in ledger.watch(job_id, heartbeat_s=min(timeout_s, 15.0) or 0.1):
                 if record is not None:
                     status = record.status
                     if record.terminal:

@@ -3,7 +3,7 @@ from reelforge_generator.handler import GeneratorDeps, handle
 from reelforge_generator.metrics import VRAM_LIMIT
 from reelforge_generator.renderer import FrameRenderer
 from reelforge_shared.events import SegmentRequested
-from reelforge_shared.ledger import CancelCheck
+from reelforge_shared.jobs import CancelCheck
 from reelforge_shared.runner import Route
 from reelforge_shared.service import Service, open_store
 

@@ -7,7 +7,7 @@ judged against the location's median, so each failing segment is named directly.
 
 Each such segment, while it has attempts left (``REELFORGE_QA_MAX_ATTEMPTS``), is asked again with a
 new seed through ``segment.rerender_requested``: the same path as the API's re-render of one segment
-(:mod:`reelforge_shared.rerender`), after which only its own pieces are encoded again and the film is
+(:mod:`reelforge_shared.jobs`), after which only its own pieces are encoded again and the film is
 joined anew by copy, as a new version whose report shows the scores before and after. The request
 carries a reference image: a frame of the best-matching segment of the same check (the one that
 agrees best with the others, without the culprit): the encoder's still of it (``Keys.segment_thumbnail``),

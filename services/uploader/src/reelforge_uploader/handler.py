@@ -2,7 +2,7 @@
 
 A delivered segment leaves a marker object naming the attempt delivered (the encoder and QA read
 which video to use from it). The film is not triggered here: the job ledger's observer publishes
-``film.requested`` when it records the last delivery (:mod:`reelforge_shared.ledger`).
+``film.requested`` when it records the last delivery (:mod:`reelforge_shared.jobs`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Re-render one segment of a job: the one path for the API's re-render and for continuity-driven regeneration.
+"""Re-render and resume against the store and the bus (the pure moves are in :mod:`.transitions`).
+
+Re-render one segment of a job: the one path for the API's re-render and for continuity-driven regeneration.
 
 :func:`rerender_segment` (a coroutine) does it from anywhere that holds the ledger, the bus and the
 store: it checks the job in the ledger, moves the segment to a new attempt there (compare-and-set),
@@ -27,8 +29,10 @@ from __future__ import annotations
 from typing import Any
 
 from reelforge_shared.errors import InvalidInput, PermanentError
-from reelforge_shared.events import Event, SegmentRequested
-from reelforge_shared.ledger import JobRecord, Ledger, SegmentRecord
+from reelforge_shared.events import SegmentRequested
+from reelforge_shared.jobs import transitions
+from reelforge_shared.jobs.record import JobRecord
+from reelforge_shared.jobs.store import Ledger
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
@@ -104,17 +108,9 @@ async def plan_rerender(
         spec = spec.model_copy(update={"reference_images": [*spec.reference_images, *references]})
 
     def move(record: JobRecord) -> tuple[int, str | None] | str:
-        if record.status not in statuses:
-            return record.status
-        old = record.segments.get(index) or SegmentRecord(index=index, id=segment.id)
-        attempt = old.attempt + 1
-        record.segments[index] = SegmentRecord(index=index, id=segment.id, attempt=attempt, model=old.model)
-        record.status, record.film_wanted, record.error = "running", True, None
-        changes = (("seed", seed), ("prompt", prompt), ("reference", ", ".join(references) or None))
-        what = ", ".join(f"{k} {v!r}" for k, v in changes if v is not None)
-        detail = f"attempt {attempt}: {what}" + (f" by {by}" if by else "")
-        record.record("segment.rerender", index=index, stage="queued", detail=detail)
-        return attempt, old.model
+        return transitions.rerender(
+            record, index, segment.id, statuses=statuses, seed=seed, prompt=prompt, references=references, by=by
+        )
 
     record, moved = await ledger.update(job_id, move)
     if record is None:
@@ -128,30 +124,6 @@ async def plan_rerender(
     )
 
 
-def _resume_events(record: JobRecord, board: Storyboard) -> list[Event]:
-    """What the job's current resume requests: its re-queued segments not yet past "queued", or its film."""
-    if record.resume == 0 or record.terminal:
-        return []
-    if record.status == "film_encoding" and record.all_delivered():
-        return [record.film_request()]
-    events: list[Event] = []
-    for index, seg in sorted(record.segments.items()):
-        if seg.resume == record.resume and seg.stage == "queued" and 1 <= index <= len(board.segments):
-            spec = seg.spec or render_spec(board, index)
-            events.append(
-                SegmentRequested(
-                    job_id=record.job_id,
-                    index=index,
-                    segment_id=seg.id,
-                    attempt=seg.attempt,
-                    spec=spec,
-                    model=seg.model,
-                    resume=record.resume,
-                )
-            )
-    return events
-
-
 async def resume_job(ledger: Ledger, bus: Any, board: Storyboard, job_id: str, *, by: str | None = None) -> JobRecord | None:
     """Resume a failed job from the work already stored; the updated record (None: no such job).
 
@@ -161,31 +133,9 @@ async def resume_job(ledger: Ledger, bus: Any, board: Storyboard, job_id: str, *
     (the same de-duplication ids: the bus drops what it already has).
     """
 
-    def move(record: JobRecord) -> None:
-        if record.status != "failed":
-            return
-        record.resume += 1
-        queued = []
-        for index in range(1, record.segment_count + 1):
-            seg = record.segments.get(index)
-            if seg is not None and seg.stage != "failed":
-                continue  # delivered, or still on its way in the run that failed: left alone
-            segment = board.segments[index - 1]
-            old = seg or SegmentRecord(index=index, id=segment.id)
-            record.segments[index] = SegmentRecord(
-                index=index, id=old.id, attempt=old.attempt, model=old.model, spec=old.spec, resume=record.resume
-            )
-            queued.append(index)
-        record.error = None
-        record.status = "running" if queued or not record.all_delivered() else "film_encoding"
-        if record.status == "film_encoding" and record.film_wanted:  # failed before its film was ever requested
-            record.film_wanted, record.film_version = False, record.film_version + 1
-        detail = f"resume {record.resume}: " + (f"segments {queued} requested again" if queued else "film requested again")
-        record.record("job.resumed", detail=detail + (f" by {by}" if by else ""))
-
-    record, _ = await ledger.update(job_id, move)
+    record, _ = await ledger.update(job_id, lambda record: transitions.resume(record, board, by))
     if record is None:
         return None
-    for event in _resume_events(record, board):
+    for event in transitions.resume_events(record, board):
         await bus.publish(event)
     return record

@@ -1,0 +1,215 @@
+"""Pure transitions of a job's record: no I/O, no clock but the events' own, no bus.
+
+Each function takes a record (and what it needs), alters it in place, appends a :class:`Change` when
+anything changed, and returns what the caller must do next (the events to publish, or why it was
+refused). The store (:mod:`reelforge_shared.jobs.store`) runs them under compare-and-set, so they may
+run several times for one write and must only alter the record they are given.
+
+- :func:`fold`: one job event into the record (the observer's only work); the film request it implies.
+- :func:`rerender`: one segment moved to a new attempt (the API's re-render, QA's re-render).
+- :func:`resume`: a failed job's failed segments queued again; :func:`resume_events` what that requests.
+- :func:`cancel`: the job marked cancelled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reelforge_shared.events import (
+    Event,
+    FilmChecked,
+    FilmEncoded,
+    FilmRequested,
+    JobCancelled,
+    JobCompleted,
+    JobFailed,
+    JobSubmitted,
+    RenderSpec,
+    SegmentChecked,
+    SegmentDelivered,
+    SegmentEncoded,
+    SegmentFailed,
+    SegmentGenerated,
+    SegmentRequested,
+)
+from reelforge_shared.jobs.record import TERMINAL, JobRecord, SegmentRecord, SegmentStage
+from reelforge_shared.specs import render_spec
+from reelforge_shared.storyboard import Storyboard
+
+_RANK = {"queued": 0, "generated": 1, "encoded": 2, "checked": 3, "delivered": 4, "failed": 5}
+_STAGE_OF: dict[type[Event], SegmentStage] = {
+    SegmentRequested: "queued",
+    SegmentGenerated: "generated",
+    SegmentEncoded: "encoded",
+    SegmentChecked: "checked",
+    SegmentDelivered: "delivered",
+    SegmentFailed: "failed",
+}
+_FILM_STATUS: dict[type[Event], str] = {FilmRequested: "film_encoding", FilmEncoded: "film_checking", FilmChecked: "delivering"}
+OBSERVED_EVENTS: tuple[type[Event], ...] = (
+    JobSubmitted,
+    *_STAGE_OF,
+    FilmRequested,
+    FilmEncoded,
+    FilmChecked,
+    JobCompleted,
+    JobFailed,
+    JobCancelled,
+)
+
+
+def fold(record: JobRecord, event: Event) -> list[Event]:
+    """Apply one event to the record; return the events this transition publishes (``film.requested``).
+
+    Pure: no I/O. A repeated event changes nothing and appends no change, except that a repeat of the
+    delivery that requested the film returns the same request again (the bus drops the copy).
+    """
+    before = record.model_dump(exclude={"updated_at", "changes"})
+    kind, index, stage = event.subject, getattr(event, "index", None), None
+    if isinstance(event, JobSubmitted):
+        record.title, record.segment_count = event.title, event.segment_count
+    elif (stage := _STAGE_OF.get(type(event))) is not None:
+        _fold_segment(record, event, stage)
+    elif (film_status := _FILM_STATUS.get(type(event))) is not None:
+        if not record.terminal and event.version == record.film_version:  # type: ignore[attr-defined]
+            record.status = film_status  # type: ignore[assignment]
+    elif isinstance(event, JobCompleted):
+        record.films[event.version] = event.film_key
+        if event.version == record.film_version:  # an earlier version finishing late changes nothing else
+            if record.status != "cancelled":
+                record.status = "completed"
+            record.film_key, record.film_url, record.report_key = event.film_key, event.film_url, event.report_key
+            record.delivery_bucket, record.report_html_key = event.delivery_bucket, event.report_html_key
+            record.deliverables = event.deliverables
+            record.qa_failed_segments, record.duration_s = event.qa_failed_segments, event.duration_s
+    elif isinstance(event, JobFailed):
+        if not record.terminal and event.resume >= record.resume:  # a failure from before a resume is over
+            record.status, record.error = "failed", f"{event.stage}: {event.error}"
+    elif isinstance(event, JobCancelled) and record.status not in TERMINAL:
+        record.status = "cancelled"
+    publish: list[Event] = []
+    if record.film_wanted and record.all_delivered() and not record.terminal:
+        record.film_wanted, record.film_version = False, record.film_version + 1
+        publish.append(record.film_request())
+    elif isinstance(event, SegmentDelivered) and record.status == "film_encoding" and record.all_delivered():
+        publish.append(record.film_request())  # a redelivery after a crash between the write and the publish
+    if record.model_dump(exclude={"updated_at", "changes"}) != before:
+        if record.status == "queued" and isinstance(event, SegmentGenerated | SegmentEncoded | SegmentChecked | SegmentDelivered):
+            record.status = "running"
+        record.record(kind, index, stage, getattr(event, "error", None))
+    return publish
+
+
+def _fold_segment(record: JobRecord, event: Any, stage: SegmentStage) -> None:
+    seg = record.segments.setdefault(event.index, SegmentRecord(index=event.index, id=event.segment_id))
+    if isinstance(event, SegmentFailed) and event.resume < seg.resume:
+        return  # the failure a resume already answered by queueing the segment again
+    # Stages only move forward, except that a new attempt (regeneration, re-render) starts the segment over.
+    if event.attempt > seg.attempt:
+        seg.attempt, seg.stage, seg.reached, seg.error = event.attempt, stage, {}, None
+        seg.qa_passed, seg.qa_scores, seg.qa_failed_gates, seg.delivery_key = None, {}, [], None
+    elif event.attempt < seg.attempt or _RANK[stage] < _RANK[seg.stage]:
+        return
+    seg.stage = stage
+    seg.reached.setdefault(stage, event.occurred_at)
+    if isinstance(event, SegmentRequested):
+        seg.model, seg.spec = event.model, event.spec
+    if isinstance(event, SegmentEncoded | SegmentChecked | SegmentDelivered):
+        seg.video_key = event.video_key
+    if isinstance(event, SegmentChecked | SegmentDelivered):
+        seg.qa_passed = event.qa.passed
+        seg.qa_scores = {name: gate.score for name, gate in event.qa.gates.items()}
+        seg.qa_failed_gates = sorted(name for name, gate in event.qa.gates.items() if not gate.passed)
+    if isinstance(event, SegmentDelivered):
+        seg.delivery_key = event.delivery_key
+    if isinstance(event, SegmentFailed):
+        seg.error = f"{event.stage}: {event.error}"
+        if not record.terminal:
+            record.status, record.error = "failed", f"segment {event.index} ({event.segment_id}) failed in {event.stage}"
+
+
+def cancel(record: JobRecord, by: str | None = None) -> bool:
+    """Mark the job cancelled; True when this call cancelled it (a finished job is left alone)."""
+    if record.terminal:
+        return False
+    record.status = "cancelled"
+    record.record("job.cancelled", detail=f"by {by}" if by else None)
+    return True
+
+
+def rerender(
+    record: JobRecord,
+    index: int,
+    segment_id: str,
+    *,
+    statuses: frozenset[str],
+    seed: int | None = None,
+    prompt: str | None = None,
+    references: tuple[str, ...] = (),
+    by: str | None = None,
+) -> tuple[int, str | None] | str:
+    """Move segment ``index`` to its next attempt; (attempt, model asked for), or the status that refuses it."""
+    if record.status not in statuses:
+        return record.status
+    old = record.segments.get(index) or SegmentRecord(index=index, id=segment_id)
+    attempt = old.attempt + 1
+    record.segments[index] = SegmentRecord(index=index, id=segment_id, attempt=attempt, model=old.model)
+    record.status, record.film_wanted, record.error = "running", True, None
+    changes = (("seed", seed), ("prompt", prompt), ("reference", ", ".join(references) or None))
+    what = ", ".join(f"{k} {v!r}" for k, v in changes if v is not None)
+    detail = f"attempt {attempt}: {what}" + (f" by {by}" if by else "")
+    record.record("segment.rerender", index=index, stage="queued", detail=detail)
+    return attempt, old.model
+
+
+def resume(record: JobRecord, board: Storyboard, by: str | None = None) -> None:
+    """Resume a failed job: its failed (or never started) segments queued again under the next ``resume``.
+
+    Delivered segments, and those still on their way in the run that failed, are left alone; a job
+    that failed after every segment was delivered goes back to ``film_encoding``. A job that is not
+    failed is not moved.
+    """
+    if record.status != "failed":
+        return
+    record.resume += 1
+    queued = []
+    for index in range(1, record.segment_count + 1):
+        seg = record.segments.get(index)
+        if seg is not None and seg.stage != "failed":
+            continue
+        segment = board.segments[index - 1]
+        old = seg or SegmentRecord(index=index, id=segment.id)
+        record.segments[index] = SegmentRecord(
+            index=index, id=old.id, attempt=old.attempt, model=old.model, spec=old.spec, resume=record.resume
+        )
+        queued.append(index)
+    record.error = None
+    record.status = "running" if queued or not record.all_delivered() else "film_encoding"
+    if record.status == "film_encoding" and record.film_wanted:  # failed before its film was ever requested
+        record.film_wanted, record.film_version = False, record.film_version + 1
+    detail = f"resume {record.resume}: " + (f"segments {queued} requested again" if queued else "film requested again")
+    record.record("job.resumed", detail=detail + (f" by {by}" if by else ""))
+
+
+def resume_events(record: JobRecord, board: Storyboard) -> list[Event]:
+    """What the job's current resume requests: its re-queued segments not yet past "queued", or its film."""
+    if record.resume == 0 or record.terminal:
+        return []
+    if record.status == "film_encoding" and record.all_delivered():
+        return [record.film_request()]
+    events: list[Event] = []
+    for index, seg in sorted(record.segments.items()):
+        if seg.resume == record.resume and seg.stage == "queued" and 1 <= index <= len(board.segments):
+            spec: RenderSpec = seg.spec or render_spec(board, index)
+            events.append(
+                SegmentRequested(
+                    job_id=record.job_id,
+                    index=index,
+                    segment_id=seg.id,
+                    attempt=seg.attempt,
+                    spec=spec,
+                    model=seg.model,
+                    resume=record.resume,
+                )
+            )
+    return events
