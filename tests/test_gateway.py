@@ -231,7 +231,7 @@ async def _poll(client: httpx.AsyncClient, job_id: str, condition, attempts: int
 def test_queue_position_and_eta_come_from_measured_stage_times() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from reelforge_gateway.app import _view
+    from reelforge_gateway.views import job_view as _view
     from reelforge_shared.jobs import JobRecord, SegmentRecord
 
     t0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from reelforge.stack import local_stack
-from reelforge_gateway.video_api import model_available
+from reelforge_gateway.routes.video import model_available
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import JobFailed
 from reelforge_shared.jobs import Ledger

@@ -1,6 +1,6 @@
 """The one shape of every error the gateway returns, defined once for every endpoint.
 
-It is seed 002's shape, so the jobs API and seed 002's video endpoints answer alike::
+It is the shape the `/api/video/*` API uses, so the jobs API and the video endpoints answer alike::
 
     {"error": "invalid_storyboard", "message": "...", "details": {...}, "timestamp": "2026-11-28T01:00:00Z"}
 

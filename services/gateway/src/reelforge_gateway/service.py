@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import structlog
 import uvicorn
 
-from reelforge_gateway import assets_api, video_api
-from reelforge_gateway.app import GatewayDeps, create_app
+from reelforge_gateway.app import create_app
 from reelforge_gateway.auth import Access, parse_tokens
 from reelforge_gateway.config import GatewaySettings
+from reelforge_gateway.deps import GatewayDeps, VideoDefaults
 from reelforge_shared.assets import open_registry
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import Event, SegmentRerenderRequested
@@ -87,39 +87,32 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
     assert service.ledger is not None  # noqa: S101 - run_service opens it before companions start
     tokens = parse_tokens(settings.api_tokens.get_secret_value() if settings.api_tokens else None)
     access = Access(tokens, enabled=settings.api_auth == "on", per_minute=settings.rate_limit_per_min)
+    database = settings.assets_database_url.get_secret_value() if settings.assets_database_url else None
     deps = GatewayDeps(
-        bus,
-        store,
-        service.ledger,
-        settings.work_bucket,
-        settings.max_body_bytes,
-        service.health,
-        access,
-        settings.max_jobs_in_flight,
-        settings.sse_heartbeat_s,
-        settings.webhook_allow_private,
-        settings.delivery_bucket,
-        settings.model,
+        bus=bus,
+        store=store,
+        ledger=service.ledger,
+        health=service.health,
+        work_bucket=settings.work_bucket,
+        delivery_bucket=settings.delivery_bucket,
+        access=access,
+        assets=await asyncio.to_thread(open_registry, database, store, settings.work_bucket),
+        video=VideoDefaults(
+            text_to_video_model=settings.default_text_to_video_model,
+            image_to_video_model=settings.default_image_to_video_model,
+            max_duration_s=settings.max_video_duration,
+            sync_timeout_s=settings.sync_timeout_s,
+            allow_test_model=settings.allow_test_model,
+        ),
+        max_body_bytes=settings.max_body_bytes,
+        max_image_bytes=settings.max_image_bytes,
+        max_image_pixels=settings.max_image_pixels,
+        max_jobs_in_flight=settings.max_jobs_in_flight,
+        sse_heartbeat_s=settings.sse_heartbeat_s,
+        webhook_allow_private=settings.webhook_allow_private,
+        default_model=settings.model,
     )
     app = create_app(deps)
-    database = settings.assets_database_url.get_secret_value() if settings.assets_database_url else None
-    assets_api.install(app, await asyncio.to_thread(open_registry, database, store, settings.work_bucket))
-    video_api.install(
-        app,
-        video_api.VideoDeps(
-            bus,
-            store,
-            service.ledger,
-            settings.work_bucket,
-            settings.default_text_to_video_model,
-            settings.default_image_to_video_model,
-            settings.max_video_duration,
-            settings.sync_timeout_s,
-            settings.max_image_bytes,
-            settings.max_image_pixels,
-            settings.allow_test_model,
-        ),
-    )
     # log_config=None: uvicorn's own handlers would bypass redaction; its loggers go through the root handler instead
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", lifespan="off", log_config=None)
     server = _EmbeddedServer(config)

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from typing import Any
 
+import yaml
+from fastapi import Request
+
+from reelforge_gateway.errors import ApiError
 from reelforge_shared.bus import Bus
+from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import JobSubmitted, SegmentRequested
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
-from reelforge_shared.storyboard import Storyboard
+from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, parse_storyboard
+from reelforge_shared.webhooks import refuse_private
 
 
 def new_job_id(idempotency_key: str | None = None) -> str:
@@ -47,3 +54,35 @@ async def submit_job(
             )
         )
     return submitted
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(
+                413,
+                "too_large",
+                f"the body is more than {limit} bytes",
+                fields=[{"field": "body", "message": f"more than {limit} bytes"}],
+            )
+    return body
+
+
+def parse_submission(body: bytes, allow_private: bool) -> tuple[Storyboard, str | None]:
+    """The storyboard of a submission (JSON or YAML) and its optional top-level ``webhook_url``, checked."""
+    try:
+        data: Any = yaml.safe_load(body)
+    except yaml.YAMLError as exc:
+        raise StoryboardInvalid([{"field": "storyboard", "message": f"not valid YAML or JSON: {exc}"}]) from None
+    webhook_url = None
+    if isinstance(data, dict) and "webhook_url" in data:
+        webhook_url = data.pop("webhook_url")
+        if not isinstance(webhook_url, str):
+            raise StoryboardInvalid([{"field": "webhook_url", "message": f"expected a URL, got {webhook_url!r}"[:300]}])
+        try:
+            refuse_private(webhook_url, allow_private)
+        except InvalidInput as exc:
+            raise StoryboardInvalid([{"field": "webhook_url", "message": str(exc)}]) from None
+    return parse_storyboard(data), webhook_url

@@ -1,4 +1,4 @@
-"""Seed 002's video endpoints: one prompt (or one image) in, one MP4 out, as a one-segment job.
+"""The video endpoints compatible with the ``/api/video/*`` API: one prompt (or one image) in, one MP4 out, as a one-segment job.
 
 ``POST /api/video/text-to-video`` (JSON) and ``POST /api/video/image-to-video`` (multipart) each
 become a one-segment storyboard that runs through the whole pipeline (generator, encoder, QA,
@@ -15,11 +15,11 @@ stored video.
   cache (``HF_HUB_CACHE``), or one of Reelforge's built-in tiny models (``reelforge/tiny-*``, built
   locally). An unavailable model falls back to ``REELFORGE_DEFAULT_TEXT_TO_VIDEO_MODEL`` /
   ``_IMAGE_TO_VIDEO_MODEL`` and the response says so (``X-Reelforge-Model-Fallback`` and, in a 202,
-  ``model_fallback``: seed 002's ``model_not_found`` body). If the default is unavailable too: 503
+  ``model_fallback``: the ``model_not_found`` error body). If the default is unavailable too: 503
   ``model_not_found``.
 - **Prompts that cannot fit.** A prompt longer than the model's text encoder reads is refused (422,
   ``prompt`` named with its count and the limit; :mod:`reelforge_gateway.prompt_fit`).
-- **Errors** use seed 002's shape ``{error, message, details, timestamp}``.
+- **Errors** use the gateway's one shape ``{error, message, details, timestamp}``.
 """
 
 from __future__ import annotations
@@ -28,29 +28,28 @@ import asyncio
 import hashlib
 import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reelforge_gateway.deps import Deps, GatewayDeps, VideoDefaults
 from reelforge_gateway.errors import ApiError, ErrorBody, error_response
 from reelforge_gateway.prompt_fit import prompt_errors
 from reelforge_gateway.submit import submit_job
-from reelforge_shared.bus import Bus
 from reelforge_shared.jobs import Ledger
-from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storage import Keys
 from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, parse_storyboard
 
-router = APIRouter(tags=["video (seed 002)"])
+router = APIRouter(tags=["video"])
 TINY_PREFIX = "reelforge/tiny-"
 Kind = Literal["text-to-video", "image-to-video"]
 
 
 class VideoError(ApiError):
-    """An error of the video endpoints, in the gateway's one error shape (seed 002's)."""
+    """An error of the video endpoints, in the gateway's one error shape."""
 
     def __init__(self, status: int, error: str, message: str, **details: Any) -> None:
         super().__init__(status, error, message, **details)
@@ -60,7 +59,7 @@ class VideoError(ApiError):
 
 
 class VideoParams(BaseModel):
-    """Seed 002's parameters (``num_inference_steps`` is accepted for ``steps``)."""
+    """The ``/api/video/*`` parameters (``num_inference_steps`` is accepted for ``steps``)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -99,28 +98,6 @@ class VideoAccepted(BaseModel):
     status_url: str = Field(examples=["/v1/jobs/v-3f1c2e7a9b0d4e5f"])
     model: str = Field(description="the model that renders it", examples=["damo-vilab/text-to-video-ms-1.7b"])
     model_fallback: ErrorBody | None = Field(None, description="set when the requested model was not found and the default used")
-
-
-@dataclass(slots=True)
-class VideoDeps:
-    bus: Bus
-    store: ObjectStore
-    ledger: Ledger
-    work_bucket: str
-    default_text_to_video_model: str
-    default_image_to_video_model: str
-    max_video_duration: float
-    sync_timeout_s: float
-    max_image_bytes: int
-    max_image_pixels: int
-    allow_test_model: bool = False
-
-
-def _deps(request: Request) -> VideoDeps:
-    return request.app.state.video
-
-
-Deps = Annotated[VideoDeps, Depends(_deps)]
 
 
 def model_available(name: str, hf_cache_dir: str | None = None, allow_test_model: bool = True) -> bool:
@@ -169,13 +146,13 @@ def _resolve_model(requested: str | None, default: str, allow_test_model: bool) 
     return default, note
 
 
-def _check_duration(params: VideoParams, deps: VideoDeps) -> None:
-    if params.duration > deps.max_video_duration:
+def _check_duration(params: VideoParams, video: VideoDefaults) -> None:
+    if params.duration > video.max_duration_s:
         raise VideoError(
             422,
             "invalid_request",
-            f"duration: {params.duration} s is above the maximum {deps.max_video_duration} s",
-            fields=[{"field": "duration", "message": f"at most {deps.max_video_duration} (got {params.duration})"}],
+            f"duration: {params.duration} s is above the maximum {video.max_duration_s} s",
+            fields=[{"field": "duration", "message": f"at most {video.max_duration_s} (got {params.duration})"}],
         )
 
 
@@ -208,10 +185,11 @@ def _storyboard(kind: Kind, params: VideoParams, seed: int, image_url: str | Non
         ) from None
 
 
-async def _run(kind: Kind, params: VideoParams, deps: VideoDeps, image: bytes | None = None) -> Response:
-    _check_duration(params, deps)
-    default = deps.default_text_to_video_model if kind == "text-to-video" else deps.default_image_to_video_model
-    model, fallback = _resolve_model(params.model, default, deps.allow_test_model)
+async def _run(kind: Kind, params: VideoParams, deps: GatewayDeps, image: bytes | None = None) -> Response:
+    video = _video(deps)
+    _check_duration(params, video)
+    default = video.text_to_video_model if kind == "text-to-video" else video.image_to_video_model
+    model, fallback = _resolve_model(params.model, default, video.allow_test_model)
     shape = params.model_dump(exclude={"model", "seed"}) | {"kind": kind, "model": model}
     if image is not None:
         shape["image_sha256"] = hashlib.sha256(image).hexdigest()
@@ -232,7 +210,7 @@ async def _run(kind: Kind, params: VideoParams, deps: VideoDeps, image: bytes | 
             fields = [{"field": names.get(e["field"], "prompt"), "message": e["message"]} for e in errors]
             raise VideoError(422, "invalid_request", "; ".join(f"{f['field']}: {f['message']}" for f in fields), fields=fields)
         await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id, model=model)
-    status = await _wait(deps.ledger, job_id, deps.sync_timeout_s)
+    status = await _wait(deps.ledger, job_id, video.sync_timeout_s)
     headers = {"X-Reelforge-Job": job_id, "X-Reelforge-Model": model, "X-Reelforge-Cache": "hit" if cached else "miss"}
     if fallback is not None:
         headers["X-Reelforge-Model-Fallback"] = fallback.message
@@ -282,7 +260,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.post("/api/video/text-to-video", responses=_RESPONSES, response_class=Response)
 async def text_to_video(params: VideoParams, deps: Deps) -> Response:
-    """Seed 002: render a video from a prompt (a one-segment job through the whole pipeline)."""
+    """Render a video from a prompt (a one-segment job through the whole pipeline)."""
     try:
         return await _run("text-to-video", params, deps)
     except VideoError as exc:
@@ -306,7 +284,7 @@ async def image_to_video(
     guidance: Annotated[float | None, Form()] = None,
     quality: Annotated[Literal["low", "medium", "high"] | None, Form()] = None,
 ) -> Response:
-    """Seed 002: render a video from an image (and an optional prompt), as a one-segment job."""
+    """Render a video from an image (and an optional prompt), as a one-segment job."""
     try:
         fields = {
             "prompt": prompt or "the image, in motion",
@@ -334,7 +312,7 @@ async def image_to_video(
         return exc.response()
 
 
-async def _read_image(upload: UploadFile, deps: VideoDeps) -> bytes:
+async def _read_image(upload: UploadFile, deps: GatewayDeps) -> bytes:
     """The upload, size-limited, decoded and checked; returned as PNG (what the generator reads)."""
     from PIL import Image, UnidentifiedImageError
 
@@ -369,6 +347,7 @@ async def _read_image(upload: UploadFile, deps: VideoDeps) -> bytes:
     return out.getvalue()
 
 
-def install(app: FastAPI, deps: VideoDeps) -> None:
-    app.state.video = deps
-    app.include_router(router)
+def _video(deps: GatewayDeps) -> VideoDefaults:
+    if deps.video is None:
+        raise VideoError(503, "unavailable", "the video endpoints are not configured on this gateway")
+    return deps.video

@@ -1,0 +1,1 @@
+"""The gateway's HTTP routes, one module per resource: jobs (``/v1/jobs``), video (``/api/video/*``), assets (``/v1/assets``)."""

@@ -1,0 +1,165 @@
+"""What the API shows of a job: the ownership check, the job view with its queue position and ETA, the summaries.
+
+:func:`owned_job` is the one place that decides whether a caller may see a job; every route that
+names a job goes through it, and a job of another owner is answered like a missing one (404).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from reelforge_gateway.auth import caller_of
+from reelforge_gateway.deps import GatewayDeps
+from reelforge_gateway.errors import ApiError
+from reelforge_shared.jobs import SEGMENT_STAGES, Change, JobRecord, JobStatus, SegmentRecord
+
+
+class JobAccepted(BaseModel):
+    job_id: str = Field(examples=["j-5f1c2e7a9b0d4e21"])
+    status: JobStatus
+    segments: int = Field(description="segments in the storyboard")
+    duration_s: float = Field(description="film length the storyboard asks for")
+    status_url: str = Field(examples=["/v1/jobs/j-5f1c2e7a9b0d4e21"])
+    events_url: str = Field(examples=["/v1/jobs/j-5f1c2e7a9b0d4e21/events"])
+
+
+class JobView(BaseModel):
+    """A job as the ledger has it, with its place in the queue and an estimate of the time left."""
+
+    job_id: str
+    title: str
+    status: JobStatus
+    segment_count: int
+    segments: dict[int, SegmentRecord]
+    created_at: Any
+    updated_at: Any
+    webhook_url: str | None
+    film_version: int = Field(description="film versions requested so far (a re-render adds one)")
+    film_key: str | None
+    films: dict[int, str] = Field(description="version -> delivery key of every film made; earlier versions stay")
+    report_key: str | None
+    deliverables: dict[str, str]
+    qa_failed_segments: list[int]
+    error: str | None
+    last_event_id: int = Field(description="id of the job's latest change (the SSE event id)")
+    queue_position: int | None = Field(description="1: the oldest unfinished job; null once finished")
+    eta_s: float | None = Field(description="seconds left, from measured stage times; null before any is measured")
+
+
+class JobSummary(BaseModel):
+    job_id: str
+    title: str
+    status: JobStatus
+    segment_count: int
+    delivered: int
+    created_at: Any
+    updated_at: Any
+
+    @classmethod
+    def of(cls, record: JobRecord) -> JobSummary:
+        return cls(
+            job_id=record.job_id,
+            title=record.title,
+            status=record.status,
+            segment_count=record.segment_count,
+            delivered=sum(s.stage == "delivered" for s in record.segments.values()),
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
+
+
+class JobPage(BaseModel):
+    jobs: list[JobSummary]
+    total: int = Field(description="jobs matching the filter")
+    limit: int
+    offset: int
+    next: str | None = Field(description="URL of the next page; null on the last")
+
+
+def visible(record: JobRecord, request: Request, deps: GatewayDeps) -> bool:
+    """A token sees its own jobs and those submitted without the API (CLI, straight onto the bus)."""
+    return not deps.access.enabled or record.owner is None or record.owner == caller_of(request)
+
+
+async def owned_job(request: Request, deps: GatewayDeps, job_id: str) -> JobRecord:
+    """The job, if the caller may see it; otherwise 404, the same answer as for a job that does not exist."""
+    record = await deps.ledger.get(job_id)
+    if record is None or not visible(record, request, deps):
+        raise ApiError(404, "job_not_found", f"no job {job_id!r}", job_id=job_id)
+    return record
+
+
+def accepted(record: JobRecord, duration_s: float) -> JSONResponse:
+    body = JobAccepted(
+        job_id=record.job_id,
+        status=record.status,
+        segments=record.segment_count,
+        duration_s=duration_s,
+        status_url=f"/v1/jobs/{record.job_id}",
+        events_url=f"/v1/jobs/{record.job_id}/events",
+    )
+    return JSONResponse(status_code=202, content=body.model_dump(mode="json"), headers={"Location": body.status_url})
+
+
+def job_view(record: JobRecord, records: list[JobRecord]) -> JobView:
+    """The job with its queue position and ETA, judged against every unfinished job in ``records``."""
+    position = eta = None
+    if not record.terminal:
+        ahead = [r for r in records if not r.terminal and (r.created_at, r.job_id) < (record.created_at, record.job_id)]
+        position = len(ahead) + 1
+        means, film_s = _stage_means(records)
+        if means:
+            eta = math.ceil(sum(_remaining_s(r, means, film_s) for r in [*ahead, record]) * 10) / 10
+    return JobView(
+        job_id=record.job_id,
+        title=record.title,
+        status=record.status,
+        segment_count=record.segment_count,
+        segments=record.segments,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        webhook_url=record.webhook_url,
+        film_version=record.film_version,
+        film_key=record.film_key,
+        films=record.films,
+        report_key=record.report_key,
+        deliverables=record.deliverables,
+        qa_failed_segments=record.qa_failed_segments,
+        error=record.error,
+        last_event_id=record.change_id,
+        queue_position=position,
+        eta_s=eta,
+    )
+
+
+def _stage_means(records: list[JobRecord]) -> tuple[dict[str, float], float | None]:
+    """Mean measured seconds per segment stage over every record, and per film (request to completion)."""
+    sums: dict[str, list[float]] = {}
+    for record in records:
+        for seg in record.segments.values():
+            for stage, seconds in seg.stage_seconds().items():
+                sums.setdefault(stage, []).append(seconds)
+    films = [f for r in records if (f := _film_seconds(r.changes)) is not None]
+    return {s: sum(v) / len(v) for s, v in sums.items()}, (sum(films) / len(films) if films else None)
+
+
+def _film_seconds(changes: list[Change]) -> float | None:
+    start = next((c.at for c in changes if c.status == "film_encoding"), None)
+    end = next((c.at for c in reversed(changes) if c.status == "completed"), None)
+    return (end - start).total_seconds() if start and end and end > start else None
+
+
+def _remaining_s(record: JobRecord, means: dict[str, float], film_s: float | None) -> float:
+    total = 0.0
+    for n in range(1, record.segment_count + 1):
+        seg = record.segments.get(n)
+        reached = SEGMENT_STAGES.index(seg.stage) if seg is not None and seg.stage in SEGMENT_STAGES else 0
+        total += sum(means.get(stage, 0.0) for stage in SEGMENT_STAGES[reached + 1 :])
+    if record.status not in {"completed"} and film_s is not None:
+        total += film_s
+    return total
