@@ -36,7 +36,7 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSe
 @pytest.fixture(scope="session")
 def s3_keys() -> dict[str, dict[str, str]]:
     """One S3 identity per service (settings overrides), known to the session's S3 server."""
-    from reelforge_shared.access import SERVICES
+    from reelforge_shared.flow import SERVICES
 
     return {name: {"s3_access_key": f"test-{name}", "s3_secret_key": f"test-{name}-{uuid.uuid4().hex}"} for name in SERVICES}
 

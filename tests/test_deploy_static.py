@@ -103,7 +103,8 @@ def test_compose_passes_compose_spec_and_docker_compose_config(files: list[str])
 
 
 def test_compose_runs_each_service_under_its_own_nats_user_and_s3_identity() -> None:
-    from reelforge_shared.access import SERVICES, password_variable
+    from reelforge_shared.access import password_variable
+    from reelforge_shared.flow import SERVICES
 
     secrets = compose_secrets()
     env = ["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", *(f"{k}={v}" for k, v in secrets.items())]
@@ -139,7 +140,8 @@ def test_compose_runs_each_service_under_its_own_nats_user_and_s3_identity() -> 
 
 
 def test_shipped_minio_policies_and_helm_users_are_the_generated_ones() -> None:
-    from reelforge_shared.access import SERVICES, minio_policy
+    from reelforge_shared.access import minio_policy
+    from reelforge_shared.flow import SERVICES
 
     minio = yaml.safe_load((DEPLOY / "k8s" / "helm" / "minio-values.yaml").read_text())
     policies = {p["name"]: p["statements"] for p in minio["policies"]}
@@ -168,7 +170,8 @@ def test_compose_gives_each_service_a_healthcheck_and_waits_for_healthy_peers() 
 
 
 def test_nats_config_is_valid_for_nats_server_and_needs_every_password() -> None:
-    from reelforge_shared.access import SERVICES, password_variable
+    from reelforge_shared.access import password_variable
+    from reelforge_shared.flow import SERVICES
 
     passwords = [f"{password_variable(u)}=pw-{u}" for u in [*SERVICES, "downstream", "admin"]]
     run("env", *passwords, tool("nats-server"), "-c", str(DEPLOY / "nats" / "nats.conf"), "-t")
@@ -190,7 +193,8 @@ def test_every_variable_in_compose_and_configmap_is_a_setting_and_the_required_o
     base = DEPLOY / "k8s" / "base"
     configmap = yaml.safe_load((base / "configmap.yaml").read_text())["data"]
     secret_keys = set(re.findall(r"^(REELFORGE_\w+)=", (DEPLOY / "k8s" / "secrets.example.env").read_text(), re.M))
-    from reelforge_shared.access import SERVICES, password_variable
+    from reelforge_shared.access import password_variable
+    from reelforge_shared.flow import SERVICES
 
     # nats-server's and minio-init's variables: each service's NATS password and S3 secret key (not settings)
     per_service = {password_variable(u) for u in [*SERVICES, "downstream", "admin"]}

@@ -24,10 +24,11 @@ from typer.testing import CliRunner
 
 from reelforge.cli import app
 from reelforge.stack import SERVICE_MODULES, build_service, local_stack
-from reelforge_shared.access import SERVICES, access_table, minio_policy, nats_authorization
+from reelforge_shared.access import access_table, minio_policy, nats_authorization
 from reelforge_shared.bus import Bus
 from reelforge_shared.embedded import EmbeddedServer, start_nats
 from reelforge_shared.events import JobCompleted
+from reelforge_shared.flow import FLOW, SERVICES, durable_name
 from reelforge_shared.logging import configure_logging, register_secrets
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import ObjectStore
@@ -77,7 +78,7 @@ def test_the_access_table_names_every_route(overrides: dict[str, Any]) -> None:
     """What each service consumes, as its routes say (the permissions allow exactly these durables)."""
     for name in SERVICE_MODULES:
         routes = build_service(name, overrides | {"webhook_segment_events": True, "api_auth": "off"}).routes
-        assert {route.event for route in routes} == set(SERVICES[name].consumes), name
+        assert {route.event for route in routes} == {row.event for row in FLOW[name].consumes}, name
 
 
 async def test_nats_refuses_what_a_service_may_not_do(secured_nats, overrides: dict[str, Any]) -> None:
@@ -88,15 +89,15 @@ async def test_nats_refuses_what_a_service_may_not_do(secured_nats, overrides: d
         errors.append(str(exc))
 
     # Every service does its bus work under its own user: stream, its durables, the ledger, its publishes.
-    for name, access in SERVICES.items():
+    for name, flow in FLOW.items():
         bus = await Bus.connect(_as(overrides, name, passwords, server.url), name=f"reelforge-{name}", service=name)
-        for event, durable in zip(access.consumes, access.durables(name), strict=True):
-            await bus.pull(event, durable, ack_wait_s=5, max_deliver=2)
+        for row in flow.consumes:
+            await bus.pull(row.event, durable_name(name, row.event), ack_wait_s=5, max_deliver=2)
         kv = await bus.key_value("jobs")  # the job ledger: the gateway keeps it, every service reads it
-        if access.ledger == "write":
+        if flow.kv == "write":
             await kv.put("job-1", b"{}")
         assert (await kv.get("job-1")).value == b"{}" and await kv.keys() == ["job-1"]
-        for event in access.publishes:
+        for event in flow.publishes:
             ack = await bus.js.publish(bus.subject(event), b"{}", timeout=5)
             assert ack.stream == bus.stream
         await bus.close()

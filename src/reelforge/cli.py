@@ -179,7 +179,8 @@ def access_minio_policy(
     delivery_bucket: Annotated[str, typer.Option(help="REELFORGE_DELIVERY_BUCKET")] = "f1-video-clips",
 ) -> None:
     """The S3 (MinIO) policy of one service's identity (deploy/minio/policies/SERVICE.json)."""
-    from reelforge_shared.access import SERVICES, minio_policy
+    from reelforge_shared.access import minio_policy
+    from reelforge_shared.flow import SERVICES
 
     if service not in SERVICES:
         console.print(f"[red]unknown service {service!r}; one of: {', '.join(SERVICES)}[/red]")
@@ -193,6 +194,14 @@ def access_table() -> None:
     from reelforge_shared.access import access_table as table
 
     sys.stdout.write(table() + "\n")
+
+
+@app.command()
+def flow() -> None:
+    """The job's path as a Mermaid flowchart, generated from the flow table (the README's diagram)."""
+    from reelforge_shared.flow import mermaid
+
+    sys.stdout.write(mermaid())
 
 
 @app.command()

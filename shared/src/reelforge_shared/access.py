@@ -1,95 +1,28 @@
-"""Who may do what: each service's NATS subjects and S3 buckets, in one table.
+"""Who may do what: each service's NATS subjects and S3 buckets, derived from the flow table.
 
-The shipped server configurations are generated from this table (``reelforge access nats`` and
-``reelforge access s3``), so a service that starts publishing a new event changes it here once.
-It also says when settings must not run outside local mode (the built-in S3 keys).
+The rights follow from ``reelforge_shared.flow.FLOW`` (what a service consumes and publishes, its
+bucket and KV rights); the shipped server configurations are generated from them (``reelforge access
+nats`` and ``reelforge access minio-policy``). It also says when settings must not run outside local
+mode (the built-in S3 keys).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from reelforge_shared.clients import inbox_prefix
-from reelforge_shared.events import Event as _Event
-from reelforge_shared.events import (
-    FilmChecked,
-    FilmEncoded,
-    FilmRequested,
-    JobCancelled,
-    JobCompleted,
-    JobFailed,
-    JobSubmitted,
-    SegmentChecked,
-    SegmentDelivered,
-    SegmentEncoded,
-    SegmentFailed,
-    SegmentGenerated,
-    SegmentRequested,
-    SegmentRerenderRequested,
-    WebhookFailed,
-    WebhookRequested,
+from reelforge_shared.flow import (
+    FLOW,
+    KV_BUCKETS,
+    SERVICES,
+    dead_letter_subject,
+    durable_name,
+    kv_bucket,
+    publish_subjects,
+    stream_name,
 )
-from reelforge_shared.jobs import BUCKET as LEDGER
-from reelforge_shared.jobs import OBSERVED_EVENTS
 from reelforge_shared.settings import BUILT_IN_S3_SECRET_KEY, CommonSettings
-
-Rights = Literal["", "read", "write"]
-FAILURES: tuple[type[_Event], ...] = (SegmentFailed, JobFailed)  # the runner publishes these for any service
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceAccess:
-    """What one service may touch: events (its durable consumers, its publishes), the job ledger, S3 buckets."""
-
-    consumes: tuple[type[_Event], ...]
-    publishes: tuple[type[_Event], ...]
-    work: Rights
-    delivery: Rights
-    ledger: Rights = "read"  # every service reads the job ledger (is the job cancelled?); the gateway keeps it
-
-    def durables(self, service: str) -> list[str]:
-        return [durable_name(service, event) for event in self.consumes]
-
-
-SERVICES: dict[str, ServiceAccess] = {
-    # The ledger's observer folds every job event in (the last delivery asks for the film); the API submits,
-    # cancels and re-renders (also when a service asks for it), and redirects to films in the delivery bucket.
-    "gateway": ServiceAccess(
-        consumes=(*OBSERVED_EVENTS, SegmentRerenderRequested),
-        publishes=(JobSubmitted, SegmentRequested, FilmRequested, JobCancelled),
-        work="write",
-        delivery="read",
-        ledger="write",
-    ),
-    "generator": ServiceAccess(consumes=(SegmentRequested,), publishes=(SegmentGenerated,), work="write", delivery=""),
-    "encoder": ServiceAccess(
-        consumes=(SegmentGenerated, FilmRequested), publishes=(SegmentEncoded, FilmEncoded), work="write", delivery=""
-    ),
-    "qa": ServiceAccess(
-        consumes=(SegmentEncoded, FilmEncoded),
-        publishes=(SegmentChecked, SegmentRequested, FilmChecked, SegmentRerenderRequested),  # the last: continuity QA
-        work="write",
-        delivery="",
-    ),
-    # Delivery, then the webhooks of finished jobs (and of delivered segments when they are asked for).
-    "uploader": ServiceAccess(
-        consumes=(SegmentChecked, FilmChecked, JobCompleted, JobFailed, JobCancelled, SegmentDelivered, WebhookRequested),
-        publishes=(SegmentDelivered, JobCompleted, WebhookRequested, WebhookFailed),
-        work="write",
-        delivery="write",
-    ),
-}
-
-
-def durable_name(service: str, event: type[_Event]) -> str:
-    """The durable consumer a service reads one subject through (the runner's name for it)."""
-    return f"{service}-{event.subject.replace('.', '-')}"
-
-
-def stream_name(prefix: str) -> str:
-    return prefix.upper().replace("-", "_").replace(".", "_")
 
 
 def password_variable(user: str) -> str:
@@ -102,11 +35,11 @@ def password_variable(user: str) -> str:
 
 def nats_permissions(service: str, prefix: str = "reelforge") -> dict[str, dict[str, list[str]]]:
     """Publish and subscribe allow-lists of one service: its own subjects and the JetStream API calls its bus makes."""
-    access, stream = SERVICES[service], stream_name(prefix)
-    publish = [f"{prefix}.{event.subject}" for event in (*access.publishes, *FAILURES)]
-    publish += [f"{prefix}.dead.{service}", "$JS.API.INFO"]
+    flow, stream = FLOW[service], stream_name(prefix)
+    publish = [*publish_subjects(service, prefix), dead_letter_subject(prefix, service), "$JS.API.INFO"]
     publish += [f"$JS.API.STREAM.{call}.{stream}" for call in ("INFO", "CREATE", "UPDATE")]  # Bus.ensure_stream
-    for durable in access.durables(service):
+    for row in flow.consumes:
+        durable = durable_name(service, row.event)
         publish += [
             f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
             f"$JS.API.CONSUMER.CREATE.{stream}.{durable}",
@@ -115,14 +48,14 @@ def nats_permissions(service: str, prefix: str = "reelforge") -> dict[str, dict[
             f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
             f"$JS.ACK.{stream}.{durable}.>",  # ack, nak, in-progress, term of its own messages
         ]
-    if access.ledger:  # Bus.key_value opens (or makes) the bucket; reads are direct gets; keys() and watch() consume
-        bucket = f"{stream}_{LEDGER}"
+    for name in KV_BUCKETS if flow.kv else ():  # reads are direct gets; keys() and watch() consume
+        bucket = kv_bucket(prefix, name)
         kv = f"KV_{bucket}"
         publish += [f"$JS.API.STREAM.{call}.{kv}" for call in ("INFO", "CREATE", "UPDATE", "MSG.GET")]
         publish += [f"$JS.API.DIRECT.GET.{kv}", f"$JS.API.DIRECT.GET.{kv}.>"]
         publish += [f"$JS.API.CONSUMER.CREATE.{kv}", f"$JS.API.CONSUMER.CREATE.{kv}.>", f"$JS.FC.{kv}.>"]
         publish += [f"$JS.API.CONSUMER.INFO.{kv}.*", f"$JS.API.CONSUMER.DELETE.{kv}.*"]  # a watcher checks and ends its own
-        if access.ledger == "write":
+        if flow.kv == "write":
             publish.append(f"$KV.{bucket}.>")
     return {"publish": {"allow": publish}, "subscribe": {"allow": [f"{inbox_prefix(service)}.>"]}}
 
@@ -159,7 +92,7 @@ _ACTIONS = {"": [], "read": ["Read", "List"], "write": ["Read", "List", "Write"]
 def seaweedfs_identities(keys: dict[str, tuple[str, str]], work_bucket: str, delivery_bucket: str) -> dict[str, Any]:
     """A SeaweedFS ``-s3.config``: one identity per service with actions on its own buckets; ``admin`` makes buckets.
 
-    ``keys`` maps each name in SERVICES (and ``admin``) to (access key, secret key). Bucket names may
+    ``keys`` maps each service of the flow table (and ``admin``) to (access key, secret key). Bucket names may
     end in ``*`` (SeaweedFS matches the prefix).
     """
     identities = []
@@ -167,7 +100,7 @@ def seaweedfs_identities(keys: dict[str, tuple[str, str]], work_bucket: str, del
         if name == "admin":
             actions = ["Admin", "Read", "List", "Write", "Tagging"]
         else:
-            rights = SERVICES[name]
+            rights = FLOW[name]
             actions = [f"{a}:{work_bucket}" for a in _ACTIONS[rights.work]]
             actions += [f"{a}:{delivery_bucket}" for a in _ACTIONS[rights.delivery]]
         identities.append({"name": name, "credentials": [{"accessKey": access_key, "secretKey": secret_key}], "actions": actions})
@@ -178,7 +111,7 @@ def minio_policy(service: str, work_bucket: str, delivery_bucket: str) -> dict[s
     """The same rights as an S3 (MinIO) IAM policy, for ``mc admin policy create``."""
     verbs = {"read": ["s3:GetObject"], "write": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]}
     statements = []
-    for bucket, rights in ((work_bucket, SERVICES[service].work), (delivery_bucket, SERVICES[service].delivery)):
+    for bucket, rights in ((work_bucket, FLOW[service].work), (delivery_bucket, FLOW[service].delivery)):
         if rights:
             statements.append(
                 {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"], "Resource": [f"arn:aws:s3:::{bucket}"]}
@@ -198,16 +131,15 @@ def unsafe_defaults(settings: CommonSettings) -> str | None:
 
 
 def access_table(prefix: str = "reelforge") -> str:
-    """Markdown: each service's NATS user, what it consumes and publishes, its ledger and bucket rights."""
+    """Markdown: each service's NATS user, what it consumes and publishes, its job-store and bucket rights."""
     rows = [
-        "| service (NATS user) | consumes | publishes | job ledger | work bucket | delivery bucket |",
+        "| service (NATS user) | consumes | publishes | job store (KV) | work bucket | delivery bucket |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for name, access in SERVICES.items():
-        consumes = ", ".join(f"`{e.subject}`" for e in access.consumes)
-        publishes = ", ".join(f"`{e.subject}`" for e in (*access.publishes, *FAILURES)) + f", `dead.{name}`"
-        rows.append(
-            f"| {name} | {consumes} | {publishes} | {access.ledger or '-'} | {access.work or '-'} | {access.delivery or '-'} |"
-        )
+    for name, flow in FLOW.items():
+        consumes = ", ".join(f"`{row.event.subject}`" for row in flow.consumes)
+        publishes = ", ".join(f"`{s.removeprefix(prefix + '.')}`" for s in publish_subjects(name, prefix))
+        publishes += f", `{dead_letter_subject(prefix, name).removeprefix(prefix + '.')}`"
+        rows.append(f"| {name} | {consumes} | {publishes} | {flow.kv or '-'} | {flow.work or '-'} | {flow.delivery or '-'} |")
     rows.append("| downstream | every subject, live or replayed (ephemeral consumers) | nothing | - | - | - |")
     return "\n".join(rows)

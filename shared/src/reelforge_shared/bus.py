@@ -23,6 +23,7 @@ from structlog import get_logger
 
 from reelforge_shared.clients import nats_connect_options
 from reelforge_shared.events import DeadLetter, Event
+from reelforge_shared.flow import dead_letter_subject, filter_subject, kv_bucket, stream_name, subject
 from reelforge_shared.settings import CommonSettings
 
 log = get_logger("reelforge.bus")
@@ -77,13 +78,13 @@ class Bus:
 
     @property
     def stream(self) -> str:
-        return self.prefix.upper().replace("-", "_").replace(".", "_")
+        return stream_name(self.prefix)
 
     def subject(self, event: type[Event] | Event) -> str:
-        return f"{self.prefix}.{event.subject}"
+        return subject(self.prefix, event)
 
     def dead_letter_subject(self, service: str) -> str:
-        return f"{self.prefix}.dead.{service}"
+        return dead_letter_subject(self.prefix, service)
 
     async def ensure_stream(self) -> None:
         config = StreamConfig(
@@ -120,13 +121,15 @@ class Bus:
             ack_wait=ack_wait_s,
             max_deliver=max_deliver,
             backoff=list(backoff) if backoff else None,
-            filter_subject=self.subject(event),
+            filter_subject=filter_subject(self.prefix, event),
             max_ack_pending=1000,
         )
-        return await self.js.pull_subscribe(self.subject(event), durable=durable, stream=self.stream, config=config)
+        return await self.js.pull_subscribe(
+            filter_subject(self.prefix, event), durable=durable, stream=self.stream, config=config
+        )
 
     async def key_value(self, name: str) -> KeyValue:
-        bucket = f"{self.stream}_{name}"
+        bucket = kv_bucket(self.prefix, name)
         try:
             kv = await self.js.key_value(bucket)
         except Exception:  # noqa: BLE001 - nats-py raises several types for a missing bucket

@@ -50,6 +50,7 @@ from pydantic import ValidationError
 from reelforge_shared.bus import Bus
 from reelforge_shared.errors import Cancelled, DependencyDown, PermanentError
 from reelforge_shared.events import DeadLetter, Event, lost_envelope
+from reelforge_shared.flow import durable_name
 from reelforge_shared.health import Health
 from reelforge_shared.metrics import (
     ABANDONED,
@@ -142,7 +143,7 @@ class Runner:
         self._clear.set()
         loops = []
         for route in self.routes:
-            durable = f"{self.service}-{route.event.subject.replace('.', '-')}"
+            durable = durable_name(self.service, route.event)
             sub = await self._outlast(
                 partial(
                     self.bus.pull,

@@ -4,8 +4,7 @@ from reelforge_encoder.codecs import build_codec
 from reelforge_encoder.config import EncoderSettings
 from reelforge_encoder.ffmpeg import ffmpeg_exe
 from reelforge_encoder.handler import EncoderDeps, handle_film, handle_segment
-from reelforge_shared.events import FilmRequested, SegmentGenerated
-from reelforge_shared.runner import Route
+from reelforge_shared.flow import routes
 from reelforge_shared.service import Service, open_store
 
 Settings = EncoderSettings
@@ -20,4 +19,4 @@ def build(settings: EncoderSettings) -> Service:
         film_fps=settings.film_fps,
         espeak=settings.espeak or shutil.which("espeak-ng"),
     )
-    return Service("encoder", settings, [Route(SegmentGenerated, handle_segment), Route(FilmRequested, handle_film)], deps)
+    return Service("encoder", settings, routes("encoder", {"handle_segment": handle_segment, "handle_film": handle_film}), deps)

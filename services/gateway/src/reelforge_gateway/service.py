@@ -16,8 +16,8 @@ from reelforge_gateway.deps import GatewayDeps, VideoDefaults
 from reelforge_shared.assets import open_registry
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import Event, SegmentRerenderRequested
-from reelforge_shared.jobs import RerenderRefused, observer_routes, plan_rerender
-from reelforge_shared.runner import Route
+from reelforge_shared.flow import routes
+from reelforge_shared.jobs import RerenderRefused, plan_rerender
 from reelforge_shared.service import Service, open_store
 from reelforge_shared.storage import ObjectStore
 
@@ -32,7 +32,12 @@ def build(settings: GatewaySettings) -> Service:
         raise ValueError("REELFORGE_API_TOKENS is not set: give the API's tokens (name:token,...) or set REELFORGE_API_AUTH=off")
     store = open_store(settings)
     service = Service("gateway", settings, [], None)
-    service.routes.extend(observer_routes(lambda: service.ledger))  # the ledger is opened when the bus is up
+
+    async def observe(event: Event, _deps: object) -> list[Event]:
+        """The job ledger's observer: fold the event into the record (the last delivery asks for the film)."""
+        assert service.ledger is not None  # noqa: S101 - opened before any route runs
+        _, publish = await service.ledger.apply(event)
+        return publish
 
     async def rerender(event: SegmentRerenderRequested, _deps: object) -> list[Event]:
         """A service asked for a segment again (continuity QA): the same path as the API's re-render."""
@@ -54,7 +59,7 @@ def build(settings: GatewaySettings) -> Service:
             return []
         return [request]
 
-    service.routes.append(Route(SegmentRerenderRequested, rerender))
+    service.routes.extend(routes("gateway", {"observe": observe, "rerender": rerender}))
     service.companions.append(lambda bus, stop: serve_http(service, bus, store, stop))
     service.companions.append(lambda bus, stop: watch_jobs(service, settings.lag_poll_s, stop))
     return service

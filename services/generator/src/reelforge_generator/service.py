@@ -1,10 +1,12 @@
+from typing import Any
+
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.handler import GeneratorDeps, handle
 from reelforge_generator.metrics import VRAM_LIMIT
 from reelforge_generator.renderer import FrameRenderer
-from reelforge_shared.events import SegmentRequested
+from reelforge_shared.events import Event, SegmentRequested
+from reelforge_shared.flow import routes
 from reelforge_shared.jobs import CancelCheck
-from reelforge_shared.runner import Route
 from reelforge_shared.service import Service, open_store
 
 Settings = GeneratorSettings
@@ -17,11 +19,12 @@ def build(settings: GeneratorSettings) -> Service:
     deps = GeneratorDeps(store=open_store(settings), bucket=settings.work_bucket, renderer=renderer, cancelled=cancel_check)
     # Segments are taken from the queue a few at a time and run grouped by model: a worker keeps one model
     # loaded, so a queue alternating between two models would otherwise reload on every segment.
-    route = Route(
-        SegmentRequested,
-        handle,
-        prefetch=settings.queue_window,
-        group_by=lambda e: e.model or "",
-        timeout=lambda e: settings.work_timeout_s + e.spec.frames * settings.generator_timeout_per_frame_s,
-    )
-    return Service("generator", settings, [route], deps, setup=renderer.setup, cancel_check=cancel_check)
+    options: dict[type[Event], dict[str, Any]] = {
+        SegmentRequested: {
+            "prefetch": settings.queue_window,
+            "group_by": lambda e: e.model or "",
+            "timeout": lambda e: settings.work_timeout_s + e.spec.frames * settings.generator_timeout_per_frame_s,
+        }
+    }
+    served = routes("generator", {"handle": handle}, options)
+    return Service("generator", settings, served, deps, setup=renderer.setup, cancel_check=cancel_check)

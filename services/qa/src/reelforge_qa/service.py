@@ -1,7 +1,6 @@
 from reelforge_qa.config import QaSettings
 from reelforge_qa.handler import QaDeps, handle, handle_film
-from reelforge_shared.events import FilmEncoded, SegmentEncoded
-from reelforge_shared.runner import Route
+from reelforge_shared.flow import routes
 from reelforge_shared.service import Service, open_store
 
 Settings = QaSettings
@@ -22,4 +21,4 @@ def build(settings: QaSettings) -> Service:
         film_thresholds=settings.film_thresholds(),
         embedder=embedder,
     )
-    return Service("qa", settings, [Route(SegmentEncoded, handle), Route(FilmEncoded, handle_film)], deps)
+    return Service("qa", settings, routes("qa", {"handle": handle, "handle_film": handle_film}), deps)

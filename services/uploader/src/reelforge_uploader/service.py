@@ -1,16 +1,7 @@
 from reelforge_shared.assets import open_registry
 from reelforge_shared.errors import InvalidInput
-from reelforge_shared.events import (
-    Event,
-    FilmChecked,
-    JobCancelled,
-    JobCompleted,
-    JobFailed,
-    SegmentChecked,
-    SegmentDelivered,
-    WebhookRequested,
-)
-from reelforge_shared.runner import Route
+from reelforge_shared.events import Event, SegmentDelivered, WebhookRequested
+from reelforge_shared.flow import routes
 from reelforge_shared.service import Service, open_store
 from reelforge_shared.webhooks import refuse_private, retry_schedule
 from reelforge_uploader import webhooks
@@ -41,13 +32,16 @@ def build(settings: UploaderSettings) -> Service:
         settings.head_timeout_s,
     )
     deps = UploaderDeps(store, settings.work_bucket, settings.delivery_bucket, delivery, _webhook_deps(settings))
-    routes = [Route(SegmentChecked, handle_checked), Route(FilmChecked, handle_film)]
-    # Notifications go out for cancelled jobs too (job.cancelled is one), so these routes are not skipped for them.
-    # The fan-out only reads and publishes: an observer, so a failure of it can never mark the job failed.
-    routes += [Route(e, fan_out, observer=True) for e in webhook_events(settings)]
+    # Notifications go out for cancelled jobs too (job.cancelled is one): the flow table makes the fan-out an
+    # observer (its failure never marks a job failed) and sends webhooks after a cancel.
     backoff = retry_schedule(settings.webhook_retry_first_s, settings.webhook_retry_span_s)
-    routes.append(Route(WebhookRequested, send_webhook, concurrency=4, backoff=backoff, after_cancel=True))
-    service = Service("uploader", settings, routes, deps)
+    served = routes(
+        "uploader",
+        {"handle_checked": handle_checked, "handle_film": handle_film, "fan_out": fan_out, "send_webhook": send_webhook},
+        {WebhookRequested: {"concurrency": 4, "backoff": backoff}},
+        omit=() if settings.webhook_segment_events else (SegmentDelivered,),
+    )
+    service = Service("uploader", settings, served, deps)
 
     async def job_webhook(job_id: str) -> str | None:  # the job's own webhook_url, from the job ledger
         record = await service.ledger.get(job_id) if service.ledger is not None else None
@@ -55,13 +49,6 @@ def build(settings: UploaderSettings) -> Service:
 
     deps.webhooks.job_webhook = job_webhook
     return service
-
-
-def webhook_events(settings: UploaderSettings) -> list[type[Event]]:
-    events: list[type[Event]] = [JobCompleted, JobFailed, JobCancelled]
-    if settings.webhook_segment_events:
-        events.append(SegmentDelivered)
-    return events
 
 
 def _webhook_deps(settings: UploaderSettings) -> webhooks.WebhookDeps:
