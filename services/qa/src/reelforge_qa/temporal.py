@@ -43,8 +43,8 @@ def flicker(luma: list[float]) -> tuple[float, int | None]:
 
 def motion_residual(prev: np.ndarray, nxt: np.ndarray) -> float:
     """What optical flow cannot explain, relative to contrast: ~0.1 for motion, ~1 for unrelated frames."""
-    # OpenCV's stubs have no overload with flow=None (no initial flow), which the C++ API takes.
-    flow = cv2.calcOpticalFlowFarneback(prev, nxt, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # type: ignore[call-overload]
+    # OpenCV's stubs (some releases) have no overload with flow=None (no initial flow), which the C++ API takes.
+    flow = cv2.calcOpticalFlowFarneback(prev, nxt, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # type: ignore[call-overload, unused-ignore]
     h, w = prev.shape
     grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     warped = cv2.remap(nxt, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
