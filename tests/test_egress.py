@@ -9,48 +9,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 
 import pytest
 
+from egress_servers import INTERNAL, PUBLIC, Server
 from reelforge_shared.egress import Egress, EgressFailed, EgressPolicy, EgressRefused, refusal
-
-PUBLIC = "127.0.0.2"  # allowed by the tests' policy, as a public address would be
-INTERNAL = "127.0.0.1"
-
-Answer = Callable[[asyncio.StreamWriter], Awaitable[None]]
-
-
-@dataclass
-class Server:
-    host: str
-    port: int = 0
-    requests: list[bytes] = field(default_factory=list)
-    answer: Answer | None = None
-    server: asyncio.Server | None = None
-
-    async def start(self) -> Server:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0
-            )
-            self.requests.append(head + await reader.readexactly(length))
-            await (self.answer or ok)(writer)
-            writer.close()
-
-        self.server = await asyncio.start_server(handle, self.host, self.port)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    def url(self, path: str = "/", name: str | None = None) -> str:
-        return f"http://{name or self.host}:{self.port}{path}"
-
-
-async def ok(writer: asyncio.StreamWriter) -> None:
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-    await writer.drain()
 
 
 @pytest.fixture

@@ -30,7 +30,9 @@ class UploaderSettings(CommonSettings):
     webhook_retry_span_s: float = Field(
         24 * 3600.0, gt=0, description="webhook retries go on until their delays add up to this (JetStream backoff list)"
     )
-    webhook_timeout_s: float = Field(10.0, gt=0, description="timeout of one webhook POST")
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="deadline of one webhook attempt as a whole (resolve, connect, POST, answer), not per read"
+    )
 
     @property
     def webhook_targets(self) -> list[str]:

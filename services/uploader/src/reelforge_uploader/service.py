@@ -58,7 +58,11 @@ def _webhook_deps(settings: UploaderSettings) -> webhooks.WebhookDeps:
         except InvalidInput as exc:
             raise ValueError(str(exc)) from None
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-    return webhooks.WebhookDeps(secret, settings.webhook_targets, settings.webhook_allow_private, settings.webhook_timeout_s)
+    return webhooks.WebhookDeps(
+        secret=secret,
+        urls=settings.webhook_targets,
+        egress=webhooks.webhook_egress(settings.webhook_allow_private, settings.webhook_timeout_s),
+    )
 
 
 async def fan_out(event: Event, deps: UploaderDeps) -> list[Event]:

@@ -13,6 +13,11 @@ Two routes, so one slow or dead target never holds back another:
   ``REELFORGE_WEBHOOK_RETRY_SPAN_S``, a day by default); 410 Gone and a refused target stop at once
   and publish ``webhook.failed``, and so does the last retry (the message is dead-lettered on
   ``{prefix}.dead.uploader`` too). The message is the same on every delivery, so is the webhook-id.
+
+Every POST goes through the egress guard (:mod:`reelforge_shared.egress`): the target's name is
+resolved once, off the event loop, and the POST goes to the address that was checked; no redirect
+is followed (a 3xx is a failed attempt); ``REELFORGE_WEBHOOK_TIMEOUT_S`` is the deadline of the
+whole attempt, answer included, so a trickling target cannot hold a send slot.
 """
 
 from __future__ import annotations
@@ -22,25 +27,31 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import httpx
 import structlog
 from standardwebhooks.webhooks import Webhook
 
+from reelforge_shared.egress import Egress, EgressPolicy
 from reelforge_shared.errors import PermanentError, TransientError
 from reelforge_shared.events import Event, WebhookRequested
-from reelforge_shared.webhooks import refuse_private, webhook_id
+from reelforge_shared.webhooks import webhook_id
 
 log = structlog.get_logger("reelforge.webhooks")
 
 
-@dataclass(slots=True)
+ANSWER_CAP = 64 * 1024  # a receiver's answer is not used: read (so the connection can be reused) up to this
+
+
+def webhook_egress(allow_private: bool, timeout_s: float) -> Egress:
+    """The guard webhooks are sent through: no redirects, ``timeout_s`` for the whole attempt."""
+    return Egress(policy=EgressPolicy(allow_private=allow_private, deadline_s=timeout_s, max_bytes=ANSWER_CAP))
+
+
+@dataclass(kw_only=True, slots=True)
 class WebhookDeps:
     secret: str | None
     urls: list[str]
-    allow_private: bool = False
-    timeout_s: float = 10.0
+    egress: Egress = field(default_factory=lambda: webhook_egress(False, 10.0))
     job_webhook: Callable[[str], Awaitable[str | None]] | None = None  # the job's own webhook_url, from the ledger
-    client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(follow_redirects=False))
 
 
 async def fan_out(event: Event, deps: WebhookDeps) -> list[Event]:
@@ -84,12 +95,9 @@ async def send(event: WebhookRequested, deps: WebhookDeps) -> list[Event]:
 async def _attempt(event: WebhookRequested, deps: WebhookDeps) -> list[Event]:
     if not deps.secret:
         raise PermanentError("REELFORGE_WEBHOOK_SECRET is not set: webhooks are sent signed or not at all")
-    refuse_private(event.url, deps.allow_private, field="url")  # again at send time: DNS can change
     headers, body = signed_request(event, deps.secret)
-    try:
-        response = await deps.client.post(event.url, content=body, headers=headers, timeout=deps.timeout_s)
-    except httpx.HTTPError as exc:
-        raise TransientError(f"webhook {event.webhook_id} to {event.url}: {type(exc).__name__}: {exc}") from exc
+    # Refused targets (EgressRefused, permanent) end in webhook.failed; unreachable or slow ones (EgressFailed) are retried.
+    response = await deps.egress.request("POST", event.url, content=body, headers=headers)
     if response.status_code == 410:
         raise PermanentError(f"webhook {event.webhook_id}: {event.url} answered 410 Gone")
     if not 200 <= response.status_code < 300:

@@ -1,0 +1,46 @@
+"""Tiny real HTTP servers for the egress tests: one on 127.0.0.2 (standing for a public host) and one on 127.0.0.1.
+
+On Linux all of 127/8 is loopback, so both listen on one port and only the address tells them apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+PUBLIC = "127.0.0.2"  # allowed by the tests' policy (allow_networks), as a public address would be
+INTERNAL = "127.0.0.1"  # the internal target an attacker wants
+
+Answer = Callable[[asyncio.StreamWriter], Awaitable[None]]
+
+
+@dataclass
+class Server:
+    host: str
+    port: int = 0
+    requests: list[bytes] = field(default_factory=list)
+    answer: Answer | None = None
+    server: asyncio.Server | None = None
+
+    async def start(self) -> Server:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0
+            )
+            self.requests.append(head + await reader.readexactly(length))
+            await (self.answer or ok)(writer)
+            writer.close()
+
+        self.server = await asyncio.start_server(handle, self.host, self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    def url(self, path: str = "/", name: str | None = None) -> str:
+        return f"http://{name or self.host}:{self.port}{path}"
+
+
+async def ok(writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    await writer.drain()
