@@ -70,10 +70,10 @@ async def test_a_name_answering_loopback_is_refused_before_anything_is_sent(serv
         ("fe80::1", "link-local"),
         ("fc00::1", "private"),
         ("ff02::1", "multicast"),
-        ("::ffff:169.254.169.254", "embeds 169.254.169.254, link-local"),
-        ("::ffff:127.0.0.1", "embeds 127.0.0.1"),
-        ("64:ff9b::a9fe:a9fe", "embeds 169.254.169.254"),  # NAT64 of the metadata service
-        ("64:ff9b::7f00:1", "embeds 127.0.0.1"),
+        ("::ffff:169.254.169.254", "IPv4-mapped form of 169.254.169.254, a link-local"),
+        ("::ffff:127.0.0.1", "form of 127.0.0.1"),
+        ("64:ff9b::a9fe:a9fe", "NAT64 form of 169.254.169.254"),  # NAT64 of the metadata service
+        ("64:ff9b::7f00:1", "form of 127.0.0.1"),
         ("64:ff9b:1::a9fe:a9fe", "local-use NAT64"),
         ("2002:a9fe:a9fe::", "6to4"),
         ("2002:7f00:1::", "6to4"),

@@ -85,7 +85,8 @@ def refusal(address: IPAddress) -> str | None:
             inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if inner is not None:
             reason = refusal(inner)
-            return None if reason is None else f"embeds {inner}, {reason}"
+            form = "IPv4-mapped" if address.ipv4_mapped else "NAT64"
+            return None if reason is None else f"{form} form of {inner}, a {reason}"
         if address in _COMPATIBLE and int(address) > 1:  # :: and ::1 are judged below
             return "IPv4-compatible address"
     if address.is_multicast:
@@ -114,7 +115,8 @@ class EgressPolicy:
         if self.allow_private or any(address in net for net in self.allow_networks):
             return
         if (reason := refusal(address)) is not None:
-            raise EgressRefused(f"{host} resolves to {address}, a {reason}: refused as an egress target")
+            where = f"{address} is" if host == str(address) else f"{host} resolves to {address},"
+            raise EgressRefused(f"{where} a {reason}: refused as an egress target")
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -223,6 +225,10 @@ class Egress:
                 return await self._follow(method, url, content, headers, field)
         except TimeoutError as exc:
             raise EgressFailed(f"{field}: {url!r} did not answer within the {self.policy.deadline_s} s deadline") from exc
+        except (EgressRefused, EgressFailed) as exc:  # raised where the socket is opened, which knows no field
+            if str(exc).startswith(f"{field}: "):
+                raise
+            raise type(exc)(f"{field}: {url!r}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise EgressFailed(f"{field}: {url!r}: {type(exc).__name__}: {exc}") from exc
 

@@ -1,0 +1,129 @@
+"""Media a storyboard refers to, checked before anything keeps it: fetched references and uploads alike.
+
+A storyboard names media (a reference image, a logo, music, a segment's audio) only as an upload or
+an ``https`` URL that the gateway fetches once at submission, through the egress guard, and stores
+under the job. This module is the checking half:
+
+- :func:`fetch_reference` fetches one URL through an :class:`~reelforge_shared.egress.Egress` made by
+  :func:`reference_egress` (https only, redirects re-checked, a byte cap and one deadline), refuses
+  a ``Content-Type`` that is not the kind asked for, then checks the bytes;
+- :func:`check_image` opens only PNG, JPEG and WebP, refuses more than ``max_pixels`` before decoding
+  (PIL's decompression-bomb guard is an error here, never a warning) and decodes every pixel;
+- :func:`check_audio` opens only common audio containers and refuses more than ``max_seconds``.
+
+Every refusal is an :class:`~reelforge_shared.errors.InvalidInput` naming the field, the value and
+the limit; decoding runs in a worker thread so the gateway's event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio.to_thread
+import av
+from PIL import Image, UnidentifiedImageError
+
+from reelforge_shared.egress import Egress, EgressPolicy
+from reelforge_shared.errors import InvalidInput
+
+Kind = Literal["image", "audio"]
+
+IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+AUDIO_FORMATS = {  # PyAV's container names -> the type stored
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "mov,mp4,m4a,3gp,3g2,mj2": "audio/mp4",
+}
+
+
+@dataclass(kw_only=True, frozen=True)
+class ReferenceLimits:
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 4096 * 4096
+    max_seconds: float = 600.0
+
+
+@dataclass(kw_only=True, frozen=True)
+class Reference:
+    data: bytes
+    content_type: str  # the checked type, not the one the server claimed
+    kind: Kind
+
+
+def reference_egress(*, allow_private: bool, deadline_s: float, limits: ReferenceLimits) -> Egress:
+    """The guard reference fetches go through: https only (http too when ``allow_private``: tests, local mode)."""
+    schemes = frozenset({"https", "http"} if allow_private else {"https"})
+    policy = EgressPolicy(
+        allow_private=allow_private, schemes=schemes, deadline_s=deadline_s, max_bytes=limits.max_bytes, max_redirects=3
+    )
+    return Egress(policy=policy)
+
+
+async def fetch_reference(egress: Egress, url: str, *, kind: Kind, field: str, limits: ReferenceLimits) -> Reference:
+    """GET ``url`` once through ``egress`` and return its bytes checked as ``kind``; InvalidInput names ``field``."""
+    response = await egress.request("GET", url, field=field)
+    if response.status_code != 200:
+        raise InvalidInput(f"{field}: {url!r} answered {response.status_code}, not 200")
+    claimed = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not claimed.startswith(f"{kind}/"):
+        raise InvalidInput(f"{field}: {url!r} is {claimed or 'untyped'}, not {kind}/*")
+    return await check_reference(response.content, kind=kind, field=field, limits=limits)
+
+
+async def check_reference(data: bytes, *, kind: Kind, field: str, limits: ReferenceLimits) -> Reference:
+    """``data`` checked as ``kind`` in a worker thread (decoding is CPU work)."""
+    if len(data) > limits.max_bytes:
+        raise InvalidInput(f"{field}: {len(data)} bytes, over the {limits.max_bytes}-byte cap")
+    if kind == "image":
+        content_type = await anyio.to_thread.run_sync(check_image, data, field, limits.max_pixels)
+    else:
+        content_type = await anyio.to_thread.run_sync(check_audio, data, field, limits.max_seconds)
+    return Reference(data=data, content_type=content_type, kind=kind)
+
+
+def check_image(data: bytes, field: str, max_pixels: int) -> str:
+    """The image's type, after opening only PNG/JPEG/WebP, checking its size and decoding every pixel."""
+    return IMAGE_FORMATS[_decoded(data, field, max_pixels).format or ""]
+
+
+def open_image(data: bytes, field: str, max_pixels: int) -> Image.Image:
+    """The decoded image, RGB; InvalidInput for anything that is not a sound PNG/JPEG/WebP within ``max_pixels``."""
+    return _decoded(data, field, max_pixels).convert("RGB")
+
+
+def _decoded(data: bytes, field: str, max_pixels: int) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL's own bomb guard: an error, never a warning
+            image = Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise InvalidInput(f"{field}: {width}x{height} image, over the {max_pixels}-pixel cap")
+            image.load()  # every pixel decoded: a truncated or corrupt file fails here, not in a worker later
+            return image
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidInput(f"{field}: not a PNG, JPEG or WebP image that decodes ({type(exc).__name__}: {exc})") from None
+    except Image.DecompressionBombWarning as exc:
+        raise InvalidInput(f"{field}: decompression bomb refused ({exc})") from None
+
+
+def check_audio(data: bytes, field: str, max_seconds: float) -> str:
+    """The audio's type, after opening only common audio containers and checking there is audio, within ``max_seconds``."""
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            name = container.format.name
+            if name not in AUDIO_FORMATS or not container.streams.audio:
+                raise InvalidInput(f"{field}: {name} without audio is not WAV, MP3, FLAC, Ogg or M4A audio")
+            seconds = float(container.duration / av.time_base) if container.duration else 0.0
+            if seconds > max_seconds:
+                raise InvalidInput(f"{field}: {seconds:.1f} s of audio, over the {max_seconds} s cap")
+            for _ in container.decode(audio=0):  # decodable to the end, as the encoder will need it
+                pass
+            return AUDIO_FORMATS[name]
+    except av.FFmpegError as exc:
+        raise InvalidInput(f"{field}: not audio that decodes ({type(exc).__name__}: {exc})") from None
