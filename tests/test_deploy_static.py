@@ -88,8 +88,8 @@ def test_prometheus_config_passes_promtool() -> None:
 
 
 def compose_secrets() -> dict[str, str]:
-    """A value for every secret docker-compose.yml asks for (deploy/compose.env.example)."""
-    keys = re.findall(r"^([A-Z0-9_]+)=", (DEPLOY / "compose.env.example").read_text(), re.M)
+    """A value for every secret docker-compose.yml asks for (.env.example)."""
+    keys = re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M)
     return {key: f"static-{key.lower()}" for key in keys}
 
 
@@ -137,6 +137,37 @@ def test_compose_runs_each_service_under_its_own_nats_user_and_s3_identity() -> 
         check=False,
     )
     assert refused.returncode != 0 and "set in .env" in refused.stdout + refused.stderr
+
+
+def test_compose_publishes_only_the_gateway_and_grafana_on_loopback_by_default() -> None:
+    """NATS, MinIO and Prometheus stay on the compose network; what is published binds 127.0.0.1 unless told."""
+    env = ["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", *(f"{k}={v}" for k, v in compose_secrets().items())]
+    merged = yaml.safe_load(run(*env, tool("docker-compose"), "-f", "docker-compose.yml", "config").stdout)["services"]
+    published = {name: service["ports"] for name, service in merged.items() if service.get("ports")}
+    assert published == {"gateway": ["127.0.0.1:8080:8080/tcp"], "grafana": ["127.0.0.1:3000:3000/tcp"]}
+    assert not [name for name, service in merged.items() if service.get("network_mode") == "host"]
+    # An operator who wants them on a LAN says so, for both at once.
+    lan = yaml.safe_load(
+        run(*env, "PUBLISH_ADDRESS=192.0.2.10", tool("docker-compose"), "-f", "docker-compose.yml", "config").stdout
+    )
+    assert [p for s in lan["services"].values() for p in s.get("ports", [])] == [
+        "192.0.2.10:8080:8080/tcp",
+        "192.0.2.10:3000:3000/tcp",
+    ]
+    # No lifecycle API (an open /-/quit and /-/reload), no anonymous Grafana, its admin password from .env.
+    assert not [arg for arg in merged["prometheus"]["command"] if "lifecycle" in arg]
+    grafana = merged["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and grafana["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == compose_secrets()["GRAFANA_ADMIN_PASSWORD"]
+
+
+def test_env_files_with_secrets_are_ignored_by_git_and_the_example_is_not() -> None:
+    for secret_file in (".env", ".env.production", "deploy/k8s/secrets.env", "deploy/k8s/secrets/gateway.env"):
+        ignored = subprocess.run([tool("git"), "check-ignore", "-q", secret_file], cwd=ROOT, check=False)
+        assert ignored.returncode == 0, secret_file
+    assert subprocess.run([tool("git"), "check-ignore", "-q", ".env.example"], cwd=ROOT, check=False).returncode == 1
+    # The example holds no value: each one is written by the operator (compose refuses an empty one).
+    assert re.findall(r"^[A-Z0-9_]+=(.+)$", (ROOT / ".env.example").read_text(), re.M) == []
 
 
 def test_shipped_minio_policies_and_helm_users_are_the_generated_ones() -> None:

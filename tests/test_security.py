@@ -149,6 +149,36 @@ def test_a_worker_refuses_the_built_in_s3_keys(overrides: dict[str, Any]) -> Non
     assert len(lines) == 1 and "built-in development keys" in lines[0], result.output
 
 
+@pytest.mark.parametrize(
+    ("variable", "placeholder"),
+    [
+        ("REELFORGE_NATS_PASSWORD", "change-me-to-a-long-random-string"),  # deploy/k8s/secrets.example.env, as shipped
+        ("REELFORGE_S3_SECRET_KEY", "CHANGEME"),
+        ("REELFORGE_S3_SECRET_KEY", "minioadmin"),  # MinIO's own default root password
+        ("REELFORGE_API_TOKENS", "ci:change-me-to-a-third-long-random-string"),
+        ("REELFORGE_API_TOKENS", "ops:5b0e7c1d9f2a,ci:password"),
+    ],
+)
+def test_a_worker_refuses_a_placeholder_secret(variable: str, placeholder: str) -> None:
+    """A secret copied from an example file unchanged stops a worker like the built-in keys do, naming the setting."""
+    env = {  # servers that are not there: a worker that got past the check fails fast, not with this line
+        "REELFORGE_NATS_URL": "nats://127.0.0.1:1",
+        "REELFORGE_S3_ENDPOINT": "127.0.0.1:1",
+        "REELFORGE_OUTAGE_TOLERANCE_S": "1",
+        "REELFORGE_METRICS_PORT": "0",
+        "REELFORGE_NATS_USER": "gateway",
+        "REELFORGE_NATS_PASSWORD": uuid.uuid4().hex,
+        "REELFORGE_S3_ACCESS_KEY": "reelforge-gateway",
+        "REELFORGE_S3_SECRET_KEY": uuid.uuid4().hex,
+        "REELFORGE_API_TOKENS": f"ci:{uuid.uuid4().hex}",
+    } | {variable: placeholder}
+    result = CliRunner().invoke(app, ["worker", "gateway"], env=env)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and f"{variable} is a placeholder" in lines[0], result.output
+    assert placeholder not in result.output  # named, never echoed
+
+
 def test_log_lines_never_carry_a_secret(captured_logs: io.StringIO) -> None:
     secrets = {"s3": "s3-secret-" + uuid.uuid4().hex, "nats": "nats-pw-" + uuid.uuid4().hex}
     register_secrets(CommonSettings(s3_secret_key=secrets["s3"], nats_user="qa", nats_password=secrets["nats"]))

@@ -61,11 +61,9 @@ segments:
   - {id: one, prompt: walks, characters: [hero], frames: 3, fps: 3}
   - {id: two, prompt: sits, characters: [hero], frames: 3, fps: 3, transition: {type: dissolve, duration: 0.5}}
 """
-# Every secret docker-compose.yml asks for (deploy/compose.env.example), test values: loopback only.
+# Every secret docker-compose.yml asks for (.env.example), test values: loopback only.
 SECRET_KEYS = [
-    line.split("=", 1)[0]
-    for line in (ROOT / "deploy" / "compose.env.example").read_text().splitlines()
-    if line and not line.startswith("#")
+    line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines() if line and not line.startswith("#")
 ]
 SECRETS = {key: f"test-deploy-{key.lower().replace('_', '-')}" for key in SECRET_KEYS}
 SECRETS["REELFORGE_API_TOKENS"] = "deploy-test:loopback-test-token"

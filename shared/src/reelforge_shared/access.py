@@ -3,13 +3,16 @@
 The rights follow from ``reelforge_shared.flow.FLOW`` (what a service consumes and publishes, its
 bucket and KV rights); the shipped server configurations are generated from them (``reelforge access
 nats`` and ``reelforge access minio-policy``). It also says when settings must not run outside local
-mode (the built-in S3 keys).
+mode (the built-in S3 keys, placeholder secrets).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+from pydantic import SecretStr
 
 from reelforge_shared.clients import inbox_prefix
 from reelforge_shared.flow import (
@@ -127,7 +130,26 @@ def unsafe_defaults(settings: CommonSettings) -> str | None:
             "refusing to start: REELFORGE_S3_ACCESS_KEY/REELFORGE_S3_SECRET_KEY are the built-in development keys; "
             "set this service's own S3 keys (docs/security.md)"
         )
+    for field, info in type(settings).model_fields.items():
+        value = getattr(settings, field)
+        if isinstance(value, SecretStr) and _is_placeholder(value.get_secret_value()):
+            variable = info.validation_alias if isinstance(info.validation_alias, str) else f"REELFORGE_{field}"
+            return (
+                f"refusing to start: {variable.upper()} is a placeholder (as in an example file, or a well-known "
+                "default); set a long random value of its own (docs/security.md)"
+            )
     return None
+
+
+# What example files and quick starts put in a secret's place: refused outside local mode like the built-in keys.
+_PLACEHOLDER_TEXT = re.compile(r"change[-_.]?me|replace[-_.]?me|changeit|your[-_.]?(secret|password|token)", re.IGNORECASE)
+_PLACEHOLDER_WORDS = {"password", "passw0rd", "secret", "admin", "minioadmin", "example", "test", "default", "letmein", "123456"}
+
+
+def _is_placeholder(secret: str) -> bool:
+    """A placeholder anywhere in the value, or a whole part of it (API tokens are ``name:token,...``) a default word."""
+    parts = re.split(r"[,:]", secret)
+    return bool(_PLACEHOLDER_TEXT.search(secret)) or any(p.strip().lower() in _PLACEHOLDER_WORDS for p in parts)
 
 
 def access_table(prefix: str = "reelforge") -> str:
