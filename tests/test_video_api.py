@@ -109,7 +109,7 @@ async def test_video_requests_are_checked_and_answered_202_when_not_done_in_time
         "default_text_to_video_model": "nobody/absent-default",
         "default_image_to_video_model": "reelforge/tiny-sd",
         "sync_timeout_s": 0,
-        "max_image_bytes": 4096,
+        "max_upload_bytes": 4096,
         "max_video_duration": 30,
         "api_tokens": "ci:tok-ci-secret",
     }
@@ -133,7 +133,7 @@ async def test_video_requests_are_checked_and_answered_202_when_not_done_in_time
             big = await client.post(
                 "/api/video/image-to-video", files={"image": ("a.png", b"\x89PNG" + b"0" * 5000, "image/png")}
             )
-            assert big.status_code == 413 and big.json()["error"] == "image_too_large"
+            assert big.status_code == 413 and big.json()["error"] == "too_large"
             corrupt = await client.post("/api/video/image-to-video", files={"image": ("a.png", _png()[:60], "image/png")})
             assert corrupt.status_code == 422 and corrupt.json()["error"] == "invalid_image"
             bad_fps = await client.post(

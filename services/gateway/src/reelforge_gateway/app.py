@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 
 from reelforge_gateway.deps import Deps, GatewayDeps
 from reelforge_gateway.errors import install_error_handlers
-from reelforge_gateway.middleware import RequestLog
+from reelforge_gateway.middleware import BodyLimits, Guard, RequestLog
 from reelforge_gateway.routes import assets, jobs, video
 
 
@@ -21,11 +21,13 @@ def create_app(deps: GatewayDeps) -> FastAPI:
         title="Reelforge gateway",
         version="1",
         description="Jobs API v1: a storyboard in, a checked film out. Bearer tokens on /v1 and /api; errors share one shape.",
-        dependencies=[Depends(deps.access.guard)],
     )
     app.state.deps = deps
     app.mount("/metrics", make_asgi_app())
     install_error_handlers(app)
+    # Added last, runs first: the log sees every answer, the guard's refusals included.
+    limits = BodyLimits(body_bytes=deps.max_body_bytes, upload_bytes=deps.max_upload_bytes)
+    app.add_middleware(Guard, access=deps.access, limits=limits)
     app.add_middleware(RequestLog)
     app.include_router(jobs.router)
     app.include_router(video.router)

@@ -1,10 +1,12 @@
 """Who is calling, and how often: bearer tokens from REELFORGE_API_TOKENS and per-token limits.
 
 Tokens are ``name:token`` pairs. A request to ``/v1/...`` or ``/api/...`` without a known token gets
-401; the caller is known by its name from then on (logs carry the name, never the token). Each name
-may make REELFORGE_RATE_LIMIT_PER_MIN requests in any minute (a moving window from the ``limits``
-library; 429 with Retry-After above it). With REELFORGE_API_AUTH=off (local mode) every caller is
-``anonymous`` and no limit applies.
+401 from :class:`reelforge_gateway.middleware.Guard`, before its body is read; the caller is known by
+its name from then on (logs carry the name, never the token). Each name may make
+REELFORGE_RATE_LIMIT_PER_MIN requests in any minute (a moving window from the ``limits`` library;
+429 with Retry-After above it). The window's counters live in this process's memory: with several
+gateway replicas each counts on its own, so a token may make N times the limit across N replicas.
+With REELFORGE_API_AUTH=off (local mode) every caller is ``anonymous`` and no limit applies.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import structlog
 from fastapi import Request
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage
@@ -23,7 +24,6 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from reelforge_gateway.errors import ApiError
 
 ANONYMOUS = "anonymous"
-GUARDED_PREFIXES = ("/v1/", "/api/")
 
 
 def parse_tokens(raw: str | None) -> dict[str, str]:
@@ -39,7 +39,7 @@ def parse_tokens(raw: str | None) -> dict[str, str]:
     return tokens
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Access:
     tokens: dict[str, str]  # token -> name
     enabled: bool = True
@@ -79,15 +79,6 @@ class Access:
                 limit_per_min=self.per_minute,
                 retry_after_s=retry,
             )
-
-    async def guard(self, request: Request) -> None:
-        """App-wide dependency: /v1 and /api need a token and stay within the rate limit; others are open."""
-        if not request.url.path.startswith(GUARDED_PREFIXES):
-            return
-        name = self.caller(request.headers.get("authorization"))
-        request.state.caller = name
-        structlog.contextvars.bind_contextvars(caller=name)
-        await self.admit(name)
 
 
 def caller_of(request: Request) -> str:

@@ -34,7 +34,11 @@ class GatewaySettings(CommonSettings):
     sync_timeout_s: float = Field(
         60.0, ge=0, description="/api/video endpoints answer with the MP4 if it is done within this, else 202 with the job"
     )
-    max_image_bytes: int = Field(10_000_000, ge=1024, description="largest image for /api/video/image-to-video (413 above)")
+    max_upload_bytes: int = Field(
+        20_000_000,
+        ge=1024,
+        description="largest upload body (image-to-video, /v1/uploads), counted as it streams (413 above; never held whole)",
+    )
     max_image_pixels: int = Field(4096 * 4096, ge=256, description="largest image (width x height) accepted for image-to-video")
     api_tokens: SecretStr | None = Field(
         None, description="bearer tokens of the API as comma-separated `name:token` pairs; logs name the caller, never the token"

@@ -38,11 +38,11 @@ class GatewayDeps:
     health: Health
     work_bucket: str
     delivery_bucket: str = "f1-video-clips"
-    access: Access = field(default_factory=lambda: Access({}, enabled=False))
+    access: Access = field(default_factory=lambda: Access(tokens={}, enabled=False))
     assets: AssetRegistry | None = None
     video: VideoDefaults | None = None
     max_body_bytes: int = 5_000_000
-    max_image_bytes: int = 10_000_000
+    max_upload_bytes: int = 20_000_000
     max_image_pixels: int = 4096 * 4096
     max_jobs_in_flight: int = 10
     sse_heartbeat_s: float = 15.0

@@ -91,7 +91,7 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
         raise TypeError(f"the gateway needs GatewaySettings, got {type(settings).__name__}")
     assert service.ledger is not None  # noqa: S101 - run_service opens it before companions start
     tokens = parse_tokens(settings.api_tokens.get_secret_value() if settings.api_tokens else None)
-    access = Access(tokens, enabled=settings.api_auth == "on", per_minute=settings.rate_limit_per_min)
+    access = Access(tokens=tokens, enabled=settings.api_auth == "on", per_minute=settings.rate_limit_per_min)
     database = settings.assets_database_url.get_secret_value() if settings.assets_database_url else None
     deps = GatewayDeps(
         bus=bus,
@@ -110,7 +110,7 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
             allow_test_model=settings.allow_test_model,
         ),
         max_body_bytes=settings.max_body_bytes,
-        max_image_bytes=settings.max_image_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
         max_image_pixels=settings.max_image_pixels,
         max_jobs_in_flight=settings.max_jobs_in_flight,
         sse_heartbeat_s=settings.sse_heartbeat_s,

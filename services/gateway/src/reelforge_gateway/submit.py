@@ -11,9 +11,7 @@ import uuid
 from typing import Any
 
 import yaml
-from fastapi import Request
 
-from reelforge_gateway.errors import ApiError
 from reelforge_shared.bus import Bus
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import JobSubmitted, SegmentRequested
@@ -54,20 +52,6 @@ async def submit_job(
             )
         )
     return submitted
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ApiError(
-                413,
-                "too_large",
-                f"the body is more than {limit} bytes",
-                fields=[{"field": "body", "message": f"more than {limit} bytes"}],
-            )
-    return body
 
 
 def parse_submission(body: bytes, allow_private: bool) -> tuple[Storyboard, str | None]:

@@ -21,7 +21,7 @@ from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import Deps, GatewayDeps
 from reelforge_gateway.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from reelforge_gateway.prompt_fit import prompt_errors
-from reelforge_gateway.submit import new_job_id, parse_submission, read_body, submit_job
+from reelforge_gateway.submit import new_job_id, parse_submission, submit_job
 from reelforge_gateway.views import JobAccepted, JobPage, JobSummary, JobView, accepted, job_view, owned_job, visible
 from reelforge_shared.events import JobCancelled
 from reelforge_shared.jobs import JobRecord, JobStatus, RerenderRefused, rerender_segment, resume_job
@@ -89,7 +89,7 @@ async def create_job(
     stored: its delivered segments stay, its failed ones are rendered again from the frames stored.
     """
     caller = caller_of(request)
-    body = await read_body(request, deps.max_body_bytes)
+    body = await request.body()  # at most REELFORGE_MAX_BODY_BYTES: the guard middleware cut it
     board, webhook_url = parse_submission(body, deps.webhook_allow_private)
     if errors := await asyncio.to_thread(prompt_errors, board, default_model=deps.default_model):
         raise StoryboardInvalid(errors)

@@ -39,7 +39,9 @@ from reelforge_gateway.deps import Deps, GatewayDeps, VideoDefaults
 from reelforge_gateway.errors import ApiError, ErrorBody, error_response
 from reelforge_gateway.prompt_fit import prompt_errors
 from reelforge_gateway.submit import submit_job
+from reelforge_shared.errors import InvalidInput
 from reelforge_shared.jobs import Ledger
+from reelforge_shared.references import open_image
 from reelforge_shared.storage import Keys
 from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, parse_storyboard
 
@@ -251,7 +253,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "the MP4 (headers: X-Reelforge-Job, X-Reelforge-Model, X-Reelforge-Cache)",
     },
     202: {"model": VideoAccepted, "description": "not ready within REELFORGE_SYNC_TIMEOUT_S; Location is the job"},
-    413: {"model": ErrorBody, "description": "image too large (`image_too_large`)"},
+    413: {"model": ErrorBody, "description": "body larger than REELFORGE_MAX_UPLOAD_BYTES (`too_large`)"},
     422: {"model": ErrorBody, "description": "invalid request (`invalid_request`, `invalid_image`); details name the field"},
     502: {"model": ErrorBody, "description": "the job failed or was cancelled (`job_failed`, `job_cancelled`)"},
     503: {"model": ErrorBody, "description": "neither the requested nor the default model is available (`model_not_found`)"},
@@ -270,7 +272,7 @@ async def text_to_video(params: VideoParams, deps: Deps) -> Response:
 @router.post("/api/video/image-to-video", responses=_RESPONSES, response_class=Response)
 async def image_to_video(
     deps: Deps,
-    image: Annotated[UploadFile, File(description="PNG, JPEG or WebP; at most REELFORGE_MAX_IMAGE_BYTES")],
+    image: Annotated[UploadFile, File(description="PNG, JPEG or WebP; the body at most REELFORGE_MAX_UPLOAD_BYTES")],
     prompt: Annotated[str, Form(max_length=2000)] = "",
     model: Annotated[str | None, Form(max_length=300)] = None,
     negative_prompt: Annotated[str | None, Form(max_length=2000)] = None,
@@ -313,37 +315,14 @@ async def image_to_video(
 
 
 async def _read_image(upload: UploadFile, deps: GatewayDeps) -> bytes:
-    """The upload, size-limited, decoded and checked; returned as PNG (what the generator reads)."""
-    from PIL import Image, UnidentifiedImageError
-
-    data = await upload.read(deps.max_image_bytes + 1)
-    if len(data) > deps.max_image_bytes:
-        raise VideoError(
-            413,
-            "image_too_large",
-            f"image: more than {deps.max_image_bytes} bytes",
-            field="image",
-            max_bytes=deps.max_image_bytes,
-        )
+    """The upload (cut at REELFORGE_MAX_UPLOAD_BYTES by the guard as it streamed), decoded and checked; returned as PNG."""
+    data = await upload.read()
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.format not in {"PNG", "JPEG", "WEBP"}:
-                raise VideoError(422, "invalid_image", f"image: format {img.format} is not PNG, JPEG or WebP", field="image")
-            width, height = img.size
-            if width < 16 or height < 16 or width * height > deps.max_image_pixels:
-                raise VideoError(
-                    422,
-                    "invalid_image",
-                    f"image: {width}x{height} is outside 16x16 .. {deps.max_image_pixels} pixels",
-                    field="image",
-                    width=width,
-                    height=height,
-                )
-            img.load()  # decodes every pixel: a truncated or corrupt file fails here
-            out = io.BytesIO()
-            img.convert("RGB").save(out, format="PNG")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise VideoError(422, "invalid_image", f"image: cannot be decoded ({exc})", field="image") from None
+        image = await asyncio.to_thread(open_image, data, "image", deps.max_image_pixels)
+    except InvalidInput as exc:
+        raise VideoError(422, "invalid_image", str(exc), field="image") from None
+    out = io.BytesIO()
+    await asyncio.to_thread(image.save, out, format="PNG")
     return out.getvalue()
 
 

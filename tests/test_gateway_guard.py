@@ -1,0 +1,200 @@
+"""Refuse before reading: the gateway, a real process, answers 401/413 without taking a hostile body into memory.
+
+The gateway runs as its own ``reelforge worker gateway`` process (as in production), so its memory is
+read from /proc: the peak resident size (VmHWM) after the attacks is compared with the one before.
+Bodies are streamed from generators over a raw socket, and the client stops sending once the answer
+has come: a gateway that reads the body before it refuses would take all of it first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from reelforge_shared.embedded import find_binary, free_port
+from reelforge_shared.storage import ObjectStore
+
+TOKEN = "tok-guard-secret"
+MB = 1024 * 1024
+UPLOAD_LIMIT = 1 * MB
+BODY_LIMIT = 5_000_000  # the default REELFORGE_MAX_BODY_BYTES
+ZEROS = memoryview(bytes(MB))  # the one buffer every streamed megabyte is sent from
+
+
+@dataclass
+class GatewayProcess:
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def peak_rss_mb(self) -> float:
+        """The process's peak resident memory so far (VmHWM), in MB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmHWM in /proc status")
+
+
+@pytest.fixture
+def gateway_process(overrides: dict[str, Any], s3_keys, store: ObjectStore, tmp_path: Path) -> Iterator[GatewayProcess]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REELFORGE_")}
+    env |= {f"REELFORGE_{k.upper()}": str(v) for k, v in overrides.items()}
+    env |= {f"REELFORGE_{k.upper()}": v for k, v in s3_keys["gateway"].items()}
+    env |= {
+        "REELFORGE_GATEWAY_PORT": str(port),
+        "REELFORGE_METRICS_PORT": str(free_port()),
+        "REELFORGE_API_TOKENS": f"guard:{TOKEN}",
+        "REELFORGE_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+        "REELFORGE_DEFAULT_TEXT_TO_VIDEO_MODEL": "reelforge/tiny-zeroscope",
+        "REELFORGE_DEFAULT_IMAGE_TO_VIDEO_MODEL": "reelforge/tiny-svd",
+        "REELFORGE_SYNC_TIMEOUT_S": "0",
+    }
+    log = tmp_path / "gateway.log"
+    process = subprocess.Popen(
+        [find_binary("reelforge"), "worker", "gateway"], stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env
+    )
+    gateway = GatewayProcess(process, port, log)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{gateway.url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway did not start: {log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield gateway
+    finally:
+        process.kill()
+        process.wait()
+
+
+async def _megabytes(count: int) -> AsyncIterator[memoryview]:
+    for _ in range(count):
+        yield ZEROS
+
+
+async def _send(
+    port: int, path: str, headers: dict[str, str], chunks: AsyncIterator[bytes | memoryview], *, chunked: bool
+) -> tuple[int, str, int]:
+    """POST ``chunks`` to ``path``, stopping once the answer has come: (status, answer body, body bytes sent)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head += "Transfer-Encoding: chunked\r\n\r\n" if chunked else "\r\n"
+    writer.write(head.encode())
+    sent = 0
+
+    async def body() -> None:
+        nonlocal sent
+        async for chunk in chunks:
+            writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" if chunked else chunk)
+            await writer.drain()
+            sent += len(chunk)
+        if chunked:
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    sending = asyncio.create_task(body())
+    try:
+        status_line = await reader.readline()
+        answer_head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+        length = int(answer_head.split("content-length:")[1].split("\r\n")[0])
+        answer = (await reader.readexactly(length)).decode()
+    finally:
+        sending.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+        writer.close()
+    return int(status_line.split()[1]), answer, sent
+
+
+def _multipart_head(boundary: str) -> bytes:
+    return (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n'
+    ).encode() + b"\x89PNG\r\n\x1a\n"
+
+
+async def _multipart(boundary: str, megabytes: int) -> AsyncIterator[bytes | memoryview]:
+    yield _multipart_head(boundary)
+    async for chunk in _megabytes(megabytes):
+        yield chunk
+    yield f"\r\n--{boundary}--\r\n".encode()
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, format="PNG")
+    return out.getvalue()
+
+
+async def _warm_up(url: str) -> None:
+    """Every code path the attacks reach, once, so that its imports and caches are in the baseline."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        assert (await client.get("/v1/jobs")).status_code == 401
+        assert (await client.get("/v1/jobs", headers=auth)).status_code == 200
+        assert (await client.post("/api/video/text-to-video", json={"prompt": ""}, headers=auth)).status_code == 422
+        corrupt = {"image": ("a.png", _png()[:60], "image/png")}
+        assert (await client.post("/api/video/image-to-video", files=corrupt, headers=auth)).status_code == 422
+        assert (await client.post("/v1/jobs", content=b"x" * (BODY_LIMIT + 1), headers=auth)).status_code == 413
+
+
+async def test_hostile_bodies_are_refused_before_they_are_read_and_memory_stays_flat(gateway_process: GatewayProcess) -> None:
+    gateway = gateway_process
+    await _warm_up(gateway.url)
+    before = gateway.peak_rss_mb()
+    json_type = {"Content-Type": "application/json"}
+
+    # Anonymous 50 MB JSON bodies, declared and streamed: 401 before the body is read.
+    for chunked in (False, True):
+        headers = json_type if chunked else json_type | {"Content-Length": str(50 * MB)}
+        status, answer, sent = await _send(gateway.port, "/api/video/text-to-video", headers, _megabytes(50), chunked=chunked)
+        assert status == 401 and '"unauthorized"' in answer, answer
+        assert sent < 50 * MB, f"the client sent all {sent} bytes before the answer"
+
+    # Malformed JSON without a token: 401, not 422 (no byte of it is parsed).
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+        malformed = await client.post("/v1/jobs", content=b"{not json", headers=json_type)
+        assert malformed.status_code == 401 and malformed.json()["error"] == "unauthorized"
+        wrong = await client.post("/api/video/image-to-video", content=b"--x\r\n", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and set(wrong.json()) == {"error", "message", "details", "timestamp"}
+
+    # A 500 MB multipart upload with a valid token: 413 once the limit is passed, declared or streamed.
+    boundary = "reelforge-guard"
+    upload = {"Authorization": f"Bearer {TOKEN}", "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    declared = upload | {"Content-Length": str(500 * MB + 200)}
+    status, answer, sent = await _send(
+        gateway.port, "/api/video/image-to-video", declared, _multipart(boundary, 500), chunked=False
+    )
+    assert status == 413 and '"too_large"' in answer and "REELFORGE_MAX_UPLOAD_BYTES" in answer, answer
+    assert sent < 50 * MB
+    status, answer, sent = await _send(gateway.port, "/api/video/image-to-video", upload, _multipart(boundary, 500), chunked=True)
+    assert status == 413 and '"too_large"' in answer, answer
+    assert sent < 50 * MB, f"the client sent {sent} bytes before the answer"
+    # A 50 MB storyboard with a valid token, streamed: 413 at REELFORGE_MAX_BODY_BYTES.
+    auth = json_type | {"Authorization": f"Bearer {TOKEN}"}
+    status, answer, sent = await _send(gateway.port, "/v1/jobs", auth, _megabytes(50), chunked=True)
+    assert status == 413 and '"field": "body"' in answer.replace('":"', '": "'), answer
+    assert sent < 50 * MB
+
+    grown = gateway.peak_rss_mb() - before
+    assert grown < 10, f"the gateway's peak memory grew by {grown:.0f} MB"
+    assert (await asyncio.to_thread(httpx.get, f"{gateway.url}/healthz")).status_code == 200
