@@ -192,3 +192,17 @@ def test_a_dissolve_after_an_earlier_transition_runs_forwards(tmp_path: Path) ->
         levels = [float(f.to_ndarray(format="gray").mean()) for f in container.decode(video=0)]
     assert len(levels) == 18
     assert all(b >= a - 1.0 for a, b in zip(levels, levels[1:], strict=False)), [round(v) for v in levels]
+
+
+def test_two_silent_segments_of_one_length_beside_a_sounding_one(tmp_path: Path) -> None:
+    """Two equal silences used to be one ffmpeg-python node with two outputs, which ffmpeg refuses (the film failed)."""
+    from reelforge_encoder.audio import lay_end_to_end
+
+    tone = _tone(tmp_path / "tone.wav", TONES[1], 1.0)
+    voice = lay_end_to_end([None, tone, None], [0.0, 1.0, 2.0, 3.0], [(0, 0), (0.1, 0.1), (0, 0)], tmp_path / "v.wav", EXE)
+    with av.open(str(voice)) as container:
+        rate = container.streams.audio[0].rate
+        samples = np.concatenate([f.to_ndarray().reshape(-1, f.samples).mean(axis=0) for f in container.decode(audio=0)])
+    assert len(samples) == 3 * rate
+    quiet, loud = np.abs(samples[: rate // 2]).max(), np.abs(samples[rate + rate // 4 : rate + 3 * rate // 4]).max()
+    assert quiet < 1e-4 < 0.02 < loud and np.abs(samples[-rate // 2 :]).max() < 1e-4

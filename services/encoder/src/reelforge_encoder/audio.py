@@ -104,10 +104,16 @@ def lay_end_to_end(
     """
     edges = [round(t * SAMPLE_RATE) for t in bounds_s]
     streams = []
+    # One silence split once per silent segment: ffmpeg-python takes two equal silence chains (two silent segments of
+    # one length) for one node with two outputs, which ffmpeg refuses.
+    silent = sum(path is None for path in sounds)
+    silence = ffmpeg.input(f"anullsrc=r={SAMPLE_RATE}:cl=stereo", f="lavfi").audio
+    split = silence.filter_multi_output("asplit", silent) if silent > 1 else None
+    quiet = iter([split[j] for j in range(silent)] if split is not None else [silence])
     for i, (path, (fade_in, fade_out)) in enumerate(zip(sounds, fades, strict=True)):
         samples = edges[i + 1] - edges[i]
         if path is None:
-            stream = ffmpeg.input(f"anullsrc=r={SAMPLE_RATE}:cl=stereo", f="lavfi").audio
+            stream = next(quiet)
         else:
             stream = ffmpeg.input(str(path)).audio.filter("apad")
         stream = (
