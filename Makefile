@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml shared/pyproject.toml services/*/pyproject.toml
 	# report.html is opened in headless Chromium by the tests (Debian's chromium), installed when missing.
 	command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; } \
 		|| { sudo apt-get update -q && sudo apt-get install -y -q chromium; }
+	# The Kdenlive timeline is rendered by MLT's melt in the tests (Debian's melt), installed when missing.
+	command -v melt >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q --no-install-recommends melt; } \
+		|| { sudo apt-get update -q && sudo apt-get install -y -q --no-install-recommends melt; }
 	# The asset-registry tests start their own PostgreSQL cluster (Debian's server binaries, initdb + pg_ctl);
 	# the AsyncAPI check runs @asyncapi/parser on node (tools/asyncapi, pinned by its package-lock.json).
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \

@@ -243,11 +243,13 @@ def asyncapi(
 from reelforge.cli_encode import encode  # noqa: E402 - command modules keep heavy imports inside
 from reelforge.cli_generator import bench, generate  # noqa: E402 - as above
 from reelforge.cli_qa import qa  # noqa: E402 - as above
+from reelforge.cli_timeline import timeline  # noqa: E402 - as above
 
 app.command()(encode)
 app.command()(generate)
 app.command()(bench)
 app.command("qa")(qa)
+app.command()(timeline)
 
 if __name__ == "__main__":
     app()

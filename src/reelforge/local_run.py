@@ -12,12 +12,14 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from reelforge.stack import Stack, local_stack
 from reelforge_gateway.submit import new_job_id, submit_job
+from reelforge_gateway.timeline.sources import OUT_STORYBOARD, out_take_file
 from reelforge_shared.bus import Bus
 from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.logging import configure_logging
@@ -45,8 +47,13 @@ def run_state(out: Path, board: Storyboard, model: str | None) -> tuple[Path, st
     return run_dir / "state", job_id, False
 
 
-async def run_storyboard(board: Storyboard, out: Path, *, model: str | None = None, console: Console | None = None) -> bool:
-    """Render ``board`` into ``out``; True when every segment and the film were delivered."""
+async def run_storyboard(
+    board: Storyboard, out: Path, *, model: str | None = None, console: Console | None = None, **overrides: Any
+) -> bool:
+    """Render ``board`` into ``out``; True when every segment and the film were delivered.
+
+    ``overrides``: settings of the stack (``local_stack``), e.g. servers to use instead of embedded ones.
+    """
     console = console or Console(stderr=True)
     state, job_id, resumed = run_state(out, board, model)
     log_file = (out / "reelforge.log").open("a")
@@ -54,7 +61,7 @@ async def run_storyboard(board: Storyboard, out: Path, *, model: str | None = No
     verb = "resuming" if resumed else "starting"
     console.print(f"[bold]{board.title}[/bold]: {len(board.segments)} segments, {board.duration_s:.1f} s; {verb} services ...")
     try:
-        async with local_stack(state) as stack:
+        async with local_stack(state, **overrides) as stack:
             record = await _render(stack, board, job_id, model, console, resumed)
             return _collect(stack, board, record, out, console)
     finally:
@@ -105,6 +112,11 @@ def _collect(stack: Stack, board: Storyboard, record: JobRecord, out: Path, cons
     (out / "segments").mkdir(exist_ok=True)
     for n in sorted(delivered):
         store.get_file(settings.delivery_bucket, DeliveryKeys.segment(job, n), out / "segments" / f"{n:03d}.mp4")
+        for attempt in range(1, delivered[n].attempt):  # earlier takes: the timeline's alternates (reelforge timeline)
+            if store.exists(settings.work_bucket, key := Keys.segment_video(job, n, attempt)):
+                store.get_file(settings.work_bucket, key, out_take_file(out, n, attempt, delivered=False))
+    # The storyboard as submitted, beside its report: `reelforge timeline OUT` reads both.
+    (out / OUT_STORYBOARD).write_text(json.dumps(board.model_dump(mode="json"), indent=2))
     completed = record.status == "completed"
     if completed:
         store.get_file(settings.delivery_bucket, record.film_key or DeliveryKeys.film(job), out / "final.mp4")

@@ -185,6 +185,12 @@ class Storyboard(_Strict):
         return sum(s.duration_s for s in self.segments)
 
 
+def encoded_rate(board: Storyboard, seg: Segment) -> tuple[int, float]:
+    """Frames and rate of a segment's encoded video: raised to ``output.fps`` when that is higher, same duration."""
+    out = board.output.fps
+    return (round(seg.frames * out / seg.fps), out) if out and out > seg.fps else (seg.frames, seg.fps)
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:

@@ -135,7 +135,7 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
     if needs_sound and sound:  # every clip's, in frame order: as long as the segment
         track = torch.cat([sound[first] for first in sorted(sound)], dim=-1)
         deps.store.put_bytes(deps.bucket, audio_key, wav_bytes(track, sample_rate), "audio/wav")
-    record = _generation_record(deps, run, Keys.segment_generation(job, n, a), "; ".join(notes) or None)
+    record = _generation_record(deps, run, Keys.segment_generation(job, n, a), "; ".join(notes) or None, spec.seed)
     log.info("generator.segment_rendered", job_id=job, index=n, attempt=a, **{k: v for k, v in record.items() if k != "prompt"})
     return [
         SegmentGenerated.follow(
@@ -155,7 +155,7 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
 REPORTED = ("degraded", "prompt", "prompt_tokens", "prompt_tokens_dropped", "render_s", "s_per_frame", "peak_vram_bytes")
 
 
-def _generation_record(deps: GeneratorDeps, run: RunReport, key: str, degraded: str | None) -> dict:
+def _generation_record(deps: GeneratorDeps, run: RunReport, key: str, degraded: str | None, seed: int) -> dict:
     """The prompt as the model got it, its token counts and the render figures, stored beside the frames.
 
     A redelivery that found every frame stored rendered nothing: it reports the first run's record.
@@ -165,7 +165,7 @@ def _generation_record(deps: GeneratorDeps, run: RunReport, key: str, degraded: 
     if run.prompt is None and deps.store.exists(deps.bucket, key):
         return deps.store.get_json(deps.bucket, key)
     record = (run.prompt.as_dict() if run.prompt else {}) | run.figures() | {"degraded": degraded}
-    deps.store.put_json(deps.bucket, key, record | {"model": model.name})
+    deps.store.put_json(deps.bucket, key, record | {"model": model.name, "seed": seed})
     return record
 
 

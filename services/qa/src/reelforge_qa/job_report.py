@@ -55,6 +55,8 @@ class SegmentResult(BaseModel):
     prompt_tokens: int | None = Field(None, description="its tokens, counted with the model's own tokenizer")
     prompt_tokens_dropped: int | None = Field(None, description="tokens the model did not see (0: encoded whole)")
     degraded: str | None = Field(None, description="what the generator gave up to finish (smaller batch, lower size)")
+    seed: int | None = Field(None, description="the seed the delivered attempt was rendered with")
+    model: str | None = Field(None, description="the model that rendered it")
     qa_passed: bool
     gates: dict[str, GateResult]
     qa_history: list[AttemptResult] = Field(default_factory=list)
@@ -233,6 +235,8 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
                 prompt_tokens=generated.get("prompt_tokens"),
                 prompt_tokens_dropped=generated.get("prompt_tokens_dropped"),
                 degraded=generated.get("degraded"),
+                seed=generated.get("seed", render_spec(board, n, attempt).seed),
+                model=generated.get("model"),
                 qa_history=segment_history(store, bucket, job_id, n, attempt),
                 video_key=m["video_key"],
                 delivery_key=m["delivery_key"],

@@ -1,0 +1,115 @@
+"""Where a job's cut comes from: the work bucket (the API) or a ``reelforge run`` output folder (the CLI).
+
+Both read the storyboard and the film version's report.json and name every take's media by its path
+inside a bundle (``cut.media_name``); each returns, beside the cut, where those media are
+(an object key in the work bucket, or a local file).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reelforge_gateway.timeline.cut import Cut, Take, build_cut, media_name
+from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import Storyboard, encoded_rate, parse_storyboard
+
+OUT_STORYBOARD = "storyboard.json"  # written by `reelforge run` beside report.json
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sourced:
+    """A cut and where each of its media is: bundle path -> object key (``bucket``) or local file."""
+
+    cut: Cut
+    keys: dict[str, str]
+    files: dict[str, Path]
+    bucket: str | None = None
+
+
+def _take(board: Storyboard, n: int, attempt: int, delivered: bool, entry: dict[str, Any], has_audio: bool) -> Take:
+    seg = board.segments[n - 1]
+    frames, fps = encoded_rate(board, seg)
+    qa = entry.get("qa") or {}
+    return Take(
+        attempt=attempt,
+        media=media_name(n, seg.id, attempt, delivered),
+        frames=frames,
+        fps=fps,
+        has_audio=has_audio,
+        qa={k: float(v) for k, v in qa.items()},
+        qa_passed=entry.get("qa_passed"),
+        failed_gates=tuple(entry.get("qa_failed_gates") or entry.get("failed_gates") or ()),
+    )
+
+
+def _alternate_entry(entry: dict[str, Any], attempt: int) -> dict[str, Any]:
+    """What report.json's QA history says of an earlier attempt."""
+    for h in entry.get("qa_history") or []:
+        if h.get("attempt") == attempt:
+            return {"qa": h.get("scores", {}), "qa_passed": h.get("passed"), "failed_gates": h.get("failed_gates", [])}
+    return {}
+
+
+def from_store(store: ObjectStore, bucket: str, job_id: str, version: int) -> Sourced:
+    """A job's cut from the work bucket: its storyboard, the version's report.json, its segment videos."""
+    board = parse_storyboard(store.get_json(bucket, Keys.storyboard(job_id)))
+    report = store.get_json(bucket, Keys.report(job_id, version))
+    entries = {int(s["index"]): s for s in report["segments"]}
+    takes: dict[int, list[Take]] = {}
+    keys: dict[str, str] = {}
+    for n in range(1, len(board.segments) + 1):
+        entry = entries.get(n, {})
+        attempt = int(entry.get("attempt", 1))
+        key = entry.get("video_key") or Keys.segment_video(job_id, n, attempt)
+        delivered = _take(board, n, attempt, True, entry, store.exists(bucket, Keys.segment_sound(key)))
+        takes[n], keys[delivered.media] = [delivered], key
+        for earlier in range(attempt - 1, 0, -1):
+            other = Keys.segment_video(job_id, n, earlier)
+            if store.exists(bucket, other):
+                alt = _take(
+                    board, n, earlier, False, _alternate_entry(entry, earlier), store.exists(bucket, Keys.segment_sound(other))
+                )
+                takes[n].append(alt)
+                keys[alt.media] = other
+    cut = build_cut(board, report, takes=takes)
+    keys[cut.film] = Keys.film(job_id, version)
+    return Sourced(cut=cut, keys=keys, files={}, bucket=bucket)
+
+
+def out_take_file(out: Path, n: int, attempt: int, delivered: bool) -> Path:
+    """Where ``reelforge run`` puts a take: ``segments/NNN.mp4`` (delivered), ``segments/NNN.takeA.mp4``."""
+    return out / "segments" / (f"{n:03d}.mp4" if delivered else f"{n:03d}.take{attempt}.mp4")
+
+
+def from_out(out: Path) -> Sourced:
+    """A cut from a ``reelforge run`` output folder (report.json, storyboard.json, segments/, final.mp4)."""
+    from reelforge_shared.media import probe  # PyAV: the CLI has it; the gateway reads the bucket instead
+
+    for name in ("report.json", OUT_STORYBOARD, "final.mp4"):
+        if not (out / name).is_file():
+            raise FileNotFoundError(f"{out / name} is missing: give the --out folder of a finished `reelforge run`")
+    board = parse_storyboard(json.loads((out / OUT_STORYBOARD).read_text()))
+    report = json.loads((out / "report.json").read_text())
+    entries = {int(s["index"]): s for s in report["segments"]}
+    takes: dict[int, list[Take]] = {}
+    files: dict[str, Path] = {}
+    for n in range(1, len(board.segments) + 1):
+        entry = entries.get(n, {})
+        attempt = int(entry.get("attempt", 1))
+        path = out_take_file(out, n, attempt, True)
+        delivered = _take(board, n, attempt, True, entry, probe(path, count_frames=False).has_audio)
+        takes[n], files[delivered.media] = [delivered], path
+        for earlier in range(attempt - 1, 0, -1):
+            other = out_take_file(out, n, earlier, False)
+            if other.is_file():
+                alt = _take(
+                    board, n, earlier, False, _alternate_entry(entry, earlier), probe(other, count_frames=False).has_audio
+                )
+                takes[n].append(alt)
+                files[alt.media] = other
+    cut = build_cut(board, report, takes=takes)
+    files[cut.film] = out / "final.mp4"
+    return Sourced(cut=cut, keys={}, files=files)

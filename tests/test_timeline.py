@@ -1,0 +1,226 @@
+"""Hand-off to an editor: a finished film as an OpenTimelineIO timeline, FCPXML, FCP7 XML, EDL, Kdenlive, and a bundle.
+
+One tiny film is rendered once for the module by ``reelforge run``'s own code (real NATS, S3, ffmpeg and the
+tiny model): three shots of 6 frames at 64x36 and 6 fps, a dissolve and a fade, one shot with sound.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+import zipfile
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import opentimelineio as otio
+import pytest
+from typer.testing import CliRunner
+
+from reelforge.cli import app
+from reelforge.local_run import run_storyboard
+from reelforge_encoder.ffmpeg import ffmpeg_exe
+from reelforge_gateway.timeline.export import read
+from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY
+from reelforge_shared.media import probe
+from reelforge_shared.storyboard import parse_storyboard
+
+FPS, FRAMES = 6, 6
+STORYBOARD = {
+    "title": "Hand-off",
+    "output": {"width": 64, "height": 36},
+    "characters": {"hero": {"description": "a man in a blue shirt", "seed": 1000}},
+    "segments": [
+        {"id": "open", "prompt": "walks into the field", "characters": ["hero"], "frames": FRAMES, "fps": FPS},
+        {
+            "id": "turn",
+            "prompt": "looks at the sky",
+            "frames": FRAMES,
+            "fps": FPS,
+            "transition": {"type": "dissolve", "duration": 0.5},
+        },
+        {"id": "close", "prompt": "sits down", "characters": ["hero"], "frames": FRAMES, "fps": FPS, "transition": "fade"},
+    ],
+}
+OVERLAPS = {2: 3, 3: 6}  # film frames of the transition into shot 2 (0.5 s) and 3 (fade: 1 s)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, nats_server, s3_server, model_cache) -> dict:
+    """A finished `reelforge run` output folder, and the settings of the servers that hold its job."""
+    tmp = tmp_path_factory.mktemp("handoff")
+    tone = tmp / "tone.wav"
+    subprocess.run(
+        [ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=1", str(tone)], check=True
+    )
+    raw = json.loads(json.dumps(STORYBOARD))
+    raw["segments"][1]["audio"] = str(tone)
+    tag = uuid.uuid4().hex[:10]
+    overrides = {
+        "nats_url": nats_server.url,
+        "s3_endpoint": s3_server.url,
+        "s3_access_key": ACCESS_KEY,
+        "s3_secret_key": SECRET_KEY,
+        "subject_prefix": f"t{tag}",
+        "work_bucket": f"work-{tag}",
+        "delivery_bucket": f"deliver-{tag}",
+        "model_cache_dir": str(model_cache),
+        "steps": 2,
+        "qa_max_attempts": 1,
+    }
+    out = tmp / "out"
+    out.mkdir()
+    import asyncio
+
+    assert asyncio.run(run_storyboard(parse_storyboard(raw), out, **overrides))
+    return {"out": out, "overrides": overrides, "job_id": json.loads((out / "report.json").read_text())["job_id"]}
+
+
+def _cli(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _starts() -> list[int]:
+    return [i * FRAMES for i in range(len(STORYBOARD["segments"]))]
+
+
+def test_otio_round_trip_matches_the_film_to_the_frame(finished: dict) -> None:
+    out = finished["out"]
+    _cli("timeline", str(out), "--format", "otio")
+    timeline = otio.adapters.read_from_file(str(out / "timeline.otio"))
+    film = probe(out / "final.mp4")
+    video = timeline.video_tracks()[0]
+    assert video.duration() == otio.opentime.RationalTime(film.frame_count, FPS) and film.frame_count == 3 * FRAMES
+    assert {"width": 64, "height": 36, "fps": FPS, "job_id": finished["job_id"]}.items() <= dict(
+        timeline.metadata["reelforge"]
+    ).items()
+    clips = list(video.find_clips())
+    assert [c.metadata["reelforge"]["segment_id"] for c in clips] == ["open", "turn", "close"]
+    raw = json.loads((out / "report.json").read_text())
+    report, film_qa = {s["index"]: s for s in raw["segments"]}, raw["film_qa"]
+    for n, (clip, start) in enumerate(zip(clips, _starts(), strict=True), start=1):
+        # Where each clip sits and what of its media it plays: the film's frames, to the frame.
+        assert clip.range_in_parent() == otio.opentime.TimeRange(
+            otio.opentime.RationalTime(start, FPS), otio.opentime.RationalTime(FRAMES, FPS)
+        )
+        assert clip.source_range == otio.opentime.TimeRange(
+            otio.opentime.RationalTime(0, FPS), otio.opentime.RationalTime(FRAMES, FPS)
+        )
+        media = out / clip.media_reference.target_url
+        assert media.resolve() == (out / "segments" / f"{n:03d}.mp4").resolve() and probe(media).frame_count == FRAMES
+        meta = clip.metadata["reelforge"]
+        assert meta["prompt"] == report[n]["prompt"] and meta["seed"] == report[n]["seed"] and meta["model"]
+        assert meta["qa"] == pytest.approx(report[n]["qa"]) and meta["attempt"] == 1
+        # Every failed gate and every continuity pair below threshold is a marker on its clip.
+        kinds = [(m.metadata["reelforge"]["kind"], m.name.split(":")[0]) for m in clip.markers]
+        assert sorted(name for kind, name in kinds if kind == "gate") == sorted(
+            f"QA gate {g}" for g in report[n]["qa_failed_gates"]
+        )
+        broken = [
+            p
+            for c in (*film_qa["characters"], *film_qa["locations"], *film_qa["light"])
+            for p in c["pairs"]
+            if not c["passed"]
+            and p["gated"]
+            and p["score"] < c["threshold"]
+            and p["a"] == clip.metadata["reelforge"]["segment_id"]
+        ]
+        assert len([k for k, _ in kinds if k == "continuity"]) == len(broken)
+    transitions = [t for t in video if isinstance(t, otio.schema.Transition)]
+    assert [(t.metadata["reelforge"]["type"], t.in_offset.value, t.out_offset.value) for t in transitions] == [
+        ("dissolve", 2, 1),  # 3 frames: the film holds "open" 1 frame past its end and "turn" 2 frames before its start
+        ("fade", 3, 3),
+    ]
+    sound = timeline.audio_tracks()[0]  # only "turn" has sound: a gap, its clip, a gap
+    assert [type(i).__name__ for i in sound] == ["Gap", "Clip", "Gap"] and sound.duration() == video.duration()
+
+
+def _grey(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="gray").astype(np.float32) for f in container.decode(video=0)])
+
+
+def test_the_kdenlive_timeline_rendered_by_melt_is_the_film(finished: dict, tmp_path: Path) -> None:
+    melt = shutil.which("melt")
+    assert melt, "melt (Debian's MLT) is missing: `make install` installs it"
+    bundle = tmp_path / "bundle.zip"
+    _cli("timeline", str(finished["out"]), "--bundle", "--output", str(bundle))
+    with zipfile.ZipFile(bundle) as z:
+        z.extractall(tmp_path / "b")
+    rendered = tmp_path / "melt.mkv"
+    subprocess.run(
+        [melt, "-silent", str(tmp_path / "b" / "timeline.kdenlive"), "-consumer", f"avformat:{rendered}", "vcodec=ffv1", "an=1"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    ours, film = _grey(rendered), _grey(finished["out"] / "final.mp4")
+    assert ours.shape == film.shape  # the film's duration and size
+    inside = set()
+    for n, overlap in OVERLAPS.items():
+        start = _starts()[n - 1]
+        inside |= set(range(start - (overlap - overlap // 2), start + overlap // 2))
+    outside = [i for i in range(len(film)) if i not in inside]
+    diffs = [float(np.abs(ours[i] - film[i]).mean()) for i in outside]
+    assert max(diffs) < 4.0, diffs  # the same frames, within the encodes' tolerance
+    # A frame from the wrong shot would differ by far more: the check can tell shots apart.
+    assert float(np.abs(film[0] - film[-1]).mean()) > 3 * max(diffs) + 3
+
+
+def test_fcpxml_fcp7_and_edl_read_back(finished: dict) -> None:
+    from xml.etree import ElementTree
+
+    out = finished["out"]
+    for fmt in ("fcpxml", "fcp7xml", "edl"):
+        _cli("timeline", str(out), "--format", fmt)
+    # FCPXML: no DTD of Apple's is on this machine, so it is checked structurally: the format, the assets, the spine.
+    root = ElementTree.parse(out / "timeline.fcpxml").getroot()  # noqa: S314 - our own output
+    assert root.tag == "fcpxml" and root.get("version")
+    assert [f.get("frameDuration") for f in root.findall("./resources/format")] == ["25/600s"]  # 24 fps: 4 per picture
+    assets = root.findall("./resources/asset")
+    assert sorted(a.get("src") for a in assets) == [f"segments/{n:03d}.mp4" for n in (1, 2, 3)]
+    spine = root.find(".//sequence/spine")
+    assert spine is not None
+
+    def seconds(value: str | None) -> Fraction:
+        return Fraction(str(value).removesuffix("s"))
+
+    clips = [(c.get("name"), seconds(c.get("offset")), seconds(c.get("duration"))) for c in spine if c.tag == "clip"]
+    assert clips == [("001 open", 0, 1), ("002 turn", 1, 1), ("003 close", 2, 1)]
+    transitions = [(t.get("name"), seconds(t.get("offset")), seconds(t.get("duration"))) for t in spine if t.tag == "transition"]
+    assert transitions == [("Cross Dissolve", Fraction(4, 6), Fraction(3, 6)), ("Fade to Color", Fraction(9, 6), 1)]
+    # FCP7 XML and the EDL are read back by their OpenTimelineIO adapters.
+    fcp7 = read((out / "timeline.xml").read_text(), "fcp7xml")
+    assert [c.name for c in fcp7.video_tracks()[0].find_clips()] == ["001 open", "002 turn", "003 close"]
+    assert fcp7.video_tracks()[0].duration().to_frames() == 3 * 24  # at 24 fps, FCP7's nearest timecode rate
+    edl = read((out / "timeline.edl").read_text(), "edl")
+    video = edl.video_tracks()[0]
+    assert video.duration().to_frames() == 3 * 24
+    assert [c.name for c in video.find_clips()] == ["001 open", "002 turn", "003 close"]
+    assert len([t for t in video if isinstance(t, otio.schema.Transition)]) == 2
+
+
+def test_the_bundle_holds_every_timeline_the_media_and_a_readme(finished: dict, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.zip"
+    _cli("timeline", str(finished["out"]), "--bundle", "--output", str(bundle))
+    with zipfile.ZipFile(bundle) as z:
+        names = set(z.namelist())
+        timeline = read(z.read("timeline.otio"))
+        readme = z.read("README.txt").decode()
+    media = {"media/001-open.mp4", "media/002-turn.mp4", "media/003-close.mp4"}
+    assert {
+        "README.txt",
+        "final.mp4",
+        "timeline.otio",
+        "timeline.fcpxml",
+        "timeline.xml",
+        "timeline.edl",
+        "timeline.kdenlive",
+    } | media == names
+    assert {c.media_reference.target_url for c in timeline.find_clips()} == media  # relative, inside the bundle
+    assert all(m in readme for m in media) and "final.mp4" in readme
