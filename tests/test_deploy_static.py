@@ -331,6 +331,137 @@ def test_deployments_have_probes_limits_grace_and_the_generator_sits_on_l40s(ove
     )
 
 
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
+
+
+def pod_spec(doc: dict) -> dict:
+    template = doc["spec"]["jobTemplate"]["spec"]["template"] if doc["kind"] == "CronJob" else doc["spec"]["template"]
+    return template
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_workload_runs_non_root_read_only_without_privileges(overlay: str) -> None:
+    """Each pod: RuntimeDefault seccomp, non-root; each container: read-only root, no escalation, no capability."""
+    workloads = [d for d in rendered(overlay) if d["kind"] in WORKLOAD_KINDS]
+    assert {w["metadata"]["name"] for w in workloads} >= {f"reelforge-{s}" for s in SERVICE_MODULES}
+    for workload in workloads:
+        name, spec = workload["metadata"]["name"], pod_spec(workload)["spec"]
+        pod = spec.get("securityContext", {})
+        assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC"), name
+        scratch = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        for container in spec["containers"] + spec.get("initContainers", []):
+            context = container.get("securityContext", {})
+            where = f"{name}/{container['name']}"
+            assert (context.get("seccompProfile") or pod.get("seccompProfile")) == {"type": "RuntimeDefault"}, where
+            assert context.get("runAsNonRoot", pod.get("runAsNonRoot")) is True, where
+            assert context.get("runAsUser", pod.get("runAsUser", 0)) != 0, where
+            assert context.get("readOnlyRootFilesystem") is True, where
+            assert context.get("allowPrivilegeEscalation") is False, where
+            assert context.get("privileged", False) is False, where
+            assert context.get("capabilities") == {"drop": ["ALL"]}, where
+            tmp = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]  # noqa: S108 - a path in a manifest
+            assert tmp and tmp[0]["name"] in scratch, f"{where}: /tmp is not an emptyDir (the root is read-only)"
+
+
+def selects(selector: dict, labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, f"only matchLabels selectors are understood here: {selector}"
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def policies_for(docs: list[dict], labels: dict[str, str], direction: str) -> list[dict]:
+    kind = direction.capitalize()
+    return [
+        d
+        for d in docs
+        if d["kind"] == "NetworkPolicy" and kind in d["spec"]["policyTypes"] and selects(d["spec"]["podSelector"], labels)
+    ]
+
+
+IN_CLUSTER_EGRESS = {
+    ("nats", (("app.kubernetes.io/name", "nats"),), (("TCP", 4222),)),
+    ("minio", (("app", "minio"),), (("TCP", 9000),)),
+    ("kube-system", (("k8s-app", "kube-dns"),), (("TCP", 53), ("UDP", 53))),
+}
+# What the named internet egress must keep closed (the egress guard's list, reelforge_shared/egress.py).
+CLOSED = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "100.64.0.0/10", "224.0.0.0/4"]
+CLOSED += ["::1/128", "fc00::/7", "fe80::/10", "::ffff:0:0/96", "64:ff9b::/96", "2002::/16", "2001::/32", "ff00::/8"]
+
+
+def egress_peers(rule: dict) -> set[tuple]:
+    """Each destination of one egress rule as (namespace, pod labels, ports) or ("ipBlock", cidr, excepts, ports)."""
+    assert rule.get("to"), f"an egress rule without `to` opens every destination: {rule}"
+    ports = tuple(sorted((p["protocol"], p["port"]) for p in rule.get("ports", [])))
+    assert ports, f"an egress rule without ports opens every port: {rule}"
+    peers = set()
+    for peer in rule["to"]:
+        if "ipBlock" in peer:
+            peers.add(("ipBlock", peer["ipBlock"]["cidr"], tuple(peer["ipBlock"].get("except", [])), ports))
+        else:
+            namespace = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            peers.add((namespace, tuple(sorted(peer["podSelector"]["matchLabels"].items())), ports))
+    return peers
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_deny_by_default_and_let_only_the_named_egress_out(overlay: str) -> None:
+    import ipaddress
+
+    docs = rendered(overlay)
+    deny = [d for d in docs if d["kind"] == "NetworkPolicy" and d["spec"]["podSelector"] == {}]
+    assert [d["spec"] for d in deny] == [{"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}], "no default deny"
+    for workload in (d for d in docs if d["kind"] in WORKLOAD_KINDS):
+        name, labels = workload["metadata"]["name"], pod_spec(workload)["metadata"]["labels"]
+        egress = policies_for(docs, labels, "egress")
+        peers = {peer for policy in egress for rule in policy["spec"].get("egress", []) for peer in egress_peers(rule)}
+        in_cluster = {p for p in peers if p[0] != "ipBlock"}
+        assert in_cluster == IN_CLUSTER_EGRESS, (name, in_cluster ^ IN_CLUSTER_EGRESS)
+        internet = {p for p in peers if p[0] == "ipBlock"}
+        talks_out = name in {"reelforge-gateway", "reelforge-uploader"}  # webhooks, reference fetches; GitLab
+        assert bool(internet) == talks_out, (name, internet)
+        if talks_out:
+            named = [
+                p["metadata"]["name"] for p in egress if any("ipBlock" in t for r in p["spec"].get("egress", []) for t in r["to"])
+            ]
+            assert named == ["reelforge-internet-egress"], named
+            for _, cidr, excepts, ports in internet:
+                assert ports == (("TCP", 80), ("TCP", 443)), ports
+                closed = [n for n in map(ipaddress.ip_network, CLOSED) if n.version == ipaddress.ip_network(cidr).version]
+                for net in closed:
+                    assert any(net.subnet_of(ipaddress.ip_network(e)) for e in excepts), f"{name} may reach {net}"
+        # Ingress: Prometheus's namespace to the metrics port; the gateway's API port; nothing else.
+        allowed = set()
+        for policy in policies_for(docs, labels, "ingress"):
+            for rule in policy["spec"].get("ingress", []):
+                sources = tuple(
+                    p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in rule.get("from", [])
+                )
+                allowed |= {(sources or ("anywhere",), p["port"]) for p in rule["ports"]}
+        wanted = {(("monitoring",), 9100)} | ({(("anywhere",), 8080)} if name == "reelforge-gateway" else set())
+        assert allowed == wanted, (name, allowed)
+
+
+def test_production_talks_tls_to_nats_and_s3_checked_against_a_mounted_ca() -> None:
+    docs = rendered("production")
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    assert config["REELFORGE_NATS_URL"].startswith("tls://")
+    assert config["REELFORGE_S3_SECURE"] == "true"
+    ca = Path(config["REELFORGE_NATS_TLS_CA"])
+    assert config["REELFORGE_S3_CA_BUNDLE"] == str(ca)
+    for workload in (d for d in docs if d["kind"] in WORKLOAD_KINDS):
+        spec = pod_spec(workload)["spec"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        for container in spec["containers"]:
+            [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == str(ca.parent)]
+            assert volumes[mount["name"]]["configMap"]["name"] == "reelforge-ca" and mount["readOnly"] is True
+    nats = yaml.safe_load((DEPLOY / "k8s" / "helm" / "nats-values.tls.yaml").read_text())
+    assert nats["config"]["nats"]["tls"]["enabled"] is True
+    minio = yaml.safe_load((DEPLOY / "k8s" / "helm" / "minio-values.tls.yaml").read_text())
+    assert minio["tls"]["enabled"] is True
+    # dev talks plain inside the cluster (documented in docs/security.md#deployments)
+    dev = next(d for d in rendered("dev") if d["kind"] == "ConfigMap")["data"]
+    assert dev["REELFORGE_NATS_URL"].startswith("nats://")
+
+
 def test_production_runs_streams_at_r3_and_helm_values_cluster_nats() -> None:
     configmap = next(d for d in rendered("production") if d["kind"] == "ConfigMap")
     assert configmap["data"]["REELFORGE_STREAM_REPLICAS"] == "3"
