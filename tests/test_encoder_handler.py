@@ -31,7 +31,7 @@ STORYBOARD = {
             "frames": 4,
             "fps": 3,
             "transition": {"type": "fade", "duration": 0.5},
-            "audio": "inputs/close.wav",
+            "audio": Keys.job_input("j-film", "close.wav"),
         },
     ],
     "deliverables": {"crops": ["9:16"]},
@@ -91,7 +91,7 @@ def test_film_stores_its_renditions_beside_it_and_lists_them(
     subprocess.run(
         [ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=500:duration=1", str(wav)], check=True
     )
-    store.put_file(bucket, "inputs/close.wav", wav)  # a storyboard's file reference is an object in the work bucket
+    store.put_file(bucket, Keys.job_input(job, "close.wav"), wav)  # a storyboard's media: an object the job owns
     deps = _deps(store, settings)
     for n in (1, 2):
         handle_segment(_generated(store, bucket, job, n), deps)

@@ -39,6 +39,7 @@ def run(
 ) -> None:
     """Render a storyboard with the whole system on this machine (embedded NATS and S3 unless configured)."""
     from reelforge.local_run import run_storyboard
+    from reelforge_shared.errors import InvalidInput
     from reelforge_shared.settings import CommonSettings
 
     settings = CommonSettings()
@@ -46,7 +47,11 @@ def run(
     board = _load(storyboard)
     _refuse_prompts_that_cannot_fit(board, storyboard, model)
     out.mkdir(parents=True, exist_ok=True)
-    ok = asyncio.run(run_storyboard(board, out, model=model, console=console))
+    try:
+        ok = asyncio.run(run_storyboard(board, out, model=model, console=console, folder=storyboard.parent))
+    except InvalidInput as exc:  # a media file outside the storyboard's folder, or one that is not what it claims
+        console.print(f"[red]storyboard {storyboard}: {exc}[/red]")
+        raise typer.Exit(2) from None
     raise typer.Exit(0 if ok else 1)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,12 @@ from reelforge.stack import Stack, local_stack
 from reelforge_gateway.submit import new_job_id, submit_job
 from reelforge_gateway.timeline.sources import OUT_STORYBOARD, out_take_file
 from reelforge_shared.bus import Bus
+from reelforge_shared.errors import InvalidInput
 from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.logging import configure_logging
+from reelforge_shared.references import Kind, ReferenceLimits, check_reference
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
-from reelforge_shared.storyboard import Storyboard
+from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
 PROGRESS_STAGES = ("generated", "encoded", "checked", "delivered")
 _RANK = {"queued": 0, "generated": 1, "encoded": 2, "checked": 3, "delivered": 4, "failed": -1}
@@ -48,10 +51,18 @@ def run_state(out: Path, board: Storyboard, model: str | None) -> tuple[Path, st
 
 
 async def run_storyboard(
-    board: Storyboard, out: Path, *, model: str | None = None, console: Console | None = None, **overrides: Any
+    board: Storyboard,
+    out: Path,
+    *,
+    model: str | None = None,
+    console: Console | None = None,
+    folder: Path | None = None,
+    **overrides: Any,
 ) -> bool:
     """Render ``board`` into ``out``; True when every segment and the film were delivered.
 
+    ``folder`` is the storyboard's own folder: the only place its media files (logo, music, audio,
+    reference images) may come from; they are checked and stored as the job's inputs before submitting.
     ``overrides``: settings of the stack (``local_stack``), e.g. servers to use instead of embedded ones.
     """
     console = console or Console(stderr=True)
@@ -62,17 +73,20 @@ async def run_storyboard(
     console.print(f"[bold]{board.title}[/bold]: {len(board.segments)} segments, {board.duration_s:.1f} s; {verb} services ...")
     try:
         async with local_stack(state, **overrides) as stack:
-            record = await _render(stack, board, job_id, model, console, resumed)
+            record = await _render(stack, board, job_id, model, console, resumed, folder)
             return _collect(stack, board, record, out, console)
     finally:
         log_file.close()
 
 
-async def _render(stack: Stack, board: Storyboard, job_id: str, model: str | None, console: Console, resumed: bool) -> JobRecord:
+async def _render(
+    stack: Stack, board: Storyboard, job_id: str, model: str | None, console: Console, resumed: bool, folder: Path | None
+) -> JobRecord:
     settings = stack.settings
     bus = await Bus.connect(settings, name="reelforge-cli")
     store = ObjectStore.from_settings(settings)
     try:
+        board = await stage_local_media(board, folder, store=store, bucket=settings.work_bucket, job_id=job_id)
         ledger = await Ledger.open(bus)
         # Submitting again is harmless: every publish carries its Nats-Msg-Id, so a resumed run adds nothing new.
         await submit_job(board, bus=bus, store=store, bucket=settings.work_bucket, job_id=job_id, model=model)
@@ -102,6 +116,36 @@ async def _render(stack: Stack, board: Storyboard, job_id: str, model: str | Non
         return record
     finally:
         await bus.close()
+
+
+async def stage_local_media(
+    board: Storyboard, folder: Path | None, *, store: ObjectStore, bucket: str, job_id: str
+) -> Storyboard:
+    """Local mode: media files the storyboard names, under its own folder only, checked and stored as the job's inputs.
+
+    The storyboard that is submitted names them by key (workers open nothing else). A path outside the
+    folder, a missing file and a link out of it get one message; URLs are left to submission.
+    """
+    data = board.model_dump(mode="json")
+    holders: list[tuple[dict, str, str, Kind]] = [
+        (data["audio"], "music", "audio.music", "audio"),
+        (data["deliverables"], "logo", "deliverables.logo", "image"),
+        *((seg, "audio", f"segments[{i}].audio", "audio") for i, seg in enumerate(data["segments"])),
+        *((c, "reference_image", f"characters.{name}.reference_image", "image") for name, c in data["characters"].items()),
+    ]
+    base = folder.resolve() if folder is not None else None
+    for holder, key, field, kind in holders:
+        ref = holder.get(key)
+        if not ref or "://" in ref or Keys.owned(job_id, ref):
+            continue
+        path = (base / ref).resolve() if base is not None else None
+        if path is None or base is None or not path.is_relative_to(base) or not path.is_file():
+            raise InvalidInput(f"{field}: {ref!r} is not a file in the storyboard's folder ({base})")
+        checked = await check_reference(path.read_bytes(), kind=kind, field=field, limits=ReferenceLimits())
+        stored = Keys.job_input(job_id, re.sub(r"[^A-Za-z0-9]+", "-", field).strip("-") + path.suffix.lower()[:8])
+        store.put_bytes(bucket, stored, checked.data, checked.content_type)
+        holder[key] = stored
+    return parse_storyboard(data)
 
 
 def _collect(stack: Stack, board: Storyboard, record: JobRecord, out: Path, console: Console) -> bool:

@@ -21,7 +21,7 @@ from minio.commonconfig import CopySource
 from minio.error import S3Error, ServerError
 from urllib3.exceptions import HTTPError
 
-from reelforge_shared.errors import DependencyDown, PermanentError
+from reelforge_shared.errors import DependencyDown, InvalidInput, PermanentError
 from reelforge_shared.settings import CommonSettings
 
 
@@ -116,6 +116,19 @@ class Keys:
     def input_image(job_id: str) -> str:
         """The image an image-to-video request brought (decoded, checked, stored as PNG)."""
         return f"jobs/{job_id}/input/image.png"
+
+    @staticmethod
+    def job_input(job_id: str, name: str) -> str:
+        """Media the job brought (an upload or a reference the gateway fetched), as the stored storyboard names it."""
+        return f"jobs/{job_id}/input/{name}"
+
+    @staticmethod
+    def owned(job_id: str, ref: str) -> bool:
+        """Whether ``ref`` is a plain key under the job's own folder: no other job's, no ``..``, no empty segment."""
+        prefix = Keys.job(job_id) + "/"
+        parts = ref[len(prefix) :].split("/")
+        plain = all(part not in {"", ".", ".."} for part in parts) and not any(c in ref for c in "\\\0\n\r")
+        return ref.startswith(prefix) and plain
 
     @staticmethod
     def asset(job_id: str, asset_id: object) -> str:
@@ -308,3 +321,14 @@ class _transient:
         unavailable = isinstance(exc, S3Error) and exc.code in _UNAVAILABLE
         if exc is not None and (unavailable or isinstance(exc, HTTPError | ConnectionError | TimeoutError | ServerError)):
             raise DependencyDown("s3", f"{self.action} {self.key!r} failed: {exc}") from exc
+
+
+def fetch_job_reference(store: ObjectStore, bucket: str, job_id: str, field: str, ref: str, path: Path) -> Path:
+    """The object a storyboard field names, downloaded to ``path``: only a key under the job's own folder.
+
+    Workers never open a path or URL a storyboard names; a missing key and a forbidden one (another
+    job's key, a local path, a URL) get the same message, so the answer tells nothing about what exists.
+    """
+    if not Keys.owned(job_id, ref) or not store.exists(bucket, ref):
+        raise InvalidInput(f"{field}: {ref!r} is not one of this job's stored objects (upload it, or give an https URL)")
+    return store.get_file(bucket, ref, path)

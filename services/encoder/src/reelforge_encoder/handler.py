@@ -26,10 +26,12 @@ from reelforge_encoder.film_joins import SegmentCut, board_parts, film_cuts, seg
 from reelforge_encoder.look import film_fps, segment_look, segment_rate
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import Event, FilmEncoded, FilmRequested, SegmentEncoded, SegmentGenerated
-from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.references import check_image
+from reelforge_shared.storage import Keys, ObjectStore, fetch_job_reference
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
 S3_THREADS = 8  # concurrent S3 transfers for the film's pieces and renditions
+LOGO_MAX_PIXELS = 4096 * 4096  # a logo is a corner of a frame; anything bigger is a mistake or a decompression bomb
 
 
 @dataclass(slots=True)
@@ -76,7 +78,9 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
             for i, frame_key in enumerate(frame_keys):
                 deps.store.get_file(deps.bucket, frame_key, frames / f"{i:04d}.png")
             clip = deps.store.get_file(deps.bucket, event.audio_key, Path(tmp, "clip.wav")) if event.audio_key else None
-            sound = sound_of_segment(board, n - 1, clip, _resolver(deps, Path(tmp)), deps.espeak, Path(tmp), deps.codec.exe)
+            sound = sound_of_segment(
+                board, n - 1, clip, _resolver(deps, event.job_id, Path(tmp)), deps.espeak, Path(tmp), deps.codec.exe
+            )
             look = segment_look(board, seg, frames)
             cut = segment_cut(board, n, deps.film_fps or film_fps(board))
             if cut is None or segment_rate(board, event.frame_count, event.fps)[1] != (deps.film_fps or film_fps(board)):
@@ -112,7 +116,7 @@ def _encode_for_copy(
     board: Storyboard, cut: SegmentCut, frames: Path, event: SegmentGenerated, key: str, tmp: Path, look: Look, deps: EncoderDeps
 ) -> None:
     """The segment as pieces the film joins by copy (logo burnt in), and each crop's pieces, all stored beside ``key``."""
-    logo = _resolver(deps, tmp)("deliverables.logo", board.deliverables.logo) if board.deliverables.logo else None
+    logo = _resolver(deps, event.job_id, tmp)("deliverables.logo", board.deliverables.logo) if board.deliverables.logo else None
     out = tmp / "segment.mp4"
     encode_frames(frames, event.fps, event.width, event.height, out, deps.codec, look, cut.bounds, cut.keyframes, logo)
     fps = segment_rate(board, event.frame_count, event.fps)[1]
@@ -153,7 +157,7 @@ def _film_pieces(
     return pieces
 
 
-def _film_sounds(deps: EncoderDeps, board: Storyboard, keys: list[str], work: Path) -> list[Path | None]:
+def _film_sounds(deps: EncoderDeps, job: str, board: Storyboard, keys: list[str], work: Path) -> list[Path | None]:
     """Each segment's sound as its encode stored it; a segment encoded before sounds were stored gets its narration or
     audio file here (a silent one: None)."""
 
@@ -161,7 +165,7 @@ def _film_sounds(deps: EncoderDeps, board: Storyboard, keys: list[str], work: Pa
         sound = Keys.segment_sound(keys[i])
         if deps.store.exists(deps.bucket, sound):
             return deps.store.get_file(deps.bucket, sound, work / f"sound-{i + 1:03d}.flac")
-        return sound_of_segment(board, i, None, _resolver(deps, work), deps.espeak, work, deps.codec.exe)
+        return sound_of_segment(board, i, None, _resolver(deps, job, work), deps.espeak, work, deps.codec.exe)
 
     with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:
         return list(pool.map(fetch, range(len(keys))))
@@ -175,15 +179,15 @@ def _segment_video_key(deps: EncoderDeps, job: str, n: int) -> str:
     return Keys.segment_video(job, n)
 
 
-def _resolver(deps: EncoderDeps, tmp: Path) -> Resolver:
-    """Storyboard file references: an object in the work bucket, else a file on this machine (local mode)."""
+def _resolver(deps: EncoderDeps, job: str, tmp: Path) -> Resolver:
+    """Storyboard media references: only objects under the job's own folder, never a local file, URL or another job's key."""
 
     def resolve(field: str, ref: str) -> Path:
-        if deps.store.exists(deps.bucket, ref):
-            return deps.store.get_file(deps.bucket, ref, tmp / f"{re.sub(r'[^A-Za-z0-9]+', '-', field)}{Path(ref).suffix}")
-        if Path(ref).is_file():
-            return Path(ref)
-        raise PermanentError(f"{field}: {ref!r} is neither an object in bucket {deps.bucket!r} nor a file on the encoder")
+        name = f"{re.sub(r'[^A-Za-z0-9]+', '-', field)}{Path(ref).suffix[:8]}"
+        path = fetch_job_reference(deps.store, deps.bucket, job, field, ref, tmp / name)
+        if field == "deliverables.logo":  # ffmpeg would decode a decompression bomb: PIL checks it first
+            check_image(path.read_bytes(), field, LOGO_MAX_PIXELS)
+        return path
 
     return resolve
 
@@ -204,8 +208,8 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
             paths = [work / f"{n:03d}.mp4" for n in range(1, len(keys) + 1)]
             if pieces is None:
                 paths = [deps.store.get_file(deps.bucket, key, path) for key, path in zip(keys, paths, strict=True)]
-            sounds = _film_sounds(deps, board, keys, work)
-            result = make_film(board, paths, work, deps.codec, fps, _resolver(deps, work), deps.espeak, pieces, sounds)
+            sounds = _film_sounds(deps, job, board, keys, work)
+            result = make_film(board, paths, work, deps.codec, fps, _resolver(deps, job, work), deps.espeak, pieces, sounds)
             deliverables = {name: Keys.rendition(job, name, event.version) for name in result.renditions}
             uploads = [
                 (deliverables[name], path, "image/jpeg" if path.suffix == ".jpg" else "video/mp4")

@@ -6,9 +6,9 @@ a lower resolution (:mod:`reelforge_generator.fallback`); a lower resolution re-
 segment so its frames keep one size, and is recorded in ``render.json`` beside the frames so that
 a later delivery renders the rest at the same size and reports the same degradation.
 
-References: a reference image stored in the work bucket under the job's folder (a continuity
-re-render's frame of the best-matching segment, ``Keys.continuity_reference``) is downloaded for the
-render; paths and URLs (the storyboard's) are read as they are.
+References: reference images are objects under the job's own folder (an upload or a fetched reference
+the gateway stored as the job's input, or a continuity re-render's frame, ``Keys.continuity_reference``),
+downloaded for the render; a path, a URL or another job's key is refused like a missing key.
 
 Cancel: between batches the handler asks the job ledger (``deps.cancelled``, cached and cheap) and
 stops with :class:`Cancelled` once the job is cancelled; the frames stored so far stay.
@@ -29,9 +29,9 @@ from reelforge_generator.fallback import RenderPlan, after_out_of_memory
 from reelforge_generator.metrics import DEGRADATIONS
 from reelforge_generator.renderer import FrameRenderer, RunReport
 from reelforge_generator.sound_video import wav_bytes
-from reelforge_shared.errors import Cancelled, InvalidInput, TransientError
+from reelforge_shared.errors import Cancelled, TransientError
 from reelforge_shared.events import Event, RenderSpec, SegmentGenerated, SegmentRequested
-from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storage import Keys, ObjectStore, fetch_job_reference
 
 log = structlog.get_logger("reelforge.generator")
 
@@ -66,22 +66,20 @@ class Uploads:
 def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
     """Render the frames not yet stored (a redelivered or restarted segment resumes), then announce them."""
     with tempfile.TemporaryDirectory(prefix="reelforge-references-") as tmp:
-        return _handle(event, deps, stored_references(deps, event.job_id, event.spec, Path(tmp)))
+        return _handle(event, deps, stored_references(deps.store, deps.bucket, event.job_id, event.spec, Path(tmp)))
 
 
-def stored_references(deps: GeneratorDeps, job: str, spec: RenderSpec, folder: Path) -> RenderSpec:
-    """``spec`` with its reference images that are work-bucket keys (under the job's folder) downloaded into ``folder``."""
-    prefix = Keys.job(job) + "/"
-    if not any(ref.startswith(prefix) for ref in spec.reference_images):
-        return spec
-    local = []
-    for i, ref in enumerate(spec.reference_images):
-        if ref.startswith(prefix):
-            if not deps.store.exists(deps.bucket, ref):
-                raise InvalidInput(f"reference_images[{i}] {ref!r} is not in the work bucket")
-            ref = str(deps.store.get_file(deps.bucket, ref, folder / f"{i}-{Path(ref).name}"))
-        local.append(ref)
-    return spec.model_copy(update={"reference_images": local})
+def stored_references(store: ObjectStore, bucket: str, job: str, spec: RenderSpec, folder: Path) -> RenderSpec:
+    """``spec`` with its reference images downloaded into ``folder``: only objects under the job's own folder.
+
+    A URL, a path on this machine or another job's key is refused like a missing key (one message): the
+    generator, which runs model code, opens nothing a storyboard names.
+    """
+    local = [
+        str(fetch_job_reference(store, bucket, job, f"reference_images[{i}]", ref, folder / f"{i}{Path(ref).suffix[:8]}"))
+        for i, ref in enumerate(spec.reference_images)
+    ]
+    return spec.model_copy(update={"reference_images": local}) if local else spec
 
 
 def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> list[Event]:

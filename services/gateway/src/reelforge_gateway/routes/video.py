@@ -205,7 +205,7 @@ async def _run(kind: Kind, params: VideoParams, deps: GatewayDeps, image: bytes 
         if image is not None:
             key = Keys.input_image(job_id)
             await asyncio.to_thread(deps.store.put_bytes, deps.work_bucket, key, image, "image/png")
-            image_url = deps.store.url(deps.work_bucket, key)
+            image_url = key  # the job's own object: workers open nothing else (issue 16), never a URL
         board = _storyboard(kind, params, seed, image_url)
         if errors := await asyncio.to_thread(prompt_errors, board, model):  # longer than the model's text encoder reads
             names = {"style.negative_prompt": "negative_prompt"}  # the request's fields, not the storyboard's
