@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PACKAGES := -e ./shared[embedded,media] -e ./services/generator -e ./services/encoder -e ./services/qa \
             -e ./services/uploader -e ./services/gateway -e .[test]
 
-.PHONY: install deploy-tools demo lint test test-deploy schema clean bench-wheels
+.PHONY: install deploy-tools demo lint test test-fast test-deploy schema clean bench-wheels
 
 install: $(STAMP)
 
@@ -60,6 +60,11 @@ deploy-tools:
 
 test: lint deploy-tools
 	$(BIN)/pytest
+
+# The loop while developing: the unit tests, each service's and the common library's tests on the real servers,
+# without the multi-service renders (slow), the fault suite and the deploy checks (`make test` runs everything).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q tests/unit tests/services tests/shared -m "not slow and not faults and not deploy"
 
 # Builds every image and runs the compose stack on this machine's Docker (dockerd started if none runs),
 # submits a storyboard through the gateway, waits for the job, checks Prometheus scraped every service,

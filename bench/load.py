@@ -30,7 +30,6 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fault_harness import System, s3_identities, storyboard
 from reelforge_shared.bus import Bus
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, start_nats, start_s3
 from reelforge_shared.events import ModelInfo, SegmentGenerated, SegmentRequested
@@ -39,6 +38,7 @@ from reelforge_shared.service import Service, run_service
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
+from support.faults import System, s3_identities, storyboard
 
 STAND_IN = ModelInfo(
     name="bench/fast-stand-in-generator", pipeline="none (frames written without diffusion)", random_weights=True

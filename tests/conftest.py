@@ -1,6 +1,9 @@
 """Real servers for the tests: nats-server (JetStream) and an S3 server, once per session, on free ports.
 
 Each test gets its own subject prefix (so its own stream and consumers) and its own buckets.
+
+The folders: unit/ (no server), services/<service>/ (one service, its handlers on the real servers), shared/ (the
+common library on the real servers), system/ (several services together), faults/, deploy/; helpers in support/.
 """
 
 from __future__ import annotations
@@ -24,6 +27,33 @@ from reelforge_shared.storage import ObjectStore
 os.environ["HF_HUB_OFFLINE"] = "1"
 # The tests are local mode: the built-in random-weight models are allowed (a deployment refuses them by default).
 os.environ.setdefault("REELFORGE_ALLOW_TEST_MODEL", "1")
+
+
+# Markers a test gets from where it lies and what it uses, so `-m "not nats"` or `-m faults` select without
+# anyone having to remember to mark a new test.
+FOLDER_MARKERS = {"faults": "faults", "deploy": "deploy"}
+FIXTURE_MARKERS = {"nats_server": "nats", "s3_server": "s3"}
+# Tests that start servers of their own (not the session's fixtures).
+OWN_SERVERS = {
+    "faults/": ("nats", "s3"),
+    "shared/test_tls.py": ("nats",),
+    "shared/test_durability.py": ("nats",),
+    "deploy/test_prometheus.py": ("nats", "s3"),
+    "system/test_cli.py": ("nats", "s3"),  # `reelforge run` starts embedded servers
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        where = item.path.relative_to(tests).as_posix()
+        names: set[str] = set()
+        names.update(m for folder, m in FOLDER_MARKERS.items() if where.startswith(f"{folder}/"))
+        names.update(m for fixture, m in FIXTURE_MARKERS.items() if fixture in getattr(item, "fixturenames", ()))
+        for prefix, markers in OWN_SERVERS.items():
+            names.update(markers if where.startswith(prefix) else ())
+        for name in sorted(names - {m.name for m in item.iter_markers()}):
+            item.add_marker(name)
 
 
 @pytest.fixture(scope="session")
@@ -133,7 +163,7 @@ def postgres_url() -> Iterator[str]:
     import shutil
     import tempfile
 
-    from postgres_server import start_postgres
+    from support.postgres_server import start_postgres
 
     root = Path(tempfile.mkdtemp(prefix="reelforge-pg-"))  # not under pytest's root-only temp dir: postgres must reach it
     cluster = start_postgres(root)
@@ -144,8 +174,8 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def gitlab_standin() -> Iterator[Any]:
-    """STAND-IN for GitLab's HTTP API (no GitLab can run here): see tests/gitlab_standin.py."""
-    from gitlab_standin import GitLabStandIn
+    """STAND-IN for GitLab's HTTP API (no GitLab can run here): see tests/support/gitlab_standin.py."""
+    from support.gitlab_standin import GitLabStandIn
 
     standin = GitLabStandIn(token=f"glpat-{uuid.uuid4().hex[:12]}").start()
     yield standin

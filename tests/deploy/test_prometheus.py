@@ -3,7 +3,7 @@ process with its own /metrics on a loopback port; after a job ran, every express
 dashboard returns data through Prometheus's query API, and the alert rules load.
 
 No Grafana server can be installed on these machines: this and grafana-foundation-sdk's loader
-(tests/test_deploy_static.py) are how the dashboard is checked.
+(tests/deploy/test_static.py) are how the dashboard is checked.
 """
 
 from __future__ import annotations
@@ -23,19 +23,12 @@ import pytest
 import yaml
 
 from reelforge_shared.embedded import free_port
+from support.factories import two_shots_yaml
+from support.paths import ROOT
 
-ROOT = Path(__file__).parents[1]
 AUTH = {"Authorization": "Bearer loopback-test-token"}
 SERVICES = ("gateway", "generator", "encoder", "qa", "uploader")
-STORYBOARD = """
-title: Prometheus check
-output: {width: 256, height: 144}
-characters:
-  hero: {description: a man in a blue shirt, seed: 1000}
-segments:
-  - {id: one, prompt: walks, characters: [hero], frames: 3, fps: 3}
-  - {id: two, prompt: sits, characters: [hero], frames: 3, fps: 3, transition: {type: dissolve, duration: 0.5}}
-"""
+STORYBOARD = two_shots_yaml("Prometheus check")
 
 
 def poll(what: str, check: Callable[[], Any], timeout: float, procs: dict[str, subprocess.Popen] | None = None) -> Any:

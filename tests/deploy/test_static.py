@@ -3,7 +3,7 @@ kubectl kustomize + kubernetes-validate, cloudcoil's KEDA models, grafana-founda
 
 No Grafana server can be installed on these machines: the dashboard is checked by loading it with
 grafana-foundation-sdk here and by querying each of its expressions on a real Prometheus
-(tests/test_deploy_prometheus.py).
+(tests/deploy/test_prometheus.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import yaml
 
 from reelforge.stack import SERVICE_MODULES, env_name, service_module
 from reelforge_shared.metrics import catalogue
+from support.paths import ROOT
 
-ROOT = Path(__file__).parents[1]
 DEPLOY = ROOT / "deploy"
 BIN = Path(sys.executable).parent
 OVERLAYS = sorted(p.name for p in (DEPLOY / "k8s" / "overlays").iterdir() if p.is_dir())

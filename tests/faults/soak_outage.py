@@ -1,10 +1,10 @@
 """Soak (not in CI): S3 down for most of REELFORGE_OUTAGE_TOLERANCE_S mid-job, and the job still completes.
 
-    .venv/bin/python tests/soak_outage.py                 # S3 down 540 s of the default 600 s tolerance
-    .venv/bin/python tests/soak_outage.py --down 660      # past it: the job fails, the error names the outage,
-                                                          # and the same storyboard resubmitted resumes it
+    .venv/bin/python tests/faults/soak_outage.py                 # S3 down 540 s of the default 600 s tolerance
+    .venv/bin/python tests/faults/soak_outage.py --down 660      # past it: the job fails, the error names the outage,
+                                                                 # and the same storyboard resubmitted resumes it
 
-The five services run as `reelforge worker` processes (tests/fault_harness.py) against a real
+The five services run as `reelforge worker` processes (tests/support/faults.py) against a real
 nats-server and S3 server. Prints the outage, how long the job took after S3 came back, each
 worker's /healthz during the outage and its reelforge_outage_seconds_total. A job that failed is
 resubmitted with its Idempotency-Key: it resumes from what is stored (the time to complete is printed).
@@ -16,14 +16,26 @@ import argparse
 import asyncio
 import json
 import re
+import sys
 import tempfile
 import time
 import urllib.request
 import uuid
 from pathlib import Path
 
-from fault_harness import API_TOKEN, SERVICES, System, check_job, s3_identities, storyboard, stream_events, wait_for_event
 from reelforge_shared.embedded import start_nats, start_s3
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: tests/ holds the support package
+from support.faults import (
+    API_TOKEN,
+    SERVICES,
+    System,
+    check_job,
+    s3_identities,
+    storyboard,
+    stream_events,
+    wait_for_event,
+)
 
 
 def outage_seconds(system: System, name: str) -> float:

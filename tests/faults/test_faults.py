@@ -24,7 +24,10 @@ from pathlib import Path
 import nats
 import pytest
 
-from fault_harness import (
+from reelforge_shared.embedded import EmbeddedServer, start_nats, start_s3
+from reelforge_shared.events import EVENTS_BY_SUBJECT, ModelInfo, SegmentGenerated
+from reelforge_shared.storage import Keys
+from support.faults import (
     API_TOKEN,
     SERVICES,
     System,
@@ -35,9 +38,6 @@ from fault_harness import (
     stream_events,
     wait_for_event,
 )
-from reelforge_shared.embedded import EmbeddedServer, start_nats, start_s3
-from reelforge_shared.events import EVENTS_BY_SUBJECT, ModelInfo, SegmentGenerated
-from reelforge_shared.storage import Keys
 
 pytestmark = pytest.mark.timeout(900)
 

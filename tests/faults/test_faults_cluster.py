@@ -14,9 +14,9 @@ from pathlib import Path
 import nats
 import pytest
 
-from fault_harness import System, check_job, s3_identities, storyboard, wait_for_event
 from reelforge_shared.embedded import EmbeddedServer, start_nats_cluster, start_s3
 from reelforge_shared.jobs import BUCKET as LEDGER_BUCKET
+from support.faults import System, check_job, s3_identities, storyboard, wait_for_event
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -9,7 +9,6 @@ envelope; the runner refuses to publish an event that went back an attempt; obje
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 
@@ -27,9 +26,9 @@ from reelforge_shared.events import (
 )
 from reelforge_shared.runner import Route
 from reelforge_shared.storage import Keys
-from test_runner import _dead_letters, _serve, _stop
+from support.bus import dead_letters, serve, stop_service
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 MODEL = ModelInfo(name="m", pipeline="p", random_weights=True)
 
 
@@ -89,15 +88,15 @@ async def test_a_handler_cannot_drop_the_attempt(settings, event_log) -> None:
             )
         ]
 
-    stop, task = await _serve(settings, [Route(SegmentEncoded, forgetful)])
+    stop, task = await serve(settings, [Route(SegmentEncoded, forgetful)])
     bus = await Bus.connect(settings)
     await bus.publish(_encoded(2))
     failed = await event_log.wait_for(lambda: event_log.of(SegmentFailed), timeout=20)
-    await _stop(stop, task)
+    await stop_service(stop, task)
     await bus.close()
     assert not event_log.of(SegmentChecked)
     assert failed[0].attempt == 2 and "carries attempt 1, but it follows attempt 2" in failed[0].error
-    assert "attempt 1" in (await _dead_letters(settings))[0]["error"]
+    assert "attempt 1" in (await dead_letters(settings))[0]["error"]
 
 
 async def test_the_uploader_keeps_the_attempt(overrides, settings, store) -> None:

@@ -6,66 +6,31 @@ Tested once here for every service; the handlers are plain functions of this tes
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
 
-import nats
 import pytest
 
 from reelforge_shared.bus import Bus
 from reelforge_shared.errors import InvalidInput, TransientError
-from reelforge_shared.events import FilmEncoded, FilmRequested, JobFailed, RenderSpec, SegmentFailed, SegmentRequested
+from reelforge_shared.events import FilmEncoded, FilmRequested, JobFailed, SegmentFailed, SegmentRequested
 from reelforge_shared.runner import Route
-from reelforge_shared.service import Service, run_service
-from reelforge_shared.settings import CommonSettings
-
-
-def _request(index: int = 1) -> SegmentRequested:
-    spec = RenderSpec(prompt="p", seed=1, frames=2, fps=3, width=64, height=64)
-    return SegmentRequested(job_id="j-test", index=index, segment_id=f"s{index}", spec=spec)
-
-
-async def _serve(settings: CommonSettings, routes: list[Route]) -> tuple[asyncio.Event, asyncio.Task]:
-    service = Service("testsvc", settings, routes, deps=None)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_service(service, stop))
-    while service.health.state != "READY":
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    return stop, task
-
-
-async def _stop(stop: asyncio.Event, task: asyncio.Task) -> None:
-    stop.set()
-    await asyncio.wait_for(task, 10)
-
-
-async def _dead_letters(settings: CommonSettings) -> list[dict[str, Any]]:
-    bus = await Bus.connect(settings)
-    sub = await bus.js.pull_subscribe(f"{settings.subject_prefix}.dead.>", stream=bus.stream)
-    try:
-        msgs = await sub.fetch(10, timeout=2)
-    except nats.errors.TimeoutError:
-        msgs = []
-    await bus.close()
-    return [json.loads(m.data) for m in msgs]
+from support.bus import dead_letters, serve, stop_service
+from support.factories import segment_request
 
 
 async def test_handler_results_are_published_and_the_message_acked(settings, event_log) -> None:
     def handle(event: SegmentRequested, deps: None) -> list:
         return [FilmRequested(job_id=event.job_id, segment_count=event.index)]
 
-    stop, task = await _serve(settings, [Route(SegmentRequested, handle)])
+    stop, task = await serve(settings, [Route(SegmentRequested, handle)])
     bus = await Bus.connect(settings)
-    await bus.publish(_request())
+    await bus.publish(segment_request())
     await event_log.wait_for(lambda: event_log.of(FilmRequested), timeout=20)
     for _ in range(200):  # the ack follows the publish: read the consumer until the server has it
         info = await bus.js.consumer_info(bus.stream, "testsvc-segment-requested")
         if info.num_ack_pending == 0:
             break
         await asyncio.sleep(0.05)
-    await _stop(stop, task)
+    await stop_service(stop, task)
     await bus.close()
     assert info.num_ack_pending == 0 and info.num_pending == 0 and info.delivered.consumer_seq == 1
 
@@ -79,11 +44,11 @@ async def test_transient_error_is_retried_until_it_succeeds(settings, event_log)
             raise TransientError("S3 briefly away")
         return [FilmRequested(job_id=event.job_id, segment_count=1)]
 
-    stop, task = await _serve(settings, [Route(SegmentRequested, handle)])
+    stop, task = await serve(settings, [Route(SegmentRequested, handle)])
     bus = await Bus.connect(settings)
-    await bus.publish(_request())
+    await bus.publish(segment_request())
     await event_log.wait_for(lambda: event_log.of(FilmRequested), timeout=20)
-    await _stop(stop, task)
+    await stop_service(stop, task)
     await bus.close()
     assert len(calls) == 3 and not event_log.of(SegmentFailed)
 
@@ -95,15 +60,15 @@ async def test_permanent_error_dead_letters_at_once_and_publishes_the_failure(se
         calls.append(1)
         raise InvalidInput("spec.width must be divisible by 8, got 1001")
 
-    stop, task = await _serve(settings, [Route(SegmentRequested, handle)])
+    stop, task = await serve(settings, [Route(SegmentRequested, handle)])
     bus = await Bus.connect(settings)
-    await bus.publish(_request(7))
+    await bus.publish(segment_request(7))
     failed = await event_log.wait_for(lambda: event_log.of(SegmentFailed), timeout=20)
-    await _stop(stop, task)
+    await stop_service(stop, task)
     await bus.close()
     assert len(calls) == 1
     assert failed[0].index == 7 and failed[0].stage == "testsvc" and "divisible by 8" in failed[0].error
-    letters = await _dead_letters(settings)
+    letters = await dead_letters(settings)
     assert len(letters) == 1 and letters[0]["deliveries"] == 1 and "divisible by 8" in letters[0]["error"]
 
 
@@ -115,26 +80,26 @@ async def test_unknown_errors_dead_letter_after_the_last_delivery(settings, even
         calls.append(1)
         raise RuntimeError("bug")
 
-    stop, task = await _serve(settings, [Route(FilmRequested, handle)])
+    stop, task = await serve(settings, [Route(FilmRequested, handle)])
     bus = await Bus.connect(settings)
     await bus.publish(FilmRequested(job_id="j-x", segment_count=1))
     failed = await event_log.wait_for(lambda: event_log.of(JobFailed), timeout=30)
-    await _stop(stop, task)
+    await stop_service(stop, task)
     await bus.close()
     assert len(calls) == 3 and "RuntimeError: bug" in failed[0].error
-    assert [letter["deliveries"] for letter in await _dead_letters(settings)] == [3]
+    assert [letter["deliveries"] for letter in await dead_letters(settings)] == [3]
 
 
 async def test_undecodable_message_is_dead_lettered_not_retried(settings) -> None:
     calls: list[int] = []
-    stop, task = await _serve(settings, [Route(SegmentRequested, lambda e, d: calls.append(1) or [])])
+    stop, task = await serve(settings, [Route(SegmentRequested, lambda e, d: calls.append(1) or [])])
     bus = await Bus.connect(settings)
     await bus.js.publish(bus.subject(SegmentRequested), b'{"job_id": "j-1", "index": 0}')
     letters: list = []
     for _ in range(50):
-        if letters := await _dead_letters(settings):
+        if letters := await dead_letters(settings):
             break
-    await _stop(stop, task)
+    await stop_service(stop, task)
     await bus.close()
     assert not calls and "undecodable SegmentRequested" in letters[0]["error"] and "index" in letters[0]["error"]
 
@@ -150,11 +115,11 @@ async def test_long_work_reports_in_progress_and_is_not_redelivered(settings, ev
         time.sleep(3.5)  # the work itself: three ack-waits long
         return [FilmRequested(job_id=event.job_id, segment_count=1)]
 
-    stop, task = await _serve(settings, [Route(SegmentRequested, handle)])
+    stop, task = await serve(settings, [Route(SegmentRequested, handle)])
     bus = await Bus.connect(settings)
-    await bus.publish(_request())
+    await bus.publish(segment_request())
     await event_log.wait_for(lambda: event_log.of(FilmRequested), timeout=20)
-    await _stop(stop, task)
+    await stop_service(stop, task)
     await bus.close()
     assert len(calls) == 1
 
@@ -172,7 +137,7 @@ async def test_a_repeated_publish_is_stored_once(settings) -> None:
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_dedup_ids_name_the_job_segment_and_attempt(n: int) -> None:
-    assert _request(n).dedup_id() == f"segment.requested:j-test:{n:03d}:1"
+    assert segment_request(n).dedup_id() == f"segment.requested:j-test:{n:03d}:1"
 
 
 def test_health_endpoint_follows_readiness_and_metrics_are_served() -> None:
@@ -202,7 +167,7 @@ async def test_a_prefetched_batch_is_handled_grouped_by_key_and_nothing_is_redel
     settings = settings.model_copy(update={"ack_wait_s": 1.0})
     bus = await Bus.connect(settings)
     for index, model in enumerate(["model-a", "model-b", "model-a", "model-b"], start=1):
-        await bus.publish(_request(index).model_copy(update={"model": model}))
+        await bus.publish(segment_request(index).model_copy(update={"model": model}))
     seen: list[tuple[int, str]] = []
 
     def handle(event: SegmentRequested, deps: None) -> list:
@@ -212,8 +177,8 @@ async def test_a_prefetched_batch_is_handled_grouped_by_key_and_nothing_is_redel
         time.sleep(0.6)  # four of these outlast the ack wait: the waiting ones must stay alive
         return [FilmRequested(job_id=f"j-{event.index}", segment_count=1)]
 
-    stop, task = await _serve(settings, [Route(SegmentRequested, handle, prefetch=4, group_by=lambda e: e.model)])
+    stop, task = await serve(settings, [Route(SegmentRequested, handle, prefetch=4, group_by=lambda e: e.model)])
     await event_log.wait_for(lambda: len(event_log.of(FilmRequested)) == 4, timeout=30)
-    await _stop(stop, task)
+    await stop_service(stop, task)
     await bus.close()
     assert seen == [(1, "model-a"), (3, "model-a"), (2, "model-b"), (4, "model-b")]

@@ -1,7 +1,7 @@
 """The runner's reliability rules on a real nats-server: outages waited out, time limits, drain, observers.
 
 The handlers are plain functions of this test; what they raise stands for what S3 or a stuck
-model would do (the fault suite in tests/test_faults.py does it with the real servers).
+model would do (the fault suite in tests/faults/test_faults.py does it with the real servers).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from reelforge_shared.errors import DependencyDown
 from reelforge_shared.events import FilmRequested, SegmentFailed, SegmentRequested
 from reelforge_shared.runner import Route
 from reelforge_shared.service import Service, run_service
-from test_runner import _dead_letters, _request, _serve, _stop
+from support.bus import dead_letters, serve, stop_service
+from support.factories import segment_request
 
 
 @pytest.fixture(autouse=True)
@@ -41,10 +42,10 @@ async def test_an_outage_is_waited_out_without_spending_deliveries(settings, eve
     stop = asyncio.Event()
     task = asyncio.create_task(run_service(service, stop))
     bus = await Bus.connect(settings)
-    await bus.publish(_request())
+    await bus.publish(segment_request())
     await event_log.wait_for(lambda: event_log.of(FilmRequested), timeout=20)
     info = await bus.js.consumer_info(bus.stream, "testsvc-segment-requested")
-    await _stop(stop, task)
+    await stop_service(stop, task)
     await bus.close()
     assert len(seen) == 6 and seen[1][1], "the second try saw s3 reported down on /healthz"
     assert info.delivered.stream_seq == 1 and info.num_redelivered == 0, "one delivery, not spent"
@@ -57,11 +58,11 @@ async def test_an_outage_past_the_tolerance_fails_naming_it(settings, event_log)
     def handle(event: SegmentRequested, deps: None) -> list:
         raise DependencyDown("s3", "get 'jobs/x' failed: Connection refused")
 
-    stop, task = await _serve(settings, [Route(SegmentRequested, handle)])
+    stop, task = await serve(settings, [Route(SegmentRequested, handle)])
     bus = await Bus.connect(settings)
-    await bus.publish(_request())
+    await bus.publish(segment_request())
     failed = await event_log.wait_for(lambda: event_log.of(SegmentFailed), timeout=20)
-    await _stop(stop, task)
+    await stop_service(stop, task)
     await bus.close()
     assert "s3 unreachable for" in failed[0].error and "REELFORGE_OUTAGE_TOLERANCE_S=0.5" in failed[0].error
 
@@ -77,14 +78,14 @@ async def test_a_hanging_handler_is_abandoned_and_its_event_redelivered(settings
         return [FilmRequested.follow(event, segment_count=len(calls))]
 
     route = Route(SegmentRequested, handle, timeout=lambda e: 1.0)
-    stop, task = await _serve(settings, [route])
+    stop, task = await serve(settings, [route])
     bus = await Bus.connect(settings)
-    await bus.publish(_request())
+    await bus.publish(segment_request())
     done = await event_log.wait_for(lambda: event_log.of(FilmRequested), timeout=20)
-    await bus.publish(_request(2))  # the worker is healthy and takes the next message
+    await bus.publish(segment_request(2))  # the worker is healthy and takes the next message
     await event_log.wait_for(lambda: len(event_log.of(FilmRequested)) == 2, timeout=20)
     release.set()
-    await _stop(stop, task)
+    await stop_service(stop, task)
     await bus.close()
     assert calls == [1, 1, 2] and done[0].segment_count == 2  # the second delivery produced the result
 
@@ -99,17 +100,17 @@ async def test_sigterm_drain_hands_back_unfinished_work_at_once(settings, event_
         release.wait(60)
         return []
 
-    stop, task = await _serve(settings, [Route(SegmentRequested, stuck)])
+    stop, task = await serve(settings, [Route(SegmentRequested, stuck)])
     bus = await Bus.connect(settings)
-    await bus.publish(_request())
+    await bus.publish(segment_request())
     await asyncio.wait_for(started.wait(), 20)
     stop.set()
     await asyncio.wait_for(task, 5)  # drain_s and a little: the worker exits, the work is not waited for
     release.set()
     # The next worker gets it at once (a nak without delay), not after ack_wait or a retry delay.
-    stop2, task2 = await _serve(settings, [Route(SegmentRequested, lambda e, d: [FilmRequested.follow(e, segment_count=9)])])
+    stop2, task2 = await serve(settings, [Route(SegmentRequested, lambda e, d: [FilmRequested.follow(e, segment_count=9)])])
     await event_log.wait_for(lambda: event_log.of(FilmRequested), timeout=5)
-    await _stop(stop2, task2)
+    await stop_service(stop2, task2)
     await bus.close()
 
 
@@ -121,14 +122,14 @@ async def test_an_observer_never_fails_the_segment(settings, event_log) -> None:
         calls.append(1)
         raise RuntimeError("state bucket unavailable")
 
-    stop, task = await _serve(settings, [Route(SegmentRequested, tracker, observer=True)])
+    stop, task = await serve(settings, [Route(SegmentRequested, tracker, observer=True)])
     bus = await Bus.connect(settings)
-    await bus.publish(_request())
+    await bus.publish(segment_request())
     letters: list = []
     for _ in range(100):
-        if letters := await _dead_letters(settings):
+        if letters := await dead_letters(settings):
             break
-    await _stop(stop, task)
+    await stop_service(stop, task)
     await bus.close()
     assert len(calls) == 2 and letters[0]["deliveries"] == 2 and "state bucket unavailable" in letters[0]["error"]
     assert not event_log.of(SegmentFailed)

@@ -1,6 +1,6 @@
 """The five services as separate ``reelforge worker`` processes, and the checks a fault test makes from outside.
 
-Used by tests/test_faults*.py, the outage soak (tests/soak_outage.py) and the load benchmark
+Used by tests/faults/test_faults*.py, the outage soak (tests/faults/soak_outage.py) and the load benchmark
 (bench/load.py). Each worker is a real process with its own /healthz port, so a fault (kill -9,
 SIGTERM, a server restarted) hits exactly one process; the checks read only NATS and S3.
 """

@@ -10,16 +10,9 @@ from pathlib import Path
 import pytest
 
 from reelforge_shared.media import probe
+from support.factories import two_shots_yaml
 
-STORYBOARD = """
-title: Two shots
-output: {width: 256, height: 144}
-characters:
-  hero: {description: a man in a blue shirt, seed: 1000}
-segments:
-  - {id: one, prompt: walks, characters: [hero], frames: 3, fps: 3}
-  - {id: two, prompt: sits, characters: [hero], frames: 3, fps: 3, transition: {type: dissolve, duration: 0.5}}
-"""
+STORYBOARD = two_shots_yaml("Two shots")
 
 
 def _reelforge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

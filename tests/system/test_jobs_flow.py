@@ -11,6 +11,7 @@ from reelforge.stack import local_stack
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import JobCompleted, SegmentEncoded, SegmentGenerated, SegmentRequested
 from reelforge_shared.storage import Keys, ObjectStore
+from support.polling import poll_job
 
 FAST = {"steps": 2, "batch_size": 8}
 BOARD = {
@@ -58,7 +59,7 @@ async def test_rerender_renders_one_segment_again_and_the_film_gets_a_new_versio
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
             job = (await client.post("/v1/jobs", json=BOARD)).json()["job_id"]
             await event_log.wait_for(lambda: event_log.of(JobCompleted), timeout=300)
-            done = await _poll(client, job, lambda j: j["status"] == "completed")
+            done = await poll_job(client, job, lambda j: j["status"] == "completed", attempts=600)
             film = await client.get(f"/v1/jobs/{job}/film")
             assert film.status_code == 307 and b"ftyp" in httpx.get(film.headers["location"]).content[:16]
             response = await client.post(f"/v1/jobs/{job}/segments/2/rerender", json={"seed": 4242, "prompt": "stands up"})
@@ -66,7 +67,7 @@ async def test_rerender_renders_one_segment_again_and_the_film_gets_a_new_versio
             busy = await client.post(f"/v1/jobs/{job}/segments/1/rerender", json={"seed": 1})
             assert busy.status_code == 409 and busy.json()["error"] == "job_not_finished"
             await event_log.wait_for(lambda: len(event_log.of(JobCompleted)) == 2, timeout=300)
-            again = await _poll(client, job, lambda j: j["status"] == "completed" and j["film_version"] == 2)
+            again = await poll_job(client, job, lambda j: j["status"] == "completed" and j["film_version"] == 2, attempts=600)
             old = await client.get(f"/v1/jobs/{job}/film", params={"version": 1})
             assert old.status_code == 307 and httpx.get(old.headers["location"]).status_code == 200
     generated = sorted((e.index, e.attempt) for e in event_log.of(SegmentGenerated))
@@ -78,12 +79,3 @@ async def test_rerender_renders_one_segment_again_and_the_film_gets_a_new_versio
     films = again["films"]
     assert set(films) == {"1", "2"} and films["1"] == done["film_key"] and films["2"] != films["1"]
     assert all(store.exists(settings.delivery_bucket, key) for key in films.values())  # the earlier version stays
-
-
-async def _poll(client: httpx.AsyncClient, job_id: str, condition, attempts: int = 600) -> dict:
-    for _ in range(attempts):
-        response = await client.get(f"/v1/jobs/{job_id}")
-        if response.status_code == 200 and condition(body := response.json()):
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"job {job_id} never reached the condition: {response.text}")

@@ -32,8 +32,8 @@ from reelforge_shared.flow import FLOW, SERVICES, durable_name
 from reelforge_shared.logging import configure_logging, register_secrets
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import ObjectStore
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 USERS = [*SERVICES, "downstream", "admin"]
 
 
@@ -237,7 +237,7 @@ async def test_a_film_is_made_with_each_service_under_its_own_identity(
     """The whole pipeline on a permissioned nats-server and per-service S3 identities; no secret in its logs."""
     server, passwords = secured_nats
     per_service = {name: {"nats_user": name, "nats_password": passwords[name], **s3_keys[name]} for name in SERVICES}
-    per_service["uploader"] |= {  # every video goes to GitLab (the STAND-IN, tests/gitlab_standin.py): the token is used
+    per_service["uploader"] |= {  # every video goes to GitLab (the STAND-IN, tests/support/gitlab_standin.py): the token is used
         "gitlab_url": gitlab_standin.url,
         "gitlab_project": gitlab_standin.project,
         "gitlab_token": gitlab_standin.token,

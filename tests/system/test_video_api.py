@@ -19,8 +19,8 @@ from reelforge_shared.events import JobFailed
 from reelforge_shared.jobs import Ledger
 from reelforge_shared.media import probe
 from reelforge_shared.storage import Keys, ObjectStore
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 FAST = {"steps": 2, "batch_size": 8}
 SMALL = {"duration": 1, "fps": 3, "width": 160, "height": 96, "seed": 7}
 
@@ -43,7 +43,7 @@ async def _requested(settings, job_id: str) -> int:
 @pytest.mark.slow
 async def test_text_to_video_runs_the_pipeline_falls_back_and_caches(overrides, gitlab_standin, tmp_path: Path) -> None:
     config = {"default_text_to_video_model": "reelforge/tiny-sd", "sync_timeout_s": 240}
-    # Delivery to the GitLab STAND-IN (tests/gitlab_standin.py): every video over 1 KiB, in 2 KiB parts.
+    # Delivery to the GitLab STAND-IN (tests/support/gitlab_standin.py): every video over 1 KiB, in 2 KiB parts.
     config |= {
         "gitlab_url": gitlab_standin.url,
         "gitlab_project": gitlab_standin.project,

@@ -1,6 +1,6 @@
 """The bus contract for downstream users: the AsyncAPI document, checked by the official parser.
 
-examples/consumer.py runs against a real run in tests/test_video_api.py (one pipeline run serves both).
+examples/consumer.py runs against a real run in tests/system/test_video_api.py (one pipeline run serves both).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 
 from reelforge_shared.asyncapi import asyncapi_document
 from reelforge_shared.events import ALL_EVENTS, EVENTS_BY_SUBJECT, DeadLetter
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / "tools" / "asyncapi"
 
 

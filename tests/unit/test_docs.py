@@ -1,12 +1,11 @@
 """The README's settings table lists every setting the services read."""
 
-from pathlib import Path
-
 import pytest
 
 from reelforge.stack import SERVICE_MODULES, env_name, service_module
+from support.paths import ROOT
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
+README = (ROOT / "README.md").read_text()
 
 
 @pytest.mark.parametrize("name", list(SERVICE_MODULES))

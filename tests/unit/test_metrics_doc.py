@@ -1,10 +1,9 @@
 """docs/metrics.md lists every metric the services register, generated from the code."""
 
-from pathlib import Path
-
 from reelforge_shared.metrics import catalogue, metrics_markdown
+from support.paths import ROOT
 
-DOC = Path(__file__).parents[1] / "docs" / "metrics.md"
+DOC = ROOT / "docs" / "metrics.md"
 
 
 def test_metrics_doc_is_generated_from_the_code() -> None:

@@ -1,12 +1,9 @@
 """Storyboards are validated at the edge, with the failing field named."""
 
-from pathlib import Path
-
 import pytest
 
 from reelforge_shared.storyboard import StoryboardInvalid, load_storyboard, parse_storyboard
-
-APFELBAUM = Path(__file__).parent.parent / "examples" / "apfelbaum" / "storyboard.yaml"
+from support.paths import APFELBAUM
 
 VALID = {
     "title": "t",

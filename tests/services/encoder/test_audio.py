@@ -22,31 +22,11 @@ from reelforge_encoder.film_assembly import make_film
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.media import probe
 from reelforge_shared.storyboard import parse_storyboard
+from support.media import tone
 
 EXE = ffmpeg_exe()
 CODEC = Codec(EXE, preset="ultrafast")
 LEAN = {"crops": [], "thumbnail": False}  # renditions are tested elsewhere
-
-
-def _tone(path: Path, hz: int, seconds: float, gain_db: float) -> Path:
-    subprocess.run(
-        [
-            EXE,
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency={hz}:duration={seconds}",
-            "-af",
-            f"volume={gain_db}dB",
-            str(path),
-        ],
-        check=True,
-    )
-    return path
 
 
 def _segments(tmp_path: Path, count: int) -> list[Path]:
@@ -89,7 +69,7 @@ def _band_level_db(path: Path, hz: float, start_s: float, end_s: float) -> float
 
 
 def test_mix_of_segment_audio_and_music_is_normalised_to_minus_16_lufs(tmp_path: Path) -> None:
-    quiet, loud = _tone(tmp_path / "quiet.wav", 900, 1.5, -30), _tone(tmp_path / "loud.wav", 600, 1.8, -3)
+    quiet, loud = tone(tmp_path / "quiet.wav", 900, 1.5, -30), tone(tmp_path / "loud.wav", 600, 1.8, -3)
     film, meta = _film(
         tmp_path,
         {
@@ -98,7 +78,7 @@ def test_mix_of_segment_audio_and_music_is_normalised_to_minus_16_lufs(tmp_path:
                 {"id": "b", "prompt": "y", "frames": 4, "fps": 2},
                 {"id": "c", "prompt": "z", "frames": 4, "fps": 2, "audio": str(loud), "transition": "dissolve"},
             ],
-            "audio": {"music": str(_tone(tmp_path / "bed.wav", 220, 1.3, -12))},  # shorter than the film: looped
+            "audio": {"music": str(tone(tmp_path / "bed.wav", 220, 1.3, -12))},  # shorter than the film: looped
         },
     )
     info = probe(film)
@@ -111,7 +91,7 @@ def test_loudness_target_comes_from_the_storyboard(tmp_path: Path) -> None:
     film, _ = _film(
         tmp_path,
         {
-            "segments": [{"id": "a", "prompt": "x", "frames": 8, "fps": 2, "audio": str(_tone(tmp_path / "t.wav", 500, 4, -20))}],
+            "segments": [{"id": "a", "prompt": "x", "frames": 8, "fps": 2, "audio": str(tone(tmp_path / "t.wav", 500, 4, -20))}],
             "audio": {"loudness_lufs": -23},
         },
     )
@@ -119,7 +99,7 @@ def test_loudness_target_comes_from_the_storyboard(tmp_path: Path) -> None:
 
 
 def test_music_is_ducked_under_narration(tmp_path: Path) -> None:
-    voice = _tone(tmp_path / "voice.wav", 1000, 1.5, -6)
+    voice = tone(tmp_path / "voice.wav", 1000, 1.5, -6)
     film, _ = _film(
         tmp_path,
         {
@@ -127,7 +107,7 @@ def test_music_is_ducked_under_narration(tmp_path: Path) -> None:
                 {"id": "a", "prompt": "x", "frames": 4, "fps": 2},
                 {"id": "b", "prompt": "y", "frames": 4, "fps": 2, "audio": str(voice)},
             ],
-            "audio": {"music": str(_tone(tmp_path / "bed.wav", 220, 4.0, -10))},
+            "audio": {"music": str(tone(tmp_path / "bed.wav", 220, 4.0, -10))},
         },
     )
     alone, under_voice = _band_level_db(film, 220, 0.6, 1.6), _band_level_db(film, 220, 2.6, 3.4)

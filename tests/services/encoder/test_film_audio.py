@@ -25,6 +25,7 @@ from reelforge_shared.media import probe
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
+from support.media import tone
 
 EXE = ffmpeg_exe()
 LAVFI = [EXE, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"]
@@ -32,11 +33,6 @@ CODEC = Codec(EXE, preset="ultrafast")
 MODEL = ModelInfo(name="tiny", pipeline="StableDiffusionPipeline", random_weights=True)
 LEAN = {"crops": [], "thumbnail": False}
 TONES = {1: 500, 3: 1200, 4: 2000}  # segment -> its sound's pitch; segment 2 is silent
-
-
-def _tone(path: Path, hz: int, seconds: float) -> Path:
-    subprocess.run([*LAVFI, f"sine=frequency={hz}:duration={seconds}", str(path)], check=True)
-    return path
 
 
 def _audio(path: Path) -> tuple[np.ndarray, int, float]:
@@ -81,7 +77,7 @@ def test_segments_keep_their_sound_through_the_film_joined_by_copy(
     store: ObjectStore, settings: CommonSettings, tmp_path: Path
 ) -> None:
     job, bucket = "j-sound", settings.work_bucket
-    effects = _tone(tmp_path / "effects.wav", TONES[4], 3.0)  # an audio file, longer than its segment: cut
+    effects = tone(tmp_path / "effects.wav", TONES[4], 3.0)  # an audio file, longer than its segment: cut
     store.put_file(bucket, "assets/effects.wav", effects)
     board = {
         "output": {"width": 160, "height": 90},
@@ -111,7 +107,7 @@ def test_segments_keep_their_sound_through_the_film_joined_by_copy(
         audio_key = None
         if n in (1, 3):  # a sound model's audio, stored by the generator beside the frames
             audio_key = Keys.segment_audio(job, n)
-            store.put_file(bucket, audio_key, _tone(tmp_path / f"clip{n}.wav", TONES[n], 2.5))
+            store.put_file(bucket, audio_key, tone(tmp_path / f"clip{n}.wav", TONES[n], 2.5))
         [event] = handle_segment(
             SegmentGenerated(
                 job_id=job,

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from reelforge_shared.storyboard import StoryboardInvalid, load_storyboard, parse_storyboard
+from support.paths import APFELBAUM
 
-APFELBAUM = Path(__file__).parent.parent / "examples" / "apfelbaum" / "storyboard.yaml"
 VALID = {
     "segments": [
         {"id": "a", "prompt": "walks", "narration": "Er geht."},

@@ -10,21 +10,14 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from PIL import Image
 
-from reelforge_encoder.ffmpeg import Codec, FilmPart, encode_frames, ffmpeg_exe, film_frames
+from reelforge_encoder.ffmpeg import Codec, FilmPart, ffmpeg_exe, film_frames
 from reelforge_encoder.film_joins import compile_film
 from reelforge_shared.media import probe
+from support.media import grey_segment
 
+SMALL = (160, 90)  # width, height of the test segments
 CODEC = Codec(ffmpeg_exe(), preset="ultrafast")
-
-
-def _segment(tmp_path: Path, name: str, count: int, fps: float, grey: int) -> Path:
-    folder = tmp_path / name
-    folder.mkdir()
-    for i in range(count):
-        Image.fromarray(np.full((36, 64, 3), grey, np.uint8)).save(folder / f"{i:04d}.png")
-    return encode_frames(folder, fps, 160, 90, tmp_path / f"{name}.mp4", CODEC)
 
 
 def _lumas(path: Path) -> list[float]:
@@ -37,7 +30,13 @@ def _lumas(path: Path) -> list[float]:
 def test_film_lasts_the_sum_of_its_segments_for_every_transition(tmp_path: Path, kind: str, film_fps: int) -> None:
     specs = [(6, 3, 40), (4, 2, 200), (3, 3, 120), (8, 4, 80)]  # frames, fps, grey: 2 s + 2 s + 1 s + 2 s
     parts = [
-        FilmPart(_segment(tmp_path, f"s{i}", n, fps, grey), n, fps, kind if i else "cut", 1.0 if kind != "cut" and i else 0.0)
+        FilmPart(
+            grey_segment(tmp_path, f"s{i}", n, fps, grey, *SMALL),
+            n,
+            fps,
+            kind if i else "cut",
+            1.0 if kind != "cut" and i else 0.0,
+        )
         for i, (n, fps, grey) in enumerate(specs)
     ]
     film = compile_film(parts, film_fps, 160, 90, tmp_path / "film.mp4", CODEC)
@@ -47,7 +46,10 @@ def test_film_lasts_the_sum_of_its_segments_for_every_transition(tmp_path: Path,
 
 
 def test_fade_passes_through_black_and_dissolve_does_not(tmp_path: Path) -> None:
-    light, other = _segment(tmp_path, "light", 12, 12, 200), _segment(tmp_path, "other", 12, 12, 180)
+    light, other = (
+        grey_segment(tmp_path, "light", 12, 12, 200, *SMALL),
+        grey_segment(tmp_path, "other", 12, 12, 180, *SMALL),
+    )
     faded = _lumas(
         compile_film([FilmPart(light, 12, 12), FilmPart(other, 12, 12, "fade", 0.5)], 12, 160, 90, tmp_path / "f.mp4", CODEC)
     )
@@ -61,7 +63,7 @@ def test_fade_passes_through_black_and_dissolve_does_not(tmp_path: Path) -> None
 
 
 def test_the_same_file_twice_is_joined_like_two_files(tmp_path: Path) -> None:
-    shot = _segment(tmp_path, "shot", 3, 3, 90)
+    shot = grey_segment(tmp_path, "shot", 3, 3, 90, *SMALL)
     film = compile_film(
         [FilmPart(shot, 3, 3), FilmPart(shot, 3, 3, "dissolve", 1.0), FilmPart(shot, 3, 3)], 3, 160, 90, tmp_path / "f.mp4", CODEC
     )

@@ -14,6 +14,7 @@ from reelforge.stack import local_stack
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import JobCancelled, SegmentRequested
 from reelforge_tiny import resolve_model
+from support.polling import poll_job
 
 GOOD = {
     "title": "t",
@@ -146,7 +147,7 @@ async def test_submission_is_202_with_location_and_the_ledger_answers(gateway, e
     requested = await event_log.wait_for(lambda: len(event_log.of(SegmentRequested)) == 2 and event_log.of(SegmentRequested))
     assert [(e.index, e.segment_id, e.spec.frames, e.spec.fps) for e in requested] == [(1, "a", 24, 3.0), (2, "b", 24, 3.0)]
     assert [e.model for e in requested] == ["org/job-model", "org/segment-model"]  # a model per job and per segment
-    job = await _poll(client, job_id, lambda s: len(s["segments"]) == 2)
+    job = await poll_job(client, job_id, lambda s: len(s["segments"]) == 2)
     assert job["status"] == "queued" and {s["stage"] for s in job["segments"].values()} == {"queued"}
     assert job["queue_position"] == 1 and job["webhook_url"] == "http://93.184.215.14/hook" and job["last_event_id"] >= 3
     page = (await client.get("/v1/jobs", params={"status": "queued", "limit": 1})).json()
@@ -187,7 +188,7 @@ async def test_rate_limit_and_jobs_in_flight_per_token(gateway) -> None:
 async def test_events_stream_heartbeats_closes_on_cancel_and_replays_from_last_event_id(gateway, event_log) -> None:
     _, client = gateway
     job_id = (await client.post("/v1/jobs", json=GOOD)).json()["job_id"]
-    await _poll(client, job_id, lambda s: len(s["segments"]) == 2)
+    await poll_job(client, job_id, lambda s: len(s["segments"]) == 2)
     events: list[dict] = []
     pinged = asyncio.Event()
 
@@ -216,16 +217,6 @@ async def test_events_stream_heartbeats_closes_on_cancel_and_replays_from_last_e
     info = await bus.js.stream_info(bus.stream, subjects_filter=bus.subject(JobCancelled))
     await bus.close()
     assert sum(info.state.subjects.values()) == 1  # cancel twice, announced once
-
-
-async def _poll(client: httpx.AsyncClient, job_id: str, condition, attempts: int = 300) -> dict:
-    """The ledger follows the bus: read the job until it shows the condition."""
-    for _ in range(attempts):
-        response = await client.get(f"/v1/jobs/{job_id}")
-        if response.status_code == 200 and condition(body := response.json()):
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"job {job_id} never reached the condition: {response.text}")
 
 
 def test_queue_position_and_eta_come_from_measured_stage_times() -> None:

@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import pytest
+
+from support.paths import ROOT
+
+pytestmark = pytest.mark.gpu
 
 
 def test_gpu_bench_command_writes_json_and_markdown_on_the_cpu(tmp_path: Path, model_cache: Path) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,8 @@ from reelforge_generator.renderer import FrameRenderer
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import RenderSpec
 from reelforge_tiny import MARKER, resolve_model
+from support.factories import make_renderer
+from support.media import pixels
 
 SPEC = RenderSpec(
     prompt="a man in a blue shirt in a field",
@@ -32,14 +34,7 @@ SPEC = RenderSpec(
 )
 
 
-def _pixels(png: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
-
-
-def _renderer(model_cache: Path, **settings: object) -> FrameRenderer:
-    renderer = FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache), steps=3, batch_size=2, **settings))
-    renderer.setup()
-    return renderer
+_renderer = partial(make_renderer, setup=True, steps=3, batch_size=2)  # loaded, small and fast
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +61,7 @@ def test_reference_image_steers_the_frames_through_the_ip_adapter(model_cache: P
     assert renderer.pipe.unet.encoder_hid_proj is None  # loaded only when a segment brings a reference image
     with_reference = dict(renderer.render(SPEC.model_copy(update={"reference_images": [reference]}), [0, 1]))
     assert renderer.pipe.unet.encoder_hid_proj is not None
-    assert all(np.abs(_pixels(with_reference[i]) - _pixels(plain[i])).mean() > 1 for i in (0, 1))
+    assert all(np.abs(pixels(with_reference[i]) - pixels(plain[i])).mean() > 1 for i in (0, 1))
     assert dict(renderer.render(SPEC, [0, 1])) == plain  # a segment without one: the adapter weighs nothing
 
 
@@ -95,14 +90,14 @@ def test_img2img_chaining_ties_frames_to_the_keyframe_and_stays_resumable(model_
     plain = dict(_renderer(model_cache).render(SPEC, [0, 1, 2, 3]))
     chained_renderer = _renderer(model_cache, img2img_strength=0.5)
     chained = dict(chained_renderer.render(SPEC, [0, 1, 2, 3]))
-    assert np.abs(_pixels(chained[0]) - _pixels(plain[0])).max() <= 2  # the keyframe is the plain frame 0
+    assert np.abs(pixels(chained[0]) - pixels(plain[0])).max() <= 2  # the keyframe is the plain frame 0
 
     def distance_to_keyframe(frames: dict[int, bytes]) -> float:
-        return float(np.mean([np.abs(_pixels(frames[i]) - _pixels(frames[0])).mean() for i in (1, 2, 3)]))
+        return float(np.mean([np.abs(pixels(frames[i]) - pixels(frames[0])).mean() for i in (1, 2, 3)]))
 
     assert distance_to_keyframe(chained) < 0.8 * distance_to_keyframe(plain)
     resumed = dict(_renderer(model_cache, img2img_strength=0.5).render(SPEC, [3]))  # a fresh worker: keyframe rendered again
-    assert np.abs(_pixels(resumed[3]) - _pixels(chained[3])).max() <= 2
+    assert np.abs(pixels(resumed[3]) - pixels(chained[3])).max() <= 2
 
 
 # How far the reference image moves frame 0 at least (mean 0..255 levels). Random weights: the tiny Wan's
@@ -120,7 +115,7 @@ def test_image_to_video_conditions_on_the_reference_image_else_on_a_keyframe(
     keyframed = dict(renderer.render(SPEC, [0, 1]))
     assert list(renderer._keyframers) == ["reelforge/tiny-sd"]  # the tiny image-to-video models name their keyframe model
     referenced = dict(renderer.render(SPEC.model_copy(update={"reference_images": [reference]}), [0, 1]))
-    assert np.abs(_pixels(referenced[0]) - _pixels(keyframed[0])).mean() > moved
+    assert np.abs(pixels(referenced[0]) - pixels(keyframed[0])).mean() > moved
     assert dict(renderer.render(SPEC, [0, 1])) == keyframed  # deterministic, noise augmentation included
 
 
@@ -137,8 +132,17 @@ def test_image_to_video_without_reference_or_keyframe_model_says_what_to_set(mod
 
 def test_speed_levers_keep_the_images(model_cache: Path) -> None:
     plain = dict(_renderer(model_cache).render(SPEC, [0, 1, 2]))
-    fast = _renderer(model_cache, fuse_qkv="on", channels_last="on", vae_decode="sliced", sdpa_backend="math")
+    fast = make_renderer(
+        model_cache,
+        setup=True,
+        steps=3,
+        batch_size=2,
+        fuse_qkv="on",
+        channels_last="on",
+        vae_decode="sliced",
+        sdpa_backend="math",
+    )
     assert fast.levers == ["fused-qkv", "channels-last", "sliced-vae", "sdpa-math"]
     assert fast.pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     frames = dict(fast.render(SPEC, [0, 1, 2]))
-    assert max(np.abs(_pixels(frames[i]) - _pixels(plain[i])).max() for i in plain) <= 2
+    assert max(np.abs(pixels(frames[i]) - pixels(plain[i])).max() for i in plain) <= 2

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from reelforge_gateway.prompt_fit import prompt_limit
 from reelforge_generator.config import GeneratorSettings
@@ -21,6 +19,7 @@ from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_tiny import resolve_model
 from reelforge_tiny.hunyuan import prompt_budget
+from support.media import pixels
 
 SPEC = RenderSpec(
     prompt="a man in a blue shirt plants a sapling",
@@ -47,10 +46,6 @@ FAMILIES = [  # model, pipeline class read from it, how it makes frames
 ]
 
 
-def _pixels(png: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
-
-
 @pytest.mark.parametrize(("model", "pipeline", "kind"), FAMILIES, ids=[f[0].split("/")[1] for f in FAMILIES])
 def test_each_family_renders_a_segment_and_resumes_it(
     model: str,
@@ -70,7 +65,7 @@ def test_each_family_renders_a_segment_and_resumes_it(
     assert (generated.model.pipeline, renderer.kind.kind, generated.model.random_weights) == (pipeline, kind, True)
     assert generated.frame_count == 3 and generated.degraded is None
     frames = {i: store.get_bytes(settings.work_bucket, Keys.frame(job, 1, i)) for i in range(3)}
-    images = [_pixels(frames[i]) for i in range(3)]
+    images = [pixels(frames[i]) for i in range(3)]
     height = 64 if model.startswith("reelforge/tiny-wan") else 72  # Wan's sizes are multiples of 16 (VAE 8x, patch 2)
     assert {img.shape for img in images} == {(height, 128, 3)}
     assert all(img.std() > 1 for img in images) and len(set(frames.values())) == 3  # real pictures (noise), not blanks
@@ -78,7 +73,7 @@ def test_each_family_renders_a_segment_and_resumes_it(
     store.client.remove_object(settings.work_bucket, Keys.frame(job, 1, 1))
     handle(event, deps)
     assert renderer.last_run.batches == ([2] if renderer.kind.clip_based else [1])
-    assert np.abs(_pixels(store.get_bytes(settings.work_bucket, Keys.frame(job, 1, 1))) - images[1]).max() <= 2
+    assert np.abs(pixels(store.get_bytes(settings.work_bucket, Keys.frame(job, 1, 1))) - images[1]).max() <= 2
 
 
 def test_video_model_cuts_a_segment_into_clips_at_fixed_frames(model_cache: Path) -> None:
@@ -154,7 +149,7 @@ def test_each_segment_renders_with_its_own_model_else_the_workers(
         [generated] = handle(
             SegmentRequested(job_id="j-models", index=index, segment_id=str(index), spec=spec, model=model), deps
         )
-        frame = _pixels(store.get_bytes(settings.work_bucket, Keys.frame("j-models", index, 0)))
+        frame = pixels(store.get_bytes(settings.work_bucket, Keys.frame("j-models", index, 0)))
         used.append((generated.model.name, generated.model.pipeline, frame.shape[0]))
     hunyuan = ("reelforge/tiny-hunyuanvideo15", "HunyuanVideo15Pipeline", 72)
     assert used == [hunyuan, ("reelforge/tiny-wan", "WanPipeline", 64), hunyuan]

@@ -16,7 +16,6 @@ import torch
 from PIL import Image
 from prometheus_client import REGISTRY
 
-from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.gpu import GIB, GpuReading
 from reelforge_generator.guards import ThermalGuard, VramGuard
 from reelforge_generator.handler import GeneratorDeps, handle
@@ -25,6 +24,9 @@ from reelforge_shared.errors import TransientError
 from reelforge_shared.events import RenderSpec, SegmentRequested
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import Keys, ObjectStore
+from support.factories import make_renderer
+
+pytestmark = pytest.mark.gpu
 
 SPEC = RenderSpec(
     prompt="a man in a blue shirt in a field", seed=1001, character_seeds=[1000], frames=4, fps=3, width=320, height=180
@@ -55,15 +57,7 @@ class FakeClock:
 
 
 def _renderer(model_cache: Path, gpu: StandInNvml, clock: FakeClock | None = None, **settings: object) -> FrameRenderer:
-    clock = clock or FakeClock()
-    renderer = FrameRenderer(
-        GeneratorSettings(model_cache_dir=str(model_cache), steps=2, **settings),
-        gpu=gpu,
-        sleep=clock.sleep,
-        clock=lambda: clock.now,
-    )
-    renderer.setup()
-    return renderer
+    return make_renderer(model_cache, setup=True, steps=2, gpu=gpu, clock=clock or FakeClock(), **settings)
 
 
 def test_thermal_guard_pauses_above_85_and_resumes_at_80_polling_every_10_s() -> None:

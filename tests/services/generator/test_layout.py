@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "services" / "generator" / "src"
+from support.paths import ROOT
+
+SRC = ROOT / "services" / "generator" / "src"
 PACKAGES = ("reelforge_generator", "reelforge_tiny", "reelforge_bench")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import wave
+from functools import partial
 from pathlib import Path
 
 import av
@@ -31,6 +32,7 @@ from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
 from reelforge_tiny import resolve_model
+from support.factories import make_renderer
 
 STORYBOARD = {
     "output": {"width": 64, "height": 36},
@@ -45,8 +47,7 @@ STORYBOARD = {
 }
 
 
-def _renderer(model_cache: Path, model: str = "reelforge/tiny-ltx2", **settings: object) -> FrameRenderer:
-    return FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache), model=model, allow_test_model=True, **settings))
+_renderer = partial(make_renderer, model="reelforge/tiny-ltx2", allow_test_model=True)
 
 
 def test_ltx2_sound_is_the_segment_mp4s_audio_track(
@@ -134,7 +135,7 @@ def test_ltx2_image_to_video_shares_the_weights_and_conditions_on_the_reference_
     for colour in ("red", "blue"):
         Image.new("RGB", (64, 36), colour).save(tmp_path / f"{colour}.png")
         images[colour] = spec.model_copy(update={"reference_images": [str(tmp_path / f"{colour}.png")]})
-    renderer = _renderer(model_cache, "reelforge/tiny-ltx2-i2v")
+    renderer = _renderer(model_cache, model="reelforge/tiny-ltx2-i2v")
     renderer.setup()
     assert (renderer.model.pipeline, renderer.kind.kind) == ("LTX2ImageToVideoPipeline", "image-to-video")
     frames = {colour: dict(renderer.render(shot, [0, 1])) for colour, shot in images.items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +12,7 @@ from reelforge_generator.prompts import encode_prompt
 from reelforge_generator.renderer import FrameRenderer
 from reelforge_shared.specs import compose_prompt, render_spec
 from reelforge_shared.storyboard import load_storyboard, parse_storyboard
-
-APFELBAUM = Path(__file__).resolve().parents[1] / "examples" / "apfelbaum" / "storyboard.yaml"
+from support.paths import APFELBAUM
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.handler import GeneratorDeps, handle
@@ -15,6 +12,7 @@ from reelforge_generator.latents import frame_latents
 from reelforge_generator.renderer import FrameRenderer
 from reelforge_shared.events import RenderSpec, SegmentRequested
 from reelforge_shared.storage import Keys
+from support.media import pixels
 
 SPEC = RenderSpec(
     prompt="a man in a blue shirt in a field",
@@ -86,9 +84,5 @@ def test_resumed_segment_renders_only_missing_frames(renderer: FrameRenderer, st
     assert rendered == [[1], []]
     # Alone in its batch the frame goes through different BLAS blockings than in a batch of three:
     # the same image up to float rounding, not the same bytes.
-    again = _pixels(store.get_bytes(settings.work_bucket, Keys.frame("j-resume", 2, 1)))
-    assert np.abs(again - _pixels(first[Keys.frame("j-resume", 2, 1)])).max() <= 2
-
-
-def _pixels(png: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(png)), dtype=np.int16)
+    again = pixels(store.get_bytes(settings.work_bucket, Keys.frame("j-resume", 2, 1)))
+    assert np.abs(again - pixels(first[Keys.frame("j-resume", 2, 1)])).max() <= 2

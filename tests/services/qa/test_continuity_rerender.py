@@ -31,6 +31,7 @@ from reelforge_shared.settings import CommonSettings
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
+from support.media import pixels
 
 BOARD = {
     "characters": {"hero": {"description": "a man in a blue shirt", "seed": 1000}},
@@ -178,7 +179,7 @@ async def test_a_light_or_location_fault_is_rendered_again_steered_by_a_frame_of
     assert renderer.pipe.unet.encoder_hid_proj is not None  # loaded only for a segment that brings a reference
     steered = store.get_bytes(bucket, Keys.frame(job, index, 0, 2))
     plain = dict(renderer.render(request.spec.model_copy(update={"reference_images": []}), [0]))[0]
-    assert np.abs(_pixels(steered) - _pixels(plain)).mean() > 1  # the reference changed the picture
+    assert np.abs(pixels(steered) - pixels(plain)).mean() > 1  # the reference changed the picture
 
     # The re-rendered segment is clean: the next film version's report shows before and after, and asks for nothing.
     v2_events = handle_film(_store_version(store, bucket, job, tmp_path / "clean", {f"s{index}": 2}), deps)
@@ -190,7 +191,3 @@ async def test_a_light_or_location_fault_is_rendered_again_steered_by_a_frame_of
     assert "Regenerated for continuity" in html and key in html
     assert re.search(f"Regenerated for continuity in film version 1: [^<]*{check} ", html)  # on the segment's card too
     assert re.search(r"<td>sharpness</td><td>[\d.]+</td><td>0.2</td><td>(ok|FAILED)</td><td>worst frame \d+", html)  # filled in
-
-
-def _pixels(png: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)

@@ -12,8 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from reelforge_shared.embedded import free_port, nats_config, start_nats
-
-ROOT = Path(__file__).resolve().parents[1]
+from support.paths import ROOT
 
 
 def test_the_embedded_server_fsyncs_every_write_on_file_storage(tmp_path: Path) -> None:
