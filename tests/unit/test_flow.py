@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +10,7 @@ from reelforge.stack import SERVICE_MODULES, build_service
 from reelforge_shared import flow
 from reelforge_shared.events import Event, SegmentChecked, SegmentRequested, WebhookRequested
 from reelforge_shared.jobs import OBSERVED_EVENTS
-
-ROOT = Path(__file__).resolve().parents[1]
+from support.paths import ROOT
 
 
 def test_the_readme_diagram_is_the_generated_one() -> None:
