@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from egress_servers import INTERNAL, PUBLIC, Server
 from reelforge_shared.egress import Egress, EgressFailed, EgressPolicy, EgressRefused, refusal
+from support.egress_servers import INTERNAL, PUBLIC, Server
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from support.egress_servers import INTERNAL, PUBLIC, Server
 from reelforge.stack import local_stack
 from reelforge_shared.bus import Bus
 from reelforge_shared.egress import Egress, EgressPolicy
@@ -23,6 +22,7 @@ from reelforge_shared.events import JobFailed, WebhookFailed, WebhookRequested
 from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.webhooks import check_webhook_url, refuse_private, retry_schedule
 from reelforge_uploader.webhooks import WebhookDeps, send
+from support.egress_servers import INTERNAL, PUBLIC, Server
 from support.webhook_receiver import WebhookReceiver
 
 
