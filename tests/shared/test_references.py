@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 import pytest
 from PIL import Image
 
-from egress_servers import INTERNAL, PUBLIC, Server
 from reelforge_shared.egress import Egress, EgressPolicy
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.references import ReferenceLimits, check_image, fetch_reference, reference_egress
+from support.egress_servers import INTERNAL, PUBLIC, Server
 
 LIMITS = ReferenceLimits(max_bytes=200_000, max_pixels=1_000_000, max_seconds=5)
 
