@@ -194,8 +194,8 @@ def test_two_silent_segments_of_one_length_beside_a_sounding_one(tmp_path: Path)
     """Two equal silences used to be one ffmpeg-python node with two outputs, which ffmpeg refuses (the film failed)."""
     from reelforge_encoder.audio import lay_end_to_end
 
-    tone = _tone(tmp_path / "tone.wav", TONES[1], 1.0)
-    voice = lay_end_to_end([None, tone, None], [0.0, 1.0, 2.0, 3.0], [(0, 0), (0.1, 0.1), (0, 0)], tmp_path / "v.wav", EXE)
+    sound = tone(tmp_path / "tone.wav", TONES[1], 1.0)
+    voice = lay_end_to_end([None, sound, None], [0.0, 1.0, 2.0, 3.0], [(0, 0), (0.1, 0.1), (0, 0)], tmp_path / "v.wav", EXE)
     with av.open(str(voice)) as container:
         rate = container.streams.audio[0].rate
         samples = np.concatenate([f.to_ndarray().reshape(-1, f.samples).mean(axis=0) for f in container.decode(audio=0)])
