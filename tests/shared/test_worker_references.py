@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from egress_servers import INTERNAL, Server
 from reelforge_encoder.ffmpeg import Codec, ffmpeg_exe
 from reelforge_encoder.handler import EncoderDeps, _resolver, handle_segment
 from reelforge_generator.handler import stored_references
@@ -26,6 +25,7 @@ from reelforge_shared.events import ModelInfo, RenderSpec, SegmentGenerated
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
+from support.egress_servers import INTERNAL, Server
 
 JOB, OTHER = "j-mine", "j-other"
 
