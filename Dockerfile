@@ -2,9 +2,11 @@
 #   docker build --build-arg SERVICE=encoder -t reelforge-encoder .
 # SERVICE is one of gateway, generator, encoder, qa, uploader. Only the generator installs torch
 # (CUDA wheels by default; TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu for a CPU build).
-# Tests on machines without a registry pass BASE_IMAGE (a local bookworm) and
+# Tests on machines without a registry pass BASE_IMAGE (a local bookworm, deploy/test/base-image.sh) and
 # PIP_OPTIONS="--no-index --find-links /tmp/wheelhouse" with wheels in deploy/docker/wheelhouse/.
-ARG BASE_IMAGE=python:3.11-slim
+# The base by digest (python 3.11.13 on Debian bookworm; the tag says what it is, the digest is what is pulled).
+# To move it: `docker buildx imagetools inspect python:3.11-slim-bookworm`, then both parts here together.
+ARG BASE_IMAGE=python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
 FROM ${BASE_IMAGE}
 
 ENV PATH=/opt/venv/bin:$PATH \

@@ -227,7 +227,7 @@ def check_least_privilege() -> None:
 
 def check_images() -> None:
     for service in WORKERS:
-        image = f"reelforge-{service}:latest"
+        image = f"reelforge-{service}:local"
         config = json.loads(run("docker", "image", "inspect", image, capture=True))[0]["Config"]
         check(config["User"] == "10001:10001", (image, config["User"]))
         check(config["Entrypoint"] == ["reelforge", "worker"], (image, config["Entrypoint"]))

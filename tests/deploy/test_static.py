@@ -254,6 +254,39 @@ def test_every_variable_in_compose_and_configmap_is_a_setting_and_the_required_o
         assert not [e for e in container["env"] if "valueFrom" in e], f"{name}: secrets come from its own Secret"
 
 
+# --- images ------------------------------------------------------------------------------------------------
+
+
+PINNED = re.compile(r"^[\w./-]+:(?!latest\b)[\w.-]*\d[\w.-]*@sha256:[0-9a-f]{64}$")  # name:version@sha256:digest
+
+
+def test_images_are_pinned_by_version_and_digest_and_none_is_latest() -> None:
+    """Third-party images by version and digest; ours built here (never pulled); the base by digest; no `:latest`."""
+    for file in ("docker-compose.yml", "deploy/test/compose.host.yml"):
+        for name, service in yaml.safe_load((ROOT / file).read_text())["services"].items():
+            image = service.get("image")
+            if image is None:
+                continue
+            built_here = image.startswith("reelforge-") and image.endswith(":local") or image == "reelforge-base:bookworm"
+            assert built_here or PINNED.match(image), f"{file}: {name} runs {image}, not name:version@sha256:digest"
+    [base] = re.findall(r"^ARG BASE_IMAGE=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert PINNED.match(base) and base.startswith("python:3.11."), base
+    for overlay in OVERLAYS:
+        for doc in rendered(overlay):
+            if doc["kind"] in WORKLOAD_KINDS:
+                for container in pod_spec(doc)["spec"]["containers"]:
+                    tag = container["image"].rpartition(":")[2]
+                    assert "/" not in tag and tag not in {"", "latest"}, (overlay, container["image"])
+    nats = yaml.safe_load((DEPLOY / "k8s" / "helm" / "nats-values.yaml").read_text())["container"]["image"]
+    minio = yaml.safe_load((DEPLOY / "k8s" / "helm" / "minio-values.yaml").read_text())
+    compose = (ROOT / "docker-compose.yml").read_text()
+    for image in (nats, minio["image"], minio["mcImage"]):  # the charts run the releases compose pins
+        assert f"{image['repository'].removeprefix('quay.io/')}:{image['tag']}@sha256:" in compose, image
+    # `:latest` nowhere in what builds or deploys (a moving tag: the next pull may run other code).
+    files = [ROOT / "Dockerfile", ROOT / "docker-compose.yml", ROOT / "Makefile", *DEPLOY.rglob("*.y*ml"), *DEPLOY.rglob("*.sh")]
+    assert not [str(f) for f in files if re.search(r":latest\b", f.read_text())]
+
+
 # --- Kubernetes ----------------------------------------------------------------------------------
 
 
