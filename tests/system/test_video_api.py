@@ -156,9 +156,8 @@ async def test_video_requests_are_checked_and_answered_202_when_not_done_in_time
             stored = Image.open(io.BytesIO(store.get_bytes(stack.settings.work_bucket, Keys.input_image(job_id))))
             assert stored.size == (64, 48) and stored.format == "PNG"
             board = store.get_json(stack.settings.work_bucket, Keys.storyboard(job_id))
-            assert board["segments"][0]["frames"] == 3 and board["characters"]["subject"]["reference_image"] == Keys.input_image(
-                job_id
-            )
+            assert board["segments"][0]["frames"] == 3
+            assert board["characters"]["subject"]["reference_image"] == Keys.input_image(job_id)  # a key, never a URL
 
             # The job fails: the same request now answers 502 with the job's error (nothing is rendered again).
             bus = await Bus.connect(stack.settings)

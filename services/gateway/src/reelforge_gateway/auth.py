@@ -26,6 +26,10 @@ from reelforge_gateway.errors import ApiError
 ANONYMOUS = "anonymous"
 
 
+def parse_names(raw: str) -> frozenset[str]:
+    return frozenset(n.strip() for n in raw.split(",") if n.strip())
+
+
 def parse_tokens(raw: str | None) -> dict[str, str]:
     """``name:token,...`` -> {token: name}; a malformed pair is named by position, never echoed."""
     tokens: dict[str, str] = {}
@@ -43,6 +47,7 @@ def parse_tokens(raw: str | None) -> dict[str, str]:
 class Access:
     tokens: dict[str, str]  # token -> name
     enabled: bool = True
+    admins: frozenset[str] = frozenset()  # names that see every owner's jobs
     per_minute: int = 60
     limiter: MovingWindowRateLimiter = field(init=False)
 
@@ -64,6 +69,10 @@ class Access:
             "a valid bearer token is required (Authorization: Bearer TOKEN)",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+    def sees(self, caller: str, owner: str) -> bool:
+        """Whether ``caller`` may see a job of ``owner``: its own, or any with the admin scope (or with auth off)."""
+        return not self.enabled or caller == owner or caller in self.admins
 
     async def admit(self, name: str) -> None:
         if not self.enabled:

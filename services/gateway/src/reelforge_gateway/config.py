@@ -46,6 +46,19 @@ class GatewaySettings(CommonSettings):
     api_auth: Literal["on", "off"] = Field(
         "on", description="`off` serves /v1 without tokens (set by `reelforge run`/`up` when no tokens are configured)"
     )
+    api_admins: str = Field(
+        "",
+        description="token names (comma-separated) with the admin scope: they see every owner's jobs, those submitted "
+        "without the API (owner `local`) included; everyone else sees only their own",
+    )
+    link_ttl_s: float = Field(
+        600.0, ge=10, le=86_400, description="seconds a download URL handed out by the API (film, assets) stays valid"
+    )
+    s3_public_endpoint: str | None = Field(
+        None,
+        description="S3 address clients reach (https://s3.example.com): download URLs are signed for it; "
+        "unset: REELFORGE_S3_ENDPOINT",
+    )
     rate_limit_per_min: int = Field(60, ge=1, description="requests per token in any minute (429 with Retry-After above)")
     max_jobs_in_flight: int = Field(10, ge=1, description="unfinished jobs per token (429 `queue_full` above)")
     sse_heartbeat_s: float = Field(15.0, gt=0, description="seconds between heartbeat comments on a job's event stream")

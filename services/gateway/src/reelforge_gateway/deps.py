@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from reelforge_gateway.auth import Access
+from reelforge_gateway.links import Links
 from reelforge_shared.assets import AssetRegistry
 from reelforge_shared.bus import Bus
 from reelforge_shared.health import Health
@@ -36,6 +37,7 @@ class GatewayDeps:
     store: ObjectStore
     ledger: Ledger
     health: Health
+    links: Links
     work_bucket: str
     delivery_bucket: str = "f1-video-clips"
     access: Access = field(default_factory=lambda: Access(tokens={}, enabled=False))

@@ -10,9 +10,10 @@ import structlog
 import uvicorn
 
 from reelforge_gateway.app import create_app
-from reelforge_gateway.auth import Access, parse_tokens
+from reelforge_gateway.auth import Access, parse_names, parse_tokens
 from reelforge_gateway.config import GatewaySettings
 from reelforge_gateway.deps import GatewayDeps, VideoDefaults
+from reelforge_gateway.links import Links
 from reelforge_shared.assets import open_registry
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import Event, SegmentRerenderRequested
@@ -30,6 +31,8 @@ def build(settings: GatewaySettings) -> Service:
     tokens = parse_tokens(settings.api_tokens.get_secret_value() if settings.api_tokens else None)
     if settings.api_auth == "on" and not tokens:
         raise ValueError("REELFORGE_API_TOKENS is not set: give the API's tokens (name:token,...) or set REELFORGE_API_AUTH=off")
+    if unknown := parse_names(settings.api_admins) - set(tokens.values()):
+        raise ValueError(f"REELFORGE_API_ADMINS names no token of REELFORGE_API_TOKENS: {', '.join(sorted(unknown))}")
     store = open_store(settings)
     service = Service("gateway", settings, [], None)
 
@@ -91,13 +94,19 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
         raise TypeError(f"the gateway needs GatewaySettings, got {type(settings).__name__}")
     assert service.ledger is not None  # noqa: S101 - run_service opens it before companions start
     tokens = parse_tokens(settings.api_tokens.get_secret_value() if settings.api_tokens else None)
-    access = Access(tokens=tokens, enabled=settings.api_auth == "on", per_minute=settings.rate_limit_per_min)
+    access = Access(
+        tokens=tokens,
+        enabled=settings.api_auth == "on",
+        per_minute=settings.rate_limit_per_min,
+        admins=parse_names(settings.api_admins),
+    )
     database = settings.assets_database_url.get_secret_value() if settings.assets_database_url else None
     deps = GatewayDeps(
         bus=bus,
         store=store,
         ledger=service.ledger,
         health=service.health,
+        links=Links.from_settings(settings, public_endpoint=settings.s3_public_endpoint, ttl_s=settings.link_ttl_s),
         work_bucket=settings.work_bucket,
         delivery_bucket=settings.delivery_bucket,
         access=access,

@@ -81,13 +81,20 @@ class JobPage(BaseModel):
     next: str | None = Field(description="URL of the next page; null on the last")
 
 
+LOCAL_OWNER = "local"  # the owner of a job submitted without the API (the CLI, straight onto the bus)
+
+
 def visible(record: JobRecord, request: Request, deps: GatewayDeps) -> bool:
-    """A token sees its own jobs and those submitted without the API (CLI, straight onto the bus)."""
-    return not deps.access.enabled or record.owner is None or record.owner == caller_of(request)
+    """A token sees its own jobs; the admin scope sees every owner's, those submitted without the API included."""
+    return deps.access.sees(caller_of(request), record.owner or LOCAL_OWNER)
 
 
 async def owned_job(request: Request, deps: GatewayDeps, job_id: str) -> JobRecord:
-    """The job, if the caller may see it; otherwise 404, the same answer as for a job that does not exist."""
+    """The job, if the caller may see it; otherwise 404, the same answer as for a job that does not exist.
+
+    Every route that names a job reads it here, so another owner's job is never told apart from a
+    missing one (no 403: that would say the job exists).
+    """
     record = await deps.ledger.get(job_id)
     if record is None or not visible(record, request, deps):
         raise ApiError(404, "job_not_found", f"no job {job_id!r}", job_id=job_id)

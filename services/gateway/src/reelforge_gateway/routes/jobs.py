@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request
@@ -279,7 +278,7 @@ async def film(
     job_id: Annotated[str, JOB_ID],
     version: Annotated[int | None, Query(ge=1, le=10_000, description="film version (default: latest)")] = None,
 ) -> RedirectResponse:
-    """Redirect to the film (a presigned URL valid for an hour)."""
+    """Redirect to the film: a presigned URL valid for REELFORGE_LINK_TTL_S (signed for REELFORGE_S3_PUBLIC_ENDPOINT)."""
     record = await owned_job(request, deps, job_id)
     key = record.films.get(version) if version else record.film_key
     if not key:
@@ -291,7 +290,7 @@ async def film(
         )
     bucket = record.delivery_bucket or deps.delivery_bucket
     if deps.store.exists(bucket, key):
-        return RedirectResponse(deps.store.url(bucket, key, expires=timedelta(hours=1)), status_code=307)
+        return RedirectResponse(deps.links.url(bucket, key), status_code=307)
     if record.film_url and not version:
         return RedirectResponse(record.film_url, status_code=307)  # delivered elsewhere (GitLab)
     raise ApiError(409, "film_not_ready", f"the film of job {job_id} is not in bucket {bucket!r}", key=key)

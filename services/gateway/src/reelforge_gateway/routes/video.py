@@ -6,10 +6,15 @@ uploader, the job ledger). The answer is the MP4 (``video/mp4``) when the job co
 ``REELFORGE_SYNC_TIMEOUT_S``, otherwise 202 with the job's links; the same request later gets the
 stored video.
 
-- **Cache.** The job id is a hash of everything that shapes the video (kind, model, prompt,
-  negative prompt, duration, fps, size, seed, steps, guidance, quality, the image's bytes), so the
-  same request finds its job in the ledger and returns the stored film without rendering again. A
-  request without a seed gets one derived from that hash: it is cached too.
+- **Cache, per owner.** The job id is a hash of the caller (the token's name) and everything that
+  shapes the video (kind, model, prompt, negative prompt, duration, fps, size, seed, steps,
+  guidance, quality, the image's bytes), so the same request of the same owner finds its job in the
+  ledger and returns the stored film without rendering again; another owner's identical request is
+  another job, which nothing the first owner does (cancel, say) can touch. A request without a
+  seed gets one derived from the request alone: it is cached too, and renders alike for any owner.
+- **Owned.** The job is created in the ledger with the caller as its owner before anything is
+  published, like a ``/v1/jobs`` submission; the uploaded image is stored under the job and named
+  by its key in the storyboard (never a presigned URL).
 - **Model availability, without downloading.** A model is available when it is a local folder with
   a ``model_index.json``, a Hugging Face id whose ``model_index.json`` is in the local Hugging Face
   cache (``HF_HUB_CACHE``), or one of Reelforge's built-in tiny models (``reelforge/tiny-*``, built
@@ -31,16 +36,17 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import Deps, GatewayDeps, VideoDefaults
 from reelforge_gateway.errors import ApiError, ErrorBody, error_response
 from reelforge_gateway.prompt_fit import prompt_errors
 from reelforge_gateway.submit import submit_job
 from reelforge_shared.errors import InvalidInput
-from reelforge_shared.jobs import Ledger
+from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.references import open_image
 from reelforge_shared.storage import Keys
 from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, parse_storyboard
@@ -158,7 +164,7 @@ def _check_duration(params: VideoParams, video: VideoDefaults) -> None:
         )
 
 
-def _storyboard(kind: Kind, params: VideoParams, seed: int, image_url: str | None) -> Storyboard:
+def _storyboard(kind: Kind, params: VideoParams, seed: int, image_key: str | None) -> Storyboard:
     frames = max(1, round(params.duration * params.fps))
     segment: dict[str, Any] = {
         "id": "video",
@@ -176,8 +182,8 @@ def _storyboard(kind: Kind, params: VideoParams, seed: int, image_url: str | Non
         "segments": [segment],
         "deliverables": {"crops": [], "thumbnail": False},
     }
-    if image_url is not None:  # the image conditions the video (image-to-video models) or steers it (IP-Adapter)
-        board["characters"] = {"subject": {"description": "the subject of the image", "seed": seed, "reference_image": image_url}}
+    if image_key is not None:  # the image conditions the video (image-to-video models) or steers it (IP-Adapter)
+        board["characters"] = {"subject": {"description": "the subject of the image", "seed": seed, "reference_image": image_key}}
         segment["characters"] = ["subject"]
     try:
         return parse_storyboard(board)
@@ -187,7 +193,7 @@ def _storyboard(kind: Kind, params: VideoParams, seed: int, image_url: str | Non
         ) from None
 
 
-async def _run(kind: Kind, params: VideoParams, deps: GatewayDeps, image: bytes | None = None) -> Response:
+async def _run(kind: Kind, params: VideoParams, deps: GatewayDeps, owner: str, image: bytes | None = None) -> Response:
     video = _video(deps)
     _check_duration(params, video)
     default = video.text_to_video_model if kind == "text-to-video" else video.image_to_video_model
@@ -196,21 +202,21 @@ async def _run(kind: Kind, params: VideoParams, deps: GatewayDeps, image: bytes 
     if image is not None:
         shape["image_sha256"] = hashlib.sha256(image).hexdigest()
     digest = hashlib.sha256(json.dumps(shape | {"seed": params.seed}, sort_keys=True).encode()).hexdigest()
-    seed = params.seed if params.seed is not None else int(digest[:8], 16)
-    job_id = f"v-{digest[:20]}"
+    seed = params.seed if params.seed is not None else int(digest[:8], 16)  # the same request: the same video, any owner
+    job_id = "v-" + hashlib.sha256(f"{owner}\n{digest}".encode()).hexdigest()[:20]  # the cache is per owner
     record = await deps.ledger.get(job_id)
-    cached = record is not None
-    if record is None:
-        image_url = None
-        if image is not None:
-            key = Keys.input_image(job_id)
-            await asyncio.to_thread(deps.store.put_bytes, deps.work_bucket, key, image, "image/png")
-            image_url = key  # the job's own object: workers open nothing else (issue 16), never a URL
-        board = _storyboard(kind, params, seed, image_url)
+    cached = record is not None and record.status != "queued"
+    if not cached:  # new, or created but perhaps never published (a request stopped half-way): publish again
+        image_key = Keys.input_image(job_id) if image is not None else None
+        board = _storyboard(kind, params, seed, image_key)
         if errors := await asyncio.to_thread(prompt_errors, board, model):  # longer than the model's text encoder reads
             names = {"style.negative_prompt": "negative_prompt"}  # the request's fields, not the storyboard's
             fields = [{"field": names.get(e["field"], "prompt"), "message": e["message"]} for e in errors]
             raise VideoError(422, "invalid_request", "; ".join(f"{f['field']}: {f['message']}" for f in fields), fields=fields)
+        if image is not None and image_key is not None:  # valid: only now is anything stored
+            await asyncio.to_thread(deps.store.put_bytes, deps.work_bucket, image_key, image, "image/png")
+        owned = JobRecord(job_id=job_id, title=board.title, segment_count=len(board.segments), owner=owner, body_sha256=digest)
+        await deps.ledger.create(owned)
         await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id, model=model)
     status = await _wait(deps.ledger, job_id, video.sync_timeout_s)
     headers = {"X-Reelforge-Job": job_id, "X-Reelforge-Model": model, "X-Reelforge-Cache": "hit" if cached else "miss"}
@@ -261,16 +267,17 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/api/video/text-to-video", responses=_RESPONSES, response_class=Response)
-async def text_to_video(params: VideoParams, deps: Deps) -> Response:
+async def text_to_video(request: Request, params: VideoParams, deps: Deps) -> Response:
     """Render a video from a prompt (a one-segment job through the whole pipeline)."""
     try:
-        return await _run("text-to-video", params, deps)
+        return await _run("text-to-video", params, deps, caller_of(request))
     except VideoError as exc:
         return exc.response()
 
 
 @router.post("/api/video/image-to-video", responses=_RESPONSES, response_class=Response)
 async def image_to_video(
+    request: Request,
     deps: Deps,
     image: Annotated[UploadFile, File(description="PNG, JPEG or WebP; the body at most REELFORGE_MAX_UPLOAD_BYTES")],
     prompt: Annotated[str, Form(max_length=2000)] = "",
@@ -309,7 +316,7 @@ async def image_to_video(
                 422, "invalid_request", "; ".join(f"{e['field']}: {e['message']}" for e in errors), fields=errors
             ) from None
         data = await _read_image(image, deps)
-        return await _run("image-to-video", params, deps, data)
+        return await _run("image-to-video", params, deps, caller_of(request), data)
     except VideoError as exc:
         return exc.response()
 
