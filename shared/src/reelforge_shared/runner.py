@@ -48,8 +48,9 @@ import structlog
 from pydantic import ValidationError
 
 from reelforge_shared.bus import Bus
+from reelforge_shared.envelope import lost_envelope
 from reelforge_shared.errors import Cancelled, DependencyDown, PermanentError
-from reelforge_shared.events import DeadLetter, Event, lost_envelope
+from reelforge_shared.events import DeadLetter, Event
 from reelforge_shared.flow import durable_name
 from reelforge_shared.health import Health
 from reelforge_shared.metrics import (
