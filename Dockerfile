@@ -29,15 +29,16 @@ ARG SERVICE
 ARG TORCH=torch==2.13.0
 ARG TORCH_INDEX_URL=
 ARG PIP_OPTIONS=
-# Dependencies first, from the pyproject files alone (a cached layer until they change), then the code.
-COPY shared/pyproject.toml /src/shared/
-COPY services/${SERVICE}/pyproject.toml /src/services/${SERVICE}/
+# Dependencies first, from the service's hashed lock alone (a cached layer until it changes), then the code.
+# --require-hashes: every file pip fetches must have a sha256 the lock names (`make lock` writes it);
+# --no-deps: nothing that the lock does not name. torch has its own step (CPU or CUDA wheels differ), pinned
+# by version (ARG TORCH, as services/generator/pyproject.toml), after the locked packages.
+COPY deploy/docker/requirements/${SERVICE}.txt /src/requirements.txt
 RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=<gateway|generator|encoder|qa|uploader>"; exit 1; }; \
-    if [ "${SERVICE}" = generator ]; then \
+    pip install --no-cache-dir ${PIP_OPTIONS} --require-hashes --no-deps -r /src/requirements.txt \
+ && if [ "${SERVICE}" = generator ]; then \
         pip install --no-cache-dir ${PIP_OPTIONS} ${TORCH_INDEX_URL:+--index-url ${TORCH_INDEX_URL}} "${TORCH}" || exit 1; \
     fi \
- && mkdir -p /src/shared/src "/src/services/${SERVICE}/src" \
- && pip install --no-cache-dir ${PIP_OPTIONS} /src/shared "/src/services/${SERVICE}" "typer>=0.12" "rich>=13" "setuptools>=68" wheel \
  && rm -rf /tmp/wheelhouse
 COPY shared/ /src/shared/
 COPY services/${SERVICE}/ /src/services/${SERVICE}/
@@ -46,7 +47,9 @@ COPY src/ /src/src/
 # The CLI (`reelforge worker`) installs without its dependencies: it imports services lazily, so
 # the encoder's image needs neither torch nor the other services.
 # /models: the generator's model cache (a volume in compose); created here so the volume belongs to the user.
+# pip check: the lock held everything the packages need (the CLI's requirement of the other services aside).
 RUN pip install --no-cache-dir --no-deps --force-reinstall --no-build-isolation /src/shared "/src/services/${SERVICE}" /src \
+ && { pip check || true; } | grep -v -e '^reelforge [0-9.]* requires reelforge-' -e '^No broken requirements' | { ! grep .; } \
  && rm -rf /src \
  && mkdir -p /models && chown 10001:10001 /models
 

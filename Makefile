@@ -72,6 +72,20 @@ test-fast: $(STAMP)
 test-deploy: $(STAMP) deploy-tools
 	$(BIN)/python deploy/test/test_deploy.py
 
+# The images' hashed lock files (deploy/docker/requirements/<service>.txt, installed with --require-hashes by
+# the Dockerfile): each service with reelforge-shared and the CLI's own dependencies, resolved by uv for the
+# images' Python (3.11, manylinux x86_64). Run after changing a pyproject's dependencies; a test checks that
+# every dependency of every pyproject is in its lock (tests/deploy/test_lock.py). Upgrade everything: LOCK_ARGS=--upgrade.
+LOCK_SERVICES := gateway generator encoder qa uploader
+lock: $(STAMP)
+	for s in $(LOCK_SERVICES); do \
+		printf './shared\n./services/%s\n-r deploy/docker/requirements/image.in\n' $$s | $(BIN)/uv pip compile - --quiet \
+			--generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 $(LOCK_ARGS) \
+			--excludes deploy/docker/requirements/torch.excludes --no-emit-package reelforge-shared \
+			--no-emit-package reelforge-$$s --custom-compile-command 'make lock' \
+			-o deploy/docker/requirements/$$s.txt || exit 1; \
+	done
+
 # Wheels for scripts/gpu-bench.sh on a GPU machine whose python3 (3.12) has torch and no network (~23 MB).
 BENCH_WHEELS := diffusers==0.42.1 transformers==5.24.0 pydantic==2.14.4 pydantic_core==2.50.5 pydantic-settings==2.16.3 \
                 annotated-types==0.8.0 typing-inspection==0.4.5 typing_extensions==4.16.0 structlog==26.1.0 \

@@ -1,7 +1,7 @@
 """`make test-deploy`: every image built, the compose stack run for real on Docker, one job through it.
 
 Steps: start dockerd when none answers (deploy/test/dockerd.sh), make the base image with debootstrap
-(deploy/test/base-image.sh, cached), build a wheelhouse on the host (cached by the pyproject files),
+(deploy/test/base-image.sh, cached), fetch the files of the hashed locks into a wheelhouse on the host (cached by the locks),
 build the five images with docker-compose, check them (no torch outside the generator, non-root,
 exec-form entry point, HEALTHCHECK), start the stack with host networking
 (docker-compose.yml + deploy/test/compose.host.yml), submit a storyboard through the gateway, wait for
@@ -122,35 +122,24 @@ def http_json(url: str, body: bytes | None = None, headers: dict[str, str] | Non
 
 
 def wheelhouse() -> None:
-    """Wheels of every dependency of the five images, built once per set of pyproject files."""
-    manifests = sorted([ROOT / "pyproject.toml", ROOT / "shared" / "pyproject.toml", *ROOT.glob("services/*/pyproject.toml")])
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in manifests)).hexdigest()[:16]
+    """The files of every image's hashed lock (deploy/docker/requirements/) and torch, fetched once per set of locks.
+
+    Downloaded, not built: the images install them with --require-hashes, so each file must be the one
+    the lock names.
+    """
+    locks = sorted((ROOT / "deploy" / "docker" / "requirements").glob("*.txt"))
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in locks) + b"torch==2.13.0").hexdigest()[:16]
     stamp = WHEELHOUSE / f".built-{key}"
     if stamp.exists():
         say(f"wheelhouse up to date ({key})")
         return
-    for old in WHEELHOUSE.glob("*.whl"):
+    for old in [*WHEELHOUSE.glob("*.whl"), *WHEELHOUSE.glob("*.tar.gz"), *WHEELHOUSE.glob(".built-*")]:
         old.unlink()
-    for old in WHEELHOUSE.glob(".built-*"):
-        old.unlink()
-    say("building the wheelhouse (once per change of the pyproject files)")
-    services = ("gateway", "generator", "encoder", "qa", "uploader")
-    extras = [str(ROOT / "shared") + "[media]", *(str(ROOT / "services" / s) for s in services)]
-    run(
-        str(VENV_BIN / "pip"),
-        "wheel",
-        "--quiet",
-        "--wheel-dir",
-        str(WHEELHOUSE),
-        "torch==2.13.0",
-        *extras,
-        "typer>=0.12",
-        "rich>=13",
-        "setuptools>=68",
-        "wheel",
-    )
-    for own in WHEELHOUSE.glob("reelforge_*.whl"):
-        own.unlink()  # the images install the project's own packages from source
+    say("fetching the wheelhouse (once per change of the lock files)")
+    pip = str(VENV_BIN / "pip")
+    for lock in locks:
+        run(pip, "download", "--quiet", "--no-deps", "--require-hashes", "-r", str(lock), "--dest", str(WHEELHOUSE))
+    run(pip, "download", "--quiet", "--dest", str(WHEELHOUSE), "torch==2.13.0")  # the CPU build and its dependencies
     stamp.touch()
 
 
