@@ -58,7 +58,8 @@ def choose_encoder(requested: str, encoders: frozenset[str], nvenc_gpu: bool) ->
 @functools.cache
 def ffmpeg_encoders(exe: str) -> frozenset[str]:
     """Names of the video and audio encoders ``exe`` was built with (``ffmpeg -encoders``)."""
-    listing = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True, check=True).stdout  # noqa: S603 - our own ffmpeg, no shell
+    cmd = [exe, "-hide_banner", "-encoders"]  # no input: nothing to whitelist; a minute is plenty for a listing
+    listing = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout  # noqa: S603 - our ffmpeg, no shell
     return frozenset(m.group(1) for m in re.finditer(r"^ [VAS][A-Z.]{5} (\S+)", listing, re.MULTILINE))
 
 

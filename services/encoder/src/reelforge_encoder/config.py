@@ -9,6 +9,9 @@ from reelforge_shared.settings import CommonSettings
 
 class EncoderSettings(CommonSettings):
     ffmpeg: str | None = Field(None, description="ffmpeg binary (default: ffmpeg on PATH, else the imageio-ffmpeg wheel's)")
+    ffmpeg_timeout_s: float = Field(
+        1800.0, gt=0, description="time limit of one ffmpeg run; past it ffmpeg is killed and the step fails (permanent)"
+    )
     video_codec: Literal["h264", "hevc", "libx264", "libx265", "h264_nvenc", "hevc_nvenc"] = Field(
         "h264",
         description="h264 or hevc: NVENC when ffmpeg has it and the GPU has an NVENC engine, else libx264/libx265; "

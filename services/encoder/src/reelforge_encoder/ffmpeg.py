@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -30,14 +31,52 @@ LOGO_SHARE = 0.15  # logo width as a share of the shorter side: the same size on
 LOGO_MARGIN_SHARE = 0.01  # seed 000 overlays at 10:10 on a 1080-line frame: about 1 % of the shorter side
 
 
-def ffmpeg_exe(configured: str | None = None) -> str:
+DEFAULT_TIMEOUT_S = 1800.0  # REELFORGE_FFMPEG_TIMEOUT_S: a film's longest step (the film's sound) takes minutes, not half an hour
+# Every input is a local file or a pipe: no http, tcp, concat:, subfile: ... whatever a file's contents name.
+PROTOCOLS = "file,pipe"
+# Demuxers an input may be read with: media only. Not HLS, DASH, concat listings or tty text, which open other files
+# by the names inside them; the film's own concat listing and lavfi sources are allowed where Reelforge names them (-f).
+MEDIA_DEMUXERS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "mov", "wav", "mp3", "flac", "ogg", "aac")
+NAMED_DEMUXERS = ("concat", "lavfi")
+
+
+class FFmpegExe(str):
+    """The ffmpeg binary's path, carrying the time limit every run of it gets (``REELFORGE_FFMPEG_TIMEOUT_S``).
+
+    A ``str`` so that every recipe that takes ``exe`` keeps its signature; :func:`run` reads the limit.
+    """
+
+    timeout_s: float
+
+    def __new__(cls, path: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> FFmpegExe:
+        exe = super().__new__(cls, path)
+        exe.timeout_s = timeout_s
+        return exe
+
+
+def ffmpeg_exe(configured: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> FFmpegExe:
     if configured:
-        return configured
+        return FFmpegExe(configured, timeout_s)
     if found := shutil.which("ffmpeg"):
-        return found
+        return FFmpegExe(found, timeout_s)
     import imageio_ffmpeg
 
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    return FFmpegExe(imageio_ffmpeg.get_ffmpeg_exe(), timeout_s)
+
+
+def guarded_args(args: list[str]) -> list[str]:
+    """``args`` with ``-protocol_whitelist`` and ``-format_whitelist`` before every ``-i`` (nested opens inherit both)."""
+    out: list[str] = []
+    named: str | None = None  # the -f of the input being described
+    for i, arg in enumerate(args):
+        if arg == "-f" and i + 1 < len(args) and args[i + 1] in NAMED_DEMUXERS:
+            named = args[i + 1]
+        if arg == "-i":
+            formats = ",".join(MEDIA_DEMUXERS + ((named,) if named else ()))
+            out += ["-protocol_whitelist", PROTOCOLS, "-format_whitelist", formats]
+            named = None
+        out.append(arg)
+    return out
 
 
 def rate(fps: float) -> str:
@@ -82,17 +121,18 @@ class Look:
 
 
 def run(stream: ffmpeg.nodes.OutputStream, exe: str, what: str) -> str:
-    """Run one ffmpeg graph; returns its stderr (some filters print measurements there)."""
+    """Run one ffmpeg graph, local files only, killed at ``exe``'s time limit; returns its stderr (filters' measurements)."""
+    args = guarded_args(stream.overwrite_output().global_args("-hide_banner", "-nostats").compile(cmd=exe))
+    timeout_s = exe.timeout_s if isinstance(exe, FFmpegExe) else DEFAULT_TIMEOUT_S
     try:
-        _, err = (
-            stream.overwrite_output()
-            .global_args("-hide_banner", "-nostats")
-            .run(cmd=exe, capture_stdout=True, capture_stderr=True)
-        )
-    except ffmpeg.Error as exc:
-        tail = exc.stderr.decode(errors="replace")[-1500:] if exc.stderr else ""
-        raise PermanentError(f"ffmpeg failed on {what}: {tail}") from exc
-    return err.decode(errors="replace")
+        done = subprocess.run(args, capture_output=True, timeout=timeout_s, check=False)  # noqa: S603 - our ffmpeg, no shell
+    except subprocess.TimeoutExpired as exc:  # subprocess.run has killed it and waited
+        raise PermanentError(
+            f"ffmpeg ran past its {timeout_s:g} s limit on {what} and was killed (REELFORGE_FFMPEG_TIMEOUT_S)"
+        ) from exc
+    if done.returncode != 0:
+        raise PermanentError(f"ffmpeg failed on {what}: {done.stderr.decode(errors='replace')[-1500:]}")
+    return done.stderr.decode(errors="replace")
 
 
 def even(value: float) -> int:

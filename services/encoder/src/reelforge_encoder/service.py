@@ -11,7 +11,13 @@ Settings = EncoderSettings
 
 
 def build(settings: EncoderSettings) -> Service:
-    codec = build_codec(ffmpeg_exe(settings.ffmpeg), settings.video_codec, settings.video_quality, settings.crf, settings.preset)
+    codec = build_codec(
+        ffmpeg_exe(settings.ffmpeg, settings.ffmpeg_timeout_s),
+        settings.video_codec,
+        settings.video_quality,
+        settings.crf,
+        settings.preset,
+    )
     deps = EncoderDeps(
         store=open_store(settings),
         bucket=settings.work_bucket,
