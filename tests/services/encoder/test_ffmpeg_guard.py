@@ -9,10 +9,10 @@ from pathlib import Path
 import ffmpeg
 import pytest
 
-from egress_servers import INTERNAL, Server
 from reelforge_encoder.ffmpeg import ffmpeg_exe, run
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.references import check_audio
+from support.egress_servers import INTERNAL, Server
 
 
 @pytest.fixture
