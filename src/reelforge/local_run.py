@@ -30,7 +30,6 @@ from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
 PROGRESS_STAGES = ("generated", "encoded", "checked", "delivered")
-_RANK = {"queued": 0, "generated": 1, "encoded": 2, "checked": 3, "delivered": 4, "failed": -1}
 RUN_DIR = ".reelforge"
 
 
@@ -109,11 +108,11 @@ async def _render(
                     continue
                 record = update
                 for stage, bar in bars.items():
-                    progress.update(bar, completed=sum(_RANK[s.stage] >= _RANK[stage] for s in record.segments.values()))
+                    progress.update(bar, completed=record.count_reached(stage))
                 progress.update(film, completed=int(record.status in {"film_checking", "delivering", "completed"}))
                 if record.terminal:
                     break
-        return record
+        return await ledger.get(job_id) or record
     finally:
         await bus.close()
 

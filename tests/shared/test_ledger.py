@@ -93,14 +93,14 @@ async def test_concurrent_writers_all_land_through_compare_and_set(settings) -> 
             record.record("test.touch")
 
         await asyncio.gather(*(ledgers[i % 4].update("j-cas", touch) for i in range(40)))
-        record = await ledgers[0].get("j-cas")
-        assert [c.id for c in record.changes] == list(range(1, 42))  # the creation, then 40 touches, none lost
-        entry = await ledgers[0].kv.get("j-cas")
+        changes = await ledgers[0].changes("j-cas")
+        assert [c.id for c in changes] == list(range(1, 42))  # the creation, then 40 touches, none lost
+        entry = await ledgers[0].kv.get("job.j-cas")
         stale = entry.revision - 1
         from nats.js.errors import KeyWrongLastSequenceError
 
         try:
-            await ledgers[1].kv.update("j-cas", b"{}", last=stale)
+            await ledgers[1].kv.update("job.j-cas", b"{}", last=stale)
             raise AssertionError("a stale revision was accepted")
         except KeyWrongLastSequenceError:
             pass

@@ -75,10 +75,10 @@ async def _kill_once_a_segment_is_generated(proc: subprocess.Popen, out: Path) -
             assert proc.poll() is None, proc.stderr.read()
             try:
                 kv = await nc.jetstream().key_value("REELFORGE_jobs")
-                record = JobRecord.model_validate_json((await kv.get(job)).value)
+                record = JobRecord.model_validate_json((await kv.get(f"job.{job}")).value)  # the job's head
             except Exception:  # noqa: BLE001 - bucket or record not there yet
                 record = None
-            if record and any(s.stage != "queued" for s in record.segments.values()):
+            if record and record.count_reached("generated"):
                 assert not record.terminal
                 break
             await asyncio.sleep(0.1)

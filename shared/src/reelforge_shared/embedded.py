@@ -126,6 +126,9 @@ class EmbeddedServer:
 JETSTREAM_DURABILITY = "sync_interval: always"
 
 
+MAX_PAYLOAD = "8MB"
+
+
 def nats_config(
     store_dir: Path, port: int, *, name: str = "reelforge", cluster_port: int | None = None, routes: Sequence[int] = ()
 ) -> str:
@@ -133,6 +136,7 @@ def nats_config(
     lines = [
         f"server_name: {name}",
         f"listen: 127.0.0.1:{port}",
+        f"max_payload: {MAX_PAYLOAD}",  # as in deploy/nats/nats.conf; the job store reads it on connect
         "jetstream {",
         f'  store_dir: "{store_dir}"',
         f"  {JETSTREAM_DURABILITY}",

@@ -6,7 +6,6 @@ names a job goes through it, and a job of another owner is answered like a missi
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from fastapi import Request
@@ -16,7 +15,8 @@ from pydantic import BaseModel, Field
 from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import GatewayDeps
 from reelforge_gateway.errors import ApiError
-from reelforge_shared.jobs import SEGMENT_STAGES, Change, JobRecord, JobStatus, SegmentRecord
+from reelforge_shared.jobs import JobRecord, JobStatus, SegmentRecord
+from reelforge_shared.jobs.eta import queue
 
 
 class JobAccepted(BaseModel):
@@ -67,7 +67,7 @@ class JobSummary(BaseModel):
             title=record.title,
             status=record.status,
             segment_count=record.segment_count,
-            delivered=sum(s.stage == "delivered" for s in record.segments.values()),
+            delivered=record.count("delivered"),
             created_at=record.created_at,
             updated_at=record.updated_at,
         )
@@ -114,14 +114,8 @@ def accepted(record: JobRecord, duration_s: float) -> JSONResponse:
 
 
 def job_view(record: JobRecord, records: list[JobRecord]) -> JobView:
-    """The job with its queue position and ETA, judged against every unfinished job in ``records``."""
-    position = eta = None
-    if not record.terminal:
-        ahead = [r for r in records if not r.terminal and (r.created_at, r.job_id) < (record.created_at, record.job_id)]
-        position = len(ahead) + 1
-        means, film_s = _stage_means(records)
-        if means:
-            eta = math.ceil(sum(_remaining_s(r, means, film_s) for r in [*ahead, record]) * 10) / 10
+    """The job with its queue position and ETA, judged against the unfinished jobs in ``records`` (:meth:`Ledger.eta_sample`)."""
+    position, eta = queue(record, records)
     return JobView(
         job_id=record.job_id,
         title=record.title,
@@ -142,31 +136,3 @@ def job_view(record: JobRecord, records: list[JobRecord]) -> JobView:
         queue_position=position,
         eta_s=eta,
     )
-
-
-def _stage_means(records: list[JobRecord]) -> tuple[dict[str, float], float | None]:
-    """Mean measured seconds per segment stage over every record, and per film (request to completion)."""
-    sums: dict[str, list[float]] = {}
-    for record in records:
-        for seg in record.segments.values():
-            for stage, seconds in seg.stage_seconds().items():
-                sums.setdefault(stage, []).append(seconds)
-    films = [f for r in records if (f := _film_seconds(r.changes)) is not None]
-    return {s: sum(v) / len(v) for s, v in sums.items()}, (sum(films) / len(films) if films else None)
-
-
-def _film_seconds(changes: list[Change]) -> float | None:
-    start = next((c.at for c in changes if c.status == "film_encoding"), None)
-    end = next((c.at for c in reversed(changes) if c.status == "completed"), None)
-    return (end - start).total_seconds() if start and end and end > start else None
-
-
-def _remaining_s(record: JobRecord, means: dict[str, float], film_s: float | None) -> float:
-    total = 0.0
-    for n in range(1, record.segment_count + 1):
-        seg = record.segments.get(n)
-        reached = SEGMENT_STAGES.index(seg.stage) if seg is not None and seg.stage in SEGMENT_STAGES else 0
-        total += sum(means.get(stage, 0.0) for stage in SEGMENT_STAGES[reached + 1 :])
-    if record.status not in {"completed"} and film_s is not None:
-        total += film_s
-    return total

@@ -10,7 +10,15 @@
 from reelforge_shared.jobs.actions import RERENDERABLE, RerenderRefused, plan_rerender, rerender_segment, resume_job
 from reelforge_shared.jobs.observer import observer_routes
 from reelforge_shared.jobs.record import SEGMENT_STAGES, TERMINAL, Change, JobRecord, JobStatus, SegmentRecord, SegmentStage
-from reelforge_shared.jobs.store import BUCKET, CancelCheck, Ledger, LedgerConflict, observe_finished
+from reelforge_shared.jobs.store import (
+    BUCKET,
+    LOCAL_OWNER,
+    CancelCheck,
+    JobTooLarge,
+    Ledger,
+    LedgerConflict,
+    observe_finished,
+)
 from reelforge_shared.jobs.transitions import OBSERVED_EVENTS, fold
 
 __all__ = [
@@ -23,6 +31,8 @@ __all__ = [
     "Change",
     "JobRecord",
     "JobStatus",
+    "JobTooLarge",
+    "LOCAL_OWNER",
     "Ledger",
     "LedgerConflict",
     "RerenderRefused",

@@ -112,7 +112,7 @@ async def plan_rerender(
             record, index, segment.id, statuses=statuses, seed=seed, prompt=prompt, references=references, by=by
         )
 
-    record, moved = await ledger.update(job_id, move)
+    record, moved = await ledger.update(job_id, move, segments=[index])
     if record is None:
         raise RerenderRefused("job_not_found", f"no job {job_id!r}")
     if isinstance(moved, str):
@@ -133,7 +133,7 @@ async def resume_job(ledger: Ledger, bus: Any, board: Storyboard, job_id: str, *
     (the same de-duplication ids: the bus drops what it already has).
     """
 
-    record, _ = await ledger.update(job_id, lambda record: transitions.resume(record, board, by))
+    record, _ = await ledger.update(job_id, lambda record: transitions.resume(record, board, by), segments="all")
     if record is None:
         return None
     for event in transitions.resume_events(record, board):

@@ -2,6 +2,11 @@
 
 Plain data: the transitions that move it are in :mod:`reelforge_shared.jobs.transitions`, the
 repository that stores it in :mod:`reelforge_shared.jobs.store`.
+
+In memory a :class:`JobRecord` is the head with the segments loaded (all of them for a job view,
+only those a transition touches inside the store) and the changes this process appended; stored,
+the head, each segment and each change are values of their own, so no value grows with the number
+of events, and with the number of segments only by the one letter per segment of :attr:`JobRecord.stages`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ JobStatus = Literal["queued", "running", "film_encoding", "film_checking", "deli
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 SegmentStage = Literal["queued", "generated", "encoded", "checked", "delivered", "failed"]
 SEGMENT_STAGES: tuple[str, ...] = ("queued", "generated", "encoded", "checked", "delivered")
+STAGE_LETTER = {"queued": "q", "generated": "g", "encoded": "e", "checked": "c", "delivered": "d", "failed": "f"}
+_LETTER_RANK = {STAGE_LETTER[stage]: rank for rank, stage in enumerate(SEGMENT_STAGES)}
 
 
 def _now() -> datetime:
@@ -38,6 +45,7 @@ class SegmentRecord(BaseModel):
     spec: RenderSpec | None = Field(None, description="what the current attempt renders (a resume requests it again)")
     resume: int = Field(0, description="the job's resume that last queued this segment again (0: never)")
     reached: dict[str, datetime] = Field(default_factory=dict, description="stage -> when the current attempt reached it")
+    version: int = Field(0, description="the job change that last wrote this segment (the store's write-if-newer)")
 
     def stage_seconds(self) -> dict[str, float]:
         """Seconds each stage took for this attempt (from the stage before it)."""
@@ -85,28 +93,57 @@ class JobRecord(BaseModel):
     duration_s: float | None = None
     error: str | None = None
     resume: int = Field(0, description="times the job was resumed after it failed (a resubmission with its Idempotency-Key)")
-    changes: list[Change] = Field(default_factory=list)
+    stages: str = Field("", description="one letter per segment, its stage: q g e c d f (- not requested yet)")
+    change_id: int = Field(0, description="id of the latest change (the SSE event id)")
+    status_at: dict[str, datetime] = Field(default_factory=dict, description="status -> when the job first reached it")
+    finished_at: datetime | None = Field(None, description="when it reached a terminal status (retention counts from here)")
+    last_delivery_at: datetime | None = Field(None, description="when its latest segment delivery happened")
+    stage_sums: dict[str, tuple[float, int]] = Field(
+        default_factory=dict, description="segment stage -> (seconds summed over the segments that went through it, how many)"
+    )
+    changes: list[Change] = Field(default_factory=list, description="changes appended in memory (the store keeps each apart)")
+
+    def model_post_init(self, context: object, /) -> None:
+        self.sync_stages()
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
-    @property
-    def change_id(self) -> int:
-        return self.changes[-1].id if self.changes else 0
+    def sync_stages(self) -> None:
+        """Bring :attr:`stages` up to date with the segments loaded (the ones that may have changed)."""
+        width = max(self.segment_count, len(self.stages), max(self.segments, default=0))
+        letters = list(self.stages.ljust(width, "-"))
+        for index, seg in self.segments.items():
+            if index >= 1:
+                letters[index - 1] = STAGE_LETTER[seg.stage]
+        self.stages = "".join(letters)
+
+    def count(self, stage: str) -> int:
+        """Segments at ``stage`` (from the summary: no segment needs to be loaded)."""
+        self.sync_stages()
+        return self.stages.count(STAGE_LETTER[stage])
+
+    def count_reached(self, stage: str) -> int:
+        """Segments at ``stage`` or past it (failed ones not counted)."""
+        self.sync_stages()
+        rank = SEGMENT_STAGES.index(stage)
+        return sum(1 for letter in self.stages if letter in _LETTER_RANK and _LETTER_RANK[letter] >= rank)
 
     def all_delivered(self) -> bool:
-        return self.segment_count > 0 and all(
-            (s := self.segments.get(n)) is not None and s.stage == "delivered" for n in range(1, self.segment_count + 1)
-        )
+        self.sync_stages()
+        return self.segment_count > 0 and self.stages[: self.segment_count] == "d" * self.segment_count
 
     def record(self, kind: str, index: int | None = None, stage: str | None = None, detail: str | None = None) -> None:
         """Append a change (call after altering the record)."""
+        self.sync_stages()
         self.updated_at = _now()
+        self.change_id += 1
+        self.status_at.setdefault(self.status, self.updated_at)
+        if self.terminal and self.finished_at is None:
+            self.finished_at = self.updated_at
         self.changes.append(
-            Change(
-                id=self.change_id + 1, at=self.updated_at, kind=kind, status=self.status, index=index, stage=stage, detail=detail
-            )
+            Change(id=self.change_id, at=self.updated_at, kind=kind, status=self.status, index=index, stage=stage, detail=detail)
         )
 
     def film_request(self) -> FilmRequested:

@@ -1,165 +1,514 @@
-"""The job store: job records in a JetStream KV bucket, every write compare-and-set.
+"""The job store: job records in a JetStream KV bucket, every write compare-and-set on the job's head.
 
 Every reader asks the store: the gateway's jobs API and its server-sent events, the CLI's progress
 bars (`reelforge run`), the cancel check of every service, re-render. Nothing else keeps a copy.
 
-Writes are revision-checked: :meth:`Ledger.update` reads the record, applies a change (one of the
-pure functions of :mod:`reelforge_shared.jobs.transitions`), and writes it back only if nobody wrote
-in between (else it reads again and retries), so any number of observers and API replicas can write
-one job together.
+Layout (keys of the bucket ``{STREAM}_jobs``; no value grows with the number of events, and with the
+number of segments only by one letter each in the head's stage summary):
 
-Each change that alters a record appends a :class:`Change` whose ``id`` counts from 1: the SSE
-event id. The list of changes is replayable from the start because it is part of the record.
+- ``job.{job}``: the head (status, owner, counts, film version, the stage summary), plus the intent
+  of its last write: the patches of the segments and the changes that write made.
+- ``seg.{job}.{n}``: one segment (its spec, attempt, QA verdict, timings).
+- ``chg.{job}.{id}``: one change (the SSE event ``id``), replayable from 1.
+- ``idx.{owner}.{status}.{created ms}.{job}``: the listing index (empty values).
+- ``end.{finished ms}.{job}``: finished jobs by when they finished (the retention sweep reads these).
+- ``cap.{owner}``: the owner's jobs in flight (the submission cap, compare-and-set).
+
+Lifecycle: a finished job (completed, failed, cancelled) is deleted whole (head, segments, changes,
+index entries) by :meth:`Ledger.sweep` once ``REELFORGE_JOB_RETENTION`` has passed since it finished;
+the gateway runs the sweep. Its objects in the buckets are not touched: see docs/lifecycle.md.
+
+A write is one compare-and-set of the head: the transition (a pure function of
+:mod:`reelforge_shared.jobs.transitions`) runs on the head and the segments it needs, and the head is
+written with the segments' patches and the new changes in it. Those are then copied to their own keys
+(write-if-newer, by the change id that made them), by the writer at once and again by the next writer
+before its own write, so one compare-and-set decides everything and a crash between the two leaves
+nothing half-done: readers lay the head's patches over the segments they read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
-from typing import Any, get_args
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, get_args
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from reelforge_shared.events import Event
+from reelforge_shared.errors import PermanentError
+from reelforge_shared.events import Event, SegmentRequested
 from reelforge_shared.jobs import transitions
-from reelforge_shared.jobs.record import JobRecord, JobStatus
+from reelforge_shared.jobs.record import TERMINAL, Change, JobRecord, JobStatus, SegmentRecord
 from reelforge_shared.metrics import JOB_FINISH_SECONDS, JOB_SECONDS, JOB_STALLED_SECONDS, JOBS
+from reelforge_shared.specs import render_spec
+from reelforge_shared.storyboard import Storyboard
 
 BUCKET = "jobs"
+LOCAL_OWNER = "local"  # the owner of jobs submitted without the API (the CLI, straight onto the bus)
+ACTIVE: tuple[str, ...] = tuple(s for s in get_args(JobStatus) if s not in TERMINAL)
+_SAFE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+HEADROOM = 1024  # bytes left under max_payload for the message's headers and the head's own growth
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def token(name: str) -> str:
+    """A name as one KV key token: as it is when safe, else ``=`` and its hex."""
+    return name if _SAFE.fullmatch(name) else "=" + name.encode().hex()
+
+
+def head_key(job_id: str) -> str:
+    return f"job.{job_id}"
+
+
+def segment_key(job_id: str, index: int) -> str:
+    return f"seg.{job_id}.{index}"
+
+
+def change_key(job_id: str, change: int) -> str:
+    return f"chg.{job_id}.{change}"
+
+
+def index_key(record: JobRecord, status: str | None = None) -> str:
+    created = int(record.created_at.timestamp() * 1000)
+    return f"idx.{token(record.owner or LOCAL_OWNER)}.{status or record.status}.{created:013d}.{record.job_id}"
+
+
 def observe_finished(record: JobRecord, at: datetime) -> None:
     """End-to-end latency of a finished job and, for a completed one, the time from its last delivery."""
     JOB_SECONDS.labels(record.status).observe(max(0.0, (at - record.created_at).total_seconds()))
-    delivered = [s.reached["delivered"] for s in record.segments.values() if "delivered" in s.reached]
-    if record.status == "completed" and delivered:
-        JOB_FINISH_SECONDS.observe(max(0.0, (at - max(delivered)).total_seconds()))
+    if record.status == "completed" and record.last_delivery_at is not None:
+        JOB_FINISH_SECONDS.observe(max(0.0, (at - record.last_delivery_at).total_seconds()))
 
 
 class LedgerConflict(RuntimeError):
     """The record kept changing under every retry."""
 
 
-class Ledger:
-    """Read and write job records in the KV bucket; every write is compare-and-set on the revision."""
+class JobTooLarge(PermanentError):
+    """A job whose head, one of its segments or one of its events would not fit the server's ``max_payload``."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__(f"{what} would be {size} bytes; the NATS server takes at most {limit} bytes per message (max_payload)")
+        self.what, self.size, self.limit = what, size, limit
+
+
+class Intent:
+    """What the head's last write still has to copy to keys of their own: segment patches, changes."""
+
+    def __init__(self, patches: dict[int, dict[str, Any]] | None = None, changes: list[Change] | None = None) -> None:
+        self.patches = patches or {}
+        self.changes = changes or []
+
+
+def _dump_head(record: JobRecord, intent: Intent, listed: str | None) -> bytes:
+    head = record.model_dump(mode="json", exclude={"segments", "changes"})
+    head["_patches"] = {str(i): p for i, p in intent.patches.items()}
+    head["_changes"] = [c.model_dump(mode="json") for c in intent.changes]
+    head["_listed"] = listed
+    return json.dumps(head, separators=(",", ":")).encode()
+
+
+def _load_head(value: bytes) -> tuple[JobRecord, Intent, str | None]:
+    raw = json.loads(value)
+    patches = {int(i): p for i, p in raw.pop("_patches", {}).items()}
+    changes = [Change.model_validate(c) for c in raw.pop("_changes", [])]
+    listed = raw.pop("_listed", None)
+    return JobRecord.model_validate(raw), Intent(patches, changes), listed
+
+
+def _patch(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
+    if before is None:
+        return after
+    return {k: v for k, v in after.items() if before.get(k) != v} | {"index": after["index"], "version": after["version"]}
+
+
+class Ledger:
+    """Read and write job records in the KV bucket; every write is compare-and-set on the head's revision."""
+
+    def __init__(self, kv: KeyValue, max_payload: int = 1024 * 1024) -> None:
         self.kv = kv
+        self.max_payload = max_payload
 
     @classmethod
     async def open(cls, bus: Any) -> Ledger:
-        return cls(await bus.key_value(BUCKET))
+        """The store over the bus's bucket, sized by the ``max_payload`` the server announced on connect."""
+        return cls(await bus.key_value(BUCKET), max_payload=bus.nc.max_payload)
 
-    async def get(self, job_id: str) -> JobRecord | None:
-        record, _ = await self._read(job_id)
-        return record
+    # -- reading -------------------------------------------------------------------------------
 
-    async def _read(self, job_id: str) -> tuple[JobRecord | None, int | None]:
+    async def _value(self, key: str) -> tuple[bytes | None, int | None]:
         try:
-            entry = await self.kv.get(job_id)
+            entry = await self.kv.get(key)
         except KeyNotFoundError:
             return None, None
-        if not entry.value:
-            return None, None
-        return JobRecord.model_validate_json(entry.value), entry.revision
+        return (entry.value or None), entry.revision
+
+    async def _read_head(self, job_id: str) -> tuple[JobRecord | None, Intent, str | None, int | None]:
+        value, revision = await self._value(head_key(job_id))
+        if value is None:
+            return None, Intent(), None, None
+        record, intent, listed = _load_head(value)
+        return record, intent, listed, revision
+
+    async def _segments(self, job_id: str, indexes: Iterable[int], intent: Intent) -> dict[int, SegmentRecord]:
+        indexes = list(indexes)
+        values = await asyncio.gather(*(self._value(segment_key(job_id, n)) for n in indexes))
+        out: dict[int, SegmentRecord] = {}
+        for n, (value, _) in zip(indexes, values, strict=True):
+            stored = json.loads(value) if value else None
+            patch = intent.patches.get(n)
+            if patch is not None and (stored is None or stored.get("version", 0) < patch["version"]):
+                stored = (stored or {}) | patch
+            if stored is not None:
+                out[n] = SegmentRecord.model_validate(stored)
+        return out
+
+    def _all_indexes(self, record: JobRecord) -> range:
+        return range(1, max(record.segment_count, len(record.stages)) + 1)
+
+    async def head(self, job_id: str) -> JobRecord | None:
+        """The job's head alone (no segment loaded): status, owner, counts, the stage summary."""
+        record, _, _, _ = await self._read_head(job_id)
+        return record
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The head with every segment loaded (the changes are read with :meth:`changes`)."""
+        record, intent, _, _ = await self._read_head(job_id)
+        if record is None:
+            return None
+        record.segments = await self._segments(job_id, self._all_indexes(record), intent)
+        return record
+
+    async def changes(self, job_id: str, after: int = 0) -> list[Change]:
+        """The job's changes after id ``after``, in order (the SSE replay)."""
+        record, intent, _, _ = await self._read_head(job_id)
+        if record is None:
+            return []
+        pending = {c.id: c for c in intent.changes}
+        wanted = [i for i in range(after + 1, record.change_id + 1) if i not in pending]
+        out = dict(pending)
+        for start in range(0, len(wanted), 256):
+            chunk = wanted[start : start + 256]
+            values = await asyncio.gather(*(self._value(change_key(job_id, i)) for i in chunk))
+            out |= {i: Change.model_validate_json(v) for i, (v, _) in zip(chunk, values, strict=True) if v}
+        return [out[i] for i in sorted(out) if i > after]
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def _flush(self, record: JobRecord, intent: Intent, listed: str | None) -> str:
+        """Copy the head's intent to keys of their own (write-if-newer) and list it under its status; the status listed."""
+        job_id = record.job_id
+        for change in intent.changes:
+            await self.kv.put(change_key(job_id, change.id), change.model_dump_json().encode())
+        for n, patch in intent.patches.items():
+            for _ in range(50):
+                value, revision = await self._value(segment_key(job_id, n))
+                stored = json.loads(value) if value else None
+                if stored is not None and stored.get("version", 0) >= patch["version"]:
+                    break
+                merged = json.dumps((stored or {}) | patch, separators=(",", ":")).encode()
+                try:
+                    if revision is None:
+                        await self.kv.create(segment_key(job_id, n), merged)
+                    else:
+                        await self.kv.update(segment_key(job_id, n), merged, last=revision)
+                    break
+                except KeyWrongLastSequenceError:
+                    continue
+        if listed != record.status:
+            await self.kv.put(index_key(record), b"")
+            if record.terminal and record.finished_at is not None:
+                await self.kv.put(f"end.{int(record.finished_at.timestamp() * 1000):013d}.{job_id}", b"")
+            if listed is not None:
+                with contextlib.suppress(KeyNotFoundError):
+                    await self.kv.delete(index_key(record, listed))
+        return record.status
+
+    def _check_size(self, what: str, size: int) -> None:
+        if size > self.max_payload - HEADROOM:
+            raise JobTooLarge(what, size, self.max_payload - HEADROOM)
 
     async def create(self, record: JobRecord) -> tuple[JobRecord, bool]:
-        """Store a new record; (the stored record, True) or (the one already there, False)."""
+        """Store a new record (and the segments it holds); (the stored record, True) or (the one already there, False)."""
         if not record.changes:
             record.record("job.created")
+        intent = Intent(
+            {n: s.model_copy(update={"version": record.change_id}).model_dump(mode="json") for n, s in record.segments.items()},
+            [c for c in record.changes if c.id == record.change_id],
+        )
+        payload = _dump_head(record, intent, None)
+        self._check_size(f"job {record.job_id}'s record", len(payload))
         try:
-            await self.kv.create(record.job_id, record.model_dump_json().encode())
-            return record, True
+            await self.kv.create(head_key(record.job_id), payload)
         except KeyWrongLastSequenceError:
             existing = await self.get(record.job_id)
             if existing is None:  # deleted in between: rare enough to surface
                 raise LedgerConflict(f"job {record.job_id}: created and removed concurrently") from None
             return existing, False
+        with contextlib.suppress(Exception):  # the next writer copies it if this one cannot
+            await self._flush(record, intent, None)
+        return record, True
 
     async def update(
-        self, job_id: str, change: Callable[[JobRecord], Any], *, create: bool = False, attempts: int = 50
+        self,
+        job_id: str,
+        change: Callable[[JobRecord], Any],
+        *,
+        create: bool = False,
+        segments: Iterable[int] | Literal["all"] = (),
+        attempts: int = 50,
     ) -> tuple[JobRecord | None, Any]:
         """Compare-and-set: apply ``change`` to a fresh read until the write lands; (record, change's result).
 
-        ``change`` may run several times (once per conflict), so it must only alter the record it is
-        given. It is written back only if it altered the change list. A missing record is created
-        first when ``create`` is set, else (None, None) is returned.
+        ``change`` sees the head with the ``segments`` named loaded (``"all"``: every one), may run
+        several times (once per conflict), so it must only alter the record it is given. It is
+        written back only if it appended a change. A missing record is created first when ``create``
+        is set, else (None, None) is returned.
         """
+        wanted = segments
         for _ in range(attempts):
-            record, revision = await self._read(job_id)
+            record, intent, listed, revision = await self._read_head(job_id)
             if record is None:
                 if not create:
                     return None, None
-                record = JobRecord(job_id=job_id)
+                record, listed = JobRecord(job_id=job_id), None
+            else:
+                listed = await self._flush(record, intent, listed)
+            indexes = self._all_indexes(record) if wanted == "all" else wanted
+            record.segments = await self._segments(job_id, indexes, Intent())
+            before = {n: s.model_dump(mode="json") for n, s in record.segments.items()}
             changes = record.change_id
             result = change(record)
             if record.change_id == changes:
                 return record, result
-            payload = record.model_dump_json().encode()
+            patches = {}
+            for n, seg in record.segments.items():
+                seg.version = record.change_id
+                after = seg.model_dump(mode="json")
+                if before.get(n, {}) | {"version": after["version"]} != after:
+                    patches[n] = _patch(before.get(n), after)
+            new = Intent(patches, [c for c in record.changes if c.id > changes])
+            payload = _dump_head(record, new, listed)
             try:
                 if revision is None:
-                    await self.kv.create(job_id, payload)
+                    await self.kv.create(head_key(job_id), payload)
                 else:
-                    await self.kv.update(job_id, payload, last=revision)
-                return record, result
+                    await self.kv.update(head_key(job_id), payload, last=revision)
             except KeyWrongLastSequenceError:
                 await asyncio.sleep(0)  # another writer got there first: read again
+                continue
+            with contextlib.suppress(Exception):  # the next writer copies it if this one cannot
+                await self._flush(record, new, listed)
+            return record, result
         raise LedgerConflict(f"job {job_id}: the record kept changing under {attempts} updates")
+
+    # -- the in-flight cap -----------------------------------------------------------------------
+
+    async def reserve(self, owner: str, job_id: str, limit: int, *, stale_s: float = 300.0) -> tuple[bool, int]:
+        """Hold one of ``owner``'s ``limit`` places for ``job_id`` (compare-and-set on ``cap.{owner}``); (held, in flight).
+
+        Atomic across gateway replicas: of N concurrent reservations at one place left exactly one is
+        held. The same job again holds the place it has. A place is given back by :meth:`release`
+        (the store does it when the job finishes); places of finished jobs, and of reservations whose
+        job was never created within ``stale_s``, are reclaimed when the cap is reached.
+        """
+        key = f"cap.{token(owner)}"
+        for _ in range(100):
+            value, revision = await self._value(key)
+            held: dict[str, str] = json.loads(value) if value else {}
+            if job_id in held:
+                return True, len(held)
+            if len(held) >= limit:
+                held = await self._live(held, stale_s)
+                if len(held) >= limit:
+                    return False, len(held)
+            held[job_id] = _now().isoformat()
+            try:
+                if revision is None:
+                    await self.kv.create(key, json.dumps(held).encode())
+                else:
+                    await self.kv.update(key, json.dumps(held).encode(), last=revision)
+                return True, len(held)
+            except KeyWrongLastSequenceError:
+                await asyncio.sleep(0)
+        raise LedgerConflict(f"cap of {owner!r}: kept changing under 100 reservations")
+
+    async def _live(self, held: dict[str, str], stale_s: float) -> dict[str, str]:
+        heads = await asyncio.gather(*(self.head(job) for job in held))
+        now = _now()
+        return {
+            job: at
+            for (job, at), head in zip(held.items(), heads, strict=True)
+            if (head is not None and not head.terminal)
+            or (head is None and (now - datetime.fromisoformat(at)).total_seconds() < stale_s)
+        }
+
+    async def release(self, owner: str, job_id: str) -> None:
+        """Give back ``job_id``'s place in ``owner``'s cap (idempotent)."""
+        key = f"cap.{token(owner)}"
+        for _ in range(100):
+            value, revision = await self._value(key)
+            held: dict[str, str] = json.loads(value) if value else {}
+            if job_id not in held or revision is None:
+                return
+            del held[job_id]
+            try:
+                await self.kv.update(key, json.dumps(held).encode(), last=revision)
+                return
+            except KeyWrongLastSequenceError:
+                await asyncio.sleep(0)
 
     async def apply(self, event: Event) -> tuple[JobRecord, list[Event]]:
         def change(record: JobRecord) -> tuple[list[Event], bool]:
             was_terminal = record.terminal
             return transitions.fold(record, event), record.terminal and not was_terminal
 
-        record, (publish, finished) = await self.update(event.job_id, change, create=True)
+        index = getattr(event, "index", None)
+        record, (publish, finished) = await self.update(
+            event.job_id, change, create=True, segments=[index] if isinstance(index, int) else ()
+        )
         assert record is not None  # noqa: S101 - create=True always yields a record
         if finished:  # the one update that ended the job (compare-and-set: one writer wins)
             observe_finished(record, event.occurred_at)
+            await self.release(record.owner or LOCAL_OWNER, record.job_id)
         return record, publish
 
+    async def cancel(self, job_id: str, by: str | None = None) -> tuple[JobRecord | None, bool]:
+        """Mark the job cancelled (idempotent); (record, True when this call cancelled it)."""
+        record, cancelled = await self.update(job_id, lambda record: transitions.cancel(record, by))
+        if record is not None and cancelled:
+            await self.release(record.owner or LOCAL_OWNER, job_id)
+        return record, cancelled
+
+    async def is_cancelled(self, job_id: str) -> bool:
+        record = await self.head(job_id)
+        return record is not None and record.status == "cancelled"
+
+    def check_fits(self, record: JobRecord, board: Storyboard) -> None:
+        """Refuse (:class:`JobTooLarge`) a job whose head or any one event (and so segment) would exceed ``max_payload``.
+
+        Call it before anything of the job is stored or published.
+        """
+        events = [
+            SegmentRequested(
+                job_id=record.job_id, index=n, segment_id=seg.id, spec=render_spec(board, n), model=seg.model or board.model
+            )
+            for n, seg in enumerate(board.segments, start=1)
+        ]
+        probe = record.model_copy(update={"stages": "d" * record.segment_count})
+        head = len(_dump_head(probe, Intent(), None))
+        self._check_size(f"job {record.job_id}'s record", head)
+        for event in events:
+            size = len(event.model_dump_json())
+            what = f"segment {index}'s {event.subject}" if (index := getattr(event, "index", None)) else event.subject
+            self._check_size(what, size)
+            self._check_size(f"job {record.job_id}'s record with {what}", head + size)  # the write that records it
+
+    # -- listing -------------------------------------------------------------------------------
+
+    async def _index(self, owners: Iterable[str] | None, statuses: Iterable[str] | None) -> list[tuple[str, str, str, str]]:
+        """(owner token, status, created, job) of the index entries matching, newest first."""
+        owner_tokens = ["*"] if owners is None else [token(o) for o in owners]
+        status_list = ["*"] if statuses is None else list(statuses)
+        keys = [key for o in owner_tokens for s in status_list for key in await self._keys(f"idx.{o}.{s}.>")]
+        entries = []
+        for key in keys:
+            parts = key.split(".")
+            if len(parts) == 5:
+                entries.append((parts[1], parts[2], parts[3], parts[4]))
+        return sorted(set(entries), key=lambda e: (e[2], e[3]), reverse=True)
+
+    async def _keys(self, pattern: str) -> list[str]:
+        """The keys matching a subject pattern, read by the server's filter (nats-py's ``keys`` reads every key)."""
+        watcher = await self.kv.watch(pattern, ignore_deletes=True, meta_only=True)
+        keys = []
+        try:
+            while (entry := await watcher.updates(timeout=30)) is not None:
+                keys.append(entry.key)
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()
+        return keys
+
+    async def list_jobs(
+        self, owners: Iterable[str] | None = None, status: str | None = None, *, limit: int = 20, offset: int = 0
+    ) -> tuple[int, list[JobRecord]]:
+        """(how many match, the heads of one page), newest first, from the index: ``owners`` None sees every owner.
+
+        An entry whose head says otherwise (an index write that lost a race) is dropped from the page and
+        from the index.
+        """
+        entries = await self._index(owners, None if status is None else [status])
+        page = entries[offset : offset + limit]
+        heads = await asyncio.gather(*(self.head(job) for _, _, _, job in page))
+        out = []
+        for (owner, listed, created, job), head in zip(page, heads, strict=True):
+            if head is None or head.status != listed:
+                with contextlib.suppress(Exception):
+                    await self.kv.delete(f"idx.{owner}.{listed}.{created}.{job}")
+                continue
+            out.append(head)
+        return len(entries), out
+
+    async def active(self) -> list[JobRecord]:
+        """Every unfinished job's head, oldest first (queue positions and ETAs read this)."""
+        entries = await self._index(None, ACTIVE)
+        heads = await asyncio.gather(*(self.head(job) for _, _, _, job in entries))
+        records = [h for h in heads if h is not None and not h.terminal]
+        return sorted(records, key=lambda r: (r.created_at, r.job_id))
+
+    async def eta_sample(self, finished: int = 20) -> list[JobRecord]:
+        """The unfinished jobs' heads and the latest ``finished`` completed ones (their measured stage times)."""
+        entries = (await self._index(None, ["completed"]))[:finished]
+        done = await asyncio.gather(*(self.head(job) for _, _, _, job in entries))
+        return [*(await self.active()), *(h for h in done if h is not None)]
+
     async def export_metrics(self) -> None:
-        """Jobs by state and the longest time a running job went without progress, for /metrics."""
-        records = await self.all()
+        """Jobs by state (from the index) and the longest time a running job went without progress, for /metrics."""
         counts = dict.fromkeys(get_args(JobStatus), 0)
+        for _, status, _, _ in await self._index(None, None):
+            if status in counts:
+                counts[status] += 1
         stalled, now = 0.0, _now()
-        for record in records:
-            counts[record.status] += 1
-            if not record.terminal:
-                stalled = max(stalled, (now - record.updated_at).total_seconds())
+        for record in await self.active():
+            stalled = max(stalled, (now - record.updated_at).total_seconds())
         for state, count in counts.items():
             JOBS.labels(state).set(count)
         JOB_STALLED_SECONDS.set(stalled)
 
-    async def cancel(self, job_id: str, by: str | None = None) -> tuple[JobRecord | None, bool]:
-        """Mark the job cancelled (idempotent); (record, True when this call cancelled it)."""
-
-        return await self.update(job_id, lambda record: transitions.cancel(record, by))
-
-    async def is_cancelled(self, job_id: str) -> bool:
-        record = await self.get(job_id)
-        return record is not None and record.status == "cancelled"
-
-    async def job_ids(self) -> list[str]:
-        try:
-            return await self.kv.keys()
-        except NoKeysError:
-            return []
-
-    async def all(self) -> list[JobRecord]:
-        """Every record, oldest first (the jobs listing, queue positions and ETAs read this)."""
-        records = [r for job in await self.job_ids() if (r := await self.get(job)) is not None]
-        return sorted(records, key=lambda r: (r.created_at, r.job_id))
+    async def sweep(self, retention: timedelta, now: datetime | None = None) -> int:
+        """Delete every job finished longer than ``retention`` ago, whole; how many were deleted."""
+        cutoff = int(((now or _now()) - retention).timestamp() * 1000)
+        deleted = 0
+        for key in await self._keys("end.>"):
+            _, finished, job_id = key.split(".", 2)
+            if int(finished) > cutoff:
+                continue
+            record, _, listed, _ = await self._read_head(job_id)
+            if record is not None and record.terminal and record.finished_at is not None:
+                if int(record.finished_at.timestamp() * 1000) > cutoff:
+                    await self.kv.purge(key)  # resumed and finished again since: its newer entry decides
+                    continue
+                keys = [segment_key(job_id, n) for n in self._all_indexes(record)]
+                keys += [change_key(job_id, i) for i in range(1, record.change_id + 1)]
+                keys += [index_key(record, status) for status in {record.status, listed} if status]
+                for start in range(0, len(keys), 256):
+                    await asyncio.gather(*(self.kv.purge(k) for k in keys[start : start + 256]))
+                await self.kv.purge(head_key(job_id))
+                deleted += 1
+            await self.kv.purge(key)  # deleted now, already gone, or resumed (a new entry comes when it finishes)
+        return deleted
 
     async def watch(self, job_id: str, heartbeat_s: float = 15.0) -> AsyncIterator[JobRecord | None]:
-        """Yield the record now and after every write; None when ``heartbeat_s`` passes without one."""
-        watcher = await self.kv.watch(job_id)
+        """Yield the head now and after every write; None when ``heartbeat_s`` passes without one."""
+        watcher = await self.kv.watch(head_key(job_id))
         try:
             while True:
                 try:
@@ -169,7 +518,7 @@ class Ledger:
                     continue
                 if entry is None or not entry.value:
                     continue  # the "no more history" marker, or a delete
-                yield JobRecord.model_validate_json(entry.value)
+                yield _load_head(entry.value)[0]
         finally:
             with contextlib.suppress(Exception):
                 await watcher.stop()

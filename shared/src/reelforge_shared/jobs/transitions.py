@@ -32,7 +32,7 @@ from reelforge_shared.events import (
     SegmentGenerated,
     SegmentRequested,
 )
-from reelforge_shared.jobs.record import TERMINAL, JobRecord, SegmentRecord, SegmentStage
+from reelforge_shared.jobs.record import SEGMENT_STAGES, TERMINAL, JobRecord, SegmentRecord, SegmentStage
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storyboard import Storyboard
 
@@ -111,7 +111,14 @@ def _fold_segment(record: JobRecord, event: Any, stage: SegmentStage) -> None:
     elif event.attempt < seg.attempt or _RANK[stage] < _RANK[seg.stage]:
         return
     seg.stage = stage
-    seg.reached.setdefault(stage, event.occurred_at)
+    if stage not in seg.reached:
+        seg.reached[stage] = event.occurred_at
+        if stage == "delivered":
+            record.last_delivery_at = max(record.last_delivery_at or event.occurred_at, event.occurred_at)
+        if stage in SEGMENT_STAGES[1:] and (before := SEGMENT_STAGES[SEGMENT_STAGES.index(stage) - 1]) in seg.reached:
+            total, count = record.stage_sums.get(stage, (0.0, 0))
+            seconds = (seg.reached[stage] - seg.reached[before]).total_seconds()
+            record.stage_sums[stage] = (total + seconds, count + 1)
     if isinstance(event, SegmentRequested):
         seg.model, seg.spec = event.model, event.spec
     if isinstance(event, SegmentEncoded | SegmentChecked | SegmentDelivered):
@@ -183,7 +190,7 @@ def resume(record: JobRecord, board: Storyboard, by: str | None = None) -> None:
             index=index, id=old.id, attempt=old.attempt, model=old.model, spec=old.spec, resume=record.resume
         )
         queued.append(index)
-    record.error = None
+    record.error, record.finished_at = None, None
     record.status = "running" if queued or not record.all_delivered() else "film_encoding"
     if record.status == "film_encoding" and record.film_wanted:  # failed before its film was ever requested
         record.film_wanted, record.film_version = False, record.film_version + 1

@@ -21,9 +21,17 @@ from reelforge_gateway.deps import Deps, GatewayDeps
 from reelforge_gateway.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from reelforge_gateway.prompt_fit import prompt_errors
 from reelforge_gateway.submit import new_job_id, parse_submission, submit_job
-from reelforge_gateway.views import JobAccepted, JobPage, JobSummary, JobView, accepted, job_view, owned_job, visible
+from reelforge_gateway.views import JobAccepted, JobPage, JobSummary, JobView, accepted, job_view, owned_job
 from reelforge_shared.events import JobCancelled
-from reelforge_shared.jobs import JobRecord, JobStatus, RerenderRefused, rerender_segment, resume_job
+from reelforge_shared.jobs import (
+    LOCAL_OWNER,
+    JobRecord,
+    JobStatus,
+    JobTooLarge,
+    RerenderRefused,
+    rerender_segment,
+    resume_job,
+)
 from reelforge_shared.storage import Keys
 from reelforge_shared.storyboard import StoryboardInvalid, parse_storyboard
 
@@ -110,8 +118,8 @@ async def create_job(
             existing = await resume_job(deps.ledger, deps.bus, board, job_id, by=caller) or existing
         return accepted(existing, board.duration_s)
     if deps.access.enabled:
-        in_flight = sum(1 for r in await deps.ledger.all() if r.owner == caller and not r.terminal)
-        if in_flight >= deps.max_jobs_in_flight:
+        held, in_flight = await deps.ledger.reserve(caller, job_id, deps.max_jobs_in_flight)
+        if not held:
             message = f"{in_flight} jobs of {caller!r} are unfinished (at most {deps.max_jobs_in_flight})"
             raise ApiError(
                 429, "queue_full", message, headers={"Retry-After": "60"}, in_flight=in_flight, limit=deps.max_jobs_in_flight
@@ -125,7 +133,11 @@ async def create_job(
         idempotency_key=idempotency_key,
         body_sha256=digest,
     )
-    record, created = await deps.ledger.create(record)
+    try:
+        deps.ledger.check_fits(record, board)
+        record, created = await deps.ledger.create(record)
+    except JobTooLarge as exc:
+        raise ApiError(413, "job_too_large", str(exc), limit=exc.limit, size=exc.size) from None
     if not created and record.body_sha256 != digest:  # a concurrent request with the same key won
         raise ApiError(
             409,
@@ -148,22 +160,20 @@ async def list_jobs(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> JobPage:
     """The caller's jobs, newest first, a page at a time."""
-    records = [
-        r for r in reversed(await deps.ledger.all()) if visible(r, request, deps) and (status is None or r.status == status)
-    ]
-    page = records[offset : offset + limit]
+    owners = [caller_of(request), LOCAL_OWNER] if deps.access.enabled else None
+    total, page = await deps.ledger.list_jobs(owners, status, limit=limit, offset=offset)
     following = None
-    if offset + limit < len(records):
+    if offset + limit < total:
         following = str(request.url.include_query_params(offset=offset + limit, limit=limit).replace(scheme="", netloc=""))
         following = following.removeprefix("//")
-    return JobPage(jobs=[JobSummary.of(r) for r in page], total=len(records), limit=limit, offset=offset, next=following)
+    return JobPage(jobs=[JobSummary.of(r) for r in page], total=total, limit=limit, offset=offset, next=following)
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobView, responses=responses(404))
 async def get_job(request: Request, deps: Deps, job_id: Annotated[str, JOB_ID]) -> JobView:
     """The job's ledger record: status, each segment's stage, attempt, QA verdict and timings; queue position and ETA."""
     record = await owned_job(request, deps, job_id)
-    return job_view(record, await deps.ledger.all())
+    return job_view(record, await deps.ledger.eta_sample())
 
 
 @router.get(
@@ -196,7 +206,7 @@ async def job_events(
         async for record in deps.ledger.watch(job_id, heartbeat_s=deps.sse_heartbeat_s):
             if record is None:
                 continue  # sse-starlette sends the heartbeat comments
-            for change in record.changes:
+            for change in await deps.ledger.changes(job_id, after=sent):
                 if change.id > sent:
                     yield {"id": str(change.id), "event": "change", "data": change.model_dump_json()}
                     sent = change.id
@@ -215,7 +225,7 @@ async def cancel_job(request: Request, deps: Deps, job_id: Annotated[str, JOB_ID
     if record.status != "cancelled":
         raise ApiError(409, "job_finished", f"job {job_id} is already {record.status}", status=record.status)
     await deps.bus.publish(JobCancelled(job_id=job_id, by=caller_of(request)))  # again on a retry: de-duplicated
-    return job_view(record, await deps.ledger.all())
+    return job_view(record, await deps.ledger.eta_sample())
 
 
 @router.post(
@@ -263,7 +273,7 @@ async def rerender(
     except RerenderRefused as exc:
         status = 404 if exc.code.endswith("not_found") else 409
         raise ApiError(status, exc.code, str(exc), job_id=job_id, index=index) from None
-    return job_view(record, await deps.ledger.all())
+    return job_view(record, await deps.ledger.eta_sample())
 
 
 @router.get(

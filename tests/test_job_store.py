@@ -1,0 +1,139 @@
+"""The job store's split record on a real nats-server with ``max_payload: 1MB``: no value grows with the job."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reelforge_shared.bus import Bus
+from reelforge_shared.embedded import EmbeddedServer, start_nats
+from reelforge_shared.events import FilmRequested, JobSubmitted, ModelInfo, QaGate, QaReport, SegmentDelivered, SegmentRequested
+from reelforge_shared.jobs import JobRecord, JobTooLarge, Ledger
+from reelforge_shared.settings import CommonSettings
+from reelforge_shared.specs import render_spec
+from reelforge_shared.storyboard import parse_storyboard
+
+SEGMENTS = 600
+SPEC = render_spec(parse_storyboard({"segments": [{"id": "s1", "prompt": "a scene"}]}), 1)
+QA = QaReport(passed=True, gates={"technical": QaGate(score=1.0, threshold=0.5, passed=True)})
+MODEL = ModelInfo(name="tiny", pipeline="StableDiffusionPipeline", random_weights=True)
+
+
+@pytest.fixture(scope="module")
+def small_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    server = start_nats(tmp_path_factory.mktemp("nats-1mb"), extra="max_payload: 1MB\n")
+    yield server
+    server.stop()
+
+
+def _cast_board(description_chars: int, segments: int = 1) -> dict:
+    cast = {f"c{n}": {"description": f"{n} " + "long description " * (description_chars // 17), "seed": n} for n in range(16)}
+    return {
+        "title": "many",
+        "characters": cast,
+        "segments": [{"id": f"s{i}", "prompt": "a scene", "characters": list(cast)} for i in range(1, segments + 1)],
+    }
+
+
+async def test_600_segments_with_long_cast_descriptions_complete_the_ledger_under_a_1mb_max_payload(small_nats, tmp_path: Path):
+    bus = await Bus.connect(CommonSettings(nats_url=small_nats.url, subject_prefix="big"))
+    try:
+        ledger = await Ledger.open(bus)
+        assert ledger.max_payload == 1024 * 1024  # read from the server on connect
+        board = parse_storyboard(_cast_board(1900))
+        spec = render_spec(board, 1)
+        job = "j-big"
+        await ledger.create(JobRecord(job_id=job, title="many", segment_count=SEGMENTS, owner="alice"))
+        await ledger.apply(JobSubmitted(job_id=job, title="many", segment_count=SEGMENTS, duration_s=1, storyboard_key="k"))
+        for n in range(1, SEGMENTS + 1):
+            requested = SegmentRequested(job_id=job, index=n, segment_id=f"s{n}", spec=spec)
+            await ledger.apply(requested)
+        assert len(requested.model_dump_json()) > 20_000  # each segment carries the whole cast: 12 MB over the job
+        films = []
+        for n in range(1, SEGMENTS + 1):
+            _, publish = await ledger.apply(
+                SegmentDelivered(
+                    job_id=job,
+                    index=n,
+                    segment_id=f"s{n}",
+                    video_key=f"v{n}",
+                    delivery_bucket="b",
+                    delivery_key=f"d{n}",
+                    url="http://x",
+                    duration_s=1.0,
+                    qa=QA,
+                    model=MODEL,
+                )
+            )
+            films += publish
+        assert [(type(e), e.version) for e in films] == [(FilmRequested, 1)]
+        record = await ledger.get(job)
+        assert record is not None and record.status == "running" and record.count("delivered") == SEGMENTS
+        assert record.segments[SEGMENTS].spec == spec and record.segments[1].delivery_key == "d1"
+        assert len(await ledger.changes(job)) == record.change_id == 1 + 2 * SEGMENTS  # created, then each request and delivery
+        largest = max(len(e.value or b"") for e in [await ledger.kv.get(k) for k in await ledger.kv.keys()])
+        assert largest < 100_000  # the head is small; each segment is its own value
+    finally:
+        await bus.close()
+
+
+async def test_a_segment_that_cannot_fit_max_payload_is_refused_naming_the_limit(small_nats) -> None:
+    bus = await Bus.connect(CommonSettings(nats_url=small_nats.url, subject_prefix="refused"))
+    try:
+        ledger = await Ledger.open(bus)
+        board = parse_storyboard(_cast_board(1900, segments=2))
+        record = JobRecord(job_id="j-small", segment_count=2)
+        ledger.check_fits(record, board)  # 16 long descriptions fit a 1 MB message
+        ledger.max_payload = 20_000  # a server configured smaller than one segment's spec
+        with pytest.raises(JobTooLarge) as refused:
+            ledger.check_fits(record, board)
+        message = str(refused.value)
+        assert refused.value.limit < 20_000 and "max_payload" in message and str(refused.value.limit) in message
+        assert await ledger.get("j-small") is None  # nothing stored
+    finally:
+        await bus.close()
+
+
+async def test_twenty_concurrent_reservations_at_cap_one_hold_exactly_one_place_across_connections(settings) -> None:
+    buses = [await Bus.connect(settings) for _ in range(4)]  # four gateway replicas
+    try:
+        ledgers = [await Ledger.open(bus) for bus in buses]
+        held = await asyncio.gather(*(ledgers[i % 4].reserve("alice", f"j-cap-{i}", 1) for i in range(20)))
+        winners = [i for i, (ok, _) in enumerate(held) if ok]
+        assert len(winners) == 1 and all(count == 1 for _, count in held)
+        assert (await ledgers[0].reserve("alice", f"j-cap-{winners[0]}", 1))[0]  # the same job keeps its place
+        assert (await ledgers[1].reserve("bob", "j-cap-bob", 1))[0]  # per owner
+        winner = f"j-cap-{winners[0]}"
+        await ledgers[2].create(JobRecord(job_id=winner, owner="alice"))
+        await ledgers[2].cancel(winner)  # a finished job gives its place back
+        assert (await ledgers[3].reserve("alice", "j-cap-next", 1))[0]
+    finally:
+        for bus in buses:
+            await bus.close()
+
+
+async def test_finished_jobs_are_swept_whole_after_the_retention_and_listing_reads_the_index(settings) -> None:
+    bus = await Bus.connect(settings)
+    try:
+        ledger = await Ledger.open(bus)
+        for n in range(3):
+            await ledger.create(JobRecord(job_id=f"j-keep-{n}", owner="alice", segment_count=1))
+        await ledger.create(JobRecord(job_id="j-other", owner="bob"))
+        await ledger.apply(SegmentRequested(job_id="j-keep-0", index=1, segment_id="s1", spec=SPEC))
+        await ledger.cancel("j-keep-0")
+        total, page = await ledger.list_jobs(["alice"], limit=2)
+        assert total == 3 and [r.job_id for r in page] == ["j-keep-2", "j-keep-1"]  # newest first, one page
+        assert [r.job_id for r in (await ledger.list_jobs(["alice"], "cancelled"))[1]] == ["j-keep-0"]
+        assert {r.job_id for r in (await ledger.list_jobs(None))[1]} >= {"j-keep-0", "j-keep-1", "j-other"}  # admin
+        assert await ledger.sweep(timedelta(days=30)) == 0  # finished just now: kept
+        assert await ledger.sweep(timedelta(days=30), now=datetime.now(UTC) + timedelta(days=31)) == 1
+        assert await ledger.get("j-keep-0") is None and await ledger.changes("j-keep-0") == []
+        left = [k for k in await ledger.kv.keys() if "j-keep-0" in k]
+        assert left == [], left  # head, segment, changes and index entries all gone
+        assert (await ledger.list_jobs(["alice"]))[0] == 2 and await ledger.get("j-keep-1") is not None
+    finally:
+        await bus.close()
