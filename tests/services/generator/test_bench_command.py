@@ -18,7 +18,20 @@ pytestmark = pytest.mark.gpu
 def test_gpu_bench_command_writes_json_and_markdown_on_the_cpu(tmp_path: Path, model_cache: Path) -> None:
     out = tmp_path / "bench"
     env = os.environ | {"PYTHON": sys.executable, "REELFORGE_MODEL_CACHE_DIR": str(model_cache), "REELFORGE_DEVICE": "cpu"}
-    args = ["--model", "reelforge/tiny-sd", "--sizes", "64x64", "--steps", "1", "--frames", "2", "--lever-frames", "1"]
+    args = [
+        "--suite",
+        "sd",
+        "--model",
+        "reelforge/tiny-sd",
+        "--sizes",
+        "64x64",
+        "--steps",
+        "1",
+        "--frames",
+        "2",
+        "--lever-frames",
+        "1",
+    ]
     result = subprocess.run(
         [str(ROOT / "scripts" / "gpu-bench.sh"), str(out), *args, "--lever-sizes", "64x64"],
         env=env,

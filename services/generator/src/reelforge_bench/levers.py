@@ -10,6 +10,7 @@ finish inside the time budget is recorded as skipped, not run.
 
 from __future__ import annotations
 
+import copy
 import io
 import time
 from collections.abc import Callable
@@ -48,6 +49,10 @@ LEVERS = (
         cuda_only=True,
         compiles=True,
     ),
+    # Step caching: diffusers' first-block and TaylorSeer caches hook transformer blocks, which a UNet has not; its
+    # PyramidAttentionBroadcast finds the UNet's spatial self-attention (the transformer_blocks inside each level).
+    Lever("step cache: PyramidAttentionBroadcast (spatial self-attention every 2nd step)", {"step_cache": "pyramid"}),
+    Lever("FP8 storage (layerwise casting, e4m3)", {"fp8_storage": "on"}),
     Lever("bf16 weights and activations", {"dtype": "bfloat16"}, dtype=torch.bfloat16),
 )
 BASE = {"compile": "off", "fuse_qkv": "off", "sdpa_backend": "auto", "channels_last": "on"}
@@ -90,13 +95,14 @@ def measure_levers(
             continue
         dtype = _eager_unet(pipe).dtype
         pipe.unet = _eager_unet(pipe)  # the generator's own run may have left a compiled UNet: every variant starts eager
+        kept = copy.deepcopy(pipe.unet) if _hooks_for_good(lever) else None
         try:
             pixels, measured = _run_variant(pipe, settings, lever, spec, frames, gpu)
         except Exception as exc:  # noqa: BLE001 - one failing lever (a kernel missing on this device) must not end the run
             rows.append(row | {"error": f"{type(exc).__name__}: {exc}"[:300]})
             continue
         finally:
-            pipe.unet = _eager_unet(pipe)
+            pipe.unet = kept if kept is not None else _eager_unet(pipe)  # hooks and FP8 weights stay with the copy run
             if lever.settings.get("fuse_qkv") == "on":
                 pipe.unfuse_qkv_projections(unet=True, vae=type(pipe.vae).__name__ == "AutoencoderKL")
             if lever.compiles:
@@ -121,6 +127,11 @@ def measure_levers(
         if progress is not None:
             progress(row)
     return rows
+
+
+def _hooks_for_good(lever: Lever) -> bool:
+    """Levers that hook or re-store the UNet for good: they run on a copy, the original goes back after."""
+    return lever.settings.get("step_cache", "off") != "off" or lever.settings.get("fp8_storage") == "on"
 
 
 def _run_variant(

@@ -35,6 +35,14 @@ def _check(diff: dict | None) -> str:
 
 
 def markdown(report: dict, command: str) -> str:
+    """The video models' section (when run), then SD 2.1's (when run)."""
+    lines = _video(report["video"], command) if "video" in report else []
+    if "rows" in report:
+        lines += _per_frame(report, command)
+    return "\n".join(lines) + "\n"
+
+
+def _per_frame(report: dict, command: str) -> list[str]:
     """A header naming device, date, model and command, then one line per side and size."""
     lines = [
         f"Device: {report['device']}, {report['dtype']}; date {report['date']}; model {report['model']}"
@@ -66,7 +74,106 @@ def markdown(report: dict, command: str) -> str:
         )
         lines.append("| " + " | ".join(cells) + " |")
     lines += _profile(report.get("profile")) + _levers(report.get("lever_rows"))
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+MODEL_COLUMNS = (
+    "model",
+    "clip",
+    "s/clip",
+    "s per video s",
+    "s/step",
+    "steps",
+    "text s",
+    "VAE decode s",
+    "MP4 s",
+    "outside transformer",
+    "peak VRAM GiB (transformer / VAE)",
+    "TFLOP/step",
+    "TFLOP/s",
+    "of floor",
+    "floor s/clip (transformer)",
+    "GPU °C",
+)
+VIDEO_LEVER_COLUMNS = ("lever", "s/step", "x plain", "first step s", "decode s", "peak VRAM GiB", "calls skipped", "drift")
+
+
+def _drift(drift: dict | None) -> str:
+    if not drift:
+        return ""
+    psnr = "identical" if drift["psnr_db"] is None else f"PSNR {drift['psnr_db']} dB"
+    return f"mean {drift['mean']}, max {drift['max']}, {psnr}" + ("" if drift["within_bound"] else " (**beyond bound**)")
+
+
+def _video(video: dict, command: str) -> list[str]:
+    lines = [
+        f"## Video models at their published architectures (random weights, {video['scale']} size)",
+        "",
+        f"Device: {video['device']}, {video['dtype']}; command: `{command}`. Seconds per clip = text encoding +"
+        " steps x seconds per step (timed over a few steps after a warm-up) + VAE decode + MP4 encode. The text"
+        " encoder is the real architecture timed on its own; the transformer reads a stand-in of its output shape.",
+        "",
+        "| " + " | ".join(MODEL_COLUMNS) + " |",
+        "| " + " | ".join("---" for _ in MODEL_COLUMNS) + " |",
+    ]
+    for row in video["models"]:
+        if "skipped" in row:
+            lines.append(f"| {row['model']} | {row['skipped']} |" + " |" * (len(MODEL_COLUMNS) - 2))
+            continue
+        cells = (
+            row["model"],
+            row["clip"],
+            f"{row['s_per_clip']:g}",
+            f"{row['s_per_video_second']:g}",
+            f"{row['s_per_step']:g}",
+            str(row["steps"]),
+            f"{row['text_encode_s']:g}",
+            f"{row['vae_decode_s']:g}",
+            _cell(row["mp4_encode_s"]),
+            f"{row['share_outside_transformer']:.0%}",
+            f"{_cell(row['transformer_peak_vram_gib'])} / {_cell(row['vae_peak_vram_gib'])}",
+            f"{row['tflop_per_step']:g}",
+            f"{row['achieved_tflops']:g}",
+            _cell(row.get("fraction_of_floor"), "{:.0%}"),
+            _cell(row.get("floor_s_per_clip_transformer")),
+            _cell(row["temperature_c"]),
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    if video.get("levers"):
+        lines += [
+            "",
+            f"Each lever on its own, then the best combination (drift against the plain run; bound PSNR ≥"
+            f" {video['drift_bound_db']:g} dB; random weights, so this is numerical drift, not visual quality):",
+            "",
+            "| " + " | ".join(VIDEO_LEVER_COLUMNS) + " |",
+            "| " + " | ".join("---" for _ in VIDEO_LEVER_COLUMNS) + " |",
+        ]
+        for row in video["levers"]:
+            if "skipped" in row:
+                lines.append(f"| {row['lever']} | {row['skipped']} |" + " |" * (len(VIDEO_LEVER_COLUMNS) - 2))
+                continue
+            cells = (
+                row["lever"],
+                f"{row['s_per_step']:g}",
+                _cell(row.get("x_plain"), "{:g}x"),
+                f"{row['first_step_s']:g}",
+                f"{row['decode_s']:g}",
+                _cell(row["peak_vram_gib"]),
+                f"{row['block_calls_skipped']:.0%}",
+                _drift(row.get("drift")),
+            )
+            lines.append("| " + " | ".join(cells) + " |")
+    if "recommended_settings" in video:
+        settings = video["recommended_settings"]
+        lines += [
+            "",
+            "Generator settings that won (also in generator.env): "
+            + (", ".join(f"`{k}={v}`" for k, v in settings.items()) or "none beat the plain run"),
+        ]
+    if video.get("goals"):
+        lines += ["", "| goal | measured | verdict |", "| --- | --- | --- |"]
+        lines += [f"| {g['goal']} | {_cell(g['measured'])} | {g['verdict']} |" for g in video["goals"]]
+    return lines + [""]
 
 
 def _profile(profile: dict | None) -> list[str]:
@@ -132,4 +239,7 @@ def write_report(report: dict, out: Path, command: str) -> tuple[Path, Path]:
     json_path, md_path = out / "bench.json", out / "bench.md"
     json_path.write_text(json.dumps(report | {"command": command}, indent=1) + "\n")
     md_path.write_text(markdown(report, command))
+    settings = report.get("video", {}).get("recommended_settings")
+    if settings is not None:
+        (out / "generator.env").write_text("".join(f"{name}={value}\n" for name, value in settings.items()))
     return json_path, md_path

@@ -103,6 +103,26 @@ class GeneratorSettings(CommonSettings):
         "~/.cache/reelforge/torch-compile",
         description="persistent Inductor cache (mount a volume here so restarts skip compilation)",
     )
+    # Video transformers (Wan, LTX-2, HunyuanVideo): the levers diffusers offers, each measured by `scripts/gpu-bench.sh`,
+    # whose report ends with the values that won (docs/benchmarks.md). Off until an H100 run says otherwise.
+    attention_backend: str = Field(
+        "native",
+        pattern=r"^[a-z0-9_]+$",
+        description="diffusers attention backend of the video transformer (native, _native_cudnn, flash, _flash_3, sage)",
+    )
+    step_cache: Literal["off", "first-block", "taylorseer", "pyramid"] = Field(
+        "off", description="reuse of denoiser work between steps (FirstBlockCache, TaylorSeer, PyramidAttentionBroadcast)"
+    )
+    step_cache_threshold: float = Field(
+        0.05, gt=0, le=1, description="FirstBlockCache: relative change of the first block's output below which a step is reused"
+    )
+    fp8_storage: Switch = Field(
+        "off", description="denoiser weights stored in FP8 (e4m3) and computed in the working precision (layerwise casting)"
+    )
+    regional_compile: Switch = Field(
+        "off",
+        description="torch.compile each repeated transformer block once (compile_repeated_blocks) instead of the whole model",
+    )
     vae_decode: Literal["batched", "sliced"] = Field(
         "batched", description="decode a batch's frames in one VAE call or one by one (less memory, same images)"
     )

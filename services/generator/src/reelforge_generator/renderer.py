@@ -23,6 +23,7 @@ from typing import Any
 
 import diffusers.utils.logging
 import numpy as np
+import structlog
 import torch
 import transformers.utils.logging
 from diffusers import DiffusionPipeline
@@ -45,6 +46,8 @@ from reelforge_generator.transformer_video import TransformerImageToVideo, Trans
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import ModelInfo, RenderSpec
 from reelforge_tiny import TINY_MODELS, model_marker, resolve_model
+
+log = structlog.get_logger("reelforge.generator")
 
 KINDS: dict[str, Callable[[ModelContext], Strategy]] = {  # pipeline class -> how it makes frames
     "StableDiffusionPipeline": PerFrame,
@@ -188,6 +191,7 @@ class FrameRenderer:
         pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
         self.levers = apply_levers(pipe, self.settings, self.device)
+        log.info("speed.levers", model=name, pipeline=type(pipe).__name__, device=self.device, levers=self.levers)
         self.pipe, self._offloaded = pipe, False
         self.kind = kind(ModelContext(pipe, self.settings, marker, path, keyframer=self._keyframe, pipe_lock=self.pipe_lock))
         self.defaults = marker
