@@ -71,6 +71,9 @@ def test_the_one_command_runs_every_model_and_lever_on_the_cpu(tmp_path: Path) -
     for name in ("step cache: FirstBlockCache 0.05", "step cache: TaylorSeer (interval 3)", "VAE tiling"):
         assert "s_per_step" in levers[name], levers[name]
     assert [g["verdict"] for g in video["goals"]] == ["unmeasured (no H100 run)"] * 4
+    render = video["worker_render"]  # the generator's own code renders one segment with the levers that won
+    assert render["frames"] == 5, render
+    assert render["seconds"] > 0, render
     markdown = (tmp_path / "bench" / "bench.md").read_text()
     assert "Video models at their published architectures" in markdown
     assert "Each lever on its own, then the best combination" in markdown

@@ -170,6 +170,18 @@ def _video(video: dict, command: str) -> list[str]:
             "Generator settings that won (also in generator.env): "
             + (", ".join(f"`{k}={v}`" for k, v in settings.items()) or "none beat the plain run"),
         ]
+    render = video.get("worker_render")
+    if render:
+        lines += [
+            "",
+            "The worker's own render (FrameRenderer, Wan strategy, levers as settings): "
+            + (
+                render["skipped"]
+                if "skipped" in render
+                else f"{render['clip']}: {render['seconds']:g} s ({render['s_per_step']:g} s/step),"
+                f" levers {', '.join(render['levers']) or 'none'}, peak VRAM {_cell(render['peak_vram_gib'])} GiB"
+            ),
+        ]
     if video.get("goals"):
         lines += ["", "| goal | measured | verdict |", "| --- | --- | --- |"]
         lines += [f"| {g['goal']} | {_cell(g['measured'])} | {g['verdict']} |" for g in video["goals"]]
