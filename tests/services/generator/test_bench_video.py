@@ -17,8 +17,9 @@ from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.renderer import FrameRenderer
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import RenderSpec
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.gpu
 
 
 @pytest.mark.parametrize(
@@ -48,6 +49,7 @@ def _bench(out: Path, *args: str) -> dict:
     return json.loads((out / "bench.json").read_text())
 
 
+@pytest.mark.slow
 def test_the_one_command_runs_every_model_and_lever_on_the_cpu(tmp_path: Path) -> None:
     report = _bench(tmp_path / "bench", "--budget-s", "600")
     video = report["video"]
