@@ -86,10 +86,11 @@ lock: $(STAMP)
 			-o deploy/docker/requirements/$$s.txt || exit 1; \
 	done
 
-# Wheels for scripts/gpu-bench.sh on a GPU machine whose python3 (3.12) has torch and no network (~23 MB).
+# Wheels for scripts/gpu-bench.sh on a GPU machine whose python3 (3.12) has torch and no network (~27 MB; torchao for
+# the float8 lever, which the report marks skipped where it does not match the machine's torch).
 BENCH_WHEELS := diffusers==0.42.1 transformers==5.24.0 pydantic==2.14.4 pydantic_core==2.50.5 pydantic-settings==2.16.3 \
                 annotated-types==0.8.0 typing-inspection==0.4.5 typing_extensions==4.16.0 structlog==26.1.0 \
-                python-dotenv==1.2.4 compel==2.5.1
+                python-dotenv==1.2.4 compel==2.5.1 torchao==0.18.0
 bench-wheels: $(STAMP)
 	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $(BENCH_WHEELS)
