@@ -41,10 +41,10 @@ from reelforge_encoder.handler import EncoderDeps
 from reelforge_encoder.handler import handle_film as encode_film
 from reelforge_encoder.handler import handle_segment as encode_segment
 from reelforge_qa.film_checks import FilmThresholds
+from reelforge_qa.gates import Thresholds
 from reelforge_qa.handler import QaDeps
 from reelforge_qa.handler import handle as check_segment
 from reelforge_qa.handler import handle_film as check_film
-from reelforge_qa.scores import Thresholds
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, start_s3
 from reelforge_shared.events import FilmChecked, FilmRequested, JobSubmitted, ModelInfo, SegmentChecked, SegmentGenerated
 from reelforge_shared.settings import CommonSettings

@@ -20,9 +20,10 @@ from reelforge_generator.renderer import FrameRenderer
 from reelforge_qa.calibration import CASES, CLEAN, FPS, FRAMES, build
 from reelforge_qa.film_checks import FilmThresholds
 from reelforge_qa.film_regenerate import middle_frame_png
+from reelforge_qa.gates import Thresholds
 from reelforge_qa.handler import QaDeps, handle_film
 from reelforge_qa.job_report import JobReport
-from reelforge_qa.scores import Expected, Thresholds, score_video
+from reelforge_qa.scores import Expected, score_video
 from reelforge_qa.synthetic import HEIGHT, WIDTH
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import FilmChecked, FilmEncoded, SegmentRerenderRequested

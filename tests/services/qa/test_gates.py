@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from reelforge_qa.frames import blockiness
-from reelforge_qa.scores import Expected, Thresholds, score_video
+from reelforge_qa.gates import Thresholds
+from reelforge_qa.scores import Expected, score_video
 from reelforge_qa.synthetic import Shot, encode, render_shot
 from reelforge_qa.temporal import flicker, motion_residual, smoothness
 from reelforge_shared.colour import colour_temperature_rgb, light_linear_rgb, linear_to_srgb, mired
@@ -73,5 +74,5 @@ def test_score_video_reports_every_gate_with_its_threshold(tmp_path: Path) -> No
     video = encode(render_shot(Shot(), 8), 4, tmp_path / "s.mp4")
     report = score_video(video, Expected(320, 180, 4, 8), Thresholds())
     assert list(report.gates) == ["technical", "sharpness", "exposure", "noise", "blockiness", "flicker", "smoothness"]
-    assert report.passed and report.gates["smoothness"].threshold == Thresholds().smoothness
+    assert report.passed and report.gates["smoothness"].threshold == Thresholds()["smoothness"]
     assert report.measured["frames_decoded"] == 8

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from reelforge_qa.config import QaSettings
-from reelforge_qa.regenerate import decide, gate_failure_counts
+from reelforge_qa.gates import GATES, GATES_BY_NAME, RERENDER_GATES, TECHNICAL
+from reelforge_qa.regenerate import decide
 from reelforge_shared.events import QaGate, QaReport
 
 
@@ -54,9 +55,19 @@ def test_attempt_seeds_are_new_and_reproducible() -> None:
     assert render_spec(board, 1, attempt=2).prompt == render_spec(board, 1).prompt
 
 
-def test_gate_failure_counts_over_attempts() -> None:
-    reports = [_report(sharpness=True), _report(sharpness=True, flicker=True), _report(sharpness=False)]
-    assert gate_failure_counts(reports) == {"flicker": 1, "sharpness": 2}
+def test_each_row_of_the_gate_registry_is_a_setting_with_the_rows_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = QaSettings().thresholds()
+    for gate in GATES:
+        assert defaults[gate.name] == gate.threshold, gate.name
+    monkeypatch.setenv("REELFORGE_FLICKER_THRESHOLD", "0.7")
+    assert QaSettings().thresholds()["flicker"] == 0.7
+    assert QaSettings.model_fields["flicker_threshold"].description == GATES_BY_NAME["flicker"].doc
+
+
+def test_only_gates_a_new_seed_can_fix_call_for_a_re_render() -> None:
+    assert TECHNICAL not in RERENDER_GATES
+    assert decide(_report(technical=True), 1, 2, gates=RERENDER_GATES).action == "deliver"
+    assert decide(_report(sharpness=True), 1, 2, gates=RERENDER_GATES).action == "regenerate"
 
 
 def test_max_attempts_setting_defaults_to_two(monkeypatch: pytest.MonkeyPatch) -> None:

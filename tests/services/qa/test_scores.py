@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 
 from reelforge_encoder.ffmpeg import Codec, encode_frames, ffmpeg_exe
-from reelforge_qa.scores import Expected, Thresholds, exposure, noise, score_video, sharpness
+from reelforge_qa.gates import Thresholds, exposure, noise, sharpness
+from reelforge_qa.scores import Expected, score_video
 
 RNG = np.random.default_rng(0)
 

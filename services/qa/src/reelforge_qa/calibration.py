@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Literal
 
 from reelforge_qa.film_checks import FilmQaReport, SegmentVideo, check_film
-from reelforge_qa.scores import Expected, Thresholds, score_video
+from reelforge_qa.gates import Thresholds
+from reelforge_qa.scores import Expected, score_video
 from reelforge_qa.synthetic import HEIGHT, WIDTH, Shot, encode, join, render_shot
 from reelforge_qa.transitions import detect_cuts, read_film
 from reelforge_shared.events import QaReport

@@ -20,10 +20,11 @@ from typing import Any
 
 from reelforge_qa.film_checks import FilmThresholds, SegmentVideo, check_film
 from reelforge_qa.film_regenerate import ContinuityRedo, continuity_redos, middle_frame_png
+from reelforge_qa.gates import RERENDER_GATES, Thresholds
 from reelforge_qa.job_report import Regeneration, build_job_report, check_scores
 from reelforge_qa.regenerate import decide
 from reelforge_qa.report_html import render_html, thumbnail_strip
-from reelforge_qa.scores import Expected, Thresholds, score_video
+from reelforge_qa.scores import Expected, score_video
 from reelforge_qa.segment_film_stats import SegmentFilmStats, segment_film_stats
 from reelforge_shared.events import (
     Event,
@@ -39,9 +40,6 @@ from reelforge_shared.metrics import QA_GATES
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
-
-# A new seed can fix what the picture shows, not how the encoder wrote the file.
-REGENERABLE_GATES = ("sharpness", "exposure", "noise", "blockiness", "flicker", "smoothness")
 
 
 @dataclass(slots=True)
@@ -73,7 +71,7 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
         deps.store.put_json(deps.bucket, report_key, report.model_dump(mode="json"))
         for gate_name, gate in report.gates.items():  # counted once per scored attempt (a stored report is not rescored)
             QA_GATES.labels(gate_name, "pass" if gate.passed else "fail").inc()
-    decision = decide(report, event.attempt, deps.max_attempts, gates=REGENERABLE_GATES)
+    decision = decide(report, event.attempt, deps.max_attempts, gates=RERENDER_GATES)
     if decision.action == "regenerate" and decision.next_attempt is not None:
         board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
         return [

@@ -42,13 +42,3 @@ def decide(report: QaReport, attempt: int, max_attempts: int, gates: Iterable[st
         return QaDecision("regenerate", False, failed, attempt, attempt + 1, why)
     why = "attempts used up" if wanted else "no failed gate calls for a new render"
     return QaDecision("deliver", True, failed, attempt, None, f"failed {', '.join(failed)}; {why}")
-
-
-def gate_failure_counts(reports: Iterable[QaReport]) -> dict[str, int]:
-    """How often each gate failed over many reports (every attempt of every segment): for the job report."""
-    counts: dict[str, int] = {}
-    for report in reports:
-        for name, gate in report.gates.items():
-            if not gate.passed:
-                counts[name] = counts.get(name, 0) + 1
-    return dict(sorted(counts.items()))
