@@ -25,6 +25,7 @@ from reelforge.local_run import run_storyboard
 from reelforge_encoder.ffmpeg import ffmpeg_exe
 from reelforge_gateway.timeline.export import read
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY
+from reelforge_shared.logging import configure_logging
 from reelforge_shared.media import probe
 from reelforge_shared.storyboard import parse_storyboard
 
@@ -75,7 +76,10 @@ def finished(tmp_path_factory, nats_server, s3_server, model_cache) -> dict:
     out.mkdir()
     import asyncio
 
-    assert asyncio.run(run_storyboard(parse_storyboard(raw), out, **overrides))
+    try:
+        assert asyncio.run(run_storyboard(parse_storyboard(raw), out, **overrides))
+    finally:
+        configure_logging("INFO", json=True)  # the run logged into its folder's log file, closed now
     return {"out": out, "overrides": overrides, "job_id": json.loads((out / "report.json").read_text())["job_id"]}
 
 
@@ -224,3 +228,61 @@ def test_the_bundle_holds_every_timeline_the_media_and_a_readme(finished: dict, 
     } | media == names
     assert {c.media_reference.target_url for c in timeline.find_clips()} == media  # relative, inside the bundle
     assert all(m in readme for m in media) and "final.mp4" in readme
+
+
+TOKENS = {"api_tokens": "alice:tok-alice-secret,bob:tok-bob-secret"}
+ALICE, BOB = {"Authorization": "Bearer tok-alice-secret"}, {"Authorization": "Bearer tok-bob-secret"}
+
+
+async def test_the_api_serves_the_timeline_and_the_bundle_of_the_callers_own_job(finished: dict, tmp_path: Path) -> None:
+    import httpx
+
+    from reelforge.stack import local_stack
+    from reelforge_shared.bus import Bus
+    from reelforge_shared.jobs import Ledger
+
+    job = finished["job_id"]
+    async with local_stack(tmp_path, names=["gateway"], **finished["overrides"], **TOKENS) as stack:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60, headers=ALICE) as client:
+            answer = await client.get(f"/v1/jobs/{job}/timeline", params={"format": "otio"})
+            assert answer.status_code == 200 and job in answer.headers["content-disposition"]
+            timeline = read(answer.content)
+            assert [c.media_reference.target_url for c in timeline.video_tracks()[0].find_clips()] == [
+                "media/001-open.mp4",
+                "media/002-turn.mp4",
+                "media/003-close.mp4",
+            ]
+            # Short-lived URLs when asked: each one fetches its segment.
+            answer = await client.get(f"/v1/jobs/{job}/timeline", params={"format": "fcp7xml", "media": "urls"})
+            urls = [c.media_reference.target_url for c in read(answer.content, "fcp7xml").video_tracks()[0].find_clips()]
+            assert len(urls) == 3 and all(u.startswith("http") for u in urls)
+            segment = await client.get(urls[1], headers={})
+            assert segment.status_code == 200 and segment.content[4:8] == b"ftyp"
+            edl = await client.get(f"/v1/jobs/{job}/timeline", params={"format": "edl"})
+            assert edl.status_code == 200 and "002  " in edl.text
+
+            bundle = await client.get(f"/v1/jobs/{job}/bundle")
+            assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/zip"
+            (tmp_path / "b.zip").write_bytes(bundle.content)
+            with zipfile.ZipFile(tmp_path / "b.zip") as z:
+                assert {"README.txt", "final.mp4", "timeline.kdenlive", "media/002-turn.mp4"} <= set(z.namelist())
+
+            # Refusals: a format nobody asked for, a version not made, another token's job (the same 404 as none).
+            assert (await client.get(f"/v1/jobs/{job}/timeline", params={"format": "aaf"})).status_code == 422
+            late = await client.get(f"/v1/jobs/{job}/timeline", params={"version": 7})
+            assert late.status_code == 409 and late.json()["error"] == "film_not_ready"
+            bus = await Bus.connect(stack.settings)
+            try:
+                ledger = await Ledger.open(bus)
+
+                def owned_by_bob(record) -> None:
+                    record.owner = "bob"
+                    record.record("test.owner")
+
+                await ledger.update(job, owned_by_bob)
+            finally:
+                await bus.close()
+            for path in (f"/v1/jobs/{job}/timeline", f"/v1/jobs/{job}/bundle", "/v1/jobs/j-none/timeline"):
+                refused = await client.get(path)
+                assert refused.status_code == 404 and refused.json()["error"] == "job_not_found", path
+            assert (await client.get(f"/v1/jobs/{job}/timeline", headers=BOB)).status_code == 200

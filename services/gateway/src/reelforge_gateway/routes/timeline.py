@@ -1,0 +1,101 @@
+"""Hand-off to an editor: a finished film's timeline (OpenTimelineIO, FCPXML, FCP7 XML, EDL, Kdenlive) and its bundle.
+
+Both are built from what the job stores (:mod:`reelforge_gateway.timeline.sources`) and read the job through
+:func:`reelforge_gateway.views.owned_job`, like every job route: another token's job is a 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from datetime import timedelta
+from pathlib import Path as FilePath
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response
+from starlette.background import BackgroundTask
+
+from reelforge_gateway.deps import Deps, GatewayDeps
+from reelforge_gateway.errors import ApiError
+from reelforge_gateway.routes.jobs import JOB_ID, responses
+from reelforge_gateway.timeline.bundle import timeline_name, write_bundle
+from reelforge_gateway.timeline.export import FORMATS, Format, write
+from reelforge_gateway.timeline.sources import Sourced, from_store
+from reelforge_gateway.views import owned_job
+from reelforge_shared.jobs import JobRecord
+
+router = APIRouter(tags=["timeline"])
+VERSION = Query(ge=1, le=10_000, description="film version (default: the latest finished)")
+URL_LIFETIME = timedelta(hours=1)
+
+
+def _version(record: JobRecord, version: int | None) -> int:
+    """The film version asked for, or the latest finished one; 409 while there is none."""
+    chosen = version or max(record.films, default=0)
+    if chosen not in record.films:
+        which = f" version {version}" if version else ""
+        raise ApiError(409, "film_not_ready", f"job {record.job_id} has no finished film{which} yet", status=record.status)
+    return chosen
+
+
+async def _sourced(deps: GatewayDeps, record: JobRecord, version: int | None) -> Sourced:
+    return await asyncio.to_thread(from_store, deps.store, deps.work_bucket, record.job_id, _version(record, version))
+
+
+def _filename(record: JobRecord, suffix: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{record.job_id}-{suffix}"'}
+
+
+@router.get(
+    "/v1/jobs/{job_id}/timeline",
+    responses=responses(404, 409) | {200: {"description": "the timeline as a file in the format asked for"}},
+)
+async def timeline(
+    request: Request,
+    deps: Deps,
+    job_id: Annotated[str, JOB_ID],
+    format: Annotated[
+        Format, Query(description="otio, fcpxml (Final Cut Pro), fcp7xml (Premiere, Resolve), edl, kdenlive")
+    ] = "otio",
+    media: Annotated[
+        Literal["relative", "urls"],
+        Query(description="relative: media/NNN-ID.mp4 as in the bundle; urls: presigned URLs valid for an hour"),
+    ] = "relative",
+    version: Annotated[int | None, VERSION] = None,
+) -> Response:
+    """The film as an editor's timeline: shots with their transitions, sound, alternate takes on disabled tracks, QA
+    findings as markers, each clip's prompt, seed, model and QA scores in its metadata."""
+    record = await owned_job(request, deps, job_id)
+    sourced = await _sourced(deps, record, version)
+    urls = None
+    if media == "urls":
+        urls = {name: deps.store.url(deps.work_bucket, key, expires=URL_LIFETIME) for name, key in sourced.keys.items()}
+    text = await asyncio.to_thread(write, sourced.cut, format, media_urls=urls)
+    return Response(text, media_type=FORMATS[format][2], headers=_filename(record, timeline_name(format)))
+
+
+@router.get(
+    "/v1/jobs/{job_id}/bundle",
+    responses=responses(404, 409) | {200: {"description": "a zip: every timeline format, the media, the film, a README"}},
+)
+async def bundle(
+    request: Request, deps: Deps, job_id: Annotated[str, JOB_ID], version: Annotated[int | None, VERSION] = None
+) -> FileResponse:
+    """The hand-off bundle: the timeline in every format, the segment files it references (relative paths), the film
+    and a README saying what is where."""
+    record = await owned_job(request, deps, job_id)
+    sourced = await _sourced(deps, record, version)
+    work = tempfile.TemporaryDirectory(prefix="reelforge-bundle-")
+    root = FilePath(work.name)
+
+    def fetch(name: str, dest: FilePath) -> FilePath:
+        return deps.store.get_file(deps.work_bucket, sourced.keys[name], dest)
+
+    zipped = await asyncio.to_thread(write_bundle, sourced.cut, fetch, root / "bundle.zip", root)
+    return FileResponse(
+        zipped,
+        media_type="application/zip",
+        headers=_filename(record, f"v{sourced.cut.version}-bundle.zip"),
+        background=BackgroundTask(work.cleanup),
+    )
