@@ -29,6 +29,8 @@ from reelforge_shared.logging import configure_logging
 from reelforge_shared.media import probe
 from reelforge_shared.storyboard import parse_storyboard
 
+pytestmark = pytest.mark.slow  # one tiny film through every service, then each test reads it
+
 FPS, FRAMES = 6, 6
 STORYBOARD = {
     "title": "Hand-off",
@@ -58,7 +60,7 @@ def finished(tmp_path_factory, nats_server, s3_server, model_cache) -> dict:
         [ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=1", str(tone)], check=True
     )
     raw = json.loads(json.dumps(STORYBOARD))
-    raw["segments"][1]["audio"] = str(tone)
+    raw["segments"][1]["audio"] = tone.name  # a file in the storyboard's folder
     tag = uuid.uuid4().hex[:10]
     overrides = {
         "nats_url": nats_server.url,
@@ -77,7 +79,7 @@ def finished(tmp_path_factory, nats_server, s3_server, model_cache) -> dict:
     import asyncio
 
     try:
-        assert asyncio.run(run_storyboard(parse_storyboard(raw), out, **overrides))
+        assert asyncio.run(run_storyboard(parse_storyboard(raw), out, folder=tmp, **overrides))
     finally:
         configure_logging("INFO", json=True)  # the run logged into its folder's log file, closed now
     return {"out": out, "overrides": overrides, "job_id": json.loads((out / "report.json").read_text())["job_id"]}
@@ -243,6 +245,16 @@ async def test_the_api_serves_the_timeline_and_the_bundle_of_the_callers_own_job
 
     job = finished["job_id"]
     async with local_stack(tmp_path, names=["gateway"], **finished["overrides"], **TOKENS) as stack:
+        bus = await Bus.connect(stack.settings)
+        try:  # the film was made by `reelforge run`: alice's, as if she had submitted it
+
+            def owned_by_alice(record) -> None:
+                record.owner = "alice"
+                record.record("test.owner")
+
+            await (await Ledger.open(bus)).update(job, owned_by_alice)
+        finally:
+            await bus.close()
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60, headers=ALICE) as client:
             answer = await client.get(f"/v1/jobs/{job}/timeline", params={"format": "otio"})
             assert answer.status_code == 200 and job in answer.headers["content-disposition"]
@@ -271,18 +283,10 @@ async def test_the_api_serves_the_timeline_and_the_bundle_of_the_callers_own_job
             assert (await client.get(f"/v1/jobs/{job}/timeline", params={"format": "aaf"})).status_code == 422
             late = await client.get(f"/v1/jobs/{job}/timeline", params={"version": 7})
             assert late.status_code == 409 and late.json()["error"] == "film_not_ready"
-            bus = await Bus.connect(stack.settings)
-            try:
-                ledger = await Ledger.open(bus)
-
-                def owned_by_bob(record) -> None:
-                    record.owner = "bob"
-                    record.record("test.owner")
-
-                await ledger.update(job, owned_by_bob)
-            finally:
-                await bus.close()
-            for path in (f"/v1/jobs/{job}/timeline", f"/v1/jobs/{job}/bundle", "/v1/jobs/j-none/timeline"):
-                refused = await client.get(path)
+            for path, who in (
+                (f"/v1/jobs/{job}/timeline", BOB),
+                (f"/v1/jobs/{job}/bundle", BOB),
+                ("/v1/jobs/j-none/timeline", ALICE),
+            ):
+                refused = await client.get(path, headers=who)
                 assert refused.status_code == 404 and refused.json()["error"] == "job_not_found", path
-            assert (await client.get(f"/v1/jobs/{job}/timeline", headers=BOB)).status_code == 200
