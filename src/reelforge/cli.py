@@ -38,7 +38,7 @@ def run(
     model: Annotated[str | None, typer.Option(help="model id or path (default REELFORGE_MODEL)")] = None,
 ) -> None:
     """Render a storyboard with the whole system on this machine (embedded NATS and S3 unless configured)."""
-    from reelforge.local_run import run_storyboard
+    from reelforge.local_run import local_media, run_storyboard
     from reelforge_shared.errors import InvalidInput
     from reelforge_shared.settings import CommonSettings
 
@@ -46,8 +46,9 @@ def run(
     _refuse_unsafe_defaults(settings, embedded_s3=not settings.s3_endpoint)
     board = _load(storyboard)
     _refuse_prompts_that_cannot_fit(board, storyboard, model)
-    out.mkdir(parents=True, exist_ok=True)
     try:
+        local_media(board, storyboard.parent)  # refused before anything starts
+        out.mkdir(parents=True, exist_ok=True)
         ok = asyncio.run(run_storyboard(board, out, model=model, console=console, folder=storyboard.parent))
     except InvalidInput as exc:  # a media file outside the storyboard's folder, or one that is not what it claims
         console.print(f"[red]storyboard {storyboard}: {exc}[/red]")

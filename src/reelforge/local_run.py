@@ -8,6 +8,7 @@ stored and acknowledged is not done twice. Another storyboard in the same folder
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -25,7 +26,7 @@ from reelforge_shared.bus import Bus
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.logging import configure_logging
-from reelforge_shared.references import Kind, ReferenceLimits, check_reference
+from reelforge_shared.references import Kind, ReferenceLimits, check_audio, check_image
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
@@ -85,7 +86,7 @@ async def _render(
     bus = await Bus.connect(settings, name="reelforge-cli")
     store = ObjectStore.from_settings(settings)
     try:
-        board = await stage_local_media(board, folder, store=store, bucket=settings.work_bucket, job_id=job_id)
+        board = await asyncio.to_thread(stage_local_media, board, folder, store=store, bucket=settings.work_bucket, job_id=job_id)
         ledger = await Ledger.open(bus)
         # Submitting again is harmless: every publish carries its Nats-Msg-Id, so a resumed run adds nothing new.
         await submit_job(board, bus=bus, store=store, bucket=settings.work_bucket, job_id=job_id, model=model)
@@ -117,33 +118,49 @@ async def _render(
         await bus.close()
 
 
-async def stage_local_media(
-    board: Storyboard, folder: Path | None, *, store: ObjectStore, bucket: str, job_id: str
-) -> Storyboard:
-    """Local mode: media files the storyboard names, under its own folder only, checked and stored as the job's inputs.
-
-    The storyboard that is submitted names them by key (workers open nothing else). A path outside the
-    folder, a missing file and a link out of it get one message; URLs are left to submission.
-    """
-    data = board.model_dump(mode="json")
-    holders: list[tuple[dict, str, str, Kind]] = [
+def _media_fields(data: dict) -> list[tuple[dict, str, str, Kind]]:
+    """(holder, key, field, kind) of every media reference in a dumped storyboard."""
+    return [
         (data["audio"], "music", "audio.music", "audio"),
         (data["deliverables"], "logo", "deliverables.logo", "image"),
         *((seg, "audio", f"segments[{i}].audio", "audio") for i, seg in enumerate(data["segments"])),
         *((c, "reference_image", f"characters.{name}.reference_image", "image") for name, c in data["characters"].items()),
     ]
+
+
+def local_media(board: Storyboard, folder: Path | None) -> dict[str, tuple[Path, str]]:
+    """Local mode: the media files ``board`` names (field -> file, checked type), only under the storyboard's ``folder``.
+
+    A path outside the folder, a link out of it and a missing file get one message; a file that is not
+    the image or audio its field wants is invalid input too. URLs and job keys are left to submission.
+    """
     base = folder.resolve() if folder is not None else None
-    for holder, key, field, kind in holders:
+    found = {}
+    for holder, key, field, kind in _media_fields(board.model_dump(mode="json")):
         ref = holder.get(key)
-        if not ref or "://" in ref or Keys.owned(job_id, ref):
+        if not ref or "://" in ref or ref.startswith("jobs/"):
             continue
         path = (base / ref).resolve() if base is not None else None
         if path is None or base is None or not path.is_relative_to(base) or not path.is_file():
             raise InvalidInput(f"{field}: {ref!r} is not a file in the storyboard's folder ({base})")
-        checked = await check_reference(path.read_bytes(), kind=kind, field=field, limits=ReferenceLimits())
-        stored = Keys.job_input(job_id, re.sub(r"[^A-Za-z0-9]+", "-", field).strip("-") + path.suffix.lower()[:8])
-        store.put_bytes(bucket, stored, checked.data, checked.content_type)
-        holder[key] = stored
+        limits, data = ReferenceLimits(), path.read_bytes()
+        if len(data) > limits.max_bytes:
+            raise InvalidInput(f"{field}: {len(data)} bytes, over the {limits.max_bytes}-byte cap")
+        check = check_image(data, field, limits.max_pixels) if kind == "image" else check_audio(data, field, limits.max_seconds)
+        found[field] = (path, check)
+    return found
+
+
+def stage_local_media(board: Storyboard, folder: Path | None, *, store: ObjectStore, bucket: str, job_id: str) -> Storyboard:
+    """``board`` with its local media files (:func:`local_media`) stored as the job's inputs and named by key."""
+    files = local_media(board, folder)
+    data = board.model_dump(mode="json")
+    for holder, key, field, _ in _media_fields(data):
+        if field in files:
+            path, content_type = files[field]
+            stored = Keys.job_input(job_id, re.sub(r"[^A-Za-z0-9]+", "-", field).strip("-") + path.suffix.lower()[:8])
+            store.put_file(bucket, stored, path, content_type)
+            holder[key] = stored
     return parse_storyboard(data)
 
 

@@ -39,7 +39,7 @@ async def test_signed_webhooks_retry_with_one_id_over_a_day(overrides, event_log
         "webhook_urls": f"{receiver.url('/flaky')},{receiver.url('/gone')}",
         "webhook_secret": secret,
         "webhook_allow_private": True,
-        "webhook_retry_first_s": 0.3,
+        "webhook_retry_first_s": 1.0,  # also the first ack wait (JetStream backoff): above a first send on a loaded machine
     }
     async with local_stack(tmp_path, names=["uploader"], **overrides, **config) as stack:
         bus = await Bus.connect(stack.settings)

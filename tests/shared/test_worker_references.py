@@ -146,7 +146,7 @@ def test_a_decompression_bomb_reference_image_is_invalid_input(
         load_references(local)
 
 
-async def test_local_mode_stores_media_from_the_storyboards_folder_only(
+def test_local_mode_stores_media_from_the_storyboards_folder_only(
     store: ObjectStore, settings: CommonSettings, tmp_path: Path
 ) -> None:
     from reelforge.local_run import stage_local_media
@@ -158,13 +158,13 @@ async def test_local_mode_stores_media_from_the_storyboards_folder_only(
     (folder / "link.png").symlink_to(tmp_path / "outside.png")
     bucket = settings.work_bucket
     board = parse_storyboard({"segments": [{"id": "a", "prompt": "x"}], "deliverables": {"logo": "logo.png"}})
-    staged = await stage_local_media(board, folder, store=store, bucket=bucket, job_id=JOB)
+    staged = stage_local_media(board, folder, store=store, bucket=bucket, job_id=JOB)
     assert staged.deliverables.logo == Keys.job_input(JOB, "deliverables-logo.png")
     assert store.get_bytes(bucket, staged.deliverables.logo) == _png()
     errors = {}
     for ref in ("../outside.png", str(tmp_path / "outside.png"), "link.png", "/etc/hostname", "missing.png"):
         board = parse_storyboard({"segments": [{"id": "a", "prompt": "x"}], "deliverables": {"logo": ref}})
         with pytest.raises(InvalidInput, match="^deliverables.logo: ") as caught:
-            await stage_local_media(board, folder, store=store, bucket=bucket, job_id=JOB)
+            stage_local_media(board, folder, store=store, bucket=bucket, job_id=JOB)
         errors[ref] = str(caught.value)
     _same_answer(errors)

@@ -36,6 +36,17 @@ def test_a_prompt_its_model_cannot_read_whole_exits_2_naming_the_field_and_the_l
     assert not (tmp_path / "out").exists()  # nothing started
 
 
+def test_a_media_file_outside_the_storyboards_folder_exits_2_naming_the_field(tmp_path: Path) -> None:
+    folder = tmp_path / "film"
+    folder.mkdir()
+    board = folder / "board.yaml"
+    board.write_text(json.dumps({"segments": [{"id": "a", "prompt": "x"}], "audio": {"music": "/etc/hostname"}}))
+    result = _reelforge("run", str(board), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert "audio.music: '/etc/hostname' is not a file in the storyboard's folder" in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing started
+
+
 def test_missing_storyboard_file_is_a_clear_error(tmp_path: Path) -> None:
     result = _reelforge("run", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and "cannot read storyboard" in result.stderr
