@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -49,6 +50,9 @@ RENDERED = ROOT / "out" / "compose.test.yml"
 COMPOSE = ["docker-compose", "-p", PROJECT, "-f", str(RENDERED)]
 WORKERS = {"gateway": 19101, "generator-cpu": 19102, "encoder": 19103, "qa": 19104, "uploader": 19105}
 INFRA = ["nats", "minio", "minio-init", "prometheus"]
+PUBLISHED = {"gateway", "grafana"}  # the only services docker-compose.yml publishes (on 127.0.0.1 by default)
+# A listener of each running service the binding check must see (deploy/test/compose.host.yml's ports).
+LISTENERS = [("nats", 14222), ("minio", 18333), ("prometheus", 19090), ("gateway", 18081), *WORKERS.items()]
 GATEWAY = "http://127.0.0.1:18081"
 AUTH = {"Authorization": "Bearer loopback-test-token"}  # REELFORGE_API_TOKENS in deploy/test/compose.host.yml
 PROMETHEUS = "http://127.0.0.1:19090"
@@ -214,6 +218,41 @@ def check_least_privilege() -> None:
     say("least privilege: NATS refuses an anonymous client, the generator may not write the delivery bucket")
 
 
+def check_listeners(env: dict[str, str]) -> None:
+    """Nothing of the stack listens beyond loopback but the gateway (and Grafana), read from the host network's
+    own socket table (`ss -ltnp`: the containers share it) and Docker's port bindings; nothing is connected to."""
+    import ipaddress
+
+    owner: dict[int, str] = {}  # host pid -> compose service
+    for service in [*INFRA, *WORKERS]:
+        for container in run(*COMPOSE, "ps", "-q", service, env=env, capture=True).split():
+            state = json.loads(run("docker", "inspect", container, capture=True))[0]
+            if not state["State"]["Running"]:
+                continue  # minio-init has done its work
+            bindings = state["HostConfig"].get("PortBindings") or {}
+            published = [b for bs in (state["NetworkSettings"].get("Ports") or {}).values() for b in bs or []]
+            for binding in [*published, *(b for bs in bindings.values() for b in bs or [])]:
+                loopback = ipaddress.ip_address(binding["HostIp"] or "0.0.0.0").is_loopback  # noqa: S104 - an address read
+                check(loopback or service in PUBLISHED, f"{service} publishes {binding} beyond loopback")
+            check(not run("docker", "port", container, capture=True).strip(), f"{service} publishes a port")
+            for line in run("docker", "top", container, "-eo", "pid", capture=True).splitlines()[1:]:
+                owner[int(line)] = service
+    seen: dict[str, set[int]] = {}
+    for line in run("ss", "-ltnpH", capture=True).splitlines():
+        fields = line.split()
+        address, _, port = fields[3].rpartition(":")
+        for pid in (int(p) for p in re.findall(r"pid=(\d+)", line)):
+            if pid in owner:
+                service = owner[pid]
+                seen.setdefault(service, set()).add(int(port))
+                host = None if address == "*" else ipaddress.ip_address(address.strip("[]").split("%")[0])
+                beyond = host is None or not host.is_loopback
+                check(not beyond or service in PUBLISHED, f"{service} listens on {fields[3]}, beyond loopback")
+    for service, port in LISTENERS:  # the check saw the stack itself, not an empty table
+        check(port in seen.get(service, set()), f"{service} not seen listening on {port}: {seen}")
+    say(f"listeners: {sum(map(len, seen.values()))} sockets of {len(seen)} services, all on loopback; nothing published")
+
+
 def check_images() -> None:
     for service in WORKERS:
         image = f"reelforge-{service}:local"
@@ -301,6 +340,7 @@ def stack() -> None:
         check(status["status"] == "completed", json.dumps(status, indent=2)[:3000])
         say(f"job completed: {status.get('film_key')}")
         check_least_privilege()
+        check_listeners(env)
         check_prometheus()
         say("stopping the workers with SIGTERM")
         run(*COMPOSE, "stop", "-t", "60", *WORKERS, env=env)

@@ -106,7 +106,7 @@ def up(
         directory = state_dir or Path(tempfile.mkdtemp(prefix="reelforge-up-"))
         async with local_stack(directory, gateway_port=port) as stack:
             if settings.metrics_port is not None:
-                serve_health(settings.metrics_port, [s.health for s in stack.services])
+                serve_health(settings.metrics_port, [s.health for s in stack.services], host=settings.metrics_host)
             console.print(f"gateway  {stack.gateway_url}  (POST /v1/jobs, GET /v1/jobs/ID)")
             console.print(f"nats     {stack.settings.nats_url}   subjects {stack.settings.subject_prefix}.>")
             buckets = f"{stack.settings.work_bucket}, {stack.settings.delivery_bucket}"
@@ -142,7 +142,8 @@ def worker(
     except ValueError as exc:  # a setting that cannot work (the gateway without API tokens, ...): say which
         console.print(f"[red]{name}: {exc}[/red]")
         raise typer.Exit(2) from None
-    serve_health(settings.metrics_port if settings.metrics_port is not None else 9100, [service.health])
+    port = settings.metrics_port if settings.metrics_port is not None else 9100
+    serve_health(port, [service.health], host=settings.metrics_host)
 
     async def main() -> None:
         await run_service(service, _until_signal())

@@ -154,6 +154,10 @@ def test_compose_publishes_only_the_gateway_and_grafana_on_loopback_by_default()
         "192.0.2.10:8080:8080/tcp",
         "192.0.2.10:3000:3000/tcp",
     ]
+    for name in ("gateway", "generator", "generator-cpu", "encoder", "qa", "uploader"):  # as the pods in Kubernetes
+        worker = merged[name]
+        assert worker["read_only"] is True and worker["cap_drop"] == ["ALL"], name
+        assert worker["security_opt"] == ["no-new-privileges:true"] and "/tmp" in worker["tmpfs"], name  # noqa: S108 - a path in the compose file
     # No lifecycle API (an open /-/quit and /-/reload), no anonymous Grafana, its admin password from .env.
     assert not [arg for arg in merged["prometheus"]["command"] if "lifecycle" in arg]
     grafana = merged["grafana"]["environment"]

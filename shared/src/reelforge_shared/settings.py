@@ -73,6 +73,10 @@ class CommonSettings(BaseSettings):
         le=65535,
         description="port of /metrics and /healthz (`worker`: default 9100; `up`/`run`: only when set; 0: any free port)",
     )
+    metrics_host: str = Field(
+        "0.0.0.0",  # noqa: S104 - a pod's or container's probes and scrapes come from outside it
+        description="address /metrics and /healthz listen on (127.0.0.1 where the host network is shared: make test-deploy)",
+    )
     lag_poll_s: float = Field(5.0, gt=0, description="how often each worker reads its consumers' lag from JetStream for /metrics")
     log_level: str = Field("INFO", description="log level")
     log_json: bool | None = Field(None, description="JSON logs (default: JSON unless stderr is a terminal)")
