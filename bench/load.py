@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reelforge_shared.bus import Bus
+from reelforge_shared.bus import Bus, bootstrap
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, start_nats, start_s3
 from reelforge_shared.events import ModelInfo, SegmentGenerated, SegmentRequested
 from reelforge_shared.runner import Route
@@ -125,6 +125,7 @@ async def main(args: argparse.Namespace) -> None:
         [Route(SegmentRequested, stand_in_generator(store, settings.work_bucket), concurrency=args.generator_concurrency)],
         None,
     )
+    await bootstrap(settings)  # the stream and job store, as a deploy's `reelforge bootstrap` makes them
     gen_task = asyncio.create_task(run_service(generator, stop))
     jobs = []
     try:

@@ -18,8 +18,10 @@ from typing import Any
 import nats
 import pytest
 
+from reelforge_shared.bus import bootstrap
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, EmbeddedServer, start_nats, start_s3
 from reelforge_shared.events import EVENTS_BY_SUBJECT, Event
+from reelforge_shared.flow import event_subject
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import ObjectStore
 
@@ -93,7 +95,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def overrides(nats_server: EmbeddedServer, s3_server: EmbeddedServer, model_cache: Path) -> dict[str, Any]:
     """Settings for one test: real servers, a prefix and buckets of its own."""
     tag = uuid.uuid4().hex[:10]
-    return {
+    settings = {
         "nats_url": nats_server.url,
         "s3_endpoint": s3_server.url,
         "s3_access_key": ACCESS_KEY,
@@ -105,6 +107,8 @@ def overrides(nats_server: EmbeddedServer, s3_server: EmbeddedServer, model_cach
         "ack_wait_s": 10.0,
         "retry_delay_s": 0.2,
     }
+    asyncio.run(bootstrap(CommonSettings(**settings)))  # the stream and KV buckets, as `reelforge bootstrap` makes them
+    return settings
 
 
 @pytest.fixture
@@ -130,7 +134,7 @@ class EventLog:
 
     async def on_message(self, msg: Any) -> None:
         self.raw.append((msg.subject, msg.data))
-        cls = EVENTS_BY_SUBJECT.get(msg.subject.split(".", 1)[1])
+        cls = EVENTS_BY_SUBJECT.get(event_subject(msg.subject.split(".", 1)[1]))
         if cls is not None:
             self.events.append(cls.model_validate_json(msg.data))
         async with self._changed:

@@ -121,7 +121,10 @@ def worker(
     name: Annotated[str, typer.Argument(help="gateway, generator, encoder, qa or uploader", envvar="REELFORGE_WORKER")],
 ) -> None:
     """Run one service against the configured servers (REELFORGE_NATS_URL, REELFORGE_S3_ENDPOINT)."""
+    import structlog
+
     from reelforge.stack import service_module
+    from reelforge_shared.errors import StartupFailed
     from reelforge_shared.health import serve_health
     from reelforge_shared.logging import configure_logging
     from reelforge_shared.service import run_service
@@ -148,7 +151,11 @@ def worker(
     async def main() -> None:
         await run_service(service, _until_signal())
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except StartupFailed as exc:  # one line that names what to run or set, not a traceback
+        structlog.get_logger("reelforge.worker").error("worker.cannot_start", service=name, error=str(exc))
+        raise typer.Exit(2) from None
     _exit_past_abandoned_work()
 
 
@@ -201,6 +208,33 @@ def access_table() -> None:
     from reelforge_shared.access import access_table as table
 
     sys.stdout.write(table() + "\n")
+
+
+@app.command("bootstrap")
+def bootstrap_command() -> None:
+    """Make or update the event stream and the KV buckets (once per deploy, before the services; admin identity).
+
+    The services may not create or change them: their NATS users hold STREAM.INFO and consumer rights only.
+    Reads REELFORGE_NATS_URL, REELFORGE_NATS_USER/PASSWORD (the admin user), REELFORGE_SUBJECT_PREFIX,
+    REELFORGE_STREAM_REPLICAS and REELFORGE_DEDUP_WINDOW_S.
+    """
+    from reelforge_shared.bus import bootstrap
+    from reelforge_shared.errors import StartupFailed
+    from reelforge_shared.logging import configure_logging
+    from reelforge_shared.settings import CommonSettings
+
+    settings = CommonSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    if not settings.nats_url:
+        console.print("[red]REELFORGE_NATS_URL must be set for bootstrap[/red]")
+        raise typer.Exit(2)
+    try:
+        done = asyncio.run(bootstrap(settings))
+    except StartupFailed as exc:
+        console.print(f"[red]bootstrap: {exc}[/red]")
+        raise typer.Exit(2) from None
+    for line in done:
+        console.print(line)
 
 
 @app.command()

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from reelforge_shared.bus import bootstrap
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, EmbeddedServer, embedded_servers, free_port
 from reelforge_shared.service import Service, run_services
 from reelforge_shared.settings import CommonSettings
@@ -120,6 +121,7 @@ async def local_stack(
         services = [build_service(n, overrides | (gateway if n == "gateway" else {}) | own.get(n, {})) for n in names]
         gateway_url = f"http://127.0.0.1:{gateway['port']}" if "gateway" in names else None
         stack = Stack(CommonSettings(**overrides), services, servers, gateway_url)
+        await bootstrap(stack.settings)  # local mode: one identity makes the stream and buckets, as bootstrap does
         stop = asyncio.Event()
         task = stack.task = asyncio.create_task(run_services(services, stop))
         try:

@@ -10,6 +10,7 @@ frames of 64x36 per segment. The 3-node cluster is in test_faults_cluster.py.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import pytest
 
 from reelforge_shared.embedded import EmbeddedServer, start_nats, start_s3
 from reelforge_shared.events import EVENTS_BY_SUBJECT, ModelInfo, SegmentGenerated
+from reelforge_shared.flow import event_subject
 from reelforge_shared.storage import Keys
 from support.faults import (
     API_TOKEN,
@@ -129,8 +131,9 @@ def test_poison_on_every_subject_is_dead_lettered_and_the_job_goes_on(system: Sy
     async def poison() -> None:
         nc = await nats.connect(system.nats_url)
         js = nc.jetstream()
-        for subject in EVENTS_BY_SUBJECT:
-            await js.publish(f"{system.prefix}.{subject}", b"\x00 not an event")
+        for subject in EVENTS_BY_SUBJECT:  # a failure's subject names its stage: segment.failed.poison
+            staged = ".poison" if subject != event_subject(f"{subject}.poison") else ""
+            await js.publish(f"{system.prefix}.{subject}{staged}", b"\x00 not an event")
         model = ModelInfo(name="m", pipeline="p", random_weights=True)  # decodable, but its job does not exist
         await js.publish(
             f"{system.prefix}.segment.generated",
@@ -156,7 +159,11 @@ def test_poison_on_every_subject_is_dead_lettered_and_the_job_goes_on(system: Sy
     failed = _await(wait_for_event(system.nats_url, system.prefix, "segment.failed", "j-poison", timeout=120))
     assert failed["stage"] == "encoder" and failed["error"]
     letters = [body for subject, body in _await(stream_events(system.nats_url, system.prefix)) if subject.startswith("dead.")]
-    poisoned = {(letter["service"], letter["subject"]) for letter in letters if "not an event" in letter["payload"]}
+    poisoned = {
+        (letter["service"], event_subject(letter["subject"].split(".", 1)[1]))
+        for letter in letters
+        if b"not an event" in base64.b64decode(letter["preview"])
+    }
     consumers = _await(_consumers(system))  # every (service, subject) a worker consumes
     assert consumers and consumers <= poisoned, f"not dead-lettered: {sorted(consumers - poisoned)}"
     _all_alive(system)
@@ -166,7 +173,11 @@ async def _consumers(system: System) -> set[tuple[str, str]]:
     nc = await nats.connect(system.nats_url)
     infos = await nc.jetstream().consumers_info(system.prefix.upper())
     await nc.close()
-    return {(i.name.split("-", 1)[0], i.config.filter_subject) for i in infos if i.config.durable_name}
+    return {
+        (i.name.split("-", 1)[0], event_subject(i.config.filter_subject.split(".", 1)[1].removesuffix(".*")))
+        for i in infos
+        if i.config.durable_name
+    }
 
 
 def test_nats_server_restarted_twice_during_one_job(system: System, servers: dict[str, EmbeddedServer]) -> None:

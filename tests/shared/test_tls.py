@@ -19,7 +19,7 @@ import httpx
 import nats
 import pytest
 
-from reelforge_shared.bus import Bus
+from reelforge_shared.bus import Bus, bootstrap
 from reelforge_shared.clients import nats_connect_options
 from reelforge_shared.embedded import EmbeddedServer, free_port, start_nats
 from reelforge_shared.events import JobCancelled
@@ -123,6 +123,7 @@ async def _refused(url: str, settings: CommonSettings) -> str:
 
 
 async def _round_trip(settings: CommonSettings) -> None:
+    await bootstrap(settings)  # this server's stream, as `reelforge bootstrap` makes it
     bus = await Bus.connect(settings, name="tls-test")
     try:
         ack = await bus.js.publish(bus.subject(JobCancelled), JobCancelled(job_id="j-tls").model_dump_json().encode())
@@ -184,6 +185,8 @@ def test_a_worker_process_connects_with_its_tls_settings(
         "REELFORGE_METRICS_PORT": str(health),
         "REELFORGE_LOG_JSON": "true",
     }
+    booted = subprocess.run([sys.executable, "-m", "reelforge.cli", "bootstrap"], env=env, capture_output=True, text=True)
+    assert booted.returncode == 0, booted.stdout + booted.stderr  # the stream, over TLS, as a deploy's bootstrap job
     proc = subprocess.Popen(
         [sys.executable, "-m", "reelforge.cli", "worker", "encoder"],
         env=env,

@@ -25,6 +25,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from reelforge_shared.access import seaweedfs_identities
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, find_binary, free_port
+from reelforge_shared.flow import event_subject
 from reelforge_shared.storage import DeliveryKeys, ObjectStore
 
 SERVICES = ("gateway", "generator", "encoder", "qa", "uploader")
@@ -125,12 +126,13 @@ class System:
         return env
 
     def start(self, name: str, **extra_env: str) -> Worker:
-        if not self.workers:  # the buckets, made with the admin identity: a worker's own may not make one
-            for bucket in (self.work_bucket, self.delivery_bucket):
-                self.store().ensure_bucket(bucket)
         port = free_port()
         log = self.root / f"{name}.log"
         env = self.environment(name, port) | extra_env
+        if not self.workers:  # buckets, stream and job store, made with the admin identity as a deploy does
+            for bucket in (self.work_bucket, self.delivery_bucket):
+                self.store().ensure_bucket(bucket)
+            subprocess.run([find_binary("reelforge"), "bootstrap"], env=env, check=True, capture_output=True, timeout=120)
         cmd = [find_binary("reelforge"), "worker", name]
         proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
         self.workers[name] = Worker(name, proc, port, log)
@@ -210,7 +212,7 @@ async def stream_events(nats_url: str, prefix: str, job_id: str | None = None) -
                 except ValueError:
                     body = {}
                 if job_id is None or body.get("job_id") == job_id:
-                    found.append((msg.subject.split(".", 1)[1], body))
+                    found.append((event_subject(msg.subject.split(".", 1)[1]), body))  # segment.failed.qa: segment.failed
         await sub.unsubscribe()
     await nc.close()
     return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ from reelforge_shared.events import (
     SegmentGenerated,
     SegmentRequested,
 )
+from reelforge_shared.flow import event_subject
 from reelforge_shared.media import probe
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
@@ -51,7 +53,10 @@ async def _subject_counts(settings) -> dict[str, int]:
     bus = await Bus.connect(settings)
     info = await bus.js.stream_info(bus.stream, subjects_filter=f"{settings.subject_prefix}.>")
     await bus.close()
-    return {subject.split(".", 1)[1]: n for subject, n in (info.state.subjects or {}).items()}
+    counts: Counter[str] = Counter()
+    for subject, n in (info.state.subjects or {}).items():
+        counts[event_subject(subject.split(".", 1)[1])] += n  # a failure's stage is not part of the count
+    return dict(counts)
 
 
 async def _consumer_idle(settings, durable: str, handled: int) -> None:

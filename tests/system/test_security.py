@@ -10,8 +10,12 @@ import asyncio
 import io
 import json
 import logging
+import os
+import shutil
 import uuid
+from asyncio.subprocess import PIPE, STDOUT
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +29,10 @@ from typer.testing import CliRunner
 from reelforge.cli import app
 from reelforge.stack import SERVICE_MODULES, build_service, local_stack
 from reelforge_shared.access import access_table, minio_policy, nats_authorization
-from reelforge_shared.bus import Bus
+from reelforge_shared.bus import Bus, bootstrap
 from reelforge_shared.embedded import EmbeddedServer, start_nats
 from reelforge_shared.events import JobCompleted
-from reelforge_shared.flow import FLOW, SERVICES, durable_name
+from reelforge_shared.flow import FLOW, KV_BUCKETS, SERVICES, durable_name, kv_bucket, publish_subjects, stream_name
 from reelforge_shared.logging import configure_logging, register_secrets
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import ObjectStore
@@ -88,7 +92,9 @@ async def test_nats_refuses_what_a_service_may_not_do(secured_nats, overrides: d
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc))
 
-    # Every service does its bus work under its own user: stream, its durables, the ledger, its publishes.
+    # The admin identity makes the stream and buckets (reelforge bootstrap); every service then does its bus
+    # work under its own user: its durables, the ledger, its publishes, its own stages' failures.
+    await bootstrap(_as(overrides, "admin", passwords, server.url))
     for name, flow in FLOW.items():
         bus = await Bus.connect(_as(overrides, name, passwords, server.url), name=f"reelforge-{name}", service=name)
         for row in flow.consumes:
@@ -97,8 +103,8 @@ async def test_nats_refuses_what_a_service_may_not_do(secured_nats, overrides: d
         if flow.kv == "write":
             await kv.put("job-1", b"{}")
         assert (await kv.get("job-1")).value == b"{}" and await kv.keys() == ["job-1"]
-        for event in flow.publishes:
-            ack = await bus.js.publish(bus.subject(event), b"{}", timeout=5)
+        for subject in publish_subjects(name, bus.prefix):
+            ack = await bus.js.publish(subject, b"{}", timeout=5)
             assert ack.stream == bus.stream
         await bus.close()
 
@@ -121,6 +127,83 @@ async def test_nats_refuses_what_a_service_may_not_do(secured_nats, overrides: d
     # A wrong password gets nowhere.
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         await nats.connect(server.url, user="generator", password="wrong", allow_reconnect=False, max_reconnect_attempts=0)
+
+
+async def test_the_generator_cannot_change_the_bus_or_fail_another_stage(secured_nats, overrides: dict[str, Any]) -> None:
+    """The attack of issue 16: the generator's user wipes the stream and the job store, and forges failures."""
+    server, passwords = secured_nats
+    prefix = overrides["subject_prefix"]
+    admin_settings = _as(overrides, "admin", passwords, server.url)
+    await bootstrap(admin_settings)
+    admin = await Bus.connect(admin_settings, name="admin")
+    for name in KV_BUCKETS:
+        await (await admin.key_value(name)).put("job-1", b"{}")
+    stream, before = stream_name(prefix), (await admin.js.stream_info(stream_name(prefix))).config
+
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc).lower())
+
+    generator = await nats.connect(
+        server.url, user="generator", password=passwords["generator"], error_cb=on_error, inbox_prefix="_INBOX_generator"
+    )
+    js = generator.jetstream(timeout=1)
+    attempts = [
+        lambda: js.update_stream(replace(before, max_msgs=1)),
+        lambda: js.delete_stream(stream),
+        lambda: js.purge_stream(stream),
+        lambda: js.add_stream(name="EVIL", subjects=[f"{prefix}.evil.>"]),
+    ]
+    for name in KV_BUCKETS:
+        kv_stream = f"KV_{kv_bucket(prefix, name)}"
+        kv_config = (await admin.js.stream_info(kv_stream)).config
+        attempts += [
+            lambda c=kv_config: js.update_stream(replace(c, max_age=1.0)),
+            lambda s=kv_stream: js.delete_stream(s),
+            lambda s=kv_stream: js.purge_stream(s),
+        ]
+    for attempt in attempts:
+        with pytest.raises((nats.errors.TimeoutError, nats.js.errors.Error)):
+            await attempt()
+    forged = [f"{prefix}.segment.failed.encoder", f"{prefix}.job.failed.encoder", f"{prefix}.job.failed.generator"]
+    for subject in forged:
+        await generator.publish(subject, b'{"job_id": "j-1"}')
+    await generator.flush()
+    await generator.close()
+
+    assert "permissions violation" in " ".join(errors)
+    for subject in forged:
+        assert f'publish to "{subject}"' in " ".join(errors), subject
+    after = await admin.js.stream_info(stream)
+    assert after.config.max_msgs == before.max_msgs
+    for subject in forged:
+        with pytest.raises(nats.js.errors.NotFoundError):
+            await admin.js.get_last_msg(stream, subject)
+    for name in KV_BUCKETS:
+        assert (await (await admin.key_value(name)).get("job-1")).value == b"{}"
+        kv_info = await admin.js.stream_info(f"KV_{kv_bucket(prefix, name)}")
+        assert kv_info.config.max_age in (None, 0, 0.0)
+    with pytest.raises(nats.js.errors.NotFoundError):
+        await admin.js.stream_info("EVIL")
+    await admin.close()
+
+
+async def test_a_service_does_not_start_without_the_stream(overrides: dict[str, Any], store: ObjectStore, s3_keys) -> None:
+    """No bootstrap, no stream: the worker exits 2 with one line that says to run `reelforge bootstrap`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REELFORGE_")}
+    env |= {f"REELFORGE_{k.upper()}": str(v) for k, v in overrides.items()}
+    env |= {f"REELFORGE_{k.upper()}": v for k, v in s3_keys["encoder"].items()}
+    env |= {"REELFORGE_SUBJECT_PREFIX": "unbooted" + uuid.uuid4().hex[:6], "REELFORGE_LOG_JSON": "true"}
+    env["REELFORGE_METRICS_PORT"] = "0"
+    done = await asyncio.create_subprocess_exec(
+        shutil.which("reelforge") or "reelforge", "worker", "encoder", env=env, stdout=PIPE, stderr=STDOUT
+    )
+    out, _ = await asyncio.wait_for(done.communicate(), timeout=120)
+    text = out.decode()
+    assert done.returncode == 2, text
+    assert "reelforge bootstrap" in text and "is missing on the NATS server" in text
+    assert "Traceback" not in text
 
 
 def test_s3_identities_keep_each_service_to_its_buckets(overrides: dict[str, Any], store: ObjectStore, s3_keys) -> None:
@@ -249,7 +332,9 @@ async def test_a_film_is_made_with_each_service_under_its_own_identity(
     secrets += [gitlab_standin.token, api_token]
     logs = captured_logs
     admin = _as(overrides, "admin", passwords, server.url)
-    base = overrides | {"nats_url": server.url, "steps": 2, "outage_tolerance_s": 30}
+    # The stack's own settings are the admin's (local mode bootstraps with them); each service has its own user.
+    base = overrides | {"nats_url": server.url, "nats_user": "admin", "nats_password": passwords["admin"]}
+    base |= {"steps": 2, "outage_tolerance_s": 30}
     async with local_stack(tmp_path / "state", per_service=per_service, **base) as stack:
         nc = await nats.connect(server.url, user="admin", password=passwords["admin"])
         done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()

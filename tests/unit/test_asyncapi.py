@@ -15,6 +15,7 @@ import pytest
 
 from reelforge_shared.asyncapi import asyncapi_document
 from reelforge_shared.events import ALL_EVENTS, EVENTS_BY_SUBJECT, DeadLetter
+from reelforge_shared.flow import STAGED_FAILURES
 from support.paths import ROOT
 
 TOOLS = ROOT / "tools" / "asyncapi"
@@ -52,7 +53,9 @@ def test_the_document_is_valid_asyncapi_3_and_every_field_is_documented(asyncapi
     assert undocumented == []
     # Every event has its channel, and each message's example is a valid event of its model.
     addresses = {c["address"] for c in document["channels"].values()}
-    assert {"{prefix}." + s for s in EVENTS_BY_SUBJECT} | {"{prefix}.dead.{service}"} == addresses
+    staged = {e.subject for e in STAGED_FAILURES}  # a failure's subject names its stage: segment.failed.{stage}
+    expected = {"{prefix}." + s + (".{stage}" if s in staged else "") for s in EVENTS_BY_SUBJECT}
+    assert expected | {"{prefix}.dead.{service}"} == addresses
     for name, message in document["components"]["messages"].items():
         model = next(m for m in (*ALL_EVENTS, DeadLetter) if m.__name__ == name)
         model.model_validate(message["examples"][0]["payload"])

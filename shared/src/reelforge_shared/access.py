@@ -21,6 +21,7 @@ from reelforge_shared.flow import (
     SERVICES,
     dead_letter_subject,
     durable_name,
+    filter_subject,
     kv_bucket,
     publish_subjects,
     stream_name,
@@ -40,7 +41,7 @@ def nats_permissions(service: str, prefix: str = "reelforge") -> dict[str, dict[
     """Publish and subscribe allow-lists of one service: its own subjects and the JetStream API calls its bus makes."""
     flow, stream = FLOW[service], stream_name(prefix)
     publish = [*publish_subjects(service, prefix), dead_letter_subject(prefix, service), "$JS.API.INFO"]
-    publish += [f"$JS.API.STREAM.{call}.{stream}" for call in ("INFO", "CREATE", "UPDATE")]  # Bus.ensure_stream
+    publish.append(f"$JS.API.STREAM.INFO.{stream}")  # Bus.require_stream: only `reelforge bootstrap` makes it
     for row in flow.consumes:
         durable = durable_name(service, row.event)
         publish += [
@@ -54,7 +55,7 @@ def nats_permissions(service: str, prefix: str = "reelforge") -> dict[str, dict[
     for name in KV_BUCKETS if flow.kv else ():  # reads are direct gets; keys() and watch() consume
         bucket = kv_bucket(prefix, name)
         kv = f"KV_{bucket}"
-        publish += [f"$JS.API.STREAM.{call}.{kv}" for call in ("INFO", "CREATE", "UPDATE", "MSG.GET")]
+        publish += [f"$JS.API.STREAM.{call}.{kv}" for call in ("INFO", "MSG.GET")]
         publish += [f"$JS.API.DIRECT.GET.{kv}", f"$JS.API.DIRECT.GET.{kv}.>"]
         publish += [f"$JS.API.CONSUMER.CREATE.{kv}", f"$JS.API.CONSUMER.CREATE.{kv}.>", f"$JS.FC.{kv}.>"]
         publish += [f"$JS.API.CONSUMER.INFO.{kv}.*", f"$JS.API.CONSUMER.DELETE.{kv}.*"]  # a watcher checks and ends its own
@@ -159,7 +160,7 @@ def access_table(prefix: str = "reelforge") -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, flow in FLOW.items():
-        consumes = ", ".join(f"`{row.event.subject}`" for row in flow.consumes)
+        consumes = ", ".join(f"`{filter_subject(prefix, row.event).removeprefix(prefix + '.')}`" for row in flow.consumes)
         publishes = ", ".join(f"`{s.removeprefix(prefix + '.')}`" for s in publish_subjects(name, prefix))
         publishes += f", `{dead_letter_subject(prefix, name).removeprefix(prefix + '.')}`"
         rows.append(f"| {name} | {consumes} | {publishes} | {flow.kv or '-'} | {flow.work or '-'} | {flow.delivery or '-'} |")

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from reelforge_shared.events import ALL_EVENTS, DeadLetter, Event
+from reelforge_shared.flow import SERVICES, STAGED_FAILURES
 
 _REF = "#/components/schemas/{model}"
 _PREFIX = {"description": "REELFORGE_SUBJECT_PREFIX of the installation", "default": "reelforge", "examples": ["reelforge"]}
@@ -49,10 +50,17 @@ def asyncapi_document(nats_url: str = "nats://127.0.0.1:4222") -> dict[str, Any]
         is_event = issubclass(cls, Event)
         address = "{prefix}." + (cls.subject if is_event else "dead.{service}")  # type: ignore[attr-defined]
         parameters: dict[str, Any] = {"prefix": _PREFIX}
+        if cls in STAGED_FAILURES:  # each stage publishes its own failures: segment.failed.encoder
+            address += ".{stage}"
+            parameters["stage"] = {
+                "description": "service that gave up (the event's stage); only that service may publish here",
+                "enum": list(SERVICES),
+                "examples": ["encoder"],
+            }
         if not is_event:
             parameters["service"] = {
                 "description": "service that dead-lettered the message",
-                "enum": ["gateway", "generator", "encoder", "qa", "uploader"],
+                "enum": list(SERVICES),
                 "examples": ["encoder"],
             }
         doc = (cls.__doc__ or name).strip().splitlines()[0]

@@ -10,6 +10,7 @@ job's history; each service reads it through durable pull consumers with explici
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
@@ -17,13 +18,14 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from structlog import get_logger
 
 from reelforge_shared.clients import nats_connect_options
+from reelforge_shared.errors import StartupFailed
 from reelforge_shared.events import DeadLetter, Event
-from reelforge_shared.flow import dead_letter_subject, filter_subject, kv_bucket, stream_name, subject
+from reelforge_shared.flow import KV_BUCKETS, dead_letter_subject, filter_subject, kv_bucket, stream_name, subject
 from reelforge_shared.settings import CommonSettings
 
 log = get_logger("reelforge.bus")
@@ -40,6 +42,16 @@ def _log_state(what: str) -> Callable[[], Awaitable[None]]:
     return callback
 
 
+class MissingStream(StartupFailed):
+    """The stream or a KV bucket a service needs is not on the server: ``reelforge bootstrap`` makes them."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} is missing on the NATS server: run `reelforge bootstrap` once with the admin identity "
+            "(REELFORGE_NATS_USER=admin; the deploys run it as a one-shot job before the services)"
+        )
+
+
 @dataclass(slots=True)
 class Bus:
     nc: Client
@@ -49,8 +61,14 @@ class Bus:
     replicas: int = 1
 
     @classmethod
-    async def connect(cls, settings: CommonSettings, name: str = "reelforge", service: str | None = None) -> Bus:
-        """Connect with the settings' credentials and TLS; a ``service`` gets its replies on its own inbox."""
+    async def connect(
+        cls, settings: CommonSettings, name: str = "reelforge", service: str | None = None, *, check: bool = True
+    ) -> Bus:
+        """Connect with the settings' credentials and TLS; a ``service`` gets its replies on its own inbox.
+
+        With ``check`` the stream must exist (:class:`MissingStream` otherwise): only ``reelforge bootstrap``
+        makes or changes it, under the admin identity.
+        """
         if not settings.nats_url:
             raise ValueError("REELFORGE_NATS_URL is not set")
         servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
@@ -70,7 +88,8 @@ class Bus:
         )
         bus = cls(nc, nc.jetstream(), settings.subject_prefix, settings.dedup_window_s, settings.stream_replicas)
         try:
-            await bus.ensure_stream()
+            if check:
+                await bus.require_stream()
         except BaseException:  # a cluster still electing its leaders: the caller tries again on a new connection
             await nc.close()
             raise
@@ -86,7 +105,15 @@ class Bus:
     def dead_letter_subject(self, service: str) -> str:
         return dead_letter_subject(self.prefix, service)
 
-    async def ensure_stream(self) -> None:
+    async def require_stream(self) -> None:
+        """The event stream must exist; a service never makes it (its NATS user may not)."""
+        try:
+            await self.js.stream_info(self.stream)
+        except NotFoundError:
+            raise MissingStream(f"stream {self.stream}") from None
+
+    async def ensure_stream(self) -> str:
+        """Make the event stream, or update it in place (bootstrap only: needs the admin identity)."""
         config = StreamConfig(
             name=self.stream,
             subjects=[f"{self.prefix}.>"],
@@ -99,10 +126,11 @@ class Bus:
         except NotFoundError:
             try:
                 await self.js.add_stream(config)
-            except BadRequestError:  # another service created it between our two calls
-                pass
-        else:
-            await self.js.update_stream(config)
+            except BadRequestError:  # another bootstrap made it between our two calls
+                return f"stream {self.stream} was made meanwhile"
+            return f"made stream {self.stream} ({self.prefix}.>)"
+        await self.js.update_stream(config)
+        return f"updated stream {self.stream} ({self.prefix}.>)"
 
     async def publish(self, event: Event) -> None:
         """Publish once: the Nats-Msg-Id makes a repeat within the duplicate window a no-op."""
@@ -129,18 +157,56 @@ class Bus:
         )
 
     async def key_value(self, name: str) -> KeyValue:
+        """Open a KV bucket of the flow table; a missing one is :class:`MissingStream` (bootstrap makes it)."""
+        if name not in KV_BUCKETS:
+            raise ValueError(f"KV bucket {name!r} is not in reelforge_shared.flow.KV_BUCKETS {KV_BUCKETS}")
         bucket = kv_bucket(self.prefix, name)
         try:
-            kv = await self.js.key_value(bucket)
-        except Exception:  # noqa: BLE001 - nats-py raises several types for a missing bucket
-            return await self.js.create_key_value(bucket=bucket, history=1, replicas=self.replicas)
-        info = await self.js.stream_info(f"KV_{bucket}")
+            return await self.js.key_value(bucket)
+        except (NotFoundError, BucketNotFoundError):
+            raise MissingStream(f"KV bucket {bucket}") from None
+
+    async def ensure_key_value(self, name: str) -> str:
+        """Make a KV bucket or bring its replicas up to date (bootstrap only). Returns what was done."""
+        bucket = kv_bucket(self.prefix, name)
+        try:
+            info = await self.js.stream_info(f"KV_{bucket}")
+        except NotFoundError:
+            await self.js.create_key_value(bucket=bucket, history=1, replicas=self.replicas)
+            return f"made KV bucket {bucket}"
         if info.config.num_replicas != self.replicas:  # scaled up (or down) since it was made: update in place
             await self.js.update_stream(replace(info.config, num_replicas=self.replicas))
-        return kv
+            return f"updated KV bucket {bucket} to {self.replicas} replicas"
+        return f"KV bucket {bucket} is up to date"
+
+    async def bootstrap(self) -> list[str]:
+        """Make or update the event stream and every KV bucket of the flow table; what was done, one line each."""
+        done = [await self.ensure_stream()]
+        for name in KV_BUCKETS:
+            done.append(await self.ensure_key_value(name))
+        return done
 
     async def close(self) -> None:
         """Flush what was published, then close (a drain waits on pull subscriptions for its full timeout)."""
         if self.nc.is_connected:
             await self.nc.flush(timeout=5)
         await self.nc.close()
+
+
+async def bootstrap(settings: CommonSettings) -> list[str]:
+    """``reelforge bootstrap``: make or update the stream and the KV buckets, as the settings' (admin) identity.
+
+    Waits for NATS up to ``outage_tolerance_s`` (compose starts it beside the bootstrap job).
+    """
+    connecting = Bus.connect(settings, name="reelforge-bootstrap", check=False)
+    try:
+        bus = await asyncio.wait_for(connecting, timeout=settings.outage_tolerance_s)
+    except TimeoutError:
+        raise StartupFailed(
+            f"nats unreachable at {settings.nats_url} for {settings.outage_tolerance_s:g} s "
+            "(REELFORGE_NATS_URL, REELFORGE_OUTAGE_TOLERANCE_S)"
+        ) from None
+    try:
+        return await bus.bootstrap()
+    finally:
+        await bus.close()

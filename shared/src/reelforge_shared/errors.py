@@ -5,7 +5,9 @@
     │   └── InvalidInput      bad input; the message names the field and the value
     ├── TransientError        the message is nak'ed with a delay and JetStream redelivers it
     │   └── DependencyDown    S3 or NATS unreachable: the worker waits the outage out, the message is not spent
-    └── Cancelled             the job was cancelled: the message is acked, nothing is published
+    ├── Cancelled             the job was cancelled: the message is acked, nothing is published
+    └── StartupFailed         the worker cannot start (a stream missing, a dependency past the tolerance, a
+                              refused model): one log line naming what to run or the setting to change, exit 2
 
 Any other exception counts as transient until the consumer's last delivery, after which the
 message is dead-lettered like a permanent error.
@@ -30,6 +32,10 @@ class TransientError(ReelforgeError):
 
 class Cancelled(ReelforgeError):
     """The job was cancelled while this work ran: stop, keep what is stored, publish nothing."""
+
+
+class StartupFailed(ReelforgeError):
+    """The worker cannot start; the message names what to run or which setting to change."""
 
 
 class DependencyDown(TransientError):

@@ -47,7 +47,7 @@ KV_BUCKETS: tuple[str, ...] = ("jobs",)
 
 # The failure events whose subject carries the stage that gave up (``segment.failed.encoder``), so that
 # each stage's failures can be published by that stage's service alone.
-STAGED_FAILURES: tuple[type[Event], ...] = ()
+STAGED_FAILURES: tuple[type[Event], ...] = (SegmentFailed, JobFailed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,6 +187,12 @@ def subject(prefix: str, event: type[Event] | Event) -> str:
     if isinstance(event, STAGED_FAILURES):
         return f"{base}.{event.stage}"  # type: ignore[attr-defined]
     return base
+
+
+def event_subject(subject: str) -> str:
+    """The event subject of a published subject without its prefix: ``segment.failed.qa`` -> ``segment.failed``."""
+    base, _, _ = subject.rpartition(".")
+    return base if base in {e.subject for e in STAGED_FAILURES} else subject
 
 
 def filter_subject(prefix: str, event: type[Event]) -> str:
