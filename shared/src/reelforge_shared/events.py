@@ -543,9 +543,21 @@ class DeadLetter(BaseModel):
 
     service: str = Field(description="service that gave up", examples=["encoder"])
     subject: str = Field(description="subject the message came on", examples=["reelforge.segment.encoded"])
+    stream_sequence: int | None = Field(
+        description="the message's sequence in the stream: read it whole from there (STREAM.MSG.GET)", examples=[4711]
+    )
     deliveries: int = Field(description="deliveries before it was dead-lettered", examples=[4])
-    error: Error
-    payload: str = Field(description="the original message body, as text", examples=['{"job_id": "j-5f1c2e7a9b"}'])
+    error: str = Field(description="why it was given up (at most 2,000 characters)", examples=["InvalidInput: ..."])
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="the message's headers (at most 32, each value cut at 256 characters)",
+        examples=[{"Nats-Msg-Id": "segment.requested:j-5f1c2e7a9b:001:1"}],
+    )
+    size: int = Field(description="bytes of the original body", examples=[412])
+    preview: str = Field(
+        description="base64 of the body's first 512 bytes: a preview, never the whole payload",
+        examples=["eyJqb2JfaWQiOiAiai01ZjFjMmU3YTliIn0="],
+    )
     occurred_at: OccurredAt = Field(default_factory=lambda: datetime.now(UTC))
 
 

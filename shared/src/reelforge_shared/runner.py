@@ -5,6 +5,10 @@ A service is a list of :class:`Route` s: an event type and a plain handler
 
 - pulls from a durable consumer (explicit acks) and decodes the event; a body that does not
   parse is dead-lettered at once (redelivering it cannot help);
+- a dead letter names the stream sequence, subject, headers and error with a base64 preview of
+  the body (never the body: it fits any max_payload the message did); a refused dead-letter
+  publish is retried and logged, and if it never lands the message is kept (nak), not dropped;
+  the dead-letter counter counts letters that landed;
 - reports in-progress every ``ack_wait / 3`` while the handler works, so long work is not
   redelivered while it is alive; sync handlers run in a worker thread;
 - publishes the returned events (each with its Nats-Msg-Id), then acks;
@@ -31,6 +35,7 @@ A service is a list of :class:`Route` s: an event type and a plain handler
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import inspect
 import random
@@ -81,6 +86,8 @@ NATS_DOWN: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 BACKOFF_FIRST_S, BACKOFF_CAP_S = 0.5, 15.0
+DEAD_LETTER_TRIES = 5  # a refused dead-letter publish (not an outage: those are waited out) is tried this often
+PREVIEW_BYTES, ERROR_CHARS, HEADERS_KEPT, HEADER_CHARS = 512, 2000, 32, 256  # a dead letter stays small
 
 log = structlog.get_logger("reelforge.runner")
 
@@ -109,6 +116,25 @@ def outage_of(exc: BaseException) -> DependencyDown | None:
     if isinstance(exc, NATS_DOWN):
         return DependencyDown("nats", f"{type(exc).__name__}: {exc}".rstrip(": "))
     return None
+
+
+def dead_letter_of(service: str, msg: Any, deliveries: int, error: str) -> DeadLetter:
+    """The dead letter of a JetStream message: where it is in the stream and why, with a bounded preview of it."""
+    headers = list((msg.headers or {}).items())[:HEADERS_KEPT]
+    try:
+        sequence = msg.metadata.sequence.stream
+    except Exception:  # noqa: BLE001 - not a JetStream message (no reply subject): no sequence to name
+        sequence = None
+    return DeadLetter(
+        service=service,
+        subject=msg.subject,
+        stream_sequence=sequence,
+        deliveries=deliveries,
+        error=error[:ERROR_CHARS],
+        headers={str(k)[:HEADER_CHARS]: str(v)[:HEADER_CHARS] for k, v in headers},
+        size=len(msg.data),
+        preview=base64.b64encode(msg.data[:PREVIEW_BYTES]).decode(),
+    )
 
 
 def backoff(attempt: int) -> float:
@@ -233,10 +259,12 @@ class Runner:
             event = route.event.model_validate_json(msg.data)
         except ValidationError as exc:
             why = f"undecodable {name}: {exc}"
-            await self._outlast(lambda: self._dead_letter(msg, name, deliveries, why), "dead-letter")
-            await _quietly(msg.term())
             EVENTS_HANDLED.labels(self.service, name, "invalid").inc()
-            log.error("event.invalid", error=str(exc))
+            log.error("event.invalid", error=why[:ERROR_CHARS], size=len(msg.data))
+            if await self._outlast(lambda: self._dead_letter(msg, name, deliveries, why), "dead-letter"):
+                await _quietly(msg.term())
+            else:  # kept: redelivered after a delay, and dead-lettered then
+                await _quietly(msg.nak(delay=self.settings.retry_delay_s))
             return
         structlog.contextvars.bind_contextvars(job_id=event.job_id, index=getattr(event, "index", None))
         heartbeat = asyncio.create_task(self._keep_alive(msg, route))
@@ -300,9 +328,12 @@ class Runner:
 
     async def _fail(self, route: Route, event: Event, msg: Any, deliveries: int, error: str) -> tuple[str, str]:
         """Dead-letter the message; a worker route also records the event's failure (an observer's stays its own)."""
-        await self._outlast(lambda: self._dead_letter(msg, type(event).__name__, deliveries, error), "dead-letter")
+        landed = await self._outlast(lambda: self._dead_letter(msg, type(event).__name__, deliveries, error), "dead-letter")
         if not route.observer:
             await self._outlast(lambda: self.bus.publish(event.failure(self.service, error)), "publish")
+        if not landed:  # the message stays: redelivered after a delay, and dead-lettered then
+            await _quietly(msg.nak(delay=self.settings.retry_delay_s))
+            return "dead-letter-lost", error
         await _quietly(msg.term())
         return ("dead-lettered" if route.observer else "failed"), error
 
@@ -394,16 +425,35 @@ class Runner:
             self.health.dependency_up(dependency)
             log.info("dependency.up", dependency=dependency)
 
-    async def _dead_letter(self, msg: Any, name: str, deliveries: int, error: str) -> None:
-        DEAD_LETTERS.labels(self.service, name).inc()
-        letter = DeadLetter(
-            service=self.service,
-            subject=msg.subject,
-            deliveries=deliveries,
-            error=error,
-            payload=msg.data.decode(errors="replace"),
+    async def _dead_letter(self, msg: Any, name: str, deliveries: int, error: str) -> bool:
+        """Publish the message's dead letter, retrying a refused publish; True once it landed (then counted).
+
+        The letter is small whatever the message (a base64 preview, never the payload), so it fits any
+        max_payload the message did. An outage is raised for :meth:`_outlast` to wait out; any other
+        failure is retried ``DEAD_LETTER_TRIES`` times, each logged, then False with the stream sequence
+        logged: the caller keeps the message (nak) instead of dropping it.
+        """
+        letter = dead_letter_of(self.service, msg, deliveries, error)
+        for attempt in range(1, DEAD_LETTER_TRIES + 1):
+            try:
+                await self.bus.dead_letter(letter)
+            except Exception as exc:
+                if outage_of(exc):
+                    raise
+                log.warning("dead_letter.publish_failed", attempt=attempt, sequence=letter.stream_sequence, error=repr(exc))
+                if attempt < DEAD_LETTER_TRIES:
+                    await _first(asyncio.sleep(backoff(attempt)), self._stop.wait())
+                continue
+            DEAD_LETTERS.labels(self.service, name).inc()
+            return True
+        log.error(
+            "dead_letter.lost",
+            subject=letter.subject,
+            sequence=letter.stream_sequence,
+            tries=DEAD_LETTER_TRIES,
+            detail="the message is kept in the stream and redelivered; it was not dropped",
         )
-        await self.bus.dead_letter(letter)
+        return False
 
     def _max_deliver(self, route: Route) -> int:
         return len(route.backoff) + 1 if route.backoff else self.settings.max_deliver

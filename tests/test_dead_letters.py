@@ -1,0 +1,83 @@
+"""Every poison message ends in a dead letter that fits the server, whatever the message (issue 16 point 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import nats
+
+from reelforge_shared import flow
+from reelforge_shared.bus import Bus
+from reelforge_shared.metrics import DEAD_LETTERS
+from reelforge_shared.runner import PREVIEW_BYTES
+from reelforge_shared.service import Service, run_service
+from reelforge_shared.settings import CommonSettings
+
+POISON = bytes(range(128, 256)) * 3200  # 400 kB, not UTF-8: decoded with "replace" it was ~1.2 MB, over max_payload
+
+
+def _subject(prefix: str, event: type) -> str:
+    """A subject the event's consumers read: a staged failure's carries a stage."""
+    return flow.filter_subject(prefix, event).replace(".*", ".poison")
+
+
+async def _noop(event: Any, deps: Any) -> list:
+    raise AssertionError("a poison message never reaches a handler")
+
+
+async def test_a_400_kb_non_utf8_message_on_every_consumed_subject_is_dead_lettered(settings: CommonSettings) -> None:
+    prefix = settings.subject_prefix
+    services = []
+    for name, service_flow in flow.FLOW.items():
+        routes = flow.routes(name, {row.handler: _noop for row in service_flow.consumes})
+        services.append(Service(name, settings, routes, deps=None))
+    counted = {
+        (s.name, r.event.__name__): DEAD_LETTERS.labels(s.name, r.event.__name__)._value.get() for s in services for r in s.routes
+    }
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(run_service(s, stop)) for s in services]
+    while not all(s.health.state == "READY" for s in services):
+        for task in tasks:
+            if task.done():
+                task.result()
+        await asyncio.sleep(0.05)
+
+    bus = await Bus.connect(settings)
+    assert bus.nc.max_payload == 1024 * 1024  # the server's default
+    events = {row.event for f in flow.FLOW.values() for row in f.consumes}
+    sequences = {}
+    for event in events:
+        subject = _subject(prefix, event)
+        ack = await bus.js.publish(subject, POISON, headers={"Nats-Msg-Id": f"poison-{event.__name__}"})
+        sequences[subject] = ack.seq
+
+    expected = {(name, _subject(prefix, row.event)) for name, f in flow.FLOW.items() for row in f.consumes}
+    letters: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
+    sub = await bus.js.pull_subscribe(f"{prefix}.dead.>", stream=bus.stream)
+    async with asyncio.timeout(60):
+        while set(letters) != expected:
+            try:
+                msgs = await sub.fetch(50, timeout=1)
+            except nats.errors.TimeoutError:
+                continue
+            for msg in msgs:
+                letter = json.loads(msg.data)
+                letters[(letter["service"], letter["subject"])] = (letter, len(msg.data))
+                await msg.ack()
+    stop.set()
+    await asyncio.gather(*tasks)
+    await bus.close()
+
+    for (service, subject), (letter, size) in letters.items():
+        assert size < 4096, (service, subject, size)
+        assert letter["stream_sequence"] == sequences[subject]
+        assert letter["size"] == len(POISON)
+        assert base64.b64decode(letter["preview"]) == POISON[:PREVIEW_BYTES]
+        assert letter["headers"]["Nats-Msg-Id"].startswith("poison-")
+        assert "undecodable" in letter["error"]
+    for s in services:  # counted once each: the letter landed
+        for r in s.routes:
+            assert DEAD_LETTERS.labels(s.name, r.event.__name__)._value.get() == counted[(s.name, r.event.__name__)] + 1
