@@ -41,6 +41,7 @@ OWN_SERVERS = {
     "shared/test_tls.py": ("nats",),
     "shared/test_durability.py": ("nats",),
     "shared/test_job_store.py": ("nats",),  # a server with max_payload 1MB
+    "shared/test_dead_letters.py": ("nats",),  # a server with the default max_payload (1MB)
     "deploy/test_prometheus.py": ("nats", "s3"),
     "system/test_cli.py": ("nats", "s3"),  # `reelforge run` starts embedded servers
 }

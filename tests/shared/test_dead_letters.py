@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import nats
+import pytest
 
 from reelforge_shared import flow
-from reelforge_shared.bus import Bus
+from reelforge_shared.bus import Bus, bootstrap
+from reelforge_shared.embedded import EmbeddedServer, start_nats
 from reelforge_shared.metrics import DEAD_LETTERS
 from reelforge_shared.runner import PREVIEW_BYTES
 from reelforge_shared.service import Service, run_service
@@ -28,7 +31,19 @@ async def _noop(event: Any, deps: Any) -> list:
     raise AssertionError("a poison message never reaches a handler")
 
 
-async def test_a_400_kb_non_utf8_message_on_every_consumed_subject_is_dead_lettered(settings: CommonSettings) -> None:
+@pytest.fixture(scope="module")
+def default_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    """A nats-server with NATS's default max_payload (1 MB; the shipped config raises it)."""
+    server = start_nats(tmp_path_factory.mktemp("nats-default"), extra="max_payload: 1MB\n")
+    yield server
+    server.stop()
+
+
+async def test_a_400_kb_non_utf8_message_on_every_consumed_subject_is_dead_lettered(
+    settings: CommonSettings, default_nats: EmbeddedServer
+) -> None:
+    settings = settings.model_copy(update={"nats_url": default_nats.url})
+    await bootstrap(settings)
     prefix = settings.subject_prefix
     services = []
     for name, service_flow in flow.FLOW.items():
