@@ -6,6 +6,7 @@ On Linux all of 127/8 is loopback, so both listen on one port and only the addre
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ class Server:
     requests: list[bytes] = field(default_factory=list)
     answer: Answer | None = None
     server: asyncio.Server | None = None
+    tls: ssl.SSLContext | None = None  # https when set
 
     async def start(self) -> Server:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -33,12 +35,12 @@ class Server:
             await (self.answer or ok)(writer)
             writer.close()
 
-        self.server = await asyncio.start_server(handle, self.host, self.port)
+        self.server = await asyncio.start_server(handle, self.host, self.port, ssl=self.tls)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
     def url(self, path: str = "/", name: str | None = None) -> str:
-        return f"http://{name or self.host}:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://{name or self.host}:{self.port}{path}"
 
 
 async def ok(writer: asyncio.StreamWriter) -> None:
