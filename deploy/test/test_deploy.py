@@ -49,7 +49,7 @@ SOURCES = ["-f", "docker-compose.yml", "-f", "deploy/test/compose.host.yml"]
 RENDERED = ROOT / "out" / "compose.test.yml"
 COMPOSE = ["docker-compose", "-p", PROJECT, "-f", str(RENDERED)]
 WORKERS = {"gateway": 19101, "generator-cpu": 19102, "encoder": 19103, "qa": 19104, "uploader": 19105}
-INFRA = ["nats", "minio", "minio-init", "prometheus"]
+INFRA = ["nats", "bootstrap", "minio", "minio-init", "prometheus"]
 PUBLISHED = {"gateway", "grafana"}  # the only services docker-compose.yml publishes (on 127.0.0.1 by default)
 # A listener of each running service the binding check must see (deploy/test/compose.host.yml's ports).
 LISTENERS = [("nats", 14222), ("minio", 18333), ("prometheus", 19090), ("gateway", 18081), *WORKERS.items()]

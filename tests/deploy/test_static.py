@@ -117,6 +117,12 @@ def test_compose_runs_each_service_under_its_own_nats_user_and_s3_identity() -> 
             assert got["REELFORGE_S3_ACCESS_KEY"] == f"reelforge-{service}", name
             assert got["REELFORGE_S3_SECRET_KEY"] == secrets[f"REELFORGE_S3_SECRET_KEY_{service.upper()}"], name
             assert secrets["MINIO_ROOT_PASSWORD"] not in json.dumps(got), f"{name} holds the MinIO root password"
+            assert merged[name]["depends_on"]["bootstrap"] == {"condition": "service_completed_successfully"}, name
+    # NATS's admin password: nats-server and the one-shot bootstrap (streams and KV buckets), no service.
+    admin = secrets[password_variable("admin")]
+    assert sorted(n for n, s in merged.items() if admin in json.dumps(s.get("environment", {}))) == ["bootstrap", "nats"]
+    assert merged["bootstrap"]["entrypoint"] == ["reelforge", "bootstrap"]
+    assert merged["bootstrap"]["environment"]["REELFORGE_NATS_USER"] == "admin"
     assert all(
         merged["nats"]["environment"][password_variable(u)] == secrets[password_variable(u)]
         for u in [*SERVICES, "downstream", "admin"]
@@ -193,7 +199,7 @@ def test_shipped_minio_policies_and_helm_users_are_the_generated_ones() -> None:
 def test_compose_gives_each_service_a_healthcheck_and_waits_for_healthy_peers() -> None:
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     for name, service in services.items():
-        if name == "minio-init":
+        if name in {"minio-init", "bootstrap"}:  # one-shot: the others wait for it to complete
             continue
         assert "healthcheck" in service, name
         for peer, condition in service.get("depends_on", {}).items():
@@ -508,6 +514,19 @@ def test_production_runs_streams_at_r3_and_helm_values_cluster_nats() -> None:
     assert nats["monitor"]["port"] == 8222
     minio = yaml.safe_load((DEPLOY / "k8s" / "helm" / "minio-values.yaml").read_text())
     assert {b["name"] for b in minio["buckets"]} == {"reelforge-work", "f1-video-clips"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_bootstrap_job_holds_the_nats_admin_identity(overlay: str) -> None:
+    docs = rendered(overlay)
+    [job] = [d for d in docs if d["kind"] == "Job"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["reelforge", "bootstrap"]
+    assert {"name": "REELFORGE_NATS_USER", "value": "admin"} in container["env"]
+    assert {"secretRef": {"name": "reelforge-bootstrap"}} in container["envFrom"]
+    others = json.dumps([d for d in docs if d is not job])
+    assert '"reelforge-bootstrap"' not in others, "another workload reads the admin Secret"
+    assert '"value": "admin"' not in others, "a service runs as NATS's admin user"
 
 
 # --- Grafana dashboard ---------------------------------------------------------------------------
