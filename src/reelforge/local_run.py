@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from reelforge_shared.bus import Bus
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.logging import configure_logging
-from reelforge_shared.references import Kind, ReferenceLimits, check_audio, check_image
+from reelforge_shared.references import ReferenceLimits, check_audio, check_image, media_fields, stored_name
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
@@ -118,16 +117,6 @@ async def _render(
         await bus.close()
 
 
-def _media_fields(data: dict) -> list[tuple[dict, str, str, Kind]]:
-    """(holder, key, field, kind) of every media reference in a dumped storyboard."""
-    return [
-        (data["audio"], "music", "audio.music", "audio"),
-        (data["deliverables"], "logo", "deliverables.logo", "image"),
-        *((seg, "audio", f"segments[{i}].audio", "audio") for i, seg in enumerate(data["segments"])),
-        *((c, "reference_image", f"characters.{name}.reference_image", "image") for name, c in data["characters"].items()),
-    ]
-
-
 def local_media(board: Storyboard, folder: Path | None) -> dict[str, tuple[Path, str]]:
     """Local mode: the media files ``board`` names (field -> file, checked type), only under the storyboard's ``folder``.
 
@@ -136,7 +125,7 @@ def local_media(board: Storyboard, folder: Path | None) -> dict[str, tuple[Path,
     """
     base = folder.resolve() if folder is not None else None
     found = {}
-    for holder, key, field, kind in _media_fields(board.model_dump(mode="json")):
+    for holder, key, field, kind in media_fields(board.model_dump(mode="json")):
         ref = holder.get(key)
         if not ref or "://" in ref or ref.startswith("jobs/"):
             continue
@@ -155,10 +144,10 @@ def stage_local_media(board: Storyboard, folder: Path | None, *, store: ObjectSt
     """``board`` with its local media files (:func:`local_media`) stored as the job's inputs and named by key."""
     files = local_media(board, folder)
     data = board.model_dump(mode="json")
-    for holder, key, field, _ in _media_fields(data):
+    for holder, key, field, _ in media_fields(data):
         if field in files:
             path, content_type = files[field]
-            stored = Keys.job_input(job_id, re.sub(r"[^A-Za-z0-9]+", "-", field).strip("-") + path.suffix.lower()[:8])
+            stored = Keys.job_input(job_id, stored_name(field, content_type))
             store.put_file(bucket, stored, path, content_type)
             holder[key] = stored
     return parse_storyboard(data)

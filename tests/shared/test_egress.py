@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import shutil
-import ssl
-import subprocess
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from reelforge_shared.egress import Egress, EgressFailed, EgressPolicy, EgressRefused, refusal
-from support.egress_servers import INTERNAL, PUBLIC, Server
+from support.egress_servers import INTERNAL, PUBLIC, Server, tls_for
 
 
 @pytest.fixture
@@ -194,22 +191,10 @@ async def test_allow_private_lets_local_targets_through(servers: tuple[Server, S
 
 
 async def test_https_to_the_checked_address_keeps_the_name_for_sni_and_the_certificate(tmp_path: Path) -> None:
-    openssl = shutil.which("openssl")
-    assert openssl, "openssl makes the test's certificate (Debian's openssl package)"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"]
-        + ["-keyout", "key.pem", "-out", "cert.pem", "-subj", "/CN=media.example", "-addext", "subjectAltName=DNS:media.example"],
-        cwd=tmp_path,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    tls, trust = tls_for("media.example", tmp_path)
     names: list[str | None] = []
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
     tls.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment,misc,return-value]
     public = await Server(PUBLIC, tls=tls).start()
-    trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
     allow = (ipaddress.ip_network(f"{PUBLIC}/32"),)
     egress = Egress(policy=EgressPolicy(allow_networks=allow), resolver=lambda host, port: [PUBLIC], verify=trust)
     try:

@@ -8,14 +8,18 @@ import ipaddress
 import os
 import wave
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from reelforge_shared.egress import Egress, EgressPolicy
 from reelforge_shared.errors import InvalidInput
-from reelforge_shared.references import ReferenceLimits, check_image, fetch_reference, reference_egress
-from support.egress_servers import INTERNAL, PUBLIC, Server
+from reelforge_shared.references import ReferenceLimits, check_image, fetch_reference, reference_egress, store_media
+from reelforge_shared.settings import CommonSettings
+from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import parse_storyboard
+from support.egress_servers import INTERNAL, PUBLIC, Server, tls_for
 
 LIMITS = ReferenceLimits(max_bytes=200_000, max_pixels=1_000_000, max_seconds=5)
 
@@ -139,3 +143,42 @@ def test_a_decompression_bomb_is_invalid_input() -> None:
         check_image(bomb, "reference_image", max_pixels=10**12)  # our cap out of the way: PIL's guard is an error too
     with pytest.raises(InvalidInput, match="144000000"):
         check_image(bomb, "reference_image", max_pixels=1_000_000)
+
+
+async def test_submission_stores_https_media_under_the_job_and_refuses_the_rest(
+    tmp_path: Path, store: ObjectStore, settings: CommonSettings
+) -> None:
+    tls, trust = tls_for("cdn.example", tmp_path)
+    public = await Server(PUBLIC, tls=tls, answer=serving(png(), "image/png")).start()  # type: ignore[arg-type]
+    policy = EgressPolicy(allow_networks=(ipaddress.ip_network(f"{PUBLIC}/32"),), schemes=frozenset({"https"}), max_redirects=3)
+    egress = Egress(policy=policy, resolver=lambda host, port: [PUBLIC], verify=trust)
+    job, bucket = "j-sub", settings.work_bucket
+    own = Keys.job_input(job, "music.wav")
+    board = parse_storyboard(
+        {
+            "segments": [{"id": "a", "prompt": "x", "characters": ["hero"]}],
+            "characters": {
+                "hero": {"description": "a hero", "seed": 1, "reference_image": public.url("/hero.png", name="cdn.example")}
+            },
+            "audio": {"music": own},
+        }
+    )
+    try:
+        stored = await store_media(board, job_id=job, egress=egress, store=store, bucket=bucket, limits=LIMITS)
+        key = Keys.job_input(job, "characters-hero-reference-image.png")
+        assert stored.characters["hero"].reference_image == key and store.get_bytes(bucket, key) == png()
+        assert stored.audio.music == own  # the job's own key, kept
+        for ref in ("/etc/hostname", "http://cdn.example/a.png", Keys.job_input("j-other", "x.png"), "logo.png"):
+            with pytest.raises(InvalidInput, match=r"^audio.music: .*neither an upload of this job nor an https URL"):
+                await store_media(
+                    board.model_copy(update={"audio": board.audio.model_copy(update={"music": ref})}),
+                    job_id=job,
+                    egress=egress,
+                    store=store,
+                    bucket=bucket,
+                    limits=LIMITS,
+                )
+    finally:
+        await egress.aclose()
+        assert public.server is not None
+        public.server.close()

@@ -6,9 +6,12 @@ On Linux all of 127/8 is loopback, so both listen on one port and only the addre
 from __future__ import annotations
 
 import asyncio
+import shutil
 import ssl
+import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 PUBLIC = "127.0.0.2"  # allowed by the tests' policy (allow_networks), as a public address would be
 INTERNAL = "127.0.0.1"  # the internal target an attacker wants
@@ -46,3 +49,20 @@ class Server:
 async def ok(writer: asyncio.StreamWriter) -> None:
     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
     await writer.drain()
+
+
+def tls_for(name: str, folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context trusting it) for a certificate of ``name`` made now by openssl."""
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl makes the test's certificate (Debian's openssl package)"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"]
+        + ["-keyout", "key.pem", "-out", "cert.pem", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return server, ssl.create_default_context(cafile=str(folder / "cert.pem"))

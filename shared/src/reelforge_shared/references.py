@@ -11,6 +11,11 @@ under the job. This module is the checking half:
   (PIL's decompression-bomb guard is an error here, never a warning) and decodes every pixel;
 - :func:`check_audio` opens only common audio containers and refuses more than ``max_seconds``.
 
+- :func:`store_media` is submission's whole step: every media field of a storyboard that is an
+  ``https`` URL fetched, checked and stored under the job (``Keys.job_input``) and renamed to its key;
+  the job's own keys kept; anything else refused naming the field (uploads are renamed to the job's
+  keys by the caller first).
+
 Every refusal is an :class:`~reelforge_shared.errors.InvalidInput` naming the field, the value and
 the limit; decoding runs in a worker thread so the gateway's event loop keeps serving.
 """
@@ -18,6 +23,7 @@ the limit; decoding runs in a worker thread so the gateway's event loop keeps se
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -28,6 +34,8 @@ from PIL import Image, UnidentifiedImageError
 
 from reelforge_shared.egress import Egress, EgressPolicy
 from reelforge_shared.errors import InvalidInput
+from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
 Kind = Literal["image", "audio"]
 
@@ -53,6 +61,47 @@ class Reference:
     data: bytes
     content_type: str  # the checked type, not the one the server claimed
     kind: Kind
+
+
+EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "audio/wav": ".wav", "audio/mpeg": ".mp3"}
+EXTENSIONS |= {"audio/flac": ".flac", "audio/ogg": ".ogg", "audio/mp4": ".m4a"}
+
+
+def media_fields(data: dict) -> list[tuple[dict, str, str, Kind]]:
+    """(holder, key, field, kind) of every media reference in a storyboard dumped as JSON (``model_dump(mode="json")``)."""
+    return [
+        (data["audio"], "music", "audio.music", "audio"),
+        (data["deliverables"], "logo", "deliverables.logo", "image"),
+        *((seg, "audio", f"segments[{i}].audio", "audio") for i, seg in enumerate(data["segments"])),
+        *((c, "reference_image", f"characters.{name}.reference_image", "image") for name, c in data["characters"].items()),
+    ]
+
+
+def stored_name(field: str, content_type: str) -> str:
+    """The file name a field's medium is stored under in the job's inputs (``characters.hero.reference_image.png``)."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", field).strip("-") + EXTENSIONS.get(content_type, "")
+
+
+async def store_media(
+    board: Storyboard, *, job_id: str, egress: Egress, store: ObjectStore, bucket: str, limits: ReferenceLimits
+) -> Storyboard:
+    """``board`` with every https media reference fetched once, checked, stored under the job and named by its key.
+
+    The job's own keys stay; anything else (a path, http, another job's key, a URL the guard refuses,
+    a body that is not the image or audio its field wants) is InvalidInput naming the field.
+    """
+    data = board.model_dump(mode="json")
+    for holder, key, field, kind in media_fields(data):
+        ref = holder.get(key)
+        if not ref or Keys.owned(job_id, ref):
+            continue
+        if not ref.startswith("https://"):
+            raise InvalidInput(f"{field}: {ref!r} is neither an upload of this job nor an https URL")
+        fetched = await fetch_reference(egress, ref, kind=kind, field=field, limits=limits)
+        stored = Keys.job_input(job_id, stored_name(field, fetched.content_type))
+        await anyio.to_thread.run_sync(store.put_bytes, bucket, stored, fetched.data, fetched.content_type)
+        holder[key] = stored
+    return parse_storyboard(data)
 
 
 def reference_egress(*, allow_private: bool, deadline_s: float, limits: ReferenceLimits) -> Egress:
