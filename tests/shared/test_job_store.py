@@ -11,7 +11,16 @@ import pytest
 
 from reelforge_shared.bus import Bus
 from reelforge_shared.embedded import EmbeddedServer, start_nats
-from reelforge_shared.events import FilmRequested, JobSubmitted, ModelInfo, QaGate, QaReport, SegmentDelivered, SegmentRequested
+from reelforge_shared.events import (
+    FilmRequested,
+    JobCancelled,
+    JobSubmitted,
+    ModelInfo,
+    QaGate,
+    QaReport,
+    SegmentDelivered,
+    SegmentRequested,
+)
 from reelforge_shared.jobs import JobRecord, JobTooLarge, Ledger
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.specs import render_spec
@@ -135,5 +144,51 @@ async def test_finished_jobs_are_swept_whole_after_the_retention_and_listing_rea
         left = [k for k in await ledger.kv.keys() if "j-keep-0" in k]
         assert left == [], left  # head, segment, changes and index entries all gone
         assert (await ledger.list_jobs(["alice"]))[0] == 2 and await ledger.get("j-keep-1") is not None
+    finally:
+        await bus.close()
+
+
+async def _count(bus: Bus, event: type) -> int:
+    info = await bus.js.stream_info(bus.stream, subjects_filter=bus.subject(event))
+    return sum((info.state.subjects or {}).values())
+
+
+async def test_a_publish_failure_after_the_write_is_repaired_until_the_event_lands_once(settings) -> None:
+    bus, broken = await Bus.connect(settings), await Bus.connect(settings)
+    try:
+        await bus.ensure_stream()
+        await broken.close()  # a real failure: every publish through it raises
+        writer = Ledger(await bus.key_value("jobs"), bus=broken)
+        for job in ("j-out-1", "j-out-2"):
+            await writer.create(JobRecord(job_id=job, owner="alice"))
+            record, cancelled = await writer.cancel(job, by="alice")
+            assert cancelled and record is not None and record.status == "cancelled"  # the write landed
+        assert await _count(bus, JobCancelled) == 0  # its event did not
+        ledger = await Ledger.open(bus)
+        await ledger.apply(SegmentRequested(job_id="j-out-2", index=1, segment_id="s1", spec=SPEC))  # the next writer
+        assert await _count(bus, JobCancelled) == 1
+        assert await ledger.repair() == 1  # j-out-1, nobody wrote it since: the periodic upkeep
+        assert await _count(bus, JobCancelled) == 2
+        assert await ledger.repair() == 0 and await _count(bus, JobCancelled) == 2  # once each
+    finally:
+        await bus.close()
+
+
+async def test_a_job_past_its_deadline_is_cancelled_with_reason_deadline(settings) -> None:
+    bus = await Bus.connect(settings)
+    try:
+        await bus.ensure_stream()
+        ledger = await Ledger.open(bus)
+        now = datetime.now(UTC)
+        await ledger.create(JobRecord(job_id="j-late", owner="alice", deadline_at=now - timedelta(seconds=1)))
+        await ledger.create(JobRecord(job_id="j-on-time", owner="alice", deadline_at=now + timedelta(hours=1)))
+        assert await ledger.reserve("alice", "j-late", 2) == (True, 1)
+        await ledger.upkeep(None)
+        late, on_time = await ledger.get("j-late"), await ledger.get("j-on-time")
+        assert late is not None and late.status == "cancelled" and late.cancel_reason == "deadline"
+        assert on_time is not None and on_time.status == "queued"
+        assert "deadline" in (await ledger.changes("j-late"))[-1].detail
+        assert await _count(bus, JobCancelled) == 1
+        assert (await ledger.reserve("alice", "j-next", 1))[0]  # its place in the cap was given back
     finally:
         await bus.close()

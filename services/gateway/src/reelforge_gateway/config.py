@@ -1,3 +1,4 @@
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -61,6 +62,11 @@ class GatewaySettings(CommonSettings):
     )
     rate_limit_per_min: int = Field(60, ge=1, description="requests per token in any minute (429 with Retry-After above)")
     max_jobs_in_flight: int = Field(10, ge=1, description="unfinished jobs per token (429 `queue_full` above)")
+    job_retention: timedelta = Field(
+        timedelta(days=30),
+        gt=timedelta(0),
+        description="how long a finished job stays in the job store (ISO 8601 like P30D, or seconds); then deleted whole",
+    )
     sse_heartbeat_s: float = Field(15.0, gt=0, description="seconds between heartbeat comments on a job's event stream")
     webhook_allow_private: bool = Field(False, description="allow webhook targets on loopback/private addresses")
     allow_test_model: bool = Field(

@@ -69,11 +69,13 @@ def build(settings: GatewaySettings) -> Service:
 
 
 async def watch_jobs(service: Service, every_s: float, stop: asyncio.Event) -> None:
-    """Jobs by state and the stalled-job age for /metrics, read from the job ledger every ``every_s``."""
+    """Jobs by state and the stalled-job age for /metrics, read from the job ledger every ``every_s``; then
+    the ledger's upkeep: jobs past their deadline cancelled, finished jobs past REELFORGE_JOB_RETENTION deleted."""
     while not stop.is_set():
         try:
             if service.ledger is not None:
                 await service.ledger.export_metrics()
+                await service.ledger.upkeep(getattr(service.settings, "job_retention", None))
         except Exception as exc:  # noqa: BLE001 - a metric must never stop the gateway; the gauges keep their last value
             log.warning("jobs.metrics_unread", error=repr(exc))
         with contextlib.suppress(TimeoutError):

@@ -16,7 +16,7 @@ from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import GatewayDeps
 from reelforge_gateway.errors import ApiError
 from reelforge_shared.jobs import JobRecord, JobStatus, SegmentRecord
-from reelforge_shared.jobs.eta import queue
+from reelforge_shared.jobs.eta import deadline_met, queue
 
 
 class JobAccepted(BaseModel):
@@ -49,6 +49,10 @@ class JobView(BaseModel):
     last_event_id: int = Field(description="id of the job's latest change (the SSE event id)")
     queue_position: int | None = Field(description="1: the oldest unfinished job; null once finished")
     eta_s: float | None = Field(description="seconds left, from measured stage times; null before any is measured")
+    deadline_at: Any = Field(None, description="when the job is cancelled (reason `deadline`) if not finished; null: none")
+    deadline_met: bool | None = Field(
+        None, description="false when the ETA ends past the deadline (it cannot be met at the measured pace); null: unknown"
+    )
 
 
 class JobSummary(BaseModel):
@@ -135,4 +139,6 @@ def job_view(record: JobRecord, records: list[JobRecord]) -> JobView:
         last_event_id=record.change_id,
         queue_position=position,
         eta_s=eta,
+        deadline_at=record.deadline_at,
+        deadline_met=deadline_met(record, eta),
     )

@@ -67,11 +67,10 @@ async def rerender_segment(
     Refused (:class:`RerenderRefused`) unless the job's status is in ``statuses`` (by default: every
     segment delivered; the API passes ``{"completed"}``) and the segment exists.
     """
-    record, request = await plan_rerender(
+    record, _ = await plan_rerender(
         ledger, store, bucket, job_id, index, seed=seed, prompt=prompt, by=by, statuses=statuses, references=references
     )
-    await bus.publish(request)
-    return record
+    return record  # the store published the request with its write (``bus`` kept for the callers' signature)
 
 
 async def plan_rerender(
@@ -87,7 +86,7 @@ async def plan_rerender(
     statuses: frozenset[str] = RERENDERABLE,
     references: tuple[str, ...] = (),
 ) -> tuple[JobRecord, SegmentRequested]:
-    """:func:`rerender_segment` without the publish: the ledger moved, and the ``segment.requested`` to publish.
+    """Move the segment to its next attempt; the record and the ``segment.requested`` the store published with the write.
 
     ``references`` (work-bucket keys of images, e.g. continuity QA's frame of the best-matching segment)
     steer the new render after the cast's own reference images, where the model takes references.
@@ -108,8 +107,17 @@ async def plan_rerender(
         spec = spec.model_copy(update={"reference_images": [*spec.reference_images, *references]})
 
     def move(record: JobRecord) -> tuple[int, str | None] | str:
-        return transitions.rerender(
+        moved = transitions.rerender(
             record, index, segment.id, statuses=statuses, seed=seed, prompt=prompt, references=references, by=by
+        )
+        if not isinstance(moved, str):  # published with the write (the store's outbox), or repaired after
+            record.emit(_request(record, moved))
+        return moved
+
+    def _request(record: JobRecord, moved: tuple[int, str | None]) -> SegmentRequested:
+        attempt, model = moved
+        return SegmentRequested(
+            job_id=job_id, index=index, segment_id=segment.id, attempt=attempt, spec=spec, model=model, resume=record.resume
         )
 
     record, moved = await ledger.update(job_id, move, segments=[index])
@@ -118,10 +126,7 @@ async def plan_rerender(
     if isinstance(moved, str):
         message = f"job {job_id} is {moved}; a segment can be re-rendered once the job is finished"
         raise RerenderRefused("job_not_finished", message)
-    attempt, model = moved
-    return record, SegmentRequested(
-        job_id=job_id, index=index, segment_id=segment.id, attempt=attempt, spec=spec, model=model, resume=record.resume
-    )
+    return record, _request(record, moved)
 
 
 async def resume_job(ledger: Ledger, bus: Any, board: Storyboard, job_id: str, *, by: str | None = None) -> JobRecord | None:
@@ -133,6 +138,8 @@ async def resume_job(ledger: Ledger, bus: Any, board: Storyboard, job_id: str, *
     (the same de-duplication ids: the bus drops what it already has).
     """
 
+    # Not the outbox: a resume may request every segment, each with its spec, more than one value holds.
+    # Its repair is the resubmission, which publishes the requests of a resume under way again.
     record, _ = await ledger.update(job_id, lambda record: transitions.resume(record, board, by), segments="all")
     if record is None:
         return None

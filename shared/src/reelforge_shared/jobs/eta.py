@@ -7,6 +7,7 @@ segments' stage times); the film's own step is the mean of the films finished am
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 
 from reelforge_shared.jobs.record import _LETTER_RANK, SEGMENT_STAGES, JobRecord
 
@@ -52,3 +53,10 @@ def queue(record: JobRecord, active: list[JobRecord]) -> tuple[int | None, float
     film_s = sum(films) / len(films) if films else None
     eta = math.ceil(sum(remaining_s(r, means, film_s) for r in [*ahead, record]) * 10) / 10 if means else None
     return len(ahead) + 1, eta
+
+
+def deadline_met(record: JobRecord, eta_s: float | None, now: datetime | None = None) -> bool | None:
+    """Whether an unfinished job with a deadline ends before it at the ETA; None without a deadline or an ETA."""
+    if record.deadline_at is None or eta_s is None or record.terminal:
+        return None
+    return (now or datetime.now(UTC)) + timedelta(seconds=eta_s) <= record.deadline_at

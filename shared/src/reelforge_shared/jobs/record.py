@@ -14,9 +14,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
-from reelforge_shared.events import FilmRequested, RenderSpec
+from reelforge_shared.events import Event, FilmRequested, RenderSpec
 
 JobStatus = Literal["queued", "running", "film_encoding", "film_checking", "delivering", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -101,7 +101,10 @@ class JobRecord(BaseModel):
     stage_sums: dict[str, tuple[float, int]] = Field(
         default_factory=dict, description="segment stage -> (seconds summed over the segments that went through it, how many)"
     )
+    deadline_at: datetime | None = Field(None, description="cancelled with reason `deadline` if not finished by then")
+    cancel_reason: str | None = Field(None, description="why it was cancelled: `deadline`, or unset (asked for)")
     changes: list[Change] = Field(default_factory=list, description="changes appended in memory (the store keeps each apart)")
+    _outbox: list[Event] = PrivateAttr(default_factory=list)
 
     def model_post_init(self, context: object, /) -> None:
         self.sync_stages()
@@ -145,6 +148,14 @@ class JobRecord(BaseModel):
         self.changes.append(
             Change(id=self.change_id, at=self.updated_at, kind=kind, status=self.status, index=index, stage=stage, detail=detail)
         )
+
+    def emit(self, event: Event) -> None:
+        """An event this change implies: the store publishes it with the write (its outbox), or repairs it later."""
+        self._outbox.append(event)
+
+    @property
+    def outbox(self) -> list[Event]:
+        return list(self._outbox)
 
     def film_request(self) -> FilmRequested:
         return FilmRequested(job_id=self.job_id, segment_count=self.segment_count, version=self.film_version, resume=self.resume)

@@ -13,6 +13,7 @@ number of segments only by one letter each in the head's stage summary):
 - ``idx.{owner}.{status}.{created ms}.{job}``: the listing index (empty values).
 - ``end.{finished ms}.{job}``: finished jobs by when they finished (the retention sweep reads these).
 - ``cap.{owner}``: the owner's jobs in flight (the submission cap, compare-and-set).
+- ``out.{job}``: the job's head holds events not yet published (its outbox), for :meth:`Ledger.upkeep`.
 
 Lifecycle: a finished job (completed, failed, cancelled) is deleted whole (head, segments, changes,
 index entries) by :meth:`Ledger.sweep` once ``REELFORGE_JOB_RETENTION`` has passed since it finished;
@@ -20,7 +21,9 @@ the gateway runs the sweep. Its objects in the buckets are not touched: see docs
 
 A write is one compare-and-set of the head: the transition (a pure function of
 :mod:`reelforge_shared.jobs.transitions`) runs on the head and the segments it needs, and the head is
-written with the segments' patches and the new changes in it. Those are then copied to their own keys
+written with the segments' patches, the new changes and the events the change implies (its outbox:
+``job.cancelled``, a re-render's ``segment.requested``) in it. Those are then copied to their own keys
+and published
 (write-if-newer, by the change id that made them), by the writer at once and again by the next writer
 before its own write, so one compare-and-set decides everything and a crash between the two leaves
 nothing half-done: readers lay the head's patches over the segments they read.
@@ -36,17 +39,19 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
+import structlog
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from reelforge_shared.errors import PermanentError
-from reelforge_shared.events import Event, SegmentRequested
+from reelforge_shared.events import EVENTS_BY_SUBJECT, Event, SegmentRequested
 from reelforge_shared.jobs import transitions
 from reelforge_shared.jobs.record import TERMINAL, Change, JobRecord, JobStatus, SegmentRecord
 from reelforge_shared.metrics import JOB_FINISH_SECONDS, JOB_SECONDS, JOB_STALLED_SECONDS, JOBS
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storyboard import Storyboard
 
+log = structlog.get_logger("reelforge.jobs")
 BUCKET = "jobs"
 LOCAL_OWNER = "local"  # the owner of jobs submitted without the API (the CLI, straight onto the bus)
 ACTIVE: tuple[str, ...] = tuple(s for s in get_args(JobStatus) if s not in TERMINAL)
@@ -100,17 +105,27 @@ class JobTooLarge(PermanentError):
 
 
 class Intent:
-    """What the head's last write still has to copy to keys of their own: segment patches, changes."""
+    """What the head's last write still has to do outside it: segment patches and changes to copy, events to publish."""
 
-    def __init__(self, patches: dict[int, dict[str, Any]] | None = None, changes: list[Change] | None = None) -> None:
+    def __init__(
+        self,
+        patches: dict[int, dict[str, Any]] | None = None,
+        changes: list[Change] | None = None,
+        events: list[Event] | None = None,
+        sent: bool = False,
+    ) -> None:
         self.patches = patches or {}
         self.changes = changes or []
+        self.events = events or []
+        self.sent = sent or not self.events
 
 
 def _dump_head(record: JobRecord, intent: Intent, listed: str | None) -> bytes:
     head = record.model_dump(mode="json", exclude={"segments", "changes"})
     head["_patches"] = {str(i): p for i, p in intent.patches.items()}
     head["_changes"] = [c.model_dump(mode="json") for c in intent.changes]
+    head["_events"] = [{"subject": e.subject, "event": e.model_dump(mode="json")} for e in intent.events]
+    head["_sent"] = intent.sent
     head["_listed"] = listed
     return json.dumps(head, separators=(",", ":")).encode()
 
@@ -119,8 +134,10 @@ def _load_head(value: bytes) -> tuple[JobRecord, Intent, str | None]:
     raw = json.loads(value)
     patches = {int(i): p for i, p in raw.pop("_patches", {}).items()}
     changes = [Change.model_validate(c) for c in raw.pop("_changes", [])]
+    events = [EVENTS_BY_SUBJECT[e["subject"]].model_validate(e["event"]) for e in raw.pop("_events", [])]
+    sent = raw.pop("_sent", True)
     listed = raw.pop("_listed", None)
-    return JobRecord.model_validate(raw), Intent(patches, changes), listed
+    return JobRecord.model_validate(raw), Intent(patches, changes, events, sent), listed
 
 
 def _patch(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
@@ -132,14 +149,15 @@ def _patch(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, An
 class Ledger:
     """Read and write job records in the KV bucket; every write is compare-and-set on the head's revision."""
 
-    def __init__(self, kv: KeyValue, max_payload: int = 1024 * 1024) -> None:
+    def __init__(self, kv: KeyValue, max_payload: int = 1024 * 1024, bus: Any = None) -> None:
         self.kv = kv
         self.max_payload = max_payload
+        self.bus = bus  # publishes the outbox; None: events wait in the head for a store that has one
 
     @classmethod
     async def open(cls, bus: Any) -> Ledger:
         """The store over the bus's bucket, sized by the ``max_payload`` the server announced on connect."""
-        return cls(await bus.key_value(BUCKET), max_payload=bus.nc.max_payload)
+        return cls(await bus.key_value(BUCKET), max_payload=bus.nc.max_payload, bus=bus)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -205,6 +223,12 @@ class Ledger:
     async def _flush(self, record: JobRecord, intent: Intent, listed: str | None) -> str:
         """Copy the head's intent to keys of their own (write-if-newer) and list it under its status; the status listed."""
         job_id = record.job_id
+        if not intent.sent:
+            if self.bus is None:
+                raise LedgerConflict(f"job {job_id}: its last write's events are unpublished and this store has no bus")
+            for event in intent.events:  # again after a crash: the Nats-Msg-Id makes the repeat a no-op
+                await self.bus.publish(event)
+            intent.sent = True
         for change in intent.changes:
             await self.kv.put(change_key(job_id, change.id), change.model_dump_json().encode())
         for n, patch in intent.patches.items():
@@ -230,6 +254,23 @@ class Ledger:
                 with contextlib.suppress(KeyNotFoundError):
                     await self.kv.delete(index_key(record, listed))
         return record.status
+
+    async def _settle(self, record: JobRecord, intent: Intent, listed: str | None, revision: int) -> None:
+        """After a write: copy its intent out at once and, if it had events, mark them published in the head.
+
+        Failures are left for the next writer or :meth:`upkeep` (the head still holds everything).
+        """
+        had_events = not intent.sent
+        try:
+            await self._flush(record, intent, listed)
+        except Exception as exc:  # noqa: BLE001 - repaired later from the head, which is the record
+            log.warning("ledger.flush_deferred", job=record.job_id, error=repr(exc))
+            return
+        if had_events:
+            with contextlib.suppress(KeyWrongLastSequenceError):  # a later write already dropped them
+                await self.kv.update(head_key(record.job_id), _dump_head(record, intent, listed), last=revision)
+            with contextlib.suppress(Exception):
+                await self.kv.purge(f"out.{record.job_id}")
 
     def _check_size(self, what: str, size: int) -> None:
         if size > self.max_payload - HEADROOM:
@@ -294,18 +335,19 @@ class Ledger:
                 after = seg.model_dump(mode="json")
                 if before.get(n, {}) | {"version": after["version"]} != after:
                     patches[n] = _patch(before.get(n), after)
-            new = Intent(patches, [c for c in record.changes if c.id > changes])
+            new = Intent(patches, [c for c in record.changes if c.id > changes], record.outbox)
             payload = _dump_head(record, new, listed)
+            if not new.sent:  # found by upkeep should this process stop before the events are out
+                await self.kv.put(f"out.{job_id}", b"")
             try:
                 if revision is None:
-                    await self.kv.create(head_key(job_id), payload)
+                    written = await self.kv.create(head_key(job_id), payload)
                 else:
-                    await self.kv.update(head_key(job_id), payload, last=revision)
+                    written = await self.kv.update(head_key(job_id), payload, last=revision)
             except KeyWrongLastSequenceError:
                 await asyncio.sleep(0)  # another writer got there first: read again
                 continue
-            with contextlib.suppress(Exception):  # the next writer copies it if this one cannot
-                await self._flush(record, new, listed)
+            await self._settle(record, new, listed, written)
             return record, result
         raise LedgerConflict(f"job {job_id}: the record kept changing under {attempts} updates")
 
@@ -482,6 +524,41 @@ class Ledger:
         for state, count in counts.items():
             JOBS.labels(state).set(count)
         JOB_STALLED_SECONDS.set(stalled)
+
+    async def upkeep(self, retention: timedelta | None, now: datetime | None = None) -> None:
+        """The store's periodic work (the gateway runs it): outboxes repaired, deadlines enforced, old jobs swept."""
+        await self.repair()
+        await self.enforce_deadlines(now)
+        if retention is not None:
+            await self.sweep(retention, now)
+
+    async def repair(self) -> int:
+        """Publish the events of writes whose writer stopped (or failed to publish) before they were out; how many jobs."""
+        repaired = 0
+        for key in await self._keys("out.>"):
+            job_id = key.split(".", 1)[1]
+            record, intent, listed, revision = await self._read_head(job_id)
+            if record is not None and revision is not None and not intent.sent:
+                await self._settle(record, intent, listed, revision)
+                repaired += 1
+            else:
+                await self.kv.purge(key)
+        return repaired
+
+    async def enforce_deadlines(self, now: datetime | None = None) -> list[str]:
+        """Cancel, with reason ``deadline``, every unfinished job past its deadline; their ids."""
+        now = now or _now()
+        cancelled = []
+        for record in await self.active():
+            if transitions.past_deadline(record, now):
+                _, done = await self.update(
+                    record.job_id,
+                    lambda r: transitions.past_deadline(r, now) and transitions.cancel(r, reason="deadline"),
+                )
+                if done:
+                    await self.release(record.owner or LOCAL_OWNER, record.job_id)
+                    cancelled.append(record.job_id)
+        return cancelled
 
     async def sweep(self, retention: timedelta, now: datetime | None = None) -> int:
         """Delete every job finished longer than ``retention`` ago, whole; how many were deleted."""

@@ -13,6 +13,7 @@ run several times for one write and must only alter the record they are given.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from reelforge_shared.events import (
@@ -135,13 +136,22 @@ def _fold_segment(record: JobRecord, event: Any, stage: SegmentStage) -> None:
             record.status, record.error = "failed", f"segment {event.index} ({event.segment_id}) failed in {event.stage}"
 
 
-def cancel(record: JobRecord, by: str | None = None) -> bool:
-    """Mark the job cancelled; True when this call cancelled it (a finished job is left alone)."""
+def cancel(record: JobRecord, by: str | None = None, reason: str | None = None) -> bool:
+    """Mark the job cancelled and emit ``job.cancelled``; True when this call cancelled it (a finished job is left alone).
+
+    ``reason``: ``deadline`` when the job's deadline passed (else it was asked for).
+    """
     if record.terminal:
         return False
-    record.status = "cancelled"
-    record.record("job.cancelled", detail=f"by {by}" if by else None)
+    record.status, record.cancel_reason = "cancelled", reason
+    detail = ", ".join(d for d in (f"by {by}" if by else None, reason) if d) or None
+    record.record("job.cancelled", detail=detail)
+    record.emit(JobCancelled(job_id=record.job_id, by=by))
     return True
+
+
+def past_deadline(record: JobRecord, now: datetime) -> bool:
+    return not record.terminal and record.deadline_at is not None and now >= record.deadline_at
 
 
 def rerender(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request
@@ -84,6 +85,10 @@ async def create_job(
     idempotency_key: Annotated[
         str | None, Header(min_length=1, max_length=200, description="same key and body: same job")
     ] = None,
+    deadline_s: Annotated[
+        float | None,
+        Query(gt=0, le=30 * 86_400, description="cancel the job (reason `deadline`) if it is not finished this many seconds on"),
+    ] = None,
 ) -> JSONResponse:
     """Submit a storyboard (JSON or YAML body, optional top-level `webhook_url`).
 
@@ -131,6 +136,7 @@ async def create_job(
         webhook_url=webhook_url,
         idempotency_key=idempotency_key,
         body_sha256=digest,
+        deadline_at=datetime.now(UTC) + timedelta(seconds=deadline_s) if deadline_s else None,
     )
     try:
         deps.ledger.check_fits(record, board)
