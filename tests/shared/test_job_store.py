@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reelforge_shared.bus import Bus
+from reelforge_shared.bus import Bus, bootstrap
 from reelforge_shared.embedded import EmbeddedServer, start_nats
 from reelforge_shared.events import (
     FilmRequested,
@@ -49,7 +49,9 @@ def _cast_board(description_chars: int, segments: int = 1) -> dict:
 
 
 async def test_600_segments_with_long_cast_descriptions_complete_the_ledger_under_a_1mb_max_payload(small_nats, tmp_path: Path):
-    bus = await Bus.connect(CommonSettings(nats_url=small_nats.url, subject_prefix="big"))
+    settings = CommonSettings(nats_url=small_nats.url, subject_prefix="big")
+    await bootstrap(settings)
+    bus = await Bus.connect(settings)
     try:
         ledger = await Ledger.open(bus)
         assert ledger.max_payload == 1024 * 1024  # read from the server on connect
@@ -91,7 +93,9 @@ async def test_600_segments_with_long_cast_descriptions_complete_the_ledger_unde
 
 
 async def test_a_segment_that_cannot_fit_max_payload_is_refused_naming_the_limit(small_nats) -> None:
-    bus = await Bus.connect(CommonSettings(nats_url=small_nats.url, subject_prefix="refused"))
+    settings = CommonSettings(nats_url=small_nats.url, subject_prefix="refused")
+    await bootstrap(settings)
+    bus = await Bus.connect(settings)
     try:
         ledger = await Ledger.open(bus)
         board = parse_storyboard(_cast_board(1900, segments=2))
@@ -156,7 +160,6 @@ async def _count(bus: Bus, event: type) -> int:
 async def test_a_publish_failure_after_the_write_is_repaired_until_the_event_lands_once(settings) -> None:
     bus, broken = await Bus.connect(settings), await Bus.connect(settings)
     try:
-        await bus.ensure_stream()
         await broken.close()  # a real failure: every publish through it raises
         writer = Ledger(await bus.key_value("jobs"), bus=broken)
         for job in ("j-out-1", "j-out-2"):
@@ -177,7 +180,6 @@ async def test_a_publish_failure_after_the_write_is_repaired_until_the_event_lan
 async def test_a_job_past_its_deadline_is_cancelled_with_reason_deadline(settings) -> None:
     bus = await Bus.connect(settings)
     try:
-        await bus.ensure_stream()
         ledger = await Ledger.open(bus)
         now = datetime.now(UTC)
         await ledger.create(JobRecord(job_id="j-late", owner="alice", deadline_at=now - timedelta(seconds=1)))
