@@ -290,3 +290,67 @@ async def test_the_api_serves_the_timeline_and_the_bundle_of_the_callers_own_job
             ):
                 refused = await client.get(path, headers=who)
                 assert refused.status_code == 404 and refused.json()["error"] == "job_not_found", path
+
+
+ARTEFACTS = Path(__file__).resolve().parents[2] / "out" / "test-artefacts"  # out/ is ignored by git
+
+
+async def test_the_review_page_plays_the_film_shows_each_segment_and_re_renders_one(finished: dict, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    from reelforge.stack import local_stack
+    from reelforge_shared.bus import Bus
+    from reelforge_shared.jobs import Ledger
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is missing: `make install` installs it"
+    job = finished["job_id"]
+    async with local_stack(tmp_path / "state", **finished["overrides"], **TOKENS) as stack:
+        bus = await Bus.connect(stack.settings)
+        try:
+
+            def owned_by_alice(record) -> None:
+                record.owner = "alice"
+                record.record("test.owner")
+
+            await (await Ledger.open(bus)).update(job, owned_by_alice)
+        finally:
+            await bus.close()
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+            await page.goto(f"{stack.gateway_url}/review/{job}")
+            # No token yet: the page asks for one and keeps it in the tab, never in the URL.
+            await expect(page.locator("#login")).to_be_visible()
+            await page.fill("#token", "tok-alice-secret")
+            await page.click("#login button")
+            await expect(page.locator("#segments .card")).to_have_count(3)
+            assert "tok-alice" not in page.url
+            assert await page.evaluate("sessionStorage.getItem('reelforge-token')") == "tok-alice-secret"
+            player = page.locator("#player")
+            await expect(player).to_have_attribute("data-version", "1")
+            assert await player.evaluate(
+                "v => new Promise(ok => v.readyState >= 1 ? ok(v.duration) : v.onloadedmetadata = () => ok(v.duration))"
+            ) == pytest.approx(3.0, abs=0.1)
+            for n, card in enumerate(await page.locator("#segments .card").all(), start=1):
+                assert await card.locator("h2").inner_text() == f"{n} · {STORYBOARD['segments'][n - 1]['id']}"
+                assert await card.locator(".thumb").evaluate("img => img.complete && img.naturalWidth > 0")
+                assert await card.locator(".scores tr").count() > 0
+            # Readable on a phone: nothing wider than the screen.
+            assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+            links = [await a.inner_text() for a in await page.locator("#downloads a").all()]
+            assert {"film", "otio", "fcpxml", "edl", "kdenlive", "bundle"} <= set(links)
+            ARTEFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(ARTEFACTS / "review-page.png"), full_page=True)
+
+            # A re-render from the page: progress moves through the SSE stream, then the page plays version 2.
+            card = page.locator('#segments .card[data-index="2"]')
+            await card.locator("input[name=seed]").fill("4242")
+            await card.locator(".rerender button").click()
+            await expect(page.locator("#status")).to_contain_text("running", timeout=30_000)
+            await expect(player).to_have_attribute("data-version", "2", timeout=300_000)
+            await expect(page.locator("#status")).to_contain_text("completed")
+            assert "/v2/" in await player.get_attribute("src")
+            await expect(page.locator('#segments .card[data-index="2"] .takes button')).to_have_count(2)  # take 2 and take 1
+            await page.screenshot(path=str(ARTEFACTS / "review-page-v2.png"), full_page=True)
+            await browser.close()

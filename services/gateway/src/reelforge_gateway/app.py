@@ -13,7 +13,7 @@ from prometheus_client import make_asgi_app
 from reelforge_gateway.deps import Deps, GatewayDeps
 from reelforge_gateway.errors import install_error_handlers
 from reelforge_gateway.middleware import BodyLimits, Guard, RequestLog
-from reelforge_gateway.routes import assets, jobs, timeline, video
+from reelforge_gateway.routes import assets, jobs, review, timeline, video
 
 
 def create_app(deps: GatewayDeps) -> FastAPI:
@@ -33,6 +33,7 @@ def create_app(deps: GatewayDeps) -> FastAPI:
     app.include_router(video.router)
     app.include_router(assets.router)
     app.include_router(timeline.router)
+    app.include_router(review.router)
 
     @app.get("/healthz", include_in_schema=True)
     async def healthz(deps: Deps) -> JSONResponse:

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from reelforge_gateway.deps import Deps, GatewayDeps
@@ -24,6 +25,7 @@ from reelforge_gateway.timeline.export import FORMATS, Format, write
 from reelforge_gateway.timeline.sources import Sourced, from_store
 from reelforge_gateway.views import owned_job
 from reelforge_shared.jobs import JobRecord
+from reelforge_shared.storage import Keys
 
 router = APIRouter(tags=["timeline"])
 VERSION = Query(ge=1, le=10_000, description="film version (default: the latest finished)")
@@ -99,3 +101,52 @@ async def bundle(
         headers=_filename(record, f"v{sourced.cut.version}-bundle.zip"),
         background=BackgroundTask(work.cleanup),
     )
+
+
+class TakeLinks(BaseModel):
+    attempt: int
+    url: str
+
+
+class SegmentLinks(BaseModel):
+    video: str | None = Field(None, description="the current take's MP4")
+    thumbnail: str | None = Field(None, description="its still (JPEG)")
+    takes: list[TakeLinks] = Field(default_factory=list, description="earlier takes (re-renders kept beside it), newest first")
+
+
+class MediaLinks(BaseModel):
+    """Presigned URLs (an hour) of everything a person watches or downloads: what the review page plays."""
+
+    films: dict[int, str] = Field(description="film version -> URL")
+    renditions: dict[str, str] = Field(description="crops and thumbnail of the latest film -> URL")
+    segments: dict[int, SegmentLinks]
+
+
+@router.get("/v1/jobs/{job_id}/media", response_model=MediaLinks, responses=responses(404))
+async def media(request: Request, deps: Deps, job_id: Annotated[str, JOB_ID]) -> MediaLinks:
+    """Short-lived URLs of the job's films (every version), renditions, and each segment's video, still and earlier takes."""
+    record = await owned_job(request, deps, job_id)
+    return await asyncio.to_thread(_media_links, deps, record)
+
+
+def _media_links(deps: GatewayDeps, record: JobRecord) -> MediaLinks:
+    store, work = deps.store, deps.work_bucket
+    delivery = record.delivery_bucket or deps.delivery_bucket
+
+    def url(bucket: str, key: str | None) -> str | None:
+        return store.url(bucket, key, expires=URL_LIFETIME) if key and store.exists(bucket, key) else None
+
+    films = {v: u for v, key in sorted(record.films.items()) if (u := url(delivery, key))}
+    renditions = {name: u for name, key in record.deliverables.items() if (u := url(delivery, key))}
+    segments = {}
+    for n, seg in sorted(record.segments.items()):
+        takes = [
+            TakeLinks(attempt=a, url=u)
+            for a in range(seg.attempt - 1, 0, -1)
+            if (u := url(work, Keys.segment_video(record.job_id, n, a)))
+        ]
+        key = seg.video_key if seg.stage in ("encoded", "checked", "delivered") else None
+        segments[n] = SegmentLinks(
+            video=url(work, key), thumbnail=url(work, Keys.segment_thumbnail(key) if key else None), takes=takes
+        )
+    return MediaLinks(films=films, renditions=renditions, segments=segments)

@@ -1,0 +1,141 @@
+// The review page: only the public API (/v1), the token from this tab's session storage in an Authorization header.
+"use strict";
+const jobId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
+const KEY = "reelforge-token";
+const $ = (id) => document.getElementById(id);
+let job = null, links = null, lastEvent = 0, following = false;
+
+function headers(extra = {}) {
+  const token = sessionStorage.getItem(KEY);
+  return token ? { ...extra, Authorization: `Bearer ${token}` } : extra;
+}
+
+async function api(path, options = {}) {
+  const answer = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}${path}`, { ...options, headers: headers(options.headers) });
+  if (answer.status === 401) { sessionStorage.removeItem(KEY); showLogin("That token was refused."); throw new Error("unauthorised"); }
+  if (!answer.ok) { const body = await answer.json().catch(() => ({})); throw new Error(body.message || answer.statusText); }
+  return answer;
+}
+
+function showLogin(message) {
+  $("review").hidden = true; $("login").hidden = false;
+  $("status").textContent = message || "Enter an API token to review this job.";
+}
+
+function setStatus() {
+  const done = Object.values(job.segments).filter((s) => s.stage === "delivered").length;
+  $("status").textContent = `${job.status} · ${done} of ${job.segment_count} segments delivered` +
+    (job.films && Object.keys(job.films).length ? ` · film version ${Math.max(...Object.keys(job.films).map(Number))}` : "");
+  $("progress").max = job.segment_count + 1;
+  $("progress").value = done + (["completed"].includes(job.status) ? 1 : 0);
+}
+
+function player() {
+  const versions = Object.keys(links.films).map(Number).sort((a, b) => b - a);
+  const select = $("versions");
+  const chosen = Number(select.value) || versions[0];
+  select.replaceChildren(...versions.map((v) => new Option(`v${v}`, v, false, v === versions[0])));
+  if (versions.length && $("player").dataset.version !== String(versions[0])) {
+    $("player").src = links.films[versions[0]]; $("player").dataset.version = String(versions[0]);
+  } else if (chosen) { select.value = String(chosen); }
+  const nav = $("downloads");
+  nav.replaceChildren();
+  const add = (label, href, onclick) => {
+    const a = document.createElement("a"); a.textContent = label; a.href = href || "#";
+    if (onclick) a.addEventListener("click", (e) => { e.preventDefault(); onclick(); }); else a.download = "";
+    nav.append(a);
+  };
+  if (versions.length) add("film", links.films[versions[0]]);
+  for (const [name, url] of Object.entries(links.renditions)) add(name, url);
+  for (const fmt of ["otio", "fcpxml", "fcp7xml", "edl", "kdenlive"]) add(fmt, null, () => save(`/timeline?format=${fmt}`, `${jobId}.${fmt}`));
+  add("bundle", null, () => save("/bundle", `${jobId}-bundle.zip`));
+}
+
+async function save(path, name) {  // a download that needs the token: fetched with it, handed over as a blob
+  const blob = await (await api(path)).blob();
+  const a = document.createElement("a"); a.href = URL.createObjectURL(blob); a.download = name; a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+function cards() {
+  const root = $("segments");
+  root.replaceChildren();
+  for (const [n, seg] of Object.entries(job.segments).sort((a, b) => a[0] - b[0])) {
+    const card = $("card").content.firstElementChild.cloneNode(true);
+    card.dataset.index = n;
+    const media = links.segments[n] || {};
+    if (media.thumbnail) card.querySelector(".thumb").src = media.thumbnail;
+    card.querySelector(".thumb").alt = `segment ${n} ${seg.id}`;
+    card.querySelector("h2").textContent = `${n} · ${seg.id}`;
+    card.querySelector(".prompt").textContent = (seg.spec && seg.spec.prompt) || "";
+    card.querySelector(".stage").textContent = `${seg.stage}, take ${seg.attempt}` + (seg.qa_passed === false ? " · QA flagged" : "");
+    const table = card.querySelector(".scores");
+    for (const [gate, score] of Object.entries(seg.qa_scores || {})) {
+      const row = table.insertRow(); row.insertCell().textContent = gate; row.insertCell().textContent = score.toFixed(3);
+      if ((seg.qa_failed_gates || []).includes(gate)) row.className = "failed";
+    }
+    card.querySelector(".findings").textContent = (seg.qa_failed_gates || []).length ? `failed: ${seg.qa_failed_gates.join(", ")}` : "";
+    const takes = card.querySelector(".takes");
+    const play = (label, url) => { const b = document.createElement("button"); b.type = "button"; b.textContent = label;
+      b.addEventListener("click", () => { $("player").src = url; $("player").dataset.version = ""; $("player").play().catch(() => {}); }); takes.append(b); };
+    if (media.video) play(`play take ${seg.attempt}`, media.video);
+    for (const take of media.takes || []) play(`play take ${take.attempt}`, take.url);
+    card.querySelector(".rerender").addEventListener("submit", (e) => rerender(e, n));
+    root.append(card);
+  }
+}
+
+async function rerender(event, n) {
+  event.preventDefault();
+  const form = event.target, body = {};
+  if (form.prompt.value.trim()) body.prompt = form.prompt.value.trim();
+  if (form.seed.value !== "") body.seed = Number(form.seed.value);
+  if (!Object.keys(body).length) { $("status").textContent = "Give a new prompt or seed."; return; }
+  try {
+    job = await (await api(`/segments/${n}/rerender`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).json();
+    setStatus(); follow();
+  } catch (error) { $("status").textContent = `Re-render refused: ${error.message}`; }
+}
+
+async function follow() {  // the job's SSE stream, read with fetch (EventSource cannot send the token)
+  if (following) return;
+  following = true;
+  try {
+    const answer = await api("/events", { headers: { "Last-Event-ID": String(lastEvent) } });
+    const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end); buffer = buffer.slice(end + 2);
+        const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
+        const id = block.split("\n").find((l) => l.startsWith("id:"));
+        if (id) lastEvent = Number(id.slice(3));
+        if (!data) continue;
+        const change = JSON.parse(data);
+        if (change.index && job.segments[change.index]) job.segments[change.index].stage = change.stage || job.segments[change.index].stage;
+        job.status = change.status || job.status;
+        setStatus();
+      }
+    }
+  } finally { following = false; }
+  await load();
+}
+
+async function load() {
+  job = await (await api("")).json();
+  lastEvent = job.last_event_id;
+  links = await (await api("/media")).json();
+  document.title = `${job.title || jobId} · review`;
+  $("title").textContent = job.title || jobId;
+  $("login").hidden = true; $("review").hidden = false;
+  setStatus(); player(); cards();
+  if (!["completed", "failed", "cancelled"].includes(job.status)) follow();
+}
+
+$("versions").addEventListener("change", (e) => { $("player").src = links.films[e.target.value]; $("player").dataset.version = e.target.value; });
+$("login").addEventListener("submit", (e) => { e.preventDefault(); sessionStorage.setItem(KEY, $("token").value); load().catch((err) => showLogin(err.message)); });
+load().catch((error) => { if (error.message !== "unauthorised") showLogin(error.message); });
