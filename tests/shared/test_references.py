@@ -98,6 +98,15 @@ async def test_internal_and_non_https_references_are_refused_naming_the_field(ur
     assert internal.requests == []
 
 
+async def test_a_reference_that_does_not_resolve_or_answer_in_time_is_invalid_input(servers: tuple[Server, Server]) -> None:
+    def no_such_name(host: str, port: int) -> list[str]:
+        raise OSError("Name or service not known")
+
+    egress = Egress(policy=EgressPolicy(max_bytes=LIMITS.max_bytes), resolver=no_such_name)
+    with pytest.raises(InvalidInput, match=r"^logo: .*does not resolve"):
+        await fetch_reference(egress, "https://nowhere.example/a.png", kind="image", field="logo", limits=LIMITS)
+
+
 async def test_a_reference_redirecting_to_loopback_is_refused(servers: tuple[Server, Server]) -> None:
     public, internal = servers
 

@@ -32,7 +32,7 @@ import anyio.to_thread
 import av
 from PIL import Image, UnidentifiedImageError
 
-from reelforge_shared.egress import Egress, EgressPolicy
+from reelforge_shared.egress import Egress, EgressFailed, EgressPolicy
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
@@ -115,7 +115,10 @@ def reference_egress(*, allow_private: bool, deadline_s: float, limits: Referenc
 
 async def fetch_reference(egress: Egress, url: str, *, kind: Kind, field: str, limits: ReferenceLimits) -> Reference:
     """GET ``url`` once through ``egress`` and return its bytes checked as ``kind``; InvalidInput names ``field``."""
-    response = await egress.request("GET", url, field=field)
+    try:
+        response = await egress.request("GET", url, field=field)
+    except EgressFailed as exc:  # fetched once, at submission: a reference that cannot be fetched now is refused
+        raise InvalidInput(str(exc)) from exc
     if response.status_code != 200:
         raise InvalidInput(f"{field}: {url!r} answered {response.status_code}, not 200")
     claimed = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()

@@ -17,7 +17,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from reelforge_shared.egress import Egress, EgressPolicy, refusal
+from reelforge_shared.egress import Egress, EgressFailed, EgressPolicy, refusal
 from reelforge_shared.errors import InvalidInput
 
 PRIVATE_HINT = "set REELFORGE_WEBHOOK_ALLOW_PRIVATE=1 to allow internal targets"
@@ -27,6 +27,8 @@ async def check_webhook_url(url: str, allow_private: bool, field: str = "webhook
     """Raise InvalidInput (naming ``field`` and the URL) for a target Reelforge must not call; resolves in a thread."""
     try:
         await Egress(policy=EgressPolicy(allow_private=allow_private, deadline_s=5.0)).check(url, field=field)
+    except EgressFailed as exc:  # does not resolve (in time): the submitter's to fix, as before
+        raise InvalidInput(str(exc)) from exc
     except InvalidInput as exc:
         raise InvalidInput(f"{exc} (loopback/private/reserved); {PRIVATE_HINT}") from exc
 
