@@ -39,7 +39,7 @@ def run(
 ) -> None:
     """Render a storyboard with the whole system on this machine (embedded NATS and S3 unless configured)."""
     from reelforge.local_run import local_media, run_storyboard
-    from reelforge_shared.errors import InvalidInput
+    from reelforge_shared.errors import InvalidInput, StartupFailed
     from reelforge_shared.settings import CommonSettings
 
     settings = CommonSettings()
@@ -52,6 +52,9 @@ def run(
         ok = asyncio.run(run_storyboard(board, out, model=model, console=console, folder=storyboard.parent))
     except InvalidInput as exc:  # a media file outside the storyboard's folder, or one that is not what it claims
         console.print(f"[red]storyboard {storyboard}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    except StartupFailed as exc:  # a dependency past the tolerance, a refused or missing model: the setting, in one line
+        console.print(f"[red]cannot start: {exc}[/red]")
         raise typer.Exit(2) from None
     raise typer.Exit(0 if ok else 1)
 

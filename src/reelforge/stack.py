@@ -13,6 +13,7 @@ from typing import Any
 
 from reelforge_shared.bus import bootstrap
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, EmbeddedServer, embedded_servers, free_port
+from reelforge_shared.errors import StartupFailed
 from reelforge_shared.service import Service, run_services
 from reelforge_shared.settings import CommonSettings
 
@@ -85,7 +86,7 @@ class Stack:
                 task.result()
                 raise RuntimeError("services stopped before they were ready")
             if failed := [s for s in self.services if s.health.state == "SETUP_FAILED"]:
-                raise RuntimeError(f"{failed[0].name} setup failed: {failed[0].health.detail}")
+                raise StartupFailed(f"{failed[0].name} setup failed: {failed[0].health.detail}")
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("services not ready in time")
             await asyncio.sleep(0.1)

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from reelforge_shared.bus import Bus
-from reelforge_shared.errors import DependencyDown
+from reelforge_shared.errors import DependencyDown, PermanentError, StartupFailed
 from reelforge_shared.health import Health
 from reelforge_shared.jobs import CancelCheck, Ledger
 from reelforge_shared.logging import register_secrets
@@ -48,10 +48,61 @@ class Service:
 
 
 def open_store(settings: CommonSettings) -> ObjectStore:
-    store = ObjectStore.from_settings(settings)
-    store.ensure_bucket(settings.work_bucket)
-    store.ensure_bucket(settings.delivery_bucket)
-    return store
+    """The S3 client of a service; nothing is asked of the server here (start-up waits for it: :func:`wait_for_s3`)."""
+    return ObjectStore.from_settings(settings)
+
+
+# The settings a start-up failure of each dependency points at.
+SETTINGS_OF = {
+    "s3": "REELFORGE_S3_ENDPOINT (and the service's S3 keys)",
+    "nats": "REELFORGE_NATS_URL (and REELFORGE_NATS_USER/PASSWORD, TLS)",
+}
+
+
+def past_tolerance(dependency: str, waited: float, tolerance: float, detail: str) -> StartupFailed:
+    """The one line a worker ends with when a dependency is still away at start-up past the tolerance."""
+    return StartupFailed(
+        f"{dependency} unreachable for {waited:.0f} s at start-up, past REELFORGE_OUTAGE_TOLERANCE_S={tolerance:g}: "
+        f"{detail}; check {SETTINGS_OF.get(dependency, dependency)} or raise REELFORGE_OUTAGE_TOLERANCE_S"
+    )
+
+
+async def wait_for_s3(service: Service, stop: asyncio.Event) -> bool:
+    """Until the S3 server answers and the buckets are there, like an outage at run time; False if stopped first.
+
+    /healthz names ``s3`` while it is away; past ``outage_tolerance_s`` a :class:`StartupFailed` says which
+    settings to look at. A bucket this identity may neither see nor make is a failure at once (no wait helps).
+    """
+    store = ObjectStore.from_settings(service.settings)
+    buckets = (service.settings.work_bucket, service.settings.delivery_bucket)
+    began, tries, tolerance = time.monotonic(), 0, service.settings.outage_tolerance_s
+    while True:
+        try:
+            for bucket in buckets:
+                await asyncio.to_thread(store.ensure_bucket, bucket)
+        except DependencyDown as exc:
+            waited = time.monotonic() - began
+            if waited >= tolerance:
+                raise past_tolerance("s3", waited, tolerance, exc.detail) from None
+            if "s3" not in service.health.down:
+                log.warning("service.s3_unreachable", service=service.name, error=exc.detail)
+            service.health.dependency_down("s3", exc.detail)
+            await _first_of(stop, min(backoff(tries), tolerance - waited))
+            if stop.is_set():
+                return False
+            tries += 1
+            continue
+        except PermanentError as exc:
+            raise StartupFailed(f"{exc}; check REELFORGE_WORK_BUCKET/REELFORGE_DELIVERY_BUCKET and the S3 keys") from None
+        if "s3" in service.health.down:
+            service.health.dependency_up("s3")
+            log.info("dependency.up", dependency="s3")
+        return True
+
+
+async def _first_of(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
 
 
 async def connect_bus(service: Service, stop: asyncio.Event) -> Bus | None:
@@ -81,16 +132,15 @@ async def connect_bus(service: Service, stop: asyncio.Event) -> Bus | None:
             if stop.is_set():
                 log.info("service.stopped_before_connect", service=service.name)
                 return None
-            raise DependencyDown(
-                "nats",
-                f"unreachable for {time.monotonic() - began:.0f} s, past REELFORGE_OUTAGE_TOLERANCE_S={tolerance:g} (connect)",
-            )
+            raise past_tolerance("nats", time.monotonic() - began, tolerance, "no server answered the connect")
         try:
             bus = attempt.result()
         except Exception as exc:
             down = outage_of(exc)
             waited = time.monotonic() - began
-            if down is None or stop.is_set() or waited >= tolerance:
+            if down is not None and waited >= tolerance and not stop.is_set():
+                raise past_tolerance("nats", waited, tolerance, down.detail) from None
+            if down is None or stop.is_set():
                 raise
             service.health.dependency_down("nats", down.detail)
             log.warning("service.nats_unreachable", service=service.name, waited_s=round(waited, 1), error=down.detail)
@@ -106,6 +156,9 @@ async def connect_bus(service: Service, stop: asyncio.Event) -> Bus | None:
 
 
 async def run_service(service: Service, stop: asyncio.Event) -> None:
+    """Wait for S3 and NATS (within the outage tolerance), load the service's setup, then serve until ``stop``."""
+    if not await wait_for_s3(service, stop):
+        return  # stopped before S3 could be reached
     bus = await connect_bus(service, stop)
     if bus is None:
         return  # stopped before NATS could be reached: nothing to drain
@@ -117,6 +170,10 @@ async def run_service(service: Service, stop: asyncio.Event) -> None:
                 await asyncio.to_thread(service.setup)
             except Exception as exc:
                 service.health.setup_failed(f"{type(exc).__name__}: {exc}")
+                if isinstance(exc, StartupFailed):
+                    raise
+                if isinstance(exc, PermanentError):  # a refused or missing model: its message names the setting
+                    raise StartupFailed(f"{service.name} setup failed: {exc}") from None
                 log.error("service.setup_failed", service=service.name, error=str(exc))
                 raise
         runner = Runner(service.name, service.routes, service.deps, bus, service.settings, service.health, service.cancel_check)

@@ -4,6 +4,7 @@ from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.handler import GeneratorDeps, handle
 from reelforge_generator.metrics import VRAM_LIMIT
 from reelforge_generator.renderer import FrameRenderer
+from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import Event, SegmentRequested
 from reelforge_shared.flow import routes
 from reelforge_shared.jobs import CancelCheck
@@ -27,4 +28,14 @@ def build(settings: GeneratorSettings) -> Service:
         }
     }
     served = routes("generator", {"handle": handle}, options)
-    return Service("generator", settings, served, deps, setup=renderer.setup, cancel_check=cancel_check)
+
+    def setup() -> None:
+        """Load the default model; a refused or missing one names the setting that chose it."""
+        try:
+            renderer.setup()
+        except PermanentError as exc:
+            if "REELFORGE_" in str(exc):
+                raise
+            raise PermanentError(f"{exc} (the model is REELFORGE_MODEL={settings.model!r})") from exc
+
+    return Service("generator", settings, served, deps, setup=setup, cancel_check=cancel_check)
