@@ -207,3 +207,12 @@ async def test_https_to_the_checked_address_keeps_the_name_for_sni_and_the_certi
         await egress.aclose()
         assert public.server is not None
         public.server.close()
+
+
+async def test_loopback_in_odd_ipv4_spellings_is_refused(servers: tuple[Server, Server]) -> None:
+    _, internal = servers
+    egress = Egress()  # the system resolver: it reads these spellings as 127.0.0.1 without asking DNS
+    for host in ("2130706433", "0x7f.1", "127.1", "0177.0.0.1", "[::ffff:127.0.0.1]", "[::1]"):
+        with pytest.raises(EgressRefused, match="loopback|is not a URL"):
+            await egress.request("GET", f"http://{host}:{internal.port}/admin")
+    assert internal.requests == []

@@ -229,6 +229,8 @@ class Egress:
             if str(exc).startswith(f"{field}: "):
                 raise
             raise type(exc)(f"{field}: {url!r}: {exc}") from exc
+        except httpx.InvalidURL as exc:  # e.g. a host httpx will not read (``0177.0.0.1``)
+            raise EgressRefused(f"{field}: {url!r} is not a URL ({exc})") from exc
         except httpx.HTTPError as exc:
             raise EgressFailed(f"{field}: {url!r}: {type(exc).__name__}: {exc}") from exc
 
