@@ -4,11 +4,24 @@ A storyboard is YAML or JSON with a title, a style, an output size, a cast (char
 locations and segments. A plain JSON list of ``{id, prompt}`` segments is accepted too and
 gets the defaults below. Every problem is reported with the path of the failing field
 (``segments[2].characters[0]``) and the value, and nothing is published for a bad storyboard.
+
+Every input is bounded before it costs anything:
+
+- :func:`decode_storyboard` reads JSON with the standard library (NaN and Infinity refused) and YAML
+  with libyaml, refusing anchors and aliases (a 483-byte YAML of nested aliases expands to
+  gigabytes) with the line named;
+- numbers are finite (``allow_inf_nan=False``) and within static ranges (``fps`` 1-60);
+- :class:`StoryboardLimits` holds what an operator may lower (segments per job, frames per segment,
+  film seconds, output pixels, characters per field; the gateway's settings), and
+  :func:`limit_errors` names the field, the value and the limit of each one passed;
+- error messages show a value cut short by :mod:`reprlib`, never ``repr()`` of the whole input.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import reprlib
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -20,6 +33,8 @@ from reelforge_shared.errors import InvalidInput
 MAX_PROMPT_CHARS = 2000  # CLIP reads 77 tokens; 2000 characters is generous and keeps events small
 MAX_SEGMENTS = 500
 MAX_FRAMES = 1000
+MAX_FPS = 60
+MAX_ERRORS = 20  # errors listed in one answer; the rest are counted
 DEFAULT_FRAMES = 24  # seed 001: 24 frames at 3 fps = 8 s per segment
 DEFAULT_FPS = 3.0
 
@@ -31,7 +46,7 @@ _CROPS: tuple[_Crop, ...] = ("9:16", "1:1")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Style(_Strict):
@@ -50,7 +65,7 @@ class Output(_Strict):
     width: int = Field(1920, ge=16, le=7680, multiple_of=2)
     height: int = Field(1080, ge=16, le=4320, multiple_of=2)
     fps: float | None = Field(
-        None, gt=0, le=120, description="delivery frame rate; slower segments are motion-interpolated up to it, same duration"
+        None, ge=1, le=120, description="delivery frame rate; slower segments are motion-interpolated up to it, same duration"
     )
     interpolation: Literal["mci", "blend"] = Field(
         "mci", description="how frames are interpolated: motion-compensated (mci) or cross-blended (blend, cheaper)"
@@ -130,7 +145,7 @@ class Segment(_Strict):
     characters: list[_Name] = Field(default_factory=list, max_length=16)
     location: _Name | None = None
     frames: int = Field(DEFAULT_FRAMES, ge=1, le=MAX_FRAMES)
-    fps: float = Field(DEFAULT_FPS, gt=0, le=60)
+    fps: float = Field(DEFAULT_FPS, ge=1, le=MAX_FPS)
     transition: Transition = Field(default_factory=Transition, description="into this segment")
     seed: _Seed | None = Field(None, description="overrides the seed derived from cast and location")
     steps: int | None = Field(None, ge=1, le=200, description="denoising steps of this segment; unset: the generator's")
@@ -198,9 +213,14 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path or "storyboard"
 
 
+_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 60, 60, 40, 4, 4, 2
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+    """The value for an error message, cut short without building the repr of all of it (reprlib)."""
+    text = _REPR.repr(value)
+    return f"{text} ({len(value)} characters)" if isinstance(value, str) and len(value) > 60 else text
 
 
 def _cross_reference_errors(board: Storyboard) -> list[dict[str, str]]:
@@ -251,8 +271,63 @@ class StoryboardInvalid(InvalidInput):
         super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
 
 
-def parse_storyboard(data: Any) -> Storyboard:
-    """Validate a decoded storyboard (a mapping, or a plain list of segments)."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StoryboardLimits:
+    """What one submission may ask for; an operator may lower each (the gateway's REELFORGE_MAX_* settings)."""
+
+    segments: int = MAX_SEGMENTS
+    frames_per_segment: int = MAX_FRAMES
+    film_seconds: float = 3600.0
+    output_pixels: int = 3840 * 2160
+    field_chars: int = MAX_PROMPT_CHARS
+
+
+def limit_errors(board: Storyboard, limits: StoryboardLimits) -> list[dict[str, str]]:
+    """Each limit the storyboard passes, naming the field, its value and the limit (and the setting that sets it)."""
+    errors = []
+
+    def over(field: str, value: float | str, limit: float, setting: str) -> None:
+        errors.append({"field": field, "message": f"{value} is above the limit {limit} (REELFORGE_{setting})"})
+
+    if len(board.segments) > limits.segments:
+        over("segments", f"{len(board.segments)} segments", limits.segments, "MAX_SEGMENTS")
+    for i, seg in enumerate(board.segments):
+        if seg.frames > limits.frames_per_segment:
+            over(f"segments[{i}].frames", seg.frames, limits.frames_per_segment, "MAX_FRAMES_PER_SEGMENT")
+    if board.duration_s > limits.film_seconds:
+        over("segments", f"{board.duration_s:.1f} s of film", limits.film_seconds, "MAX_FILM_SECONDS")
+    pixels = board.output.width * board.output.height
+    if pixels > limits.output_pixels:
+        over("output", f"{board.output.width}x{board.output.height} = {pixels} pixels", limits.output_pixels, "MAX_OUTPUT_PIXELS")
+    for field, text in _texts(board.model_dump(), ""):
+        if len(text) > limits.field_chars:
+            over(field, f"{len(text)} characters", limits.field_chars, "MAX_FIELD_CHARS")
+    return errors
+
+
+def _texts(value: Any, path: str) -> list[tuple[str, str]]:
+    """(field path, text) of every string in a dumped storyboard."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _texts(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list):
+        return [t for i, v in enumerate(value) for t in _texts(v, f"{path}[{i}]")]
+    return []
+
+
+def _capped(errors: list[dict[str, str]]) -> list[dict[str, str]]:
+    if len(errors) <= MAX_ERRORS:
+        return errors
+    return [*errors[:MAX_ERRORS], {"field": "storyboard", "message": f"{len(errors) - MAX_ERRORS} more errors not listed"}]
+
+
+def parse_storyboard(data: Any, limits: StoryboardLimits | None = None) -> Storyboard:
+    """Validate a decoded storyboard (a mapping, or a plain list of segments), within ``limits`` where given.
+
+    Submissions pass the operator's limits; a storyboard read back from the work bucket was checked
+    when it was submitted and passes none.
+    """
     if isinstance(data, list):
         data = {"segments": data}
     if not isinstance(data, dict):
@@ -262,20 +337,52 @@ def parse_storyboard(data: Any) -> Storyboard:
         board = Storyboard.model_validate(data)
     except ValidationError as exc:
         raise StoryboardInvalid(
-            [
-                {"field": _field_path(err["loc"]), "message": f"{err['msg']} (got {_short(err.get('input'))})"}
-                for err in exc.errors(include_url=False)
-            ]
+            _capped(
+                [
+                    {"field": _field_path(err["loc"]), "message": f"{err['msg']} (got {_short(err.get('input'))})"}
+                    for err in exc.errors(include_url=False)
+                ]
+            )
         ) from None
-    if errors := _cross_reference_errors(board):
-        raise StoryboardInvalid(errors)
+    if errors := _cross_reference_errors(board) + (limit_errors(board, limits) if limits is not None else []):
+        raise StoryboardInvalid(_capped(errors))
     return board
 
 
-def load_storyboard(text: str | bytes) -> Storyboard:
-    """Parse YAML or JSON text (JSON is YAML) into a validated storyboard."""
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def decode_storyboard(text: str | bytes, max_yaml_bytes: int | None = None) -> Any:
+    """The data of a JSON or YAML storyboard; StoryboardInvalid for text that is neither, or YAML with anchors or aliases.
+
+    JSON is read by the standard library (fast, NaN and Infinity refused); anything else by libyaml
+    (up to ``max_yaml_bytes``), which first walks the events and refuses the first anchor or alias with its line.
+    """
+    raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+    if raw.lstrip()[:1] in {"{", "["}:
+        try:
+            return json.loads(raw, parse_constant=_no_constants)
+        except (ValueError, RecursionError):
+            pass  # YAML's flow style looks like JSON: read it as YAML, which names the line of any error
+    if max_yaml_bytes is not None and len(raw) > max_yaml_bytes:  # YAML is read at a few MB/s at best: JSON beyond this
+        message = f"{len(raw)} characters of YAML is above the limit {max_yaml_bytes} (REELFORGE_MAX_YAML_BYTES); send JSON"
+        raise StoryboardInvalid([{"field": "storyboard", "message": message}])
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.safe_load(text)
+        for event in yaml.parse(raw, Loader=loader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
+                line = event.start_mark.line + 1
+                message = f"line {line}: YAML {kind}s (&name, *name) are not accepted; write the value out"
+                raise StoryboardInvalid([{"field": "storyboard", "message": message, "line": str(line)}])
+        return yaml.load(raw, Loader=loader)  # noqa: S506 - a safe loader (libyaml's CSafeLoader, else SafeLoader)
     except yaml.YAMLError as exc:
-        raise StoryboardInvalid([{"field": "storyboard", "message": f"not valid YAML or JSON: {exc}"}]) from None
-    return parse_storyboard(data)
+        raise StoryboardInvalid([{"field": "storyboard", "message": f"not valid YAML or JSON: {_REPR.repr(str(exc))}"}]) from None
+    except RecursionError:
+        raise StoryboardInvalid([{"field": "storyboard", "message": "nested too deep"}]) from None
+
+
+def load_storyboard(text: str | bytes, limits: StoryboardLimits | None = None) -> Storyboard:
+    """Parse YAML or JSON text (JSON is YAML) into a validated storyboard."""
+    return parse_storyboard(decode_storyboard(text), limits)

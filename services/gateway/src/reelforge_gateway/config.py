@@ -4,6 +4,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 
 from reelforge_shared.settings import CommonSettings
+from reelforge_shared.storyboard import MAX_FPS, MAX_FRAMES, MAX_PROMPT_CHARS, MAX_SEGMENTS, StoryboardLimits
+
+_LIMITS = StoryboardLimits()  # the defaults: one place (reelforge_shared.storyboard)
 
 
 class GatewaySettings(CommonSettings):
@@ -14,6 +17,26 @@ class GatewaySettings(CommonSettings):
         8080, ge=0, le=65535, validation_alias="REELFORGE_GATEWAY_PORT", description="gateway HTTP port (0: any free port)"
     )
     max_body_bytes: int = Field(5_000_000, ge=1024, description="largest storyboard accepted (413 above)")
+    max_yaml_bytes: int = Field(
+        256_000, ge=1024, description="largest YAML storyboard (YAML is slow to read; JSON up to REELFORGE_MAX_BODY_BYTES)"
+    )
+    parse_timeout_s: float = Field(
+        1.0, gt=0, le=60, description="a storyboard not read and checked within this is refused (422), off the event loop"
+    )
+    max_segments: int = Field(_LIMITS.segments, ge=1, le=MAX_SEGMENTS, description="segments per job (422 above)")
+    max_frames_per_segment: int = Field(
+        _LIMITS.frames_per_segment, ge=1, le=MAX_FRAMES, description=f"frames per segment (422 above; fps is 1-{MAX_FPS})"
+    )
+    max_film_seconds: float = Field(_LIMITS.film_seconds, gt=0, description="seconds of film one job may ask for (422 above)")
+    max_output_pixels: int = Field(
+        _LIMITS.output_pixels, ge=256, description="output width x height a job may ask for (422 above; 3840x2160)"
+    )
+    max_field_chars: int = Field(
+        _LIMITS.field_chars,
+        ge=64,
+        le=MAX_PROMPT_CHARS,
+        description="characters in any text field of a storyboard (422 above)",
+    )
     assets_database_url: SecretStr | None = Field(
         None,
         description="PostgreSQL URL for the media_assets table (uploader writes, gateway reads); unset: rows in the work bucket",
@@ -73,3 +96,12 @@ class GatewaySettings(CommonSettings):
         False,
         description="allow the built-in random-weight test models outside local mode (they render noise; `run`/`up` allow them)",
     )
+
+    def storyboard_limits(self) -> StoryboardLimits:
+        return StoryboardLimits(
+            segments=self.max_segments,
+            frames_per_segment=self.max_frames_per_segment,
+            film_seconds=self.max_film_seconds,
+            output_pixels=self.max_output_pixels,
+            field_chars=self.max_field_chars,
+        )

@@ -18,6 +18,7 @@ from reelforge_shared.bus import Bus
 from reelforge_shared.health import Health
 from reelforge_shared.jobs import Ledger
 from reelforge_shared.storage import ObjectStore
+from reelforge_shared.storyboard import StoryboardLimits
 
 
 @dataclass(kw_only=True, slots=True)
@@ -43,7 +44,10 @@ class GatewayDeps:
     access: Access = field(default_factory=lambda: Access(tokens={}, enabled=False))
     assets: AssetRegistry | None = None
     video: VideoDefaults | None = None
+    limits: StoryboardLimits = field(default_factory=StoryboardLimits)
     max_body_bytes: int = 5_000_000
+    max_yaml_bytes: int = 256_000
+    parse_timeout_s: float = 1.0
     max_upload_bytes: int = 20_000_000
     max_image_pixels: int = 4096 * 4096
     max_jobs_in_flight: int = 10

@@ -6,19 +6,18 @@ of the job and the segment, so submitting the same job again publishes nothing n
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from typing import Any
-
-import yaml
 
 from reelforge_shared.bus import Bus
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import JobSubmitted, SegmentRequested
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
-from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, parse_storyboard
-from reelforge_shared.webhooks import refuse_private
+from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, StoryboardLimits, decode_storyboard, parse_storyboard
+from reelforge_shared.webhooks import check_webhook_url
 
 
 def new_job_id(idempotency_key: str | None = None) -> str:
@@ -54,19 +53,35 @@ async def submit_job(
     return submitted
 
 
-def parse_submission(body: bytes, allow_private: bool) -> tuple[Storyboard, str | None]:
-    """The storyboard of a submission (JSON or YAML) and its optional top-level ``webhook_url``, checked."""
-    try:
-        data: Any = yaml.safe_load(body)
-    except yaml.YAMLError as exc:
-        raise StoryboardInvalid([{"field": "storyboard", "message": f"not valid YAML or JSON: {exc}"}]) from None
+def parse_submission(body: bytes, limits: StoryboardLimits, max_yaml_bytes: int) -> tuple[Storyboard, str | None]:
+    """The storyboard of a submission (JSON or YAML) and its optional top-level ``webhook_url``; CPU work, no I/O."""
+    data: Any = decode_storyboard(body, max_yaml_bytes)
     webhook_url = None
     if isinstance(data, dict) and "webhook_url" in data:
         webhook_url = data.pop("webhook_url")
         if not isinstance(webhook_url, str):
-            raise StoryboardInvalid([{"field": "webhook_url", "message": f"expected a URL, got {webhook_url!r}"[:300]}])
+            raise StoryboardInvalid([{"field": "webhook_url", "message": f"expected a URL, got {type(webhook_url).__name__}"}])
+    return parse_storyboard(data, limits), webhook_url
+
+
+async def read_submission(
+    body: bytes, *, limits: StoryboardLimits, max_yaml_bytes: int, timeout_s: float, allow_private: bool
+) -> tuple[Storyboard, str | None]:
+    """:func:`parse_submission` in a worker thread within ``timeout_s`` (the event loop keeps serving), then the webhook checked.
+
+    A parse past the time limit is answered 422 at once; its thread finishes on its own (it is
+    bounded: aliases are refused, YAML is read up to ``max_yaml_bytes``).
+    """
+    try:
+        board, webhook_url = await asyncio.wait_for(
+            asyncio.to_thread(parse_submission, body, limits, max_yaml_bytes), timeout=timeout_s
+        )
+    except TimeoutError:
+        message = f"not read within {timeout_s} s (REELFORGE_PARSE_TIMEOUT_S); send JSON, or a smaller storyboard"
+        raise StoryboardInvalid([{"field": "storyboard", "message": message}]) from None
+    if webhook_url is not None:
         try:
-            refuse_private(webhook_url, allow_private)
+            await check_webhook_url(webhook_url, allow_private)
         except InvalidInput as exc:
             raise StoryboardInvalid([{"field": "webhook_url", "message": str(exc)}]) from None
-    return parse_storyboard(data), webhook_url
+    return board, webhook_url

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import GatewayDeps
 from reelforge_gateway.errors import ApiError
-from reelforge_shared.jobs import JobRecord, JobStatus, SegmentRecord
+from reelforge_shared.jobs import LOCAL_OWNER, JobRecord, JobStatus, SegmentRecord
 from reelforge_shared.jobs.eta import deadline_met, queue
 
 
@@ -83,9 +83,6 @@ class JobPage(BaseModel):
     limit: int
     offset: int
     next: str | None = Field(description="URL of the next page; null on the last")
-
-
-LOCAL_OWNER = "local"  # the owner of a job submitted without the API (the CLI, straight onto the bus)
 
 
 def visible(record: JobRecord, request: Request, deps: GatewayDeps) -> bool:

@@ -21,7 +21,7 @@ from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import Deps, GatewayDeps
 from reelforge_gateway.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from reelforge_gateway.prompt_fit import prompt_errors
-from reelforge_gateway.submit import new_job_id, parse_submission, submit_job
+from reelforge_gateway.submit import new_job_id, read_submission, submit_job
 from reelforge_gateway.views import JobAccepted, JobPage, JobSummary, JobView, accepted, job_view, owned_job
 from reelforge_shared.events import JobCancelled
 from reelforge_shared.jobs import (
@@ -33,7 +33,7 @@ from reelforge_shared.jobs import (
     resume_job,
 )
 from reelforge_shared.storage import Keys
-from reelforge_shared.storyboard import StoryboardInvalid, parse_storyboard
+from reelforge_shared.storyboard import MAX_PROMPT_CHARS, StoryboardInvalid, parse_storyboard
 
 router = APIRouter(tags=["jobs"])
 JOB_ID = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="job id", examples=["j-5f1c2e7a9b0d4e21"])
@@ -53,7 +53,7 @@ class RerenderRequest(BaseModel):
 
     seed: int | None = Field(None, ge=0, lt=2**32, description="new seed", examples=[4242])
     prompt: str | None = Field(
-        None, min_length=1, max_length=4000, description="new prompt (the style and cast are still applied)"
+        None, min_length=1, max_length=MAX_PROMPT_CHARS, description="new prompt (the style and cast are still applied)"
     )
 
 
@@ -101,7 +101,13 @@ async def create_job(
     """
     caller = caller_of(request)
     body = await request.body()  # at most REELFORGE_MAX_BODY_BYTES: the guard middleware cut it
-    board, webhook_url = parse_submission(body, deps.webhook_allow_private)
+    board, webhook_url = await read_submission(
+        body,
+        limits=deps.limits,
+        max_yaml_bytes=deps.max_yaml_bytes,
+        timeout_s=deps.parse_timeout_s,
+        allow_private=deps.webhook_allow_private,
+    )
     if errors := await asyncio.to_thread(prompt_errors, board, default_model=deps.default_model):
         raise StoryboardInvalid(errors)
     digest = hashlib.sha256(body).hexdigest()
@@ -253,6 +259,9 @@ async def rerender(
     new version and earlier versions stay.
     """
     record = await owned_job(request, deps, job_id)
+    if change.prompt is not None and len(change.prompt) > deps.limits.field_chars:
+        message = f"{len(change.prompt)} characters is above the limit {deps.limits.field_chars} (REELFORGE_MAX_FIELD_CHARS)"
+        raise ApiError(422, "invalid_request", f"prompt: {message}", fields=[{"field": "prompt", "message": message}])
     if change.seed is None and change.prompt is None:
         raise ApiError(
             422,

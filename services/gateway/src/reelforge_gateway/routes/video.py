@@ -49,7 +49,7 @@ from reelforge_shared.errors import InvalidInput
 from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.references import open_image
 from reelforge_shared.storage import Keys
-from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, parse_storyboard
+from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, StoryboardLimits, parse_storyboard
 
 router = APIRouter(tags=["video"])
 TINY_PREFIX = "reelforge/tiny-"
@@ -69,7 +69,7 @@ class VideoError(ApiError):
 class VideoParams(BaseModel):
     """The ``/api/video/*`` parameters (``num_inference_steps`` is accepted for ``steps``)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     prompt: str = Field(
         min_length=1, max_length=2000, description="what the video shows", examples=["A cat walking through a garden"]
@@ -164,7 +164,7 @@ def _check_duration(params: VideoParams, video: VideoDefaults) -> None:
         )
 
 
-def _storyboard(kind: Kind, params: VideoParams, seed: int, image_key: str | None) -> Storyboard:
+def _storyboard(kind: Kind, params: VideoParams, seed: int, image_key: str | None, limits: StoryboardLimits) -> Storyboard:
     frames = max(1, round(params.duration * params.fps))
     segment: dict[str, Any] = {
         "id": "video",
@@ -186,7 +186,7 @@ def _storyboard(kind: Kind, params: VideoParams, seed: int, image_key: str | Non
         board["characters"] = {"subject": {"description": "the subject of the image", "seed": seed, "reference_image": image_key}}
         segment["characters"] = ["subject"]
     try:
-        return parse_storyboard(board)
+        return parse_storyboard(board, limits)
     except StoryboardInvalid as exc:  # e.g. more frames than a segment may have
         raise VideoError(
             422, "invalid_request", "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors), fields=exc.errors
@@ -208,7 +208,7 @@ async def _run(kind: Kind, params: VideoParams, deps: GatewayDeps, owner: str, i
     cached = record is not None and record.status != "queued"
     if not cached:  # new, or created but perhaps never published (a request stopped half-way): publish again
         image_key = Keys.input_image(job_id) if image is not None else None
-        board = _storyboard(kind, params, seed, image_key)
+        board = _storyboard(kind, params, seed, image_key, deps.limits)
         if errors := await asyncio.to_thread(prompt_errors, board, model):  # longer than the model's text encoder reads
             names = {"style.negative_prompt": "negative_prompt"}  # the request's fields, not the storyboard's
             fields = [{"field": names.get(e["field"], "prompt"), "message": e["message"]} for e in errors]
