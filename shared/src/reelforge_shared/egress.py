@@ -197,13 +197,18 @@ class Egress:
     resolver: Resolver = system_resolver
     verify: ssl.SSLContext | bool = True  # a test's own certificate authority
     _backend: _CheckedBackend = field(init=False, repr=False)
-    _client: httpx.AsyncClient = field(init=False, repr=False)
+    _client_: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._backend = _CheckedBackend(self.policy, self.resolver)
-        self._client = httpx.AsyncClient(
-            transport=_CheckedTransport(self._backend, self.verify), follow_redirects=False, trust_env=False
-        )
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        """Made at the first request: building its TLS context reads the CA bundle, which :meth:`check` never needs."""
+        if self._client_ is None:
+            transport = _CheckedTransport(self._backend, self.verify)
+            self._client_ = httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+        return self._client_
 
     async def check(self, url: str, *, field: str = "url") -> None:
         """Refuse ``url`` now (scheme and resolved addresses) without sending anything; the name is resolved again at send."""
@@ -235,7 +240,8 @@ class Egress:
             raise EgressFailed(f"{field}: {url!r}: {type(exc).__name__}: {exc}") from exc
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._client_ is not None:
+            await self._client_.aclose()
 
     async def _follow(
         self, method: str, url: str, content: bytes | None, headers: dict[str, str] | None, field: str
