@@ -284,6 +284,7 @@ def asyncapi(
     sys.stdout.write("\n")
 
 
+from reelforge.cli_edit import edit  # noqa: E402 - as above
 from reelforge.cli_encode import encode  # noqa: E402 - command modules keep heavy imports inside
 from reelforge.cli_generator import bench, generate  # noqa: E402 - as above
 from reelforge.cli_qa import qa  # noqa: E402 - as above
@@ -294,6 +295,7 @@ app.command()(generate)
 app.command()(bench)
 app.command("qa")(qa)
 app.command()(timeline)
+app.add_typer(edit, name="edit")
 
 if __name__ == "__main__":
     app()
