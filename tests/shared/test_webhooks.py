@@ -79,6 +79,7 @@ async def test_internal_targets_are_refused_unless_allowed() -> None:
             await check_webhook_url(url, allow_private=False)
         refuse_private(url, allow_private=True)
         await check_webhook_url(url, allow_private=True)
+    await check_webhook_url("http://hooks.invalid/x", allow_private=True)  # local mode: not resolved now, as before
     with pytest.raises(InvalidInput, match="not an http"):
         refuse_private("ftp://example.com/x", allow_private=True)
     assert sum(retry_schedule(30, 24 * 3600)) >= 24 * 3600 and retry_schedule(30, 24 * 3600)[:3] == (30, 60, 120)

@@ -213,6 +213,8 @@ class Egress:
     async def check(self, url: str, *, field: str = "url") -> None:
         """Refuse ``url`` now (scheme and resolved addresses) without sending anything; the name is resolved again at send."""
         host, port = self._target(url, field)
+        if self.policy.allow_private:  # no address is refused: nothing to resolve now (a name may resolve only later)
+            return
         try:
             async with asyncio.timeout(self.policy.deadline_s):
                 await self._backend.addresses(host, port)
