@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -130,6 +131,7 @@ def worker(
     from reelforge_shared.errors import StartupFailed
     from reelforge_shared.health import serve_health
     from reelforge_shared.logging import configure_logging
+    from reelforge_shared.runner import WorkerRetired
     from reelforge_shared.service import run_service
 
     try:
@@ -159,6 +161,11 @@ def worker(
     except StartupFailed as exc:  # one line that names what to run or set, not a traceback
         structlog.get_logger("reelforge.worker").error("worker.cannot_start", service=name, error=str(exc))
         raise typer.Exit(2) from None
+    except WorkerRetired as exc:  # a wedged handler thread: exit for the supervisor, never wait on that thread
+        structlog.get_logger("reelforge.worker").error("worker.retired", service=name, error=str(exc))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(3)
     _exit_past_abandoned_work()
 
 

@@ -17,6 +17,7 @@ from reelforge_shared.errors import DependencyDown
 from reelforge_shared.events import FilmRequested, SegmentFailed, SegmentRequested
 from reelforge_shared.runner import Route
 from reelforge_shared.service import Service, run_service
+from reelforge_shared.work import current
 from support.bus import dead_letters, serve, stop_service
 from support.factories import segment_request
 
@@ -68,13 +69,14 @@ async def test_an_outage_past_the_tolerance_fails_naming_it(settings, event_log)
 
 
 async def test_a_hanging_handler_is_abandoned_and_its_event_redelivered(settings, event_log) -> None:
-    release = threading.Event()
+    """Its thread returns once abandoned, so the worker stays; a thread that does not: tests/shared/test_abandoned.py."""
     calls: list[int] = []
 
     def handle(event: SegmentRequested, deps: None) -> list:
         calls.append(event.index)
-        if len(calls) == 1:
-            release.wait(60)  # stuck, as a wedged model call would be
+        if len(calls) == 1:  # stuck until the runner abandons it, as a killed ffmpeg call is
+            work = current()
+            assert work is not None and work.abandoned.wait(60)
         return [FilmRequested.follow(event, segment_count=len(calls))]
 
     route = Route(SegmentRequested, handle, timeout=lambda e: 1.0)
@@ -84,7 +86,6 @@ async def test_a_hanging_handler_is_abandoned_and_its_event_redelivered(settings
     done = await event_log.wait_for(lambda: event_log.of(FilmRequested), timeout=20)
     await bus.publish(segment_request(2))  # the worker is healthy and takes the next message
     await event_log.wait_for(lambda: len(event_log.of(FilmRequested)) == 2, timeout=20)
-    release.set()
     await stop_service(stop, task)
     await bus.close()
     assert calls == [1, 1, 2] and done[0].segment_count == 2  # the second delivery produced the result

@@ -1,7 +1,8 @@
 """Readiness states behind ``/healthz`` and the ``/metrics`` endpoint of every worker.
 
 States follow cog's contract: STARTING (loading), READY (idle), BUSY (handling an event),
-SETUP_FAILED (will not become ready; the probe fails and Kubernetes restarts the pod).
+SETUP_FAILED (will not become ready; the probe fails and Kubernetes restarts the pod), RETIRING (a
+handler is wedged past its limit: the worker takes no more work, drains, and exits for its supervisor).
 
 Beside the state, each dependency (``nats``, ``s3``) the worker found unreachable is listed under
 ``down`` until it answers again. The status code stays 200 meanwhile: the worker is alive and waiting
@@ -36,13 +37,19 @@ class Health:
     def busy(self) -> None:
         with self._lock:
             self._in_flight += 1
-            self.state = "BUSY"
+            if self.state != "RETIRING":
+                self.state = "BUSY"
 
     def idle(self) -> None:
         with self._lock:
             self._in_flight -= 1
             if self._in_flight == 0 and self.state == "BUSY":
                 self.state = "READY"
+
+    def retiring(self, detail: str) -> None:
+        """Not ready for good: a handler is wedged; the worker drains and exits."""
+        with self._lock:
+            self.state, self.detail = "RETIRING", detail
 
     def dependency_down(self, dependency: str, detail: str) -> None:
         self.down[dependency] = detail

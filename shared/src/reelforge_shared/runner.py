@@ -23,8 +23,12 @@ A service is a list of :class:`Route` s: an event type and a plain handler
   message), ``/healthz`` lists the dependency as down; past ``outage_tolerance_s`` the event fails
   with an error naming the outage;
 - a handler past its time limit (``Route.timeout``, else ``work_timeout_s``) is abandoned: its
-  heartbeat stops, the message is nak'ed for another delivery (dead-lettered after the last one),
-  and the loop takes the next message;
+  heartbeat stops, what can be stopped is (an async handler is cancelled, the subprocesses a sync
+  one started through :func:`reelforge_shared.work.run_subprocess` are killed), the message is
+  nak'ed for another delivery (dead-lettered after the last one), and the loop takes the next
+  message; a handler thread that still has not returned ``abandon_grace_s`` later is wedged: the
+  worker turns not ready (RETIRING), stops pulling, and only then hands the message back, drains,
+  and exits (:class:`WorkerRetired`, exit 3) for its supervisor to start a fresh one;
 - on stop (SIGTERM) loops stop fetching; in-flight work has ``drain_s`` to finish, then it is
   handed back (nak without delay), as are prefetched messages still waiting their turn;
 - an observer route (``Route.observer``: job state, metrics) never publishes a failed event: after
@@ -37,15 +41,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import inspect
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import nats.errors
 import nats.js.errors
@@ -70,6 +75,8 @@ from reelforge_shared.metrics import (
     STAGE_SECONDS,
 )
 from reelforge_shared.settings import CommonSettings
+from reelforge_shared.work import _CURRENT as _CURRENT_WORK
+from reelforge_shared.work import Work, working
 
 Handler = Callable[[Any, Any], "list[Event] | Awaitable[list[Event]]"]
 
@@ -143,11 +150,16 @@ def backoff(attempt: int) -> float:
 
 
 class Abandoned(Exception):
-    """The handler did not finish in time (``reason`` "timeout") or before the drain deadline ("drain")."""
+    """The handler did not finish in time (``reason`` "timeout"), nor its thread after that ("wedged"), or before
+    the drain deadline ("drain")."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
+
+
+class WorkerRetired(Exception):
+    """The worker stopped because a handler thread is wedged: it exits for its supervisor to start a fresh one."""
 
 
 @dataclass(slots=True)
@@ -163,6 +175,7 @@ class Runner:
     _drain_deadline: float | None = None
     _clear: asyncio.Event = field(default_factory=asyncio.Event)  # set while no handler waits out an outage: loops fetch then
     _outages: int = 0  # handlers waiting out an outage now
+    retired: str | None = None  # why the worker retires (a wedged handler thread); run_service raises WorkerRetired
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run every route until ``stop`` is set; in-flight work gets ``drain_s`` to finish, then is handed back."""
@@ -342,10 +355,14 @@ class Runner:
         limit = route.timeout(event) if route.timeout else self.settings.work_timeout_s
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
-        if inspect.iscoroutinefunction(route.handle):
-            work: asyncio.Future = asyncio.ensure_future(route.handle(event, self.deps))
+        job = Work()  # what can be stopped if the call is abandoned (its subprocesses)
+        threaded = not inspect.iscoroutinefunction(route.handle)
+        if threaded:
+            work: asyncio.Future = _in_daemon_thread(route.handle, event, self.deps, job)
         else:
-            work = _in_daemon_thread(route.handle, event, self.deps)
+            context = contextvars.copy_context()
+            context.run(_CURRENT_WORK.set, job)
+            work = loop.create_task(cast(Coroutine[Any, Any, list[Event]], route.handle(event, self.deps)), context=context)
         stopping = asyncio.ensure_future(self._stop.wait())
         try:
             while True:
@@ -361,15 +378,40 @@ class Runner:
                     await asyncio.sleep(0)  # let _on_stop set the drain deadline
                     continue
                 if loop.time() >= until:
-                    work.cancel()  # an async handler stops; a thread is left to finish on its own, its result unused
+                    killed = job.abandon()  # its subprocesses are killed, so its thread can return
+                    if not threaded:
+                        work.cancel()  # an async handler stops here
                     what = (
                         f"no result within {limit:g} s (its time limit)"
                         if reason == "timeout"
                         else (f"not finished within the {self.settings.drain_s:g} s drain; handed back")
                     )
+                    if killed:
+                        what += f"; {killed} subprocess(es) killed"
+                    if threaded and reason == "timeout" and not await self._returns(work):
+                        self._retire(f"{type(event).__name__} handler wedged: {what}, and its thread did not return")
+                        raise Abandoned("wedged", f"{type(event).__name__} abandoned: {what}; the worker retires")
+                    work.cancel()  # a thread's result, if it ever comes, is unused
                     raise Abandoned(reason, f"{type(event).__name__} abandoned: {what}")
         finally:
             stopping.cancel()
+
+    async def _returns(self, thread: asyncio.Future) -> bool:
+        """Whether an abandoned handler's thread returns within ``abandon_grace_s`` (its subprocesses killed)."""
+        done, _ = await asyncio.wait({thread}, timeout=self.settings.abandon_grace_s)
+        return bool(done)
+
+    def _retire(self, why: str) -> None:
+        """A thread that cannot be stopped holds this worker: not ready, no more pulls, drain, then exit.
+
+        Its message is handed back (nak) only after this, so the redelivery goes to another worker, never
+        beside the stuck thread (and its pipeline lock) in this one.
+        """
+        if self.retired is None:
+            self.retired = why
+            self.health.retiring(why)
+            log.error("worker.wedged", service=self.service, detail=why, action="draining, then exiting for the supervisor")
+        self._stop.set()
 
     async def _outlast(self, step: Callable[[], Awaitable[Any]], what: str) -> Any:
         """Run ``step``, waiting out outages of S3 or NATS (backoff with jitter) up to the outage tolerance.
@@ -486,8 +528,8 @@ async def _first(*aws: Awaitable[Any]) -> None:
             task.cancel()
 
 
-def _in_daemon_thread(fn: Callable[[Any, Any], Any], event: Event, deps: Any) -> asyncio.Future:
-    """Run a sync handler in a daemon thread: an abandoned one can neither block the loop nor the exit."""
+def _in_daemon_thread(fn: Callable[[Any, Any], Any], event: Event, deps: Any, job: Work) -> asyncio.Future:
+    """Run a sync handler in a daemon thread (as ``job``): an abandoned one can neither block the loop nor the exit."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future = loop.create_future()
     context = structlog.contextvars.get_contextvars()
@@ -503,7 +545,8 @@ def _in_daemon_thread(fn: Callable[[Any, Any], Any], event: Event, deps: Any) ->
     def run() -> None:
         structlog.contextvars.bind_contextvars(**context)
         try:
-            value, error = fn(event, deps), None
+            with working(job):
+                value, error = fn(event, deps), None
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
             value, error = None, exc
         if not loop.is_closed():

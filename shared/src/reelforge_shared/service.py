@@ -20,7 +20,7 @@ from reelforge_shared.errors import DependencyDown, PermanentError, StartupFaile
 from reelforge_shared.health import Health
 from reelforge_shared.jobs import CancelCheck, Ledger
 from reelforge_shared.logging import register_secrets
-from reelforge_shared.runner import Route, Runner, backoff, outage_of
+from reelforge_shared.runner import Route, Runner, WorkerRetired, backoff, outage_of
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import ObjectStore
 
@@ -178,6 +178,8 @@ async def run_service(service: Service, stop: asyncio.Event) -> None:
                 raise
         runner = Runner(service.name, service.routes, service.deps, bus, service.settings, service.health, service.cancel_check)
         await asyncio.gather(runner.serve(stop), *(companion(bus, stop) for companion in service.companions))
+        if runner.retired is not None:
+            raise WorkerRetired(f"{service.name} retired: {runner.retired}")
     finally:
         with contextlib.suppress(Exception):
             await bus.close()

@@ -63,6 +63,12 @@ class CommonSettings(BaseSettings):
     work_timeout_s: float = Field(
         1800.0, gt=0, description="longest a handler may work on one event; past it the work is abandoned, the event redelivered"
     )
+    abandon_grace_s: float = Field(
+        10.0,
+        gt=0,
+        description="after abandoning a handler (its subprocesses killed), how long its thread may take to return; "
+        "past it the worker is wedged: not ready, it drains and exits (code 3) for its supervisor to restart",
+    )
     drain_s: float = Field(
         25.0, ge=0, description="on SIGTERM, how long in-flight work may finish before it is handed back (nak) for another worker"
     )

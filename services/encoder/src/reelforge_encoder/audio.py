@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
 from pathlib import Path
 
 import ffmpeg
 
 from reelforge_encoder.ffmpeg import run
 from reelforge_shared.errors import PermanentError
+from reelforge_shared.work import run_subprocess
 
 SAMPLE_RATE = 48000  # broadcast and web video audio rate
 AUDIO_KBPS = 192  # AAC stereo at 192 kbit/s is transparent for speech and music
@@ -38,7 +38,7 @@ def speak(text: str, voice: str, out: Path, espeak: str) -> Path:
     """Narration text -> WAV with espeak-ng (text on stdin, so a leading dash is not an option)."""
     cmd = [espeak, "-v", voice, "-w", str(out), "--stdin"]
     # S603: the configured espeak-ng binary with an argument list (no shell); the user's text goes on stdin.
-    done = subprocess.run(cmd, input=text, capture_output=True, text=True, check=False)  # noqa: S603
+    done = run_subprocess(cmd, input=text, text=True)  # killed if the runner abandons the work
     if done.returncode != 0 or not out.exists():
         raise PermanentError(f"espeak-ng failed for voice {voice!r}: {done.stderr.strip()[-500:]}")
     return out

@@ -12,6 +12,7 @@ import ffmpeg
 
 from reelforge_encoder.grading import Normalisation, grade_filters
 from reelforge_shared.errors import PermanentError
+from reelforge_shared.work import run_subprocess
 
 # x264 preset names onto NVENC's p1 (fastest) .. p7 (best), so one quality preset drives both.
 _NVENC_PRESETS = {
@@ -125,7 +126,7 @@ def run(stream: ffmpeg.nodes.OutputStream, exe: str, what: str) -> str:
     args = guarded_args(stream.overwrite_output().global_args("-hide_banner", "-nostats").compile(cmd=exe))
     timeout_s = exe.timeout_s if isinstance(exe, FFmpegExe) else DEFAULT_TIMEOUT_S
     try:
-        done = subprocess.run(args, capture_output=True, timeout=timeout_s, check=False)  # noqa: S603 - our ffmpeg, no shell
+        done = run_subprocess(args, timeout=timeout_s)  # our ffmpeg, no shell; killed if the runner abandons the work
     except subprocess.TimeoutExpired as exc:  # subprocess.run has killed it and waited
         raise PermanentError(
             f"ffmpeg ran past its {timeout_s:g} s limit on {what} and was killed (REELFORGE_FFMPEG_TIMEOUT_S)"
