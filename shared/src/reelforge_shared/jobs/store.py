@@ -17,7 +17,7 @@ number of segments only by one letter each in the head's stage summary):
 
 Lifecycle: a finished job (completed, failed, cancelled) is deleted whole (head, segments, changes,
 index entries) by :meth:`Ledger.sweep` once ``REELFORGE_JOB_RETENTION`` has passed since it finished;
-the gateway runs the sweep. Its objects in the buckets are not touched: see docs/lifecycle.md.
+the gateway runs the sweep. Its objects in the buckets are not touched: see docs/operations.md, "The job store".
 
 A write is one compare-and-set of the head: the transition (a pure function of
 :mod:`reelforge_shared.jobs.transitions`) runs on the head and the segments it needs, and the head is
