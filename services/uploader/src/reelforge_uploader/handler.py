@@ -7,6 +7,7 @@ which video to use from it). The film is not triggered here: the job ledger's ob
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ class UploaderDeps:
     delivery_bucket: str
     delivery: Delivery
     webhooks: WebhookDeps
+    # Asks the job store, bypassing any cache, whether the job was cancelled (the service binds it).
+    cancelled: Callable[[str], bool] = lambda _job: False
 
 
 def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
@@ -62,6 +65,8 @@ def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:  # server-side copies and checks: waits, side by side
         film, report_json, *_ = pool.map(lambda j: deps.delivery.deliver(job, *j), jobs)
     report = deps.store.get_json(deps.work_bucket, event.report_key)
+    if deps.cancelled(job):  # cancel wins: a job cancelled while its film was delivered never completes
+        return []
     return [
         JobCompleted.follow(
             event,

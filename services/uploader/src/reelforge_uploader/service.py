@@ -44,10 +44,11 @@ def build(settings: UploaderSettings) -> Service:
     service = Service("uploader", settings, served, deps)
 
     async def job_webhook(job_id: str) -> str | None:  # the job's own webhook_url, from the job ledger
-        record = await service.ledger.get(job_id) if service.ledger is not None else None
+        record = await service.ledger.head(job_id) if service.ledger is not None else None
         return record.webhook_url if record is not None else None
 
     deps.webhooks.job_webhook = job_webhook
+    deps.cancelled = lambda job: service.cancel_check(job, fresh=True)
     return service
 
 

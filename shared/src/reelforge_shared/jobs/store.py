@@ -617,16 +617,16 @@ class CancelCheck:
     def bind(self, ledger: Ledger, loop: asyncio.AbstractEventLoop) -> None:
         self.ledger, self.loop = ledger, loop
 
-    async def cancelled(self, job_id: str) -> bool:
+    async def cancelled(self, job_id: str, fresh: bool = False) -> bool:
         now = asyncio.get_running_loop().time()
-        if (hit := self._cache.get(job_id)) and now - hit[0] < self.ttl_s:
+        if not fresh and (hit := self._cache.get(job_id)) and now - hit[0] < self.ttl_s:
             return hit[1]
         answer = self.ledger is not None and await self.ledger.is_cancelled(job_id)
         self._cache[job_id] = (now, answer)
         return answer
 
-    def __call__(self, job_id: str) -> bool:
-        """From a worker thread: ask the ledger on the service's loop."""
+    def __call__(self, job_id: str, *, fresh: bool = False) -> bool:
+        """From a worker thread: ask the ledger on the service's loop (``fresh``: not from the cache)."""
         if self.ledger is None or self.loop is None:
             return False
-        return asyncio.run_coroutine_threadsafe(self.cancelled(job_id), self.loop).result(timeout=10)
+        return asyncio.run_coroutine_threadsafe(self.cancelled(job_id, fresh), self.loop).result(timeout=10)
