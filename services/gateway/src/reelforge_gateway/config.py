@@ -90,6 +90,9 @@ class GatewaySettings(CommonSettings):
         gt=timedelta(0),
         description="how long a finished job stays in the job store (ISO 8601 like P30D, or seconds); then deleted whole",
     )
+    max_event_streams: int = Field(
+        8, ge=1, description="open event streams (/v1/jobs/{id}/events) per token, per gateway process (429 above)"
+    )
     sse_heartbeat_s: float = Field(15.0, gt=0, description="seconds between heartbeat comments on a job's event stream")
     webhook_allow_private: bool = Field(False, description="allow webhook targets on loopback/private addresses")
     allow_test_model: bool = Field(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -212,20 +213,26 @@ async def job_events(
 ) -> EventSourceResponse:
     """Follow a job: every change of its ledger record, replayable from the start; closes at a terminal state."""
     await owned_job(request, deps, job_id)
+    slot = deps.streams.open(caller_of(request))  # 429 past REELFORGE_MAX_EVENT_STREAMS of this token
 
     async def changes() -> Any:
-        sent = last_event_id
-        async for record in deps.ledger.watch(job_id, heartbeat_s=deps.sse_heartbeat_s):
-            if record is None:
-                continue  # sse-starlette sends the heartbeat comments
-            for change in await deps.ledger.changes(job_id, after=sent):
-                if change.id > sent:
-                    yield {"id": str(change.id), "event": "change", "data": change.model_dump_json()}
-                    sent = change.id
-            if record.terminal:
-                return
+        try:
+            sent = last_event_id
+            async for record in deps.ledger.watch(job_id, heartbeat_s=deps.sse_heartbeat_s):
+                if record is None:
+                    continue  # sse-starlette sends the heartbeat comments
+                for change in await deps.ledger.changes(job_id, after=sent):
+                    if change.id > sent:
+                        yield {"id": str(change.id), "event": "change", "data": change.model_dump_json()}
+                        sent = change.id
+                if record.terminal:
+                    return
+        finally:
+            slot.close()
 
-    return EventSourceResponse(changes(), ping=deps.sse_heartbeat_s)
+    stream = changes()
+    weakref.finalize(stream, slot.close)  # a stream whose client left before it started still gives its place back
+    return EventSourceResponse(stream, ping=deps.sse_heartbeat_s)
 
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobView, responses=responses(404, 409))

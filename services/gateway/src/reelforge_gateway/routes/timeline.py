@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from datetime import timedelta
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
@@ -29,7 +28,6 @@ from reelforge_shared.storage import Keys
 
 router = APIRouter(tags=["timeline"])
 VERSION = Query(ge=1, le=10_000, description="film version (default: the latest finished)")
-URL_LIFETIME = timedelta(hours=1)
 
 
 def _version(record: JobRecord, version: int | None) -> int:
@@ -62,7 +60,7 @@ async def timeline(
     ] = "otio",
     media: Annotated[
         Literal["relative", "urls"],
-        Query(description="relative: media/NNN-ID.mp4 as in the bundle; urls: presigned URLs valid for an hour"),
+        Query(description="relative: media/NNN-ID.mp4 as in the bundle; urls: presigned URLs valid for REELFORGE_LINK_TTL_S"),
     ] = "relative",
     version: Annotated[int | None, VERSION] = None,
 ) -> Response:
@@ -72,7 +70,7 @@ async def timeline(
     sourced = await _sourced(deps, record, version)
     urls = None
     if media == "urls":
-        urls = {name: deps.store.url(deps.work_bucket, key, expires=URL_LIFETIME) for name, key in sourced.keys.items()}
+        urls = {name: deps.links.url(deps.work_bucket, key) for name, key in sourced.keys.items()}
     text = await asyncio.to_thread(write, sourced.cut, format, media_urls=urls)
     return Response(text, media_type=FORMATS[format][2], headers=_filename(record, timeline_name(format)))
 
@@ -134,7 +132,7 @@ def _media_links(deps: GatewayDeps, record: JobRecord) -> MediaLinks:
     delivery = record.delivery_bucket or deps.delivery_bucket
 
     def url(bucket: str, key: str | None) -> str | None:
-        return store.url(bucket, key, expires=URL_LIFETIME) if key and store.exists(bucket, key) else None
+        return deps.links.url(bucket, key) if key and store.exists(bucket, key) else None
 
     films = {v: u for v, key in sorted(record.films.items()) if (u := url(delivery, key))}
     renditions = {name: u for name, key in record.deliverables.items() if (u := url(delivery, key))}

@@ -219,6 +219,16 @@ async def _run(kind: Kind, params: VideoParams, deps: GatewayDeps, owner: str, i
                 limit = deps.max_jobs_in_flight
                 message = f"{in_flight} jobs of {owner!r} are unfinished (at most {limit})"
                 raise VideoError(429, "queue_full", message, in_flight=in_flight, limit=limit)
+        if deps.access.enabled:  # a video job counts against the owner's cap like any submission
+            held, in_flight = await deps.ledger.reserve(owner, job_id, deps.max_jobs_in_flight)
+            if not held:
+                raise VideoError(
+                    429,
+                    "queue_full",
+                    f"{in_flight} jobs of {owner!r} are unfinished (at most {deps.max_jobs_in_flight})",
+                    in_flight=in_flight,
+                    limit=deps.max_jobs_in_flight,
+                )
         if image is not None and image_key is not None:  # valid: only now is anything stored
             await asyncio.to_thread(deps.store.put_bytes, deps.work_bucket, image_key, image, "image/png")
         owned = JobRecord(job_id=job_id, title=board.title, segment_count=len(board.segments), owner=owner, body_sha256=digest)
