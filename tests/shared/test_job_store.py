@@ -148,6 +148,13 @@ async def test_finished_jobs_are_swept_whole_after_the_retention_and_listing_rea
         left = [k for k in await ledger.kv.keys() if "j-keep-0" in k]
         assert left == [], left  # head, segment, changes and index entries all gone
         assert (await ledger.list_jobs(["alice"]))[0] == 2 and await ledger.get("j-keep-1") is not None
+        # One owner per job, stored at creation; reads for an owner see only theirs (the API's 404 for others).
+        assert await ledger.get("j-keep-1", owner="bob") is None and await ledger.head("j-keep-1", owner="bob") is None
+        assert (await ledger.get("j-keep-1", owner="alice")) is not None
+        await ledger.apply(JobSubmitted(job_id="j-bus", title="t", segment_count=1, duration_s=1, storyboard_key="k"))
+        bus_job = await ledger.head("j-bus", owner="local")  # put straight onto the bus: owner `local`
+        assert bus_job is not None and bus_job.owner == "local"
+        assert [r.job_id for r in (await ledger.list_jobs(["local"]))[1]] == ["j-bus"]
     finally:
         await bus.close()
 

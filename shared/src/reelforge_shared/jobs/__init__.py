@@ -9,10 +9,18 @@
 
 from reelforge_shared.jobs.actions import RERENDERABLE, RerenderRefused, plan_rerender, rerender_segment, resume_job
 from reelforge_shared.jobs.observer import observer_routes
-from reelforge_shared.jobs.record import SEGMENT_STAGES, TERMINAL, Change, JobRecord, JobStatus, SegmentRecord, SegmentStage
+from reelforge_shared.jobs.record import (
+    LOCAL_OWNER,
+    SEGMENT_STAGES,
+    TERMINAL,
+    Change,
+    JobRecord,
+    JobStatus,
+    SegmentRecord,
+    SegmentStage,
+)
 from reelforge_shared.jobs.store import (
     BUCKET,
-    LOCAL_OWNER,
     CancelCheck,
     JobTooLarge,
     Ledger,

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from reelforge_shared.events import Event, FilmRequested, RenderSpec
 
+LOCAL_OWNER = "local"  # the owner of jobs submitted without the API (the CLI, straight onto the bus)
 JobStatus = Literal["queued", "running", "film_encoding", "film_checking", "delivering", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 SegmentStage = Literal["queued", "generated", "encoded", "checked", "delivered", "failed"]
@@ -76,7 +77,9 @@ class JobRecord(BaseModel):
     segments: dict[int, SegmentRecord] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
-    owner: str | None = Field(None, description="name of the API token that submitted it")
+    owner: str | None = Field(
+        LOCAL_OWNER, description="name of the API token that submitted it; `local` for the CLI and events put on the bus"
+    )
     webhook_url: str | None = None
     idempotency_key: str | None = None
     body_sha256: str | None = Field(None, description="hash of the submitted body (Idempotency-Key checks)")

@@ -46,14 +46,13 @@ from nats.js.kv import KeyValue
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import EVENTS_BY_SUBJECT, Event, SegmentRequested
 from reelforge_shared.jobs import transitions
-from reelforge_shared.jobs.record import TERMINAL, Change, JobRecord, JobStatus, SegmentRecord
+from reelforge_shared.jobs.record import LOCAL_OWNER, TERMINAL, Change, JobRecord, JobStatus, SegmentRecord
 from reelforge_shared.metrics import JOB_FINISH_SECONDS, JOB_SECONDS, JOB_STALLED_SECONDS, JOBS
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storyboard import Storyboard
 
 log = structlog.get_logger("reelforge.jobs")
 BUCKET = "jobs"
-LOCAL_OWNER = "local"  # the owner of jobs submitted without the API (the CLI, straight onto the bus)
 ACTIVE: tuple[str, ...] = tuple(s for s in get_args(JobStatus) if s not in TERMINAL)
 _SAFE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HEADROOM = 1024  # bytes left under max_payload for the message's headers and the head's own growth
@@ -191,15 +190,19 @@ class Ledger:
     def _all_indexes(self, record: JobRecord) -> range:
         return range(1, max(record.segment_count, len(record.stages)) + 1)
 
-    async def head(self, job_id: str) -> JobRecord | None:
-        """The job's head alone (no segment loaded): status, owner, counts, the stage summary."""
-        record, _, _, _ = await self._read_head(job_id)
-        return record
+    async def head(self, job_id: str, *, owner: str | None = None) -> JobRecord | None:
+        """The job's head alone (no segment loaded): status, owner, counts, the stage summary.
 
-    async def get(self, job_id: str) -> JobRecord | None:
-        """The head with every segment loaded (the changes are read with :meth:`changes`)."""
+        ``owner``: None only if that owner's (the API answers 404 to any other); unset: any owner's
+        (the services, the admin scope).
+        """
+        record, _, _, _ = await self._read_head(job_id)
+        return record if record is not None and owner in (None, record.owner or LOCAL_OWNER) else None
+
+    async def get(self, job_id: str, *, owner: str | None = None) -> JobRecord | None:
+        """The head with every segment loaded (the changes are read with :meth:`changes`); ``owner`` as for :meth:`head`."""
         record, intent, _, _ = await self._read_head(job_id)
-        if record is None:
+        if record is None or owner not in (None, record.owner or LOCAL_OWNER):
             return None
         record.segments = await self._segments(job_id, self._all_indexes(record), intent)
         return record
