@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import nats
+import nats.js.errors
 import pytest
+import structlog.testing
 
 from reelforge_shared import flow
 from reelforge_shared.bus import Bus, bootstrap
 from reelforge_shared.embedded import EmbeddedServer, start_nats
+from reelforge_shared.events import SegmentRequested
 from reelforge_shared.metrics import DEAD_LETTERS
 from reelforge_shared.runner import PREVIEW_BYTES
 from reelforge_shared.service import Service, run_service
@@ -96,3 +99,44 @@ async def test_a_400_kb_non_utf8_message_on_every_consumed_subject_is_dead_lette
     for s in services:  # counted once each: the letter landed
         for r in s.routes:
             assert DEAD_LETTERS.labels(s.name, r.event.__name__)._value.get() == counted[(s.name, r.event.__name__)] + 1
+
+
+@pytest.fixture(scope="module")
+def tiny_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    """A nats-server whose max_payload takes a 600-byte message but not its dead letter (its preview is 512 bytes)."""
+    server = start_nats(tmp_path_factory.mktemp("nats-tiny"), extra="max_payload: 1000\n")
+    yield server
+    server.stop()
+
+
+async def test_a_dead_letter_that_cannot_land_is_retried_logged_and_the_message_kept(
+    settings: CommonSettings, tiny_nats: EmbeddedServer
+) -> None:
+    settings = settings.model_copy(update={"nats_url": tiny_nats.url})
+    await bootstrap(settings)
+    routes = flow.routes("generator", {"handle": _noop})
+    service = Service("generator", settings, routes, deps=None)
+    before = DEAD_LETTERS.labels("generator", "SegmentRequested")._value.get()
+    stop = asyncio.Event()
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(run_service(service, stop))
+        async with asyncio.timeout(60):
+            while service.health.state != "READY":
+                await asyncio.sleep(0.05)
+        bus = await Bus.connect(settings)
+        ack = await bus.js.publish(flow.filter_subject(settings.subject_prefix, SegmentRequested), POISON[:600])
+        async with asyncio.timeout(60):
+            while not [line for line in logs if line["event"] == "dead_letter.lost"]:
+                await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    failed = [line for line in logs if line["event"] == "dead_letter.publish_failed"]
+    [lost, *_] = [line for line in logs if line["event"] == "dead_letter.lost"]
+    assert len(failed) >= 5 and "MaxPayload" in failed[0]["error"]  # each try logged
+    assert lost["sequence"] == ack.seq  # the message it could not dead-letter, named
+    assert DEAD_LETTERS.labels("generator", "SegmentRequested")._value.get() == before  # nothing landed, nothing counted
+    with pytest.raises(nats.js.errors.NotFoundError):
+        await bus.js.get_last_msg(bus.stream, f"{settings.subject_prefix}.dead.generator")
+    info = await bus.js.consumer_info(bus.stream, flow.durable_name("generator", SegmentRequested))
+    await bus.close()
+    assert info.num_redelivered >= 1 or info.num_ack_pending + info.num_pending >= 1  # kept: not terminated
