@@ -62,7 +62,7 @@ def test_each_family_renders_a_segment_and_resumes_it(
     job = "j-" + model.split("/")[1]
     event = SegmentRequested(job_id=job, index=1, segment_id="a", spec=SPEC)
     [generated] = handle(event, deps)
-    assert (generated.model.pipeline, renderer.kind.kind, generated.model.random_weights) == (pipeline, kind, True)
+    assert (generated.model.pipeline, renderer.strategy.kind, generated.model.random_weights) == (pipeline, kind, True)
     assert generated.frame_count == 3 and generated.degraded is None
     frames = {i: store.get_bytes(settings.work_bucket, Keys.frame(job, 1, i)) for i in range(3)}
     images = [pixels(frames[i]) for i in range(3)]
@@ -70,9 +70,9 @@ def test_each_family_renders_a_segment_and_resumes_it(
     assert {img.shape for img in images} == {(height, 128, 3)}
     assert all(img.std() > 1 for img in images) and len(set(frames.values())) == 3  # real pictures (noise), not blanks
     # Resume: frame 1 lost; per-frame models render it alone, video models its whole clip (frames 0-1), and it comes back.
-    store.client.remove_object(settings.work_bucket, Keys.frame(job, 1, 1))
+    store.remove(settings.work_bucket, Keys.frame(job, 1, 1))
     handle(event, deps)
-    assert renderer.last_run.batches == ([2] if renderer.kind.clip_based else [1])
+    assert renderer.last_run.batches == ([2] if renderer.strategy.clip_based else [1])
     assert np.abs(pixels(store.get_bytes(settings.work_bucket, Keys.frame(job, 1, 1))) - images[1]).max() <= 2
 
 

@@ -69,10 +69,10 @@ def test_ltx2_sound_is_the_segment_mp4s_audio_track(
     assert samples.std() > 10  # the vocoder's output (noise from random weights), not silence
     # Resume: a lost frame's clip is rendered again and the stored track stays; a lost track renders every clip.
     track = store.get_bytes(bucket, Keys.segment_audio(job, 1))
-    store.client.remove_object(bucket, Keys.frame(job, 1, 3))
+    store.remove(bucket, Keys.frame(job, 1, 3))
     handle(SegmentRequested(job_id=job, index=1, segment_id="drums", spec=spec), deps)
     assert deps.renderer.last_run.batches == [4] and store.get_bytes(bucket, Keys.segment_audio(job, 1)) == track
-    store.client.remove_object(bucket, Keys.segment_audio(job, 1))
+    store.remove(bucket, Keys.segment_audio(job, 1))
     handle(SegmentRequested(job_id=job, index=1, segment_id="drums", spec=spec), deps)
     assert deps.renderer.last_run.batches == [4, 4] and store.get_bytes(bucket, Keys.segment_audio(job, 1)) == track
 
@@ -137,7 +137,7 @@ def test_ltx2_image_to_video_shares_the_weights_and_conditions_on_the_reference_
         images[colour] = spec.model_copy(update={"reference_images": [str(tmp_path / f"{colour}.png")]})
     renderer = _renderer(model_cache, model="reelforge/tiny-ltx2-i2v")
     renderer.setup()
-    assert (renderer.model.pipeline, renderer.kind.kind) == ("LTX2ImageToVideoPipeline", "image-to-video")
+    assert (renderer.model.pipeline, renderer.strategy.kind) == ("LTX2ImageToVideoPipeline", "image-to-video")
     frames = {colour: dict(renderer.render(shot, [0, 1])) for colour, shot in images.items()}
     assert renderer.last_run.sound[0].shape[-1] == 16_000 * 2 // 8  # with sound: 2 frames at 8 fps
     assert frames["red"] != frames["blue"]  # the picture starts from the reference image

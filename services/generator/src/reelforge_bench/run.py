@@ -115,8 +115,8 @@ def run_bench(
     baseline = {size: _seed_001(pipe, specs[size], options, baseline_frames, renderer) for size in options.sizes}
     flops = {size: _unet_flop_per_frame(pipe, specs[size], options, renderer) for size in options.sizes}
     renderer.adopt(pipe, options.model, marker)
-    if not isinstance(renderer.kind, PerFrame):
-        raise ValueError(f"the benchmark compares per-frame text-to-image models; {options.model!r} is {renderer.kind.kind}")
+    if not isinstance(renderer.strategy, PerFrame):
+        raise ValueError(f"the benchmark compares per-frame text-to-image models; {options.model!r} is {renderer.strategy.kind}")
     report = {
         "device": device_name,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -219,13 +219,13 @@ def _seed_001(pipe: object, spec: RenderSpec, options: BenchOptions, frames: lis
 def _reelforge(renderer: FrameRenderer, spec: RenderSpec, options: BenchOptions) -> dict:
     """The generator as a worker runs it; a first batch untimed pays compilation and allocator growth."""
     plan = RenderPlan(spec.width, spec.height, min(renderer.settings.batch_size, options.frames))
-    steps, renderer.kind.steps = renderer.kind.steps, 2  # the first call pays compilation and allocator growth
+    steps, renderer.strategy.steps = renderer.strategy.steps, 2  # the first call pays compilation and allocator growth
     _sync(renderer.device)
     began = time.perf_counter()
     list(renderer.render(spec, list(range(min(plan.batch, options.frames))), plan))
     _sync(renderer.device)
     first = time.perf_counter() - began
-    renderer.kind.steps = steps
+    renderer.strategy.steps = steps
     if renderer.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(renderer.device)
     temperature = _temperature(renderer)

@@ -95,7 +95,7 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
     stored = set(deps.store.list_keys(deps.bucket, Keys.frames(job, n, a)))
     todo = [i for i in range(spec.frames) if Keys.frame(job, n, i, a) not in stored]
     audio_key = Keys.segment_audio(job, n, a)
-    makes_sound = bool(getattr(renderer.kind, "makes_sound", False))
+    makes_sound = renderer.makes_sound
     # A sound model makes the track with the frames, clip by clip: without a stored track, every clip again (a
     # resume that finds the track renders only the missing frames' clips and leaves the track as it is).
     needs_sound = makes_sound and not deps.store.exists(deps.bucket, audio_key)

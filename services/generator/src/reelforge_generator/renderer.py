@@ -49,7 +49,7 @@ from reelforge_tiny import TINY_MODELS, model_marker, resolve_model
 
 log = structlog.get_logger("reelforge.generator")
 
-KINDS: dict[str, Callable[[ModelContext], Strategy]] = {  # pipeline class -> how it makes frames
+STRATEGIES: dict[str, Callable[[ModelContext], Strategy]] = {  # pipeline class -> how it makes frames
     "StableDiffusionPipeline": PerFrame,
     "StableDiffusionXLPipeline": PerFrame,
     "TextToVideoSDPipeline": TextToVideo,
@@ -160,7 +160,7 @@ class FrameRenderer:
             self.gpu, settings.thermal_pause_c, settings.thermal_resume_c, settings.thermal_poll_s, sleep=sleep, clock=clock
         )
         self.pipe: Any = None  # a diffusers pipeline (untyped)
-        self.kind: Strategy | None = None
+        self.strategy: Strategy | None = None
         self.model: ModelInfo | None = None
         self.levers: list[str] = []
         self.defaults: dict = {}
@@ -185,24 +185,25 @@ class FrameRenderer:
 
     def adopt(self, pipe: Any, name: str, marker: dict, path: str = "") -> ModelInfo:
         """Use an already built pipeline (the benchmark builds the real architecture in memory)."""
-        kind = KINDS.get(type(pipe).__name__)
-        if kind is None:
-            raise PermanentError(f"model {name!r} is a {type(pipe).__name__}; supported pipelines: {', '.join(KINDS)}")
+        strategy = STRATEGIES.get(type(pipe).__name__)
+        if strategy is None:
+            raise PermanentError(f"model {name!r} is a {type(pipe).__name__}; supported pipelines: {', '.join(STRATEGIES)}")
         pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
         self.levers = apply_levers(pipe, self.settings, self.device)
         log.info("speed.levers", model=name, pipeline=type(pipe).__name__, device=self.device, levers=self.levers)
         self.pipe, self._offloaded = pipe, False
-        self.kind = kind(ModelContext(pipe, self.settings, marker, path, keyframer=self._keyframe, pipe_lock=self.pipe_lock))
+        context = ModelContext(pipe, self.settings, marker, path, keyframer=self._keyframe, pipe_lock=self.pipe_lock)
+        self.strategy = strategy(context)
         self.defaults = marker
         self.model = ModelInfo(name=name, pipeline=type(pipe).__name__, random_weights=bool(marker.get("random_weights")))
         return self.model
 
     def _loaded(self) -> tuple[Strategy, ModelInfo]:
         """The model's strategy and identity; setup() or adopt() must have run."""
-        if self.kind is None or self.model is None:
+        if self.strategy is None or self.model is None:
             raise RuntimeError("no model loaded: call setup() first")
-        return self.kind, self.model
+        return self.strategy, self.model
 
     @property
     def size_multiple(self) -> int:
@@ -212,10 +213,10 @@ class FrameRenderer:
         downscale works (1080 lines stay 1080) that the SD pipelines accept (they ask for multiples
         of 8); the video UNets need every halving to be exact.
         """
-        kind = self._loaded()[0]
-        if multiple := getattr(kind, "size_multiple", None):  # the strategy knows its model's
-            return int(multiple)
-        if not kind.clip_based:
+        strategy = self._loaded()[0]
+        if strategy.size_multiple:  # the strategy knows its model's
+            return strategy.size_multiple
+        if not strategy.clip_based:
             return math.lcm(self.pipe.vae_scale_factor, 8)
         if getattr(self.pipe, "transformer", None) is not None:  # video transformers: the VAE's downscale times the patch
             return int(self.pipe.vae_scale_factor_spatial * self.pipe.transformer.config.patch_size[1])
@@ -226,12 +227,17 @@ class FrameRenderer:
 
         A model that renders at sizes of its own (HunyuanVideo 1.5 image-to-video) says which, by the output's aspect.
         """
-        if own_size := getattr(self._loaded()[0], "own_size", None):
-            return own_size(spec)
+        if own_size := self._loaded()[0].own_size(spec):
+            return own_size
         width = self.settings.generation_width or self.defaults.get("default_width", 1024)
         multiple = self.size_multiple
         height = width * spec.height / spec.width
         return (max(multiple, round(width / multiple) * multiple), max(multiple, round(height / multiple) * multiple))
+
+    @property
+    def makes_sound(self) -> bool:
+        """The loaded model makes each segment's sound with its frames (LTX-2)."""
+        return self._loaded()[0].makes_sound
 
     def plan(self, spec: RenderSpec) -> RenderPlan:
         batch = 1 if self._loaded()[0].clip_based else self.settings.batch_size
@@ -244,7 +250,7 @@ class FrameRenderer:
     ) -> Iterator[tuple[int, bytes]]:
         """``report`` receives what this render did (also kept as ``last_run`` for the CLI and the benchmark)."""
         plan = plan or self.plan(spec)
-        kind, model = self._loaded()
+        strategy, model = self._loaded()
         report = self.last_run = report if report is not None else RunReport(plan)
         if not frames:
             return
@@ -260,7 +266,7 @@ class FrameRenderer:
         )
         # 2.2 What every call of the segment shares, computed once (prompt and reference embeddings).
         with attention_kernels(self.settings.sdpa_backend):
-            conditioning = kind.prepare(spec, plan)
+            conditioning = strategy.prepare(spec, plan)
         prompt = conditioning.pop(PROMPT_REPORT, None)
         report.prompt = prompt if isinstance(prompt, PromptReport) else None
         # 2.3 Denoise batch by batch; encode the previous batch's PNGs while the next one runs.
@@ -269,10 +275,10 @@ class FrameRenderer:
         while remaining:
             self.thermal.wait_until_cool()
             batch = vram.batch_for(batch)
-            rendered, kept = kind.next_unit(spec, remaining, batch)
+            rendered, kept = strategy.next_unit(spec, remaining, batch)
             started = time.perf_counter()
             with attention_kernels(self.settings.sdpa_backend):
-                clip = kind.run(spec, conditioning, rendered, plan)
+                clip = strategy.run(spec, conditioning, rendered, plan)
             pixels = to_pixels(clip.frames)
             if clip.audio is not None:
                 report.sound[rendered[0]], report.sample_rate = clip.audio, clip.sample_rate

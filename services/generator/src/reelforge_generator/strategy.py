@@ -49,7 +49,9 @@ class Clip:
 
 
 class Knobs:
-    """The model's denoising steps and guidance, and a segment's own where it sets them (seed 002's endpoints).
+    """What every strategy builds on: the model's denoising steps and guidance, a segment's own where it sets them
+    (the video endpoints' ``steps``/``guidance``), and the defaults of the :class:`Strategy` members a family may
+    change (no sound, sizes derived from the pipeline, no sizes of its own).
 
     A segment's values are read per call from its spec, never written onto the strategy: the strategy and its
     pipeline are shared by every segment the worker renders.
@@ -57,6 +59,11 @@ class Knobs:
 
     steps: int
     guidance: float
+    makes_sound: bool = False
+    size_multiple: int | None = None
+
+    def own_size(self, spec: RenderSpec) -> tuple[int, int] | None:
+        return None
 
     def steps_for(self, spec: RenderSpec) -> int:
         return spec.steps if spec.steps is not None else self.steps
@@ -66,8 +73,17 @@ class Knobs:
 
 
 class Strategy(Protocol):
+    """Every member the renderer and the handler use; :class:`Knobs` gives the defaults."""
+
     kind: str  # "text-to-image", "text-to-video", "image-to-video"
     clip_based: bool  # frames denoised jointly in clips (video models) or one image per frame
+    steps: int  # the model's denoising steps (a segment may set its own: Knobs.steps_for)
+    guidance: float
+    makes_sound: bool  # the model makes the segment's sound with its frames (LTX-2): the handler stores the track
+    size_multiple: int | None  # generation sizes are multiples of this; None: the renderer derives it from the pipeline
+
+    def own_size(self, spec: RenderSpec) -> tuple[int, int] | None:
+        """The size this model renders at for the output's aspect, where it has sizes of its own; None: the renderer's."""
 
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
         """What every call of the segment shares (prompt embeddings, a conditioning image), computed once."""
