@@ -9,6 +9,8 @@ common library on the real servers), system/ (several services together), faults
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -17,11 +19,13 @@ from typing import Any
 
 import nats
 import pytest
+import structlog
 
 from reelforge_shared.bus import bootstrap
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, EmbeddedServer, start_nats, start_s3
 from reelforge_shared.events import EVENTS_BY_SUBJECT, Event
 from reelforge_shared.flow import event_subject
+from reelforge_shared.logging import configure_logging
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import ObjectStore
 
@@ -186,3 +190,14 @@ def gitlab_standin() -> Iterator[Any]:
     standin = GitLabStandIn(token=f"glpat-{uuid.uuid4().hex[:12]}").start()
     yield standin
     standin.stop()
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """The process's logs (structlog and standard logging) at DEBUG into a buffer; the logging setup restored after."""
+    saved, handlers, level = structlog.get_config(), logging.root.handlers[:], logging.root.level
+    out = io.StringIO()
+    configure_logging("DEBUG", json=True, stream=out)
+    yield out
+    structlog.configure(**saved)
+    logging.root.handlers[:], logging.root.level = handlers, level

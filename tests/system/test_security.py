@@ -14,7 +14,6 @@ import os
 import shutil
 import uuid
 from asyncio.subprocess import PIPE, STDOUT
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from reelforge_shared.bus import Bus, bootstrap
 from reelforge_shared.embedded import EmbeddedServer, start_nats
 from reelforge_shared.events import JobCompleted
 from reelforge_shared.flow import FLOW, KV_BUCKETS, SERVICES, durable_name, kv_bucket, publish_subjects, stream_name
-from reelforge_shared.logging import configure_logging, register_secrets
+from reelforge_shared.logging import register_secrets
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import ObjectStore
 from support.paths import ROOT
@@ -52,17 +51,6 @@ def secured_nats(tmp_path: Path, overrides: dict[str, Any]) -> tuple[EmbeddedSer
     server = start_nats(tmp_path / "nats", extra=nats_authorization(overrides["subject_prefix"], passwords))
     yield server, passwords
     server.stop()
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    """The process's logs (structlog and standard logging) at DEBUG into a buffer; the logging setup restored after."""
-    saved, handlers, level = structlog.get_config(), logging.root.handlers[:], logging.root.level
-    out = io.StringIO()
-    configure_logging("DEBUG", json=True, stream=out)
-    yield out
-    structlog.configure(**saved)
-    logging.root.handlers[:], logging.root.level = handlers, level
 
 
 def _as(overrides: dict[str, Any], user: str, passwords: dict[str, str], url: str) -> CommonSettings:

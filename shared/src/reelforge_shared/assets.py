@@ -9,7 +9,6 @@ function of the job and the object's name: a redelivered event rewrites the same
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -151,8 +150,3 @@ def open_registry(database_url: str | None, store: ObjectStore, work_bucket: str
     if database_url:
         return PostgresAssetRegistry(database_url)
     return S3AssetRegistry(store, work_bucket)
-
-
-def as_row(asset: MediaAsset) -> dict[str, Any]:
-    """The row as JSON-ready data (what GET /v1/assets returns)."""
-    return json.loads(asset.model_dump_json())

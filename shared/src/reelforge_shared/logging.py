@@ -3,9 +3,12 @@
 Secrets never reach a log line. Three guards, for structlog events and for the standard logging of
 libraries (nats, urllib3, uvicorn) alike (uvicorn's loggers lose the handlers of its default logging
 config and write through the root handler; the gateway starts uvicorn with ``log_config=None``):
-- a field whose name says secret (password, token, secret key ...) is replaced whole;
-- the value of every secret setting (each ``SecretStr`` of a service's settings, registered when
-  the service is built) is cut out of any text it appears in, an error message included;
+- a field named like a secret setting (``nats_password``, ``s3_secret_key``, ``api_tokens`` ...: each
+  ``SecretStr`` setting, by its name and its environment variable) or like a header that carries
+  credentials (``Authorization``, ``Cookie`` ...) is replaced whole; names are matched whole, not by
+  substring, so a figure such as ``prompt_tokens`` is logged as it is;
+- the value of every secret setting (registered when the service is built) is cut out of any text it
+  appears in, an error message included;
 - the password in a URL (``scheme://user:password@host``) is cut out.
 """
 
@@ -20,15 +23,18 @@ from typing import Any, TextIO, cast
 import structlog
 from pydantic import BaseModel, SecretStr
 
-_SECRET_WORDS = ("secret", "password", "token", "access_key", "authorization", "credential", "api_key", "dsn")
+# HTTP headers that carry credentials; a log field of one of these names is masked whole.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@")
 _MASK = "***"
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 _secrets: set[str] = set()
+_secret_names: set[str] = set(SECRET_HEADERS)  # lower case; the secret settings' names join when registered
 
 
 def register_secrets(settings: BaseModel) -> None:
-    """Remember every secret value of ``settings`` (its SecretStr fields, in lists and dicts too) for redaction."""
+    """Remember every secret value of ``settings`` (its SecretStr fields, in lists and dicts too) for redaction,
+    and the names of its secret settings (set or not), as fields and as environment variables."""
 
     def walk(value: Any) -> None:
         if isinstance(value, SecretStr):
@@ -37,7 +43,9 @@ def register_secrets(settings: BaseModel) -> None:
             pieces = [secret, *(p.strip() for p in secret.split(",")), *(p.partition(":")[2].strip() for p in secret.split(","))]
             _secrets.update(p for p in pieces if len(p) >= 8)  # shorter would mask ordinary words
         elif isinstance(value, BaseModel):
-            for name in type(value).model_fields:
+            for name, info in type(value).model_fields.items():
+                if "SecretStr" in str(info.annotation):
+                    _secret_names.update({name, f"reelforge_{name}"})
                 walk(getattr(value, name))
         elif isinstance(value, dict):
             for item in value.values():
@@ -72,7 +80,7 @@ def _clean(value: Any) -> Any:
 
 
 def _secret_name(key: object) -> bool:
-    return isinstance(key, str) and any(word in key.lower() for word in _SECRET_WORDS)
+    return isinstance(key, str) and key.lower() in _secret_names
 
 
 def _redact(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

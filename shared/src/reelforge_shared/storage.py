@@ -291,6 +291,11 @@ class ObjectStore:
             raise
         return True
 
+    def remove(self, bucket: str, key: str) -> None:
+        """Delete one object (a missing one is no error: S3 deletes idempotently)."""
+        with _transient("delete", key):
+            self.client.remove_object(bucket, key)
+
     def size(self, bucket: str, key: str) -> int:
         with _transient("stat", key):
             return self.client.stat_object(bucket, key).size or 0

@@ -133,7 +133,7 @@ def test_out_of_memory_at_batch_1_lowers_the_resolution_of_the_whole_segment(
     event = SegmentRequested(job_id="j-oom-size", index=1, segment_id="a", spec=SPEC)
     handle(event, deps)  # a first delivery stored four full-size frames; two are lost
     for i in (2, 3):
-        store.client.remove_object(settings.work_bucket, Keys.frame("j-oom-size", 1, i))
+        store.remove(settings.work_bucket, Keys.frame("j-oom-size", 1, i))
     _out_of_memory_above(deps.renderer, width=24)  # 128 px wide = 32 latent columns: too much now; 96 px = 24 fits
     [generated] = handle(event, deps)
     sizes = {
@@ -144,7 +144,7 @@ def test_out_of_memory_at_batch_1_lowers_the_resolution_of_the_whole_segment(
     lowered = "out of memory at batch 1, 128x72: resolution lowered to 96x56"
     assert generated.degraded == f"out of memory at batch 2: batch 1; {lowered}"
     assert store.get_json(settings.work_bucket, Keys.render_state("j-oom-size", 1))["width"] == 96
-    store.client.remove_object(settings.work_bucket, Keys.frame("j-oom-size", 1, 0))
+    store.remove(settings.work_bucket, Keys.frame("j-oom-size", 1, 0))
     [again] = handle(event, deps)  # redelivered: the rest at the recorded size, the degradation still reported
     assert deps.renderer.last_run.plan.size == (96, 56) and lowered in again.degraded
 

@@ -67,7 +67,7 @@ def test_resumed_segment_renders_only_missing_frames(renderer: FrameRenderer, st
     keys = store.list_keys(settings.work_bucket, Keys.frames("j-resume", 2))
     first = {k: store.get_bytes(settings.work_bucket, k) for k in keys}
     assert len(first) == 4 and out[0].frame_count == 4 and out[0].model.random_weights
-    store.client.remove_object(settings.work_bucket, Keys.frame("j-resume", 2, 1))
+    store.remove(settings.work_bucket, Keys.frame("j-resume", 2, 1))
     rendered: list[list[int]] = []
     original = renderer.render
 

@@ -19,11 +19,11 @@ KB = 1024
 def _delivery(store, settings, registry, gitlab_standin) -> Delivery:
     gitlab = GitLabUploads(gitlab_standin.url, gitlab_standin.project, gitlab_standin.token)
     return Delivery(
-        store,
-        settings.work_bucket,
-        settings.delivery_bucket,
-        registry,
-        gitlab,
+        store=store,
+        work_bucket=settings.work_bucket,
+        delivery_bucket=settings.delivery_bucket,
+        registry=registry,
+        gitlab=gitlab,
         gitlab_threshold_bytes=64 * KB,
         split_bytes=80 * KB,
         head_timeout_s=5,

@@ -122,7 +122,7 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
         if smaller.size != plan.size:  # one size per segment: everything again, at the new size
             # first, so no old-size frame (nor its sound) outlives the record
             for key in deps.store.list_keys(deps.bucket, Keys.frames(job, n, a)) + ([audio_key] if makes_sound else []):
-                deps.store.client.remove_object(deps.bucket, key)
+                deps.store.remove(deps.bucket, key)
             deps.store.put_json(deps.bucket, state_key, {"width": smaller.width, "height": smaller.height, "degraded": notes})
             todo = list(range(spec.frames))
             sound.clear()

@@ -42,7 +42,7 @@ from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
 
-@dataclass(slots=True)
+@dataclass(kw_only=True, slots=True)
 class QaDeps:
     store: ObjectStore
     bucket: str

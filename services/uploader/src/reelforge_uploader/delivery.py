@@ -117,7 +117,7 @@ class Delivered:
         return self.asset.storage_provider
 
 
-@dataclass(slots=True)
+@dataclass(kw_only=True, slots=True)
 class Delivery:
     store: ObjectStore
     work_bucket: str

@@ -17,14 +17,14 @@ from reelforge_uploader.delivery import Delivery
 from reelforge_uploader.webhooks import WebhookDeps
 
 
-@dataclass(slots=True)
+@dataclass(kw_only=True, slots=True)
 class UploaderDeps:
     store: ObjectStore
     work_bucket: str
     delivery_bucket: str
     delivery: Delivery
     webhooks: WebhookDeps
-    # Asks the job store, bypassing any cache, whether the job was cancelled (the service binds it).
+    # Asks the job store, bypassing any cache, whether the job was cancelled (the service's build() gives it).
     cancelled: Callable[[str], bool] = lambda _job: False
 
 

@@ -1,3 +1,5 @@
+from collections.abc import Awaitable, Callable
+
 from reelforge_shared.assets import open_registry
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import Event, SegmentDelivered, WebhookRequested
@@ -22,16 +24,28 @@ def build(settings: UploaderSettings) -> Service:
         gitlab = GitLabUploads(url, project, token.get_secret_value())
     database = settings.assets_database_url.get_secret_value() if settings.assets_database_url else None
     delivery = Delivery(
-        store,
-        settings.work_bucket,
-        settings.delivery_bucket,
-        open_registry(database, store, settings.work_bucket),
-        gitlab,
-        settings.gitlab_threshold_bytes,
-        settings.gitlab_split_bytes,
-        settings.head_timeout_s,
+        store=store,
+        work_bucket=settings.work_bucket,
+        delivery_bucket=settings.delivery_bucket,
+        registry=open_registry(database, store, settings.work_bucket),
+        gitlab=gitlab,
+        gitlab_threshold_bytes=settings.gitlab_threshold_bytes,
+        split_bytes=settings.gitlab_split_bytes,
+        head_timeout_s=settings.head_timeout_s,
     )
-    deps = UploaderDeps(store, settings.work_bucket, settings.delivery_bucket, delivery, _webhook_deps(settings))
+
+    async def job_webhook(job_id: str) -> str | None:  # the job's own webhook_url, from the job ledger of the service below
+        record = await service.ledger.head(job_id) if service.ledger is not None else None
+        return record.webhook_url if record is not None else None
+
+    deps = UploaderDeps(
+        store=store,
+        work_bucket=settings.work_bucket,
+        delivery_bucket=settings.delivery_bucket,
+        delivery=delivery,
+        webhooks=_webhook_deps(settings, job_webhook),
+        cancelled=lambda job: service.cancel_check(job, fresh=True),  # the job store, bypassing its cache
+    )
     # Notifications go out for cancelled jobs too (job.cancelled is one): the flow table makes the fan-out an
     # observer (its failure never marks a job failed) and sends webhooks after a cancel.
     backoff = retry_schedule(settings.webhook_retry_first_s, settings.webhook_retry_span_s)
@@ -42,17 +56,12 @@ def build(settings: UploaderSettings) -> Service:
         omit=() if settings.webhook_segment_events else (SegmentDelivered,),
     )
     service = Service("uploader", settings, served, deps)
-
-    async def job_webhook(job_id: str) -> str | None:  # the job's own webhook_url, from the job ledger
-        record = await service.ledger.head(job_id) if service.ledger is not None else None
-        return record.webhook_url if record is not None else None
-
-    deps.webhooks.job_webhook = job_webhook
-    deps.cancelled = lambda job: service.cancel_check(job, fresh=True)
     return service
 
 
-def _webhook_deps(settings: UploaderSettings) -> webhooks.WebhookDeps:
+def _webhook_deps(
+    settings: UploaderSettings, job_webhook: Callable[[str], Awaitable[str | None]] | None = None
+) -> webhooks.WebhookDeps:
     for url in settings.webhook_targets:
         try:
             refuse_private(url, settings.webhook_allow_private, field="REELFORGE_WEBHOOK_URLS")
@@ -63,6 +72,7 @@ def _webhook_deps(settings: UploaderSettings) -> webhooks.WebhookDeps:
         secret=secret,
         urls=settings.webhook_targets,
         egress=webhooks.webhook_egress(settings.webhook_allow_private, settings.webhook_timeout_s),
+        job_webhook=job_webhook,
     )
 
 
