@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -121,6 +122,15 @@ class Keys:
     def job_input(job_id: str, name: str) -> str:
         """Media the job brought (an upload or a reference the gateway fetched), as the stored storyboard names it."""
         return f"jobs/{job_id}/input/{name}"
+
+    @staticmethod
+    def uploads(owner: str) -> str:
+        """The folder of one owner's uploads (``POST /v1/uploads``); a storyboard of that owner may name its keys."""
+        return "uploads/" + re.sub(r"[^A-Za-z0-9_-]+", "_", owner) + "/"
+
+    @staticmethod
+    def upload(owner: str, name: str) -> str:
+        return Keys.uploads(owner) + name
 
     @staticmethod
     def owned(job_id: str, ref: str) -> bool:

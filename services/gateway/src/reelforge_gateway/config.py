@@ -3,6 +3,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from reelforge_shared.references import ReferenceLimits
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storyboard import MAX_FPS, MAX_FRAMES, MAX_PROMPT_CHARS, MAX_SEGMENTS, StoryboardLimits
 
@@ -17,6 +18,9 @@ class GatewaySettings(CommonSettings):
         8080, ge=0, le=65535, validation_alias="REELFORGE_GATEWAY_PORT", description="gateway HTTP port (0: any free port)"
     )
     max_body_bytes: int = Field(5_000_000, ge=1024, description="largest storyboard accepted (413 above)")
+    reference_timeout_s: float = Field(
+        20.0, gt=0, le=300, description="one https reference a storyboard names: fetched within this at submission, or 422"
+    )
     max_yaml_bytes: int = Field(
         256_000, ge=1024, description="largest YAML storyboard (YAML is slow to read; JSON up to REELFORGE_MAX_BODY_BYTES)"
     )
@@ -99,6 +103,10 @@ class GatewaySettings(CommonSettings):
         False,
         description="allow the built-in random-weight test models outside local mode (they render noise; `run`/`up` allow them)",
     )
+
+    def reference_limits(self) -> ReferenceLimits:
+        """Uploads and fetched references: the upload cap in bytes, the image pixel cap."""
+        return ReferenceLimits(max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels)
 
     def storyboard_limits(self) -> StoryboardLimits:
         return StoryboardLimits(

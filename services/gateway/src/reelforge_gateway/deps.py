@@ -17,8 +17,10 @@ from reelforge_gateway.errors import ApiError
 from reelforge_gateway.links import Links
 from reelforge_shared.assets import AssetRegistry
 from reelforge_shared.bus import Bus
+from reelforge_shared.egress import Egress
 from reelforge_shared.health import Health
 from reelforge_shared.jobs import Ledger
+from reelforge_shared.references import ReferenceLimits
 from reelforge_shared.storage import ObjectStore
 from reelforge_shared.storyboard import StoryboardLimits
 
@@ -82,6 +84,8 @@ class GatewayDeps:
     assets: AssetRegistry | None = None
     video: VideoDefaults | None = None
     limits: StoryboardLimits = field(default_factory=StoryboardLimits)
+    egress: Egress | None = None  # the guard https references are fetched through (None: only uploads are accepted)
+    reference_limits: ReferenceLimits = field(default_factory=ReferenceLimits)
     max_body_bytes: int = 5_000_000
     max_yaml_bytes: int = 256_000
     parse_timeout_s: float = 1.0

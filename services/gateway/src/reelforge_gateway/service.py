@@ -19,6 +19,7 @@ from reelforge_shared.bus import Bus
 from reelforge_shared.events import Event, SegmentRerenderRequested
 from reelforge_shared.flow import routes
 from reelforge_shared.jobs import RerenderRefused, plan_rerender
+from reelforge_shared.references import reference_egress
 from reelforge_shared.service import Service, open_store
 from reelforge_shared.storage import ObjectStore
 
@@ -121,6 +122,10 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
             allow_test_model=settings.allow_test_model,
         ),
         limits=settings.storyboard_limits(),
+        reference_limits=(references := settings.reference_limits()),
+        egress=reference_egress(
+            allow_private=settings.webhook_allow_private, deadline_s=settings.reference_timeout_s, limits=references
+        ),
         max_body_bytes=settings.max_body_bytes,
         max_yaml_bytes=settings.max_yaml_bytes,
         parse_timeout_s=settings.parse_timeout_s,

@@ -12,8 +12,10 @@ import uuid
 from typing import Any
 
 from reelforge_shared.bus import Bus
+from reelforge_shared.egress import Egress
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import JobSubmitted, SegmentRequested
+from reelforge_shared.references import EXTENSIONS, ReferenceLimits, media_fields, reference_egress, store_media, stored_name
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, StoryboardLimits, decode_storyboard, parse_storyboard
@@ -85,3 +87,44 @@ async def read_submission(
         except InvalidInput as exc:
             raise StoryboardInvalid([{"field": "webhook_url", "message": str(exc)}]) from None
     return board, webhook_url
+
+
+async def stage_media(
+    board: Storyboard,
+    *,
+    owner: str,
+    job_id: str,
+    store: ObjectStore,
+    bucket: str,
+    egress: Egress | None,
+    limits: ReferenceLimits,
+) -> Storyboard:
+    """``board`` with every medium it names stored under the job and named by key, or 422 naming the field.
+
+    An upload key of ``owner`` (``POST /v1/uploads``) is copied under the job; an ``https`` URL is
+    fetched once through the egress guard and checked; anything else (a path, http, another owner's
+    upload or another job's key) is refused, with one message whether or not it exists.
+    """
+    data = board.model_dump(mode="json")
+    mine = Keys.uploads(owner)
+    try:
+        for holder, key, field, _kind in media_fields(data):
+            ref = holder.get(key)
+            if not ref or not ref.startswith("uploads/"):
+                continue
+            plain = ref.startswith(mine) and "/" not in ref[len(mine) :] and Keys.owned("_", "jobs/_/" + ref[len(mine) :])
+            if not plain or not await asyncio.to_thread(store.exists, bucket, ref):
+                raise InvalidInput(f"{field}: {ref!r} is not one of your uploads")
+            content_type = next((t for t, ext in EXTENSIONS.items() if ref.endswith(ext)), "")
+            stored = Keys.job_input(job_id, stored_name(field, content_type))
+            await asyncio.to_thread(store.copy, bucket, ref, bucket, stored)
+            holder[key] = stored
+        staged = parse_storyboard(data)
+        if egress is None:
+            egress = reference_egress(allow_private=False, deadline_s=20.0, limits=limits)
+        return await store_media(staged, job_id=job_id, egress=egress, store=store, bucket=bucket, limits=limits)
+    except InvalidInput as exc:
+        if isinstance(exc, StoryboardInvalid):
+            raise
+        field = str(exc).split(":", 1)[0]
+        raise StoryboardInvalid([{"field": field, "message": str(exc)}]) from None

@@ -22,7 +22,7 @@ from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import Deps, GatewayDeps
 from reelforge_gateway.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from reelforge_gateway.prompt_fit import prompt_errors
-from reelforge_gateway.submit import new_job_id, read_submission, submit_job
+from reelforge_gateway.submit import new_job_id, read_submission, stage_media, submit_job
 from reelforge_gateway.views import JobAccepted, JobPage, JobSummary, JobView, accepted, job_view, owned_job
 from reelforge_shared.events import JobCancelled
 from reelforge_shared.jobs import (
@@ -34,7 +34,7 @@ from reelforge_shared.jobs import (
     resume_job,
 )
 from reelforge_shared.storage import Keys
-from reelforge_shared.storyboard import MAX_PROMPT_CHARS, StoryboardInvalid, parse_storyboard
+from reelforge_shared.storyboard import MAX_PROMPT_CHARS, Storyboard, StoryboardInvalid, parse_storyboard
 
 router = APIRouter(tags=["jobs"])
 JOB_ID = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="job id", examples=["j-5f1c2e7a9b0d4e21"])
@@ -123,6 +123,7 @@ async def create_job(
                 job_id=job_id,
             )
         if existing.status == "queued":  # the first request may have stopped before publishing: publish again
+            board = await _staged(board, deps, caller, job_id)
             await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id)
         elif existing.status == "failed" or (existing.resume and not existing.terminal):
             # failed (an outage past the tolerance): resume from the work stored; a resume under way: publish again
@@ -135,6 +136,12 @@ async def create_job(
             raise ApiError(
                 429, "queue_full", message, headers={"Retry-After": "60"}, in_flight=in_flight, limit=deps.max_jobs_in_flight
             )
+    try:  # the media it names, fetched and checked, stored under the job: 422 naming the field, and the place given back
+        board = await _staged(board, deps, caller, job_id)
+    except StoryboardInvalid:
+        if deps.access.enabled:
+            await deps.ledger.release(caller, job_id)
+        raise
     record = JobRecord(
         job_id=job_id,
         title=board.title,
@@ -326,6 +333,18 @@ async def film(
     if record.film_url and not version:
         return RedirectResponse(record.film_url, status_code=307)  # delivered elsewhere (GitLab)
     raise ApiError(409, "film_not_ready", f"the film of job {job_id} is not in bucket {bucket!r}", key=key)
+
+
+async def _staged(board: Storyboard, deps: GatewayDeps, owner: str, job_id: str) -> Storyboard:
+    return await stage_media(
+        board,
+        owner=owner,
+        job_id=job_id,
+        store=deps.store,
+        bucket=deps.work_bucket,
+        egress=deps.egress,
+        limits=deps.reference_limits,
+    )
 
 
 def _new_prompt_refusal(deps: GatewayDeps, record: JobRecord, index: int, prompt: str) -> str | None:
