@@ -213,12 +213,6 @@ async def _run(kind: Kind, params: VideoParams, deps: GatewayDeps, owner: str, i
             names = {"style.negative_prompt": "negative_prompt"}  # the request's fields, not the storyboard's
             fields = [{"field": names.get(e["field"], "prompt"), "message": e["message"]} for e in errors]
             raise VideoError(422, "invalid_request", "; ".join(f"{f['field']}: {f['message']}" for f in fields), fields=fields)
-        if deps.access.enabled:  # the same cap as /v1/jobs, held atomically in the job store
-            held, in_flight = await deps.ledger.reserve(owner, job_id, deps.max_jobs_in_flight)
-            if not held:
-                limit = deps.max_jobs_in_flight
-                message = f"{in_flight} jobs of {owner!r} are unfinished (at most {limit})"
-                raise VideoError(429, "queue_full", message, in_flight=in_flight, limit=limit)
         if deps.access.enabled:  # a video job counts against the owner's cap like any submission
             held, in_flight = await deps.ledger.reserve(owner, job_id, deps.max_jobs_in_flight)
             if not held:
