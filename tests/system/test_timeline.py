@@ -354,3 +354,61 @@ async def test_the_review_page_plays_the_film_shows_each_segment_and_re_renders_
             await expect(page.locator('#segments .card[data-index="2"] .takes button')).to_have_count(2)  # take 2 and take 1
             await page.screenshot(path=str(ARTEFACTS / "review-page-v2.png"), full_page=True)
             await browser.close()
+
+
+async def test_an_edited_timeline_re_imports_as_a_re_render_and_refuses_what_it_cannot_do(finished: dict, tmp_path: Path) -> None:
+    """After the review page's re-render (version 2), the exported timeline comes back edited (runs last: it moves the job)."""
+    import httpx
+
+    from reelforge.stack import local_stack
+
+    job = finished["job_id"]
+    async with local_stack(tmp_path, names=["gateway"], **finished["overrides"], **TOKENS) as stack:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60, headers=ALICE) as client:
+            exported = (await client.get(f"/v1/jobs/{job}/timeline", params={"format": "otio"})).text
+
+            async def post(timeline: otio.schema.Timeline, who: dict = ALICE) -> httpx.Response:
+                body = otio.adapters.write_to_string(timeline, adapter_name="otio_json")
+                return await client.post(
+                    f"/v1/jobs/{job}/timeline", content=body, headers=who | {"Content-Type": "application/json"}
+                )
+
+            def edited(change) -> otio.schema.Timeline:
+                timeline = read(exported)
+                change(list(timeline.video_tracks()[0].find_clips()), timeline.video_tracks()[0])
+                return timeline
+
+            # What cannot be done is refused naming the clip, and nothing moves.
+            def foreign(clips, track) -> None:
+                clips[2].media_reference.target_url = "https://example.com/other.mp4"
+
+            def trimmed(clips, track) -> None:
+                clips[0].source_range = otio.opentime.TimeRange(
+                    clips[0].source_range.start_time, otio.opentime.RationalTime(4, FPS)
+                )
+
+            def reordered(clips, track) -> None:
+                track.remove(clips[2])
+                track.insert(0, clips[2])
+
+            for change, clip in ((foreign, "003 close"), (trimmed, "001 open"), (reordered, "003 close")):
+                refused = await post(edited(change))
+                assert refused.status_code == 422, refused.text
+                assert refused.json()["error"] == "timeline_refused" and refused.json()["details"]["clip"] == clip
+            unchanged = await post(read(exported))
+            assert unchanged.status_code == 422 and "nothing changed" in unchanged.json()["message"]
+            assert (await client.post(f"/v1/jobs/{job}/timeline", content=b"{not json")).status_code == 422
+            assert (await post(read(exported), who=BOB)).status_code == 404  # not bob's job
+
+            # A prompt edited in a clip's metadata: exactly that shot is re-rendered, the rest stays.
+            def new_prompt(clips, track) -> None:
+                clips[2].metadata["reelforge"]["prompt"] = "stands up and leaves"
+
+            before = (await client.get(f"/v1/jobs/{job}")).json()
+            answer = await post(edited(new_prompt))
+            assert answer.status_code == 202, answer.text
+            after = answer.json()
+            moved = {n: s["attempt"] for n, s in after["segments"].items() if s["attempt"] != before["segments"][n]["attempt"]}
+            assert moved == {"3": before["segments"]["3"]["attempt"] + 1}
+            assert after["segments"]["3"]["stage"] == "queued"
+            assert after["status"] == "running"

@@ -16,14 +16,16 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
+from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import Deps, GatewayDeps
 from reelforge_gateway.errors import ApiError
 from reelforge_gateway.routes.jobs import JOB_ID, responses
 from reelforge_gateway.timeline.bundle import timeline_name, write_bundle
 from reelforge_gateway.timeline.export import FORMATS, Format, write
+from reelforge_gateway.timeline.reimport import ImportRefused, plan_import
 from reelforge_gateway.timeline.sources import Sourced, from_store
-from reelforge_gateway.views import owned_job
-from reelforge_shared.jobs import JobRecord
+from reelforge_gateway.views import JobView, job_view, owned_job
+from reelforge_shared.jobs import JobRecord, RerenderRefused, rerender_segment
 from reelforge_shared.storage import Keys
 
 router = APIRouter(tags=["timeline"])
@@ -148,3 +150,51 @@ def _media_links(deps: GatewayDeps, record: JobRecord) -> MediaLinks:
             video=url(work, key), thumbnail=url(work, Keys.segment_thumbnail(key) if key else None), takes=takes
         )
     return MediaLinks(films=films, renditions=renditions, segments=segments)
+
+
+@router.post(
+    "/v1/jobs/{job_id}/timeline",
+    status_code=202,
+    response_model=JobView,
+    responses=responses(404, 409, 422),
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}},
+)
+async def import_timeline(request: Request, deps: Deps, job_id: Annotated[str, JOB_ID]) -> JobView:
+    """An edited OpenTimelineIO timeline (as exported, ``format=otio``) back into the job: a clip whose metadata
+    ``reelforge.prompt`` or ``reelforge.seed`` changed becomes a re-render of that shot (a new film version follows).
+    Anything else it asks (another cut, media from outside the job, an unknown clip) is a 422 naming the clip."""
+    record = await owned_job(request, deps, job_id)
+    if record.status != "completed":
+        raise ApiError(409, "job_not_finished", f"job {job_id} is {record.status}; a timeline is re-imported once it is finished")
+    import opentimelineio as otio
+
+    try:
+        edited = otio.adapters.read_from_string((await request.body()).decode(), adapter_name="otio_json")
+    except (UnicodeDecodeError, ValueError, otio.exceptions.OTIOError) as exc:
+        raise ApiError(422, "invalid_timeline", f"not an OpenTimelineIO timeline: {exc}"[:500]) from None
+    if not isinstance(edited, otio.schema.Timeline):
+        raise ApiError(422, "invalid_timeline", f"expected a Timeline, got {type(edited).__name__}")
+    sourced = await _sourced(deps, record, None)
+    try:
+        rerenders = plan_import(sourced.cut, edited, sourced.keys)
+    except ImportRefused as exc:
+        raise ApiError(422, "timeline_refused", str(exc), clip=exc.clip) from None
+    statuses = frozenset({"completed"})
+    for change in rerenders:
+        try:
+            record = await rerender_segment(
+                deps.ledger,
+                deps.bus,
+                deps.store,
+                deps.work_bucket,
+                job_id,
+                change.index,
+                seed=change.seed,
+                prompt=change.prompt,
+                by=caller_of(request),
+                statuses=statuses,
+            )
+        except RerenderRefused as exc:
+            raise ApiError(409, exc.code, str(exc), job_id=job_id, index=change.index) from None
+        statuses = frozenset({"completed", "running"})  # the first moved the job on: the others join its new version
+    return job_view(record, await deps.ledger.eta_sample())

@@ -1,0 +1,91 @@
+"""An editor's timeline back into the job: what it asks for, or why it cannot be done (naming the clip).
+
+Re-imported today: a clip whose metadata ``reelforge.prompt`` or ``reelforge.seed`` was edited becomes a
+re-render of that shot. The cut itself (trims, reorders, removals, take swaps) must be the film's as exported:
+a new film version assembled from the editor's cut is not made yet, and such a timeline is refused naming the
+first clip that differs, as is a clip whose media is not this job's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import opentimelineio as otio
+
+from reelforge_gateway.timeline.cut import Cut, Shot, Take
+from reelforge_gateway.timeline.export import NAMESPACE, _rt
+
+
+class ImportRefused(ValueError):
+    """The timeline asks for what cannot be done; ``clip`` names the clip (None: the timeline as a whole)."""
+
+    def __init__(self, clip: str | None, message: str) -> None:
+        super().__init__(f"{clip}: {message}" if clip else message)
+        self.clip = clip
+
+
+@dataclass(frozen=True, slots=True)
+class Rerender:
+    index: int
+    prompt: str | None
+    seed: int | None
+
+
+def _take_of(shot: Shot, attempt: object) -> Take | None:
+    return next((t for t in shot.takes if t.attempt == attempt), None)
+
+
+def _media_matches(clip: otio.schema.Clip, take: Take, keys: dict[str, str]) -> bool:
+    reference = clip.media_reference
+    if not isinstance(reference, otio.schema.ExternalReference):
+        return False
+    path = urlparse(reference.target_url).path
+    file_name = take.media.rsplit("/", 1)[-1]
+    return path.endswith(f"/{file_name}") or path == take.media or (take.media in keys and path.endswith(keys[take.media]))
+
+
+def plan_import(cut: Cut, timeline: otio.schema.Timeline, keys: dict[str, str]) -> list[Rerender]:
+    """The re-renders an edited timeline asks for; :class:`ImportRefused` for anything else it asks."""
+    tracks = [t for t in timeline.video_tracks() if t.enabled]
+    if not tracks:
+        raise ImportRefused(None, "the timeline has no enabled video track")
+    clips = list(tracks[0].find_clips())
+    rerenders = []
+    for position, clip in enumerate(clips, start=1):
+        found = clip.metadata.get(NAMESPACE)
+        meta = dict(found) if isinstance(found, Mapping) else None  # OTIO's own mapping type, not a dict
+        name = clip.name or f"clip {position}"
+        if meta is None or not isinstance(meta.get("index"), int) or not 1 <= meta["index"] <= len(cut.shots):
+            raise ImportRefused(name, "not a clip of this job (its metadata 'reelforge.index' names no shot)")
+        shot = cut.shot(meta["index"])
+        take = _take_of(shot, meta.get("attempt"))
+        if take is None or not _media_matches(clip, take, keys):
+            raise ImportRefused(name, f"its media is not a take of shot {shot.index} '{shot.id}' of this job")
+        if shot.index != position or take is not shot.take or clip.source_range != _exported_range(clip, take):
+            raise ImportRefused(
+                name,
+                "trims, reorders, removals and take swaps are not re-imported yet: only a clip's prompt or seed "
+                "(metadata reelforge.prompt, reelforge.seed) may change",
+            )
+        prompt, seed = meta.get("prompt"), meta.get("seed")
+        if seed is not None and (not isinstance(seed, int) or not 0 <= seed < 2**32):
+            raise ImportRefused(name, f"reelforge.seed {seed!r} is not a whole number from 0 to 2**32 - 1")
+        if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
+            raise ImportRefused(name, "reelforge.prompt must be text")
+        new_prompt = prompt if prompt != shot.prompt else None
+        new_seed = seed if seed != shot.seed else None
+        if new_prompt is not None or new_seed is not None:
+            rerenders.append(Rerender(shot.index, new_prompt, new_seed))
+    if len(clips) != len(cut.shots):
+        raise ImportRefused(None, f"{len(clips)} clips for a film of {len(cut.shots)} shots: removals are not re-imported yet")
+    if not rerenders:
+        raise ImportRefused(None, "nothing changed: edit a clip's reelforge.prompt or reelforge.seed")
+    return rerenders
+
+
+def _exported_range(clip: otio.schema.Clip, take: Take) -> otio.opentime.TimeRange:
+    """The source range the export gave this take, at the clip's own rate."""
+    rate = clip.source_range.start_time.rate if clip.source_range else take.fps
+    return otio.opentime.TimeRange(_rt(take.head, take.fps, rate), _rt(take.used, take.fps, rate))
