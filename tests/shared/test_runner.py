@@ -32,7 +32,9 @@ async def test_handler_results_are_published_and_the_message_acked(settings, eve
         await asyncio.sleep(0.05)
     await stop_service(stop, task)
     await bus.close()
-    assert info.num_ack_pending == 0 and info.num_pending == 0 and info.delivered.consumer_seq == 1
+    assert info.num_ack_pending == 0
+    assert info.num_pending == 0
+    assert info.delivered.consumer_seq == 1
 
 
 async def test_transient_error_is_retried_until_it_succeeds(settings, event_log) -> None:
@@ -50,7 +52,8 @@ async def test_transient_error_is_retried_until_it_succeeds(settings, event_log)
     await event_log.wait_for(lambda: event_log.of(FilmRequested), timeout=20)
     await stop_service(stop, task)
     await bus.close()
-    assert len(calls) == 3 and not event_log.of(SegmentFailed)
+    assert len(calls) == 3
+    assert not event_log.of(SegmentFailed)
 
 
 async def test_permanent_error_dead_letters_at_once_and_publishes_the_failure(settings, event_log) -> None:
@@ -67,9 +70,13 @@ async def test_permanent_error_dead_letters_at_once_and_publishes_the_failure(se
     await stop_service(stop, task)
     await bus.close()
     assert len(calls) == 1
-    assert failed[0].index == 7 and failed[0].stage == "testsvc" and "divisible by 8" in failed[0].error
+    assert failed[0].index == 7
+    assert failed[0].stage == "testsvc"
+    assert "divisible by 8" in failed[0].error
     letters = await dead_letters(settings)
-    assert len(letters) == 1 and letters[0]["deliveries"] == 1 and "divisible by 8" in letters[0]["error"]
+    assert len(letters) == 1
+    assert letters[0]["deliveries"] == 1
+    assert "divisible by 8" in letters[0]["error"]
 
 
 async def test_unknown_errors_dead_letter_after_the_last_delivery(settings, event_log) -> None:
@@ -86,7 +93,8 @@ async def test_unknown_errors_dead_letter_after_the_last_delivery(settings, even
     failed = await event_log.wait_for(lambda: event_log.of(JobFailed), timeout=30)
     await stop_service(stop, task)
     await bus.close()
-    assert len(calls) == 3 and "RuntimeError: bug" in failed[0].error
+    assert len(calls) == 3
+    assert "RuntimeError: bug" in failed[0].error
     assert [letter["deliveries"] for letter in await dead_letters(settings)] == [3]
 
 
@@ -101,7 +109,9 @@ async def test_undecodable_message_is_dead_lettered_not_retried(settings) -> Non
             break
     await stop_service(stop, task)
     await bus.close()
-    assert not calls and "undecodable SegmentRequested" in letters[0]["error"] and "index" in letters[0]["error"]
+    assert not calls
+    assert "undecodable SegmentRequested" in letters[0]["error"]
+    assert "index" in letters[0]["error"]
 
 
 async def test_long_work_reports_in_progress_and_is_not_redelivered(settings, event_log) -> None:
@@ -154,7 +164,8 @@ def test_health_endpoint_follows_readiness_and_metrics_are_served() -> None:
         health.ready()
         health.busy()
         body = httpx.get(f"{url}/healthz").json()
-        assert body["ok"] and body["services"][0]["state"] == "BUSY"
+        assert body["ok"]
+        assert body["services"][0]["state"] == "BUSY"
         health.idle()
         health.setup_failed("CUDA out of memory")
         assert httpx.get(f"{url}/healthz").status_code == 503

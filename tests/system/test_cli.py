@@ -24,7 +24,8 @@ def test_invalid_storyboard_exits_2_naming_the_field(tmp_path: Path) -> None:
     board.write_text("segments:\n  - {id: a, prompt: x, characters: [ghost]}\n")
     result = _reelforge("run", str(board), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
-    assert "segments[0].characters[0]" in result.stderr and "unknown character 'ghost'" in result.stderr
+    assert "segments[0].characters[0]" in result.stderr
+    assert "unknown character 'ghost'" in result.stderr
 
 
 def test_a_prompt_its_model_cannot_read_whole_exits_2_naming_the_field_and_the_limit(tmp_path: Path) -> None:
@@ -32,7 +33,9 @@ def test_a_prompt_its_model_cannot_read_whole_exits_2_naming_the_field_and_the_l
     board.write_text(json.dumps({"model": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "segments": [{"id": "a", "prompt": "a " * 520}]}))
     result = _reelforge("run", str(board), "--out", str(tmp_path / "out"))
     assert result.returncode == 2, result.stderr
-    assert "segments[0].prompt" in result.stderr and "at least 521 tokens" in result.stderr and "at most 512" in result.stderr
+    assert "segments[0].prompt" in result.stderr
+    assert "at least 521 tokens" in result.stderr
+    assert "at most 512" in result.stderr
     assert not (tmp_path / "out").exists()  # nothing started
 
 
@@ -49,7 +52,8 @@ def test_a_media_file_outside_the_storyboards_folder_exits_2_naming_the_field(tm
 
 def test_missing_storyboard_file_is_a_clear_error(tmp_path: Path) -> None:
     result = _reelforge("run", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "out"))
-    assert result.returncode == 2 and "cannot read storyboard" in result.stderr
+    assert result.returncode == 2
+    assert "cannot read storyboard" in result.stderr
 
 
 def _children(pid: int) -> list[int]:
@@ -128,7 +132,9 @@ async def test_a_killed_run_resumes_and_writes_the_film_segments_and_report(tmp_
     assert result.returncode == 0, result.stderr
     assert f"job {job} resumed" in result.stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["status"] == "completed" and report["model"]["random_weights"] and report["job_id"] == job
+    assert report["status"] == "completed"
+    assert report["model"]["random_weights"]
+    assert report["job_id"] == job
     assert [(s["id"], s["status"], s["file"]) for s in report["segments"]] == [
         ("one", "delivered", "segments/001.mp4"),
         ("two", "delivered", "segments/002.mp4"),
@@ -139,17 +145,21 @@ async def test_a_killed_run_resumes_and_writes_the_film_segments_and_report(tmp_
     assert film.duration_s == pytest.approx(2.0, abs=0.01) == report["film"]["duration_s"]
     assert probe(out / "segments" / "002.mp4").frame_count == 3
     assert "<svg" in (out / "report.html").read_text()
-    assert {"9x16", "1x1", "thumbnail"} <= set(report["deliverables"]) and (out / report["deliverables"]["thumbnail"]).exists()
-    assert "delivered" in result.stderr and "done" in result.stderr
+    assert {"9x16", "1x1", "thumbnail"} <= set(report["deliverables"])
+    assert (out / report["deliverables"]["thumbnail"]).exists()
+    assert "delivered" in result.stderr
+    assert "done" in result.stderr
     # The segment generated before the kill was not generated again (the log of both runs is one file).
     generated = [json.loads(line) for line in (out / "reelforge.log").read_text().splitlines() if '"SegmentRequested"' in line]
     handled = [(e["index"], e.get("delivery")) for e in generated if e.get("service") == "generator" and e.get("outcome") == "ok"]
-    assert len({i for i, _ in handled}) == 2 and len(handled) <= 3, handled
+    assert len({i for i, _ in handled}) == 2, handled
+    assert len(handled) <= 3, handled
 
 
 def test_worker_without_servers_is_a_clear_error() -> None:
     result = _reelforge("worker", "encoder", env={"PATH": "/usr/bin:/bin"})
-    assert result.returncode == 2 and "REELFORGE_NATS_URL and REELFORGE_S3_ENDPOINT must be set" in result.stderr
+    assert result.returncode == 2
+    assert "REELFORGE_NATS_URL and REELFORGE_S3_ENDPOINT must be set" in result.stderr
     assert "unknown service 'painter'" in _reelforge("worker", "painter").stderr
     servers = {
         "PATH": "/usr/bin:/bin",
@@ -158,7 +168,8 @@ def test_worker_without_servers_is_a_clear_error() -> None:
         "REELFORGE_S3_SECRET_KEY": "a-key-of-its-own",
     }  # not the built-in one, which a worker refuses first
     refused = _reelforge("worker", "gateway", env=servers)  # outside local mode the API does not run open by accident
-    assert refused.returncode == 2 and "REELFORGE_API_TOKENS is not set" in refused.stderr
+    assert refused.returncode == 2
+    assert "REELFORGE_API_TOKENS is not set" in refused.stderr
     assert "REELFORGE_API_AUTH=off" in refused.stderr
 
 
@@ -186,7 +197,8 @@ def test_up_serves_the_gateway_until_interrupted(tmp_path: Path, model_cache: Pa
             assert time.monotonic() < deadline, "gateway never became healthy"
             time.sleep(0.2)
         response = httpx.post(f"http://127.0.0.1:{port}/v1/jobs", json={"segments": [{"id": "a", "prompt": "x", "frames": 0}]})
-        assert response.status_code == 422 and response.json()["details"]["fields"][0]["field"] == "segments[0].frames"
+        assert response.status_code == 422
+        assert response.json()["details"]["fields"][0]["field"] == "segments[0].frames"
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
@@ -245,5 +257,6 @@ def test_sigterm_while_the_first_nats_connect_is_refused_exits_0_at_once(
         if proc.poll() is None:
             proc.kill()
     output = proc.stdout.read() if proc.stdout else ""
-    assert code == 0 and took < 3, (code, took, output[-2000:])
+    assert code == 0, (code, took, output[-2000:])
+    assert took < 3, (code, took, output[-2000:])
     assert "service.stopped_before_connect" in output

@@ -87,8 +87,10 @@ async def test_storyboard_becomes_a_film_through_all_services(overrides, event_l
             info = probe(film)
             assert (info.width, info.height, info.codec, info.pix_fmt) == (320, 180, "h264", "yuv420p")
             assert info.duration_s == pytest.approx(6 / 3 + 4 / 4 + 5 / 2, abs=0.01)
-            assert info.fps == 4 and info.frame_count == 22
-            assert done[0].duration_s == pytest.approx(5.5, abs=0.01) and done[0].segment_count == 3
+            assert info.fps == 4
+            assert info.frame_count == 22
+            assert done[0].duration_s == pytest.approx(5.5, abs=0.01)
+            assert done[0].segment_count == 3
 
             # Every segment delivered, with QA scores and URLs; the report lists them.
             delivered = sorted(event_log.of(SegmentDelivered), key=lambda e: e.index)
@@ -99,7 +101,8 @@ async def test_storyboard_becomes_a_film_through_all_services(overrides, event_l
             # Every segment's prompt as the model got it, counted by its tokenizer, none dropped; its render figures.
             assert all(s["prompt_tokens"] > 0 and s["prompt_tokens_dropped"] == 0 for s in report["segments"])
             assert all(s["timings"]["render_s"] > 0 and s["timings"]["s_per_frame"] > 0 for s in report["segments"])
-            assert report["model"]["random_weights"] is True and report["film"]["duration_s"] == pytest.approx(5.5, abs=0.01)
+            assert report["model"]["random_weights"] is True
+            assert report["film"]["duration_s"] == pytest.approx(5.5, abs=0.01)
             assert [b["requested"] for b in report["film_qa"]["boundaries"]] == ["dissolve", "cut"]
             assert done[0].report_html_key
             assert "<svg" in store.get_bytes(settings.delivery_bucket, done[0].report_html_key).decode()
@@ -114,7 +117,8 @@ async def test_storyboard_becomes_a_film_through_all_services(overrides, event_l
                 if status["status"] == "completed":
                     break
                 await asyncio.sleep(0.1)
-            assert status["status"] == "completed" and status["film_key"] == DeliveryKeys.film(job_id)
+            assert status["status"] == "completed"
+            assert status["film_key"] == DeliveryKeys.film(job_id)
             assert {s["stage"] for s in status["segments"].values()} == {"delivered"}
 
             # Redelivery: the same SegmentGenerated and FilmRequested arrive again (new ids, so JetStream keeps them).
@@ -131,7 +135,9 @@ async def test_storyboard_becomes_a_film_through_all_services(overrides, event_l
             await _consumer_idle(settings, "encoder-film-requested", handled=2)
 
     counts = await _subject_counts(settings)
-    assert counts["segment.encoded"] == 3 and counts["film.encoded"] == 1 and counts["film.checked"] == 1
+    assert counts["segment.encoded"] == 3
+    assert counts["film.encoded"] == 1
+    assert counts["film.checked"] == 1
     assert counts["job.completed"] == 1
     assert counts["film.requested"] == 2  # the original and the one this test forced past de-duplication
     assert store.client.stat_object(settings.work_bucket, Keys.film(job_id)).last_modified == film_stat.last_modified
@@ -150,16 +156,19 @@ async def test_a_segment_that_fails_for_good_fails_the_job_instead_of_hanging(ov
         job = await submit_job(board, bus=bus, store=store, bucket=settings.work_bucket, model=str(tmp_path / "no-such-model"))
         await bus.close()
         failed = await event_log.wait_for(lambda: event_log.of(SegmentFailed), timeout=60)
-        assert failed[0].stage == "generator" and "no-such-model" in failed[0].error
+        assert failed[0].stage == "generator"
+        assert "no-such-model" in failed[0].error
         async with httpx.AsyncClient(base_url=stack.gateway_url) as client:
             for _ in range(300):
                 status = (await client.get(f"/v1/jobs/{job.job_id}")).json()
                 if status["status"] in {"completed", "failed", "cancelled"}:
                     break
                 await asyncio.sleep(0.1)
-        assert status["status"] == "failed" and status["segments"]["1"]["stage"] == "failed"
+        assert status["status"] == "failed"
+        assert status["segments"]["1"]["stage"] == "failed"
         assert "no-such-model" in status["segments"]["1"]["error"]
-        assert not event_log.of(SegmentEncoded) and not event_log.of(FilmEncoded)
+        assert not event_log.of(SegmentEncoded)
+        assert not event_log.of(FilmEncoded)
 
 
 async def test_a_segment_failing_a_gate_is_regenerated_then_delivered_flagged(overrides, event_log, tmp_path: Path) -> None:
@@ -179,5 +188,8 @@ async def test_a_segment_failing_a_gate_is_regenerated_then_delivered_flagged(ov
     assert done[0].qa_failed_segments == [1]
     report = store.get_json(settings.delivery_bucket, done[0].report_key)
     segment = report["segments"][0]
-    assert segment["attempt"] == 2 and segment["qa_passed"] is False and "sharpness" in segment["qa_failed_gates"]
-    assert [h["attempt"] for h in segment["qa_history"]] == [1, 2] and report["gate_failures"]["sharpness"] == 2
+    assert segment["attempt"] == 2
+    assert segment["qa_passed"] is False
+    assert "sharpness" in segment["qa_failed_gates"]
+    assert [h["attempt"] for h in segment["qa_history"]] == [1, 2]
+    assert report["gate_failures"]["sharpness"] == 2

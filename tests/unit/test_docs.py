@@ -27,7 +27,8 @@ def test_no_flat_name_means_two_things() -> None:
 
 def test_readme_starts_with_the_two_commands() -> None:
     head = README[:400]
-    assert "make demo" in head and "make test" in head
+    assert "make demo" in head
+    assert "make test" in head
 
 
 def test_readme_table_is_the_generated_one() -> None:

@@ -30,7 +30,8 @@ def test_plain_list_of_segments_gets_defaults() -> None:
 
 def test_transition_shorthand_and_yaml() -> None:
     board = load_storyboard("segments:\n  - {id: a, prompt: x}\n  - {id: b, prompt: y, transition: dissolve}\n")
-    assert board.segments[1].transition.type == "dissolve" and board.segments[1].transition.duration == 1.0
+    assert board.segments[1].transition.type == "dissolve"
+    assert board.segments[1].transition.duration == 1.0
 
 
 @pytest.mark.parametrize(
@@ -67,7 +68,8 @@ def test_bad_storyboard_names_the_field(change, field: str) -> None:
 def test_error_message_carries_the_value_but_not_all_of_it() -> None:
     with pytest.raises(StoryboardInvalid) as info:
         parse_storyboard({"segments": [{"id": "a", "prompt": "x" * 10_000_000}]})
-    assert len(str(info.value)) < 500 and "at most 2000 characters" in str(info.value)
+    assert len(str(info.value)) < 500
+    assert "at most 2000 characters" in str(info.value)
 
 
 def test_not_yaml_is_refused() -> None:
@@ -77,12 +79,15 @@ def test_not_yaml_is_refused() -> None:
 
 def test_apfelbaum_example_is_seed_001s_film() -> None:
     board = load_storyboard(APFELBAUM.read_text())
-    assert len(board.segments) == 33 and board.duration_s == 264.0
+    assert len(board.segments) == 33
+    assert board.duration_s == 264.0
     assert all(s.frames == 24 and s.fps == 3 for s in board.segments)
     where = {name: [i for i, s in enumerate(board.segments, 1) if name in s.characters] for name in board.characters}
     assert where["protagonist"] == [1, 4, 5, 8, 9, 11, 13, 22, 26, 27, 28, 29]
     assert where["second_man"] == [16, 22, 23, 24, 25, 26, 27, 28, 30, 33]
-    assert where["sapling"] == list(range(1, 23)) and where["apple_tree"] == list(range(24, 34))
+    assert where["sapling"] == list(range(1, 23))
+    assert where["apple_tree"] == list(range(24, 34))
     assert [i for i, s in enumerate(board.segments, 1) if s.transition.type == "dissolve"] == [24]
     assert (board.output.width, board.output.height) == (1920, 1080)
-    assert all(s.location == "field" for s in board.segments) and board.style.color_temperature_k in range(5500, 6001)
+    assert all(s.location == "field" for s in board.segments)
+    assert board.style.color_temperature_k in range(5500, 6001)

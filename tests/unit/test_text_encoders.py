@@ -21,7 +21,8 @@ def _pipeline_limit(pipeline: type) -> int:
 @pytest.mark.parametrize("pipeline", [p for f in FAMILIES for p in f.pipelines])
 def test_each_registered_pipeline_exists_and_reads_what_the_registry_says(pipeline: str) -> None:
     family = family_of(pipeline=pipeline)
-    assert family is not None and _pipeline_limit(getattr(diffusers, pipeline)) == family.text_encoder.max_tokens
+    assert family is not None
+    assert _pipeline_limit(getattr(diffusers, pipeline)) == family.text_encoder.max_tokens
 
 
 def test_families_are_found_by_id_when_no_file_names_the_class() -> None:

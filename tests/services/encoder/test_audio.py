@@ -82,7 +82,9 @@ def test_mix_of_segment_audio_and_music_is_normalised_to_minus_16_lufs(tmp_path:
         },
     )
     info = probe(film)
-    assert info.has_audio and meta["has_audio"] and info.duration_s == pytest.approx(6.0, abs=0.05)
+    assert info.has_audio
+    assert meta["has_audio"]
+    assert info.duration_s == pytest.approx(6.0, abs=0.05)
     assert _integrated_lufs(film) == pytest.approx(-16.0, abs=1.0)
     assert meta["loudness_lufs"] == pytest.approx(-16.0, abs=1.0)
 
@@ -117,7 +119,9 @@ def test_music_is_ducked_under_narration(tmp_path: Path) -> None:
 
 def test_film_without_sound_has_no_audio_stream(tmp_path: Path) -> None:
     film, meta = _film(tmp_path, {"segments": [{"id": "a", "prompt": "x", "frames": 4, "fps": 2}]})
-    assert not probe(film).has_audio and meta["has_audio"] is False and meta["loudness_lufs"] is None
+    assert not probe(film).has_audio
+    assert meta["has_audio"] is False
+    assert meta["loudness_lufs"] is None
 
 
 def test_narration_without_espeak_is_refused_naming_the_field(tmp_path: Path) -> None:
@@ -151,11 +155,13 @@ def test_speech_tag_is_narrated_and_kept_out_of_the_picture_prompt(tmp_path: Pat
     prompt = "The man raises his glass. He says <S>Prost, auf den Baum!<E>. <AUDCAP>wind in the leaves<ENDAUDCAP>."
     data = {"segments": [{"id": "a", "prompt": prompt, "frames": 4, "fps": 2}], "audio": {"voice": "de"}}
     spec = render_spec(parse_storyboard(data), 1)
-    assert spec.prompt == "The man raises his glass. He says" and spec.speech == "Prost, auf den Baum!"
+    assert spec.prompt == "The man raises his glass. He says"
+    assert spec.speech == "Prost, auf den Baum!"
     assert spec.audio_caption == "wind in the leaves"
     film, meta = _film(tmp_path, data, espeak=str(_espeak_stand_in(tmp_path)))
     assert (tmp_path / "work" / "narration-001.wav.said").read_text() == "de|Prost, auf den Baum!"
-    assert probe(film).has_audio and meta["audio_cues"] == 1
+    assert probe(film).has_audio
+    assert meta["audio_cues"] == 1
     with pytest.raises(InvalidInput, match=r"segments\[0\]\.narration"):  # speech twice: the tag and the field
         parse_storyboard({"segments": [{"id": "a", "prompt": prompt, "narration": "Hallo"}]})
 
@@ -171,4 +177,6 @@ def test_narration_text_is_spoken_with_espeak_ng_stand_in(tmp_path: Path) -> Non
         espeak=str(stand_in),
     )
     assert (tmp_path / "work" / "narration-001.wav.said").read_text() == "de|-- Der Baum wächst."
-    assert probe(film).has_audio and meta["audio_cues"] == 1 and _integrated_lufs(film) == pytest.approx(-16.0, abs=1.0)
+    assert probe(film).has_audio
+    assert meta["audio_cues"] == 1
+    assert _integrated_lufs(film) == pytest.approx(-16.0, abs=1.0)

@@ -105,4 +105,5 @@ def test_encode_follows_a_storyboard_with_paths_relative_to_it(tmp_path: Path) -
 def test_encode_refuses_a_bad_description_naming_it(tmp_path: Path, args: list[str], message: str) -> None:
     a, b = _frames(tmp_path / "a", 2, (0, 0, 0)), _frames(tmp_path / "b", 2, (0, 0, 0))
     result = CliRunner().invoke(app, [str(a), str(b), "--out", str(tmp_path / "out"), *args])
-    assert result.exit_code == 2 and message in result.output
+    assert result.exit_code == 2
+    assert message in result.output

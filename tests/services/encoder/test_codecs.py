@@ -86,7 +86,8 @@ def test_hevc_option_gives_a_faststart_hevc_segment(tmp_path: Path) -> None:
     info = probe(video)
     assert (info.codec, info.pix_fmt, info.width, info.height, info.frame_count) == ("hevc", "yuv420p", 320, 180, 4)
     data = video.read_bytes()
-    assert data.index(b"moov") < data.index(b"mdat") and b"hvc1" in data[:4096]
+    assert data.index(b"moov") < data.index(b"mdat")
+    assert b"hvc1" in data[:4096]
 
 
 def test_segment_is_upscaled_to_1080p_and_tagged_bt709(tmp_path: Path) -> None:

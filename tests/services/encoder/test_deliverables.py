@@ -36,8 +36,10 @@ def _first_frame(path: Path) -> np.ndarray:
 
 
 def test_crop_windows_keep_their_ratio_in_even_pixels() -> None:
-    assert crop_size(1920, 1080, "9:16") == (606, 1080) and crop_size(1920, 1080, "1:1") == (1080, 1080)
-    assert crop_size(1080, 1920, "1:1") == (1080, 1080) and crop_size(320, 180, "9:16") == (100, 180)
+    assert crop_size(1920, 1080, "9:16") == (606, 1080)
+    assert crop_size(1920, 1080, "1:1") == (1080, 1080)
+    assert crop_size(1080, 1920, "1:1") == (1080, 1080)
+    assert crop_size(320, 180, "9:16") == (100, 180)
 
 
 def test_rendition_keys_sit_beside_the_film() -> None:
@@ -68,7 +70,9 @@ def test_film_renditions_are_cut_from_the_master_with_the_logo_and_the_sound(tmp
     assert set(result.renditions) == {"9x16", "1x1", "thumbnail"}
     for name, size in [("9x16", (100, 180)), ("1x1", (180, 180))]:
         info = probe(result.renditions[name])
-        assert (info.width, info.height) == size and info.has_audio and info.frame_count == 6
+        assert (info.width, info.height) == size
+        assert info.has_audio
+        assert info.frame_count == 6
         assert result.meta["renditions"][name] | {"size_bytes": 0} == {
             "size_bytes": 0,
             "width": size[0],
@@ -76,7 +80,8 @@ def test_film_renditions_are_cut_from_the_master_with_the_logo_and_the_sound(tmp
             "has_audio": True,
         }
     with Image.open(result.renditions["thumbnail"]) as thumb:
-        assert thumb.format == "JPEG" and thumb.size == (320, 180)
+        assert thumb.format == "JPEG"
+        assert thumb.size == (320, 180)
         corner = np.asarray(thumb.convert("RGB"))[6:10, 8:20].mean(axis=(0, 1))
     for frame in (
         corner,
@@ -85,7 +90,8 @@ def test_film_renditions_are_cut_from_the_master_with_the_logo_and_the_sound(tmp
             for p in (result.film, result.renditions["9x16"], result.renditions["1x1"])
         ),
     ):
-        assert frame[0] > 180 and frame[2] < 90  # the red logo in the top-left corner, over a blue picture
+        assert frame[0] > 180
+        assert frame[2] < 90  # the red logo in the top-left corner, over a blue picture
     assert _first_frame(result.film)[170:175, 300:310].mean(axis=(0, 1))[2] > 150  # and the picture elsewhere
 
 
@@ -109,8 +115,10 @@ def test_size_budget_is_met_by_lowering_the_rate(tmp_path: Path) -> None:
         lambda f, r: Path(r),
         None,
     )
-    assert free.meta["video_kbps_cap"] is None and capped.meta["video_kbps_cap"] is not None
-    assert capped.film.stat().st_size <= budget_mb * MB and capped.renditions["1x1"].stat().st_size <= budget_mb * MB
+    assert free.meta["video_kbps_cap"] is None
+    assert capped.meta["video_kbps_cap"] is not None
+    assert capped.film.stat().st_size <= budget_mb * MB
+    assert capped.renditions["1x1"].stat().st_size <= budget_mb * MB
     assert probe(capped.film).frame_count == 6  # the same film, at a lower rate
     assert budget_kbps(500 * MB, 264, 192) == pytest.approx(
         14_600, rel=0.01

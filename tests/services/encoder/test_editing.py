@@ -52,7 +52,8 @@ def test_speed_changes_the_duration_and_keeps_the_pitch(video: Path, tmp_path: P
     out = tmp_path / "speed.mp4"
     _edit("speed", video, factor, "-o", out)
     info = probe(out)
-    assert info.duration_s == pytest.approx(2 / factor, abs=0.1) and info.fps == 12
+    assert info.duration_s == pytest.approx(2 / factor, abs=0.1)
+    assert info.fps == 12
     samples, rate = _sound(out)
     assert len(samples) / rate == pytest.approx(2 / factor, abs=0.1)
     assert _pitch(samples, rate) == pytest.approx(TONE, abs=5)  # a resample would give 440 x factor
@@ -60,7 +61,9 @@ def test_speed_changes_the_duration_and_keeps_the_pitch(video: Path, tmp_path: P
 
 def test_speed_outside_its_range_is_refused_naming_the_limit(video: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["edit", "speed", str(video), "5", "-o", str(tmp_path / "x.mp4")])
-    assert result.exit_code == 2 and "0.25 to 4.0" in result.output and not (tmp_path / "x.mp4").exists()
+    assert result.exit_code == 2
+    assert "0.25 to 4.0" in result.output
+    assert not (tmp_path / "x.mp4").exists()
 
 
 @pytest.mark.parametrize("fmt, suffix", [("mp3", ".mp3"), ("aac", ".m4a"), ("wav", ".wav")])
@@ -68,7 +71,8 @@ def test_audio_is_extracted_whole(video: Path, tmp_path: Path, fmt: str, suffix:
     out = tmp_path / f"sound{suffix}"
     _edit("audio", video, "-o", out, "--format", fmt)
     samples, rate = _sound(out)
-    assert len(samples) / rate == pytest.approx(2, abs=0.06) and _pitch(samples, rate) == pytest.approx(TONE, abs=5)
+    assert len(samples) / rate == pytest.approx(2, abs=0.06)
+    assert _pitch(samples, rate) == pytest.approx(TONE, abs=5)
 
 
 def test_frames_loop_and_trim(video: Path, tmp_path: Path) -> None:
@@ -79,7 +83,8 @@ def test_frames_loop_and_trim(video: Path, tmp_path: Path) -> None:
     assert probe(tmp_path / "loop.mp4").frame_count == 3 * 24
     _edit("trim", video, "--start", 0.5, "--end", 1.5, "-o", tmp_path / "trim.mp4")
     trimmed = probe(tmp_path / "trim.mp4")
-    assert trimmed.frame_count == 12 and trimmed.has_audio
+    assert trimmed.frame_count == 12
+    assert trimmed.has_audio
     assert len(_sound(tmp_path / "trim.mp4")[0]) / 44100 == pytest.approx(1.0, abs=0.05)
 
 
@@ -110,7 +115,8 @@ def test_subtitles_as_a_soft_track_and_burnt_in(video: Path, tmp_path: Path) -> 
     with av.open(str(tmp_path / "soft.mp4")) as container:
         assert [s.type for s in container.streams] == ["video", "audio", "subtitle"]
         texts = [bytes(p) for p in container.demux(container.streams.subtitles[0]) if p.size]
-    assert any(b"Hello there" in t for t in texts) and any(b"The end." in t for t in texts)
+    assert any(b"Hello there" in t for t in texts)
+    assert any(b"The end." in t for t in texts)
     # Burnt in: on a flat grey picture the text shows while its cue lasts and nowhere else.
     grey_film = tmp_path / "grey.mp4"
     lavfi = [ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "color=c=gray:size=320x180:rate=12:duration=2"]
@@ -123,4 +129,6 @@ def test_subtitles_as_a_soft_track_and_burnt_in(video: Path, tmp_path: Path) -> 
 
     plain, burnt = grey(grey_film), grey(tmp_path / "burnt.mp4")
     changed = np.abs(plain - burnt).max(axis=(1, 2))
-    assert changed[:12].min() > 60 and changed[12:18].max() < 10 and changed[18:].min() > 60  # cues at 0..1 s, 1.5..2 s
+    assert changed[:12].min() > 60
+    assert changed[12:18].max() < 10
+    assert changed[18:].min() > 60  # cues at 0..1 s, 1.5..2 s

@@ -127,20 +127,25 @@ def test_segments_keep_their_sound_through_the_film_joined_by_copy(
         assert store.exists(bucket, Keys.segment_thumbnail(Keys.segment_video(job, n)))
     assert [e.has_audio for e in encoded] == [True, False, True, True]
     segment = probe(store.get_file(bucket, Keys.segment_video(job, 1), tmp_path / "s1.mp4"))
-    assert segment.has_audio and segment.frame_count == 6 and segment.duration_s == pytest.approx(2.0, abs=0.04)
+    assert segment.has_audio
+    assert segment.frame_count == 6
+    assert segment.duration_s == pytest.approx(2.0, abs=0.04)
     assert not probe(store.get_file(bucket, Keys.segment_video(job, 2), tmp_path / "s2.mp4")).has_audio
 
     handle_film(FilmRequested(job_id=job, segment_count=4), deps)
     film = store.get_file(bucket, Keys.film(job), tmp_path / "film.mp4")
     info = probe(film)
-    assert info.has_audio and info.frame_count == 24 and info.duration_s == pytest.approx(8.0, abs=0.04)
+    assert info.has_audio
+    assert info.frame_count == 24
+    assert info.duration_s == pytest.approx(8.0, abs=0.04)
     _assert_each_segment_is_heard_at_its_time(film, 2.0)
     pts, keys = _frames(film)
     assert all(a < b for a, b in zip(pts, pts[1:], strict=False))
     # Keyframes: the cuts' incoming segments (0, 12) and the transition spans (6 - 2 = 4 into b, 18 - 2 = 16 into d).
     assert {0, 4, 12, 16} <= keys
     meta = store.get_json(bucket, Keys.film_meta(job))
-    assert meta["has_audio"] and meta["audio_cues"] == 3
+    assert meta["has_audio"]
+    assert meta["audio_cues"] == 3
 
 
 def test_clips_with_their_own_sound_keep_it_when_the_film_is_made_from_the_files(tmp_path: Path) -> None:
@@ -169,7 +174,8 @@ def test_clips_with_their_own_sound_keep_it_when_the_film_is_made_from_the_files
     work.mkdir()
     result = make_film(board, clips, work, CODEC, 4, lambda field, ref: Path(ref), None)
     info = probe(result.film)
-    assert info.frame_count == 32 and info.duration_s == pytest.approx(8.0, abs=0.04)
+    assert info.frame_count == 32
+    assert info.duration_s == pytest.approx(8.0, abs=0.04)
     _assert_each_segment_is_heard_at_its_time(result.film, 2.0)
     _, keys = _frames(result.film)
     assert {0, 8, 14, 24} <= keys  # cuts at 8 and 24, the dissolve's span from 16 - 2
@@ -201,4 +207,5 @@ def test_two_silent_segments_of_one_length_beside_a_sounding_one(tmp_path: Path)
         samples = np.concatenate([f.to_ndarray().reshape(-1, f.samples).mean(axis=0) for f in container.decode(audio=0)])
     assert len(samples) == 3 * rate
     quiet, loud = np.abs(samples[: rate // 2]).max(), np.abs(samples[rate + rate // 4 : rate + 3 * rate // 4]).max()
-    assert quiet < 1e-4 < 0.02 < loud and np.abs(samples[-rate // 2 :]).max() < 1e-4
+    assert quiet < 1e-4 < 0.02 < loud
+    assert np.abs(samples[-rate // 2 :]).max() < 1e-4

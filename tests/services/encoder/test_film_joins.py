@@ -109,7 +109,8 @@ def test_film_is_joined_by_copy_with_only_transitions_encoded(
     assert float(film[12][:, 80:].mean()) < 20  # the fade passes through black between c and d
     for name, width in (("9x16", 50), ("1x1", 90)):
         crop, crop_pts, crop_key = _frames(store.get_file(bucket, f"jobs/{job}/final_{name}.mp4", tmp_path / f"{name}.mp4"))
-        assert (len(crop), crop[0].shape[1]) == (24, width) and {0, 4, 9, 18} <= {i for i, k in enumerate(crop_key) if k}
+        assert (len(crop), crop[0].shape[1]) == (24, width)
+        assert {0, 4, 9, 18} <= {i for i, k in enumerate(crop_key) if k}
 
     # Film QA from the segments' kept statistics, decoding the film only around its joins, reads what a
     # full decode reads.
@@ -134,12 +135,15 @@ def test_film_is_joined_by_copy_with_only_transitions_encoded(
     monkeypatch.setattr(film_checks, "read_windows", read_windows)
     joins = check_film(videos, film=tmp_path / "film.mp4", stats=stats)
     assert joins.model_dump() == whole.model_dump()
-    assert len(joins.boundaries) == 3 and joins.fps == 3
+    assert len(joins.boundaries) == 3
+    assert joins.fps == 3
     # The cut c -> d is proved by its packets (the segments' own): only the dissolve's and the fade's frames are decoded.
-    assert len(decoded_windows) == 2 and all(any(lo <= k < hi for lo, hi in decoded_windows) for k in (4, 5, 6, 9, 12, 14))
+    assert len(decoded_windows) == 2
+    assert all(any(lo <= k < hi for lo, hi in decoded_windows) for k in (4, 5, 6, 9, 12, 14))
 
     # Where the film's packets are not the segments' own (d's, here), every join and every other such frame is decoded.
     decoded_windows.clear()
     stats[3].packets = np.zeros_like(stats[3].packets)
     assert check_film(videos, film=tmp_path / "film.mp4", stats=stats).model_dump() == whole.model_dump()
-    assert len(decoded_windows) == 4 and decoded_windows[-1] == (23, 24)
+    assert len(decoded_windows) == 4
+    assert decoded_windows[-1] == (23, 24)

@@ -89,7 +89,8 @@ def test_normalisation_moves_a_warm_segment_toward_the_storyboard_temperature(tm
     before = cct_of_linear_rgb(grey_world_rgb(sample_frames(frames)))
     board = parse_storyboard({"style": {"color_temperature_k": 5750}, "segments": [{"id": "a", "prompt": "x", "frames": 2}]})
     look = segment_look(board, board.segments[0], frames)
-    assert look.normalise is not None and look.normalise.estimated_k == pytest.approx(before)
+    assert look.normalise is not None
+    assert look.normalise.estimated_k == pytest.approx(before)
     video = encode_frames(frames, 3, 256, 144, tmp_path / "normalised.mp4", CODEC, look)
     after = cct_of_linear_rgb(grey_world_rgb(sample_frames(video)))
     assert before == pytest.approx(3200, abs=400)

@@ -103,7 +103,8 @@ def test_film_stores_its_renditions_beside_it_and_lists_them(
     )
     meta = store.get_json(bucket, f"{Keys.film(job)}.json")
     assert meta["deliverables"] == {"9x16": f"jobs/{job}/final_9x16.mp4", "thumbnail": f"jobs/{job}/final_thumbnail.jpg"}
-    assert meta["has_audio"] and meta["loudness_lufs"] == pytest.approx(-16, abs=1)
+    assert meta["has_audio"]
+    assert meta["loudness_lufs"] == pytest.approx(-16, abs=1)
     crop = probe(store.get_file(bucket, meta["deliverables"]["9x16"], tmp_path / "c.mp4"))
     assert (crop.width, crop.height, crop.has_audio) == (50, 90, True)
     assert store.exists(bucket, meta["deliverables"]["thumbnail"])

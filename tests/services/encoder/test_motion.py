@@ -44,7 +44,8 @@ def test_interpolation_turns_3fps_into_a_smooth_24fps_clip_of_the_same_duration(
     plain = encode_frames(frames, 3, 256, 144, tmp_path / "plain.mp4", CODEC)
     smooth = encode_frames(frames, 3, 256, 144, tmp_path / "smooth.mp4", CODEC, Look(fps=24, interpolation=mode))
     info = probe(smooth)
-    assert (info.fps, info.frame_count) == (24, 48) and info.duration_s == pytest.approx(2.0, abs=0.01)
+    assert (info.fps, info.frame_count) == (24, 48)
+    assert info.duration_s == pytest.approx(2.0, abs=0.01)
     assert probe(plain).duration_s == pytest.approx(info.duration_s, abs=0.01)
     steps = np.abs(np.diff(_square_x(smooth)))
     assert np.abs(np.diff(_square_x(plain))).max() == pytest.approx(STEP, abs=1.0)  # 3 fps: the square jumps
@@ -53,13 +54,17 @@ def test_interpolation_turns_3fps_into_a_smooth_24fps_clip_of_the_same_duration(
 
 
 def test_interpolated_rates_keep_every_segment_duration() -> None:
-    assert interpolated_frames(24, 3, 24) == 192 and interpolated_frames(5, 2, 24) == 60
+    assert interpolated_frames(24, 3, 24) == 192
+    assert interpolated_frames(5, 2, 24) == 60
     board = parse_storyboard(
         {
             "output": {"fps": 24},
             "segments": [{"id": "a", "prompt": "x", "frames": 24, "fps": 3}, {"id": "b", "prompt": "y", "frames": 48, "fps": 24}],
         }
     )
-    assert segment_rate(board, 24, 3) == (192, 24) and segment_rate(board, 48, 24) == (48, 24) and film_fps(board) == 24
+    assert segment_rate(board, 24, 3) == (192, 24)
+    assert segment_rate(board, 48, 24) == (48, 24)
+    assert film_fps(board) == 24
     plain = parse_storyboard({"segments": [{"id": "a", "prompt": "x", "frames": 24, "fps": 3}]})
-    assert segment_rate(plain, 24, 3) == (24, 3) and film_fps(plain) == 3
+    assert segment_rate(plain, 24, 3) == (24, 3)
+    assert film_fps(plain) == 3

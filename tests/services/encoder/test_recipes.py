@@ -23,7 +23,9 @@ def _mean_luma(path: Path) -> list[float]:
 def test_segment_is_h264_yuv420p_at_the_output_size(tmp_path: Path) -> None:
     info = probe(grey_segment(tmp_path, "a", 7, 3, 100, codec=CODEC))
     assert (info.width, info.height, info.codec, info.pix_fmt) == (320, 180, "h264", "yuv420p")
-    assert info.frame_count == 7 and info.fps == 3 and info.duration_s == pytest.approx(7 / 3, abs=0.01)
+    assert info.frame_count == 7
+    assert info.fps == 3
+    assert info.duration_s == pytest.approx(7 / 3, abs=0.01)
     assert not info.has_audio
 
 
@@ -51,7 +53,8 @@ def test_dissolve_after_cuts_keeps_every_frame(tmp_path: Path) -> None:
         for i, (n, t) in enumerate([("a", "cut"), ("b", "cut"), ("c", "dissolve"), ("d", "cut"), ("e", "dissolve")])
     ]
     info = probe(compile_film(parts, 3, 320, 180, tmp_path / "film.mp4", CODEC))
-    assert info.frame_count == 15 and info.duration_s == pytest.approx(5.0, abs=0.01)
+    assert info.frame_count == 15
+    assert info.duration_s == pytest.approx(5.0, abs=0.01)
 
 
 def test_dissolve_blends_across_the_boundary_and_a_cut_does_not(tmp_path: Path) -> None:

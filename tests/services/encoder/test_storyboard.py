@@ -26,9 +26,14 @@ def _fields(data: object) -> list[str]:
 
 def test_an_existing_storyboard_gets_the_encoder_defaults() -> None:
     board = load_storyboard(APFELBAUM.read_bytes())
-    assert board.style.grade is None and board.output.fps is None and board.output.interpolation == "mci"
-    assert board.audio.music is None and board.audio.loudness_lufs == -16.0
-    assert board.deliverables.crops == ["9:16", "1:1"] and board.deliverables.thumbnail and board.deliverables.max_film_mb == 500
+    assert board.style.grade is None
+    assert board.output.fps is None
+    assert board.output.interpolation == "mci"
+    assert board.audio.music is None
+    assert board.audio.loudness_lufs == -16.0
+    assert board.deliverables.crops == ["9:16", "1:1"]
+    assert board.deliverables.thumbnail
+    assert board.deliverables.max_film_mb == 500
     assert all(s.narration is None and s.audio is None for s in board.segments)
 
 

@@ -57,9 +57,11 @@ def test_fade_passes_through_black_and_dissolve_does_not(tmp_path: Path) -> None
         compile_film([FilmPart(light, 12, 12), FilmPart(other, 12, 12, "dissolve", 0.5)], 12, 160, 90, tmp_path / "d.mp4", CODEC)
     )
     assert len(faded) == len(dissolved) == 24
-    assert min(faded) < 30 and np.argmin(faded) in range(9, 15)  # black at the join, half a second wide
+    assert min(faded) < 30
+    assert np.argmin(faded) in range(9, 15)  # black at the join, half a second wide
     assert min(dissolved) > 170  # a dissolve between two light shots stays light
-    assert faded[0] == pytest.approx(dissolved[0], abs=2) and faded[-1] == pytest.approx(dissolved[-1], abs=2)
+    assert faded[0] == pytest.approx(dissolved[0], abs=2)
+    assert faded[-1] == pytest.approx(dissolved[-1], abs=2)
 
 
 def test_the_same_file_twice_is_joined_like_two_files(tmp_path: Path) -> None:

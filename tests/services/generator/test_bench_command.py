@@ -41,12 +41,17 @@ def test_gpu_bench_command_writes_json_and_markdown_on_the_cpu(tmp_path: Path, m
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "bench.json").read_text())
-    assert report["passed"] and report["device"] == "cpu" and report["command"].startswith("python -m reelforge_bench")
+    assert report["passed"]
+    assert report["device"] == "cpu"
+    assert report["command"].startswith("python -m reelforge_bench")
     seed, ours = report["rows"]
-    assert ours["image_diff"]["passed"] and ours["s_per_frame"] > 0 and seed["settings"].startswith("seed 001")
+    assert ours["image_diff"]["passed"]
+    assert ours["s_per_frame"] > 0
+    assert seed["settings"].startswith("seed 001")
     assert set(report["profile"]["unet_call_by_kind_s"]) >= {"attention", "convolution", "matmul"}
     levers = {row["lever"]: row for row in report["lever_rows"]}
     assert levers["CUDA graphs (torch.compile reduce-overhead)"]["skipped"] == "CUDA only"
     assert levers["SDPA flash first"]["image_diff_vs_base"]["max"] <= 2  # a kernel choice keeps the picture
     markdown = (out / "bench.md").read_text()
-    assert "Each lever on its own" in markdown and "Where the time goes" in markdown
+    assert "Each lever on its own" in markdown
+    assert "Where the time goes" in markdown

@@ -50,14 +50,17 @@ def test_generate_renders_one_segment_to_an_mp4(env: None, tmp_path: Path) -> No
     )
     assert result.exit_code == 0, result.output
     video = probe(out)
-    assert (video.width, video.height, video.frame_count) == (256, 144, 3) and video.duration_s == pytest.approx(1.0, abs=0.01)
+    assert (video.width, video.height, video.frame_count) == (256, 144, 3)
+    assert video.duration_s == pytest.approx(1.0, abs=0.01)
     assert "rendered at 128x72 by reelforge/tiny-sd, random weights" in " ".join(result.output.split())
 
 
 def test_generate_with_a_model_that_cannot_load_exits_1(env: None, tmp_path: Path) -> None:
     missing = str(tmp_path / "none")
     result = CliRunner().invoke(app, ["generate", "--prompt", "x", "--output", str(tmp_path / "s.mp4"), "--model", missing])
-    assert result.exit_code == 1 and "cannot load model" in result.output and not (tmp_path / "s.mp4").exists()
+    assert result.exit_code == 1
+    assert "cannot load model" in result.output
+    assert not (tmp_path / "s.mp4").exists()
 
 
 def test_bench_on_the_cpu_compares_seed_001_settings_with_the_generator(env: None, tmp_path: Path) -> None:
@@ -80,14 +83,18 @@ def test_bench_on_the_cpu_compares_seed_001_settings_with_the_generator(env: Non
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "bench.json").read_text())
     seed, ours = report["rows"]
-    assert seed["settings"].startswith("seed 001") and ours["settings"].startswith("reelforge (batched")
+    assert seed["settings"].startswith("seed 001")
+    assert ours["settings"].startswith("reelforge (batched")
     assert (report["device"], report["dtype"], report["steps"], ours["batch"]) == ("cpu", "float32", 2, 3)
     assert ours["ratio_to_seed_001"] == pytest.approx(seed["s_per_frame"] / ours["s_per_frame"], rel=0.05)
-    assert ours["unet_tflop_per_frame"] == seed["unet_tflop_per_frame"] > 0 and ours["achieved_tflops"] > 0
-    assert ours["image_diff"]["passed"] and ours["image_diff"]["frames"] == 3
+    assert ours["unet_tflop_per_frame"] == seed["unet_tflop_per_frame"] > 0
+    assert ours["achieved_tflops"] > 0
+    assert ours["image_diff"]["passed"]
+    assert ours["image_diff"]["frames"] == 3
     assert seed["fraction_of_floor"] is None  # no known peak for a CPU
     table = (tmp_path / "bench.md").read_text()
-    assert "| 64x64 | reelforge (batched) | 3 |" in table and "pass" in table
+    assert "| 64x64 | reelforge (batched) | 3 |" in table
+    assert "pass" in table
     assert report["command"] == "reelforge bench --sizes 64x64 --steps 2 --frames 3 --model reelforge/tiny-sd"
 
 

@@ -52,7 +52,8 @@ def test_prompt_is_encoded_once_per_segment_and_shared_by_every_batch(model_cach
         list(renderer.render(SPEC.model_copy(update={"frames": 5}), [0, 1, 2, 3, 4]))
     finally:
         hook.remove()
-    assert renderer.last_run.batches == [2, 2, 1] and calls == [1, 1]  # the prompt and the negative prompt, once each
+    assert renderer.last_run.batches == [2, 2, 1]
+    assert calls == [1, 1]  # the prompt and the negative prompt, once each
 
 
 def test_reference_image_steers_the_frames_through_the_ip_adapter(model_cache: Path, reference: str) -> None:

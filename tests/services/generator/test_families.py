@@ -63,12 +63,14 @@ def test_each_family_renders_a_segment_and_resumes_it(
     event = SegmentRequested(job_id=job, index=1, segment_id="a", spec=SPEC)
     [generated] = handle(event, deps)
     assert (generated.model.pipeline, renderer.strategy.kind, generated.model.random_weights) == (pipeline, kind, True)
-    assert generated.frame_count == 3 and generated.degraded is None
+    assert generated.frame_count == 3
+    assert generated.degraded is None
     frames = {i: store.get_bytes(settings.work_bucket, Keys.frame(job, 1, i)) for i in range(3)}
     images = [pixels(frames[i]) for i in range(3)]
     height = 64 if model.startswith("reelforge/tiny-wan") else 72  # Wan's sizes are multiples of 16 (VAE 8x, patch 2)
     assert {img.shape for img in images} == {(height, 128, 3)}
-    assert all(img.std() > 1 for img in images) and len(set(frames.values())) == 3  # real pictures (noise), not blanks
+    assert all(img.std() > 1 for img in images)
+    assert len(set(frames.values())) == 3  # real pictures (noise), not blanks
     # Resume: frame 1 lost; per-frame models render it alone, video models its whole clip (frames 0-1), and it comes back.
     store.remove(settings.work_bucket, Keys.frame(job, 1, 1))
     handle(event, deps)
@@ -82,9 +84,11 @@ def test_video_model_cuts_a_segment_into_clips_at_fixed_frames(model_cache: Path
     renderer.setup()
     spec = SPEC.model_copy(update={"frames": 5})
     frames = dict(renderer.render(spec, [4, 1]))
-    assert sorted(frames) == [1, 4] and renderer.last_run.batches == [2, 1]  # clips 0-1 and 4
+    assert sorted(frames) == [1, 4]
+    assert renderer.last_run.batches == [2, 1]  # clips 0-1 and 4
     again = dict(renderer.render(spec, [0, 1, 2, 3, 4]))
-    assert again[1] == frames[1] and again[4] == frames[4]  # the same clip gives the same frames, whoever asks
+    assert again[1] == frames[1]
+    assert again[4] == frames[4]  # the same clip gives the same frames, whoever asks
 
 
 def test_a_pipeline_kind_reelforge_does_not_render_is_refused_by_name(model_cache: Path, tmp_path: Path) -> None:
@@ -132,7 +136,9 @@ def test_hunyuanvideo15_reads_its_chat_template_window_whole_or_refuses_naming_f
     assert renderer.last_run.prompt.as_dict() == {"prompt": "a" * budget, "prompt_tokens": budget, "prompt_tokens_dropped": 0}
     # The gateway refuses at the same length: the marker states the limit as it counts (the family's template allowance).
     limit = prompt_limit(resolve_model(model, model_cache))
-    assert limit is not None and limit.refusal("a" * budget, "p") is None and limit.refusal("a" * (budget + 1), "p")
+    assert limit is not None
+    assert limit.refusal("a" * budget, "p") is None
+    assert limit.refusal("a" * (budget + 1), "p")
 
 
 def test_each_segment_renders_with_its_own_model_else_the_workers(
@@ -161,5 +167,7 @@ def test_hunyuanvideo15_renders_at_the_segments_guidance_and_leaves_the_shared_g
     renderer.setup()
     guided = dict(renderer.render(SPEC, [0]))[0]  # the model's guidance: 6
     plain = dict(renderer.render(SPEC.model_copy(update={"guidance": 1.0}), [0]))[0]  # no guidance: one pass per step
-    assert guided != plain and dict(renderer.render(SPEC, [0]))[0] == guided
-    assert renderer.pipe.guider.guidance_scale == 6.0 and renderer.pipe.guider._enabled
+    assert guided != plain
+    assert dict(renderer.render(SPEC, [0]))[0] == guided
+    assert renderer.pipe.guider.guidance_scale == 6.0
+    assert renderer.pipe.guider._enabled

@@ -63,7 +63,8 @@ def _renderer(model_cache: Path, gpu: StandInNvml, clock: FakeClock | None = Non
 def test_thermal_guard_pauses_above_85_and_resumes_at_80_polling_every_10_s() -> None:
     clock = FakeClock()
     guard = ThermalGuard(StandInNvml((86, 1), (84, 1), (81, 1), (80, 1)), sleep=clock.sleep, clock=lambda: clock.now)
-    assert guard.wait_until_cool() == 30.0 and clock.sleeps == [10.0, 10.0, 10.0]
+    assert guard.wait_until_cool() == 30.0
+    assert clock.sleeps == [10.0, 10.0, 10.0]
     assert ThermalGuard(StandInNvml((85, 1)), sleep=clock.sleep).wait_until_cool() == 0.0  # 85 itself is not above 85
 
 
@@ -79,10 +80,13 @@ def test_vram_guard_frees_the_cache_first_then_halves_the_batch_then_offloads() 
     guard = VramGuard(
         StandInNvml((60, 41), (60, 39)), 40, release=lambda: released.append(1), offload=lambda: offloaded.append(1)
     )
-    assert guard.batch_for(8) == 8 and released == [1]  # 41 GB was the allocator's cache: no pressure after freeing it
+    assert guard.batch_for(8) == 8
+    assert released == [1]  # 41 GB was the allocator's cache: no pressure after freeing it
     guard = VramGuard(StandInNvml((60, 42.5)), 40, release=lambda: None, offload=lambda: offloaded.append(1))
-    assert [guard.batch_for(b) for b in (8, 4, 2, 1, 1)] == [4, 2, 1, 1, 1] and offloaded == [1]
-    assert guard.notes[0] == "VRAM 42.5 GB above 40 GB: batch 8 -> 4" and "offloaded" in guard.notes[-1]
+    assert [guard.batch_for(b) for b in (8, 4, 2, 1, 1)] == [4, 2, 1, 1, 1]
+    assert offloaded == [1]
+    assert guard.notes[0] == "VRAM 42.5 GB above 40 GB: batch 8 -> 4"
+    assert "offloaded" in guard.notes[-1]
 
 
 def test_vram_pressure_gives_smaller_batches_and_says_so_in_the_event(
@@ -119,7 +123,8 @@ def test_out_of_memory_retries_at_smaller_batches(model_cache: Path, store: Obje
     renderer = _renderer(model_cache, StandInNvml((60, 10)), batch_size=4)
     seen = _out_of_memory_above(renderer, batch=1)
     [generated] = handle(SegmentRequested(job_id="j-oom", index=1, segment_id="a", spec=SPEC), _deps(renderer, store, settings))
-    assert [b for b, _ in seen][:3] == [4, 2, 1] and {b for b, _ in seen[2:]} == {1}
+    assert [b for b, _ in seen][:3] == [4, 2, 1]
+    assert {b for b, _ in seen[2:]} == {1}
     assert generated.degraded == "out of memory at batch 4: batch 2; out of memory at batch 2: batch 1"
     assert len(store.list_keys(settings.work_bucket, Keys.frames("j-oom", 1))) == 4
 
@@ -146,7 +151,8 @@ def test_out_of_memory_at_batch_1_lowers_the_resolution_of_the_whole_segment(
     assert store.get_json(settings.work_bucket, Keys.render_state("j-oom-size", 1))["width"] == 96
     store.remove(settings.work_bucket, Keys.frame("j-oom-size", 1, 0))
     [again] = handle(event, deps)  # redelivered: the rest at the recorded size, the degradation still reported
-    assert deps.renderer.last_run.plan.size == (96, 56) and lowered in again.degraded
+    assert deps.renderer.last_run.plan.size == (96, 56)
+    assert lowered in again.degraded
 
 
 def test_out_of_memory_at_the_smallest_plan_is_transient(model_cache: Path, store: ObjectStore, settings: CommonSettings) -> None:

@@ -57,7 +57,8 @@ def test_ltx2_sound_is_the_segment_mp4s_audio_track(
     board = parse_storyboard(STORYBOARD)
     store.put_json(bucket, Keys.storyboard(job), STORYBOARD)
     spec = render_spec(board, 1)
-    assert "AUDCAP" not in spec.prompt and spec.audio_caption == "a steady drum beat, a crowd cheering"
+    assert "AUDCAP" not in spec.prompt
+    assert spec.audio_caption == "a steady drum beat, a crowd cheering"
     deps = GeneratorDeps(store, bucket, _renderer(model_cache, clip_frames=4))  # two clips, each with its sound
     [generated] = handle(SegmentRequested(job_id=job, index=1, segment_id="drums", spec=spec), deps)
     assert (generated.model.pipeline, generated.frame_count, deps.renderer.last_run.batches) == ("LTX2Pipeline", 8, [4, 4])
@@ -71,10 +72,12 @@ def test_ltx2_sound_is_the_segment_mp4s_audio_track(
     track = store.get_bytes(bucket, Keys.segment_audio(job, 1))
     store.remove(bucket, Keys.frame(job, 1, 3))
     handle(SegmentRequested(job_id=job, index=1, segment_id="drums", spec=spec), deps)
-    assert deps.renderer.last_run.batches == [4] and store.get_bytes(bucket, Keys.segment_audio(job, 1)) == track
+    assert deps.renderer.last_run.batches == [4]
+    assert store.get_bytes(bucket, Keys.segment_audio(job, 1)) == track
     store.remove(bucket, Keys.segment_audio(job, 1))
     handle(SegmentRequested(job_id=job, index=1, segment_id="drums", spec=spec), deps)
-    assert deps.renderer.last_run.batches == [4, 4] and store.get_bytes(bucket, Keys.segment_audio(job, 1)) == track
+    assert deps.renderer.last_run.batches == [4, 4]
+    assert store.get_bytes(bucket, Keys.segment_audio(job, 1)) == track
 
     codec = Codec(ffmpeg_exe(), preset="ultrafast")
     [encoded] = handle_segment(generated, EncoderDeps(store=store, bucket=bucket, codec=codec))
@@ -85,7 +88,8 @@ def test_ltx2_sound_is_the_segment_mp4s_audio_track(
         audio_s = float(audio.duration * audio.time_base)
         decoded = np.concatenate([frame.to_ndarray().ravel() for frame in container.decode(audio)])
     assert (video.frames, video_s) == (8, pytest.approx(1.0))
-    assert audio.codec_context.name == "aac" and audio_s == pytest.approx(video_s, abs=0.05)
+    assert audio.codec_context.name == "aac"
+    assert audio_s == pytest.approx(video_s, abs=0.05)
     assert np.abs(decoded).max() > 1e-3  # the model's sound survived the mux
 
     # A model without sound: no track, no audio key.
@@ -94,7 +98,8 @@ def test_ltx2_sound_is_the_segment_mp4s_audio_track(
         SegmentRequested(job_id="j-plain", index=1, segment_id="drums", spec=spec, model="reelforge/tiny-wan"),
         GeneratorDeps(store, bucket, wan),
     )
-    assert plain[0].audio_key is None and not store.exists(bucket, Keys.segment_audio("j-plain", 1))
+    assert plain[0].audio_key is None
+    assert not store.exists(bucket, Keys.segment_audio("j-plain", 1))
 
 
 def test_ltx2_hears_seed_004s_speech_and_sound_and_refuses_a_prompt_its_encoder_cannot_read(model_cache: Path) -> None:
@@ -112,7 +117,8 @@ def test_ltx2_hears_seed_004s_speech_and_sound_and_refuses_a_prompt_its_encoder_
         }
     )
     spec = render_spec(board, 1)
-    assert "<S>" not in spec.prompt and "AUDCAP" not in spec.prompt
+    assert "<S>" not in spec.prompt
+    assert "AUDCAP" not in spec.prompt
     assert sound_prompt(spec) == f'{spec.prompt} Someone says: "Simply lovely!". Sound: engines revving.'
     renderer = _renderer(model_cache)
     renderer.setup()
@@ -129,7 +135,8 @@ def test_ltx2_hears_seed_004s_speech_and_sound_and_refuses_a_prompt_its_encoder_
 def test_ltx2_image_to_video_shares_the_weights_and_conditions_on_the_reference_image(model_cache: Path, tmp_path: Path) -> None:
     t2v, i2v = (Path(resolve_model(name, model_cache)) for name in ("reelforge/tiny-ltx2", "reelforge/tiny-ltx2-i2v"))
     weights = sorted(p.relative_to(t2v) for p in t2v.rglob("*.safetensors"))
-    assert weights and all((t2v / w).read_bytes() == (i2v / w).read_bytes() for w in weights)
+    assert weights
+    assert all((t2v / w).read_bytes() == (i2v / w).read_bytes() for w in weights)
     spec = render_spec(parse_storyboard(STORYBOARD), 1).model_copy(update={"frames": 2})
     images = {}
     for colour in ("red", "blue"):
@@ -167,6 +174,8 @@ async def test_a_storyboard_rendered_by_ltx2_becomes_a_film_with_its_sound(overr
         assert [d.model.pipeline for d in delivered] == ["LTX2Pipeline"] * 2
         for d, seconds in zip(delivered, (1.0, 0.5), strict=True):
             segment = probe(store.get_file(stack.settings.delivery_bucket, d.delivery_key, tmp_path / f"{d.index}.mp4"))
-            assert segment.has_audio and segment.duration_s == pytest.approx(seconds, abs=0.05)
+            assert segment.has_audio
+            assert segment.duration_s == pytest.approx(seconds, abs=0.05)
         film = probe(store.get_file(stack.settings.delivery_bucket, DeliveryKeys.film(job_id), tmp_path / "final.mp4"))
-        assert film.has_audio and film.duration_s == pytest.approx(1.5, abs=0.05)
+        assert film.has_audio
+        assert film.duration_s == pytest.approx(1.5, abs=0.05)

@@ -46,7 +46,9 @@ def test_apfelbaum_prompts_have_one_mark_between_parts() -> None:
     for index in range(1, len(board.segments) + 1):
         prompt = render_spec(board, index).prompt
         assert not re.search(r"[.,;:!?]\s*[.,;:!?]", prompt), f"segment {index}: {prompt!r}"
-        assert "  " not in prompt and prompt == prompt.strip() and not prompt.endswith((",", "."))
+        assert "  " not in prompt
+        assert prompt == prompt.strip()
+        assert not prompt.endswith((",", "."))
     first = render_spec(board, 1).prompt
     assert "in both arms, young man in his late twenties" in first  # the action's period replaced by the joining comma
 
@@ -71,7 +73,9 @@ def test_parts_ending_in_any_mark_join_with_one_comma() -> None:
 def test_seed_004_tags_stay_out_of_the_picture_prompt() -> None:
     board = _board("Karl cheers. He shouts <S>Yes!<E>. <AUDCAP>Crowd cheering<ENDAUDCAP>.")
     spec = render_spec(board, 1)
-    assert spec.prompt.startswith("Karl cheers. He shouts") and "<" not in spec.prompt and "Yes!" not in spec.prompt
+    assert spec.prompt.startswith("Karl cheers. He shouts")
+    assert "<" not in spec.prompt
+    assert "Yes!" not in spec.prompt
 
 
 def test_changing_only_the_action_changes_the_embeddings(tiny_sd: object) -> None:
@@ -80,7 +84,8 @@ def test_changing_only_the_action_changes_the_embeddings(tiny_sd: object) -> Non
     assert first["prompt_embeds"].shape == second["prompt_embeds"].shape
     assert not torch.equal(first["prompt_embeds"], second["prompt_embeds"])
     assert torch.equal(first["negative_prompt_embeds"], second["negative_prompt_embeds"])
-    assert report.prompt.startswith("plants an apple sapling") and report.dropped == 0
+    assert report.prompt.startswith("plants an apple sapling")
+    assert report.dropped == 0
 
 
 def test_every_apfelbaum_segment_is_encoded_whole_and_differently(tiny_sd: object) -> None:
@@ -88,7 +93,8 @@ def test_every_apfelbaum_segment_is_encoded_whole_and_differently(tiny_sd: objec
     seen, window = [], tiny_sd.tokenizer.model_max_length
     for index in range(1, len(board.segments) + 1):
         conditioning, report = encode_prompt(tiny_sd, render_spec(board, index), guidance=7.5)
-        assert report.dropped == 0 and report.tokens > window - 2  # longer than one CLIP window, none of it dropped
+        assert report.dropped == 0
+        assert report.tokens > window - 2  # longer than one CLIP window, none of it dropped
         chunks = -(-report.tokens // (window - 2))
         assert conditioning["prompt_embeds"].shape[1] >= chunks * window  # every 75-token chunk encoded
         assert conditioning["negative_prompt_embeds"].shape == conditioning["prompt_embeds"].shape

@@ -35,14 +35,16 @@ def renderer(model_cache) -> FrameRenderer:
 
 
 def test_tiny_model_loads_through_from_pretrained_and_says_what_it_is(renderer: FrameRenderer) -> None:
-    assert renderer.model.pipeline == "StableDiffusionPipeline" and renderer.model.random_weights
+    assert renderer.model.pipeline == "StableDiffusionPipeline"
+    assert renderer.model.random_weights
     assert renderer.generation_size(SPEC) == (128, 72)
 
 
 def test_same_spec_gives_the_same_frames(renderer: FrameRenderer) -> None:
     first = dict(renderer.render(SPEC, [0, 1, 2, 3]))
     again = dict(renderer.render(SPEC, [0, 1, 2, 3]))
-    assert first == again and len(set(first.values())) == 4  # frames differ from each other
+    assert first == again
+    assert len(set(first.values())) == 4  # frames differ from each other
 
 
 def test_frames_move_rather_than_jump() -> None:
@@ -66,7 +68,9 @@ def test_resumed_segment_renders_only_missing_frames(renderer: FrameRenderer, st
     out = handle(event, deps)
     keys = store.list_keys(settings.work_bucket, Keys.frames("j-resume", 2))
     first = {k: store.get_bytes(settings.work_bucket, k) for k in keys}
-    assert len(first) == 4 and out[0].frame_count == 4 and out[0].model.random_weights
+    assert len(first) == 4
+    assert out[0].frame_count == 4
+    assert out[0].model.random_weights
     store.remove(settings.work_bucket, Keys.frame("j-resume", 2, 1))
     rendered: list[list[int]] = []
     original = renderer.render

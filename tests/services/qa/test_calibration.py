@@ -32,7 +32,8 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
 def test_calibration_clean_film_passes_every_gate_and_check(outcomes: dict[str, Outcome]) -> None:
     clean = outcomes["clean"]
     assert clean.failed == set()
-    assert clean.film.passed and all(r.passed for r in clean.segments.values())
+    assert clean.film.passed
+    assert all(r.passed for r in clean.segments.values())
     # The joins read as asked: cuts where cuts were asked, dissolves where dissolves were.
     assert [(b.requested, b.detected) for b in clean.film.boundaries] == [
         ("cut", "cut"),
@@ -41,7 +42,8 @@ def test_calibration_clean_film_passes_every_gate_and_check(outcomes: dict[str, 
         ("dissolve", "dissolve"),
     ]
     hero = next(c for c in clean.film.characters if c.name == "hero")
-    assert hero.score is not None and hero.score > 0.85
+    assert hero.score is not None
+    assert hero.score > 0.85
     assert all(p.gated for p in hero.pairs)  # judged on the character, so also across locations (the barn)
     assert set(hero.pairs[0].components) == {"colour", "texture", "shape", "scale"}
 
@@ -62,7 +64,8 @@ def test_calibration_tungsten_segment_reads_about_2800_kelvin_warmer(outcomes: d
     clean = {s.segment_id: s.kelvin for s in outcomes["clean"].film.segments}
     assert 1e6 / light["s2"] - 1e6 / clean["s2"] > 100
     jump = next(b for b in outcomes["tungsten"].film.boundaries if b.after == "s2")
-    assert [f.kind for f in jump.findings] == ["light_jump"] and jump.kelvin_after < 4000
+    assert [f.kind for f in jump.findings] == ["light_jump"]
+    assert jump.kelvin_after < 4000
 
 
 def test_calibration_flash_frame_is_placed_in_time(outcomes: dict[str, Outcome]) -> None:
@@ -105,6 +108,7 @@ def test_continuity_failures_ask_for_the_breaking_segment_again(outcomes: dict[s
     assert continuity_redos(outcomes["clean"].film, first, 2) == []
     for case, segment in (("shirt", "s5"), ("person", "s5"), ("missing", "s5"), ("giant", "s5")):
         [redo] = continuity_redos(outcomes[case].film, first, 2)
-        assert (redo.segment_id, redo.check) == (segment, "character:hero") and "continuity: character:hero" in redo.reason
+        assert (redo.segment_id, redo.check) == (segment, "character:hero")
+        assert "continuity: character:hero" in redo.reason
     assert "s2" in [r.segment_id for r in continuity_redos(outcomes["tungsten"].film, first, 2)]
     assert continuity_redos(outcomes["shirt"].film, first | {"s5": 2}, 2) == []  # no attempts left: delivered flagged

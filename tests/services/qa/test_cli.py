@@ -64,8 +64,10 @@ def test_qa_command_scores_a_clean_film_and_writes_html(films: dict, tmp_path: P
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["passed"] and [s["id"] for s in report["segments"]] == ["s1", "s2", "s3", "s4", "s5"]
-    assert report["segments"][0]["gates"]["technical"]["passed"] and report["film_qa"]["film"] == str(film)
+    assert report["passed"]
+    assert [s["id"] for s in report["segments"]] == ["s1", "s2", "s3", "s4", "s5"]
+    assert report["segments"][0]["gates"]["technical"]["passed"]
+    assert report["film_qa"]["film"] == str(film)
     assert [b["detected"] for b in report["film_qa"]["boundaries"]] == ["cut", "dissolve", "cut", "dissolve"]
     assert html.read_text().count("data:image/jpeg;base64,") == 5
 
@@ -75,7 +77,8 @@ def test_qa_command_fails_on_a_continuity_fault(films: dict, tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["qa", *map(str, videos), "--storyboard", str(_storyboard(tmp_path / "sb.yaml")), "--json"])
     assert result.exit_code == 1
     report = json.loads(result.stdout)
-    assert not report["passed"] and any(line.startswith("character hero") for line in report["film_qa"]["failures"])
+    assert not report["passed"]
+    assert any(line.startswith("character hero") for line in report["film_qa"]["failures"])
     assert {b["detected"] for b in report["film_qa"]["boundaries"]} == {"unknown"}  # no --film: joins not read
 
 
@@ -89,4 +92,5 @@ def test_qa_command_without_storyboard_checks_files_against_themselves(films: di
 def test_qa_command_refuses_a_storyboard_of_another_length(films: dict, tmp_path: Path) -> None:
     videos, _ = films["clean"]
     result = CliRunner().invoke(app, ["qa", str(videos[0]), "--storyboard", str(_storyboard(tmp_path / "sb.yaml"))])
-    assert result.exit_code == 2 and "1 videos for a storyboard of 5 segments" in result.output
+    assert result.exit_code == 2
+    assert "1 videos for a storyboard of 5 segments" in result.output

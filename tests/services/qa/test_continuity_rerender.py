@@ -105,7 +105,8 @@ def test_a_segment_breaking_continuity_is_rendered_again(store: ObjectStore, set
     events = handle_film(_store_version(store, bucket, job, tmp_path / "shirt", {}), deps)
     [redo] = [e for e in events if isinstance(e, SegmentRerenderRequested)]
     [checked] = [e for e in events if isinstance(e, FilmChecked)]
-    assert (redo.index, redo.job_id) == (5, job) and redo.reason.startswith("continuity: character:hero")
+    assert (redo.index, redo.job_id) == (5, job)
+    assert redo.reason.startswith("continuity: character:hero")
     assert redo.seed == render_spec(parse_storyboard(BOARD), 5, 2).seed  # a new seed: the second attempt's
     assert redo.reference_images == [Keys.continuity_reference(job, 5, 2)]  # a frame of a hero segment in the field
     assert redo.reason.endswith("reference: a frame of s1")
@@ -117,7 +118,9 @@ def test_a_segment_breaking_continuity_is_rendered_again(store: ObjectStore, set
     report = JobReport.model_validate(store.get_json(bucket, Keys.report(job, 2)))
     [regen] = report.regenerations
     assert (regen.segment_id, regen.check, regen.requested_in_version) == ("s5", "character:hero", 1)
-    assert regen.before is not None and regen.after is not None and regen.before < 0.85 <= regen.after
+    assert regen.before is not None
+    assert regen.after is not None
+    assert regen.before < 0.85 <= regen.after
     assert regen.segment_before["character:hero"] < 0.85 <= (regen.segment_after["character:hero"] or 0)
     assert "Regenerated for continuity" in store.get_bytes(bucket, Keys.report_html(job, 2)).decode()
 
@@ -144,7 +147,8 @@ async def test_a_light_or_location_fault_is_rendered_again_steered_by_a_frame_of
         for e in handle_film(_store_version(store, bucket, job, tmp_path / case, {}, stills), deps)
         if isinstance(e, SegmentRerenderRequested)
     ]  # exactly one re-render, for the faulty segment
-    assert redo.index == index and f"{check} " in redo.reason
+    assert redo.index == index
+    assert f"{check} " in redo.reason
     v1 = JobReport.model_validate(store.get_json(bucket, Keys.report(job, 1)))
     [asked] = v1.regenerations
     assert asked.reference_segment_id in {"s1", "s2", "s3", "s5"} - {f"s{index}"}  # the same location, field
@@ -156,7 +160,8 @@ async def test_a_light_or_location_fault_is_rendered_again_steered_by_a_frame_of
     reference = Image.open(io.BytesIO(store.get_bytes(bucket, key)))
     assert (reference.format, reference.size) == ("JPEG" if stills else "PNG", (WIDTH, HEIGHT))
     assert (asked.segment_id, asked.reference_key, asked.seed) == (f"s{index}", key, redo.seed)
-    assert asked.segment_before[check] < 0.85 and asked.segment_after == {}
+    assert asked.segment_before[check] < 0.85
+    assert asked.segment_after == {}
 
     # The gateway's path: the ledger moves the segment to attempt 2 and the spec carries the reference after the cast's own.
     bus = await Bus.connect(settings)
@@ -170,7 +175,8 @@ async def test_a_light_or_location_fault_is_rendered_again_steered_by_a_frame_of
     finally:
         await bus.close()
     assert (request.attempt, request.spec.seed, request.spec.reference_images) == (2, redo.seed, [key])
-    assert record.segments[index].attempt == 2 and "reference" in record.changes[-1].detail
+    assert record.segments[index].attempt == 2
+    assert "reference" in record.changes[-1].detail
 
     # The generator reads the reference from the work bucket and weighs it through the tiny model's IP-Adapter.
     renderer = FrameRenderer(GeneratorSettings(model_cache_dir=str(model_cache), steps=2, batch_size=2))
@@ -186,9 +192,12 @@ async def test_a_light_or_location_fault_is_rendered_again_steered_by_a_frame_of
     v2_events = handle_film(_store_version(store, bucket, job, tmp_path / "clean", {f"s{index}": 2}), deps)
     assert not [e for e in v2_events if isinstance(e, SegmentRerenderRequested)]
     [regen] = JobReport.model_validate(store.get_json(bucket, Keys.report(job, 2))).regenerations
-    assert regen.before is not None and regen.after is not None and regen.before < 0.85 <= regen.after
+    assert regen.before is not None
+    assert regen.after is not None
+    assert regen.before < 0.85 <= regen.after
     assert regen.segment_before[check] < 0.85 <= (regen.segment_after[check] or 0)
     html = store.get_bytes(bucket, Keys.report_html(job, 2)).decode()
-    assert "Regenerated for continuity" in html and key in html
+    assert "Regenerated for continuity" in html
+    assert key in html
     assert re.search(f"Regenerated for continuity in film version 1: [^<]*{check} ", html)  # on the segment's card too
     assert re.search(r"<td>sharpness</td><td>[\d.]+</td><td>0.2</td><td>(ok|FAILED)</td><td>worst frame \d+", html)  # filled in

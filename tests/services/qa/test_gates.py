@@ -43,7 +43,8 @@ def test_flicker_finds_the_flash_and_ignores_a_fade() -> None:
     flashed = fade.copy()
     flashed[5] += 40
     score, frame = flicker(flashed)
-    assert score == 0.0 and frame == 5
+    assert score == 0.0
+    assert frame == 5
 
 
 def test_smoothness_tells_motion_from_jumps() -> None:
@@ -52,7 +53,8 @@ def test_smoothness_tells_motion_from_jumps() -> None:
     field, barn = _shot_grey(render_shot(Shot(), 1)), _shot_grey(render_shot(Shot(location="barn"), 1))
     assert motion_residual(field[0], barn[0]) > 0.8  # unrelated pictures: about their whole contrast unexplained
     score, frame = smoothness(walking[:4] + barn + walking[4:])
-    assert score < 0.2 and frame in (4, 5)  # the jump into the barn frame or back out of it
+    assert score < 0.2
+    assert frame in (4, 5)  # the jump into the barn frame or back out of it
 
 
 @pytest.mark.parametrize("kelvin", [2800, 3200, 4300, 5600, 6500])
@@ -65,14 +67,17 @@ def test_colour_temperature_of_a_grey_card_under_black_body_light(kelvin: float)
 def test_technical_gate_reads_audio_back(tmp_path: Path) -> None:
     video = encode(render_shot(Shot(), 4), 4, tmp_path / "s.mp4")
     silent = score_video(video, Expected(320, 180, 4, 4), Thresholds())
-    assert silent.gates["technical"].passed and silent.measured["audio"] == 0
+    assert silent.gates["technical"].passed
+    assert silent.measured["audio"] == 0
     wanted = score_video(video, Expected(320, 180, 4, 4, audio=True), Thresholds())
-    assert not wanted.gates["technical"].passed and "audio" in wanted.gates["technical"].detail
+    assert not wanted.gates["technical"].passed
+    assert "audio" in wanted.gates["technical"].detail
 
 
 def test_score_video_reports_every_gate_with_its_threshold(tmp_path: Path) -> None:
     video = encode(render_shot(Shot(), 8), 4, tmp_path / "s.mp4")
     report = score_video(video, Expected(320, 180, 4, 8), Thresholds())
     assert list(report.gates) == ["technical", "sharpness", "exposure", "noise", "blockiness", "flicker", "smoothness"]
-    assert report.passed and report.gates["smoothness"].threshold == Thresholds()["smoothness"]
+    assert report.passed
+    assert report.gates["smoothness"].threshold == Thresholds()["smoothness"]
     assert report.measured["frames_decoded"] == 8

@@ -39,8 +39,10 @@ def flash_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[JobReport, d
 
 def test_report_html_is_self_contained(flash_report: tuple[JobReport, dict[str, bytes]]) -> None:
     html = render_html(*flash_report)
-    assert html.startswith("<!doctype html>") and html.count("<svg") == 1
-    assert "<script" not in html.lower() and not re.search(r"(src|href)=\"(https?:)?//", html)
+    assert html.startswith("<!doctype html>")
+    assert html.count("<svg") == 1
+    assert "<script" not in html.lower()
+    assert not re.search(r"(src|href)=\"(https?:)?//", html)
     assert "Calibration &lt;flash&gt;" in html  # text is escaped
 
 
@@ -54,15 +56,19 @@ def test_report_html_has_a_thumbnail_strip_per_segment(flash_report: tuple[JobRe
 def test_report_html_highlights_failures(flash_report: tuple[JobReport, dict[str, bytes]]) -> None:
     report, thumbnails = flash_report
     html = render_html(report, thumbnails)
-    assert html.count('class="card bad"') == 1 and 'class="badge bad">failed' in html
+    assert html.count('class="card bad"') == 1
+    assert 'class="badge bad">failed' in html
     assert '<tr class="fail"><td>flicker</td>' in html
     assert "flash frame at 3.00 s (frame 12, segment s2)" in html  # the film's failure, listed first
     assert 'fill="#c0392b"><title>s2 flicker' in html  # a red dot in the plot
-    assert "attempt 1: flicker" in html and "<td>flicker</td><td>2</td>" in html  # before/after and failure counts
+    assert "attempt 1: flicker" in html
+    assert "<td>flicker</td><td>2</td>" in html  # before/after and failure counts
     assert "<title>s1 light: " in html  # light continuity is plotted beside the gates
     # Character and location continuity per segment (its median pair): the flash segment stands out, its partners do not.
-    assert 'fill="#c0392b"><title>s2 character: ' in html and "<title>s1 character: " in html
-    assert "<title>s1 location: " in html and 'fill="#c0392b"><title>s1 character' not in html
+    assert 'fill="#c0392b"><title>s2 character: ' in html
+    assert "<title>s1 character: " in html
+    assert "<title>s1 location: " in html
+    assert 'fill="#c0392b"><title>s1 character' not in html
 
 
 def test_report_html_shows_a_continuity_regeneration_before_and_after(
@@ -84,7 +90,8 @@ def test_report_html_shows_a_continuity_regeneration_before_and_after(
         reference_key="jobs/j/segments/002/attempt-2/reference.png",
     )
     html = render_html(report.model_copy(update={"regenerations": [regen]}), thumbnails)
-    assert "Regenerated for continuity" in html and "<td>8921</td>" in html
+    assert "Regenerated for continuity" in html
+    assert "<td>8921</td>" in html
     assert "a frame of s1 (<code>jobs/j/segments/002/attempt-2/reference.png</code>)" in html
     assert "character:hero 0.340 → 0.930" in html and "light:field 0.700 → 0.970" in html  # in the table and on s2's card
     assert "Regenerated for continuity in film version 1: character:hero 0.340 → 0.930" in html
@@ -107,7 +114,8 @@ def test_report_html_shows_thresholds_prompt_and_timings(flash_report: tuple[Job
     assert "<td>flicker</td><td>0.000</td><td>0.5</td><td>FAILED</td><td>frame 4 " in html  # threshold and detail
     assert "the figure walks &lt;s1&gt;" in html  # the prompt, escaped
     assert "render 1.50 s · encode 0.40 s · QA 0.20 s · peak VRAM 3.0 GiB" in html
-    assert "Regenerated: before and after" in html and html.count("<td>attempt 2</td>") == 1
+    assert "Regenerated: before and after" in html
+    assert html.count("<td>attempt 2</td>") == 1
     assert JobReport.model_validate_json(report.model_dump_json()).model_dump() == report.model_dump()  # report.json round-trips
 
 
@@ -144,9 +152,12 @@ def test_report_html_renders_in_headless_chromium(flash_report: tuple[JobReport,
     errors = [line for line in run.stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)]
     assert not errors, errors
     image = cv2.imread(str(shot))
-    assert image is not None and image.shape[:2] == (2400, 1200)
+    assert image is not None
+    assert image.shape[:2] == (2400, 1200)
     assert float(image.std()) > 10  # a page was drawn, not a blank
     dom = subprocess.run(
         [chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False
     )
-    assert "Calibration &lt;flash&gt;" in dom.stdout and "<svg" in dom.stdout and dom.stdout.count('class="card ') == 5
+    assert "Calibration &lt;flash&gt;" in dom.stdout
+    assert "<svg" in dom.stdout
+    assert dom.stdout.count('class="card ') == 5

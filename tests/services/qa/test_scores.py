@@ -46,6 +46,9 @@ def test_technical_gate_catches_a_wrong_size(tmp_path: Path) -> None:
         cv2.imwrite(str(frames / f"{i:04d}.png"), cv2.cvtColor(_scene(), cv2.COLOR_GRAY2BGR))
     video = encode_frames(frames, 3, 320, 180, tmp_path / "s.mp4", Codec(ffmpeg_exe()))
     good = score_video(video, Expected(320, 180, 3, 6), Thresholds())
-    assert good.passed and good.gates["technical"].score == 1.0 and good.measured["codec"] == "h264"
+    assert good.passed
+    assert good.gates["technical"].score == 1.0
+    assert good.measured["codec"] == "h264"
     wrong = score_video(video, Expected(1920, 1080, 3, 6), Thresholds())
-    assert not wrong.passed and "resolution" in wrong.gates["technical"].detail
+    assert not wrong.passed
+    assert "resolution" in wrong.gates["technical"].detail
