@@ -97,6 +97,7 @@ def up(
 ) -> None:
     """Run the whole stack in the foreground until Ctrl-C."""
     from reelforge.stack import local_stack
+    from reelforge_shared.errors import StartupFailed
     from reelforge_shared.health import serve_health
     from reelforge_shared.logging import configure_logging
     from reelforge_shared.settings import CommonSettings
@@ -117,7 +118,11 @@ def up(
             console.print(f"s3       {stack.settings.s3_endpoint}   buckets {buckets}")
             await stop.wait()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except StartupFailed as exc:  # a dependency past the tolerance, a refused or missing model: one line
+        console.print(f"[red]cannot start: {exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 @app.command()

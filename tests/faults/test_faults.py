@@ -132,7 +132,7 @@ def test_poison_on_every_subject_is_dead_lettered_and_the_job_goes_on(system: Sy
         nc = await nats.connect(system.nats_url)
         js = nc.jetstream()
         for subject in EVENTS_BY_SUBJECT:  # a failure's subject names its stage: segment.failed.poison
-            staged = ".poison" if subject != event_subject(f"{subject}.poison") else ""
+            staged = ".poison" if event_subject(f"{subject}.poison") == subject else ""
             await js.publish(f"{system.prefix}.{subject}{staged}", b"\x00 not an event")
         model = ModelInfo(name="m", pipeline="p", random_weights=True)  # decodable, but its job does not exist
         await js.publish(

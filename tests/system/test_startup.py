@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import httpx
+import pytest
 
 from reelforge_shared.embedded import free_port
 
@@ -124,13 +125,20 @@ async def test_s3_away_past_the_tolerance_ends_in_one_line_naming_the_settings(o
     assert "REELFORGE_OUTAGE_TOLERANCE_S=2" in line["error"] and "REELFORGE_S3_ENDPOINT" in line["error"]
 
 
-async def test_a_refused_test_model_ends_in_one_line_naming_the_setting(overrides, store, s3_keys) -> None:
+@pytest.mark.parametrize(
+    ("allow", "model", "setting"),
+    [("0", "reelforge/tiny-sd", "REELFORGE_ALLOW_TEST_MODEL"), ("1", "/nowhere/no-model", "REELFORGE_MODEL")],
+    ids=["refused-test-model", "missing-model"],
+)
+async def test_a_refused_or_missing_model_ends_in_one_line_naming_the_setting(
+    overrides, store, s3_keys, allow: str, model: str, setting: str
+) -> None:
     env = _env(
         overrides,
         s3_keys["generator"],
         REELFORGE_METRICS_PORT=str(free_port()),
-        REELFORGE_ALLOW_TEST_MODEL="0",
-        REELFORGE_MODEL="reelforge/tiny-sd",
+        REELFORGE_ALLOW_TEST_MODEL=allow,
+        REELFORGE_MODEL=model,
     )
     proc = await _worker("generator", env)
     out, _ = await asyncio.wait_for(proc.communicate(), 300)
@@ -138,4 +146,4 @@ async def test_a_refused_test_model_ends_in_one_line_naming_the_setting(override
     assert proc.returncode == 2, text[-3000:]
     assert "Traceback" not in text and "╭" not in text
     [line] = [json.loads(line) for line in text.splitlines() if '"worker.cannot_start"' in line]
-    assert "REELFORGE_ALLOW_TEST_MODEL" in line["error"], line
+    assert setting in line["error"], line
