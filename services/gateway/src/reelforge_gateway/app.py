@@ -23,11 +23,12 @@ def create_app(deps: GatewayDeps) -> FastAPI:
         description="Jobs API v1: a storyboard in, a checked film out. Bearer tokens on /v1 and /api; errors share one shape.",
     )
     app.state.deps = deps
-    app.mount("/metrics", make_asgi_app())
+    if deps.ops_endpoints != "internal":  # internal: /metrics only on REELFORGE_METRICS_PORT, which stays in the cluster
+        app.mount("/metrics", make_asgi_app())
     install_error_handlers(app)
     # Added last, runs first: the log sees every answer, the guard's refusals included.
     limits = BodyLimits(body_bytes=deps.max_body_bytes, upload_bytes=deps.max_upload_bytes)
-    app.add_middleware(Guard, access=deps.access, limits=limits)
+    app.add_middleware(Guard, access=deps.access, limits=limits, ops_need_token=deps.ops_endpoints != "public")
     app.add_middleware(RequestLog)
     app.include_router(jobs.router)
     app.include_router(video.router)

@@ -74,6 +74,11 @@ class GatewaySettings(CommonSettings):
     api_auth: Literal["on", "off"] = Field(
         "on", description="`off` serves /v1 without tokens (set by `reelforge run`/`up` when no tokens are configured)"
     )
+    ops_endpoints: Literal["public", "token", "internal"] = Field(
+        "public",
+        description="/metrics, /docs, /openapi.json on the API port: `public`; `token`: a bearer token needed; "
+        "`internal`: /metrics only on REELFORGE_METRICS_PORT, the docs behind a token (the shipped deploys)",
+    )
     api_admins: str = Field(
         "",
         description="token names (comma-separated) with the admin scope: they see every owner's jobs, those submitted "

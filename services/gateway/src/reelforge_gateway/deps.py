@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 
@@ -95,6 +95,7 @@ class GatewayDeps:
     streams: Streams = field(default_factory=Streams)
     sse_heartbeat_s: float = 15.0
     webhook_allow_private: bool = False
+    ops_endpoints: Literal["public", "token", "internal"] = "public"
     default_model: str | None = None  # the generator's REELFORGE_MODEL: prompts of segments that name no model fit it
 
 

@@ -20,6 +20,7 @@ from reelforge_gateway.errors import ApiError, error_response
 
 log = structlog.get_logger("reelforge.gateway")
 GUARDED_PREFIXES = ("/v1/", "/api/")
+OPS_PATHS = ("/metrics", "/docs", "/redoc", "/openapi.json")  # behind a token where REELFORGE_OPS_ENDPOINTS says so
 UPLOAD_PATHS = frozenset({"/v1/uploads", "/api/video/image-to-video"})
 
 
@@ -50,8 +51,9 @@ def too_large(limit: int, setting: str) -> ApiError:
 class Guard:
     """Authentication, rate limit and body-size limit on every request, before any body is read."""
 
-    def __init__(self, app: ASGIApp, *, access: Access, limits: BodyLimits) -> None:
+    def __init__(self, app: ASGIApp, *, access: Access, limits: BodyLimits, ops_need_token: bool = False) -> None:
         self.app, self.access, self.limits = app, access, limits
+        self.guarded = GUARDED_PREFIXES + (OPS_PATHS if ops_need_token else ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,7 +62,7 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         limit, setting = self.limits.for_path(scope["path"])
         try:
-            if scope["path"].startswith(GUARDED_PREFIXES):
+            if scope["path"].startswith(self.guarded):
                 caller = self.access.caller(headers.get("authorization"))
                 scope.setdefault("state", {})["caller"] = caller
                 structlog.contextvars.bind_contextvars(caller=caller)

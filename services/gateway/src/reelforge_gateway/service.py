@@ -136,6 +136,7 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
         sse_heartbeat_s=settings.sse_heartbeat_s,
         webhook_allow_private=settings.webhook_allow_private,
         default_model=settings.model,
+        ops_endpoints=settings.ops_endpoints,
     )
     app = create_app(deps)
     # log_config=None: uvicorn's own handlers would bypass redaction; its loggers go through the root handler instead
