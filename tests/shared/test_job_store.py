@@ -21,7 +21,7 @@ from reelforge_shared.events import (
     SegmentDelivered,
     SegmentRequested,
 )
-from reelforge_shared.jobs import JobRecord, JobTooLarge, Ledger
+from reelforge_shared.jobs import JobRecord, JobTooLarge, Ledger, SegmentRecord
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storyboard import parse_storyboard
@@ -201,3 +201,18 @@ async def test_a_job_past_its_deadline_is_cancelled_with_reason_deadline(setting
         assert (await ledger.reserve("alice", "j-next", 1))[0]  # its place in the cap was given back
     finally:
         await bus.close()
+
+
+def test_the_eta_says_when_a_deadline_cannot_be_met() -> None:
+    from reelforge_shared.jobs.eta import deadline_met, queue
+
+    now = datetime.now(UTC)
+    timed = {"queued": now, "generated": now + timedelta(seconds=100)}
+    ahead = JobRecord(job_id="j-a", segment_count=1, created_at=now, segments={1: SegmentRecord(index=1, id="s", reached=timed)})
+    later, soon = now + timedelta(seconds=1), now + timedelta(seconds=60)
+    tight = JobRecord(job_id="j-b", segment_count=1, created_at=later, deadline_at=soon)
+    loose = tight.model_copy(update={"job_id": "j-c", "deadline_at": now + timedelta(hours=1)})
+    position, eta = queue(tight, [ahead, tight])
+    assert position == 2 and eta is not None and eta >= 100  # the generation measured on the job ahead, twice
+    assert deadline_met(tight, eta, now) is False and deadline_met(loose, eta, now) is True
+    assert deadline_met(ahead, eta, now) is None  # no deadline
