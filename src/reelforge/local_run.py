@@ -3,7 +3,8 @@
 Progress comes from the job ledger (the same record the gateway serves). The embedded servers keep
 their data in ``OUT/.reelforge/state`` and the job id in ``OUT/.reelforge/job.json``: a killed run
 is resumed by running the same command again (same storyboard and model), and the work already
-stored and acknowledged is not done twice. Another storyboard in the same folder starts afresh.
+stored and acknowledged is not done twice. Another storyboard in the same folder is a new job that
+reuses the unchanged shots of the earlier runs there.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from reelforge.stack import Stack, local_stack
+from reelforge_gateway.auth import ANONYMOUS
+from reelforge_gateway.config import GatewaySettings
 from reelforge_gateway.submit import new_job_id, submit_job
 from reelforge_gateway.timeline.sources import OUT_STORYBOARD, out_take_file
 from reelforge_shared.bus import Bus
@@ -34,7 +36,11 @@ RUN_DIR = ".reelforge"
 
 
 def run_state(out: Path, board: Storyboard, model: str | None) -> tuple[Path, str, bool]:
-    """(state directory, job id, resumed): the same storyboard and model in ``out`` resume its job."""
+    """(state directory, job id, resumed): the same storyboard and model in ``out`` resume its job.
+
+    Another storyboard (or model) is a new job on the same servers' data: the shots of earlier runs in
+    ``out`` that are unchanged are reused, not rendered again (:mod:`reelforge_shared.shots`).
+    """
     run_dir = out / RUN_DIR
     job_file = run_dir / "job.json"
     digest = hashlib.sha256(json.dumps([board.model_dump(mode="json"), model], sort_keys=True).encode()).hexdigest()
@@ -42,8 +48,7 @@ def run_state(out: Path, board: Storyboard, model: str | None) -> tuple[Path, st
         previous = json.loads(job_file.read_text())
         if previous.get("storyboard_sha256") == digest:
             return run_dir / "state", previous["job_id"], True
-    shutil.rmtree(run_dir, ignore_errors=True)  # another storyboard: its servers' data would only mislead
-    run_dir.mkdir(parents=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     job_id = new_job_id()
     job_file.write_text(json.dumps({"job_id": job_id, "storyboard_sha256": digest}))
     return run_dir / "state", job_id, False
@@ -88,7 +93,10 @@ async def _render(
         board = await asyncio.to_thread(stage_local_media, board, folder, store=store, bucket=settings.work_bucket, job_id=job_id)
         ledger = await Ledger.open(bus)
         # Submitting again is harmless: every publish carries its Nats-Msg-Id, so a resumed run adds nothing new.
-        await submit_job(board, bus=bus, store=store, bucket=settings.work_bucket, job_id=job_id, model=model)
+        reuse = GatewaySettings().shot_reuse  # REELFORGE_SHOT_REUSE=false: render every segment
+        await submit_job(
+            board, bus=bus, store=store, bucket=settings.work_bucket, job_id=job_id, model=model, owner=ANONYMOUS, reuse=reuse
+        )
         console.print(f"job [bold]{job_id}[/bold] {'resumed' if resumed else 'submitted'}")
         columns = (
             TextColumn("{task.description:<10}"),

@@ -120,6 +120,27 @@ class Event(BaseModel):
         return JobFailed.follow(self, stage=stage, error=error)
 
 
+class ReusedFrom(BaseModel):
+    """The render a reused shot's frames come from: its job, segment and attempt (reelforge_shared.shots)."""
+
+    model_config = ConfigDict(frozen=True)
+    job_id: str = Field(description="job that rendered the frames", examples=["j-5f1c2e7a9b"])
+    index: int = Field(ge=1, description="its segment", examples=[3])
+    attempt: int = Field(ge=1, description="its attempt", examples=[1])
+    shot_key: str = Field(
+        description="the shot key both share", examples=["9f2c1e0b7a6d5c4b3a29181706f5e4d3c2b1a09f8e7d6c5b4a3928170615f4e3"]
+    )
+
+
+ShotKey = Annotated[
+    str | None,
+    Field(
+        description="SHA-256 of the segment's canonical render spec (reelforge_shared.shots): the same key, the same pixels",
+        examples=["9f2c1e0b7a6d5c4b3a29181706f5e4d3c2b1a09f8e7d6c5b4a3928170615f4e3"],
+    ),
+]
+
+
 class SegmentEvent(Event):
     """An event about one render attempt of one segment."""
 
@@ -280,6 +301,10 @@ class SegmentRequested(SegmentEvent):
         description="model id or path; unset: the generator's REELFORGE_MODEL",
         examples=["stabilityai/stable-diffusion-2-1"],
     )
+    shot_key: ShotKey = None
+    reused_from: ReusedFrom | None = Field(
+        None, description="set: the frames are reused (segment.generated is already published), the generator does nothing"
+    )
 
 
 class SegmentGenerated(SegmentEvent):
@@ -320,6 +345,8 @@ class SegmentGenerated(SegmentEvent):
         description="work-bucket key of the sound the model made with the frames (WAV, the segment's length); unset: no sound",
         examples=["jobs/j-5f1c2e7a9b/segments/001/audio.wav"],
     )
+    shot_key: ShotKey = None
+    reused_from: ReusedFrom | None = Field(None, description="the earlier render whose frames these are; unset: rendered")
 
 
 class SegmentEncoded(SegmentEvent):

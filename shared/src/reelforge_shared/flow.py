@@ -107,7 +107,8 @@ FLOW: dict[str, ServiceFlow] = {
             ),
             Consume(event=SegmentRerenderRequested, handler="rerender"),
         ),
-        publishes=(JobSubmitted, SegmentRequested, FilmRequested, JobCancelled),
+        # segment.generated: a reused shot (reelforge_shared.shots), its frames copied at submission, never rendered.
+        publishes=(JobSubmitted, SegmentRequested, SegmentGenerated, FilmRequested, JobCancelled),
         work="write",
         delivery="read",
         kv="write",

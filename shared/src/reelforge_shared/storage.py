@@ -6,6 +6,7 @@ earlier delivery and skips the work.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -104,6 +105,26 @@ class Keys:
     def render_state(job_id: str, index: int, attempt: int = 1) -> str:
         """The generator's record of the size it settled on after running out of memory."""
         return f"{Keys.segment(job_id, index, attempt)}/render.json"
+
+    @staticmethod
+    def shot_plan(job_id: str) -> str:
+        """Whose shots a job's segments are and whether they may be reused (written at submission; read by segment QA)."""
+        return f"jobs/{job_id}/shots.json"
+
+    @staticmethod
+    def shot(owner: str, key: str) -> str:
+        """A shot in its owner's store (``owner``: :func:`reelforge_shared.shots.owner_folder`, never a path)."""
+        return f"shots/{owner}/{key}/"
+
+    @staticmethod
+    def shot_record(owner: str, key: str) -> str:
+        """The stored shot: where the frames of a render of ``key`` that passed its gates are."""
+        return f"{Keys.shot(owner, key)}shot.json"
+
+    @staticmethod
+    def render_profile(model: str) -> str:
+        """The generator's profile of a model (revision, picture settings): what a shot key needs beside the spec."""
+        return f"generator/profiles/{hashlib.sha256(model.encode()).hexdigest()[:32]}.json"
 
     @staticmethod
     def delivered_marker(job_id: str, index: int) -> str:

@@ -58,6 +58,11 @@ class GatewaySettings(CommonSettings):
         "stabilityai/stable-video-diffusion-img2vid",
         description="model of /api/video/image-to-video when none or an unavailable one is asked for (`run`/`up`: tiny-svd)",
     )
+    shot_reuse: bool = Field(
+        True,
+        description="a segment whose shot key the same owner already rendered and passed reuses those frames "
+        "instead of rendering (off: every segment renders)",
+    )
     max_video_duration: float = Field(30.0, gt=0, description="longest video (seconds) the /api/video endpoints render")
     sync_timeout_s: float = Field(
         60.0, ge=0, description="/api/video endpoints answer with the MP4 if it is done within this, else 202 with the job"

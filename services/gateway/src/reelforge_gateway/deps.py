@@ -97,6 +97,7 @@ class GatewayDeps:
     webhook_allow_private: bool = False
     ops_endpoints: Literal["public", "token", "internal"] = "public"
     default_model: str | None = None  # the generator's REELFORGE_MODEL: prompts of segments that name no model fit it
+    shot_reuse: bool = True  # a shot the caller already rendered and passed is reused, not rendered (reelforge_shared.shots)
 
 
 def get_deps(request: Request) -> GatewayDeps:

@@ -137,6 +137,7 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
         webhook_allow_private=settings.webhook_allow_private,
         default_model=settings.model,
         ops_endpoints=settings.ops_endpoints,
+        shot_reuse=settings.shot_reuse,
     )
     app = create_app(deps)
     # log_config=None: uvicorn's own handlers would bypass redaction; its loggers go through the root handler instead

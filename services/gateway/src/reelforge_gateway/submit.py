@@ -14,8 +14,9 @@ from typing import Any
 from reelforge_shared.bus import Bus
 from reelforge_shared.egress import Egress
 from reelforge_shared.errors import InvalidInput
-from reelforge_shared.events import JobSubmitted, SegmentRequested
+from reelforge_shared.events import Event, JobSubmitted, SegmentRequested
 from reelforge_shared.references import EXTENSIONS, ReferenceLimits, media_fields, reference_egress, store_media, stored_name
+from reelforge_shared.shots import RenderProfile, ShotPlan, find_shot, load_profile, reference_hashes, reuse_shot, shot_key
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, StoryboardLimits, decode_storyboard, parse_storyboard
@@ -29,29 +30,52 @@ def new_job_id(idempotency_key: str | None = None) -> str:
 
 
 async def submit_job(
-    board: Storyboard, *, bus: Bus, store: ObjectStore, bucket: str, job_id: str | None = None, model: str | None = None
+    board: Storyboard,
+    *,
+    bus: Bus,
+    store: ObjectStore,
+    bucket: str,
+    job_id: str | None = None,
+    model: str | None = None,
+    owner: str | None = None,
+    reuse: bool = False,
 ) -> JobSubmitted:
     """Store the storyboard, then publish JobSubmitted and one SegmentRequested per segment.
 
-    A segment renders with its own ``model``, else the request's ``model``, else the storyboard's (else the generator's).
+    A segment renders with its own ``model``, else the request's ``model``, else the storyboard's (else the
+    generator's). Each request carries its shot key (:mod:`reelforge_shared.shots`); with ``reuse`` (the API's
+    and ``reelforge run``'s setting), a segment whose key ``owner`` already rendered and passed is not rendered:
+    its frames are copied and its ``segment.generated`` published here.
     """
     job_id = job_id or new_job_id()
     key = Keys.storyboard(job_id)
     store.put_json(bucket, key, board.model_dump(mode="json"))
+    plan = ShotPlan(owner=owner, reuse=reuse)
+    requests: list[Event] = []
+    profiles: dict[str, RenderProfile | None] = {}
+    for index, seg in enumerate(board.segments, start=1):
+        wanted = seg.model or model or board.model
+        if (name := wanted or "") not in profiles:
+            profiles[name] = load_profile(store, bucket, name)
+        spec = render_spec(board, index)
+        profile = profiles[name]
+        shot = shot_key(spec, profile, reference_hashes(spec, store, bucket)) if profile is not None else None
+        request = SegmentRequested(job_id=job_id, index=index, segment_id=seg.id, spec=spec, model=wanted, shot_key=shot)
+        plan.keys[index] = shot
+        stored = find_shot(store, bucket, owner, shot) if reuse and shot is not None else None
+        if stored is None or stored.job_id == job_id:  # a republish of this job finds its own shots: nothing to copy
+            requests.append(request)
+            continue
+        request = request.model_copy(update={"reused_from": stored.source()})
+        plan.reused[index] = stored.source()
+        requests += [request, reuse_shot(store, bucket, request, stored)]
+    store.put_json(bucket, Keys.shot_plan(job_id), plan.model_dump(mode="json"))
     submitted = JobSubmitted(
         job_id=job_id, title=board.title, segment_count=len(board.segments), duration_s=board.duration_s, storyboard_key=key
     )
     await bus.publish(submitted)
-    for index, seg in enumerate(board.segments, start=1):
-        await bus.publish(
-            SegmentRequested(
-                job_id=job_id,
-                index=index,
-                segment_id=seg.id,
-                spec=render_spec(board, index),
-                model=seg.model or model or board.model,
-            )
-        )
+    for event in requests:
+        await bus.publish(event)
     return submitted
 
 

@@ -31,6 +31,7 @@ from reelforge_generator.renderer import FrameRenderer, RunReport
 from reelforge_generator.sound_video import wav_bytes
 from reelforge_shared.errors import Cancelled, TransientError
 from reelforge_shared.events import Event, RenderSpec, SegmentGenerated, SegmentRequested
+from reelforge_shared.shots import reference_hashes, save_profile, shot_key
 from reelforge_shared.storage import Keys, ObjectStore, fetch_job_reference
 
 log = structlog.get_logger("reelforge.generator")
@@ -64,9 +65,36 @@ class Uploads:
 
 
 def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
-    """Render the frames not yet stored (a redelivered or restarted segment resumes), then announce them."""
+    """Render the frames not yet stored (a redelivered or restarted segment resumes), then announce them.
+
+    A request whose shot is reused (``reused_from``) is not rendered: the submitter copied its frames and
+    published its ``segment.generated`` already.
+    """
+    if event.reused_from is not None:
+        return []
     with tempfile.TemporaryDirectory(prefix="reelforge-references-") as tmp:
         return _handle(event, deps, stored_references(deps.store, deps.bucket, event.job_id, event.spec, Path(tmp)))
+
+
+def setup(deps: GeneratorDeps, model: str | None = None) -> None:
+    """Load ``model`` (else the worker's) and publish its render profile, from which submitters compute shot keys."""
+    deps.renderer.setup(model)
+    assert deps.renderer.profile is not None  # noqa: S101 - set by setup
+    save_profile(deps.store, deps.bucket, deps.renderer.profile)
+    if model is None:  # a segment that names no model renders with this one: its profile under the default's name too
+        save_profile(deps.store, deps.bucket, deps.renderer.profile.model_copy(update={"model": ""}))
+
+
+def segment_shot_key(deps: GeneratorDeps, event: SegmentRequested) -> str:
+    """The shot key of what this worker renders for ``event`` (its live profile; the request's may be stale)."""
+    profile = deps.renderer.profile
+    assert profile is not None  # noqa: S101 - a model is loaded before any render
+    if event.model is None:
+        profile = profile.model_copy(update={"model": ""})
+    key = shot_key(event.spec, profile, reference_hashes(event.spec, deps.store, deps.bucket))
+    if event.shot_key is not None and event.shot_key != key:
+        log.warning("generator.shot_key_changed", job_id=event.job_id, index=event.index, requested=event.shot_key, rendered=key)
+    return key
 
 
 def stored_references(store: ObjectStore, bucket: str, job: str, spec: RenderSpec, folder: Path) -> RenderSpec:
@@ -86,7 +114,8 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
     job, n, a, renderer = event.job_id, event.index, event.attempt, deps.renderer
     wanted = event.model or renderer.settings.model  # the segment's (or job's) model, else the worker's own
     if renderer.model is None or wanted != renderer.model.name:
-        renderer.setup(wanted)  # a worker keeps its model; only a different one reloads
+        setup(deps, event.model)  # a worker keeps its model; only a different one reloads
+    key = segment_shot_key(deps, event)
     state_key = Keys.render_state(job, n, a)  # beside frames/, not in it: the encoder reads all of frames/
     state = deps.store.get_json(deps.bucket, state_key) if deps.store.exists(deps.bucket, state_key) else {}
     full = renderer.plan(spec)
@@ -133,7 +162,10 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
     if needs_sound and sound:  # every clip's, in frame order: as long as the segment
         track = torch.cat([sound[first] for first in sorted(sound)], dim=-1)
         deps.store.put_bytes(deps.bucket, audio_key, wav_bytes(track, sample_rate), "audio/wav")
-    record = _generation_record(deps, run, Keys.segment_generation(job, n, a), "; ".join(notes) or None, spec.seed)
+    shot = {"shot_key": key, "frame_count": spec.frames, "fps": spec.fps, "width": spec.width, "height": spec.height}
+    record = _generation_record(
+        deps, run, Keys.segment_generation(job, n, a), "; ".join(notes) or None, shot | {"seed": spec.seed}
+    )
     log.info("generator.segment_rendered", job_id=job, index=n, attempt=a, **{k: v for k, v in record.items() if k != "prompt"})
     return [
         SegmentGenerated.follow(
@@ -145,6 +177,7 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
             height=spec.height,
             model=renderer.model,
             audio_key=audio_key if makes_sound else None,
+            shot_key=key,
             **{k: record.get(k) for k in REPORTED},
         )
     ]
@@ -153,7 +186,7 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
 REPORTED = ("degraded", "prompt", "prompt_tokens", "prompt_tokens_dropped", "render_s", "s_per_frame", "peak_vram_bytes")
 
 
-def _generation_record(deps: GeneratorDeps, run: RunReport, key: str, degraded: str | None, seed: int) -> dict:
+def _generation_record(deps: GeneratorDeps, run: RunReport, key: str, degraded: str | None, facts: dict) -> dict:
     """The prompt as the model got it, its token counts and the render figures, stored beside the frames.
 
     A redelivery that found every frame stored rendered nothing: it reports the first run's record.
@@ -163,7 +196,7 @@ def _generation_record(deps: GeneratorDeps, run: RunReport, key: str, degraded: 
     if run.prompt is None and deps.store.exists(deps.bucket, key):
         return deps.store.get_json(deps.bucket, key)
     record = (run.prompt.as_dict() if run.prompt else {}) | run.figures() | {"degraded": degraded}
-    deps.store.put_json(deps.bucket, key, record | {"model": model.name, "seed": seed})
+    deps.store.put_json(deps.bucket, key, record | {"model": model.name} | facts)
     return record
 
 

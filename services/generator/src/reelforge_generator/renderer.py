@@ -45,6 +45,7 @@ from reelforge_generator.strategy import ModelContext, Strategy
 from reelforge_generator.transformer_video import TransformerImageToVideo, TransformerTextToVideo
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import ModelInfo, RenderSpec
+from reelforge_shared.shots import RenderProfile, json_digest, model_revision
 from reelforge_tiny import TINY_MODELS, model_marker, resolve_model
 
 log = structlog.get_logger("reelforge.generator")
@@ -164,6 +165,7 @@ class FrameRenderer:
         self.model: ModelInfo | None = None
         self.levers: list[str] = []
         self.defaults: dict = {}
+        self.profile: RenderProfile | None = None  # the loaded model's, for shot keys (reelforge_shared.shots)
         self.last_run: RunReport | None = None
         self._offloaded = False
         self._keyframers: dict[str, FrameRenderer] = {}
@@ -197,7 +199,38 @@ class FrameRenderer:
         self.strategy = strategy(context)
         self.defaults = marker
         self.model = ModelInfo(name=name, pipeline=type(pipe).__name__, random_weights=bool(marker.get("random_weights")))
+        self.profile = self._profile(name, path)
         return self.model
+
+    def _profile(self, name: str, path: str) -> RenderProfile:
+        """What this worker adds to a spec to render it: the model's revision and the settings that change pixels."""
+        kind, pipe, settings = self.kind, self.pipe, self.settings
+        scheduler = getattr(pipe, "scheduler", None)
+        scheduler_config = dict(getattr(scheduler, "config", {}) or {})
+        picture = (
+            "motion",
+            "video_motion",
+            "clip_frames",
+            "img2img_strength",
+            "ip_adapter",
+            "ip_adapter_weight",
+            "ip_adapter_scale",
+            "keyframe_model",
+            "quality_mode",
+        )
+        return RenderProfile(
+            model=name,
+            revision=model_revision(path) if path else f"name:{name}",
+            pipeline=type(pipe).__name__,
+            scheduler=f"{type(scheduler).__name__}:{json_digest(scheduler_config)}" if scheduler is not None else "",
+            steps=getattr(kind, "steps", None),
+            guidance=getattr(kind, "guidance", None),
+            generation_width=settings.generation_width or self.defaults.get("default_width", 1024),
+            size_multiple=self.size_multiple,
+            dtype=str(self.dtype).removeprefix("torch."),
+            device=self.device.split(":")[0],
+            options={name: getattr(settings, name) for name in picture},
+        )
 
     def _loaded(self) -> tuple[Strategy, ModelInfo]:
         """The model's strategy and identity; setup() or adopt() must have run."""

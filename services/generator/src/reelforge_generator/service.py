@@ -2,6 +2,7 @@ from typing import Any
 
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.handler import GeneratorDeps, handle
+from reelforge_generator.handler import setup as load
 from reelforge_generator.metrics import VRAM_LIMIT
 from reelforge_generator.renderer import FrameRenderer
 from reelforge_shared.errors import PermanentError
@@ -32,7 +33,7 @@ def build(settings: GeneratorSettings) -> Service:
     def setup() -> None:
         """Load the default model; a refused or missing one names the setting that chose it."""
         try:
-            renderer.setup()
+            load(deps)
         except PermanentError as exc:
             if "REELFORGE_" in str(exc):
                 raise

@@ -37,6 +37,7 @@ from reelforge_shared.events import (
     SegmentRerenderRequested,
 )
 from reelforge_shared.metrics import QA_GATES
+from reelforge_shared.shots import keep_passed_shot
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
@@ -82,6 +83,7 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
                 model=event.model.name,
             )
         ]
+    keep_passed_shot(deps.store, deps.bucket, event, report.passed)  # passed its gates: reusable by its owner's next jobs
     return [
         SegmentChecked.follow(
             event,

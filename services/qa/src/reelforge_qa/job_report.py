@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from reelforge_qa.film_models import FilmQaReport
 from reelforge_qa.film_regenerate import segment_score
-from reelforge_shared.events import FilmEncoded, QaReport
+from reelforge_shared.events import FilmEncoded, QaReport, ReusedFrom
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
@@ -55,6 +55,8 @@ class SegmentResult(BaseModel):
     prompt_tokens: int | None = Field(None, description="its tokens, counted with the model's own tokenizer")
     prompt_tokens_dropped: int | None = Field(None, description="tokens the model did not see (0: encoded whole)")
     degraded: str | None = Field(None, description="what the generator gave up to finish (smaller batch, lower size)")
+    shot_key: str | None = Field(None, description="SHA-256 of the canonical render spec (reelforge_shared.shots)")
+    reused_from: ReusedFrom | None = Field(None, description="set: not rendered, the frames of this earlier render reused")
     seed: int | None = Field(None, description="the seed the delivered attempt was rendered with")
     model: str | None = Field(None, description="the model that rendered it")
     qa_passed: bool
@@ -235,6 +237,8 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
                 prompt_tokens=generated.get("prompt_tokens"),
                 prompt_tokens_dropped=generated.get("prompt_tokens_dropped"),
                 degraded=generated.get("degraded"),
+                shot_key=generated.get("shot_key"),
+                reused_from=generated.get("reused_from"),
                 seed=generated.get("seed", render_spec(board, n, attempt).seed),
                 model=generated.get("model"),
                 qa_history=segment_history(store, bucket, job_id, n, attempt),

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
 
-from reelforge_shared.events import Event, FilmRequested, RenderSpec
+from reelforge_shared.events import Event, FilmRequested, RenderSpec, ReusedFrom
 
 LOCAL_OWNER = "local"  # the owner of jobs submitted without the API (the CLI, straight onto the bus)
 JobStatus = Literal["queued", "running", "film_encoding", "film_checking", "delivering", "completed", "failed", "cancelled"]
@@ -44,6 +44,8 @@ class SegmentRecord(BaseModel):
     error: str | None = None
     model: str | None = Field(None, description="model asked for (unset: the generator's default)")
     spec: RenderSpec | None = Field(None, description="what the current attempt renders (a resume requests it again)")
+    shot_key: str | None = Field(None, description="the current attempt's shot key (reelforge_shared.shots)")
+    reused_from: ReusedFrom | None = Field(None, description="set: the current attempt reuses this earlier render's frames")
     resume: int = Field(0, description="the job's resume that last queued this segment again (0: never)")
     reached: dict[str, datetime] = Field(default_factory=dict, description="stage -> when the current attempt reached it")
     version: int = Field(0, description="the job change that last wrote this segment (the store's write-if-newer)")

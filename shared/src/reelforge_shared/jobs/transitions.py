@@ -109,6 +109,7 @@ def _fold_segment(record: JobRecord, event: Any, stage: SegmentStage) -> None:
     if event.attempt > seg.attempt:
         seg.attempt, seg.stage, seg.reached, seg.error = event.attempt, stage, {}, None
         seg.qa_passed, seg.qa_scores, seg.qa_failed_gates, seg.delivery_key = None, {}, [], None
+        seg.shot_key, seg.reused_from = None, None
     elif event.attempt < seg.attempt or _RANK[stage] < _RANK[seg.stage]:
         return
     seg.stage = stage
@@ -122,6 +123,9 @@ def _fold_segment(record: JobRecord, event: Any, stage: SegmentStage) -> None:
             record.stage_sums[stage] = (total + seconds, count + 1)
     if isinstance(event, SegmentRequested):
         seg.model, seg.spec = event.model, event.spec
+        seg.shot_key, seg.reused_from = event.shot_key, event.reused_from
+    if isinstance(event, SegmentGenerated):  # the generator's key is the one the frames have
+        seg.shot_key, seg.reused_from = event.shot_key or seg.shot_key, event.reused_from or seg.reused_from
     if isinstance(event, SegmentEncoded | SegmentChecked | SegmentDelivered):
         seg.video_key = event.video_key
     if isinstance(event, SegmentChecked | SegmentDelivered):

@@ -124,7 +124,9 @@ async def create_job(
             )
         if existing.status == "queued":  # the first request may have stopped before publishing: publish again
             board = await _staged(board, deps, caller, job_id)
-            await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id)
+            await submit_job(
+                board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id, owner=caller, reuse=deps.shot_reuse
+            )
         elif existing.status == "failed" or (existing.resume and not existing.terminal):
             # failed (an outage past the tolerance): resume from the work stored; a resume under way: publish again
             existing = await resume_job(deps.ledger, deps.bus, board, job_id, by=caller) or existing
@@ -166,7 +168,9 @@ async def create_job(
             job_id=job_id,
         )
     # Publishing again (a retried request) is harmless: every event carries its Nats-Msg-Id.
-    await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id)
+    await submit_job(
+        board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id, owner=caller, reuse=deps.shot_reuse
+    )
     return accepted(record, board.duration_s)
 
 

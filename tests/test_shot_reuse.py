@@ -1,0 +1,83 @@
+"""Nothing renders twice (issue 18 point 2): an edited storyboard renders only its changed shots, per owner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import REGISTRY
+
+from reelforge.stack import local_stack
+from reelforge_gateway.submit import submit_job
+from reelforge_shared.bus import Bus
+from reelforge_shared.events import JobCompleted, SegmentGenerated
+from reelforge_shared.jobs import Ledger
+from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import parse_storyboard
+
+SHOTS = ["a red door", "a blue sky", "a green field", "a grey road", "a white wall", "a black cat"]
+FAST = {"steps": 2, "batch_size": 8}
+
+
+def _board(prompts: list[str]) -> dict:
+    segments = [{"id": f"s{i}", "prompt": p, "frames": 2, "fps": 2} for i, p in enumerate(prompts, start=1)]
+    return {"title": "Six shots", "output": {"width": 128, "height": 72}, "segments": segments}
+
+
+def _frames_rendered() -> float:
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "reelforge_generator_frames"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+
+
+async def test_an_edited_storyboard_renders_only_its_changed_shot(overrides, event_log, tmp_path: Path) -> None:
+    async with local_stack(tmp_path / "state", **overrides, **FAST) as stack:
+        settings = stack.settings
+        bus = await Bus.connect(settings)
+        store = ObjectStore.from_settings(settings)
+        bucket = settings.work_bucket
+
+        async def film(prompts: list[str], owner: str) -> tuple[str, list[SegmentGenerated], float]:
+            before_frames, before_events = _frames_rendered(), len(event_log.of(SegmentGenerated))
+            job = await submit_job(
+                parse_storyboard(_board(prompts)), bus=bus, store=store, bucket=bucket, owner=owner, reuse=True
+            )
+            await event_log.wait_for(lambda: any(e.job_id == job.job_id for e in event_log.of(JobCompleted)), timeout=600)
+            generated = [e for e in event_log.of(SegmentGenerated)[before_events:] if e.job_id == job.job_id]
+            return job.job_id, generated, _frames_rendered() - before_frames
+
+        first, generated, frames = await film(SHOTS, "ana")
+        assert len(generated) == 6 and all(e.reused_from is None and e.shot_key for e in generated)
+        assert frames == 12
+
+        edited = [*SHOTS[:3], "a yellow boat", *SHOTS[4:]]
+        second, generated, frames = await film(edited, "ana")
+        rendered = [e.index for e in generated if e.reused_from is None]
+        assert rendered == [4] and frames == 2  # one shot, two frames: the rest came from the first film
+        reused = {e.index: e.reused_from for e in generated if e.reused_from is not None}
+        assert sorted(reused) == [1, 2, 3, 5, 6]
+        assert all(r.job_id == first and r.index == n and r.attempt == 1 for n, r in reused.items())
+        for n in reused:  # the reused shots' frames are the first film's, bit for bit
+            for a, b in zip(
+                store.list_keys(bucket, Keys.frames(first, n)), store.list_keys(bucket, Keys.frames(second, n)), strict=True
+            ):
+                assert store.get_bytes(bucket, a) == store.get_bytes(bucket, b)
+
+        third, generated, frames = await film(edited, "ana")  # unchanged: nothing renders, still one film
+        assert frames == 0 and all(e.reused_from is not None for e in generated) and len(generated) == 6
+        assert sum(e.job_id == third for e in event_log.of(JobCompleted)) == 1
+
+        ledger = await Ledger.open(bus)
+        record = await ledger.get(third)
+        assert record is not None and record.status == "completed"
+        assert record.segments[4].reused_from is not None and record.segments[4].reused_from.job_id == second
+        report = store.get_json(bucket, Keys.report(third))
+        assert [s["reused_from"]["job_id"] for s in report["segments"]] == [second] * 6
+        assert all(s["shot_key"] == record.segments[s["index"]].shot_key for s in report["segments"])
+
+        _, generated, frames = await film(edited, "ben")  # another owner's identical storyboard renders
+        assert frames == 12 and all(e.reused_from is None for e in generated)
+        await bus.close()

@@ -1,0 +1,125 @@
+"""Shot keys (issue 18 point 1): the same render spec gives the same key, any input changed gives another."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reelforge_shared.events import RenderSpec
+from reelforge_shared.shots import RenderProfile, model_revision, owner_folder, reference_hashes, shot_key
+from reelforge_shared.storage import ObjectStore
+
+SPEC = RenderSpec(
+    prompt="a man walks into a field, documentary still",
+    negative_prompt="blurry",
+    seed=1001,
+    character_seeds=[1000],
+    location_seed=5000,
+    frames=6,
+    fps=3.0,
+    width=320,
+    height=180,
+)
+PROFILE = RenderProfile(
+    model="reelforge/tiny-sd",
+    revision="sha256:abc",
+    pipeline="StableDiffusionPipeline",
+    scheduler="PNDMScheduler:0f",
+    steps=3,
+    guidance=7.5,
+    generation_width=128,
+    size_multiple=8,
+    dtype="float32",
+    device="cpu",
+    options={"motion": 0.35, "ip_adapter": None},
+)
+SPEC_CHANGES = {
+    "prompt": "a man runs into a field, documentary still",
+    "negative_prompt": "blurry, dark",
+    "seed": 1002,
+    "character_seeds": [1001],
+    "location_seed": 5001,
+    "frames": 7,
+    "fps": 4.0,
+    "width": 640,
+    "height": 360,
+    "steps": 4,
+    "guidance": 5.0,
+    "speech": "Hallo",
+    "audio_caption": "wind",
+}
+PROFILE_CHANGES = {
+    "model": "reelforge/tiny-sdxl",
+    "revision": "sha256:abd",
+    "pipeline": "StableDiffusionXLPipeline",
+    "scheduler": "DPMSolverMultistepScheduler:0f",
+    "steps": 4,
+    "guidance": 6.0,
+    "generation_width": 256,
+    "size_multiple": 16,
+    "dtype": "float16",
+    "device": "cuda",
+    "options": {"motion": 0.4, "ip_adapter": None},
+}
+
+
+def test_the_same_spec_gives_the_same_key() -> None:
+    again = RenderSpec.model_validate_json(SPEC.model_dump_json())
+    assert shot_key(SPEC, PROFILE, []) == shot_key(again, PROFILE.model_copy(), [])
+    assert len(shot_key(SPEC, PROFILE, [])) == 64
+
+
+@pytest.mark.parametrize("field", sorted(SPEC_CHANGES))
+def test_a_change_of_any_spec_field_changes_the_key(field: str) -> None:
+    changed = SPEC.model_copy(update={field: SPEC_CHANGES[field]})
+    assert shot_key(changed, PROFILE, []) != shot_key(SPEC, PROFILE, [])
+
+
+@pytest.mark.parametrize("field", sorted(PROFILE_CHANGES))
+def test_a_change_of_the_model_or_its_settings_changes_the_key(field: str) -> None:
+    changed = PROFILE.model_copy(update={field: PROFILE_CHANGES[field]})
+    assert shot_key(SPEC, changed, []) != shot_key(SPEC, PROFILE, [])
+
+
+def test_conditioning_inputs_and_the_previous_shot_are_in_the_key() -> None:
+    base = shot_key(SPEC, PROFILE, ["sha256:11"])
+    assert shot_key(SPEC, PROFILE, ["sha256:12"]) != base
+    assert shot_key(SPEC, PROFILE, []) != base
+    assert shot_key(SPEC, PROFILE, ["sha256:11"], previous="a" * 64) != base
+    assert shot_key(SPEC, PROFILE, ["sha256:11"], previous="a" * 64) != shot_key(SPEC, PROFILE, ["sha256:11"], previous="b" * 64)
+
+
+def test_reference_images_in_the_work_bucket_count_by_content(store: ObjectStore, settings) -> None:
+    bucket = settings.work_bucket
+    store.put_bytes(bucket, "jobs/j-1/refs/a.png", b"one picture")
+    store.put_bytes(bucket, "jobs/j-2/refs/b.png", b"one picture")
+    store.put_bytes(bucket, "jobs/j-3/refs/c.png", b"another picture")
+    hashes = [
+        reference_hashes(SPEC.model_copy(update={"reference_images": [k]}), store, bucket)[0]
+        for k in ("jobs/j-1/refs/a.png", "jobs/j-2/refs/b.png", "jobs/j-3/refs/c.png")
+    ]
+    assert hashes[0] == hashes[1] != hashes[2]
+    assert reference_hashes(SPEC.model_copy(update={"reference_images": ["https://example.com/x.png"]}), store, bucket) == [
+        "ref:https://example.com/x.png"
+    ]
+
+
+def test_the_model_revision_follows_its_config_files(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    (model / "unet").mkdir(parents=True)
+    (model / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    (model / "unet" / "config.json").write_text(json.dumps({"layers": 2}))
+    first = model_revision(str(model))
+    (model / "unet" / "config.json").write_text(json.dumps({"layers": 3}))
+    assert model_revision(str(model)) != first
+    snapshot = tmp_path / "models--org--name" / "snapshots" / ("c0ffee" * 6 + "abcd")
+    snapshot.mkdir(parents=True)
+    assert model_revision(str(snapshot)) == "hf:" + "c0ffee" * 6 + "abcd"
+
+
+def test_an_owner_folder_is_never_a_path() -> None:
+    assert owner_folder("ci") == "ci"
+    assert owner_folder(None) == "local"
+    assert "/" not in owner_folder("../other") and owner_folder("../other").startswith("h-")
