@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from prometheus_client import REGISTRY
 
 from reelforge.stack import local_stack
@@ -81,3 +82,26 @@ async def test_an_edited_storyboard_renders_only_its_changed_shot(overrides, eve
         _, generated, frames = await film(edited, "ben")  # another owner's identical storyboard renders
         assert frames == 12 and all(e.reused_from is None for e in generated)
         await bus.close()
+
+
+async def test_a_new_storyboard_for_a_job_renders_only_its_changed_shot(overrides, event_log, tmp_path: Path) -> None:
+    board = _board(SHOTS[:3])
+    async with local_stack(tmp_path / "state", **overrides, **FAST) as stack:
+        bucket = stack.settings.work_bucket
+        store = ObjectStore.from_settings(stack.settings)
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+            job = (await client.post("/v1/jobs", json=board)).json()["job_id"]
+            await event_log.wait_for(lambda: any(e.job_id == job for e in event_log.of(JobCompleted)), timeout=600)
+            frames = _frames_rendered()
+            edited = _board([SHOTS[0], "a yellow boat", SHOTS[2]])
+            answer = await client.put(f"/v1/jobs/{job}/storyboard", json=edited)
+            assert answer.status_code == 202, answer.text
+            done = await event_log.wait_for(lambda: [e for e in event_log.of(JobCompleted) if e.version == 2], timeout=600)
+            assert _frames_rendered() - frames == 2  # the one changed shot
+            again = [e for e in event_log.of(SegmentGenerated) if e.attempt == 2]
+            assert [(e.index, e.reused_from) for e in again] == [(2, None)]
+            assert store.get_json(bucket, Keys.storyboard_version(job, 1))["segments"][1]["prompt"] == SHOTS[1]
+            assert (await client.put(f"/v1/jobs/{job}/storyboard", json=edited)).json()["film_version"] == 2  # the same: nothing
+            refused = await client.put(f"/v1/jobs/{job}/storyboard", json=_board(SHOTS[:2]))
+            assert refused.status_code == 422 and "3 segments" in refused.text
+        assert done[0].film_key.endswith("v2/final.mp4")

@@ -248,3 +248,32 @@ def keep_passed_shot(store: ObjectStore, bucket: str, event: SegmentEncoded, pas
     )
     keep_shot(store, bucket, shot)
     return shot
+
+
+class ShotRequests:
+    """The ``segment.requested`` of a job's segments with their shot keys, and the reuse of those already rendered.
+
+    One per submission (or new storyboard version): it reads each model's profile once.
+    """
+
+    def __init__(self, store: ObjectStore, bucket: str, *, owner: str | None, reuse: bool) -> None:
+        self.store, self.bucket, self.owner, self.reuse = store, bucket, owner, reuse
+        self.profiles: dict[str, RenderProfile | None] = {}
+
+    def key(self, spec: RenderSpec, model: str | None) -> str | None:
+        """The shot key of ``spec`` rendered by ``model`` (None: the generator never loaded that model, nothing to reuse)."""
+        if (name := model or "") not in self.profiles:
+            self.profiles[name] = load_profile(self.store, self.bucket, name)
+        profile = self.profiles[name]
+        return shot_key(spec, profile, reference_hashes(spec, self.store, self.bucket)) if profile is not None else None
+
+    def plan(self, request: SegmentRequested) -> tuple[SegmentRequested, SegmentGenerated | None]:
+        """``request`` with its shot key; when the owner has that shot already, its frames copied and ``segment.generated``."""
+        request = request.model_copy(update={"shot_key": self.key(request.spec, request.model)})
+        if not self.reuse or request.shot_key is None:
+            return request, None
+        stored = find_shot(self.store, self.bucket, self.owner, request.shot_key)
+        if stored is None or (stored.job_id, stored.index, stored.attempt) == (request.job_id, request.index, request.attempt):
+            return request, None  # not stored, or a republish of this very render: nothing to copy
+        request = request.model_copy(update={"reused_from": stored.source()})
+        return request, reuse_shot(self.store, self.bucket, request, stored)

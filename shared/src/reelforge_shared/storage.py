@@ -107,6 +107,11 @@ class Keys:
         return f"{Keys.segment(job_id, index, attempt)}/render.json"
 
     @staticmethod
+    def storyboard_version(job_id: str, version: int) -> str:
+        """The storyboard film version ``version`` was made from, kept when a new one replaces it (PUT .../storyboard)."""
+        return f"jobs/{job_id}/storyboards/v{version}.json"
+
+    @staticmethod
     def shot_plan(job_id: str) -> str:
         """Whose shots a job's segments are and whether they may be reused (written at submission; read by segment QA)."""
         return f"jobs/{job_id}/shots.json"

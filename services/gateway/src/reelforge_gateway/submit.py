@@ -16,7 +16,7 @@ from reelforge_shared.egress import Egress
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import Event, JobSubmitted, SegmentRequested
 from reelforge_shared.references import EXTENSIONS, ReferenceLimits, media_fields, reference_egress, store_media, stored_name
-from reelforge_shared.shots import RenderProfile, ShotPlan, find_shot, load_profile, reference_hashes, reuse_shot, shot_key
+from reelforge_shared.shots import ShotPlan, ShotRequests
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, StoryboardLimits, decode_storyboard, parse_storyboard
@@ -51,24 +51,15 @@ async def submit_job(
     key = Keys.storyboard(job_id)
     store.put_json(bucket, key, board.model_dump(mode="json"))
     plan = ShotPlan(owner=owner, reuse=reuse)
+    shots = ShotRequests(store, bucket, owner=owner, reuse=reuse)
     requests: list[Event] = []
-    profiles: dict[str, RenderProfile | None] = {}
     for index, seg in enumerate(board.segments, start=1):
-        wanted = seg.model or model or board.model
-        if (name := wanted or "") not in profiles:
-            profiles[name] = load_profile(store, bucket, name)
-        spec = render_spec(board, index)
-        profile = profiles[name]
-        shot = shot_key(spec, profile, reference_hashes(spec, store, bucket)) if profile is not None else None
-        request = SegmentRequested(job_id=job_id, index=index, segment_id=seg.id, spec=spec, model=wanted, shot_key=shot)
-        plan.keys[index] = shot
-        stored = find_shot(store, bucket, owner, shot) if reuse and shot is not None else None
-        if stored is None or stored.job_id == job_id:  # a republish of this job finds its own shots: nothing to copy
-            requests.append(request)
-            continue
-        request = request.model_copy(update={"reused_from": stored.source()})
-        plan.reused[index] = stored.source()
-        requests += [request, reuse_shot(store, bucket, request, stored)]
+        spec, wanted = render_spec(board, index), seg.model or model or board.model
+        request, generated = shots.plan(SegmentRequested(job_id=job_id, index=index, segment_id=seg.id, spec=spec, model=wanted))
+        plan.keys[index] = request.shot_key
+        requests += [request] if generated is None else [request, generated]
+        if request.reused_from is not None:
+            plan.reused[index] = request.reused_from
     store.put_json(bucket, Keys.shot_plan(job_id), plan.model_dump(mode="json"))
     submitted = JobSubmitted(
         job_id=job_id, title=board.title, segment_count=len(board.segments), duration_s=board.duration_s, storyboard_key=key

@@ -1,4 +1,4 @@
-"""Jobs API v1: submit, list, read, follow (server-sent events), cancel, re-render a segment, fetch the film.
+"""Jobs API v1: submit, list, read, follow (server-sent events), cancel, re-render a segment, edit the storyboard, fetch the film.
 
 Every job's state is read from and written to the job ledger (:mod:`reelforge_shared.jobs`); the
 gateway keeps no copy. Every route that names a job reads it through
@@ -24,6 +24,7 @@ from reelforge_gateway.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from reelforge_gateway.prompt_fit import prompt_errors
 from reelforge_gateway.submit import new_job_id, read_submission, stage_media, submit_job
 from reelforge_gateway.views import JobAccepted, JobPage, JobSummary, JobView, accepted, job_view, owned_job
+from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import JobCancelled
 from reelforge_shared.jobs import (
     JobRecord,
@@ -35,6 +36,7 @@ from reelforge_shared.jobs import (
 )
 from reelforge_shared.storage import Keys
 from reelforge_shared.storyboard import MAX_PROMPT_CHARS, Storyboard, StoryboardInvalid, parse_storyboard
+from reelforge_shared.versions import new_storyboard_version
 
 router = APIRouter(tags=["jobs"])
 JOB_ID = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="job id", examples=["j-5f1c2e7a9b0d4e21"])
@@ -306,6 +308,52 @@ async def rerender(
     except RerenderRefused as exc:
         status = 404 if exc.code.endswith("not_found") else 409
         raise ApiError(status, exc.code, str(exc), job_id=job_id, index=index) from None
+    return job_view(record, await deps.ledger.eta_sample())
+
+
+@router.put(
+    "/v1/jobs/{job_id}/storyboard",
+    status_code=202,
+    response_model=JobView,
+    responses=responses(404, 409, 413, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}, "example": EXAMPLE_STORYBOARD},
+                "application/yaml": {"schema": {"type": "string"}, "example": "segments:\n  - {id: a, prompt: runs}\n"},
+            },
+        }
+    },
+)
+async def replace_storyboard(request: Request, deps: Deps, job_id: Annotated[str, JOB_ID]) -> JobView:
+    """Edit a completed job's storyboard (same number of segments): the film's next version.
+
+    Only the segments that changed are requested again, and of those only the ones whose shot key is new
+    are rendered (the others reuse their frames); the film is joined again and earlier versions stay.
+    The same storyboard again changes nothing.
+    """
+    record = await owned_job(request, deps, job_id)
+    body = await request.body()  # at most REELFORGE_MAX_BODY_BYTES: the guard middleware cut it
+    board, _ = await read_submission(
+        body,
+        limits=deps.limits,
+        max_yaml_bytes=deps.max_yaml_bytes,
+        timeout_s=deps.parse_timeout_s,
+        allow_private=deps.webhook_allow_private,
+    )
+    if errors := await asyncio.to_thread(prompt_errors, board, default_model=deps.default_model):
+        raise StoryboardInvalid(errors)
+    board = await _staged(board, deps, caller_of(request), job_id)  # its media under the job, as at submission
+    try:
+        record, _ = await new_storyboard_version(
+            deps.ledger, deps.bus, deps.store, deps.work_bucket, job_id, board, reuse=deps.shot_reuse, by=caller_of(request)
+        )
+    except RerenderRefused as exc:
+        status = 404 if exc.code.endswith("not_found") else 409
+        raise ApiError(status, exc.code, str(exc), job_id=job_id) from None
+    except InvalidInput as exc:
+        raise ApiError(422, "invalid_request", str(exc), fields=[{"field": "segments", "message": str(exc)}]) from None
     return job_view(record, await deps.ledger.eta_sample())
 
 
