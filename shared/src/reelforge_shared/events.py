@@ -120,6 +120,9 @@ class Event(BaseModel):
         return JobFailed.follow(self, stage=stage, error=error)
 
 
+_REUSED_EXAMPLE = {"job_id": "j-5f1c2e7a9b", "index": 3, "attempt": 1, "shot_key": "9f2c1e0b7a6d5c4b3a29181706f5e4d3"}
+
+
 class ReusedFrom(BaseModel):
     """The render a reused shot's frames come from: its job, segment and attempt (reelforge_shared.shots)."""
 
@@ -303,7 +306,9 @@ class SegmentRequested(SegmentEvent):
     )
     shot_key: ShotKey = None
     reused_from: ReusedFrom | None = Field(
-        None, description="set: the frames are reused (segment.generated is already published), the generator does nothing"
+        None,
+        description="set: the frames are reused (segment.generated is already published), the generator does nothing",
+        examples=[_REUSED_EXAMPLE],
     )
 
 
@@ -346,7 +351,9 @@ class SegmentGenerated(SegmentEvent):
         examples=["jobs/j-5f1c2e7a9b/segments/001/audio.wav"],
     )
     shot_key: ShotKey = None
-    reused_from: ReusedFrom | None = Field(None, description="the earlier render whose frames these are; unset: rendered")
+    reused_from: ReusedFrom | None = Field(
+        None, description="the earlier render whose frames these are; unset: rendered", examples=[_REUSED_EXAMPLE]
+    )
 
 
 class SegmentEncoded(SegmentEvent):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client import REGISTRY
 
 from reelforge.stack import local_stack
@@ -34,6 +35,7 @@ def _frames_rendered() -> float:
     )
 
 
+@pytest.mark.slow
 async def test_an_edited_storyboard_renders_only_its_changed_shot(overrides, event_log, tmp_path: Path) -> None:
     async with local_stack(tmp_path / "state", **overrides, **FAST) as stack:
         settings = stack.settings
@@ -84,6 +86,7 @@ async def test_an_edited_storyboard_renders_only_its_changed_shot(overrides, eve
         await bus.close()
 
 
+@pytest.mark.slow
 async def test_a_new_storyboard_for_a_job_renders_only_its_changed_shot(overrides, event_log, tmp_path: Path) -> None:
     board = _board(SHOTS[:3])
     async with local_stack(tmp_path / "state", **overrides, **FAST) as stack:
