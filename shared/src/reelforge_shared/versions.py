@@ -76,7 +76,7 @@ async def new_storyboard_version(
         raise RerenderRefused("job_not_found", f"no job {job_id!r}")
     if current.status == "completed" and changed:  # keep the storyboard the current film was made from beside it
         store.put_json(bucket, Keys.storyboard_version(job_id, current.film_version), old.model_dump(mode="json"))
-    record, moved = await ledger.update(job_id, move)
+    record, moved = await ledger.update(job_id, move, segments=changed)
     if record is None:
         raise RerenderRefused("job_not_found", f"no job {job_id!r}")
     if isinstance(moved, str):
