@@ -204,7 +204,7 @@ class FrameRenderer:
 
     def _profile(self, name: str, path: str) -> RenderProfile:
         """What this worker adds to a spec to render it: the model's revision and the settings that change pixels."""
-        kind, pipe, settings = self.kind, self.pipe, self.settings
+        strategy, pipe, settings = self._loaded()[0], self.pipe, self.settings
         scheduler = getattr(pipe, "scheduler", None)
         scheduler_config = dict(getattr(scheduler, "config", {}) or {})
         picture = (
@@ -223,8 +223,8 @@ class FrameRenderer:
             revision=model_revision(path) if path else f"name:{name}",
             pipeline=type(pipe).__name__,
             scheduler=f"{type(scheduler).__name__}:{json_digest(scheduler_config)}" if scheduler is not None else "",
-            steps=getattr(kind, "steps", None),
-            guidance=getattr(kind, "guidance", None),
+            steps=strategy.steps,
+            guidance=strategy.guidance,
             generation_width=settings.generation_width or self.defaults.get("default_width", 1024),
             size_multiple=self.size_multiple,
             dtype=str(self.dtype).removeprefix("torch."),
