@@ -206,7 +206,7 @@ def _render(board: Any, inputs: list[Path], out: Path, preset: str, codec_name: 
         for n, (source, seg) in enumerate(zip(inputs, board.segments, strict=True), start=1):
             frames = _numbered(source, work / "inputs")
             target = out / "segments" / f"{n:03d}.mp4"
-            # A clip's own sound (seed 004's speech and effects) stays with it, in the segment and in the film.
+            # A clip's own sound (the sound-clips note's speech and effects) stays with it, in the segment and in the film.
             sound = sound_of_segment(board, n - 1, source if voiced[n - 1] else None, _local, espeak, work, codec.exe)
             look = segment_look(board, seg, frames)
             video = encode_frames(frames, seg.fps, board.output.width, board.output.height, work / f"{n:03d}.mp4", codec, look)

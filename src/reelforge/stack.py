@@ -112,7 +112,7 @@ async def local_stack(
             overrides |= {"s3_endpoint": servers["s3"].url, "s3_access_key": ACCESS_KEY, "s3_secret_key": SECRET_KEY}
         if servers:  # local mode: the built-in test model is the demo's default (a deployment must name a real one)
             overrides.setdefault("allow_test_model", True)
-            overrides.setdefault("default_text_to_video_model", "reelforge/tiny-zeroscope")  # seed 002's endpoints too
+            overrides.setdefault("default_text_to_video_model", "reelforge/tiny-zeroscope")  # the video API guide's endpoints too
             overrides.setdefault("default_image_to_video_model", "reelforge/tiny-svd")
         names = names or list(SERVICE_MODULES)
         own = per_service or {}

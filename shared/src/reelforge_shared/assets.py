@@ -1,4 +1,4 @@
-"""The asset registry: one row of seed 000's ``media_assets`` table per delivered object.
+"""The asset registry: one row of the media guide's ``media_assets`` table per delivered object.
 
 The uploader writes a row for every object it delivers (segment videos, the film, its parts and
 manifest, renditions, reports); the gateway serves them at ``GET /v1/assets?job=...``. Rows go to
@@ -19,7 +19,7 @@ from reelforge_shared.storage import Keys, ObjectStore
 
 _NAMESPACE = uuid.UUID("6f1d3c52-9a4e-4a8e-bb0c-7d2f1c0e5a11")
 
-# Seed 000's "Supabase Schema", column for column; the index serves GET /v1/assets?job=...
+# The media guide's "Supabase Schema", column for column; the index serves GET /v1/assets?job=...
 DDL = """
 CREATE TABLE IF NOT EXISTS media_assets (
     id UUID PRIMARY KEY,

@@ -17,7 +17,7 @@ def compose_prompt(board: Storyboard, seg: Segment) -> str:
     """Action, cast, place, style, light: most important first, so what a model weighs least is the least needed.
 
     The whole prompt reaches the model (the generator encodes long prompts in chunks); the order still
-    matters to models that weigh early tokens more. Seed 004's speech and sound tags are not pictured
+    matters to models that weigh early tokens more. The speech and sound tags are not pictured
     (they travel in the spec's ``speech`` and ``audio_caption``).
     """
     parts = [seg.tags.picture]
@@ -30,7 +30,7 @@ def compose_prompt(board: Storyboard, seg: Segment) -> str:
 
 
 def sound_prompt(spec: RenderSpec) -> str:
-    """What a model that makes sound reads: the picture prompt, then what is said and heard (seed 004's tags) in plain words."""
+    """What a model that makes sound reads: the picture prompt, then what is said and heard (the tags) in plain words."""
     parts = [spec.prompt.strip()]
     if spec.speech:
         parts.append(f'Someone says: "{spec.speech.strip()}".')
@@ -40,7 +40,7 @@ def sound_prompt(spec: RenderSpec) -> str:
 
 
 def segment_seed(board: Storyboard, seg: Segment, index: int, attempt: int = 1) -> int:
-    """Seed 001: a character's segments take seeds from its series (1000, 1001, ...) in film order."""
+    """The GPU brief: a character's segments take seeds from its series (1000, 1001, ...) in film order."""
     if seg.seed is not None:
         base = seg.seed
     elif seg.characters:

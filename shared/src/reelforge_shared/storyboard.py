@@ -35,7 +35,7 @@ MAX_SEGMENTS = 500
 MAX_FRAMES = 1000
 MAX_FPS = 60
 MAX_ERRORS = 20  # errors listed in one answer; the rest are counted
-DEFAULT_FRAMES = 24  # seed 001: 24 frames at 3 fps = 8 s per segment
+DEFAULT_FRAMES = 24  # the GPU brief: 24 frames at 3 fps = 8 s per segment
 DEFAULT_FPS = 3.0
 
 _Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
@@ -71,7 +71,7 @@ class Output(_Strict):
         "mci", description="how frames are interpolated: motion-compensated (mci) or cross-blended (blend, cheaper)"
     )
     quality: Literal["low", "medium", "high"] | None = Field(
-        None, description="encoding quality preset of this job (seed 002); unset: the encoder's REELFORGE_VIDEO_QUALITY"
+        None, description="encoding quality preset of this job (video API guide); unset: the encoder's REELFORGE_VIDEO_QUALITY"
     )
 
 
@@ -90,7 +90,7 @@ class Deliverables(_Strict):
     thumbnail: bool = Field(True, description="a JPEG still of the film")
     logo: str | None = Field(None, max_length=1024, description="image overlaid in the top-left corner of every rendition")
     max_film_mb: float = Field(
-        500.0, gt=0, le=100_000, description="size budget of each video (seed 001: < 500 MB); met by lowering the rate"
+        500.0, gt=0, le=100_000, description="size budget of each video (the GPU brief: < 500 MB); met by lowering the rate"
     )
 
 
@@ -116,13 +116,13 @@ class Transition(_Strict):
         return {"type": value, "duration": 0.0 if value == "cut" else 1.0} if isinstance(value, str) else value
 
 
-SPEECH_TAG = re.compile(r"<S>(.*?)<E>", re.DOTALL)  # seed 004: what the character says
-AUDIO_CAPTION_TAG = re.compile(r"<AUDCAP>(.*?)<ENDAUDCAP>", re.DOTALL)  # seed 004: the sound of the scene
+SPEECH_TAG = re.compile(r"<S>(.*?)<E>", re.DOTALL)  # the sound-clips note: what the character says
+AUDIO_CAPTION_TAG = re.compile(r"<AUDCAP>(.*?)<ENDAUDCAP>", re.DOTALL)  # the sound-clips note: the sound of the scene
 
 
 @dataclass(frozen=True, slots=True)
 class PromptTags:
-    """A prompt split by seed 004's tags: the picture, the speech (``<S>...<E>``) and the sound (``<AUDCAP>...``)."""
+    """A prompt split by the speech and sound tags: the picture, the speech (``<S>...<E>``) and the sound (``<AUDCAP>...``)."""
 
     picture: str
     speech: str | None

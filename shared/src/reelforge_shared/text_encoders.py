@@ -34,7 +34,7 @@ class Family:
     pipelines: tuple[str, ...]  # diffusers pipeline classes (``_class_name`` in model_index.json)
     model_ids: tuple[str, ...]  # shell patterns of Hugging Face ids, matched case-insensitively
     text_encoder: TextEncoder
-    hears_tags: bool = False  # makes sound: reads seed 004's speech and sound captions after the picture prompt
+    hears_tags: bool = False  # makes sound: reads the sound-clips note's speech and sound captions after the picture prompt
 
 
 UMT5 = TextEncoder("UMT5", max_tokens=512, special_tokens=1)  # WanPipeline's max_sequence_length; the end-of-sequence token

@@ -149,7 +149,8 @@ def _espeak_stand_in(tmp_path: Path) -> Path:
 
 
 def test_speech_tag_is_narrated_and_kept_out_of_the_picture_prompt(tmp_path: Path) -> None:
-    """Seed 004: <S>...<E> is spoken (espeak-ng stand-in), <AUDCAP>...<ENDAUDCAP> goes to the spec, neither is pictured."""
+    """Speech and sound tags: <S>...<E> is spoken (espeak-ng stand-in), <AUDCAP>...<ENDAUDCAP> goes to the spec;
+    neither is pictured."""
     from reelforge_shared.specs import render_spec
 
     prompt = "The man raises his glass. He says <S>Prost, auf den Baum!<E>. <AUDCAP>wind in the leaves<ENDAUDCAP>."

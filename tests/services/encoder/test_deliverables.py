@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reelforge_encoder.deliver import MB, budget_kbps, crop_size
 from reelforge_encoder.ffmpeg import Codec, encode_frames, ffmpeg_exe
 from reelforge_encoder.film_assembly import make_film
+from reelforge_encoder.renditions import MB, budget_kbps, crop_size
 from reelforge_shared.media import probe
 from reelforge_shared.storage import DeliveryKeys, Keys
 from reelforge_shared.storyboard import parse_storyboard
@@ -122,4 +122,4 @@ def test_size_budget_is_met_by_lowering_the_rate(tmp_path: Path) -> None:
     assert probe(capped.film).frame_count == 6  # the same film, at a lower rate
     assert budget_kbps(500 * MB, 264, 192) == pytest.approx(
         14_600, rel=0.01
-    )  # seed 001: 4:24 under 500 MB leaves about 14.6 Mbit/s
+    )  # the GPU brief: 4:24 under 500 MB leaves about 14.6 Mbit/s

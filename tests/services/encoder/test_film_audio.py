@@ -1,5 +1,5 @@
 """Sound through the film joined by copy (issue 11, point 5): a segment that brings its own audio (a sound model's, a
-seed 004 clip with speech and effects, an audio file) keeps it in its segment MP4 and in the film, at its own time;
+the sound-clips note clip with speech and effects, an audio file) keeps it in its segment MP4 and in the film, at its own time;
 a silent segment is silence there. The pictures are still joined by copy: same frame count, monotonic timestamps,
 a keyframe at every segment start. Tones of distinct pitches stand in for each segment's sound and are found again
 by frequency in the decoded film.
@@ -149,7 +149,7 @@ def test_segments_keep_their_sound_through_the_film_joined_by_copy(
 
 
 def test_clips_with_their_own_sound_keep_it_when_the_film_is_made_from_the_files(tmp_path: Path) -> None:
-    """``reelforge encode``'s way: clip files (seed 004's, speech and effects in them) joined with a dissolve."""
+    """``reelforge encode``'s way: clip files (the sound-clips note's, speech and effects in them) joined with a dissolve."""
     clips = []
     for n in range(1, 5):
         clip = tmp_path / f"clip{n}.mp4"

@@ -1,4 +1,4 @@
-"""Colour: seed 000's grades move contrast, saturation, warmth and brightness the way they say; normalisation
+"""Colour: the media guide's grades move contrast, saturation, warmth and brightness the way they say; normalisation
 moves a segment's light toward the storyboard's colour temperature. Measured on real encodes, read back with PyAV."""
 
 from __future__ import annotations

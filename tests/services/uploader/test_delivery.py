@@ -1,4 +1,4 @@
-"""Delivery by seed 000's rules on real S3 and PostgreSQL, with a GitLab STAND-IN (tests/support/gitlab_standin.py)."""
+"""Delivery by the media guide's rules on real S3 and PostgreSQL, with a GitLab STAND-IN (tests/support/gitlab_standin.py)."""
 
 from __future__ import annotations
 

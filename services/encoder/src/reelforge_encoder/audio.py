@@ -1,7 +1,7 @@
 """The film's sound: each segment's own sound, a music bed ducked under them, one loudness (EBU R128).
 
 A segment's sound is made as the segment is encoded (``segment_sound``): the audio its clip brought
-(a model that makes sound, a seed 004 clip with speech and effects), its narration (espeak-ng) or its
+(a model that makes sound, a clip of the sound-clips note with speech and effects), its narration (espeak-ng) or its
 audio file, mixed and cut to the segment's length. The film lays these end to end under the video it
 joins by copy (``lay_end_to_end``), fading across dissolves and fades.
 

@@ -30,7 +30,7 @@ class QualityPreset:
     preset: str  # x264/x265 speed preset; NVENC maps it onto p1..p7
 
 
-# Seed 002's VIDEO_QUALITY_PRESET (low, medium, high). High is seed 001's recipe (CRF 18, preset slow);
+# The video API guide's VIDEO_QUALITY_PRESET (low, medium, high). High is the GPU brief's recipe (CRF 18, preset slow);
 # medium is x264's own default (CRF 23); low trades about half the size for visible softness (CRF 28).
 QUALITY: dict[Quality, QualityPreset] = {
     "low": QualityPreset(crf=28, preset="veryfast"),

@@ -19,7 +19,7 @@ class EncoderSettings(CommonSettings):
     )
     video_quality: Literal["low", "medium", "high"] = Field(
         "high",
-        description="quality preset (seed 002): low CRF 28 veryfast, medium CRF 23 medium, high CRF 18 slow (HEVC: CRF +5)",
+        description="quality preset (video API guide): low CRF 28 veryfast, medium CRF 23 medium, high CRF 18 slow (HEVC +5)",
     )
     crf: int | None = Field(
         None, ge=0, le=51, description="overrides the quality preset's CRF (NVENC: cq), on the encoder's own scale"

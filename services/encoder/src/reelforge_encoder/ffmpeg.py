@@ -29,7 +29,7 @@ _NVENC_PRESETS = {
 _XFADE = {"dissolve": "fade", "fade": "fadeblack"}  # storyboard transition -> xfade transition
 _HD = {"colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709"}  # tag what scale converted to
 LOGO_SHARE = 0.15  # logo width as a share of the shorter side: the same size on the 16:9 master and on a 9:16 crop
-LOGO_MARGIN_SHARE = 0.01  # seed 000 overlays at 10:10 on a 1080-line frame: about 1 % of the shorter side
+LOGO_MARGIN_SHARE = 0.01  # the media guide overlays at 10:10 on a 1080-line frame: about 1 % of the shorter side
 
 
 DEFAULT_TIMEOUT_S = 1800.0  # REELFORGE_FFMPEG_TIMEOUT_S: a film's longest step (the film's sound) takes minutes, not half an hour

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from reelforge_encoder.audio import AUDIO_KBPS, lay_end_to_end, measure, mix, mux, normalise, segment_sound, speak
-from reelforge_encoder.deliver import MB, crop, crop_size, fit, rendition_name, thumbnail
 from reelforge_encoder.ffmpeg import Codec, FilmPart, film_frames
 from reelforge_encoder.film_joins import board_parts, compile_film, film_cuts, join_by_copy, overlaps
+from reelforge_encoder.renditions import MB, crop, crop_size, fit, rendition_name, thumbnail
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.media import probe
 from reelforge_shared.storyboard import Storyboard
@@ -36,7 +36,7 @@ class FilmResult:
 
 
 def spoken(board: Storyboard, i: int, clip_has_sound: bool) -> str | None:
-    """What espeak-ng speaks over segment ``i``: its narration, or its prompt's ``<S>...<E>`` (seed 004) unless its clip
+    """What espeak-ng speaks over segment ``i``: its narration, or its prompt's ``<S>...<E>`` (sound-clips note) unless its clip
     brought sound of its own (a sound model voiced the tag already)."""
     seg = board.segments[i]
     return seg.narration or (None if clip_has_sound else seg.tags.speech)

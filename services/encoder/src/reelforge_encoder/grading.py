@@ -1,4 +1,4 @@
-"""Grading: seed 000's grading presets and lighting normalisation toward the storyboard's colour temperature,
+"""Grading: the media guide's grading presets and lighting normalisation toward the storyboard's colour temperature,
 as ffmpeg filters. The colour science (light estimate, transfer curves) is :mod:`reelforge_shared.colour`.
 
 Normalisation reads a segment's light from its frames under the grey-world assumption (a scene
@@ -16,7 +16,7 @@ import numpy as np
 
 from reelforge_shared.colour import LUMA_RGB, cct_of_linear_rgb, light_linear_rgb
 
-# Seed 000's COLOR_GRADES; a temperature below 6500 K (neutral in sRGB) warms the picture, above cools it.
+# The media guide's COLOR_GRADES; a temperature below 6500 K (neutral in sRGB) warms the picture, above cools it.
 GRADES: dict[str, dict[str, float]] = {
     "action": {"contrast": 1.3, "saturation": 1.2, "temperature": 6500, "gamma": 1.1},
     "romantic": {"contrast": 0.9, "saturation": 0.8, "temperature": 4500, "gamma": 1.0},

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from reelforge_encoder.audio import mux
 from reelforge_encoder.codecs import codec_for_quality
-from reelforge_encoder.deliver import crop_pieces, crop_size, rendition_name, thumbnail
 from reelforge_encoder.ffmpeg import Codec, Look, encode_frames, piece_path
 from reelforge_encoder.film_assembly import Resolver, make_film, narration_needs_espeak, sound_of_segment, spoken
 from reelforge_encoder.film_joins import SegmentCut, board_parts, film_cuts, segment_cut
 from reelforge_encoder.look import film_fps, segment_look, segment_rate
+from reelforge_encoder.renditions import crop_pieces, crop_size, rendition_name, thumbnail
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import Event, FilmEncoded, FilmRequested, SegmentEncoded, SegmentGenerated
 from reelforge_shared.references import check_image
@@ -44,7 +44,7 @@ class EncoderDeps:
 
 
 def with_quality(deps: EncoderDeps, board: Storyboard) -> EncoderDeps:
-    """The job's own quality preset (``output.quality``: seed 002's endpoints) instead of the encoder's, when it has one."""
+    """The job's own quality preset (``output.quality``: the video endpoints) instead of the encoder's, when it has one."""
     if board.output.quality is None:
         return deps
     return dataclasses.replace(deps, codec=codec_for_quality(deps.codec, board.output.quality))

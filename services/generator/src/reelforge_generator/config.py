@@ -126,7 +126,7 @@ class GeneratorSettings(CommonSettings):
     vae_decode: Literal["batched", "sliced"] = Field(
         "batched", description="decode a batch's frames in one VAE call or one by one (less memory, same images)"
     )
-    # GPU safety (seed 001: offload above 40 GB, pause above 85 °C, resume at 80 °C, poll every 10 s).
+    # GPU safety (the GPU brief: offload above 40 GB, pause above 85 °C, resume at 80 °C, poll every 10 s).
     vram_limit_gb: float = Field(
         40.0, gt=0, description="above this (NVML, all processes) batches shrink, then the model is offloaded"
     )

@@ -1,4 +1,4 @@
-"""GPU safety between batches: a thermal pause and a VRAM ceiling (seed 001: pause above 85 °C, 40 GB).
+"""GPU safety between batches: a thermal pause and a VRAM ceiling (the GPU brief: pause above 85 °C, 40 GB).
 
 Both run before every UNet batch, read a :class:`~reelforge_generator.gpu.GpuSource` and take
 their clock and sleep as arguments, so tests drive them with scripted readings and no waiting.

@@ -1,7 +1,7 @@
 """Seed families and shared latents: what keeps a segment's frames, cast and location coherent.
 
 Every frame of a segment starts from the same *segment latent*, a fixed mix of the location's
-noise, each character's noise and the segment's own noise (seed 001: one seed series per
+noise, each character's noise and the segment's own noise (the GPU brief: one seed series per
 character and per location). Frames then vary by a small angle toward a slowly moving random walk,
 so consecutive frames move rather than jump. Each frame's latent depends only on the seeds and its
 index, so a resumed segment renders exactly the frames it lacks.

@@ -4,7 +4,7 @@ CLIP reads 77 tokens (75 and its begin/end tokens). A longer prompt is cut into 
 each encoded with its own begin and end token, the embeddings concatenated and the negative prompt
 padded to the same length: the technique of compel, which does it here (for SDXL both text
 encoders). Prompt text is passed literally: compel's weighting syntax (parentheses, brackets) is
-escaped. Seed 004's ``<S>…<E>`` speech and ``<AUDCAP>…<ENDAUDCAP>`` sound captions are not in the
+escaped. The sound-clips note's ``<S>…<E>`` speech and ``<AUDCAP>…<ENDAUDCAP>`` sound captions are not in the
 picture prompt (``reelforge_shared.specs``); they travel in the spec for a model that makes sound.
 """
 
@@ -36,7 +36,7 @@ class PromptReport:
 
 
 def model_prompt(spec: RenderSpec) -> str:
-    """The picture prompt; seed 004's speech and sound captions travel beside it (``spec.speech``, ``spec.audio_caption``)."""
+    """The picture prompt; the speech and sound tags travel beside it (``spec.speech``, ``spec.audio_caption``)."""
     return spec.prompt
 
 

@@ -1,6 +1,6 @@
 """Video models that make sound with the picture (LTX-2): one prompt, a clip of frames and its audio.
 
-The model hears what the segment says and sounds like: seed 004's ``<S>…<E>`` speech and
+The model hears what the segment says and sounds like: the sound-clips note's ``<S>…<E>`` speech and
 ``<AUDCAP>…<ENDAUDCAP>`` sound captions, taken out of the picture prompt by the storyboard
 (``spec.speech``, ``spec.audio_caption``), go back into this model's prompt as plain sentences.
 The Gemma text encoder reads at most ``max_sequence_length`` tokens (the pipeline pads every prompt

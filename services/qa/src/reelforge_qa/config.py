@@ -27,7 +27,7 @@ class QaSettings(_GateSettings):
         0.85,
         ge=0,
         le=1,
-        description="film checks: minimum continuity score per character, location, light and join (seed 001: > 0.85)",
+        description="film checks: minimum continuity score per character, location, light and join (Continuity: > 0.85)",
     )
     qa_film_sample_frames: int = Field(8, ge=1, description="colour frames per segment for the film-level continuity descriptors")
     qa_embedding_model: str | None = Field(

@@ -46,7 +46,7 @@ class SegmentVideo:
 
 @dataclass(frozen=True, slots=True)
 class FilmThresholds:
-    continuity: float = 0.85  # seed 001: continuity score > 0.85; also light and joins
+    continuity: float = 0.85  # requirement Continuity: score > 0.85; also light and joins
     sample_frames: int = 8  # colour frames per segment for the descriptors
     embedding_frames: int = 4  # frames per segment through the embedding model (slow on a CPU)
 

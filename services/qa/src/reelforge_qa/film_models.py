@@ -2,7 +2,7 @@
 
 Plain pydantic models so the report is JSON (``model_dump(mode="json")``) beside the job report
 and the HTML report reads it back. Scores are in [0, 1], 1 is good; a check passes at or above
-its threshold (seed 001: continuity > 0.85).
+its threshold (requirement Continuity: > 0.85).
 """
 
 from __future__ import annotations

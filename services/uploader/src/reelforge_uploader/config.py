@@ -9,7 +9,7 @@ class UploaderSettings(CommonSettings):
     )
     gitlab_project: str | None = Field(None, description="GitLab project id or path (group/media-assets) that receives uploads")
     gitlab_token: SecretStr | None = Field(None, description="GitLab access token (api scope) for uploads")
-    gitlab_threshold_bytes: int = Field(1 << 20, ge=0, description="videos larger than this go to GitLab (seed 000: 1 MB)")
+    gitlab_threshold_bytes: int = Field(1 << 20, ge=0, description="videos larger than this go to GitLab (Large media to GitLab)")
     gitlab_split_bytes: int = Field(
         50 << 20, ge=1024, description="videos larger than this are uploaded in numbered parts of this size plus a manifest"
     )

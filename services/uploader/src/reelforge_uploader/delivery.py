@@ -1,4 +1,4 @@
-"""Delivery by seed 000's rules: where each object goes, the HEAD gate, and its asset row.
+"""Delivery by the media guide's rules: where each object goes, the HEAD gate, and its asset row.
 
 - A video over ``REELFORGE_GITLAB_THRESHOLD_BYTES`` (1 MiB) is uploaded to the GitLab project
   (``REELFORGE_GITLAB_URL``/``_PROJECT``/``_TOKEN``, project uploads through python-gitlab); a

@@ -1,6 +1,6 @@
-"""Deliverables from one master (seed 000's recipes): centre crops, a thumbnail, a logo, a size budget.
+"""Deliverables from one master (the media guide's recipes): centre crops, a thumbnail, a logo, a size budget.
 
-The size budget (seed 001: the film under 500 MB) is met by choosing the rate: a rendition is
+The size budget (the GPU brief: the film under 500 MB) is met by choosing the rate: a rendition is
 encoded at the quality preset, and only when the file is over budget is it encoded again with
 the rate capped (CRF with a VBV ceiling) at what the budget allows for its duration.
 """
@@ -18,7 +18,7 @@ from reelforge_shared.errors import PermanentError
 
 MB = 1_000_000  # budgets are in decimal megabytes, as file sizes are shown
 RATIOS = {"9:16": (9, 16), "1:1": (1, 1)}
-THUMBNAIL_AT_S = 5.0  # seed 000 takes the still at 00:00:05 (or mid-film when the film is shorter than 10 s)
+THUMBNAIL_AT_S = 5.0  # the media guide takes the still at 00:00:05 (or mid-film when the film is shorter than 10 s)
 MAX_BUDGET_TRIES = 3
 
 
@@ -67,7 +67,7 @@ def crop_pieces(
 
 
 def thumbnail(video: Path, duration_s: float, out: Path, exe: str) -> Path:
-    """A JPEG still (full-range, best quality) at seed 000's 5 s, or mid-film for a short film."""
+    """A JPEG still (full-range, best quality) at the media guide's 5 s, or mid-film for a short film."""
     at = min(THUMBNAIL_AT_S, duration_s / 2)
     still = ffmpeg.input(str(video), ss=f"{at:.3f}").video.filter("scale", out_range="pc").filter("format", "yuvj420p")
     run(still.output(str(out), vframes=1, **{"q:v": 2}), exe, f"thumbnail {out.name}")
