@@ -10,7 +10,9 @@ import pytest
 
 from reelforge.stack import local_stack
 from reelforge_shared.assets import PostgresAssetRegistry
+from reelforge_shared.bus import Bus
 from reelforge_shared.errors import TransientError
+from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_uploader.delivery import Delivery, GitLabUploads, join_parts
 
 KB = 1024
@@ -114,10 +116,16 @@ async def test_gateway_serves_a_jobs_asset_rows_from_postgres(
     _put(store, settings, "jobs/z/final.mp4", 70 * KB)
     _delivery(store, settings, registry, gitlab_standin).deliver(job, "jobs/z/final.mp4", f"{job}/final.mp4")
     async with local_stack(tmp_path, names=["gateway"], assets_database_url=postgres_url, **overrides) as stack:
+        bus = await Bus.connect(stack.settings)
+        try:  # the job exists in the job store (the gateway answers 404 for a job nobody owns)
+            await (await Ledger.open(bus)).create(JobRecord(job_id=job))
+        finally:
+            await bus.close()
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
             body = (await client.get("/v1/assets", params={"job": job})).json()
             rows = [(a["name"], a["storage_provider"], a["file_size"]) for a in body["assets"]]
             assert rows == [(f"{job}/final.mp4", "gitlab", 70 * KB)]
-            assert (await client.get("/v1/assets", params={"job": "j-none"})).json()["assets"] == []
+            missing = await client.get("/v1/assets", params={"job": "j-none"})
+            assert missing.status_code == 404, missing.text
             bad = await client.get("/v1/assets", params={"job": "../etc"})
             assert bad.status_code == 422 and "job" in bad.text
