@@ -24,6 +24,10 @@ def timeline(
     gateway: Annotated[
         str, typer.Option(help="gateway URL (a job id)", envvar="REELFORGE_GATEWAY_URL")
     ] = "http://127.0.0.1:8080",
+    import_: Annotated[
+        Path | None,
+        typer.Option("--import", help="send this edited .otio back to the job (a job id): edited prompts/seeds are re-rendered"),
+    ] = None,
 ) -> None:
     """Export a finished film's timeline: one video track with the shots and transitions, sound, alternate takes on
     disabled tracks, QA findings as markers, each clip's prompt, seed, model and QA scores as metadata."""
@@ -34,6 +38,9 @@ def timeline(
         console.print(f"[red]--format {format!r}: one of {', '.join(FORMATS)}[/red]")
         raise typer.Exit(2)
     out = Path(job_or_out)
+    if import_ is not None:
+        _import(job_or_out, import_, gateway)
+        return
     if not out.is_dir():
         _from_gateway(job_or_out, format, bundle, output, version, gateway)
         return
@@ -77,3 +84,18 @@ def _from_gateway(job: str, fmt: str, bundle: bool, output: Path | None, version
                 for chunk in response.iter_bytes():
                     f.write(chunk)
     console.print(f"{target}")
+
+
+def _import(job: str, edited: Path, gateway: str) -> None:
+    """POST the edited timeline to the job (``POST /v1/jobs/{id}/timeline``); the gateway's refusal is printed as is."""
+    import httpx
+
+    token = os.environ.get("REELFORGE_API_TOKEN")
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+    with httpx.Client(base_url=gateway, headers=headers, timeout=60) as client:
+        answer = client.post(f"/v1/jobs/{job}/timeline", content=edited.read_bytes())
+    if answer.status_code != 202:
+        console.print(f"[red]{answer.status_code}: {answer.text[:1000]}[/red]", soft_wrap=True)
+        raise typer.Exit(2 if answer.status_code == 422 else 1)
+    queued = [n for n, s in answer.json()["segments"].items() if s["stage"] == "queued"]
+    console.print(f"job {job}: re-rendering segments {', '.join(queued)}; a new film version follows")

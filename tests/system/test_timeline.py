@@ -358,6 +358,8 @@ async def test_the_review_page_plays_the_film_shows_each_segment_and_re_renders_
 
 async def test_an_edited_timeline_re_imports_as_a_re_render_and_refuses_what_it_cannot_do(finished: dict, tmp_path: Path) -> None:
     """After the review page's re-render (version 2), the exported timeline comes back edited (runs last: it moves the job)."""
+    import asyncio
+
     import httpx
 
     from reelforge.stack import local_stack
@@ -397,6 +399,11 @@ async def test_an_edited_timeline_re_imports_as_a_re_render_and_refuses_what_it_
                 assert refused.json()["error"] == "timeline_refused" and refused.json()["details"]["clip"] == clip
             unchanged = await post(read(exported))
             assert unchanged.status_code == 422 and "nothing changed" in unchanged.json()["message"]
+            # The CLI sends it the same way (`reelforge timeline JOB --import FILE`) and prints the refusal.
+            (tmp_path / "same.otio").write_text(exported)
+            cli = ["timeline", job, "--import", str(tmp_path / "same.otio"), "--gateway", stack.gateway_url]
+            result = await asyncio.to_thread(CliRunner().invoke, app, cli, env={"REELFORGE_API_TOKEN": "tok-alice-secret"})
+            assert result.exit_code == 2 and "nothing changed" in result.output
             assert (await client.post(f"/v1/jobs/{job}/timeline", content=b"{not json")).status_code == 422
             assert (await post(read(exported), who=BOB)).status_code == 404  # not bob's job
 
