@@ -4,6 +4,7 @@ const jobId = decodeURIComponent(location.pathname.split("/").filter(Boolean).po
 const KEY = "reelforge-token";
 const $ = (id) => document.getElementById(id);
 let job = null, links = null, lastEvent = 0, following = false;
+class Refused extends Error {}  // this token cannot see this job (refused, or not its job): ask for another one
 
 function headers(extra = {}) {
   const token = sessionStorage.getItem(KEY);
@@ -12,7 +13,10 @@ function headers(extra = {}) {
 
 async function api(path, options = {}) {
   const answer = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}${path}`, { ...options, headers: headers(options.headers) });
-  if (answer.status === 401) { sessionStorage.removeItem(KEY); showLogin("That token was refused."); throw new Error("unauthorised"); }
+  if (answer.status === 401) { sessionStorage.removeItem(KEY); throw new Refused("That token was refused."); }
+  if (answer.status === 404) {  // another owner's job answers exactly as a job that does not exist
+    sessionStorage.removeItem(KEY); throw new Refused(`Job ${jobId} not found for this token.`);
+  }
   if (!answer.ok) { const body = await answer.json().catch(() => ({})); throw new Error(body.message || answer.statusText); }
   return answer;
 }
@@ -22,12 +26,24 @@ function showLogin(message) {
   $("status").textContent = message || "Enter an API token to review this job.";
 }
 
+// Progress: each segment's stage counts for its step (queued 0 ... delivered 4), and the film for one step more.
+const STEPS = { queued: 0, generated: 1, encoded: 2, checked: 3, delivered: 4, failed: 0 };
+
 function setStatus() {
-  const done = Object.values(job.segments).filter((s) => s.stage === "delivered").length;
+  const segments = Object.values(job.segments);
+  const done = segments.filter((s) => s.stage === "delivered").length;
   $("status").textContent = `${job.status} · ${done} of ${job.segment_count} segments delivered` +
     (job.films && Object.keys(job.films).length ? ` · film version ${Math.max(...Object.keys(job.films).map(Number))}` : "");
-  $("progress").max = job.segment_count + 1;
-  $("progress").value = done + (["completed"].includes(job.status) ? 1 : 0);
+  $("progress").max = 4 * job.segment_count + 1;
+  $("progress").value = segments.reduce((sum, s) => sum + (STEPS[s.stage] || 0), 0) + (job.status === "completed" ? 1 : 0);
+  for (const [n, seg] of Object.entries(job.segments)) {
+    const stage = document.querySelector(`#segments .card[data-index="${Number(n)}"] .stage`);
+    if (stage) stage.textContent = stageText(seg);
+  }
+}
+
+function stageText(seg) {
+  return `${seg.stage}, take ${seg.attempt}` + (seg.qa_passed === false ? " · QA flagged" : "");
 }
 
 function player() {
@@ -68,7 +84,7 @@ function cards() {
     card.querySelector(".thumb").alt = `segment ${n} ${seg.id}`;
     card.querySelector("h2").textContent = `${n} · ${seg.id}`;
     card.querySelector(".prompt").textContent = (seg.spec && seg.spec.prompt) || "";
-    card.querySelector(".stage").textContent = `${seg.stage}, take ${seg.attempt}` + (seg.qa_passed === false ? " · QA flagged" : "");
+    card.querySelector(".stage").textContent = stageText(seg);
     const table = card.querySelector(".scores");
     for (const [gate, score] of Object.entries(seg.qa_scores || {})) {
       const row = table.insertRow(); row.insertCell().textContent = gate; row.insertCell().textContent = score.toFixed(3);
@@ -103,11 +119,15 @@ async function follow() {  // the job's SSE stream, read with fetch (EventSource
   try {
     const answer = await api("/events", { headers: { "Last-Event-ID": String(lastEvent) } });
     const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
+    let buffer = "", held = "";
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      buffer += value;
+      // Server-sent events end their lines with CRLF, LF or CR (sse-starlette sends CRLF): all made LF before
+      // splitting; a CR that ends a chunk waits for the next one, which may start with its LF.
+      const text = held + value;
+      held = text.endsWith("\r") ? "\r" : "";
+      buffer += text.slice(0, text.length - held.length).replace(/\r\n?/g, "\n");
       let end;
       while ((end = buffer.indexOf("\n\n")) >= 0) {
         const block = buffer.slice(0, end); buffer = buffer.slice(end + 2);
@@ -116,7 +136,8 @@ async function follow() {  // the job's SSE stream, read with fetch (EventSource
         if (id) lastEvent = Number(id.slice(3));
         if (!data) continue;
         const change = JSON.parse(data);
-        if (change.index && job.segments[change.index]) job.segments[change.index].stage = change.stage || job.segments[change.index].stage;
+        const seg = change.index && job.segments[change.index];
+        if (seg && change.stage) seg.stage = change.stage;
         job.status = change.status || job.status;
         setStatus();
       }
@@ -137,5 +158,8 @@ async function load() {
 }
 
 $("versions").addEventListener("change", (e) => { $("player").src = links.films[e.target.value]; $("player").dataset.version = e.target.value; });
-$("login").addEventListener("submit", (e) => { e.preventDefault(); sessionStorage.setItem(KEY, $("token").value); load().catch((err) => showLogin(err.message)); });
-load().catch((error) => { if (error.message !== "unauthorised") showLogin(error.message); });
+function start() {
+  load().catch((error) => showLogin(error instanceof Refused ? error.message : `Could not load the job: ${error.message}`));
+}
+$("login").addEventListener("submit", (e) => { e.preventDefault(); sessionStorage.setItem(KEY, $("token").value); start(); });
+if (sessionStorage.getItem(KEY)) start(); else showLogin();
