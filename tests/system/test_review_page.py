@@ -31,12 +31,19 @@ BOARD = {
     ],
 }
 ARTEFACTS = Path(__file__).resolve().parents[2] / "out" / "test-artefacts"  # out/ is ignored by git
-# Every value the progress bar takes, in order (setting HTMLProgressElement.value sets its attribute).
+# Every value the progress bar takes, in order (setting HTMLProgressElement.value sets its attribute), and each
+# still that appears on a card while the job runs.
 RECORD_PROGRESS = """
 window.progressSeen = [];
+window.stillsSeen = [];
 document.addEventListener("DOMContentLoaded", () => {
   const bar = document.getElementById("progress");
   new MutationObserver(() => window.progressSeen.push([bar.value, bar.max])).observe(bar, { attributes: true });
+  // Stills given to cards already on the page (a rebuild sets them before the cards are attached), and the status then.
+  new MutationObserver((changes) => {
+    const said = document.getElementById("status").textContent;
+    for (const c of changes) window.stillsSeen.push([c.target.closest(".card").dataset.index, said]);
+  }).observe(document.getElementById("segments"), { subtree: true, attributeFilter: ["src"] });
 });
 """
 
@@ -94,6 +101,9 @@ async def test_the_review_page_follows_a_running_job_to_its_film_and_hides_other
             assert values == sorted(values) and values[-1] == top == seen[-1][1], seen
             # Steps between nothing and the film, seen while it ran (a page that only reloads at the end jumps 0 -> top).
             assert len({v for v in values if 0 < v < top}) >= 3, seen
+            # Each segment's still shows on its card as soon as it is encoded, before the film is made.
+            stills = await page.evaluate("window.stillsSeen")
+            assert {n for n, said in stills if "completed" not in said} == {"1", "2", "3"}, stills
 
             assert await player.evaluate(
                 "v => new Promise(ok => v.readyState >= 1 ? ok(v.duration) : v.onloadedmetadata = () => ok(v.duration))"

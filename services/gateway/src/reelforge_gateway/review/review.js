@@ -138,12 +138,26 @@ async function follow() {  // the job's SSE stream, read with fetch (EventSource
         const change = JSON.parse(data);
         const seg = change.index && job.segments[change.index];
         if (seg && change.stage) seg.stage = change.stage;
+        if (seg && ["encoded", "checked", "delivered"].includes(change.stage)) stillsSoon();
         job.status = change.status || job.status;
         setStatus();
       }
     }
   } finally { following = false; }
   await load();
+}
+
+let stillsTimer = null;
+function stillsSoon() {  // a segment encoded while the page watches: its still, without rebuilding the cards
+  if (stillsTimer === null) stillsTimer = setTimeout(() => { stillsTimer = null; stills().catch(() => {}); }, 300);
+}
+
+async function stills() {
+  links = await (await api("/media")).json();
+  for (const [n, media] of Object.entries(links.segments)) {
+    const img = document.querySelector(`#segments .card[data-index="${Number(n)}"] .thumb`);
+    if (img && media.thumbnail && !img.getAttribute("src")) img.src = media.thumbnail;
+  }
 }
 
 async function load() {
