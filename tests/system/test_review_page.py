@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow  # a film through every service while a browser wa
 TOKENS = {"api_tokens": "alice:tok-alice-secret,bob:tok-bob-secret"}
 ALICE = {"Authorization": "Bearer tok-alice-secret"}
 FAST = {"steps": 2, "batch_size": 1}  # one segment at a time: the progress has steps to show
+STREAMS = {"max_event_streams": 1}  # per token: a second open event stream is a 429
 BOARD = {
     "title": "Review me",
     "output": {"width": 64, "height": 36},
@@ -54,7 +55,7 @@ async def test_the_review_page_follows_a_running_job_to_its_film_and_hides_other
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium is missing: `make install` installs it"
     without_generator = [n for n in SERVICE_MODULES if n != "generator"]
-    async with local_stack(tmp_path / "services", names=without_generator, **overrides, **FAST, **TOKENS) as stack:
+    async with local_stack(tmp_path / "services", names=without_generator, **overrides, **FAST, **TOKENS, **STREAMS) as stack:
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
             submitted = await client.post("/v1/jobs", json=BOARD, headers=ALICE)
             assert submitted.status_code == 202, submitted.text
@@ -83,12 +84,24 @@ async def test_the_review_page_follows_a_running_job_to_its_film_and_hides_other
                 assert await page.locator("#review").is_hidden() and await page.locator("#segments .card").count() == 0
                 assert await page.evaluate("sessionStorage.getItem('reelforge-token')") is None
 
-            await page.fill("#token", "tok-alice-secret")
-            await page.click("#login button")
+            # Alice already follows the job elsewhere, at her token's limit of streams: the page says so and waits
+            # before asking again, instead of asking in a loop.
+            streams: list[str] = []
+            page.on("request", lambda r: streams.append(r.url) if r.url.endswith("/events") else None)
+            async with (
+                httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, headers=ALICE) as elsewhere,
+                elsewhere.stream("GET", f"/v1/jobs/{job}/events") as held,
+            ):
+                assert held.status_code == 200
+                await page.fill("#token", "tok-alice-secret")
+                await page.click("#login button")
+                await expect(status).to_contain_text("interrupted")
+                await page.wait_for_timeout(2000)
+                assert 1 <= len(streams) <= 2, streams
             cards = page.locator("#segments .card")
             await expect(cards).to_have_count(3)
             assert "tok-alice" not in page.url
-            await expect(status).to_contain_text("queued")
+            await expect(status).to_contain_text("queued", timeout=15_000)  # the stream given up elsewhere: followed here
             assert await page.locator("#progress").evaluate("bar => bar.value") == 0
 
             # The generator starts: the page sees each segment's stages arrive, then plays the film.

@@ -116,6 +116,7 @@ async function rerender(event, n) {
 async function follow() {  // the job's SSE stream, read with fetch (EventSource cannot send the token)
   if (following) return;
   following = true;
+  let pause = 0;
   try {
     const answer = await api("/events", { headers: { "Last-Event-ID": String(lastEvent) } });
     const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -143,7 +144,13 @@ async function follow() {  // the job's SSE stream, read with fetch (EventSource
         setStatus();
       }
     }
+  } catch (error) {
+    if (error instanceof Refused) { following = false; showLogin(error.message); return; }
+    // Refused for now (too many open streams: 429) or cut off: say so and try again after a pause, not at once.
+    $("status").textContent = `Progress stream interrupted (${error.message}); trying again in a few seconds.`;
+    pause = 3000;
   } finally { following = false; }
+  await new Promise((resume) => setTimeout(resume, pause));
   await load();
 }
 
