@@ -78,7 +78,8 @@ def test_segments_keep_their_sound_through_the_film_joined_by_copy(
 ) -> None:
     job, bucket = "j-sound", settings.work_bucket
     effects = tone(tmp_path / "effects.wav", TONES[4], 3.0)  # an audio file, longer than its segment: cut
-    store.put_file(bucket, "assets/effects.wav", effects)
+    effects_key = Keys.job_input(job, "effects.wav")  # media a storyboard names is the job's own (workers open nothing else)
+    store.put_file(bucket, effects_key, effects)
     board = {
         "output": {"width": 160, "height": 90},
         "segments": [
@@ -91,7 +92,7 @@ def test_segments_keep_their_sound_through_the_film_joined_by_copy(
                 "frames": 6,
                 "fps": 3,
                 "transition": {"type": "fade", "duration": 1.0},
-                "audio": "assets/effects.wav",
+                "audio": effects_key,
             },
         ],
         "deliverables": LEAN,
