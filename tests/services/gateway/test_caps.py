@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 
 from reelforge.stack import local_stack
+from reelforge_shared.embedded import start_nats
 
 SETTINGS = {
     "api_tokens": "alice:tok-alice-secret,bob:tok-bob-secret",
@@ -44,3 +45,20 @@ async def test_video_submissions_count_against_the_owners_cap_and_streams_are_bo
                 assert again.status_code == 200
             async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, headers=BOB) as bob:
                 assert (await bob.post("/v1/jobs", json=BOARD)).status_code == 202  # bob's cap is his own
+
+
+async def test_a_job_too_large_for_the_bus_is_refused_and_gives_its_cap_place_back(overrides, tmp_path: Path) -> None:
+    small = start_nats(tmp_path / "nats-8kb", extra="max_payload: 8KB\n")  # one segment's spec below will not fit
+    try:
+        config = overrides | SETTINGS | {"nats_url": small.url}
+        cast = {f"c{n}": {"description": f"person {n}, " + "tall " * 390, "seed": n} for n in range(5)}
+        big = {"characters": cast, "segments": [{"id": "a", "prompt": "they walk", "characters": list(cast)}]}
+        async with local_stack(tmp_path / "stack", names=["gateway"], **config) as stack:
+            async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, headers=ALICE) as client:
+                refused = await client.post("/v1/jobs", json=big)
+                assert refused.status_code == 413, refused.text[:600]
+                assert refused.json()["error"] == "job_too_large"
+                accepted = await client.post("/v1/jobs", json=BOARD)  # cap 1: the refused job holds no place
+                assert accepted.status_code == 202, accepted.text
+    finally:
+        small.stop()

@@ -160,6 +160,8 @@ async def create_job(
         deps.ledger.check_fits(record, board)
         record, created = await deps.ledger.create(record)
     except JobTooLarge as exc:
+        if deps.access.enabled:  # refused: the place in the owner's cap goes back at once, not when it turns stale
+            await deps.ledger.release(caller, job_id)
         raise ApiError(413, "job_too_large", str(exc), limit=exc.limit, size=exc.size) from None
     if not created and record.body_sha256 != digest:  # a concurrent request with the same key won
         raise ApiError(
