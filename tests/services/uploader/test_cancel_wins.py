@@ -36,9 +36,11 @@ async def test_a_job_cancelled_during_its_film_delivery_publishes_no_job_complet
         check.bind(ledger, asyncio.get_running_loop())
         assert not await check.cancelled(job)
         registry = S3AssetRegistry(store, settings.work_bucket)
-        delivery = Delivery(store, settings.work_bucket, settings.delivery_bucket, registry)
-        deps = UploaderDeps(store, settings.work_bucket, settings.delivery_bucket, delivery, WebhookDeps(secret=None, urls=[]))
-        deps.cancelled = lambda j: check(j, fresh=True)
+        buckets = {"work_bucket": settings.work_bucket, "delivery_bucket": settings.delivery_bucket}
+        delivery = Delivery(store=store, registry=registry, **buckets)
+        webhooks = WebhookDeps(secret=None, urls=[])
+        cancelled = lambda j: check(j, fresh=True)  # noqa: E731
+        deps = UploaderDeps(store=store, delivery=delivery, webhooks=webhooks, cancelled=cancelled, **buckets)
         completed = await asyncio.to_thread(handle_film, film, deps)
         assert [type(e) for e in completed] == [JobCompleted]  # not cancelled: it completes
 
