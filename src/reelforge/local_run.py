@@ -135,7 +135,7 @@ def local_media(board: Storyboard, folder: Path | None) -> dict[str, tuple[Path,
     found = {}
     for holder, key, field, kind in media_fields(board.model_dump(mode="json")):
         ref = holder.get(key)
-        if not ref or "://" in ref or ref.startswith("jobs/"):
+        if not ref or "://" in ref or ref.startswith(Keys.job("")):
             continue
         path = (base / ref).resolve() if base is not None else None
         if path is None or base is None or not path.is_relative_to(base) or not path.is_file():

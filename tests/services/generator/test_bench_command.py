@@ -12,7 +12,7 @@ import pytest
 
 from support.paths import ROOT
 
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.slow]  # the whole command on the tiny model: over a minute on two cores
 
 
 def test_gpu_bench_command_writes_json_and_markdown_on_the_cpu(tmp_path: Path, model_cache: Path) -> None:

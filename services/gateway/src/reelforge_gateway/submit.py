@@ -127,7 +127,8 @@ async def stage_media(
             ref = holder.get(key)
             if not ref or not ref.startswith("uploads/"):
                 continue
-            plain = ref.startswith(mine) and "/" not in ref[len(mine) :] and Keys.owned("_", "jobs/_/" + ref[len(mine) :])
+            name = ref[len(mine) :]  # a plain file name in the caller's own uploads folder (no "..", no sub-folder)
+            plain = ref.startswith(mine) and "/" not in name and Keys.owned("_", Keys.job_input("_", name))
             if not plain or not await asyncio.to_thread(store.exists, bucket, ref):
                 raise InvalidInput(f"{field}: {ref!r} is not one of your uploads")
             content_type = next((t for t, ext in EXTENSIONS.items() if ref.endswith(ext)), "")

@@ -35,8 +35,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from reelforge_bench.run import PEAK_TFLOPS
 from reelforge_bench.video_arch import FAMILIES, TINY_CLIP, WAN22, Clip, Scale, VideoFamily
+from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.gpu import source_for
+from reelforge_generator.renderer import FrameRenderer
+from reelforge_shared.events import RenderSpec
+from reelforge_tiny.wan import tiny_t5_tokenizer
 
 # Drift a lever may add and still count as keeping the picture: PSNR of its decoded frames against the plain
 # bf16 run's. With random weights this bounds numerical drift only.
@@ -528,11 +533,6 @@ def worker_render(options: VideoOptions, settings: dict[str, str], budget: Budge
     from diffusers import UniPCMultistepScheduler, WanPipeline
     from transformers import UMT5Config, UMT5EncoderModel
 
-    from reelforge_generator.config import GeneratorSettings
-    from reelforge_generator.renderer import FrameRenderer
-    from reelforge_shared.events import RenderSpec
-    from reelforge_tiny.wan import tiny_t5_tokenizer
-
     family = WAN22
     clip = options.clip(family)
     if options.scale == "full" and options.lever_frames:
@@ -586,8 +586,6 @@ def worker_render(options: VideoOptions, settings: dict[str, str], budget: Budge
 
 def run_video_bench(options: VideoOptions, budget: Budget, tell: Callable[[dict], None]) -> dict:
     device_name = torch.cuda.get_device_name(options.device) if options.device.startswith("cuda") else "cpu"
-    from reelforge_bench.run import PEAK_TFLOPS
-
     peak = options.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in device_name), None)
     report: dict[str, Any] = {
         "device": device_name,
