@@ -11,7 +11,7 @@ import io
 import json
 import logging
 import os
-import shutil
+import sys
 import uuid
 from asyncio.subprocess import PIPE, STDOUT
 from dataclasses import replace
@@ -185,7 +185,7 @@ async def test_a_service_does_not_start_without_the_stream(overrides: dict[str, 
     env |= {"REELFORGE_SUBJECT_PREFIX": "unbooted" + uuid.uuid4().hex[:6], "REELFORGE_LOG_JSON": "true"}
     env["REELFORGE_METRICS_PORT"] = "0"
     done = await asyncio.create_subprocess_exec(
-        shutil.which("reelforge") or "reelforge", "worker", "encoder", env=env, stdout=PIPE, stderr=STDOUT
+        sys.executable, "-m", "reelforge.cli", "worker", "encoder", env=env, stdout=PIPE, stderr=STDOUT
     )
     out, _ = await asyncio.wait_for(done.communicate(), timeout=120)
     text = out.decode()
