@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 import torch
 
+from reelforge_tiny.ltx2 import ONE_BLOCK_VAE
+
 Scale = Literal["full", "tiny"]
 
 
@@ -184,19 +186,7 @@ def _ltx2_transformer(scale: Scale) -> torch.nn.Module:
 def _ltx2_vae(scale: Scale) -> torch.nn.Module:
     from diffusers import AutoencoderKLLTX2Video
 
-    tiny = dict(  # one block each way, as the project's tiny LTX-2 (reelforge_tiny.ltx2)
-        latent_channels=16,
-        block_out_channels=(8,),
-        decoder_block_out_channels=(8,),
-        layers_per_block=(1,),
-        decoder_layers_per_block=(1, 1),
-        spatio_temporal_scaling=(True,),
-        decoder_spatio_temporal_scaling=(True,),
-        decoder_inject_noise=(False, False),
-        downsample_type=("spatial",),
-        upsample_residual=(False,),
-        upsample_factor=(1,),
-    )
+    tiny = ONE_BLOCK_VAE | {"latent_channels": 16}
     return AutoencoderKLLTX2Video(**({} if scale == "full" else tiny))
 
 

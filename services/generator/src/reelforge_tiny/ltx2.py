@@ -38,6 +38,21 @@ MEL_BINS, MEL_CHANNELS = 8, 2  # the audio VAE's output: the vocoder reads both 
 TEXT_WIDTH, TEXT_LAYERS = 32, 2  # Gemma's; LTX-2 stacks the embeddings and every layer's hidden states
 
 
+# The LTX-2 video VAE shrunk to one block each way (the benchmark's tiny scale reuses it).
+ONE_BLOCK_VAE: dict = dict(
+    block_out_channels=(8,),
+    decoder_block_out_channels=(8,),
+    layers_per_block=(1,),
+    decoder_layers_per_block=(1, 1),
+    spatio_temporal_scaling=(True,),
+    decoder_spatio_temporal_scaling=(True,),
+    decoder_inject_noise=(False, False),
+    downsample_type=("spatial",),
+    upsample_residual=(False,),
+    upsample_factor=(1,),
+)
+
+
 def tiny_gemma_tokenizer(max_length: int = MAX_SEQUENCE_LENGTH) -> PreTrainedTokenizerFast:
     """A Gemma-style tokenizer (pad 0, end 1, begin 2 prepended) over printable ASCII, one token per character."""
     vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3} | {chr(c): 4 + i for i, c in enumerate(range(33, 127))}
@@ -128,16 +143,7 @@ def _components(seed: int) -> dict:
         in_channels=3,
         out_channels=3,
         latent_channels=4,
-        block_out_channels=(8,),
-        decoder_block_out_channels=(8,),
-        layers_per_block=(1,),
-        decoder_layers_per_block=(1, 1),
-        spatio_temporal_scaling=(True,),
-        decoder_spatio_temporal_scaling=(True,),
-        decoder_inject_noise=(False, False),
-        downsample_type=("spatial",),
-        upsample_residual=(False,),
-        upsample_factor=(1,),
+        **ONE_BLOCK_VAE,
         timestep_conditioning=False,
         patch_size=1,
         patch_size_t=1,
