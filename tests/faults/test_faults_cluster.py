@@ -7,6 +7,10 @@ they reconnect to a surviving node and go on after the new leader is elected.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,3 +73,35 @@ def test_stream_leader_killed_mid_job(cluster, model_cache: Path, tmp_path_facto
         assert all(w.process.poll() is None for w in system.workers.values()), "a worker exited"
     finally:
         system.stop_all()
+
+
+def test_bootstrap_waits_for_the_cluster_to_elect_a_meta_leader(tmp_path: Path) -> None:
+    """A deploy starts the bootstrap job beside a forming cluster: it waits, then makes the stream; or names why not."""
+    nodes = start_nats_cluster(tmp_path / "nats")
+    try:
+        nodes[1].kill()
+        nodes[2].kill()  # one node of three: no quorum, no meta leader, every JetStream API call times out
+        env = os.environ | {
+            "REELFORGE_NATS_URL": ",".join(node.url for node in nodes),
+            "REELFORGE_SUBJECT_PREFIX": "boot",
+            "REELFORGE_STREAM_REPLICAS": "3",
+        }
+        command = [sys.executable, "-m", "reelforge.cli", "bootstrap"]
+        refused = subprocess.run(
+            command, env=env | {"REELFORGE_OUTAGE_TOLERANCE_S": "3"}, capture_output=True, text=True, timeout=60
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert "did not answer for 3 s (no meta leader elected yet?)" in " ".join((refused.stdout + refused.stderr).split())
+
+        waiting = subprocess.Popen(
+            command, env=env | {"REELFORGE_OUTAGE_TOLERANCE_S": "60"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(3)
+        nodes[1].restart()
+        nodes[2].restart()
+        out, err = waiting.communicate(timeout=90)
+        assert waiting.returncode == 0, err
+        assert "made stream BOOT" in out + err
+    finally:
+        for node in nodes:
+            node.stop()

@@ -132,7 +132,8 @@ class System:
         if not self.workers:  # buckets, stream and job store, made with the admin identity as a deploy does
             for bucket in (self.work_bucket, self.delivery_bucket):
                 self.store().ensure_bucket(bucket)
-            subprocess.run([find_binary("reelforge"), "bootstrap"], env=env, check=True, capture_output=True, timeout=120)
+            done = subprocess.run([find_binary("reelforge"), "bootstrap"], env=env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, f"reelforge bootstrap failed ({done.returncode}): {done.stdout}{done.stderr}"
         cmd = [find_binary("reelforge"), "worker", name]
         proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
         self.workers[name] = Worker(name, proc, port, log)

@@ -16,9 +16,10 @@ from dataclasses import dataclass, replace
 
 import nats
 from nats.aio.client import Client
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
-from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, BucketNotFoundError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 from structlog import get_logger
 
@@ -196,7 +197,8 @@ class Bus:
 async def bootstrap(settings: CommonSettings) -> list[str]:
     """``reelforge bootstrap``: make or update the stream and the KV buckets, as the settings' (admin) identity.
 
-    Waits for NATS up to ``outage_tolerance_s`` (compose starts it beside the bootstrap job).
+    Waits for NATS up to ``outage_tolerance_s`` (compose starts it beside the bootstrap job), and as long again
+    for a JetStream cluster that has not elected its meta leader yet (its API times out or answers 503).
     """
     connecting = Bus.connect(settings, name="reelforge-bootstrap", check=False)
     try:
@@ -206,7 +208,27 @@ async def bootstrap(settings: CommonSettings) -> list[str]:
             f"nats unreachable at {settings.nats_url} for {settings.outage_tolerance_s:g} s "
             "(REELFORGE_NATS_URL, REELFORGE_OUTAGE_TOLERANCE_S)"
         ) from None
+    deadline = asyncio.get_running_loop().time() + settings.outage_tolerance_s
     try:
-        return await bus.bootstrap()
+        while True:
+            try:
+                return await bus.bootstrap()  # idempotent: a retry after a partial run finishes the rest
+            except (NatsTimeoutError, ServiceUnavailableError, APIError) as exc:
+                if not _cluster_not_ready(exc) or asyncio.get_running_loop().time() >= deadline:
+                    if _cluster_not_ready(exc):
+                        raise StartupFailed(
+                            f"JetStream at {settings.nats_url} did not answer for {settings.outage_tolerance_s:g} s "
+                            f"(no meta leader elected yet?): {exc!r} (REELFORGE_OUTAGE_TOLERANCE_S)"
+                        ) from None
+                    raise
+                log.warning("bootstrap.jetstream_not_ready", error=repr(exc))
+                await asyncio.sleep(0.5)
     finally:
         await bus.close()
+
+
+def _cluster_not_ready(exc: Exception) -> bool:
+    """A JetStream cluster still electing its meta leader times out or answers 503 / 10008 (cluster not available)."""
+    if isinstance(exc, NatsTimeoutError | ServiceUnavailableError):
+        return True
+    return isinstance(exc, APIError) and (exc.code == 503 or exc.err_code in {10008, 10074})
