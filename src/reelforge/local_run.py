@@ -19,13 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from reelforge.stack import Stack, local_stack
-from reelforge_gateway.auth import ANONYMOUS
 from reelforge_gateway.config import GatewaySettings
 from reelforge_gateway.submit import new_job_id, submit_job
 from reelforge_gateway.timeline.sources import OUT_STORYBOARD, out_take_file
 from reelforge_shared.bus import Bus
 from reelforge_shared.errors import InvalidInput
-from reelforge_shared.jobs import JobRecord, Ledger
+from reelforge_shared.jobs import LOCAL_OWNER, JobRecord, Ledger
 from reelforge_shared.logging import configure_logging
 from reelforge_shared.references import ReferenceLimits, check_audio, check_image, media_fields, stored_name
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
@@ -95,7 +94,7 @@ async def _render(
         # Submitting again is harmless: every publish carries its Nats-Msg-Id, so a resumed run adds nothing new.
         reuse = GatewaySettings().shot_reuse  # REELFORGE_SHOT_REUSE=false: render every segment
         await submit_job(
-            board, bus=bus, store=store, bucket=settings.work_bucket, job_id=job_id, model=model, owner=ANONYMOUS, reuse=reuse
+            board, bus=bus, store=store, bucket=settings.work_bucket, job_id=job_id, model=model, owner=LOCAL_OWNER, reuse=reuse
         )
         console.print(f"job [bold]{job_id}[/bold] {'resumed' if resumed else 'submitted'}")
         columns = (

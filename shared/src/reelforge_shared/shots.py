@@ -45,10 +45,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from reelforge_shared.events import ModelInfo, RenderSpec, ReusedFrom, SegmentEncoded, SegmentGenerated, SegmentRequested
+from reelforge_shared.jobs.record import LOCAL_OWNER
 from reelforge_shared.storage import Keys, ObjectStore
 
 RENDER_CODE_VERSION = "1"  # bump when a change to the generator's render code changes the pixels it makes
-LOCAL_OWNER = "local"  # the owner of jobs submitted without an API identity (`reelforge run`, auth off)
 _OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _RENDER_FIGURES = ("render_s", "s_per_frame", "peak_vram_bytes")  # a reused shot took no render time
 _CONFIG_FILES = ("model_index.json", "config.json", "scheduler_config.json")

@@ -6,7 +6,8 @@ its name from then on (logs carry the name, never the token). Each name may make
 REELFORGE_RATE_LIMIT_PER_MIN requests in any minute (a moving window from the ``limits`` library;
 429 with Retry-After above it). The window's counters live in this process's memory: with several
 gateway replicas each counts on its own, so a token may make N times the limit across N replicas.
-With REELFORGE_API_AUTH=off (local mode) every caller is ``anonymous`` and no limit applies.
+With REELFORGE_API_AUTH=off (local mode) every caller is ``local`` (the owner of everything submitted without
+an API identity: `reelforge run`, `reelforge submit`, events put on the bus) and no limit applies.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from reelforge_gateway.errors import ApiError
-
-ANONYMOUS = "anonymous"
+from reelforge_shared.jobs import LOCAL_OWNER
 
 
 def parse_names(raw: str) -> frozenset[str]:
@@ -57,7 +57,7 @@ class Access:
 
     def caller(self, authorization: str | None) -> str:
         if not self.enabled:
-            return ANONYMOUS
+            return LOCAL_OWNER
         scheme, _, presented = (authorization or "").partition(" ")
         if scheme.lower() == "bearer" and presented:
             for token, name in self.tokens.items():  # compare every token in constant time
@@ -91,4 +91,4 @@ class Access:
 
 
 def caller_of(request: Request) -> str:
-    return getattr(request.state, "caller", ANONYMOUS)
+    return getattr(request.state, "caller", LOCAL_OWNER)
