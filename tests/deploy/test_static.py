@@ -130,7 +130,8 @@ def test_compose_runs_each_service_under_its_own_nats_user_and_s3_identity() -> 
     init = merged["minio-init"]
     assert init["entrypoint"] == ["/bin/sh", "/init/init.sh"]
     script = (DEPLOY / "minio" / "init.sh").read_text()
-    assert "mc admin policy attach" in script and "/init/policies/$service.json" in script
+    assert "mc admin policy attach" in script
+    assert "/init/policies/$service.json" in script
     for key in (f"REELFORGE_S3_SECRET_KEY_{service.upper()}" for service in SERVICES):
         assert init["environment"][key] == secrets[key]
     # Without the secrets compose refuses to start, naming one.
@@ -142,7 +143,8 @@ def test_compose_runs_each_service_under_its_own_nats_user_and_s3_identity() -> 
         timeout=120,
         check=False,
     )
-    assert refused.returncode != 0 and "set in .env" in refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert "set in .env" in refused.stdout + refused.stderr
 
 
 def test_compose_publishes_only_the_gateway_and_grafana_on_loopback_by_default() -> None:
@@ -162,12 +164,15 @@ def test_compose_publishes_only_the_gateway_and_grafana_on_loopback_by_default()
     ]
     for name in ("gateway", "generator", "generator-cpu", "encoder", "qa", "uploader"):  # as the pods in Kubernetes
         worker = merged[name]
-        assert worker["read_only"] is True and worker["cap_drop"] == ["ALL"], name
-        assert worker["security_opt"] == ["no-new-privileges:true"] and "/tmp" in worker["tmpfs"], name  # noqa: S108 - a path in the compose file
+        assert worker["read_only"] is True, name
+        assert worker["cap_drop"] == ["ALL"], name
+        assert worker["security_opt"] == ["no-new-privileges:true"], name
+        assert "/tmp" in worker["tmpfs"], name  # noqa: S108 - a path in the compose file
     # No lifecycle API (an open /-/quit and /-/reload), no anonymous Grafana, its admin password from .env.
     assert not [arg for arg in merged["prometheus"]["command"] if "lifecycle" in arg]
     grafana = merged["grafana"]["environment"]
-    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and grafana["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert grafana["GF_USERS_ALLOW_SIGN_UP"] == "false"
     assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == compose_secrets()["GRAFANA_ADMIN_PASSWORD"]
 
 
@@ -193,7 +198,8 @@ def test_shipped_minio_policies_and_helm_users_are_the_generated_ones() -> None:
         wanted = [{"resources": st["Resource"], "actions": st["Action"]} for st in policy["Statement"]]
         assert policies[f"reelforge-{service}"] == wanted, service
         user = users[f"reelforge-{service}"]
-        assert user["policy"] == f"reelforge-{service}" and user["existingSecretKey"] == service
+        assert user["policy"] == f"reelforge-{service}"
+        assert user["existingSecretKey"] == service
 
 
 def test_compose_gives_each_service_a_healthcheck_and_waits_for_healthy_peers() -> None:
@@ -205,7 +211,8 @@ def test_compose_gives_each_service_a_healthcheck_and_waits_for_healthy_peers() 
         for peer, condition in service.get("depends_on", {}).items():
             assert condition["condition"] in {"service_healthy", "service_completed_successfully"}, (name, peer)
     gpu = services["generator"]["deploy"]["resources"]["reservations"]["devices"][0]
-    assert gpu["driver"] == "nvidia" and gpu["capabilities"] == ["gpu"]
+    assert gpu["driver"] == "nvidia"
+    assert gpu["capabilities"] == ["gpu"]
     assert "cpu" in services["generator-cpu"]["profiles"]
     assert "sync_interval: always" in (DEPLOY / "nats" / "nats.conf").read_text()
 
@@ -225,7 +232,8 @@ def test_nats_config_is_valid_for_nats_server_and_needs_every_password() -> None
         timeout=60,
         check=False,
     )
-    assert missing.returncode != 0 and password_variable(next(iter(SERVICES))) in missing.stdout + missing.stderr
+    assert missing.returncode != 0
+    assert password_variable(next(iter(SERVICES))) in missing.stdout + missing.stderr
 
 
 def test_every_variable_in_compose_and_configmap_is_a_setting_and_the_required_ones_are_there() -> None:
@@ -280,13 +288,15 @@ def test_images_are_pinned_by_version_and_digest_and_none_is_latest() -> None:
             built_here = image.startswith("reelforge-") and image.endswith(":local") or image == "reelforge-base:bookworm"
             assert built_here or PINNED.match(image), f"{file}: {name} runs {image}, not name:version@sha256:digest"
     [base] = re.findall(r"^ARG BASE_IMAGE=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
-    assert PINNED.match(base) and base.startswith("python:3.11."), base
+    assert PINNED.match(base), base
+    assert base.startswith("python:3.11."), base
     for overlay in OVERLAYS:
         for doc in rendered(overlay):
             if doc["kind"] in WORKLOAD_KINDS:
                 for container in pod_spec(doc)["spec"]["containers"]:
                     tag = container["image"].rpartition(":")[2]
-                    assert "/" not in tag and tag not in {"", "latest"}, (overlay, container["image"])
+                    assert "/" not in tag, (overlay, container["image"])
+                    assert tag not in {"", "latest"}, (overlay, container["image"])
     nats = yaml.safe_load((DEPLOY / "k8s" / "helm" / "nats-values.yaml").read_text())["container"]["image"]
     minio = yaml.safe_load((DEPLOY / "k8s" / "helm" / "minio-values.yaml").read_text())
     compose = (ROOT / "docker-compose.yml").read_text()
@@ -333,7 +343,8 @@ def test_keda_objects_validate_with_cloudcoil_and_name_real_consumers(overlay: s
         # cloudcoil ignores unknown fields: compare what it kept with what was written.
         assert model.model_dump(by_alias=True, exclude_none=True, mode="json")["spec"] == doc["spec"]
         target = doc["spec"]["scaleTargetRef"]["name"]
-        assert target in deployments and "replicas" not in deployments[target]["spec"], "KEDA owns the count"
+        assert target in deployments, "KEDA owns the count"
+        assert "replicas" not in deployments[target]["spec"], "KEDA owns the count"
         for key in ("minReplicaCount", "maxReplicaCount", "cooldownPeriod"):
             assert key in doc["spec"]
         service = target.removeprefix("reelforge-")
@@ -342,7 +353,8 @@ def test_keda_objects_validate_with_cloudcoil_and_name_real_consumers(overlay: s
             meta = trigger["metadata"]
             assert NATS_JETSTREAM_KEYS <= set(meta), NATS_JETSTREAM_KEYS - set(meta)
             assert set(meta) <= NATS_JETSTREAM_KEYS | {"useHttps"}, set(meta) - NATS_JETSTREAM_KEYS
-            assert int(meta["lagThreshold"]) > 0 and int(meta["activationLagThreshold"]) >= 0
+            assert int(meta["lagThreshold"]) > 0
+            assert int(meta["activationLagThreshold"]) >= 0
             assert re.fullmatch(r"[\w.-]+:\d+", meta["natsServerMonitoringEndpoint"])
             assert meta["stream"] == "REELFORGE"  # Bus.stream for the default prefix
             assert meta["consumer"].startswith(f"{service}-")  # the runner's durable: {service}-{subject}
@@ -390,7 +402,9 @@ def test_every_workload_runs_non_root_read_only_without_privileges(overlay: str)
     for workload in workloads:
         name, spec = workload["metadata"]["name"], pod_spec(workload)["spec"]
         pod = spec.get("securityContext", {})
-        assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC"), name
+        assert not spec.get("hostNetwork"), name
+        assert not spec.get("hostPID"), name
+        assert not spec.get("hostIPC"), name
         scratch = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
         for container in spec["containers"] + spec.get("initContainers", []):
             context = container.get("securityContext", {})
@@ -403,7 +417,8 @@ def test_every_workload_runs_non_root_read_only_without_privileges(overlay: str)
             assert context.get("privileged", False) is False, where
             assert context.get("capabilities") == {"drop": ["ALL"]}, where
             tmp = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]  # noqa: S108 - a path in a manifest
-            assert tmp and tmp[0]["name"] in scratch, f"{where}: /tmp is not an emptyDir (the root is read-only)"
+            assert tmp, f"{where}: /tmp is not an emptyDir (the root is read-only)"
+            assert tmp[0]["name"] in scratch, f"{where}: /tmp is not an emptyDir (the root is read-only)"
 
 
 def selects(selector: dict, labels: dict[str, str]) -> bool:
@@ -495,7 +510,8 @@ def test_production_talks_tls_to_nats_and_s3_checked_against_a_mounted_ca() -> N
         volumes = {v["name"]: v for v in spec["volumes"]}
         for container in spec["containers"]:
             [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == str(ca.parent)]
-            assert volumes[mount["name"]]["configMap"]["name"] == "reelforge-ca" and mount["readOnly"] is True
+            assert volumes[mount["name"]]["configMap"]["name"] == "reelforge-ca"
+            assert mount["readOnly"] is True
     nats = yaml.safe_load((DEPLOY / "k8s" / "helm" / "nats-values.tls.yaml").read_text())
     assert nats["config"]["nats"]["tls"]["enabled"] is True
     minio = yaml.safe_load((DEPLOY / "k8s" / "helm" / "minio-values.tls.yaml").read_text())
@@ -510,7 +526,8 @@ def test_production_runs_streams_at_r3_and_helm_values_cluster_nats() -> None:
     assert configmap["data"]["REELFORGE_STREAM_REPLICAS"] == "3"
     nats = yaml.safe_load((DEPLOY / "k8s" / "helm" / "nats-values.yaml").read_text())["config"]
     assert nats["cluster"] == {"enabled": True, "replicas": 3}
-    assert nats["jetstream"]["fileStore"]["enabled"] and nats["jetstream"]["merge"]["sync_interval"] == "always"
+    assert nats["jetstream"]["fileStore"]["enabled"]
+    assert nats["jetstream"]["merge"]["sync_interval"] == "always"
     assert nats["monitor"]["port"] == 8222
     minio = yaml.safe_load((DEPLOY / "k8s" / "helm" / "minio-values.yaml").read_text())
     assert {b["name"] for b in minio["buckets"]} == {"reelforge-work", "f1-video-clips"}
@@ -545,9 +562,11 @@ def test_dashboard_loads_with_grafana_foundation_sdk() -> None:
     register_default_plugins()
     raw = dashboard()
     loaded = Dashboard.from_json(raw)
-    assert loaded.uid == "reelforge" and len(loaded.panels) == len(raw["panels"])
+    assert loaded.uid == "reelforge"
+    assert len(loaded.panels) == len(raw["panels"])
     for panel, source in zip(loaded.panels, raw["panels"], strict=True):
-        assert isinstance(panel, Panel) and panel.type_val in {"timeseries", "stat"}
+        assert isinstance(panel, Panel)
+        assert panel.type_val in {"timeseries", "stat"}
         assert [t.expr for t in panel.targets if isinstance(t, Dataquery)] == [t["expr"] for t in source["targets"]]
     again = json.loads(json.dumps(loaded, cls=JSONEncoder))
     assert [p["title"] for p in again["panels"]] == [p["title"] for p in raw["panels"]]
@@ -575,7 +594,8 @@ def test_dashboard_json_is_the_one_its_script_writes() -> None:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("dashboard", DEPLOY / "grafana" / "dashboard.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     written = (DEPLOY / "grafana" / "dashboards" / "reelforge.json").read_text()

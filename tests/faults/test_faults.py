@@ -122,8 +122,10 @@ def test_sigterm_drains_the_generator_and_the_next_one_resumes(system: System) -
     system.start("generator")
     _await(check_job(system, job, 2))
     handled = [line for line in log_lines(old) if line.get("event") == "event.handled"]
-    assert code == 0 and took < 2 + 15, (code, took)  # REELFORGE_DRAIN_S=2, plus the process's own exit
-    assert handled and handled[-1]["outcome"] in {"handed-back", "ok"}, handled[-1:]
+    assert code == 0, (code, took)
+    assert took < 2 + 15, (code, took)  # REELFORGE_DRAIN_S=2, plus the process's own exit
+    assert handled, handled[-1:]
+    assert handled[-1]["outcome"] in {"handed-back", "ok"}, handled[-1:]
     assert stored >= 1  # what it rendered stays stored: the next generator renders only the rest
 
 
@@ -157,7 +159,8 @@ def test_poison_on_every_subject_is_dead_lettered_and_the_job_goes_on(system: Sy
     job = system.submit(storyboard("after poison", segments=2))
     _await(check_job(system, job, 2))
     failed = _await(wait_for_event(system.nats_url, system.prefix, "segment.failed", "j-poison", timeout=120))
-    assert failed["stage"] == "encoder" and failed["error"]
+    assert failed["stage"] == "encoder"
+    assert failed["error"]
     letters = [body for subject, body in _await(stream_events(system.nats_url, system.prefix)) if subject.startswith("dead.")]
     poisoned = {
         (letter["service"], event_subject(letter["subject"].split(".", 1)[1]))
@@ -165,7 +168,8 @@ def test_poison_on_every_subject_is_dead_lettered_and_the_job_goes_on(system: Sy
         if b"not an event" in base64.b64decode(letter["preview"])
     }
     consumers = _await(_consumers(system))  # every (service, subject) a worker consumes
-    assert consumers and consumers <= poisoned, f"not dead-lettered: {sorted(consumers - poisoned)}"
+    assert consumers, f"not dead-lettered: {sorted(consumers - poisoned)}"
+    assert consumers <= poisoned, f"not dead-lettered: {sorted(consumers - poisoned)}"
     _all_alive(system)
 
 
@@ -255,7 +259,8 @@ def test_a_job_failed_past_the_outage_tolerance_resumes_when_resubmitted(
     system.wait_ready(("generator",))
     store = system.store()
     stored = {n: len(store.list_keys(system.work_bucket, Keys.frames(job, n))) for n in (1, 2, 3)}
-    assert stored[1] == 2 and stored[2] >= 1, stored
+    assert stored[1] == 2, stored
+    assert stored[2] >= 1, stored
 
     assert system.submit(board, idempotency_key="resume-1") == job  # the same job, resumed
     events = _await(check_job(system, job, 3))

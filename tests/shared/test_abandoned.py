@@ -100,9 +100,11 @@ async def test_a_wedged_handler_retires_its_worker_and_the_redelivery_runs_on_an
     await event_log.wait_for(lambda: event_log.of(SegmentGenerated), timeout=60)
     await bus.close()
     assert [who for who, _ in calls] == ["first", "second"]
-    assert first.health.state == "RETIRING" and not first.health.ok
+    assert first.health.state == "RETIRING"
+    assert not first.health.ok
     retired = await asyncio.wait_for(asyncio.gather(first_task, return_exceptions=True), 30)
-    assert isinstance(retired[0], WorkerRetired) and "wedged" in str(retired[0])
+    assert isinstance(retired[0], WorkerRetired)
+    assert "wedged" in str(retired[0])
     assert second.health.ok
     release.set()
     second_stop.set()

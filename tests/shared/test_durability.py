@@ -24,7 +24,8 @@ def test_the_embedded_server_fsyncs_every_write_on_file_storage(tmp_path: Path) 
             jetstream = json.loads(r.read())["jetstream"]["config"]
     finally:
         server.stop()
-    assert jetstream["sync_always"] is True and jetstream["store_dir"].startswith(str(tmp_path / "jetstream"))
+    assert jetstream["sync_always"] is True
+    assert jetstream["store_dir"].startswith(str(tmp_path / "jetstream"))
 
 
 def test_every_shipped_jetstream_config_says_sync_interval_always() -> None:

@@ -43,7 +43,9 @@ async def test_a_rebinding_name_is_connected_at_the_address_that_was_checked(ser
     )
     response = await egress.request("POST", public.url("/hook", name="hooks.example"), content=b"signed")
     await egress.aclose()
-    assert response.status_code == 200 and len(public.requests) == 1 and internal.requests == []
+    assert response.status_code == 200
+    assert len(public.requests) == 1
+    assert internal.requests == []
     assert b"host: hooks.example:" in public.requests[0].lower()  # the name stays the Host header
 
 
@@ -85,7 +87,8 @@ async def test_a_name_answering_loopback_is_refused_before_anything_is_sent(serv
 )
 def test_internal_addresses_and_their_ipv6_forms_are_refused(address: str, reason: str) -> None:
     found = refusal(ipaddress.ip_address(address))
-    assert found is not None and reason in found
+    assert found is not None
+    assert reason in found
 
 
 def test_public_addresses_and_their_nat64_form_are_allowed() -> None:
@@ -110,7 +113,8 @@ async def test_a_redirect_to_loopback_is_not_followed(servers: tuple[Server, Ser
     egress = guard(max_redirects=5)
     with pytest.raises(EgressRefused, match="127.0.0.1.*loopback"):
         await egress.request("GET", public.url("/image.png"))
-    assert len(public.requests) == 1 and internal.requests == []
+    assert len(public.requests) == 1
+    assert internal.requests == []
 
 
 async def test_a_redirect_to_an_allowed_target_is_followed_and_a_scheme_change_is_refused(servers: tuple[Server, Server]) -> None:
@@ -199,7 +203,8 @@ async def test_https_to_the_checked_address_keeps_the_name_for_sni_and_the_certi
     egress = Egress(policy=EgressPolicy(allow_networks=allow), resolver=lambda host, port: [PUBLIC], verify=trust)
     try:
         response = await egress.request("GET", public.url("/a.png", name="media.example"))
-        assert response.content == b"ok" and names == ["media.example"]  # SNI is the URL's name, not the address
+        assert response.content == b"ok"
+        assert names == ["media.example"]
         assert b"host: media.example:" in public.requests[0].lower()
         with pytest.raises(EgressFailed, match="certificate|hostname|IP address mismatch"):  # verification is on
             await egress.request("GET", public.url("/a.png"))

@@ -60,7 +60,9 @@ def test_follow_carries_the_envelope_and_refuses_it_by_hand() -> None:
         )
     assert FilmRequested.follow(checked, segment_count=4).job_id == "j-env"  # a job event takes the job alone
     failed = _encoded(2).failure("qa", "boom")
-    assert isinstance(failed, SegmentFailed) and failed.attempt == 2 and failed.index == 3
+    assert isinstance(failed, SegmentFailed)
+    assert failed.attempt == 2
+    assert failed.index == 3
 
 
 def test_a_regeneration_only_moves_the_attempt_forward() -> None:
@@ -95,7 +97,8 @@ async def test_a_handler_cannot_drop_the_attempt(settings, event_log) -> None:
     await stop_service(stop, task)
     await bus.close()
     assert not event_log.of(SegmentChecked)
-    assert failed[0].attempt == 2 and "carries attempt 1, but it follows attempt 2" in failed[0].error
+    assert failed[0].attempt == 2
+    assert "carries attempt 1, but it follows attempt 2" in failed[0].error
     assert "attempt 1" in (await dead_letters(settings))[0]["error"]
 
 
@@ -119,7 +122,9 @@ async def test_the_uploader_keeps_the_attempt(overrides, settings, store) -> Non
         model=MODEL,
     )
     [delivered] = handle_checked(checked, deps)
-    assert isinstance(delivered, SegmentDelivered) and delivered.attempt == 2 and delivered.segment_id == "s3"
+    assert isinstance(delivered, SegmentDelivered)
+    assert delivered.attempt == 2
+    assert delivered.segment_id == "s3"
 
 
 def test_no_service_builds_an_object_key_by_hand() -> None:

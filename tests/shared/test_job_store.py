@@ -83,8 +83,11 @@ async def test_600_segments_with_long_cast_descriptions_complete_the_ledger_unde
             films += publish
         assert [(type(e), e.version) for e in films] == [(FilmRequested, 1)]
         record = await ledger.get(job)
-        assert record is not None and record.status == "running" and record.count("delivered") == SEGMENTS
-        assert record.segments[SEGMENTS].spec == spec and record.segments[1].delivery_key == "d1"
+        assert record is not None
+        assert record.status == "running"
+        assert record.count("delivered") == SEGMENTS
+        assert record.segments[SEGMENTS].spec == spec
+        assert record.segments[1].delivery_key == "d1"
         assert len(await ledger.changes(job)) == record.change_id == 1 + 2 * SEGMENTS  # created, then each request and delivery
         largest = max(len(e.value or b"") for e in [await ledger.kv.get(k) for k in await ledger.kv.keys()])
         assert largest < 100_000  # the head is small; each segment is its own value
@@ -105,7 +108,9 @@ async def test_a_segment_that_cannot_fit_max_payload_is_refused_naming_the_limit
         with pytest.raises(JobTooLarge) as refused:
             ledger.check_fits(record, board)
         message = str(refused.value)
-        assert refused.value.limit < 20_000 and "max_payload" in message and str(refused.value.limit) in message
+        assert refused.value.limit < 20_000
+        assert "max_payload" in message
+        assert str(refused.value.limit) in message
         assert await ledger.get("j-small") is None  # nothing stored
     finally:
         await bus.close()
@@ -117,7 +122,8 @@ async def test_twenty_concurrent_reservations_at_cap_one_hold_exactly_one_place_
         ledgers = [await Ledger.open(bus) for bus in buses]
         held = await asyncio.gather(*(ledgers[i % 4].reserve("alice", f"j-cap-{i}", 1) for i in range(20)))
         winners = [i for i, (ok, _) in enumerate(held) if ok]
-        assert len(winners) == 1 and all(count == 1 for _, count in held)
+        assert len(winners) == 1
+        assert all(count == 1 for _, count in held)
         assert (await ledgers[0].reserve("alice", f"j-cap-{winners[0]}", 1))[0]  # the same job keeps its place
         assert (await ledgers[1].reserve("bob", "j-cap-bob", 1))[0]  # per owner
         winner = f"j-cap-{winners[0]}"
@@ -139,21 +145,26 @@ async def test_finished_jobs_are_swept_whole_after_the_retention_and_listing_rea
         await ledger.apply(SegmentRequested(job_id="j-keep-0", index=1, segment_id="s1", spec=SPEC))
         await ledger.cancel("j-keep-0")
         total, page = await ledger.list_jobs(["alice"], limit=2)
-        assert total == 3 and [r.job_id for r in page] == ["j-keep-2", "j-keep-1"]  # newest first, one page
+        assert total == 3
+        assert [r.job_id for r in page] == ["j-keep-2", "j-keep-1"]
         assert [r.job_id for r in (await ledger.list_jobs(["alice"], "cancelled"))[1]] == ["j-keep-0"]
         assert {r.job_id for r in (await ledger.list_jobs(None))[1]} >= {"j-keep-0", "j-keep-1", "j-other"}  # admin
         assert await ledger.sweep(timedelta(days=30)) == 0  # finished just now: kept
         assert await ledger.sweep(timedelta(days=30), now=datetime.now(UTC) + timedelta(days=31)) == 1
-        assert await ledger.get("j-keep-0") is None and await ledger.changes("j-keep-0") == []
+        assert await ledger.get("j-keep-0") is None
+        assert await ledger.changes("j-keep-0") == []
         left = [k for k in await ledger.kv.keys() if "j-keep-0" in k]
         assert left == [], left  # head, segment, changes and index entries all gone
-        assert (await ledger.list_jobs(["alice"]))[0] == 2 and await ledger.get("j-keep-1") is not None
+        assert (await ledger.list_jobs(["alice"]))[0] == 2
+        assert await ledger.get("j-keep-1") is not None
         # One owner per job, stored at creation; reads for an owner see only theirs (the API's 404 for others).
-        assert await ledger.get("j-keep-1", owner="bob") is None and await ledger.head("j-keep-1", owner="bob") is None
+        assert await ledger.get("j-keep-1", owner="bob") is None
+        assert await ledger.head("j-keep-1", owner="bob") is None
         assert (await ledger.get("j-keep-1", owner="alice")) is not None
         await ledger.apply(JobSubmitted(job_id="j-bus", title="t", segment_count=1, duration_s=1, storyboard_key="k"))
         bus_job = await ledger.head("j-bus", owner="local")  # put straight onto the bus: owner `local`
-        assert bus_job is not None and bus_job.owner == "local"
+        assert bus_job is not None
+        assert bus_job.owner == "local"
         assert [r.job_id for r in (await ledger.list_jobs(["local"]))[1]] == ["j-bus"]
     finally:
         await bus.close()
@@ -172,14 +183,17 @@ async def test_a_publish_failure_after_the_write_is_repaired_until_the_event_lan
         for job in ("j-out-1", "j-out-2"):
             await writer.create(JobRecord(job_id=job, owner="alice"))
             record, cancelled = await writer.cancel(job, by="alice")
-            assert cancelled and record is not None and record.status == "cancelled"  # the write landed
+            assert cancelled
+            assert record is not None
+            assert record.status == "cancelled"
         assert await _count(bus, JobCancelled) == 0  # its event did not
         ledger = await Ledger.open(bus)
         await ledger.apply(SegmentRequested(job_id="j-out-2", index=1, segment_id="s1", spec=SPEC))  # the next writer
         assert await _count(bus, JobCancelled) == 1
         assert await ledger.repair() == 1  # j-out-1, nobody wrote it since: the periodic upkeep
         assert await _count(bus, JobCancelled) == 2
-        assert await ledger.repair() == 0 and await _count(bus, JobCancelled) == 2  # once each
+        assert await ledger.repair() == 0
+        assert await _count(bus, JobCancelled) == 2
     finally:
         await bus.close()
 
@@ -194,8 +208,11 @@ async def test_a_job_past_its_deadline_is_cancelled_with_reason_deadline(setting
         assert await ledger.reserve("alice", "j-late", 2) == (True, 1)
         await ledger.upkeep(None)
         late, on_time = await ledger.get("j-late"), await ledger.get("j-on-time")
-        assert late is not None and late.status == "cancelled" and late.cancel_reason == "deadline"
-        assert on_time is not None and on_time.status == "queued"
+        assert late is not None
+        assert late.status == "cancelled"
+        assert late.cancel_reason == "deadline"
+        assert on_time is not None
+        assert on_time.status == "queued"
         assert "deadline" in (await ledger.changes("j-late"))[-1].detail
         assert await _count(bus, JobCancelled) == 1
         assert (await ledger.reserve("alice", "j-next", 1))[0]  # its place in the cap was given back
@@ -213,6 +230,9 @@ def test_the_eta_says_when_a_deadline_cannot_be_met() -> None:
     tight = JobRecord(job_id="j-b", segment_count=1, created_at=later, deadline_at=soon)
     loose = tight.model_copy(update={"job_id": "j-c", "deadline_at": now + timedelta(hours=1)})
     position, eta = queue(tight, [ahead, tight])
-    assert position == 2 and eta is not None and eta >= 100  # the generation measured on the job ahead, twice
-    assert deadline_met(tight, eta, now) is False and deadline_met(loose, eta, now) is True
+    assert position == 2
+    assert eta is not None
+    assert eta >= 100
+    assert deadline_met(tight, eta, now) is False
+    assert deadline_met(loose, eta, now) is True
     assert deadline_met(ahead, eta, now) is None  # no deadline

@@ -49,22 +49,27 @@ def test_the_last_delivery_requests_the_film_and_a_repeat_requests_the_same_vers
     assert fold(record, submitted("j", 2)) == []
     assert fold(record, delivered("j", 1)) == []
     first = fold(record, delivered("j", 2))
-    assert [(type(e), e.version) for e in first] == [(FilmRequested, 1)] and record.status == "running"
+    assert [(type(e), e.version) for e in first] == [(FilmRequested, 1)]
+    assert record.status == "running"
     changes = record.change_id
     fold(record, FilmRequested(job_id="j", segment_count=2))
-    assert record.status == "film_encoding" and record.change_id == changes + 1
+    assert record.status == "film_encoding"
+    assert record.change_id == changes + 1
     again = fold(record, delivered("j", 2))  # redelivered after a crash between the write and the publish
-    assert [(e.dedup_id()) for e in again] == [first[0].dedup_id()] and record.change_id == changes + 1
+    assert [(e.dedup_id()) for e in again] == [first[0].dedup_id()]
+    assert record.change_id == changes + 1
 
 
 def test_a_cancelled_job_requests_no_film_and_a_failure_is_terminal() -> None:
     record = JobRecord(job_id="j")
     fold(record, submitted("j", 1))
     fold(record, JobCancelled(job_id="j"))
-    assert fold(record, delivered("j", 1)) == [] and record.status == "cancelled"
+    assert fold(record, delivered("j", 1)) == []
+    assert record.status == "cancelled"
     failed = JobRecord(job_id="k")
     fold(failed, SegmentFailed(job_id="k", index=1, segment_id="a", stage="generator", error="boom"))
-    assert failed.status == "failed" and failed.segments[1].error == "generator: boom"
+    assert failed.status == "failed"
+    assert failed.segments[1].error == "generator: boom"
     fold(
         failed,
         SegmentGenerated(
@@ -136,7 +141,9 @@ async def test_duplicate_and_concurrent_deliveries_request_the_film_exactly_once
                 raise AssertionError(f"observer still busy: {info}")
             assert await _stream_count(bus, "film") == 1
             record = await ledger.get("j-film")
-            assert record.status == "film_encoding" and record.film_version == 1 and not record.film_wanted
+            assert record.status == "film_encoding"
+            assert record.film_version == 1
+            assert not record.film_wanted
             assert {s.stage for s in record.segments.values()} == {"delivered"}
         finally:
             await bus.close()
@@ -164,13 +171,16 @@ async def test_resume_requests_failed_segments_again_with_the_same_attempt_and_i
         ):
             await ledger.apply(event)
         record = await resume_job(ledger, Recording(), board, "j-resume")
-        assert record.status == "running" and record.resume == 1 and record.segments[2].stage == "queued"
+        assert record.status == "running"
+        assert record.resume == 1
+        assert record.segments[2].stage == "queued"
         [again] = published
         assert (again.index, again.attempt, again.resume) == (2, 1, 1)  # same attempt: the same keys, what is stored is kept
         assert again.dedup_id() != again.model_copy(update={"resume": 0}).dedup_id()  # a new event to the bus
         stale = SegmentFailed(job_id="j-resume", index=2, segment_id="s2", stage="generator", error="s3 down")
         record, _ = await ledger.apply(stale)  # a redelivered failure of the run that failed
-        assert record.status == "running" and record.segments[2].stage == "queued"
+        assert record.status == "running"
+        assert record.segments[2].stage == "queued"
         assert (await resume_job(ledger, Recording(), board, "j-resume")).resume == 1  # not failed: no second resume
         assert [e.dedup_id() for e in published[1:]] == [again.dedup_id()]  # the same request again, de-duplicated
         record, publish = await ledger.apply(delivered("j-resume", 2).model_copy(update={"resume": 1}))
@@ -179,7 +189,8 @@ async def test_resume_requests_failed_segments_again_with_the_same_attempt_and_i
         await ledger.apply(FilmRequested(job_id="j-resume", segment_count=2, resume=1).failure("encoder", "s3 down"))
         published.clear()
         record = await resume_job(ledger, Recording(), board, "j-resume")
-        assert record.status == "film_encoding" and [(type(e), e.version, e.resume) for e in published] == [(FilmRequested, 1, 2)]
+        assert record.status == "film_encoding"
+        assert [(type(e), e.version, e.resume) for e in published] == [(FilmRequested, 1, 2)]
     finally:
         await bus.close()
 
@@ -201,9 +212,12 @@ async def test_resume_of_a_job_that_failed_before_its_film_was_requested_request
         await ledger.apply(submitted("j-early", 1))
         await ledger.apply(JobFailed(job_id="j-early", stage="gateway", error="s3 down"))
         record, publish = await ledger.apply(delivered("j-early", 1))  # lands after the job failed: no film then
-        assert record.status == "failed" and publish == [] and record.film_version == 0
+        assert record.status == "failed"
+        assert publish == []
+        assert record.film_version == 0
         board = parse_storyboard({"segments": [{"id": "s1", "prompt": "a"}]})
         record = await resume_job(ledger, Recording(), board, "j-early")
-        assert record.status == "film_encoding" and [(type(e), e.version, e.resume) for e in published] == [(FilmRequested, 1, 1)]
+        assert record.status == "film_encoding"
+        assert [(type(e), e.version, e.resume) for e in published] == [(FilmRequested, 1, 1)]
     finally:
         await bus.close()

@@ -72,7 +72,8 @@ async def test_an_image_reference_is_fetched_and_checked(servers: tuple[Server, 
     public, _ = servers
     public.answer = serving(png(), "image/png")  # type: ignore[assignment]
     got = await fetch_reference(public_egress(), public.url("/a.png", name="cdn.example"), kind="image", field="f", limits=LIMITS)
-    assert got.content_type == "image/png" and got.data == png()
+    assert got.content_type == "image/png"
+    assert got.data == png()
     public.answer = serving(wav(), "audio/x-wav")  # type: ignore[assignment]
     got = await fetch_reference(public_egress(), public.url("/a.wav"), kind="audio", field="f", limits=LIMITS)
     assert got.content_type == "audio/wav"
@@ -175,7 +176,8 @@ async def test_submission_stores_https_media_under_the_job_and_refuses_the_rest(
     try:
         stored = await store_media(board, job_id=job, egress=egress, store=store, bucket=bucket, limits=LIMITS)
         key = Keys.job_input(job, "characters-hero-reference-image.png")
-        assert stored.characters["hero"].reference_image == key and store.get_bytes(bucket, key) == png()
+        assert stored.characters["hero"].reference_image == key
+        assert store.get_bytes(bucket, key) == png()
         assert stored.audio.music == own  # the job's own key, kept
         for ref in ("/etc/hostname", "http://cdn.example/a.png", Keys.job_input("j-other", "x.png"), "logo.png"):
             with pytest.raises(InvalidInput, match=r"^audio.music: .*neither an upload of this job nor an https URL"):

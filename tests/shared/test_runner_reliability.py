@@ -48,9 +48,12 @@ async def test_an_outage_is_waited_out_without_spending_deliveries(settings, eve
     info = await bus.js.consumer_info(bus.stream, "testsvc-segment-requested")
     await stop_service(stop, task)
     await bus.close()
-    assert len(seen) == 6 and seen[1][1], "the second try saw s3 reported down on /healthz"
-    assert info.delivered.stream_seq == 1 and info.num_redelivered == 0, "one delivery, not spent"
-    assert not service.health.down and not event_log.of(SegmentFailed)
+    assert len(seen) == 6, "the second try saw s3 reported down on /healthz"
+    assert seen[1][1], "the second try saw s3 reported down on /healthz"
+    assert info.delivered.stream_seq == 1, "one delivery, not spent"
+    assert info.num_redelivered == 0, "one delivery, not spent"
+    assert not service.health.down
+    assert not event_log.of(SegmentFailed)
 
 
 async def test_an_outage_past_the_tolerance_fails_naming_it(settings, event_log) -> None:
@@ -65,7 +68,8 @@ async def test_an_outage_past_the_tolerance_fails_naming_it(settings, event_log)
     failed = await event_log.wait_for(lambda: event_log.of(SegmentFailed), timeout=20)
     await stop_service(stop, task)
     await bus.close()
-    assert "s3 unreachable for" in failed[0].error and "REELFORGE_OUTAGE_TOLERANCE_S=0.5" in failed[0].error
+    assert "s3 unreachable for" in failed[0].error
+    assert "REELFORGE_OUTAGE_TOLERANCE_S=0.5" in failed[0].error
 
 
 async def test_a_hanging_handler_is_abandoned_and_its_event_redelivered(settings, event_log) -> None:
@@ -76,7 +80,8 @@ async def test_a_hanging_handler_is_abandoned_and_its_event_redelivered(settings
         calls.append(event.index)
         if len(calls) == 1:  # stuck until the runner abandons it, as a killed ffmpeg call is
             work = current()
-            assert work is not None and work.abandoned.wait(60)
+            assert work is not None
+            assert work.abandoned.wait(60)
         return [FilmRequested.follow(event, segment_count=len(calls))]
 
     route = Route(SegmentRequested, handle, timeout=lambda e: 1.0)
@@ -88,7 +93,8 @@ async def test_a_hanging_handler_is_abandoned_and_its_event_redelivered(settings
     await event_log.wait_for(lambda: len(event_log.of(FilmRequested)) == 2, timeout=20)
     await stop_service(stop, task)
     await bus.close()
-    assert calls == [1, 1, 2] and done[0].segment_count == 2  # the second delivery produced the result
+    assert calls == [1, 1, 2]
+    assert done[0].segment_count == 2
 
 
 async def test_sigterm_drain_hands_back_unfinished_work_at_once(settings, event_log) -> None:
@@ -132,5 +138,7 @@ async def test_an_observer_never_fails_the_segment(settings, event_log) -> None:
             break
     await stop_service(stop, task)
     await bus.close()
-    assert len(calls) == 2 and letters[0]["deliveries"] == 2 and "state bucket unavailable" in letters[0]["error"]
+    assert len(calls) == 2
+    assert letters[0]["deliveries"] == 2
+    assert "state bucket unavailable" in letters[0]["error"]
     assert not event_log.of(SegmentFailed)

@@ -122,4 +122,5 @@ def test_the_model_revision_follows_its_config_files(tmp_path: Path) -> None:
 def test_an_owner_folder_is_never_a_path() -> None:
     assert owner_folder("ci") == "ci"
     assert owner_folder(None) == "local"
-    assert "/" not in owner_folder("../other") and owner_folder("../other").startswith("h-")
+    assert "/" not in owner_folder("../other")
+    assert owner_folder("../other").startswith("h-")

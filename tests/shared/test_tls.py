@@ -129,7 +129,8 @@ async def _round_trip(settings: CommonSettings) -> None:
         ack = await bus.js.publish(bus.subject(JobCancelled), JobCancelled(job_id="j-tls").model_dump_json().encode())
         message = await bus.js.get_msg(bus.stream, ack.seq)
         assert JobCancelled.model_validate_json(message.data).job_id == "j-tls"
-        assert bus.nc.connected_url is not None and bus.nc.connected_url.scheme == "tls"
+        assert bus.nc.connected_url is not None
+        assert bus.nc.connected_url.scheme == "tls"
     finally:
         await bus.close()
 

@@ -55,17 +55,20 @@ async def test_signed_webhooks_retry_with_one_id_over_a_day(overrides, event_log
             assert len({r.headers["webhook-id"] for r in flaky}) == 1
             for r in flaky:
                 body = Webhook(secret).verify(r.body, r.headers)
-                assert body["type"] == "job.failed" and body["data"]["job_id"] == "j-hooked"
+                assert body["type"] == "job.failed"
+                assert body["data"]["job_id"] == "j-hooked"
                 assert body["data"]["error"] == "disk full"
             with pytest.raises(Exception, match="signature"):
                 Webhook("whsec_" + base64.b64encode(b"another secret!!").decode()).verify(flaky[0].body, flaky[0].headers)
             # 410 Gone: no retries, webhook.failed recorded.
             failed = await event_log.wait_for(lambda: event_log.of(WebhookFailed))
-            assert failed[0].url == receiver.url("/gone") and "410" in failed[0].error
+            assert failed[0].url == receiver.url("/gone")
+            assert "410" in failed[0].error
             assert receiver.received.empty()
             # The consumer's backoff list (JetStream redelivery) spans a day.
             info = await bus.js.consumer_info(bus.stream, "uploader-webhook-requested")
-            assert sum(info.config.backoff) >= 24 * 3600 and info.config.max_deliver == len(info.config.backoff) + 1
+            assert sum(info.config.backoff) >= 24 * 3600
+            assert info.config.max_deliver == len(info.config.backoff) + 1
         finally:
             await bus.close()
 
@@ -82,7 +85,8 @@ async def test_internal_targets_are_refused_unless_allowed() -> None:
     await check_webhook_url("http://hooks.invalid/x", allow_private=True)  # local mode: not resolved now, as before
     with pytest.raises(InvalidInput, match="not an http"):
         refuse_private("ftp://example.com/x", allow_private=True)
-    assert sum(retry_schedule(30, 24 * 3600)) >= 24 * 3600 and retry_schedule(30, 24 * 3600)[:3] == (30, 60, 120)
+    assert sum(retry_schedule(30, 24 * 3600)) >= 24 * 3600
+    assert retry_schedule(30, 24 * 3600)[:3] == (30, 60, 120)
 
 
 def test_a_webhook_body_is_the_event() -> None:
@@ -92,7 +96,8 @@ def test_a_webhook_body_is_the_event() -> None:
     secret = "whsec_" + base64.b64encode(b"0123456789abcdef").decode()
     event = WebhookRequested(job_id="j-1", webhook_id="msg_1", url="https://example.com", type="job.completed", data={"a": 1})
     headers, body = signed_request(event, secret)
-    assert json.loads(body)["data"] == {"a": 1} and Webhook(secret).verify(body, headers)["type"] == "job.completed"
+    assert json.loads(body)["data"] == {"a": 1}
+    assert Webhook(secret).verify(body, headers)["type"] == "job.completed"
 
 
 @pytest.fixture
@@ -119,13 +124,15 @@ async def test_a_rebinding_webhook_target_gets_the_post_at_the_checked_address(t
     public, internal = targets
     answers = iter([[PUBLIC], [INTERNAL], [INTERNAL]])  # TTL 0: public for the check, then loopback
     assert await send(_hook(public.url("/hook", name="hooks.example")), _deps(lambda host, port: next(answers))) == []
-    assert len(public.requests) == 1 and internal.requests == []
+    assert len(public.requests) == 1
+    assert internal.requests == []
 
 
 async def test_a_webhook_target_behind_nat64_or_6to4_fails_at_once(targets: tuple[Server, Server]) -> None:
     for address in ("64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::", "::ffff:127.0.0.1"):
         [failed] = await send(_hook("http://hooks.example/x"), _deps(lambda host, port, a=address: [a]))
-        assert isinstance(failed, WebhookFailed) and "refused" in failed.error, address
+        assert isinstance(failed, WebhookFailed), address
+        assert "refused" in failed.error, address
 
 
 async def test_a_webhook_redirect_to_loopback_is_not_followed(targets: tuple[Server, Server]) -> None:
@@ -138,7 +145,8 @@ async def test_a_webhook_redirect_to_loopback_is_not_followed(targets: tuple[Ser
     public.answer = to_loopback
     with pytest.raises(TransientError, match="307"):
         await send(_hook(public.url("/hook")), _deps(lambda host, port: [PUBLIC]))
-    assert len(public.requests) == 1 and internal.requests == []
+    assert len(public.requests) == 1
+    assert internal.requests == []
 
 
 async def test_a_trickling_webhook_target_is_cut_at_the_attempt_deadline(targets: tuple[Server, Server]) -> None:

@@ -44,13 +44,16 @@ async def test_cancel_stops_the_generator_at_its_next_batch_and_keeps_what_is_st
                     break
                 await asyncio.sleep(0.05)
             cancelled = await client.post(f"/v1/jobs/{job}/cancel")
-            assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+            assert cancelled.status_code == 200
+            assert cancelled.json()["status"] == "cancelled"
             await _acked(settings, "generator-segment-requested", 1)  # the generator let go of the segment
             stored = store.list_keys(settings.work_bucket, Keys.frames(job, 1))
-            assert 0 < len(stored) < 200 and not event_log.of(SegmentGenerated)
+            assert 0 < len(stored) < 200
+            assert not event_log.of(SegmentGenerated)
             assert (await client.get(f"/v1/jobs/{job}")).json()["status"] == "cancelled"
             rerender = await client.post(f"/v1/jobs/{job}/segments/1/rerender", json={"seed": 1})
-            assert rerender.status_code == 409 and rerender.json()["error"] == "job_not_finished"
+            assert rerender.status_code == 409
+            assert rerender.json()["error"] == "job_not_finished"
 
 
 async def test_rerender_renders_one_segment_again_and_the_film_gets_a_new_version(overrides, event_log, tmp_path: Path) -> None:
@@ -61,21 +64,28 @@ async def test_rerender_renders_one_segment_again_and_the_film_gets_a_new_versio
             await event_log.wait_for(lambda: event_log.of(JobCompleted), timeout=300)
             done = await poll_job(client, job, lambda j: j["status"] == "completed", attempts=600)
             film = await client.get(f"/v1/jobs/{job}/film")
-            assert film.status_code == 307 and b"ftyp" in httpx.get(film.headers["location"]).content[:16]
+            assert film.status_code == 307
+            assert b"ftyp" in httpx.get(film.headers["location"]).content[:16]
             response = await client.post(f"/v1/jobs/{job}/segments/2/rerender", json={"seed": 4242, "prompt": "stands up"})
-            assert response.status_code == 202 and response.json()["segments"]["2"]["attempt"] == 2
+            assert response.status_code == 202
+            assert response.json()["segments"]["2"]["attempt"] == 2
             busy = await client.post(f"/v1/jobs/{job}/segments/1/rerender", json={"seed": 1})
-            assert busy.status_code == 409 and busy.json()["error"] == "job_not_finished"
+            assert busy.status_code == 409
+            assert busy.json()["error"] == "job_not_finished"
             await event_log.wait_for(lambda: len(event_log.of(JobCompleted)) == 2, timeout=300)
             again = await poll_job(client, job, lambda j: j["status"] == "completed" and j["film_version"] == 2, attempts=600)
             old = await client.get(f"/v1/jobs/{job}/film", params={"version": 1})
-            assert old.status_code == 307 and httpx.get(old.headers["location"]).status_code == 200
+            assert old.status_code == 307
+            assert httpx.get(old.headers["location"]).status_code == 200
     generated = sorted((e.index, e.attempt) for e in event_log.of(SegmentGenerated))
     assert generated == [(1, 1), (2, 1), (2, 2)]  # segment 1 was not rendered again
     assert sorted((e.index, e.attempt) for e in event_log.of(SegmentEncoded)) == [(1, 1), (2, 1), (2, 2)]
     redo = next(e for e in event_log.of(SegmentRequested) if e.attempt == 2)
-    assert redo.spec.seed == 4242 and "stands up" in redo.spec.prompt
+    assert redo.spec.seed == 4242
+    assert "stands up" in redo.spec.prompt
     assert [e.version for e in event_log.of(JobCompleted)] == [1, 2]
     films = again["films"]
-    assert set(films) == {"1", "2"} and films["1"] == done["film_key"] and films["2"] != films["1"]
+    assert set(films) == {"1", "2"}
+    assert films["1"] == done["film_key"]
+    assert films["2"] != films["1"]
     assert all(store.exists(settings.delivery_bucket, key) for key in films.values())  # the earlier version stays

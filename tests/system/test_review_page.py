@@ -62,7 +62,9 @@ async def test_the_review_page_follows_a_running_job_to_its_film_and_hides_other
             job = submitted.json()["job_id"]
             # The page and its script hold no data and load without a token; the API they call needs one.
             page_html = await client.get(f"/review/{job}")
-            assert page_html.status_code == 200 and job not in page_html.text and "text/html" in page_html.headers["content-type"]
+            assert page_html.status_code == 200
+            assert job not in page_html.text
+            assert "text/html" in page_html.headers["content-type"]
             assert (await client.get("/review/static/review.js")).status_code == 200
             assert (await client.get(f"/v1/jobs/{job}")).status_code == 401
             assert (await client.get(f"/v1/jobs/{job}/media")).status_code == 401
@@ -81,7 +83,8 @@ async def test_the_review_page_follows_a_running_job_to_its_film_and_hides_other
                 await page.click("#login button")
                 await expect(status).to_contain_text(said)
                 await expect(page.locator("#login")).to_be_visible()
-                assert await page.locator("#review").is_hidden() and await page.locator("#segments .card").count() == 0
+                assert await page.locator("#review").is_hidden()
+                assert await page.locator("#segments .card").count() == 0
                 assert await page.evaluate("sessionStorage.getItem('reelforge-token')") is None
 
             # Alice already follows the job elsewhere, at her token's limit of streams: the page says so and waits
@@ -111,7 +114,8 @@ async def test_the_review_page_follows_a_running_job_to_its_film_and_hides_other
                 await expect(status).to_contain_text("completed")
             seen = await page.evaluate("window.progressSeen")
             values, top = [v for v, _ in seen], 4 * len(BOARD["segments"]) + 1
-            assert values == sorted(values) and values[-1] == top == seen[-1][1], seen
+            assert values == sorted(values), seen
+            assert values[-1] == top == seen[-1][1], seen
             # Steps between nothing and the film, seen while it ran (a page that only reloads at the end jumps 0 -> top).
             assert len({v for v in values if 0 < v < top}) >= 3, seen
             # Each segment's still shows on its card as soon as it is encoded, before the film is made.

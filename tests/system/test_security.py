@@ -90,7 +90,8 @@ async def test_nats_refuses_what_a_service_may_not_do(secured_nats, overrides: d
         kv = await bus.key_value("jobs")  # the job ledger: the gateway keeps it, every service reads it
         if flow.kv == "write":
             await kv.put("job-1", b"{}")
-        assert (await kv.get("job-1")).value == b"{}" and await kv.keys() == ["job-1"]
+        assert (await kv.get("job-1")).value == b"{}"
+        assert await kv.keys() == ["job-1"]
         for subject in publish_subjects(name, bus.prefix):
             ack = await bus.js.publish(subject, b"{}", timeout=5)
             assert ack.stream == bus.stream
@@ -110,7 +111,8 @@ async def test_nats_refuses_what_a_service_may_not_do(secured_nats, overrides: d
     refused = [e.lower() for e in errors if "permissions violation" in e.lower()]
     assert f'publish to "{prefix}.job.completed"'.lower() in " ".join(refused), errors
     assert f'subscription to "{prefix}.>"'.lower() in " ".join(refused), errors
-    assert "msg.next" in " ".join(refused) and "encoder-segment-generated" in " ".join(refused), errors
+    assert "msg.next" in " ".join(refused), errors
+    assert "encoder-segment-generated" in " ".join(refused), errors
 
     # A wrong password gets nowhere.
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
@@ -190,7 +192,8 @@ async def test_a_service_does_not_start_without_the_stream(overrides: dict[str, 
     out, _ = await asyncio.wait_for(done.communicate(), timeout=120)
     text = out.decode()
     assert done.returncode == 2, text
-    assert "reelforge bootstrap" in text and "is missing on the NATS server" in text
+    assert "reelforge bootstrap" in text
+    assert "is missing on the NATS server" in text
     assert "Traceback" not in text
 
 
@@ -217,7 +220,8 @@ def test_a_worker_refuses_the_built_in_s3_keys(overrides: dict[str, Any]) -> Non
     result = CliRunner().invoke(app, ["worker", "generator"], env=env)
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "built-in development keys" in lines[0], result.output
+    assert len(lines) == 1, result.output
+    assert "built-in development keys" in lines[0], result.output
 
 
 @pytest.mark.parametrize(
@@ -246,7 +250,8 @@ def test_a_worker_refuses_a_placeholder_secret(variable: str, placeholder: str) 
     result = CliRunner().invoke(app, ["worker", "gateway"], env=env)
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and f"{variable} is a placeholder" in lines[0], result.output
+    assert len(lines) == 1, result.output
+    assert f"{variable} is a placeholder" in lines[0], result.output
     assert placeholder not in result.output  # named, never echoed
 
 
@@ -267,7 +272,8 @@ def test_log_lines_never_carry_a_secret(captured_logs: io.StringIO) -> None:
     # A refused setting is named without echoing the others (pydantic would print every input value).
     with pytest.raises(ValueError, match="REELFORGE_NATS_TOKEN") as refused:
         CommonSettings(nats_user="qa", nats_password=secrets["nats"], nats_token=secrets["s3"])
-    assert secrets["nats"] not in str(refused.value) and secrets["s3"] not in str(refused.value)
+    assert secrets["nats"] not in str(refused.value)
+    assert secrets["s3"] not in str(refused.value)
 
 
 def test_library_lines_are_json_lines_like_the_services_own(captured_logs: io.StringIO) -> None:
@@ -284,7 +290,8 @@ def test_library_lines_are_json_lines_like_the_services_own(captured_logs: io.St
         ("warning", "urllib3.connectionpool"),
         ("error", "nats"),
     ]
-    assert lines[1]["event"] == "retrying put" and "OSError: no route" in lines[2]["event"]
+    assert lines[1]["event"] == "retrying put"
+    assert "OSError: no route" in lines[2]["event"]
     assert all("timestamp" in line for line in lines)
 
 
@@ -347,7 +354,8 @@ async def test_a_film_is_made_with_each_service_under_its_own_identity(
         writer.close()
         for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
             logging.getLogger(name).warning('%s - "GET /v1/jobs?token=%s HTTP/1.1" 401', "127.0.0.1:5", api_token)
-    assert completed.film_storage_provider == "gitlab" and gitlab_standin.uploads  # the uploader used its token
+    assert completed.film_storage_provider == "gitlab"
+    assert gitlab_standin.uploads
     text = logs.getvalue()
     assert '"event"' in text  # the run logged
     assert "Invalid HTTP request received" in text  # uvicorn's own warning went through the same handler

@@ -65,13 +65,15 @@ async def test_an_edited_storyboard_renders_only_its_changed_shot(overrides, eve
             return job.job_id, generated, _frames_rendered() - before_frames
 
         first, generated, frames = await film(SHOTS, "ana")
-        assert len(generated) == 6 and all(e.reused_from is None and e.shot_key for e in generated)
+        assert len(generated) == 6
+        assert all(e.reused_from is None and e.shot_key for e in generated)
         assert frames == 12
 
         edited = [*SHOTS[:3], "a yellow boat", *SHOTS[4:]]
         second, generated, frames = await film(edited, "ana")
         rendered = [e.index for e in generated if e.reused_from is None]
-        assert rendered == [4] and frames == 2  # one shot, two frames: the rest came from the first film
+        assert rendered == [4]
+        assert frames == 2
         reused = {e.index: e.reused_from for e in generated if e.reused_from is not None}
         assert sorted(reused) == [1, 2, 3, 5, 6]
         assert all(r.job_id == first and r.index == n and r.attempt == 1 for n, r in reused.items())
@@ -82,20 +84,24 @@ async def test_an_edited_storyboard_renders_only_its_changed_shot(overrides, eve
                 assert store.get_bytes(bucket, a) == store.get_bytes(bucket, b)
 
         third, generated, frames = await film(edited, "ana")  # unchanged: nothing renders, still one film
-        assert frames == 0 and all(e.reused_from is not None for e in generated) and len(generated) == 6
+        assert frames == 0
+        assert all(e.reused_from is not None for e in generated)
+        assert len(generated) == 6
         assert sum(e.job_id == third for e in event_log.of(JobCompleted)) == 1
 
         ledger = await Ledger.open(bus)
         await _completed(ledger, third)  # the ledger folds job.completed after the event log sees it
         record = await ledger.get(third)  # with its segments
         assert record is not None
-        assert record.segments[4].reused_from is not None and record.segments[4].reused_from.job_id == second
+        assert record.segments[4].reused_from is not None
+        assert record.segments[4].reused_from.job_id == second
         report = store.get_json(bucket, Keys.report(third))
         assert [s["reused_from"]["job_id"] for s in report["segments"]] == [second] * 6
         assert all(s["shot_key"] == record.segments[s["index"]].shot_key for s in report["segments"])
 
         _, generated, frames = await film(edited, "ben")  # another owner's identical storyboard renders
-        assert frames == 12 and all(e.reused_from is None for e in generated)
+        assert frames == 12
+        assert all(e.reused_from is None for e in generated)
         await bus.close()
 
 
@@ -120,5 +126,6 @@ async def test_a_new_storyboard_for_a_job_renders_only_its_changed_shot(override
             assert store.get_json(bucket, Keys.storyboard_version(job, 1))["segments"][1]["prompt"] == SHOTS[1]
             assert (await client.put(f"/v1/jobs/{job}/storyboard", json=edited)).json()["film_version"] == 2  # the same: nothing
             refused = await client.put(f"/v1/jobs/{job}/storyboard", json=_board(SHOTS[:2]))
-            assert refused.status_code == 422 and "3 segments" in refused.text
+            assert refused.status_code == 422
+            assert "3 segments" in refused.text
         assert done[0].film_key.endswith("v2/final.mp4")

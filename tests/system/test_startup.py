@@ -120,9 +120,11 @@ async def test_s3_away_past_the_tolerance_ends_in_one_line_naming_the_settings(o
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
     text = out.decode()
     assert proc.returncode == 2, text
-    assert "Traceback" not in text and "╭" not in text
+    assert "Traceback" not in text
+    assert "╭" not in text
     [line] = [json.loads(line) for line in text.splitlines() if '"worker.cannot_start"' in line]
-    assert "REELFORGE_OUTAGE_TOLERANCE_S=2" in line["error"] and "REELFORGE_S3_ENDPOINT" in line["error"]
+    assert "REELFORGE_OUTAGE_TOLERANCE_S=2" in line["error"]
+    assert "REELFORGE_S3_ENDPOINT" in line["error"]
 
 
 @pytest.mark.parametrize(
@@ -144,6 +146,7 @@ async def test_a_refused_or_missing_model_ends_in_one_line_naming_the_setting(
     out, _ = await asyncio.wait_for(proc.communicate(), 300)
     text = out.decode()
     assert proc.returncode == 2, text[-3000:]
-    assert "Traceback" not in text and "╭" not in text
+    assert "Traceback" not in text
+    assert "╭" not in text
     [line] = [json.loads(line) for line in text.splitlines() if '"worker.cannot_start"' in line]
     assert setting in line["error"], line

@@ -101,7 +101,8 @@ def test_otio_round_trip_matches_the_film_to_the_frame(finished: dict) -> None:
     timeline = otio.adapters.read_from_file(str(out / "timeline.otio"))
     film = probe(out / "final.mp4")
     video = timeline.video_tracks()[0]
-    assert video.duration() == otio.opentime.RationalTime(film.frame_count, FPS) and film.frame_count == 3 * FRAMES
+    assert video.duration() == otio.opentime.RationalTime(film.frame_count, FPS)
+    assert film.frame_count == 3 * FRAMES
     assert {"width": 64, "height": 36, "fps": FPS, "job_id": finished["job_id"]}.items() <= dict(
         timeline.metadata["reelforge"]
     ).items()
@@ -118,10 +119,14 @@ def test_otio_round_trip_matches_the_film_to_the_frame(finished: dict) -> None:
             otio.opentime.RationalTime(0, FPS), otio.opentime.RationalTime(FRAMES, FPS)
         )
         media = out / clip.media_reference.target_url
-        assert media.resolve() == (out / "segments" / f"{n:03d}.mp4").resolve() and probe(media).frame_count == FRAMES
+        assert media.resolve() == (out / "segments" / f"{n:03d}.mp4").resolve()
+        assert probe(media).frame_count == FRAMES
         meta = clip.metadata["reelforge"]
-        assert meta["prompt"] == report[n]["prompt"] and meta["seed"] == report[n]["seed"] and meta["model"]
-        assert meta["qa"] == pytest.approx(report[n]["qa"]) and meta["attempt"] == 1
+        assert meta["prompt"] == report[n]["prompt"]
+        assert meta["seed"] == report[n]["seed"]
+        assert meta["model"]
+        assert meta["qa"] == pytest.approx(report[n]["qa"])
+        assert meta["attempt"] == 1
         # Every failed gate and every continuity pair below threshold is a marker on its clip.
         kinds = [(m.metadata["reelforge"]["kind"], m.name.split(":")[0]) for m in clip.markers]
         assert sorted(name for kind, name in kinds if kind == "gate") == sorted(
@@ -143,7 +148,8 @@ def test_otio_round_trip_matches_the_film_to_the_frame(finished: dict) -> None:
         ("fade", 3, 3),
     ]
     sound = timeline.audio_tracks()[0]  # only "turn" has sound: a gap, its clip, a gap
-    assert [type(i).__name__ for i in sound] == ["Gap", "Clip", "Gap"] and sound.duration() == video.duration()
+    assert [type(i).__name__ for i in sound] == ["Gap", "Clip", "Gap"]
+    assert sound.duration() == video.duration()
 
 
 def _grey(path: Path) -> np.ndarray:
@@ -186,7 +192,8 @@ def test_fcpxml_fcp7_and_edl_read_back(finished: dict) -> None:
         _cli("timeline", str(out), "--format", fmt)
     # FCPXML: no DTD of Apple's is on this machine, so it is checked structurally: the format, the assets, the spine.
     root = ElementTree.parse(out / "timeline.fcpxml").getroot()  # noqa: S314 - our own output
-    assert root.tag == "fcpxml" and root.get("version")
+    assert root.tag == "fcpxml"
+    assert root.get("version")
     assert [f.get("frameDuration") for f in root.findall("./resources/format")] == ["25/600s"]  # 24 fps: 4 per picture
     assets = root.findall("./resources/asset")
     assert sorted(a.get("src") for a in assets) == [f"segments/{n:03d}.mp4" for n in (1, 2, 3)]
@@ -229,7 +236,8 @@ def test_the_bundle_holds_every_timeline_the_media_and_a_readme(finished: dict, 
         "timeline.kdenlive",
     } | media == names
     assert {c.media_reference.target_url for c in timeline.find_clips()} == media  # relative, inside the bundle
-    assert all(m in readme for m in media) and "final.mp4" in readme
+    assert all(m in readme for m in media)
+    assert "final.mp4" in readme
 
 
 TOKENS = {"api_tokens": "alice:tok-alice-secret,bob:tok-bob-secret"}
@@ -257,7 +265,8 @@ async def test_the_api_serves_the_timeline_and_the_bundle_of_the_callers_own_job
             await bus.close()
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60, headers=ALICE) as client:
             answer = await client.get(f"/v1/jobs/{job}/timeline", params={"format": "otio"})
-            assert answer.status_code == 200 and job in answer.headers["content-disposition"]
+            assert answer.status_code == 200
+            assert job in answer.headers["content-disposition"]
             timeline = read(answer.content)
             assert [c.media_reference.target_url for c in timeline.video_tracks()[0].find_clips()] == [
                 "media/001-open.mp4",
@@ -267,14 +276,18 @@ async def test_the_api_serves_the_timeline_and_the_bundle_of_the_callers_own_job
             # Short-lived URLs when asked: each one fetches its segment.
             answer = await client.get(f"/v1/jobs/{job}/timeline", params={"format": "fcp7xml", "media": "urls"})
             urls = [c.media_reference.target_url for c in read(answer.content, "fcp7xml").video_tracks()[0].find_clips()]
-            assert len(urls) == 3 and all(u.startswith("http") for u in urls)
+            assert len(urls) == 3
+            assert all(u.startswith("http") for u in urls)
             segment = await client.get(urls[1], headers={})
-            assert segment.status_code == 200 and segment.content[4:8] == b"ftyp"
+            assert segment.status_code == 200
+            assert segment.content[4:8] == b"ftyp"
             edl = await client.get(f"/v1/jobs/{job}/timeline", params={"format": "edl"})
-            assert edl.status_code == 200 and "002  " in edl.text
+            assert edl.status_code == 200
+            assert "002  " in edl.text
 
             bundle = await client.get(f"/v1/jobs/{job}/bundle")
-            assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/zip"
+            assert bundle.status_code == 200
+            assert bundle.headers["content-type"] == "application/zip"
             (tmp_path / "b.zip").write_bytes(bundle.content)
             with zipfile.ZipFile(tmp_path / "b.zip") as z:
                 assert {"README.txt", "final.mp4", "timeline.kdenlive", "media/002-turn.mp4"} <= set(z.namelist())
@@ -282,14 +295,16 @@ async def test_the_api_serves_the_timeline_and_the_bundle_of_the_callers_own_job
             # Refusals: a format nobody asked for, a version not made, another token's job (the same 404 as none).
             assert (await client.get(f"/v1/jobs/{job}/timeline", params={"format": "aaf"})).status_code == 422
             late = await client.get(f"/v1/jobs/{job}/timeline", params={"version": 7})
-            assert late.status_code == 409 and late.json()["error"] == "film_not_ready"
+            assert late.status_code == 409
+            assert late.json()["error"] == "film_not_ready"
             for path, who in (
                 (f"/v1/jobs/{job}/timeline", BOB),
                 (f"/v1/jobs/{job}/bundle", BOB),
                 ("/v1/jobs/j-none/timeline", ALICE),
             ):
                 refused = await client.get(path, headers=who)
-                assert refused.status_code == 404 and refused.json()["error"] == "job_not_found", path
+                assert refused.status_code == 404, path
+                assert refused.json()["error"] == "job_not_found", path
 
 
 ARTEFACTS = Path(__file__).resolve().parents[2] / "out" / "test-artefacts"  # out/ is ignored by git
@@ -396,14 +411,17 @@ async def test_an_edited_timeline_re_imports_as_a_re_render_and_refuses_what_it_
             for change, clip in ((foreign, "003 close"), (trimmed, "001 open"), (reordered, "003 close")):
                 refused = await post(edited(change))
                 assert refused.status_code == 422, refused.text
-                assert refused.json()["error"] == "timeline_refused" and refused.json()["details"]["clip"] == clip
+                assert refused.json()["error"] == "timeline_refused"
+                assert refused.json()["details"]["clip"] == clip
             unchanged = await post(read(exported))
-            assert unchanged.status_code == 422 and "nothing changed" in unchanged.json()["message"]
+            assert unchanged.status_code == 422
+            assert "nothing changed" in unchanged.json()["message"]
             # The CLI sends it the same way (`reelforge timeline JOB --import FILE`) and prints the refusal.
             (tmp_path / "same.otio").write_text(exported)
             cli = ["timeline", job, "--import", str(tmp_path / "same.otio"), "--gateway", stack.gateway_url]
             result = await asyncio.to_thread(CliRunner().invoke, app, cli, env={"REELFORGE_API_TOKEN": "tok-alice-secret"})
-            assert result.exit_code == 2 and "nothing changed" in result.output
+            assert result.exit_code == 2
+            assert "nothing changed" in result.output
             assert (await client.post(f"/v1/jobs/{job}/timeline", content=b"{not json")).status_code == 422
             assert (await post(read(exported), who=BOB)).status_code == 404  # not bob's job
 

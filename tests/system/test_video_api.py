@@ -57,7 +57,8 @@ async def test_text_to_video_runs_the_pipeline_falls_back_and_caches(overrides, 
             request = {"prompt": "a red kite", "model": "nobody/no-such-model", **knobs, **SMALL}
             first = await client.post("/api/video/text-to-video", json=request)
             assert first.status_code == 200, first.text
-            assert first.headers["content-type"] == "video/mp4" and first.headers["x-reelforge-cache"] == "miss"
+            assert first.headers["content-type"] == "video/mp4"
+            assert first.headers["x-reelforge-cache"] == "miss"
             assert first.headers["x-reelforge-model"] == "reelforge/tiny-sd"
             assert "nobody/no-such-model" in first.headers["x-reelforge-model-fallback"]
             (tmp_path / "v.mp4").write_bytes(first.content)
@@ -67,17 +68,21 @@ async def test_text_to_video_runs_the_pipeline_falls_back_and_caches(overrides, 
 
             # The same request: the stored video, nothing rendered again.
             again = await client.post("/api/video/text-to-video", json=request)
-            assert again.status_code == 200 and again.headers["x-reelforge-cache"] == "hit" and again.content == first.content
+            assert again.status_code == 200
+            assert again.headers["x-reelforge-cache"] == "hit"
+            assert again.content == first.content
             assert await _requested(stack.settings, first.headers["x-reelforge-job"]) == 1
             job = (await client.get(f"/v1/jobs/{first.headers['x-reelforge-job']}")).json()
-            assert job["status"] == "completed" and job["segment_count"] == 1
+            assert job["status"] == "completed"
+            assert job["segment_count"] == 1
 
             # Delivered by seed 000's rules, each object a media_assets row (here in the work bucket: no database set).
             assets = (await client.get("/v1/assets", params={"job": first.headers["x-reelforge-job"]})).json()["assets"]
             kinds = {(a["type"], a["storage_provider"]) for a in assets}
             assert {("video_part", "gitlab"), ("manifest", "gitlab"), ("report", "s3")} <= kinds
             film_manifest = next(a for a in assets if a["name"].endswith("final.mp4.manifest.json"))
-            assert film_manifest["metadata"]["size"] == len(first.content) and film_manifest["metadata"]["parts"] > 1
+            assert film_manifest["metadata"]["size"] == len(first.content)
+            assert film_manifest["metadata"]["parts"] > 1
 
             # examples/consumer.py, a downstream user of the bus, downloads the same film on job.completed
             # (from GitLab, joining its parts by the manifest).
@@ -101,7 +106,8 @@ async def test_text_to_video_runs_the_pipeline_falls_back_and_caches(overrides, 
             out, err = await asyncio.wait_for(consumer.communicate(), timeout=120)
             assert consumer.returncode == 0, err.decode()
             line = json.loads(out.decode().strip().splitlines()[-1])
-            assert line["job_id"] == first.headers["x-reelforge-job"] and Path(line["film"]).read_bytes() == first.content
+            assert line["job_id"] == first.headers["x-reelforge-job"]
+            assert Path(line["film"]).read_bytes() == first.content
 
 
 async def test_video_requests_are_checked_and_answered_202_when_not_done_in_time(overrides, tmp_path: Path) -> None:
@@ -119,27 +125,34 @@ async def test_video_requests_are_checked_and_answered_202_when_not_done_in_time
                 await anonymous.post("/api/video/text-to-video", json={"prompt": "x"}),
                 await anonymous.get("/v1/assets", params={"job": "j-1"}),
             ):
-                assert response.status_code == 401 and response.json()["error"] == "unauthorized"
+                assert response.status_code == 401
+                assert response.json()["error"] == "unauthorized"
         token = {"Authorization": "Bearer tok-ci-secret"}
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, headers=token) as client:
             too_long = await client.post("/api/video/text-to-video", json={"prompt": "x", "duration": 31})
             body = too_long.json()
-            assert too_long.status_code == 422 and body["error"] == "invalid_request" and "duration" in body["message"]
+            assert too_long.status_code == 422
+            assert body["error"] == "invalid_request"
+            assert "duration" in body["message"]
             assert set(body) == {"error", "message", "details", "timestamp"}
             missing = await client.post("/api/video/text-to-video", json={"prompt": "x", "model": "nobody/nothing"})
-            assert missing.status_code == 503 and missing.json()["error"] == "model_not_found"
+            assert missing.status_code == 503
+            assert missing.json()["error"] == "model_not_found"
             assert missing.json()["details"] == {"requested_model": "nobody/nothing", "fallback_model": "nobody/absent-default"}
 
             big = await client.post(
                 "/api/video/image-to-video", files={"image": ("a.png", b"\x89PNG" + b"0" * 5000, "image/png")}
             )
-            assert big.status_code == 413 and big.json()["error"] == "too_large"
+            assert big.status_code == 413
+            assert big.json()["error"] == "too_large"
             corrupt = await client.post("/api/video/image-to-video", files={"image": ("a.png", _png()[:60], "image/png")})
-            assert corrupt.status_code == 422 and corrupt.json()["error"] == "invalid_image"
+            assert corrupt.status_code == 422
+            assert corrupt.json()["error"] == "invalid_image"
             bad_fps = await client.post(
                 "/api/video/image-to-video", files={"image": ("a.png", _png(), "image/png")}, data={"fps": "0"}
             )
-            assert bad_fps.status_code == 422 and bad_fps.json()["details"]["fields"][0]["field"] == "fps"
+            assert bad_fps.status_code == 422
+            assert bad_fps.json()["details"]["fields"][0]["field"] == "fps"
 
             # Valid, but no generator runs here and the sync timeout is 0: 202 with the job, the image stored.
             form = {"prompt": "it moves", "model": "nobody/else", **{k: str(v) for k, v in SMALL.items()}}
@@ -150,11 +163,13 @@ async def test_video_requests_are_checked_and_answered_202_when_not_done_in_time
             )
             assert accepted.status_code == 202, accepted.text
             job_id = accepted.json()["job_id"]
-            assert accepted.headers["location"] == f"/v1/jobs/{job_id}" and accepted.json()["model"] == "reelforge/tiny-sd"
+            assert accepted.headers["location"] == f"/v1/jobs/{job_id}"
+            assert accepted.json()["model"] == "reelforge/tiny-sd"
             assert accepted.json()["model_fallback"]["details"]["requested_model"] == "nobody/else"
             store = ObjectStore.from_settings(stack.settings)
             stored = Image.open(io.BytesIO(store.get_bytes(stack.settings.work_bucket, Keys.input_image(job_id))))
-            assert stored.size == (64, 48) and stored.format == "PNG"
+            assert stored.size == (64, 48)
+            assert stored.format == "PNG"
             board = store.get_json(stack.settings.work_bucket, Keys.storyboard(job_id))
             assert board["segments"][0]["frames"] == 3
             assert board["characters"]["subject"]["reference_image"] == Keys.input_image(job_id)  # a key, never a URL
@@ -168,7 +183,8 @@ async def test_video_requests_are_checked_and_answered_202_when_not_done_in_time
                         break
             await bus.close()
             failed = await client.post("/api/video/image-to-video", files={"image": ("a.jpg", _png(), "image/png")}, data=form)
-            assert failed.status_code == 502 and failed.json()["error"] == "job_failed"
+            assert failed.status_code == 502
+            assert failed.json()["error"] == "job_failed"
             assert "out of memory" in failed.json()["details"]["job_error"]
 
 
@@ -177,7 +193,8 @@ def test_a_model_is_available_as_a_local_folder_in_the_hf_cache_or_built_in(tmp_
     local.mkdir()
     assert not model_available(str(local))
     (local / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
-    assert model_available(str(local)) and model_available("reelforge/tiny-sd")
+    assert model_available(str(local))
+    assert model_available("reelforge/tiny-sd")
     assert not model_available("reelforge/tiny-sd", allow_test_model=False)  # outside local mode, as the generator judges it
     cache = tmp_path / "hub"
     snapshot = cache / "models--someorg--video-model" / "snapshots" / "abc123"
@@ -196,7 +213,8 @@ def test_a_segments_own_steps_and_guidance_apply_to_its_render_only() -> None:
     from reelforge_generator.strategy import Knobs
     from reelforge_shared.events import RenderSpec
 
-    assert issubclass(PerFrame, Knobs) and issubclass(Clips, Knobs)  # every strategy's root
+    assert issubclass(PerFrame, Knobs)
+    assert issubclass(Clips, Knobs)
 
     class Kind(Knobs):
         steps, guidance = 30, 7.5
@@ -205,4 +223,5 @@ def test_a_segments_own_steps_and_guidance_apply_to_its_render_only() -> None:
     fewer, weaker = RenderSpec(**base, steps=4), RenderSpec(**base, guidance=2.0)
     assert (kind.steps_for(fewer), kind.guidance_for(fewer)) == (4, 7.5)
     assert (kind.steps_for(weaker), kind.guidance_for(weaker)) == (30, 2.0)
-    assert (kind.steps, kind.guidance) == (30, 7.5) and vars(kind) == {}
+    assert (kind.steps, kind.guidance) == (30, 7.5)
+    assert vars(kind) == {}

@@ -65,7 +65,8 @@ def test_segment_gets_the_storyboard_rate_and_look(store: ObjectStore, settings:
     job = "j-seg"
     store.put_json(settings.work_bucket, Keys.storyboard(job), STORYBOARD)
     [encoded] = handle_segment(_generated(store, settings.work_bucket, job, 1), _deps(store, settings))
-    assert isinstance(encoded, SegmentEncoded) and (encoded.frame_count, encoded.fps, encoded.duration_s) == (
+    assert isinstance(encoded, SegmentEncoded)
+    assert (encoded.frame_count, encoded.fps, encoded.duration_s) == (
         8,
         6,
         pytest.approx(4 / 3),
@@ -96,7 +97,8 @@ def test_film_stores_its_renditions_beside_it_and_lists_them(
     for n in (1, 2):
         handle_segment(_generated(store, bucket, job, n), deps)
     [film] = handle_film(FilmRequested(job_id=job, segment_count=2), deps)
-    assert isinstance(film, FilmEncoded) and (film.frame_count, film.fps, film.duration_s) == (
+    assert isinstance(film, FilmEncoded)
+    assert (film.frame_count, film.fps, film.duration_s) == (
         16,
         6,
         pytest.approx(8 / 3, abs=0.01),

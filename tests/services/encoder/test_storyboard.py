@@ -50,12 +50,10 @@ def test_encoder_fields_are_accepted() -> None:
         "deliverables": {"crops": ["1:1"], "logo": "logo.png", "max_film_mb": 50},
     }
     board = parse_storyboard(data)
-    assert (
-        board.style.grade == "horror"
-        and board.output.fps == 24
-        and board.audio.voice == "de"
-        and board.deliverables.crops == ["1:1"]
-    )
+    assert board.style.grade == "horror"
+    assert board.output.fps == 24
+    assert board.audio.voice == "de"
+    assert board.deliverables.crops == ["1:1"]
 
 
 RULES: list[tuple[Callable[[dict], object], str]] = [

@@ -37,7 +37,8 @@ async def test_video_submissions_count_against_the_owners_cap_and_streams_are_bo
                 async with client.stream("GET", f"/v1/jobs/{job_id}/events") as second:
                     assert second.status_code == 200
                     third = await client.get(f"/v1/jobs/{job_id}/events")
-                    assert third.status_code == 429 and third.json()["error"] == "too_many_streams", third.text
+                    assert third.status_code == 429, third.text
+                    assert third.json()["error"] == "too_many_streams", third.text
                     assert "REELFORGE_MAX_EVENT_STREAMS" in third.json()["message"]
             # Both closed: their places are back (the gateway notices the client left at its next write).
             await client.post(f"/v1/jobs/{job_id}/cancel")

@@ -167,15 +167,18 @@ async def test_hostile_bodies_are_refused_before_they_are_read_and_memory_stays_
     for chunked in (False, True):
         headers = json_type if chunked else json_type | {"Content-Length": str(50 * MB)}
         status, answer, sent = await _send(gateway.port, "/api/video/text-to-video", headers, _megabytes(50), chunked=chunked)
-        assert status == 401 and '"unauthorized"' in answer, answer
+        assert status == 401, answer
+        assert '"unauthorized"' in answer, answer
         assert sent < 50 * MB, f"the client sent all {sent} bytes before the answer"
 
     # Malformed JSON without a token: 401, not 422 (no byte of it is parsed).
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
         malformed = await client.post("/v1/jobs", content=b"{not json", headers=json_type)
-        assert malformed.status_code == 401 and malformed.json()["error"] == "unauthorized"
+        assert malformed.status_code == 401
+        assert malformed.json()["error"] == "unauthorized"
         wrong = await client.post("/api/video/image-to-video", content=b"--x\r\n", headers={"Authorization": "Bearer nope"})
-        assert wrong.status_code == 401 and set(wrong.json()) == {"error", "message", "details", "timestamp"}
+        assert wrong.status_code == 401
+        assert set(wrong.json()) == {"error", "message", "details", "timestamp"}
 
     # A 500 MB multipart upload with a valid token: 413 once the limit is passed, declared or streamed.
     boundary = "reelforge-guard"
@@ -184,15 +187,19 @@ async def test_hostile_bodies_are_refused_before_they_are_read_and_memory_stays_
     status, answer, sent = await _send(
         gateway.port, "/api/video/image-to-video", declared, _multipart(boundary, 500), chunked=False
     )
-    assert status == 413 and '"too_large"' in answer and "REELFORGE_MAX_UPLOAD_BYTES" in answer, answer
+    assert status == 413, answer
+    assert '"too_large"' in answer, answer
+    assert "REELFORGE_MAX_UPLOAD_BYTES" in answer, answer
     assert sent < 50 * MB
     status, answer, sent = await _send(gateway.port, "/api/video/image-to-video", upload, _multipart(boundary, 500), chunked=True)
-    assert status == 413 and '"too_large"' in answer, answer
+    assert status == 413, answer
+    assert '"too_large"' in answer, answer
     assert sent < 50 * MB, f"the client sent {sent} bytes before the answer"
     # A 50 MB storyboard with a valid token, streamed: 413 at REELFORGE_MAX_BODY_BYTES.
     auth = json_type | {"Authorization": f"Bearer {TOKEN}"}
     status, answer, sent = await _send(gateway.port, "/v1/jobs", auth, _megabytes(50), chunked=True)
-    assert status == 413 and '"field": "body"' in answer.replace('":"', '": "'), answer
+    assert status == 413, answer
+    assert '"field": "body"' in answer.replace('":"', '": "'), answer
     assert sent < 50 * MB
 
     grown = gateway.peak_rss_mb() - before

@@ -65,7 +65,8 @@ async def test_yaml_anchors_and_aliases_are_refused_naming_the_line(gateway) -> 
     stack, client = gateway
     response = await client.post("/v1/jobs", content=ALIAS_BOMB, headers={"content-type": "application/yaml"})
     message = _refused(response, "storyboard", "line 1", "anchor")
-    assert len(response.content) < 2000 and len(message) < 200
+    assert len(response.content) < 2000
+    assert len(message) < 200
     anchored = "title: x\nsegments:\n  - &s {id: a, prompt: walks}\n"
     _refused(await client.post("/v1/jobs", content=anchored), "storyboard", "line 3")
     aliased = "title: &t x\nsegments:\n  - {id: a, prompt: *t}\n"
@@ -143,7 +144,8 @@ async def test_an_error_shows_a_value_cut_short(gateway) -> None:
     _, client = gateway
     response = await client.post("/v1/jobs", json={"title": ["t" * 100_000] * 40, "segments": [{"id": "a", "prompt": "x"}]})
     message = _refused(response, "title")
-    assert len(message) < 300 and len(response.content) < 2000
+    assert len(message) < 300
+    assert len(response.content) < 2000
 
 
 async def test_video_numbers_are_finite(gateway) -> None:
@@ -151,7 +153,6 @@ async def test_video_numbers_are_finite(gateway) -> None:
     for duration in ("NaN", "Infinity", "1e400"):
         body = f'{{"prompt": "x", "duration": {duration}}}'
         response = await client.post("/api/video/text-to-video", content=body, headers={"content-type": "application/json"})
-        assert response.status_code == 422 and response.json()["details"]["fields"][0]["field"].endswith("duration"), (
-            response.text
-        )
+        assert response.status_code == 422, response.text
+        assert response.json()["details"]["fields"][0]["field"].endswith("duration"), response.text
     assert await _published(stack.settings) == 0

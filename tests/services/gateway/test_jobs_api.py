@@ -50,7 +50,8 @@ def _bad(change) -> dict:
 def assert_error_shape(response: httpx.Response, status: int, code: str) -> dict:
     body = response.json()
     assert response.status_code == status, response.text
-    assert set(body) == {"error", "message", "details", "timestamp"} and body["error"] == code, body
+    assert set(body) == {"error", "message", "details", "timestamp"}, body
+    assert body["error"] == code, body
     return body
 
 
@@ -67,7 +68,8 @@ def assert_error_shape(response: httpx.Response, status: int, code: str) -> dict
 async def test_bad_storyboard_is_refused_with_the_field_and_nothing_published(gateway, board, field) -> None:
     stack, client = gateway
     body = assert_error_shape(await client.post("/v1/jobs", json=board), 422, "invalid_storyboard")
-    assert field in [e["field"] for e in body["details"]["fields"]] and field in body["message"]
+    assert field in [e["field"] for e in body["details"]["fields"]]
+    assert field in body["message"]
     assert await _messages(stack.settings) == 0
 
 
@@ -94,13 +96,18 @@ async def test_a_prompt_its_model_cannot_read_whole_is_refused_naming_the_field_
     fields = {e["field"]: e["message"] for e in body["details"]["fields"]}
     assert list(fields) == ["segments[1].prompt", "segments[3].prompt", "segments[5].prompt"]
     cut = fields["segments[1].prompt"]
-    assert "is 516 tokens" in cut and "UMT5 text encoder) reads at most 512" in cut and "shorten it by 4" in cut
-    assert "at least 521 tokens" in fields["segments[3].prompt"] and WAN_ID in fields["segments[3].prompt"]
-    assert "with its speech and sound is 1026 tokens" in fields["segments[5].prompt"] and "1024" in fields["segments[5].prompt"]
+    assert "is 516 tokens" in cut
+    assert "UMT5 text encoder) reads at most 512" in cut
+    assert "shorten it by 4" in cut
+    assert "at least 521 tokens" in fields["segments[3].prompt"]
+    assert WAN_ID in fields["segments[3].prompt"]
+    assert "with its speech and sound is 1026 tokens" in fields["segments[5].prompt"]
+    assert "1024" in fields["segments[5].prompt"]
     assert await _messages(stack.settings) == 0
     negative = {"style": {"negative_prompt": "blurry " * 90}, "segments": [{"id": "a", "prompt": "walks", "model": wan}]}
     body = assert_error_shape(await client.post("/v1/jobs", json=negative), 422, "invalid_storyboard")
-    assert body["details"]["fields"][0]["field"] == "style.negative_prompt" and "is 541 tokens" in body["message"]
+    assert body["details"]["fields"][0]["field"] == "style.negative_prompt"
+    assert "is 541 tokens" in body["message"]
     video = await client.post("/api/video/text-to-video", json={"prompt": "apple " * 103, "model": wan, "duration": 1})
     assert assert_error_shape(video, 422, "invalid_request")["details"]["fields"][0]["field"] == "prompt"
     assert await _messages(stack.settings) == 0
@@ -109,7 +116,8 @@ async def test_a_prompt_its_model_cannot_read_whole_is_refused_naming_the_field_
     assert accepted.status_code == 202
     rerender = await client.post(f"/v1/jobs/{accepted.json()['job_id']}/segments/1/rerender", json={"prompt": "apple " * 103})
     body = assert_error_shape(rerender, 422, "invalid_request")  # the new prompt checked against the segment's model
-    assert body["details"]["fields"][0]["field"] == "prompt" and "is 516 tokens" in body["message"]
+    assert body["details"]["fields"][0]["field"] == "prompt"
+    assert "is 516 tokens" in body["message"]
 
 
 async def test_a_10mb_body_is_refused_before_parsing(gateway) -> None:
@@ -128,7 +136,9 @@ async def test_tokens_are_required_and_logs_name_the_caller_never_the_token(gate
     assert (await client.get("/healthz", headers={"Authorization": ""})).json()["state"] in {"READY", "BUSY"}
     assert (await client.get("/v1/jobs")).status_code == 200
     out = capsys.readouterr().out
-    assert "api.request" in out and "alice" in out and "tok-alice-secret" not in out
+    assert "api.request" in out
+    assert "alice" in out
+    assert "tok-alice-secret" not in out
 
 
 async def test_submission_is_202_with_location_and_the_ledger_answers(gateway, event_log) -> None:
@@ -142,16 +152,22 @@ async def test_submission_is_202_with_location_and_the_ledger_answers(gateway, e
     response = await client.post(
         "/v1/jobs", content=yaml_board.replace("127.0.0.1:9", "93.184.215.14"), headers={"content-type": "application/yaml"}
     )
-    assert response.status_code == 202 and response.headers["location"] == response.json()["status_url"]
+    assert response.status_code == 202
+    assert response.headers["location"] == response.json()["status_url"]
     job_id = response.json()["job_id"]
     requested = await event_log.wait_for(lambda: len(event_log.of(SegmentRequested)) == 2 and event_log.of(SegmentRequested))
     assert [(e.index, e.segment_id, e.spec.frames, e.spec.fps) for e in requested] == [(1, "a", 24, 3.0), (2, "b", 24, 3.0)]
     assert [e.model for e in requested] == ["org/job-model", "org/segment-model"]  # a model per job and per segment
     job = await poll_job(client, job_id, lambda s: len(s["segments"]) == 2)
-    assert job["status"] == "queued" and {s["stage"] for s in job["segments"].values()} == {"queued"}
-    assert job["queue_position"] == 1 and job["webhook_url"] == "http://93.184.215.14/hook" and job["last_event_id"] >= 3
+    assert job["status"] == "queued"
+    assert {s["stage"] for s in job["segments"].values()} == {"queued"}
+    assert job["queue_position"] == 1
+    assert job["webhook_url"] == "http://93.184.215.14/hook"
+    assert job["last_event_id"] >= 3
     page = (await client.get("/v1/jobs", params={"status": "queued", "limit": 1})).json()
-    assert page["total"] == 1 and page["jobs"][0]["job_id"] == job_id and page["next"] is None
+    assert page["total"] == 1
+    assert page["jobs"][0]["job_id"] == job_id
+    assert page["next"] is None
     assert (await client.get("/v1/jobs", params={"status": "completed"})).json()["total"] == 0
     assert_error_shape(await client.get(f"/v1/jobs/{job_id}", headers=BOB), 404, "job_not_found")  # not bob's
     assert_error_shape(await client.get("/v1/jobs", params={"status": "bogus"}), 422, "invalid_request")
@@ -162,14 +178,16 @@ async def test_idempotency_key_same_body_same_job_other_body_409_and_nothing_pub
     stack, client = gateway
     first = await client.post("/v1/jobs", json=GOOD, headers={"Idempotency-Key": "order-42"})
     again = await client.post("/v1/jobs", json=GOOD, headers={"Idempotency-Key": "order-42"})
-    assert first.status_code == again.status_code == 202 and first.json()["job_id"] == again.json()["job_id"]
+    assert first.status_code == again.status_code == 202
+    assert first.json()["job_id"] == again.json()["job_id"]
     published = await _messages(stack.settings)
     assert published == 1 + len(GOOD["segments"])
     other = await client.post("/v1/jobs", json=_bad(lambda b: b.update(title="other")), headers={"Idempotency-Key": "order-42"})
     assert assert_error_shape(other, 409, "idempotency_conflict")["details"]["job_id"] == first.json()["job_id"]
     assert await _messages(stack.settings) == published
     bobs = await client.post("/v1/jobs", json=GOOD, headers={"Idempotency-Key": "order-42", **BOB})  # keys are per caller
-    assert bobs.status_code == 202 and bobs.json()["job_id"] != first.json()["job_id"]
+    assert bobs.status_code == 202
+    assert bobs.json()["job_id"] != first.json()["job_id"]
 
 
 @pytest.mark.parametrize("gateway", [{"rate_limit_per_min": 3, "max_jobs_in_flight": 1}], indirect=True)
@@ -205,10 +223,12 @@ async def test_events_stream_heartbeats_closes_on_cancel_and_replays_from_last_e
     await asyncio.wait_for(pinged.wait(), 30)  # a heartbeat comment while nothing changes
     first = await client.post(f"/v1/jobs/{job_id}/cancel")
     again = await client.post(f"/v1/jobs/{job_id}/cancel")
-    assert first.status_code == again.status_code == 200 and again.json()["status"] == "cancelled"
+    assert first.status_code == again.status_code == 200
+    assert again.json()["status"] == "cancelled"
     await asyncio.wait_for(reader, 30)  # the stream closes at the terminal state
     assert [e["id"] for e in events] == list(range(1, len(events) + 1))
-    assert events[0]["kind"] == "job.created" and events[-1]["status"] == "cancelled"
+    assert events[0]["kind"] == "job.created"
+    assert events[-1]["status"] == "cancelled"
     await event_log.wait_for(lambda: event_log.of(JobCancelled))
     replay = await client.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "2"})
     ids = [int(line.removeprefix("id:").strip()) for line in replay.text.splitlines() if line.startswith("id:")]
@@ -250,6 +270,8 @@ def test_queue_position_and_eta_come_from_measured_stage_times() -> None:
     second = JobRecord(job_id="j-2", status="queued", segment_count=1, created_at=t0 + timedelta(minutes=2))
     records = [done, first, second]
     assert (_view(done, records).queue_position, _view(done, records).eta_s) == (None, None)
-    assert _view(first, records).queue_position == 1 and _view(second, records).queue_position == 2
+    assert _view(first, records).queue_position == 1
+    assert _view(second, records).queue_position == 2
     # first: segment 1 needs encode+check+deliver (2+1+1 s), segment 2 everything (14 s): 18 s; second waits for it, then 14 s.
-    assert _view(first, records).eta_s == 18 and _view(second, records).eta_s == 32
+    assert _view(first, records).eta_s == 18
+    assert _view(second, records).eta_s == 32

@@ -90,9 +90,11 @@ async def test_another_owner_gets_404_on_every_route_that_names_a_job(overrides,
                     answers = await _routes_naming(bob, job_id)
                 for route, response in answers.items():
                     assert response.status_code == 404, (path, route, response.text)
-                    assert response.json()["error"] == "job_not_found" and response.json()["details"] == {"job_id": job_id}
+                    assert response.json()["error"] == "job_not_found"
+                    assert response.json()["details"] == {"job_id": job_id}
             listed = (await client.get("/v1/jobs", headers=BOB)).json()
-            assert listed["total"] == 0 and "ACME" not in str(listed)
+            assert listed["total"] == 0
+            assert "ACME" not in str(listed)
             alice_sees = {j["job_id"] for j in (await client.get("/v1/jobs", headers=ALICE)).json()["jobs"]}
             assert alice_sees == set(mine.values())
             admin_sees = {j["job_id"] for j in (await client.get("/v1/jobs", headers=OPS, params={"limit": 100})).json()["jobs"]}
@@ -102,10 +104,12 @@ async def test_another_owner_gets_404_on_every_route_that_names_a_job(overrides,
 
             # The video cache is per owner: bob's identical request is his own job, untouched by alice's cancel.
             bobs = await client.post("/api/video/text-to-video", json=VIDEO, headers=BOB)
-            assert bobs.status_code == 202 and bobs.json()["job_id"] != mine["text-to-video"]
+            assert bobs.status_code == 202
+            assert bobs.json()["job_id"] != mine["text-to-video"]
             assert (await client.post(f"/v1/jobs/{mine['text-to-video']}/cancel", headers=ALICE)).status_code == 200
             again = await client.post("/api/video/text-to-video", json=VIDEO, headers=BOB)
-            assert again.status_code == 202 and again.json()["job_id"] == bobs.json()["job_id"]
+            assert again.status_code == 202
+            assert again.json()["job_id"] == bobs.json()["job_id"]
             assert (
                 await client.post("/api/video/text-to-video", json=VIDEO, headers=ALICE)
             ).status_code == 502  # hers: cancelled
@@ -127,4 +131,5 @@ def test_download_links_are_short_lived_and_signed_for_the_public_endpoint() -> 
     url = urlsplit(links.url("films", "j-1/final.mp4"))
     assert (url.scheme, url.netloc, url.path) == ("https", "media.example.com", "/films/j-1/final.mp4")
     assert parse_qs(url.query)["X-Amz-Expires"] == ["300"]
-    assert links.of_storage_url("s3://films/j-1/final.mp4") is not None and links.of_storage_url("https://gitlab/x") is None
+    assert links.of_storage_url("s3://films/j-1/final.mp4") is not None
+    assert links.of_storage_url("https://gitlab/x") is None

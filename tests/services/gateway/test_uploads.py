@@ -42,11 +42,13 @@ async def test_an_upload_is_checked_owned_and_copied_under_the_job_that_names_it
             png = {"file": ("hero.png", _png(), "image/png")}
             assert (await client.post("/v1/uploads", files=png)).status_code == 401
             corrupt = await client.post("/v1/uploads", files={"file": ("x.png", _png()[:50], "image/png")}, headers=ALICE)
-            assert corrupt.status_code == 422 and corrupt.json()["error"] == "invalid_upload"
+            assert corrupt.status_code == 422
+            assert corrupt.json()["error"] == "invalid_upload"
             uploaded = await client.post("/v1/uploads", files=png, headers=ALICE)
             assert uploaded.status_code == 201, uploaded.text
             key = uploaded.json()["key"]
-            assert key.startswith("uploads/alice/") and uploaded.json()["content_type"] == "image/png"
+            assert key.startswith("uploads/alice/")
+            assert uploaded.json()["content_type"] == "image/png"
 
             # Another owner's upload, a missing one, a local path and plain http: 422 naming the field, one message each.
             refusals = [
@@ -74,4 +76,5 @@ async def test_an_upload_is_checked_owned_and_copied_under_the_job_that_names_it
             store = ObjectStore.from_settings(stack.settings)
             board = store.get_json(stack.settings.work_bucket, Keys.storyboard(job_id))
             stored = board["characters"]["hero"]["reference_image"]
-            assert Keys.owned(job_id, stored) and store.get_bytes(stack.settings.work_bucket, stored) == _png()
+            assert Keys.owned(job_id, stored)
+            assert store.get_bytes(stack.settings.work_bucket, stored) == _png()

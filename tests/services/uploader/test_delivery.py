@@ -49,10 +49,13 @@ def test_routing_split_join_and_asset_rows(store, settings, postgres_url, gitlab
 
     # Under the threshold: the S3 delivery bucket, behind a presigned URL that answers.
     s = delivery.deliver(job, "jobs/x/segments/001/segment.mp4", f"{job}/segments/001.mp4", {"segment": 1})
-    assert (s.provider, s.parts) == ("s3", 1) and httpx.get(s.url).content == small
+    assert (s.provider, s.parts) == ("s3", 1)
+    assert httpx.get(s.url).content == small
     # Over it: GitLab, one upload; over the split size: numbered parts plus a manifest, joined back bit for bit.
     m = delivery.deliver(job, "jobs/x/segments/002/segment.mp4", f"{job}/segments/002.mp4", {"segment": 2})
-    assert (m.provider, m.parts) == ("gitlab", 1) and m.url.startswith(gitlab_standin.url) and httpx.get(m.url).content == medium
+    assert (m.provider, m.parts) == ("gitlab", 1)
+    assert m.url.startswith(gitlab_standin.url)
+    assert httpx.get(m.url).content == medium
     f = delivery.deliver(job, "jobs/x/final.mp4", f"{job}/final.mp4")
     assert (f.provider, f.parts) == ("gitlab", 3)
     manifest = httpx.get(f.url).json()
@@ -79,18 +82,21 @@ def test_routing_split_join_and_asset_rows(store, settings, postgres_url, gitlab
         ("manifest", "gitlab"),
         ("video_part", "gitlab"),
     }
-    assert rows[f"{job}/segments/002.mp4"].file_size == 70 * KB and rows[f"{job}/segments/002.mp4"].metadata["segment"] == 2
+    assert rows[f"{job}/segments/002.mp4"].file_size == 70 * KB
+    assert rows[f"{job}/segments/002.mp4"].metadata["segment"] == 2
     assert rows[f"{job}/final.mp4.manifest.json"].metadata["size"] == 200 * KB
 
     # A redelivered event uploads nothing again: the row is found and its URL still answers.
     uploads = len(gitlab_standin.uploads)
     assert delivery.deliver(job, "jobs/x/final.mp4", f"{job}/final.mp4").url == f.url
-    assert len(gitlab_standin.uploads) == uploads and len(registry.for_job(job)) == len(rows)
+    assert len(gitlab_standin.uploads) == uploads
+    assert len(registry.for_job(job)) == len(rows)
 
     # A re-rendered segment (another source under the same name) is delivered again, not taken for the old one.
     _put(store, settings, "jobs/x/segments/002/attempt-2/segment.mp4", 75 * KB)
     again = delivery.deliver(job, "jobs/x/segments/002/attempt-2/segment.mp4", f"{job}/segments/002.mp4", {"segment": 2})
-    assert again.url != m.url and len(gitlab_standin.uploads) == uploads + 1
+    assert again.url != m.url
+    assert len(gitlab_standin.uploads) == uploads + 1
     assert registry.get(job, f"{job}/segments/002.mp4").file_size == 75 * KB
 
 
@@ -128,4 +134,5 @@ async def test_gateway_serves_a_jobs_asset_rows_from_postgres(
             missing = await client.get("/v1/assets", params={"job": "j-none"})
             assert missing.status_code == 404, missing.text
             bad = await client.get("/v1/assets", params={"job": "../etc"})
-            assert bad.status_code == 422 and "job" in bad.text
+            assert bad.status_code == 422
+            assert "job" in bad.text
