@@ -296,18 +296,24 @@ def asyncapi(
     sys.stdout.write("\n")
 
 
-from reelforge.cli_edit import edit  # noqa: E402 - as above
 from reelforge.cli_encode import encode  # noqa: E402 - command modules keep heavy imports inside
 from reelforge.cli_generator import bench, generate  # noqa: E402 - as above
 from reelforge.cli_qa import qa  # noqa: E402 - as above
 from reelforge.cli_timeline import timeline  # noqa: E402 - as above
+from reelforge.cli_utilities import COMMANDS as UTILITIES  # noqa: E402 - as above
 
-app.command()(encode)
+# `reelforge encode film` (segments -> the film) and the editing utilities on a finished video, one word for the encoder's work.
+encode_app = typer.Typer(
+    help="The encoder on local files, without the bus: the film, and utilities on a finished video.", no_args_is_help=True
+)
+encode_app.command("film")(encode)
+for name, command in UTILITIES.items():
+    encode_app.command(name)(command)
+app.add_typer(encode_app, name="encode")
 app.command()(generate)
 app.command()(bench)
 app.command("qa")(qa)
 app.command()(timeline)
-app.add_typer(edit, name="edit")
 
 if __name__ == "__main__":
     app()

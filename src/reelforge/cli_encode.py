@@ -1,4 +1,4 @@
-"""`reelforge encode`: the encoder on local files, without the bus, for people who only want the encoder.
+"""`reelforge encode film`: the encoder on local files, without the bus, for people who only want the encoder.
 
 Inputs are the segments in order, each a folder of PNG frames or a video file. A storyboard (one
 input per segment) brings size, frame rate, colour, transitions, sound and deliverables; without

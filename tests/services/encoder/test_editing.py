@@ -1,4 +1,4 @@
-"""The editing utilities (``reelforge edit``) on a real 2 s video with a 440 Hz tone: durations, pitch by FFT, cue times."""
+"""The editing utilities (``reelforge encode speed|...``) on a real 2 s video, 440 Hz tone: durations, pitch by FFT, cues."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _edit(*args: object) -> str:
-    result = CliRunner().invoke(app, ["edit", *map(str, args)])
+    result = CliRunner().invoke(app, ["encode", *map(str, args)])
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -60,7 +60,7 @@ def test_speed_changes_the_duration_and_keeps_the_pitch(video: Path, tmp_path: P
 
 
 def test_speed_outside_its_range_is_refused_naming_the_limit(video: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["edit", "speed", str(video), "5", "-o", str(tmp_path / "x.mp4")])
+    result = CliRunner().invoke(app, ["encode", "speed", str(video), "5", "-o", str(tmp_path / "x.mp4")])
     assert result.exit_code == 2
     assert "0.25 to 4.0" in result.output
     assert not (tmp_path / "x.mp4").exists()

@@ -1,6 +1,6 @@
 """Editing utilities on a finished video: speed, audio extraction, frame extraction, looping, trimming, subtitles.
 
-Each is one ffmpeg recipe on local files (``reelforge edit ...``). Limits are checked here, at the edge, with the
+Each is one ffmpeg recipe on local files (``reelforge encode speed|audio|...``). Limits are checked here, at the edge, with the
 field, the value and the limit named.
 """
 

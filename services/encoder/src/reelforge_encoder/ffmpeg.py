@@ -38,7 +38,7 @@ PROTOCOLS = "file,pipe"
 # Demuxers an input may be read with: media only. Not HLS, DASH, concat listings or tty text, which open other files
 # by the names inside them; the film's own concat listing and lavfi sources are allowed where Reelforge names them (-f).
 MEDIA_DEMUXERS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "mov", "wav", "mp3", "flac", "ogg", "aac")
-NAMED_DEMUXERS = ("concat", "lavfi", "srt")  # srt: the subtitles `reelforge edit` writes itself
+NAMED_DEMUXERS = ("concat", "lavfi", "srt")  # srt: the subtitles `reelforge encode subtitles` writes itself
 
 
 class FFmpegExe(str):

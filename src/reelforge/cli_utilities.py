@@ -1,4 +1,8 @@
-"""`reelforge edit`: the editing utilities on a local video (speed, audio, frames, loop, trim, subtitles)."""
+"""`reelforge encode speed|audio|frames|loop|trim|subtitles`: the editing utilities on a local video.
+
+The same recipes (``reelforge_encoder.editing``) the API offers as derived renditions of a film version; they sit
+under ``reelforge encode`` beside ``reelforge encode film`` (:data:`COMMANDS`, registered by ``reelforge.cli``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import typer
 from rich.console import Console
 
 console = Console(stderr=True)
-edit = typer.Typer(help="Editing utilities on a finished video (the encoder's recipes, on local files).", no_args_is_help=True)
 Video = Annotated[Path, typer.Argument(help="the video (e.g. final.mp4)", exists=True, dir_okay=False)]
 Out = Annotated[Path, typer.Option("--out", "-o", help="file (or folder, for frames) to write")]
 
@@ -38,7 +41,6 @@ def _guard(action):
         raise typer.Exit(1) from None
 
 
-@edit.command()
 def speed(video: Video, factor: Annotated[float, typer.Argument(help="0.25 to 4 (2: twice as fast)")], out: Out) -> None:
     """Play faster or slower; the sound keeps its pitch."""
     from reelforge_encoder.editing import change_speed
@@ -46,7 +48,6 @@ def speed(video: Video, factor: Annotated[float, typer.Argument(help="0.25 to 4 
     _done(_guard(lambda: change_speed(video, factor, out, _codec())))
 
 
-@edit.command()
 def audio(video: Video, out: Out, format: Annotated[str, typer.Option(help="mp3, aac or wav")] = "mp3") -> None:
     """The sound as MP3, AAC (.m4a) or WAV."""
     from reelforge_encoder.editing import extract_audio
@@ -54,7 +55,6 @@ def audio(video: Video, out: Out, format: Annotated[str, typer.Option(help="mp3,
     _done(_guard(lambda: extract_audio(video, format, out, _codec().exe)))
 
 
-@edit.command()
 def frames(
     video: Video,
     out: Out,
@@ -68,7 +68,6 @@ def frames(
     console.print(f"{len(written)} stills in {out}")
 
 
-@edit.command("loop")
 def loop_(video: Video, times: Annotated[int, typer.Argument(help="how many times in a row (1 to 100)")], out: Out) -> None:
     """The video played several times in a row (stream copy)."""
     from reelforge_encoder.editing import loop
@@ -76,7 +75,6 @@ def loop_(video: Video, times: Annotated[int, typer.Argument(help="how many time
     _done(_guard(lambda: loop(video, times, out, _codec().exe)))
 
 
-@edit.command("trim")
 def trim_(
     video: Video,
     start: Annotated[float, typer.Option(help="seconds")],
@@ -89,7 +87,6 @@ def trim_(
     _done(_guard(lambda: trim(video, start, end, out, _codec())))
 
 
-@edit.command()
 def subtitles(
     storyboard: Annotated[Path, typer.Argument(help="the storyboard: narration and <S>...<E> speech become cues")],
     out: Out,
@@ -111,3 +108,6 @@ def subtitles(
         text = Path(tmp) / "cues.srt"
         text.write_text(srt(found))
         _done(_guard(lambda: subtitle(video, text, out, _codec(), burn=burn)))
+
+
+COMMANDS = {"speed": speed, "audio": audio, "frames": frames, "loop": loop_, "trim": trim_, "subtitles": subtitles}
