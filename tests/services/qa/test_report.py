@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from reelforge_qa.calibration import CASES, run_case
+from reelforge_qa.gates import GATES_BY_NAME, TECHNICAL, about
 from reelforge_qa.job_report import JobReport, Regeneration, Timings, attempt_result, segment_result
 from reelforge_qa.report_html import render_html, thumbnail_strip
 
@@ -69,6 +70,19 @@ def test_report_html_highlights_failures(flash_report: tuple[JobReport, dict[str
     assert "<title>s1 character: " in html
     assert "<title>s1 location: " in html
     assert 'fill="#c0392b"><title>s1 character' not in html
+
+
+def test_report_html_says_what_each_failed_gate_checks_and_does_from_the_gate_registry(
+    flash_report: tuple[JobReport, dict[str, bytes]],
+) -> None:
+    report, thumbnails = flash_report
+    html = render_html(report, thumbnails)
+    flicker = GATES_BY_NAME["flicker"]
+    assert flicker.rerender_fixes
+    assert f"<td>flicker</td><td>2</td><td>{flicker.doc}</td><td>re-rendered with a new seed</td>" in html
+    # The technical gate is no row of the table: the encoder's fault, flagged; a gate the table lost says nothing.
+    assert about(TECHNICAL)[1] == "flagged (a new seed cannot fix it)"
+    assert about("retired") == ("", "")
 
 
 def test_report_html_shows_a_continuity_regeneration_before_and_after(

@@ -135,6 +135,20 @@ GATES_BY_NAME: dict[str, Gate] = {g.name: g for g in GATES}
 RERENDER_GATES: frozenset[str] = frozenset(g.name for g in GATES if g.rerender_fixes)
 
 
+TECHNICAL_DOC = "technical gate: the file read back (size, rate, frames, codec, sound) is what was asked"
+
+
+def about(name: str) -> tuple[str, str]:
+    """What the report says of a gate: what it checks and what QA does when it fails, from its row (the technical
+    gate: the encoder's fault, a new seed cannot fix it). A gate the table no longer has (an older report): blanks."""
+    if name == TECHNICAL:
+        return TECHNICAL_DOC, "flagged (a new seed cannot fix it)"
+    gate = GATES_BY_NAME.get(name)
+    if gate is None:
+        return "", ""
+    return gate.doc, "re-rendered with a new seed" if gate.rerender_fixes else "flagged (a new seed cannot fix it)"
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """Each gate's threshold by name (from the settings); a gate not named takes its row's default."""

@@ -5,7 +5,8 @@ segment's character, location and light continuity) plotted across the film with
 score is a red dot, each join a vertical line, red when it failed; hovering shows the detail
 through SVG titles), then one card per segment: a strip of thumbnails (inline base64 JPEG), the
 prompt it was rendered from, its timings (render, encode, QA, peak VRAM), its gates with
-thresholds and details (failed ones highlighted), and for a regenerated segment every attempt's
+thresholds and details (failed ones highlighted; what each gate checks and what its failure leads to come from the
+gate registry, :mod:`reelforge_qa.gates`), and for a regenerated segment every attempt's
 scores, before and after. Then the continuity-driven regenerations (new seed, reference
 frame, scores before and after), the film's continuity checks (each pair and its components) and
 its joins. The template is ``templates/report.html.j2``; this module only computes coordinates.
@@ -23,6 +24,7 @@ import jinja2
 import numpy as np
 
 from reelforge_qa.frames import sample_indices
+from reelforge_qa.gates import about
 from reelforge_qa.job_report import JobReport, SegmentResult
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -177,6 +179,9 @@ def render_html(report: JobReport, thumbnails: dict[str, bytes] | None = None) -
         for seg, (start, duration) in zip(report.segments, timeline, strict=True)
     ]
     checks = [*film.characters, *film.locations, *film.light] if film else []
+    # What each gate checks and what a failure leads to, from the gate registry (the table settings and re-rendering read).
+    named = {name for seg in report.segments for name in seg.gates} | set(report.gate_failures)
+    gates = {name: dict(zip(("doc", "on_failure"), about(name), strict=True)) for name in named}
     return _ENV.get_template("report.html.j2").render(
         report=report,
         title=report.title or report.job_id or "Reelforge QA",
@@ -186,4 +191,5 @@ def render_html(report: JobReport, thumbnails: dict[str, bytes] | None = None) -
         plot=_plot(report, timeline),
         cards=cards,
         checks=checks,
+        gates=gates,
     )
