@@ -27,6 +27,7 @@ class GitLabStandIn:
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # full_path -> (filename, data)
     uploads: list[str] = field(default_factory=list)  # filenames, in upload order
     head_status: int | None = None  # force an answer to HEAD (the upload gate's failure case)
+    refuse: dict[str, int] = field(default_factory=dict)  # filename -> status answered to its upload (a partial failure)
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -64,6 +65,8 @@ class GitLabStandIn:
                 )
                 part = next(p for p in message.iter_parts() if p.get_param("name", header="content-disposition") == "file")
                 filename, data = part.get_filename(), part.get_payload(decode=True)
+                if filename in standin.refuse:
+                    return self._send(standin.refuse[filename], b'{"message":"refused by the test"}')
                 secret = uuid.uuid4().hex
                 url = f"/uploads/{secret}/{filename}"
                 full_path = f"/-/project/{standin.project_id}{url}"

@@ -114,6 +114,28 @@ def test_a_url_that_fails_its_head_request_is_not_delivered(store, settings, pos
     assert [a.name for a in registry.for_job(job)] == [f"{job}/final.mp4"]
 
 
+def test_a_split_upload_retried_after_a_partial_failure_uploads_only_the_missing_parts(
+    store, settings, postgres_url, gitlab_standin
+) -> None:
+    registry = PostgresAssetRegistry(postgres_url)
+    delivery = _delivery(store, settings, registry, gitlab_standin)
+    job = f"j-{settings.subject_prefix}-partial"
+    data = _put(store, settings, "jobs/p/final.mp4", 200 * KB)
+    part = [f"{job}_final.mp4.part{i:03d}" for i in (1, 2, 3)]
+    gitlab_standin.refuse[part[2]] = 503  # parts 1 and 2 land, part 3 fails
+    with pytest.raises(TransientError, match="503"):
+        delivery.deliver(job, "jobs/p/final.mp4", f"{job}/final.mp4")
+    assert gitlab_standin.uploads == part[:2]
+    del gitlab_standin.refuse[part[2]]
+    # Part 2 is gone from GitLab since (its HEAD answers 404): checked, it is uploaded again; part 1 is not.
+    gone = next(path for path, (name, _) in gitlab_standin.files.items() if name == part[1])
+    del gitlab_standin.files[gone]
+
+    delivered = delivery.deliver(job, "jobs/p/final.mp4", f"{job}/final.mp4")
+    assert gitlab_standin.uploads == [*part[:2], part[1], part[2], f"{job}_final.mp4.manifest.json"]
+    assert delivered.parts == 3 and join_parts(httpx.get(delivered.url).json(), lambda url: httpx.get(url).content) == data
+
+
 async def test_gateway_serves_a_jobs_asset_rows_from_postgres(
     overrides, store, settings, postgres_url, gitlab_standin, tmp_path: Path
 ) -> None:

@@ -12,6 +12,8 @@
   so for S3 the HEAD goes to a presigned HEAD URL of the same object on the same endpoint.
 - Each delivered object (every part and the manifest too) becomes a ``media_assets`` row whose id
   is a function of job and name; a redelivered event finds the row, checks its URL and uploads nothing.
+  A split upload retried after a partial failure uploads only the parts missing: a part whose row
+  names the same source, size and SHA-256 and whose URL still answers HEAD with its size is kept.
 """
 
 from __future__ import annotations
@@ -158,6 +160,20 @@ class Delivery:
             return None  # gone or expired: deliver again
         return Delivered(asset, int(asset.metadata.get("parts", 1)))
 
+    def _part_landed(self, job_id: str, part_name: str, key: str, digest: str, size: int) -> dict[str, Any] | None:
+        """A part an earlier try delivered: its row names these very bytes (source, SHA-256, size) and its HEAD answers."""
+        asset = self.registry.get(job_id, part_name)
+        if asset is None or asset.file_size != size:
+            return None
+        if asset.metadata.get("source_key") != key or asset.metadata.get("sha256") != digest:
+            return None
+        try:
+            check_public_url(asset.public_url, size, self.head_timeout_s)
+        except TransientError:
+            return None  # gone from GitLab since: upload it again
+        index = int(asset.metadata["part"])
+        return {"index": index, "name": part_name, "size": size, "sha256": digest, "url": asset.public_url}
+
     def _to_gitlab(self, job_id: str, key: str, name: str, size: int, meta: dict[str, Any]) -> Delivered:
         if self.gitlab is None:
             raise PermanentError("no GitLab configured")
@@ -173,9 +189,12 @@ class Delivery:
             with path.open("rb") as f:
                 for number, chunk in enumerate(iter(lambda: f.read(self.split_bytes), b""), start=1):
                     part_name = f"{name}.part{number:03d}"
+                    part_digest = hashlib.sha256(chunk).hexdigest()
+                    if (landed := self._part_landed(job_id, part_name, key, part_digest, len(chunk))) is not None:
+                        parts.append(landed)  # an earlier try uploaded and checked it, and it still answers
+                        continue
                     storage, url = self.gitlab.upload(part_name.replace("/", "_"), chunk)
                     check_public_url(url, len(chunk), self.head_timeout_s)
-                    part_digest = hashlib.sha256(chunk).hexdigest()
                     self._record(
                         job_id,
                         part_name,
