@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,8 @@ class Service:
     health: Health = field(init=False)
     # Extra coroutines that live as long as the service (the gateway's HTTP server).
     companions: list[Callable[[Bus, asyncio.Event], Any]] = field(default_factory=list)
+    # What the service holds open (HTTP clients), closed once it has stopped serving.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Asks the job ledger whether a job was cancelled: the runner skips such jobs' events, and long work
     # (the generator's batches) can ask between steps. Bound once the bus is up.
     cancel_check: CancelCheck = field(default_factory=CancelCheck)
@@ -181,6 +183,11 @@ async def run_service(service: Service, stop: asyncio.Event) -> None:
         if runner.retired is not None:
             raise WorkerRetired(f"{service.name} retired: {runner.retired}")
     finally:
+        for close in service.closers:
+            try:
+                await close()
+            except Exception as exc:  # noqa: BLE001 - one that fails must not keep the others open
+                log.warning("service.close_failed", service=service.name, error=repr(exc))
         with contextlib.suppress(Exception):
             await bus.close()
 

@@ -147,3 +147,5 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
     await stop.wait()
     server.should_exit = True
     await task
+    if deps.egress is not None:
+        await deps.egress.aclose()  # the reference fetches' client, once no request can use it

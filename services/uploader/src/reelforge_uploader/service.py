@@ -56,6 +56,7 @@ def build(settings: UploaderSettings) -> Service:
         omit=() if settings.webhook_segment_events else (SegmentDelivered,),
     )
     service = Service("uploader", settings, served, deps)
+    service.closers.append(deps.webhooks.egress.aclose)
     return service
 
 
