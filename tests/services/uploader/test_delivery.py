@@ -133,7 +133,8 @@ def test_a_split_upload_retried_after_a_partial_failure_uploads_only_the_missing
 
     delivered = delivery.deliver(job, "jobs/p/final.mp4", f"{job}/final.mp4")
     assert gitlab_standin.uploads == [*part[:2], part[1], part[2], f"{job}_final.mp4.manifest.json"]
-    assert delivered.parts == 3 and join_parts(httpx.get(delivered.url).json(), lambda url: httpx.get(url).content) == data
+    assert delivered.parts == 3
+    assert join_parts(httpx.get(delivered.url).json(), lambda url: httpx.get(url).content) == data
 
 
 async def test_gateway_serves_a_jobs_asset_rows_from_postgres(
