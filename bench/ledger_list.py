@@ -19,6 +19,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.settings import CommonSettings
 
 
-async def _timed(repeat: int, call) -> float:  # type: ignore[no-untyped-def]
+async def _timed(repeat: int, call: Callable[[], Awaitable[object]]) -> float:
     seconds = []
     for _ in range(repeat):
         began = time.perf_counter()

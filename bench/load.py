@@ -24,6 +24,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ STAGES = [
 ]
 
 
-def stand_in_generator(store: ObjectStore, bucket: str):
+def stand_in_generator(store: ObjectStore, bucket: str) -> Callable[[SegmentRequested, None], list]:
     """The fast stand-in: frames written straight to S3 (a gradient that moves), no model, no diffusion."""
 
     def handle(event: SegmentRequested, deps: None) -> list:

@@ -6,18 +6,24 @@ under ``reelforge encode`` beside ``reelforge encode film`` (:data:`COMMANDS`, r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from reelforge_encoder.codecs import Codec
+
+T = TypeVar("T")
 
 console = Console(stderr=True)
 Video = Annotated[Path, typer.Argument(help="the video (e.g. final.mp4)", exists=True, dir_okay=False)]
 Out = Annotated[Path, typer.Option("--out", "-o", help="file (or folder, for frames) to write")]
 
 
-def _codec():
+def _codec() -> Codec:
     from reelforge_encoder.codecs import build_codec
     from reelforge_encoder.ffmpeg import ffmpeg_exe
 
@@ -28,7 +34,7 @@ def _done(path: Path) -> None:
     console.print(str(path))
 
 
-def _guard(action):
+def _guard(action: Callable[[], T]) -> T:
     from reelforge_shared.errors import InvalidInput, PermanentError
 
     try:

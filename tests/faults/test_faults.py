@@ -19,8 +19,9 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import nats
 import pytest
@@ -64,7 +65,10 @@ def system(servers: dict[str, EmbeddedServer], model_cache: Path, tmp_path_facto
     system.stop_all()
 
 
-def _await(coro):  # the harness is async; these tests drive processes and wait on NATS/S3
+T = TypeVar("T")
+
+
+def _await(coro: Coroutine[Any, Any, T]) -> T:  # the harness is async; these tests drive processes and wait on NATS/S3
     return asyncio.run(coro)
 
 

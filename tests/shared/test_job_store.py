@@ -48,7 +48,9 @@ def _cast_board(description_chars: int, segments: int = 1) -> dict:
     }
 
 
-async def test_600_segments_with_long_cast_descriptions_complete_the_ledger_under_a_1mb_max_payload(small_nats, tmp_path: Path):
+async def test_600_segments_with_long_cast_descriptions_complete_the_ledger_under_a_1mb_max_payload(
+    small_nats, tmp_path: Path
+) -> None:
     settings = CommonSettings(nats_url=small_nats.url, subject_prefix="big")
     await bootstrap(settings)
     bus = await Bus.connect(settings)

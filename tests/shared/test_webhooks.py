@@ -27,7 +27,7 @@ from support.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture
-async def receiver():
+async def receiver() -> AsyncIterator[WebhookReceiver]:
     receiver = WebhookReceiver(plans={"/flaky": [503, 503, 200], "/gone": [410]}).start()
     yield receiver
     receiver.stop()

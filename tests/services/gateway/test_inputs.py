@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from reelforge.stack import local_stack
+from reelforge.stack import Stack, local_stack
 from reelforge_shared.bus import Bus
 
 TOKEN = {"Authorization": "Bearer tok-alice-secret"}
@@ -33,7 +34,7 @@ ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 
 
 @pytest.fixture
-async def gateway(overrides, tmp_path: Path, request):
+async def gateway(overrides, tmp_path: Path, request) -> AsyncIterator[tuple[Stack, httpx.AsyncClient]]:
     extra = getattr(request, "param", {})
     async with local_stack(tmp_path, names=["gateway"], **overrides, **LIMITS, **extra) as stack:
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, headers=TOKEN) as client:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from reelforge.stack import local_stack
+from reelforge.stack import Stack, local_stack
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import JobCancelled, SegmentRequested
 from reelforge_tiny import resolve_model
@@ -27,7 +28,7 @@ BOB = {"Authorization": "Bearer tok-bob-secret"}
 
 
 @pytest.fixture
-async def gateway(overrides, tmp_path: Path, request):
+async def gateway(overrides, tmp_path: Path, request) -> AsyncIterator[tuple[Stack, httpx.AsyncClient]]:
     extra = getattr(request, "param", {})
     async with local_stack(tmp_path, names=["gateway"], **overrides, **TOKENS, **extra) as stack:
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, headers=ALICE) as client:

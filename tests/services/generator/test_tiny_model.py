@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -75,7 +78,7 @@ def test_resumed_segment_renders_only_missing_frames(renderer: FrameRenderer, st
     rendered: list[list[int]] = []
     original = renderer.render
 
-    def spy(spec, frames, *args):
+    def spy(spec: RenderSpec, frames: list[int], *args: Any) -> Iterator[tuple[int, bytes]]:
         rendered.append(list(frames))
         return original(spec, frames, *args)
 

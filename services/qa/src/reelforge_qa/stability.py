@@ -57,4 +57,4 @@ def table(scores: dict[tuple[str, str], list[float]]) -> str:
 if __name__ == "__main__":
     sigma = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    print(table(repeats(sigma, count)))
+    print(table(repeats(sigma, count)))  # noqa: T201 - the script's output
