@@ -437,3 +437,62 @@ async def test_an_edited_timeline_re_imports_as_a_re_render_and_refuses_what_it_
             assert moved == {"3": before["segments"]["3"]["attempt"] + 1}
             assert after["segments"]["3"]["stage"] == "queued"
             assert after["status"] == "running"
+
+
+async def test_a_derived_rendition_is_made_from_the_film_once_and_refusals_name_the_field(finished: dict, tmp_path: Path) -> None:
+    import asyncio
+
+    import httpx
+
+    from reelforge.stack import local_stack
+    from reelforge_shared.bus import Bus
+    from reelforge_shared.jobs import Ledger
+
+    job = finished["job_id"]
+    base = f"/v1/jobs/{job}/films/1/renditions"
+    async with local_stack(tmp_path, names=["gateway", "encoder"], **finished["overrides"], **TOKENS) as stack:
+        bus = await Bus.connect(stack.settings)
+        try:
+
+            def owned_by_alice(record) -> None:
+                record.owner = "alice"
+                record.record("test.owner")
+
+            await (await Ledger.open(bus)).update(job, owned_by_alice)
+        finally:
+            await bus.close()
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60, headers=ALICE) as client:
+            asked = await client.post(base, json={"kind": "speed", "factor": 2})
+            assert asked.status_code == 202, asked.text
+            view = asked.json()
+            assert (view["status"], view["url"]) == ("pending", None)
+            for _ in range(600):  # the encoder makes it from the stored film
+                view = (await client.get(view["status_url"])).json()
+                if view["status"] != "pending":
+                    break
+                await asyncio.sleep(0.1)
+            assert view["status"] == "ready", view
+            fast = await client.get(view["url"], headers={})
+            (tmp_path / "fast.mp4").write_bytes(fast.content)
+            assert probe(tmp_path / "fast.mp4").duration_s == pytest.approx(
+                len(STORYBOARD["segments"]) * FRAMES / FPS / 2, abs=0.2
+            )
+            again = await client.post(base, json={"factor": 2.0, "kind": "speed"})  # the same rendition: made once
+            assert (again.status_code, again.json()["id"]) == (200, view["id"])
+            assert [r["id"] for r in (await client.get(base)).json()] == [view["id"]]
+
+            # Bounds and what the film cannot give: a 422 naming the field; another token's job and a missing version.
+            for body, field in (
+                ({"kind": "speed", "factor": 5}, "factor"),
+                ({"kind": "loop", "times": 0}, "times"),
+                ({"kind": "trim", "start_s": 1, "end_s": 99}, "end_s"),
+                ({"kind": "frames", "fps": 1, "quality": 3}, "quality"),
+                ({"kind": "morph"}, "body"),
+            ):
+                refused = await client.post(base, json=body)
+                assert refused.status_code == 422, body
+                assert field in refused.json()["details"]["fields"][0]["field"], refused.json()
+            assert (await client.post(base, json={"kind": "loop", "times": 2}, headers=BOB)).status_code == 404
+            assert (await client.get(view["status_url"], headers=BOB)).status_code == 404
+            assert (await client.post(f"/v1/jobs/{job}/films/7/renditions", json={"kind": "loop", "times": 2})).status_code == 409
+            assert (await client.get(f"{base}/{'0' * 16}")).status_code == 404

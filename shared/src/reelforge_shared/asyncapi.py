@@ -37,10 +37,24 @@ def example(schema: dict[str, Any], schemas: dict[str, Any]) -> Any:
     return schema.get("default")
 
 
+def _discriminators(node: Any) -> None:
+    """AsyncAPI's Schema Object names a union's discriminator by its property (a string); pydantic writes OpenAPI's
+    ``{"propertyName": ..., "mapping": ...}`` (the rendition kinds of ``rendition.requested``)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("discriminator"), dict):
+            node["discriminator"] = node["discriminator"]["propertyName"]
+        for value in node.values():
+            _discriminators(value)
+    elif isinstance(node, list):
+        for value in node:
+            _discriminators(value)
+
+
 def asyncapi_document(nats_url: str = "nats://127.0.0.1:4222") -> dict[str, Any]:
     models: list[type[BaseModel]] = [*ALL_EVENTS, DeadLetter]
     _, top = models_json_schema([(m, "serialization") for m in models], ref_template=_REF)
     schemas = top["$defs"]
+    _discriminators(schemas)
     host = nats_url.split("://", 1)[-1]
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}

@@ -14,6 +14,7 @@ What an event inherits from the one it follows lives in :mod:`reelforge_shared.e
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, Self
 from uuid import uuid4
@@ -572,6 +573,126 @@ class WebhookFailed(Event):
         return self
 
 
+# --- Derived renditions of a film version (the editing utilities on the API) ------------------------------
+
+MIN_SPEED, MAX_SPEED = 0.25, 4.0
+MAX_LOOPS = 100
+MAX_STILLS_FPS = 120.0
+RenditionId = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9a-f]{16}$",
+        description="the rendition's id: a hash of what it is, so the same request is the same rendition",
+        examples=["3f9a0c1e7b2d4a68"],
+    ),
+]
+
+
+class SpeedRendition(BaseModel):
+    """The film played faster or slower, its sound at the same pitch."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: Literal["speed"] = Field(description="what the rendition is", examples=["speed"])
+    factor: float = Field(ge=MIN_SPEED, le=MAX_SPEED, description="2: twice as fast, 0.5: half as fast", examples=[2.0])
+
+
+class AudioRendition(BaseModel):
+    """The film's sound alone."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: Literal["audio"] = Field(description="what the rendition is", examples=["audio"])
+    format: Literal["mp3", "aac", "wav"] = Field("mp3", description="mp3, aac (in .m4a) or wav", examples=["mp3"])
+
+
+class FramesRendition(BaseModel):
+    """Stills of the film at a rate, as a zip of NNNN.jpg or NNNN.png."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: Literal["frames"] = Field(description="what the rendition is", examples=["frames"])
+    fps: float = Field(1.0, gt=0, le=MAX_STILLS_FPS, description="stills per second of film", examples=[1.0])
+    format: Literal["jpeg", "png"] = Field("jpeg", description="jpeg or png", examples=["jpeg"])
+
+
+class LoopRendition(BaseModel):
+    """The film several times in a row (stream copy)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: Literal["loop"] = Field(description="what the rendition is", examples=["loop"])
+    times: int = Field(ge=1, le=MAX_LOOPS, description="how many times in a row", examples=[3])
+
+
+class TrimRendition(BaseModel):
+    """The part of the film from ``start_s`` to ``end_s``, to the frame."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: Literal["trim"] = Field(description="what the rendition is", examples=["trim"])
+    start_s: float = Field(ge=0, description="where it starts, in seconds of film", examples=[1.0])
+    end_s: float = Field(gt=0, description="where it ends (after start_s, within the film)", examples=[4.0])
+
+
+class SubtitlesRendition(BaseModel):
+    """Subtitles from the storyboard's narration and ``<S>...<E>`` speech: a sidecar file or the film with them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: Literal["subtitles"] = Field(description="what the rendition is", examples=["subtitles"])
+    format: Literal["srt", "vtt", "soft", "burn"] = Field(
+        "vtt", description="srt or vtt: the sidecar file; soft: the film with a subtitle track; burn: burnt in", examples=["vtt"]
+    )
+
+
+RenditionSpec = Annotated[
+    SpeedRendition | AudioRendition | FramesRendition | LoopRendition | TrimRendition | SubtitlesRendition,
+    Field(discriminator="kind"),
+]
+
+
+def rendition_id(spec: BaseModel) -> str:
+    """A rendition's id: the same kind and parameters, the same id (and the same stored file)."""
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
+
+
+class RenditionRequested(FilmEvent):
+    """Command: derive a rendition of a film version (speed, audio, stills, loop, trim, subtitles); asked through the API."""
+
+    subject: ClassVar[str] = "rendition.requested"
+    rendition_id: RenditionId
+    rendition: RenditionSpec = Field(
+        description="what to derive, with its parameters", examples=[{"kind": "speed", "factor": 2.0}]
+    )
+
+    def dedup_id(self) -> str:
+        return f"{self.subject}:{self.job_id}:v{self.version}:{self.rendition_id}{self._run()}"
+
+    def failure(self, stage: str, error: str) -> Event:
+        return RenditionFailed.follow(self, rendition_id=self.rendition_id, error=error)
+
+
+class RenditionEncoded(FilmEvent):
+    """Fact: a derived rendition of a film version is stored in the work bucket."""
+
+    subject: ClassVar[str] = "rendition.encoded"
+    rendition_id: RenditionId
+    key: str = Field(description="its key in the work bucket", examples=["jobs/j-5f1c2e7a9b/derived/3f9a0c1e7b2d4a68.mp4"])
+    size_bytes: int = Field(ge=0, description="its size", examples=[1048576])
+
+    def dedup_id(self) -> str:
+        return f"{self.subject}:{self.job_id}:v{self.version}:{self.rendition_id}{self._run()}"
+
+
+class RenditionFailed(FilmEvent):
+    """Fact: a derived rendition could not be made (the film job itself is not affected)."""
+
+    subject: ClassVar[str] = "rendition.failed"
+    rendition_id: RenditionId
+    error: Error
+
+    def dedup_id(self) -> str:
+        return f"{self.subject}:{self.job_id}:v{self.version}:{self.rendition_id}{self._run()}"
+
+    def failure(self, stage: str, error: str) -> Event:
+        return self
+
+
 class DeadLetter(BaseModel):
     """What a dead-letter subject (``{prefix}.dead.{service}``) carries; not an Event: it may not parse."""
 
@@ -612,6 +733,9 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     WebhookFailed,
     JobCancelled,
     SegmentRerenderRequested,
+    RenditionRequested,
+    RenditionEncoded,
+    RenditionFailed,
 )
 EVENTS_BY_SUBJECT: dict[str, type[Event]] = {e.subject: e for e in ALL_EVENTS}
 

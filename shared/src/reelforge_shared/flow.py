@@ -27,6 +27,9 @@ from reelforge_shared.events import (
     JobCompleted,
     JobFailed,
     JobSubmitted,
+    RenditionEncoded,
+    RenditionFailed,
+    RenditionRequested,
     SegmentChecked,
     SegmentDelivered,
     SegmentEncoded,
@@ -108,7 +111,8 @@ FLOW: dict[str, ServiceFlow] = {
             Consume(event=SegmentRerenderRequested, handler="rerender"),
         ),
         # segment.generated: a reused shot (reelforge_shared.shots), its frames copied at submission, never rendered.
-        publishes=(JobSubmitted, SegmentRequested, SegmentGenerated, FilmRequested, JobCancelled),
+        # rendition.requested: a derived rendition of a film version asked through the API (speed, audio, stills, ...).
+        publishes=(JobSubmitted, SegmentRequested, SegmentGenerated, FilmRequested, JobCancelled, RenditionRequested),
         work="write",
         delivery="read",
         kv="write",
@@ -125,8 +129,10 @@ FLOW: dict[str, ServiceFlow] = {
         consumes=(
             Consume(event=SegmentGenerated, handler="handle_segment"),
             Consume(event=FilmRequested, handler="handle_film"),
+            # A derived rendition that cannot be made fails alone (rendition.failed), never the job.
+            Consume(event=RenditionRequested, handler="handle_rendition", fails_as=RenditionFailed),
         ),
-        publishes=(SegmentEncoded, FilmEncoded),
+        publishes=(SegmentEncoded, FilmEncoded, RenditionEncoded, RenditionFailed),
         work="write",
         delivery="",
         note="MP4s",

@@ -195,6 +195,21 @@ class Keys:
         return f"{Keys.film_dir(job_id, version)}/{rendition_file(name)}"
 
     @staticmethod
+    def derived(job_id: str, version: int, rendition_id: str, suffix: str) -> str:
+        """A derived rendition of a film version (the API's speed, audio, stills, ...): ``jobs/J/derived/ID.mp4``."""
+        return f"{Keys.film_dir(job_id, version)}/derived/{rendition_id}{suffix}"
+
+    @staticmethod
+    def derived_meta(job_id: str, version: int, rendition_id: str) -> str:
+        """The encoder's record of a derived rendition (its key, or why it could not be made), written last."""
+        return Keys.derived(job_id, version, rendition_id, ".json")
+
+    @staticmethod
+    def derived_request(job_id: str, version: int, rendition_id: str) -> str:
+        """What the API was asked for (the gateway writes it before the request goes out): the rendition's existence."""
+        return Keys.derived(job_id, version, rendition_id, ".request.json")
+
+    @staticmethod
     def report(job_id: str, version: int = 1) -> str:
         return f"{Keys.film_dir(job_id, version)}/report.json"
 

@@ -13,11 +13,10 @@ import ffmpeg
 
 from reelforge_encoder.ffmpeg import Codec, rate, run
 from reelforge_shared.errors import InvalidInput
+from reelforge_shared.events import MAX_LOOPS, MAX_SPEED, MAX_STILLS_FPS, MIN_SPEED  # the API's bounds too
 from reelforge_shared.media import probe
 from reelforge_shared.storyboard import Storyboard
 
-MIN_SPEED, MAX_SPEED = 0.25, 4.0
-MAX_LOOPS = 100
 AUDIO_FORMATS = {
     "mp3": {"acodec": "libmp3lame", "audio_bitrate": "192k"},
     "aac": {"acodec": "aac", "audio_bitrate": "192k"},
@@ -71,8 +70,8 @@ def extract_frames(video: Path, fps: float, fmt: str, folder: Path, exe: str) ->
     """Stills of ``video`` at ``fps`` a second (JPEG or PNG), ``0001.jpg`` ... in ``folder``."""
     if fmt not in FRAME_FORMATS:
         raise InvalidInput(f"format: {fmt!r} is not one of {', '.join(FRAME_FORMATS)}")
-    if not 0 < fps <= 120:
-        raise InvalidInput(f"fps: {fps} is outside (0, 120]")
+    if not 0 < fps <= MAX_STILLS_FPS:
+        raise InvalidInput(f"fps: {fps} is outside (0, {MAX_STILLS_FPS:g}]")
     folder.mkdir(parents=True, exist_ok=True)
     suffix = "jpg" if fmt == "jpeg" else "png"
     args = {"qscale:v": 2} if fmt == "jpeg" else {}

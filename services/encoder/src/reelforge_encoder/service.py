@@ -1,7 +1,10 @@
 import shutil
+from collections.abc import Callable
+from typing import Any
 
 from reelforge_encoder.codecs import build_codec
 from reelforge_encoder.config import EncoderSettings
+from reelforge_encoder.derived import handle_rendition
 from reelforge_encoder.ffmpeg import ffmpeg_exe
 from reelforge_encoder.handler import EncoderDeps, handle_film, handle_segment
 from reelforge_shared.flow import routes
@@ -25,4 +28,9 @@ def build(settings: EncoderSettings) -> Service:
         film_fps=settings.film_fps,
         espeak=settings.espeak or shutil.which("espeak-ng"),
     )
-    return Service("encoder", settings, routes("encoder", {"handle_segment": handle_segment, "handle_film": handle_film}), deps)
+    handlers: dict[str, Callable[..., Any]] = {
+        "handle_segment": handle_segment,
+        "handle_film": handle_film,
+        "handle_rendition": handle_rendition,
+    }
+    return Service("encoder", settings, routes("encoder", handlers), deps)

@@ -13,7 +13,7 @@ from prometheus_client import make_asgi_app
 from reelforge_gateway.deps import Deps, GatewayDeps
 from reelforge_gateway.errors import install_error_handlers
 from reelforge_gateway.middleware import BodyLimits, Guard, RequestLog
-from reelforge_gateway.routes import assets, jobs, review, timeline, uploads, video
+from reelforge_gateway.routes import assets, jobs, renditions, review, timeline, uploads, video
 
 
 def create_app(deps: GatewayDeps) -> FastAPI:
@@ -35,6 +35,7 @@ def create_app(deps: GatewayDeps) -> FastAPI:
     app.include_router(assets.router)
     app.include_router(uploads.router)
     app.include_router(timeline.router)
+    app.include_router(renditions.router)
     app.include_router(review.router)
 
     @app.get("/healthz", include_in_schema=True)
