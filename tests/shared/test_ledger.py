@@ -221,3 +221,33 @@ async def test_resume_of_a_job_that_failed_before_its_film_was_requested_request
         assert [(type(e), e.version, e.resume) for e in published] == [(FilmRequested, 1, 1)]
     finally:
         await bus.close()
+
+
+async def test_the_film_request_names_each_segments_delivered_attempt_from_the_store_alone(settings) -> None:
+    """The store loads one segment per write, yet the film request names every segment's take (no S3 marker)."""
+    from reelforge_shared.jobs import transitions
+
+    bus = await Bus.connect(settings)
+    try:
+        ledger = await Ledger.open(bus)
+        await ledger.create(JobRecord(job_id="j-takes"))
+        await ledger.apply(submitted("j-takes", 3))
+        for n in (1, 2, 3):
+            _, publish = await ledger.apply(delivered("j-takes", n))
+        assert [e.attempts for e in publish] == [[1, 1, 1]]
+        await ledger.apply(publish[0])
+        await ledger.update(
+            "j-takes",
+            lambda r: transitions.rerender(r, 2, "s2", statuses=frozenset({"film_encoding"}), seed=7),
+            segments=[2],
+        )
+        _, publish = await ledger.apply(delivered("j-takes", 2, attempt=2))
+        [film] = publish
+        assert (type(film), film.version, film.attempts) == (FilmRequested, 2, [1, 2, 1])
+        assert [film.delivered_attempt(n) for n in (1, 2, 3)] == [1, 2, 1]
+        head = await ledger.head("j-takes")  # a later write that loads only segment 1 keeps segment 2's take
+        assert head is not None and head.attempts == {2: 2}
+        record, _ = await ledger.apply(delivered("j-takes", 1))
+        assert record.delivered_attempts() == [1, 2, 1]
+    finally:
+        await bus.close()

@@ -2,7 +2,8 @@
 
 An event built from another (:meth:`reelforge_shared.events.Event.follow`) takes its job and resume from
 it; between two segment events the segment's index, id and attempt come along too, and between two film
-events the film version. The runner checks every published event with :func:`lost_envelope`.
+events the film version and the segments' delivered attempts. The runner checks every published event
+with :func:`lost_envelope`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 
 JOB_ENVELOPE = ("job_id", "resume")
 SEGMENT_ENVELOPE = ("index", "segment_id", "attempt")
-FILM_ENVELOPE = ("version",)
+FILM_ENVELOPE = ("version", "attempts")
 
 
 def inherited(cls: type[Event], source: Event) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from uuid import uuid4
 from pydantic import BaseModel, ConfigDict, Field
 
 from reelforge_shared.envelope import inherited
+from reelforge_shared.errors import PermanentError
 
 # --- Fields that recur ---------------------------------------------------------------------------------
 
@@ -48,6 +49,14 @@ FilmVersion = Annotated[
 ]
 SegmentCount = Annotated[int, Field(description="number of segments in the job", examples=[33])]
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
+DeliveredAttempts = Annotated[
+    list[Annotated[int, Field(ge=1)]],
+    Field(
+        description="the delivered attempt of each segment in storyboard order, as the job store recorded it "
+        "(the film is made of these); empty: every segment's first attempt",
+        examples=[[1, 2, 1]],
+    ),
+]
 
 FrameCount = Annotated[int, Field(description="frames in the output", examples=[24])]
 Fps = Annotated[float, Field(description="frames per second", examples=[3.0])]
@@ -173,6 +182,16 @@ class FilmEvent(Event):
     """An event about one version of a job's film; the version travels from event to event (:meth:`Event.follow`)."""
 
     version: FilmVersion = 1
+    attempts: DeliveredAttempts = Field(default_factory=list)
+
+    def delivered_attempt(self, index: int) -> int:
+        """Segment ``index``'s delivered attempt (1-based index; the job store's record, carried by the film events)."""
+        if not self.attempts:
+            return 1
+        if not 1 <= index <= len(self.attempts):
+            named = len(self.attempts)
+            raise PermanentError(f"{self.subject} of job {self.job_id} names {named} attempts, not segment {index}'s")
+        return self.attempts[index - 1]
 
     def dedup_id(self) -> str:
         base = f"{self.subject}:{self.job_id}"

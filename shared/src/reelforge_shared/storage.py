@@ -92,6 +92,14 @@ class Keys:
         return f"{Keys.segment(job_id, index, attempt)}/qa.json"
 
     @staticmethod
+    def segment_checked(job_id: str, index: int, attempt: int = 1) -> str:
+        """What segment QA passed on for an attempt (the model that rendered it, its length), for film QA's report.
+
+        Which attempt was delivered is the job store's record alone (the film events carry it), never an object.
+        """
+        return f"{Keys.segment(job_id, index, attempt)}/checked.json"
+
+    @staticmethod
     def continuity_reference(job_id: str, index: int, attempt: int) -> str:
         """The frame (of the best-matching segment) that steers a continuity re-render; ``attempt``: the new one."""
         return f"{Keys.segment(job_id, index, attempt)}/reference.png"
@@ -130,14 +138,6 @@ class Keys:
     def render_profile(model: str) -> str:
         """The generator's profile of a model (revision, picture settings): what a shot key needs beside the spec."""
         return f"generator/profiles/{hashlib.sha256(model.encode()).hexdigest()[:32]}.json"
-
-    @staticmethod
-    def delivered_marker(job_id: str, index: int) -> str:
-        return f"jobs/{job_id}/delivered/{index:03d}.json"
-
-    @staticmethod
-    def delivered_markers(job_id: str) -> str:
-        return f"jobs/{job_id}/delivered/"
 
     @staticmethod
     def input_image(job_id: str) -> str:

@@ -42,17 +42,20 @@ def _deps(store: ObjectStore, settings: CommonSettings, espeak: str | None = Non
     return EncoderDeps(store=store, bucket=settings.work_bucket, codec=Codec(ffmpeg_exe(), preset="ultrafast"), espeak=espeak)
 
 
-def _generated(store: ObjectStore, bucket: str, job: str, n: int) -> SegmentGenerated:
+def _generated(
+    store: ObjectStore, bucket: str, job: str, n: int, attempt: int = 1, colour: tuple[int, int, int] = (200, 140, 80)
+) -> SegmentGenerated:
     for i in range(4):
         buffer = io.BytesIO()
-        Image.fromarray(np.full((36, 64, 3), (200, 140, 80), np.uint8)).save(buffer, format="PNG")
-        store.put_bytes(bucket, Keys.frame(job, n, i), buffer.getvalue(), "image/png")
+        Image.fromarray(np.full((36, 64, 3), colour, np.uint8)).save(buffer, format="PNG")
+        store.put_bytes(bucket, Keys.frame(job, n, i, attempt), buffer.getvalue(), "image/png")
     seg_id = STORYBOARD["segments"][n - 1]["id"]
     return SegmentGenerated(
         job_id=job,
         index=n,
         segment_id=seg_id,
-        frames_prefix=Keys.frames(job, n),
+        attempt=attempt,
+        frames_prefix=Keys.frames(job, n, attempt),
         frame_count=4,
         fps=3,
         width=160,
@@ -115,3 +118,22 @@ def test_film_stores_its_renditions_beside_it_and_lists_them(
     etag = store.client.stat_object(bucket, Keys.film(job)).etag
     assert handle_film(FilmRequested(job_id=job, segment_count=2), deps)[0].frame_count == 16
     assert store.client.stat_object(bucket, Keys.film(job)).etag == etag
+
+
+def test_film_is_made_of_the_attempts_the_film_request_names(
+    store: ObjectStore, settings: CommonSettings, tmp_path: Path
+) -> None:
+    """Which take of a segment was delivered comes with film.requested (the job store's record), not from an object."""
+    job, bucket = "j-takes", settings.work_bucket
+    board = {**STORYBOARD, "segments": [STORYBOARD["segments"][0]], "deliverables": {}}
+    store.put_json(bucket, Keys.storyboard(job), board)
+    deps = _deps(store, settings)
+    handle_segment(_generated(store, bucket, job, 1, attempt=1, colour=(200, 20, 20)), deps)
+    handle_segment(_generated(store, bucket, job, 1, attempt=2, colour=(20, 20, 200)), deps)
+    [film] = handle_film(FilmRequested(job_id=job, segment_count=1, version=2, attempts=[2]), deps)
+    assert isinstance(film, FilmEncoded) and film.attempts == [2]  # carried on to QA and the uploader
+    frame = tmp_path / "first.png"
+    video = store.get_file(bucket, film.film_key, tmp_path / "film.mp4")
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i", str(video), "-frames:v", "1", str(frame)], check=True)
+    red, _, blue = np.asarray(Image.open(frame).convert("RGB")).reshape(-1, 3).mean(axis=0)
+    assert blue > red + 60  # attempt 2's blue frames, not attempt 1's red ones

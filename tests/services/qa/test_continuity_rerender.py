@@ -56,7 +56,8 @@ BOARD = {
 def _store_version(
     store: ObjectStore, bucket: str, job: str, folder: Path, attempts: dict[str, int], stills: bool = False
 ) -> FilmEncoded:
-    """The segments as delivered (markers) and the film, as the services would have left them (``stills``: the encoder's)."""
+    """The segments as delivered (the film event names their attempts) and the film, as the services would have left
+    them (``stills``: the encoder's)."""
     videos, film = build(next(c for c in CASES if c.name == folder.name), folder)
     for n, video in enumerate(videos, start=1):
         attempt = attempts.get(video.segment_id, 1)
@@ -68,20 +69,7 @@ def _store_version(
             store.put_bytes(bucket, Keys.segment_thumbnail(key), still.getvalue(), "image/jpeg")
         qa = score_video(video.path, Expected(WIDTH, HEIGHT, FPS, FRAMES), Thresholds())
         store.put_json(bucket, Keys.segment_qa(job, n, attempt), qa.model_dump(mode="json"))
-        store.put_json(
-            bucket,
-            Keys.delivered_marker(job, n),
-            {
-                "index": n,
-                "segment_id": video.segment_id,
-                "attempt": attempt,
-                "qa": qa.model_dump(mode="json"),
-                "video_key": key,
-                "delivery_key": f"{job}/{n:03d}.mp4",
-                "duration_s": FRAMES / FPS,
-                "model": {"name": "tiny"},
-            },
-        )
+        store.put_json(bucket, Keys.segment_checked(job, n, attempt), {"model": {"name": "tiny"}, "duration_s": FRAMES / FPS})
     version = max(attempts.values(), default=1)
     film_key = Keys.film(job, version)
     store.put_file(bucket, film_key, film, "video/mp4")
@@ -94,6 +82,7 @@ def _store_version(
         fps=FPS,
         width=WIDTH,
         height=HEIGHT,
+        attempts=[attempts.get(v.segment_id, 1) for v in videos],
     )
 
 

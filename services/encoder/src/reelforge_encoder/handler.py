@@ -171,14 +171,6 @@ def _film_sounds(deps: EncoderDeps, job: str, board: Storyboard, keys: list[str]
         return list(pool.map(fetch, range(len(keys))))
 
 
-def _segment_video_key(deps: EncoderDeps, job: str, n: int) -> str:
-    """The delivered attempt's video (the uploader's marker names it); the first attempt's without a marker."""
-    marker = Keys.delivered_marker(job, n)
-    if deps.store.exists(deps.bucket, marker):
-        return deps.store.get_json(deps.bucket, marker)["video_key"]
-    return Keys.segment_video(job, n)
-
-
 def _resolver(deps: EncoderDeps, job: str, tmp: Path) -> Resolver:
     """Storyboard media references: only objects under the job's own folder, never a local file, URL or another job's key."""
 
@@ -202,7 +194,8 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
         with tempfile.TemporaryDirectory(prefix="reelforge-film-") as tmp:
             work = Path(tmp)
             fps = deps.film_fps or film_fps(board)
-            keys = [_segment_video_key(deps, job, n) for n in range(1, len(board.segments) + 1)]
+            # the takes the job store recorded as delivered (carried by the event): there is no other record of them
+            keys = [Keys.segment_video(job, n, event.delivered_attempt(n)) for n in range(1, len(board.segments) + 1)]
             pieces = _film_pieces(deps, board, keys, fps, work)
             # Joined by copy, the film needs only the pieces; otherwise every segment is decoded again.
             paths = [work / f"{n:03d}.mp4" for n in range(1, len(keys) + 1)]

@@ -21,7 +21,7 @@ from typing import Any
 from reelforge_qa.film_checks import FilmThresholds, SegmentVideo, check_film
 from reelforge_qa.film_regenerate import ContinuityRedo, continuity_redos, middle_frame_png
 from reelforge_qa.gates import RERENDER_GATES, Thresholds
-from reelforge_qa.job_report import Regeneration, build_job_report, check_scores
+from reelforge_qa.job_report import Regeneration, Take, build_job_report, check_scores, delivered_takes
 from reelforge_qa.regenerate import decide
 from reelforge_qa.report_html import render_html, thumbnail_strip
 from reelforge_qa.scores import Expected, score_video
@@ -84,6 +84,8 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
             )
         ]
     keep_passed_shot(deps.store, deps.bucket, event, report.passed)  # passed its gates: reusable by its owner's next jobs
+    checked = {"model": event.model.model_dump(mode="json"), "duration_s": event.duration_s}  # film QA reads it back
+    deps.store.put_json(deps.bucket, Keys.segment_checked(job, n, event.attempt), checked)
     return [
         SegmentChecked.follow(
             event,
@@ -102,13 +104,8 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
     report_key, html_key = Keys.report(job, event.version), Keys.report_html(job, event.version)
     if not deps.store.exists(deps.bucket, report_key):
         board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
-        markers = {
-            m["index"]: m
-            for m in map(
-                lambda k: deps.store.get_json(deps.bucket, k), deps.store.list_keys(deps.bucket, Keys.delivered_markers(job))
-            )
-        }
-        stat_keys = [Keys.segment_film_stats(job, n, markers[n].get("attempt", 1)) for n in range(1, len(board.segments) + 1)]
+        takes = {t.index: t for t in delivered_takes(deps.store, deps.bucket, event, board)}
+        stat_keys = [Keys.segment_film_stats(job, n, takes[n].attempt) for n in range(1, len(board.segments) + 1)]
         # Kept by segment QA: then no segment is decoded again, and the film only around its joins.
         stats = None
         with tempfile.TemporaryDirectory(prefix="reelforge-qa-film-") as tmp, ThreadPoolExecutor(max_workers=8) as pool:
@@ -120,7 +117,7 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
             for n, seg in enumerate(board.segments, start=1):
                 path = Path(tmp, f"{n:03d}.mp4")
                 if stats is None:
-                    deps.store.get_file(deps.bucket, markers[n]["video_key"], path)
+                    deps.store.get_file(deps.bucket, takes[n].video_key, path)
                 cast, join = tuple(seg.characters), seg.transition
                 segments.append(SegmentVideo(path, seg.id, cast, seg.location, join.type, join.duration))
             film_qa = check_film(segments, deps.film_thresholds, film=film, embedder=deps.embedder, stats=stats)
@@ -129,13 +126,13 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
             else:
                 thumbnails = {s.segment_id: thumbnail_strip(s.path) for s in segments}
         job_report = build_job_report(deps.store, deps.bucket, event, film_qa)
-        attempts = {m["segment_id"]: m.get("attempt", 1) for m in markers.values()}
+        attempts = {t.segment_id: t.attempt for t in takes.values()}
         scores, index_of = check_scores(film_qa), {seg.id: n for n, seg in enumerate(board.segments, start=1)}
         job_report.regenerations += [
-            _regeneration(deps, job, board, markers, index_of, r, event.version, scores.get(r.check))
+            _regeneration(deps, job, board, takes, index_of, r, event.version, scores.get(r.check))
             for r in continuity_redos(film_qa, attempts, deps.max_attempts)
             # A random-weights model renders noise: no new seed makes it continuous (the tests' and demo's tiny models).
-            if not markers[index_of[r.segment_id]].get("model", {}).get("random_weights")
+            if not (takes[index_of[r.segment_id]].model or {}).get("random_weights")
         ]
         deps.store.put_bytes(deps.bucket, html_key, render_html(job_report, thumbnails).encode(), "text/html; charset=utf-8")
         deps.store.put_json(deps.bucket, report_key, job_report.model_dump(mode="json"))
@@ -149,7 +146,7 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
             event_id=f"{job}-v{event.version}-continuity-{r['index']:03d}",
             index=r["index"],
             reason=r["reason"],
-            seed=r.get("seed") or render_spec(board, r["index"], attempt_of(deps, job, r["index"]) + 1).seed,
+            seed=r.get("seed") or render_spec(board, r["index"], event.delivered_attempt(r["index"]) + 1).seed,
             reference_images=[r["reference_key"]] if r.get("reference_key") else [],
         )
         for r in report.get("regenerations", [])
@@ -176,7 +173,7 @@ def _regeneration(
     deps: QaDeps,
     job: str,
     board: Storyboard,
-    markers: dict[int, dict],
+    takes: dict[int, Take],
     index_of: dict[str, int],
     redo: ContinuityRedo,
     version: int,
@@ -187,10 +184,10 @@ def _regeneration(
     That is the encoder's still of the segment where it made one, else the frame decoded here and stored (once).
     """
     n = index_of[redo.segment_id]
-    attempt = int(markers[n].get("attempt", 1)) + 1  # the attempt the re-render makes (the ledger counts the same way)
+    attempt = takes[n].attempt + 1  # the attempt the re-render makes (the ledger counts the same way)
     reference_key = None
     if redo.reference is not None:
-        video_key = markers[index_of[redo.reference]]["video_key"]
+        video_key = takes[index_of[redo.reference]].video_key
         reference_key = Keys.segment_thumbnail(video_key)
         if not deps.store.exists(deps.bucket, reference_key):
             reference_key = Keys.continuity_reference(job, n, attempt)
@@ -210,12 +207,6 @@ def _regeneration(
         reference_segment_id=redo.reference,
         reference_key=reference_key,
     )
-
-
-def attempt_of(deps: QaDeps, job: str, index: int) -> int:
-    """The delivered attempt of a segment (its marker), 1 without one."""
-    marker = Keys.delivered_marker(job, index)
-    return int(deps.store.get_json(deps.bucket, marker).get("attempt", 1)) if deps.store.exists(deps.bucket, marker) else 1
 
 
 def _deliverables(deps: QaDeps, job: str, version: int = 1) -> dict[str, str]:

@@ -8,16 +8,17 @@ the film carries its continuity and join report (:class:`FilmQaReport`).
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
 from reelforge_qa.film_models import FilmQaReport
 from reelforge_qa.film_regenerate import segment_score
-from reelforge_shared.events import FilmEncoded, QaReport, ReusedFrom
+from reelforge_shared.events import FilmEncoded, FilmEvent, QaReport, ReusedFrom
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
-from reelforge_shared.storyboard import parse_storyboard
+from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
 
 class GateResult(BaseModel):
@@ -214,23 +215,57 @@ def _earlier_regenerations(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Take:
+    """A segment's delivered attempt as film QA reads it: which attempt from the film event, the rest from its objects."""
+
+    index: int
+    segment_id: str
+    attempt: int
+    video_key: str
+    delivery_key: str
+    qa: QaReport
+    duration_s: float
+    model: dict[str, Any] | None
+
+
+def delivered_takes(store: ObjectStore, bucket: str, film: FilmEvent, board: Storyboard) -> list[Take]:
+    """Every segment's delivered take, in order: the attempt the job store recorded (``film.attempts``), read back."""
+    job_id, takes = film.job_id, []
+    for n, seg in enumerate(board.segments, start=1):
+        attempt = film.delivered_attempt(n)
+        qa = QaReport.model_validate(store.get_json(bucket, Keys.segment_qa(job_id, n, attempt)))
+        checked = store.get_json(bucket, Keys.segment_checked(job_id, n, attempt))  # segment QA wrote it with its verdict
+        takes.append(
+            Take(
+                index=n,
+                segment_id=seg.id,
+                attempt=attempt,
+                video_key=Keys.segment_video(job_id, n, attempt),
+                delivery_key=DeliveryKeys.segment(job_id, n),
+                qa=qa,
+                duration_s=float(checked["duration_s"]),
+                model=checked.get("model"),
+            )
+        )
+    return takes
+
+
 def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa: FilmQaReport | None = None) -> JobReport:
-    """The job's report from what the services stored: delivered markers, QA reports per attempt, timings."""
+    """The job's report from what the services stored: the delivered takes, QA reports per attempt, timings."""
     job_id = film.job_id
     raw = store.get_json(bucket, Keys.storyboard(job_id))
     board = parse_storyboard(raw)
-    markers = sorted(
-        (store.get_json(bucket, k) for k in store.list_keys(bucket, Keys.delivered_markers(job_id))), key=lambda m: m["index"]
-    )
+    takes = delivered_takes(store, bucket, film, board)
     segments = []
-    for m in markers:
-        n, attempt, qa = m["index"], m["attempt"], QaReport.model_validate(m["qa"])
+    for t in takes:
+        n, attempt, qa = t.index, t.attempt, t.qa
         seg = board.segments[n - 1]
         generated = _generation(store, bucket, job_id, n, attempt)
         segments.append(
             segment_result(
                 n,
-                m["segment_id"],
+                t.segment_id,
                 qa,
                 attempt=attempt,
                 prompt=generated.get("prompt") or render_spec(board, n, attempt).prompt,
@@ -242,9 +277,9 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
                 seed=generated.get("seed", render_spec(board, n, attempt).seed),
                 model=generated.get("model"),
                 qa_history=segment_history(store, bucket, job_id, n, attempt),
-                video_key=m["video_key"],
-                delivery_key=m["delivery_key"],
-                duration_s=m["duration_s"],
+                video_key=t.video_key,
+                delivery_key=t.delivery_key,
+                duration_s=t.duration_s,
                 characters=list(seg.characters),
                 location=seg.location,
                 timings=_timings(store, bucket, job_id, n, attempt, qa, generated),
@@ -253,7 +288,7 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
     return JobReport(
         job_id=job_id,
         title=raw.get("title"),
-        model=markers[0]["model"] if markers else None,
+        model=takes[0].model if takes else None,
         film=FilmInfo(
             key=film.film_key,
             delivery_key=DeliveryKeys.film(job_id, film.version),

@@ -1,8 +1,9 @@
 """Uploader handlers: deliver checked segments, deliver the film and its report.
 
-A delivered segment leaves a marker object naming the attempt delivered (the encoder and QA read
-which video to use from it). The film is not triggered here: the job ledger's observer publishes
-``film.requested`` when it records the last delivery (:mod:`reelforge_shared.jobs`).
+Which attempt of a segment was delivered is recorded by the job store alone (it folds
+``segment.delivered``); the film is not triggered here: the job ledger's observer publishes
+``film.requested`` when it records the last delivery, naming each segment's delivered attempt, and
+the encoder and QA read the takes from that event (:mod:`reelforge_shared.jobs`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from reelforge_shared.events import Event, FilmChecked, JobCompleted, SegmentChecked, SegmentDelivered
-from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
+from reelforge_shared.storage import DeliveryKeys, ObjectStore
 from reelforge_uploader.delivery import Delivery
 from reelforge_uploader.webhooks import WebhookDeps
 
@@ -29,25 +30,25 @@ class UploaderDeps:
 
 
 def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
-    """Copy the segment to the delivery bucket and record which attempt was delivered."""
+    """Copy the segment to the delivery bucket and announce it (the job store records which attempt it was)."""
     job, n = event.job_id, event.index
     delivery_key = DeliveryKeys.segment(job, n)
     about = {"segment": n, "segment_id": event.segment_id, "attempt": event.attempt}
     sent = deps.delivery.deliver(job, event.video_key, delivery_key, about)
-    delivered = SegmentDelivered.follow(
-        event,
-        video_key=event.video_key,
-        delivery_bucket=deps.delivery_bucket,
-        delivery_key=delivery_key,
-        url=sent.url,
-        storage_provider=sent.provider,
-        parts=sent.parts,
-        duration_s=event.duration_s,
-        qa=event.qa,
-        model=event.model,
-    )
-    deps.store.put_json(deps.work_bucket, Keys.delivered_marker(job, n), delivered.model_dump(mode="json"))
-    return [delivered]
+    return [
+        SegmentDelivered.follow(
+            event,
+            video_key=event.video_key,
+            delivery_bucket=deps.delivery_bucket,
+            delivery_key=delivery_key,
+            url=sent.url,
+            storage_provider=sent.provider,
+            parts=sent.parts,
+            duration_s=event.duration_s,
+            qa=event.qa,
+            model=event.model,
+        )
+    ]
 
 
 def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:

@@ -6,7 +6,8 @@ repository that stores it in :mod:`reelforge_shared.jobs.store`.
 In memory a :class:`JobRecord` is the head with the segments loaded (all of them for a job view,
 only those a transition touches inside the store) and the changes this process appended; stored,
 the head, each segment and each change are values of their own, so no value grows with the number
-of events, and with the number of segments only by the one letter per segment of :attr:`JobRecord.stages`.
+of events, and with the number of segments only by the one letter per segment of :attr:`JobRecord.stages`
+(and an entry of :attr:`JobRecord.attempts` per segment rendered again).
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ class JobRecord(BaseModel):
     error: str | None = None
     resume: int = Field(0, description="times the job was resumed after it failed (a resubmission with its Idempotency-Key)")
     stages: str = Field("", description="one letter per segment, its stage: q g e c d f (- not requested yet)")
+    attempts: dict[int, int] = Field(
+        default_factory=dict, description="segment -> its current attempt, for those past their first (the film's takes)"
+    )
     change_id: int = Field(0, description="id of the latest change (the SSE event id)")
     status_at: dict[str, datetime] = Field(default_factory=dict, description="status -> when the job first reached it")
     finished_at: datetime | None = Field(None, description="when it reached a terminal status (retention counts from here)")
@@ -125,6 +129,10 @@ class JobRecord(BaseModel):
         for index, seg in self.segments.items():
             if index >= 1:
                 letters[index - 1] = STAGE_LETTER[seg.stage]
+                if seg.attempt > 1:
+                    self.attempts[index] = seg.attempt
+                else:
+                    self.attempts.pop(index, None)
         self.stages = "".join(letters)
 
     def count(self, stage: str) -> int:
@@ -162,5 +170,16 @@ class JobRecord(BaseModel):
     def outbox(self) -> list[Event]:
         return list(self._outbox)
 
+    def delivered_attempts(self) -> list[int]:
+        """Each segment's current attempt, in order: once every segment is delivered, the takes the film is made of."""
+        self.sync_stages()
+        return [self.attempts.get(n, 1) for n in range(1, self.segment_count + 1)]
+
     def film_request(self) -> FilmRequested:
-        return FilmRequested(job_id=self.job_id, segment_count=self.segment_count, version=self.film_version, resume=self.resume)
+        return FilmRequested(
+            job_id=self.job_id,
+            segment_count=self.segment_count,
+            version=self.film_version,
+            resume=self.resume,
+            attempts=self.delivered_attempts(),
+        )
