@@ -131,7 +131,8 @@ def test_film_is_made_of_the_attempts_the_film_request_names(
     handle_segment(_generated(store, bucket, job, 1, attempt=1, colour=(200, 20, 20)), deps)
     handle_segment(_generated(store, bucket, job, 1, attempt=2, colour=(20, 20, 200)), deps)
     [film] = handle_film(FilmRequested(job_id=job, segment_count=1, version=2, attempts=[2]), deps)
-    assert isinstance(film, FilmEncoded) and film.attempts == [2]  # carried on to QA and the uploader
+    assert isinstance(film, FilmEncoded)
+    assert film.attempts == [2]
     frame = tmp_path / "first.png"
     video = store.get_file(bucket, film.film_key, tmp_path / "film.mp4")
     subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i", str(video), "-frames:v", "1", str(frame)], check=True)
