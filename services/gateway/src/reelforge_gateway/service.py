@@ -14,6 +14,7 @@ from reelforge_gateway.auth import Access, parse_names, parse_tokens
 from reelforge_gateway.config import GatewaySettings
 from reelforge_gateway.deps import GatewayDeps, Streams, VideoDefaults
 from reelforge_gateway.links import Links
+from reelforge_gateway.submit import Republisher
 from reelforge_shared.assets import open_registry
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import Event, SegmentRerenderRequested
@@ -65,18 +66,26 @@ def build(settings: GatewaySettings) -> Service:
 
     service.routes.extend(routes("gateway", {"observe": observe, "rerender": rerender}))
     service.companions.append(lambda bus, stop: serve_http(service, bus, store, stop))
-    service.companions.append(lambda bus, stop: watch_jobs(service, settings.lag_poll_s, stop))
+    service.companions.append(
+        lambda bus, stop: watch_jobs(
+            service,
+            settings.lag_poll_s,
+            stop,
+            Republisher(bus=bus, store=store, bucket=settings.work_bucket, reuse=settings.shot_reuse),
+        )
+    )
     return service
 
 
-async def watch_jobs(service: Service, every_s: float, stop: asyncio.Event) -> None:
+async def watch_jobs(service: Service, every_s: float, stop: asyncio.Event, republish: Republisher | None = None) -> None:
     """Jobs by state and the stalled-job age for /metrics, read from the job ledger every ``every_s``; then
-    the ledger's upkeep: jobs past their deadline cancelled, finished jobs past REELFORGE_JOB_RETENTION deleted."""
+    the ledger's upkeep: unpublished events published (``republish``: what submissions and resumes owe),
+    jobs past their deadline cancelled, finished jobs past REELFORGE_JOB_RETENTION deleted."""
     while not stop.is_set():
         try:
             if service.ledger is not None:
                 await service.ledger.export_metrics()
-                await service.ledger.upkeep(getattr(service.settings, "job_retention", None))
+                await service.ledger.upkeep(getattr(service.settings, "job_retention", None), republish=republish)
         except Exception as exc:  # noqa: BLE001 - a metric must never stop the gateway; the gauges keep their last value
             log.warning("jobs.metrics_unread", error=repr(exc))
         with contextlib.suppress(TimeoutError):

@@ -9,18 +9,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
+from reelforge_gateway.deps import GatewayDeps
 from reelforge_shared.bus import Bus
 from reelforge_shared.egress import Egress
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import Event, JobSubmitted, SegmentRequested
+from reelforge_shared.jobs import JobRecord
+from reelforge_shared.jobs.transitions import resume_events
 from reelforge_shared.references import EXTENSIONS, ReferenceLimits, media_fields, reference_egress, store_media, stored_name
 from reelforge_shared.shots import ShotPlan, ShotRequests
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, StoryboardLimits, decode_storyboard, parse_storyboard
 from reelforge_shared.webhooks import check_webhook_url
+
+log = structlog.get_logger("reelforge.gateway")
 
 
 def new_job_id(idempotency_key: str | None = None) -> str:
@@ -68,6 +76,50 @@ async def submit_job(
     for event in requests:
         await bus.publish(event)
     return submitted
+
+
+async def publish_submission(board: Storyboard, *, deps: GatewayDeps, job_id: str, owner: str) -> None:
+    """:func:`submit_job` for a job the ledger holds, whose reminder (:meth:`Ledger.owe`) was written before it.
+
+    A failure (NATS gone between the ledger write and the publish) is logged and left to the upkeep,
+    which publishes what the job owes (:class:`Republisher`): the job is accepted either way.
+    """
+    try:
+        await submit_job(
+            board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id, owner=owner, reuse=deps.shot_reuse
+        )
+    except Exception as exc:  # noqa: BLE001 - the ledger holds the job and its reminder: the upkeep repairs it
+        log.warning("job.publish_deferred", job_id=job_id, error=repr(exc))
+        return
+    await deps.ledger.paid(job_id)
+
+
+@dataclass(kw_only=True, slots=True)
+class Republisher:
+    """What a job's submission or resume owes the bus, published from its record and stored storyboard.
+
+    The gateway's upkeep calls it (:meth:`Ledger.republish_owed`) for a job whose writer did not finish
+    publishing; every event carries its Nats-Msg-Id, so what had landed is dropped by the bus.
+    """
+
+    bus: Bus
+    store: ObjectStore
+    bucket: str
+    reuse: bool = True
+
+    async def __call__(self, record: JobRecord) -> None:
+        key = Keys.storyboard(record.job_id)
+        if not await asyncio.to_thread(self.store.exists, self.bucket, key):  # a keyed request stopped before storing it
+            log.warning("job.republish_skipped", job_id=record.job_id, reason="storyboard not stored: the same request again")
+            return
+        board = parse_storyboard(await asyncio.to_thread(self.store.get_json, self.bucket, key))
+        if record.resume:
+            for event in resume_events(record, board):
+                await self.bus.publish(event)
+            return
+        await submit_job(
+            board, bus=self.bus, store=self.store, bucket=self.bucket, job_id=record.job_id, owner=record.owner, reuse=self.reuse
+        )
 
 
 def parse_submission(body: bytes, limits: StoryboardLimits, max_yaml_bytes: int) -> tuple[Storyboard, str | None]:

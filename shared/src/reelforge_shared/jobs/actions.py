@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import SegmentRequested
 from reelforge_shared.jobs import transitions
@@ -37,6 +39,7 @@ from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
+log = structlog.get_logger("reelforge.jobs")
 RERENDERABLE = frozenset({"film_encoding", "film_checking", "delivering", "completed"})  # every segment delivered
 
 
@@ -138,11 +141,19 @@ async def resume_job(ledger: Ledger, bus: Any, board: Storyboard, job_id: str, *
     (the same de-duplication ids: the bus drops what it already has).
     """
 
-    # Not the outbox: a resume may request every segment, each with its spec, more than one value holds.
-    # Its repair is the resubmission, which publishes the requests of a resume under way again.
+    # Not the head's outbox: a resume may request every segment, each with its spec, more than one value
+    # holds. The ledger is told the resume owes the bus its requests before the write; should the publishes
+    # below fail, the upkeep publishes them again from the record (Ledger.republish_owed), as a resubmission does.
+    await ledger.owe(job_id)
     record, _ = await ledger.update(job_id, lambda record: transitions.resume(record, board, by), segments="all")
     if record is None:
+        await ledger.paid(job_id)
         return None
-    for event in transitions.resume_events(record, board):
-        await bus.publish(event)
+    try:
+        for event in transitions.resume_events(record, board):
+            await bus.publish(event)
+    except Exception as exc:  # noqa: BLE001 - the ledger holds the resume: the upkeep publishes what it owes
+        log.warning("job.publish_deferred", job_id=job_id, resume=record.resume, error=repr(exc))
+        return record
+    await ledger.paid(job_id)
     return record

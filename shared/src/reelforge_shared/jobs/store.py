@@ -14,6 +14,9 @@ number of segments only by one letter each in the head's stage summary):
 - ``end.{finished ms}.{job}``: finished jobs by when they finished (the retention sweep reads these).
 - ``cap.{owner}``: the owner's jobs in flight (the submission cap, compare-and-set).
 - ``out.{job}``: the job's head holds events not yet published (its outbox), for :meth:`Ledger.upkeep`.
+- ``pub.{job}``: a submission or a resume owes the bus its events (too many, each with its spec, for
+  the head to hold): written before the ledger write, purged once they are out; the upkeep publishes
+  them again (:meth:`Ledger.republish_owed`) from the record and the stored storyboard.
 
 Lifecycle: a finished job (completed, failed, cancelled) is deleted whole (head, segments, changes,
 index entries) by :meth:`Ledger.sweep` once ``REELFORGE_JOB_RETENTION`` has passed since it finished;
@@ -35,7 +38,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
@@ -56,6 +59,7 @@ BUCKET = "jobs"
 ACTIVE: tuple[str, ...] = tuple(s for s in get_args(JobStatus) if s not in TERMINAL)
 _SAFE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HEADROOM = 1024  # bytes left under max_payload for the message's headers and the head's own growth
+OWED_GRACE = timedelta(seconds=60)  # a writer's own time to publish what it owes before the upkeep does it
 
 
 def _now() -> datetime:
@@ -528,9 +532,19 @@ class Ledger:
             JOBS.labels(state).set(count)
         JOB_STALLED_SECONDS.set(stalled)
 
-    async def upkeep(self, retention: timedelta | None, now: datetime | None = None) -> None:
-        """The store's periodic work (the gateway runs it): outboxes repaired, deadlines enforced, old jobs swept."""
+    async def upkeep(
+        self,
+        retention: timedelta | None,
+        now: datetime | None = None,
+        republish: Callable[[JobRecord], Awaitable[None]] | None = None,
+    ) -> None:
+        """The store's periodic work (the gateway runs it): outboxes repaired, deadlines enforced, old jobs swept.
+
+        ``republish`` publishes what a job's submission or resume owes (see :meth:`republish_owed`).
+        """
         await self.repair()
+        if republish is not None:
+            await self.republish_owed(republish, now)
         await self.enforce_deadlines(now)
         if retention is not None:
             await self.sweep(retention, now)
@@ -546,6 +560,33 @@ class Ledger:
                 repaired += 1
             else:
                 await self.kv.purge(key)
+        return repaired
+
+    async def owe(self, job_id: str) -> None:
+        """Before a write whose events the caller publishes itself (a submission, a resume): the upkeep's reminder."""
+        await self.kv.put(f"pub.{job_id}", json.dumps({"at": _now().isoformat()}).encode())
+
+    async def paid(self, job_id: str) -> None:
+        """What :meth:`owe` announced is out."""
+        await self.kv.purge(f"pub.{job_id}")
+
+    async def republish_owed(self, republish: Callable[[JobRecord], Awaitable[None]], now: datetime | None = None) -> int:
+        """Publish, through ``republish``, what each job owes whose writer has not said :meth:`paid` within
+        :data:`OWED_GRACE`; how many jobs. A job finished or gone owes nothing. The events carry their
+        Nats-Msg-Id: those that had landed are dropped by the bus."""
+        now = now or _now()
+        repaired = 0
+        for key in await self._keys("pub.>"):
+            job_id = key.split(".", 1)[1]
+            value, _ = await self._value(key)
+            if value is not None and now - datetime.fromisoformat(json.loads(value)["at"]) < OWED_GRACE:
+                continue  # its writer may still be publishing
+            record = await self.get(job_id)
+            if record is not None and not record.terminal:
+                await republish(record)
+                repaired += 1
+                log.info("ledger.republished", job=job_id, resume=record.resume)
+            await self.kv.purge(key)
         return repaired
 
     async def enforce_deadlines(self, now: datetime | None = None) -> list[str]:

@@ -22,7 +22,7 @@ from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import Deps, GatewayDeps
 from reelforge_gateway.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from reelforge_gateway.prompt_fit import prompt_errors
-from reelforge_gateway.submit import new_job_id, read_submission, stage_media, submit_job
+from reelforge_gateway.submit import new_job_id, publish_submission, read_submission, stage_media
 from reelforge_gateway.views import JobAccepted, JobPage, JobSummary, JobView, accepted, job_view, owned_job
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.events import JobCancelled
@@ -126,9 +126,7 @@ async def create_job(
             )
         if existing.status == "queued":  # the first request may have stopped before publishing: publish again
             board = await _staged(board, deps, caller, job_id)
-            await submit_job(
-                board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id, owner=caller, reuse=deps.shot_reuse
-            )
+            await publish_submission(board, deps=deps, job_id=job_id, owner=caller)
         elif existing.status == "failed" or (existing.resume and not existing.terminal):
             # failed (an outage past the tolerance): resume from the work stored; a resume under way: publish again
             existing = await resume_job(deps.ledger, deps.bus, board, job_id, by=caller) or existing
@@ -158,6 +156,12 @@ async def create_job(
     )
     try:
         deps.ledger.check_fits(record, board)
+        # What the upkeep needs to publish the job should this request stop after the write: the storyboard, a
+        # reminder. With an Idempotency-Key another request may race for the id: its storyboard is stored once
+        # the write is won (submit_job), and the same request again publishes it.
+        if idempotency_key is None:
+            await asyncio.to_thread(deps.store.put_json, deps.work_bucket, Keys.storyboard(job_id), board.model_dump(mode="json"))
+        await deps.ledger.owe(job_id)
         record, created = await deps.ledger.create(record)
     except JobTooLarge as exc:
         if deps.access.enabled:  # refused: the place in the owner's cap goes back at once, not when it turns stale
@@ -172,9 +176,7 @@ async def create_job(
             job_id=job_id,
         )
     # Publishing again (a retried request) is harmless: every event carries its Nats-Msg-Id.
-    await submit_job(
-        board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id, owner=caller, reuse=deps.shot_reuse
-    )
+    await publish_submission(board, deps=deps, job_id=job_id, owner=caller)
     return accepted(record, board.duration_s)
 
 
