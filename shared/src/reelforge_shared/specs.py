@@ -7,7 +7,7 @@ the same shot with a new seed and nothing else changed.
 from __future__ import annotations
 
 from reelforge_shared.events import RenderSpec
-from reelforge_shared.storyboard import Segment, Storyboard
+from reelforge_shared.storyboard import Segment, Storyboard, handle_frames
 
 PART_END = ".,;:!? \t\n"  # a part's closing punctuation and spaces, dropped before the parts are joined with ", "
 RETRY_SEED_STRIDE = 7919  # a prime far from the +1 per segment of a seed family: retries never reuse a neighbour's seed
@@ -62,7 +62,7 @@ def render_spec(board: Storyboard, index: int, attempt: int = 1) -> RenderSpec:
         character_seeds=[board.characters[name].seed for name in seg.characters],
         location_seed=board.locations[seg.location].seed if seg.location else None,
         reference_images=[r for name in seg.characters if (r := board.characters[name].reference_image)],
-        frames=seg.frames,
+        frames=seg.frames + 2 * handle_frames(board, seg),  # handles: the encoder keeps the middle for the film
         fps=seg.fps,
         width=board.output.width,
         height=board.output.height,

@@ -68,6 +68,12 @@ class Keys:
         return f"{video_key.removesuffix('.mp4')}.sound.flac"
 
     @staticmethod
+    def segment_handles(video_key: str) -> str:
+        """A segment's whole render with its handles (``output.handles_s``) beside its video, which is the middle the
+        film uses: what an editor's timeline references, the trim as its source range. Absent: no handles."""
+        return f"{video_key.removesuffix('.mp4')}.handles.mp4"
+
+    @staticmethod
     def segment_thumbnail(video_key: str) -> str:
         """A segment's still (JPEG, its middle frame at the delivery size) beside its video, made as the segment is encoded."""
         return f"{video_key.removesuffix('.mp4')}.thumbnail.jpg"

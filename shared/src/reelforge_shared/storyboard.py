@@ -61,6 +61,9 @@ class Style(_Strict):
     )
 
 
+MAX_HANDLES_S = 5.0  # seconds at each end: more is a longer render than most shots
+
+
 class Output(_Strict):
     width: int = Field(1920, ge=16, le=7680, multiple_of=2)
     height: int = Field(1080, ge=16, le=4320, multiple_of=2)
@@ -72,6 +75,13 @@ class Output(_Strict):
     )
     quality: Literal["low", "medium", "high"] | None = Field(
         None, description="encoding quality preset of this job (video API guide); unset: the encoder's REELFORGE_VIDEO_QUALITY"
+    )
+    handles_s: float = Field(
+        0.0,
+        ge=0,
+        le=MAX_HANDLES_S,
+        description="handles: seconds of extra frames rendered before and after every segment; the film uses the middle, "
+        "the editor's timeline has the whole render to extend a cut into",
     )
 
 
@@ -200,10 +210,24 @@ class Storyboard(_Strict):
         return sum(s.duration_s for s in self.segments)
 
 
+def handle_frames(board: Storyboard, seg: Segment) -> int:
+    """Frames rendered at each end of ``seg`` beyond the ones the film uses (``output.handles_s`` at its rate)."""
+    return round(board.output.handles_s * seg.fps)
+
+
 def encoded_rate(board: Storyboard, seg: Segment) -> tuple[int, float]:
     """Frames and rate of a segment's encoded video: raised to ``output.fps`` when that is higher, same duration."""
     out = board.output.fps
     return (round(seg.frames * out / seg.fps), out) if out and out > seg.fps else (seg.frames, seg.fps)
+
+
+def encoded_handles(board: Storyboard, seg: Segment) -> tuple[int, int]:
+    """Frames of ``seg``'s head and tail handles in its encoded video's rate (``encoded_rate``); (0, 0) without handles."""
+    used, out = encoded_rate(board, seg)
+    rendered = seg.frames + 2 * handle_frames(board, seg)
+    total = round(rendered * out / seg.fps) if out != seg.fps else rendered
+    head = (total - used) // 2
+    return head, total - used - head
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -292,8 +316,9 @@ def limit_errors(board: Storyboard, limits: StoryboardLimits) -> list[dict[str, 
     if len(board.segments) > limits.segments:
         over("segments", f"{len(board.segments)} segments", limits.segments, "MAX_SEGMENTS")
     for i, seg in enumerate(board.segments):
-        if seg.frames > limits.frames_per_segment:
-            over(f"segments[{i}].frames", seg.frames, limits.frames_per_segment, "MAX_FRAMES_PER_SEGMENT")
+        if (rendered := seg.frames + 2 * handle_frames(board, seg)) > limits.frames_per_segment:
+            value = seg.frames if rendered == seg.frames else f"{seg.frames} + 2 x {handle_frames(board, seg)} (output.handles_s)"
+            over(f"segments[{i}].frames", value, limits.frames_per_segment, "MAX_FRAMES_PER_SEGMENT")
     if board.duration_s > limits.film_seconds:
         over("segments", f"{board.duration_s:.1f} s of film", limits.film_seconds, "MAX_FILM_SECONDS")
     pixels = board.output.width * board.output.height

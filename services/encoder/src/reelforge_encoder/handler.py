@@ -19,9 +19,10 @@ from pathlib import Path
 
 from reelforge_encoder.audio import mux
 from reelforge_encoder.codecs import codec_for_quality
-from reelforge_encoder.ffmpeg import Codec, Look, encode_frames, piece_path
+from reelforge_encoder.ffmpeg import Codec, Look, concat_copy, encode_frames, piece_path
 from reelforge_encoder.film_assembly import Resolver, make_film, narration_needs_espeak, sound_of_segment, spoken
 from reelforge_encoder.film_joins import SegmentCut, board_parts, film_cuts, segment_cut
+from reelforge_encoder.handles import Span, mux_late, segment_span, without_head
 from reelforge_encoder.look import film_fps, segment_look, segment_rate
 from reelforge_encoder.renditions import crop_pieces, crop_size, rendition_name, thumbnail
 from reelforge_shared.errors import PermanentError
@@ -77,18 +78,29 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
             frames.mkdir()
             for i, frame_key in enumerate(frame_keys):
                 deps.store.get_file(deps.bucket, frame_key, frames / f"{i:04d}.png")
+            span = segment_span(board, seg, event.frame_count, event.fps)
+            rate = segment_rate(board, event.frame_count, event.fps)[1]
             clip = deps.store.get_file(deps.bucket, event.audio_key, Path(tmp, "clip.wav")) if event.audio_key else None
+            if clip is not None and span.head:  # the model's sound spans the handles too
+                clip = without_head(clip, span.head / rate, Path(tmp, "clip-film.wav"), deps.codec.exe)
             sound = sound_of_segment(
                 board, n - 1, clip, _resolver(deps, event.job_id, Path(tmp)), deps.espeak, Path(tmp), deps.codec.exe
             )
             look = segment_look(board, seg, frames)
             cut = segment_cut(board, n, deps.film_fps or film_fps(board))
-            if cut is None or segment_rate(board, event.frame_count, event.fps)[1] != (deps.film_fps or film_fps(board)):
-                video = encode_frames(frames, event.fps, event.width, event.height, Path(tmp, "segment.mp4"), deps.codec, look)
+            whole = Path(tmp, "handles.mp4" if span.total != span.used else "segment.mp4")
+            if cut is None or rate != (deps.film_fps or film_fps(board)):
+                bounds = span.around([0, span.used]) if whole.name == "handles.mp4" else None
+                video = encode_frames(frames, event.fps, event.width, event.height, whole, deps.codec, look, bounds)
+                if bounds is not None:
+                    middle = span.middle([piece_path(whole, j) for j in range(len(bounds) - 1)])
+                    video = concat_copy(middle, Path(tmp, "segment.mp4"), deps.codec.exe)
             else:
-                _encode_for_copy(board, cut, frames, event, key, Path(tmp), look, deps)
-                video = Path(tmp, "segment.mp4")
+                video = _encode_for_copy(board, cut, span, frames, event, key, whole, look, deps)
             still = thumbnail(video, seg.duration_s, Path(tmp, "thumbnail.jpg"), deps.codec.exe)
+            if whole != video:  # handles: the whole render beside the segment, for an editor's timeline
+                late = mux_late(whole, sound, span.head / rate, Path(tmp, "handles-sound.mp4"), deps.codec.exe)
+                deps.store.put_file(deps.bucket, Keys.segment_handles(key), late, "video/mp4")
             if sound is not None:  # the segment keeps its sound; the film lays the FLAC under its joined pictures
                 deps.store.put_file(deps.bucket, Keys.segment_sound(key), sound, "audio/flac")
                 video = mux(video, sound, Path(tmp, "segment-sound.mp4"), deps.codec.exe)
@@ -96,7 +108,10 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
             deps.store.put_json(deps.bucket, Keys.segment_timings(job, n, event.attempt), timings)
             deps.store.put_file(deps.bucket, Keys.segment_thumbnail(key), still, "image/jpeg")
             deps.store.put_file(deps.bucket, key, video, "video/mp4")  # last: it marks the segment (and its pieces) done
-    frame_count, fps = segment_rate(board, event.frame_count, event.fps)
+    frame_count, fps = (
+        segment_span(board, seg, event.frame_count, event.fps).used,
+        segment_rate(board, event.frame_count, event.fps)[1],
+    )
     return [
         SegmentEncoded.follow(
             event,
@@ -113,21 +128,33 @@ def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
 
 
 def _encode_for_copy(
-    board: Storyboard, cut: SegmentCut, frames: Path, event: SegmentGenerated, key: str, tmp: Path, look: Look, deps: EncoderDeps
-) -> None:
-    """The segment as pieces the film joins by copy (logo burnt in), and each crop's pieces, all stored beside ``key``."""
+    board: Storyboard,
+    cut: SegmentCut,
+    span: Span,
+    frames: Path,
+    event: SegmentGenerated,
+    key: str,
+    whole: Path,
+    look: Look,
+    deps: EncoderDeps,
+) -> Path:
+    """The segment as pieces the film joins by copy (logo burnt in), and each crop's pieces, all stored beside ``key``;
+    returns the segment's video (the middle of ``whole``, the whole render, when it has handles)."""
+    tmp = whole.parent
     logo = _resolver(deps, event.job_id, tmp)("deliverables.logo", board.deliverables.logo) if board.deliverables.logo else None
-    out = tmp / "segment.mp4"
-    encode_frames(frames, event.fps, event.width, event.height, out, deps.codec, look, cut.bounds, cut.keyframes, logo)
+    bounds, keyframes = span.around(cut.bounds), [span.head + k for k in cut.keyframes]
+    encode_frames(frames, event.fps, event.width, event.height, whole, deps.codec, look, bounds, keyframes, logo)
     fps = segment_rate(board, event.frame_count, event.fps)[1]
-    uploads = [(Keys.segment_piece(key, j), piece_path(out, j)) for j in range(len(cut.bounds) - 1)]
+    used = span.middle([piece_path(whole, j) for j in range(len(bounds) - 1)])
+    uploads = [(Keys.segment_piece(key, j), path) for j, path in enumerate(used)]
     for ratio in board.deliverables.crops:
         name = rendition_name(ratio)
         window = crop_size(board.output.width, board.output.height, ratio)
-        cropped = crop_pieces(out, window, fps, tmp / f"segment_{name}.mp4", deps.codec, logo, cut.bounds, cut.keyframes)
-        uploads += [(Keys.segment_piece(key, j, name), path) for j, path in enumerate(cropped)]
+        cropped = crop_pieces(whole, window, fps, tmp / f"segment_{name}.mp4", deps.codec, logo, bounds, keyframes)
+        uploads += [(Keys.segment_piece(key, j, name), path) for j, path in enumerate(span.middle(cropped))]
     for piece, path in uploads:
         deps.store.put_file(deps.bucket, piece, path, "video/mp4")
+    return whole if whole.name == "segment.mp4" else concat_copy(used, tmp / "segment.mp4", deps.codec.exe)
 
 
 def _film_pieces(

@@ -14,7 +14,7 @@ from typing import Any
 
 from reelforge_gateway.timeline.cut import Cut, Take, build_cut, media_name
 from reelforge_shared.storage import Keys, ObjectStore
-from reelforge_shared.storyboard import Storyboard, encoded_rate, parse_storyboard
+from reelforge_shared.storyboard import Storyboard, encoded_handles, encoded_rate, parse_storyboard
 
 OUT_STORYBOARD = "storyboard.json"  # written by `reelforge run` beside report.json
 
@@ -29,15 +29,21 @@ class Sourced:
     bucket: str | None = None
 
 
-def _take(board: Storyboard, n: int, attempt: int, delivered: bool, entry: dict[str, Any], has_audio: bool) -> Take:
+def _take(
+    board: Storyboard, n: int, attempt: int, delivered: bool, entry: dict[str, Any], has_audio: bool, handles: bool = False
+) -> Take:
+    """A take; ``handles``: its media is the whole render (``Keys.segment_handles``), the film's part its middle."""
     seg = board.segments[n - 1]
     frames, fps = encoded_rate(board, seg)
+    head, tail = encoded_handles(board, seg) if handles else (0, 0)
     qa = entry.get("qa") or {}
     return Take(
         attempt=attempt,
         media=media_name(n, seg.id, attempt, delivered),
-        frames=frames,
+        frames=head + frames + tail,
         fps=fps,
+        head=head,
+        tail=tail,
         has_audio=has_audio,
         qa={k: float(v) for k, v in qa.items()},
         qa_passed=entry.get("qa_passed"),
@@ -64,24 +70,27 @@ def from_store(store: ObjectStore, bucket: str, job_id: str, version: int) -> So
         entry = entries.get(n, {})
         attempt = int(entry.get("attempt", 1))
         key = entry.get("video_key") or Keys.segment_video(job_id, n, attempt)
-        delivered = _take(board, n, attempt, True, entry, store.exists(bucket, Keys.segment_sound(key)))
-        takes[n], keys[delivered.media] = [delivered], key
+        whole = store.exists(bucket, Keys.segment_handles(key))
+        delivered = _take(board, n, attempt, True, entry, store.exists(bucket, Keys.segment_sound(key)), whole)
+        takes[n], keys[delivered.media] = [delivered], Keys.segment_handles(key) if whole else key
         for earlier in range(attempt - 1, 0, -1):
             other = Keys.segment_video(job_id, n, earlier)
             if store.exists(bucket, other):
-                alt = _take(
-                    board, n, earlier, False, _alternate_entry(entry, earlier), store.exists(bucket, Keys.segment_sound(other))
-                )
+                whole = store.exists(bucket, Keys.segment_handles(other))
+                heard = store.exists(bucket, Keys.segment_sound(other))
+                alt = _take(board, n, earlier, False, _alternate_entry(entry, earlier), heard, whole)
                 takes[n].append(alt)
-                keys[alt.media] = other
+                keys[alt.media] = Keys.segment_handles(other) if whole else other
     cut = build_cut(board, report, takes=takes)
     keys[cut.film] = Keys.film(job_id, version)
     return Sourced(cut=cut, keys=keys, files={}, bucket=bucket)
 
 
-def out_take_file(out: Path, n: int, attempt: int, delivered: bool) -> Path:
-    """Where ``reelforge run`` puts a take: ``segments/NNN.mp4`` (delivered), ``segments/NNN.takeA.mp4``."""
-    return out / "segments" / (f"{n:03d}.mp4" if delivered else f"{n:03d}.take{attempt}.mp4")
+def out_take_file(out: Path, n: int, attempt: int, delivered: bool, handles: bool = False) -> Path:
+    """Where ``reelforge run`` puts a take: ``segments/NNN.mp4`` (delivered), ``segments/NNN.takeA.mp4``; its whole
+    render with handles (``output.handles_s``) beside it as ``NNN.handles.mp4``, ``NNN.takeA.handles.mp4``."""
+    name = f"{n:03d}" if delivered else f"{n:03d}.take{attempt}"
+    return out / "segments" / f"{name}{'.handles' if handles else ''}.mp4"
 
 
 def from_out(out: Path) -> Sourced:
@@ -100,16 +109,17 @@ def from_out(out: Path) -> Sourced:
         entry = entries.get(n, {})
         attempt = int(entry.get("attempt", 1))
         path = out_take_file(out, n, attempt, True)
-        delivered = _take(board, n, attempt, True, entry, probe(path, count_frames=False).has_audio)
-        takes[n], files[delivered.media] = [delivered], path
+        whole = out_take_file(out, n, attempt, True, handles=True)
+        delivered = _take(board, n, attempt, True, entry, probe(path, count_frames=False).has_audio, whole.is_file())
+        takes[n], files[delivered.media] = [delivered], whole if whole.is_file() else path
         for earlier in range(attempt - 1, 0, -1):
             other = out_take_file(out, n, earlier, False)
             if other.is_file():
-                alt = _take(
-                    board, n, earlier, False, _alternate_entry(entry, earlier), probe(other, count_frames=False).has_audio
-                )
+                whole = out_take_file(out, n, earlier, False, handles=True)
+                heard = probe(other, count_frames=False).has_audio
+                alt = _take(board, n, earlier, False, _alternate_entry(entry, earlier), heard, whole.is_file())
                 takes[n].append(alt)
-                files[alt.media] = other
+                files[alt.media] = whole if whole.is_file() else other
     cut = build_cut(board, report, takes=takes)
     files[cut.film] = out / "final.mp4"
     return Sourced(cut=cut, keys={}, files=files)

@@ -1,0 +1,121 @@
+"""Handles (``output.handles_s``) on a real S3 server: every segment is rendered with extra frames at its head and tail,
+the film uses the middle (its length unchanged), and the editor's timeline has the whole render with the middle as its
+source range, which an editor can extend into the handles without a re-render."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import av
+import numpy as np
+import opentimelineio as otio
+import pytest
+from PIL import Image
+
+from reelforge_encoder.ffmpeg import Codec, ffmpeg_exe
+from reelforge_encoder.handler import EncoderDeps, handle_film, handle_segment
+from reelforge_gateway.timeline.export import build_timeline
+from reelforge_gateway.timeline.sources import from_store
+from reelforge_shared.events import FilmRequested, ModelInfo, SegmentGenerated
+from reelforge_shared.media import probe
+from reelforge_shared.settings import CommonSettings
+from reelforge_shared.specs import render_spec
+from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import StoryboardInvalid, parse_storyboard
+
+FPS, FRAMES, HANDLE = 6, 6, 3  # handles_s 0.5 at 6 fps: 3 frames at each end
+STORYBOARD = {
+    "output": {"width": 64, "height": 36, "handles_s": 0.5},
+    "segments": [
+        {"id": "open", "prompt": "walks", "frames": FRAMES, "fps": FPS},
+        {"id": "close", "prompt": "sits", "frames": FRAMES, "fps": FPS, "transition": {"type": "dissolve", "duration": 0.5}},
+    ],
+}
+MODEL = ModelInfo(name="tiny", pipeline="StableDiffusionPipeline", random_weights=True)
+
+
+def _grey(i: int) -> int:
+    return 10 + 15 * i  # each rendered frame its own grey: which frames a video holds is read back from its pixels
+
+
+def _generated(store: ObjectStore, bucket: str, job: str, n: int, count: int) -> SegmentGenerated:
+    for i in range(count):
+        buffer = io.BytesIO()
+        Image.fromarray(np.full((36, 64, 3), _grey(i), np.uint8)).save(buffer, format="PNG")
+        store.put_bytes(bucket, Keys.frame(job, n, i), buffer.getvalue(), "image/png")
+    seg_id = STORYBOARD["segments"][n - 1]["id"]
+    return SegmentGenerated(
+        job_id=job,
+        index=n,
+        segment_id=seg_id,
+        frames_prefix=Keys.frames(job, n),
+        frame_count=count,
+        fps=FPS,
+        width=64,
+        height=36,
+        model=MODEL,
+    )
+
+
+def _greys(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [float(f.to_ndarray(format="gray").mean()) for f in container.decode(video=0)]
+
+
+def test_handles_are_bounded_and_rendered() -> None:
+    board = parse_storyboard(STORYBOARD)
+    assert render_spec(board, 1).frames == FRAMES + 2 * HANDLE
+    with pytest.raises(StoryboardInvalid, match=r"output\.handles_s"):
+        parse_storyboard({**STORYBOARD, "output": {"handles_s": 9}})
+
+
+def test_the_film_uses_the_middle_and_the_timeline_has_the_whole_render(
+    store: ObjectStore, settings: CommonSettings, tmp_path: Path
+) -> None:
+    job, bucket = "j-handles", settings.work_bucket
+    store.put_json(bucket, Keys.storyboard(job), STORYBOARD)
+    deps = EncoderDeps(store=store, bucket=bucket, codec=Codec(ffmpeg_exe(), preset="ultrafast"))
+    rendered = FRAMES + 2 * HANDLE
+    for n in (1, 2):
+        [encoded] = handle_segment(_generated(store, bucket, job, n, rendered), deps)
+        assert (encoded.frame_count, encoded.duration_s) == (FRAMES, FRAMES / FPS)  # QA and the film see the middle
+    video = store.get_file(bucket, Keys.segment_video(job, 1), tmp_path / "segment.mp4")
+    whole = store.get_file(bucket, Keys.segment_handles(Keys.segment_video(job, 1)), tmp_path / "handles.mp4")
+    # The segment media is longer by 2 x the handles; the segment's video is its middle, frame for frame.
+    assert (probe(whole).frame_count, probe(video).frame_count) == (rendered, FRAMES)
+    assert np.allclose(_greys(whole), [_grey(i) for i in range(rendered)], atol=4)
+    assert np.allclose(_greys(video), [_grey(i) for i in range(HANDLE, HANDLE + FRAMES)], atol=4)
+
+    # The film's length is that of its segments without handles (joined by copy from the middle pieces).
+    [film] = handle_film(FilmRequested(job_id=job, segment_count=2), deps)
+    assert film.frame_count == 2 * FRAMES
+    greys = _greys(store.get_file(bucket, Keys.film(job), tmp_path / "final.mp4"))
+    assert np.allclose(greys[:4], [_grey(i) for i in range(HANDLE, HANDLE + 4)], atol=4)  # before the dissolve
+    assert np.allclose(greys[-1], _grey(HANDLE + FRAMES - 1), atol=4)  # the last shot's last used frame
+
+    # The timeline's clips reference the whole render; the trim is their source range, extendable into the handles.
+    store.put_json(
+        bucket,
+        Keys.report(job),
+        {
+            "job_id": job,
+            "film": {"version": 1, "fps": FPS, "width": 64, "height": 36, "frame_count": film.frame_count},
+            "segments": [{"index": 1, "attempt": 1}, {"index": 2, "attempt": 1}],
+        },
+    )
+    sourced = from_store(store, bucket, job, 1)
+    assert sourced.keys["media/001-open.mp4"] == Keys.segment_handles(Keys.segment_video(job, 1))
+    timeline = build_timeline(sourced.cut)
+    clips = list(timeline.video_tracks()[0].find_clips())
+    assert timeline.duration().to_frames() == 2 * FRAMES
+    for clip in clips:
+        available = clip.media_reference.available_range
+        assert (available.start_time.to_frames(), available.duration.to_frames()) == (0, rendered)
+        assert (clip.source_range.start_time.to_frames(), clip.source_range.duration.to_frames()) == (HANDLE, FRAMES)
+        longer = otio.opentime.TimeRange(otio.opentime.RationalTime(0, FPS), otio.opentime.RationalTime(rendered, FPS))
+        clip.source_range = longer  # an editor extends the cut into both handles: still inside the media
+        wanted = clip.source_range
+        assert available.start_time <= wanted.start_time
+        assert wanted.end_time_exclusive() <= available.end_time_exclusive()
+        assert clip.available_range() == available  # OpenTimelineIO reads the media's range from the reference
