@@ -3,9 +3,9 @@
 Tokens are ``name:token`` pairs. A request to ``/v1/...`` or ``/api/...`` without a known token gets
 401 from :class:`reelforge_gateway.middleware.Guard`, before its body is read; the caller is known by
 its name from then on (logs carry the name, never the token). Each name may make
-REELFORGE_RATE_LIMIT_PER_MIN requests in any minute (a moving window from the ``limits`` library;
-429 with Retry-After above it). The window's counters live in this process's memory: with several
-gateway replicas each counts on its own, so a token may make N times the limit across N replicas.
+REELFORGE_RATE_LIMIT_PER_MIN requests in any minute (429 with Retry-After above it): a moving window
+kept in the job store's KV bucket (:mod:`reelforge_gateway.rates`), so it holds across every gateway
+replica, not per process.
 With REELFORGE_API_AUTH=off (local mode) every caller is ``local`` (the owner of everything submitted without
 an API identity: `reelforge run`, `reelforge submit`, events put on the bus) and no limit applies.
 """
@@ -13,16 +13,12 @@ an API identity: `reelforge run`, `reelforge submit`, events put on the bus) and
 from __future__ import annotations
 
 import hmac
-import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import Request
-from limits import RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 
 from reelforge_gateway.errors import ApiError
+from reelforge_gateway.rates import SharedWindow
 from reelforge_shared.jobs import LOCAL_OWNER
 
 
@@ -48,12 +44,11 @@ class Access:
     tokens: dict[str, str]  # token -> name
     enabled: bool = True
     admins: frozenset[str] = frozenset()  # names that see every owner's jobs
-    per_minute: int = 60
-    limiter: MovingWindowRateLimiter = field(init=False)
+    window: SharedWindow | None = None  # the rate limit's window (every replica's); required with auth on
 
     def __post_init__(self) -> None:
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
-        self.item = RateLimitItemPerMinute(self.per_minute)
+        if self.enabled and self.window is None:
+            raise ValueError("Access with auth on needs its rate window (reelforge_gateway.rates.SharedWindow)")
 
     def caller(self, authorization: str | None) -> str:
         if not self.enabled:
@@ -75,17 +70,16 @@ class Access:
         return not self.enabled or caller == owner or caller in self.admins
 
     async def admit(self, name: str) -> None:
-        if not self.enabled:
+        if not self.enabled or self.window is None:
             return
-        if not await self.limiter.hit(self.item, name):
-            stats = await self.limiter.get_window_stats(self.item, name)
-            retry = max(1, math.ceil(stats.reset_time - time.time()))
+        if (retry := await self.window.hit(name)) is not None:
+            per_minute = self.window.per_minute
             raise ApiError(
                 429,
                 "rate_limited",
-                f"more than {self.per_minute} requests in a minute; retry in {retry} s",
+                f"more than {per_minute} requests in a minute; retry in {retry} s",
                 headers={"Retry-After": str(retry)},
-                limit_per_min=self.per_minute,
+                limit_per_min=per_minute,
                 retry_after_s=retry,
             )
 

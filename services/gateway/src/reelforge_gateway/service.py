@@ -14,6 +14,7 @@ from reelforge_gateway.auth import Access, parse_names, parse_tokens
 from reelforge_gateway.config import GatewaySettings
 from reelforge_gateway.deps import GatewayDeps, Streams, VideoDefaults
 from reelforge_gateway.links import Links
+from reelforge_gateway.rates import SharedWindow
 from reelforge_gateway.submit import Republisher
 from reelforge_shared.assets import open_registry
 from reelforge_shared.bus import Bus
@@ -109,7 +110,7 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
     access = Access(
         tokens=tokens,
         enabled=settings.api_auth == "on",
-        per_minute=settings.rate_limit_per_min,
+        window=SharedWindow(kv=service.ledger.kv, per_minute=settings.rate_limit_per_min),
         admins=parse_names(settings.api_admins),
     )
     database = settings.assets_database_url.get_secret_value() if settings.assets_database_url else None
