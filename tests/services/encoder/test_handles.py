@@ -5,6 +5,7 @@ source range, which an editor can extend into the handles without a re-render.""
 from __future__ import annotations
 
 import io
+import subprocess
 from pathlib import Path
 
 import av
@@ -39,7 +40,7 @@ def _grey(i: int) -> int:
     return 10 + 15 * i  # each rendered frame its own grey: which frames a video holds is read back from its pixels
 
 
-def _generated(store: ObjectStore, bucket: str, job: str, n: int, count: int) -> SegmentGenerated:
+def _generated(store: ObjectStore, bucket: str, job: str, n: int, count: int, audio_key: str | None = None) -> SegmentGenerated:
     for i in range(count):
         buffer = io.BytesIO()
         Image.fromarray(np.full((36, 64, 3), _grey(i), np.uint8)).save(buffer, format="PNG")
@@ -55,7 +56,16 @@ def _generated(store: ObjectStore, bucket: str, job: str, n: int, count: int) ->
         width=64,
         height=36,
         model=MODEL,
+        audio_key=audio_key,
     )
+
+
+def _loudness(path: Path, start_s: float, end_s: float) -> float:
+    """Mean absolute sample of the sound between two times."""
+    with av.open(str(path)) as container:
+        rate = container.streams.audio[0].rate
+        samples = np.concatenate([f.to_ndarray().reshape(-1, f.samples).mean(axis=0) for f in container.decode(audio=0)])
+    return float(np.abs(samples[round(start_s * rate) : round(end_s * rate)]).mean())
 
 
 def _greys(path: Path) -> list[float]:
@@ -77,8 +87,14 @@ def test_the_film_uses_the_middle_and_the_timeline_has_the_whole_render(
     store.put_json(bucket, Keys.storyboard(job), STORYBOARD)
     deps = EncoderDeps(store=store, bucket=bucket, codec=Codec(ffmpeg_exe(), preset="ultrafast"))
     rendered = FRAMES + 2 * HANDLE
+    # The first shot's model made sound over the whole render: a tone exactly under the middle, silence under the handles.
+    clip, head_s = tmp_path / "clip.wav", HANDLE / FPS
+    tone = f"aevalsrc=if(between(t\\,{head_s}\\,{head_s + FRAMES / FPS})\\,0.5*sin(2*PI*440*t)\\,0):s=48000:d={rendered / FPS}"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", tone, str(clip)], check=True)
+    store.put_file(bucket, Keys.segment_audio(job, 1), clip, "audio/wav")
     for n in (1, 2):
-        [encoded] = handle_segment(_generated(store, bucket, job, n, rendered), deps)
+        audio = Keys.segment_audio(job, 1) if n == 1 else None
+        [encoded] = handle_segment(_generated(store, bucket, job, n, rendered, audio), deps)
         assert (encoded.frame_count, encoded.duration_s) == (FRAMES, FRAMES / FPS)  # QA and the film see the middle
     video = store.get_file(bucket, Keys.segment_video(job, 1), tmp_path / "segment.mp4")
     whole = store.get_file(bucket, Keys.segment_handles(Keys.segment_video(job, 1)), tmp_path / "handles.mp4")
@@ -86,6 +102,10 @@ def test_the_film_uses_the_middle_and_the_timeline_has_the_whole_render(
     assert (probe(whole).frame_count, probe(video).frame_count) == (rendered, FRAMES)
     assert np.allclose(_greys(whole), [_grey(i) for i in range(rendered)], atol=4)
     assert np.allclose(_greys(video), [_grey(i) for i in range(HANDLE, HANDLE + FRAMES)], atol=4)
+    # Its sound starts with the middle in the segment, and after the head handle in the whole render.
+    sound = store.get_file(bucket, Keys.segment_sound(Keys.segment_video(job, 1)), tmp_path / "sound.flac")
+    assert _loudness(sound, 0, 0.2) > 0.05
+    assert _loudness(whole, 0, head_s - 0.1) < 0.005 < 0.05 < _loudness(whole, head_s + 0.1, head_s + 0.3)
 
     # The film's length is that of its segments without handles (joined by copy from the middle pieces).
     [film] = handle_film(FilmRequested(job_id=job, segment_count=2), deps)
