@@ -188,14 +188,15 @@ def _render(board: Any, inputs: list[Path], out: Path, preset: str, codec_name: 
     from reelforge_encoder.audio import mux
     from reelforge_encoder.codecs import build_codec
     from reelforge_encoder.ffmpeg import encode_frames, ffmpeg_exe
-    from reelforge_encoder.film_assembly import make_film, narration_needs_espeak, sound_of_segment, spoken
+    from reelforge_encoder.film_assembly import make_film, sound_of_segment
     from reelforge_encoder.look import film_fps, segment_look
+    from reelforge_encoder.plan import narration_needs_espeak, sound_plan
     from reelforge_shared.media import probe
 
     espeak = shutil.which("espeak-ng")
     voiced = [not source.is_dir() and probe(source, count_frames=False).has_audio for source in inputs]
     for i, has_sound in enumerate(voiced):
-        if spoken(board, i, has_sound) is not None and espeak is None:
+        if sound_plan(board, i, has_sound).speech is not None and espeak is None:
             raise ValueError(narration_needs_espeak(i))
     codec = build_codec(ffmpeg_exe(), codec_name, preset)
     (out / "segments").mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,24 @@ class Keys:
         return f"{video_key.removesuffix('.mp4')}{'_' + rendition if rendition else ''}.part{j}.mp4"
 
     @staticmethod
+    def transition_span(incoming_video_key: str, outgoing_attempt: int, recipe: str, rendition: str | None = None) -> str:
+        """The transition into a segment from the one before it (that segment's ``outgoing_attempt``), beside the incoming
+        segment's video: encoded as soon as both segments are (``recipe``: a digest of how, so a changed one is new)."""
+        name = f"{'_' + rendition if rendition else ''}.span-from-{outgoing_attempt}-{recipe}.mp4"
+        return f"{incoming_video_key.removesuffix('.mp4')}{name}"
+
+    @staticmethod
+    def segment_video_attempts(job_id: str, index: int, keys: list[str]) -> list[int]:
+        """The attempts of segment ``index`` whose video is among ``keys`` (a listing of its folder), in order."""
+        base, video = Keys.segment(job_id, index), Keys.segment_video(job_id, index).rsplit("/", 1)[1]
+        found = [1] if Keys.segment_video(job_id, index) in keys else []
+        for key in keys:
+            middle = key.removeprefix(f"{base}/attempt-").removesuffix(f"/{video}")
+            if middle != key and middle.isdigit() and Keys.segment_video(job_id, index, int(middle)) == key:
+                found.append(int(middle))
+        return sorted(found)
+
+    @staticmethod
     def segment_timings(job_id: str, index: int, attempt: int = 1) -> str:
         """Seconds the encoder took for a segment (and the render's, when the generator reports them), for the report."""
         return f"{Keys.segment(job_id, index, attempt)}/timings.json"

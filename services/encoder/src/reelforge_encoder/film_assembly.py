@@ -16,16 +16,13 @@ from typing import Any
 from reelforge_encoder.audio import AUDIO_KBPS, lay_end_to_end, measure, mix, mux, normalise, segment_sound, speak
 from reelforge_encoder.ffmpeg import Codec, FilmPart, film_frames
 from reelforge_encoder.film_joins import board_parts, compile_film, film_cuts, join_by_copy, overlaps
+from reelforge_encoder.plan import SoundPlan, narration_needs_espeak, sound_plan
 from reelforge_encoder.renditions import MB, crop, crop_size, fit, rendition_name, thumbnail
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.media import probe
 from reelforge_shared.storyboard import Storyboard
 
 Resolver = Callable[[str, str], Path]  # (field path, reference as written in the storyboard) -> a local file
-
-
-def narration_needs_espeak(i: int) -> str:
-    return f"segments[{i}].narration needs espeak-ng, which is not installed here; install it or give segments[{i}].audio instead"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,26 +32,24 @@ class FilmResult:
     meta: dict[str, Any]
 
 
-def spoken(board: Storyboard, i: int, clip_has_sound: bool) -> str | None:
-    """What espeak-ng speaks over segment ``i``: its narration, or its prompt's ``<S>...<E>`` (sound-clips note) unless its clip
-    brought sound of its own (a sound model voiced the tag already)."""
-    seg = board.segments[i]
-    return seg.narration or (None if clip_has_sound else seg.tags.speech)
+def make_sound(plan: SoundPlan, clip: Path | None, resolve: Resolver, espeak: str | None, work: Path, exe: str) -> Path | None:
+    """A segment's sound (``audio.segment_sound``): ``clip``'s own audio (None: it brought none), with its audio file or
+    its words spoken by espeak-ng; None for a silent segment."""
+    sources = [clip] if clip is not None else []
+    if plan.audio is not None:
+        sources.append(resolve(plan.field, plan.audio))
+    elif plan.speech is not None:
+        if espeak is None:
+            raise PermanentError(narration_needs_espeak(plan.index - 1))
+        sources.append(speak(plan.speech, plan.voice, work / f"narration-{plan.index:03d}.wav", espeak))
+    return segment_sound(sources, plan.duration_s, work / f"sound-{plan.index:03d}.flac", exe)
 
 
 def sound_of_segment(
     board: Storyboard, i: int, clip: Path | None, resolve: Resolver, espeak: str | None, work: Path, exe: str
 ) -> Path | None:
-    """Segment ``i``'s sound (``audio.segment_sound``): ``clip``'s own audio (None: it brought none), with its audio
-    file or its narration spoken by espeak-ng; None for a silent segment."""
-    seg, sources = board.segments[i], [clip] if clip is not None else []
-    if seg.audio is not None:
-        sources.append(resolve(f"segments[{i}].audio", seg.audio))
-    elif (text := spoken(board, i, clip is not None)) is not None:
-        if espeak is None:
-            raise PermanentError(narration_needs_espeak(i))
-        sources.append(speak(text, board.audio.voice, work / f"narration-{i + 1:03d}.wav", espeak))
-    return segment_sound(sources, seg.duration_s, work / f"sound-{i + 1:03d}.flac", exe)
+    """Segment ``i``'s sound (``make_sound``) planned from the storyboard."""
+    return make_sound(sound_plan(board, i, clip is not None), clip, resolve, espeak, work, exe)
 
 
 def make_film(
@@ -65,14 +60,16 @@ def make_film(
     fps: float,
     resolve: Resolver,
     espeak: str | None,
-    pieces: dict[str, list[list[Path]]] | None = None,
+    pieces: dict[str, list[list[Path | None]]] | None = None,
     sounds: list[Path | None] | None = None,
+    spans: dict[str, dict[int, Path]] | None = None,
 ) -> FilmResult:
     """Film (``work/final.mp4``) and renditions from the encoded segments, in storyboard order.
 
     With ``pieces`` (rendition name, ``master`` for the film, -> each segment's pieces, encoded by
     ``film_joins``' cut with the logo burnt in) the film and those renditions are joined by stream
-    copy and only transitions are encoded; otherwise the segment files are encoded again as pieces
+    copy and only transitions are encoded (those in ``spans``, rendition name -> incoming segment -> file, were encoded
+    already, as the segments were); otherwise the segment files are encoded again as pieces
     (``compile_film``). ``sounds`` are the segments' sounds (``sound_of_segment``, made as they were
     encoded); without them each is made here from the segment file's own audio and the storyboard.
     A rendition over the size budget is encoded again with the rate capped.
@@ -107,7 +104,10 @@ def make_film(
     if by_copy and pieces:
         with ThreadPoolExecutor(max_workers=len(pieces)) as pool:
             names = list(pieces)
-            joins = pool.map(lambda name: join_by_copy(pieces[name], parts, fps, work / f"joined-{name}.mp4", codec), names)
+            made = spans or {}
+            joins = pool.map(
+                lambda name: join_by_copy(pieces[name], parts, fps, work / f"joined-{name}.mp4", codec, made.get(name)), names
+            )
             copies = dict(zip(names, joins, strict=True))
     if "master" in copies:
         joined = copies["master"]

@@ -24,6 +24,7 @@ as pieces first. There is no other film recipe.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -68,6 +69,10 @@ class SegmentCut:
         return sorted(k for k in marks if 0 <= k <= self.count)
 
     @property
+    def pieces(self) -> int:
+        return len(self.bounds) - 1
+
+    @property
     def keyframes(self) -> list[int]:
         return [self.count - JOIN_LEAD] if self.count > JOIN_LEAD else []
 
@@ -104,13 +109,7 @@ def board_parts(board: Storyboard, paths: list[Path] | None = None) -> list[Film
     ]
 
 
-def segment_cut(board: Storyboard, n: int, fps: float) -> SegmentCut | None:
-    """Segment ``n`` (1-based)'s cut for the film at ``fps``, or None when the film cannot be joined by copy."""
-    cuts = film_cuts(board_parts(board), fps)
-    return cuts[n - 1] if cuts else None
-
-
-def _span(tail: Path, head: Path, kind: str, overlap: int, fps: float, out: Path, codec: Codec) -> Path:
+def encode_span(tail: Path, head: Path, kind: str, overlap: int, fps: float, out: Path, codec: Codec) -> Path:
     """The transition's P frames: the outgoing tail held, the incoming head led in, cross-faded."""
     half = overlap // 2
     tb = str(1 / Fraction(rate(fps)))
@@ -122,20 +121,39 @@ def _span(tail: Path, head: Path, kind: str, overlap: int, fps: float, out: Path
     return out
 
 
-def join_by_copy(pieces: list[list[Path]], parts: list[FilmPart], fps: float, out: Path, codec: Codec) -> Path:
-    """The film from each segment's pieces at the film's rate (``SegmentCut.bounds``): transitions encoded, the rest copied."""
+def join_by_copy(
+    pieces: Sequence[Sequence[Path | None]],
+    parts: list[FilmPart],
+    fps: float,
+    out: Path,
+    codec: Codec,
+    spans: dict[int, Path] | None = None,
+) -> Path:
+    """The film from each segment's pieces at the film's rate (``SegmentCut.bounds``): transitions encoded, the rest copied.
+
+    ``spans`` (the transition into part ``i`` -> its file) were encoded already, as soon as both segments were
+    (``handler.encode_segment``): the pieces they were made of may be None.
+    """
     cuts = _cuts(parts, fps)
     if not all(c.valid for c in cuts):
         raise ValueError("transitions overlap inside a segment: these segments cannot be joined by copy")
     roles = [dict(zip(cut.roles(), files, strict=True)) for cut, files in zip(cuts, pieces, strict=True)]
-    listing: list[Path] = []
+    made = spans or {}
+    listing: list[Path | None] = []
     for i, cut in enumerate(cuts):
         if cut.overlap_in:
-            span = out.with_name(f"{out.stem}.span{i:03d}.mp4")
-            listing.append(_span(roles[i - 1]["tail"], roles[i]["head"], parts[i].transition, cut.overlap_in, fps, span, codec))
+            if i in made:
+                listing.append(made[i])
+            else:
+                tail, head, span = roles[i - 1]["tail"], roles[i]["head"], out.with_name(f"{out.stem}.span{i:03d}.mp4")
+                if tail is None or head is None:
+                    raise ValueError(f"the transition into part {i} was neither encoded nor given its pieces")
+                listing.append(encode_span(tail, head, parts[i].transition, cut.overlap_in, fps, span, codec))
         if "body" in roles[i]:
             listing.append(roles[i]["body"])
-    return concat_copy(listing, out, codec.exe)
+    if None in listing:
+        raise ValueError("a piece the film copies is missing")
+    return concat_copy([p for p in listing if p is not None], out, codec.exe)
 
 
 def compile_film(

@@ -20,11 +20,14 @@ from pathlib import Path
 from reelforge_encoder.audio import mux
 from reelforge_encoder.codecs import codec_for_quality
 from reelforge_encoder.ffmpeg import Codec, Look, concat_copy, encode_frames, piece_path
-from reelforge_encoder.film_assembly import Resolver, make_film, narration_needs_espeak, sound_of_segment, spoken
-from reelforge_encoder.film_joins import SegmentCut, board_parts, film_cuts, segment_cut
-from reelforge_encoder.handles import Span, mux_late, segment_span, without_head
-from reelforge_encoder.look import film_fps, segment_look, segment_rate
-from reelforge_encoder.renditions import crop_pieces, crop_size, rendition_name, thumbnail
+from reelforge_encoder.film_assembly import Resolver, make_film, make_sound, sound_of_segment
+from reelforge_encoder.film_joins import SegmentCut, board_parts, encode_span, film_cuts
+from reelforge_encoder.grading import normalisation
+from reelforge_encoder.handles import mux_late, without_head
+from reelforge_encoder.look import film_fps, sample_frames
+from reelforge_encoder.plan import SegmentPlan, TransitionPlan, plan_segment, transition_plans
+from reelforge_encoder.renditions import crop_pieces, rendition_name, thumbnail
+from reelforge_shared.colour import grey_world_rgb
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import Event, FilmEncoded, FilmRequested, SegmentEncoded, SegmentGenerated
 from reelforge_shared.references import check_image
@@ -57,131 +60,176 @@ def _storyboard(deps: EncoderDeps, job: str) -> Storyboard:
 
 def handle_segment(event: SegmentGenerated, deps: EncoderDeps) -> list[Event]:
     """Encode a segment's frames at the delivery size with the storyboard's look, unless its MP4 is already stored."""
-    job, n = event.job_id, event.index
-    board = _storyboard(deps, job)
+    board = _storyboard(deps, event.job_id)
     deps = with_quality(deps, board)
-    seg = board.segments[n - 1]
-    if seg.id != event.segment_id:
-        raise PermanentError(f"segment {n} is {seg.id!r} in the storyboard, the event says {event.segment_id!r}")
-    if spoken(board, n - 1, event.audio_key is not None) is not None and deps.espeak is None:
-        raise PermanentError(narration_needs_espeak(n - 1))  # refused now rather than after the whole film is rendered
-    key = Keys.segment_video(job, n, event.attempt)
-    if not deps.store.exists(deps.bucket, key):
-        began = time.perf_counter()
-        frame_keys = deps.store.list_keys(deps.bucket, event.frames_prefix)
-        if len(frame_keys) != event.frame_count:
-            raise PermanentError(
-                f"segment {n}: {len(frame_keys)} frames stored under {event.frames_prefix}, expected {event.frame_count}"
-            )
-        with tempfile.TemporaryDirectory(prefix="reelforge-enc-") as tmp:
-            frames = Path(tmp, "frames")
-            frames.mkdir()
-            for i, frame_key in enumerate(frame_keys):
-                deps.store.get_file(deps.bucket, frame_key, frames / f"{i:04d}.png")
-            span = segment_span(board, seg, event.frame_count, event.fps)
-            rate = segment_rate(board, event.frame_count, event.fps)[1]
-            clip = deps.store.get_file(deps.bucket, event.audio_key, Path(tmp, "clip.wav")) if event.audio_key else None
-            if clip is not None and span.head:  # the model's sound spans the handles too
-                clip = without_head(clip, span.head / rate, Path(tmp, "clip-film.wav"), deps.codec.exe)
-            sound = sound_of_segment(
-                board, n - 1, clip, _resolver(deps, event.job_id, Path(tmp)), deps.espeak, Path(tmp), deps.codec.exe
-            )
-            look = segment_look(board, seg, frames)
-            cut = segment_cut(board, n, deps.film_fps or film_fps(board))
-            whole = Path(tmp, "handles.mp4" if span.total != span.used else "segment.mp4")
-            if cut is None or rate != (deps.film_fps or film_fps(board)):
-                bounds = span.around([0, span.used]) if whole.name == "handles.mp4" else None
-                video = encode_frames(frames, event.fps, event.width, event.height, whole, deps.codec, look, bounds)
-                if bounds is not None:
-                    middle = span.middle([piece_path(whole, j) for j in range(len(bounds) - 1)])
-                    video = concat_copy(middle, Path(tmp, "segment.mp4"), deps.codec.exe)
-            else:
-                video = _encode_for_copy(board, cut, span, frames, event, key, whole, look, deps)
-            still = thumbnail(video, seg.duration_s, Path(tmp, "thumbnail.jpg"), deps.codec.exe)
-            if whole != video:  # handles: the whole render beside the segment, for an editor's timeline
-                late = mux_late(whole, sound, span.head / rate, Path(tmp, "handles-sound.mp4"), deps.codec.exe)
-                deps.store.put_file(deps.bucket, Keys.segment_handles(key), late, "video/mp4")
-            if sound is not None:  # the segment keeps its sound; the film lays the FLAC under its joined pictures
-                deps.store.put_file(deps.bucket, Keys.segment_sound(key), sound, "audio/flac")
-                video = mux(video, sound, Path(tmp, "segment-sound.mp4"), deps.codec.exe)
-            timings = {"encode_s": round(time.perf_counter() - began, 2)}
-            deps.store.put_json(deps.bucket, Keys.segment_timings(job, n, event.attempt), timings)
-            deps.store.put_file(deps.bucket, Keys.segment_thumbnail(key), still, "image/jpeg")
-            deps.store.put_file(deps.bucket, key, video, "video/mp4")  # last: it marks the segment (and its pieces) done
-    frame_count, fps = (
-        segment_span(board, seg, event.frame_count, event.fps).used,
-        segment_rate(board, event.frame_count, event.fps)[1],
-    )
+    plan = plan_segment(event, board, deps.codec, deps.film_fps, deps.espeak is not None)
+    if not deps.store.exists(deps.bucket, plan.video_key):
+        encode_segment(plan, deps)
     return [
         SegmentEncoded.follow(
             event,
-            video_key=key,
-            frame_count=frame_count,
-            fps=fps,
+            video_key=plan.video_key,
+            frame_count=plan.out_frames,
+            fps=plan.out_fps,
             width=event.width,
             height=event.height,
-            duration_s=frame_count / fps,
+            duration_s=plan.out_frames / plan.out_fps,
             model=event.model,
-            has_audio=deps.store.exists(deps.bucket, Keys.segment_sound(key)),
+            has_audio=deps.store.exists(deps.bucket, Keys.segment_sound(plan.video_key)),
         )
     ]
 
 
-def _encode_for_copy(
-    board: Storyboard,
-    cut: SegmentCut,
-    span: Span,
-    frames: Path,
-    event: SegmentGenerated,
-    key: str,
-    whole: Path,
-    look: Look,
-    deps: EncoderDeps,
-) -> Path:
-    """The segment as pieces the film joins by copy (logo burnt in), and each crop's pieces, all stored beside ``key``;
-    returns the segment's video (the middle of ``whole``, the whole render, when it has handles)."""
-    tmp = whole.parent
-    logo = _resolver(deps, event.job_id, tmp)("deliverables.logo", board.deliverables.logo) if board.deliverables.logo else None
-    bounds, keyframes = span.around(cut.bounds), [span.head + k for k in cut.keyframes]
-    encode_frames(frames, event.fps, event.width, event.height, whole, deps.codec, look, bounds, keyframes, logo)
-    fps = segment_rate(board, event.frame_count, event.fps)[1]
-    used = span.middle([piece_path(whole, j) for j in range(len(bounds) - 1)])
-    uploads = [(Keys.segment_piece(key, j), path) for j, path in enumerate(used)]
-    for ratio in board.deliverables.crops:
-        name = rendition_name(ratio)
-        window = crop_size(board.output.width, board.output.height, ratio)
-        cropped = crop_pieces(whole, window, fps, tmp / f"segment_{name}.mp4", deps.codec, logo, bounds, keyframes)
-        uploads += [(Keys.segment_piece(key, j, name), path) for j, path in enumerate(span.middle(cropped))]
-    for piece, path in uploads:
-        deps.store.put_file(deps.bucket, piece, path, "video/mp4")
-    return whole if whole.name == "segment.mp4" else concat_copy(used, tmp / "segment.mp4", deps.codec.exe)
+def encode_segment(plan: SegmentPlan, deps: EncoderDeps) -> None:
+    """Execute the plan: fetch the frames, encode the segment (as pieces for a film joined by copy, with its crops'),
+    its still and its sound, store them (the video last: it marks the segment done), then the transitions to neighbours
+    already encoded."""
+    began = time.perf_counter()
+    frame_keys = deps.store.list_keys(deps.bucket, plan.frames_prefix)
+    if len(frame_keys) != plan.frame_count:
+        raise PermanentError(
+            f"segment {plan.index}: {len(frame_keys)} frames stored under {plan.frames_prefix}, expected {plan.frame_count}"
+        )
+    with tempfile.TemporaryDirectory(prefix="reelforge-enc-") as tmp:
+        work, frames = Path(tmp), Path(tmp, "frames")
+        frames.mkdir()
+        with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:  # S3 waits: the frames side by side
+            list(pool.map(lambda k: deps.store.get_file(deps.bucket, k[1], frames / f"{k[0]:04d}.png"), enumerate(frame_keys)))
+        resolve, exe, handles = _resolver(deps, plan.job_id, work), deps.codec.exe, plan.handles
+        clip = deps.store.get_file(deps.bucket, plan.clip_key, work / "clip.wav") if plan.clip_key else None
+        if clip is not None and handles.head:  # the model's sound spans the handles too
+            clip = without_head(clip, handles.head / plan.out_fps, work / "clip-film.wav", exe)
+        sound = make_sound(plan.sound, clip, resolve, deps.espeak, work, exe)
+        look = plan.look
+        if plan.colour_temperature_k:  # toward the style's light from the frames' own
+            light = grey_world_rgb(sample_frames(frames))
+            look = dataclasses.replace(look, normalise=normalisation(light, plan.colour_temperature_k))
+        whole = work / ("handles.mp4" if handles.total != handles.used else "segment.mp4")  # the whole render
+        pieces: dict[str, Path] = {}
+        if plan.cut is not None:
+            video, pieces = _encode_pieces(plan, plan.cut, frames, look, resolve, whole, deps)
+        elif whole.name == "handles.mp4":
+            bounds = handles.around([0, handles.used])
+            encode_frames(frames, plan.fps, plan.width, plan.height, whole, deps.codec, look, bounds)
+            middle = handles.middle([piece_path(whole, j) for j in range(len(bounds) - 1)])
+            video = concat_copy(middle, work / "segment.mp4", exe)
+        else:
+            video = encode_frames(frames, plan.fps, plan.width, plan.height, whole, deps.codec, look)
+        still = thumbnail(video, plan.duration_s, work / "thumbnail.jpg", exe)
+        if whole != video:  # handles: the whole render beside the segment, for an editor's timeline
+            late = mux_late(whole, sound, handles.head / plan.out_fps, work / "handles-sound.mp4", exe)
+            deps.store.put_file(deps.bucket, Keys.segment_handles(plan.video_key), late, "video/mp4")
+        if sound is not None:  # the segment keeps its sound; the film lays the FLAC under its joined pictures
+            deps.store.put_file(deps.bucket, Keys.segment_sound(plan.video_key), sound, "audio/flac")
+            video = mux(video, sound, work / "segment-sound.mp4", deps.codec.exe)
+        timings = {"encode_s": round(time.perf_counter() - began, 2)}
+        deps.store.put_json(deps.bucket, Keys.segment_timings(plan.job_id, plan.index, plan.attempt), timings)
+        deps.store.put_file(deps.bucket, Keys.segment_thumbnail(plan.video_key), still, "image/jpeg")
+        deps.store.put_file(deps.bucket, plan.video_key, video, "video/mp4")  # last: it marks the segment (and its pieces) done
+        for transition in plan.transitions:
+            _encode_transition(plan, transition, pieces, work, deps)
+
+
+def _encode_pieces(
+    plan: SegmentPlan, cut: SegmentCut, frames: Path, look: Look, resolve: Resolver, whole: Path, deps: EncoderDeps
+) -> tuple[Path, dict[str, Path]]:
+    """The segment as pieces the film joins by copy (logo burnt in), and each crop's pieces, all stored beside its video.
+
+    Returns the segment (the middle of ``whole``, the whole render, when it has handles) and every piece's local file by
+    its key."""
+    logo = resolve("deliverables.logo", plan.logo) if plan.logo else None
+    handles = plan.handles
+    bounds, keyframes = handles.around(cut.bounds), [handles.head + k for k in cut.keyframes]
+    encode_frames(frames, plan.fps, plan.width, plan.height, whole, deps.codec, look, bounds, keyframes, logo)
+    used = handles.middle([piece_path(whole, j) for j in range(len(bounds) - 1)])
+    uploads = {Keys.segment_piece(plan.video_key, j): path for j, path in enumerate(used)}
+    for c in plan.crops:
+        out = whole.with_name(f"segment_{c.name}.mp4")
+        cropped = crop_pieces(whole, c.size, plan.out_fps, out, deps.codec, logo, bounds, keyframes)
+        uploads |= {Keys.segment_piece(plan.video_key, j, c.name): path for j, path in enumerate(handles.middle(cropped))}
+    with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:
+        list(pool.map(lambda key, path: deps.store.put_file(deps.bucket, key, path, "video/mp4"), uploads, uploads.values()))
+    segment = whole if whole.name == "segment.mp4" else concat_copy(used, whole.with_name("segment.mp4"), deps.codec.exe)
+    return segment, uploads
+
+
+def _encode_transition(plan: SegmentPlan, span: TransitionPlan, local: dict[str, Path], work: Path, deps: EncoderDeps) -> None:
+    """The transition between this segment and a neighbour, in the film and each crop, when the neighbour is encoded:
+    off the film's tail. Its latest attempt is taken (the one the film will most likely join); the film encodes any
+    other pair itself."""
+    other = span.incoming if span.outgoing == plan.index else span.outgoing
+    listing = deps.store.list_keys(deps.bucket, f"{Keys.segment(plan.job_id, other)}/")
+    attempts = Keys.segment_video_attempts(plan.job_id, other, listing)
+    if not attempts:
+        return  # not encoded yet: its own encode makes the span
+    neighbour = Keys.segment_video(plan.job_id, other, attempts[-1])
+    outgoing, incoming = (plan.video_key, neighbour) if span.outgoing == plan.index else (neighbour, plan.video_key)
+    outgoing_attempt = plan.attempt if span.outgoing == plan.index else attempts[-1]
+    for rendition in plan.renditions:
+        key = span.key(incoming, outgoing_attempt, rendition, plan.film_fps, deps.codec)
+        if deps.store.exists(deps.bucket, key):
+            continue
+        files = []
+        for video, j in ((outgoing, span.tail), (incoming, span.head)):
+            piece = Keys.segment_piece(video, j, rendition)
+            if piece in local:
+                files.append(local[piece])
+            elif deps.store.exists(deps.bucket, piece):
+                files.append(deps.store.get_file(deps.bucket, piece, work / f"neighbour-{rendition}-{j}.mp4"))
+            else:
+                return  # the neighbour was not encoded for a join by copy: the film encodes the span
+        name = f"span-{span.outgoing:03d}-{rendition or 'master'}.mp4"
+        made = encode_span(files[0], files[1], span.kind, span.overlap, plan.film_fps, work / name, deps.codec)
+        deps.store.put_file(deps.bucket, key, made, "video/mp4")
+
+
+@dataclass(frozen=True, slots=True)
+class FilmPieces:
+    """What the film is joined from by copy, per rendition (``master``: the film): each segment's pieces (None where only
+    a transition used it and that transition was encoded already) and those transitions by incoming segment (0-based)."""
+
+    pieces: dict[str, list[list[Path | None]]]
+    spans: dict[str, dict[int, Path]]
 
 
 def _film_pieces(
-    deps: EncoderDeps, board: Storyboard, keys: list[str], fps: float, work: Path
-) -> dict[str, list[list[Path]]] | None:
-    """Every segment's pieces for the film and its crops, when all of them were encoded for a join by copy."""
+    deps: EncoderDeps, board: Storyboard, keys: list[str], attempts: list[int], fps: float, work: Path
+) -> FilmPieces | None:
+    """Every segment's pieces for the film and its crops, when all of them were encoded for a join by copy; the transitions
+    encoded as the segments were (``_encode_transition``) instead of the pieces they were made of."""
     cuts = film_cuts(board_parts(board), fps)
     if cuts is None:
         return None
+    names = ["master"] + [rendition_name(r) for r in board.deliverables.crops]
+    spans = {s.incoming - 1: s for s in transition_plans(board, fps)}
     with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:  # S3 waits, not CPU: a hundred small objects at once
         if not all(pool.map(lambda k: deps.store.exists(deps.bucket, Keys.segment_piece(k, 0)), keys)):
             return None
-        names = ["master"] + [rendition_name(r) for r in board.deliverables.crops]
-        pieces: dict[str, list[list[Path]]] = {name: [] for name in names}
-        for n, (key, cut) in enumerate(zip(keys, cuts, strict=True), start=1):
-            for name in names:
-                rendition = None if name == "master" else name
-                local = [work / "pieces" / f"{n:03d}-{name}-{j}.mp4" for j in range(len(cut.bounds) - 1)]
-                pieces[name].append(
-                    list(
-                        pool.map(
-                            lambda job: deps.store.get_file(deps.bucket, *job),
-                            [(Keys.segment_piece(key, j, rendition), path) for j, path in enumerate(local)],
-                        )
-                    )
-                )
-    return pieces
+        span_keys = {
+            (name, i): span.key(keys[i], attempts[i - 1], None if name == "master" else name, fps, deps.codec)
+            for i, span in spans.items()
+            for name in names
+        }
+        found = list(pool.map(lambda k: deps.store.exists(deps.bucket, k), span_keys.values()))
+        made = {slot: key for (slot, key), stored in zip(span_keys.items(), found, strict=True) if stored}
+        unused = {(name, i - 1, spans[i].tail) for name, i in made} | {(name, i, spans[i].head) for name, i in made}
+        wanted: dict[tuple[str, int, int], str] = {
+            (name, n, j): Keys.segment_piece(key, j, None if name == "master" else name)
+            for n, (key, cut) in enumerate(zip(keys, cuts, strict=True))
+            for name in names
+            for j in range(cut.pieces)
+            if (name, n, j) not in unused
+        }
+
+        def get(slot: tuple, key: str) -> Path:
+            return deps.store.get_file(deps.bucket, key, work / f"{'-'.join(map(str, slot))}.mp4")
+
+        pieces = dict(zip(wanted, pool.map(get, wanted, wanted.values()), strict=True))
+        joins = dict(zip(made, pool.map(get, made, made.values()), strict=True))
+    return FilmPieces(
+        pieces={name: [[pieces.get((name, n, j)) for j in range(c.pieces)] for n, c in enumerate(cuts)] for name in names},
+        spans={name: {i: path for (r, i), path in joins.items() if r == name} for name in names},
+    )
 
 
 def _film_sounds(deps: EncoderDeps, job: str, board: Storyboard, keys: list[str], work: Path) -> list[Path | None]:
@@ -222,14 +270,17 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
             work = Path(tmp)
             fps = deps.film_fps or film_fps(board)
             # the takes the job store recorded as delivered (carried by the event): there is no other record of them
-            keys = [Keys.segment_video(job, n, event.delivered_attempt(n)) for n in range(1, len(board.segments) + 1)]
-            pieces = _film_pieces(deps, board, keys, fps, work)
+            attempts = [event.delivered_attempt(n) for n in range(1, len(board.segments) + 1)]
+            keys = [Keys.segment_video(job, n, attempt) for n, attempt in enumerate(attempts, start=1)]
+            pieces = _film_pieces(deps, board, keys, attempts, fps, work)
             # Joined by copy, the film needs only the pieces; otherwise every segment is decoded again.
             paths = [work / f"{n:03d}.mp4" for n in range(1, len(keys) + 1)]
             if pieces is None:
                 paths = [deps.store.get_file(deps.bucket, key, path) for key, path in zip(keys, paths, strict=True)]
             sounds = _film_sounds(deps, job, board, keys, work)
-            result = make_film(board, paths, work, deps.codec, fps, _resolver(deps, job, work), deps.espeak, pieces, sounds)
+            resolve = _resolver(deps, job, work)
+            joined, spans = (pieces.pieces, pieces.spans) if pieces else (None, None)
+            result = make_film(board, paths, work, deps.codec, fps, resolve, deps.espeak, joined, sounds, spans)
             deliverables = {name: Keys.rendition(job, name, event.version) for name in result.renditions}
             uploads = [
                 (deliverables[name], path, "image/jpeg" if path.suffix == ".jpg" else "video/mp4")
