@@ -252,6 +252,22 @@ def bootstrap_command() -> None:
         console.print(line)
 
 
+@app.command("check-secrets")
+def check_secrets(names: Annotated[list[str], typer.Argument(help="environment variables holding secrets")]) -> None:
+    """Refuse (exit 2, one line naming it) any of these variables that is empty or a placeholder such as change-me.
+
+    Compose runs it before MinIO and Grafana start: their passwords reach no Reelforge service, and each
+    service refuses its own placeholders.
+    """
+    from reelforge_shared.access import secret_refusal
+
+    for name in names:
+        if refusal := secret_refusal(name, os.environ.get(name, "")):
+            console.print(f"[red]{refusal}[/red]")
+            raise typer.Exit(2)
+    console.print(f"secrets checked: {', '.join(names)}")
+
+
 @app.command()
 def flow() -> None:
     """The job's path as a Mermaid flowchart, generated from the flow table (the README's diagram)."""

@@ -147,6 +147,26 @@ def test_compose_runs_each_service_under_its_own_nats_user_and_s3_identity() -> 
     assert "set in .env" in refused.stdout + refused.stderr
 
 
+@pytest.mark.parametrize("placeholder", ["change-me", "minioadmin", ""])
+def test_compose_refuses_a_placeholder_minio_or_grafana_password_before_either_starts(placeholder: str) -> None:
+    env = ["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", *(f"{k}={v}" for k, v in compose_secrets().items())]
+    merged = yaml.safe_load(run(*env, tool("docker-compose"), "-f", "docker-compose.yml", "config").stdout)["services"]
+    for name in ("minio", "grafana"):
+        assert merged[name]["depends_on"]["secrets-check"] == {"condition": "service_completed_successfully"}, name
+    check = merged["secrets-check"]
+    assert check["network_mode"] == "none"
+    assert set(check["environment"]) == {"MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
+    command = [str(BIN / check["entrypoint"][0]), *check["entrypoint"][1:]]
+    for variable in check["environment"]:  # the container's command, with the environment compose gives it
+        environment = {"PATH": "/usr/bin:/bin", **check["environment"], variable: placeholder}
+        done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2, (variable, done.stdout, done.stderr)
+        assert f"refusing to start: {variable} is" in " ".join((done.stdout + done.stderr).split())
+    environment = {"PATH": "/usr/bin:/bin", **check["environment"]}
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_compose_publishes_only_the_gateway_and_grafana_on_loopback_by_default() -> None:
     """NATS, MinIO and Prometheus stay on the compose network; what is published binds 127.0.0.1 unless told."""
     env = ["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", *(f"{k}={v}" for k, v in compose_secrets().items())]
@@ -205,7 +225,7 @@ def test_shipped_minio_policies_and_helm_users_are_the_generated_ones() -> None:
 def test_compose_gives_each_service_a_healthcheck_and_waits_for_healthy_peers() -> None:
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     for name, service in services.items():
-        if name in {"minio-init", "bootstrap"}:  # one-shot: the others wait for it to complete
+        if name in {"minio-init", "bootstrap", "secrets-check"}:  # one-shot: the others wait for it to complete
             continue
         assert "healthcheck" in service, name
         for peer, condition in service.get("depends_on", {}).items():

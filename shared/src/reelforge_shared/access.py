@@ -135,11 +135,16 @@ def unsafe_defaults(settings: CommonSettings) -> str | None:
         value = getattr(settings, field)
         if isinstance(value, SecretStr) and _is_placeholder(value.get_secret_value()):
             variable = info.validation_alias if isinstance(info.validation_alias, str) else f"REELFORGE_{field}"
-            return (
-                f"refusing to start: {variable.upper()} is a placeholder (as in an example file, or a well-known "
-                "default); set a long random value of its own (docs/security.md)"
-            )
+            return secret_refusal(variable.upper(), value.get_secret_value())
     return None
+
+
+def secret_refusal(variable: str, value: str) -> str | None:
+    """Why the secret ``variable`` must not be used as it is (empty, or a placeholder), in one line; None when it may."""
+    if value and not _is_placeholder(value):
+        return None
+    what = "not set" if not value else "a placeholder (as in an example file, or a well-known default)"
+    return f"refusing to start: {variable} is {what}; set a long random value of its own (docs/security.md)"
 
 
 # What example files and quick starts put in a secret's place: refused outside local mode like the built-in keys.
