@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml shared/pyproject.toml services/*/pyproject.toml
 	# The Kdenlive timeline is rendered by MLT's melt in the tests (Debian's melt), installed when missing.
 	command -v melt >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q --no-install-recommends melt; } \
 		|| { sudo apt-get update -q && sudo apt-get install -y -q --no-install-recommends melt; }
+	# The FCPXML export is validated against Apple's DTD (tests/support/fcpxml) by xmllint: Debian's libxml2-utils.
+	command -v xmllint >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q --no-install-recommends libxml2-utils; } \
+		|| { sudo apt-get update -q && sudo apt-get install -y -q --no-install-recommends libxml2-utils; }
 	# The asset-registry tests start their own PostgreSQL cluster (Debian's server binaries, initdb + pg_ctl);
 	# the AsyncAPI check runs @asyncapi/parser on node (tools/asyncapi, pinned by its package-lock.json).
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \

@@ -190,7 +190,18 @@ def test_fcpxml_fcp7_and_edl_read_back(finished: dict) -> None:
     out = finished["out"]
     for fmt in ("fcpxml", "fcp7xml", "edl"):
         _cli("timeline", str(out), "--format", fmt)
-    # FCPXML: no DTD of Apple's is on this machine, so it is checked structurally: the format, the assets, the spine.
+    # FCPXML: valid against Apple's DTD (1.8, the version the adapter writes; xmllint from Debian's libxml2-utils) ...
+    xmllint = shutil.which("xmllint")
+    assert xmllint, "xmllint (Debian's libxml2-utils) is missing: `make install` installs it"
+    dtd = Path(__file__).resolve().parents[1] / "support" / "fcpxml" / "FCPXMLv1_8.dtd"
+    valid = subprocess.run(
+        [xmllint, "--noout", "--dtdvalid", str(dtd), str(out / "timeline.fcpxml")], capture_output=True, text=True
+    )
+    assert valid.returncode == 0, valid.stderr
+    broken = (out / "timeline.fcpxml").read_text().replace("<spine>", "<spine><gap/>", 1)  # a gap needs its duration
+    refused = subprocess.run([xmllint, "--noout", "--dtdvalid", str(dtd), "-"], input=broken, capture_output=True, text=True)
+    assert refused.returncode != 0
+    # ... and what it says: the format, the assets, the spine.
     root = ElementTree.parse(out / "timeline.fcpxml").getroot()  # noqa: S314 - our own output
     assert root.tag == "fcpxml"
     assert root.get("version")
