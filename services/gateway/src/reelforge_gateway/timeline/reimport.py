@@ -1,7 +1,8 @@
 """An editor's timeline back into the job: what it asks for, or why it cannot be done (naming the clip).
 
 Re-imported today: a clip whose metadata ``reelforge.prompt`` or ``reelforge.seed`` was edited becomes a
-re-render of that shot. The cut itself (trims, reorders, removals, take swaps) must be the film's as exported:
+re-render of that shot. A clip whose source range leaves its media (beyond the handles, when it has them) is
+refused naming the clip. The cut itself (trims, reorders, removals, take swaps) must be the film's as exported:
 a new film version assembled from the editor's cut is not made yet, and such a timeline is refused naming the
 first clip that differs, as is a clip whose media is not this job's.
 """
@@ -63,6 +64,9 @@ def plan_import(cut: Cut, timeline: otio.schema.Timeline, keys: dict[str, str]) 
         take = _take_of(shot, meta.get("attempt"))
         if take is None or not _media_matches(clip, take, keys):
             raise ImportRefused(name, f"its media is not a take of shot {shot.index} '{shot.id}' of this job")
+        if clip.source_range is None or not _within(clip.source_range, take):
+            media = f"0..{take.frames} at {take.fps:g} fps"
+            raise ImportRefused(name, f"its source range {_frames(clip.source_range)} is outside its media ({media})")
         if shot.index != position or take is not shot.take or clip.source_range != _exported_range(clip, take):
             raise ImportRefused(
                 name,
@@ -89,3 +93,16 @@ def _exported_range(clip: otio.schema.Clip, take: Take) -> otio.opentime.TimeRan
     """The source range the export gave this take, at the clip's own rate."""
     rate = clip.source_range.start_time.rate if clip.source_range else take.fps
     return otio.opentime.TimeRange(_rt(take.head, take.fps, rate), _rt(take.used, take.fps, rate))
+
+
+def _frames(span: otio.opentime.TimeRange | None) -> str:
+    if span is None:
+        return "(none)"
+    return f"{span.start_time.to_frames()}..{span.end_time_exclusive().to_frames()} at {span.start_time.rate:g} fps"
+
+
+def _within(span: otio.opentime.TimeRange, take: Take) -> bool:
+    """Whether a clip's source range lies inside its take's media (handles included)."""
+    start = span.start_time.rescaled_to(take.fps).value
+    end = span.end_time_exclusive().rescaled_to(take.fps).value
+    return span.duration.value > 0 and -1e-6 <= start and end <= take.frames + 1e-6

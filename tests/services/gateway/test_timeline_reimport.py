@@ -1,0 +1,69 @@
+"""Re-import of an edited timeline, planned without servers: a prompt edit is a re-render, a clip's source range may
+not leave its media (handles included), and a trim inside it is not re-imported yet; each refusal names the clip."""
+
+from __future__ import annotations
+
+import opentimelineio as otio
+import pytest
+
+from reelforge_gateway.timeline.cut import Cut, Shot, Take
+from reelforge_gateway.timeline.export import NAMESPACE, build_timeline
+from reelforge_gateway.timeline.reimport import ImportRefused, Rerender, plan_import
+
+FPS, FRAMES, HANDLE = 6, 6, 3
+
+
+def _cut() -> Cut:
+    shots = []
+    for n, (kind, overlap) in enumerate([("cut", 0), ("dissolve", 3)], start=1):
+        take = Take(attempt=1, media=f"media/{n:03d}-s{n}.mp4", frames=FRAMES + 2 * HANDLE, fps=FPS, head=HANDLE, tail=HANDLE)
+        shots.append(
+            Shot(
+                index=n,
+                id=f"s{n}",
+                prompt=f"shot {n}",
+                seed=n,
+                model="tiny",
+                shot_key=None,
+                transition=kind,
+                overlap=overlap,
+                start=(n - 1) * FRAMES,
+                frames=FRAMES,
+                take=take,
+            )
+        )
+    return Cut(job_id="j-1", title="t", version=1, fps=FPS, width=64, height=36, frame_count=2 * FRAMES, shots=tuple(shots))
+
+
+def _clips(timeline: otio.schema.Timeline) -> list[otio.schema.Clip]:
+    return list(timeline.video_tracks()[0].find_clips())
+
+
+def _range(start: int, frames: int) -> otio.opentime.TimeRange:
+    return otio.opentime.TimeRange(otio.opentime.RationalTime(start, FPS), otio.opentime.RationalTime(frames, FPS))
+
+
+def test_a_prompt_edit_on_a_clip_with_handles_is_a_re_render_of_that_shot() -> None:
+    cut = _cut()
+    timeline = build_timeline(cut)
+    clip = _clips(timeline)[1]
+    assert clip.source_range == _range(HANDLE, FRAMES)  # the middle of the whole render, as exported
+    meta = dict(clip.metadata[NAMESPACE])
+    clip.metadata[NAMESPACE] = meta | {"prompt": "sits under the apple tree"}
+    assert plan_import(cut, timeline, {}) == [Rerender(2, "sits under the apple tree", None)]
+
+
+@pytest.mark.parametrize(
+    ("start", "frames", "message"),
+    [
+        (0, FRAMES + 2 * HANDLE, "not re-imported yet"),  # extended into both handles: inside the media
+        (HANDLE, FRAMES + HANDLE + 1, r"source range 3\.\.13 at 6 fps is outside its media \(0\.\.12 at 6 fps\)"),
+    ],
+)
+def test_a_trimmed_clip_is_refused_naming_it(start: int, frames: int, message: str) -> None:
+    cut = _cut()
+    timeline = build_timeline(cut)
+    _clips(timeline)[0].source_range = _range(start, frames)
+    with pytest.raises(ImportRefused, match=message) as refused:
+        plan_import(cut, timeline, {})
+    assert refused.value.clip == "001 s1"
