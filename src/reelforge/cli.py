@@ -252,6 +252,40 @@ def bootstrap_command() -> None:
         console.print(line)
 
 
+@app.command("wait-for-stream")
+def wait_for_stream_command(
+    service: Annotated[str, typer.Argument(help="the service whose NATS identity asks (its REELFORGE_NATS_USER)")],
+    timeout_s: Annotated[
+        float | None, typer.Option(help="give up after this many seconds (default: REELFORGE_OUTAGE_TOLERANCE_S)")
+    ] = None,
+) -> None:
+    """Wait until `reelforge bootstrap` has made the event stream and the KV buckets SERVICE uses; exit 2 past the timeout.
+
+    Kubernetes runs it as each service's init container: the service starts once the bootstrap Job is
+    done, instead of exiting and restarting until then.
+    """
+    from reelforge_shared.bus import wait_for_stream
+    from reelforge_shared.errors import StartupFailed
+    from reelforge_shared.flow import FLOW
+    from reelforge_shared.logging import configure_logging
+    from reelforge_shared.settings import CommonSettings
+
+    settings = CommonSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    if service not in FLOW:
+        console.print(f"[red]wait-for-stream: no service {service!r} (one of {', '.join(FLOW)})[/red]")
+        raise typer.Exit(2)
+    if not settings.nats_url:
+        console.print("[red]REELFORGE_NATS_URL must be set for wait-for-stream[/red]")
+        raise typer.Exit(2)
+    try:
+        found = asyncio.run(wait_for_stream(settings, service, settings.outage_tolerance_s if timeout_s is None else timeout_s))
+    except StartupFailed as exc:
+        console.print(f"[red]wait-for-stream: {exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"found {', '.join(found)}")
+
+
 @app.command("check-secrets")
 def check_secrets(names: Annotated[list[str], typer.Argument(help="environment variables holding secrets")]) -> None:
     """Refuse (exit 2, one line naming it) any of these variables that is empty or a placeholder such as change-me.

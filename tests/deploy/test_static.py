@@ -406,6 +406,24 @@ def test_deployments_have_probes_limits_grace_and_the_generator_sits_on_l40s(ove
     )
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_waits_for_the_bootstrap_jobs_stream_as_its_own_identity_before_starting(overlay: str) -> None:
+    """An init container runs `reelforge wait-for-stream SERVICE` (tests/shared/test_wait_for_stream.py) with the
+    service's own image, secret and NATS user: the service starts once the bootstrap Job is done, not restarting."""
+    deployments = [d for d in rendered(overlay) if d["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == {f"reelforge-{s}" for s in SERVICE_MODULES}
+    for deployment in deployments:
+        service = deployment["metadata"]["name"].removeprefix("reelforge-")
+        spec = deployment["spec"]["template"]["spec"]
+        main = spec["containers"][0]
+        [wait] = spec["initContainers"]
+        assert wait["command"] == ["reelforge", "wait-for-stream", service], service
+        assert wait["image"] == main["image"], service
+        assert wait["envFrom"] == main["envFrom"], service
+        assert {"name": "REELFORGE_NATS_USER", "value": service} in wait["env"], service
+        assert {"cpu", "memory"} <= set(wait["resources"]["limits"]), service
+
+
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 
 
@@ -528,7 +546,7 @@ def test_production_talks_tls_to_nats_and_s3_checked_against_a_mounted_ca() -> N
     for workload in (d for d in docs if d["kind"] in WORKLOAD_KINDS):
         spec = pod_spec(workload)["spec"]
         volumes = {v["name"]: v for v in spec["volumes"]}
-        for container in spec["containers"]:
+        for container in spec["containers"] + spec.get("initContainers", []):
             [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == str(ca.parent)]
             assert volumes[mount["name"]]["configMap"]["name"] == "reelforge-ca"
             assert mount["readOnly"] is True

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 import nats
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
@@ -26,7 +27,7 @@ from structlog import get_logger
 from reelforge_shared.clients import nats_connect_options
 from reelforge_shared.errors import StartupFailed
 from reelforge_shared.events import DeadLetter, Event
-from reelforge_shared.flow import KV_BUCKETS, dead_letter_subject, filter_subject, kv_bucket, stream_name, subject
+from reelforge_shared.flow import FLOW, KV_BUCKETS, dead_letter_subject, filter_subject, kv_bucket, stream_name, subject
 from reelforge_shared.settings import CommonSettings
 
 log = get_logger("reelforge.bus")
@@ -225,6 +226,44 @@ async def bootstrap(settings: CommonSettings) -> list[str]:
                 await asyncio.sleep(0.5)
     finally:
         await bus.close()
+
+
+async def wait_for_stream(settings: CommonSettings, service: str, timeout_s: float) -> list[str]:
+    """``reelforge wait-for-stream``: return once the event stream and the KV buckets ``service`` uses exist.
+
+    Asked as the service's own identity (STREAM.INFO only), every second, for at most ``timeout_s``; then
+    :class:`MissingStream` (or :class:`StartupFailed` when no NATS answered). A Kubernetes pod runs it as
+    an init container, so that its service starts once the bootstrap Job is done, not restarting until then.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    buckets = KV_BUCKETS if FLOW[service].kv else ()
+    missing: Exception = StartupFailed(f"nats unreachable at {settings.nats_url} for {timeout_s:g} s (REELFORGE_NATS_URL)")
+    while loop.time() < deadline:
+        try:
+            connecting = Bus.connect(settings, name=f"reelforge-{service}-wait", service=service, check=False)
+            bus = await asyncio.wait_for(connecting, timeout=max(0.1, deadline - loop.time()))
+        except (TimeoutError, OSError, NatsError) as exc:
+            log.info("wait_for_stream.nats_unreachable", error=repr(exc))
+            await asyncio.sleep(1)
+            continue
+        try:
+            while True:
+                try:
+                    await bus.require_stream()
+                    for name in buckets:
+                        await bus.key_value(name)
+                    return [f"stream {bus.stream}", *(f"KV bucket {kv_bucket(bus.prefix, n)}" for n in buckets)]
+                except MissingStream as exc:
+                    missing = exc
+                except (NatsTimeoutError, ServiceUnavailableError) as exc:  # a cluster still electing its leader
+                    log.info("wait_for_stream.jetstream_not_ready", error=repr(exc))
+                if loop.time() >= deadline:
+                    break
+                await asyncio.sleep(1)
+        finally:
+            await bus.close()
+    raise missing
 
 
 def _cluster_not_ready(exc: Exception) -> bool:
