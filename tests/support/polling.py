@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from prometheus_client import REGISTRY
 
 
 async def poll_job(
@@ -19,3 +20,14 @@ async def poll_job(
             return body
         await asyncio.sleep(0.1)
     raise AssertionError(f"job {job_id} never reached the condition: {response.text}")
+
+
+def frames_rendered() -> float:
+    """Frames the generators of this process rendered (reelforge_generator_frames_total): a render shows here, a reuse not."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "reelforge_generator_frames"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )

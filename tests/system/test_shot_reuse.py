@@ -7,7 +7,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client import REGISTRY
 
 from reelforge.stack import local_stack
 from reelforge_gateway.submit import submit_job
@@ -16,7 +15,7 @@ from reelforge_shared.events import JobCompleted, SegmentGenerated
 from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
-from support.polling import poll_job
+from support.polling import frames_rendered, poll_job
 
 SHOTS = ["a red door", "a blue sky", "a green field", "a grey road", "a white wall", "a black cat"]
 FAST = {"steps": 2, "batch_size": 8}
@@ -37,16 +36,6 @@ async def _completed(ledger: Ledger, job_id: str) -> JobRecord:
     return await asyncio.wait_for(watch(), timeout=60)
 
 
-def _frames_rendered() -> float:
-    return sum(
-        sample.value
-        for metric in REGISTRY.collect()
-        if metric.name == "reelforge_generator_frames"
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-    )
-
-
 @pytest.mark.slow
 async def test_an_edited_storyboard_renders_only_its_changed_shot(overrides, event_log, tmp_path: Path) -> None:
     async with local_stack(tmp_path / "state", **overrides, **FAST) as stack:
@@ -56,13 +45,13 @@ async def test_an_edited_storyboard_renders_only_its_changed_shot(overrides, eve
         bucket = settings.work_bucket
 
         async def film(prompts: list[str], owner: str) -> tuple[str, list[SegmentGenerated], float]:
-            before_frames, before_events = _frames_rendered(), len(event_log.of(SegmentGenerated))
+            before_frames, before_events = frames_rendered(), len(event_log.of(SegmentGenerated))
             job = await submit_job(
                 parse_storyboard(_board(prompts)), bus=bus, store=store, bucket=bucket, owner=owner, reuse=True
             )
             await event_log.wait_for(lambda: any(e.job_id == job.job_id for e in event_log.of(JobCompleted)), timeout=600)
             generated = [e for e in event_log.of(SegmentGenerated)[before_events:] if e.job_id == job.job_id]
-            return job.job_id, generated, _frames_rendered() - before_frames
+            return job.job_id, generated, frames_rendered() - before_frames
 
         first, generated, frames = await film(SHOTS, "ana")
         assert len(generated) == 6
@@ -114,12 +103,12 @@ async def test_a_new_storyboard_for_a_job_renders_only_its_changed_shot(override
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
             job = (await client.post("/v1/jobs", json=board)).json()["job_id"]
             await poll_job(client, job, lambda body: body["status"] == "completed", attempts=6000)
-            frames = _frames_rendered()
+            frames = frames_rendered()
             edited = _board([SHOTS[0], "a yellow boat", SHOTS[2]])
             answer = await client.put(f"/v1/jobs/{job}/storyboard", json=edited)
             assert answer.status_code == 202, answer.text
             done = await event_log.wait_for(lambda: [e for e in event_log.of(JobCompleted) if e.version == 2], timeout=600)
-            assert _frames_rendered() - frames == 2  # the one changed shot
+            assert frames_rendered() - frames == 2  # the one changed shot
             again = [e for e in event_log.of(SegmentGenerated) if e.attempt == 2]
             assert [(e.index, e.reused_from) for e in again] == [(2, None)]
             await poll_job(client, job, lambda body: body["status"] == "completed", attempts=600)

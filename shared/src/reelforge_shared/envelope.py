@@ -1,9 +1,9 @@
 """The envelope: the fields an event inherits from the event it follows, and the check that none was lost.
 
 An event built from another (:meth:`reelforge_shared.events.Event.follow`) takes its job and resume from
-it; between two segment events the segment's index, id and attempt come along too, and between two film
-events the film version and the segments' delivered attempts. The runner checks every published event
-with :func:`lost_envelope`.
+it; between two segment events the segment's index, id, attempt and take come along too, and between two
+film events the film version and the segments' delivered attempts and takes. The runner checks every
+published event with :func:`lost_envelope`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from reelforge_shared.events import Event
 
 JOB_ENVELOPE = ("job_id", "resume")
-SEGMENT_ENVELOPE = ("index", "segment_id", "attempt")
-FILM_ENVELOPE = ("version", "attempts")
+SEGMENT_ENVELOPE = ("index", "segment_id", "attempt", "take", "takes")
+FILM_ENVELOPE = ("version", "attempts", "chosen_takes")
 
 
 def inherited(cls: type[Event], source: Event) -> dict[str, Any]:

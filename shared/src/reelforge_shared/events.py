@@ -48,6 +48,18 @@ FilmVersion = Annotated[
     Field(ge=1, description="film version: 1, then one more per segment re-render; earlier versions stay", examples=[1]),
 ]
 SegmentCount = Annotated[int, Field(description="number of segments in the job", examples=[33])]
+Take = Annotated[
+    int,
+    Field(
+        ge=0,
+        lt=8,
+        description="which take of the segment this is (0: the segment's own seed and prompt; reelforge_shared.takes)",
+        examples=[0],
+    ),
+]
+Takes = Annotated[
+    int, Field(ge=1, le=8, description="takes of the segment rendered; the best by QA goes into the film", examples=[1])
+]
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
 DeliveredAttempts = Annotated[
     list[Annotated[int, Field(ge=1)]],
@@ -55,6 +67,15 @@ DeliveredAttempts = Annotated[
         description="the delivered attempt of each segment in storyboard order, as the job store recorded it "
         "(the film is made of these); empty: every segment's first attempt",
         examples=[[1, 2, 1]],
+    ),
+]
+
+ChosenTakes = Annotated[
+    list[Annotated[int, Field(ge=0)]],
+    Field(
+        description="the take in the film of each segment in storyboard order, as the job store recorded it "
+        "(reelforge_shared.takes); empty: every segment's take 0",
+        examples=[[0, 2, 0]],
     ),
 ]
 
@@ -140,6 +161,7 @@ class ReusedFrom(BaseModel):
     job_id: str = Field(description="job that rendered the frames", examples=["j-5f1c2e7a9b"])
     index: int = Field(ge=1, description="its segment", examples=[3])
     attempt: int = Field(ge=1, description="its attempt", examples=[1])
+    take: int = Field(0, ge=0, description="its take", examples=[0])
     shot_key: str = Field(
         description="the shot key both share", examples=["9f2c1e0b7a6d5c4b3a29181706f5e4d3c2b1a09f8e7d6c5b4a3928170615f4e3"]
     )
@@ -155,14 +177,17 @@ ShotKey = Annotated[
 
 
 class SegmentEvent(Event):
-    """An event about one render attempt of one segment."""
+    """An event about one render attempt of one segment (of one of its takes, when it has several)."""
 
     index: SegmentIndex
     segment_id: SegmentId
     attempt: Attempt = 1
+    take: Take = 0
+    takes: Takes = 1
 
     def dedup_id(self) -> str:
-        return f"{self.subject}:{self.job_id}:{self.index:03d}:{self.attempt}{self._run()}"
+        take = f":t{self.take}" if self.take else ""
+        return f"{self.subject}:{self.job_id}:{self.index:03d}:{self.attempt}{take}{self._run()}"
 
     @classmethod
     def retry(cls, source: SegmentEvent, attempt: int, **fields: Any) -> Self:
@@ -183,6 +208,7 @@ class FilmEvent(Event):
 
     version: FilmVersion = 1
     attempts: DeliveredAttempts = Field(default_factory=list)
+    chosen_takes: ChosenTakes = Field(default_factory=list)
 
     def delivered_attempt(self, index: int) -> int:
         """Segment ``index``'s delivered attempt (1-based index; the job store's record, carried by the film events)."""
@@ -192,6 +218,15 @@ class FilmEvent(Event):
             named = len(self.attempts)
             raise PermanentError(f"{self.subject} of job {self.job_id} names {named} attempts, not segment {index}'s")
         return self.attempts[index - 1]
+
+    def delivered_take(self, index: int) -> int:
+        """Segment ``index``'s take in the film (1-based index; 0 unless the job store recorded another)."""
+        if not self.chosen_takes:
+            return 0
+        if not 1 <= index <= len(self.chosen_takes):
+            named = len(self.chosen_takes)
+            raise PermanentError(f"{self.subject} of job {self.job_id} names {named} takes, not segment {index}'s")
+        return self.chosen_takes[index - 1]
 
     def dedup_id(self) -> str:
         base = f"{self.subject}:{self.job_id}"

@@ -84,6 +84,7 @@ class StoredShot(BaseModel):
     index: int
     segment_id: str
     attempt: int
+    take: int = 0
     frames_prefix: str
     frame_count: int
     fps: float
@@ -94,7 +95,7 @@ class StoredShot(BaseModel):
     generation_key: str | None = Field(None, description="the generator's record of the render (prompt, figures)")
 
     def source(self) -> ReusedFrom:
-        return ReusedFrom(job_id=self.job_id, index=self.index, attempt=self.attempt, shot_key=self.key)
+        return ReusedFrom(job_id=self.job_id, index=self.index, attempt=self.attempt, take=self.take, shot_key=self.key)
 
 
 class ShotPlan(BaseModel):
@@ -184,23 +185,25 @@ def keep_shot(store: ObjectStore, bucket: str, shot: StoredShot) -> None:
 
 def reuse_shot(store: ObjectStore, bucket: str, request: SegmentRequested, shot: StoredShot) -> SegmentGenerated:
     """Copy ``shot``'s frames (and sound, and render record) into the requested segment's folder; its ``segment.generated``."""
-    job, n, attempt = request.job_id, request.index, request.attempt
+    job, n, attempt, take = request.job_id, request.index, request.attempt, request.take
     for source in store.list_keys(bucket, shot.frames_prefix):
-        store.copy(bucket, source, bucket, Keys.frames(job, n, attempt) + source.rsplit("/", 1)[-1])
+        store.copy(bucket, source, bucket, Keys.frames(job, n, attempt, take) + source.rsplit("/", 1)[-1])
     audio_key = None
     if shot.audio_key is not None:
-        audio_key = Keys.segment_audio(job, n, attempt)
+        audio_key = Keys.segment_audio(job, n, attempt, take)
         store.copy(bucket, shot.audio_key, bucket, audio_key)
     record: dict[str, Any] = {}
     if shot.generation_key is not None and store.exists(bucket, shot.generation_key):
         record = {k: v for k, v in store.get_json(bucket, shot.generation_key).items() if k not in _RENDER_FIGURES}
     reused = shot.source()
     store.put_json(
-        bucket, Keys.segment_generation(job, n, attempt), record | {"shot_key": shot.key, "reused_from": reused.model_dump()}
+        bucket,
+        Keys.segment_generation(job, n, attempt, take),
+        record | {"shot_key": shot.key, "reused_from": reused.model_dump()},
     )
     return SegmentGenerated.follow(
         request,
-        frames_prefix=Keys.frames(job, n, attempt),
+        frames_prefix=Keys.frames(job, n, attempt, take),
         frame_count=shot.frame_count,
         fps=shot.fps,
         width=shot.width,
@@ -221,15 +224,15 @@ def keep_passed_shot(store: ObjectStore, bucket: str, event: SegmentEncoded, pas
     The key is the generator's (beside the frames), the owner the submission's (``Keys.shot_plan``); a job
     submitted without a plan (before shot keys existed, an image-to-video request) keeps nothing.
     """
-    job, n, attempt = event.job_id, event.index, event.attempt
-    generation_key, plan_key = Keys.segment_generation(job, n, attempt), Keys.shot_plan(job)
+    job, n, attempt, take = event.job_id, event.index, event.attempt, event.take
+    generation_key, plan_key = Keys.segment_generation(job, n, attempt, take), Keys.shot_plan(job)
     if not passed or not store.exists(bucket, plan_key) or not store.exists(bucket, generation_key):
         return None
     generated = store.get_json(bucket, generation_key)
     key = generated.get("shot_key")
     if key is None:
         return None
-    audio_key = Keys.segment_audio(job, n, attempt)
+    audio_key = Keys.segment_audio(job, n, attempt, take)
     shot = StoredShot(
         key=key,
         owner=owner_folder(ShotPlan.model_validate(store.get_json(bucket, plan_key)).owner),
@@ -237,7 +240,8 @@ def keep_passed_shot(store: ObjectStore, bucket: str, event: SegmentEncoded, pas
         index=n,
         segment_id=event.segment_id,
         attempt=attempt,
-        frames_prefix=Keys.frames(job, n, attempt),
+        take=take,
+        frames_prefix=Keys.frames(job, n, attempt, take),
         frame_count=generated["frame_count"],
         fps=generated["fps"],
         width=generated["width"],
@@ -273,7 +277,8 @@ class ShotRequests:
         if not self.reuse or request.shot_key is None:
             return request, None
         stored = find_shot(self.store, self.bucket, self.owner, request.shot_key)
-        if stored is None or (stored.job_id, stored.index, stored.attempt) == (request.job_id, request.index, request.attempt):
+        this = (request.job_id, request.index, request.attempt, request.take)
+        if stored is None or (stored.job_id, stored.index, stored.attempt, stored.take) == this:
             return request, None  # not stored, or a republish of this very render: nothing to copy
         request = request.model_copy(update={"reused_from": stored.source()})
         return request, reuse_shot(self.store, self.bucket, request, stored)

@@ -6,8 +6,9 @@ the same shot with a new seed and nothing else changed.
 
 from __future__ import annotations
 
-from reelforge_shared.events import RenderSpec
+from reelforge_shared.events import RenderSpec, SegmentRequested
 from reelforge_shared.storyboard import Segment, Storyboard, handle_frames
+from reelforge_shared.takes import take_seed
 
 PART_END = ".,;:!? \t\n"  # a part's closing punctuation and spaces, dropped before the parts are joined with ", "
 RETRY_SEED_STRIDE = 7919  # a prime far from the +1 per segment of a seed family: retries never reuse a neighbour's seed
@@ -52,13 +53,18 @@ def segment_seed(board: Storyboard, seg: Segment, index: int, attempt: int = 1) 
     return (base + (attempt - 1) * RETRY_SEED_STRIDE) % 2**32
 
 
-def render_spec(board: Storyboard, index: int, attempt: int = 1) -> RenderSpec:
-    """The spec of the segment at 1-based ``index``."""
+def render_spec(board: Storyboard, index: int, attempt: int = 1, take: int = 0) -> RenderSpec:
+    """The spec of the segment at 1-based ``index`` (of its take ``take``: reelforge_shared.takes)."""
     seg = board.segments[index - 1]
+    seed = segment_seed(board, seg, index, attempt)
+    if seg.variants and take:
+        seg = seg.model_copy(update={"prompt": seg.variants[take - 1]})  # the variant's prompt, the segment's seed
+    elif take:
+        seed = take_seed(seed, take)
     return RenderSpec(
         prompt=compose_prompt(board, seg),
         negative_prompt=board.style.negative_prompt,
-        seed=segment_seed(board, seg, index, attempt),
+        seed=seed,
         character_seeds=[board.characters[name].seed for name in seg.characters],
         location_seed=board.locations[seg.location].seed if seg.location else None,
         reference_images=[r for name in seg.characters if (r := board.characters[name].reference_image)],
@@ -71,3 +77,25 @@ def render_spec(board: Storyboard, index: int, attempt: int = 1) -> RenderSpec:
         speech=seg.tags.speech,
         audio_caption=seg.tags.audio_caption,
     )
+
+
+def segment_requests(
+    board: Storyboard, job_id: str, index: int, *, attempt: int = 1, model: str | None = None, resume: int = 0
+) -> list[SegmentRequested]:
+    """The ``segment.requested`` of every take of the segment at ``index`` (one without takes; reelforge_shared.takes)."""
+    seg = board.segments[index - 1]
+    takes = board.takes_of(seg)
+    return [
+        SegmentRequested(
+            job_id=job_id,
+            index=index,
+            segment_id=seg.id,
+            attempt=attempt,
+            take=take,
+            takes=takes,
+            spec=render_spec(board, index, take=take),
+            model=model,
+            resume=resume,
+        )
+        for take in range(takes)
+    ]

@@ -39,27 +39,29 @@ class Keys:
         return f"jobs/{job_id}/storyboard.json"
 
     @staticmethod
-    def segment(job_id: str, index: int, attempt: int = 1) -> str:
-        """A segment's folder; a regeneration (attempt > 1) renders beside the first attempt, never over it."""
+    def segment(job_id: str, index: int, attempt: int = 1, take: int = 0) -> str:
+        """A segment's folder; a regeneration (attempt > 1) renders beside the first attempt, never over it, and a
+        take other than the first (``take`` > 0, :mod:`reelforge_shared.takes`) beside take 0 of its attempt."""
         base = f"jobs/{job_id}/segments/{index:03d}"
-        return base if attempt == 1 else f"{base}/attempt-{attempt}"
+        base = base if attempt == 1 else f"{base}/attempt-{attempt}"
+        return base if take == 0 else f"{base}/take-{take}"
 
     @staticmethod
-    def frames(job_id: str, index: int, attempt: int = 1) -> str:
-        return f"{Keys.segment(job_id, index, attempt)}/frames/"
+    def frames(job_id: str, index: int, attempt: int = 1, take: int = 0) -> str:
+        return f"{Keys.segment(job_id, index, attempt, take)}/frames/"
 
     @staticmethod
-    def frame(job_id: str, index: int, frame: int, attempt: int = 1) -> str:
-        return f"{Keys.frames(job_id, index, attempt)}{frame:04d}.png"
+    def frame(job_id: str, index: int, frame: int, attempt: int = 1, take: int = 0) -> str:
+        return f"{Keys.frames(job_id, index, attempt, take)}{frame:04d}.png"
 
     @staticmethod
-    def segment_video(job_id: str, index: int, attempt: int = 1) -> str:
-        return f"{Keys.segment(job_id, index, attempt)}/segment.mp4"
+    def segment_video(job_id: str, index: int, attempt: int = 1, take: int = 0) -> str:
+        return f"{Keys.segment(job_id, index, attempt, take)}/segment.mp4"
 
     @staticmethod
-    def segment_audio(job_id: str, index: int, attempt: int = 1) -> str:
+    def segment_audio(job_id: str, index: int, attempt: int = 1, take: int = 0) -> str:
         """The sound a model made with the segment's frames (LTX-2), 16-bit WAV; the encoder muxes it into the segment."""
-        return f"{Keys.segment(job_id, index, attempt)}/audio.wav"
+        return f"{Keys.segment(job_id, index, attempt, take)}/audio.wav"
 
     @staticmethod
     def segment_sound(video_key: str) -> str:
@@ -84,10 +86,13 @@ class Keys:
         return f"{video_key.removesuffix('.mp4')}{'_' + rendition if rendition else ''}.part{j}.mp4"
 
     @staticmethod
-    def transition_span(incoming_video_key: str, outgoing_attempt: int, recipe: str, rendition: str | None = None) -> str:
-        """The transition into a segment from the one before it (that segment's ``outgoing_attempt``), beside the incoming
-        segment's video: encoded as soon as both segments are (``recipe``: a digest of how, so a changed one is new)."""
-        name = f"{'_' + rendition if rendition else ''}.span-from-{outgoing_attempt}-{recipe}.mp4"
+    def transition_span(
+        incoming_video_key: str, outgoing_attempt: int, outgoing_take: int, recipe: str, rendition: str | None = None
+    ) -> str:
+        """The transition into a segment from the one before it (that segment's ``outgoing_attempt`` and take), beside the
+        incoming segment's video: encoded as soon as both segments are (``recipe``: a digest of how, so a changed one is new)."""
+        take = f"t{outgoing_take}" if outgoing_take else ""
+        name = f"{'_' + rendition if rendition else ''}.span-from-{outgoing_attempt}{take}-{recipe}.mp4"
         return f"{incoming_video_key.removesuffix('.mp4')}{name}"
 
     @staticmethod
@@ -102,26 +107,26 @@ class Keys:
         return sorted(found)
 
     @staticmethod
-    def segment_timings(job_id: str, index: int, attempt: int = 1) -> str:
+    def segment_timings(job_id: str, index: int, attempt: int = 1, take: int = 0) -> str:
         """Seconds the encoder took for a segment (and the render's, when the generator reports them), for the report."""
-        return f"{Keys.segment(job_id, index, attempt)}/timings.json"
+        return f"{Keys.segment(job_id, index, attempt, take)}/timings.json"
 
     @staticmethod
-    def segment_film_stats(job_id: str, index: int, attempt: int = 1) -> str:
+    def segment_film_stats(job_id: str, index: int, attempt: int = 1, take: int = 0) -> str:
         """What film QA needs of a segment (colour sample, thumbnails), kept by segment QA."""
-        return f"{Keys.segment(job_id, index, attempt)}/qa-film.npz"
+        return f"{Keys.segment(job_id, index, attempt, take)}/qa-film.npz"
 
     @staticmethod
-    def segment_qa(job_id: str, index: int, attempt: int = 1) -> str:
-        return f"{Keys.segment(job_id, index, attempt)}/qa.json"
+    def segment_qa(job_id: str, index: int, attempt: int = 1, take: int = 0) -> str:
+        return f"{Keys.segment(job_id, index, attempt, take)}/qa.json"
 
     @staticmethod
-    def segment_checked(job_id: str, index: int, attempt: int = 1) -> str:
+    def segment_checked(job_id: str, index: int, attempt: int = 1, take: int = 0) -> str:
         """What segment QA passed on for an attempt (the model that rendered it, its length), for film QA's report.
 
         Which attempt was delivered is the job store's record alone (the film events carry it), never an object.
         """
-        return f"{Keys.segment(job_id, index, attempt)}/checked.json"
+        return f"{Keys.segment(job_id, index, attempt, take)}/checked.json"
 
     @staticmethod
     def continuity_reference(job_id: str, index: int, attempt: int) -> str:
@@ -129,14 +134,14 @@ class Keys:
         return f"{Keys.segment(job_id, index, attempt)}/reference.png"
 
     @staticmethod
-    def segment_generation(job_id: str, index: int, attempt: int = 1) -> str:
+    def segment_generation(job_id: str, index: int, attempt: int = 1, take: int = 0) -> str:
         """What the generator did for an attempt: the prompt as the model got it, token counts, render figures."""
-        return f"{Keys.segment(job_id, index, attempt)}/generation.json"
+        return f"{Keys.segment(job_id, index, attempt, take)}/generation.json"
 
     @staticmethod
-    def render_state(job_id: str, index: int, attempt: int = 1) -> str:
+    def render_state(job_id: str, index: int, attempt: int = 1, take: int = 0) -> str:
         """The generator's record of the size it settled on after running out of memory."""
-        return f"{Keys.segment(job_id, index, attempt)}/render.json"
+        return f"{Keys.segment(job_id, index, attempt, take)}/render.json"
 
     @staticmethod
     def storyboard_version(job_id: str, version: int) -> str:
@@ -162,6 +167,15 @@ class Keys:
     def render_profile(model: str) -> str:
         """The generator's profile of a model (revision, picture settings): what a shot key needs beside the spec."""
         return f"generator/profiles/{hashlib.sha256(model.encode()).hexdigest()[:32]}.json"
+
+    @staticmethod
+    def take_checked(job_id: str, index: int, attempt: int, take: int) -> str:
+        """A checked take of a segment (its ``segment.checked``), kept by the uploader until every take is checked."""
+        return f"jobs/{job_id}/takes/{index:03d}/{attempt}/{take}.json"
+
+    @staticmethod
+    def takes_checked(job_id: str, index: int, attempt: int) -> str:
+        return f"jobs/{job_id}/takes/{index:03d}/{attempt}/"
 
     @staticmethod
     def input_image(job_id: str) -> str:

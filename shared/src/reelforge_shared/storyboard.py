@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from reelforge_shared.errors import InvalidInput
+from reelforge_shared.takes import MAX_TAKES
 
 MAX_PROMPT_CHARS = 2000  # CLIP reads 77 tokens; 2000 characters is generous and keeps events small
 MAX_SEGMENTS = 500
@@ -58,6 +59,9 @@ class Style(_Strict):
     )
     grade: Literal["action", "romantic", "horror", "documentary"] | None = Field(
         None, description="colour grade preset (contrast, saturation, colour temperature, gamma) applied to every segment"
+    )
+    takes: int = Field(
+        1, ge=1, le=MAX_TAKES, description="renders of every shot, the best by QA in the film (reelforge_shared.takes)"
     )
 
 
@@ -167,6 +171,15 @@ class Segment(_Strict):
     audio: str | None = Field(
         None, min_length=1, max_length=1024, description="audio file played from the segment's start (instead of narration)"
     )
+    takes: int | None = Field(
+        None, ge=1, le=MAX_TAKES, description="renders of this shot, the best by QA in the film; unset: style.takes"
+    )
+    variants: list[Annotated[_Text, Field(min_length=1)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TAKES - 1,
+        description="other prompts for this shot, each rendered as a take beside the prompt's (take 0), scored the same way",
+    )
 
     @property
     def tags(self) -> PromptTags:
@@ -208,6 +221,12 @@ class Storyboard(_Strict):
     @property
     def duration_s(self) -> float:
         return sum(s.duration_s for s in self.segments)
+
+    def takes_of(self, seg: Segment) -> int:
+        """Takes rendered of ``seg``: its prompt and each variant, else its ``takes``, else ``style.takes``."""
+        if seg.variants:
+            return 1 + len(seg.variants)
+        return seg.takes or self.style.takes
 
 
 def handle_frames(board: Storyboard, seg: Segment) -> int:
@@ -279,6 +298,9 @@ def _cross_reference_errors(board: Storyboard) -> list[dict[str, str]]:
         if not seg.tags.picture:
             message = "nothing is left to picture once the <S> and <AUDCAP> tags are removed"
             errors.append({"field": f"segments[{i}].prompt", "message": message})
+        if seg.variants is not None and seg.takes is not None:
+            message = f"give takes or variants, not both (takes {seg.takes}, {len(seg.variants)} variants)"
+            errors.append({"field": f"segments[{i}].variants", "message": message})
         if board.output.fps is not None and seg.fps > board.output.fps:
             message = f"{seg.fps} is above output.fps {board.output.fps}; interpolation only raises the rate"
             errors.append({"field": f"segments[{i}].fps", "message": message})

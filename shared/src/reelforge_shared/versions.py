@@ -15,10 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from reelforge_shared.errors import InvalidInput
-from reelforge_shared.events import SegmentRequested
 from reelforge_shared.jobs import JobRecord, Ledger, RerenderRefused, SegmentRecord
 from reelforge_shared.shots import ShotPlan, ShotRequests
-from reelforge_shared.specs import render_spec
+from reelforge_shared.specs import segment_requests
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
@@ -86,17 +85,9 @@ async def new_storyboard_version(
     for n, (attempt, model) in sorted(moved.items()):
         seg = board.segments[n - 1]
         wanted = seg.model or board.model or model
-        request = SegmentRequested(
-            job_id=job_id,
-            index=n,
-            segment_id=seg.id,
-            attempt=attempt,
-            spec=render_spec(board, n),
-            model=wanted,
-            resume=record.resume,
-        )
-        request, generated = shots.plan(request)
-        await bus.publish(request)
-        if generated is not None:
-            await bus.publish(generated)
+        for take in segment_requests(board, job_id, n, attempt=attempt, model=wanted, resume=record.resume):
+            request, generated = shots.plan(take)
+            await bus.publish(request)
+            if generated is not None:
+                await bus.publish(generated)
     return record, sorted(moved)

@@ -101,10 +101,11 @@ def test_plan_refuses_an_event_that_does_not_match_the_storyboard() -> None:
 def test_span_key_names_both_attempts_and_the_recipe() -> None:
     [span, _] = transition_plans(parse_storyboard(BOARD), 3)
     incoming = Keys.segment_video("j", 2, 3)
-    key = span.key(incoming, 2, "9x16", 3, CODEC)
+    key = span.key(incoming, (2, 0), "9x16", 3, CODEC)
     assert key.startswith("jobs/j/segments/002/attempt-3/segment_9x16.span-from-2-")
-    assert span.key(incoming, 1, "9x16", 3, CODEC) != key  # another attempt of the outgoing segment
-    assert span.key(incoming, 2, "9x16", 3, Codec("ffmpeg", preset="medium")) != key  # another recipe
+    assert span.key(incoming, (1, 0), "9x16", 3, CODEC) != key  # another attempt of the outgoing segment
+    assert span.key(incoming, (2, 1), "9x16", 3, CODEC).startswith("jobs/j/segments/002/attempt-3/segment_9x16.span-from-2t1-")
+    assert span.key(incoming, (2, 0), "9x16", 3, Codec("ffmpeg", preset="medium")) != key  # another recipe
 
 
 def test_segment_attempts_are_read_from_a_listing_of_its_folder() -> None:

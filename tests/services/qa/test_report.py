@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import cv2
 import pytest
 
 from reelforge_qa.calibration import CASES, run_case
 from reelforge_qa.gates import GATES_BY_NAME, TECHNICAL, about
-from reelforge_qa.job_report import JobReport, Regeneration, Timings, attempt_result, segment_result
+from reelforge_qa.job_report import JobReport, Regeneration, TakeResult, Timings, attempt_result, segment_result
 from reelforge_qa.report_html import render_html, thumbnail_strip
 
 
@@ -134,18 +137,10 @@ def test_report_html_shows_thresholds_prompt_and_timings(flash_report: tuple[Job
     assert JobReport.model_validate_json(report.model_dump_json()).model_dump() == report.model_dump()  # report.json round-trips
 
 
-def test_report_html_renders_in_headless_chromium(flash_report: tuple[JobReport, dict[str, bytes]], tmp_path: Path) -> None:
-    """Debian's chromium opens the page (no network, no GPU) and takes a screenshot; the console logs no error."""
-    import shutil
-    import subprocess
-
-    import cv2
-
+def _chromium(tmp_path: Path, page: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Debian's chromium, headless with no network, GPU or sandbox, on ``page`` (``--screenshot=...``, ``--dump-dom``)."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "chromium is not installed: `make install` installs it (apt-get install -y chromium)"
-    page = tmp_path / "report.html"
-    page.write_text(render_html(*flash_report), encoding="utf-8")
-    shot = tmp_path / "report.png"
     flags = [
         "--headless",
         "--no-sandbox",
@@ -160,9 +155,15 @@ def test_report_html_renders_in_headless_chromium(flash_report: tuple[JobReport,
         f"--user-data-dir={tmp_path / 'profile'}",
         "--window-size=1200,2400",
     ]
-    run = subprocess.run(
-        [chromium, *flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, text=True, timeout=120, check=False
-    )
+    return subprocess.run([chromium, *flags, *args, page.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_report_html_renders_in_headless_chromium(flash_report: tuple[JobReport, dict[str, bytes]], tmp_path: Path) -> None:
+    """Debian's chromium opens the page (no network, no GPU) and takes a screenshot; the console logs no error."""
+    page = tmp_path / "report.html"
+    page.write_text(render_html(*flash_report), encoding="utf-8")
+    shot = tmp_path / "report.png"
+    run = _chromium(tmp_path, page, f"--screenshot={shot}")
     assert run.returncode == 0, run.stderr[-2000:]
     errors = [line for line in run.stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)]
     assert not errors, errors
@@ -170,9 +171,32 @@ def test_report_html_renders_in_headless_chromium(flash_report: tuple[JobReport,
     assert image is not None
     assert image.shape[:2] == (2400, 1200)
     assert float(image.std()) > 10  # a page was drawn, not a blank
-    dom = subprocess.run(
-        [chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False
-    )
+    dom = _chromium(tmp_path, page, "--dump-dom")
     assert "Calibration &lt;flash&gt;" in dom.stdout
     assert "<svg" in dom.stdout
     assert dom.stdout.count('class="card ') == 5
+
+
+def test_report_html_shows_prompt_variants_side_by_side_with_the_winner(
+    flash_report: tuple[JobReport, dict[str, bytes]], tmp_path: Path
+) -> None:
+    """A segment with a prompt variant: both takes in chromium's page, their scores, which is in the film and why."""
+    report, thumbnails = flash_report
+    first = report.segments[0]
+    takes = [
+        TakeResult(take=0, seed=7, prompt="a green boat", passed=True, scores={"sharpness": 0.61}, mean_score=0.61,
+                   in_film=False, reason="mean score 0.610 below take 1's 0.820"),
+        TakeResult(take=1, seed=7, prompt="a blue boat", variant=True, passed=True, scores={"sharpness": 0.82},
+                   mean_score=0.82, in_film=True, reason="passed every gate; highest mean score 0.820"),
+    ]  # fmt: skip
+    segments = [first.model_copy(update={"take": 1, "takes": takes}), *report.segments[1:]]
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report.model_copy(update={"segments": segments}), thumbnails), encoding="utf-8")
+    dom = _chromium(tmp_path, page, "--dump-dom").stdout
+    assert f'id="segment-{first.id}-take-0"' in dom
+    assert f'id="segment-{first.id}-take-1"' in dom
+    assert "variants</b>: 2 rendered, take 1 in the film" in dom
+    assert "a blue boat" in dom
+    assert "0.820" in dom
+    assert "below take 1" in dom
+    assert "(variant 1)" in dom

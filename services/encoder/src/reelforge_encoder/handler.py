@@ -123,7 +123,7 @@ def encode_segment(plan: SegmentPlan, deps: EncoderDeps) -> None:
             deps.store.put_file(deps.bucket, Keys.segment_sound(plan.video_key), sound, "audio/flac")
             video = mux(video, sound, work / "segment-sound.mp4", deps.codec.exe)
         timings = {"encode_s": round(time.perf_counter() - began, 2)}
-        deps.store.put_json(deps.bucket, Keys.segment_timings(plan.job_id, plan.index, plan.attempt), timings)
+        deps.store.put_json(deps.bucket, Keys.segment_timings(plan.job_id, plan.index, plan.attempt, plan.take), timings)
         deps.store.put_file(deps.bucket, Keys.segment_thumbnail(plan.video_key), still, "image/jpeg")
         deps.store.put_file(deps.bucket, plan.video_key, video, "video/mp4")  # last: it marks the segment (and its pieces) done
         for transition in plan.transitions:
@@ -164,9 +164,10 @@ def _encode_transition(plan: SegmentPlan, span: TransitionPlan, local: dict[str,
         return  # not encoded yet: its own encode makes the span
     neighbour = Keys.segment_video(plan.job_id, other, attempts[-1])
     outgoing, incoming = (plan.video_key, neighbour) if span.outgoing == plan.index else (neighbour, plan.video_key)
-    outgoing_attempt = plan.attempt if span.outgoing == plan.index else attempts[-1]
+    # the neighbour's take 0 (its latest attempt's): a film with another take of it encodes that span itself
+    outgoing_slot = (plan.attempt, plan.take) if span.outgoing == plan.index else (attempts[-1], 0)
     for rendition in plan.renditions:
-        key = span.key(incoming, outgoing_attempt, rendition, plan.film_fps, deps.codec)
+        key = span.key(incoming, outgoing_slot, rendition, plan.film_fps, deps.codec)
         if deps.store.exists(deps.bucket, key):
             continue
         files = []
@@ -193,7 +194,7 @@ class FilmPieces:
 
 
 def _film_pieces(
-    deps: EncoderDeps, board: Storyboard, keys: list[str], attempts: list[int], fps: float, work: Path
+    deps: EncoderDeps, board: Storyboard, keys: list[str], slots: list[tuple[int, int]], fps: float, work: Path
 ) -> FilmPieces | None:
     """Every segment's pieces for the film and its crops, when all of them were encoded for a join by copy; the transitions
     encoded as the segments were (``_encode_transition``) instead of the pieces they were made of."""
@@ -206,7 +207,7 @@ def _film_pieces(
         if not all(pool.map(lambda k: deps.store.exists(deps.bucket, Keys.segment_piece(k, 0)), keys)):
             return None
         span_keys = {
-            (name, i): span.key(keys[i], attempts[i - 1], None if name == "master" else name, fps, deps.codec)
+            (name, i): span.key(keys[i], slots[i - 1], None if name == "master" else name, fps, deps.codec)
             for i, span in spans.items()
             for name in names
         }
@@ -270,9 +271,10 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
             work = Path(tmp)
             fps = deps.film_fps or film_fps(board)
             # the takes the job store recorded as delivered (carried by the event): there is no other record of them
-            attempts = [event.delivered_attempt(n) for n in range(1, len(board.segments) + 1)]
-            keys = [Keys.segment_video(job, n, attempt) for n, attempt in enumerate(attempts, start=1)]
-            pieces = _film_pieces(deps, board, keys, attempts, fps, work)
+            # each segment's attempt and take the job store recorded as delivered (carried by the event)
+            slots = [(event.delivered_attempt(n), event.delivered_take(n)) for n in range(1, len(board.segments) + 1)]
+            keys = [Keys.segment_video(job, n, *slot) for n, slot in enumerate(slots, start=1)]
+            pieces = _film_pieces(deps, board, keys, slots, fps, work)
             # Joined by copy, the film needs only the pieces; otherwise every segment is decoded again.
             paths = [work / f"{n:03d}.mp4" for n in range(1, len(keys) + 1)]
             if pieces is None:

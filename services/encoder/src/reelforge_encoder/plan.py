@@ -84,8 +84,9 @@ class TransitionPlan:
         text = json.dumps([self.kind, self.overlap, fps, codec.vcodec, codec.crf, codec.preset, codec.maxrate_kbps])
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    def key(self, incoming_video: str, outgoing_attempt: int, rendition: str | None, fps: float, codec: Codec) -> str:
-        return Keys.transition_span(incoming_video, outgoing_attempt, self.recipe(fps, codec), rendition)
+    def key(self, incoming_video: str, outgoing: tuple[int, int], rendition: str | None, fps: float, codec: Codec) -> str:
+        """Where the span is kept; ``outgoing``: the attempt and take of the segment before the join."""
+        return Keys.transition_span(incoming_video, *outgoing, self.recipe(fps, codec), rendition)
 
 
 def transition_plans(board: Storyboard, fps: float) -> list[TransitionPlan]:
@@ -109,6 +110,7 @@ class SegmentPlan:
     job_id: str
     index: int  # 1-based
     attempt: int
+    take: int  # which take of the segment (reelforge_shared.takes; 0 without takes)
     video_key: str
     frames_prefix: str
     frame_count: int  # frames stored (the generator's)
@@ -162,7 +164,8 @@ def plan_segment(event: SegmentGenerated, board: Storyboard, codec: Codec, fps: 
         job_id=event.job_id,
         index=n,
         attempt=event.attempt,
-        video_key=Keys.segment_video(event.job_id, n, event.attempt),
+        take=event.take,
+        video_key=Keys.segment_video(event.job_id, n, event.attempt, event.take),
         frames_prefix=event.frames_prefix,
         frame_count=event.frame_count,
         fps=event.fps,

@@ -13,7 +13,7 @@ from prometheus_client import make_asgi_app
 from reelforge_gateway.deps import Deps, GatewayDeps
 from reelforge_gateway.errors import install_error_handlers
 from reelforge_gateway.middleware import BodyLimits, Guard, RequestLog
-from reelforge_gateway.routes import assets, jobs, renditions, review, timeline, uploads, video
+from reelforge_gateway.routes import assets, jobs, renditions, review, takes, timeline, uploads, video
 
 
 def create_app(deps: GatewayDeps) -> FastAPI:
@@ -31,6 +31,7 @@ def create_app(deps: GatewayDeps) -> FastAPI:
     app.add_middleware(Guard, access=deps.access, limits=limits, ops_need_token=deps.ops_endpoints != "public")
     app.add_middleware(RequestLog)
     app.include_router(jobs.router)
+    app.include_router(takes.router)
     app.include_router(video.router)
     app.include_router(assets.router)
     app.include_router(uploads.router)

@@ -18,12 +18,12 @@ from reelforge_gateway.deps import GatewayDeps
 from reelforge_shared.bus import Bus
 from reelforge_shared.egress import Egress
 from reelforge_shared.errors import InvalidInput
-from reelforge_shared.events import Event, JobSubmitted, SegmentRequested
+from reelforge_shared.events import Event, JobSubmitted
 from reelforge_shared.jobs import JobRecord
 from reelforge_shared.jobs.transitions import resume_events
 from reelforge_shared.references import EXTENSIONS, ReferenceLimits, media_fields, reference_egress, store_media, stored_name
 from reelforge_shared.shots import ShotPlan, ShotRequests
-from reelforge_shared.specs import render_spec
+from reelforge_shared.specs import segment_requests
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, StoryboardLimits, decode_storyboard, parse_storyboard
 from reelforge_shared.webhooks import check_webhook_url
@@ -48,7 +48,7 @@ async def submit_job(
     owner: str | None = None,
     reuse: bool = False,
 ) -> JobSubmitted:
-    """Store the storyboard, then publish JobSubmitted and one SegmentRequested per segment.
+    """Store the storyboard, then publish JobSubmitted and one SegmentRequested per segment (per take of it).
 
     A segment renders with its own ``model``, else the request's ``model``, else the storyboard's (else the
     generator's). Each request carries its shot key (:mod:`reelforge_shared.shots`); with ``reuse`` (the API's
@@ -62,12 +62,13 @@ async def submit_job(
     shots = ShotRequests(store, bucket, owner=owner, reuse=reuse)
     requests: list[Event] = []
     for index, seg in enumerate(board.segments, start=1):
-        spec, wanted = render_spec(board, index), seg.model or model or board.model
-        request, generated = shots.plan(SegmentRequested(job_id=job_id, index=index, segment_id=seg.id, spec=spec, model=wanted))
-        plan.keys[index] = request.shot_key
-        requests += [request] if generated is None else [request, generated]
-        if request.reused_from is not None:
-            plan.reused[index] = request.reused_from
+        for take in segment_requests(board, job_id, index, model=seg.model or model or board.model):
+            request, generated = shots.plan(take)
+            requests += [request] if generated is None else [request, generated]
+            if request.take == 0:
+                plan.keys[index] = request.shot_key
+                if request.reused_from is not None:
+                    plan.reused[index] = request.reused_from
     store.put_json(bucket, Keys.shot_plan(job_id), plan.model_dump(mode="json"))
     submitted = JobSubmitted(
         job_id=job_id, title=board.title, segment_count=len(board.segments), duration_s=board.duration_s, storyboard_key=key

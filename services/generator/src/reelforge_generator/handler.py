@@ -111,19 +111,19 @@ def stored_references(store: ObjectStore, bucket: str, job: str, spec: RenderSpe
 
 
 def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> list[Event]:
-    job, n, a, renderer = event.job_id, event.index, event.attempt, deps.renderer
+    job, n, a, t, renderer = event.job_id, event.index, event.attempt, event.take, deps.renderer
     wanted = event.model or renderer.settings.model  # the segment's (or job's) model, else the worker's own
     if renderer.model is None or wanted != renderer.model.name:
         setup(deps, event.model)  # a worker keeps its model; only a different one reloads
     key = segment_shot_key(deps, event)
-    state_key = Keys.render_state(job, n, a)  # beside frames/, not in it: the encoder reads all of frames/
+    state_key = Keys.render_state(job, n, a, t)  # beside frames/, not in it: the encoder reads all of frames/
     state = deps.store.get_json(deps.bucket, state_key) if deps.store.exists(deps.bucket, state_key) else {}
     full = renderer.plan(spec)
     plan = RenderPlan(state["width"], state["height"], full.batch) if state else full
     notes: list[str] = list(state.get("degraded", []))
-    stored = set(deps.store.list_keys(deps.bucket, Keys.frames(job, n, a)))
-    todo = [i for i in range(spec.frames) if Keys.frame(job, n, i, a) not in stored]
-    audio_key = Keys.segment_audio(job, n, a)
+    stored = set(deps.store.list_keys(deps.bucket, Keys.frames(job, n, a, t)))
+    todo = [i for i in range(spec.frames) if Keys.frame(job, n, i, a, t) not in stored]
+    audio_key = Keys.segment_audio(job, n, a, t)
     makes_sound = renderer.makes_sound
     # A sound model makes the track with the frames, clip by clip: without a stored track, every clip again (a
     # resume that finds the track renders only the missing frames' clips and leaves the track as it is).
@@ -134,7 +134,7 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
     sample_rate = 0
     while True:  # until a render finishes; with nothing missing it finishes at once
         run = RunReport(plan)  # this render's own, not a field of the renderer that every segment shares
-        done, out_of_memory = _render_into_store(deps, job, n, a, spec, todo, plan, run)
+        done, out_of_memory = _render_into_store(deps, job, n, (a, t), spec, todo, plan, run)
         if run.sound:
             sound |= run.sound
             sample_rate = run.sample_rate or sample_rate
@@ -150,7 +150,7 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
         notes.append(note)
         if smaller.size != plan.size:  # one size per segment: everything again, at the new size
             # first, so no old-size frame (nor its sound) outlives the record
-            for key in deps.store.list_keys(deps.bucket, Keys.frames(job, n, a)) + ([audio_key] if makes_sound else []):
+            for key in deps.store.list_keys(deps.bucket, Keys.frames(job, n, a, t)) + ([audio_key] if makes_sound else []):
                 deps.store.remove(deps.bucket, key)
             deps.store.put_json(deps.bucket, state_key, {"width": smaller.width, "height": smaller.height, "degraded": notes})
             todo = list(range(spec.frames))
@@ -164,13 +164,13 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
         deps.store.put_bytes(deps.bucket, audio_key, wav_bytes(track, sample_rate), "audio/wav")
     shot = {"shot_key": key, "frame_count": spec.frames, "fps": spec.fps, "width": spec.width, "height": spec.height}
     record = _generation_record(
-        deps, run, Keys.segment_generation(job, n, a), "; ".join(notes) or None, shot | {"seed": spec.seed}
+        deps, run, Keys.segment_generation(job, n, a, t), "; ".join(notes) or None, shot | {"seed": spec.seed}
     )
     log.info("generator.segment_rendered", job_id=job, index=n, attempt=a, **{k: v for k, v in record.items() if k != "prompt"})
     return [
         SegmentGenerated.follow(
             event,
-            frames_prefix=Keys.frames(job, n, a),
+            frames_prefix=Keys.frames(job, n, a, t),
             frame_count=spec.frames,
             fps=spec.fps,
             width=spec.width,
@@ -204,17 +204,18 @@ def _render_into_store(
     deps: GeneratorDeps,
     job: str,
     n: int,
-    attempt: int,
+    slot: tuple[int, int],
     spec: RenderSpec,
     frames: list[int],
     plan: RenderPlan,
     report: RunReport,
 ) -> tuple[set[int], bool]:
-    """Render ``frames`` into the store: the frames stored, and whether the device ran out of memory."""
+    """Render ``frames`` into the store (``slot``: attempt and take): the frames stored, and whether the device ran out of
+    memory."""
     uploads = Uploads(deps.store, deps.bucket)
     try:
         for count, (i, png) in enumerate(deps.renderer.render(spec, frames, plan, report), start=1):
-            uploads.put(i, Keys.frame(job, n, i, attempt), png)
+            uploads.put(i, Keys.frame(job, n, i, *slot), png)
             if count % plan.batch == 0 and count < len(frames) and deps.cancelled(job):  # between batches
                 uploads.finish()
                 raise Cancelled(f"job {job} cancelled after {count} of {len(frames)} frames of segment {n}")

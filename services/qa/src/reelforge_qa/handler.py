@@ -57,7 +57,7 @@ class QaDeps:
 def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
     """Score the segment (unless its report is stored), then regenerate it or pass it on."""
     job, n = event.job_id, event.index
-    report_key = Keys.segment_qa(job, n, event.attempt)
+    report_key = Keys.segment_qa(job, n, event.attempt, event.take)
     if deps.store.exists(deps.bucket, report_key):
         report = QaReport.model_validate(deps.store.get_json(deps.bucket, report_key))
     else:
@@ -67,12 +67,14 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
             began = time.perf_counter()
             report = score_video(video, expected, deps.thresholds, deps.sample_frames)
             stats = segment_film_stats(video, deps.film_thresholds.sample_frames if deps.film_thresholds else 8)
-            deps.store.put_bytes(deps.bucket, Keys.segment_film_stats(job, n, event.attempt), stats.to_bytes())
+            deps.store.put_bytes(deps.bucket, Keys.segment_film_stats(job, n, event.attempt, event.take), stats.to_bytes())
             report.measured["qa_s"] = round(time.perf_counter() - began, 2)
         deps.store.put_json(deps.bucket, report_key, report.model_dump(mode="json"))
         for gate_name, gate in report.gates.items():  # counted once per scored attempt (a stored report is not rescored)
             QA_GATES.labels(gate_name, "pass" if gate.passed else "fail").inc()
-    decision = decide(report, event.attempt, deps.max_attempts, gates=RERENDER_GATES)
+    # A take that fails a gate is not rendered again: the segment's other takes are its alternatives.
+    max_attempts = deps.max_attempts if event.takes == 1 else event.attempt
+    decision = decide(report, event.attempt, max_attempts, gates=RERENDER_GATES)
     if decision.action == "regenerate" and decision.next_attempt is not None:
         board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
         return [
@@ -84,8 +86,8 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
             )
         ]
     keep_passed_shot(deps.store, deps.bucket, event, report.passed)  # passed its gates: reusable by its owner's next jobs
-    checked = {"model": event.model.model_dump(mode="json"), "duration_s": event.duration_s}  # film QA reads it back
-    deps.store.put_json(deps.bucket, Keys.segment_checked(job, n, event.attempt), checked)
+    checked = {"model": event.model.model_dump(mode="json"), "duration_s": event.duration_s, "takes": event.takes}
+    deps.store.put_json(deps.bucket, Keys.segment_checked(job, n, event.attempt, event.take), checked)  # film QA reads it
     return [
         SegmentChecked.follow(
             event,
@@ -105,7 +107,7 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
     if not deps.store.exists(deps.bucket, report_key):
         board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
         takes = {t.index: t for t in delivered_takes(deps.store, deps.bucket, event, board)}
-        stat_keys = [Keys.segment_film_stats(job, n, takes[n].attempt) for n in range(1, len(board.segments) + 1)]
+        stat_keys = [Keys.segment_film_stats(job, n, takes[n].attempt, takes[n].take) for n in range(1, len(board.segments) + 1)]
         # Kept by segment QA: then no segment is decoded again, and the film only around its joins.
         stats = None
         with tempfile.TemporaryDirectory(prefix="reelforge-qa-film-") as tmp, ThreadPoolExecutor(max_workers=8) as pool:

@@ -15,10 +15,11 @@ from pydantic import BaseModel, Field, computed_field
 
 from reelforge_qa.film_models import FilmQaReport
 from reelforge_qa.film_regenerate import segment_score
-from reelforge_shared.events import FilmEncoded, FilmEvent, QaReport, ReusedFrom
+from reelforge_shared.events import FilmEncoded, FilmEvent, QaReport, ReusedFrom, SegmentChecked
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
+from reelforge_shared.takes import rank_takes, take_score
 
 
 class GateResult(BaseModel):
@@ -47,6 +48,24 @@ class Timings(BaseModel):
     peak_vram_bytes: int | None = None
 
 
+class TakeResult(BaseModel):
+    """One take of a segment with several (reelforge_shared.takes): what it was rendered from, its scores, its verdict."""
+
+    take: int
+    seed: int | None = None
+    prompt: str | None = Field(None, description="the prompt as the model got it (a variant's prompt for a variant)")
+    variant: bool = Field(False, description="rendered from one of the segment's variants (take 0: its prompt)")
+    shot_key: str | None = None
+    reused_from: ReusedFrom | None = None
+    passed: bool
+    scores: dict[str, float]
+    failed_gates: list[str] = Field(default_factory=list)
+    mean_score: float = Field(description="mean of its gate scores (the policy's second key)")
+    in_film: bool = Field(description="this take is the segment's in this film version")
+    reason: str = Field(description="why it won or lost")
+    video_key: str | None = None
+
+
 class SegmentResult(BaseModel):
     index: int
     id: str
@@ -70,6 +89,8 @@ class SegmentResult(BaseModel):
     video_key: str | None = None
     delivery_key: str | None = None
     path: str | None = Field(None, description="the local file (reelforge qa)")
+    take: int = Field(0, description="the take in the film (reelforge_shared.takes)")
+    takes: list[TakeResult] = Field(default_factory=list, description="every take, for a segment with several")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -161,30 +182,71 @@ def attempt_result(attempt: int, qa: QaReport) -> AttemptResult:
     )
 
 
-def segment_history(store: ObjectStore, bucket: str, job_id: str, index: int, last_attempt: int) -> list[AttemptResult]:
+def segment_history(
+    store: ObjectStore, bucket: str, job_id: str, index: int, last_attempt: int, take: int = 0
+) -> list[AttemptResult]:
     """What QA said at each attempt of a segment (attempts whose report is missing are skipped)."""
     history = []
     for attempt in range(1, last_attempt + 1):
-        key = Keys.segment_qa(job_id, index, attempt)
+        key = Keys.segment_qa(job_id, index, attempt, take)
         if store.exists(bucket, key):
             history.append(attempt_result(attempt, QaReport.model_validate(store.get_json(bucket, key))))
     return history
 
 
-def _generation(store: ObjectStore, bucket: str, job_id: str, index: int, attempt: int) -> dict[str, Any]:
+def _generation(store: ObjectStore, bucket: str, job_id: str, index: int, attempt: int, take: int = 0) -> dict[str, Any]:
     """The generator's record of an attempt: the prompt as the model got it, token counts, render figures."""
-    key = Keys.segment_generation(job_id, index, attempt)
+    key = Keys.segment_generation(job_id, index, attempt, take)
     return store.get_json(bucket, key) if store.exists(bucket, key) else {}
 
 
 def _timings(
-    store: ObjectStore, bucket: str, job_id: str, index: int, attempt: int, qa: QaReport, generation: dict[str, Any]
+    store: ObjectStore, bucket: str, job_id: str, slot: tuple[int, int, int], qa: QaReport, generation: dict[str, Any]
 ) -> Timings:
-    key = Keys.segment_timings(job_id, index, attempt)
+    key = Keys.segment_timings(job_id, *slot)
     stored = store.get_json(bucket, key) if store.exists(bucket, key) else {}
     stored |= {k: generation[k] for k in ("render_s", "s_per_frame", "peak_vram_bytes") if generation.get(k) is not None}
     qa_s = qa.measured.get("qa_s")
     return Timings(**stored, qa_s=float(qa_s) if isinstance(qa_s, int | float) else None)
+
+
+def take_results(
+    store: ObjectStore, bucket: str, job_id: str, slot: tuple[int, int, int], count: int, *, variants: bool = False
+) -> list[TakeResult]:
+    """Every checked take of a segment with several (``slot``: index, attempt, the take in the film), with its verdict."""
+    if count == 1:
+        return []
+    n, attempt, in_film = slot
+    keys = store.list_keys(bucket, Keys.takes_checked(job_id, n, attempt))
+    checked = {c.take: c for c in (SegmentChecked.model_validate(store.get_json(bucket, k)) for k in keys)}
+    verdicts = rank_takes({k: take_score(c.qa) for k, c in checked.items()})
+    best = next(k for k, v in verdicts.items() if v.won)
+    results = []
+    for k, c in sorted(checked.items()):
+        generated, score = _generation(store, bucket, job_id, n, attempt, k), take_score(c.qa)
+        reason = verdicts[k].reason
+        if k == in_film != best:
+            reason = f"selected instead of take {best} (the policy's choice)"
+        elif k == best != in_film:
+            reason = f"{reason}; take {in_film} selected instead"
+        results.append(
+            TakeResult(
+                take=k,
+                seed=generated.get("seed"),
+                prompt=generated.get("prompt"),
+                variant=variants and k > 0,
+                shot_key=generated.get("shot_key"),
+                reused_from=generated.get("reused_from"),
+                passed=c.qa.passed,
+                scores=dict(score.scores),
+                failed_gates=list(score.failed),
+                mean_score=round(score.mean, 4),
+                in_film=k == in_film,
+                reason=reason,
+                video_key=c.video_key,
+            )
+        )
+    return results
 
 
 def check_scores(film_qa: FilmQaReport | None) -> dict[str, float | None]:
@@ -227,21 +289,25 @@ class Take:
     qa: QaReport
     duration_s: float
     model: dict[str, Any] | None
+    take: int = 0
+    takes: int = 1
 
 
 def delivered_takes(store: ObjectStore, bucket: str, film: FilmEvent, board: Storyboard) -> list[Take]:
     """Every segment's delivered take, in order: the attempt the job store recorded (``film.attempts``), read back."""
     job_id, takes = film.job_id, []
     for n, seg in enumerate(board.segments, start=1):
-        attempt = film.delivered_attempt(n)
-        qa = QaReport.model_validate(store.get_json(bucket, Keys.segment_qa(job_id, n, attempt)))
-        checked = store.get_json(bucket, Keys.segment_checked(job_id, n, attempt))  # segment QA wrote it with its verdict
+        attempt, take = film.delivered_attempt(n), film.delivered_take(n)
+        qa = QaReport.model_validate(store.get_json(bucket, Keys.segment_qa(job_id, n, attempt, take)))
+        checked = store.get_json(bucket, Keys.segment_checked(job_id, n, attempt, take))  # segment QA wrote it with its verdict
         takes.append(
             Take(
                 index=n,
                 segment_id=seg.id,
                 attempt=attempt,
-                video_key=Keys.segment_video(job_id, n, attempt),
+                take=take,
+                takes=int(checked.get("takes", 1)),
+                video_key=Keys.segment_video(job_id, n, attempt, take),
                 delivery_key=DeliveryKeys.segment(job_id, n),
                 qa=qa,
                 duration_s=float(checked["duration_s"]),
@@ -259,30 +325,32 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
     takes = delivered_takes(store, bucket, film, board)
     segments = []
     for t in takes:
-        n, attempt, qa = t.index, t.attempt, t.qa
+        n, attempt, take, qa = t.index, t.attempt, t.take, t.qa
         seg = board.segments[n - 1]
-        generated = _generation(store, bucket, job_id, n, attempt)
+        generated = _generation(store, bucket, job_id, n, attempt, take)
         segments.append(
             segment_result(
                 n,
                 t.segment_id,
                 qa,
                 attempt=attempt,
-                prompt=generated.get("prompt") or render_spec(board, n, attempt).prompt,
+                prompt=generated.get("prompt") or render_spec(board, n, attempt, take).prompt,
                 prompt_tokens=generated.get("prompt_tokens"),
                 prompt_tokens_dropped=generated.get("prompt_tokens_dropped"),
                 degraded=generated.get("degraded"),
                 shot_key=generated.get("shot_key"),
                 reused_from=generated.get("reused_from"),
-                seed=generated.get("seed", render_spec(board, n, attempt).seed),
+                seed=generated.get("seed", render_spec(board, n, attempt, take).seed),
                 model=generated.get("model"),
-                qa_history=segment_history(store, bucket, job_id, n, attempt),
+                qa_history=segment_history(store, bucket, job_id, n, attempt, take),
                 video_key=t.video_key,
                 delivery_key=t.delivery_key,
                 duration_s=t.duration_s,
                 characters=list(seg.characters),
                 location=seg.location,
-                timings=_timings(store, bucket, job_id, n, attempt, qa, generated),
+                timings=_timings(store, bucket, job_id, (n, attempt, take), qa, generated),
+                take=take,
+                takes=take_results(store, bucket, job_id, (n, attempt, take), t.takes, variants=bool(seg.variants)),
             )
         )
     return JobReport(

@@ -7,7 +7,8 @@ through SVG titles), then one card per segment: a strip of thumbnails (inline ba
 prompt it was rendered from, its timings (render, encode, QA, peak VRAM), its gates with
 thresholds and details (failed ones highlighted; what each gate checks and what its failure leads to come from the
 gate registry, :mod:`reelforge_qa.gates`), and for a regenerated segment every attempt's
-scores, before and after. Then the continuity-driven regenerations (new seed, reference
+scores, before and after; a segment with several takes or prompt variants shows them side by side (seed,
+prompt, scores, mean, which is in the film and why). Then the continuity-driven regenerations (new seed, reference
 frame, scores before and after), the film's continuity checks (each pair and its components) and
 its joins. The template is ``templates/report.html.j2``; this module only computes coordinates.
 """
@@ -35,7 +36,8 @@ h1{margin:0 0 4px}.ok{color:#1a7f37}.bad{color:#c0392b}.badge{display:inline-blo
 .card{border:1px solid #ccc;border-radius:6px;padding:8px 12px;margin:10px 0}.card.bad{border:2px solid #c0392b}
 .strip{max-width:100%;display:block;margin:6px 0}table{border-collapse:collapse;margin:6px 0}.pairs{font-size:12px}
 td,th{border:1px solid #ddd;padding:2px 8px;text-align:left}th{background:#f4f4f4}.legend span{margin-right:14px}
-.prompt,.timings{margin:4px 0;font-size:13px}"""
+.prompt,.timings{margin:4px 0;font-size:13px}.takes{display:flex;flex-wrap:wrap;gap:8px}
+.take{border:1px solid #ccc;border-radius:6px;padding:6px;flex:1 1 200px;font-size:13px}.take.won{border:2px solid #1a7f37}"""
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True,

@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from reelforge_shared.events import Event, FilmChecked, JobCompleted, SegmentChecked, SegmentDelivered
-from reelforge_shared.storage import DeliveryKeys, ObjectStore
+from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
+from reelforge_shared.takes import rank_takes, take_score
 from reelforge_uploader.delivery import Delivery
 from reelforge_uploader.webhooks import WebhookDeps
 
@@ -30,25 +31,42 @@ class UploaderDeps:
 
 
 def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
-    """Copy the segment to the delivery bucket and announce it (the job store records which attempt it was)."""
+    """Copy the segment to the delivery bucket and announce it (the job store records which attempt and take it was).
+
+    A take of a segment with several (:mod:`reelforge_shared.takes`) is kept aside until every take is
+    checked; then the best by the policy is delivered (whichever uploader sees the last take does it:
+    the choice is the same from every copy, and the bus drops the repeated ``segment.delivered``).
+    """
+    if event.takes == 1:
+        return [_deliver(event, deps)]
+    job, n, attempt = event.job_id, event.index, event.attempt
+    deps.store.put_json(deps.work_bucket, Keys.take_checked(job, n, attempt, event.take), event.model_dump(mode="json"))
+    kept = deps.store.list_keys(deps.work_bucket, Keys.takes_checked(job, n, attempt))
+    if len(kept) < event.takes:
+        return []  # the last take checked delivers the best one
+    checked = {t.take: t for t in (SegmentChecked.model_validate(deps.store.get_json(deps.work_bucket, k)) for k in kept)}
+    verdicts = rank_takes({k: take_score(t.qa) for k, t in checked.items()})
+    best = next(v.take for v in verdicts.values() if v.won)
+    return [_deliver(checked[best], deps)]
+
+
+def _deliver(event: SegmentChecked, deps: UploaderDeps) -> SegmentDelivered:
     job, n = event.job_id, event.index
     delivery_key = DeliveryKeys.segment(job, n)
-    about = {"segment": n, "segment_id": event.segment_id, "attempt": event.attempt}
+    about = {"segment": n, "segment_id": event.segment_id, "attempt": event.attempt, "take": event.take}
     sent = deps.delivery.deliver(job, event.video_key, delivery_key, about)
-    return [
-        SegmentDelivered.follow(
-            event,
-            video_key=event.video_key,
-            delivery_bucket=deps.delivery_bucket,
-            delivery_key=delivery_key,
-            url=sent.url,
-            storage_provider=sent.provider,
-            parts=sent.parts,
-            duration_s=event.duration_s,
-            qa=event.qa,
-            model=event.model,
-        )
-    ]
+    return SegmentDelivered.follow(
+        event,
+        video_key=event.video_key,
+        delivery_bucket=deps.delivery_bucket,
+        delivery_key=delivery_key,
+        url=sent.url,
+        storage_provider=sent.provider,
+        parts=sent.parts,
+        duration_s=event.duration_s,
+        qa=event.qa,
+        model=event.model,
+    )
 
 
 def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:

@@ -32,6 +32,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class TakeRecord(BaseModel):
+    """One take of a segment with several (reelforge_shared.takes): its render, its QA verdict, and why it won or lost."""
+
+    take: int
+    stage: SegmentStage = "queued"
+    seed: int | None = None
+    prompt: str | None = Field(None, description="the prompt as composed for the take (a variant's for a variant)")
+    shot_key: str | None = None
+    reused_from: ReusedFrom | None = None
+    qa_passed: bool | None = None
+    qa_scores: dict[str, float] = Field(default_factory=dict)
+    qa_failed_gates: list[str] = Field(default_factory=list)
+    video_key: str | None = None
+    won: bool | None = Field(None, description="in the film (set once every take is checked, or by a select)")
+    reason: str | None = Field(None, description="why it won or lost")
+
+
 class SegmentRecord(BaseModel):
     index: int
     id: str
@@ -50,6 +67,8 @@ class SegmentRecord(BaseModel):
     resume: int = Field(0, description="the job's resume that last queued this segment again (0: never)")
     reached: dict[str, datetime] = Field(default_factory=dict, description="stage -> when the current attempt reached it")
     version: int = Field(0, description="the job change that last wrote this segment (the store's write-if-newer)")
+    take: int = Field(0, description="the take in the film")
+    takes: dict[int, TakeRecord] = Field(default_factory=dict, description="take -> its record (a segment with several takes)")
 
     def stage_seconds(self) -> dict[str, float]:
         """Seconds each stage took for this attempt (from the stage before it)."""
@@ -103,6 +122,10 @@ class JobRecord(BaseModel):
     attempts: dict[int, int] = Field(
         default_factory=dict, description="segment -> its current attempt, for those past their first (the film's takes)"
     )
+    film_takes: dict[int, int] = Field(
+        default_factory=dict,
+        description="segment -> its take in the film, for those whose take is not 0 (reelforge_shared.takes)",
+    )
     change_id: int = Field(0, description="id of the latest change (the SSE event id)")
     status_at: dict[str, datetime] = Field(default_factory=dict, description="status -> when the job first reached it")
     finished_at: datetime | None = Field(None, description="when it reached a terminal status (retention counts from here)")
@@ -133,6 +156,10 @@ class JobRecord(BaseModel):
                     self.attempts[index] = seg.attempt
                 else:
                     self.attempts.pop(index, None)
+                if seg.take:
+                    self.film_takes[index] = seg.take
+                else:
+                    self.film_takes.pop(index, None)
         self.stages = "".join(letters)
 
     def count(self, stage: str) -> int:
@@ -182,4 +209,11 @@ class JobRecord(BaseModel):
             version=self.film_version,
             resume=self.resume,
             attempts=self.delivered_attempts(),
+            chosen_takes=self.chosen_takes(),
         )
+
+    def chosen_takes(self) -> list[int]:
+        """Each segment's take in the film, in order; empty when every one is take 0 (reelforge_shared.takes)."""
+        self.sync_stages()
+        takes = [self.film_takes.get(n, 0) for n in range(1, self.segment_count + 1)]
+        return takes if any(takes) else []

@@ -9,6 +9,7 @@ run several times for one write and must only alter the record they are given.
 - :func:`rerender`: one segment moved to a new attempt (the API's re-render, QA's re-render).
 - :func:`resume`: a failed job's failed segments queued again; :func:`resume_events` what that requests.
 - :func:`cancel`: the job marked cancelled.
+- :func:`select_take`: another take of a segment put into the film (a new film version, nothing rendered).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from reelforge_shared.events import (
     SegmentGenerated,
     SegmentRequested,
 )
-from reelforge_shared.jobs.record import SEGMENT_STAGES, TERMINAL, JobRecord, SegmentRecord, SegmentStage
+from reelforge_shared.jobs.record import SEGMENT_STAGES, TERMINAL, JobRecord, SegmentRecord, SegmentStage, TakeRecord
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storyboard import Storyboard
+from reelforge_shared.takes import TakeScore, rank_takes
 
 _RANK = {"queued": 0, "generated": 1, "encoded": 2, "checked": 3, "delivered": 4, "failed": 5}
 _STAGE_OF: dict[type[Event], SegmentStage] = {
@@ -109,8 +111,14 @@ def _fold_segment(record: JobRecord, event: Any, stage: SegmentStage) -> None:
     if event.attempt > seg.attempt:
         seg.attempt, seg.stage, seg.reached, seg.error = event.attempt, stage, {}, None
         seg.qa_passed, seg.qa_scores, seg.qa_failed_gates, seg.delivery_key = None, {}, [], None
-        seg.shot_key, seg.reused_from = None, None
-    elif event.attempt < seg.attempt or _RANK[stage] < _RANK[seg.stage]:
+        seg.shot_key, seg.reused_from, seg.take, seg.takes = None, None, 0, {}
+    elif event.attempt < seg.attempt:
+        return
+    # One take of several (reelforge_shared.takes): the segment is as far as its slowest take, until the best is delivered.
+    of_take = event.takes > 1 and not isinstance(event, SegmentDelivered | SegmentFailed)
+    if of_take:
+        stage = _fold_take(seg, event, stage)
+    if _RANK[stage] < _RANK[seg.stage]:
         return
     seg.stage = stage
     if stage not in seg.reached:
@@ -121,6 +129,8 @@ def _fold_segment(record: JobRecord, event: Any, stage: SegmentStage) -> None:
             total, count = record.stage_sums.get(stage, (0.0, 0))
             seconds = (seg.reached[stage] - seg.reached[before]).total_seconds()
             record.stage_sums[stage] = (total + seconds, count + 1)
+    if of_take:
+        return
     if isinstance(event, SegmentRequested):
         seg.model, seg.spec = event.model, event.spec
         seg.shot_key, seg.reused_from = event.shot_key, event.reused_from
@@ -134,10 +144,80 @@ def _fold_segment(record: JobRecord, event: Any, stage: SegmentStage) -> None:
         seg.qa_failed_gates = sorted(name for name, gate in event.qa.gates.items() if not gate.passed)
     if isinstance(event, SegmentDelivered):
         seg.delivery_key = event.delivery_key
+        if event.takes > 1:
+            _put_in_film(seg, event.take, None)
     if isinstance(event, SegmentFailed):
         seg.error = f"{event.stage}: {event.error}"
         if not record.terminal:
             record.status, record.error = "failed", f"segment {event.index} ({event.segment_id}) failed in {event.stage}"
+
+
+def _fold_take(seg: SegmentRecord, event: Any, stage: SegmentStage) -> SegmentStage:
+    """Fold one take's event into its record; the stage of the segment (its slowest take's)."""
+    take = seg.takes.setdefault(event.take, TakeRecord(take=event.take))
+    if _RANK[stage] >= _RANK[take.stage]:
+        take.stage = stage
+        if isinstance(event, SegmentRequested):
+            take.seed, take.prompt = event.spec.seed, event.spec.prompt
+            take.shot_key, take.reused_from = event.shot_key, event.reused_from
+            seg.model = event.model
+            if event.take == 0:  # what a resume requests again
+                seg.spec = event.spec
+        if isinstance(event, SegmentGenerated):
+            take.shot_key, take.reused_from = event.shot_key or take.shot_key, event.reused_from or take.reused_from
+        if isinstance(event, SegmentEncoded | SegmentChecked):
+            take.video_key = event.video_key
+        if isinstance(event, SegmentChecked):
+            take.qa_passed = event.qa.passed
+            take.qa_scores = {name: gate.score for name, gate in event.qa.gates.items()}
+            take.qa_failed_gates = sorted(name for name, gate in event.qa.gates.items() if not gate.passed)
+    ranks = [_RANK[seg.takes[k].stage] if k in seg.takes else 0 for k in range(event.takes)]
+    slowest: SegmentStage = ("queued", "generated", "encoded", "checked")[min(ranks + [_RANK["checked"]])]
+    return slowest
+
+
+def _put_in_film(seg: SegmentRecord, chosen: int, by: str | None) -> None:
+    """Take ``chosen`` is the segment's in the film; every checked take's verdict (the policy's, or the one who chose)."""
+    checked = {k: t for k, t in seg.takes.items() if t.qa_passed is not None}
+    verdicts = rank_takes({k: TakeScore(t.qa_passed is True, t.qa_scores, tuple(t.qa_failed_gates)) for k, t in checked.items()})
+    for k, take in checked.items():
+        take.won, take.reason = k == chosen, verdicts[k].reason
+        if by is not None and k == chosen:
+            take.reason = f"selected by {by}" + ("" if verdicts[k].won else f" (the policy's choice is take {_best(verdicts)})")
+        elif by is not None and verdicts[k].won:
+            take.reason = f"{verdicts[k].reason}; take {chosen} selected by {by} instead"
+    seg.take = chosen
+    if chosen in seg.takes:
+        take = seg.takes[chosen]
+        take.stage = "delivered"
+        seg.shot_key, seg.reused_from, seg.video_key = take.shot_key, take.reused_from, take.video_key or seg.video_key
+        seg.qa_passed, seg.qa_scores, seg.qa_failed_gates = take.qa_passed, dict(take.qa_scores), list(take.qa_failed_gates)
+
+
+def _best(verdicts: dict[int, Any]) -> int:
+    return next(k for k, v in verdicts.items() if v.won)
+
+
+def select_take(record: JobRecord, index: int, take: int, *, by: str | None = None) -> str | None:
+    """Put take ``take`` of segment ``index`` into the film: its next version, nothing rendered; None when done, else why not.
+
+    Refused (the reason) unless the job is completed and the take was checked by QA. The take already in
+    the film changes nothing.
+    """
+    if record.status != "completed":
+        return f"job {record.job_id} is {record.status}; a take can be selected once the job is completed"
+    seg = record.segments.get(index)
+    chosen = seg.takes.get(take) if seg is not None else None
+    if seg is None or chosen is None or chosen.qa_passed is None:
+        return f"take {take} of segment {index} was not rendered and checked"
+    if seg.take == take:
+        return None
+    _put_in_film(seg, take, by or "the owner")
+    record.film_version, record.film_wanted, record.status = record.film_version + 1, False, "film_encoding"
+    detail = f"take {take} into film version {record.film_version}" + (f" by {by}" if by else "")
+    record.record("segment.take_selected", index=index, stage="delivered", detail=detail)
+    record.emit(record.film_request())
+    return None
 
 
 def cancel(record: JobRecord, by: str | None = None, reason: str | None = None) -> bool:

@@ -1,0 +1,73 @@
+"""Takes API: put another take of a segment into the film (:mod:`reelforge_shared.takes`).
+
+``GET /v1/jobs/{id}`` lists every take of a segment with several (seed, scores, why it won or lost);
+``POST /v1/jobs/{id}/segments/{n}/takes/{k}/select`` makes the film's next version with take ``k`` of
+segment ``n``, rendering nothing: the job store records the take, ``film.requested`` names it, and the
+encoder joins the film again from the segments' stored pieces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+
+from reelforge_gateway.auth import caller_of
+from reelforge_gateway.deps import Deps
+from reelforge_gateway.errors import ApiError
+from reelforge_gateway.routes.jobs import JOB_ID, responses
+from reelforge_gateway.views import JobView, job_view, owned_job
+from reelforge_shared.jobs import JobRecord
+from reelforge_shared.jobs.transitions import select_take
+from reelforge_shared.storage import Keys
+from reelforge_shared.storyboard import parse_storyboard
+from reelforge_shared.takes import MAX_TAKES
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.post(
+    "/v1/jobs/{job_id}/segments/{index}/takes/{take}/select",
+    status_code=202,
+    response_model=JobView,
+    responses=responses(404, 409, 422),
+)
+async def select(
+    request: Request,
+    deps: Deps,
+    job_id: Annotated[str, JOB_ID],
+    index: Annotated[int, Path(ge=1, le=10_000, description="1-based segment number")],
+    take: Annotated[int, Path(ge=0, lt=MAX_TAKES, description="take number (0: the segment's own seed and prompt)")],
+) -> JobView:
+    """Put take ``take`` of segment ``index`` into the film: the film's next version, nothing rendered.
+
+    The job must be completed and the take rendered and checked (409 otherwise). Selecting the take
+    already in the film changes nothing.
+    """
+    record = await owned_job(request, deps, job_id)
+    board = parse_storyboard(await asyncio.to_thread(deps.store.get_json, deps.work_bucket, Keys.storyboard(job_id)))
+    if index > len(board.segments):
+        message = f"job {job_id} has segments 1 to {len(board.segments)}, not {index}"
+        raise ApiError(422, "invalid_request", message, fields=[{"field": "index", "message": message}])
+    if take >= (count := board.takes_of(board.segments[index - 1])):
+        message = f"segment {index} has takes 0 to {count - 1}, not {take}"
+        raise ApiError(422, "invalid_request", message, fields=[{"field": "take", "message": message}])
+    if why := _refusal(record, index, take):
+        raise ApiError(409, "take_not_selectable", why, job_id=job_id, index=index, take=take)
+    moved, why = await deps.ledger.update(job_id, lambda r: select_take(r, index, take, by=caller_of(request)), segments=[index])
+    if why is not None:  # another request moved the job meanwhile
+        raise ApiError(409, "take_not_selectable", why, job_id=job_id, index=index, take=take)
+    record = moved or record
+    return job_view(record, await deps.ledger.eta_sample())
+
+
+def _refusal(record: JobRecord, index: int, take: int) -> str | None:
+    """Why the take cannot be selected now (the ledger checks again when it moves the job), or None."""
+    if record.status != "completed":
+        return f"job {record.job_id} is {record.status}; a take can be selected once the job is completed"
+    seg = record.segments.get(index)
+    chosen = seg.takes.get(take) if seg is not None else None
+    if seg is None or chosen is None or chosen.qa_passed is None:
+        return f"take {take} of segment {index} was not rendered and checked"
+    return None

@@ -1,0 +1,139 @@
+"""Takes (reelforge_shared.takes): the seed rule, the policy, the storyboard fields and the ledger's fold of takes."""
+
+from __future__ import annotations
+
+import pytest
+
+from reelforge_shared.events import QaGate, QaReport, SegmentChecked, SegmentDelivered
+from reelforge_shared.jobs import JobRecord
+from reelforge_shared.jobs.transitions import fold, select_take
+from reelforge_shared.specs import render_spec, segment_requests
+from reelforge_shared.storyboard import StoryboardInvalid, parse_storyboard
+from reelforge_shared.takes import TAKE_SEED_STRIDE, TakeScore, rank_takes, take_seed
+
+MODEL = {"name": "tiny", "pipeline": "StableDiffusionPipeline", "random_weights": True}
+
+
+def _board(**segment: object) -> dict:
+    return {"segments": [{"id": "a", "prompt": "a red door", "seed": 7, **segment}, {"id": "b", "prompt": "a sky"}]}
+
+
+def test_take_zero_is_the_segments_own_seed_and_every_take_differs() -> None:
+    assert take_seed(7, 0) == 7
+    assert take_seed(7, 1) == (7 + TAKE_SEED_STRIDE) % 2**32
+    assert len({take_seed(2**32 - 1, k) for k in range(8)}) == 8
+    assert TAKE_SEED_STRIDE % 2 == 1
+
+
+def test_takes_one_renders_what_a_segment_without_takes_renders() -> None:
+    plain, one = parse_storyboard(_board()), parse_storyboard(_board(takes=1))
+    assert render_spec(plain, 1) == render_spec(one, 1, take=0)
+    assert [r.take for r in segment_requests(one, "j", 1)] == [0]
+
+
+def test_three_takes_are_three_requests_with_derived_seeds() -> None:
+    board = parse_storyboard({**_board(takes=3), "style": {"takes": 2}})
+    requests = segment_requests(board, "j", 1)
+    assert [(r.take, r.takes, r.spec.seed) for r in requests] == [(k, 3, take_seed(7, k)) for k in range(3)]
+    assert len({r.dedup_id() for r in requests}) == 3
+    assert [r.take for r in segment_requests(board, "j", 2)] == [0, 1]  # style.takes for a segment without its own
+
+
+def test_variants_are_takes_with_the_segments_seed_and_their_own_prompt() -> None:
+    board = parse_storyboard(_board(variants=["a blue door"]))
+    requests = segment_requests(board, "j", 1)
+    assert [(r.take, r.spec.seed) for r in requests] == [(0, 7), (1, 7)]
+    assert requests[0].spec.prompt.startswith("a red door")
+    assert requests[1].spec.prompt.startswith("a blue door")
+
+
+@pytest.mark.parametrize(
+    ("board", "field", "said"),
+    [
+        (_board(takes=9), "segments[0].takes", "9"),
+        (_board(takes=0), "segments[0].takes", "0"),
+        ({**_board(), "style": {"takes": 12}}, "style.takes", "12"),
+        (_board(takes=2, variants=["x"]), "segments[0].variants", "not both"),
+        (_board(variants=[str(k) for k in range(8)]), "segments[0].variants", "7"),
+    ],
+)
+def test_takes_out_of_range_are_refused_naming_the_field_and_value(board: dict, field: str, said: str) -> None:
+    with pytest.raises(StoryboardInvalid) as refused:
+        parse_storyboard(board)
+    assert any(e["field"] == field and said in e["message"] for e in refused.value.errors), refused.value.errors
+
+
+def test_the_policy_prefers_passing_takes_then_the_higher_mean_then_the_lower_take() -> None:
+    verdicts = rank_takes(
+        {
+            0: TakeScore(False, {"sharpness": 0.99, "technical": 1.0}, ("sharpness",)),
+            1: TakeScore(True, {"sharpness": 0.6, "technical": 1.0}),
+            2: TakeScore(True, {"sharpness": 0.7, "technical": 1.0}),
+            3: TakeScore(True, {"sharpness": 0.7, "technical": 1.0}),
+        }
+    )
+    assert [k for k, v in verdicts.items() if v.won] == [2]
+    assert "failed sharpness" in verdicts[0].reason
+    assert "below take 2" in verdicts[1].reason
+    assert "lower take wins a tie" in verdicts[3].reason
+    assert rank_takes({0: TakeScore(False, {"a": 0.2}), 1: TakeScore(False, {"a": 0.3})})[1].won
+
+
+def _qa(score: float) -> QaReport:
+    passed = score >= 0.5
+    return QaReport(passed=passed, gates={"sharpness": QaGate(score=score, threshold=0.5, passed=passed)})
+
+
+def _checked(take: int, score: float) -> SegmentChecked:
+    return SegmentChecked(
+        job_id="j", index=1, segment_id="a", take=take, takes=3, video_key=f"v{take}", duration_s=1.0,
+        qa=_qa(score), report_key="r", model=MODEL,
+    )  # fmt: skip
+
+
+def test_the_ledger_waits_for_every_take_then_records_the_winner_and_why_each_lost() -> None:
+    record = JobRecord(job_id="j", segment_count=1)
+    board = parse_storyboard(_board(takes=3))
+    for request in segment_requests(board, "j", 1):
+        fold(record, request)
+    for take, score in ((0, 0.4), (1, 0.9)):
+        fold(record, _checked(take, score))
+    assert record.segments[1].stage == "queued"  # take 2 is not even generated yet
+    fold(record, _checked(2, 0.8))
+    assert record.segments[1].stage == "checked"
+    fold(record, _delivered(_checked(1, 0.9)))
+    seg = record.segments[1]
+    assert (seg.stage, seg.take, seg.video_key) == ("delivered", 1, "v1")
+    assert [seg.takes[k].won for k in range(3)] == [False, True, False]
+    assert seg.takes[1].seed == take_seed(7, 1)
+    assert "failed sharpness" in (seg.takes[0].reason or "")
+    assert record.film_version == 1
+    assert record.outbox == []
+
+
+def _delivered(checked: SegmentChecked) -> SegmentDelivered:
+    return SegmentDelivered.follow(
+        checked, video_key=checked.video_key, delivery_bucket="d", delivery_key="k", url="u", duration_s=1.0,
+        qa=checked.qa, model=MODEL,
+    )  # fmt: skip
+
+
+def test_selecting_a_take_makes_a_film_version_without_a_render() -> None:
+    record = JobRecord(job_id="j", segment_count=1)
+    for request in segment_requests(parse_storyboard(_board(takes=3)), "j", 1):
+        fold(record, request)
+    for take in range(3):
+        fold(record, _checked(take, 0.6 + take / 10))
+    fold(record, _delivered(_checked(2, 0.8)))
+    assert select_take(record, 1, 0) is not None  # the job is not completed yet
+    record.status, record.film_version = "completed", 1
+    assert "not rendered" in (select_take(record, 1, 5) or "")
+    assert select_take(record, 1, 0, by="alice") is None
+    assert (record.film_version, record.status, record.segments[1].take, record.segments[1].video_key) == (
+        2, "film_encoding", 0, "v0",
+    )  # fmt: skip
+    assert [type(e).__name__ for e in record.outbox] == ["FilmRequested"]
+    assert record.outbox[0].version == 2
+    assert (record.segments[1].takes[0].reason or "").startswith("selected by alice")
+    assert "take 0 selected by alice instead" in (record.segments[1].takes[2].reason or "")
+    assert select_take(record, 1, 0) is not None  # making version 2: not completed
