@@ -150,14 +150,20 @@ def _zoomed(img: np.ndarray, zoom: float) -> np.ndarray:
 
 
 def _registered_ssim(x: np.ndarray, y: np.ndarray) -> float:
-    (dx, dy), _ = cv2.phaseCorrelate(x, y)
+    """SSIM of the overlap after moving ``y`` back onto ``x`` by the sub-pixel shift phase correlation finds.
+
+    At 64x36 a camera moved by one pixel of the 320-pixel frame is a fifth of a layout pixel: rounding
+    the shift to whole pixels left up to half a layout pixel of texture misaligned (SSIM 0.94 for the
+    same shot framed 1-2 pixels differently); the fractional shift is undone by bilinear resampling.
+    """
+    (dx, dy), _ = cv2.phaseCorrelate(x, y)  # how far y is moved from x
     h, w = x.shape
-    sx, sy = -int(round(dx)), -int(round(dy))  # phaseCorrelate gives how far y is moved from x
-    if abs(sx) > w // 3 or abs(sy) > h // 3:
-        sx = sy = 0
-    xs = x[max(0, sy) : h + min(0, sy), max(0, sx) : w + min(0, sx)]
-    ys = y[max(0, -sy) : h + min(0, -sy), max(0, -sx) : w + min(0, -sx)]
-    return _ssim(xs, ys)
+    if abs(dx) > w // 3 or abs(dy) > h // 3:
+        dx = dy = 0.0
+    matrix = np.array([[1, 0, -dx], [0, 1, -dy]], dtype=np.float64)
+    back = cv2.warpAffine(y, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mx, my = int(np.ceil(abs(dx))), int(np.ceil(abs(dy)))  # the border the shift brought in: not the view
+    return _ssim(x[my : h - my, mx : w - mx], back[my : h - my, mx : w - mx])
 
 
 def structure(a: Descriptor, b: Descriptor) -> float:

@@ -6,7 +6,9 @@ classical methods that need no weights, in each sampled frame of a segment (BGR,
 1. **Background model of the location.** The colours of the frame's border ring (an eighth of each
    side), the median over the sampled frames: what the location looks like where a subject rarely
    stands (a subject crossing the ring in a few frames does not count).
-   A pixel whose CIELAB cell holds less than 0.2 % of that ring is foreground.
+   Soft-binned (each pixel shared between its eight nearest CIELAB cell centres) and read back by
+   interpolation: a pixel whose colour holds less than RARE of that ring per cell is foreground. Hard
+   cells made noise decide it for colours near a cell edge (issue 18 point 7, docs/qa.md).
 2. **Motion.** Consecutive frames are registered by ORB keypoints and a similarity transform
    (RANSAC: the camera's pan and zoom, the moving subject's keypoints are outliers); the
    double difference (a frame against both neighbours, warped onto it) marks what moves against
@@ -17,10 +19,12 @@ classical methods that need no weights, in each sampled frame of a segment (BGR,
    overlaps a component makes it the subject.
 
 The subject is described by its colour distribution in CIELAB after grey-world balance (so light
-is reported once, as light), a texture histogram (gradient orientations), its shape (height over
-width) and its height in the frame (scale), medians over the frames it was found in. What it cannot
-see: a subject that never moves and shares the location's colours; two characters in one shot
-(the more salient one is taken: pairs are judged only between segments with the same cast); a
+is reported once, as light), a texture histogram (gradient orientations of the smoothed picture),
+its shape (the spread of its pixels down over their spread across) and its height in the frame
+(scale), medians over the frames it was found in. What it cannot see: a subject that never moves
+and shares the location's colours; a static object of its own colour at the edge of the border
+ring, which a small camera move brings in or out of the ring; two characters in one shot (the more
+salient one is taken: pairs are judged only between segments with the same cast); a
 face (identity beyond colour, texture and build needs the optional embedding model).
 """
 
@@ -34,13 +38,14 @@ import numpy as np
 from reelforge_shared.colour import bgr_to_rgb, grey_world_rgb, rgb_to_bgr, white_balance_rgb
 
 RING = 0.125  # share of each side that is the border ring: the background model of the location
-RARE = 0.002  # a colour below this share of the ring is foreground
+RARE = 0.0002  # a colour whose soft-binned share of the ring, read at its cell, is below this is foreground
 MIN_AREA = 0.004  # smallest subject, share of the frame
-L_BINS, AB_BINS = 4, 12  # the foreground test: CIELAB cells of 25 x 10 x 10
+L_BINS, AB_BINS = 10, 24  # the foreground test: CIELAB cells of 10 x 5 x 5 (skin and earth are two cells apart)
 DARK_L = 25.0  # darker pixels carry little chroma (and noise): not part of the subject's colours, shape or scale
 C_L, C_AB = 10, 24  # the subject's colours: CIELAB cells of 10 x 5 x 5
 SIGNATURE_CELLS = 32
 ORIENTATIONS = 8
+TEXTURE_SIGMA = 1.0  # pixels of smoothing before the gradients of the texture histogram
 
 
 def _hog() -> object | None:
@@ -63,18 +68,51 @@ class Subject:
 
     found: float  # share of sampled frames with a subject
     height: float  # median height, share of the frame height
-    aspect: float  # median height / width
+    aspect: float  # median spread down / spread across of the body's pixels (the build)
     colour: np.ndarray  # CIELAB histogram (L_BINS x AB_BINS x AB_BINS), sums to 1
     texture: np.ndarray  # gradient-orientation histogram, sums to 1
     boxes: list[tuple[int, int, int, int]]  # x, y, w, h per sampled frame (0 size: none)
 
 
-def _cells(lab: np.ndarray, l_bins: int = L_BINS, ab_bins: int = AB_BINS) -> np.ndarray:
-    """CIELAB cells: L* 0..100 in ``l_bins``, a* and b* -60..60 in ``ab_bins``."""
-    li = np.clip((lab[..., 0] * l_bins / 100.0).astype(np.int32), 0, l_bins - 1)
-    ai = np.clip(((lab[..., 1] + 60.0) * ab_bins / 120.0).astype(np.int32), 0, ab_bins - 1)
-    bi = np.clip(((lab[..., 2] + 60.0) * ab_bins / 120.0).astype(np.int32), 0, ab_bins - 1)
-    return (li * ab_bins + ai) * ab_bins + bi
+def _corners(lab: np.ndarray, l_bins: int, ab_bins: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Soft binning: each colour's eight nearest CIELAB cell centres (flat indices) and its trilinear weights.
+
+    L* 0..100 in ``l_bins``, a* and b* -60..60 in ``ab_bins`` (clamped). A colour on a cell edge is
+    shared between both cells in proportion to its distance from their centres, so noise of a unit
+    moves a unit's worth of weight instead of flipping the whole pixel into the next cell.
+    """
+    coords = (
+        lab[..., 0] * l_bins / 100.0 - 0.5,
+        (lab[..., 1] + 60.0) * ab_bins / 120.0 - 0.5,
+        (lab[..., 2] + 60.0) * ab_bins / 120.0 - 0.5,
+    )
+    sides = []
+    for value, bins in zip(coords, (l_bins, ab_bins, ab_bins), strict=True):
+        value = np.clip(value, 0.0, bins - 1.0)
+        low = np.minimum(value.astype(np.int32), bins - 2) if bins > 1 else np.zeros(value.shape, np.int32)
+        frac = value - low
+        sides.append(((low, 1.0 - frac), (low + 1, frac)))
+    indices, weights = [], []
+    for li, wl in sides[0]:
+        for ai, wa in sides[1]:
+            for bi, wb in sides[2]:
+                indices.append((li * ab_bins + ai) * ab_bins + bi)
+                weights.append(wl * wa * wb)
+    return indices, weights
+
+
+def _soft_histogram(lab: np.ndarray, l_bins: int, ab_bins: int) -> np.ndarray:
+    """Share of ``lab``'s pixels (any shape, last axis L*a*b*) in each cell, soft-binned; sums to 1."""
+    indices, weights = _corners(lab.reshape(-1, 3), l_bins, ab_bins)
+    size = l_bins * ab_bins * ab_bins
+    hist = sum(np.bincount(i, weights=w, minlength=size) for i, w in zip(indices, weights, strict=True))
+    return np.asarray(hist) / max(1, lab.reshape(-1, 3).shape[0])
+
+
+def _soft_lookup(hist: np.ndarray, lab: np.ndarray, l_bins: int, ab_bins: int) -> np.ndarray:
+    """``hist`` read at each pixel's colour by trilinear interpolation between the cell centres."""
+    indices, weights = _corners(lab, l_bins, ab_bins)
+    return np.asarray(sum(hist[i] * w for i, w in zip(indices, weights, strict=True)))
 
 
 def _signature(hist: np.ndarray, l_bins: int, ab_bins: int) -> np.ndarray:
@@ -152,16 +190,15 @@ def localise(frames: list[np.ndarray]) -> list[np.ndarray | None]:
     rgb_frames = [bgr_to_rgb(f) for f in frames]
     light = grey_world_rgb(rgb_frames)  # once for all frames (it was computed per frame)
     balanced = [rgb_to_bgr(white_balance_rgb(f, light)) for f in rgb_frames]
-    cells = [_cells(_lab(f)) for f in balanced]
+    labs = [_lab(f) for f in balanced]
     ring = _ring(frames[0].shape)
     # Per frame, then the median over frames: a subject crossing the ring in a few frames is not the location.
-    per_frame = [np.bincount(c[ring], minlength=L_BINS * AB_BINS * AB_BINS) / max(1, int(ring.sum())) for c in cells]
-    background = np.median(per_frame, axis=0)
+    background = np.median([_soft_histogram(lab[ring], L_BINS, AB_BINS) for lab in labs], axis=0)
     area = frames[0].shape[0] * frames[0].shape[1]
     motions = _motion(frames)
     masks: list[np.ndarray | None] = []
-    for k, c in enumerate(cells):
-        fore = (background[c] < RARE).astype(np.uint8)
+    for k, lab in enumerate(labs):
+        fore: np.ndarray = (_soft_lookup(background, lab, L_BINS, AB_BINS) < RARE).astype(np.uint8)
         fore = cv2.morphologyEx(fore, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
         fore = cv2.morphologyEx(fore, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(fore)
@@ -198,6 +235,27 @@ def localise(frames: list[np.ndarray]) -> list[np.ndarray | None]:
     return masks
 
 
+def _orientations(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Gradient energy of the masked pixels by orientation (ORIENTATIONS bins over 180 degrees, soft-binned).
+
+    The picture is smoothed first (Gaussian, TEXTURE_SIGMA): sensor noise and the codec's grain have
+    gradients in every direction that would otherwise flatten a flat garment's histogram; each
+    gradient is shared between its two nearest orientation bins, so one degree of noise moves one
+    degree's worth of weight.
+    """
+    grey = cv2.GaussianBlur(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32), (0, 0), TEXTURE_SIGMA)
+    gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
+    magnitude, angle = cv2.cartToPolar(gx, gy)
+    position = angle[mask] % np.pi / np.pi * ORIENTATIONS - 0.5
+    low = np.floor(position)
+    frac = position - low
+    low = low.astype(np.int32) % ORIENTATIONS
+    weights = magnitude[mask]
+    return np.bincount(low, weights=weights * (1 - frac), minlength=ORIENTATIONS) + np.bincount(
+        (low + 1) % ORIENTATIONS, weights=weights * frac, minlength=ORIENTATIONS
+    )
+
+
 def describe_subject(frames: list[np.ndarray]) -> Subject:
     masks = localise(frames)
     colour = np.zeros(C_L * C_AB * C_AB)
@@ -212,16 +270,14 @@ def describe_subject(frames: list[np.ndarray]) -> Subject:
         body = np.nonzero(rows >= 0.25 * rows.max())[0]
         cols = np.nonzero(mask[body].any(axis=0))[0]
         x, y, h = int(cols.min()), int(body.min()), int(body.max() - body.min()) + 1
-        w = max(1.0, float(rows[body].sum()) / h)  # mean width: the build, whatever the pose
         boxes.append((x, y, int(cols.max() - cols.min()) + 1, h))
         heights.append(h / frame.shape[0])
-        aspects.append(h / w)
-        colour += np.bincount(_cells(_lab(frame)[mask], C_L, C_AB), minlength=colour.size)
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
-        gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
-        magnitude, angle = cv2.cartToPolar(gx, gy)
-        bins = (angle[mask] % np.pi / np.pi * ORIENTATIONS).astype(np.int32) % ORIENTATIONS
-        texture += np.bincount(bins, weights=magnitude[mask], minlength=ORIENTATIONS)
+        # The build from the second moments of the body's pixels (their spread down over their spread across):
+        # every pixel counts, so a row or column more or less at the edge moves it by a fraction of a pixel.
+        ys, xs = np.nonzero(mask[body])
+        aspects.append(float(np.std(ys)) / max(0.5, float(np.std(xs))))
+        colour += _soft_histogram(_lab(frame)[mask], C_L, C_AB) * mask.sum()
+        texture += _orientations(frame, mask)
     found = len(heights) / max(1, len(frames))
     return Subject(
         found=found,

@@ -110,12 +110,12 @@ def render_shot(shot: Shot, frames: int) -> list[np.ndarray]:
     return out
 
 
-def encode(frames: list[np.ndarray], fps: float, path: Path) -> Path:
-    """H.264 yuv420p at CRF 18, like the encoder's segments (PyAV, no ffmpeg binary needed)."""
+def encode(frames: list[np.ndarray], fps: float, path: Path, crf: int = 18) -> Path:
+    """H.264 yuv420p at ``crf`` (18: the encoder's segments), PyAV, no ffmpeg binary needed."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast"}
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
         for array in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="bgr24")))
         container.mux(stream.encode())
