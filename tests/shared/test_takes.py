@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from reelforge_shared.events import QaGate, QaReport, SegmentChecked, SegmentDelivered
+from reelforge_shared.events import QaGate, QaReport, SegmentChecked, SegmentDelivered, SegmentFailed
 from reelforge_shared.jobs import JobRecord
-from reelforge_shared.jobs.transitions import fold, select_take
+from reelforge_shared.jobs.transitions import fold, resume, resume_events, select_take
 from reelforge_shared.specs import render_spec, segment_requests
 from reelforge_shared.storyboard import StoryboardInvalid, parse_storyboard
 from reelforge_shared.takes import TAKE_SEED_STRIDE, TakeScore, rank_takes, take_seed
@@ -137,3 +137,16 @@ def test_selecting_a_take_makes_a_film_version_without_a_render() -> None:
     assert (record.segments[1].takes[0].reason or "").startswith("selected by alice")
     assert "take 0 selected by alice instead" in (record.segments[1].takes[2].reason or "")
     assert select_take(record, 1, 0) is not None  # making version 2: not completed
+
+
+def test_a_resumed_segment_with_takes_requests_every_take_again() -> None:
+    board = parse_storyboard(_board(takes=2))
+    record = JobRecord(job_id="j", segment_count=2)
+    requests = [r for n in (1, 2) for r in segment_requests(board, "j", n)]
+    for request in requests:
+        fold(record, request)
+    fold(record, SegmentFailed.follow(requests[1], stage="generator", error="out of memory"))  # take 1 of segment 1
+    assert record.status == "failed"
+    resume(record, board)
+    requested = sorted((e.index, e.take) for e in resume_events(record, board))  # type: ignore[attr-defined]
+    assert requested == [(1, 0), (1, 1)]  # segment 2 was on its way: left alone

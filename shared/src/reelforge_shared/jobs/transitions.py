@@ -35,7 +35,7 @@ from reelforge_shared.events import (
     SegmentRequested,
 )
 from reelforge_shared.jobs.record import SEGMENT_STAGES, TERMINAL, JobRecord, SegmentRecord, SegmentStage, TakeRecord
-from reelforge_shared.specs import render_spec
+from reelforge_shared.specs import render_spec, segment_requests
 from reelforge_shared.storyboard import Storyboard
 from reelforge_shared.takes import TakeScore, rank_takes
 
@@ -301,6 +301,9 @@ def resume_events(record: JobRecord, board: Storyboard) -> list[Event]:
     events: list[Event] = []
     for index, seg in sorted(record.segments.items()):
         if seg.resume == record.resume and seg.stage == "queued" and 1 <= index <= len(board.segments):
+            if seg.attempt == 1 and board.takes_of(board.segments[index - 1]) > 1:  # every take again: the stored are skipped
+                events += segment_requests(board, record.job_id, index, model=seg.model, resume=record.resume)
+                continue
             spec: RenderSpec = seg.spec or render_spec(board, index)
             events.append(
                 SegmentRequested(
