@@ -141,11 +141,13 @@ def panels() -> list[dict[str, Any]]:
             ("sum by (service) (increase(reelforge_dead_letters_total[15m]))", "{{service}} dead letters"),
         ],
     )
-    panel("Jobs in flight", [('sum(reelforge_jobs{state!~"completed|failed|cancelled"})', "in flight")], kind="stat")
+    # every gateway replica exports the same store's counts: max, not sum, over them
+    panel("Jobs in flight", [("sum(max by (state) (reelforge_jobs))", "in flight")], kind="stat")
     panel(
         "Jobs by state",
         [
-            ("sum by (state) (reelforge_jobs)", "{{state}}"),
+            ("max by (state) (reelforge_jobs)", "{{state}}"),
+            ("sum by (outcome) (increase(reelforge_job_duration_seconds_count[15m]))", "{{outcome}} (15 min)"),
             ("max(reelforge_job_stalled_seconds)", "longest without progress (s)"),
         ],
     )

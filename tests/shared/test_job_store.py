@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -238,3 +239,60 @@ def test_the_eta_says_when_a_deadline_cannot_be_met() -> None:
     assert deadline_met(tight, eta, now) is False
     assert deadline_met(loose, eta, now) is True
     assert deadline_met(ahead, eta, now) is None  # no deadline
+
+
+async def test_the_eta_sample_names_the_latest_completions_without_reading_the_history(settings) -> None:
+    """A job view's ETA is judged by the jobs completed last (``recent``), not by the newest-created finished ones."""
+    from reelforge_shared.events import JobCompleted
+    from reelforge_shared.jobs.store import RECENT
+
+    bus = await Bus.connect(settings)
+    try:
+        ledger = await Ledger.open(bus)
+        count = RECENT + 5
+        for n in range(count):
+            await ledger.create(JobRecord(job_id=f"j-eta-{n:02d}", segment_count=1, film_version=1))
+        for n in reversed(range(count)):  # the oldest-created job completes last
+            done = JobCompleted(
+                job_id=f"j-eta-{n:02d}",
+                delivery_bucket="b",
+                film_key="f",
+                film_url="http://x",
+                report_key="r",
+                report_url="http://x",
+                duration_s=1.0,
+                segment_count=1,
+            )
+            await ledger.apply(done)
+        await ledger.create(JobRecord(job_id="j-eta-queued", segment_count=1))
+        sample = {r.job_id for r in await ledger.eta_sample()}
+        assert sample == {"j-eta-queued"} | {f"j-eta-{n:02d}" for n in range(RECENT)}
+        assert json.loads((await ledger.kv.get("recent")).value)[0] == "j-eta-00"
+    finally:
+        await bus.close()
+
+
+async def test_listing_without_a_status_pages_the_created_index_from_its_end_and_counts_it_exactly(settings) -> None:
+    """Pages and totals from the created index: newest first, other keys in between, a swept job gone without a trace."""
+    bus = await Bus.connect(settings)
+    try:
+        ledger = await Ledger.open(bus)
+        for n in range(30):
+            await ledger.create(JobRecord(job_id=f"j-page-{n:02d}", owner=("alice", "bob")[n % 2], segment_count=1))
+            await ledger.apply(SegmentRequested(job_id=f"j-page-{n:02d}", index=1, segment_id="s1", spec=SPEC))
+        total, page = await ledger.list_jobs(None, limit=5)
+        assert total == 30
+        assert [r.job_id for r in page] == [f"j-page-{n:02d}" for n in (29, 28, 27, 26, 25)]
+        total, page = await ledger.list_jobs(None, limit=10, offset=25)
+        assert [r.job_id for r in page] == [f"j-page-{n:02d}" for n in (4, 3, 2, 1, 0)]
+        total, page = await ledger.list_jobs(["alice"], limit=3, offset=1)
+        assert total == 15
+        assert [r.job_id for r in page] == ["j-page-26", "j-page-24", "j-page-22"]
+        await ledger.cancel("j-page-29")
+        assert await ledger.sweep(timedelta(days=30), now=datetime.now(UTC) + timedelta(days=31)) == 1
+        total, page = await ledger.list_jobs(None, limit=2)
+        assert total == 29
+        assert [r.job_id for r in page] == ["j-page-28", "j-page-27"]
+        assert (await ledger.list_jobs(["bob"]))[0] == 14
+    finally:
+        await bus.close()

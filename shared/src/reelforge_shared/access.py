@@ -59,8 +59,8 @@ def nats_permissions(service: str, prefix: str = "reelforge") -> dict[str, dict[
         publish += [f"$JS.API.DIRECT.GET.{kv}", f"$JS.API.DIRECT.GET.{kv}.>"]
         publish += [f"$JS.API.CONSUMER.CREATE.{kv}", f"$JS.API.CONSUMER.CREATE.{kv}.>", f"$JS.FC.{kv}.>"]
         publish += [f"$JS.API.CONSUMER.INFO.{kv}.*", f"$JS.API.CONSUMER.DELETE.{kv}.*"]  # a watcher checks and ends its own
-        if flow.kv == "write":
-            publish.append(f"$KV.{bucket}.>")
+        if flow.kv == "write":  # its own keys; a stream purge of one key removes it without a marker
+            publish += [f"$KV.{bucket}.>", f"$JS.API.STREAM.PURGE.{kv}"]
     return {"publish": {"allow": publish}, "subscribe": {"allow": [f"{inbox_prefix(service)}.>"]}}
 
 

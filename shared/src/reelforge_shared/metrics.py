@@ -48,7 +48,11 @@ CONSUMER_LAG = Gauge(
     "Queue lag of the durable consumer: pending plus ack-pending (what KEDA scales on)",
     ["stream", "durable", "service", "event"],
 )
-JOBS = Gauge("reelforge_jobs", "Jobs in the job ledger, by state (the gateway reads the ledger)", ["state"])
+JOBS = Gauge(
+    "reelforge_jobs",
+    "Unfinished jobs in the job store, by state (the gateway reads the store; finished ones: reelforge_job_duration_seconds)",
+    ["state"],
+)
 JOB_STALLED_SECONDS = Gauge(
     "reelforge_job_stalled_seconds", "Longest time any running job has gone without progress (0 when none runs)"
 )

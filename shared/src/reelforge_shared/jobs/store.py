@@ -10,10 +10,14 @@ number of segments only by one letter each in the head's stage summary):
   of its last write: the patches of the segments and the changes that write made.
 - ``seg.{job}.{n}``: one segment (its spec, attempt, QA verdict, timings).
 - ``chg.{job}.{id}``: one change (the SSE event ``id``), replayable from 1.
-- ``idx.{owner}.{status}.{created ms}.{job}``: the listing index (empty values).
+- ``idx.{owner}.{status}.{created ms}.{job}``: the listing index by status (empty values).
+- ``new.{owner}.{created ms}.{job}``: the created index, written once when the job is first listed and
+  removed without a marker by the sweep: a listing without a status reads its page from the stream's end
+  and counts it with a filtered consumer, at the page's cost, never the history's.
 - ``end.{finished ms}.{job}``: finished jobs by when they finished (the retention sweep reads these).
 - ``cap.{owner}``: the owner's jobs in flight (the submission cap, compare-and-set).
 - ``out.{job}``: the job's head holds events not yet published (its outbox), for :meth:`Ledger.upkeep`.
+- ``recent``: the ids of the latest 20 completed jobs, newest first (the ETA's sample; a job view reads no history).
 - ``pub.{job}``: a submission or a resume owes the bus its events (too many, each with its spec, for
   the head to hold): written before the ledger write, purged once they are out; the upkeep publishes
   them again (:meth:`Ledger.republish_owed`) from the record and the stored storyboard.
@@ -43,7 +47,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
 import structlog
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from reelforge_shared.errors import PermanentError
@@ -59,6 +64,7 @@ BUCKET = "jobs"
 ACTIVE: tuple[str, ...] = tuple(s for s in get_args(JobStatus) if s not in TERMINAL)
 _SAFE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HEADROOM = 1024  # bytes left under max_payload for the message's headers and the head's own growth
+RECENT_KEY, RECENT = "recent", 20  # the latest completed jobs, whose stage times the ETA is judged by
 OWED_GRACE = timedelta(seconds=60)  # a writer's own time to publish what it owes before the upkeep does it
 
 
@@ -86,6 +92,11 @@ def change_key(job_id: str, change: int) -> str:
 def index_key(record: JobRecord, status: str | None = None) -> str:
     created = int(record.created_at.timestamp() * 1000)
     return f"idx.{token(record.owner or LOCAL_OWNER)}.{status or record.status}.{created:013d}.{record.job_id}"
+
+
+def created_key(record: JobRecord) -> str:
+    created = int(record.created_at.timestamp() * 1000)
+    return f"new.{token(record.owner or LOCAL_OWNER)}.{created:013d}.{record.job_id}"
 
 
 def observe_finished(record: JobRecord, at: datetime) -> None:
@@ -253,6 +264,9 @@ class Ledger:
                     break
                 except KeyWrongLastSequenceError:
                     continue
+        if listed is None:  # first listed: its entry in the created index, once (a repeat would move it to the end)
+            with contextlib.suppress(KeyWrongLastSequenceError):
+                await self.kv.create(created_key(record), b"")
         if listed != record.status:
             await self.kv.put(index_key(record), b"")
             if record.terminal and record.finished_at is not None:
@@ -427,6 +441,8 @@ class Ledger:
         if finished:  # the one update that ended the job (compare-and-set: one writer wins)
             observe_finished(record, event.occurred_at)
             await self.release(record.owner or LOCAL_OWNER, record.job_id)
+            if record.status == "completed":
+                await self._completed(record.job_id)
         return record, publish
 
     async def cancel(self, job_id: str, by: str | None = None) -> tuple[JobRecord | None, bool]:
@@ -494,6 +510,9 @@ class Ledger:
         An entry whose head says otherwise (an index write that lost a race) is dropped from the page and
         from the index.
         """
+        owners = None if owners is None else list(owners)
+        if status is None and (owners is None or len(owners) == 1):
+            return await self._list_created(None if owners is None else owners[0], limit=limit, offset=offset)
         entries = await self._index(owners, None if status is None else [status])
         page = entries[offset : offset + limit]
         heads = await asyncio.gather(*(self.head(job) for _, _, _, job in page))
@@ -506,6 +525,82 @@ class Ledger:
             out.append(head)
         return len(entries), out
 
+    async def _list_created(self, owner: str | None, *, limit: int, offset: int) -> tuple[int, list[JobRecord]]:
+        """One page of the created index (newest first) and its size, at a cost of the page, never of the history.
+
+        The entries are read from the end of the bucket's stream backwards (a key is created once, when the
+        job is first listed, so stream order is creation order); how many there are is the pending count
+        of a consumer filtered on them (the sweep removes entries without leaving a marker).
+        """
+        pattern = f"new.{'*' if owner is None else token(owner)}.>"
+        total = await self._count(pattern)
+        keys = await self._tail(pattern, offset + limit)
+        jobs = [key.rsplit(".", 1)[1] for key in keys[offset : offset + limit]]
+        heads = await asyncio.gather(*(self.head(job) for job in jobs))
+        return total, [h for h in heads if h is not None]
+
+    def _stream_subject(self, pattern: str) -> tuple[Any, str, str]:
+        kv: Any = self.kv  # nats-py keeps the bucket's stream and subject prefix private
+        return kv._js, kv._stream, f"{kv._pre}{pattern}"
+
+    async def _count(self, pattern: str, start: int = 1) -> int:
+        """How many keys matching ``pattern`` sit at stream sequence ``start`` or later: the pending count of a
+        short-lived consumer filtered on them (counted by the server; nothing is delivered)."""
+        js, stream, subject = self._stream_subject(pattern)
+        config = ConsumerConfig(
+            filter_subject=subject,
+            deliver_policy=DeliverPolicy.ALL if start <= 1 else DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=None if start <= 1 else start,
+            ack_policy=AckPolicy.NONE,
+            mem_storage=True,
+            inactive_threshold=30.0,
+        )
+        info = await js.add_consumer(stream, config)
+        with contextlib.suppress(Exception):
+            await js.delete_consumer(stream, info.name)
+        return int(info.num_pending or 0)
+
+    async def _tail(self, pattern: str, want: int) -> list[str]:
+        """The last ``want`` keys matching ``pattern`` in stream order, last first.
+
+        A start is searched back from the stream's end by counts alone (windows growing fourfold, then
+        halved towards at most twice ``want`` matches), then the matches from there are read: the cost is
+        some counts and about ``want`` reads, not the bucket's size.
+        """
+        js, stream, subject = self._stream_subject(pattern)
+        last = (await js.stream_info(stream)).state.last_seq
+        window, start, found = 4 * want + 64, last + 1, 0
+        low = start
+        while found < want and start > 1:
+            low, start = start, max(1, last - window + 1)
+            found, window = await self._count(pattern, start), window * 4
+        high = low if found >= want else start  # the count from ``high`` is below ``want``; from ``start`` not
+        for _ in range(8):
+            if found < 2 * want or high - start <= 1:
+                break
+            middle = (start + high) // 2
+            if (count := await self._count(pattern, middle)) >= want:
+                start, found = middle, count
+            else:
+                high = middle
+        keys, seq, prefix = [], start, subject.removesuffix(pattern)
+        while seq <= last:
+            try:
+                msg = await js.get_msg(stream, seq=seq, subject=subject, next=True)
+            except NotFoundError:
+                break
+            if msg.seq is None or msg.seq > last:
+                break
+            if not (msg.headers or {}).get("KV-Operation"):  # a live key, not a delete or purge marker
+                keys.append(msg.subject.removeprefix(prefix))
+            seq = msg.seq + 1
+        return keys[::-1][:want]
+
+    async def _drop(self, key: str) -> None:
+        """Remove a key with no marker left (a stream purge of its subject), so consumers' counts stay exact."""
+        js, stream, subject = self._stream_subject(key)
+        await js.purge_stream(stream, subject=subject)
+
     async def active(self) -> list[JobRecord]:
         """Every unfinished job's head, oldest first (queue positions and ETAs read this)."""
         entries = await self._index(None, ACTIVE)
@@ -513,20 +608,45 @@ class Ledger:
         records = [h for h in heads if h is not None and not h.terminal]
         return sorted(records, key=lambda r: (r.created_at, r.job_id))
 
-    async def eta_sample(self, finished: int = 20) -> list[JobRecord]:
-        """The unfinished jobs' heads and the latest ``finished`` completed ones (their measured stage times)."""
-        entries = (await self._index(None, ["completed"]))[:finished]
-        done = await asyncio.gather(*(self.head(job) for _, _, _, job in entries))
-        return [*(await self.active()), *(h for h in done if h is not None)]
+    async def eta_sample(self) -> list[JobRecord]:
+        """The unfinished jobs' heads and the latest completed ones (their measured stage times).
+
+        The completed ones are named by ``recent`` (kept as jobs complete), so a job view never reads the history.
+        """
+        value, _ = await self._value(RECENT_KEY)
+        if value is None:  # a store from before ``recent`` was kept: once from the index
+            ids = [job for _, _, _, job in (await self._index(None, ["completed"]))[:RECENT]]
+            with contextlib.suppress(KeyWrongLastSequenceError):
+                await self.kv.create(RECENT_KEY, json.dumps(ids).encode())
+        else:
+            ids = json.loads(value)
+        done = await asyncio.gather(*(self.head(job) for job in ids))
+        return [*(await self.active()), *(h for h in done if h is not None and h.status == "completed")]
+
+    async def _completed(self, job_id: str) -> None:
+        """Put ``job_id`` first in ``recent``, the latest :data:`RECENT` completed jobs (compare-and-set)."""
+        for _ in range(100):
+            value, revision = await self._value(RECENT_KEY)
+            ids = [job_id, *(j for j in json.loads(value or b"[]") if j != job_id)][:RECENT]
+            try:
+                if revision is None:
+                    await self.kv.create(RECENT_KEY, json.dumps(ids).encode())
+                else:
+                    await self.kv.update(RECENT_KEY, json.dumps(ids).encode(), last=revision)
+                return
+            except KeyWrongLastSequenceError:
+                await asyncio.sleep(0)
 
     async def export_metrics(self) -> None:
-        """Jobs by state (from the index) and the longest time a running job went without progress, for /metrics."""
-        counts = dict.fromkeys(get_args(JobStatus), 0)
-        for _, status, _, _ in await self._index(None, None):
-            if status in counts:
-                counts[status] += 1
+        """Unfinished jobs by state and the longest time one went without progress, for /metrics.
+
+        Reads the unfinished jobs' index entries and heads only, so a poll costs what is in flight, never
+        the history: finished jobs are counted as they finish (``reelforge_job_duration_seconds_count``).
+        """
+        counts = dict.fromkeys(ACTIVE, 0)
         stalled, now = 0.0, _now()
         for record in await self.active():
+            counts[record.status] = counts.get(record.status, 0) + 1
             stalled = max(stalled, (now - record.updated_at).total_seconds())
         for state, count in counts.items():
             JOBS.labels(state).set(count)
@@ -622,6 +742,7 @@ class Ledger:
                 keys += [index_key(record, status) for status in {record.status, listed} if status]
                 for start in range(0, len(keys), 256):
                     await asyncio.gather(*(self.kv.purge(k) for k in keys[start : start + 256]))
+                await self._drop(created_key(record))  # no marker left: the created index is counted
                 await self.kv.purge(head_key(job_id))
                 deleted += 1
             await self.kv.purge(key)  # deleted now, already gone, or resumed (a new entry comes when it finishes)
