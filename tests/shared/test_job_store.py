@@ -296,3 +296,23 @@ async def test_listing_without_a_status_pages_the_created_index_from_its_end_and
         assert (await ledger.list_jobs(["bob"]))[0] == 14
     finally:
         await bus.close()
+
+
+async def test_jobs_stored_before_the_created_index_get_their_entry_once(settings) -> None:
+    from reelforge_shared.jobs.store import CREATED_INDEXED, created_key
+
+    bus = await Bus.connect(settings)
+    try:
+        ledger = await Ledger.open(bus)
+        old = JobRecord(job_id="j-old", owner="alice", segment_count=1)
+        await ledger.create(old)
+        await ledger._drop(created_key(old))  # as a store from before: listed by status only
+        assert (await ledger.list_jobs(["alice"]))[0] == 0
+        assert await ledger.index_created() == 1
+        total, page = await ledger.list_jobs(["alice"])
+        assert (total, [r.job_id for r in page]) == (1, ["j-old"])
+        await ledger._drop(created_key(old))
+        assert await ledger.index_created() == 0  # once per store: the marker says it was done
+        assert (await ledger.kv.get(CREATED_INDEXED)).value == b"1"
+    finally:
+        await bus.close()

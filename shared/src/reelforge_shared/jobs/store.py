@@ -64,6 +64,7 @@ BUCKET = "jobs"
 ACTIVE: tuple[str, ...] = tuple(s for s in get_args(JobStatus) if s not in TERMINAL)
 _SAFE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HEADROOM = 1024  # bytes left under max_payload for the message's headers and the head's own growth
+CREATED_INDEXED = "meta.created_index"  # set once every job stored before the created index has its entry
 RECENT_KEY, RECENT = "recent", 20  # the latest completed jobs, whose stage times the ETA is judged by
 OWED_GRACE = timedelta(seconds=60)  # a writer's own time to publish what it owes before the upkeep does it
 
@@ -662,12 +663,30 @@ class Ledger:
 
         ``republish`` publishes what a job's submission or resume owes (see :meth:`republish_owed`).
         """
+        await self.index_created()
         await self.repair()
         if republish is not None:
             await self.republish_owed(republish, now)
         await self.enforce_deadlines(now)
         if retention is not None:
             await self.sweep(retention, now)
+
+    async def index_created(self) -> int:
+        """Give every job stored before the created index existed its entry there (once per store); how many.
+
+        They are entered oldest first, after the jobs created since, so a listing shows them just below those.
+        """
+        if await self._value(CREATED_INDEXED) != (None, None):
+            return 0
+        entries = sorted(set((o, c, j) for o, _, c, j in await self._index(None, None)), key=lambda e: (e[1], e[2]))
+        added = 0
+        for owner, created, job in entries:
+            with contextlib.suppress(KeyWrongLastSequenceError):
+                await self.kv.create(f"new.{owner}.{created}.{job}", b"")
+                added += 1
+        with contextlib.suppress(KeyWrongLastSequenceError):
+            await self.kv.create(CREATED_INDEXED, str(added).encode())
+        return added
 
     async def repair(self) -> int:
         """Publish the events of writes whose writer stopped (or failed to publish) before they were out; how many jobs."""
