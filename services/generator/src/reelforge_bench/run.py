@@ -219,13 +219,12 @@ def _seed_001(pipe: object, spec: RenderSpec, options: BenchOptions, frames: lis
 def _reelforge(renderer: FrameRenderer, spec: RenderSpec, options: BenchOptions) -> dict:
     """The generator as a worker runs it; a first batch untimed pays compilation and allocator growth."""
     plan = RenderPlan(spec.width, spec.height, min(renderer.settings.batch_size, options.frames))
-    steps, renderer.strategy.steps = renderer.strategy.steps, 2  # the first call pays compilation and allocator growth
+    warm = spec.model_copy(update={"steps": 2})  # the first call pays compilation and allocator growth, not the steps
     _sync(renderer.device)
     began = time.perf_counter()
-    list(renderer.render(spec, list(range(min(plan.batch, options.frames))), plan))
+    list(renderer.render(warm, list(range(min(plan.batch, options.frames))), plan))
     _sync(renderer.device)
     first = time.perf_counter() - began
-    renderer.strategy.steps = steps
     if renderer.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(renderer.device)
     temperature = _temperature(renderer)

@@ -15,6 +15,8 @@ and seeds still decide the shot.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from PIL import Image, ImageOps
 
@@ -22,7 +24,7 @@ from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.latents import frame_generators, frame_latents
 from reelforge_generator.prompts import PROMPT_REPORT, encode_prompt
 from reelforge_generator.references import load_references
-from reelforge_generator.strategy import Clip, Keyframer, Knobs, ModelContext
+from reelforge_generator.strategy import Clip, Keyframer, Knobs, ModelContext, Strategy
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import RenderSpec
 
@@ -94,34 +96,85 @@ class TextToVideo(Clips):
         )
 
 
-class FromImage(Clips):
-    """Image-to-video: every clip starts from the first character's reference image, else the segment's keyframe."""
+@dataclass(frozen=True, slots=True)
+class StartImage:
+    """The image an image-to-video segment starts from: the first character's reference image, else its keyframe
+    rendered by ``keyframe_model`` (the setting, else the model's default)."""
 
-    kind = "image-to-video"
+    keyframe_model: str | None
+    keyframer: Keyframer | None
 
-    def __init__(self, context: ModelContext) -> None:
-        super().__init__(context)
-        self.keyframe_model: str | None = self.settings.keyframe_model or self.defaults.get("keyframe_model")
-        self.keyframer = context.keyframer
+    @classmethod
+    def of(cls, context: ModelContext) -> StartImage:
+        return cls(context.settings.keyframe_model or context.defaults.get("keyframe_model"), context.keyframer)
 
-    def start_image(self, spec: RenderSpec, plan: RenderPlan) -> Image.Image:
+    def __call__(self, spec: RenderSpec, plan: RenderPlan) -> Image.Image:
         return conditioning_image(spec, plan, self.keyframe_model, self.keyframer)
 
 
-class ImageToVideo(FromImage):
-    """Stable Video Diffusion."""
+class FromImage:
+    """Image-to-video made of a text-to-video strategy: its model calls, each segment's conditioning with the image
+    its clips start from (the one the text-to-video strategy sets, where it sets one, else the :class:`StartImage`).
+
+    Composition, not inheritance: a family's image-to-video variant is its text-to-video strategy and a start image.
+    """
+
+    kind = "image-to-video"
+
+    def __init__(self, text: Strategy, start: StartImage) -> None:
+        self.text, self.start = text, start
+
+    @property
+    def clip_based(self) -> bool:
+        return self.text.clip_based
+
+    @property
+    def steps(self) -> int:
+        return self.text.steps
+
+    @property
+    def guidance(self) -> float:
+        return self.text.guidance
+
+    @property
+    def makes_sound(self) -> bool:
+        return self.text.makes_sound
+
+    @property
+    def size_multiple(self) -> int | None:
+        return self.text.size_multiple
+
+    def own_size(self, spec: RenderSpec) -> tuple[int, int] | None:
+        return self.text.own_size(spec)
+
+    def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
+        conditioning = self.text.prepare(spec, plan)
+        return conditioning if "image" in conditioning else conditioning | {"image": self.start(spec, plan)}
+
+    def next_unit(self, spec: RenderSpec, remaining: list[int], batch: int) -> tuple[list[int], list[int]]:
+        return self.text.next_unit(spec, remaining, batch)
+
+    def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> Clip:
+        return self.text.run(spec, conditioning, frames, plan)
+
+
+class ImageToVideo(Clips):
+    """Stable Video Diffusion: every clip starts from the :class:`StartImage`."""
+
+    kind = "image-to-video"
 
     default_clip_frames = 14  # SVD's own clip length (SVD-XT: 25)
     min_clip_frames = 2  # SVD ramps its guidance from the first frame to the last: one frame has no ramp (and breaks its CFG)
 
     def __init__(self, context: ModelContext) -> None:
         super().__init__(context)
+        self.start = StartImage.of(context)
         settings, defaults = self.settings, self.defaults
         self.steps = settings.steps or defaults.get("default_steps", 25)
         self.guidance = settings.guidance_scale if settings.guidance_scale is not None else defaults.get("default_guidance", 3.0)
 
     def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
-        return {"image": self.start_image(spec, plan)}
+        return {"image": self.start(spec, plan)}
 
     def run(self, spec: RenderSpec, conditioning: dict[str, object], frames: list[int], plan: RenderPlan) -> Clip:
         return Clip(

@@ -22,7 +22,7 @@ from typing import Any
 
 from diffusers.pipelines.hunyuan_video1_5.pipeline_hunyuan_video1_5 import extract_glyph_texts, format_text_input
 
-from reelforge_generator.clips import Clips, FromImage
+from reelforge_generator.clips import Clips, FromImage, StartImage
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport, count_tokens, model_prompt
 from reelforge_generator.strategy import Clip, ModelContext
@@ -93,11 +93,14 @@ class HunyuanTextToVideo(Clips):
         return Clip(out.frames[0][: len(frames)])
 
 
-class HunyuanImageToVideo(FromImage, HunyuanTextToVideo):
+class HunyuanImageToVideo(FromImage):
+    """HunyuanVideo 1.5 image-to-video: its text-to-video calls from the conditioning image, at the pipeline's sizes."""
+
+    def __init__(self, context: ModelContext) -> None:
+        super().__init__(HunyuanTextToVideo(context), StartImage.of(context))
+        self.pipe = context.pipe
+
     def own_size(self, spec: RenderSpec) -> tuple[int, int]:
         """(width, height): the pipeline's bucket for the output's aspect."""
         height, width = self.pipe.video_processor.calculate_default_height_width(spec.height, spec.width, self.pipe.target_size)
         return width, height
-
-    def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
-        return super().prepare(spec, plan) | {"image": self.start_image(spec, plan)}

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from diffusers import LTX2ImageToVideoPipeline
 
-from reelforge_generator.clips import Clips, FromImage, conditioning_image
+from reelforge_generator.clips import Clips, FromImage, StartImage, conditioning_image
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport, count_tokens
 from reelforge_generator.strategy import Clip, ModelContext
@@ -150,10 +150,9 @@ class SoundTextToVideo(Clips):
         return Clip(out.frames[0][: len(frames)], audio=audio, sample_rate=self.sample_rate)
 
 
-class SoundImageToVideo(FromImage, SoundTextToVideo):
-    def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
-        """The prompt, and the conditioning image: the first character's reference image, else the segment's keyframe."""
-        conditioning = super().prepare(spec, plan)
-        if "image" in conditioning:
-            return conditioning
-        return conditioning | {"image": self.start_image(spec, plan)}
+class SoundImageToVideo(FromImage):
+    """LTX-2 image-to-video: the prompt and the conditioning image (the first character's reference image, else the
+    segment's keyframe), with its sound."""
+
+    def __init__(self, context: ModelContext) -> None:
+        super().__init__(SoundTextToVideo(context), StartImage.of(context))

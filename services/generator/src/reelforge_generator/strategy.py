@@ -73,14 +73,31 @@ class Knobs:
 
 
 class Strategy(Protocol):
-    """Every member the renderer and the handler use; :class:`Knobs` gives the defaults."""
+    """Every member the renderer and the handler use, read-only; :class:`Knobs` gives the defaults."""
 
-    kind: str  # "text-to-image", "text-to-video", "image-to-video"
-    clip_based: bool  # frames denoised jointly in clips (video models) or one image per frame
-    steps: int  # the model's denoising steps (a segment may set its own: Knobs.steps_for)
-    guidance: float
-    makes_sound: bool  # the model makes the segment's sound with its frames (LTX-2): the handler stores the track
-    size_multiple: int | None  # generation sizes are multiples of this; None: the renderer derives it from the pipeline
+    @property
+    def kind(self) -> str:
+        """ "text-to-image", "text-to-video" or "image-to-video"."""
+
+    @property
+    def clip_based(self) -> bool:
+        """Frames denoised jointly in clips (video models), or one image per frame."""
+
+    @property
+    def steps(self) -> int:
+        """The model's denoising steps (a segment may set its own: :meth:`Knobs.steps_for`)."""
+
+    @property
+    def guidance(self) -> float:
+        """The model's guidance scale (a segment may set its own: :meth:`Knobs.guidance_for`)."""
+
+    @property
+    def makes_sound(self) -> bool:
+        """The model makes the segment's sound with its frames (LTX-2): the handler stores the track."""
+
+    @property
+    def size_multiple(self) -> int | None:
+        """Generation sizes are multiples of this; None: the renderer derives it from the pipeline."""
 
     def own_size(self, spec: RenderSpec) -> tuple[int, int] | None:
         """The size this model renders at for the output's aspect, where it has sizes of its own; None: the renderer's."""

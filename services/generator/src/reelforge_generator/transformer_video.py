@@ -14,7 +14,7 @@ from typing import Any
 
 from diffusers import WanPipeline
 
-from reelforge_generator.clips import Clips, FromImage
+from reelforge_generator.clips import Clips, FromImage, StartImage
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.prompts import PROMPT_REPORT, PromptReport, count_tokens, model_prompt
 from reelforge_generator.strategy import Clip, ModelContext
@@ -76,8 +76,8 @@ class TransformerTextToVideo(Clips):
         return Clip(out.frames[0][: len(frames)])
 
 
-class TransformerImageToVideo(FromImage, TransformerTextToVideo):
+class TransformerImageToVideo(FromImage):
     """Wan 2.x image-to-video: the prompt as for text-to-video, and the conditioning image."""
 
-    def prepare(self, spec: RenderSpec, plan: RenderPlan) -> dict[str, object]:
-        return super().prepare(spec, plan) | {"image": self.start_image(spec, plan)}
+    def __init__(self, context: ModelContext) -> None:
+        super().__init__(TransformerTextToVideo(context), StartImage.of(context))
