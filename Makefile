@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PACKAGES := -e ./shared[embedded,media] -e ./services/generator -e ./services/encoder -e ./services/qa \
             -e ./services/uploader -e ./services/gateway -e .[test]
 
-.PHONY: install deploy-tools demo lint test test-fast test-deploy schema clean bench-wheels
+.PHONY: install deploy-tools demo lint test test-fast test-deploy schema generated clean bench-wheels
 
 install: $(STAMP)
 
@@ -97,6 +97,12 @@ BENCH_WHEELS := diffusers==0.42.1 transformers==5.24.0 pydantic==2.14.4 pydantic
 bench-wheels: $(STAMP)
 	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $(BENCH_WHEELS)
+
+# Every file generated from the code, written in place (README diagram and settings table, docs/metrics.md,
+# deploy/nats/auth.conf, docs/security.md's access table, the MinIO policies): after a new event, flow row, setting,
+# gate or metric. The tests check each one (tests/unit/test_docs.py, test_flow.py, test_metrics_doc.py, test_security.py).
+generated: $(STAMP)
+	$(BIN)/python scripts/regenerate.py
 
 schema: $(STAMP)
 	$(BIN)/reelforge schema > docs/events.schema.json
