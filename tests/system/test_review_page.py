@@ -3,7 +3,7 @@
 The job is submitted while no generator runs, so the page is open and following before any segment renders; the
 generator then starts beside the other services (same NATS, S3 and prefix) and the page must show the progress
 arriving over the SSE stream, not only the finished job it loads at the end. Re-rendering from the page and playing
-version 2 is tested with the hand-off film (tests/system/test_timeline.py).
+version 2 is tested with the hand-off film (tests/system/test_timeline.py); selecting a take here, on a film of takes.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from reelforge.stack import SERVICE_MODULES, local_stack
+from support.polling import poll_job
 
 pytestmark = pytest.mark.slow  # a film through every service while a browser watches
 
@@ -140,3 +141,49 @@ async def test_the_review_page_follows_a_running_job_to_its_film_and_hides_other
             ARTEFACTS.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(ARTEFACTS / "review-page-phone.png"), full_page=True)
             await browser.close()
+
+
+TAKES_BOARD = {
+    "title": "Two takes",
+    "output": {"width": 64, "height": 36},
+    "segments": [
+        {"id": "door", "prompt": "a red door", "frames": 2, "fps": 2, "takes": 2},
+        {"id": "boat", "prompt": "a green boat", "frames": 2, "fps": 2},
+    ],
+}
+
+
+async def test_a_take_selected_on_the_review_page_becomes_the_version_it_plays(overrides, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is missing: `make install` installs it"
+    async with local_stack(tmp_path / "services", **overrides, **FAST, **TOKENS) as stack:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, headers=ALICE) as client:
+            job = (await client.post("/v1/jobs", json=TAKES_BOARD)).json()["job_id"]
+            body = await poll_job(client, job, lambda b: b["status"] == "completed", attempts=6000)
+            takes = body["segments"]["1"]["takes"]
+            other = next(k for k, t in takes.items() if not t["won"])  # the take QA's policy left out of the film
+            assert body["segments"]["2"]["takes"] == {}  # one take: nothing to choose
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+            await page.goto(f"{stack.gateway_url}/review/{job}")
+            await page.fill("#token", "tok-alice-secret")
+            await page.click("#login button")
+            player = page.locator("#player")
+            await expect(player).to_have_attribute("data-version", "1")
+            # Each checked take not in the film has its button; the take in the film and a single-take segment have none.
+            await expect(page.locator('#segments .card[data-index="1"] .select-take')).to_have_text([f"use take {other}"])
+            await expect(page.locator('#segments .card[data-index="2"] .select-take')).to_have_count(0)
+            await page.locator('#segments .card[data-index="1"] .select-take').click()
+            await expect(player).to_have_attribute("data-version", "2", timeout=300_000)
+            await expect(page.locator("#status")).to_contain_text("completed")
+            assert "/v2/" in await player.get_attribute("src")
+            # The film's version 2 has that take, and the page offers the one it replaced instead.
+            await expect(page.locator('#segments .card[data-index="1"] .select-take')).to_have_count(1)
+            assert await page.locator('#segments .card[data-index="1"] .select-take').inner_text() != f"use take {other}"
+            await browser.close()
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, headers=ALICE) as client:
+            body = (await client.get(f"/v1/jobs/{job}")).json()
+            assert body["segments"]["1"]["takes"][other]["won"] is True

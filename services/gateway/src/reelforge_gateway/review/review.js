@@ -96,6 +96,13 @@ function cards() {
       b.addEventListener("click", () => { $("player").src = url; $("player").dataset.version = ""; $("player").play().catch(() => {}); }); takes.append(b); };
     if (media.video) play(`play take ${seg.attempt}`, media.video);
     for (const take of media.takes || []) play(`play take ${take.attempt}`, take.url);
+    // Takes rendered side by side (takes: N, variants): any checked take not in the film can be put in (a new version).
+    for (const [k, take] of Object.entries(seg.takes || {}).sort((a, b) => a[0] - b[0])) {
+      if (take.won || take.qa_passed === null || take.qa_passed === undefined) continue;
+      const b = document.createElement("button"); b.type = "button"; b.className = "select-take";
+      b.textContent = `use take ${k}`; b.title = take.reason || "";
+      b.addEventListener("click", () => selectTake(n, k)); takes.append(b);
+    }
     card.querySelector(".rerender").addEventListener("submit", (e) => rerender(e, n));
     root.append(card);
   }
@@ -111,6 +118,13 @@ async function rerender(event, n) {
     job = await (await api(`/segments/${n}/rerender`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).json();
     setStatus(); follow();
   } catch (error) { $("status").textContent = `Re-render refused: ${error.message}`; }
+}
+
+async function selectTake(n, k) {
+  try {
+    job = await (await api(`/segments/${n}/takes/${k}/select`, { method: "POST" })).json();
+    setStatus(); follow();
+  } catch (error) { $("status").textContent = `Take refused: ${error.message}`; }
 }
 
 async function follow() {  // the job's SSE stream, read with fetch (EventSource cannot send the token)
