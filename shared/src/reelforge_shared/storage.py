@@ -11,7 +11,9 @@ import io
 import json
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -400,6 +402,45 @@ class ObjectStore:
     def url(self, bucket: str, key: str, expires: timedelta = timedelta(days=7), method: str = "GET") -> str:
         """A presigned URL (the longest S3 allows is 7 days); the signature binds the method (GET or HEAD)."""
         return self.client.get_presigned_url(method, bucket, key, expires=expires)
+
+
+@dataclass(slots=True)
+class ReadOnce(ObjectStore):
+    """An ``ObjectStore`` whose reads of the keys named up front were made once, side by side (``read``), and are answered
+    from memory: a handler that reads dozens of small objects (a job report) pays one round trip instead of one each.
+    Keys not named, and every write, go to the server."""
+
+    bucket: str = ""
+    found: dict[str, bytes | None] = field(default_factory=dict)  # None: the object is missing
+
+    @classmethod
+    def read(cls, store: ObjectStore, bucket: str, keys: Iterable[str], threads: int = 16) -> ReadOnce:
+        wanted = list(dict.fromkeys(keys))
+
+        def get(key: str) -> bytes | None:
+            try:
+                return store.get_bytes(bucket, key)
+            except S3Error as exc:
+                if exc.code in _MISSING:
+                    return None
+                raise
+
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(wanted)))) as pool:
+            return cls(store.client, bucket, dict(zip(wanted, pool.map(get, wanted), strict=True)))
+
+    def _known(self, bucket: str, key: str) -> bool:
+        return bucket == self.bucket and key in self.found
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        if not self._known(bucket, key):
+            return ObjectStore.get_bytes(self, bucket, key)
+        data = self.found[key]
+        if data is None:
+            raise PermanentError(f"{key} is not stored in {bucket}")
+        return data
+
+    def exists(self, bucket: str, key: str) -> bool:
+        return self.found[key] is not None if self._known(bucket, key) else ObjectStore.exists(self, bucket, key)
 
 
 class _transient:

@@ -4,6 +4,7 @@ timestamps, a keyframe where every segment (or transition) starts, and untouched
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -130,7 +131,10 @@ def test_film_is_joined_by_copy_with_only_transitions_encoded(
     assert set(np.flatnonzero(film_packets != own_packets)) <= {4, 5, 6, *range(9, 15)}
     stats = [segment_film_stats(p, 8) for p in segments]
     stats = [SegmentFilmStats.from_bytes(s.to_bytes()) for s in stats]
+    assert all(s.descriptor is not None for s in stats)  # kept by segment QA: film QA does not describe them again
     whole = check_film(videos, film=tmp_path / "film.mp4")
+    older = [dataclasses.replace(s, descriptor=None) for s in stats]  # kept before descriptors were: described here
+    assert check_film(videos, film=tmp_path / "film.mp4", stats=older).model_dump() == whole.model_dump()
     decoded_windows: list[tuple[int, int]] = []
     decode = film_checks.read_windows
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from reelforge_qa import transitions as tr
 from reelforge_qa.continuity import Described, character_checks, light_checks, light_score, location_checks
-from reelforge_qa.descriptors import describe
+from reelforge_qa.descriptors import Descriptor, describe
 from reelforge_qa.film_models import Boundary, FilmQaReport, Finding, SegmentLight
 from reelforge_qa.film_subject import Subject, describe_subject
 from reelforge_qa.frames import ColourSample, colour_sample, sample_indices
@@ -141,11 +141,13 @@ def _describe(
     embedder: Embedder | None,
     embedding_frames: int,
     subjects: Sequence[Subject | None],
+    descriptors: Sequence[Descriptor | None],
 ) -> tuple[list[Described], list[SegmentLight], list[float]]:
-    """Descriptors, light and start time of each segment (film time: the sum of the durations before it)."""
+    """Descriptors (the ones segment QA kept, else made here), light and start time of each segment (film time: the sum of
+    the durations before it)."""
     items, lights, starts, t = [], [], [], 0.0
-    for seg, sample, subject in zip(segments, samples, subjects, strict=True):
-        descriptor = describe(sample.frames)
+    for seg, sample, subject, kept in zip(segments, samples, subjects, descriptors, strict=True):
+        descriptor = kept or describe(sample.frames)
         if seg.characters and subject is None:
             subject = describe_subject(sample.frames)
         subject_embedding = None
@@ -238,7 +240,8 @@ def check_film(
     else:
         samples = [colour_sample(s.path, thresholds.sample_frames) for s in segments]
     subjects = [s.subject for s in stats] if stats is not None else [None] * len(segments)
-    items, lights, starts = _describe(segments, samples, embedder, thresholds.embedding_frames, subjects)
+    descriptors = [s.descriptor for s in stats] if stats is not None else [None] * len(segments)
+    items, lights, starts = _describe(segments, samples, embedder, thresholds.embedding_frames, subjects, descriptors)
     frames = None
     if film is not None:
         frames = _film_around_joins(film, stats, segments, starts) if stats is not None else None

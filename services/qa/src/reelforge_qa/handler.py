@@ -11,6 +11,7 @@ Reports are stored under deterministic keys and checked first, so a redelivery r
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reelforge_qa.film_checks import FilmThresholds, SegmentVideo, check_film
+from reelforge_qa.film_checks import FilmThresholds, check_film
+from reelforge_qa.film_plan import FilmCheckPlan, plan_film_check
 from reelforge_qa.film_regenerate import ContinuityRedo, continuity_redos, middle_frame_png
 from reelforge_qa.gates import RERENDER_GATES, Thresholds
 from reelforge_qa.job_report import Regeneration, Take, build_job_report, check_scores, delivered_takes
@@ -39,7 +41,7 @@ from reelforge_shared.events import (
 from reelforge_shared.metrics import QA_GATES
 from reelforge_shared.shots import keep_passed_shot
 from reelforge_shared.specs import render_spec
-from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storage import Keys, ObjectStore, ReadOnce
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
 
@@ -101,51 +103,20 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
 
 
 def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
-    """Check the film as a whole and write the job report; the JSON is written last and marks it done."""
-    job = event.job_id
-    report_key, html_key = Keys.report(job, event.version), Keys.report_html(job, event.version)
-    if not deps.store.exists(deps.bucket, report_key):
-        board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
-        takes = {t.index: t for t in delivered_takes(deps.store, deps.bucket, event, board)}
-        stat_keys = [Keys.segment_film_stats(job, n, takes[n].attempt, takes[n].take) for n in range(1, len(board.segments) + 1)]
-        # Kept by segment QA: then no segment is decoded again, and the film only around its joins.
-        stats = None
-        with tempfile.TemporaryDirectory(prefix="reelforge-qa-film-") as tmp, ThreadPoolExecutor(max_workers=8) as pool:
-            film_download = pool.submit(deps.store.get_file, deps.bucket, event.film_key, Path(tmp, "final.mp4"))
-            if all(pool.map(lambda k: deps.store.exists(deps.bucket, k), stat_keys)):  # S3 waits: side by side
-                stats = list(pool.map(lambda k: SegmentFilmStats.from_bytes(deps.store.get_bytes(deps.bucket, k)), stat_keys))
-            film = film_download.result()
-            segments = []
-            for n, seg in enumerate(board.segments, start=1):
-                path = Path(tmp, f"{n:03d}.mp4")
-                if stats is None:
-                    deps.store.get_file(deps.bucket, takes[n].video_key, path)
-                cast, join = tuple(seg.characters), seg.transition
-                segments.append(SegmentVideo(path, seg.id, cast, seg.location, join.type, join.duration))
-            film_qa = check_film(segments, deps.film_thresholds, film=film, embedder=deps.embedder, stats=stats)
-            if stats is not None:
-                thumbnails = {s.segment_id: st.strip for s, st in zip(segments, stats, strict=True)}
-            else:
-                thumbnails = {s.segment_id: thumbnail_strip(s.path) for s in segments}
-        job_report = build_job_report(deps.store, deps.bucket, event, film_qa)
-        attempts = {t.segment_id: t.attempt for t in takes.values()}
-        scores, index_of = check_scores(film_qa), {seg.id: n for n, seg in enumerate(board.segments, start=1)}
-        job_report.regenerations += [
-            _regeneration(deps, job, board, takes, index_of, r, event.version, scores.get(r.check))
-            for r in continuity_redos(film_qa, attempts, deps.max_attempts)
-            # A random-weights model renders noise: no new seed makes it continuous (the tests' and demo's tiny models).
-            if not (takes[index_of[r.segment_id]].model or {}).get("random_weights")
-        ]
-        deps.store.put_bytes(deps.bucket, html_key, render_html(job_report, thumbnails).encode(), "text/html; charset=utf-8")
-        deps.store.put_json(deps.bucket, report_key, job_report.model_dump(mode="json"))
-    report = deps.store.get_json(deps.bucket, report_key)
-    board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
+    """Check the film as a whole and write the job report (unless it is stored); ask again for segments whose continuity
+    broke, and pass the film on."""
+    board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(event.job_id)))
+    plan = plan_film_check(event, board)
+    if deps.store.exists(deps.bucket, plan.report_key):
+        report, meta = deps.store.get_json(deps.bucket, plan.report_key), _meta(deps.store, deps.bucket, plan.meta_key)
+    else:
+        report, meta = check_and_report(plan, event, board, deps)
     # Continuity drives regeneration: the same path as the API's re-render of one segment (a new film version).
     # The event id is fixed per film version and segment, so a redelivered film.encoded asks once.
     redos: list[Event] = [
         SegmentRerenderRequested.follow(
             event,
-            event_id=f"{job}-v{event.version}-continuity-{r['index']:03d}",
+            event_id=f"{plan.job_id}-v{event.version}-continuity-{r['index']:03d}",
             index=r["index"],
             reason=r["reason"],
             seed=r.get("seed") or render_spec(board, r["index"], event.delivered_attempt(r["index"]) + 1).seed,
@@ -164,11 +135,44 @@ def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
             width=event.width,
             height=event.height,
             passed=bool((report.get("film_qa") or {}).get("passed")),
-            deliverables=_deliverables(deps, job, event.version),
-            report_key=report_key,
-            report_html_key=html_key,
+            deliverables=dict(meta.get("deliverables") or {}),
+            report_key=plan.report_key,
+            report_html_key=plan.html_key,
         )
     ]
+
+
+def check_and_report(plan: FilmCheckPlan, event: FilmEncoded, board: Storyboard, deps: QaDeps) -> tuple[dict, dict]:
+    """Execute the plan: read what it names side by side while the film downloads, check the film (from the segments'
+    kept statistics when all are kept: then no segment is decoded again, and the film only around its joins), and
+    write the report, the HTML first: the JSON marks it done. Returns the report and the film's metadata."""
+    with tempfile.TemporaryDirectory(prefix="reelforge-qa-film-") as tmp, ThreadPoolExecutor(max_workers=2) as pool:
+        film_download = pool.submit(deps.store.get_file, deps.bucket, plan.film_key, Path(tmp, "final.mp4"))
+        store = ReadOnce.read(deps.store, deps.bucket, plan.reads + plan.stats_keys)
+        kept = [store.found[k] for k in plan.stats_keys]
+        stats = [SegmentFilmStats.from_bytes(data) for data in kept if data is not None] if all(kept) else None
+        segments = [dataclasses.replace(s, path=Path(tmp, s.path)) for s in plan.segments]
+        if stats is None:
+            list(pool.map(lambda s, key: deps.store.get_file(deps.bucket, key, s.path), segments, plan.video_keys))
+        film_qa = check_film(segments, deps.film_thresholds, film=film_download.result(), embedder=deps.embedder, stats=stats)
+        if stats is not None:
+            thumbnails = {s.segment_id: st.strip for s, st in zip(segments, stats, strict=True)}
+        else:
+            thumbnails = {s.segment_id: thumbnail_strip(s.path) for s in segments}
+    job_report = build_job_report(store, deps.bucket, event, film_qa)
+    takes = {t.index: t for t in delivered_takes(store, deps.bucket, event, board)}
+    attempts = {t.segment_id: t.attempt for t in takes.values()}
+    scores, index_of = check_scores(film_qa), plan.index_of
+    job_report.regenerations += [
+        _regeneration(deps, plan.job_id, board, takes, index_of, r, event.version, scores.get(r.check))
+        for r in continuity_redos(film_qa, attempts, deps.max_attempts)
+        # A random-weights model renders noise: no new seed makes it continuous (the tests' and demo's tiny models).
+        if not (takes[index_of[r.segment_id]].model or {}).get("random_weights")
+    ]
+    report = job_report.model_dump(mode="json")
+    deps.store.put_bytes(deps.bucket, plan.html_key, render_html(job_report, thumbnails).encode(), "text/html; charset=utf-8")
+    deps.store.put_json(deps.bucket, plan.report_key, report)
+    return report, _meta(store, deps.bucket, plan.meta_key)
 
 
 def _regeneration(
@@ -211,8 +215,6 @@ def _regeneration(
     )
 
 
-def _deliverables(deps: QaDeps, job: str, version: int = 1) -> dict[str, str]:
-    """Renditions the encoder made beside the film (listed in its metadata object)."""
-    meta_key = Keys.film_meta(job, version)
-    meta = deps.store.get_json(deps.bucket, meta_key) if deps.store.exists(deps.bucket, meta_key) else {}
-    return dict(meta.get("deliverables") or {})
+def _meta(store: ObjectStore, bucket: str, key: str) -> dict[str, Any]:
+    """The encoder's metadata of the film (its renditions under ``deliverables``); empty when it wrote none."""
+    return dict(store.get_json(bucket, key)) if store.exists(bucket, key) else {}

@@ -4,8 +4,9 @@ Segment QA decodes each segment as it arrives; the same pass keeps, for the film
 
 - the colour sample (evenly spaced frames and the frames at both ends: ``frames.ColourSample``),
 - every frame as a 64x36 thumbnail (``transitions.THUMB``): cuts and flash frames over the film,
-- the report's thumbnail strip (JPEG).
-
+- the report's thumbnail strip (JPEG),
+- the continuity descriptor of the colour sample (``descriptors.describe``): film QA compares the segments' own instead of
+  describing every segment again on the film's tail,
 - a digest of every frame's coded packet and of the stream's codec setup (``packet_digests``).
 
 They are stored beside the segment's QA report as one ``.npz`` (no pickles). The film is joined by
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import av
 import cv2
 import numpy as np
 
+from reelforge_qa.descriptors import Descriptor, describe
 from reelforge_qa.film_subject import Subject, describe_subject
 from reelforge_qa.frames import COLOUR_WIDTH, EDGE, ColourSample, sample_indices, small_size
 from reelforge_qa.transitions import THUMB
@@ -43,6 +45,7 @@ class SegmentFilmStats:
     subject: Subject  # the character, localised in the sampled frames (film_subject)
     packets: np.ndarray | None = None  # (frames,) uint64: digest of each frame's packet, in presentation order
     setup: int | None = None  # digest of the stream's codec setup (SPS/PPS): packets decode alike only under the same
+    descriptor: Descriptor | None = None  # describe(sample.frames); None: kept before descriptors were, or of another shape
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -60,6 +63,7 @@ class SegmentFilmStats:
             subject_texture=subject.texture,
             subject_boxes=np.array(subject.boxes, np.int32).reshape(-1, 4),
             **self._digests(),
+            **_descriptor_arrays(self.descriptor),
         )
         return buffer.getvalue()
 
@@ -75,7 +79,7 @@ class SegmentFilmStats:
             boxes = [(int(a), int(b), int(c), int(d)) for a, b, c, d in z["subject_boxes"]]
             subject = Subject(found, height, aspect, z["subject_colour"], z["subject_texture"], boxes)
             packets, setup = (z["packets"], int(z["setup"][0])) if "packets" in z.files else (None, None)
-            return cls(sample, z["thumbs"], z["strip"].tobytes(), subject, packets, setup)
+            return cls(sample, z["thumbs"], z["strip"].tobytes(), subject, packets, setup, _descriptor_of(z))
 
 
 def segment_film_stats(path: Path, sample_count: int) -> SegmentFilmStats:
@@ -97,7 +101,35 @@ def segment_film_stats(path: Path, sample_count: int) -> SegmentFilmStats:
     strip = np.hstack([cv2.resize(f, (width, STRIP_HEIGHT), interpolation=cv2.INTER_AREA) for f in strip_picks])
     ok, data = cv2.imencode(".jpg", strip, [cv2.IMWRITE_JPEG_QUALITY, 80])
     packets, setup = packet_digests(path)
-    return SegmentFilmStats(sample, thumbs, data.tobytes() if ok else b"", describe_subject(sample.frames), packets, setup)
+    subject, descriptor = describe_subject(sample.frames), describe(sample.frames)
+    return SegmentFilmStats(sample, thumbs, data.tobytes() if ok else b"", subject, packets, setup, descriptor)
+
+
+DESCRIPTOR = "descriptor_"  # prefix of the descriptor's arrays in the .npz, one per field of Descriptor
+
+
+def _descriptor_arrays(descriptor: Descriptor | None) -> dict[str, Any]:
+    """The descriptor as arrays, one per field (None fields left out), and the list of its fields."""
+    if descriptor is None:
+        return {}
+    arrays: dict[str, Any] = {f"{DESCRIPTOR}fields": np.array([f.name for f in fields(Descriptor)])}
+    for f in fields(descriptor):
+        if (value := getattr(descriptor, f.name)) is not None:
+            arrays[DESCRIPTOR + f.name] = np.asarray(value)
+    return arrays
+
+
+def _descriptor_of(z: Any) -> Descriptor | None:
+    """The stored descriptor, or None when there is none or it has other fields than ``Descriptor`` now has (kept by an
+    older segment QA: film QA describes that segment again)."""
+    names = [f.name for f in fields(Descriptor)]
+    if f"{DESCRIPTOR}fields" not in z.files or list(z[f"{DESCRIPTOR}fields"]) != names:
+        return None
+    values: dict[str, Any] = {}
+    for name in names:
+        array = z[DESCRIPTOR + name] if DESCRIPTOR + name in z.files else None
+        values[name] = None if array is None else float(array) if array.ndim == 0 else array
+    return Descriptor(**values)
 
 
 def _digest(data: bytes) -> int:
