@@ -32,10 +32,12 @@ from reelforge_shared.flow import event_subject
 from reelforge_shared.storage import Keys
 from support.faults import (
     API_TOKEN,
+    OBSERVER,
     SERVICES,
     System,
     check_job,
     log_lines,
+    nats_authorization_for,
     s3_identities,
     storyboard,
     stream_events,
@@ -43,13 +45,17 @@ from support.faults import (
 )
 
 pytestmark = pytest.mark.timeout(900)
+PREFIX = "f" + uuid.uuid4().hex[:8]  # the module's one prefix: its NATS users' permissions name it
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, EmbeddedServer]]:
     """A nats-server and an S3 server of this module's own: the tests restart and stop them."""
     root = tmp_path_factory.mktemp("fault-servers")
-    found = {"nats": start_nats(root / "nats"), "s3": start_s3(root / "s3", identities=s3_identities())}
+    found = {
+        "nats": start_nats(root / "nats", extra=nats_authorization_for(PREFIX)),  # the generated users and rights
+        "s3": start_s3(root / "s3", identities=s3_identities()),
+    }
     yield found
     for server in found.values():
         server.stop()
@@ -57,9 +63,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Embe
 
 @pytest.fixture(scope="module")
 def system(servers: dict[str, EmbeddedServer], model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    prefix = "f" + uuid.uuid4().hex[:8]
     env = {"REELFORGE_MODEL_CACHE_DIR": str(model_cache), "REELFORGE_DRAIN_S": "2"}
-    system = System(tmp_path_factory.mktemp("fault-workers"), servers["nats"].url, servers["s3"].url, prefix, env)
+    system = System(tmp_path_factory.mktemp("fault-workers"), servers["nats"].url, servers["s3"].url, PREFIX, env)
     system.start_all()
     yield system
     system.stop_all()
@@ -135,7 +140,7 @@ def test_sigterm_drains_the_generator_and_the_next_one_resumes(system: System) -
 
 def test_poison_on_every_subject_is_dead_lettered_and_the_job_goes_on(system: System) -> None:
     async def poison() -> None:
-        nc = await nats.connect(system.nats_url)
+        nc = await nats.connect(system.nats_url, **OBSERVER)
         js = nc.jetstream()
         for subject in EVENTS_BY_SUBJECT:  # a failure's subject names its stage: segment.failed.poison
             staged = ".poison" if event_subject(f"{subject}.poison") == subject else ""
@@ -178,7 +183,7 @@ def test_poison_on_every_subject_is_dead_lettered_and_the_job_goes_on(system: Sy
 
 
 async def _consumers(system: System) -> set[tuple[str, str]]:
-    nc = await nats.connect(system.nats_url)
+    nc = await nats.connect(system.nats_url, **OBSERVER)
     infos = await nc.jetstream().consumers_info(system.prefix.upper())
     await nc.close()
     return {

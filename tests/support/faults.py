@@ -23,7 +23,7 @@ from typing import Any
 import nats
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from reelforge_shared.access import seaweedfs_identities
+from reelforge_shared.access import nats_authorization, seaweedfs_identities
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, find_binary, free_port
 from reelforge_shared.flow import event_subject
 from reelforge_shared.storage import DeliveryKeys, ObjectStore
@@ -32,6 +32,17 @@ SERVICES = ("gateway", "generator", "encoder", "qa", "uploader")
 API_TOKEN = "fault-drill-token"
 # Each worker runs under its own S3 identity (a worker refuses the built-in key); the S3 server knows them all.
 WORKER_KEYS = {name: (f"fault-{name}", f"fault-{name}-{uuid.uuid4().hex}") for name in SERVICES}
+
+
+# Each worker connects as its own NATS user, bootstrap as admin, the checks from outside as admin too: a server
+# started with nats_authorization(prefix) holds those users (one without authorization ignores the credentials).
+NATS_PASSWORDS = {name: f"fault-{name}-{uuid.uuid4().hex}" for name in (*SERVICES, "downstream", "admin")}
+OBSERVER = {"user": "admin", "password": NATS_PASSWORDS["admin"]}
+
+
+def nats_authorization_for(prefix: str) -> str:
+    """The nats-server ``authorization`` block of the generated identities for this prefix, with the drill's passwords."""
+    return nats_authorization(prefix, NATS_PASSWORDS)
 
 
 def s3_identities() -> list[dict]:
@@ -105,6 +116,8 @@ class System:
                 "REELFORGE_S3_ENDPOINT": self.s3_endpoint,
                 "REELFORGE_S3_ACCESS_KEY": WORKER_KEYS[name][0],
                 "REELFORGE_S3_SECRET_KEY": WORKER_KEYS[name][1],
+                "REELFORGE_NATS_USER": name,
+                "REELFORGE_NATS_PASSWORD": NATS_PASSWORDS[name],
                 "REELFORGE_SUBJECT_PREFIX": self.prefix,
                 "REELFORGE_WORK_BUCKET": self.work_bucket,
                 "REELFORGE_DELIVERY_BUCKET": self.delivery_bucket,
@@ -132,7 +145,8 @@ class System:
         if not self.workers:  # buckets, stream and job store, made with the admin identity as a deploy does
             for bucket in (self.work_bucket, self.delivery_bucket):
                 self.store().ensure_bucket(bucket)
-            done = subprocess.run([find_binary("reelforge"), "bootstrap"], env=env, capture_output=True, text=True, timeout=120)
+            admin = env | {"REELFORGE_NATS_USER": "admin", "REELFORGE_NATS_PASSWORD": NATS_PASSWORDS["admin"]}
+            done = subprocess.run([find_binary("reelforge"), "bootstrap"], env=admin, capture_output=True, text=True, timeout=120)
             assert done.returncode == 0, f"reelforge bootstrap failed ({done.returncode}): {done.stdout}{done.stderr}"
         cmd = [find_binary("reelforge"), "worker", name]
         proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
@@ -193,7 +207,7 @@ class System:
 
 async def stream_events(nats_url: str, prefix: str, job_id: str | None = None) -> list[tuple[str, dict[str, Any]]]:
     """Every message stored in the stream (``(subject without prefix, body)``), oldest first; one job's if given."""
-    nc = await nats.connect(nats_url.split(","))
+    nc = await nats.connect(nats_url.split(","), **OBSERVER)
     js = nc.jetstream()
     stream = prefix.upper().replace("-", "_")
     info = await js.stream_info(stream)
