@@ -82,6 +82,7 @@ def test_the_one_command_runs_every_model_and_lever_on_the_cpu(tmp_path: Path) -
     assert (tmp_path / "bench" / "generator.env").exists()
 
 
+@pytest.mark.slow  # renders the first video model of the benchmark
 def test_a_short_budget_keeps_the_first_model_and_records_what_it_dropped(tmp_path: Path) -> None:
     report = _bench(tmp_path / "bench", "--budget-s", "0", "--video-models", f"{WAN22.name},{LTX2.name}")
     first, second = report["video"]["models"]

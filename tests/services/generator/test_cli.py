@@ -26,6 +26,7 @@ def env(monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> None:
     monkeypatch.setenv("REELFORGE_GENERATOR_STEPS", "2")
 
 
+@pytest.mark.slow  # renders and encodes a segment through the CLI
 def test_generate_renders_one_segment_to_an_mp4(env: None, tmp_path: Path) -> None:
     out = tmp_path / "clips" / "segment.mp4"
     result = CliRunner().invoke(
@@ -63,6 +64,7 @@ def test_generate_with_a_model_that_cannot_load_exits_1(env: None, tmp_path: Pat
     assert not (tmp_path / "s.mp4").exists()
 
 
+@pytest.mark.slow  # the benchmark command on the tiny model
 def test_bench_on_the_cpu_compares_seed_001_settings_with_the_generator(env: None, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,

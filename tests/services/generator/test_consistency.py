@@ -21,6 +21,8 @@ from reelforge_tiny import MARKER, resolve_model
 from support.factories import make_renderer
 from support.media import pixels
 
+pytestmark = pytest.mark.slow  # renders the tiny SD, SVD, Wan and HunyuanVideo models many times: minutes on two cores
+
 SPEC = RenderSpec(
     prompt="a man in a blue shirt in a field",
     negative_prompt="blurry",

@@ -21,6 +21,8 @@ from reelforge_tiny import resolve_model
 from reelforge_tiny.hunyuan import prompt_budget
 from support.media import pixels
 
+pytestmark = pytest.mark.slow  # builds and renders every family's tiny model (ten pipelines): minutes on two cores
+
 SPEC = RenderSpec(
     prompt="a man in a blue shirt plants a sapling",
     negative_prompt="blurry",

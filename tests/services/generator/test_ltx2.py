@@ -34,6 +34,8 @@ from reelforge_shared.storyboard import parse_storyboard
 from reelforge_tiny import resolve_model
 from support.factories import make_renderer
 
+pytestmark = pytest.mark.slow  # builds the tiny LTX-2 (video and sound) and renders a film with it: minutes on two cores
+
 STORYBOARD = {
     "output": {"width": 64, "height": 36},
     "segments": [

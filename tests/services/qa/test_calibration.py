@@ -17,6 +17,8 @@ from reelforge_qa.calibration import CASES, CLEAN, FPS, FRAMES, Outcome, build, 
 from reelforge_qa.film_checks import check_film
 from reelforge_qa.transitions import detect_cuts, read_film
 
+pytestmark = pytest.mark.slow  # encodes and scores the thirteen calibration films (every gate and check on each)
+
 CASE_NAMES = [c.name for c in CASES]
 # Ground truth of the films: a cut s1->s2 (frame 8, one place, re-framed) and s3->s4 (frame 24, field to barn);
 # s2->s3 and s4->s5 are 1 s dissolves (4 frames), except in "hard_cut", where s4->s5 is a cut at frame 32.
