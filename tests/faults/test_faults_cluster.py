@@ -20,22 +20,24 @@ import pytest
 
 from reelforge_shared.embedded import EmbeddedServer, start_nats_cluster, start_s3
 from reelforge_shared.jobs import BUCKET as LEDGER_BUCKET
-from support.faults import System, check_job, s3_identities, storyboard, wait_for_event
+from support.faults import OBSERVER, System, check_job, nats_authorization_for, s3_identities, storyboard, wait_for_event
 
 pytestmark = pytest.mark.timeout(900)
+PREFIX = "c" + uuid.uuid4().hex[:8]  # the module's one prefix: its NATS users' permissions name it
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[EmbeddedServer], EmbeddedServer]]:
     root = tmp_path_factory.mktemp("cluster")
-    nodes, s3 = start_nats_cluster(root / "nats"), start_s3(root / "s3", identities=s3_identities())
+    nodes = start_nats_cluster(root / "nats", extra=nats_authorization_for(PREFIX))  # the generated users and rights
+    s3 = start_s3(root / "s3", identities=s3_identities())
     yield nodes, s3
     for server in [*nodes, s3]:
         server.stop()
 
 
 async def _stream_state(url: str, stream: str) -> tuple[str, int]:
-    nc = await nats.connect(url.split(","))
+    nc = await nats.connect(url.split(","), **OBSERVER)
     js = nc.jetstream()
     for _ in range(100):  # the cluster elects the stream's leader shortly after it is created
         info = await js.stream_info(stream)
@@ -54,7 +56,7 @@ def test_stream_leader_killed_mid_job(cluster, model_cache: Path, tmp_path_facto
         tmp_path_factory.mktemp("cluster-workers"),
         urls,
         s3.url,
-        "c" + uuid.uuid4().hex[:8],
+        PREFIX,
         {"REELFORGE_MODEL_CACHE_DIR": str(model_cache), "REELFORGE_STREAM_REPLICAS": "3"},
     )
     try:

@@ -180,8 +180,11 @@ def start_nats(data_dir: Path, port: int | None = None, config: str | None = Non
     return EmbeddedServer("nats", f"nats://127.0.0.1:{port}", proc, log, cmd)
 
 
-def start_nats_cluster(data_dir: Path, size: int = 3) -> list[EmbeddedServer]:
-    """``size`` clustered nats-servers on loopback ports (``server.url`` of each; all of them joined by commas)."""
+def start_nats_cluster(data_dir: Path, size: int = 3, extra: str = "") -> list[EmbeddedServer]:
+    """``size`` clustered nats-servers on loopback ports (``server.url`` of each; all of them joined by commas).
+
+    ``extra`` is appended to each node's config, as for :func:`start_nats` (the clients' users and permissions).
+    """
     ports = [(free_port(), free_port()) for _ in range(size)]
     procs = []
     for i, (port, cluster_port) in enumerate(ports):
@@ -190,7 +193,7 @@ def start_nats_cluster(data_dir: Path, size: int = 3) -> list[EmbeddedServer]:
         config = nats_config(node / "jetstream", port, name=f"n{i + 1}", cluster_port=cluster_port, routes=routes)
         procs.append((node, port, config))
     # One after the other from this thread: PR_SET_PDEATHSIG ends a server when the THREAD that started it exits.
-    return [start_nats(node, port, config) for node, port, config in procs]
+    return [start_nats(node, port, config, extra) for node, port, config in procs]
 
 
 def start_s3(data_dir: Path, identities: list[dict] | None = None) -> EmbeddedServer:
