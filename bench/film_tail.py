@@ -13,7 +13,7 @@ the same segment files on the same machine.
 
 ``--repeat N`` times the tail N times on the same segments (film versions 1..N, as re-renders make
 them): on a shared machine the spread says how much of a figure is the machine. ``--profile`` writes
-a cProfile of the last tail run.
+a cProfile of the last tail run and prints the tail's parts from it (``PARTS``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import io
 import json
 import os
 import platform
+import pstats
 import sys
 import tempfile
 import time
@@ -69,6 +70,36 @@ def frames(n: int, count: int, width: int, height: int) -> list[bytes]:
         Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8)).save(buffer, format="PNG")
         out.append(buffer.getvalue())
     return out
+
+
+# The tail's parts, read from the profile of a run (main thread, cumulative): (label, file, function).
+PARTS = [
+    ("encoder: fetch pieces and stored transitions", "reelforge_encoder/handler.py", "_film_pieces"),
+    ("encoder: fetch sounds", "reelforge_encoder/handler.py", "_film_sounds"),
+    ("encoder: join, renditions, thumbnail, metadata", "reelforge_encoder/film_assembly.py", "make_film"),
+    ("encoder: film step in all", "reelforge_encoder/handler.py", "handle_film"),
+    ("QA: reads side by side", "reelforge_shared/storage.py", "read"),
+    ("QA: check_film", "reelforge_qa/film_checks.py", "check_film"),
+    ("QA:   describe (kept descriptors: only the embedding)", "reelforge_qa/film_checks.py", "_describe"),
+    ("QA:   joins (film packets, windows decoded)", "reelforge_qa/film_checks.py", "_film_around_joins"),
+    ("QA:   characters", "reelforge_qa/continuity.py", "character_checks"),
+    ("QA:   locations", "reelforge_qa/continuity.py", "location_checks"),
+    ("QA: job report", "reelforge_qa/job_report.py", "build_job_report"),
+    ("QA: report HTML", "reelforge_qa/report_html.py", "render_html"),
+    ("QA: film step in all", "reelforge_qa/handler.py", "handle_film"),
+    ("delivery: film step in all", "reelforge_uploader/handler.py", "handle_film"),
+]
+
+
+def parts(profile: Path) -> dict[str, float]:
+    """Cumulative seconds of each of PARTS in a cProfile dump (waits for threads and ffmpeg included)."""
+    stats = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
+    found = {}
+    for label, file, name in PARTS:
+        times = [v[3] for (path, _, func), v in stats.items() if path.endswith(file) and func == name]
+        if times:
+            found[label] = round(max(times), 2)
+    return found
 
 
 def main() -> int:
@@ -192,6 +223,11 @@ def main() -> int:
             f"(encoder film {run_['tail_encoder_film_s']} s, film QA {run_['tail_film_qa_s']} s, "
             f"delivery {run_['tail_delivery_s']} s)"
         )
+    if args.profile:
+        figures["parts_of_last_run"] = parts(args.profile)
+        print(f"parts of tail {len(runs)} (profiled, cumulative s):")
+        for label, seconds in figures["parts_of_last_run"].items():
+            print(f"  {label}: {seconds:.2f}")
     print(f"floor (ffmpeg -f concat -c copy of the same {len(board.segments)} segments): {floor:.3f} s")
     print(f"ratio tail / floor: {tail / floor:.1f}")
     if args.json:

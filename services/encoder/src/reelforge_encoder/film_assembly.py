@@ -6,7 +6,7 @@ and a resolver that turns the storyboard's file references (audio, music, logo) 
 
 from __future__ import annotations
 
-import shutil
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,6 +63,7 @@ def make_film(
     pieces: dict[str, list[list[Path | None]]] | None = None,
     sounds: list[Path | None] | None = None,
     spans: dict[str, dict[int, Path]] | None = None,
+    ready: Callable[[str, Path], object] | None = None,
 ) -> FilmResult:
     """Film (``work/final.mp4``) and renditions from the encoded segments, in storyboard order.
 
@@ -72,8 +73,10 @@ def make_film(
     already, as the segments were); otherwise the segment files are encoded again as pieces
     (``compile_film``). ``sounds`` are the segments' sounds (``sound_of_segment``, made as they were
     encoded); without them each is made here from the segment file's own audio and the storyboard.
-    A rendition over the size budget is encoded again with the rate capped.
+    A rendition over the size budget is encoded again with the rate capped. ``ready`` is called with each deliverable
+    (``film``, a rendition's name, ``thumbnail``) as soon as it is final, so the caller can store it while the rest is made.
     """
+    done = ready or (lambda name, path: None)
     if len(segments) != len(board.segments):
         raise PermanentError(f"{len(segments)} segment videos for a storyboard of {len(board.segments)} segments")
     exe, duration, size = codec.exe, board.duration_s, (board.output.width, board.output.height)
@@ -96,7 +99,7 @@ def make_film(
     audio_kbps = AUDIO_KBPS if sound else 0
 
     def with_sound(video: Path, name: str) -> Path:
-        return mux(video, sound, work / name, exe) if sound else shutil.copyfile(video, work / name)
+        return mux(video, sound, work / name, exe) if sound else _named(video, work / name)
 
     # 2. The master: joined by copy from the pieces, or from the segment files; capped when over the budget.
     # The film and its crops are joined side by side (each its own ffmpeg: its transition spans, then its concat).
@@ -121,6 +124,7 @@ def make_film(
             return with_sound(compile_film(parts, fps, *size, work / "master.mp4", c, logo), "final.mp4")
 
     film, cap = fit(master, codec, budget, duration, audio_kbps)
+    done("film", film)
 
     # 3. Renditions: joined by copy from their own pieces, else cut from the master; the thumbnail.
     renditions: dict[str, Path] = {}
@@ -136,9 +140,18 @@ def make_film(
             return with_sound(video, f"final_{name}.mp4")
 
         renditions[name] = fit(cropped, codec, budget, duration, audio_kbps)[0]
+        done(name, renditions[name])
     if board.deliverables.thumbnail:
         renditions["thumbnail"] = thumbnail(film, duration, work / "final_thumbnail.jpg", exe)
+        done("thumbnail", renditions["thumbnail"])
     return FilmResult(film, renditions, _meta(film, renditions, cap, sound, sum(s is not None for s in sounds), exe))
+
+
+def _named(video: Path, out: Path) -> Path:
+    """``video`` under another name without copying its bytes (a hard link: the work folder is one file system)."""
+    out.unlink(missing_ok=True)
+    os.link(video, out)
+    return out
 
 
 def _voice(sounds: list[Path | None], parts: list[FilmPart], fps: float, out: Path, exe: str) -> Path:

@@ -13,7 +13,7 @@ import dataclasses
 import re
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,6 +247,10 @@ def _film_sounds(deps: EncoderDeps, job: str, board: Storyboard, keys: list[str]
         return list(pool.map(fetch, range(len(keys))))
 
 
+def _content_type(path: Path) -> str:
+    return "image/jpeg" if path.suffix == ".jpg" else "video/mp4"
+
+
 def _resolver(deps: EncoderDeps, job: str, tmp: Path) -> Resolver:
     """Storyboard media references: only objects under the job's own folder, never a local file, URL or another job's key."""
 
@@ -270,7 +274,6 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
         with tempfile.TemporaryDirectory(prefix="reelforge-film-") as tmp:
             work = Path(tmp)
             fps = deps.film_fps or film_fps(board)
-            # the takes the job store recorded as delivered (carried by the event): there is no other record of them
             # each segment's attempt and take the job store recorded as delivered (carried by the event)
             slots = [(event.delivered_attempt(n), event.delivered_take(n)) for n in range(1, len(board.segments) + 1)]
             keys = [Keys.segment_video(job, n, *slot) for n, slot in enumerate(slots, start=1)]
@@ -282,14 +285,17 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
             sounds = _film_sounds(deps, job, board, keys, work)
             resolve = _resolver(deps, job, work)
             joined, spans = (pieces.pieces, pieces.spans) if pieces else (None, None)
-            result = make_film(board, paths, work, deps.codec, fps, resolve, deps.espeak, joined, sounds, spans)
+            with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:  # each deliverable stored as soon as it is made
+                uploads: list[Future[None]] = []
+
+                def store(name: str, path: Path) -> None:
+                    key = film_key if name == "film" else Keys.rendition(job, name, event.version)
+                    uploads.append(pool.submit(deps.store.put_file, deps.bucket, key, path, _content_type(path)))
+
+                result = make_film(board, paths, work, deps.codec, fps, resolve, deps.espeak, joined, sounds, spans, store)
+                for upload in uploads:
+                    upload.result()
             deliverables = {name: Keys.rendition(job, name, event.version) for name in result.renditions}
-            uploads = [
-                (deliverables[name], path, "image/jpeg" if path.suffix == ".jpg" else "video/mp4")
-                for name, path in result.renditions.items()
-            ] + [(film_key, result.film, "video/mp4")]
-            with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:
-                list(pool.map(lambda up: deps.store.put_file(deps.bucket, *up), uploads))
         deps.store.put_json(deps.bucket, meta_key, result.meta | {"deliverables": deliverables})
     meta = deps.store.get_json(deps.bucket, meta_key)
     return [
