@@ -171,15 +171,6 @@ class Keys:
         return f"generator/profiles/{hashlib.sha256(model.encode()).hexdigest()[:32]}.json"
 
     @staticmethod
-    def take_checked(job_id: str, index: int, attempt: int, take: int) -> str:
-        """A checked take of a segment (its ``segment.checked``), kept by the uploader until every take is checked."""
-        return f"jobs/{job_id}/takes/{index:03d}/{attempt}/{take}.json"
-
-    @staticmethod
-    def takes_checked(job_id: str, index: int, attempt: int) -> str:
-        return f"jobs/{job_id}/takes/{index:03d}/{attempt}/"
-
-    @staticmethod
     def input_image(job_id: str) -> str:
         """The image an image-to-video request brought (decoded, checked, stored as PNG)."""
         return f"jobs/{job_id}/input/image.png"

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reelforge_shared.events import QaReport
+from reelforge_shared.storage import Keys, ObjectStore
 
 MAX_TAKES = 8
 # An odd constant (2**32 / golden ratio, rounded to odd): k * stride mod 2**32 is distinct for every k below 2**32,
@@ -57,6 +58,17 @@ def take_score(qa: QaReport) -> TakeScore:
     """What the policy reads of a take's QA report."""
     failed = tuple(sorted(name for name, gate in qa.gates.items() if not gate.passed))
     return TakeScore(qa.passed, {name: gate.score for name, gate in qa.gates.items()}, failed)
+
+
+def checked_takes(store: ObjectStore, bucket: str, job_id: str, index: int, attempt: int, count: int) -> dict[int, QaReport]:
+    """Segment QA's verdict on each of the ``count`` takes of a segment's attempt; empty until every take is checked.
+
+    Segment QA stores a take's report and then its ``checked.json`` before it publishes ``segment.checked``, so
+    whoever handles the last take's ``segment.checked`` finds all of them.
+    """
+    if not all(store.exists(bucket, Keys.segment_checked(job_id, index, attempt, k)) for k in range(count)):
+        return {}
+    return {k: QaReport.model_validate(store.get_json(bucket, Keys.segment_qa(job_id, index, attempt, k))) for k in range(count)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,11 +15,11 @@ from pydantic import BaseModel, Field, computed_field
 
 from reelforge_qa.film_models import FilmQaReport
 from reelforge_qa.film_regenerate import segment_score
-from reelforge_shared.events import FilmEncoded, FilmEvent, QaReport, ReusedFrom, SegmentChecked
+from reelforge_shared.events import FilmEncoded, FilmEvent, QaReport, ReusedFrom
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
-from reelforge_shared.takes import rank_takes, take_score
+from reelforge_shared.takes import checked_takes, rank_takes, take_score
 
 
 class GateResult(BaseModel):
@@ -217,13 +217,12 @@ def take_results(
     if count == 1:
         return []
     n, attempt, in_film = slot
-    keys = store.list_keys(bucket, Keys.takes_checked(job_id, n, attempt))
-    checked = {c.take: c for c in (SegmentChecked.model_validate(store.get_json(bucket, k)) for k in keys)}
-    verdicts = rank_takes({k: take_score(c.qa) for k, c in checked.items()})
+    checked = checked_takes(store, bucket, job_id, n, attempt, count)
+    verdicts = rank_takes({k: take_score(qa) for k, qa in checked.items()})
     best = next(k for k, v in verdicts.items() if v.won)
     results = []
-    for k, c in sorted(checked.items()):
-        generated, score = _generation(store, bucket, job_id, n, attempt, k), take_score(c.qa)
+    for k, qa in sorted(checked.items()):
+        generated, score = _generation(store, bucket, job_id, n, attempt, k), take_score(qa)
         reason = verdicts[k].reason
         if k == in_film != best:
             reason = f"selected instead of take {best} (the policy's choice)"
@@ -237,13 +236,13 @@ def take_results(
                 variant=variants and k > 0,
                 shot_key=generated.get("shot_key"),
                 reused_from=generated.get("reused_from"),
-                passed=c.qa.passed,
+                passed=qa.passed,
                 scores=dict(score.scores),
                 failed_gates=list(score.failed),
                 mean_score=round(score.mean, 4),
                 in_film=k == in_film,
                 reason=reason,
-                video_key=c.video_key,
+                video_key=Keys.segment_video(job_id, n, attempt, k),
             )
         )
     return results

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from reelforge_shared.events import Event, FilmChecked, JobCompleted, SegmentChecked, SegmentDelivered
+from reelforge_shared.events import Event, FilmChecked, JobCompleted, ModelInfo, SegmentChecked, SegmentDelivered
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
-from reelforge_shared.takes import rank_takes, take_score
+from reelforge_shared.takes import checked_takes, rank_takes, take_score
 from reelforge_uploader.delivery import Delivery
 from reelforge_uploader.webhooks import WebhookDeps
 
@@ -33,21 +33,32 @@ class UploaderDeps:
 def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
     """Copy the segment to the delivery bucket and announce it (the job store records which attempt and take it was).
 
-    A take of a segment with several (:mod:`reelforge_shared.takes`) is kept aside until every take is
-    checked; then the best by the policy is delivered (whichever uploader sees the last take does it:
-    the choice is the same from every copy, and the bus drops the repeated ``segment.delivered``).
+    A take of a segment with several (:mod:`reelforge_shared.takes`) waits until every take is checked
+    (segment QA's verdicts, read back); then the best by the policy is delivered (whichever uploader sees
+    the last take does it: the choice is the same from every copy, and the bus drops the repeated
+    ``segment.delivered``).
     """
     if event.takes == 1:
         return [_deliver(event, deps)]
     job, n, attempt = event.job_id, event.index, event.attempt
-    deps.store.put_json(deps.work_bucket, Keys.take_checked(job, n, attempt, event.take), event.model_dump(mode="json"))
-    kept = deps.store.list_keys(deps.work_bucket, Keys.takes_checked(job, n, attempt))
-    if len(kept) < event.takes:
+    checked = checked_takes(deps.store, deps.work_bucket, job, n, attempt, event.takes)
+    if not checked:
         return []  # the last take checked delivers the best one
-    checked = {t.take: t for t in (SegmentChecked.model_validate(deps.store.get_json(deps.work_bucket, k)) for k in kept)}
-    verdicts = rank_takes({k: take_score(t.qa) for k, t in checked.items()})
-    best = next(v.take for v in verdicts.values() if v.won)
-    return [_deliver(checked[best], deps)]
+    best = next(k for k, v in rank_takes({k: take_score(qa) for k, qa in checked.items()}).items() if v.won)
+    if best == event.take:
+        return [_deliver(event, deps)]
+    stored = deps.store.get_json(deps.work_bucket, Keys.segment_checked(job, n, attempt, best))
+    winner = event.model_copy(
+        update={
+            "take": best,
+            "video_key": Keys.segment_video(job, n, attempt, best),
+            "duration_s": stored["duration_s"],
+            "qa": checked[best],
+            "report_key": Keys.segment_qa(job, n, attempt, best),
+            "model": ModelInfo.model_validate(stored["model"]),
+        }
+    )
+    return [_deliver(winner, deps)]
 
 
 def _deliver(event: SegmentChecked, deps: UploaderDeps) -> SegmentDelivered:
