@@ -12,6 +12,8 @@ import pytest
 
 from reelforge_qa.stability import Scores, lowest_character_score, measure
 
+pytestmark = pytest.mark.slow  # renders, encodes and compares the held-out shots (noise, compression, camera)
+
 SAME_SHOT = 0.95
 MARGIN = 0.3  # measured 0.45: the same shot's lowest character component against another character's score
 
