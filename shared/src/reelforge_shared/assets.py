@@ -53,7 +53,11 @@ class MediaAsset(BaseModel):
     type: AssetType = Field(description="what the object is")
     storage_provider: Provider = Field(description="where it is stored")
     storage_url: str = Field(description="provider address: s3://bucket/key, or the GitLab upload path")
-    public_url: str = Field(description="URL a client downloads it from (a HEAD on it answered 200 before the row was written)")
+    public_url: str | None = Field(
+        None,
+        description="GitLab's URL of the upload (a HEAD on it answered 200 before the row was written); stored unset for "
+        "S3, named by storage_url alone: GET /v1/assets answers a presigned URL made then, valid REELFORGE_LINK_TTL_S",
+    )
     file_size: int = Field(ge=0, lt=2**31, description="bytes")
     metadata: dict[str, Any] = Field(default_factory=dict, description="job_id, segment index, sha256, parts, ...")
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

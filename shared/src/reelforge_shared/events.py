@@ -445,8 +445,10 @@ class SegmentDelivered(SegmentEvent):
     video_key: VideoKey
     delivery_bucket: DeliveryBucket
     delivery_key: str = Field(description="key in the delivery bucket", examples=["j-5f1c2e7a9b/segments/001.mp4"])
-    url: str = Field(
-        description="public URL (presigned S3 GET, or the GitLab upload)",
+    url: str | None = Field(
+        None,
+        description="GitLab's URL of the upload; unset for S3 (since 2026-12 no presigned URL travels on the bus: "
+        "delivery_bucket and delivery_key name it, and the gateway signs a short-lived URL for its owner, GET /v1/assets)",
         examples=["https://gitlab.com/-/project/42/uploads/0f1e/001.mp4"],
     )
     storage_provider: StorageProvider = Field(
@@ -505,18 +507,22 @@ class JobCompleted(FilmEvent):
     subject: ClassVar[str] = "job.completed"
     delivery_bucket: DeliveryBucket
     film_key: FilmKey
-    film_url: str = Field(
-        description="public URL of the film (presigned S3 GET, or GitLab)",
-        examples=["http://127.0.0.1:9000/f1-video-clips/j-5f1c2e7a9b/final.mp4?X-Amz-..."],
+    film_url: str | None = Field(
+        None,
+        description="GitLab's URL of the film; unset for S3 (since 2026-12 no presigned URL travels on the bus: "
+        "film_key names it, and GET /v1/jobs/{id}/film redirects its owner to a short-lived URL)",
+        examples=["https://gitlab.com/-/project/42/uploads/0f1e/final.mp4"],
     )
     film_storage_provider: StorageProvider = Field("s3", description="where the film was delivered", examples=["s3"])
     film_parts: int = Field(
         1, ge=1, description="more than 1: the film was split and film_url is the manifest of its parts", examples=[1]
     )
     report_key: ReportKey
-    report_url: str = Field(
-        description="public URL of the job report (JSON)",
-        examples=["http://127.0.0.1:9000/f1-video-clips/j-5f1c2e7a9b/report.json?X-Amz-..."],
+    report_url: str | None = Field(
+        None,
+        description="GitLab's URL of the job report; unset for S3, where reports always go (report_key names it; "
+        "GET /v1/assets?job= signs a short-lived URL for the job's owner)",
+        examples=[None],
     )
     duration_s: DurationS
     segment_count: SegmentCount

@@ -47,10 +47,12 @@ def test_routing_split_join_and_asset_rows(store, settings, postgres_url, gitlab
     large = _put(store, settings, "jobs/x/final.mp4", 200 * KB)
     report = _put(store, settings, "jobs/x/report.json", 100 * KB)
 
-    # Under the threshold: the S3 delivery bucket, behind a presigned URL that answers.
+    # Under the threshold: the S3 delivery bucket, named by its key; no presigned URL is made to be kept.
     s = delivery.deliver(job, "jobs/x/segments/001/segment.mp4", f"{job}/segments/001.mp4", {"segment": 1})
     assert (s.provider, s.parts) == ("s3", 1)
-    assert httpx.get(s.url).content == small
+    assert s.url is None
+    assert s.asset.storage_url == f"s3://{settings.delivery_bucket}/{job}/segments/001.mp4"
+    assert store.get_bytes(settings.delivery_bucket, f"{job}/segments/001.mp4") == small
     # Over it: GitLab, one upload; over the split size: numbered parts plus a manifest, joined back bit for bit.
     m = delivery.deliver(job, "jobs/x/segments/002/segment.mp4", f"{job}/segments/002.mp4", {"segment": 2})
     assert (m.provider, m.parts) == ("gitlab", 1)
@@ -63,7 +65,8 @@ def test_routing_split_join_and_asset_rows(store, settings, postgres_url, gitlab
     assert join_parts(manifest, lambda url: httpx.get(url).content) == large
     # Not a video: S3 whatever its size.
     assert delivery.deliver(job, "jobs/x/report.json", f"{job}/report.json").provider == "s3"
-    assert httpx.get(registry.get(job, f"{job}/report.json").public_url).content == report
+    assert registry.get(job, f"{job}/report.json").public_url is None
+    assert store.get_bytes(settings.delivery_bucket, f"{job}/report.json") == report
 
     rows = {a.name: a for a in registry.for_job(job)}
     assert sorted(rows) == sorted(

@@ -6,10 +6,12 @@
   (``NAME.part001``, ...) plus a manifest (``NAME.manifest.json``: sizes and SHA-256 of each part
   and of the whole); concatenating the parts in order gives the original bytes (:func:`join_parts`).
 - Everything else (small videos, images, reports), and every object when no GitLab is configured
-  (local mode), is copied to the S3 delivery bucket; its public URL is a presigned GET URL.
-- Before an object counts as delivered, a HEAD request on its public URL must answer 200 with the
-  right length; otherwise the delivery is retried (TransientError). S3 signatures bind the method,
-  so for S3 the HEAD goes to a presigned HEAD URL of the same object on the same endpoint.
+  (local mode), is copied to the S3 delivery bucket and named by its key alone: no presigned URL is
+  made to be kept (rows and events carry ``s3://bucket/key`` and the key; the gateway signs a
+  short-lived URL for an owner who asks, ``GET /v1/assets``, ``GET /v1/jobs/{id}/film``).
+- Before an object counts as delivered, a HEAD request must answer 200 with the right length;
+  otherwise the delivery is retried (TransientError). For GitLab it goes to the upload's URL; for
+  S3 to a presigned HEAD URL of the object made for that request and dropped after it.
 - Each delivered object (every part and the manifest too) becomes a ``media_assets`` row whose id
   is a function of job and name; a redelivered event finds the row, checks its URL and uploads nothing.
   A split upload retried after a partial failure uploads only the parts missing: a part whose row
@@ -111,7 +113,8 @@ class Delivered:
     parts: int = 1
 
     @property
-    def url(self) -> str:
+    def url(self) -> str | None:
+        """GitLab's URL of the upload; None for S3 (named by its key, signed by the gateway when asked)."""
         return self.asset.public_url
 
     @property
@@ -140,9 +143,8 @@ class Delivery:
         if kind == "video" and self.gitlab is not None and size > self.gitlab_threshold_bytes:
             return self._to_gitlab(job_id, key, name, size, meta)
         self.store.copy(self.work_bucket, key, self.delivery_bucket, name)
-        url = self.store.url(self.delivery_bucket, name)
         check_public_url(self.store.url(self.delivery_bucket, name, method="HEAD"), size, self.head_timeout_s)
-        asset = self._record(job_id, name, kind, "s3", f"s3://{self.delivery_bucket}/{name}", url, size, meta)
+        asset = self._record(job_id, name, kind, "s3", f"s3://{self.delivery_bucket}/{name}", None, size, meta)
         return Delivered(asset)
 
     def _already(self, job_id: str, name: str, key: str, size: int) -> Delivered | None:
@@ -150,7 +152,7 @@ class Delivery:
         asset = self.registry.get(job_id, name) or self.registry.get(job_id, f"{name}.manifest.json")
         if asset is None or asset.metadata.get("source_key") != key or asset.metadata.get("size", asset.file_size) != size:
             return None
-        head_url = asset.public_url
+        head_url = asset.public_url or ""
         if asset.storage_provider == "s3":
             bucket, key = asset.storage_url.removeprefix("s3://").split("/", 1)
             head_url = self.store.url(bucket, key, method="HEAD")
@@ -163,7 +165,7 @@ class Delivery:
     def _part_landed(self, job_id: str, part_name: str, key: str, digest: str, size: int) -> dict[str, Any] | None:
         """A part an earlier try delivered: its row names these very bytes (source, SHA-256, size) and its HEAD answers."""
         asset = self.registry.get(job_id, part_name)
-        if asset is None or asset.file_size != size:
+        if asset is None or asset.public_url is None or asset.file_size != size:
             return None
         if asset.metadata.get("source_key") != key or asset.metadata.get("sha256") != digest:
             return None
@@ -237,7 +239,7 @@ class Delivery:
         kind: AssetType,
         provider: Provider,
         storage_url: str,
-        public_url: str,
+        public_url: str | None,
         size: int,
         meta: dict[str, Any],
     ) -> MediaAsset:
