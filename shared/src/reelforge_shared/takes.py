@@ -16,10 +16,11 @@ puts one into the film as a new film version).
 The policy: a take that passed every gate beats one that did not; among those, the highest mean of
 its gate scores wins; a tie goes to the lowest take number.
 
-Continuity against the cast's and locations' references is not in the policy yet: the same shot
-rendered again with sensor-level noise scores only 0.642 against itself on the character's colour
-component (docs/qa.md, "stability"), so a take would be chosen by noise. Once those components hold
-(issue 18 point 7), a continuity score joins the gate scores here.
+Continuity against the job's cast and location references is not in the policy yet: segment QA
+scores a take alone (its gates), and the references a take would be compared with are the cast
+sheet's (issue 18 point 6, not built when this was written) or a character's ``reference_image``,
+which segment QA does not open. Continuity is now stable enough to choose by (docs/qa.md,
+"Stability"); the score joins the gate scores here once segment QA computes it.
 """
 
 from __future__ import annotations
