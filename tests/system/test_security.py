@@ -15,6 +15,7 @@ import sys
 import uuid
 from asyncio.subprocess import PIPE, STDOUT
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,13 @@ from typer.testing import CliRunner
 
 from reelforge.cli import app
 from reelforge.stack import SERVICE_MODULES, build_service, local_stack
+from reelforge_gateway.rates import SharedWindow
 from reelforge_shared.access import access_table, minio_policy, nats_authorization
 from reelforge_shared.bus import Bus, bootstrap
 from reelforge_shared.embedded import EmbeddedServer, start_nats
 from reelforge_shared.events import JobCompleted
 from reelforge_shared.flow import FLOW, KV_BUCKETS, SERVICES, durable_name, kv_bucket, publish_subjects, stream_name
+from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.logging import register_secrets
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import ObjectStore
@@ -92,6 +95,15 @@ async def test_nats_refuses_what_a_service_may_not_do(secured_nats, overrides: d
             await kv.put("job-1", b"{}")
         assert (await kv.get("job-1")).value == b"{}"
         assert await kv.keys() == ["job-1"]
+        if flow.kv == "write":  # what the gateway's store does beyond get/put: counts, stream reads, purges
+            ledger = await Ledger.open(bus)
+            await ledger.create(JobRecord(job_id="j-perm", owner="alice"))
+            assert [r.job_id for r in (await ledger.list_jobs(None))[1]] == ["j-perm"]
+            await ledger.cancel("j-perm")
+            assert await ledger.sweep(timedelta(days=1), now=datetime.now(UTC) + timedelta(days=2)) == 1
+            assert (await ledger.list_jobs(None))[0] == 0
+            assert await SharedWindow(kv=kv, per_minute=1).hit("alice") is None
+            await kv.purge("rate.alice")  # the other services below list the bucket's keys
         for subject in publish_subjects(name, bus.prefix):
             ack = await bus.js.publish(subject, b"{}", timeout=5)
             assert ack.stream == bus.stream
