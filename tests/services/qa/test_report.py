@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -13,8 +14,21 @@ import pytest
 
 from reelforge_qa.calibration import CASES, run_case
 from reelforge_qa.gates import GATES_BY_NAME, TECHNICAL, about
-from reelforge_qa.job_report import JobReport, Regeneration, TakeResult, Timings, attempt_result, segment_result
+from reelforge_qa.job_report import (
+    FilmInfo,
+    JobReport,
+    Regeneration,
+    TakeResult,
+    Timings,
+    attempt_result,
+    segment_result,
+    version_changes,
+)
 from reelforge_qa.report_html import render_html, thumbnail_strip
+from reelforge_shared.events import ReusedFrom
+from reelforge_shared.settings import CommonSettings
+from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import parse_storyboard
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +214,68 @@ def test_report_html_shows_prompt_variants_side_by_side_with_the_winner(
     assert "0.820" in dom
     assert "below take 1" in dom
     assert "(variant 1)" in dom
+
+
+def test_report_says_what_was_rendered_or_reused_and_what_changed_since_the_version_before(
+    flash_report: tuple[JobReport, dict[str, bytes]], store: ObjectStore, settings: CommonSettings, tmp_path: Path
+) -> None:
+    """Film version 2 of a job against version 1 on a real S3 server: an edited prompt rendered, a reverted prompt
+    reused from another job, a take selected, two segments unchanged; report.json and Chromium's page say which and why."""
+    report, thumbnails = flash_report
+    job, bucket = "j-versions", settings.work_bucket
+    raw = {
+        "title": "t",
+        "segments": [{"id": f"s{i}", "prompt": f"the figure walks {i}", "frames": 8, "fps": 4} for i in range(1, 6)],
+    }
+    edited = json.loads(json.dumps(raw))
+    edited["segments"][1]["prompt"] = "the figure runs"  # s2: a new shot, rendered
+    edited["segments"][2]["prompt"] = "the figure walks back"  # s3: a shot rendered before by another job, reused
+    store.put_json(bucket, Keys.storyboard_version(job, 1), raw)
+    store.put_json(bucket, Keys.storyboard(job), edited)
+    keys = {s.id: f"{s.index:02d}" * 32 for s in report.segments}
+    v1 = [s.model_copy(update={"shot_key": keys[s.id], "attempt": 1, "take": 0, "qa_history": []}) for s in report.segments]
+    earlier = report.model_copy(
+        update={
+            "job_id": job,
+            "segments": v1,
+            "film": FilmInfo(key="k", version=1, duration_s=10, frame_count=40, fps=4, width=320, height=180),
+        }
+    )
+    store.put_json(bucket, Keys.report(job, 1), earlier.model_dump(mode="json"))
+    reused = ReusedFrom(job_id="j-older", index=3, attempt=1, shot_key="c" * 64)
+    v2 = [
+        v1[0],
+        v1[1].model_copy(update={"shot_key": "b" * 64}),
+        v1[2].model_copy(update={"shot_key": "c" * 64, "reused_from": reused}),
+        v1[3].model_copy(update={"shot_key": "d" * 64, "take": 1}),
+        v1[4],
+    ]
+    previous, changes = version_changes(store, bucket, job, 2, parse_storyboard(edited), v2)
+    assert previous == 1
+    assert [(c.segment_id, c.change, c.source) for c in changes] == [
+        ("s2", "shot", "rendered"),
+        ("s3", "shot", "reused"),
+        ("s4", "take", "rendered"),
+    ]
+    assert changes[0].changed_fields == ["prompt"]
+    assert "storyboard edited: prompt changed" in changes[0].why
+    assert changes[1].reused_from == reused
+    assert "job j-older, segment 3, attempt 1" in changes[1].why
+    assert "take 1 selected in place of take 0" in changes[2].why
+    assert changes[2].changed_fields == []
+    now = earlier.model_copy(update={"segments": v2, "changes": changes, "previous_version": previous})
+    as_json = json.loads(now.model_dump_json())
+    assert (as_json["rendered"], as_json["reused"]) == ([1, 2, 4, 5], [3])
+    assert [s["source"] for s in as_json["segments"]] == ["rendered", "rendered", "reused", "rendered", "rendered"]
+    page = tmp_path / "report.html"
+    page.write_text(render_html(now, thumbnails), encoding="utf-8")
+    dom = _chromium(tmp_path, page, "--dump-dom").stdout
+    assert "4 of 5 segments rendered for this job, 1 reused" in dom
+    assert "What changed since film version 1" in dom
+    assert 'id="change-s2"' in dom
+    assert 'id="change-s3"' in dom
+    assert 'id="change-s4"' in dom
+    assert 'id="change-s1"' not in dom
+    assert "reused from job j-older, segment 3, attempt 1" in dom
+    assert "storyboard edited: prompt changed, so its shot key changed" in dom
+    assert "The other 2 segments are the version before" in dom

@@ -102,6 +102,12 @@ class SegmentResult(BaseModel):
     def qa_failed_gates(self) -> list[str]:
         return [name for name, gate in self.gates.items() if not gate.passed]
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def source(self) -> Literal["rendered", "reused"]:
+        """Whether this job rendered the segment's frames or reused an earlier render's (``reused_from`` says whose)."""
+        return "reused" if self.reused_from is not None else "rendered"
+
 
 class FilmInfo(BaseModel):
     key: str
@@ -137,6 +143,27 @@ class Regeneration(BaseModel):
     reference_key: str | None = Field(None, description="work-bucket key of that frame (Keys.continuity_reference)")
 
 
+class SegmentChange(BaseModel):
+    """A segment that differs from the film version before: what changed, why, and whether it was rendered for it."""
+
+    index: int
+    segment_id: str
+    change: Literal["shot", "take", "added"] = Field(
+        description="shot: its shot key changed (a new render or a reused one); take: another take of the same "
+        "render put in the film (no render); added: a segment the version before did not have"
+    )
+    before_shot_key: str | None = None
+    after_shot_key: str | None = None
+    before: str | None = Field(None, description="attempt and take in the version before, e.g. 'attempt 1, take 0'")
+    after: str | None = Field(None, description="attempt and take now")
+    changed_fields: list[str] = Field(
+        default_factory=list, description="render-spec fields that differ from the version before (prompt, seed, frames, ...)"
+    )
+    why: str = Field(description="in words: the edit, the re-render or the selection that made the change")
+    source: Literal["rendered", "reused"] = Field(description="rendered for this version, or reused from an earlier render")
+    reused_from: ReusedFrom | None = None
+
+
 class JobReport(BaseModel):
     """report.json."""
 
@@ -148,6 +175,24 @@ class JobReport(BaseModel):
     segments: list[SegmentResult]
     film_qa: FilmQaReport | None = None
     regenerations: list[Regeneration] = Field(default_factory=list, description="continuity-driven, with before and after")
+    changes: list[SegmentChange] = Field(
+        default_factory=list,
+        description="film version 2 and later: the segments that differ from the version before, and why "
+        "(unchanged ones are not listed)",
+    )
+    previous_version: int | None = Field(None, description="the film version ``changes`` compares with")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def rendered(self) -> list[int]:
+        """Segments whose frames this job rendered."""
+        return [s.index for s in self.segments if s.source == "rendered"]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def reused(self) -> list[int]:
+        """Segments whose frames were reused from an earlier render (this job's or another of the same owner)."""
+        return [s.index for s in self.segments if s.source == "reused"]
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -276,6 +321,70 @@ def _earlier_regenerations(
     ]
 
 
+def _placed(attempt: int, take: int) -> str:
+    return f"attempt {attempt}, take {take}"
+
+
+def _spec_fields(before: Storyboard, after: Storyboard, old: SegmentResult, new: SegmentResult) -> list[str]:
+    """Render-spec fields of segment ``new.index`` that differ between the two storyboards' attempts and takes."""
+    a = render_spec(before, old.index, old.attempt, old.take).model_dump(mode="json")
+    b = render_spec(after, new.index, new.attempt, new.take).model_dump(mode="json")
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def version_changes(
+    store: ObjectStore, bucket: str, job_id: str, version: int, board: Storyboard, segments: list[SegmentResult]
+) -> tuple[int | None, list[SegmentChange]]:
+    """(the version compared with, the segments that differ from it): by shot key, attempt and take, with why.
+
+    The version before is read from its report.json; the storyboard it was made from is the one kept at
+    ``Keys.storyboard_version`` when a new storyboard replaced it (else the job's own). Unchanged segments
+    (same shot key, attempt and take) are not listed.
+    """
+    if version <= 1 or not store.exists(bucket, Keys.report(job_id, version - 1)):
+        return None, []
+    before = JobReport.model_validate(store.get_json(bucket, Keys.report(job_id, version - 1)))
+    kept = Keys.storyboard_version(job_id, version - 1)
+    old_board = parse_storyboard(store.get_json(bucket, kept)) if store.exists(bucket, kept) else board
+    earlier = {s.index: s for s in before.segments}
+    redone = {r.index: r for r in before.regenerations}
+    changes = []
+    for seg in segments:
+        old = earlier.get(seg.index)
+        common: dict[str, Any] = {
+            "index": seg.index,
+            "segment_id": seg.id,
+            "after_shot_key": seg.shot_key,
+            "after": _placed(seg.attempt, seg.take),
+            "source": seg.source,
+            "reused_from": seg.reused_from,
+        }
+        if old is None:
+            changes.append(SegmentChange(change="added", why="a segment the version before did not have", **common))
+            continue
+        if (old.shot_key, old.attempt, old.take) == (seg.shot_key, seg.attempt, seg.take):
+            continue
+        common |= {"before_shot_key": old.shot_key, "before": _placed(old.attempt, old.take)}
+        if old.attempt == seg.attempt and old.take != seg.take:
+            why = f"take {seg.take} selected in place of take {old.take}: already rendered, nothing rendered again"
+            changes.append(SegmentChange(change="take", why=why, **common))
+            continue
+        fields = _spec_fields(old_board, board, old, seg) if old.index <= len(old_board.segments) else []
+        if (redo := redone.get(seg.index)) is not None:
+            why = f"rendered again for continuity ({redo.check}): {redo.reason}"
+        elif old.attempt != seg.attempt:
+            why = f"rendered again as attempt {seg.attempt}" + (f" ({', '.join(fields)} changed)" if fields else "")
+        elif fields:
+            why = f"storyboard edited: {', '.join(fields)} changed, so its shot key changed"
+        else:
+            why = "its shot key changed with the model or render settings (the storyboard's spec is the same)"
+        if seg.reused_from is not None:
+            r = seg.reused_from
+            why += f"; that shot was rendered before (job {r.job_id}, segment {r.index}, attempt {r.attempt}): reused"
+        changes.append(SegmentChange(change="shot", changed_fields=fields, why=why, **common))
+    return before.film.version if before.film else version - 1, changes
+
+
 @dataclass(frozen=True, slots=True)
 class Take:
     """A segment's delivered attempt as film QA reads it: which attempt from the film event, the rest from its objects."""
@@ -352,6 +461,7 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
                 takes=take_results(store, bucket, job_id, (n, attempt, take), t.takes, variants=bool(seg.variants)),
             )
         )
+    previous, changes = version_changes(store, bucket, job_id, film.version, board, segments)
     return JobReport(
         job_id=job_id,
         title=raw.get("title"),
@@ -369,4 +479,6 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
         segments=segments,
         film_qa=film_qa,
         regenerations=_earlier_regenerations(store, bucket, job_id, film.version, film_qa),
+        previous_version=previous,
+        changes=changes,
     )

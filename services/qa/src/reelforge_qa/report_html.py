@@ -37,7 +37,8 @@ h1{margin:0 0 4px}.ok{color:#1a7f37}.bad{color:#c0392b}.badge{display:inline-blo
 .strip{max-width:100%;display:block;margin:6px 0}table{border-collapse:collapse;margin:6px 0}.pairs{font-size:12px}
 td,th{border:1px solid #ddd;padding:2px 8px;text-align:left}th{background:#f4f4f4}.legend span{margin-right:14px}
 .prompt,.timings{margin:4px 0;font-size:13px}.takes{display:flex;flex-wrap:wrap;gap:8px}
-.take{border:1px solid #ccc;border-radius:6px;padding:6px;flex:1 1 200px;font-size:13px}.take.won{border:2px solid #1a7f37}"""
+.take{border:1px solid #ccc;border-radius:6px;padding:6px;flex:1 1 200px;font-size:13px}.take.won{border:2px solid #1a7f37}
+.badge.rendered{background:#2c5d9e}.badge.reused{background:#6b6b6b}"""
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True,
