@@ -12,10 +12,11 @@ import shutil
 from pathlib import Path
 
 import httpx
+import opentimelineio as otio
 import pytest
 
 from reelforge.stack import SERVICE_MODULES, local_stack
-from support.polling import poll_job
+from support.polling import frames_rendered, poll_job
 
 pytestmark = pytest.mark.slow  # a film through every service while a browser watches
 
@@ -187,3 +188,19 @@ async def test_a_take_selected_on_the_review_page_becomes_the_version_it_plays(o
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, headers=ALICE) as client:
             body = (await client.get(f"/v1/jobs/{job}")).json()
             assert body["segments"]["1"]["takes"][other]["won"] is True
+
+            # The editor's way back: the take now beside the film lifted from its disabled track onto V1 and the
+            # timeline re-imported is that take's selection, version 3, nothing rendered.
+            timeline = otio.adapters.read_from_string((await client.get(f"/v1/jobs/{job}/timeline")).text, "otio_json")
+            film, alternates = timeline.video_tracks()[0], timeline.video_tracks()[1]
+            first = next(iter(film.find_clips()))
+            lifted = next(c for c in alternates.find_clips() if c.metadata["reelforge"]["index"] == 1).deepcopy()
+            film[film.index(first)] = lifted
+            frames = frames_rendered()
+            answer = await client.post(f"/v1/jobs/{job}/timeline", content=otio.adapters.write_to_string(timeline, "otio_json"))
+            assert answer.status_code == 202, answer.text
+            body = await poll_job(client, job, lambda b: b["status"] == "completed" and b["film_version"] == 3, attempts=3000)
+            back = str(lifted.metadata["reelforge"]["take"])
+            assert back != other
+            assert body["segments"]["1"]["takes"][back]["won"] is True
+            assert frames_rendered() == frames

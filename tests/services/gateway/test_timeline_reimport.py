@@ -8,15 +8,26 @@ import pytest
 
 from reelforge_gateway.timeline.cut import Cut, Shot, Take
 from reelforge_gateway.timeline.export import NAMESPACE, build_timeline
-from reelforge_gateway.timeline.reimport import ImportRefused, Rerender, plan_import
+from reelforge_gateway.timeline.reimport import ImportRefused, Plan, Rerender, Swap, plan_import
 
 FPS, FRAMES, HANDLE = 6, 6, 3
 
 
 def _cut() -> Cut:
+    """Two shots with handles; shot 2 was rendered as two takes (take 0 in the film, take 1 beside it)."""
     shots = []
     for n, (kind, overlap) in enumerate([("cut", 0), ("dissolve", 3)], start=1):
         take = Take(attempt=1, media=f"media/{n:03d}-s{n}.mp4", frames=FRAMES + 2 * HANDLE, fps=FPS, head=HANDLE, tail=HANDLE)
+        other = Take(
+            attempt=1,
+            take=1,
+            seed=99,
+            media=f"media/{n:03d}-s{n}.take1-1.mp4",
+            frames=FRAMES + 2 * HANDLE,
+            fps=FPS,
+            head=HANDLE,
+            tail=HANDLE,
+        )
         shots.append(
             Shot(
                 index=n,
@@ -30,6 +41,7 @@ def _cut() -> Cut:
                 start=(n - 1) * FRAMES,
                 frames=FRAMES,
                 take=take,
+                alternates=(other,) if n == 2 else (),
             )
         )
     return Cut(job_id="j-1", title="t", version=1, fps=FPS, width=64, height=36, frame_count=2 * FRAMES, shots=tuple(shots))
@@ -50,7 +62,7 @@ def test_a_prompt_edit_on_a_clip_with_handles_is_a_re_render_of_that_shot() -> N
     assert clip.source_range == _range(HANDLE, FRAMES)  # the middle of the whole render, as exported
     meta = dict(clip.metadata[NAMESPACE])
     clip.metadata[NAMESPACE] = meta | {"prompt": "sits under the apple tree"}
-    assert plan_import(cut, timeline, {}) == [Rerender(2, "sits under the apple tree", None)]
+    assert plan_import(cut, timeline, {}) == Plan([Rerender(2, "sits under the apple tree", None)], [])
 
 
 @pytest.mark.parametrize(
@@ -67,3 +79,31 @@ def test_a_trimmed_clip_is_refused_naming_it(start: int, frames: int, message: s
     with pytest.raises(ImportRefused, match=message) as refused:
         plan_import(cut, timeline, {})
     assert refused.value.clip == "001 s1"
+
+
+def _swapped(timeline: otio.schema.Timeline, index: int) -> None:
+    """Shot ``index`` on V1 replaced by the clip at its place on the first (disabled) take track, as an editor lifts it."""
+    film, takes = timeline.video_tracks()[0], timeline.video_tracks()[1]
+    lifted = next(c for c in takes.find_clips() if c.metadata[NAMESPACE]["index"] == index).deepcopy()
+    at = film.index(_clips(timeline)[index - 1])
+    film[at] = lifted
+
+
+def test_another_take_lifted_onto_the_film_track_is_its_selection() -> None:
+    cut = _cut()
+    timeline = build_timeline(cut)
+    assert [t.enabled for t in timeline.video_tracks()] == [True, False]
+    _swapped(timeline, 2)
+    assert _clips(timeline)[1].name == "002 s2 take 1-1"
+    assert _clips(timeline)[1].metadata[NAMESPACE]["seed"] == 99  # the take's own seed: no re-render asked
+    assert plan_import(cut, timeline, {}) == Plan([], [Swap(2, 1)])
+
+
+def test_a_swap_with_a_prompt_edit_is_refused() -> None:
+    cut = _cut()
+    timeline = build_timeline(cut)
+    _swapped(timeline, 2)
+    clip = _clips(timeline)[0]
+    clip.metadata[NAMESPACE] = dict(clip.metadata[NAMESPACE]) | {"prompt": "runs"}
+    with pytest.raises(ImportRefused, match="not both"):
+        plan_import(cut, timeline, {})

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 
 from reelforge_gateway.auth import caller_of
-from reelforge_gateway.deps import Deps
+from reelforge_gateway.deps import Deps, GatewayDeps
 from reelforge_gateway.errors import ApiError
 from reelforge_gateway.routes.jobs import JOB_ID, responses
 from reelforge_gateway.views import JobView, job_view, owned_job
@@ -53,13 +53,19 @@ async def select(
     if take >= (count := board.takes_of(board.segments[index - 1])):
         message = f"segment {index} has takes 0 to {count - 1}, not {take}"
         raise ApiError(422, "invalid_request", message, fields=[{"field": "take", "message": message}])
+    record = await put_take(deps, record, index, take, by=caller_of(request))
+    return job_view(record, await deps.ledger.eta_sample())
+
+
+async def put_take(deps: GatewayDeps, record: JobRecord, index: int, take: int, *, by: str | None) -> JobRecord:
+    """Take ``take`` of segment ``index`` into the film's next version (also a re-imported timeline's take swap)."""
+    job_id = record.job_id
     if why := _refusal(record, index, take):
         raise ApiError(409, "take_not_selectable", why, job_id=job_id, index=index, take=take)
-    moved, why = await deps.ledger.update(job_id, lambda r: select_take(r, index, take, by=caller_of(request)), segments=[index])
+    moved, why = await deps.ledger.update(job_id, lambda r: select_take(r, index, take, by=by), segments=[index])
     if why is not None:  # another request moved the job meanwhile
         raise ApiError(409, "take_not_selectable", why, job_id=job_id, index=index, take=take)
-    record = moved or record
-    return job_view(record, await deps.ledger.eta_sample())
+    return moved or record
 
 
 def _refusal(record: JobRecord, index: int, take: int) -> str | None:

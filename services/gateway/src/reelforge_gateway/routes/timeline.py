@@ -20,6 +20,7 @@ from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import Deps, GatewayDeps
 from reelforge_gateway.errors import ApiError
 from reelforge_gateway.routes.jobs import JOB_ID, responses
+from reelforge_gateway.routes.takes import put_take
 from reelforge_gateway.timeline.bundle import timeline_name, write_bundle
 from reelforge_gateway.timeline.export import FORMATS, Format, write
 from reelforge_gateway.timeline.reimport import ImportRefused, plan_import
@@ -161,8 +162,9 @@ def _media_links(deps: GatewayDeps, record: JobRecord) -> MediaLinks:
 )
 async def import_timeline(request: Request, deps: Deps, job_id: Annotated[str, JOB_ID]) -> JobView:
     """An edited OpenTimelineIO timeline (as exported, ``format=otio``) back into the job: a clip whose metadata
-    ``reelforge.prompt`` or ``reelforge.seed`` changed becomes a re-render of that shot (a new film version follows).
-    Anything else it asks (another cut, media from outside the job, an unknown clip) is a 422 naming the clip."""
+    ``reelforge.prompt`` or ``reelforge.seed`` changed becomes a re-render of that shot, a clip replaced by another take
+    of its shot (from a disabled take track) that take's selection; a new film version follows. Anything else it asks
+    (another cut, media from outside the job, an unknown clip, media beyond a clip's) is a 422 naming the clip."""
     record = await owned_job(request, deps, job_id)
     if record.status != "completed":
         raise ApiError(409, "job_not_finished", f"job {job_id} is {record.status}; a timeline is re-imported once it is finished")
@@ -176,11 +178,13 @@ async def import_timeline(request: Request, deps: Deps, job_id: Annotated[str, J
         raise ApiError(422, "invalid_timeline", f"expected a Timeline, got {type(edited).__name__}")
     sourced = await _sourced(deps, record, None)
     try:
-        rerenders = plan_import(sourced.cut, edited, sourced.keys)
+        plan = plan_import(sourced.cut, edited, sourced.keys)
     except ImportRefused as exc:
         raise ApiError(422, "timeline_refused", str(exc), clip=exc.clip) from None
+    for swap in plan.swaps:  # at most one (plan_import): a film version joined by copy, nothing rendered
+        record = await put_take(deps, record, swap.index, swap.take, by=caller_of(request))
     statuses = frozenset({"completed"})
-    for change in rerenders:
+    for change in plan.rerenders:
         try:
             record = await rerender_segment(
                 deps.ledger,

@@ -23,6 +23,9 @@ class Take:
 
     attempt: int
     media: str
+    take: int = 0  # of a segment rendered several times at once (takes: N, variants; reelforge_shared.takes)
+    seed: int | None = None  # its own, where it differs from the shot's (another take)
+    prompt: str | None = None
     frames: int = field(metadata={"doc": "frames of the media file at ``fps``"})
     fps: float
     head: int = 0  # handle frames before the part the film uses
@@ -85,9 +88,12 @@ class Cut:
         return self.shots[index - 1]
 
 
-def media_name(index: int, segment_id: str, attempt: int, delivered: bool) -> str:
-    """Bundle path of a take's media: ``media/002-turn.mp4`` (the delivered take), ``media/002-turn.take1.mp4``."""
-    return f"{MEDIA_DIR}/{index:03d}-{segment_id}{'' if delivered else f'.take{attempt}'}.mp4"
+def media_name(index: int, segment_id: str, attempt: int, delivered: bool, take: int = 0) -> str:
+    """Bundle path of a take's media: ``media/002-turn.mp4`` (the delivered take), ``media/002-turn.take1.mp4`` (an
+    earlier attempt), ``media/002-turn.take1-2.mp4`` (take 2 of attempt 1, rendered beside the delivered one)."""
+    if delivered:
+        return f"{MEDIA_DIR}/{index:03d}-{segment_id}.mp4"
+    return f"{MEDIA_DIR}/{index:03d}-{segment_id}.take{attempt}{f'-{take}' if take else ''}.mp4"
 
 
 def overlap_frames(kind: str, duration_s: float, fps: float, first: bool) -> int:

@@ -68,8 +68,9 @@ def _clip(cut: Cut, shot: Shot, take: Take, rate: float, *, media_url: str | Non
         "segment_id": shot.id,
         "index": shot.index,
         "attempt": take.attempt,
-        "prompt": shot.prompt,
-        "seed": shot.seed,
+        "take": take.take,
+        "prompt": take.prompt or shot.prompt,
+        "seed": shot.seed if take.seed is None else take.seed,
         "shot_key": shot.shot_key,
         "model": shot.model,
         "qa": dict(take.qa),
@@ -79,7 +80,8 @@ def _clip(cut: Cut, shot: Shot, take: Take, rate: float, *, media_url: str | Non
         "job_id": cut.job_id,
     }
     return otio.schema.Clip(
-        name=f"{shot.index:03d} {shot.id}" + ("" if take is shot.take else f" take {take.attempt}"),
+        name=f"{shot.index:03d} {shot.id}"
+        + ("" if take is shot.take else f" take {take.attempt}" + (f"-{take.take}" if take.take else "")),
         media_reference=reference,
         source_range=otio.opentime.TimeRange(_rt(take.head, take.fps, rate), _rt(take.used, take.fps, rate)),
         metadata={NAMESPACE: metadata},

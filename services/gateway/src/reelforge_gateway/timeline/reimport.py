@@ -1,10 +1,12 @@
 """An editor's timeline back into the job: what it asks for, or why it cannot be done (naming the clip).
 
 Re-imported today: a clip whose metadata ``reelforge.prompt`` or ``reelforge.seed`` was edited becomes a
-re-render of that shot. A clip whose source range leaves its media (beyond the handles, when it has them) is
-refused naming the clip. The cut itself (trims, reorders, removals, take swaps) must be the film's as exported:
-a new film version assembled from the editor's cut is not made yet, and such a timeline is refused naming the
-first clip that differs, as is a clip whose media is not this job's.
+re-render of that shot; a clip replaced by another take of the same render (a segment rendered with ``takes`` or
+``variants``, on the disabled take tracks) becomes that take's selection, a film version joined by stream copy with
+nothing rendered. A clip whose source range leaves its media (beyond the handles, when it has them) is refused
+naming the clip. The rest of the cut (trims, reorders, removals, earlier attempts) must be the film's as exported:
+a film version assembled from such a cut is not made yet, and such a timeline is refused naming the first clip
+that differs, as is a clip whose media is not this job's.
 """
 
 from __future__ import annotations
@@ -34,8 +36,22 @@ class Rerender:
     seed: int | None
 
 
-def _take_of(shot: Shot, attempt: object) -> Take | None:
-    return next((t for t in shot.takes if t.attempt == attempt), None)
+@dataclass(frozen=True, slots=True)
+class Swap:
+    """Take ``take`` of shot ``index`` into the film instead of the one there (``takes/{k}/select``: nothing rendered)."""
+
+    index: int
+    take: int
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    rerenders: list[Rerender]
+    swaps: list[Swap]
+
+
+def _take_of(shot: Shot, attempt: object, take: object) -> Take | None:
+    return next((t for t in shot.takes if t.attempt == attempt and t.take == (take or 0)), None)
 
 
 def _media_matches(clip: otio.schema.Clip, take: Take, keys: dict[str, str]) -> bool:
@@ -47,13 +63,13 @@ def _media_matches(clip: otio.schema.Clip, take: Take, keys: dict[str, str]) -> 
     return path.endswith(f"/{file_name}") or path == take.media or (take.media in keys and path.endswith(keys[take.media]))
 
 
-def plan_import(cut: Cut, timeline: otio.schema.Timeline, keys: dict[str, str]) -> list[Rerender]:
-    """The re-renders an edited timeline asks for; :class:`ImportRefused` for anything else it asks."""
+def plan_import(cut: Cut, timeline: otio.schema.Timeline, keys: dict[str, str]) -> Plan:
+    """The re-renders and take swaps an edited timeline asks for; :class:`ImportRefused` for anything else it asks."""
     tracks = [t for t in timeline.video_tracks() if t.enabled]
     if not tracks:
         raise ImportRefused(None, "the timeline has no enabled video track")
     clips = list(tracks[0].find_clips())
-    rerenders = []
+    rerenders, swaps = [], []
     for position, clip in enumerate(clips, start=1):
         found = clip.metadata.get(NAMESPACE)
         meta = dict(found) if isinstance(found, Mapping) else None  # OTIO's own mapping type, not a dict
@@ -61,32 +77,39 @@ def plan_import(cut: Cut, timeline: otio.schema.Timeline, keys: dict[str, str]) 
         if meta is None or not isinstance(meta.get("index"), int) or not 1 <= meta["index"] <= len(cut.shots):
             raise ImportRefused(name, "not a clip of this job (its metadata 'reelforge.index' names no shot)")
         shot = cut.shot(meta["index"])
-        take = _take_of(shot, meta.get("attempt"))
+        take = _take_of(shot, meta.get("attempt"), meta.get("take"))
         if take is None or not _media_matches(clip, take, keys):
             raise ImportRefused(name, f"its media is not a take of shot {shot.index} '{shot.id}' of this job")
         if clip.source_range is None or not _within(clip.source_range, take):
             media = f"0..{take.frames} at {take.fps:g} fps"
             raise ImportRefused(name, f"its source range {_frames(clip.source_range)} is outside its media ({media})")
-        if shot.index != position or take is not shot.take or clip.source_range != _exported_range(clip, take):
+        swapped = take is not shot.take and take.attempt == shot.take.attempt  # another take of the same render
+        if shot.index != position or (take is not shot.take and not swapped) or clip.source_range != _exported_range(clip, take):
             raise ImportRefused(
                 name,
-                "trims, reorders, removals and take swaps are not re-imported yet: only a clip's prompt or seed "
-                "(metadata reelforge.prompt, reelforge.seed) may change",
+                "trims, reorders, removals and earlier attempts are not re-imported yet: only a clip's prompt or seed "
+                "(metadata reelforge.prompt, reelforge.seed) may change, or another take of it replace it",
             )
+        if swapped:
+            swaps.append((name, Swap(shot.index, take.take)))
         prompt, seed = meta.get("prompt"), meta.get("seed")
         if seed is not None and (not isinstance(seed, int) or not 0 <= seed < 2**32):
             raise ImportRefused(name, f"reelforge.seed {seed!r} is not a whole number from 0 to 2**32 - 1")
         if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
             raise ImportRefused(name, "reelforge.prompt must be text")
-        new_prompt = prompt if prompt != shot.prompt else None
-        new_seed = seed if seed != shot.seed else None
+        new_prompt = prompt if prompt != (take.prompt or shot.prompt) else None
+        new_seed = seed if seed != (shot.seed if take.seed is None else take.seed) else None
         if new_prompt is not None or new_seed is not None:
             rerenders.append(Rerender(shot.index, new_prompt, new_seed))
     if len(clips) != len(cut.shots):
         raise ImportRefused(None, f"{len(clips)} clips for a film of {len(cut.shots)} shots: removals are not re-imported yet")
-    if not rerenders:
-        raise ImportRefused(None, "nothing changed: edit a clip's reelforge.prompt or reelforge.seed")
-    return rerenders
+    if swaps and rerenders:
+        raise ImportRefused(None, "a timeline re-imports take swaps or prompt and seed edits, not both at once")
+    if len(swaps) > 1:  # each swap is a film version of its own (takes/{k}/select), made once the last one is
+        raise ImportRefused(swaps[1][0], "one take swap per re-import: re-import again once the film with the first is made")
+    if not rerenders and not swaps:
+        raise ImportRefused(None, "nothing changed: edit a clip's reelforge.prompt or reelforge.seed, or swap in another take")
+    return Plan(rerenders, [swap for _, swap in swaps])
 
 
 def _exported_range(clip: otio.schema.Clip, take: Take) -> otio.opentime.TimeRange:

@@ -30,7 +30,14 @@ class Sourced:
 
 
 def _take(
-    board: Storyboard, n: int, attempt: int, delivered: bool, entry: dict[str, Any], has_audio: bool, handles: bool = False
+    board: Storyboard,
+    n: int,
+    attempt: int,
+    delivered: bool,
+    entry: dict[str, Any],
+    has_audio: bool,
+    handles: bool = False,
+    take: int = 0,
 ) -> Take:
     """A take; ``handles``: its media is the whole render (``Keys.segment_handles``), the film's part its middle."""
     seg = board.segments[n - 1]
@@ -39,7 +46,10 @@ def _take(
     qa = entry.get("qa") or {}
     return Take(
         attempt=attempt,
-        media=media_name(n, seg.id, attempt, delivered),
+        take=take,
+        seed=entry.get("seed") if take else None,
+        prompt=entry.get("prompt") if take else None,
+        media=media_name(n, seg.id, attempt, delivered, take),
         frames=head + frames + tail,
         fps=fps,
         head=head,
@@ -71,8 +81,19 @@ def from_store(store: ObjectStore, bucket: str, job_id: str, version: int) -> So
         attempt = int(entry.get("attempt", 1))
         key = entry.get("video_key") or Keys.segment_video(job_id, n, attempt)
         whole = store.exists(bucket, Keys.segment_handles(key))
-        delivered = _take(board, n, attempt, True, entry, store.exists(bucket, Keys.segment_sound(key)), whole)
+        heard = store.exists(bucket, Keys.segment_sound(key))
+        delivered = _take(board, n, attempt, True, entry, heard, whole, take=int(entry.get("take", 0)))
         takes[n], keys[delivered.media] = [delivered], Keys.segment_handles(key) if whole else key
+        for other in entry.get("takes") or []:  # takes rendered beside it (takes: N, variants): a swap puts one in
+            if other.get("in_film") or not (other_key := other.get("video_key")) or not store.exists(bucket, other_key):
+                continue
+            whole = store.exists(bucket, Keys.segment_handles(other_key))
+            heard = store.exists(bucket, Keys.segment_sound(other_key))
+            found = {"qa": other.get("scores"), "qa_passed": other.get("passed"), "failed_gates": other.get("failed_gates")}
+            found |= {"seed": other.get("seed"), "prompt": other.get("prompt")}
+            alt = _take(board, n, attempt, False, found, heard, whole, take=int(other["take"]))
+            takes[n].append(alt)
+            keys[alt.media] = Keys.segment_handles(other_key) if whole else other_key
         for earlier in range(attempt - 1, 0, -1):
             other = Keys.segment_video(job_id, n, earlier)
             if store.exists(bucket, other):
