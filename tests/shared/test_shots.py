@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reelforge_shared.events import RenderSpec
+from reelforge_shared.events import RenderSpec, StartFrame
 from reelforge_shared.shots import RenderProfile, model_revision, owner_folder, reference_hashes, shot_key
 from reelforge_shared.storage import ObjectStore
 
@@ -87,8 +87,14 @@ def test_conditioning_inputs_and_the_previous_shot_are_in_the_key() -> None:
     base = shot_key(SPEC, PROFILE, ["sha256:11"])
     assert shot_key(SPEC, PROFILE, ["sha256:12"]) != base
     assert shot_key(SPEC, PROFILE, []) != base
-    assert shot_key(SPEC, PROFILE, ["sha256:11"], previous="a" * 64) != base
-    assert shot_key(SPEC, PROFILE, ["sha256:11"], previous="a" * 64) != shot_key(SPEC, PROFILE, ["sha256:11"], previous="b" * 64)
+    after_a, after_b = (
+        SPEC.model_copy(update={"start_frame": StartFrame(frame_key=f"jobs/j-{p}/f.png", shot_key=p * 64)}) for p in "ab"
+    )
+    assert shot_key(after_a, PROFILE, ["sha256:11"]) != base
+    assert shot_key(after_a, PROFILE, ["sha256:11"]) != shot_key(after_b, PROFILE, ["sha256:11"])
+    # where the previous shot's frame lies is not in the key: only which shot it is
+    elsewhere = after_a.model_copy(update={"start_frame": StartFrame(frame_key="jobs/j-other/f.png", shot_key="a" * 64)})
+    assert shot_key(elsewhere, PROFILE, ["sha256:11"]) == shot_key(after_a, PROFILE, ["sha256:11"])
 
 
 def test_reference_images_in_the_work_bucket_count_by_content(store: ObjectStore, settings) -> None:

@@ -61,7 +61,7 @@ def test_each_row_names_the_failure_its_event_really_raises() -> None:
 
 def test_the_generator_may_publish_no_job_failure() -> None:
     """Only stages that handle job-level events may fail a job: the generator fails segments alone."""
-    assert flow.publish_subjects("generator", "p") == ["p.segment.generated", "p.segment.failed.generator"]
+    assert flow.publish_subjects("generator", "p") == ["p.segment.generated", "p.segment.requested", "p.segment.failed.generator"]
 
 
 def test_every_kv_bucket_the_job_store_opens_is_in_the_table() -> None:

@@ -45,6 +45,8 @@ def test_transition_shorthand_and_yaml() -> None:
         (lambda b: b["segments"][0].update(location="moon"), "segments[0].location"),
         (lambda b: b["segments"][1].update(id="a"), "segments[1].id"),
         (lambda b: b.update(output={"width": 1001}), "output.width"),
+        (lambda b: b["segments"][0].update(start_from="previous"), "segments[0].start_from"),
+        (lambda b: b["segments"][1].update(start_from="next"), "segments[1].start_from"),
     ],
     ids=[
         "missing-prompt",
@@ -55,6 +57,8 @@ def test_transition_shorthand_and_yaml() -> None:
         "unknown-location",
         "duplicate-id",
         "odd-width",
+        "first-starts-from-previous",
+        "start-from-unknown",
     ],
 )
 def test_bad_storyboard_names_the_field(change, field: str) -> None:

@@ -250,6 +250,21 @@ _MODEL_EXAMPLE = {"name": "stabilityai/stable-diffusion-2-1", "pipeline": "Stabl
 RenderedBy = Annotated[ModelInfo, Field(description="the model that rendered the frames", examples=[_MODEL_EXAMPLE])]
 
 
+class StartFrame(BaseModel):
+    """The frame a segment continues from (``start_from: previous``): the last frame of the shot before it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    frame_key: str = Field(
+        description="work-bucket key of the previous segment's last frame",
+        examples=["jobs/j-5f1c2e7a9b/segments/002/frames/0023.png"],
+    )
+    shot_key: str | None = Field(
+        description="the previous shot's key: part of this shot's key, so this shot renders again when that one changes",
+        examples=["9f2c1e0b7a6d5c4b3a29181706f5e4d3c2b1a09f8e7d6c5b4a3928170615f4e3"],
+    )
+
+
 class RenderSpec(BaseModel):
     """Everything the generator needs for one segment, resolved from the storyboard."""
 
@@ -287,6 +302,16 @@ class RenderSpec(BaseModel):
         None,
         description="the prompt's <AUDCAP>...<ENDAUDCAP> text: the scene's sound, for models that generate sound; not in prompt",
         examples=["wind in the leaves, birds"],
+    )
+    start_frame: StartFrame | None = Field(
+        None,
+        description="set: the segment continues from this frame (image-to-video: its start image; else a reference)",
+        examples=[
+            {
+                "frame_key": "jobs/j-5f1c2e7a9b/segments/002/frames/0023.png",
+                "shot_key": "9f2c1e0b7a6d5c4b3a29181706f5e4d3c2b1a09f8e7d6c5b4a3928170615f4e3",
+            }
+        ],
     )
 
 

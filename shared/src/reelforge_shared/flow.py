@@ -118,9 +118,10 @@ FLOW: dict[str, ServiceFlow] = {
         kv="write",
         note="API + job ledger",
     ),
+    # segment.requested: the segment that continues from the last frame of the one just rendered (reelforge_shared.chain).
     "generator": ServiceFlow(
         consumes=(Consume(event=SegmentRequested, handler="handle"),),
-        publishes=(SegmentGenerated,),
+        publishes=(SegmentGenerated, SegmentRequested),
         work="write",
         delivery="",
         note="frames",

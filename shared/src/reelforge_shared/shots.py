@@ -8,7 +8,7 @@ decides its pixels and nothing else.
   fps, output size, the segment's own steps and guidance, seed 004's speech and sound tags;
 - every conditioning input by content: a reference image in the work bucket by the SHA-256 of its bytes,
   any other reference (a path or URL, which no worker opens, see docs) by its text; the previous shot's
-  key when the segment continues from it (``previous``);
+  key when the segment continues from it (``spec.start_frame``, :mod:`reelforge_shared.chain`);
 - from the generator (:class:`RenderProfile`, one per model and worker settings): the model id, its
   file revision (the Hugging Face snapshot commit, else the SHA-256 of ``model_index.json`` and every
   ``config.json``/``scheduler_config.json`` under it), the pipeline class, the scheduler and its config,
@@ -131,13 +131,17 @@ def reference_hashes(spec: RenderSpec, store: ObjectStore | None, bucket: str) -
     return out
 
 
-def shot_key(spec: RenderSpec, profile: RenderProfile, references: list[str], previous: str | None = None) -> str:
-    """SHA-256 (hex) of the canonical render spec: the same spec, the same key; any input changed, another key."""
+def shot_key(spec: RenderSpec, profile: RenderProfile, references: list[str]) -> str:
+    """SHA-256 (hex) of the canonical render spec: the same spec, the same key; any input changed, another key.
+
+    A segment that continues from the shot before it (``spec.start_frame``) counts that shot by its key, not by
+    where its frame lies: the same previous shot in another job gives the same key.
+    """
     canonical = {
         "code": RENDER_CODE_VERSION,
-        "spec": spec.model_dump(mode="json", exclude={"reference_images"}),
+        "spec": spec.model_dump(mode="json", exclude={"reference_images", "start_frame"}),
         "references": references,
-        "previous": previous,
+        "previous": spec.start_frame.shot_key if spec.start_frame is not None else None,
         "profile": profile.model_dump(mode="json"),
     }
     return json_digest(canonical)
@@ -196,11 +200,9 @@ def reuse_shot(store: ObjectStore, bucket: str, request: SegmentRequested, shot:
     if shot.generation_key is not None and store.exists(bucket, shot.generation_key):
         record = {k: v for k, v in store.get_json(bucket, shot.generation_key).items() if k not in _RENDER_FIGURES}
     reused = shot.source()
-    store.put_json(
-        bucket,
-        Keys.segment_generation(job, n, attempt, take),
-        record | {"shot_key": shot.key, "reused_from": reused.model_dump()},
-    )
+    start = request.spec.start_frame.model_dump() if request.spec.start_frame is not None else None  # this job's frame
+    facts = {"shot_key": shot.key, "reused_from": reused.model_dump(), "start_frame": start}
+    store.put_json(bucket, Keys.segment_generation(job, n, attempt, take), record | facts)
     return SegmentGenerated.follow(
         request,
         frames_prefix=Keys.frames(job, n, attempt, take),

@@ -146,6 +146,11 @@ class Keys:
         return f"{Keys.segment(job_id, index, attempt, take)}/render.json"
 
     @staticmethod
+    def waiting_request(job_id: str, index: int) -> str:
+        """A segment's request that waits for the segment before it (``start_from: previous``, reelforge_shared.chain)."""
+        return f"jobs/{job_id}/waiting/{index:03d}.json"
+
+    @staticmethod
     def storyboard_version(job_id: str, version: int) -> str:
         """The storyboard film version ``version`` was made from, kept when a new one replaces it (PUT .../storyboard)."""
         return f"jobs/{job_id}/storyboards/v{version}.json"

@@ -180,6 +180,11 @@ class Segment(_Strict):
         max_length=MAX_TAKES - 1,
         description="other prompts for this shot, each rendered as a take beside the prompt's (take 0), scored the same way",
     )
+    start_from: Literal["previous"] | None = Field(
+        None,
+        description="previous: the first frame continues from the last frame of the segment before (rendered after it; "
+        "image-to-video models start from that frame, per-frame models take it as their IP-Adapter reference)",
+    )
 
     @property
     def tags(self) -> PromptTags:
@@ -285,6 +290,12 @@ def _cross_reference_errors(board: Storyboard) -> list[dict[str, str]]:
         if seg.transition.type != "cut" and i == 0:
             message = "the first segment has nothing to transition from; use 'cut'"
             errors.append({"field": "segments[0].transition", "message": message})
+        if seg.start_from is not None and i == 0:
+            message = f"the first segment has no segment before it to start from (got {seg.start_from!r})"
+            errors.append({"field": "segments[0].start_from", "message": message})
+        elif seg.start_from is not None and max(board.takes_of(seg), board.takes_of(board.segments[i - 1])) > 1:
+            message = "continues from one render of the segment before: neither may have takes or variants"
+            errors.append({"field": f"segments[{i}].start_from", "message": message})
         if seg.transition.duration > seg.duration_s or (i and seg.transition.duration > board.segments[i - 1].duration_s):
             message = f"{seg.transition.duration} s is longer than a segment it joins"
             errors.append({"field": f"segments[{i}].transition.duration", "message": message})

@@ -63,8 +63,9 @@ def assert_error_shape(response: httpx.Response, status: int, code: str) -> dict
         (_bad(lambda b: b["segments"][1].update(characters=["nobody"])), "segments[1].characters[0]"),
         (_bad(lambda b: b["segments"][1].update(transition="wipe")), "segments[1].transition.type"),
         (_bad(lambda b: b.update(webhook_url="ftp://example.com/x")), "webhook_url"),
+        (_bad(lambda b: b["segments"][0].update(start_from="previous")), "segments[0].start_from"),
     ],
-    ids=["missing-prompt", "unknown-character", "unknown-transition", "bad-webhook"],
+    ids=["missing-prompt", "unknown-character", "unknown-transition", "bad-webhook", "first-starts-from-previous"],
 )
 async def test_bad_storyboard_is_refused_with_the_field_and_nothing_published(gateway, board, field) -> None:
     stack, client = gateway

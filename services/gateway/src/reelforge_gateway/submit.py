@@ -16,9 +16,10 @@ import structlog
 
 from reelforge_gateway.deps import GatewayDeps
 from reelforge_shared.bus import Bus
+from reelforge_shared.chain import hold, release
 from reelforge_shared.egress import Egress
 from reelforge_shared.errors import InvalidInput
-from reelforge_shared.events import Event, JobSubmitted
+from reelforge_shared.events import Event, JobSubmitted, SegmentGenerated
 from reelforge_shared.jobs import JobRecord
 from reelforge_shared.jobs.transitions import resume_events
 from reelforge_shared.references import EXTENSIONS, ReferenceLimits, media_fields, reference_egress, store_media, stored_name
@@ -53,7 +54,8 @@ async def submit_job(
     A segment renders with its own ``model``, else the request's ``model``, else the storyboard's (else the
     generator's). Each request carries its shot key (:mod:`reelforge_shared.shots`); with ``reuse`` (the API's
     and ``reelforge run``'s setting), a segment whose key ``owner`` already rendered and passed is not rendered:
-    its frames are copied and its ``segment.generated`` published here.
+    its frames are copied and its ``segment.generated`` published here. A segment that starts from the previous
+    one's last frame waits until those frames exist (:mod:`reelforge_shared.chain`).
     """
     job_id = job_id or new_job_id()
     key = Keys.storyboard(job_id)
@@ -62,7 +64,11 @@ async def submit_job(
     shots = ShotRequests(store, bucket, owner=owner, reuse=reuse)
     requests: list[Event] = []
     for index, seg in enumerate(board.segments, start=1):
-        for take in segment_requests(board, job_id, index, model=seg.model or model or board.model):
+        takes = segment_requests(board, job_id, index, model=seg.model or model or board.model)
+        if seg.start_from == "previous":  # one take (the storyboard refuses takes with start_from)
+            hold(store, bucket, takes[0])  # requested when the segment before it has frames (reelforge_shared.chain)
+            continue
+        for take in takes:
             request, generated = shots.plan(take)
             requests += [request] if generated is None else [request, generated]
             if request.take == 0:
@@ -70,6 +76,8 @@ async def submit_job(
                 if request.reused_from is not None:
                     plan.reused[index] = request.reused_from
     store.put_json(bucket, Keys.shot_plan(job_id), plan.model_dump(mode="json"))
+    # A reused shot has its frames already: the segment that continues from it is requested now.
+    requests += [e for g in list(requests) if isinstance(g, SegmentGenerated) for e in release(store, bucket, g)]
     submitted = JobSubmitted(
         job_id=job_id, title=board.title, segment_count=len(board.segments), duration_s=board.duration_s, storyboard_key=key
     )

@@ -29,6 +29,7 @@ from reelforge_generator.fallback import RenderPlan, after_out_of_memory
 from reelforge_generator.metrics import DEGRADATIONS
 from reelforge_generator.renderer import FrameRenderer, RunReport
 from reelforge_generator.sound_video import wav_bytes
+from reelforge_shared.chain import release
 from reelforge_shared.errors import Cancelled, TransientError
 from reelforge_shared.events import Event, RenderSpec, SegmentGenerated, SegmentRequested
 from reelforge_shared.shots import reference_hashes, save_profile, shot_key
@@ -73,7 +74,9 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
     if event.reused_from is not None:
         return []
     with tempfile.TemporaryDirectory(prefix="reelforge-references-") as tmp:
-        return _handle(event, deps, stored_references(deps.store, deps.bucket, event.job_id, event.spec, Path(tmp)))
+        events = _handle(event, deps, stored_references(deps.store, deps.bucket, event.job_id, event.spec, Path(tmp)))
+    # The segment that continues from this one's last frame can be requested now (reelforge_shared.chain).
+    return events + [e for g in events if isinstance(g, SegmentGenerated) for e in release(deps.store, deps.bucket, g)]
 
 
 def setup(deps: GeneratorDeps, model: str | None = None) -> None:
@@ -101,12 +104,17 @@ def stored_references(store: ObjectStore, bucket: str, job: str, spec: RenderSpe
     """``spec`` with its reference images downloaded into ``folder``: only objects under the job's own folder.
 
     A URL, a path on this machine or another job's key is refused like a missing key (one message): the
-    generator, which runs model code, opens nothing a storyboard names.
+    generator, which runs model code, opens nothing a storyboard names. The frame a segment continues from
+    (``start_frame``) comes first: image-to-video models start from the first reference, per-frame models
+    weigh it with the cast's through the IP-Adapter.
     """
     local = [
         str(fetch_job_reference(store, bucket, job, f"reference_images[{i}]", ref, folder / f"{i}{Path(ref).suffix[:8]}"))
         for i, ref in enumerate(spec.reference_images)
     ]
+    if spec.start_frame is not None:
+        key = spec.start_frame.frame_key
+        local.insert(0, str(fetch_job_reference(store, bucket, job, "start_frame", key, folder / "start.png")))
     return spec.model_copy(update={"reference_images": local}) if local else spec
 
 
@@ -163,6 +171,7 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
         track = torch.cat([sound[first] for first in sorted(sound)], dim=-1)
         deps.store.put_bytes(deps.bucket, audio_key, wav_bytes(track, sample_rate), "audio/wav")
     shot = {"shot_key": key, "frame_count": spec.frames, "fps": spec.fps, "width": spec.width, "height": spec.height}
+    shot["start_frame"] = spec.start_frame.model_dump() if spec.start_frame is not None else None  # what a retry starts from
     record = _generation_record(
         deps, run, Keys.segment_generation(job, n, a, t), "; ".join(notes) or None, shot | {"seed": spec.seed}
     )

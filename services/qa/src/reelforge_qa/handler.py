@@ -37,6 +37,7 @@ from reelforge_shared.events import (
     SegmentEncoded,
     SegmentRequested,
     SegmentRerenderRequested,
+    StartFrame,
 )
 from reelforge_shared.metrics import QA_GATES
 from reelforge_shared.shots import keep_passed_shot
@@ -79,14 +80,13 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
     decision = decide(report, event.attempt, max_attempts, gates=RERENDER_GATES)
     if decision.action == "regenerate" and decision.next_attempt is not None:
         board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
-        return [
-            SegmentRequested.retry(
-                event,
-                decision.next_attempt,
-                spec=render_spec(board, n, decision.next_attempt),
-                model=event.model.name,
-            )
-        ]
+        spec = render_spec(board, n, decision.next_attempt)
+        generation = Keys.segment_generation(job, n, event.attempt)  # a continued shot starts from the same frame again
+        if deps.store.exists(deps.bucket, generation) and (
+            start := deps.store.get_json(deps.bucket, generation).get("start_frame")
+        ):
+            spec = spec.model_copy(update={"start_frame": StartFrame.model_validate(start)})
+        return [SegmentRequested.retry(event, decision.next_attempt, spec=spec, model=event.model.name)]
     keep_passed_shot(deps.store, deps.bucket, event, report.passed)  # passed its gates: reusable by its owner's next jobs
     checked = {"model": event.model.model_dump(mode="json"), "duration_s": event.duration_s, "takes": event.takes}
     deps.store.put_json(deps.bucket, Keys.segment_checked(job, n, event.attempt, event.take), checked)  # film QA reads it

@@ -1,4 +1,5 @@
-"""Jobs API v1: submit, list, read, follow (server-sent events), cancel, re-render a segment, edit the storyboard, fetch the film.
+"""Jobs API v1: submit, list, read, follow (server-sent events), cancel, re-render a segment, edit the storyboard, extend
+the film from its last frame, fetch the film.
 
 Every job's state is read from and written to the job ledger (:mod:`reelforge_shared.jobs`); the
 gateway keeps no copy. Every route that names a job reads it through
@@ -36,7 +37,7 @@ from reelforge_shared.jobs import (
 )
 from reelforge_shared.storage import Keys
 from reelforge_shared.storyboard import MAX_PROMPT_CHARS, Storyboard, StoryboardInvalid, parse_storyboard
-from reelforge_shared.versions import new_storyboard_version
+from reelforge_shared.versions import extended_storyboard, new_storyboard_version
 
 router = APIRouter(tags=["jobs"])
 JOB_ID = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="job id", examples=["j-5f1c2e7a9b0d4e21"])
@@ -57,6 +58,19 @@ class RerenderRequest(BaseModel):
     seed: int | None = Field(None, ge=0, lt=2**32, description="new seed", examples=[4242])
     prompt: str | None = Field(
         None, min_length=1, max_length=MAX_PROMPT_CHARS, description="new prompt (the style and cast are still applied)"
+    )
+
+
+class ExtendRequest(BaseModel):
+    """The segment to append: it continues from the last frame of the film."""
+
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description="what happens next (the style and the last segment's cast are applied)",
+    )
+    duration_s: float = Field(
+        gt=0, le=600, description="seconds of the new segment, at the last segment's frame rate (REELFORGE_MAX_* limits apply)"
     )
 
 
@@ -358,6 +372,50 @@ async def replace_storyboard(request: Request, deps: Deps, job_id: Annotated[str
         raise ApiError(status, exc.code, str(exc), job_id=job_id) from None
     except InvalidInput as exc:
         raise ApiError(422, "invalid_request", str(exc), fields=[{"field": "segments", "message": str(exc)}]) from None
+    return job_view(record, await deps.ledger.eta_sample())
+
+
+@router.post(
+    "/v1/jobs/{job_id}/segments/{index}/extend",
+    status_code=202,
+    response_model=JobView,
+    responses=responses(404, 409, 422),
+)
+async def extend(
+    request: Request,
+    deps: Deps,
+    job_id: Annotated[str, JOB_ID],
+    index: Annotated[int, Path(ge=1, le=10_000, description="1-based number of the job's last segment")],
+    change: Annotated[ExtendRequest, Body(examples=[{"prompt": "climbs the apple tree", "duration_s": 4.0}])],
+) -> JobView:
+    """Append a segment to a completed job that continues from the last frame of its last segment (`start_from: previous`).
+
+    Only the new segment is rendered and encoded; the film gets a new version and earlier versions stay.
+    """
+    await owned_job(request, deps, job_id)
+    old = parse_storyboard(await asyncio.to_thread(deps.store.get_json, deps.work_bucket, Keys.storyboard(job_id)))
+    if index != len(old.segments):
+        message = f"a film is extended from its last segment, {len(old.segments)}; got {index}"
+        raise ApiError(422, "invalid_request", f"index: {message}", fields=[{"field": "index", "message": message}])
+    limits = deps.limits
+    board = extended_storyboard(old, prompt=change.prompt, duration_s=change.duration_s, limits=limits)
+    if errors := await asyncio.to_thread(prompt_errors, board, default_model=deps.default_model):
+        raise StoryboardInvalid(errors)
+    try:
+        record, _ = await new_storyboard_version(
+            deps.ledger,
+            deps.bus,
+            deps.store,
+            deps.work_bucket,
+            job_id,
+            board,
+            reuse=deps.shot_reuse,
+            by=caller_of(request),
+            extends=True,
+        )
+    except RerenderRefused as exc:
+        status = 404 if exc.code.endswith("not_found") else 409
+        raise ApiError(status, exc.code, str(exc), job_id=job_id) from None
     return job_view(record, await deps.ledger.eta_sample())
 
 

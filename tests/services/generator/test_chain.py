@@ -1,0 +1,106 @@
+"""Shots that continue from the last frame (issue 18 point 5): a chain renders in order, from the changed shot onward.
+
+The real generator service (the tiny image-to-video model, whose keyframes come from the tiny text-to-image one)
+on a real bus and S3 server; the submissions are the gateway's ``submit_job``. Segment QA is not running: the test
+keeps each rendered shot in the owner's store as segment QA does when a shot passes (``keep_passed_shot``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from reelforge.stack import local_stack
+from reelforge_gateway.submit import submit_job
+from reelforge_generator.config import GeneratorSettings
+from reelforge_generator.renderer import FrameRenderer
+from reelforge_shared.bus import Bus
+from reelforge_shared.events import ModelInfo, SegmentEncoded, SegmentGenerated, SegmentRequested
+from reelforge_shared.shots import keep_passed_shot
+from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import parse_storyboard
+from support.media import pixels
+
+MODEL = "reelforge/tiny-svd"
+FAST = {"steps": 2, "clip_frames": 2, "generation_width": 64, "allow_test_model": True, "model": MODEL}
+PROMPTS = ["a red door opens", "a hall behind it", "a stair goes up", "a garden elsewhere"]
+
+
+def _board(prompts: list[str]) -> dict:
+    segments = [{"id": f"s{i}", "prompt": p, "frames": 2, "fps": 2} for i, p in enumerate(prompts, start=1)]
+    for seg in segments[1:3]:
+        seg["start_from"] = "previous"  # s2 continues s1, s3 continues s2; s4 stands alone
+    return {"title": "A chain", "output": {"width": 128, "height": 72}, "segments": segments}
+
+
+def _keep(store: ObjectStore, bucket: str, generated: SegmentGenerated) -> None:
+    """What segment QA does for a shot that passed its gates."""
+    model = ModelInfo(name=MODEL, pipeline="StableVideoDiffusionPipeline", random_weights=True)
+    encoded = SegmentEncoded.follow(
+        generated, video_key="unused.mp4", frame_count=2, fps=2, width=128, height=72, duration_s=1.0, model=model
+    )
+    keep_passed_shot(store, bucket, encoded, passed=True)
+
+
+async def test_a_chain_renders_after_its_first_shot_and_again_from_the_changed_shot_onward(
+    overrides, event_log, tmp_path: Path
+) -> None:
+    async with local_stack(tmp_path / "state", names=["generator"], **overrides, **FAST) as stack:
+        bus = await Bus.connect(stack.settings)
+        store, bucket = ObjectStore.from_settings(stack.settings), stack.settings.work_bucket
+
+        async def film(prompts: list[str]) -> tuple[str, dict[int, SegmentGenerated], dict[int, SegmentRequested]]:
+            submitted = await submit_job(
+                parse_storyboard(_board(prompts)), bus=bus, store=store, bucket=bucket, owner="ana", reuse=True
+            )
+            job = submitted.job_id
+
+            def of(cls: type) -> dict:
+                return {e.index: e for e in event_log.of(cls) if e.job_id == job}
+
+            await event_log.wait_for(lambda: len(of(SegmentGenerated)) == 4, timeout=300)
+            generated = of(SegmentGenerated)
+            for event in generated.values():
+                _keep(store, bucket, event)
+            return job, generated, of(SegmentRequested)
+
+        first, generated, requested = await film(PROMPTS)
+        assert all(e.reused_from is None for e in generated.values())
+        order = [(type(e).__name__, e.index) for e in event_log.events if e.job_id == first and hasattr(e, "index")]
+        # s2 is requested only once s1's frames exist, s3 once s2's; s1 and s4 are requested at once (in parallel)
+        assert order.index(("SegmentGenerated", 1)) < order.index(("SegmentRequested", 2))
+        assert order.index(("SegmentGenerated", 2)) < order.index(("SegmentRequested", 3))
+        assert order.index(("SegmentRequested", 4)) < order.index(("SegmentGenerated", 1))
+        for n in (2, 3):
+            start = requested[n].spec.start_frame
+            assert start is not None and start.frame_key == Keys.frame(first, n - 1, 1)  # the last of its two frames
+            assert start.shot_key == generated[n - 1].shot_key
+        assert requested[1].spec.start_frame is None and requested[4].spec.start_frame is None
+
+        # s2's first frame is rendered from s1's last frame: exactly what the model makes of that image, and not
+        # what it makes from its own keyframe (the pixel statistics of the start frame).
+        last = tmp_path / "s1-last.png"
+        last.write_bytes(store.get_bytes(bucket, Keys.frame(first, 1, 1)))
+        renderer = FrameRenderer(GeneratorSettings(model_cache_dir=overrides["model_cache_dir"], **FAST))
+        renderer.setup()
+        spec = requested[2].spec.model_copy(update={"start_frame": None})
+        from_last = dict(renderer.render(spec.model_copy(update={"reference_images": [str(last)]}), [0, 1]))
+        from_keyframe = dict(renderer.render(spec, [0, 1]))
+        rendered = pixels(store.get_bytes(bucket, Keys.frame(first, 2, 0)))
+        assert np.abs(rendered - pixels(from_last[0])).max() == 0
+        assert np.abs(rendered - pixels(from_keyframe[0])).mean() > 1.0
+
+        # The chain's middle shot changed: s1 and s4 are reused, s2 renders and so does s3, which continues from it.
+        second, generated, _ = await film([PROMPTS[0], "a hall with a lamp", *PROMPTS[2:]])
+        assert sorted(n for n, e in generated.items() if e.reused_from is None) == [2, 3]
+
+        # Only the last shot changed: the three before it are reused, only s3 renders.
+        _, generated, _ = await film([*PROMPTS[:2], "a stair goes down", PROMPTS[3]])
+        assert sorted(n for n, e in generated.items() if e.reused_from is None) == [3]
+        assert generated[2].reused_from is not None and generated[2].reused_from.job_id == first  # not the second film's s2
+
+        # Unchanged: the whole chain is reused, link by link, and nothing renders.
+        _, generated, _ = await film(PROMPTS)
+        assert all(e.reused_from is not None for e in generated.values())
+        await bus.close()
