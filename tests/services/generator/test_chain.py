@@ -74,9 +74,11 @@ async def test_a_chain_renders_after_its_first_shot_and_again_from_the_changed_s
         assert order.index(("SegmentRequested", 4)) < order.index(("SegmentGenerated", 1))
         for n in (2, 3):
             start = requested[n].spec.start_frame
-            assert start is not None and start.frame_key == Keys.frame(first, n - 1, 1)  # the last of its two frames
+            assert start is not None
+            assert start.frame_key == Keys.frame(first, n - 1, 1)
             assert start.shot_key == generated[n - 1].shot_key
-        assert requested[1].spec.start_frame is None and requested[4].spec.start_frame is None
+        assert requested[1].spec.start_frame is None
+        assert requested[4].spec.start_frame is None
 
         # s2's first frame is rendered from s1's last frame: exactly what the model makes of that image, and not
         # what it makes from its own keyframe (the pixel statistics of the start frame).
@@ -98,7 +100,8 @@ async def test_a_chain_renders_after_its_first_shot_and_again_from_the_changed_s
         # Only the last shot changed: the three before it are reused, only s3 renders.
         _, generated, _ = await film([*PROMPTS[:2], "a stair goes down", PROMPTS[3]])
         assert sorted(n for n, e in generated.items() if e.reused_from is None) == [3]
-        assert generated[2].reused_from is not None and generated[2].reused_from.job_id == first  # not the second film's s2
+        assert generated[2].reused_from is not None
+        assert generated[2].reused_from.job_id == first
 
         # Unchanged: the whole chain is reused, link by link, and nothing renders.
         _, generated, _ = await film(PROMPTS)
