@@ -19,7 +19,7 @@ from typing import Any
 
 from reelforge_shared.chain import continued, hold, release, start_frame
 from reelforge_shared.errors import InvalidInput
-from reelforge_shared.events import SegmentRequested, StartFrame
+from reelforge_shared.events import StartFrame
 from reelforge_shared.jobs import JobRecord, Ledger, RerenderRefused, SegmentRecord
 from reelforge_shared.shots import ShotPlan, ShotRequests
 from reelforge_shared.specs import segment_requests

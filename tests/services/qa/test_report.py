@@ -25,10 +25,12 @@ from reelforge_qa.job_report import (
     version_changes,
 )
 from reelforge_qa.report_html import render_html, thumbnail_strip
-from reelforge_shared.events import ReusedFrom
+from reelforge_shared.events import ReusedFrom, StartFrame
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
+
+START = StartFrame(frame_key="jobs/j/segments/002/frames/0011.png", shot_key="ab" * 32)
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,7 @@ def flash_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[JobReport, d
                 qa_history=history,
                 prompt=f"the figure walks <{sid}>",
                 timings=Timings(render_s=1.5, encode_s=0.4, qa_s=0.2, peak_vram_bytes=3 * 2**30),
+                start_frame=START if i == 3 else None,  # s3 continues from s2's last frame (start_from: previous)
             )
         )
     report = JobReport(title="Calibration <flash>", segments=segments, film_qa=outcome.film)
@@ -145,6 +148,7 @@ def test_report_html_shows_thresholds_prompt_and_timings(flash_report: tuple[Job
     html = render_html(report, thumbnails)
     assert "<td>flicker</td><td>0.000</td><td>0.5</td><td>FAILED</td><td>frame 4 " in html  # threshold and detail
     assert "the figure walks &lt;s1&gt;" in html  # the prompt, escaped
+    assert "<b>starts from</b> the last frame of the segment before (jobs/j/segments/002/frames/0011.png)" in html
     assert "render 1.50 s · encode 0.40 s · QA 0.20 s · peak VRAM 3.0 GiB" in html
     assert "Regenerated: before and after" in html
     assert html.count("<td>attempt 2</td>") == 1
@@ -189,6 +193,7 @@ def test_report_html_renders_in_headless_chromium(flash_report: tuple[JobReport,
     assert "Calibration &lt;flash&gt;" in dom.stdout
     assert "<svg" in dom.stdout
     assert dom.stdout.count('class="card ') == 5
+    assert dom.stdout.count('class="start-from"') == 1  # s3 says it starts from the last frame of s2
 
 
 def test_report_html_shows_prompt_variants_side_by_side_with_the_winner(

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from reelforge_qa.film_models import FilmQaReport
 from reelforge_qa.film_regenerate import segment_score
-from reelforge_shared.events import FilmEncoded, FilmEvent, QaReport, ReusedFrom
+from reelforge_shared.events import FilmEncoded, FilmEvent, QaReport, ReusedFrom, StartFrame
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
@@ -77,6 +77,9 @@ class SegmentResult(BaseModel):
     degraded: str | None = Field(None, description="what the generator gave up to finish (smaller batch, lower size)")
     shot_key: str | None = Field(None, description="SHA-256 of the canonical render spec (reelforge_shared.shots)")
     reused_from: ReusedFrom | None = Field(None, description="set: not rendered, the frames of this earlier render reused")
+    start_frame: StartFrame | None = Field(
+        None, description="set (start_from: previous): the frame of the segment before that this one continues from"
+    )
     seed: int | None = Field(None, description="the seed the delivered attempt was rendered with")
     model: str | None = Field(None, description="the model that rendered it")
     qa_passed: bool
@@ -448,6 +451,7 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
                 degraded=generated.get("degraded"),
                 shot_key=generated.get("shot_key"),
                 reused_from=generated.get("reused_from"),
+                start_frame=generated.get("start_frame"),
                 seed=generated.get("seed", render_spec(board, n, attempt, take).seed),
                 model=generated.get("model"),
                 qa_history=segment_history(store, bucket, job_id, n, attempt, take),

@@ -30,6 +30,7 @@ from typing import Any
 
 import structlog
 
+from reelforge_shared.chain import start_frame
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import SegmentRequested
 from reelforge_shared.jobs import transitions
@@ -119,11 +120,20 @@ async def plan_rerender(
 
     def _request(record: JobRecord, moved: tuple[int, str | None]) -> SegmentRequested:
         attempt, model = moved
+        start = None  # a segment that continues from the one before starts from that one's current last frame
+        if segment.start_from == "previous" and (before := record.segments.get(index - 1)) is not None:
+            start = start_frame(job_id, index - 1, before.attempt, board.segments[index - 2].frames, before.shot_key)
         return SegmentRequested(
-            job_id=job_id, index=index, segment_id=segment.id, attempt=attempt, spec=spec, model=model, resume=record.resume
+            job_id=job_id,
+            index=index,
+            segment_id=segment.id,
+            attempt=attempt,
+            spec=spec.model_copy(update={"start_frame": start}),
+            model=model,
+            resume=record.resume,
         )
 
-    record, moved = await ledger.update(job_id, move, segments=[index])
+    record, moved = await ledger.update(job_id, move, segments=[index - 1, index] if index > 1 else [index])
     if record is None:
         raise RerenderRefused("job_not_found", f"no job {job_id!r}")
     if isinstance(moved, str):
