@@ -47,6 +47,7 @@ def test_transition_shorthand_and_yaml() -> None:
         (lambda b: b.update(output={"width": 1001}), "output.width"),
         (lambda b: b["segments"][0].update(start_from="previous"), "segments[0].start_from"),
         (lambda b: b["segments"][1].update(start_from="next"), "segments[1].start_from"),
+        (lambda b: b["segments"][1].update(start_from="previous", takes=2), "segments[1].start_from"),
     ],
     ids=[
         "missing-prompt",
@@ -59,6 +60,7 @@ def test_transition_shorthand_and_yaml() -> None:
         "odd-width",
         "first-starts-from-previous",
         "start-from-unknown",
+        "start-from-with-takes",
     ],
 )
 def test_bad_storyboard_names_the_field(change, field: str) -> None:
