@@ -92,10 +92,10 @@ async def test_storyboard_becomes_a_film_through_all_services(overrides, event_l
             assert done[0].duration_s == pytest.approx(5.5, abs=0.01)
             assert done[0].segment_count == 3
 
-            # Every segment delivered, with QA scores and URLs; the report lists them.
+            # Every segment delivered, with QA scores, named by its key (no presigned URL on the bus); the report lists them.
             delivered = sorted(event_log.of(SegmentDelivered), key=lambda e: e.index)
             assert [(d.index, d.segment_id) for d in delivered] == [(1, "open"), (2, "turn"), (3, "close")]
-            assert all(d.qa.gates["technical"].passed and d.url.startswith("http") for d in delivered)
+            assert all(d.qa.gates["technical"].passed and d.url is None for d in delivered)
             report = store.get_json(settings.delivery_bucket, DeliveryKeys.report(job_id))
             assert [s["id"] for s in report["segments"]] == ["open", "turn", "close"]
             # Every segment's prompt as the model got it, counted by its tokenizer, none dropped; its render figures.
