@@ -1,9 +1,13 @@
-"""A re-render of a segment that continues from the one before starts from that one's current last frame."""
+"""Continuations and the job's other paths: a re-render starts from the current last frame of the segment before, a resume
+leaves a never-requested continuation to be released as on the first run."""
 
 from __future__ import annotations
 
 from reelforge_shared.bus import Bus
+from reelforge_shared.events import SegmentFailed
 from reelforge_shared.jobs import JobRecord, Ledger, SegmentRecord, plan_rerender
+from reelforge_shared.jobs.transitions import fold, resume, resume_events
+from reelforge_shared.specs import segment_requests
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
 
@@ -36,3 +40,14 @@ async def test_a_rerendered_continuation_starts_from_the_current_last_frame_of_t
     assert request.spec.start_frame is not None
     assert request.spec.start_frame.frame_key == Keys.frame(job, 1, 2, attempt=2)  # the last of door's 3 frames, attempt 2
     assert request.spec.start_frame.shot_key == "d" * 64
+
+
+def test_a_resume_leaves_a_continuation_never_requested_to_the_segment_before_it() -> None:
+    """It was held, not requested: the resumed segment before it releases it with its last frame, as on the first run."""
+    board = parse_storyboard(BOARD)
+    record = JobRecord(job_id="j", segment_count=2)
+    [first] = segment_requests(board, "j", 1)
+    fold(record, first)
+    fold(record, SegmentFailed.follow(first, stage="generator", error="out of memory"))
+    resume(record, board)
+    assert [e.index for e in resume_events(record, board)] == [1]  # type: ignore[attr-defined]

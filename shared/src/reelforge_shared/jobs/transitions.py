@@ -301,6 +301,8 @@ def resume_events(record: JobRecord, board: Storyboard) -> list[Event]:
     events: list[Event] = []
     for index, seg in sorted(record.segments.items()):
         if seg.resume == record.resume and seg.stage == "queued" and 1 <= index <= len(board.segments):
+            if seg.spec is None and board.segments[index - 1].start_from == "previous":
+                continue  # never requested: its request waits for the segment before it (reelforge_shared.chain)
             if seg.attempt == 1 and board.takes_of(board.segments[index - 1]) > 1:  # every take again: the stored are skipped
                 events += segment_requests(board, record.job_id, index, model=seg.model, resume=record.resume)
                 continue
