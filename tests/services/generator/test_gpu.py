@@ -89,6 +89,7 @@ def test_vram_guard_frees_the_cache_first_then_halves_the_batch_then_offloads() 
     assert "offloaded" in guard.notes[-1]
 
 
+@pytest.mark.slow  # renders a segment in small batches
 def test_vram_pressure_gives_smaller_batches_and_says_so_in_the_event(
     model_cache: Path,
     store: ObjectStore,
@@ -129,6 +130,7 @@ def test_out_of_memory_retries_at_smaller_batches(model_cache: Path, store: Obje
     assert len(store.list_keys(settings.work_bucket, Keys.frames("j-oom", 1))) == 4
 
 
+@pytest.mark.slow  # renders a segment at two resolutions
 def test_out_of_memory_at_batch_1_lowers_the_resolution_of_the_whole_segment(
     model_cache: Path,
     store: ObjectStore,

@@ -88,6 +88,7 @@ def test_changing_only_the_action_changes_the_embeddings(tiny_sd: object) -> Non
     assert report.dropped == 0
 
 
+@pytest.mark.slow  # encodes every segment of the example film
 def test_every_apfelbaum_segment_is_encoded_whole_and_differently(tiny_sd: object) -> None:
     board = load_storyboard(APFELBAUM.read_text())
     seen, window = [], tiny_sd.tokenizer.model_max_length

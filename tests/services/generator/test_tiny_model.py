@@ -43,6 +43,7 @@ def test_tiny_model_loads_through_from_pretrained_and_says_what_it_is(renderer: 
     assert renderer.generation_size(SPEC) == (128, 72)
 
 
+@pytest.mark.slow  # renders the same segment twice
 def test_same_spec_gives_the_same_frames(renderer: FrameRenderer) -> None:
     first = dict(renderer.render(SPEC, [0, 1, 2, 3]))
     again = dict(renderer.render(SPEC, [0, 1, 2, 3]))
@@ -65,6 +66,7 @@ def test_cast_and_location_seeds_tie_segments_together() -> None:
     assert cos(a.flatten(), b.flatten(), dim=0) > cos(a.flatten(), stranger.flatten(), dim=0) + 0.3
 
 
+@pytest.mark.slow  # renders a segment, then resumes it
 def test_resumed_segment_renders_only_missing_frames(renderer: FrameRenderer, store, settings) -> None:
     deps = GeneratorDeps(store=store, bucket=settings.work_bucket, renderer=renderer)
     event = SegmentRequested(job_id="j-resume", index=2, segment_id="b", spec=SPEC)

@@ -34,6 +34,8 @@ from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
 from support.media import pixels
 
+pytestmark = pytest.mark.slow  # encodes and checks a five-segment film per case, then renders again
+
 BOARD = {
     "characters": {"hero": {"description": "a man in a blue shirt", "seed": 1000}},
     "locations": {"field": {"description": "a field", "seed": 5000}, "barn": {"description": "a barn", "seed": 6000}},
