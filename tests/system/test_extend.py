@@ -1,4 +1,5 @@
-"""Extend a finished film from its last frame (issue 18 point 5): ``POST /v1/jobs/{id}/segments/{n}/extend``."""
+"""Extend a finished film from its last frame (issue 18 point 5): ``POST /v1/jobs/{id}/segments/{n}/extend``; an edit of
+the shot it continues from renders it again."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ async def test_extend_appends_a_segment_from_the_last_frame_as_a_new_film_versio
             assert done[0].segment_count == 2
             assert done[0].duration_s == pytest.approx(2.0, abs=0.1)
             request = next(e for e in event_log.of(SegmentRequested) if e.index == 2)
+            assert request.attempt == 1  # a new segment's first render
             first = next(e for e in event_log.of(SegmentGenerated) if e.index == 1)
             assert request.spec.start_frame is not None
             assert request.spec.start_frame.frame_key == Keys.frame(job, 1, 1)
@@ -63,3 +65,15 @@ async def test_extend_appends_a_segment_from_the_last_frame_as_a_new_film_versio
             assert board["segments"][1]["id"] == "extend-2"
             body = await poll_job(client, job, lambda body: body["status"] == "completed" and body["film_version"] == 2)
             assert body["segment_count"] == 2
+
+            # The first shot edited: the extension continues from it, so it renders again too (from the new last frame).
+            board["segments"][0]["prompt"] = "a blue door"
+            edited = await client.put(f"/v1/jobs/{job}/storyboard", json=board)
+            assert edited.status_code == 202, edited.text
+            await event_log.wait_for(lambda: [e for e in event_log.of(JobCompleted) if e.version == 3], timeout=600)
+            again = [e for e in event_log.of(SegmentGenerated) if e.attempt == 2]
+            assert sorted((e.index, e.reused_from) for e in again) == [(1, None), (2, None)]
+            [continued] = [e for e in event_log.of(SegmentRequested) if e.index == 2 and e.attempt == 2]
+            assert continued.spec.start_frame is not None
+            assert continued.spec.start_frame.frame_key == Keys.frame(job, 1, 1, attempt=2)
+            assert continued.spec.start_frame.shot_key == next(e.shot_key for e in again if e.index == 1)

@@ -82,9 +82,10 @@ async def new_storyboard_version(
         moved: dict[int, tuple[int, str | None]] = {}
         starts: dict[int, StartFrame] = {}
         for n in changed:
-            old_seg = record.segments.get(n) or SegmentRecord(index=n, id=board.segments[n - 1].id)
-            record.segments[n] = SegmentRecord(index=n, id=board.segments[n - 1].id, attempt=old_seg.attempt + 1)
-            moved[n] = (old_seg.attempt + 1, old_seg.model)
+            old_seg = record.segments.get(n)
+            attempt = old_seg.attempt + 1 if old_seg is not None else 1  # an appended segment's first attempt
+            record.segments[n] = SegmentRecord(index=n, id=board.segments[n - 1].id, attempt=attempt)
+            moved[n] = (attempt, old_seg.model if old_seg is not None else None)
         for p in kept_before:
             before = record.segments.get(p) or SegmentRecord(index=p, id=board.segments[p - 1].id)
             starts[p + 1] = start_frame(job_id, p, before.attempt, board.segments[p - 1].frames, before.shot_key)
