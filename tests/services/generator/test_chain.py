@@ -43,6 +43,7 @@ def _keep(store: ObjectStore, bucket: str, generated: SegmentGenerated) -> None:
     keep_passed_shot(store, bucket, encoded, passed=True)
 
 
+@pytest.mark.slow  # four films of four tiny image-to-video segments: 60-130 s at load 15-19 on two cores
 async def test_a_chain_renders_after_its_first_shot_and_again_from_the_changed_shot_onward(
     overrides, event_log, tmp_path: Path
 ) -> None:
