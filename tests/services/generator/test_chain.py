@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from reelforge.stack import local_stack
 from reelforge_gateway.submit import submit_job
