@@ -674,7 +674,8 @@ class Ledger:
     async def index_created(self) -> int:
         """Give every job stored before the created index existed its entry there (once per store); how many.
 
-        They are entered oldest first, after the jobs created since, so a listing shows them just below those.
+        They are entered oldest first at the stream's end, so a listing without a status shows them above the
+        few jobs created between the upgrade and this first upkeep (their order among themselves is kept).
         """
         if await self._value(CREATED_INDEXED) != (None, None):
             return 0
