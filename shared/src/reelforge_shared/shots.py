@@ -45,7 +45,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from reelforge_shared.events import ModelInfo, RenderSpec, ReusedFrom, SegmentEncoded, SegmentGenerated, SegmentRequested
-from reelforge_shared.jobs.record import LOCAL_OWNER
+from reelforge_shared.owner import LOCAL_OWNER
 from reelforge_shared.storage import Keys, ObjectStore
 
 RENDER_CODE_VERSION = "1"  # bump when a change to the generator's render code changes the pixels it makes

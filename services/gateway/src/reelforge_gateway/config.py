@@ -98,7 +98,10 @@ class GatewaySettings(CommonSettings):
         "unset: REELFORGE_S3_ENDPOINT",
     )
     rate_limit_per_min: int = Field(
-        60, ge=1, le=10_000, description="requests per token in any minute (429 with Retry-After above; the window is one KV value)"
+        60,
+        ge=1,
+        le=10_000,
+        description="requests per token in any minute (429 with Retry-After above; the window is one KV value)",
     )
     max_jobs_in_flight: int = Field(10, ge=1, description="unfinished jobs per token (429 `queue_full` above)")
     job_retention: timedelta = Field(

@@ -18,8 +18,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, PrivateAttr
 
 from reelforge_shared.events import Event, FilmRequested, RenderSpec, ReusedFrom
+from reelforge_shared.owner import LOCAL_OWNER
 
-LOCAL_OWNER = "local"  # the one owner without an API identity: `reelforge run`, events put on the bus, the gateway with auth off
 JobStatus = Literal["queued", "running", "film_encoding", "film_checking", "delivering", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 SegmentStage = Literal["queued", "generated", "encoded", "checked", "delivered", "failed"]
