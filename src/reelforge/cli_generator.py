@@ -1,4 +1,4 @@
-"""`reelforge generate` (one segment, no bus, no S3) and `reelforge bench` (seed 001's settings vs. the generator).
+"""`reelforge generate` (one segment, no bus, no S3) and `reelforge bench` (the plain pipeline vs. the generator).
 
 Typer command functions; ``reelforge.cli`` registers them with ``app.command()(generate)`` and
 ``app.command()(bench)``.
@@ -40,7 +40,7 @@ def generate(
         int | None, typer.Option(help="render width (default REELFORGE_GENERATION_WIDTH, else the model's)")
     ] = None,
 ) -> None:
-    """Render one segment on this machine and encode it: seed 001's single-segment mode."""
+    """Render one segment on this machine and encode it: the specification's single-segment mode."""
     from reelforge_encoder.ffmpeg import Codec, encode_frames, even, ffmpeg_exe
     from reelforge_generator.config import GeneratorSettings
     from reelforge_generator.renderer import FrameRenderer
@@ -63,7 +63,7 @@ def generate(
                 Path(tmp, f"{i:04d}.png").write_bytes(png)
                 progress.advance(task)
             output.parent.mkdir(parents=True, exist_ok=True)
-            # Seed 001's recipe: H.264, CRF 18, preset slow, yuv420p.
+            # The specification's recipe: H.264, CRF 18, preset slow, yuv420p.
             encode_frames(Path(tmp), fps, even(width), even(height), output, Codec(exe=ffmpeg_exe(), crf=18, preset="slow"))
     except InvalidInput as exc:
         console.print(f"[red]{exc}[/red]")
@@ -84,7 +84,7 @@ def bench(
     steps: Annotated[int, typer.Option(min=1, max=200)] = 30,
     frames: Annotated[int, typer.Option(min=1, max=1000, help="frames per segment")] = 24,
     baseline_frames: Annotated[
-        int | None, typer.Option(min=1, help="frames timed with seed 001's settings (default: all)")
+        int | None, typer.Option(min=1, help="frames timed with the plain pipeline (default: all)")
     ] = None,
     model: Annotated[
         str, typer.Option(help="sd21 (SD 2.1's architecture, random weights), a tiny model, an id or a path")
@@ -95,7 +95,7 @@ def bench(
     ] = None,
     out: Annotated[Path, typer.Option(help="folder for bench.json and bench.md")] = Path("bench-out"),
 ) -> None:
-    """Seed 001's settings and Reelforge's generator side by side: speed, memory, arithmetic, same images."""
+    """The plain pipeline and Reelforge's generator side by side: speed, memory, arithmetic, same images."""
     from reelforge_bench.report import write_report
     from reelforge_bench.run import BenchOptions, run_bench
     from reelforge_generator.config import GeneratorSettings
@@ -114,7 +114,7 @@ def bench(
     sys.stdout.write(md_path.read_text())
     console.print(f"written: {json_path}, {md_path}")
     if not report["passed"]:
-        console.print("[red]images differ from seed 001's settings beyond the stated tolerance[/red]")
+        console.print("[red]images differ from the plain pipeline's beyond the stated tolerance[/red]")
         raise typer.Exit(1)
 
 

@@ -1,4 +1,4 @@
-"""Seed 002's video endpoints on a real stack: one-segment jobs through every service, the cache, errors."""
+"""The /api/video/* endpoints on a real stack: one-segment jobs through every service, the cache, errors."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ async def test_text_to_video_runs_the_pipeline_falls_back_and_caches(overrides, 
             assert job["status"] == "completed"
             assert job["segment_count"] == 1
 
-            # Delivered by seed 000's rules, each object a media_assets row (here in the work bucket: no database set).
+            # Delivered by the delivery rules, each object a media_assets row (here in the work bucket: no database set).
             assets = (await client.get("/v1/assets", params={"job": first.headers["x-reelforge-job"]})).json()["assets"]
             kinds = {(a["type"], a["storage_provider"]) for a in assets}
             assert {("video_part", "gitlab"), ("manifest", "gitlab"), ("report", "s3")} <= kinds

@@ -83,7 +83,7 @@ def test_not_yaml_is_refused() -> None:
         load_storyboard("segments: [unclosed")
 
 
-def test_apfelbaum_example_is_seed_001s_film() -> None:
+def test_apfelbaum_example_is_the_specifications_film() -> None:
     board = load_storyboard(APFELBAUM.read_text())
     assert len(board.segments) == 33
     assert board.duration_s == 264.0

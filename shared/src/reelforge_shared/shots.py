@@ -5,7 +5,7 @@ decides its pixels and nothing else.
 
 - from the segment (:class:`~reelforge_shared.events.RenderSpec`): the prompt (the generator derives
   what the model reads from it and the pipeline class, both in the key), negative prompt, seed, frames,
-  fps, output size, the segment's own steps and guidance, seed 004's speech and sound tags;
+  fps, output size, the segment's own steps and guidance, the speech and sound tags;
 - every conditioning input by content: a reference image in the work bucket by the SHA-256 of its bytes,
   any other reference (a path or URL, which no worker opens, see docs) by its text; the previous shot's
   key when the segment continues from it (``spec.start_frame``, :mod:`reelforge_shared.chain`);

@@ -44,10 +44,10 @@ def test_gpu_bench_command_writes_json_and_markdown_on_the_cpu(tmp_path: Path, m
     assert report["passed"]
     assert report["device"] == "cpu"
     assert report["command"].startswith("python -m reelforge_bench")
-    seed, ours = report["rows"]
+    plain, ours = report["rows"]
     assert ours["image_diff"]["passed"]
     assert ours["s_per_frame"] > 0
-    assert seed["settings"].startswith("seed 001")
+    assert plain["settings"].startswith("plain pipeline")
     assert set(report["profile"]["unet_call_by_kind_s"]) >= {"attention", "convolution", "matmul"}
     levers = {row["lever"]: row for row in report["lever_rows"]}
     assert levers["CUDA graphs (torch.compile reduce-overhead)"]["skipped"] == "CUDA only"

@@ -65,7 +65,7 @@ def test_generate_with_a_model_that_cannot_load_exits_1(env: None, tmp_path: Pat
 
 
 @pytest.mark.slow  # the benchmark command on the tiny model
-def test_bench_on_the_cpu_compares_seed_001_settings_with_the_generator(env: None, tmp_path: Path) -> None:
+def test_bench_on_the_cpu_compares_the_plain_pipeline_with_the_generator(env: None, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
         [
@@ -84,16 +84,16 @@ def test_bench_on_the_cpu_compares_seed_001_settings_with_the_generator(env: Non
     )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "bench.json").read_text())
-    seed, ours = report["rows"]
-    assert seed["settings"].startswith("seed 001")
+    plain, ours = report["rows"]
+    assert plain["settings"].startswith("plain pipeline")
     assert ours["settings"].startswith("reelforge (batched")
     assert (report["device"], report["dtype"], report["steps"], ours["batch"]) == ("cpu", "float32", 2, 3)
-    assert ours["ratio_to_seed_001"] == pytest.approx(seed["s_per_frame"] / ours["s_per_frame"], rel=0.05)
-    assert ours["unet_tflop_per_frame"] == seed["unet_tflop_per_frame"] > 0
+    assert ours["ratio_to_plain"] == pytest.approx(plain["s_per_frame"] / ours["s_per_frame"], rel=0.05)
+    assert ours["unet_tflop_per_frame"] == plain["unet_tflop_per_frame"] > 0
     assert ours["achieved_tflops"] > 0
     assert ours["image_diff"]["passed"]
     assert ours["image_diff"]["frames"] == 3
-    assert seed["fraction_of_floor"] is None  # no known peak for a CPU
+    assert plain["fraction_of_floor"] is None  # no known peak for a CPU
     table = (tmp_path / "bench.md").read_text()
     assert "| 64x64 | reelforge (batched) | 3 |" in table
     assert "pass" in table

@@ -104,7 +104,7 @@ def test_ltx2_sound_is_the_segment_mp4s_audio_track(
     assert not store.exists(bucket, Keys.segment_audio("j-plain", 1))
 
 
-def test_ltx2_hears_seed_004s_speech_and_sound_and_refuses_a_prompt_its_encoder_cannot_read(model_cache: Path) -> None:
+def test_ltx2_hears_the_speech_and_sound_tags_and_refuses_a_prompt_its_encoder_cannot_read(model_cache: Path) -> None:
     board = parse_storyboard(
         {
             "output": {"width": 64, "height": 36},

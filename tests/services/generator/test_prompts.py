@@ -70,7 +70,7 @@ def test_parts_ending_in_any_mark_join_with_one_comma() -> None:
     )
 
 
-def test_seed_004_tags_stay_out_of_the_picture_prompt() -> None:
+def test_speech_and_sound_tags_stay_out_of_the_picture_prompt() -> None:
     board = _board("Karl cheers. He shouts <S>Yes!<E>. <AUDCAP>Crowd cheering<ENDAUDCAP>.")
     spec = render_spec(board, 1)
     assert spec.prompt.startswith("Karl cheers. He shouts")

@@ -12,7 +12,7 @@ gateway has no torch and usually no copy of the model, so it judges from what it
   certain not to fit is refused; the generator checks the exact count again before it renders.
 
 The prompt checked is what the model reads: the composed one (action, cast, place, style, light),
-for a model that makes sound followed by seed 004's speech and sound captions. The error names the
+for a model that makes sound followed by the speech and sound captions. The error names the
 segment's ``prompt`` field, the part that is the segment's own.
 """
 

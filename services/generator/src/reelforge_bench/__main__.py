@@ -3,7 +3,7 @@
 Defaults are the run for one short GPU window (docs/benchmarks.md). First the video models at their
 published sizes (:mod:`reelforge_bench.video`: Wan2.2-TI2V-5B, LTX-2, HunyuanVideo 1.5, then each lever
 on Wan and the best combination); then, with what is left of the budget, SD 2.1's architecture with
-random weights, seed 001's settings against the generator at 1024x576 and 1920x1080, 24 frames,
+random weights, the plain pipeline against the generator at 1024x576 and 1920x1080, 24 frames,
 30 steps, CFG 7.5; then where the time goes at the first size; then each speed lever on its own
 at 1920x1080, then at 1024x576, while the time budget lasts. The report is rewritten after every measurement, so a run
 stopped at its time limit keeps what it measured.
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument(
-        "--baseline-frames", type=int, default=1, help="frames timed with seed 001's settings (22 s each at 1080p)"
+        "--baseline-frames", type=int, default=1, help="frames timed with the plain pipeline (22 s each at 1080p)"
     )
     parser.add_argument("--model", default=SD21)
     parser.add_argument("--lever-frames", type=int, default=2, help="frames per lever measurement (one batch)")

@@ -50,7 +50,7 @@ SD21_VAE = dict(
     sample_size=768,
     up_block_types=["UpDecoderBlock2D"] * 4,
 )
-SD21_SCHEDULER = dict(  # DPM++ 2M as seed 001 sets it, on SD 2.1's v-prediction noise schedule
+SD21_SCHEDULER = dict(  # DPM++ 2M as the specification sets it, on SD 2.1's v-prediction noise schedule
     beta_start=0.00085,
     beta_end=0.012,
     beta_schedule="scaled_linear",

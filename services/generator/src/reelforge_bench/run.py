@@ -1,8 +1,8 @@
-"""``reelforge bench``: seed 001's settings and Reelforge's generator, side by side, one run, one device.
+"""``reelforge bench``: the plain pipeline and Reelforge's generator, side by side, one run, one device.
 
 Both render the same frames of one segment from the same model, prompt embeddings and initial
 latents, so the images must agree up to rounding: the check states its tolerance and fails the run
-when it is exceeded. Seed 001's settings are the plain diffusers pipeline as its spec writes it:
+when it is exceeded. The plain pipeline is diffusers' StableDiffusionPipeline as the specification writes it:
 attention slicing, VAE slicing, one image per call. Reelforge's side is :class:`FrameRenderer`
 with the configured levers. With no weights at hand the model is SD 2.1's architecture with random
 weights (:mod:`reelforge_bench.arch`), which costs what the real model costs.
@@ -33,7 +33,7 @@ from reelforge_generator.strategy import ModelContext
 from reelforge_shared.events import RenderSpec
 
 SD21 = "sd21"
-SEED_001 = "seed 001 (attention + VAE slicing, 1 image per call)"
+PLAIN = "plain pipeline (attention + VAE slicing, 1 image per call)"
 PROMPT = "documentary film still, young man in a blue shirt plants an apple sapling in a bright farmland field, daylight 5500K"
 # Per-pixel agreement, in 8-bit levels: (mean |diff|, 99th percentile |diff|). fp32 differs only by summation order
 # (batched BLAS); half precision by its ~3 significant digits compounded over the denoising steps.
@@ -48,7 +48,7 @@ class BenchOptions:
     sizes: list[tuple[int, int]]
     steps: int = 30
     frames: int = 24
-    baseline_frames: int | None = None  # frames timed with seed 001's settings (its s/frame does not depend on the count)
+    baseline_frames: int | None = None  # frames timed with the plain pipeline (its s/frame does not depend on the count)
     model: str = SD21
     guidance: float = 7.5
     seed: int = 1001
@@ -111,8 +111,8 @@ def run_bench(
     peak = options.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in device_name), None)
     baseline_frames = list(range(min(options.baseline_frames or options.frames, options.frames)))
     specs = {size: _spec(options, size) for size in options.sizes}
-    # 1. Seed 001's settings first: Reelforge's levers change the modules (fused QKV, compile) for good.
-    baseline = {size: _seed_001(pipe, specs[size], options, baseline_frames, renderer) for size in options.sizes}
+    # 1. The plain pipeline first: Reelforge's levers change the modules (fused QKV, compile) for good.
+    baseline = {size: _plain_pipeline(pipe, specs[size], options, baseline_frames, renderer) for size in options.sizes}
     flops = {size: _unet_flop_per_frame(pipe, specs[size], options, renderer) for size in options.sizes}
     renderer.adopt(pipe, options.model, marker)
     if not isinstance(renderer.strategy, PerFrame):
@@ -136,12 +136,12 @@ def run_bench(
     tell = progress or (lambda _report: None)
     for size in options.sizes:
         ours = _reelforge(renderer, specs[size], options)
-        seed_row, our_row = baseline[size], ours
-        for row in (seed_row, our_row):
+        plain_row, our_row = baseline[size], ours
+        for row in (plain_row, our_row):
             row |= _arithmetic(row, flops[size], peak)
-        our_row["ratio_to_seed_001"] = round(seed_row["s_per_frame"] / our_row["s_per_frame"], 2)
-        our_row["image_diff"] = _compare(seed_row.pop("pixels"), our_row.pop("pixels"), baseline_frames, renderer.dtype)
-        report["rows"] += [seed_row, our_row]
+        our_row["ratio_to_plain"] = round(plain_row["s_per_frame"] / our_row["s_per_frame"], 2)
+        our_row["image_diff"] = _compare(plain_row.pop("pixels"), our_row.pop("pixels"), baseline_frames, renderer.dtype)
+        report["rows"] += [plain_row, our_row]
         report["passed"] = all(r["image_diff"]["passed"] for r in report["rows"] if "image_diff" in r)
         tell(report)
     first = options.sizes[0]
@@ -189,7 +189,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def _seed_001(pipe: object, spec: RenderSpec, options: BenchOptions, frames: list[int], renderer: FrameRenderer) -> dict:
+def _plain_pipeline(pipe: object, spec: RenderSpec, options: BenchOptions, frames: list[int], renderer: FrameRenderer) -> dict:
     """One image per call with slicing on, from Reelforge's latents so that the images can be compared."""
     device, plan = renderer.device, RenderPlan(spec.width, spec.height, 1)
     latents = PerFrame(ModelContext(pipe, renderer.settings, {}, ""))
@@ -197,7 +197,7 @@ def _seed_001(pipe: object, spec: RenderSpec, options: BenchOptions, frames: lis
     common = dict(height=spec.height, width=spec.width, guidance_scale=options.guidance, output_type="pt", **conditioning)
     pipe.enable_attention_slicing()
     pipe.vae.enable_slicing()
-    pipe(latents=latents.latents(spec, [0], plan), num_inference_steps=2, **common)  # warm-up, as seed 001's first call
+    pipe(latents=latents.latents(spec, [0], plan), num_inference_steps=2, **common)  # warm-up, as the plain pipeline's first call
     temperature = _temperature(renderer)
     _sync(device)
     if device.startswith("cuda"):
@@ -211,7 +211,7 @@ def _seed_001(pipe: object, spec: RenderSpec, options: BenchOptions, frames: lis
     seconds = time.perf_counter() - began
     pipe.disable_attention_slicing()
     pipe.vae.disable_slicing()
-    return _row(SEED_001, spec, 1, seconds / len(frames), options.frames, renderer, max(temperature, _temperature(renderer))) | {
+    return _row(PLAIN, spec, 1, seconds / len(frames), options.frames, renderer, max(temperature, _temperature(renderer))) | {
         "pixels": pixels
     }
 
