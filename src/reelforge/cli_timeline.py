@@ -29,8 +29,9 @@ def timeline(
         typer.Option("--import", help="send this edited .otio back to the job (a job id): edited prompts/seeds are re-rendered"),
     ] = None,
 ) -> None:
-    """Export a finished film's timeline: one video track with the shots and transitions, sound, alternate takes on
-    disabled tracks, QA findings as markers, each clip's prompt, seed, model and QA scores as metadata."""
+    """Export a finished film's timeline: one video track with the shots and transitions, sound, alternates (earlier
+    attempts, other takes) on disabled tracks, QA findings as markers, each clip's prompt, seed, model and QA scores as
+    metadata."""
     from reelforge_gateway.timeline.bundle import timeline_name, write_bundle
     from reelforge_gateway.timeline.export import FORMATS, write
 

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from reelforge.stack import Stack, local_stack
 from reelforge_gateway.config import GatewaySettings
 from reelforge_gateway.submit import new_job_id, submit_job
-from reelforge_gateway.timeline.sources import OUT_STORYBOARD, out_take_file
+from reelforge_gateway.timeline.sources import OUT_STORYBOARD, out_attempt_file
 from reelforge_shared.bus import Bus
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.jobs import LOCAL_OWNER, JobRecord, Ledger
@@ -168,12 +168,12 @@ def _collect(stack: Stack, board: Storyboard, record: JobRecord, out: Path, cons
     (out / "segments").mkdir(exist_ok=True)
     for n in sorted(delivered):
         store.get_file(settings.delivery_bucket, DeliveryKeys.segment(job, n), out / "segments" / f"{n:03d}.mp4")
-        for attempt in range(1, delivered[n].attempt + 1):  # earlier takes: the timeline's alternates (reelforge timeline)
+        for attempt in range(1, delivered[n].attempt + 1):  # earlier attempts: the timeline's alternates (reelforge timeline)
             key, latest = Keys.segment_video(job, n, attempt), attempt == delivered[n].attempt
             if not latest and store.exists(settings.work_bucket, key):
-                store.get_file(settings.work_bucket, key, out_take_file(out, n, attempt, delivered=False))
+                store.get_file(settings.work_bucket, key, out_attempt_file(out, n, attempt, delivered=False))
             if store.exists(settings.work_bucket, whole := Keys.segment_handles(key)):  # handles: the whole render
-                store.get_file(settings.work_bucket, whole, out_take_file(out, n, attempt, latest, handles=True))
+                store.get_file(settings.work_bucket, whole, out_attempt_file(out, n, attempt, latest, handles=True))
     # The storyboard as submitted, beside its report: `reelforge timeline OUT` reads both.
     (out / OUT_STORYBOARD).write_text(json.dumps(board.model_dump(mode="json"), indent=2))
     completed = record.status == "completed"

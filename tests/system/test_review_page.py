@@ -131,7 +131,7 @@ async def test_the_review_page_follows_a_running_job_to_its_film_and_hides_other
                 segment = BOARD["segments"][n - 1]
                 assert await card.locator("h2").inner_text() == f"{n} · {segment['id']}"
                 assert segment["prompt"] in await card.locator(".prompt").inner_text()
-                assert (await card.locator(".stage").inner_text()).startswith("delivered, take 1")
+                assert (await card.locator(".stage").inner_text()).startswith("delivered, attempt 1")
                 assert await card.locator(".thumb").evaluate("img => img.complete && img.naturalWidth > 0")
                 assert await card.locator(".scores tr").count() > 0
                 assert await card.locator(".rerender button").is_visible()

@@ -377,7 +377,8 @@ async def test_the_review_page_plays_the_film_shows_each_segment_and_re_renders_
             await expect(player).to_have_attribute("data-version", "2", timeout=300_000)
             await expect(page.locator("#status")).to_contain_text("completed")
             assert "/v2/" in await player.get_attribute("src")
-            await expect(page.locator('#segments .card[data-index="2"] .takes button')).to_have_count(2)  # take 2 and take 1
+            # Its buttons play attempt 2 and attempt 1.
+            await expect(page.locator('#segments .card[data-index="2"] .renders button')).to_have_count(2)
             await page.screenshot(path=str(ARTEFACTS / "review-page-v2.png"), full_page=True)
             await browser.close()
 

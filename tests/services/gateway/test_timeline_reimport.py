@@ -6,7 +6,7 @@ from __future__ import annotations
 import opentimelineio as otio
 import pytest
 
-from reelforge_gateway.timeline.cut import Cut, Shot, Take
+from reelforge_gateway.timeline.cut import Cut, Render, Shot
 from reelforge_gateway.timeline.export import NAMESPACE, build_timeline
 from reelforge_gateway.timeline.reimport import ImportRefused, Plan, Rerender, Swap, plan_import
 
@@ -17,12 +17,12 @@ def _cut() -> Cut:
     """Two shots with handles; shot 2 was rendered as two takes (take 0 in the film, take 1 beside it)."""
     shots = []
     for n, (kind, overlap) in enumerate([("cut", 0), ("dissolve", 3)], start=1):
-        take = Take(attempt=1, media=f"media/{n:03d}-s{n}.mp4", frames=FRAMES + 2 * HANDLE, fps=FPS, head=HANDLE, tail=HANDLE)
-        other = Take(
+        used = Render(attempt=1, media=f"media/{n:03d}-s{n}.mp4", frames=FRAMES + 2 * HANDLE, fps=FPS, head=HANDLE, tail=HANDLE)
+        other = Render(
             attempt=1,
             take=1,
             seed=99,
-            media=f"media/{n:03d}-s{n}.take1-1.mp4",
+            media=f"media/{n:03d}-s{n}.attempt1.take1.mp4",
             frames=FRAMES + 2 * HANDLE,
             fps=FPS,
             head=HANDLE,
@@ -40,7 +40,7 @@ def _cut() -> Cut:
                 overlap=overlap,
                 start=(n - 1) * FRAMES,
                 frames=FRAMES,
-                take=take,
+                render=used,
                 alternates=(other,) if n == 2 else (),
             )
         )
@@ -82,9 +82,9 @@ def test_a_trimmed_clip_is_refused_naming_it(start: int, frames: int, message: s
 
 
 def _swapped(timeline: otio.schema.Timeline, index: int) -> None:
-    """Shot ``index`` on V1 replaced by the clip at its place on the first (disabled) take track, as an editor lifts it."""
-    film, takes = timeline.video_tracks()[0], timeline.video_tracks()[1]
-    lifted = next(c for c in takes.find_clips() if c.metadata[NAMESPACE]["index"] == index).deepcopy()
+    """Shot ``index`` on V1 replaced by the clip at its place on the first (disabled) alternate track, as an editor lifts it."""
+    film, alternates = timeline.video_tracks()[0], timeline.video_tracks()[1]
+    lifted = next(c for c in alternates.find_clips() if c.metadata[NAMESPACE]["index"] == index).deepcopy()
     at = film.index(_clips(timeline)[index - 1])
     film[at] = lifted
 
@@ -94,7 +94,7 @@ def test_another_take_lifted_onto_the_film_track_is_its_selection() -> None:
     timeline = build_timeline(cut)
     assert [t.enabled for t in timeline.video_tracks()] == [True, False]
     _swapped(timeline, 2)
-    assert _clips(timeline)[1].name == "002 s2 take 1-1"
+    assert _clips(timeline)[1].name == "002 s2 attempt 1 take 1"
     assert _clips(timeline)[1].metadata[NAMESPACE]["seed"] == 99  # the take's own seed: no re-render asked
     assert plan_import(cut, timeline, {}) == Plan([], [Swap(2, 1)])
 

@@ -23,7 +23,7 @@ from reelforge_qa.film_checks import FilmThresholds, check_film
 from reelforge_qa.film_plan import FilmCheckPlan, plan_film_check
 from reelforge_qa.film_regenerate import ContinuityRedo, continuity_redos, middle_frame_png
 from reelforge_qa.gates import RERENDER_GATES, Thresholds
-from reelforge_qa.job_report import Regeneration, Take, build_job_report, check_scores, delivered_takes
+from reelforge_qa.job_report import DeliveredAttempt, Regeneration, build_job_report, check_scores, delivered_attempts
 from reelforge_qa.regenerate import decide
 from reelforge_qa.report_html import render_html, thumbnail_strip
 from reelforge_qa.scores import Expected, score_video
@@ -160,14 +160,14 @@ def check_and_report(plan: FilmCheckPlan, event: FilmEncoded, board: Storyboard,
         else:
             thumbnails = {s.segment_id: thumbnail_strip(s.path) for s in segments}
     job_report = build_job_report(store, deps.bucket, event, film_qa)
-    takes = {t.index: t for t in delivered_takes(store, deps.bucket, event, board)}
-    attempts = {t.segment_id: t.attempt for t in takes.values()}
+    delivered = {t.index: t for t in delivered_attempts(store, deps.bucket, event, board)}
+    attempts = {t.segment_id: t.attempt for t in delivered.values()}
     scores, index_of = check_scores(film_qa), plan.index_of
     job_report.regenerations += [
-        _regeneration(deps, plan.job_id, board, takes, index_of, r, event.version, scores.get(r.check))
+        _regeneration(deps, plan.job_id, board, delivered, index_of, r, event.version, scores.get(r.check))
         for r in continuity_redos(film_qa, attempts, deps.max_attempts)
         # A random-weights model renders noise: no new seed makes it continuous (the tests' and demo's tiny models).
-        if not (takes[index_of[r.segment_id]].model or {}).get("random_weights")
+        if not (delivered[index_of[r.segment_id]].model or {}).get("random_weights")
     ]
     report = job_report.model_dump(mode="json")
     deps.store.put_bytes(deps.bucket, plan.html_key, render_html(job_report, thumbnails).encode(), "text/html; charset=utf-8")
@@ -179,7 +179,7 @@ def _regeneration(
     deps: QaDeps,
     job: str,
     board: Storyboard,
-    takes: dict[int, Take],
+    delivered: dict[int, DeliveredAttempt],
     index_of: dict[str, int],
     redo: ContinuityRedo,
     version: int,
@@ -190,10 +190,10 @@ def _regeneration(
     That is the encoder's still of the segment where it made one, else the frame decoded here and stored (once).
     """
     n = index_of[redo.segment_id]
-    attempt = takes[n].attempt + 1  # the attempt the re-render makes (the ledger counts the same way)
+    attempt = delivered[n].attempt + 1  # the attempt the re-render makes (the ledger counts the same way)
     reference_key = None
     if redo.reference is not None:
-        video_key = takes[index_of[redo.reference]].video_key
+        video_key = delivered[index_of[redo.reference]].video_key
         reference_key = Keys.segment_thumbnail(video_key)
         if not deps.store.exists(deps.bucket, reference_key):
             reference_key = Keys.continuity_reference(job, n, attempt)

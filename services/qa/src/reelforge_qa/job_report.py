@@ -389,8 +389,8 @@ def version_changes(
 
 
 @dataclass(frozen=True, slots=True)
-class Take:
-    """A segment's delivered attempt as film QA reads it: which attempt from the film event, the rest from its objects."""
+class DeliveredAttempt:
+    """A segment's delivered attempt (and take) as film QA reads it: which from the film event, the rest from its objects."""
 
     index: int
     segment_id: str
@@ -404,15 +404,16 @@ class Take:
     takes: int = 1
 
 
-def delivered_takes(store: ObjectStore, bucket: str, film: FilmEvent, board: Storyboard) -> list[Take]:
-    """Every segment's delivered take, in order: the attempt the job store recorded (``film.attempts``), read back."""
-    job_id, takes = film.job_id, []
+def delivered_attempts(store: ObjectStore, bucket: str, film: FilmEvent, board: Storyboard) -> list[DeliveredAttempt]:
+    """Every segment's delivered attempt, in order: the one the job store recorded (``film.attempts``,
+    ``chosen_takes``), read back."""
+    job_id, delivered = film.job_id, []
     for n, seg in enumerate(board.segments, start=1):
         attempt, take = film.delivered_attempt(n), film.delivered_take(n)
         qa = QaReport.model_validate(store.get_json(bucket, Keys.segment_qa(job_id, n, attempt, take)))
         checked = store.get_json(bucket, Keys.segment_checked(job_id, n, attempt, take))  # segment QA wrote it with its verdict
-        takes.append(
-            Take(
+        delivered.append(
+            DeliveredAttempt(
                 index=n,
                 segment_id=seg.id,
                 attempt=attempt,
@@ -425,17 +426,17 @@ def delivered_takes(store: ObjectStore, bucket: str, film: FilmEvent, board: Sto
                 model=checked.get("model"),
             )
         )
-    return takes
+    return delivered
 
 
 def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa: FilmQaReport | None = None) -> JobReport:
-    """The job's report from what the services stored: the delivered takes, QA reports per attempt, timings."""
+    """The job's report from what the services stored: the delivered attempts, QA reports per attempt, timings."""
     job_id = film.job_id
     raw = store.get_json(bucket, Keys.storyboard(job_id))
     board = parse_storyboard(raw)
-    takes = delivered_takes(store, bucket, film, board)
+    delivered = delivered_attempts(store, bucket, film, board)
     segments = []
-    for t in takes:
+    for t in delivered:
         n, attempt, take, qa = t.index, t.attempt, t.take, t.qa
         seg = board.segments[n - 1]
         generated = _generation(store, bucket, job_id, n, attempt, take)
@@ -469,7 +470,7 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
     return JobReport(
         job_id=job_id,
         title=raw.get("title"),
-        model=takes[0].model if takes else None,
+        model=delivered[0].model if delivered else None,
         film=FilmInfo(
             key=film.film_key,
             delivery_key=DeliveryKeys.film(job_id, film.version),

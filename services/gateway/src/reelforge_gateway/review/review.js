@@ -43,7 +43,7 @@ function setStatus() {
 }
 
 function stageText(seg) {
-  return `${seg.stage}, take ${seg.attempt}` + (seg.qa_passed === false ? " · QA flagged" : "");
+  return `${seg.stage}, attempt ${seg.attempt}` + (seg.qa_passed === false ? " · QA flagged" : "");
 }
 
 function player() {
@@ -91,17 +91,17 @@ function cards() {
       if ((seg.qa_failed_gates || []).includes(gate)) row.className = "failed";
     }
     card.querySelector(".findings").textContent = (seg.qa_failed_gates || []).length ? `failed: ${seg.qa_failed_gates.join(", ")}` : "";
-    const takes = card.querySelector(".takes");
+    const renders = card.querySelector(".renders");
     const play = (label, url) => { const b = document.createElement("button"); b.type = "button"; b.textContent = label;
-      b.addEventListener("click", () => { $("player").src = url; $("player").dataset.version = ""; $("player").play().catch(() => {}); }); takes.append(b); };
-    if (media.video) play(`play take ${seg.attempt}`, media.video);
-    for (const take of media.takes || []) play(`play take ${take.attempt}`, take.url);
+      b.addEventListener("click", () => { $("player").src = url; $("player").dataset.version = ""; $("player").play().catch(() => {}); }); renders.append(b); };
+    if (media.video) play(`play attempt ${seg.attempt}`, media.video);
+    for (const earlier of media.attempts || []) play(`play attempt ${earlier.attempt}`, earlier.url);
     // Takes rendered side by side (takes: N, variants): any checked take not in the film can be put in (a new version).
     for (const [k, take] of Object.entries(seg.takes || {}).sort((a, b) => a[0] - b[0])) {
       if (take.won || take.qa_passed === null || take.qa_passed === undefined) continue;
       const b = document.createElement("button"); b.type = "button"; b.className = "select-take";
       b.textContent = `use take ${k}`; b.title = take.reason || "";
-      b.addEventListener("click", () => selectTake(n, k)); takes.append(b);
+      b.addEventListener("click", () => selectTake(n, k)); renders.append(b);
     }
     card.querySelector(".rerender").addEventListener("submit", (e) => rerender(e, n));
     root.append(card);

@@ -67,8 +67,8 @@ async def timeline(
     ] = "relative",
     version: Annotated[int | None, VERSION] = None,
 ) -> Response:
-    """The film as an editor's timeline: shots with their transitions, sound, alternate takes on disabled tracks, QA
-    findings as markers, each clip's prompt, seed, model and QA scores in its metadata."""
+    """The film as an editor's timeline: shots with their transitions, sound, alternates (earlier attempts, other
+    takes) on disabled tracks, QA findings as markers, each clip's prompt, seed, model and QA scores in its metadata."""
     record = await owned_job(request, deps, job_id)
     sourced = await _sourced(deps, record, version)
     urls = None
@@ -104,15 +104,17 @@ async def bundle(
     )
 
 
-class TakeLinks(BaseModel):
+class AttemptLinks(BaseModel):
     attempt: int
     url: str
 
 
 class SegmentLinks(BaseModel):
-    video: str | None = Field(None, description="the current take's MP4")
+    video: str | None = Field(None, description="the current attempt's MP4")
     thumbnail: str | None = Field(None, description="its still (JPEG)")
-    takes: list[TakeLinks] = Field(default_factory=list, description="earlier takes (re-renders kept beside it), newest first")
+    attempts: list[AttemptLinks] = Field(
+        default_factory=list, description="earlier attempts (re-renders kept beside it), newest first"
+    )
 
 
 class MediaLinks(BaseModel):
@@ -125,7 +127,7 @@ class MediaLinks(BaseModel):
 
 @router.get("/v1/jobs/{job_id}/media", response_model=MediaLinks, responses=responses(404))
 async def media(request: Request, deps: Deps, job_id: Annotated[str, JOB_ID]) -> MediaLinks:
-    """Short-lived URLs of the job's films (every version), renditions, and each segment's video, still and earlier takes."""
+    """Short-lived URLs of the job's films (every version), renditions, and each segment's video, still and earlier attempts."""
     record = await owned_job(request, deps, job_id)
     return await asyncio.to_thread(_media_links, deps, record)
 
@@ -141,14 +143,14 @@ def _media_links(deps: GatewayDeps, record: JobRecord) -> MediaLinks:
     renditions = {name: u for name, key in record.deliverables.items() if (u := url(delivery, key))}
     segments = {}
     for n, seg in sorted(record.segments.items()):
-        takes = [
-            TakeLinks(attempt=a, url=u)
+        attempts = [
+            AttemptLinks(attempt=a, url=u)
             for a in range(seg.attempt - 1, 0, -1)
             if (u := url(work, Keys.segment_video(record.job_id, n, a)))
         ]
         key = seg.video_key if seg.stage in ("encoded", "checked", "delivered") else None
         segments[n] = SegmentLinks(
-            video=url(work, key), thumbnail=url(work, Keys.segment_thumbnail(key) if key else None), takes=takes
+            video=url(work, key), thumbnail=url(work, Keys.segment_thumbnail(key) if key else None), attempts=attempts
         )
     return MediaLinks(films=films, renditions=renditions, segments=segments)
 
@@ -163,7 +165,7 @@ def _media_links(deps: GatewayDeps, record: JobRecord) -> MediaLinks:
 async def import_timeline(request: Request, deps: Deps, job_id: Annotated[str, JOB_ID]) -> JobView:
     """An edited OpenTimelineIO timeline (as exported, ``format=otio``) back into the job: a clip whose metadata
     ``reelforge.prompt`` or ``reelforge.seed`` changed becomes a re-render of that shot, a clip replaced by another take
-    of its shot (from a disabled take track) that take's selection; a new film version follows. Anything else it asks
+    of its shot (from a disabled alternate track) that take's selection; a new film version follows. Anything else it asks
     (another cut, media from outside the job, an unknown clip, media beyond a clip's) is a 422 naming the clip."""
     record = await owned_job(request, deps, job_id)
     if record.status != "completed":

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
-from reelforge_gateway.timeline.cut import Cut
+from reelforge_gateway.timeline.cut import Cut, Render
 from reelforge_gateway.timeline.export import FORMATS, Format, write
 
 Fetch = Callable[[str, Path], Path]  # (bundle path, local destination) -> the file there
@@ -16,6 +16,10 @@ Fetch = Callable[[str, Path], Path]  # (bundle path, local destination) -> the f
 
 def timeline_name(fmt: Format) -> str:
     return f"timeline.{FORMATS[fmt][1]}"
+
+
+def _named(render: Render) -> str:
+    return f"attempt {render.attempt}" + (f" take {render.take}" if render.take else "")
 
 
 def readme(cut: Cut) -> str:
@@ -30,12 +34,14 @@ def readme(cut: Cut) -> str:
         lines.append(f"  {timeline_name(fmt):<28} the timeline for {_EDITORS[fmt]}")
     lines += ["", "Media (relative to the timeline files; every clip's metadata 'reelforge' has its prompt, seed, model, QA):"]
     for shot in cut.shots:
-        handles = f", handles {shot.take.head}+{shot.take.tail} frames" if shot.take.head or shot.take.tail else ""
-        lines.append(f"  {shot.take.media:<28} shot {shot.index} '{shot.id}', take {shot.take.attempt} (in the film){handles}")
-        lines += [f"  {alt.media:<28} shot {shot.index} '{shot.id}', take {alt.attempt} (alternate)" for alt in shot.alternates]
+        used = shot.render
+        handles = f", handles {used.head}+{used.tail} frames" if used.head or used.tail else ""
+        lines.append(f"  {used.media:<28} shot {shot.index} '{shot.id}', {_named(used)} (in the film){handles}")
+        lines += [f"  {alt.media:<28} shot {shot.index} '{shot.id}', {_named(alt)} (alternate)" for alt in shot.alternates]
     lines += [
         "",
-        "Tracks: V1 film (the cut), A1 sound (each shot's sound), V2... alternate takes on disabled tracks.",
+        "Tracks: V1 film (the cut), A1 sound (each shot's sound), V2... alternates (earlier attempts, other takes)",
+        "on disabled tracks.",
         "Markers: QA findings (failed gates, continuity below threshold, joins, re-renders) where they show.",
         "Transitions: the film holds the outgoing shot's last frame and the incoming shot's first frame across",
         "a dissolve or fade; without handles an editor does the same (a freeze) where the media end.",
@@ -48,14 +54,14 @@ _EDITORS = {
     "otio": "OpenTimelineIO (Kdenlive 25.04+, DaVinci Resolve 18.5+, Premiere via plug-ins)",
     "fcpxml": "Final Cut Pro (File > Import > XML)",
     "fcp7xml": "Premiere Pro and DaVinci Resolve (Final Cut Pro 7 XML)",
-    "edl": "any editor (CMX 3600: picture and sound, no takes)",
+    "edl": "any editor (CMX 3600: picture and sound, no alternates)",
     "kdenlive": "Kdenlive and MLT's melt",
 }
 
 
 def write_bundle(cut: Cut, fetch: Fetch, out: Path, work: Path) -> Path:
     """The bundle zip at ``out``; ``fetch`` brings each media file (by its bundle path) into ``work``."""
-    names = [cut.film, *(t.media for s in cut.shots for t in s.takes)]
+    names = [cut.film, *(t.media for s in cut.shots for t in s.renders)]
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as bundle:  # MP4s do not compress
         bundle.writestr("README.txt", readme(cut))
         for fmt in get_args(Format):

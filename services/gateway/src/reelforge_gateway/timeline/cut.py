@@ -1,4 +1,4 @@
-"""A finished job as an editor sees it (a :class:`Cut`): shots in film order, their takes, transitions and QA findings.
+"""A finished job as an editor sees it (a :class:`Cut`): shots in film order, their renders, transitions and QA findings.
 
 Built from what a job stores and nothing else: the storyboard, the film version's report.json (the
 delivered attempt of every segment, its prompt, seed, model and QA scores, the film's continuity
@@ -18,8 +18,9 @@ MEDIA_DIR = "media"  # media references are relative to the timeline file: media
 
 
 @dataclass(frozen=True, kw_only=True)
-class Take:
-    """One rendered attempt at a shot: its media (relative path in the bundle) and what QA said about it."""
+class Render:
+    """One render of a shot: an attempt (and, for a segment rendered with ``takes``/``variants``, one of its takes),
+    its media (relative path in the bundle) and what QA said about it."""
 
     attempt: int
     media: str
@@ -63,12 +64,12 @@ class Shot:
     overlap: int  # film frames of that transition (0: a cut)
     start: int  # film frame where the shot starts
     frames: int  # film frames the shot lasts
-    take: Take  # the delivered one
-    alternates: tuple[Take, ...] = ()
+    render: Render  # the one in the film
+    alternates: tuple[Render, ...] = ()  # earlier attempts and the other takes of its attempt
 
     @property
-    def takes(self) -> tuple[Take, ...]:
-        return (self.take, *self.alternates)
+    def renders(self) -> tuple[Render, ...]:
+        return (self.render, *self.alternates)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,11 +90,12 @@ class Cut:
 
 
 def media_name(index: int, segment_id: str, attempt: int, delivered: bool, take: int = 0) -> str:
-    """Bundle path of a take's media: ``media/002-turn.mp4`` (the delivered take), ``media/002-turn.take1.mp4`` (an
-    earlier attempt), ``media/002-turn.take1-2.mp4`` (take 2 of attempt 1, rendered beside the delivered one)."""
+    """Bundle path of a render's media: ``media/002-turn.mp4`` (the one in the film), ``media/002-turn.attempt1.mp4``
+    (an earlier attempt), ``media/002-turn.attempt1.take2.mp4`` (take 2 of attempt 1, rendered beside the one in the
+    film)."""
     if delivered:
         return f"{MEDIA_DIR}/{index:03d}-{segment_id}.mp4"
-    return f"{MEDIA_DIR}/{index:03d}-{segment_id}.take{attempt}{f'-{take}' if take else ''}.mp4"
+    return f"{MEDIA_DIR}/{index:03d}-{segment_id}.attempt{attempt}{f'.take{take}' if take else ''}.mp4"
 
 
 def overlap_frames(kind: str, duration_s: float, fps: float, first: bool) -> int:
@@ -106,12 +108,12 @@ def build_cut(
     board: Storyboard,
     report: dict[str, Any],
     *,
-    takes: dict[int, list[Take]],
+    renders: dict[int, list[Render]],
     generation: dict[int, dict[str, Any]] | None = None,
 ) -> Cut:
     """The cut of a film version from its storyboard and report.json.
 
-    ``takes``: per segment (1-based), its takes with the delivered one first (the attempt report.json
+    ``renders``: per segment (1-based), its renders with the one in the film first (the attempt report.json
     names), then the alternates. ``generation``: per segment, the generator's record of the delivered
     attempt where report.json lacks the model or seed.
     """
@@ -124,8 +126,8 @@ def build_cut(
     shots, start = [], 0
     for n, seg in enumerate(board.segments, start=1):
         entry, gen = entries.get(n, {}), generation.get(n, {})
-        take, *alternates = takes[n]
-        frames = round(take.used * fps / take.fps)
+        render, *alternates = renders[n]
+        frames = round(render.used * fps / render.fps)
         shots.append(
             Shot(
                 index=n,
@@ -138,7 +140,7 @@ def build_cut(
                 overlap=overlap_frames(seg.transition.type, seg.transition.duration, fps, n == 1),
                 start=start,
                 frames=frames,
-                take=take,
+                render=render,
                 alternates=tuple(alternates),
             )
         )

@@ -2,14 +2,15 @@
 
 The timeline (film rate, size in its metadata):
 
-- ``V1 film``: one clip per shot in film order, each the delivered take's whole media with the part the
+- ``V1 film``: one clip per shot in film order, each the whole media of the render in the film with the part the
   film uses as its source range (handles, when rendered, are outside it), and the storyboard's
   transitions as OTIO transitions (``SMPTE_Dissolve``; a fade through black is named so and keeps
   ``{"reelforge": {"type": "fade"}}``). The film holds the outgoing shot's last frame and the incoming
   shot's first frame under a transition of P frames for ``P // 2`` and ``P - P // 2`` frames
   (``film_joins``): the transition's in and out offsets are those, so its frames lie where the film's do.
 - ``A1 sound``: each shot's sound (the segment file's audio track) under its picture, with the same transitions.
-- ``V2 take N`` ...: alternate takes, each at its shot's place, on disabled tracks an editor can switch on.
+- ``V2 alternate 1``, ``V3 alternate 2`` ...: each shot's alternates (its earlier attempts, the other takes of a
+  segment rendered with ``takes``/``variants``) at its place, on disabled tracks an editor can switch on.
 - Markers: QA findings on the clip they belong to (failed gates, continuity below threshold, re-renders),
   join findings on the stack at their film frame.
 - Every clip's metadata ``reelforge``: segment id, index, prompt, seed, shot key, model, attempt, QA scores.
@@ -25,7 +26,7 @@ from xml.etree import ElementTree
 
 import opentimelineio as otio
 
-from reelforge_gateway.timeline.cut import Cut, Shot, Take
+from reelforge_gateway.timeline.cut import Cut, Render, Shot
 
 Format = Literal["otio", "fcpxml", "fcp7xml", "edl", "kdenlive"]
 FORMATS: dict[str, tuple[str, str, str]] = {  # format -> (OTIO adapter, file suffix, media type)
@@ -61,29 +62,29 @@ def edit_rate(fps: float) -> float:
     return min(multiples) if multiples else min((r for r in valid if r >= fps), default=valid[-1])
 
 
-def _clip(cut: Cut, shot: Shot, take: Take, rate: float, *, media_url: str | None = None) -> otio.schema.Clip:
-    available = otio.opentime.TimeRange(_rt(0, take.fps, rate), _rt(take.frames, take.fps, rate))
-    reference = otio.schema.ExternalReference(target_url=media_url or take.media, available_range=available)
+def _clip(cut: Cut, shot: Shot, render: Render, rate: float, *, media_url: str | None = None) -> otio.schema.Clip:
+    available = otio.opentime.TimeRange(_rt(0, render.fps, rate), _rt(render.frames, render.fps, rate))
+    reference = otio.schema.ExternalReference(target_url=media_url or render.media, available_range=available)
     metadata = {
         "segment_id": shot.id,
         "index": shot.index,
-        "attempt": take.attempt,
-        "take": take.take,
-        "prompt": take.prompt or shot.prompt,
-        "seed": shot.seed if take.seed is None else take.seed,
+        "attempt": render.attempt,
+        "take": render.take,
+        "prompt": render.prompt or shot.prompt,
+        "seed": shot.seed if render.seed is None else render.seed,
         "shot_key": shot.shot_key,
         "model": shot.model,
-        "qa": dict(take.qa),
-        "qa_passed": take.qa_passed,
-        "qa_failed_gates": list(take.failed_gates),
-        "handles": {"head": take.head, "tail": take.tail},
+        "qa": dict(render.qa),
+        "qa_passed": render.qa_passed,
+        "qa_failed_gates": list(render.failed_gates),
+        "handles": {"head": render.head, "tail": render.tail},
         "job_id": cut.job_id,
     }
     return otio.schema.Clip(
         name=f"{shot.index:03d} {shot.id}"
-        + ("" if take is shot.take else f" take {take.attempt}" + (f"-{take.take}" if take.take else "")),
+        + ("" if render is shot.render else f" attempt {render.attempt}" + (f" take {render.take}" if render.take else "")),
         media_reference=reference,
-        source_range=otio.opentime.TimeRange(_rt(take.head, take.fps, rate), _rt(take.used, take.fps, rate)),
+        source_range=otio.opentime.TimeRange(_rt(render.head, render.fps, rate), _rt(render.used, render.fps, rate)),
         metadata={NAMESPACE: metadata},
     )
 
@@ -126,40 +127,40 @@ def build_timeline(cut: Cut, *, media_urls: dict[str, str] | None = None, rate: 
     video = otio.schema.Track(name="V1 film", kind=otio.schema.TrackKind.Video)
     sound = otio.schema.Track(name="A1 sound", kind=otio.schema.TrackKind.Audio)
     for shot in cut.shots:
-        clip = _clip(cut, shot, shot.take, rate, media_url=urls.get(shot.take.media))
+        clip = _clip(cut, shot, shot.render, rate, media_url=urls.get(shot.render.media))
         if shot.overlap:
             video.append(_transition(shot, fps, rate))
         video.append(clip)
-        if shot.take.has_audio:
+        if shot.render.has_audio:
             if shot.overlap and len(sound) and isinstance(sound[-1], otio.schema.Clip):
                 sound.append(_transition(shot, fps, rate))
-            heard = _clip(cut, shot, shot.take, rate, media_url=urls.get(shot.take.media))
+            heard = _clip(cut, shot, shot.render, rate, media_url=urls.get(shot.render.media))
             heard.name += " sound"  # FCP7 XML would write a clip equal to the picture's as a reference to it
             sound.append(heard)
         else:
             sound.append(_gap(shot.frames, fps, rate))
         for finding in (f for f in cut.findings if f.index == shot.index):
-            offset = _rt(shot.take.head + (finding.frame - shot.start) * shot.take.fps / fps, shot.take.fps, rate)
+            offset = _rt(shot.render.head + (finding.frame - shot.start) * shot.render.fps / fps, shot.render.fps, rate)
             clip.markers.append(
                 otio.schema.Marker(
                     name=finding.text,
-                    marked_range=otio.opentime.TimeRange(offset, _rt(1, shot.take.fps, rate)),
+                    marked_range=otio.opentime.TimeRange(offset, _rt(1, shot.render.fps, rate)),
                     color=_MARKER_COLOURS[finding.kind],
                     metadata={NAMESPACE: {"kind": finding.kind}},
                 )
             )
     timeline.tracks.append(video)
-    if any(s.take.has_audio for s in cut.shots):
+    if any(s.render.has_audio for s in cut.shots):
         timeline.tracks.append(sound)
     for k in range(max((len(s.alternates) for s in cut.shots), default=0)):
-        takes = otio.schema.Track(name=f"V{k + 2} take {k + 2}", kind=otio.schema.TrackKind.Video)
-        takes.enabled = False  # an editor switches it on, or lifts a take from it onto V1
+        alternates = otio.schema.Track(name=f"V{k + 2} alternate {k + 1}", kind=otio.schema.TrackKind.Video)
+        alternates.enabled = False  # an editor switches it on, or lifts a take from it onto V1
         for shot in cut.shots:
             if k < len(shot.alternates):
-                takes.append(_clip(cut, shot, shot.alternates[k], rate, media_url=urls.get(shot.alternates[k].media)))
+                alternates.append(_clip(cut, shot, shot.alternates[k], rate, media_url=urls.get(shot.alternates[k].media)))
             else:
-                takes.append(_gap(shot.frames, fps, rate))
-        timeline.tracks.append(takes)
+                alternates.append(_gap(shot.frames, fps, rate))
+        timeline.tracks.append(alternates)
     for finding in (f for f in cut.findings if f.index is None):
         timeline.tracks.markers.append(
             otio.schema.Marker(
@@ -213,7 +214,7 @@ def _fcpxml_transitions(text: str, cut: Cut) -> str:
 
 
 def _edl(timeline: otio.schema.Timeline) -> str:
-    """CMX 3600 has one picture track and at most two sound tracks: the film's, the disabled take tracks stay out.
+    """CMX 3600 has one picture track and at most two sound tracks: the film's, the disabled alternate tracks stay out.
 
     An EDL dissolve reads the incoming source from where the dissolve starts, and a timecode cannot be
     negative: a transition starts no earlier than the incoming media's handle allows (at the cut without

@@ -1,6 +1,6 @@
 """Where a job's cut comes from: the work bucket (the API) or a ``reelforge run`` output folder (the CLI).
 
-Both read the storyboard and the film version's report.json and name every take's media by its path
+Both read the storyboard and the film version's report.json and name every render's media by its path
 inside a bundle (``cut.media_name``); each returns, beside the cut, where those media are
 (an object key in the work bucket, or a local file).
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reelforge_gateway.timeline.cut import Cut, Take, build_cut, media_name
+from reelforge_gateway.timeline.cut import Cut, Render, build_cut, media_name
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, encoded_handles, encoded_rate, parse_storyboard
 
@@ -29,7 +29,7 @@ class Sourced:
     bucket: str | None = None
 
 
-def _take(
+def _render(
     board: Storyboard,
     n: int,
     attempt: int,
@@ -38,13 +38,13 @@ def _take(
     has_audio: bool,
     handles: bool = False,
     take: int = 0,
-) -> Take:
-    """A take; ``handles``: its media is the whole render (``Keys.segment_handles``), the film's part its middle."""
+) -> Render:
+    """A render; ``handles``: its media is the whole render (``Keys.segment_handles``), the film's part its middle."""
     seg = board.segments[n - 1]
     frames, fps = encoded_rate(board, seg)
     head, tail = encoded_handles(board, seg) if handles else (0, 0)
     qa = entry.get("qa") or {}
-    return Take(
+    return Render(
         attempt=attempt,
         take=take,
         seed=entry.get("seed") if take else None,
@@ -74,7 +74,7 @@ def from_store(store: ObjectStore, bucket: str, job_id: str, version: int) -> So
     board = parse_storyboard(store.get_json(bucket, Keys.storyboard(job_id)))
     report = store.get_json(bucket, Keys.report(job_id, version))
     entries = {int(s["index"]): s for s in report["segments"]}
-    takes: dict[int, list[Take]] = {}
+    renders: dict[int, list[Render]] = {}
     keys: dict[str, str] = {}
     for n in range(1, len(board.segments) + 1):
         entry = entries.get(n, {})
@@ -82,8 +82,8 @@ def from_store(store: ObjectStore, bucket: str, job_id: str, version: int) -> So
         key = entry.get("video_key") or Keys.segment_video(job_id, n, attempt)
         whole = store.exists(bucket, Keys.segment_handles(key))
         heard = store.exists(bucket, Keys.segment_sound(key))
-        delivered = _take(board, n, attempt, True, entry, heard, whole, take=int(entry.get("take", 0)))
-        takes[n], keys[delivered.media] = [delivered], Keys.segment_handles(key) if whole else key
+        delivered = _render(board, n, attempt, True, entry, heard, whole, take=int(entry.get("take", 0)))
+        renders[n], keys[delivered.media] = [delivered], Keys.segment_handles(key) if whole else key
         for other in entry.get("takes") or []:  # takes rendered beside it (takes: N, variants): a swap puts one in
             if other.get("in_film") or not (other_key := other.get("video_key")) or not store.exists(bucket, other_key):
                 continue
@@ -91,26 +91,27 @@ def from_store(store: ObjectStore, bucket: str, job_id: str, version: int) -> So
             heard = store.exists(bucket, Keys.segment_sound(other_key))
             found = {"qa": other.get("scores"), "qa_passed": other.get("passed"), "failed_gates": other.get("failed_gates")}
             found |= {"seed": other.get("seed"), "prompt": other.get("prompt")}
-            alt = _take(board, n, attempt, False, found, heard, whole, take=int(other["take"]))
-            takes[n].append(alt)
+            alt = _render(board, n, attempt, False, found, heard, whole, take=int(other["take"]))
+            renders[n].append(alt)
             keys[alt.media] = Keys.segment_handles(other_key) if whole else other_key
         for earlier in range(attempt - 1, 0, -1):
             other = Keys.segment_video(job_id, n, earlier)
             if store.exists(bucket, other):
                 whole = store.exists(bucket, Keys.segment_handles(other))
                 heard = store.exists(bucket, Keys.segment_sound(other))
-                alt = _take(board, n, earlier, False, _alternate_entry(entry, earlier), heard, whole)
-                takes[n].append(alt)
+                alt = _render(board, n, earlier, False, _alternate_entry(entry, earlier), heard, whole)
+                renders[n].append(alt)
                 keys[alt.media] = Keys.segment_handles(other) if whole else other
-    cut = build_cut(board, report, takes=takes)
+    cut = build_cut(board, report, renders=renders)
     keys[cut.film] = Keys.film(job_id, version)
     return Sourced(cut=cut, keys=keys, files={}, bucket=bucket)
 
 
-def out_take_file(out: Path, n: int, attempt: int, delivered: bool, handles: bool = False) -> Path:
-    """Where ``reelforge run`` puts a take: ``segments/NNN.mp4`` (delivered), ``segments/NNN.takeA.mp4``; its whole
-    render with handles (``output.handles_s``) beside it as ``NNN.handles.mp4``, ``NNN.takeA.handles.mp4``."""
-    name = f"{n:03d}" if delivered else f"{n:03d}.take{attempt}"
+def out_attempt_file(out: Path, n: int, attempt: int, delivered: bool, handles: bool = False) -> Path:
+    """Where ``reelforge run`` puts a segment's attempt: ``segments/NNN.mp4`` (delivered), ``segments/NNN.attemptA.mp4``
+    (an earlier one); its whole render with handles (``output.handles_s``) beside it as ``NNN.handles.mp4``,
+    ``NNN.attemptA.handles.mp4``."""
+    name = f"{n:03d}" if delivered else f"{n:03d}.attempt{attempt}"
     return out / "segments" / f"{name}{'.handles' if handles else ''}.mp4"
 
 
@@ -124,23 +125,23 @@ def from_out(out: Path) -> Sourced:
     board = parse_storyboard(json.loads((out / OUT_STORYBOARD).read_text()))
     report = json.loads((out / "report.json").read_text())
     entries = {int(s["index"]): s for s in report["segments"]}
-    takes: dict[int, list[Take]] = {}
+    renders: dict[int, list[Render]] = {}
     files: dict[str, Path] = {}
     for n in range(1, len(board.segments) + 1):
         entry = entries.get(n, {})
         attempt = int(entry.get("attempt", 1))
-        path = out_take_file(out, n, attempt, True)
-        whole = out_take_file(out, n, attempt, True, handles=True)
-        delivered = _take(board, n, attempt, True, entry, probe(path, count_frames=False).has_audio, whole.is_file())
-        takes[n], files[delivered.media] = [delivered], whole if whole.is_file() else path
+        path = out_attempt_file(out, n, attempt, True)
+        whole = out_attempt_file(out, n, attempt, True, handles=True)
+        delivered = _render(board, n, attempt, True, entry, probe(path, count_frames=False).has_audio, whole.is_file())
+        renders[n], files[delivered.media] = [delivered], whole if whole.is_file() else path
         for earlier in range(attempt - 1, 0, -1):
-            other = out_take_file(out, n, earlier, False)
+            other = out_attempt_file(out, n, earlier, False)
             if other.is_file():
-                whole = out_take_file(out, n, earlier, False, handles=True)
+                whole = out_attempt_file(out, n, earlier, False, handles=True)
                 heard = probe(other, count_frames=False).has_audio
-                alt = _take(board, n, earlier, False, _alternate_entry(entry, earlier), heard, whole.is_file())
-                takes[n].append(alt)
+                alt = _render(board, n, earlier, False, _alternate_entry(entry, earlier), heard, whole.is_file())
+                renders[n].append(alt)
                 files[alt.media] = whole if whole.is_file() else other
-    cut = build_cut(board, report, takes=takes)
+    cut = build_cut(board, report, renders=renders)
     files[cut.film] = out / "final.mp4"
     return Sourced(cut=cut, keys={}, files=files)
