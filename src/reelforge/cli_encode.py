@@ -108,9 +108,9 @@ def encode(
         int | None, typer.Option(help="normalise every segment's light toward this colour temperature (K)")
     ] = None,
     music: Annotated[Path | None, typer.Option(help="music bed, ducked under narration")] = None,
-    logo: Annotated[Path | None, typer.Option(help="logo overlaid top left on every rendition")] = None,
+    logo: Annotated[Path | None, typer.Option(help="logo overlaid top left on the film and its crops")] = None,
     max_mb: Annotated[float | None, typer.Option(help="size budget of each video in MB (default 500)")] = None,
-    crops: Annotated[bool | None, typer.Option(help="9:16 and 1:1 renditions (default on)")] = None,
+    crops: Annotated[bool | None, typer.Option(help="9:16 and 1:1 crops (default on)")] = None,
 ) -> None:
     """Encode segments and the film on local files, without the bus (the encoder service's recipes)."""
     from reelforge_shared.errors import PermanentError
@@ -216,9 +216,9 @@ def _render(board: Any, inputs: list[Path], out: Path, preset: str, codec_name: 
             console.print(f"segment {n}/{len(inputs)} {target}")
         result = make_film(board, segments, work, codec, film_fps(board), _local, espeak, sounds=sounds)
         shutil.move(result.film, out / "final.mp4")
-        for path in result.renditions.values():
+        for path in result.deliverables.values():
             shutil.move(path, out / path.name)
-    meta = result.meta | {"deliverables": {name: path.name for name, path in result.renditions.items()}}
+    meta = result.meta | {"deliverables": {name: path.name for name, path in result.deliverables.items()}}
     (out / "final.json").write_text(json.dumps(meta, indent=2))
     return meta
 

@@ -260,8 +260,8 @@ async def check_job(system: System, job_id: str, segments: int, timeout: float =
     assert delivered == dict.fromkeys(range(1, segments + 1), 1), f"segment.delivered per index: {delivered}"
     [completed] = [body for subject, body in events if subject == "job.completed"]
     films = {k for k in system.store().list_keys(system.delivery_bucket, f"{job_id}/") if k.endswith(".mp4") and "/final" in k}
-    renditions = {k for k in completed["deliverables"].values() if k.endswith(".mp4")}  # crops of the one film
-    assert films == {DeliveryKeys.film(job_id)} | renditions, films
+    crops = {k for k in completed["deliverables"].values() if k.endswith(".mp4")}  # crops of the one film
+    assert films == {DeliveryKeys.film(job_id)} | crops, films
     return events
 
 

@@ -1,7 +1,7 @@
 """The asset registry: one row of the media guide's ``media_assets`` table per delivered object.
 
 The uploader writes a row for every object it delivers (segment videos, the film, its parts and
-manifest, renditions, reports); the gateway serves them at ``GET /v1/assets?job=...``. Rows go to
+manifest, deliverables, reports); the gateway serves them at ``GET /v1/assets?job=...``. Rows go to
 PostgreSQL (psycopg) when ``REELFORGE_ASSETS_DATABASE_URL`` is set, otherwise to JSON objects in the
 work bucket (``jobs/{job}/assets/{id}.json``), so local mode needs no database. A row's id is a
 function of the job and the object's name: a redelivered event rewrites the same row.

@@ -495,7 +495,7 @@ class FilmRequested(FilmEvent):
 
 
 class FilmEncoded(FilmEvent):
-    """Fact: the film is compiled and stored, with its renditions."""
+    """Fact: the film is compiled and stored, with its deliverables."""
 
     subject: ClassVar[str] = "film.encoded"
     film_key: FilmKey
@@ -519,7 +519,7 @@ class FilmChecked(FilmEvent):
     passed: Passed
     deliverables: dict[str, str] = Field(
         default_factory=dict,
-        description="extra renditions: name -> work-bucket key",
+        description="the film's deliverables (crops, thumbnail): name -> work-bucket key",
         examples=[{"9x16": "jobs/j-5f1c2e7a9b/final_9x16.mp4"}],
     )
     report_key: ReportKey = Field(description="job report (JSON) in the work bucket")
@@ -557,7 +557,7 @@ class JobCompleted(FilmEvent):
     report_html_key: ReportHtmlKey = None
     deliverables: dict[str, str] = Field(
         default_factory=dict,
-        description="extra renditions: name -> delivery-bucket key",
+        description="the film's deliverables (crops, thumbnail): name -> delivery-bucket key",
         examples=[{"9x16": "j-5f1c2e7a9b/final_9x16.mp4"}],
     )
     film_qa_passed: bool | None = Field(None, description="QA's verdict on the whole film (continuity, joins)", examples=[True])

@@ -83,18 +83,18 @@ class Keys:
         return f"{video_key.removesuffix('.mp4')}.thumbnail.jpg"
 
     @staticmethod
-    def segment_piece(video_key: str, j: int, rendition: str | None = None) -> str:
+    def segment_piece(video_key: str, j: int, crop: str | None = None) -> str:
         """A segment's ``j``-th piece (of a crop: ``9x16``, ``1x1``) beside its video: the film joins pieces by copy."""
-        return f"{video_key.removesuffix('.mp4')}{'_' + rendition if rendition else ''}.part{j}.mp4"
+        return f"{video_key.removesuffix('.mp4')}{'_' + crop if crop else ''}.part{j}.mp4"
 
     @staticmethod
     def transition_span(
-        incoming_video_key: str, outgoing_attempt: int, outgoing_take: int, recipe: str, rendition: str | None = None
+        incoming_video_key: str, outgoing_attempt: int, outgoing_take: int, recipe: str, crop: str | None = None
     ) -> str:
         """The transition into a segment from the one before it (that segment's ``outgoing_attempt`` and take), beside the
         incoming segment's video: encoded as soon as both segments are (``recipe``: a digest of how, so a changed one is new)."""
         take = f"t{outgoing_take}" if outgoing_take else ""
-        name = f"{'_' + rendition if rendition else ''}.span-from-{outgoing_attempt}{take}-{recipe}.mp4"
+        name = f"{'_' + crop if crop else ''}.span-from-{outgoing_attempt}{take}-{recipe}.mp4"
         return f"{incoming_video_key.removesuffix('.mp4')}{name}"
 
     @staticmethod
@@ -213,7 +213,7 @@ class Keys:
 
     @staticmethod
     def film_dir(job_id: str, version: int = 1) -> str:
-        """Where a film version and its renditions and reports live: version 1 in the job's folder, later ones in ``v{n}/``."""
+        """Where a film version and its deliverables and reports live: version 1 in the job's folder, later ones in ``v{n}/``."""
         return f"jobs/{job_id}" if version == 1 else f"jobs/{job_id}/v{version}"
 
     @staticmethod
@@ -226,9 +226,9 @@ class Keys:
         return f"{Keys.film(job_id, version)}.json"
 
     @staticmethod
-    def rendition(job_id: str, name: str, version: int = 1) -> str:
-        """A rendition beside the film: ``jobs/J/final_9x16.mp4``, ``jobs/J/final_thumbnail.jpg``."""
-        return f"{Keys.film_dir(job_id, version)}/{rendition_file(name)}"
+    def deliverable(job_id: str, name: str, version: int = 1) -> str:
+        """A deliverable beside the film: ``jobs/J/final_9x16.mp4``, ``jobs/J/final_thumbnail.jpg``."""
+        return f"{Keys.film_dir(job_id, version)}/{deliverable_file(name)}"
 
     @staticmethod
     def derived(job_id: str, version: int, rendition_id: str, suffix: str) -> str:
@@ -254,7 +254,7 @@ class Keys:
         return f"{Keys.film_dir(job_id, version)}/report.html"
 
 
-def rendition_file(name: str) -> str:
+def deliverable_file(name: str) -> str:
     return f"final_{name}{'.jpg' if name == 'thumbnail' else '.mp4'}"
 
 
@@ -282,8 +282,8 @@ class DeliveryKeys:
         return f"{DeliveryKeys.film_dir(job_id, version)}/report.html"
 
     @staticmethod
-    def rendition(job_id: str, name: str, version: int = 1) -> str:
-        return f"{DeliveryKeys.film_dir(job_id, version)}/{rendition_file(name)}"
+    def deliverable(job_id: str, name: str, version: int = 1) -> str:
+        return f"{DeliveryKeys.film_dir(job_id, version)}/{deliverable_file(name)}"
 
 
 _MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}

@@ -102,7 +102,9 @@ class Deliverables(_Strict):
 
     crops: list[_Crop] = Field(default_factory=lambda: list(_CROPS), max_length=2, description="centre crops")
     thumbnail: bool = Field(True, description="a JPEG still of the film")
-    logo: str | None = Field(None, max_length=1024, description="image overlaid in the top-left corner of every rendition")
+    logo: str | None = Field(
+        None, max_length=1024, description="image overlaid in the top-left corner of the film and every crop"
+    )
     max_film_mb: float = Field(
         500.0, gt=0, le=100_000, description="size budget of each video (the GPU brief: < 500 MB); met by lowering the rate"
     )

@@ -26,7 +26,7 @@ from support.media import tone
 
 EXE = ffmpeg_exe()
 CODEC = Codec(EXE, preset="ultrafast")
-LEAN = {"crops": [], "thumbnail": False}  # renditions are tested elsewhere
+LEAN = {"crops": [], "thumbnail": False}  # deliverables are tested elsewhere
 
 
 def _segments(tmp_path: Path, count: int) -> list[Path]:

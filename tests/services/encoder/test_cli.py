@@ -27,7 +27,7 @@ def _frames(folder: Path, count: int, colour: tuple[int, int, int]) -> Path:
     return folder
 
 
-def test_encode_frame_folders_into_a_film_with_renditions(tmp_path: Path) -> None:
+def test_encode_frame_folders_into_a_film_with_deliverables(tmp_path: Path) -> None:
     a, b = _frames(tmp_path / "a", 6, (200, 120, 60)), _frames(tmp_path / "b", 3, (60, 120, 200))
     out = tmp_path / "out"
     result = CliRunner().invoke(

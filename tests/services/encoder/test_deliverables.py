@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from reelforge_encoder.deliverables import MB, budget_kbps, crop_size
 from reelforge_encoder.ffmpeg import Codec, encode_frames, ffmpeg_exe
 from reelforge_encoder.film_assembly import make_film
-from reelforge_encoder.renditions import MB, budget_kbps, crop_size
 from reelforge_shared.media import probe
 from reelforge_shared.storage import DeliveryKeys, Keys
 from reelforge_shared.storyboard import parse_storyboard
@@ -42,17 +42,17 @@ def test_crop_windows_keep_their_ratio_in_even_pixels() -> None:
     assert crop_size(320, 180, "9:16") == (100, 180)
 
 
-def test_rendition_keys_sit_beside_the_film() -> None:
+def test_deliverable_keys_sit_beside_the_film() -> None:
     assert Keys.film("j-1") == "jobs/j-1/final.mp4"
-    assert [Keys.rendition("j-1", n) for n in ("9x16", "1x1", "thumbnail")] == [
+    assert [Keys.deliverable("j-1", n) for n in ("9x16", "1x1", "thumbnail")] == [
         "jobs/j-1/final_9x16.mp4",
         "jobs/j-1/final_1x1.mp4",
         "jobs/j-1/final_thumbnail.jpg",
     ]
-    assert DeliveryKeys.rendition("j-1", "9x16") == "j-1/final_9x16.mp4"
+    assert DeliveryKeys.deliverable("j-1", "9x16") == "j-1/final_9x16.mp4"
 
 
-def test_film_renditions_are_cut_from_the_master_with_the_logo_and_the_sound(tmp_path: Path) -> None:
+def test_film_deliverables_are_cut_from_the_master_with_the_logo_and_the_sound(tmp_path: Path) -> None:
     logo = tmp_path / "logo.png"
     Image.fromarray(np.full((20, 40, 3), (255, 0, 0), np.uint8)).save(logo)
     tone = tmp_path / "tone.wav"
@@ -67,19 +67,19 @@ def test_film_renditions_are_cut_from_the_master_with_the_logo_and_the_sound(tmp
     work = tmp_path / "work"
     work.mkdir()
     result = make_film(board, [_segment(tmp_path, "a")], work, CODEC, 3, lambda field, ref: Path(ref), None)
-    assert set(result.renditions) == {"9x16", "1x1", "thumbnail"}
+    assert set(result.deliverables) == {"9x16", "1x1", "thumbnail"}
     for name, size in [("9x16", (100, 180)), ("1x1", (180, 180))]:
-        info = probe(result.renditions[name])
+        info = probe(result.deliverables[name])
         assert (info.width, info.height) == size
         assert info.has_audio
         assert info.frame_count == 6
-        assert result.meta["renditions"][name] | {"size_bytes": 0} == {
+        assert result.meta["deliverable_files"][name] | {"size_bytes": 0} == {
             "size_bytes": 0,
             "width": size[0],
             "height": size[1],
             "has_audio": True,
         }
-    with Image.open(result.renditions["thumbnail"]) as thumb:
+    with Image.open(result.deliverables["thumbnail"]) as thumb:
         assert thumb.format == "JPEG"
         assert thumb.size == (320, 180)
         corner = np.asarray(thumb.convert("RGB"))[6:10, 8:20].mean(axis=(0, 1))
@@ -87,7 +87,7 @@ def test_film_renditions_are_cut_from_the_master_with_the_logo_and_the_sound(tmp
         corner,
         *(
             _first_frame(p)[6:10, 8:20].mean(axis=(0, 1))
-            for p in (result.film, result.renditions["9x16"], result.renditions["1x1"])
+            for p in (result.film, result.deliverables["9x16"], result.deliverables["1x1"])
         ),
     ):
         assert frame[0] > 180
@@ -118,7 +118,7 @@ def test_size_budget_is_met_by_lowering_the_rate(tmp_path: Path) -> None:
     assert free.meta["video_kbps_cap"] is None
     assert capped.meta["video_kbps_cap"] is not None
     assert capped.film.stat().st_size <= budget_mb * MB
-    assert capped.renditions["1x1"].stat().st_size <= budget_mb * MB
+    assert capped.deliverables["1x1"].stat().st_size <= budget_mb * MB
     assert probe(capped.film).frame_count == 6  # the same film, at a lower rate
     assert budget_kbps(500 * MB, 264, 192) == pytest.approx(
         14_600, rel=0.01

@@ -1,5 +1,5 @@
 """The encoder's handlers on a real S3 server: the storyboard's look and rate reach the segment, the film's
-renditions are stored beside it and listed in its metadata, and a redelivered request re-announces them."""
+deliverables are stored beside it and listed in its metadata, and a redelivered request re-announces them."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def test_segment_with_narration_is_refused_early_without_espeak(store: ObjectSto
         handle_segment(_generated(store, settings.work_bucket, job, 1), _deps(store, settings))
 
 
-def test_film_stores_its_renditions_beside_it_and_lists_them(
+def test_film_stores_its_deliverables_beside_it_and_lists_them(
     store: ObjectStore, settings: CommonSettings, tmp_path: Path
 ) -> None:
     job, bucket = "j-film", settings.work_bucket

@@ -49,7 +49,7 @@ def test_plan_cuts_a_segment_into_the_pieces_its_transitions_need() -> None:
     assert [c.name for c in plan.crops] == ["9x16", "1x1"]
     assert [c.size for c in plan.crops] == [(50, 90), (90, 90)]
     assert plan.logo == "jobs/j/inputs/logo.png"
-    assert plan.renditions == (None, "9x16", "1x1")
+    assert plan.outputs == (None, "9x16", "1x1")
     assert [(s.outgoing, s.incoming, s.kind, s.overlap) for s in plan.transitions] == [(1, 2, "dissolve", 3)]
     assert (plan.out_frames, plan.out_fps, plan.film_fps) == (6, 3, 3)
     assert plan.video_key == Keys.segment_video("j", 2)

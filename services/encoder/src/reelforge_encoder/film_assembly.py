@@ -1,4 +1,4 @@
-"""The film from encoded segments: transitions, sound, renditions and the size budget.
+"""The film from encoded segments: transitions, sound, deliverables and the size budget.
 
 One function for the bus handler and for ``reelforge encode``: both hand it local segment files
 and a resolver that turns the storyboard's file references (audio, music, logo) into local paths.
@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from reelforge_encoder.audio import AUDIO_KBPS, lay_end_to_end, measure, mix, mux, normalise, segment_sound, speak
+from reelforge_encoder.deliverables import MB, crop, crop_name, crop_size, fit, thumbnail
 from reelforge_encoder.ffmpeg import Codec, FilmPart, film_frames
 from reelforge_encoder.film_joins import board_parts, compile_film, film_cuts, join_by_copy, overlaps
 from reelforge_encoder.plan import SoundPlan, narration_needs_espeak, sound_plan
-from reelforge_encoder.renditions import MB, crop, crop_size, fit, rendition_name, thumbnail
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.media import probe
 from reelforge_shared.storyboard import Storyboard
@@ -28,7 +28,7 @@ Resolver = Callable[[str, str], Path]  # (field path, reference as written in th
 @dataclass(frozen=True, slots=True)
 class FilmResult:
     film: Path
-    renditions: dict[str, Path]  # deliverable name ("9x16", "1x1", "thumbnail") -> file
+    deliverables: dict[str, Path]  # deliverable name ("9x16", "1x1", "thumbnail") -> file
     meta: dict[str, Any]
 
 
@@ -65,16 +65,16 @@ def make_film(
     spans: dict[str, dict[int, Path]] | None = None,
     ready: Callable[[str, Path], object] | None = None,
 ) -> FilmResult:
-    """Film (``work/final.mp4``) and renditions from the encoded segments, in storyboard order.
+    """Film (``work/final.mp4``) and deliverables from the encoded segments, in storyboard order.
 
-    With ``pieces`` (rendition name, ``master`` for the film, -> each segment's pieces, encoded by
-    ``film_joins``' cut with the logo burnt in) the film and those renditions are joined by stream
-    copy and only transitions are encoded (those in ``spans``, rendition name -> incoming segment -> file, were encoded
+    With ``pieces`` (crop name, ``master`` for the film, -> each segment's pieces, encoded by
+    ``film_joins``' cut with the logo burnt in) the film and those crops are joined by stream
+    copy and only transitions are encoded (those in ``spans``, crop name -> incoming segment -> file, were encoded
     already, as the segments were); otherwise the segment files are encoded again as pieces
     (``compile_film``). ``sounds`` are the segments' sounds (``sound_of_segment``, made as they were
     encoded); without them each is made here from the segment file's own audio and the storyboard.
-    A rendition over the size budget is encoded again with the rate capped. ``ready`` is called with each deliverable
-    (``film``, a rendition's name, ``thumbnail``) as soon as it is final, so the caller can store it while the rest is made.
+    A crop over the size budget is encoded again with the rate capped. ``ready`` is called with each deliverable
+    (``film``, a crop's name, ``thumbnail``) as soon as it is final, so the caller can store it while the rest is made.
     """
     done = ready or (lambda name, path: None)
     if len(segments) != len(board.segments):
@@ -126,10 +126,10 @@ def make_film(
     film, cap = fit(master, codec, budget, duration, audio_kbps)
     done("film", film)
 
-    # 3. Renditions: joined by copy from their own pieces, else cut from the master; the thumbnail.
-    renditions: dict[str, Path] = {}
+    # 3. Deliverables: crops joined by copy from their own pieces, else cut from the master; the thumbnail.
+    deliverables: dict[str, Path] = {}
     for ratio in board.deliverables.crops:
-        name, window = rendition_name(ratio), crop_size(*size, ratio)
+        name, window = crop_name(ratio), crop_size(*size, ratio)
         joined_crop = copies.get(name)
 
         def cropped(c: Codec, name: str = name, window: tuple[int, int] = window, joined_crop: Path | None = joined_crop) -> Path:
@@ -139,12 +139,12 @@ def make_film(
                 video = crop(film, window, fps, work / f"crop-{name}.mp4", c, logo)
             return with_sound(video, f"final_{name}.mp4")
 
-        renditions[name] = fit(cropped, codec, budget, duration, audio_kbps)[0]
-        done(name, renditions[name])
+        deliverables[name] = fit(cropped, codec, budget, duration, audio_kbps)[0]
+        done(name, deliverables[name])
     if board.deliverables.thumbnail:
-        renditions["thumbnail"] = thumbnail(film, duration, work / "final_thumbnail.jpg", exe)
-        done("thumbnail", renditions["thumbnail"])
-    return FilmResult(film, renditions, _meta(film, renditions, cap, sound, sum(s is not None for s in sounds), exe))
+        deliverables["thumbnail"] = thumbnail(film, duration, work / "final_thumbnail.jpg", exe)
+        done("thumbnail", deliverables["thumbnail"])
+    return FilmResult(film, deliverables, _meta(film, deliverables, cap, sound, sum(s is not None for s in sounds), exe))
 
 
 def _named(video: Path, out: Path) -> Path:
@@ -164,7 +164,9 @@ def _voice(sounds: list[Path | None], parts: list[FilmPart], fps: float, out: Pa
     return lay_end_to_end(sounds, bounds, fades, out, exe)
 
 
-def _meta(film: Path, renditions: dict[str, Path], cap: int | None, sound: Path | None, voiced: int, exe: str) -> dict[str, Any]:
+def _meta(
+    film: Path, deliverables: dict[str, Path], cap: int | None, sound: Path | None, voiced: int, exe: str
+) -> dict[str, Any]:
     info = probe(film)
     meta: dict[str, Any] = {
         "frame_count": info.frame_count,
@@ -178,12 +180,12 @@ def _meta(film: Path, renditions: dict[str, Path], cap: int | None, sound: Path 
         "has_audio": info.has_audio,
         "loudness_lufs": measure(sound, exe)["i"] if sound else None,
         "audio_cues": voiced,  # segments with sound of their own
-        "renditions": {},
+        "deliverable_files": {},  # name -> size, picture and sound (the handler adds "deliverables": name -> key)
     }
-    for name, path in renditions.items():
+    for name, path in deliverables.items():
         entry: dict[str, Any] = {"size_bytes": path.stat().st_size}
         if path.suffix == ".mp4":
             r = probe(path, count_frames=False)
             entry |= {"width": r.width, "height": r.height, "has_audio": r.has_audio}
-        meta["renditions"][name] = entry
+        meta["deliverable_files"][name] = entry
     return meta

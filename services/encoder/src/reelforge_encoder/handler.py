@@ -1,10 +1,10 @@
-"""Encoder handlers: frames -> segment MP4 (SegmentEncoded); FilmRequested -> the film and its renditions (FilmEncoded).
+"""Encoder handlers: frames -> segment MP4 (SegmentEncoded); FilmRequested -> the film and its deliverables (FilmEncoded).
 
 Both read the job's storyboard from S3: the segment step takes its colour (normalisation, grade)
 and frame rate from it, the film step its transitions, sound and deliverables. Outputs have
 deterministic keys and are checked before work, so a redelivered event re-announces what is
 stored instead of encoding it again. The film's metadata object is written last: it marks a
-finished film, and lists the renditions (``deliverables``: name -> key) beside it.
+finished film, and lists its deliverables (``deliverables``: name -> key) beside it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from reelforge_encoder.audio import mux
 from reelforge_encoder.codecs import codec_for_quality
+from reelforge_encoder.deliverables import crop_name, crop_pieces, thumbnail
 from reelforge_encoder.ffmpeg import Codec, Look, concat_copy, encode_frames, piece_path
 from reelforge_encoder.film_assembly import Resolver, make_film, make_sound, sound_of_segment
 from reelforge_encoder.film_joins import SegmentCut, board_parts, encode_span, film_cuts
@@ -26,7 +27,6 @@ from reelforge_encoder.grading import normalisation
 from reelforge_encoder.handles import mux_late, without_head
 from reelforge_encoder.look import film_fps, sample_frames
 from reelforge_encoder.plan import SegmentPlan, TransitionPlan, plan_segment, transition_plans
-from reelforge_encoder.renditions import crop_pieces, rendition_name, thumbnail
 from reelforge_shared.colour import grey_world_rgb
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import Event, FilmEncoded, FilmRequested, SegmentEncoded, SegmentGenerated
@@ -34,7 +34,7 @@ from reelforge_shared.references import check_image
 from reelforge_shared.storage import Keys, ObjectStore, fetch_job_reference
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
-S3_THREADS = 8  # concurrent S3 transfers for the film's pieces and renditions
+S3_THREADS = 8  # concurrent S3 transfers for the film's pieces and deliverables
 LOGO_MAX_PIXELS = 4096 * 4096  # a logo is a corner of a frame; anything bigger is a mistake or a decompression bomb
 
 
@@ -166,27 +166,27 @@ def _encode_transition(plan: SegmentPlan, span: TransitionPlan, local: dict[str,
     outgoing, incoming = (plan.video_key, neighbour) if span.outgoing == plan.index else (neighbour, plan.video_key)
     # the neighbour's take 0 (its latest attempt's): a film with another take of it encodes that span itself
     outgoing_slot = (plan.attempt, plan.take) if span.outgoing == plan.index else (attempts[-1], 0)
-    for rendition in plan.renditions:
-        key = span.key(incoming, outgoing_slot, rendition, plan.film_fps, deps.codec)
+    for crop in plan.outputs:
+        key = span.key(incoming, outgoing_slot, crop, plan.film_fps, deps.codec)
         if deps.store.exists(deps.bucket, key):
             continue
         files = []
         for video, j in ((outgoing, span.tail), (incoming, span.head)):
-            piece = Keys.segment_piece(video, j, rendition)
+            piece = Keys.segment_piece(video, j, crop)
             if piece in local:
                 files.append(local[piece])
             elif deps.store.exists(deps.bucket, piece):
-                files.append(deps.store.get_file(deps.bucket, piece, work / f"neighbour-{rendition}-{j}.mp4"))
+                files.append(deps.store.get_file(deps.bucket, piece, work / f"neighbour-{crop}-{j}.mp4"))
             else:
                 return  # the neighbour was not encoded for a join by copy: the film encodes the span
-        name = f"span-{span.outgoing:03d}-{rendition or 'master'}.mp4"
+        name = f"span-{span.outgoing:03d}-{crop or 'master'}.mp4"
         made = encode_span(files[0], files[1], span.kind, span.overlap, plan.film_fps, work / name, deps.codec)
         deps.store.put_file(deps.bucket, key, made, "video/mp4")
 
 
 @dataclass(frozen=True, slots=True)
 class FilmPieces:
-    """What the film is joined from by copy, per rendition (``master``: the film): each segment's pieces (None where only
+    """What the film is joined from by copy, per crop (``master``: the film): each segment's pieces (None where only
     a transition used it and that transition was encoded already) and those transitions by incoming segment (0-based)."""
 
     pieces: dict[str, list[list[Path | None]]]
@@ -201,7 +201,7 @@ def _film_pieces(
     cuts = film_cuts(board_parts(board), fps)
     if cuts is None:
         return None
-    names = ["master"] + [rendition_name(r) for r in board.deliverables.crops]
+    names = ["master"] + [crop_name(r) for r in board.deliverables.crops]
     spans = {s.incoming - 1: s for s in transition_plans(board, fps)}
     with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:  # S3 waits, not CPU: a hundred small objects at once
         if not all(pool.map(lambda k: deps.store.exists(deps.bucket, Keys.segment_piece(k, 0)), keys)):
@@ -265,7 +265,7 @@ def _resolver(deps: EncoderDeps, job: str, tmp: Path) -> Resolver:
 
 
 def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
-    """Compile the film once from the delivered segments, with the storyboard's transitions, sound and renditions."""
+    """Compile the film once from the delivered segments, with the storyboard's transitions, sound and deliverables."""
     job = event.job_id
     film_key, meta_key = Keys.film(job, event.version), Keys.film_meta(job, event.version)  # a re-render: a new version
     if not deps.store.exists(deps.bucket, meta_key):
@@ -289,13 +289,13 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
                 uploads: list[Future[None]] = []
 
                 def store(name: str, path: Path) -> None:
-                    key = film_key if name == "film" else Keys.rendition(job, name, event.version)
+                    key = film_key if name == "film" else Keys.deliverable(job, name, event.version)
                     uploads.append(pool.submit(deps.store.put_file, deps.bucket, key, path, _content_type(path)))
 
                 result = make_film(board, paths, work, deps.codec, fps, resolve, deps.espeak, joined, sounds, spans, store)
                 for upload in uploads:
                     upload.result()
-            deliverables = {name: Keys.rendition(job, name, event.version) for name in result.renditions}
+            deliverables = {name: Keys.deliverable(job, name, event.version) for name in result.deliverables}
         deps.store.put_json(deps.bucket, meta_key, result.meta | {"deliverables": deliverables})
     meta = deps.store.get_json(deps.bucket, meta_key)
     return [

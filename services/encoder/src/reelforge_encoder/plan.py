@@ -12,11 +12,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from reelforge_encoder.deliverables import crop_name, crop_size
 from reelforge_encoder.ffmpeg import Codec, Look
 from reelforge_encoder.film_joins import SegmentCut, board_parts, film_cuts, overlaps
 from reelforge_encoder.handles import Span, segment_span
 from reelforge_encoder.look import film_fps, segment_rate
-from reelforge_encoder.renditions import crop_size, rendition_name
 from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import SegmentGenerated
 from reelforge_shared.storage import Keys
@@ -58,7 +58,7 @@ def sound_plan(board: Storyboard, i: int, clip_has_sound: bool) -> SoundPlan:
 
 @dataclass(frozen=True, slots=True)
 class Crop:
-    name: str  # rendition name: 9x16, 1x1
+    name: str  # crop name: 9x16, 1x1
     size: tuple[int, int]
 
 
@@ -84,9 +84,9 @@ class TransitionPlan:
         text = json.dumps([self.kind, self.overlap, fps, codec.vcodec, codec.crf, codec.preset, codec.maxrate_kbps])
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    def key(self, incoming_video: str, outgoing: tuple[int, int], rendition: str | None, fps: float, codec: Codec) -> str:
+    def key(self, incoming_video: str, outgoing: tuple[int, int], crop: str | None, fps: float, codec: Codec) -> str:
         """Where the span is kept; ``outgoing``: the attempt and take of the segment before the join."""
-        return Keys.transition_span(incoming_video, *outgoing, self.recipe(fps, codec), rendition)
+        return Keys.transition_span(incoming_video, *outgoing, self.recipe(fps, codec), crop)
 
 
 def transition_plans(board: Storyboard, fps: float) -> list[TransitionPlan]:
@@ -133,8 +133,8 @@ class SegmentPlan:
     transitions: tuple[TransitionPlan, ...]  # transitions into and out of this segment, encoded here when both exist
 
     @property
-    def renditions(self) -> tuple[str | None, ...]:
-        """The film's renditions this segment has pieces of: None for the film itself, then each crop's name."""
+    def outputs(self) -> tuple[str | None, ...]:
+        """What this segment has pieces of: None for the film itself, then each crop's name."""
         return (None, *(c.name for c in self.crops))
 
 
@@ -180,7 +180,7 @@ def plan_segment(event: SegmentGenerated, board: Storyboard, codec: Codec, fps: 
         look=Look(grade=board.style.grade, fps=interpolate, interpolation=board.output.interpolation),
         colour_temperature_k=board.style.color_temperature_k,
         cut=cut,
-        crops=tuple(Crop(rendition_name(r), crop_size(*size, r)) for r in board.deliverables.crops) if cut else (),
+        crops=tuple(Crop(crop_name(r), crop_size(*size, r)) for r in board.deliverables.crops) if cut else (),
         logo=board.deliverables.logo if cut else None,
         clip_key=event.audio_key,
         sound=sound,

@@ -216,5 +216,5 @@ def _regeneration(
 
 
 def _meta(store: ObjectStore, bucket: str, key: str) -> dict[str, Any]:
-    """The encoder's metadata of the film (its renditions under ``deliverables``); empty when it wrote none."""
+    """The encoder's metadata of the film (its deliverables' keys under ``deliverables``); empty when it wrote none."""
     return dict(store.get_json(bucket, key)) if store.exists(bucket, key) else {}

@@ -81,15 +81,15 @@ def _deliver(event: SegmentChecked, deps: UploaderDeps) -> SegmentDelivered:
 
 
 def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:
-    """Deliver the film, its renditions and the job reports QA wrote, then announce the job complete."""
+    """Deliver the film, its deliverables and the job reports QA wrote, then announce the job complete."""
     job, v = event.job_id, event.version  # each film version is delivered beside the earlier ones
-    deliverables = {name: DeliveryKeys.rendition(job, name, v) for name in event.deliverables}
+    deliverables = {name: DeliveryKeys.deliverable(job, name, v) for name in event.deliverables}
     html_key = DeliveryKeys.report_html(job, v) if event.report_html_key else None
     jobs = [
         (event.film_key, DeliveryKeys.film(job, v), {"film": True}),
         (event.report_key, DeliveryKeys.report(job, v), {"report": "json"}),
     ]
-    jobs += [(key, deliverables[name], {"rendition": name}) for name, key in event.deliverables.items()]
+    jobs += [(key, deliverables[name], {"deliverable": name}) for name, key in event.deliverables.items()]
     if event.report_html_key and html_key:
         jobs.append((event.report_html_key, html_key, {"report": "html"}))
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:  # server-side copies and checks: waits, side by side

@@ -62,7 +62,7 @@ function player() {
     nav.append(a);
   };
   if (versions.length) add("film", links.films[versions[0]]);
-  for (const [name, url] of Object.entries(links.renditions)) add(name, url);
+  for (const [name, url] of Object.entries(links.deliverables)) add(name, url);
   for (const fmt of ["otio", "fcpxml", "fcp7xml", "edl", "kdenlive"]) add(fmt, null, () => save(`/timeline?format=${fmt}`, `${jobId}.${fmt}`));
   add("bundle", null, () => save("/bundle", `${jobId}-bundle.zip`));
 }

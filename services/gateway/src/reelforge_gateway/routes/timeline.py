@@ -121,13 +121,13 @@ class MediaLinks(BaseModel):
     """Presigned URLs (an hour) of everything a person watches or downloads: what the review page plays."""
 
     films: dict[int, str] = Field(description="film version -> URL")
-    renditions: dict[str, str] = Field(description="crops and thumbnail of the latest film -> URL")
+    deliverables: dict[str, str] = Field(description="crops and thumbnail of the latest film -> URL")
     segments: dict[int, SegmentLinks]
 
 
 @router.get("/v1/jobs/{job_id}/media", response_model=MediaLinks, responses=responses(404))
 async def media(request: Request, deps: Deps, job_id: Annotated[str, JOB_ID]) -> MediaLinks:
-    """Short-lived URLs of the job's films (every version), renditions, and each segment's video, still and earlier attempts."""
+    """Short-lived URLs of the job's films (every version), deliverables, and each segment's video, still and earlier attempts."""
     record = await owned_job(request, deps, job_id)
     return await asyncio.to_thread(_media_links, deps, record)
 
@@ -140,7 +140,7 @@ def _media_links(deps: GatewayDeps, record: JobRecord) -> MediaLinks:
         return deps.links.url(bucket, key) if key and store.exists(bucket, key) else None
 
     films = {v: u for v, key in sorted(record.films.items()) if (u := url(delivery, key))}
-    renditions = {name: u for name, key in record.deliverables.items() if (u := url(delivery, key))}
+    deliverables = {name: u for name, key in record.deliverables.items() if (u := url(delivery, key))}
     segments = {}
     for n, seg in sorted(record.segments.items()):
         attempts = [
@@ -152,7 +152,7 @@ def _media_links(deps: GatewayDeps, record: JobRecord) -> MediaLinks:
         segments[n] = SegmentLinks(
             video=url(work, key), thumbnail=url(work, Keys.segment_thumbnail(key) if key else None), attempts=attempts
         )
-    return MediaLinks(films=films, renditions=renditions, segments=segments)
+    return MediaLinks(films=films, deliverables=deliverables, segments=segments)
 
 
 @router.post(

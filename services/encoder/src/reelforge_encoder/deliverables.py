@@ -1,6 +1,6 @@
 """Deliverables from one master (the media guide's recipes): centre crops, a thumbnail, a logo, a size budget.
 
-The size budget (the GPU brief: the film under 500 MB) is met by choosing the rate: a rendition is
+The size budget (the GPU brief: the film under 500 MB) is met by choosing the rate: a deliverable is
 encoded at the quality preset, and only when the file is over budget is it encoded again with
 the rate capped (CRF with a VBV ceiling) at what the budget allows for its duration.
 """
@@ -30,7 +30,7 @@ def crop_size(width: int, height: int, ratio: str) -> tuple[int, int]:
     return width, even(width * b / a)
 
 
-def rendition_name(ratio: str) -> str:
+def crop_name(ratio: str) -> str:
     return ratio.replace(":", "x")
 
 
@@ -44,7 +44,7 @@ def crop(source: Path, size: tuple[int, int], fps: float, out: Path, codec: Code
     video = ffmpeg.input(str(source)).video.filter("crop", width, height)
     if logo is not None:
         video = overlay_logo(video, logo, width, height)
-    run(video.output(str(out), **codec.output_args(fps)), codec.exe, f"rendition {out.name}")
+    run(video.output(str(out), **codec.output_args(fps)), codec.exe, f"deliverable {out.name}")
     return out
 
 
@@ -58,12 +58,12 @@ def crop_pieces(
     bounds: list[int],
     keyframes: list[int],
 ) -> list[Path]:
-    """A segment's centred ``size`` window as pieces split at ``bounds`` (``encode_pieces``), to join a rendition by copy."""
+    """A segment's centred ``size`` window as pieces split at ``bounds`` (``encode_pieces``), to join a crop by copy."""
     width, height = size
     video = ffmpeg.input(str(source)).video.filter("crop", width, height)
     if logo is not None:
         video = overlay_logo(video, logo, width, height)
-    return encode_pieces(video, bounds, keyframes, fps, out, codec, f"rendition {out.name}")
+    return encode_pieces(video, bounds, keyframes, fps, out, codec, f"deliverable {out.name}")
 
 
 def thumbnail(video: Path, duration_s: float, out: Path, exe: str) -> Path:
