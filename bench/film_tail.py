@@ -76,7 +76,7 @@ def frames(n: int, count: int, width: int, height: int) -> list[bytes]:
 PARTS = [
     ("encoder: fetch pieces and stored transitions", "reelforge_encoder/handler.py", "_film_pieces"),
     ("encoder: fetch sounds", "reelforge_encoder/handler.py", "_film_sounds"),
-    ("encoder: join, renditions, thumbnail, metadata", "reelforge_encoder/film_assembly.py", "make_film"),
+    ("encoder: join, crops, thumbnail, metadata", "reelforge_encoder/film_assembly.py", "make_film"),
     ("encoder: film step in all", "reelforge_encoder/handler.py", "handle_film"),
     ("QA: reads side by side", "reelforge_shared/storage.py", "read"),
     ("QA: check_film", "reelforge_qa/film_checks.py", "check_film"),
