@@ -120,7 +120,7 @@ class JobRecord(BaseModel):
     resume: int = Field(0, description="times the job was resumed after it failed (a resubmission with its Idempotency-Key)")
     stages: str = Field("", description="one letter per segment, its stage: q g e c d f (- not requested yet)")
     attempts: dict[int, int] = Field(
-        default_factory=dict, description="segment -> its current attempt, for those past their first (the film's takes)"
+        default_factory=dict, description="segment -> its current attempt, for those past their first (the attempt the film uses)"
     )
     film_takes: dict[int, int] = Field(
         default_factory=dict,
