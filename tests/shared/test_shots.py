@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from reelforge_shared.events import RenderSpec, StartFrame
-from reelforge_shared.shots import RenderProfile, model_revision, owner_folder, reference_hashes, shot_key
+from reelforge_shared.events import CastSheet, RenderSpec, StartFrame
+from reelforge_shared.shots import (
+    RenderProfile,
+    model_revision,
+    owner_folder,
+    reference_hashes,
+    sheet_key,
+    sheet_spec,
+    shot_key,
+)
 from reelforge_shared.storage import ObjectStore
 
 SPEC = RenderSpec(
@@ -95,6 +103,21 @@ def test_conditioning_inputs_and_the_previous_shot_are_in_the_key() -> None:
     # where the previous shot's frame lies is not in the key: only which shot it is
     elsewhere = after_a.model_copy(update={"start_frame": StartFrame(frame_key="jobs/j-other/f.png", shot_key="a" * 64)})
     assert shot_key(elsewhere, PROFILE, ["sha256:11"]) == shot_key(after_a, PROFILE, ["sha256:11"])
+
+
+def test_a_cast_sheet_is_a_shot_of_its_own_whose_key_is_in_the_segments_key() -> None:
+    gardener = CastSheet(kind="character", name="gardener", prompt="an old gardener", seed=1000)
+    with_sheet = SPEC.model_copy(update={"cast_sheet": [gardener]})
+    assert shot_key(with_sheet, PROFILE, []) != shot_key(SPEC, PROFILE, [])
+    # a changed description is another sheet, and so another key for every segment conditioned on it
+    red = with_sheet.model_copy(update={"cast_sheet": [gardener.model_copy(update={"prompt": "an old gardener, red coat"})]})
+    assert sheet_key(red, red.cast_sheet[0], PROFILE) != sheet_key(with_sheet, gardener, PROFILE)
+    assert shot_key(red, PROFILE, []) != shot_key(with_sheet, PROFILE, [])
+    # the sheet is one still of its own prompt and seed: the segment's prompt, frames and rate are no part of it
+    other_segment = with_sheet.model_copy(update={"prompt": "he digs", "frames": 9, "fps": 8.0, "seed": 7})
+    assert sheet_key(other_segment, gardener, PROFILE) == sheet_key(with_sheet, gardener, PROFILE)
+    assert sheet_spec(with_sheet, gardener).frames == 1
+    assert sheet_spec(with_sheet, gardener).prompt == "an old gardener"
 
 
 def test_reference_images_in_the_work_bucket_count_by_content(store: ObjectStore, settings) -> None:

@@ -250,6 +250,21 @@ _MODEL_EXAMPLE = {"name": "stabilityai/stable-diffusion-2-1", "pipeline": "Stabl
 RenderedBy = Annotated[ModelInfo, Field(description="the model that rendered the frames", examples=[_MODEL_EXAMPLE])]
 
 
+class CastSheet(BaseModel):
+    """A cast sheet entry: a character's or location's reference image, rendered once by the generator (issue 18 point 6).
+
+    Made for each character and location of a segment that has no ``reference_image`` (``style.cast_sheet``, on by
+    default); its own shot key (:func:`reelforge_shared.shots.sheet_key`) is part of the segment's.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["character", "location"]
+    name: str = Field(description="the character or location as the storyboard names it", examples=["hero"])
+    prompt: str = Field(description="what the sheet shows: the description, the style", examples=["an old gardener"])
+    seed: Seed = Field(description="the character's or location's seed", examples=[1000])
+
+
 class StartFrame(BaseModel):
     """The frame a segment continues from (``start_from: previous``): the last frame of the shot before it."""
 
@@ -302,6 +317,10 @@ class RenderSpec(BaseModel):
         None,
         description="the prompt's <AUDCAP>...<ENDAUDCAP> text: the scene's sound, for models that generate sound; not in prompt",
         examples=["wind in the leaves, birds"],
+    )
+    cast_sheet: list[CastSheet] = Field(
+        default_factory=list,
+        description="the cast sheet images this segment is conditioned on (models that take a reference), rendered once",
     )
     start_frame: StartFrame | None = Field(
         None,

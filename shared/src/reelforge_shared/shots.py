@@ -8,7 +8,9 @@ decides its pixels and nothing else.
   fps, output size, the segment's own steps and guidance, the speech and sound tags;
 - every conditioning input by content: a reference image in the work bucket by the SHA-256 of its bytes,
   any other reference (a path or URL, which no worker opens, see docs) by its text; the previous shot's
-  key when the segment continues from it (``spec.start_frame``, :mod:`reelforge_shared.chain`);
+  key when the segment continues from it (``spec.start_frame``, :mod:`reelforge_shared.chain`); the shot key
+  of each cast sheet image it is conditioned on (``spec.cast_sheet``, :func:`sheet_key`), so a changed
+  character description renders the sheet and every segment using it again;
 - from the generator (:class:`RenderProfile`, one per model and worker settings): the model id, its
   file revision (the Hugging Face snapshot commit, else the SHA-256 of ``model_index.json`` and every
   ``config.json``/``scheduler_config.json`` under it), the pipeline class, the scheduler and its config,
@@ -44,7 +46,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reelforge_shared.events import ModelInfo, RenderSpec, ReusedFrom, SegmentEncoded, SegmentGenerated, SegmentRequested
+from reelforge_shared.events import (
+    CastSheet,
+    ModelInfo,
+    RenderSpec,
+    ReusedFrom,
+    SegmentEncoded,
+    SegmentGenerated,
+    SegmentRequested,
+)
 from reelforge_shared.owner import LOCAL_OWNER
 from reelforge_shared.storage import Keys, ObjectStore
 
@@ -139,12 +149,35 @@ def shot_key(spec: RenderSpec, profile: RenderProfile, references: list[str]) ->
     """
     canonical = {
         "code": RENDER_CODE_VERSION,
-        "spec": spec.model_dump(mode="json", exclude={"reference_images", "start_frame"}),
+        "spec": spec.model_dump(mode="json", exclude={"reference_images", "start_frame", "cast_sheet"}),
         "references": references,
         "previous": spec.start_frame.shot_key if spec.start_frame is not None else None,
         "profile": profile.model_dump(mode="json"),
     }
+    if spec.cast_sheet:  # absent without a sheet: the keys of shots made before cast sheets stay what they were
+        canonical["sheets"] = [sheet_key(spec, sheet, profile) for sheet in spec.cast_sheet]
     return json_digest(canonical)
+
+
+SHEET_FPS = 1.0  # a sheet is one still: the segment's frame rate is no part of it, so segments of any rate share it
+
+
+def sheet_spec(spec: RenderSpec, sheet: CastSheet) -> RenderSpec:
+    """What a cast sheet image is rendered from: one frame of its prompt and seed at the segment's output size."""
+    return RenderSpec(
+        prompt=sheet.prompt,
+        negative_prompt=spec.negative_prompt,
+        seed=sheet.seed,
+        frames=1,
+        fps=SHEET_FPS,
+        width=spec.width,
+        height=spec.height,
+    )
+
+
+def sheet_key(spec: RenderSpec, sheet: CastSheet, profile: RenderProfile) -> str:
+    """The shot key of a cast sheet image (its own shot: the same character, model and size, the same key)."""
+    return shot_key(sheet_spec(spec, sheet), profile, [])
 
 
 def model_revision(path: str) -> str:

@@ -6,7 +6,7 @@ the same shot with a new seed and nothing else changed.
 
 from __future__ import annotations
 
-from reelforge_shared.events import RenderSpec, SegmentRequested
+from reelforge_shared.events import CastSheet, RenderSpec, SegmentRequested
 from reelforge_shared.storyboard import Segment, Storyboard, handle_frames
 from reelforge_shared.takes import take_seed
 
@@ -53,6 +53,26 @@ def segment_seed(board: Storyboard, seg: Segment, index: int, attempt: int = 1) 
     return (base + (attempt - 1) * RETRY_SEED_STRIDE) % 2**32
 
 
+def cast_sheet(board: Storyboard, seg: Segment) -> list[CastSheet]:
+    """The cast sheet images a segment is conditioned on: its characters without a reference_image, then its location."""
+    if not board.style.cast_sheet:
+        return []
+
+    def prompt(description: str) -> str:
+        parts = (description, board.style.prompt_prefix, board.style.lighting)
+        return ", ".join(clean for p in parts if (clean := p.strip().rstrip(PART_END)))
+
+    sheets = [
+        CastSheet(kind="character", name=name, prompt=prompt(c.description), seed=c.seed)
+        for name in seg.characters
+        if (c := board.characters[name]).reference_image is None
+    ]
+    if seg.location:
+        place = board.locations[seg.location]
+        sheets.append(CastSheet(kind="location", name=seg.location, prompt=prompt(place.description), seed=place.seed))
+    return sheets
+
+
 def render_spec(board: Storyboard, index: int, attempt: int = 1, take: int = 0) -> RenderSpec:
     """The spec of the segment at 1-based ``index`` (of its take ``take``: reelforge_shared.takes)."""
     seg = board.segments[index - 1]
@@ -68,6 +88,7 @@ def render_spec(board: Storyboard, index: int, attempt: int = 1, take: int = 0) 
         character_seeds=[board.characters[name].seed for name in seg.characters],
         location_seed=board.locations[seg.location].seed if seg.location else None,
         reference_images=[r for name in seg.characters if (r := board.characters[name].reference_image)],
+        cast_sheet=cast_sheet(board, seg),
         frames=seg.frames + 2 * handle_frames(board, seg),  # handles: the encoder keeps the middle for the film
         fps=seg.fps,
         width=board.output.width,

@@ -166,6 +166,16 @@ class Keys:
         return f"shots/{owner}/{key}/"
 
     @staticmethod
+    def cast_sheet(owner: str, key: str) -> str:
+        """A cast sheet image in its owner's shot store (rendered once, reused by every job of that owner)."""
+        return f"{Keys.shot(owner, key)}sheet.png"
+
+    @staticmethod
+    def job_cast_sheet(job_id: str, key: str) -> str:
+        """A cast sheet image as a job's segments and its report use it (a copy of the owner's)."""
+        return f"jobs/{job_id}/cast/{key}.png"
+
+    @staticmethod
     def shot_record(owner: str, key: str) -> str:
         """The stored shot: where the frames of a render of ``key`` that passed its gates are."""
         return f"{Keys.shot(owner, key)}shot.json"

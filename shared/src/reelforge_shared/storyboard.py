@@ -63,6 +63,11 @@ class Style(_Strict):
     takes: int = Field(
         1, ge=1, le=MAX_TAKES, description="renders of every shot, the best by QA in the film (reelforge_shared.takes)"
     )
+    cast_sheet: bool = Field(
+        True,
+        description="render a reference image once for each character and location without reference_image and "
+        "condition every segment using it on it (models that take a reference); off: none",
+    )
 
 
 MAX_HANDLES_S = 5.0  # seconds at each end: more is a longer render than most shots

@@ -25,6 +25,7 @@ from pathlib import Path
 import structlog
 import torch
 
+from reelforge_generator.cast import sheet_references
 from reelforge_generator.fallback import RenderPlan, after_out_of_memory
 from reelforge_generator.metrics import DEGRADATIONS
 from reelforge_generator.renderer import FrameRenderer, RunReport
@@ -32,7 +33,7 @@ from reelforge_generator.sound_video import wav_bytes
 from reelforge_shared.chain import release
 from reelforge_shared.errors import Cancelled, TransientError
 from reelforge_shared.events import Event, RenderSpec, SegmentGenerated, SegmentRequested
-from reelforge_shared.shots import reference_hashes, save_profile, shot_key
+from reelforge_shared.shots import RenderProfile, reference_hashes, save_profile, shot_key
 from reelforge_shared.storage import Keys, ObjectStore, fetch_job_reference
 
 log = structlog.get_logger("reelforge.generator")
@@ -73,8 +74,15 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
     """
     if event.reused_from is not None:
         return []
+    renderer = deps.renderer
+    wanted = event.model or renderer.settings.model  # the segment's (or job's) model, else the worker's own
+    if renderer.model is None or wanted != renderer.model.name:
+        setup(deps, event.model)  # a worker keeps its model; only a different one reloads
+    # The cast sheet's images (rendered now if this owner has none yet) are references after the storyboard's own.
+    sheets = sheet_references(deps.store, deps.bucket, renderer, _profile(deps, event), event.job_id, event.spec)
+    spec = event.spec.model_copy(update={"reference_images": [*event.spec.reference_images, *(s["image"] for s in sheets)]})
     with tempfile.TemporaryDirectory(prefix="reelforge-references-") as tmp:
-        events = _handle(event, deps, stored_references(deps.store, deps.bucket, event.job_id, event.spec, Path(tmp)))
+        events = _handle(event, deps, stored_references(deps.store, deps.bucket, event.job_id, spec, Path(tmp)), sheets)
     # The segment that continues from this one's last frame can be requested now (reelforge_shared.chain).
     return events + [e for g in events if isinstance(g, SegmentGenerated) for e in release(deps.store, deps.bucket, g)]
 
@@ -88,12 +96,16 @@ def setup(deps: GeneratorDeps, model: str | None = None) -> None:
         save_profile(deps.store, deps.bucket, deps.renderer.profile.model_copy(update={"model": ""}))
 
 
-def segment_shot_key(deps: GeneratorDeps, event: SegmentRequested) -> str:
-    """The shot key of what this worker renders for ``event`` (its live profile; the request's may be stale)."""
+def _profile(deps: GeneratorDeps, event: SegmentRequested) -> RenderProfile:
+    """This worker's live profile for ``event`` (under the default's name when the segment names no model)."""
     profile = deps.renderer.profile
     assert profile is not None  # noqa: S101 - a model is loaded before any render
-    if event.model is None:
-        profile = profile.model_copy(update={"model": ""})
+    return profile.model_copy(update={"model": ""}) if event.model is None else profile
+
+
+def segment_shot_key(deps: GeneratorDeps, event: SegmentRequested) -> str:
+    """The shot key of what this worker renders for ``event`` (its live profile; the request's may be stale)."""
+    profile = _profile(deps, event)
     key = shot_key(event.spec, profile, reference_hashes(event.spec, deps.store, deps.bucket))
     if event.shot_key is not None and event.shot_key != key:
         log.warning("generator.shot_key_changed", job_id=event.job_id, index=event.index, requested=event.shot_key, rendered=key)
@@ -118,11 +130,8 @@ def stored_references(store: ObjectStore, bucket: str, job: str, spec: RenderSpe
     return spec.model_copy(update={"reference_images": local}) if local else spec
 
 
-def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> list[Event]:
+def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec, sheets: list[dict]) -> list[Event]:
     job, n, a, t, renderer = event.job_id, event.index, event.attempt, event.take, deps.renderer
-    wanted = event.model or renderer.settings.model  # the segment's (or job's) model, else the worker's own
-    if renderer.model is None or wanted != renderer.model.name:
-        setup(deps, event.model)  # a worker keeps its model; only a different one reloads
     key = segment_shot_key(deps, event)
     state_key = Keys.render_state(job, n, a, t)  # beside frames/, not in it: the encoder reads all of frames/
     state = deps.store.get_json(deps.bucket, state_key) if deps.store.exists(deps.bucket, state_key) else {}
@@ -172,6 +181,7 @@ def _handle(event: SegmentRequested, deps: GeneratorDeps, spec: RenderSpec) -> l
         deps.store.put_bytes(deps.bucket, audio_key, wav_bytes(track, sample_rate), "audio/wav")
     shot = {"shot_key": key, "frame_count": spec.frames, "fps": spec.fps, "width": spec.width, "height": spec.height}
     shot["start_frame"] = spec.start_frame.model_dump() if spec.start_frame is not None else None  # what a retry starts from
+    shot["cast_sheet"] = sheets  # the sheet images it was conditioned on (report, film QA)
     record = _generation_record(
         deps, run, Keys.segment_generation(job, n, a, t), "; ".join(notes) or None, shot | {"seed": spec.seed}
     )

@@ -27,6 +27,9 @@ SEGMENT_SECONDS = Histogram(
     # targets: a 24-frame 1024x576 segment in 5 s and a 1080p one in 30 s on one H100; CPU demos take minutes
     buckets=(1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
 )
+CAST_SHEETS_RENDERED = Counter(
+    "reelforge_generator_cast_sheets_total", "Cast sheet images rendered (each once per owner, then reused)", ["model"]
+)
 DEGRADATIONS = Counter(
     "reelforge_generator_degradations_total", "What was given up to finish: smaller batch, offload, lower resolution", ["kind"]
 )

@@ -30,7 +30,7 @@ from diffusers import DiffusionPipeline
 from PIL import Image
 
 from reelforge_generator import metrics
-from reelforge_generator.clips import ImageToVideo, TextToVideo
+from reelforge_generator.clips import ImageToVideo, StartImage, TextToVideo
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.fallback import RenderPlan
 from reelforge_generator.gpu import GpuSource, source_for
@@ -339,6 +339,32 @@ class FrameRenderer:
         for _ in range(kept):
             metrics.FRAME_SECONDS.labels(name).observe(seconds / rendered)
         metrics.FRAMES_RENDERED.labels(name).inc(kept)
+
+    # 3. Cast sheets: the reference images a segment is conditioned on when its cast has none (issue 18 point 6).
+    def _sheet_source(self) -> str | None:
+        """Who renders a cast sheet image for the loaded model: ``keyframe`` (image-to-video starts from it, the
+        text-to-image keyframe model draws it), ``self`` (a per-frame model with an IP-Adapter draws its own), else
+        None: the model takes no reference, so a sheet would change nothing."""
+        strategy = self._loaded()[0]
+        start = getattr(strategy, "start", None)
+        if isinstance(start, StartImage):
+            return "keyframe" if start.keyframe_model is not None else None
+        source = getattr(strategy, "ip_adapter_source", None)
+        return "self" if callable(source) and source() is not None else None
+
+    @property
+    def takes_reference(self) -> bool:
+        """The loaded model is conditioned on reference images (image-to-video, or an IP-Adapter)."""
+        return self._sheet_source() is not None
+
+    def render_sheet(self, spec: RenderSpec, plan: RenderPlan) -> bytes:
+        """A cast sheet image (PNG) of ``spec`` (:func:`reelforge_shared.shots.sheet_spec`) at ``plan``'s size."""
+        if self._sheet_source() == "keyframe":
+            start = getattr(self._loaded()[0], "start")  # noqa: B009 - a StartImage, checked by _sheet_source
+            out = io.BytesIO()
+            self._keyframe(start.keyframe_model, spec, plan).save(out, format="PNG")
+            return out.getvalue()
+        return dict(self.render(spec, [0], RenderPlan(plan.width, plan.height, 1)))[0]
 
     def _keyframe(self, model: str, spec: RenderSpec, plan: RenderPlan) -> Image.Image:
         """Frame 0 of ``spec`` by the text-to-image ``model`` (loaded once, beside this renderer's own model)."""
