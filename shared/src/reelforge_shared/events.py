@@ -259,7 +259,7 @@ class CastSheet(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["character", "location"]
+    kind: Literal["character", "location"] = Field(description="what the sheet shows", examples=["character"])
     name: str = Field(description="the character or location as the storyboard names it", examples=["hero"])
     prompt: str = Field(description="what the sheet shows: the description, the style", examples=["an old gardener"])
     seed: Seed = Field(description="the character's or location's seed", examples=[1000])
@@ -321,6 +321,7 @@ class RenderSpec(BaseModel):
     cast_sheet: list[CastSheet] = Field(
         default_factory=list,
         description="the cast sheet images this segment is conditioned on (models that take a reference), rendered once",
+        examples=[[{"kind": "character", "name": "hero", "prompt": "a young man in a red jacket", "seed": 1000}]],
     )
     start_frame: StartFrame | None = Field(
         None,
