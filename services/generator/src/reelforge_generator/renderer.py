@@ -343,14 +343,15 @@ class FrameRenderer:
     # 3. Cast sheets: the reference images a segment is conditioned on when its cast has none (issue 18 point 6).
     def _sheet_source(self) -> str | None:
         """Who renders a cast sheet image for the loaded model: ``keyframe`` (image-to-video starts from it, the
-        text-to-image keyframe model draws it), ``self`` (a per-frame model with an IP-Adapter draws its own), else
+        text-to-image keyframe model draws it), ``self`` (a per-frame model with a configured IP-Adapter draws its own), else
         None: the model takes no reference, so a sheet would change nothing."""
         strategy = self._loaded()[0]
         start = getattr(strategy, "start", None)
         if isinstance(start, StartImage):
             return "keyframe" if start.keyframe_model is not None else None
-        source = getattr(strategy, "ip_adapter_source", None)
-        return "self" if callable(source) and source() is not None else None
+        # A per-frame model weighs references through an IP-Adapter: one configured (REELFORGE_IP_ADAPTER), not the one a
+        # model folder may bring on its own (the tiny test model's), which would condition every film on a sheet unasked.
+        return "self" if not strategy.clip_based and self.settings.ip_adapter else None
 
     @property
     def takes_reference(self) -> bool:
