@@ -2,8 +2,9 @@
 
 import pytest
 
+from reelforge_shared.specs import render_spec
 from reelforge_shared.storyboard import StoryboardInvalid, load_storyboard, parse_storyboard
-from support.paths import APFELBAUM
+from support.paths import APFELBAUM, EXAMPLES
 
 VALID = {
     "title": "t",
@@ -97,3 +98,19 @@ def test_apfelbaum_example_is_the_specifications_film() -> None:
     assert (board.output.width, board.output.height) == (1920, 1080)
     assert all(s.location == "field" for s in board.segments)
     assert board.style.color_temperature_k in range(5500, 6001)
+
+
+def test_the_cast_sheet_example_draws_its_gardener_and_orchard_and_off_draws_nothing() -> None:
+    """Every segment of examples/cast_sheet names the two sheet images it is conditioned on; a character with its own
+    reference image has none; ``cast_sheet: off`` (YAML) none at all."""
+    text = (EXAMPLES / "cast_sheet" / "storyboard.yaml").read_text()
+    board = load_storyboard(text)
+    sheets = [render_spec(board, n).cast_sheet for n in range(1, len(board.segments) + 1)]
+    assert all(s == sheets[0] for s in sheets)
+    assert [(s.kind, s.name, s.seed) for s in sheets[0]] == [("character", "gardener", 1000), ("location", "orchard", 5000)]
+    assert sheets[0][0].prompt == "an old gardener in a green coat, documentary still, soft morning light"
+    own = load_storyboard(text.replace("seed: 1000}", "seed: 1000, reference_image: gardener.png}"))
+    assert [s.name for s in render_spec(own, 1).cast_sheet] == ["orchard"]
+    off = load_storyboard(text.replace("cast_sheet: on", "cast_sheet: off"))
+    assert off.style.cast_sheet is False
+    assert render_spec(off, 1).cast_sheet == []

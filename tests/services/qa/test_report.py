@@ -10,11 +10,13 @@ import subprocess
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from reelforge_qa.calibration import CASES, run_case
 from reelforge_qa.gates import GATES_BY_NAME, TECHNICAL, about
 from reelforge_qa.job_report import (
+    CastSheetImage,
     FilmInfo,
     JobReport,
     Regeneration,
@@ -194,6 +196,32 @@ def test_report_html_renders_in_headless_chromium(flash_report: tuple[JobReport,
     assert "<svg" in dom.stdout
     assert dom.stdout.count('class="card ') == 5
     assert dom.stdout.count('class="start-from"') == 1  # s3 says it starts from the last frame of s2
+
+
+def test_report_html_shows_the_cast_sheet_and_which_segments_it_conditioned(
+    flash_report: tuple[JobReport, dict[str, bytes]], tmp_path: Path
+) -> None:
+    """The cast sheet's images inline in chromium's page (a missing one named), and each segment conditioned on it says so."""
+    report, thumbnails = flash_report
+    hero = CastSheetImage(kind="character", name="hero", key="ab" * 32, image="jobs/j/cast/hero.png")
+    field = CastSheetImage(kind="location", name="field", key="cd" * 32, image="jobs/j/cast/field.png")
+    segments = [s.model_copy(update={"cast_sheet": [hero, field] if i < 2 else [hero]}) for i, s in enumerate(report.segments)]
+    with_sheet = report.model_copy(update={"segments": segments})
+    assert [c.name for c in with_sheet.cast_sheet] == ["hero", "field"]  # once each, in film order
+    assert json.loads(with_sheet.model_dump_json())["cast_sheet"][0]["image"] == "jobs/j/cast/hero.png"
+    _, png = cv2.imencode(".png", np.full((64, 48, 3), (40, 90, 200), np.uint8))
+    page = tmp_path / "report.html"
+    page.write_text(render_html(with_sheet, thumbnails, {hero.key: png.tobytes()}), encoding="utf-8")
+    dom = _chromium(tmp_path, page, "--dump-dom").stdout
+    assert 'id="sheet-character-hero"' in dom
+    assert 'id="sheet-location-field"' in dom
+    assert dom.count('class="sheet" alt="cast sheet of') == 1  # the field's image is gone: named, no picture
+    assert base64.b64encode(png.tobytes()).decode()[:60] in dom
+    assert dom.count('class="cast-sheet"') == len(segments)
+    assert "the cast sheet of hero, field" in dom
+    # Without a sheet the section is absent.
+    page.write_text(render_html(report, thumbnails), encoding="utf-8")
+    assert 'id="cast-sheet"' not in _chromium(tmp_path, page, "--dump-dom").stdout
 
 
 def test_report_html_shows_prompt_variants_side_by_side_with_the_winner(

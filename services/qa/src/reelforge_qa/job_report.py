@@ -66,6 +66,15 @@ class TakeResult(BaseModel):
     video_key: str | None = None
 
 
+class CastSheetImage(BaseModel):
+    """A cast sheet image the film's segments were conditioned on (issue 18 point 6; reelforge_generator.cast)."""
+
+    kind: Literal["character", "location"]
+    name: str
+    key: str = Field(description="its shot key")
+    image: str = Field(description="work-bucket key of the image (the job's copy)")
+
+
 class SegmentResult(BaseModel):
     index: int
     id: str
@@ -82,6 +91,7 @@ class SegmentResult(BaseModel):
     )
     seed: int | None = Field(None, description="the seed the delivered attempt was rendered with")
     model: str | None = Field(None, description="the model that rendered it")
+    cast_sheet: list[CastSheetImage] = Field(default_factory=list, description="the cast sheet images it was conditioned on")
     qa_passed: bool
     gates: dict[str, GateResult]
     qa_history: list[AttemptResult] = Field(default_factory=list)
@@ -184,6 +194,16 @@ class JobReport(BaseModel):
         "(unchanged ones are not listed)",
     )
     previous_version: int | None = Field(None, description="the film version ``changes`` compares with")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cast_sheet(self) -> list[CastSheetImage]:
+        """Every cast sheet image the film's segments were conditioned on, once each, in film order."""
+        seen: dict[str, CastSheetImage] = {}
+        for seg in self.segments:
+            for sheet in seg.cast_sheet:
+                seen.setdefault(sheet.key, sheet)
+        return list(seen.values())
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -453,6 +473,7 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
                 shot_key=generated.get("shot_key"),
                 reused_from=generated.get("reused_from"),
                 start_frame=generated.get("start_frame"),
+                cast_sheet=generated.get("cast_sheet") or [],
                 seed=generated.get("seed", render_spec(board, n, attempt, take).seed),
                 model=generated.get("model"),
                 qa_history=segment_history(store, bucket, job_id, n, attempt, take),

@@ -38,7 +38,7 @@ h1{margin:0 0 4px}.ok{color:#1a7f37}.bad{color:#c0392b}.badge{display:inline-blo
 td,th{border:1px solid #ddd;padding:2px 8px;text-align:left}th{background:#f4f4f4}.legend span{margin-right:14px}
 .prompt,.timings{margin:4px 0;font-size:13px}.takes{display:flex;flex-wrap:wrap;gap:8px}
 .take{border:1px solid #ccc;border-radius:6px;padding:6px;flex:1 1 200px;font-size:13px}.take.won{border:2px solid #1a7f37}
-.badge.rendered{background:#2c5d9e}.badge.reused{background:#6b6b6b}"""
+.badge.rendered{background:#2c5d9e}.badge.reused{background:#6b6b6b}img.sheet{height:128px;display:block;margin:4px 0}"""
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True,
@@ -160,9 +160,14 @@ def _timing(seg: SegmentResult) -> dict[str, str]:
     return {"render": seconds(t.render_s), "encode": seconds(t.encode_s), "qa": seconds(t.qa_s), "vram": vram}
 
 
-def render_html(report: JobReport, thumbnails: dict[str, bytes] | None = None) -> str:
-    """The whole page; ``thumbnails`` maps segment id to a JPEG strip (:func:`thumbnail_strip`)."""
-    thumbnails = thumbnails or {}
+def render_html(report: JobReport, thumbnails: dict[str, bytes] | None = None, sheets: dict[str, bytes] | None = None) -> str:
+    """The whole page; ``thumbnails`` maps segment id to a JPEG strip (:func:`thumbnail_strip`), ``sheets`` a cast sheet
+    image's shot key to its PNG (one that is missing is named without its picture)."""
+    thumbnails, sheets = thumbnails or {}, sheets or {}
+    cast = [
+        {"sheet": sheet, "png": base64.b64encode(sheets[sheet.key]).decode() if sheets.get(sheet.key) else None}
+        for sheet in report.cast_sheet
+    ]
     timeline = _timeline(report)
     film = report.film_qa
     failures = [f"{seg.id}: {', '.join(seg.qa_failed_gates)}" for seg in report.segments if seg.qa_failed_gates]
@@ -193,6 +198,7 @@ def render_html(report: JobReport, thumbnails: dict[str, bytes] | None = None) -
         film=film,
         plot=_plot(report, timeline),
         cards=cards,
+        cast=cast,
         checks=checks,
         gates=gates,
     )
