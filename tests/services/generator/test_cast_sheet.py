@@ -16,11 +16,15 @@ from prometheus_client import REGISTRY
 from reelforge.stack import local_stack
 from reelforge_gateway.submit import submit_job
 from reelforge_generator.config import GeneratorSettings
+from reelforge_generator.handler import GeneratorDeps, handle
 from reelforge_generator.renderer import FrameRenderer
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import SegmentGenerated, SegmentRequested
+from reelforge_shared.settings import CommonSettings
+from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
+from reelforge_tiny import resolve_model
 from support.media import pixels
 
 MODEL = "reelforge/tiny-svd"
@@ -109,3 +113,36 @@ async def test_a_cast_sheet_is_drawn_once_and_every_segment_starts_from_it(overr
         assert store.list_keys(bucket, f"jobs/{off}/cast/") == []
         assert store.get_json(bucket, Keys.segment_generation(off, 1, 1, 0))["cast_sheet"] == []
         await bus.close()
+
+
+def test_a_per_frame_model_with_a_configured_ip_adapter_draws_the_sheet_once_and_weighs_it(
+    model_cache: Path, store: ObjectStore, settings: CommonSettings, tmp_path: Path
+) -> None:
+    """The tiny SD model with its IP-Adapter configured (REELFORGE_IP_ADAPTER): two segments of one character draw one
+    sheet with the model itself; each segment's frame is what the model makes with that image as its reference."""
+    adapter = resolve_model("reelforge/tiny-sd", model_cache)
+    tiny = {"model_cache_dir": str(model_cache), "allow_test_model": True, "steps": 2, "generation_width": 64}
+    configured = {"ip_adapter": adapter, "ip_adapter_weight": "ip_adapter/ip-adapter.safetensors"}
+    renderer = FrameRenderer(GeneratorSettings(**tiny, **configured))
+    deps = GeneratorDeps(store=store, bucket=settings.work_bucket, renderer=renderer)
+    board = parse_storyboard({**_board("an old gardener in a green coat", 2), "segments": [
+        {"id": f"s{i}", "prompt": f"shot {i}", "characters": ["gardener"], "frames": 1, "fps": 2} for i in (1, 2)
+    ]})  # fmt: skip
+    before = _sheets_rendered()
+    for n in (1, 2):
+        handle(SegmentRequested(job_id="j-sheet-sd", index=n, segment_id=f"s{n}", spec=render_spec(board, n)), deps)
+    assert _sheets_rendered() - before == 1
+    [sheet] = store.get_json(settings.work_bucket, Keys.segment_generation("j-sheet-sd", 2, 1, 0))["cast_sheet"]
+    image = tmp_path / "sheet.png"
+    image.write_bytes(store.get_bytes(settings.work_bucket, sheet["image"]))
+    spec = render_spec(board, 2)
+    weighed = dict(renderer.render(spec.model_copy(update={"reference_images": [str(image)]}), [0]))[0]
+    plain = dict(renderer.render(spec, [0]))[0]
+    rendered = pixels(store.get_bytes(settings.work_bucket, Keys.frame("j-sheet-sd", 2, 0)))
+    assert np.abs(rendered - pixels(weighed)).max() == 0
+    assert np.abs(rendered - pixels(plain)).mean() > 1.0
+    # Without a configured IP-Adapter the model takes no reference: no sheet is drawn.
+    deps.renderer = FrameRenderer(GeneratorSettings(**tiny))
+    handle(SegmentRequested(job_id="j-sheet-none", index=1, segment_id="s1", spec=render_spec(board, 1)), deps)
+    assert _sheets_rendered() - before == 1
+    assert store.list_keys(settings.work_bucket, "jobs/j-sheet-none/cast/") == []
