@@ -42,14 +42,16 @@ def _sheets_rendered() -> float:
     )
 
 
-def _board(description: str, segments: int, *, cast_sheet: bool = True) -> dict:
+def _board(description: str, segments: int, *, cast_sheet: bool = True, location: bool = False) -> dict:
+    place = {"location": "orchard"} if location else {}
     return {
         "title": "A cast",
         "output": {"width": 128, "height": 72},
         "style": {"cast_sheet": cast_sheet},
         "characters": {"gardener": {"description": description, "seed": 1000}},
+        "locations": {"orchard": {"description": "an apple orchard", "seed": 5000}},
         "segments": [
-            {"id": f"s{i}", "prompt": f"shot {i} of the garden", "characters": ["gardener"], "frames": 2, "fps": 2}
+            {"id": f"s{i}", "prompt": f"shot {i} of the garden", "characters": ["gardener"], "frames": 2, "fps": 2} | place
             for i in range(1, segments + 1)
         ],
     }
@@ -100,9 +102,12 @@ async def test_a_cast_sheet_is_drawn_once_and_every_segment_starts_from_it(overr
         assert store.exists(bucket, Keys.job_cast_sheet(again, key))
 
         # A changed description is another sheet (its key is in the segments' shot keys): drawn, and the shot differs.
-        changed, _, drawn = await film(_board("an old gardener in a red coat", 1))
+        # (With the orchard too: image-to-video starts from one image, the gardener's sheet; the orchard's is not drawn.)
+        changed, changed_requested, drawn = await film(_board("an old gardener in a red coat", 1, location=True))
+        assert [s.name for s in changed_requested[1].spec.cast_sheet] == ["gardener", "orchard"]
         assert drawn == 1
         changed_record = store.get_json(bucket, Keys.segment_generation(changed, 1, 1, 0))
+        assert [s["name"] for s in changed_record["cast_sheet"]] == ["gardener"]
         assert changed_record["cast_sheet"][0]["key"] != key
         assert changed_record["shot_key"] != records[0]["shot_key"]
 

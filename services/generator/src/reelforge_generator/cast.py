@@ -11,7 +11,9 @@ reference image after the storyboard's own (image-to-video: its start image when
 Concurrent segments of one worker wait on one lock per sheet; two workers rendering the same sheet at once both
 write the same image (the same key renders the same pixels), so the store holds one either way.
 
-A model that takes no reference (a per-frame model without an IP-Adapter) renders no sheet: it would change nothing.
+A model that takes no reference (a per-frame model without an IP-Adapter) renders no sheet: it would change nothing;
+image-to-video starts from one image, so only the first sheet is drawn, and none when the segment brings its own (a
+character's reference image, or the frame it continues from).
 """
 
 from __future__ import annotations
@@ -47,8 +49,12 @@ def sheet_references(
         return []
     plan_key = Keys.shot_plan(job_id)
     owner = ShotPlan.model_validate(store.get_json(bucket, plan_key)).owner if store.exists(bucket, plan_key) else None
+    wanted = list(spec.cast_sheet)
+    if (used := renderer.references_used) is not None:  # image-to-video: a sheet after its start image would be unused
+        given = len(spec.reference_images) + (spec.start_frame is not None)
+        wanted = wanted[: max(0, used - given)]
     out = []
-    for sheet in spec.cast_sheet:
+    for sheet in wanted:
         key = sheet_key(spec, sheet, profile)
         kept, image = Keys.cast_sheet(owner_folder(owner), key), Keys.job_cast_sheet(job_id, key)
         with _lock(kept):

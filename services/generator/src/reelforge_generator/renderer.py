@@ -358,6 +358,11 @@ class FrameRenderer:
         """The loaded model is conditioned on reference images (image-to-video, or an IP-Adapter)."""
         return self._sheet_source() is not None
 
+    @property
+    def references_used(self) -> int | None:
+        """How many reference images the loaded model weighs: image-to-video starts from the first one only (None: all)."""
+        return 1 if self._sheet_source() == "keyframe" else None
+
     def render_sheet(self, spec: RenderSpec, plan: RenderPlan) -> bytes:
         """A cast sheet image (PNG) of ``spec`` (:func:`reelforge_shared.shots.sheet_spec`) at ``plan``'s size."""
         if self._sheet_source() == "keyframe":
