@@ -93,7 +93,7 @@ def test_bootstrap_waits_for_the_cluster_to_elect_a_meta_leader(tmp_path: Path) 
             command, env=env | {"REELFORGE_OUTAGE_TOLERANCE_S": "3"}, capture_output=True, text=True, timeout=60
         )
         assert refused.returncode == 2, refused.stderr
-        assert "did not answer for 3 s (no meta leader elected yet?)" in " ".join((refused.stdout + refused.stderr).split())
+        assert "was not ready for 3 s (cluster still forming?)" in " ".join((refused.stdout + refused.stderr).split())
 
         waiting = subprocess.Popen(
             command, env=env | {"REELFORGE_OUTAGE_TOLERANCE_S": "60"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

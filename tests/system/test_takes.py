@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # a film of five takes and its second version thr
 
 FAST = {"steps": 2, "batch_size": 8}
 # Polling the job every 0.1 s passes the default 60 requests a minute of a token: the limit is not tested here.
-TOKENS = {"api_tokens": "alice:tok-alice-secret,bob:tok-bob-secret", "rate_limit_per_min": 100_000}
+TOKENS = {"api_tokens": "alice:tok-alice-secret,bob:tok-bob-secret", "rate_limit_per_min": 10_000}
 ALICE = {"Authorization": "Bearer tok-alice-secret"}
 BOB = {"Authorization": "Bearer tok-bob-secret"}
 BOARD = {

@@ -199,7 +199,7 @@ async def bootstrap(settings: CommonSettings) -> list[str]:
     """``reelforge bootstrap``: make or update the stream and the KV buckets, as the settings' (admin) identity.
 
     Waits for NATS up to ``outage_tolerance_s`` (compose starts it beside the bootstrap job), and as long again
-    for a JetStream cluster that has not elected its meta leader yet (its API times out or answers 503).
+    for a JetStream cluster still forming (no meta leader yet, or one that does not know every peer yet).
     """
     connecting = Bus.connect(settings, name="reelforge-bootstrap", check=False)
     try:
@@ -218,8 +218,8 @@ async def bootstrap(settings: CommonSettings) -> list[str]:
                 if not _cluster_not_ready(exc) or asyncio.get_running_loop().time() >= deadline:
                     if _cluster_not_ready(exc):
                         raise StartupFailed(
-                            f"JetStream at {settings.nats_url} did not answer for {settings.outage_tolerance_s:g} s "
-                            f"(no meta leader elected yet?): {exc!r} (REELFORGE_OUTAGE_TOLERANCE_S)"
+                            f"JetStream at {settings.nats_url} was not ready for {settings.outage_tolerance_s:g} s "
+                            f"(cluster still forming?): {exc!r} (REELFORGE_OUTAGE_TOLERANCE_S)"
                         ) from None
                     raise
                 log.warning("bootstrap.jetstream_not_ready", error=repr(exc))
@@ -267,7 +267,9 @@ async def wait_for_stream(settings: CommonSettings, service: str, timeout_s: flo
 
 
 def _cluster_not_ready(exc: Exception) -> bool:
-    """A JetStream cluster still electing its meta leader times out or answers 503 / 10008 (cluster not available)."""
+    """A JetStream cluster still forming times out or answers 503, 10008 (cluster not available) or, while its
+    meta leader does not know every peer yet, 10005 (no suitable peers for placement) and 10074 (insufficient resources).
+    """
     if isinstance(exc, NatsTimeoutError | ServiceUnavailableError):
         return True
-    return isinstance(exc, APIError) and (exc.code == 503 or exc.err_code in {10008, 10074})
+    return isinstance(exc, APIError) and (exc.code == 503 or exc.err_code in {10005, 10008, 10074})

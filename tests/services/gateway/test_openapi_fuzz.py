@@ -45,7 +45,7 @@ def live_gateway(
         "delivery_bucket": f"deliver-{tag}",
         "model_cache_dir": str(model_cache),
         "api_tokens": "fuzz:fuzz-token",
-        "rate_limit_per_min": 100_000,
+        "rate_limit_per_min": 10_000,
         "max_jobs_in_flight": 100_000,
         "sync_timeout_s": 0,
     }
