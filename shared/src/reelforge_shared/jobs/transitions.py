@@ -198,18 +198,27 @@ def _best(verdicts: dict[int, Any]) -> int:
     return next(k for k, v in verdicts.items() if v.won)
 
 
-def select_take(record: JobRecord, index: int, take: int, *, by: str | None = None) -> str | None:
-    """Put take ``take`` of segment ``index`` into the film: its next version, nothing rendered; None when done, else why not.
-
-    Refused (the reason) unless the job is completed and the take was checked by QA. The take already in
-    the film changes nothing.
-    """
+def take_refusal(record: JobRecord, index: int, take: int) -> str | None:
+    """Why take ``take`` of segment ``index`` cannot go into the film now, or None: the job must be completed
+    and the take rendered and checked by QA."""
     if record.status != "completed":
         return f"job {record.job_id} is {record.status}; a take can be selected once the job is completed"
     seg = record.segments.get(index)
     chosen = seg.takes.get(take) if seg is not None else None
     if seg is None or chosen is None or chosen.qa_passed is None:
         return f"take {take} of segment {index} was not rendered and checked"
+    return None
+
+
+def select_take(record: JobRecord, index: int, take: int, *, by: str | None = None) -> str | None:
+    """Put take ``take`` of segment ``index`` into the film: its next version, nothing rendered; None when done, else why not.
+
+    Refused (the reason) unless the job is completed and the take was checked by QA. The take already in
+    the film changes nothing.
+    """
+    if why := take_refusal(record, index, take):
+        return why
+    seg = record.segments[index]
     if seg.take == take:
         return None
     _put_in_film(seg, take, by or "the owner")

@@ -19,7 +19,7 @@ from reelforge_gateway.errors import ApiError
 from reelforge_gateway.routes.jobs import JOB_ID, responses
 from reelforge_gateway.views import JobView, job_view, owned_job
 from reelforge_shared.jobs import JobRecord
-from reelforge_shared.jobs.transitions import select_take
+from reelforge_shared.jobs.transitions import select_take, take_refusal
 from reelforge_shared.storage import Keys
 from reelforge_shared.storyboard import parse_storyboard
 from reelforge_shared.takes import MAX_TAKES
@@ -60,20 +60,9 @@ async def select(
 async def put_take(deps: GatewayDeps, record: JobRecord, index: int, take: int, *, by: str | None) -> JobRecord:
     """Take ``take`` of segment ``index`` into the film's next version (also a re-imported timeline's take swap)."""
     job_id = record.job_id
-    if why := _refusal(record, index, take):
+    if why := take_refusal(record, index, take):  # the ledger checks again when it moves the job
         raise ApiError(409, "take_not_selectable", why, job_id=job_id, index=index, take=take)
     moved, why = await deps.ledger.update(job_id, lambda r: select_take(r, index, take, by=by), segments=[index])
     if why is not None:  # another request moved the job meanwhile
         raise ApiError(409, "take_not_selectable", why, job_id=job_id, index=index, take=take)
     return moved or record
-
-
-def _refusal(record: JobRecord, index: int, take: int) -> str | None:
-    """Why the take cannot be selected now (the ledger checks again when it moves the job), or None."""
-    if record.status != "completed":
-        return f"job {record.job_id} is {record.status}; a take can be selected once the job is completed"
-    seg = record.segments.get(index)
-    chosen = seg.takes.get(take) if seg is not None else None
-    if seg is None or chosen is None or chosen.qa_passed is None:
-        return f"take {take} of segment {index} was not rendered and checked"
-    return None
