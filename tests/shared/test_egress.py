@@ -15,17 +15,14 @@ from pathlib import Path
 import pytest
 
 from reelforge_shared.egress import Egress, EgressFailed, EgressPolicy, EgressRefused, refusal
-from support.egress_servers import INTERNAL, PUBLIC, Server, tls_for
+from support.egress_servers import INTERNAL, PUBLIC, Server, public_and_internal, stop, tls_for
 
 
 @pytest.fixture
 async def servers() -> AsyncIterator[tuple[Server, Server]]:
-    public = await Server(PUBLIC).start()
-    internal = await Server(INTERNAL, port=public.port).start()  # same port: only the address tells them apart
+    public, internal = await public_and_internal()
     yield public, internal
-    for s in (public, internal):
-        assert s.server is not None
-        s.server.close()
+    await stop(public, internal)
 
 
 def guard(**policy: object) -> Egress:

@@ -19,7 +19,7 @@ from reelforge_shared.references import ReferenceLimits, check_image, fetch_refe
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
-from support.egress_servers import INTERNAL, PUBLIC, Server, tls_for
+from support.egress_servers import PUBLIC, Server, public_and_internal, stop, tls_for
 
 LIMITS = ReferenceLimits(max_bytes=200_000, max_pixels=1_000_000, max_seconds=5)
 
@@ -49,12 +49,9 @@ def serving(body: bytes, content_type: str) -> object:
 
 @pytest.fixture
 async def servers() -> AsyncIterator[tuple[Server, Server]]:
-    public = await Server(PUBLIC).start()
-    internal = await Server(INTERNAL, port=public.port).start()
+    public, internal = await public_and_internal()
     yield public, internal
-    for s in (public, internal):
-        assert s.server is not None
-        s.server.close()
+    await stop(public, internal)
 
 
 def public_egress() -> Egress:

@@ -22,7 +22,7 @@ from reelforge_shared.events import JobFailed, WebhookFailed, WebhookRequested
 from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.webhooks import check_webhook_url, refuse_private, retry_schedule
 from reelforge_uploader.webhooks import WebhookDeps, send
-from support.egress_servers import INTERNAL, PUBLIC, Server
+from support.egress_servers import INTERNAL, PUBLIC, Server, public_and_internal, stop
 from support.webhook_receiver import WebhookReceiver
 
 
@@ -102,12 +102,9 @@ def test_a_webhook_body_is_the_event() -> None:
 
 @pytest.fixture
 async def targets() -> AsyncIterator[tuple[Server, Server]]:
-    public = await Server(PUBLIC).start()
-    internal = await Server(INTERNAL, port=public.port).start()  # same port: only the address tells them apart
+    public, internal = await public_and_internal()
     yield public, internal
-    for s in (public, internal):
-        assert s.server is not None
-        s.server.close()
+    await stop(public, internal)
 
 
 def _hook(url: str) -> WebhookRequested:

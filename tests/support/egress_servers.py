@@ -46,6 +46,29 @@ class Server:
         return f"{'https' if self.tls else 'http'}://{name or self.host}:{self.port}{path}"
 
 
+async def public_and_internal(tries: int = 20) -> tuple[Server, Server]:
+    """A server on PUBLIC and one on INTERNAL on the same port (only the address tells them apart).
+
+    The port the kernel gives the first may already be taken on 127.0.0.1 (another test's server or an outgoing
+    connection's local port): then both go and another port is tried.
+    """
+    for _ in range(tries):
+        public = await Server(PUBLIC).start()
+        try:
+            return public, await Server(INTERNAL, port=public.port).start()
+        except OSError:
+            assert public.server is not None
+            public.server.close()
+            await public.server.wait_closed()
+    raise OSError(f"no port free on both {PUBLIC} and {INTERNAL} in {tries} tries")
+
+
+async def stop(*servers: Server) -> None:
+    for server in servers:
+        assert server.server is not None
+        server.server.close()
+
+
 async def ok(writer: asyncio.StreamWriter) -> None:
     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
     await writer.drain()
