@@ -22,12 +22,17 @@ async def poll_job(
     raise AssertionError(f"job {job_id} never reached the condition: {response.text}")
 
 
-def frames_rendered() -> float:
-    """Frames the generators of this process rendered (reelforge_generator_frames_total): a render shows here, a reuse not."""
+def counter_total(name: str) -> float:
+    """A counter's total over every label set, as the services of this process counted it (``name`` without ``_total``)."""
     return sum(
         sample.value
         for metric in REGISTRY.collect()
-        if metric.name == "reelforge_generator_frames"
+        if metric.name == name
         for sample in metric.samples
         if sample.name.endswith("_total")
     )
+
+
+def frames_rendered() -> float:
+    """Frames the generators of this process rendered (reelforge_generator_frames_total): a render shows here, a reuse not."""
+    return counter_total("reelforge_generator_frames")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from prometheus_client import REGISTRY
 
 from reelforge.stack import local_stack
 from reelforge_gateway.submit import submit_job
@@ -26,6 +25,7 @@ from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
 from reelforge_tiny import resolve_model
 from support.media import pixels
+from support.polling import counter_total
 
 MODEL = "reelforge/tiny-svd"
 FAST = {"steps": 2, "clip_frames": 2, "generation_width": 64, "allow_test_model": True, "model": MODEL}
@@ -33,13 +33,7 @@ FAST = {"steps": 2, "clip_frames": 2, "generation_width": 64, "allow_test_model"
 
 def _sheets_rendered() -> float:
     """Cast sheet images the generators of this process rendered (reelforge_generator_cast_sheets_total)."""
-    return sum(
-        sample.value
-        for metric in REGISTRY.collect()
-        if metric.name == "reelforge_generator_cast_sheets"
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-    )
+    return counter_total("reelforge_generator_cast_sheets")
 
 
 def _board(description: str, segments: int, *, cast_sheet: bool = True, location: bool = False) -> dict:
