@@ -139,3 +139,52 @@ def test_the_film_uses_the_middle_and_the_timeline_has_the_whole_render(
         assert available.start_time <= wanted.start_time
         assert wanted.end_time_exclusive() <= available.end_time_exclusive()
         assert clip.available_range() == available  # OpenTimelineIO reads the media's range from the reference
+
+
+# Segments at different rates cannot be joined by copy (the slower one holds frames in the film): every segment is
+# one file, the film decodes and joins them again. The first at 6 fps, the second at 4 fps (handles of 2 frames).
+MIXED_FRAMES, MIXED_FPS, MIXED_HANDLE = 4, 4, 2  # handles_s 0.5 at 4 fps
+MIXED = {
+    "output": {"width": 64, "height": 36, "handles_s": 0.5},
+    "segments": [
+        {"id": "open", "prompt": "walks", "frames": FRAMES, "fps": FPS},
+        {
+            "id": "close",
+            "prompt": "sits",
+            "frames": MIXED_FRAMES,
+            "fps": MIXED_FPS,
+            "transition": {"type": "dissolve", "duration": 0.5},
+        },
+    ],
+}
+
+
+def test_handles_in_a_film_of_segments_at_different_rates_keep_the_middle(
+    store: ObjectStore, settings: CommonSettings, tmp_path: Path
+) -> None:
+    job, bucket = "j-handles-mixed", settings.work_bucket
+    store.put_json(bucket, Keys.storyboard(job), MIXED)
+    deps = EncoderDeps(store=store, bucket=bucket, codec=Codec(ffmpeg_exe(), preset="ultrafast"))
+    shots = [(1, FRAMES, FPS, HANDLE), (2, MIXED_FRAMES, MIXED_FPS, MIXED_HANDLE)]
+    for n, frames, fps, handle in shots:
+        assert render_spec(parse_storyboard(MIXED), n).frames == frames + 2 * handle
+        generated = _generated(store, bucket, job, n, frames + 2 * handle).model_copy(update={"fps": fps})
+        [encoded] = handle_segment(generated, deps)
+        assert (encoded.frame_count, encoded.fps, encoded.duration_s) == (frames, fps, frames / fps)
+        video = store.get_file(bucket, Keys.segment_video(job, n), tmp_path / f"{n}.mp4")
+        whole = store.get_file(bucket, Keys.segment_handles(Keys.segment_video(job, n)), tmp_path / f"{n}.handles.mp4")
+        assert (probe(whole).frame_count, probe(video).frame_count) == (frames + 2 * handle, frames)
+        assert np.allclose(_greys(whole), [_grey(i) for i in range(frames + 2 * handle)], atol=4)
+        assert np.allclose(_greys(video), [_grey(i) for i in range(handle, handle + frames)], atol=4)
+        assert not store.exists(bucket, Keys.segment_piece(Keys.segment_video(job, n), 0))  # one file, no pieces
+
+    # The film (at 6 fps, the second shot's frames held) is as long as its segments without handles.
+    [film] = handle_film(FilmRequested(job_id=job, segment_count=2), deps)
+    assert film.frame_count == FRAMES + round(MIXED_FRAMES * FPS / MIXED_FPS)
+    assert film.duration_s == pytest.approx(FRAMES / FPS + MIXED_FRAMES / MIXED_FPS)
+    greys = _greys(store.get_file(bucket, Keys.film(job), tmp_path / "final.mp4"))
+    assert len(greys) == film.frame_count
+    assert np.allclose(greys[:4], [_grey(i) for i in range(HANDLE, HANDLE + 4)], atol=4)  # before the dissolve
+    # The second shot at 6 fps after the dissolve: its frames at 0.5, 0.67 and 0.83 s are its used frames 2, 2 and 3
+    # (4 fps held), none of its tail handle.
+    assert np.allclose(greys[-3:], [_grey(MIXED_HANDLE + k) for k in (2, 2, 3)], atol=4)
