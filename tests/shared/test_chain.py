@@ -4,7 +4,7 @@ leaves a never-requested continuation to be released as on the first run."""
 from __future__ import annotations
 
 from reelforge_shared.bus import Bus
-from reelforge_shared.events import SegmentFailed
+from reelforge_shared.events import SegmentFailed, SegmentRequested
 from reelforge_shared.jobs import JobRecord, Ledger, SegmentRecord, plan_rerender
 from reelforge_shared.jobs.transitions import fold, resume, resume_events
 from reelforge_shared.specs import segment_requests
@@ -35,6 +35,7 @@ async def test_a_rerendered_continuation_starts_from_the_current_last_frame_of_t
         _, request = await plan_rerender(ledger, store, bucket, job, 2, seed=77)
     finally:
         await bus.close()
+    assert request is not None
     assert request.attempt == 2
     assert request.spec.seed == 77
     assert request.spec.start_frame is not None
@@ -51,3 +52,72 @@ def test_a_resume_leaves_a_continuation_never_requested_to_the_segment_before_it
     fold(record, SegmentFailed.follow(first, stage="generator", error="out of memory"))
     resume(record, board)
     assert [e.index for e in resume_events(record, board)] == [1]  # type: ignore[attr-defined]
+
+
+CHAIN = {
+    "segments": [
+        {"id": "door", "prompt": "a red door opens", "frames": 2},
+        {"id": "hall", "prompt": "a hall behind it", "frames": 2, "start_from": "previous"},
+        {"id": "stair", "prompt": "a stair goes up", "frames": 2, "start_from": "previous"},
+        {"id": "garden", "prompt": "a garden elsewhere", "frames": 2},
+    ]
+}
+
+
+async def test_a_rerender_holds_the_next_attempt_of_each_shot_that_continues_from_it_and_no_other(
+    settings, store: ObjectStore
+) -> None:
+    bucket, job = settings.work_bucket, "j-chain-carry"
+    store.put_json(bucket, Keys.storyboard(job), parse_storyboard(CHAIN).model_dump(mode="json"))
+    segments = {n: SegmentRecord(index=n, id=s["id"], stage="delivered") for n, s in enumerate(CHAIN["segments"], start=1)}
+
+    async def attempts() -> list[int]:
+        full = await ledger.get(job)
+        assert full is not None
+        return [full.segments[n].attempt for n in range(1, 5)]
+
+    def held(n: int) -> SegmentRequested | None:
+        key = Keys.waiting_request(job, n)
+        return SegmentRequested.model_validate(store.get_json(bucket, key)) if store.exists(bucket, key) else None
+
+    bus = await Bus.connect(settings)
+    try:
+        ledger = await Ledger.open(bus)
+        await ledger.create(JobRecord(job_id=job, status="completed", segment_count=4, segments=segments))
+        record, request = await plan_rerender(ledger, store, bucket, job, 1, seed=4242)
+        assert request is not None
+        assert request.attempt == 2
+        assert await attempts() == [2, 2, 2, 1]
+        assert [record.segments[n].stage for n in range(1, 4)] == ["queued", "queued", "queued"]
+        for n in (2, 3):  # waiting for the frames of the shot before it, which renders again
+            waiting = held(n)
+            assert waiting is not None
+            assert (waiting.attempt, waiting.spec.start_frame) == (2, None)
+        assert held(4) is None
+
+        # The chain's middle shot re-rendered while its first renders again: it waits too, and carries the last one.
+        record, request = await plan_rerender(
+            ledger, store, bucket, job, 2, prompt="a hall with a lamp", statuses=frozenset({"running"})
+        )
+        assert request is None
+        waiting = held(2)
+        assert waiting is not None
+        assert waiting.attempt == 3
+        assert "a hall with a lamp" in waiting.spec.prompt
+        third = held(3)
+        assert third is not None
+        assert third.attempt == 3
+        assert await attempts() == [2, 3, 3, 1]
+
+        # The shot outside the chain: it alone moves.
+        def finished(r: JobRecord) -> None:
+            r.status = "completed"
+            r.record("job.completed")
+
+        await ledger.update(job, finished)
+        record, request = await plan_rerender(ledger, store, bucket, job, 4, seed=7)
+        assert request is not None
+        assert await attempts() == [2, 3, 3, 2]
+        assert held(4) is None
+    finally:
+        await bus.close()

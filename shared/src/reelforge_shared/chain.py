@@ -7,8 +7,9 @@ Whoever publishes the previous segment's ``segment.generated`` (the generator af
 submitter after a reuse) releases it with :func:`release`: the request gets the previous segment's last
 frame as its start frame (:class:`~reelforge_shared.events.StartFrame`), and with it the previous shot's
 key, which is part of its own shot key. So a changed shot makes every shot that continues from it
-render again, and an unchanged chain is reused link by link; segments that start from nothing are
-requested at once and render in parallel as before.
+render again (a re-render of a shot holds the next attempt of each of its :func:`followers`), and an
+unchanged chain is reused link by link; segments that start from nothing are requested at once and
+render in parallel as before.
 
 A released request stays stored (a redelivered ``segment.generated`` releases it again under the same
 de-duplication id); a newer request of the same segment (a storyboard version) replaces it.
@@ -19,6 +20,18 @@ from __future__ import annotations
 from reelforge_shared.events import Event, SegmentGenerated, SegmentRequested, StartFrame
 from reelforge_shared.shots import ShotPlan, ShotRequests
 from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import Storyboard
+
+
+def followers(board: Storyboard, index: int) -> list[int]:
+    """The segments after ``index`` that continue from it, directly or through each other (1-based, in order): the
+    ones whose shot keys change with its shot, so a re-render of ``index`` renders them again too."""
+    after = []
+    for n in range(index + 1, len(board.segments) + 1):
+        if board.segments[n - 1].start_from != "previous":
+            break
+        after.append(n)
+    return after
 
 
 def start_frame(job_id: str, index: int, attempt: int, frame_count: int, shot_key: str | None) -> StartFrame:

@@ -165,6 +165,7 @@ async def test_a_light_or_location_fault_is_rendered_again_steered_by_a_frame_of
         )
     finally:
         await bus.close()
+    assert request is not None
     assert (request.attempt, request.spec.seed, request.spec.reference_images) == (2, redo.seed, [key])
     assert record.segments[index].attempt == 2
     assert "reference" in record.changes[-1].detail

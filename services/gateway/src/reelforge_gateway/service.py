@@ -63,7 +63,7 @@ def build(settings: GatewaySettings) -> Service:
         except RerenderRefused as exc:  # the job goes on as it was: refusing a request does not fail it
             log.warning("gateway.rerender_refused", job_id=event.job_id, index=event.index, reason=exc.code, error=str(exc))
             return []
-        return [request]
+        return [request] if request is not None else []  # None: it waits for the segment before it (reelforge_shared.chain)
 
     service.routes.extend(routes("gateway", {"observe": observe, "rerender": rerender}))
     service.companions.append(lambda bus, stop: serve_http(service, bus, store, stop))

@@ -9,6 +9,10 @@ cast and location of the storyboard still apply). From a handler, return a
 :class:`~reelforge_shared.events.SegmentRerenderRequested` event instead: the gateway's route for it
 calls this function.
 
+The segments that continue from it (``start_from: previous``, directly or through each other) move to
+their next attempt with it: their requests wait in the work bucket until the frames of the one before
+them exist (:mod:`reelforge_shared.chain`), so they render again from its new last frame, and only they.
+
 What follows is the ordinary flow: the generator renders the new attempt beside the old one, the
 encoder encodes it (only its own pieces: the joins next to it are cut again when the film is
 assembled), QA checks it, the uploader delivers it; the ledger, seeing every segment delivered again,
@@ -30,7 +34,7 @@ from typing import Any
 
 import structlog
 
-from reelforge_shared.chain import start_frame
+from reelforge_shared.chain import followers, hold, start_frame
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import SegmentRequested
 from reelforge_shared.jobs import transitions
@@ -89,8 +93,9 @@ async def plan_rerender(
     by: str | None = None,
     statuses: frozenset[str] = RERENDERABLE,
     references: tuple[str, ...] = (),
-) -> tuple[JobRecord, SegmentRequested]:
-    """Move the segment to its next attempt; the record and the ``segment.requested`` the store published with the write.
+) -> tuple[JobRecord, SegmentRequested | None]:
+    """Move the segment to its next attempt; the record and the ``segment.requested`` the store published with the write
+    (None: it waits for the frames of the segment before it, which is rendering again).
 
     ``references`` (work-bucket keys of images, e.g. continuity QA's frame of the best-matching segment)
     steer the new render after the cast's own reference images, where the model takes references.
@@ -110,18 +115,40 @@ async def plan_rerender(
     if references:
         spec = spec.model_copy(update={"reference_images": [*spec.reference_images, *references]})
 
+    after = followers(board, index)  # they continue from this shot: they render again after it (reelforge_shared.chain)
+
     def move(record: JobRecord) -> tuple[int, str | None] | str:
         moved = transitions.rerender(
             record, index, segment.id, statuses=statuses, seed=seed, prompt=prompt, references=references, by=by
         )
-        if not isinstance(moved, str):  # published with the write (the store's outbox), or repaired after
-            record.emit(_request(record, moved))
+        if isinstance(moved, str):
+            return moved
+        request = _request(record, moved)
+        if request.spec.start_frame is None and segment.start_from == "previous":
+            hold(store, bucket, request)  # the segment before it is rendering again: released by its frames
+        else:  # published with the write (the store's outbox), or repaired after
+            record.emit(request)
+        # Held before the write that publishes this segment's request, so that its frames find them (the last run of
+        # this function is the one written: each run overwrites the held requests of the one before).
+        for n, old in transitions.carry_down(record, index, [(n, board.segments[n - 1].id) for n in after]).items():
+            spec = (old.spec or render_spec(board, n)).model_copy(update={"start_frame": None})
+            carried = SegmentRequested(
+                job_id=job_id,
+                index=n,
+                segment_id=old.id,
+                attempt=record.segments[n].attempt,
+                spec=spec,
+                model=old.model,
+                resume=record.resume,
+            )
+            hold(store, bucket, carried)
         return moved
 
     def _request(record: JobRecord, moved: tuple[int, str | None]) -> SegmentRequested:
         attempt, model = moved
         start = None  # a segment that continues from the one before starts from that one's current last frame
-        if segment.start_from == "previous" and (before := record.segments.get(index - 1)) is not None:
+        before = record.segments.get(index - 1)
+        if segment.start_from == "previous" and before is not None and before.stage != "queued":
             start = start_frame(job_id, index - 1, before.attempt, board.segments[index - 2].frames, before.shot_key)
         return SegmentRequested(
             job_id=job_id,
@@ -133,13 +160,15 @@ async def plan_rerender(
             resume=record.resume,
         )
 
-    record, moved = await ledger.update(job_id, move, segments=[index - 1, index] if index > 1 else [index])
+    loaded = [n for n in (index - 1, index, *after) if n >= 1]
+    record, moved = await ledger.update(job_id, move, segments=loaded)
     if record is None:
         raise RerenderRefused("job_not_found", f"no job {job_id!r}")
     if isinstance(moved, str):
         message = f"job {job_id} is {moved}; a segment can be re-rendered once the job is finished"
         raise RerenderRefused("job_not_finished", message)
-    return record, _request(record, moved)
+    request = _request(record, moved)
+    return record, (None if request.spec.start_frame is None and segment.start_from == "previous" else request)
 
 
 async def resume_job(ledger: Ledger, bus: Any, board: Storyboard, job_id: str, *, by: str | None = None) -> JobRecord | None:

@@ -6,7 +6,8 @@ refused). The store (:mod:`reelforge_shared.jobs.store`) runs them under compare
 run several times for one write and must only alter the record they are given.
 
 - :func:`fold`: one job event into the record (the observer's only work); the film request it implies.
-- :func:`rerender`: one segment moved to a new attempt (the API's re-render, QA's re-render).
+- :func:`rerender`: one segment moved to a new attempt (the API's re-render, QA's re-render); :func:`carry_down`
+  the segments that continue from it with it.
 - :func:`resume`: a failed job's failed segments queued again; :func:`resume_events` what that requests.
 - :func:`cancel`: the job marked cancelled.
 - :func:`select_take`: another take of a segment put into the film (a new film version, nothing rendered).
@@ -270,6 +271,20 @@ def rerender(
     detail = f"attempt {attempt}: {what}" + (f" by {by}" if by else "")
     record.record("segment.rerender", index=index, stage="queued", detail=detail)
     return attempt, old.model
+
+
+def carry_down(record: JobRecord, index: int, followers: list[tuple[int, str]]) -> dict[int, SegmentRecord]:
+    """Move each of ``followers`` (index, id: the segments that continue from segment ``index``, :func:`chain.followers`)
+    to its next attempt, as a re-render of ``index`` does to it; each one's record before the move, by index."""
+    before = {}
+    for n, segment_id in followers:
+        old = record.segments.get(n) or SegmentRecord(index=n, id=segment_id)
+        record.segments[n] = SegmentRecord(index=n, id=segment_id, attempt=old.attempt + 1, model=old.model)
+        record.record(
+            "segment.rerender", index=n, stage="queued", detail=f"attempt {old.attempt + 1}: continues from segment {index}"
+        )
+        before[n] = old
+    return before
 
 
 def resume(record: JobRecord, board: Storyboard, by: str | None = None) -> None:

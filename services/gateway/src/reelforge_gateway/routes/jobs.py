@@ -293,8 +293,9 @@ async def rerender(
 ) -> JobView:
     """Render one segment of a finished job again with a new seed and/or prompt.
 
-    Only that segment (and the joins next to it) is rendered and encoded again; the film gets a
-    new version and earlier versions stay.
+    Only that segment (and the joins next to it) is rendered and encoded again, and the segments that
+    continue from it (`start_from: previous`), from its new last frame; the film gets a new version and
+    earlier versions stay.
     """
     record = await owned_job(request, deps, job_id)
     if change.prompt is not None and len(change.prompt) > deps.limits.field_chars:
