@@ -298,7 +298,14 @@ class RenderSpec(BaseModel):
         description="work-bucket keys of reference images (consistency)",
         examples=[["jobs/j-5f1c2e7a9b/refs/hero.png"]],
     )
-    frames: int = Field(ge=1, description="frames to render", examples=[24])
+    frames: int = Field(ge=1, description="frames to render (handles included)", examples=[24])
+    handles: int = Field(
+        0,
+        ge=0,
+        description="frames of each handle included in frames (output.handles_s at fps); a model whose clips are "
+        "step*k+1 frames renders the total nearest to frames that keeps its rule, the middle unchanged",
+        examples=[0],
+    )
     fps: Fps = Field(gt=0)
     width: Width = Field(description="delivery width; the generator renders at its own size")
     height: Height

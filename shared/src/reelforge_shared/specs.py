@@ -90,6 +90,7 @@ def render_spec(board: Storyboard, index: int, attempt: int = 1, take: int = 0) 
         reference_images=[r for name in seg.characters if (r := board.characters[name].reference_image)],
         cast_sheet=cast_sheet(board, seg),
         frames=seg.frames + 2 * handle_frames(board, seg),  # handles: the encoder keeps the middle for the film
+        handles=handle_frames(board, seg),
         fps=seg.fps,
         width=board.output.width,
         height=board.output.height,

@@ -252,10 +252,13 @@ def encoded_rate(board: Storyboard, seg: Segment) -> tuple[int, float]:
     return (round(seg.frames * out / seg.fps), out) if out and out > seg.fps else (seg.frames, seg.fps)
 
 
-def encoded_handles(board: Storyboard, seg: Segment) -> tuple[int, int]:
-    """Frames of ``seg``'s head and tail handles in its encoded video's rate (``encoded_rate``); (0, 0) without handles."""
+def encoded_handles(board: Storyboard, seg: Segment, rendered: int | None = None) -> tuple[int, int]:
+    """Frames of ``seg``'s head and tail handles in its encoded video's rate (``encoded_rate``); (0, 0) without handles.
+
+    ``rendered``: the frames the generator rendered (a model with a frame-count rule fits the handles to it), else
+    ``frames + 2 x handles``. The middle is the segment's ``frames``; the head is half the rest, the tail the others."""
     used, out = encoded_rate(board, seg)
-    rendered = seg.frames + 2 * handle_frames(board, seg)
+    rendered = rendered or seg.frames + 2 * handle_frames(board, seg)
     total = round(rendered * out / seg.fps) if out != seg.fps else rendered
     head = (total - used) // 2
     return head, total - used - head

@@ -188,3 +188,27 @@ def test_handles_in_a_film_of_segments_at_different_rates_keep_the_middle(
     # The second shot at 6 fps after the dissolve: its frames at 0.5, 0.67 and 0.83 s are its used frames 2, 2 and 3
     # (4 fps held), none of its tail handle.
     assert np.allclose(greys[-3:], [_grey(MIXED_HANDLE + k) for k in (2, 2, 3)], atol=4)
+
+
+def test_handles_fitted_by_the_model_are_read_from_the_frames_rendered(
+    store: ObjectStore, settings: CommonSettings, tmp_path: Path
+) -> None:
+    # A model with a 4k + 1 rule rendered 13 frames for the 6 + 2 x 3 asked (reelforge_generator.frame_rule): the middle
+    # is still the storyboard's 6, the head handle 3 and the tail 4; the timeline reads them from the generation record.
+    job, bucket, rendered = "j-handles-fitted", settings.work_bucket, FRAMES + 2 * HANDLE + 1
+    store.put_json(bucket, Keys.storyboard(job), STORYBOARD)
+    deps = EncoderDeps(store=store, bucket=bucket, codec=Codec(ffmpeg_exe(), preset="ultrafast"))
+    for n in (1, 2):
+        store.put_json(bucket, Keys.segment_generation(job, n), {"frame_count": rendered, "seed": n})
+        [encoded] = handle_segment(_generated(store, bucket, job, n, rendered), deps)
+        assert encoded.frame_count == FRAMES
+    video = store.get_file(bucket, Keys.segment_video(job, 1), tmp_path / "segment.mp4")
+    assert np.allclose(_greys(video), [_grey(i) for i in range(HANDLE, HANDLE + FRAMES)], atol=4)
+    [film] = handle_film(FilmRequested(job_id=job, segment_count=2), deps)
+    assert film.frame_count == 2 * FRAMES
+    report = {"job_id": job, "film": {"version": 1, "fps": FPS, "width": 64, "height": 36, "frame_count": film.frame_count}}
+    store.put_json(bucket, Keys.report(job), report | {"segments": [{"index": 1, "attempt": 1}, {"index": 2, "attempt": 1}]})
+    for clip in build_timeline(from_store(store, bucket, job, 1).cut).video_tracks()[0].find_clips():
+        available = clip.media_reference.available_range
+        assert (available.start_time.to_frames(), available.duration.to_frames()) == (0, rendered)
+        assert (clip.source_range.start_time.to_frames(), clip.source_range.duration.to_frames()) == (HANDLE, FRAMES)

@@ -47,7 +47,7 @@ def segment_span(board: Storyboard, seg: Segment, frame_count: int, fps: float) 
     handle = handle_frames(board, seg)
     if not handle:
         return Span(0, total, 0)
-    used = segment_rate(board, frame_count - 2 * handle, fps)[0]
+    used = segment_rate(board, seg.frames, fps)[0]  # the middle: the model may fit the handles to its frame-count rule
     head = (total - used) // 2
     return Span(head, used, total - used - head)
 

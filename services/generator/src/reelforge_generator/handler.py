@@ -81,6 +81,7 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
     # The cast sheet's images (rendered now if this owner has none yet) are references after the storyboard's own.
     sheets = sheet_references(deps.store, deps.bucket, renderer, _profile(deps, event), event.job_id, event.spec)
     spec = event.spec.model_copy(update={"reference_images": [*event.spec.reference_images, *(s["image"] for s in sheets)]})
+    spec = renderer.fit_handles(spec)  # with handles: a total that keeps the model's frame-count rule
     with tempfile.TemporaryDirectory(prefix="reelforge-references-") as tmp:
         events = _handle(event, deps, stored_references(deps.store, deps.bucket, event.job_id, spec, Path(tmp)), sheets)
     # The segment that continues from this one's last frame can be requested now (reelforge_shared.chain).

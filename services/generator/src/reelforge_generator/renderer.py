@@ -33,6 +33,7 @@ from reelforge_generator import metrics
 from reelforge_generator.clips import ImageToVideo, StartImage, TextToVideo
 from reelforge_generator.config import GeneratorSettings
 from reelforge_generator.fallback import RenderPlan
+from reelforge_generator.frame_rule import fit_handles
 from reelforge_generator.gpu import GpuSource, source_for
 from reelforge_generator.guards import ThermalGuard, VramGuard
 from reelforge_generator.hunyuan_video import HunyuanImageToVideo, HunyuanTextToVideo
@@ -254,6 +255,22 @@ class FrameRenderer:
         if getattr(self.pipe, "transformer", None) is not None:  # video transformers: the VAE's downscale times the patch
             return int(self.pipe.vae_scale_factor_spatial * self.pipe.transformer.config.patch_size[1])
         return self.pipe.vae_scale_factor * 2 ** (len(self.pipe.unet.config.block_out_channels) - 1)
+
+    @property
+    def frame_step(self) -> int | None:
+        """Clips are ``frame_step * k + 1`` frames: the VAE compresses time after frame 0 by this (Wan 2.x and
+        HunyuanVideo 1.5: 4, LTX-2: 8); None for models without such a rule (per-frame models, UNet video models)."""
+        strategy = self._loaded()[0]
+        if not strategy.clip_based:
+            return None
+        for name in ("vae_scale_factor_temporal", "vae_temporal_compression_ratio"):  # Wan/HunyuanVideo, LTX-2
+            if isinstance(step := getattr(self.pipe, name, None), int) and step > 1:
+                return step
+        return None
+
+    def fit_handles(self, spec: RenderSpec) -> RenderSpec:
+        """``spec`` with handles fitted to the loaded model's frame-count rule (:mod:`reelforge_generator.frame_rule`)."""
+        return fit_handles(spec, self._loaded()[0], self.frame_step)
 
     def generation_size(self, spec: RenderSpec) -> tuple[int, int]:
         """Render size: the configured width, the output's aspect, rounded to what the UNet can halve.

@@ -38,11 +38,13 @@ def _render(
     has_audio: bool,
     handles: bool = False,
     take: int = 0,
+    rendered: int | None = None,
 ) -> Render:
-    """A render; ``handles``: its media is the whole render (``Keys.segment_handles``), the film's part its middle."""
+    """A render; ``handles``: its media is the whole render (``Keys.segment_handles``), the film's part its middle;
+    ``rendered``: the frames the generator rendered (a model's frame-count rule may have fitted the handles)."""
     seg = board.segments[n - 1]
     frames, fps = encoded_rate(board, seg)
-    head, tail = encoded_handles(board, seg) if handles else (0, 0)
+    head, tail = encoded_handles(board, seg, rendered) if handles else (0, 0)
     qa = entry.get("qa") or {}
     return Render(
         attempt=attempt,
@@ -69,6 +71,14 @@ def _alternate_entry(entry: dict[str, Any], attempt: int) -> dict[str, Any]:
     return {}
 
 
+def _rendered(store: ObjectStore, bucket: str, job_id: str, n: int, attempt: int, take: int = 0) -> int | None:
+    """The frames the generator rendered of an attempt (its generation record), None where it kept none."""
+    key = Keys.segment_generation(job_id, n, attempt, take)
+    if not store.exists(bucket, key):
+        return None
+    return int(store.get_json(bucket, key).get("frame_count") or 0) or None
+
+
 def from_store(store: ObjectStore, bucket: str, job_id: str, version: int) -> Sourced:
     """A job's cut from the work bucket: its storyboard, the version's report.json, its segment videos."""
     board = parse_storyboard(store.get_json(bucket, Keys.storyboard(job_id)))
@@ -82,7 +92,9 @@ def from_store(store: ObjectStore, bucket: str, job_id: str, version: int) -> So
         key = entry.get("video_key") or Keys.segment_video(job_id, n, attempt)
         whole = store.exists(bucket, Keys.segment_handles(key))
         heard = store.exists(bucket, Keys.segment_sound(key))
-        delivered = _render(board, n, attempt, True, entry, heard, whole, take=int(entry.get("take", 0)))
+        take = int(entry.get("take", 0))
+        rendered = _rendered(store, bucket, job_id, n, attempt, take) if whole else None
+        delivered = _render(board, n, attempt, True, entry, heard, whole, take=take, rendered=rendered)
         renders[n], keys[delivered.media] = [delivered], Keys.segment_handles(key) if whole else key
         for other in entry.get("takes") or []:  # takes rendered beside it (takes: N, variants): a swap puts one in
             if other.get("in_film") or not (other_key := other.get("video_key")) or not store.exists(bucket, other_key):
@@ -91,7 +103,8 @@ def from_store(store: ObjectStore, bucket: str, job_id: str, version: int) -> So
             heard = store.exists(bucket, Keys.segment_sound(other_key))
             found = {"qa": other.get("scores"), "qa_passed": other.get("passed"), "failed_gates": other.get("failed_gates")}
             found |= {"seed": other.get("seed"), "prompt": other.get("prompt")}
-            alt = _render(board, n, attempt, False, found, heard, whole, take=int(other["take"]))
+            rendered = _rendered(store, bucket, job_id, n, attempt, int(other["take"])) if whole else None
+            alt = _render(board, n, attempt, False, found, heard, whole, take=int(other["take"]), rendered=rendered)
             renders[n].append(alt)
             keys[alt.media] = Keys.segment_handles(other_key) if whole else other_key
         for earlier in range(attempt - 1, 0, -1):
@@ -99,7 +112,8 @@ def from_store(store: ObjectStore, bucket: str, job_id: str, version: int) -> So
             if store.exists(bucket, other):
                 whole = store.exists(bucket, Keys.segment_handles(other))
                 heard = store.exists(bucket, Keys.segment_sound(other))
-                alt = _render(board, n, earlier, False, _alternate_entry(entry, earlier), heard, whole)
+                rendered = _rendered(store, bucket, job_id, n, earlier) if whole else None
+                alt = _render(board, n, earlier, False, _alternate_entry(entry, earlier), heard, whole, rendered=rendered)
                 renders[n].append(alt)
                 keys[alt.media] = Keys.segment_handles(other) if whole else other
     cut = build_cut(board, report, renders=renders)
@@ -127,19 +141,29 @@ def from_out(out: Path) -> Sourced:
     entries = {int(s["index"]): s for s in report["segments"]}
     renders: dict[int, list[Render]] = {}
     files: dict[str, Path] = {}
+
+    def rendered(n: int, whole: Path) -> int | None:
+        """The generator's frames of a whole render with handles (its encoded frames at the segment's own rate)."""
+        if not whole.is_file():
+            return None
+        seg, (_, rate) = board.segments[n - 1], encoded_rate(board, board.segments[n - 1])
+        return round(probe(whole).frame_count * seg.fps / rate)
+
     for n in range(1, len(board.segments) + 1):
         entry = entries.get(n, {})
         attempt = int(entry.get("attempt", 1))
         path = out_attempt_file(out, n, attempt, True)
         whole = out_attempt_file(out, n, attempt, True, handles=True)
-        delivered = _render(board, n, attempt, True, entry, probe(path, count_frames=False).has_audio, whole.is_file())
+        heard = probe(path, count_frames=False).has_audio
+        delivered = _render(board, n, attempt, True, entry, heard, whole.is_file(), rendered=rendered(n, whole))
         renders[n], files[delivered.media] = [delivered], whole if whole.is_file() else path
         for earlier in range(attempt - 1, 0, -1):
             other = out_attempt_file(out, n, earlier, False)
             if other.is_file():
                 whole = out_attempt_file(out, n, earlier, False, handles=True)
                 heard = probe(other, count_frames=False).has_audio
-                alt = _render(board, n, earlier, False, _alternate_entry(entry, earlier), heard, whole.is_file())
+                found = _alternate_entry(entry, earlier)
+                alt = _render(board, n, earlier, False, found, heard, whole.is_file(), rendered=rendered(n, whole))
                 renders[n].append(alt)
                 files[alt.media] = whole if whole.is_file() else other
     cut = build_cut(board, report, renders=renders)
