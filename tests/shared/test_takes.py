@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from reelforge_shared.events import QaGate, QaReport, SegmentChecked, SegmentDelivered, SegmentFailed
+from reelforge_shared.events import (
+    FilmRequested,
+    QaGate,
+    QaReport,
+    SegmentChecked,
+    SegmentDelivered,
+    SegmentFailed,
+    SegmentTakeSelected,
+)
 from reelforge_shared.jobs import JobRecord
 from reelforge_shared.jobs.transitions import fold, resume, resume_events, select_take
 from reelforge_shared.specs import render_spec, segment_requests
@@ -132,11 +140,22 @@ def test_selecting_a_take_makes_a_film_version_without_a_render() -> None:
     assert (record.film_version, record.status, record.segments[1].take, record.segments[1].video_key) == (
         2, "film_encoding", 0, "v0",
     )  # fmt: skip
-    assert [type(e).__name__ for e in record.outbox] == ["FilmRequested"]
-    assert record.outbox[0].version == 2
-    assert (record.segments[1].takes[0].reason or "").startswith("selected by alice")
+    # The selected take is delivered in place of the policy's (what is delivered is what is in the film); its delivery
+    # asks for the film version.
+    [selected] = record.outbox
+    assert isinstance(selected, SegmentTakeSelected)
+    assert (selected.index, selected.attempt, selected.take, selected.version, selected.by) == (1, 1, 0, 2, "alice")
+    assert record.segments[1].stage == "checked"
+    assert select_take(record, 1, 2) is not None  # making version 2: not completed
+    delivered = _delivered(_checked(0, 0.6)).model_copy(update={"selected_for": 2})
+    [film] = fold(record, delivered)
+    assert isinstance(film, FilmRequested)
+    assert film.dedup_id() == record.film_request().dedup_id()
+    assert (film.version, film.delivered_take(1)) == (2, 0)
+    assert (record.film_version, record.segments[1].stage, record.segments[1].take) == (2, "delivered", 0)
+    assert (record.segments[1].takes[0].reason or "").startswith("selected by alice")  # the delivery keeps who chose
     assert "take 0 selected by alice instead" in (record.segments[1].takes[2].reason or "")
-    assert select_take(record, 1, 0) is not None  # making version 2: not completed
+    assert delivered.dedup_id() != _delivered(_checked(0, 0.6)).dedup_id()  # once per film version it goes into
 
 
 def test_a_resumed_segment_with_takes_requests_every_take_again() -> None:

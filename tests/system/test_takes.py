@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from reelforge.stack import local_stack
-from reelforge_shared.events import JobCompleted, SegmentGenerated
-from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.events import JobCompleted, SegmentDelivered, SegmentGenerated
+from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.takes import TakeScore, rank_takes, take_seed
 from support.polling import frames_rendered, poll_job
 
@@ -101,4 +101,16 @@ async def test_takes_and_variants_are_rendered_scored_and_the_best_selected(over
             again = store.get_json(bucket, Keys.report(job, 2))["segments"][0]
             assert again["take"] == other
             assert again["video_key"] == door["takes"][str(other)]["video_key"]
+
+            # What is delivered is what is in the film: the segment's delivered copy, its segment.delivered and the job's
+            # media listing follow the selection, not the policy's take.
+            delivered = [e for e in event_log.of(SegmentDelivered) if e.job_id == job and e.index == 1]
+            assert [(e.take, e.selected_for) for e in delivered] == [(best, None), (other, 2)]
+            delivery = stack.settings.delivery_bucket
+            copy = store.get_bytes(delivery, DeliveryKeys.segment(job, 1))
+            assert copy == store.get_bytes(bucket, door["takes"][str(other)]["video_key"])
+            assert body["segments"]["1"]["video_key"] == door["takes"][str(other)]["video_key"]
+            assets = (await client.get("/v1/assets", params={"job": job})).json()["assets"]
+            [row] = [a for a in assets if a["name"] == DeliveryKeys.segment(job, 1)]
+            assert (row["metadata"]["take"], row["metadata"]["source_key"]) == (other, door["takes"][str(other)]["video_key"])
             assert (await client.post(select)).json()["film_version"] == 2  # the take in the film: nothing changes

@@ -512,6 +512,28 @@ class SegmentDelivered(SegmentEvent):
     duration_s: DurationS
     qa: SegmentQa
     model: RenderedBy
+    selected_for: int | None = Field(
+        None,
+        ge=1,
+        description="the film version this take was delivered for when its owner selected it (segment.take_selected); "
+        "unset for the take the policy chose",
+        examples=[2],
+    )
+
+    def dedup_id(self) -> str:  # a selected take is delivered once per film version it goes into
+        return super().dedup_id() + (f":v{self.selected_for}" if self.selected_for else "")
+
+
+class SegmentTakeSelected(SegmentEvent):
+    """Command: deliver take ``take`` of the segment's attempt in place of the one delivered (``POST
+    /v1/jobs/{id}/segments/{n}/takes/{k}/select``); its ``segment.delivered`` makes the film's next version."""
+
+    subject: ClassVar[str] = "segment.take_selected"
+    version: FilmVersion
+    by: str | None = Field(None, description="who selected it (the API token's name)", examples=["alice"])
+
+    def dedup_id(self) -> str:  # the same take may be selected again for a later film version
+        return f"{super().dedup_id()}:v{self.version}"
 
 
 class FilmRequested(FilmEvent):
@@ -835,6 +857,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     SegmentEncoded,
     SegmentChecked,
     SegmentDelivered,
+    SegmentTakeSelected,
     SegmentFailed,
     FilmRequested,
     FilmEncoded,

@@ -38,6 +38,7 @@ from reelforge_shared.events import (
     SegmentGenerated,
     SegmentRequested,
     SegmentRerenderRequested,
+    SegmentTakeSelected,
     WebhookFailed,
     WebhookRequested,
 )
@@ -112,7 +113,16 @@ FLOW: dict[str, ServiceFlow] = {
         ),
         # segment.generated: a reused shot (reelforge_shared.shots), its frames copied at submission, never rendered.
         # rendition.requested: a derived rendition of a film version asked through the API (speed, audio, stills, ...).
-        publishes=(JobSubmitted, SegmentRequested, SegmentGenerated, FilmRequested, JobCancelled, RenditionRequested),
+        # segment.take_selected: the owner put another take into the film; the uploader delivers it in place.
+        publishes=(
+            JobSubmitted,
+            SegmentRequested,
+            SegmentGenerated,
+            SegmentTakeSelected,
+            FilmRequested,
+            JobCancelled,
+            RenditionRequested,
+        ),
         work="write",
         delivery="read",
         kv="write",
@@ -151,6 +161,7 @@ FLOW: dict[str, ServiceFlow] = {
     "uploader": ServiceFlow(
         consumes=(
             Consume(event=SegmentChecked, handler="handle_checked"),
+            Consume(event=SegmentTakeSelected, handler="handle_selected"),
             Consume(event=FilmChecked, handler="handle_film"),
             Consume(event=JobCompleted, handler="fan_out", observer=True),
             Consume(event=JobFailed, handler="fan_out", observer=True),

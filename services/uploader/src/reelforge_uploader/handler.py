@@ -1,4 +1,5 @@
-"""Uploader handlers: deliver checked segments, deliver the film and its report.
+"""Uploader handlers: deliver checked segments (and a take its owner selected in place of the delivered one), deliver the
+film and its report.
 
 Which attempt of a segment was delivered is recorded by the job store alone (it folds
 ``segment.delivered``); the film is not triggered here: the job ledger's observer publishes
@@ -11,8 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
-from reelforge_shared.events import Event, FilmChecked, JobCompleted, ModelInfo, SegmentChecked, SegmentDelivered
+from reelforge_shared.events import (
+    Event,
+    FilmChecked,
+    JobCompleted,
+    ModelInfo,
+    QaReport,
+    SegmentChecked,
+    SegmentDelivered,
+    SegmentEvent,
+    SegmentTakeSelected,
+)
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.takes import checked_takes, rank_takes, take_score
 from reelforge_uploader.delivery import Delivery
@@ -47,21 +59,33 @@ def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
     best = next(k for k, v in rank_takes({k: take_score(qa) for k, qa in checked.items()}).items() if v.won)
     if best == event.take:
         return [_deliver(event, deps)]
-    stored = deps.store.get_json(deps.work_bucket, Keys.segment_checked(job, n, attempt, best))
-    winner = event.model_copy(
-        update={
-            "take": best,
-            "video_key": Keys.segment_video(job, n, attempt, best),
-            "duration_s": stored["duration_s"],
-            "qa": checked[best],
-            "report_key": Keys.segment_qa(job, n, attempt, best),
-            "model": ModelInfo.model_validate(stored["model"]),
-        }
-    )
+    winner = event.model_copy(update={"take": best, **_checked_take(deps, event, best, qa=checked[best])})
     return [_deliver(winner, deps)]
 
 
-def _deliver(event: SegmentChecked, deps: UploaderDeps) -> SegmentDelivered:
+def handle_selected(event: SegmentTakeSelected, deps: UploaderDeps) -> list[Event]:
+    """Deliver the take its owner selected in place of the segment's delivered one (its ``segment.delivered`` names the
+    film version it goes into; the job store then requests that version): what is delivered is what is in the film."""
+    checked = SegmentChecked.follow(event, **_checked_take(deps, event, event.take))
+    return [_deliver(checked, deps, selected_for=event.version)]
+
+
+def _checked_take(deps: UploaderDeps, event: SegmentEvent, take: int, *, qa: QaReport | None = None) -> dict[str, Any]:
+    """Segment QA's verdict on take ``take`` of ``event``'s attempt, read back from what it stored: the fields of its
+    ``segment.checked`` that differ from take to take."""
+    job, n, attempt = event.job_id, event.index, event.attempt
+    stored = deps.store.get_json(deps.work_bucket, Keys.segment_checked(job, n, attempt, take))
+    report_key = Keys.segment_qa(job, n, attempt, take)
+    return {
+        "video_key": Keys.segment_video(job, n, attempt, take),
+        "duration_s": stored["duration_s"],
+        "qa": qa or QaReport.model_validate(deps.store.get_json(deps.work_bucket, report_key)),
+        "report_key": report_key,
+        "model": ModelInfo.model_validate(stored["model"]),
+    }
+
+
+def _deliver(event: SegmentChecked, deps: UploaderDeps, *, selected_for: int | None = None) -> SegmentDelivered:
     job, n = event.job_id, event.index
     delivery_key = DeliveryKeys.segment(job, n)
     about = {"segment": n, "segment_id": event.segment_id, "attempt": event.attempt, "take": event.take}
@@ -77,6 +101,7 @@ def _deliver(event: SegmentChecked, deps: UploaderDeps) -> SegmentDelivered:
         duration_s=event.duration_s,
         qa=event.qa,
         model=event.model,
+        selected_for=selected_for,
     )
 
 

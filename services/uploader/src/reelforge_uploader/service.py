@@ -9,7 +9,7 @@ from reelforge_shared.webhooks import refuse_private, retry_schedule
 from reelforge_uploader import webhooks
 from reelforge_uploader.config import UploaderSettings
 from reelforge_uploader.delivery import Delivery, GitLabUploads
-from reelforge_uploader.handler import UploaderDeps, handle_checked, handle_film
+from reelforge_uploader.handler import UploaderDeps, handle_checked, handle_film, handle_selected
 
 Settings = UploaderSettings
 
@@ -51,7 +51,13 @@ def build(settings: UploaderSettings) -> Service:
     backoff = retry_schedule(settings.webhook_retry_first_s, settings.webhook_retry_span_s)
     served = routes(
         "uploader",
-        {"handle_checked": handle_checked, "handle_film": handle_film, "fan_out": fan_out, "send_webhook": send_webhook},
+        {
+            "handle_checked": handle_checked,
+            "handle_selected": handle_selected,
+            "handle_film": handle_film,
+            "fan_out": fan_out,
+            "send_webhook": send_webhook,
+        },
         {WebhookRequested: {"concurrency": 4, "backoff": backoff}},
         omit=() if settings.webhook_segment_events else (SegmentDelivered,),
     )

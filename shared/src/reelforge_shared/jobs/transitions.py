@@ -34,6 +34,7 @@ from reelforge_shared.events import (
     SegmentFailed,
     SegmentGenerated,
     SegmentRequested,
+    SegmentTakeSelected,
 )
 from reelforge_shared.jobs.record import SEGMENT_STAGES, TERMINAL, JobRecord, SegmentRecord, SegmentStage, TakeRecord
 from reelforge_shared.specs import render_spec, segment_requests
@@ -145,7 +146,7 @@ def _fold_segment(record: JobRecord, event: Any, stage: SegmentStage) -> None:
         seg.qa_failed_gates = sorted(name for name, gate in event.qa.gates.items() if not gate.passed)
     if isinstance(event, SegmentDelivered):
         seg.delivery_key = event.delivery_key
-        if event.takes > 1:
+        if event.takes > 1 and event.selected_for is None:  # a selected take was put in the film when it was selected
             _put_in_film(seg, event.take, None)
     if isinstance(event, SegmentFailed):
         seg.error = f"{event.stage}: {event.error}"
@@ -215,7 +216,9 @@ def select_take(record: JobRecord, index: int, take: int, *, by: str | None = No
     """Put take ``take`` of segment ``index`` into the film: its next version, nothing rendered; None when done, else why not.
 
     Refused (the reason) unless the job is completed and the take was checked by QA. The take already in
-    the film changes nothing.
+    the film changes nothing. The take is delivered in place of the one delivered (``segment.take_selected``:
+    the uploader's copy, ``segment.delivered``, the media listing all follow the selection); that delivery
+    requests the film (:func:`fold`).
     """
     if why := take_refusal(record, index, take):
         return why
@@ -223,10 +226,23 @@ def select_take(record: JobRecord, index: int, take: int, *, by: str | None = No
     if seg.take == take:
         return None
     _put_in_film(seg, take, by or "the owner")
+    seg.stage = "checked"  # delivered again, as this take
     record.film_version, record.film_wanted, record.status = record.film_version + 1, False, "film_encoding"
     detail = f"take {take} into film version {record.film_version}" + (f" by {by}" if by else "")
-    record.record("segment.take_selected", index=index, stage="delivered", detail=detail)
-    record.emit(record.film_request())
+    record.record("segment.take_selected", index=index, stage="checked", detail=detail)
+    record.emit(
+        SegmentTakeSelected(
+            job_id=record.job_id,
+            index=index,
+            segment_id=seg.id,
+            attempt=seg.attempt,
+            take=take,
+            takes=max(len(seg.takes), take + 1),
+            version=record.film_version,
+            by=by,
+            resume=record.resume,
+        )
+    )
     return None
 
 

@@ -2,8 +2,10 @@
 
 ``GET /v1/jobs/{id}`` lists every take of a segment with several (seed, scores, why it won or lost);
 ``POST /v1/jobs/{id}/segments/{n}/takes/{k}/select`` makes the film's next version with take ``k`` of
-segment ``n``, rendering nothing: the job store records the take, ``film.requested`` names it, and the
-encoder joins the film again from the segments' stored pieces.
+segment ``n``, rendering nothing: the job store records the take and asks the uploader to deliver it in
+place of the delivered one (``segment.take_selected``); that delivery's ``segment.delivered`` makes the
+ledger request the film, ``film.requested`` names the take, and the encoder joins the film again from
+the segments' stored pieces.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ async def select(
     """Put take ``take`` of segment ``index`` into the film: the film's next version, nothing rendered.
 
     The job must be completed and the take rendered and checked (409 otherwise). Selecting the take
-    already in the film changes nothing.
+    already in the film changes nothing. The take is delivered in place of the segment's delivered one
+    (its copy in the delivery bucket, a `segment.delivered` naming the film version, the job's assets),
+    then the film is joined again.
     """
     record = await owned_job(request, deps, job_id)
     board = parse_storyboard(await asyncio.to_thread(deps.store.get_json, deps.work_bucket, Keys.storyboard(job_id)))
