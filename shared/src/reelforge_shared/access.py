@@ -113,7 +113,9 @@ def seaweedfs_identities(keys: dict[str, tuple[str, str]], work_bucket: str, del
 
 def minio_policy(service: str, work_bucket: str, delivery_bucket: str) -> dict[str, Any]:
     """The same rights as an S3 (MinIO) IAM policy, for ``mc admin policy create``."""
-    verbs = {"read": ["s3:GetObject"], "write": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]}
+    # AbortMultipartUpload: a streamed upload that is refused or cut leaves no parts behind (PutObject does not cover it)
+    write = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    verbs = {"read": ["s3:GetObject"], "write": write}
     statements = []
     for bucket, rights in ((work_bucket, FLOW[service].work), (delivery_bucket, FLOW[service].delivery)):
         if rights:

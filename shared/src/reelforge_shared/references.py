@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import anyio.to_thread
@@ -143,16 +145,52 @@ def check_image(data: bytes, field: str, max_pixels: int) -> str:
     return IMAGE_FORMATS[_decoded(data, field, max_pixels).format or ""]
 
 
+_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # PNG, JPEG; WebP is RIFF....WEBP
+_NOT_YET = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error)
+
+
+def image_header(head: bytes, field: str, max_pixels: int, *, last_look: bool) -> tuple[str, int, int] | None:
+    """(type, width, height) read from an image's first bytes, before the rest has come; None while more are needed.
+
+    InvalidInput as soon as the bytes cannot begin a PNG, JPEG or WebP, or the size the header declares is over
+    ``max_pixels`` (a decompression bomb is refused from its header, before its data is read). ``last_look``: no
+    more bytes will be looked at (``head`` is the whole file, or as far as a header may reach).
+    """
+    if len(head) < 12 and not last_look:
+        return None
+    if not (head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
+        raise InvalidInput(f"{field}: not a PNG, JPEG or WebP image (it begins {head[:12]!r})")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(head), formats=list(IMAGE_FORMATS))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidInput(f"{field}: decompression bomb refused, over the {max_pixels}-pixel cap ({exc})") from None
+    except _NOT_YET as exc:
+        if last_look:
+            raise InvalidInput(f"{field}: no PNG, JPEG or WebP header in its first {len(head)} bytes ({exc})") from None
+        return None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise InvalidInput(f"{field}: {width}x{height} image, over the {max_pixels}-pixel cap")
+    return IMAGE_FORMATS[image.format or ""], width, height
+
+
+def check_image_file(path: Path, field: str, max_pixels: int) -> str:
+    """:func:`check_image` of a file (an upload that streamed to disk or storage, never held whole in memory)."""
+    return IMAGE_FORMATS[_decoded(path, field, max_pixels).format or ""]
+
+
 def open_image(data: bytes, field: str, max_pixels: int) -> Image.Image:
     """The decoded image, RGB; InvalidInput for anything that is not a sound PNG/JPEG/WebP within ``max_pixels``."""
     return _decoded(data, field, max_pixels).convert("RGB")
 
 
-def _decoded(data: bytes, field: str, max_pixels: int) -> Image.Image:
+def _decoded(data: bytes | Path, field: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL's own bomb guard: an error, never a warning
-            image = Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS))
+            image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data, formats=list(IMAGE_FORMATS))
             width, height = image.size
             if width * height > max_pixels:
                 raise InvalidInput(f"{field}: {width}x{height} image, over the {max_pixels}-pixel cap")

@@ -16,12 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import certifi
 import urllib3
 from minio import Minio
 from minio.commonconfig import CopySource
+from minio.datatypes import Part
 from minio.error import S3Error, ServerError
 from urllib3.exceptions import HTTPError
 
@@ -186,9 +187,14 @@ class Keys:
         return f"generator/profiles/{hashlib.sha256(model.encode()).hexdigest()[:32]}.json"
 
     @staticmethod
-    def input_image(job_id: str) -> str:
-        """The image an image-to-video request brought (decoded, checked, stored as PNG)."""
-        return f"jobs/{job_id}/input/image.png"
+    def input_image(job_id: str, extension: str = ".png") -> str:
+        """The image an image-to-video request brought (checked: type, pixel count, every pixel decoded), as it came."""
+        return f"jobs/{job_id}/input/image{extension}"
+
+    @staticmethod
+    def incoming(name: str) -> str:
+        """An upload while it streams in, before it is checked (``name``: random); moved under its job, or removed."""
+        return f"incoming/{name}"
 
     @staticmethod
     def job_input(job_id: str, name: str) -> str:
@@ -405,9 +411,70 @@ class ObjectStore:
         with _transient("copy", src_key):
             self.client.copy_object(dst_bucket, dst_key, CopySource(src_bucket, src_key))
 
+    def unfinished_uploads(self, bucket: str, prefix: str = "") -> list[str]:
+        """The keys of multipart uploads begun and neither completed nor aborted (their parts take space, unlisted)."""
+        with _transient("list uploads", prefix):
+            found = self.client._list_multipart_uploads(bucket, prefix=prefix)  # minio has no public call for it
+        return sorted(upload.object_name for upload in found.uploads if upload.object_name)
+
     def url(self, bucket: str, key: str, expires: timedelta = timedelta(days=7), method: str = "GET") -> str:
         """A presigned URL (the longest S3 allows is 7 days); the signature binds the method (GET or HEAD)."""
         return self.client.get_presigned_url(method, bucket, key, expires=expires)
+
+
+PART_BYTES = 5 * 1024 * 1024  # S3's least part size (every part but the last)
+
+
+@dataclass(slots=True)
+class StreamedPut:
+    """One object written as its bytes arrive, never held whole: parts of at least ``PART_BYTES`` (``part``) go to an S3
+    multipart upload as they are handed over, then the rest (``finish``). An object smaller than one part is a single
+    PUT at ``finish``: nothing is on the server before. ``abort`` removes whatever was written (parts, object).
+
+    minio's ``put_object`` streams too, but holds the last part until it knows it is the last and cannot be stopped
+    from outside; these are the calls it is made of.
+    """
+
+    store: ObjectStore
+    bucket: str
+    key: str
+    content_type: str = "application/octet-stream"
+    upload_id: str | None = None
+    parts: list[Part] = field(default_factory=list)
+
+    def part(self, data: bytes | bytearray | memoryview) -> None:
+        if len(data) < PART_BYTES:
+            raise ValueError(f"a part before the last has at least {PART_BYTES} bytes (got {len(data)})")
+        with _transient("put part", self.key):
+            if self.upload_id is None:
+                headers: dict[str, str | list[str] | tuple[str]] = {"Content-Type": self.content_type}
+                self.upload_id = self.store.client._create_multipart_upload(self.bucket, self.key, headers)
+            self._send(data, self.upload_id)
+
+    def finish(self, rest: bytes | bytearray | memoryview) -> None:
+        """The last bytes, and the object complete."""
+        if self.upload_id is None:
+            self.store.put_bytes(self.bucket, self.key, bytes(rest), self.content_type)
+            return
+        with _transient("put part", self.key):
+            if rest:
+                self._send(rest, self.upload_id)
+            self.store.client._complete_multipart_upload(self.bucket, self.key, self.upload_id, self.parts)
+        self.upload_id = None
+
+    def _send(self, data: bytes | bytearray | memoryview, upload_id: str) -> None:
+        # minio hashes and sends any bytes-like object: a part is not copied (5 MiB each)
+        number = len(self.parts) + 1
+        etag = self.store.client._upload_part(self.bucket, self.key, cast(bytes, data), None, upload_id, number)
+        self.parts.append(Part(number, etag))
+
+    def abort(self) -> None:
+        """Nothing of the object left: the multipart upload aborted (its parts deleted) and the object removed."""
+        with _transient("abort", self.key):
+            if self.upload_id is not None:
+                self.store.client._abort_multipart_upload(self.bucket, self.key, self.upload_id)
+                self.upload_id = None
+            self.store.client.remove_object(self.bucket, self.key)
 
 
 @dataclass(slots=True)

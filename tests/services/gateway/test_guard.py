@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import struct
 import subprocess
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ import pytest
 from PIL import Image
 
 from reelforge_shared.embedded import find_binary, free_port
+from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import ObjectStore
 
 TOKEN = "tok-guard-secret"
@@ -51,7 +54,10 @@ class GatewayProcess:
 
 
 @pytest.fixture
-def gateway_process(overrides: dict[str, Any], s3_keys, store: ObjectStore, tmp_path: Path) -> Iterator[GatewayProcess]:
+def gateway_process(
+    request: pytest.FixtureRequest, overrides: dict[str, Any], s3_keys, store: ObjectStore, tmp_path: Path
+) -> Iterator[GatewayProcess]:
+    """The gateway as its own process, with REELFORGE_MAX_UPLOAD_BYTES = UPLOAD_LIMIT (or the test's ``indirect`` param)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REELFORGE_")}
     env |= {f"REELFORGE_{k.upper()}": str(v) for k, v in overrides.items()}
@@ -60,7 +66,7 @@ def gateway_process(overrides: dict[str, Any], s3_keys, store: ObjectStore, tmp_
         "REELFORGE_GATEWAY_PORT": str(port),
         "REELFORGE_METRICS_PORT": str(free_port()),
         "REELFORGE_API_TOKENS": f"guard:{TOKEN}",
-        "REELFORGE_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+        "REELFORGE_MAX_UPLOAD_BYTES": str(getattr(request, "param", UPLOAD_LIMIT)),
         "REELFORGE_DEFAULT_TEXT_TO_VIDEO_MODEL": "reelforge/tiny-zeroscope",
         "REELFORGE_DEFAULT_IMAGE_TO_VIDEO_MODEL": "reelforge/tiny-svd",
         "REELFORGE_SYNC_TIMEOUT_S": "0",
@@ -126,10 +132,17 @@ async def _send(
     return int(status_line.split()[1]), answer, sent
 
 
+def _png_head() -> bytes:
+    """A real PNG's first bytes, up to its first IDAT chunk's type: what the gateway reads the type and size from."""
+    png = _png()
+    return png[: png.index(b"IDAT") + 4]
+
+
 def _multipart_head(boundary: str) -> bytes:
+    """A file part whose image header is sound (64x48 PNG): the image data after it (zeros) is what is too large."""
     return (
         f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n'
-    ).encode() + b"\x89PNG\r\n\x1a\n"
+    ).encode() + _png_head()
 
 
 async def _multipart(boundary: str, megabytes: int) -> AsyncIterator[bytes | memoryview]:
@@ -205,3 +218,45 @@ async def test_hostile_bodies_are_refused_before_they_are_read_and_memory_stays_
     grown = gateway.peak_rss_mb() - before
     assert grown < 10, f"the gateway's peak memory grew by {grown:.0f} MB"
     assert (await asyncio.to_thread(httpx.get, f"{gateway.url}/healthz")).status_code == 200
+
+
+STREAMED_LIMIT = 12 * MB  # above S3's 5 MiB least part: a multipart upload when cut; one part (5 MiB) held at a time
+
+
+@pytest.mark.parametrize("gateway_process", [STREAMED_LIMIT], indirect=True)
+async def test_a_500_mb_upload_is_streamed_to_storage_until_the_cap_and_nothing_is_left(
+    gateway_process: GatewayProcess, store: ObjectStore, settings: CommonSettings
+) -> None:
+    gateway = gateway_process
+    await _warm_up(gateway.url)
+    before = gateway.peak_rss_mb()
+    keys = store.list_keys(settings.work_bucket, "")
+    boundary = "reelforge-stream"
+    upload = {"Authorization": f"Bearer {TOKEN}", "Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+    # Streamed (chunked, no declared length): the gateway writes parts to S3 as they come, then passes the cap.
+    status, answer, sent = await _send(gateway.port, "/api/video/image-to-video", upload, _multipart(boundary, 500), chunked=True)
+    assert status == 413, answer
+    assert '"too_large"' in answer, answer
+    assert "REELFORGE_MAX_UPLOAD_BYTES" in answer, answer
+    assert sent < 100 * MB, f"the client sent {sent} bytes before the answer"
+
+    # A decompression bomb's header (10^10 pixels declared) before 500 MB: refused from the header, not at the cap.
+    bomb = bytearray(_png_head())
+    bomb[16:24] = struct.pack(">II", 100_000, 100_000)
+    bomb[29:33] = struct.pack(">I", zlib.crc32(bytes(bomb[12:29])))
+
+    async def bomb_body() -> AsyncIterator[bytes | memoryview]:
+        yield _multipart_head(boundary)[: -len(bomb)] + bytes(bomb)
+        async for chunk in _megabytes(500):
+            yield chunk
+
+    status, answer, sent = await _send(gateway.port, "/api/video/image-to-video", upload, bomb_body(), chunked=True)
+    assert status == 422, answer
+    assert '"invalid_image"' in answer, answer
+    assert sent < STREAMED_LIMIT, f"the client sent {sent} bytes before the answer"
+
+    grown = gateway.peak_rss_mb() - before
+    assert grown < 8, f"the gateway peak memory grew by {grown:.1f} MB streaming a {STREAMED_LIMIT} B upload"
+    assert store.list_keys(settings.work_bucket, "") == keys  # the partial object is gone
+    assert store.unfinished_uploads(settings.work_bucket) == []  # and so is the multipart upload

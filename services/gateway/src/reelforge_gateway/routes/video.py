@@ -31,23 +31,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import Deps, GatewayDeps, VideoDefaults
 from reelforge_gateway.errors import ApiError, ErrorBody, error_response
+from reelforge_gateway.form_stream import StagedImage, read_image_form, staged_image_errors
 from reelforge_gateway.prompt_fit import prompt_errors
 from reelforge_gateway.submit import submit_job
-from reelforge_shared.errors import InvalidInput
 from reelforge_shared.jobs import JobRecord, Ledger
-from reelforge_shared.references import open_image
+from reelforge_shared.references import EXTENSIONS
 from reelforge_shared.storage import Keys
 from reelforge_shared.storyboard import Storyboard, StoryboardInvalid, StoryboardLimits, parse_storyboard
 
@@ -193,21 +192,21 @@ def _storyboard(kind: Kind, params: VideoParams, seed: int, image_key: str | Non
         ) from None
 
 
-async def _run(kind: Kind, params: VideoParams, deps: GatewayDeps, owner: str, image: bytes | None = None) -> Response:
+async def _run(kind: Kind, params: VideoParams, deps: GatewayDeps, owner: str, image: StagedImage | None = None) -> Response:
     video = _video(deps)
     _check_duration(params, video)
     default = video.text_to_video_model if kind == "text-to-video" else video.image_to_video_model
     model, fallback = _resolve_model(params.model, default, video.allow_test_model)
     shape = params.model_dump(exclude={"model", "seed"}) | {"kind": kind, "model": model}
     if image is not None:
-        shape["image_sha256"] = hashlib.sha256(image).hexdigest()
+        shape["image_sha256"] = image.sha256
     digest = hashlib.sha256(json.dumps(shape | {"seed": params.seed}, sort_keys=True).encode()).hexdigest()
     seed = params.seed if params.seed is not None else int(digest[:8], 16)  # the same request: the same video, any owner
     job_id = "v-" + hashlib.sha256(f"{owner}\n{digest}".encode()).hexdigest()[:20]  # the cache is per owner
     record = await deps.ledger.get(job_id)
     cached = record is not None and record.status != "queued"
     if not cached:  # new, or created but perhaps never published (a request stopped half-way): publish again
-        image_key = Keys.input_image(job_id) if image is not None else None
+        image_key = Keys.input_image(job_id, EXTENSIONS[image.content_type]) if image is not None else None
         board = _storyboard(kind, params, seed, image_key, deps.limits)
         if errors := await asyncio.to_thread(prompt_errors, board, model):  # longer than the model's text encoder reads
             names = {"style.negative_prompt": "negative_prompt"}  # the request's fields, not the storyboard's
@@ -223,8 +222,8 @@ async def _run(kind: Kind, params: VideoParams, deps: GatewayDeps, owner: str, i
                     in_flight=in_flight,
                     limit=deps.max_jobs_in_flight,
                 )
-        if image is not None and image_key is not None:  # valid: only now is anything stored
-            await asyncio.to_thread(deps.store.put_bytes, deps.work_bucket, image_key, image, "image/png")
+        if image is not None and image_key is not None:  # valid: only now is it stored under the job
+            await asyncio.to_thread(deps.store.copy, deps.work_bucket, image.key, deps.work_bucket, image_key)
         owned = JobRecord(job_id=job_id, title=board.title, segment_count=len(board.segments), owner=owner, body_sha256=digest)
         await deps.ledger.create(owned)
         await submit_job(board, bus=deps.bus, store=deps.store, bucket=deps.work_bucket, job_id=job_id, model=model)
@@ -285,62 +284,80 @@ async def text_to_video(request: Request, params: VideoParams, deps: Deps) -> Re
         return exc.response()
 
 
-@router.post("/api/video/image-to-video", responses=_RESPONSES, response_class=Response)
-async def image_to_video(
-    request: Request,
-    deps: Deps,
-    image: Annotated[UploadFile, File(description="PNG, JPEG or WebP; the body at most REELFORGE_MAX_UPLOAD_BYTES")],
-    prompt: Annotated[str, Form(max_length=2000)] = "",
-    model: Annotated[str | None, Form(max_length=300)] = None,
-    negative_prompt: Annotated[str | None, Form(max_length=2000)] = None,
-    duration: Annotated[float, Form()] = 6,
-    fps: Annotated[int, Form()] = 8,
-    width: Annotated[int, Form()] = 512,
-    height: Annotated[int, Form()] = 288,
-    seed: Annotated[int | None, Form()] = None,
-    steps: Annotated[int | None, Form()] = None,
-    num_inference_steps: Annotated[int | None, Form()] = None,
-    guidance: Annotated[float | None, Form()] = None,
-    quality: Annotated[Literal["low", "medium", "high"] | None, Form()] = None,
-) -> Response:
-    """Render a video from an image (and an optional prompt), as a one-segment job."""
+_FORM_FIELDS: dict[str, dict[str, Any]] = {
+    "prompt": {"type": "string", "maxLength": 2000, "description": "unset: the image, in motion"},
+    "model": {"type": "string", "maxLength": 300, "description": "Hugging Face id or local path; unset: the default"},
+    "negative_prompt": {"type": "string", "maxLength": 2000},
+    "duration": {"type": "number", "exclusiveMinimum": 0, "description": "seconds (at most REELFORGE_MAX_VIDEO_DURATION)"},
+    "fps": {"type": "integer", "minimum": 1, "maximum": 60},
+    "width": {"type": "integer", "minimum": 64, "maximum": 1920, "multipleOf": 8},
+    "height": {"type": "integer", "minimum": 64, "maximum": 1088, "multipleOf": 8},
+    "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+    "steps": {"type": "integer", "minimum": 1, "maximum": 200},
+    "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 200, "description": "the same as steps"},
+    "guidance": {"type": "number", "minimum": 0, "maximum": 50},
+    "quality": {"type": "string", "enum": ["low", "medium", "high"]},
+}
+_IMAGE = {
+    "type": "string",
+    "format": "binary",
+    "description": "PNG, JPEG or WebP within REELFORGE_MAX_IMAGE_PIXELS; the body at most REELFORGE_MAX_UPLOAD_BYTES",
+}
+_FORM = {"type": "object", "required": ["image"], "properties": {"image": _IMAGE, **_FORM_FIELDS}}
+
+
+@router.post(
+    "/api/video/image-to-video",
+    responses=_RESPONSES,
+    response_class=Response,
+    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _FORM}}}},
+)
+async def image_to_video(request: Request, deps: Deps) -> Response:
+    """Render a video from an image (and an optional prompt), as a one-segment job.
+
+    The form is read as it streams (:mod:`reelforge_gateway.form_stream`): the image goes to storage as it comes,
+    its header checked first, and it is decoded whole before anything is published.
+    """
+    staged: StagedImage | None = None
     try:
-        fields = {
-            "prompt": prompt or "the image, in motion",
-            "model": model or None,
-            "negative_prompt": negative_prompt,
-            "duration": duration,
-            "fps": fps,
-            "width": width,
-            "height": height,
-            "seed": seed,
-            "num_inference_steps": steps if steps is not None else num_inference_steps,
-            "guidance": guidance,
-            "quality": quality,
-        }
-        try:
-            params = VideoParams.model_validate(fields)
-        except ValidationError as exc:
-            errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        form, staged = await read_image_form(
+            request,
+            store=deps.store,
+            bucket=deps.work_bucket,
+            image_field="image",
+            max_bytes=deps.max_upload_bytes,
+            max_pixels=deps.max_image_pixels,
+        )
+        params = _form_params(form)
+        if staged is None:
             raise VideoError(
-                422, "invalid_request", "; ".join(f"{e['field']}: {e['message']}" for e in errors), fields=errors
-            ) from None
-        data = await _read_image(image, deps)
-        return await _run("image-to-video", params, deps, caller_of(request), data)
+                422, "invalid_request", "image: Field required", fields=[{"field": "image", "message": "Field required"}]
+            )
+        why = await asyncio.to_thread(staged_image_errors, deps.store, deps.work_bucket, staged, "image", deps.max_image_pixels)
+        if why is not None:
+            raise VideoError(422, "invalid_image", why, fields=[{"field": "image", "message": why}], field="image")
+        return await _run("image-to-video", params, deps, caller_of(request), staged)
     except VideoError as exc:
         return exc.response()
+    finally:
+        if staged is not None:  # moved under its job by now, or refused: the staged copy goes either way
+            await asyncio.shield(asyncio.to_thread(deps.store.remove, deps.work_bucket, staged.key))
 
 
-async def _read_image(upload: UploadFile, deps: GatewayDeps) -> bytes:
-    """The upload (cut at REELFORGE_MAX_UPLOAD_BYTES by the guard as it streamed), decoded and checked; returned as PNG."""
-    data = await upload.read()
+def _form_params(form: dict[str, str]) -> VideoParams:
+    """The form's text fields as VideoParams (an empty field is an unset one; ``steps`` or ``num_inference_steps``)."""
+    given = {name: value for name, value in form.items() if name in _FORM_FIELDS and value != ""}
+    steps = given.pop("steps", None)
+    fields: dict[str, Any] = {"prompt": "the image, in motion"} | given
+    if steps is not None:
+        fields["num_inference_steps"] = steps
     try:
-        image = await asyncio.to_thread(open_image, data, "image", deps.max_image_pixels)
-    except InvalidInput as exc:
-        raise VideoError(422, "invalid_image", str(exc), field="image") from None
-    out = io.BytesIO()
-    await asyncio.to_thread(image.save, out, format="PNG")
-    return out.getvalue()
+        return VideoParams.model_validate(fields)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise VideoError(
+            422, "invalid_request", "; ".join(f"{e['field']}: {e['message']}" for e in errors), fields=errors
+        ) from None
 
 
 def _video(deps: GatewayDeps) -> VideoDefaults:

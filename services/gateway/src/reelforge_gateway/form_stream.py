@@ -1,0 +1,254 @@
+"""A ``multipart/form-data`` body with one image, read as it streams: never held whole in memory.
+
+- **Text fields** are kept (each at most ``TEXT_FIELD_BYTES``, at most ``MAX_PARTS`` parts): 422 naming the field above.
+- **The image part** goes to S3 as it comes (:class:`~reelforge_shared.storage.StreamedPut`, at most one 5 MiB part in
+  memory) under a staging key (``Keys.incoming``), its SHA-256 counted on the way. Its type and pixel count are read
+  from its first bytes (:func:`~reelforge_shared.references.image_header`) before anything is stored: a file that is not
+  a PNG, JPEG or WebP, or declares more than ``REELFORGE_MAX_IMAGE_PIXELS`` (a decompression bomb), is refused at once.
+- **The cap** (``REELFORGE_MAX_UPLOAD_BYTES``) is counted on the image's bytes as they come: 413 as soon as it is
+  passed (the guard counts the whole body too, and cuts it there).
+- **Refused, cut or failed**: whatever was written (parts, object) is removed before the error goes on.
+
+The caller decodes the stored image whole (:func:`staged_image_errors`) before it publishes anything, then moves it
+under its job or removes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import mmap
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from reelforge_gateway.errors import ApiError
+from reelforge_gateway.middleware import too_large
+from reelforge_shared.errors import InvalidInput
+from reelforge_shared.references import check_image_file, image_header
+from reelforge_shared.storage import PART_BYTES, Keys, ObjectStore, StreamedPut
+
+TEXT_FIELD_BYTES = 16_384  # the longest text field (a prompt is at most 2,000 characters, 4 bytes each at most)
+MAX_PARTS = 32  # the form has 13 fields
+PART_HEADER_BYTES = 8_192  # one part's headers (Content-Disposition, Content-Type)
+HEADER_WINDOW = 1024 * 1024  # an image's type and size are in its first MiB (JPEG metadata before the frame included)
+LOOKS = (64, 16_384, 131_072, HEADER_WINDOW)  # when the header is read again, as the image's first bytes come
+
+
+def invalid(field_name: str, message: str, error: str = "invalid_request") -> ApiError:
+    return ApiError(422, error, message, fields=[{"field": field_name, "message": message}], field=field_name)
+
+
+@dataclass(kw_only=True, frozen=True, slots=True)
+class StagedImage:
+    """An uploaded image in storage under ``key`` (staged: not yet checked whole), with what its header said."""
+
+    key: str
+    size: int
+    sha256: str
+    content_type: str
+    width: int
+    height: int
+
+
+@dataclass(kw_only=True, slots=True)
+class _ImageSink:
+    """The image part's bytes: counted, hashed, header checked, written to S3 a part at a time.
+
+    The part is gathered in one anonymous mapping of ``PART_BYTES``, reused for every part: its pages take memory only
+    as they are written (a small image costs its size), and it is never grown and copied.
+    """
+
+    put: StreamedPut
+    name: str
+    max_bytes: int
+    max_pixels: int
+    size: int = 0
+    buffer: mmap.mmap = field(default_factory=lambda: mmap.mmap(-1, PART_BYTES))
+    filled: int = 0
+    digest: hashlib._Hash = field(default_factory=hashlib.sha256)
+    header: tuple[str, int, int] | None = None
+    looks: list[int] = field(default_factory=lambda: list(LOOKS))
+
+    async def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            raise too_large(self.max_bytes, "REELFORGE_MAX_UPLOAD_BYTES")
+        self.digest.update(data)
+        with memoryview(data) as rest:
+            while rest:
+                taken = min(PART_BYTES - self.filled, len(rest))
+                self.buffer[self.filled : self.filled + taken] = rest[:taken]
+                self.filled, rest = self.filled + taken, rest[taken:]
+                while self.header is None and self.looks and self.filled >= self.looks[0]:
+                    self._look(last=len(self.looks) == 1)
+                    self.looks.pop(0)
+                if self.filled == PART_BYTES:  # the header is known by now (HEADER_WINDOW < PART_BYTES)
+                    await asyncio.to_thread(self._send_part)
+
+    def _send_part(self) -> None:
+        with memoryview(self.buffer) as whole:
+            self.put.part(whole)
+        self.filled = 0
+
+    async def finish(self) -> StagedImage:
+        if self.header is None:
+            self._look(last=True)
+        assert self.header is not None  # noqa: S101 (a last look finds one or raises)
+        await asyncio.to_thread(self._send_rest)
+        content_type, width, height = self.header
+        return StagedImage(
+            key=self.put.key,
+            size=self.size,
+            sha256=self.digest.hexdigest(),
+            content_type=content_type,
+            width=width,
+            height=height,
+        )
+
+    def _send_rest(self) -> None:
+        with memoryview(self.buffer) as whole, whole[: self.filled] as rest:
+            self.put.finish(rest)
+        self.close()
+
+    def abort(self) -> None:
+        self.put.abort()
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.buffer.close()
+        except BufferError:  # a view of it still held somewhere: it is unmapped when that goes
+            pass
+
+    def _look(self, *, last: bool) -> None:
+        try:
+            self.header = image_header(self.buffer[: min(self.filled, HEADER_WINDOW)], self.name, self.max_pixels, last_look=last)
+        except InvalidInput as exc:
+            raise invalid(self.name, str(exc), "invalid_image") from None
+        if self.header is not None:
+            self.put.content_type = self.header[0]
+
+
+@dataclass(kw_only=True, slots=True)
+class _Part:
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    header_bytes: int = 0
+    name: str = ""
+    value: bytearray = field(default_factory=bytearray)
+    sink: _ImageSink | None = None
+
+
+async def read_image_form(
+    request: Request, *, store: ObjectStore, bucket: str, image_field: str, max_bytes: int, max_pixels: int
+) -> tuple[dict[str, str], StagedImage | None]:
+    """The form's text fields, and its image staged in storage (None if the form has none).
+
+    Raises :class:`ApiError` (413 past ``max_bytes``, 422 naming the field), with nothing left in storage.
+    """
+    kind, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary", b"")
+    if kind != b"multipart/form-data" or not boundary:
+        got = kind.decode("latin-1")[:100] or "no Content-Type"
+        raise invalid(image_field, f"{image_field}: Field required (a multipart/form-data body with a boundary, got {got!r})")
+    fields: dict[str, str] = {}
+    sinks: list[_ImageSink] = []
+    events: list[tuple[str, bytes]] = []
+    parser = MultipartParser(
+        boundary,
+        callbacks={
+            "on_part_begin": lambda: events.append(("begin", b"")),
+            "on_header_field": lambda data, start, end: events.append(("field", data[start:end])),
+            "on_header_value": lambda data, start, end: events.append(("value", data[start:end])),
+            "on_headers_finished": lambda: events.append(("headers", b"")),
+            "on_part_data": lambda data, start, end: events.append(("data", data[start:end])),
+            "on_part_end": lambda: events.append(("end", b"")),
+        },
+    )
+    part = _Part()
+    parts = 0
+    try:
+        async for chunk in request.stream():
+            try:
+                parser.write(chunk)
+            except MultipartParseError as exc:
+                raise invalid("body", f"not a multipart/form-data body: {str(exc)[:200]}") from None
+            for event, data in events:
+                if event == "begin":
+                    parts += 1
+                    if parts > MAX_PARTS:
+                        raise invalid("body", f"more than {MAX_PARTS} form fields")
+                    part = _Part()
+                elif event in {"field", "value"}:
+                    part.header_bytes += len(data)
+                    if part.header_bytes > PART_HEADER_BYTES:
+                        raise invalid("body", f"a form field's headers are over {PART_HEADER_BYTES} bytes")
+                    if event == "field":
+                        part.headers.append((data.decode("latin-1").lower(), ""))
+                    elif part.headers:
+                        part.headers[-1] = (part.headers[-1][0], part.headers[-1][1] + data.decode("latin-1"))
+                elif event == "headers":
+                    part.name, part.sink = _begin(part, store, bucket, image_field, max_bytes, max_pixels, fields, sinks)
+                elif event == "data" and part.sink is not None:
+                    await part.sink.write(data)
+                elif event == "data":
+                    part.value += data
+                    if len(part.value) > TEXT_FIELD_BYTES:
+                        raise invalid(part.name, f"{part.name}: over {TEXT_FIELD_BYTES} bytes")
+                elif event == "end" and part.sink is None:
+                    try:
+                        fields[part.name] = part.value.decode()
+                    except UnicodeDecodeError:
+                        raise invalid(part.name, f"{part.name}: not UTF-8 text") from None
+            events.clear()
+        parser.finalize()
+        return fields, (await sinks[0].finish() if sinks else None)
+    except BaseException:
+        for sink in sinks:  # refused, cut by the guard, or the client left: nothing of it stays
+            await asyncio.shield(asyncio.to_thread(sink.abort))
+        raise
+
+
+def _begin(
+    part: _Part,
+    store: ObjectStore,
+    bucket: str,
+    image_field: str,
+    max_bytes: int,
+    max_pixels: int,
+    fields: dict[str, str],
+    sinks: list[_ImageSink],
+) -> tuple[str, _ImageSink | None]:
+    """A part's name once its headers are read, and the sink of its bytes if it is the image."""
+    disposition = dict(part.headers).get("content-disposition", "")
+    _, options = parse_options_header(disposition)
+    name = options.get(b"name", b"").decode("utf-8", "replace")
+    if not name:
+        raise invalid("body", "a form field without a name")
+    if name in fields or (name == image_field and sinks):
+        raise invalid(name, f"{name}: given more than once")
+    if name != image_field:
+        return name, None
+    if b"filename" not in options:
+        raise invalid(name, f"{name}: a file expected, got a text field")
+    sink = _ImageSink(
+        put=StreamedPut(store, bucket, Keys.incoming(uuid.uuid4().hex)), name=name, max_bytes=max_bytes, max_pixels=max_pixels
+    )
+    sinks.append(sink)
+    return name, sink
+
+
+def staged_image_errors(store: ObjectStore, bucket: str, staged: StagedImage, field_name: str, max_pixels: int) -> str | None:
+    """Why the staged image is refused (every pixel decoded, from a file: never the whole upload in memory), or None."""
+    with tempfile.TemporaryDirectory(prefix="reelforge-upload-") as folder:
+        path = store.get_file(bucket, staged.key, Path(folder) / "image")
+        try:
+            check_image_file(path, field_name, max_pixels)
+        except InvalidInput as exc:
+            return str(exc)
+    return None
