@@ -23,6 +23,7 @@ from reelforge_shared.events import (
     SegmentRequested,
 )
 from reelforge_shared.jobs import JobRecord, JobTooLarge, Ledger, SegmentRecord
+from reelforge_shared.jobs.store import status_key
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storyboard import parse_storyboard
@@ -182,7 +183,7 @@ async def test_a_publish_failure_after_the_write_is_repaired_until_the_event_lan
     bus, broken = await Bus.connect(settings), await Bus.connect(settings)
     try:
         await broken.close()  # a real failure: every publish through it raises
-        writer = Ledger(await bus.key_value("jobs"), bus=broken)
+        writer = Ledger(await bus.key_value("jobs"), js=bus.js, bus=broken)
         for job in ("j-out-1", "j-out-2"):
             await writer.create(JobRecord(job_id=job, owner="alice"))
             record, cancelled = await writer.cancel(job, by="alice")
@@ -316,3 +317,91 @@ async def test_jobs_stored_before_the_created_index_get_their_entry_once(setting
         assert (await ledger.kv.get(CREATED_INDEXED)).value == b"1"
     finally:
         await bus.close()
+
+
+async def _subjects(ledger: Ledger, bus: Bus, pattern: str) -> dict[str, int]:
+    """The bucket's stream subjects matching ``pattern`` (a key pattern) and their message counts: live keys and markers."""
+    status = await ledger.kv.status()
+    stream, prefix = status.stream_info.config.name, f"$KV.{status.bucket}."
+    info = await bus.js.stream_info(stream, subjects_filter=prefix + pattern)
+    return {s.removeprefix(prefix): n for s, n in (info.state.subjects or {}).items()}
+
+
+async def test_listing_by_status_pages_the_owner_and_status_index_from_its_end_and_counts_it_exactly(settings) -> None:
+    """A status-filtered page is read from the end of one owner's entries in that status: the latest to reach it first.
+
+    A job that leaves the status leaves no marker among them (the count stays exact), an entry left by a write
+    that lost a race is dropped from the page (which is still filled), and the sweep leaves nothing.
+    """
+    bus = await Bus.connect(settings)
+    try:
+        ledger = await Ledger.open(bus)
+        for n in range(12):
+            await ledger.create(JobRecord(job_id=f"j-st-{n:02d}", owner=("alice", "bob")[n % 2], segment_count=1))
+        for n in (4, 0, 8, 2, 5):  # cancelled in this order (5 is bob's)
+            await ledger.cancel(f"j-st-{n:02d}")
+        total, page = await ledger.list_jobs(["alice"], "cancelled", limit=3)
+        assert total == 4
+        assert [r.job_id for r in page] == ["j-st-02", "j-st-08", "j-st-00"]  # the latest cancelled first
+        total, page = await ledger.list_jobs(["alice"], "cancelled", limit=3, offset=3)
+        assert (total, [r.job_id for r in page]) == (4, ["j-st-04"])
+        total, page = await ledger.list_jobs(["alice"], "queued")
+        assert (total, [r.job_id for r in page]) == (2, ["j-st-10", "j-st-06"])
+        total, page = await ledger.list_jobs(None, "cancelled", limit=2)  # admin: every owner's entries in the status
+        assert (total, [r.job_id for r in page]) == (5, ["j-st-05", "j-st-02"])
+        entries = await _subjects(ledger, bus, "sts.alice.>")
+        assert sorted(k.split(".")[2] for k in entries) == ["cancelled"] * 4 + ["queued"] * 2
+        assert set(entries.values()) == {1}  # one message per live entry: the queued ones left without a marker
+        # An entry that lost a race (its job moved on since): dropped from the page and the index, the page still full.
+        stale = await ledger.head("j-st-10")
+        assert stale is not None
+        await ledger.kv.create(status_key(stale, "cancelled"), b"")
+        total, page = await ledger.list_jobs(["alice"], "cancelled", limit=2)
+        assert [r.job_id for r in page] == ["j-st-02", "j-st-08"]
+        assert (await ledger.list_jobs(["alice"], "cancelled"))[0] == 4
+        assert await ledger.sweep(timedelta(days=30), now=datetime.now(UTC) + timedelta(days=31)) == 5
+        assert (await ledger.list_jobs(["alice"], "cancelled"))[0] == 0
+        assert list(await _subjects(ledger, bus, "sts.*.cancelled.>")) == []
+    finally:
+        await bus.close()
+
+
+async def test_jobs_stored_before_the_status_index_get_their_entry_at_the_first_upkeep_once(settings) -> None:
+    """A store from before lists by ``idx.{owner}.{status}.{created}.{job}``: the first upkeep enters each job under its
+    head's status (an old entry that says otherwise is not copied) and removes the old index without a trace."""
+    from reelforge_shared.jobs.store import STATUS_INDEXED, index_key
+
+    bus = await Bus.connect(settings)
+    try:
+        ledger = await Ledger.open(bus)
+        jobs = [JobRecord(job_id=f"j-was-{n}", owner="alice", segment_count=1) for n in range(3)]
+        for record in jobs:
+            await ledger.create(record)
+        await ledger.cancel("j-was-1")
+        for record in jobs:  # as the store held them before: the old index only, with a marker where an entry left
+            head = await ledger.head(record.job_id)
+            assert head is not None
+            await ledger._drop(status_key(head))
+            await ledger.kv.put(index_key(head), b"")
+        await ledger.kv.put(index_key(jobs[1], "queued"), b"")  # left by a write that lost a race: its head says cancelled
+        await ledger.kv.put(index_key(jobs[0], "running"), b"")
+        await ledger.kv.delete(index_key(jobs[0], "running"))
+        assert (await ledger.list_jobs(["alice"], "queued"))[0] == 0
+        assert await ledger.index_statuses() == 3
+        assert [r.job_id for r in (await ledger.list_jobs(["alice"], "queued"))[1]] == ["j-was-2", "j-was-0"]
+        assert [r.job_id for r in (await ledger.list_jobs(["alice"], "cancelled"))[1]] == ["j-was-1"]
+        assert list(await _subjects(ledger, bus, "idx.>")) == []  # the old index is gone, markers too
+        assert await ledger.index_statuses() == 0  # once per store: the marker says it was done
+        assert (await ledger.kv.get(STATUS_INDEXED)).value == b"3"
+        await ledger.cancel("j-was-2")  # and it follows the transitions from then on
+        assert [r.job_id for r in (await ledger.list_jobs(["alice"], "queued"))[1]] == ["j-was-0"]
+    finally:
+        await bus.close()
+
+
+def test_the_job_store_reads_its_stream_through_public_nats_py_api_only() -> None:
+    """nats-py's KeyValue keeps its JetStream context, stream name and subject prefix private: the store does not read them."""
+    from reelforge_shared.jobs import store
+
+    source = Path(store.__file__).read_text()
+    assert [name for name in ("._js", "._stream", "._pre") if name in source] == []

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import struct
-import subprocess
-import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +20,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from reelforge_shared.embedded import find_binary, free_port
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import ObjectStore
+from support.gateway_process import GatewayProcess
+from support.gateway_process import gateway_process as start_gateway
 
 TOKEN = "tok-guard-secret"
 MB = 1024 * 1024
@@ -35,62 +32,21 @@ BODY_LIMIT = 5_000_000  # the default REELFORGE_MAX_BODY_BYTES
 ZEROS = memoryview(bytes(MB))  # the one buffer every streamed megabyte is sent from
 
 
-@dataclass
-class GatewayProcess:
-    process: subprocess.Popen
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def peak_rss_mb(self) -> float:
-        """The process's peak resident memory so far (VmHWM), in MB."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        raise AssertionError("no VmHWM in /proc status")
-
-
 @pytest.fixture
 def gateway_process(
     request: pytest.FixtureRequest, overrides: dict[str, Any], s3_keys, store: ObjectStore, tmp_path: Path
 ) -> Iterator[GatewayProcess]:
     """The gateway as its own process, with REELFORGE_MAX_UPLOAD_BYTES = UPLOAD_LIMIT (or the test's ``indirect`` param)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REELFORGE_")}
-    env |= {f"REELFORGE_{k.upper()}": str(v) for k, v in overrides.items()}
-    env |= {f"REELFORGE_{k.upper()}": v for k, v in s3_keys["gateway"].items()}
-    env |= {
-        "REELFORGE_GATEWAY_PORT": str(port),
-        "REELFORGE_METRICS_PORT": str(free_port()),
-        "REELFORGE_API_TOKENS": f"guard:{TOKEN}",
-        "REELFORGE_MAX_UPLOAD_BYTES": str(getattr(request, "param", UPLOAD_LIMIT)),
-        "REELFORGE_DEFAULT_TEXT_TO_VIDEO_MODEL": "reelforge/tiny-zeroscope",
-        "REELFORGE_DEFAULT_IMAGE_TO_VIDEO_MODEL": "reelforge/tiny-svd",
-        "REELFORGE_SYNC_TIMEOUT_S": "0",
-    }
-    log = tmp_path / "gateway.log"
-    process = subprocess.Popen(
-        [find_binary("reelforge"), "worker", "gateway"], stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env
-    )
-    gateway = GatewayProcess(process, port, log)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{gateway.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the gateway did not start: {log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with start_gateway(
+        overrides | s3_keys["gateway"],
+        tmp_path / "gateway.log",
+        api_tokens=f"guard:{TOKEN}",
+        max_upload_bytes=getattr(request, "param", UPLOAD_LIMIT),
+        default_text_to_video_model="reelforge/tiny-zeroscope",
+        default_image_to_video_model="reelforge/tiny-svd",
+        sync_timeout_s=0,
+    ) as gateway:
         yield gateway
-    finally:
-        process.kill()
-        process.wait()
 
 
 async def _megabytes(count: int) -> AsyncIterator[memoryview]:
