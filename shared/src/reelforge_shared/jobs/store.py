@@ -10,10 +10,14 @@ number of segments only by one letter each in the head's stage summary):
   of its last write: the patches of the segments and the changes that write made.
 - ``seg.{job}.{n}``: one segment (its spec, attempt, QA verdict, timings).
 - ``chg.{job}.{id}``: one change (the SSE event ``id``), replayable from 1.
-- ``idx.{owner}.{status}.{created ms}.{job}``: the listing index by status (empty values).
+- ``sts.{owner}.{status}.{created ms}.{job}``: the status index (empty values), one entry per job, created when
+  the job reaches the status and removed without a marker when it leaves it (or is swept): a listing by status
+  reads its page from the stream's end (so the latest to reach the status come first) and counts it with a
+  filtered consumer, at the page's cost, never the history's.
 - ``new.{owner}.{created ms}.{job}``: the created index, written once when the job is first listed and
-  removed without a marker by the sweep: a listing without a status reads its page from the stream's end
-  and counts it with a filtered consumer, at the page's cost, never the history's.
+  removed without a marker by the sweep: a listing without a status reads its page the same way.
+- ``idx.{owner}.{status}.{created ms}.{job}``: the status index of stores from before 2026-12-06 (a key put again
+  on every status change, removed with a marker): moved to ``sts`` and purged by the first upkeep.
 - ``end.{finished ms}.{job}``: finished jobs by when they finished (the retention sweep reads these).
 - ``cap.{owner}``: the owner's jobs in flight (the submission cap, compare-and-set).
 - ``out.{job}``: the job's head holds events not yet published (its outbox), for :meth:`Ledger.upkeep`.
@@ -48,6 +52,7 @@ from typing import Any, Literal, get_args
 
 import structlog
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
@@ -65,6 +70,7 @@ ACTIVE: tuple[str, ...] = tuple(s for s in get_args(JobStatus) if s not in TERMI
 _SAFE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HEADROOM = 1024  # bytes left under max_payload for the message's headers and the head's own growth
 CREATED_INDEXED = "meta.created_index"  # set once every job stored before the created index has its entry
+STATUS_INDEXED = "meta.status_index"  # set once every job of the old status index (idx.) has its entry in sts.
 RECENT_KEY, RECENT = "recent", 20  # the latest completed jobs, whose stage times the ETA is judged by
 OWED_GRACE = timedelta(seconds=60)  # a writer's own time to publish what it owes before the upkeep does it
 
@@ -90,14 +96,24 @@ def change_key(job_id: str, change: int) -> str:
     return f"chg.{job_id}.{change}"
 
 
-def index_key(record: JobRecord, status: str | None = None) -> str:
+def status_key(record: JobRecord, status: str | None = None) -> str:
+    """The job's entry in the status index (under ``status``, else its own)."""
     created = int(record.created_at.timestamp() * 1000)
-    return f"idx.{token(record.owner or LOCAL_OWNER)}.{status or record.status}.{created:013d}.{record.job_id}"
+    return f"sts.{token(record.owner or LOCAL_OWNER)}.{status or record.status}.{created:013d}.{record.job_id}"
+
+
+def index_key(record: JobRecord, status: str | None = None) -> str:
+    """The job's entry in the status index of stores from before 2026-12-06 (read once, by :meth:`Ledger.index_statuses`)."""
+    return "idx." + status_key(record, status).split(".", 1)[1]
 
 
 def created_key(record: JobRecord) -> str:
     created = int(record.created_at.timestamp() * 1000)
     return f"new.{token(record.owner or LOCAL_OWNER)}.{created:013d}.{record.job_id}"
+
+
+def _says(head: JobRecord | None, status: str | None) -> bool:
+    return head is not None and head.status == status
 
 
 def observe_finished(record: JobRecord, at: datetime) -> None:
@@ -164,15 +180,17 @@ def _patch(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, An
 class Ledger:
     """Read and write job records in the KV bucket; every write is compare-and-set on the head's revision."""
 
-    def __init__(self, kv: KeyValue, max_payload: int = 1024 * 1024, bus: Any = None) -> None:
+    def __init__(self, kv: KeyValue, *, js: JetStreamContext, max_payload: int = 1024 * 1024, bus: Any = None) -> None:
         self.kv = kv
+        self.js = js  # the listing's counts, stream reads and purges on the bucket's stream (:meth:`_subject_of`)
         self.max_payload = max_payload
         self.bus = bus  # publishes the outbox; None: events wait in the head for a store that has one
+        self._bucket_stream: tuple[str, str] | None = None
 
     @classmethod
     async def open(cls, bus: Any) -> Ledger:
         """The store over the bus's bucket, sized by the ``max_payload`` the server announced on connect."""
-        return cls(await bus.key_value(BUCKET), max_payload=bus.nc.max_payload, bus=bus)
+        return cls(await bus.key_value(BUCKET), js=bus.js, max_payload=bus.nc.max_payload, bus=bus)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -268,13 +286,14 @@ class Ledger:
         if listed is None:  # first listed: its entry in the created index, once (a repeat would move it to the end)
             with contextlib.suppress(KeyWrongLastSequenceError):
                 await self.kv.create(created_key(record), b"")
-        if listed != record.status:
-            await self.kv.put(index_key(record), b"")
+        if listed != record.status:  # the entry moves: created once under the new status (a repeat would move it to
+            # the end of the stream, the listing's order), the old one removed without a marker (the count stays exact)
+            with contextlib.suppress(KeyWrongLastSequenceError):
+                await self.kv.create(status_key(record), b"")
             if record.terminal and record.finished_at is not None:
                 await self.kv.put(f"end.{int(record.finished_at.timestamp() * 1000):013d}.{job_id}", b"")
             if listed is not None:
-                with contextlib.suppress(KeyNotFoundError):
-                    await self.kv.delete(index_key(record, listed))
+                await self._drop(status_key(record, listed))
         return record.status
 
     async def _settle(self, record: JobRecord, intent: Intent, listed: str | None, revision: int) -> None:
@@ -480,10 +499,14 @@ class Ledger:
     # -- listing -------------------------------------------------------------------------------
 
     async def _index(self, owners: Iterable[str] | None, statuses: Iterable[str] | None) -> list[tuple[str, str, str, str]]:
-        """(owner token, status, created, job) of the index entries matching, newest first."""
+        """(owner token, status, created, job) of the status index entries matching, newest created first.
+
+        Reads every entry matching: for the unfinished jobs (queue positions, deadlines, metrics) and the
+        listing of several owners (not one, not all), never for a page of one owner or of all.
+        """
         owner_tokens = ["*"] if owners is None else [token(o) for o in owners]
         status_list = ["*"] if statuses is None else list(statuses)
-        keys = [key for o in owner_tokens for s in status_list for key in await self._keys(f"idx.{o}.{s}.>")]
+        keys = [key for o in owner_tokens for s in status_list for key in await self._keys(f"sts.{o}.{s}.>")]
         entries = []
         for key in keys:
             parts = key.split(".")
@@ -506,48 +529,76 @@ class Ledger:
     async def list_jobs(
         self, owners: Iterable[str] | None = None, status: str | None = None, *, limit: int = 20, offset: int = 0
     ) -> tuple[int, list[JobRecord]]:
-        """(how many match, the heads of one page), newest first, from the index: ``owners`` None sees every owner.
+        """(how many match, the heads of one page): ``owners`` None sees every owner.
 
-        An entry whose head says otherwise (an index write that lost a race) is dropped from the page and
-        from the index.
+        One owner or every owner (what the API asks): without a status the newest created first, from the created
+        index; with a status the latest to reach it first, from the status index; both at the cost of the page,
+        never of the history (:meth:`_page`). Several owners: every entry of theirs is read, newest created first.
         """
         owners = None if owners is None else list(owners)
-        if status is None and (owners is None or len(owners) == 1):
-            return await self._list_created(None if owners is None else owners[0], limit=limit, offset=offset)
+        if owners is None or len(owners) == 1:
+            who = "*" if owners is None else token(owners[0])
+            if status is None:
+                return await self._page(f"new.{who}.>", limit=limit, offset=offset)
+            return await self._page(f"sts.{who}.{status}.>", limit=limit, offset=offset, status=status)
         entries = await self._index(owners, None if status is None else [status])
         page = entries[offset : offset + limit]
         heads = await asyncio.gather(*(self.head(job) for _, _, _, job in page))
         out = []
         for (owner, listed, created, job), head in zip(page, heads, strict=True):
             if head is None or head.status != listed:
-                with contextlib.suppress(Exception):
-                    await self.kv.delete(f"idx.{owner}.{listed}.{created}.{job}")
+                await self._unlist(f"sts.{owner}.{listed}.{created}.{job}", listed)
                 continue
             out.append(head)
         return len(entries), out
 
-    async def _list_created(self, owner: str | None, *, limit: int, offset: int) -> tuple[int, list[JobRecord]]:
-        """One page of the created index (newest first) and its size, at a cost of the page, never of the history.
+    async def _page(self, pattern: str, *, limit: int, offset: int, status: str | None = None) -> tuple[int, list[JobRecord]]:
+        """One page of an index (the last entries in stream order first) and its size, at a cost of the page, never
+        of the history.
 
-        The entries are read from the end of the bucket's stream backwards (a key is created once, when the
-        job is first listed, so stream order is creation order); how many there are is the pending count
-        of a consumer filtered on them (the sweep removes entries without leaving a marker).
+        The entries are read from the end of the bucket's stream backwards (an entry is created once, when the
+        job is first listed or reaches its status, so stream order is the order they came); how many there are
+        is the pending count of a consumer filtered on them (entries are removed without leaving a marker). An
+        entry of the status index whose head says otherwise (a write that lost a race) is dropped from the
+        page and the index, and the page read again.
         """
-        pattern = f"new.{'*' if owner is None else token(owner)}.>"
-        total = await self._count(pattern)
-        keys = await self._tail(pattern, offset + limit)
-        jobs = [key.rsplit(".", 1)[1] for key in keys[offset : offset + limit]]
-        heads = await asyncio.gather(*(self.head(job) for job in jobs))
-        return total, [h for h in heads if h is not None]
+        for _ in range(3):
+            total = await self._count(pattern)
+            keys = (await self._tail(pattern, offset + limit))[offset : offset + limit]
+            heads = await asyncio.gather(*(self.head(key.rsplit(".", 1)[1]) for key in keys))
+            stale = [key for key, head in zip(keys, heads, strict=True) if status is not None and not _says(head, status)]
+            for key in stale:
+                await self._unlist(key, status)
+            if not stale:
+                break
+        return total, [h for h in heads if h is not None and (status is None or h.status == status)]
 
-    def _stream_subject(self, pattern: str) -> tuple[Any, str, str]:
-        kv: Any = self.kv  # nats-py keeps the bucket's stream and subject prefix private
-        return kv._js, kv._stream, f"{kv._pre}{pattern}"
+    async def _unlist(self, key: str, status: str | None) -> None:
+        """Drop a status entry whose head says otherwise; put back should the job have reached ``status`` again meanwhile."""
+        await self._drop(key)
+        head = await self.head(key.rsplit(".", 1)[1])
+        if _says(head, status):
+            with contextlib.suppress(KeyWrongLastSequenceError):
+                await self.kv.create(key, b"")
+
+    async def _subject_of(self, pattern: str) -> tuple[str, str]:
+        """The bucket's stream and the subject of the keys matching ``pattern`` in it.
+
+        Read once from the bucket's status (``KeyValue.status()``, public nats-py API: the stream's name and
+        subjects); nats-py keeps its own copies of both private.
+        """
+        if self._bucket_stream is None:
+            status = await self.kv.status()
+            config = status.stream_info.config
+            subjects = config.subjects or [f"$KV.{status.bucket}.>"]
+            self._bucket_stream = (config.name or f"KV_{status.bucket}", subjects[0].removesuffix(">"))
+        stream, prefix = self._bucket_stream
+        return stream, prefix + pattern
 
     async def _count(self, pattern: str, start: int = 1) -> int:
         """How many keys matching ``pattern`` sit at stream sequence ``start`` or later: the pending count of a
         short-lived consumer filtered on them (counted by the server; nothing is delivered)."""
-        js, stream, subject = self._stream_subject(pattern)
+        stream, subject = await self._subject_of(pattern)
         config = ConsumerConfig(
             filter_subject=subject,
             deliver_policy=DeliverPolicy.ALL if start <= 1 else DeliverPolicy.BY_START_SEQUENCE,
@@ -556,9 +607,9 @@ class Ledger:
             mem_storage=True,
             inactive_threshold=30.0,
         )
-        info = await js.add_consumer(stream, config)
+        info = await self.js.add_consumer(stream, config)
         with contextlib.suppress(Exception):
-            await js.delete_consumer(stream, info.name)
+            await self.js.delete_consumer(stream, info.name)
         return int(info.num_pending or 0)
 
     async def _tail(self, pattern: str, want: int) -> list[str]:
@@ -568,8 +619,8 @@ class Ledger:
         halved towards at most twice ``want`` matches), then the matches from there are read: the cost is
         some counts and about ``want`` reads, not the bucket's size.
         """
-        js, stream, subject = self._stream_subject(pattern)
-        last = (await js.stream_info(stream)).state.last_seq
+        stream, subject = await self._subject_of(pattern)
+        last = (await self.js.stream_info(stream)).state.last_seq
         window, start, found = 4 * want + 64, last + 1, 0
         low = start
         while found < want and start > 1:
@@ -587,20 +638,21 @@ class Ledger:
         keys, seq, prefix = [], start, subject.removesuffix(pattern)
         while seq <= last:
             try:
-                msg = await js.get_msg(stream, seq=seq, subject=subject, next=True)
+                msg = await self.js.get_msg(stream, seq=seq, subject=subject, next=True)
             except NotFoundError:
                 break
             if msg.seq is None or msg.seq > last:
                 break
-            if not (msg.headers or {}).get("KV-Operation"):  # a live key, not a delete or purge marker
+            if msg.subject and not (msg.headers or {}).get("KV-Operation"):  # a live key, not a delete or purge marker
                 keys.append(msg.subject.removeprefix(prefix))
             seq = msg.seq + 1
         return keys[::-1][:want]
 
     async def _drop(self, key: str) -> None:
-        """Remove a key with no marker left (a stream purge of its subject), so consumers' counts stay exact."""
-        js, stream, subject = self._stream_subject(key)
-        await js.purge_stream(stream, subject=subject)
+        """Remove a key (or every key of a pattern) with no marker left (a stream purge of its subject), so consumers'
+        counts stay exact."""
+        stream, subject = await self._subject_of(key)
+        await self.js.purge_stream(stream, subject=subject)
 
     async def active(self) -> list[JobRecord]:
         """Every unfinished job's head, oldest first (queue positions and ETAs read this)."""
@@ -615,8 +667,8 @@ class Ledger:
         The completed ones are named by ``recent`` (kept as jobs complete), so a job view never reads the history.
         """
         value, _ = await self._value(RECENT_KEY)
-        if value is None:  # a store from before ``recent`` was kept: once from the index
-            ids = [job for _, _, _, job in (await self._index(None, ["completed"]))[:RECENT]]
+        if value is None:  # a store from before ``recent`` was kept: once, the latest completed in the status index
+            ids = [record.job_id for record in (await self.list_jobs(None, "completed", limit=RECENT))[1]]
             with contextlib.suppress(KeyWrongLastSequenceError):
                 await self.kv.create(RECENT_KEY, json.dumps(ids).encode())
         else:
@@ -663,6 +715,7 @@ class Ledger:
 
         ``republish`` publishes what a job's submission or resume owes (see :meth:`republish_owed`).
         """
+        await self.index_statuses()
         await self.index_created()
         await self.repair()
         if republish is not None:
@@ -670,6 +723,29 @@ class Ledger:
         await self.enforce_deadlines(now)
         if retention is not None:
             await self.sweep(retention, now)
+
+    async def index_statuses(self) -> int:
+        """Enter every job of the status index of stores from before (``idx.``) in ``sts.`` under its head's status,
+        then purge ``idx.`` whole, markers included (once per store); how many jobs.
+
+        An old entry may name a status its job has left (it was removed with a marker, or a write lost a race),
+        so the heads decide. They are entered in the order they last changed (finished, for finished jobs), so
+        a listing by status shows them below the few that changed between the upgrade and this first upkeep.
+        """
+        if await self._value(STATUS_INDEXED) != (None, None):
+            return 0
+        jobs = sorted({key.rsplit(".", 1)[1] for key in await self._keys("idx.>")})
+        heads: list[JobRecord | None] = []
+        for start in range(0, len(jobs), 256):
+            heads += await asyncio.gather(*(self.head(job) for job in jobs[start : start + 256]))
+        live = sorted((h for h in heads if h is not None), key=lambda h: (h.finished_at or h.updated_at, h.job_id))
+        for head in live:
+            with contextlib.suppress(KeyWrongLastSequenceError):
+                await self.kv.create(status_key(head), b"")
+        await self._drop("idx.>")
+        with contextlib.suppress(KeyWrongLastSequenceError):
+            await self.kv.create(STATUS_INDEXED, str(len(live)).encode())
+        return len(live)
 
     async def index_created(self) -> int:
         """Give every job stored before the created index existed its entry there (once per store); how many.
@@ -759,10 +835,11 @@ class Ledger:
                     continue
                 keys = [segment_key(job_id, n) for n in self._all_indexes(record)]
                 keys += [change_key(job_id, i) for i in range(1, record.change_id + 1)]
-                keys += [index_key(record, status) for status in {record.status, listed} if status]
                 for start in range(0, len(keys), 256):
                     await asyncio.gather(*(self.kv.purge(k) for k in keys[start : start + 256]))
-                await self._drop(created_key(record))  # no marker left: the created index is counted
+                for entry in {status_key(record, status) for status in (record.status, listed) if status}:
+                    await self._drop(entry)  # no marker left: the status index is counted
+                await self._drop(created_key(record))  # nor here: the created index is counted
                 await self.kv.purge(head_key(job_id))
                 deleted += 1
             await self.kv.purge(key)  # deleted now, already gone, or resumed (a new entry comes when it finishes)
