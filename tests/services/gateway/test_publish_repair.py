@@ -15,6 +15,7 @@ import pytest
 from reelforge_gateway.app import create_app
 from reelforge_gateway.deps import GatewayDeps
 from reelforge_gateway.links import Links
+from reelforge_gateway.streams import SharedStreams
 from reelforge_gateway.submit import Republisher
 from reelforge_shared.bus import Bus
 from reelforge_shared.events import JobSubmitted, SegmentFailed, SegmentRequested
@@ -38,6 +39,7 @@ def _client(settings, store, bus: Bus, ledger: Ledger) -> httpx.AsyncClient:
         bus=bus,
         store=store,
         ledger=ledger,
+        streams=SharedStreams(kv=ledger.kv),
         health=Health("gateway"),
         links=Links.from_settings(settings, public_endpoint=None, ttl_s=60),
         work_bucket=settings.work_bucket,

@@ -110,7 +110,17 @@ class GatewaySettings(CommonSettings):
         description="how long a finished job stays in the job store (ISO 8601 like P30D, or seconds); then deleted whole",
     )
     max_event_streams: int = Field(
-        8, ge=1, description="open event streams (/v1/jobs/{id}/events) per token, per gateway process (429 above)"
+        8,
+        ge=1,
+        description="open event streams (/v1/jobs/{id}/events) per token over every gateway replica (429 above; "
+        "counted in the job store, sse.{token})",
+    )
+    event_stream_lease_s: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="an open event stream's lease on its place, refreshed every third of it: a replica killed with "
+        "streams open gives their places back this long after at the latest",
     )
     sse_heartbeat_s: float = Field(15.0, gt=0, description="seconds between heartbeat comments on a job's event stream")
     webhook_allow_private: bool = Field(False, description="allow webhook targets on loopback/private addresses")

@@ -6,15 +6,14 @@ Keyword-only dataclasses (every field named at the call site); a route reads the
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 
 from reelforge_gateway.auth import Access
-from reelforge_gateway.errors import ApiError
 from reelforge_gateway.links import Links
+from reelforge_gateway.streams import SharedStreams
 from reelforge_shared.assets import AssetRegistry
 from reelforge_shared.bus import Bus
 from reelforge_shared.egress import Egress
@@ -37,45 +36,11 @@ class VideoDefaults:
 
 
 @dataclass(kw_only=True, slots=True)
-class StreamSlot:
-    """One open event stream of a token; :meth:`close` gives its place back (once)."""
-
-    streams: Streams
-    caller: str
-    open: bool = True
-
-    def close(self) -> None:
-        if self.open:
-            self.open = False
-            self.streams.counts[self.caller] -= 1
-
-
-@dataclass(kw_only=True, slots=True)
-class Streams:
-    """Open server-sent event streams per token, in this gateway process (each replica counts its own)."""
-
-    limit: int = 8
-    counts: Counter[str] = field(default_factory=Counter)
-
-    def open(self, caller: str) -> StreamSlot:
-        if self.counts[caller] >= self.limit:
-            raise ApiError(
-                429,
-                "too_many_streams",
-                f"{self.counts[caller]} event streams of {caller!r} are open (at most {self.limit}, REELFORGE_MAX_EVENT_STREAMS)",
-                headers={"Retry-After": "10"},
-                open=self.counts[caller],
-                limit=self.limit,
-            )
-        self.counts[caller] += 1
-        return StreamSlot(streams=self, caller=caller)
-
-
-@dataclass(kw_only=True, slots=True)
 class GatewayDeps:
     bus: Bus
     store: ObjectStore
     ledger: Ledger
+    streams: SharedStreams  # open event streams per token, counted in the job store across replicas
     health: Health
     links: Links
     work_bucket: str
@@ -92,7 +57,6 @@ class GatewayDeps:
     max_upload_bytes: int = 20_000_000
     max_image_pixels: int = 4096 * 4096
     max_jobs_in_flight: int = 10
-    streams: Streams = field(default_factory=Streams)
     sse_heartbeat_s: float = 15.0
     webhook_allow_private: bool = False
     ops_endpoints: Literal["public", "token", "internal"] = "public"

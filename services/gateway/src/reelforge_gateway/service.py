@@ -12,9 +12,10 @@ import uvicorn
 from reelforge_gateway.app import create_app
 from reelforge_gateway.auth import Access, parse_names, parse_tokens
 from reelforge_gateway.config import GatewaySettings
-from reelforge_gateway.deps import GatewayDeps, Streams, VideoDefaults
+from reelforge_gateway.deps import GatewayDeps, VideoDefaults
 from reelforge_gateway.links import Links
 from reelforge_gateway.rates import SharedWindow
+from reelforge_gateway.streams import SharedStreams
 from reelforge_gateway.submit import Republisher
 from reelforge_shared.assets import open_registry
 from reelforge_shared.bus import Bus
@@ -142,7 +143,7 @@ async def serve_http(service: Service, bus: Bus, store: ObjectStore, stop: async
         max_upload_bytes=settings.max_upload_bytes,
         max_image_pixels=settings.max_image_pixels,
         max_jobs_in_flight=settings.max_jobs_in_flight,
-        streams=Streams(limit=settings.max_event_streams),
+        streams=SharedStreams(kv=service.ledger.kv, limit=settings.max_event_streams, lease_s=settings.event_stream_lease_s),
         sse_heartbeat_s=settings.sse_heartbeat_s,
         webhook_allow_private=settings.webhook_allow_private,
         default_model=settings.model,

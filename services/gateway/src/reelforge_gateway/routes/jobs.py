@@ -9,6 +9,7 @@ gateway keeps no copy. Every route that names a job reads it through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import weakref
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import Deps, GatewayDeps
 from reelforge_gateway.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from reelforge_gateway.prompt_fit import prompt_errors
+from reelforge_gateway.streams import StreamLease
 from reelforge_gateway.submit import new_job_id, publish_submission, read_submission, stage_media
 from reelforge_gateway.views import JobAccepted, JobPage, JobSummary, JobView, accepted, job_view, owned_job
 from reelforge_shared.errors import InvalidInput
@@ -244,12 +246,15 @@ async def job_events(
 ) -> EventSourceResponse:
     """Follow a job: every change of its ledger record, replayable from the start; closes at a terminal state."""
     await owned_job(request, deps, job_id)
-    slot = deps.streams.open(caller_of(request))  # 429 past REELFORGE_MAX_EVENT_STREAMS of this token
+    lease = await deps.streams.open(caller_of(request))  # 429 past REELFORGE_MAX_EVENT_STREAMS of this token, all replicas
+    wake_s = min(deps.sse_heartbeat_s, deps.streams.lease_s / 3)
 
     async def changes() -> Any:
         try:
             sent = last_event_id
-            async for record in deps.ledger.watch(job_id, heartbeat_s=deps.sse_heartbeat_s):
+            async for record in deps.ledger.watch(job_id, heartbeat_s=wake_s):
+                if lease.due() and not await lease.refresh():
+                    return  # its lease ran out (this replica stalled past it): the client reconnects with Last-Event-ID
                 if record is None:
                     continue  # sse-starlette sends the heartbeat comments
                 for change in await deps.ledger.changes(job_id, after=sent):
@@ -258,12 +263,31 @@ async def job_events(
                         sent = change.id
                 if record.terminal:
                     return
-        finally:
-            slot.close()
+        finally:  # also when the client left (the task is cancelled): the place is given back in a task of its own
+            closing = _closing(lease)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(closing)
 
     stream = changes()
-    weakref.finalize(stream, slot.close)  # a stream whose client left before it started still gives its place back
+    weakref.finalize(stream, _close_unstarted, lease)  # a stream whose client left before it started gives its place back
     return EventSourceResponse(stream, ping=deps.sse_heartbeat_s)
+
+
+_CLOSING: set[asyncio.Task[None]] = set()  # the close tasks under way (the loop keeps only weak references)
+
+
+def _closing(lease: StreamLease) -> asyncio.Task[None]:
+    """Close ``lease`` in a task of its own, so that a cancelled stream cannot cut the close short."""
+    task = asyncio.get_running_loop().create_task(lease.close())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
+    return task
+
+
+def _close_unstarted(lease: StreamLease) -> None:
+    if lease.open:
+        with contextlib.suppress(RuntimeError):  # no loop any more (the process is ending): the lease runs out
+            _closing(lease)
 
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobView, responses=responses(404, 409))
