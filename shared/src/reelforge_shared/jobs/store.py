@@ -20,6 +20,8 @@ number of segments only by one letter each in the head's stage summary):
   on every status change, removed with a marker): moved to ``sts`` and purged by the first upkeep.
 - ``end.{finished ms}.{job}``: finished jobs by when they finished (the retention sweep reads these).
 - ``cap.{owner}``: the owner's jobs in flight (the submission cap, compare-and-set).
+- ``rate.{token}``, ``sse.{token}``: the gateway's per-token request window and open event streams
+  (``reelforge_gateway.rates``, ``reelforge_gateway.streams``), beside the cap so that all hold across replicas.
 - ``out.{job}``: the job's head holds events not yet published (its outbox), for :meth:`Ledger.upkeep`.
 - ``recent``: the ids of the latest 20 completed jobs, newest first (the ETA's sample; a job view reads no history).
 - ``pub.{job}``: a submission or a resume owes the bus its events (too many, each with its spec, for
