@@ -8,6 +8,7 @@ from reelforge_shared.events import (
     FilmRequested,
     QaGate,
     QaReport,
+    ReferenceScore,
     SegmentChecked,
     SegmentDelivered,
     SegmentFailed,
@@ -87,16 +88,53 @@ def test_the_policy_prefers_passing_takes_then_the_higher_mean_then_the_lower_ta
     assert rank_takes({0: TakeScore(False, {"a": 0.2}), 1: TakeScore(False, {"a": 0.3})})[1].won
 
 
-def _qa(score: float) -> QaReport:
+def test_among_takes_with_equal_gates_the_one_closer_to_the_cast_sheet_wins() -> None:
+    gates = {"sharpness": 0.8, "technical": 1.0}
+    verdicts = rank_takes({0: TakeScore(True, gates, (), 0.31), 1: TakeScore(True, gates, (), 0.94), 2: TakeScore(True, gates)})
+    assert verdicts[0].won  # take 2 has no continuity: every take is compared by its gates alone, a tie to the lowest
+    verdicts = rank_takes({0: TakeScore(True, gates, (), 0.31), 1: TakeScore(True, gates, (), 0.94)})
+    assert [k for k, v in verdicts.items() if v.won] == [1]
+    assert "continuity 0.940" in verdicts[1].reason
+    assert "take 1 is closer to the references (0.940 against 0.310)" in verdicts[0].reason
+
+
+def test_the_take_score_weighs_gates_and_continuity_equally() -> None:
+    sharp_but_off = TakeScore(True, {"sharpness": 1.0}, (), 0.5)  # 0.5 * 1.0 + 0.5 * 0.5 = 0.75
+    soft_but_right = TakeScore(True, {"sharpness": 0.6}, (), 0.95)  # 0.5 * 0.6 + 0.5 * 0.95 = 0.775
+    assert rank_takes({0: sharp_but_off, 1: soft_but_right})[1].won
+    assert rank_takes({0: sharp_but_off, 1: TakeScore(True, {"sharpness": 0.5}, (), 0.95)})[0].won  # 0.725
+    assert rank_takes({0: TakeScore(False, {"sharpness": 0.1}, ("sharpness",), 1.0), 1: sharp_but_off})[1].won
+
+
+def _qa(score: float, continuity: float | None = None) -> QaReport:
     passed = score >= 0.5
-    return QaReport(passed=passed, gates={"sharpness": QaGate(score=score, threshold=0.5, passed=passed)})
+    references = [] if continuity is None else [
+        ReferenceScore(kind="character", name="hero", source="cast_sheet", image="jobs/j/cast/k.png", score=continuity)
+    ]  # fmt: skip
+    return QaReport(passed=passed, gates={"sharpness": QaGate(score=score, threshold=0.5, passed=passed)}, references=references)
 
 
-def _checked(take: int, score: float) -> SegmentChecked:
+def _checked(take: int, score: float, continuity: float | None = None) -> SegmentChecked:
     return SegmentChecked(
         job_id="j", index=1, segment_id="a", take=take, takes=3, video_key=f"v{take}", duration_s=1.0,
-        qa=_qa(score), report_key="r", model=MODEL,
+        qa=_qa(score, continuity), report_key="r", model=MODEL,
     )  # fmt: skip
+
+
+def test_the_ledger_lists_each_takes_continuity_and_puts_the_closest_to_the_sheet_in_the_film() -> None:
+    record = JobRecord(job_id="j", segment_count=1)
+    for request in segment_requests(parse_storyboard(_board(takes=3)), "j", 1):
+        fold(record, request)
+    for take, continuity in ((0, 0.2), (1, 0.9), (2, 0.6)):
+        fold(record, _checked(take, 0.8, continuity))
+    seg = record.segments[1]
+    assert [seg.takes[k].continuity for k in range(3)] == [0.2, 0.9, 0.6]
+    assert seg.takes[1].references == {"character:hero": 0.9}
+    fold(record, _delivered(_checked(1, 0.8, 0.9)))
+    assert [seg.takes[k].won for k in range(3)] == [False, True, False]
+    assert "continuity 0.900" in (seg.takes[1].reason or "")
+    assert "below take 1's" in (seg.takes[0].reason or "")
+    assert "closer to the references" in (seg.takes[2].reason or "")
 
 
 def test_the_ledger_waits_for_every_take_then_records_the_winner_and_why_each_lost() -> None:

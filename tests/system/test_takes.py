@@ -32,7 +32,9 @@ BOARD = {
 
 
 def _policy_choice(takes: dict[str, dict]) -> int:
-    scores = {int(k): TakeScore(t["qa_passed"], t["qa_scores"], tuple(t["qa_failed_gates"])) for k, t in takes.items()}
+    scores = {
+        int(k): TakeScore(t["qa_passed"], t["qa_scores"], tuple(t["qa_failed_gates"]), t["continuity"]) for k, t in takes.items()
+    }
     return next(k for k, v in rank_takes(scores).items() if v.won)
 
 

@@ -364,6 +364,27 @@ class QaGate(BaseModel):
     detail: str = Field("", description="why, in words", examples=["laplacian variance 212 over 150"])
 
 
+class ReferenceScore(BaseModel):
+    """How close a segment is to one of the job's references: a character's ``reference_image`` or cast sheet, or a
+    location's cast sheet (issue 18 points 3 and 6; ``reelforge_qa.references``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["character", "location"] = Field(description="what the reference shows", examples=["character"])
+    name: str = Field(description="the character or location as the storyboard names it", examples=["hero"])
+    source: Literal["cast_sheet", "reference_image"] = Field(
+        description="the cast sheet drawn by the generator, or the storyboard's reference_image", examples=["cast_sheet"]
+    )
+    image: str = Field(description="work-bucket key of the reference image", examples=["jobs/j-5f1c2e7a9b/cast/9f2c1e0b.png"])
+    score: float | None = Field(
+        ge=0, le=1, description="0 (another look) to 1 (the same); None: the reference shows nothing to compare", examples=[0.93]
+    )
+    components: dict[str, float] = Field(
+        default_factory=dict, description="each descriptor's score; the score combines them", examples=[{"colour": 0.93}]
+    )
+    detail: str = Field("", description="how the score was made, in words", examples=["lowest: colour"])
+
+
 _QA_EXAMPLE: dict[str, Any] = {
     "passed": True,
     "measured": {"codec": "h264", "duration_s": 2.0},
@@ -381,6 +402,20 @@ class QaReport(BaseModel):
     measured: dict[str, float | str | int] = Field(
         default_factory=dict, description="what was read back from the file", examples=[_QA_EXAMPLE["measured"]]
     )
+    references: list[ReferenceScore] = Field(
+        default_factory=list,
+        description="continuity against the job's cast and location references (one per character and the location the "
+        "segment shows that has one); the take policy reads their mean (reelforge_shared.takes)",
+        examples=[
+            [{"kind": "character", "name": "hero", "source": "cast_sheet", "image": "jobs/j/cast/9f2c.png", "score": 0.93}]
+        ],
+    )
+
+    @property
+    def continuity(self) -> float | None:
+        """The mean score against the references (None: none was scored)."""
+        scores = [r.score for r in self.references if r.score is not None]
+        return round(sum(scores) / len(scores), 4) if scores else None
 
 
 SegmentQa = Annotated[QaReport, Field(description="QA's verdict on the segment", examples=[_QA_EXAMPLE])]

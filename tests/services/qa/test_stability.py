@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from reelforge_qa.stability import Scores, lowest_character_score, measure
+from reelforge_qa.stability import Scores, against_references, lowest_character_score, measure
 
 pytestmark = pytest.mark.slow  # renders, encodes and compares the held-out shots (noise, compression, camera)
 
@@ -40,3 +40,17 @@ def test_another_character_scores_clearly_lower(measured: tuple[dict[str, Scores
     highest = max(max(values) for values in other.values())
     assert highest < 0.85  # the continuity threshold: another character fails
     assert lowest_character_score(same) - highest >= MARGIN, (lowest_character_score(same), other)
+
+
+def test_a_segment_holding_its_reference_scores_at_least_095_against_it_and_another_character_low() -> None:
+    same, other = against_references(sigma=2.0, count=4)  # CRF 18, 23, 28 and 20
+    assert set(same) == {("character", c) for c in ("colour", "shape")} | {
+        ("location", c) for c in ("colour", "structure", "features")
+    }
+    low = {key: min(values) for key, values in same.items()}
+    assert all(value >= SAME_SHOT for value in low.values()), low
+    assert all(len(values) == 4 * 4 for values in same.values())  # four shots, four encodes each
+    highest = max(max(values) for values in other.values())
+    assert highest < 0.85, other  # a red shirt or another man is not the character on the sheet
+    floor = min(v for (kind, _), values in same.items() if kind == "character" for v in values)
+    assert floor - highest >= MARGIN, (floor, other)  # measured 0.39

@@ -16,9 +16,10 @@ import numpy as np
 from reelforge_qa import transitions as tr
 from reelforge_qa.continuity import Described, character_checks, light_checks, light_score, location_checks
 from reelforge_qa.descriptors import Descriptor, describe
-from reelforge_qa.film_models import Boundary, FilmQaReport, Finding, SegmentLight
+from reelforge_qa.film_models import Boundary, FilmQaReport, Finding, ReferenceCheck, SegmentLight
 from reelforge_qa.film_subject import Subject, describe_subject
 from reelforge_qa.frames import ColourSample, colour_sample, sample_indices
+from reelforge_qa.references import Reference, score_reference
 from reelforge_qa.segment_film_stats import SegmentFilmStats, packet_digests, read_windows
 from reelforge_shared.colour import bgr_to_rgb, cct_of_linear_rgb, grey_world_rgb, luma_of_linear_rgb
 from reelforge_shared.media import probe
@@ -228,10 +229,13 @@ def check_film(
     film: Path | None = None,
     embedder: Embedder | None = None,
     stats: Sequence[SegmentFilmStats] | None = None,
+    references: Sequence[Sequence[Reference]] | None = None,
 ) -> FilmQaReport:
     """Continuity per character, location and light, and every join (in the compiled ``film`` when given).
 
     ``stats`` (one per segment, from segment QA) spare decoding the segments, and the film but around its joins.
+    ``references`` (one list per segment: the cast sheets and reference images of what it shows) are scored
+    against each segment as well (report-only).
     """
     thresholds = thresholds or FilmThresholds()
     limit = thresholds.continuity
@@ -274,10 +278,24 @@ def check_film(
         boundaries=boundaries,
         flash_frames=flashes,
         cuts_s=cuts,
+        references=reference_checks(items, references or [[] for _ in segments], limit),
     )
     report.failures = failures(report)
     report.passed = not report.failures
     return report
+
+
+def reference_checks(
+    items: Sequence[Described], references: Sequence[Sequence[Reference]], threshold: float
+) -> list[ReferenceCheck]:
+    """Each segment against each of its references (reelforge_qa.references), marked ``below`` under ``threshold``."""
+    checks = []
+    for item, refs in zip(items, references, strict=True):
+        for ref in refs:
+            scored = score_reference(ref, item.subject, item.descriptor)
+            below = scored.score is not None and scored.score < threshold
+            checks.append(ReferenceCheck(**scored.model_dump(), segment_id=item.segment_id, threshold=threshold, below=below))
+    return checks
 
 
 def failures(report: FilmQaReport) -> list[str]:

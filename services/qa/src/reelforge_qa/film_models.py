@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from reelforge_shared.events import ReferenceScore
+
 
 class PairScore(BaseModel):
     a: str = Field(description="segment id")
@@ -29,6 +31,15 @@ class ContinuityCheck(BaseModel):
     passed: bool
     detail: str = ""
     pairs: list[PairScore] = Field(default_factory=list)
+
+
+class ReferenceCheck(ReferenceScore):
+    """A segment against one of the job's references (a cast sheet or a ``reference_image``): report-only, it fails
+    nothing and re-renders nothing (docs/qa.md, "Continuity against the references")."""
+
+    segment_id: str
+    threshold: float = Field(description="the film's continuity threshold, for reading the score; not a gate")
+    below: bool = Field(description="the score is under the threshold: the segment looks unlike its reference")
 
 
 class SegmentLight(BaseModel):
@@ -80,6 +91,11 @@ class FilmQaReport(BaseModel):
     locations: list[ContinuityCheck]
     light: list[ContinuityCheck]
     boundaries: list[Boundary]
+    references: list[ReferenceCheck] = Field(
+        default_factory=list,
+        description="each segment against the cast sheet or reference_image of every character and the location it "
+        "shows (report-only: not in passed or failures)",
+    )
     flash_frames: list[Finding] = Field(default_factory=list, description="every flash frame in the film, joins included")
     cuts_s: list[float] = Field(default_factory=list, description="every hard cut found in the film (seconds)")
     failures: list[str] = Field(default_factory=list, description="one line per failed check, for people")

@@ -14,16 +14,19 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reelforge_qa.descriptors import describe
 from reelforge_qa.film_checks import FilmThresholds, check_film
 from reelforge_qa.film_plan import FilmCheckPlan, plan_film_check
 from reelforge_qa.film_regenerate import ContinuityRedo, continuity_redos, middle_frame_png
 from reelforge_qa.gates import RERENDER_GATES, Thresholds
 from reelforge_qa.job_report import DeliveredAttempt, Regeneration, build_job_report, check_scores, delivered_attempts
+from reelforge_qa.references import Reference, References, score_reference, wanted_references
 from reelforge_qa.regenerate import decide
 from reelforge_qa.report_html import render_html, thumbnail_strip
 from reelforge_qa.scores import Expected, score_video
@@ -33,6 +36,7 @@ from reelforge_shared.events import (
     FilmChecked,
     FilmEncoded,
     QaReport,
+    ReferenceScore,
     SegmentChecked,
     SegmentEncoded,
     SegmentRequested,
@@ -71,6 +75,7 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
             report = score_video(video, expected, deps.thresholds, deps.sample_frames)
             stats = segment_film_stats(video, deps.film_thresholds.sample_frames if deps.film_thresholds else 8)
             deps.store.put_bytes(deps.bucket, Keys.segment_film_stats(job, n, event.attempt, event.take), stats.to_bytes())
+            report = report.model_copy(update={"references": take_references(deps, event, stats)})
             report.measured["qa_s"] = round(time.perf_counter() - began, 2)
         deps.store.put_json(deps.bucket, report_key, report.model_dump(mode="json"))
         for gate_name, gate in report.gates.items():  # counted once per scored attempt (a stored report is not rescored)
@@ -100,6 +105,22 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
             model=event.model,
         )
     ]
+
+
+def _read(store: ObjectStore, bucket: str) -> Callable[[str], bytes | None]:
+    return lambda key: store.get_bytes(bucket, key) if store.exists(bucket, key) else None
+
+
+def take_references(deps: QaDeps, event: SegmentEncoded, stats: SegmentFilmStats) -> list[ReferenceScore]:
+    """The segment's (take's) continuity against the job's cast and location references: the characters' reference
+    images, the cast sheets its render was conditioned on (reelforge_qa.references)."""
+    job, n = event.job_id, event.index
+    board = parse_storyboard(deps.store.get_json(deps.bucket, Keys.storyboard(job)))
+    generation_key = Keys.segment_generation(job, n, event.attempt, event.take)
+    generation = deps.store.get_json(deps.bucket, generation_key) if deps.store.exists(deps.bucket, generation_key) else {}
+    wanted = wanted_references(job, board, n, generation.get("cast_sheet") or [])
+    refs = References(_read(deps.store, deps.bucket)).get(wanted)
+    return [score_reference(r, stats.subject, stats.descriptor or describe(stats.sample.frames)) for r in refs]
 
 
 def handle_film(event: FilmEncoded, deps: QaDeps) -> list[Event]:
@@ -154,7 +175,15 @@ def check_and_report(plan: FilmCheckPlan, event: FilmEncoded, board: Storyboard,
         segments = [dataclasses.replace(s, path=Path(tmp, s.path)) for s in plan.segments]
         if stats is None:
             list(pool.map(lambda s, key: deps.store.get_file(deps.bucket, key, s.path), segments, plan.video_keys))
-        film_qa = check_film(segments, deps.film_thresholds, film=film_download.result(), embedder=deps.embedder, stats=stats)
+        references = film_references(plan, board, store, deps)
+        film_qa = check_film(
+            segments,
+            deps.film_thresholds,
+            film=film_download.result(),
+            embedder=deps.embedder,
+            stats=stats,
+            references=references,
+        )
         if stats is not None:
             thumbnails = {s.segment_id: st.strip for s, st in zip(segments, stats, strict=True)}
         else:
@@ -179,6 +208,22 @@ def check_and_report(plan: FilmCheckPlan, event: FilmEncoded, board: Storyboard,
     deps.store.put_bytes(deps.bucket, plan.html_key, html.encode(), "text/html; charset=utf-8")
     deps.store.put_json(deps.bucket, plan.report_key, report)
     return report, _meta(store, deps.bucket, plan.meta_key)
+
+
+def film_references(plan: FilmCheckPlan, board: Storyboard, store: ReadOnce, deps: QaDeps) -> list[list[Reference]]:
+    """Each segment's references: its characters' reference images, else their cast sheets, and its location's sheet;
+    a sheet drawn for any segment of the film serves every segment showing that character or location (the segment's
+    own first), each image read and described once."""
+    generations = []
+    for n, (attempt, take) in enumerate(zip(plan.attempts, plan.takes, strict=True), start=1):
+        key = Keys.segment_generation(plan.job_id, n, attempt, take)
+        generations.append(store.get_json(deps.bucket, key) if store.exists(deps.bucket, key) else {})
+    every = [sheet for g in generations for sheet in g.get("cast_sheet") or []]
+    described = References(_read(store, deps.bucket))
+    return [
+        described.get(wanted_references(plan.job_id, board, n, [*(g.get("cast_sheet") or []), *every]))
+        for n, g in enumerate(generations, start=1)
+    ]
 
 
 def _regeneration(

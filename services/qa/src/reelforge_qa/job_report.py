@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from reelforge_qa.film_models import FilmQaReport
 from reelforge_qa.film_regenerate import segment_score
-from reelforge_shared.events import FilmEncoded, FilmEvent, QaReport, ReusedFrom, StartFrame
+from reelforge_shared.events import FilmEncoded, FilmEvent, QaReport, ReferenceScore, ReusedFrom, StartFrame
 from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
@@ -60,7 +60,14 @@ class TakeResult(BaseModel):
     passed: bool
     scores: dict[str, float]
     failed_gates: list[str] = Field(default_factory=list)
-    mean_score: float = Field(description="mean of its gate scores (the policy's second key)")
+    mean_score: float = Field(description="mean of its gate scores")
+    continuity: float | None = Field(
+        None, description="mean continuity against the job's cast and location references (None: nothing it shows has one)"
+    )
+    references: list[ReferenceScore] = Field(default_factory=list, description="each reference it was scored against")
+    take_score: float = Field(
+        0.0, description="the policy's second key: mean gate score, weighed with continuity when every take has one"
+    )
     in_film: bool = Field(description="this take is the segment's in this film version")
     reason: str = Field(description="why it won or lost")
     video_key: str | None = None
@@ -287,6 +294,7 @@ def take_results(
     n, attempt, in_film = slot
     checked = checked_takes(store, bucket, job_id, n, attempt, count)
     verdicts = rank_takes({k: take_score(qa) for k, qa in checked.items()})
+    both = all(qa.continuity is not None for qa in checked.values())
     best = next(k for k, v in verdicts.items() if v.won)
     results = []
     for k, qa in sorted(checked.items()):
@@ -308,6 +316,9 @@ def take_results(
                 scores=dict(score.scores),
                 failed_gates=list(score.failed),
                 mean_score=round(score.mean, 4),
+                continuity=qa.continuity,
+                references=list(qa.references),
+                take_score=round(score.score(both), 4),
                 in_film=k == in_film,
                 reason=reason,
                 video_key=Keys.segment_video(job_id, n, attempt, k),

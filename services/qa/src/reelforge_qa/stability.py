@@ -26,10 +26,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from reelforge_qa.calibration import CLEAN, FPS, FRAMES, Part
+from reelforge_qa.descriptors import describe
 from reelforge_qa.film_checks import SegmentVideo, check_film
+from reelforge_qa.film_subject import describe_subject
+from reelforge_qa.frames import colour_sample
+from reelforge_qa.references import Wanted, decode_still, describe_reference, score_reference
 from reelforge_qa.synthetic import PAN_MARGIN, TILT_MARGIN, Shot, encode, render_shot
 
 FIGURE_SHOTS = tuple(part for part in CLEAN if part.characters)
@@ -115,6 +120,49 @@ def measure(sigma: float = 2.0, count: int = 3) -> tuple[dict[str, Scores], dict
         return same, different(Path(tmp) / "different")
 
 
+HELD_FRAMES = 12  # a segment that holds its reference still (an image-to-video start frame that does not move)
+
+
+def _png(frame: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", frame)
+    if not ok:
+        raise ValueError("the still did not encode")
+    return data.tobytes()
+
+
+def against_references(sigma: float = 2.0, count: int = 3) -> tuple[Scores, dict[str, list[float]]]:
+    """Continuity against the references (reelforge_qa.references): the same picture as its sheet, and another.
+
+    For each figure shot, its middle frame with sensor noise of ``sigma`` is the reference (a lossless PNG, as the
+    generator stores a sheet); a segment that holds that frame, with fresh noise of ``sigma`` per frame, encoded at
+    CRF 18, 23, 28 and 20 (``count`` of them), is scored against it as the character's and the location's reference:
+    (kind, component) -> every score. Beside it, the character score of the shot with another character in it
+    against the original's reference, by character.
+    """
+    same: Scores = {}
+    other: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="reelforge-stability-references-") as tmp:
+        for part in FIGURE_SHOTS:
+            clean = render_shot(part.shot, FRAMES)[FRAMES // 2]
+            still = decode_still(_png(_noisy([clean], sigma, 99)[0]))
+            refs = [describe_reference(Wanted(kind, kind, "cast_sheet", "still"), still) for kind in ("character", "location")]
+            held = [_noisy([clean] * HELD_FRAMES, sigma, 2000 + rep) for rep in range(count)]
+            changed = {name: render_shot(replace(part.shot, **change), FRAMES) for name, change in OTHER_CHARACTERS.items()}
+            for rep, frames in enumerate(held):
+                path = encode(frames, FPS, Path(tmp, f"{part.segment_id}-{rep}.mp4"), crf=CRFS[rep % len(CRFS)])
+                sample = colour_sample(path, 8)
+                subject, descriptor = describe_subject(sample.frames), describe(sample.frames)
+                for ref in refs:
+                    for component, value in score_reference(ref, subject, descriptor).components.items():
+                        same.setdefault((ref.wanted.kind, component), []).append(value)
+            for name, frames in changed.items():
+                path = encode(frames, FPS, Path(tmp, f"{part.segment_id}-{name}.mp4"))
+                sample = colour_sample(path, 8)
+                scored = score_reference(refs[0], describe_subject(sample.frames), describe(sample.frames))
+                other.setdefault(name, []).append(scored.score if scored.score is not None else 0.0)
+    return same, other
+
+
 def lowest_character_score(same: dict[str, Scores]) -> float:
     """The lowest character component of any pair of versions of one shot: the floor of a clean take's score."""
     return min(min(v) for scores in same.values() for (kind, _), v in scores.items() if kind == "character")
@@ -140,3 +188,5 @@ if __name__ == "__main__":
     sigma = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     print(table(*measure(sigma, count)))  # noqa: T201 - the script's output
+    print("\nagainst the references (a segment holding its reference still):")  # noqa: T201 - the script's output
+    print(table({"held still": (refs := against_references(sigma, count))[0]}, refs[1]))  # noqa: T201 - the script's output

@@ -44,6 +44,13 @@ class TakeRecord(BaseModel):
     qa_passed: bool | None = None
     qa_scores: dict[str, float] = Field(default_factory=dict)
     qa_failed_gates: list[str] = Field(default_factory=list)
+    continuity: float | None = Field(
+        None, description="mean continuity against the job's cast and location references (None: none); the take policy reads it"
+    )
+    references: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="kind:name -> the take's continuity against that reference (cast sheet or reference_image)",
+    )
     video_key: str | None = None
     won: bool | None = Field(None, description="in the film (set once every take is checked, or by a select)")
     reason: str | None = Field(None, description="why it won or lost")

@@ -173,6 +173,8 @@ def _fold_take(seg: SegmentRecord, event: Any, stage: SegmentStage) -> SegmentSt
             take.qa_passed = event.qa.passed
             take.qa_scores = {name: gate.score for name, gate in event.qa.gates.items()}
             take.qa_failed_gates = sorted(name for name, gate in event.qa.gates.items() if not gate.passed)
+            take.continuity = event.qa.continuity
+            take.references = {f"{r.kind}:{r.name}": r.score for r in event.qa.references}
     ranks = [_RANK[seg.takes[k].stage] if k in seg.takes else 0 for k in range(event.takes)]
     slowest: SegmentStage = ("queued", "generated", "encoded", "checked")[min(ranks + [_RANK["checked"]])]
     return slowest
@@ -181,7 +183,9 @@ def _fold_take(seg: SegmentRecord, event: Any, stage: SegmentStage) -> SegmentSt
 def _put_in_film(seg: SegmentRecord, chosen: int, by: str | None) -> None:
     """Take ``chosen`` is the segment's in the film; every checked take's verdict (the policy's, or the one who chose)."""
     checked = {k: t for k, t in seg.takes.items() if t.qa_passed is not None}
-    verdicts = rank_takes({k: TakeScore(t.qa_passed is True, t.qa_scores, tuple(t.qa_failed_gates)) for k, t in checked.items()})
+    verdicts = rank_takes(
+        {k: TakeScore(t.qa_passed is True, t.qa_scores, tuple(t.qa_failed_gates), t.continuity) for k, t in checked.items()}
+    )
     for k, take in checked.items():
         take.won, take.reason = k == chosen, verdicts[k].reason
         if by is not None and k == chosen:
