@@ -80,16 +80,19 @@ def build(settings: GatewaySettings) -> Service:
 
 
 async def watch_jobs(service: Service, every_s: float, stop: asyncio.Event, republish: Republisher | None = None) -> None:
-    """Jobs by state and the stalled-job age for /metrics, read from the job ledger every ``every_s``; then
-    the ledger's upkeep: unpublished events published (``republish``: what submissions and resumes owe),
-    jobs past their deadline cancelled, finished jobs past REELFORGE_JOB_RETENTION deleted."""
+    """The ledger's upkeep every ``every_s`` (jobs of stores from before moved into the indexes, once; unpublished
+    events published (``republish``: what submissions and resumes owe), jobs past their deadline cancelled,
+    finished jobs past REELFORGE_JOB_RETENTION deleted), then jobs by state and the stalled-job age for /metrics."""
     while not stop.is_set():
-        try:
-            if service.ledger is not None:
-                await service.ledger.export_metrics()
+        if service.ledger is not None:  # the upkeep first: after an upgrade it moves old jobs into the indexes read here
+            try:
                 await service.ledger.upkeep(getattr(service.settings, "job_retention", None), republish=republish)
-        except Exception as exc:  # noqa: BLE001 - a metric must never stop the gateway; the gauges keep their last value
-            log.warning("jobs.metrics_unread", error=repr(exc))
+            except Exception as exc:  # noqa: BLE001 - the next round tries again; it must never stop the gateway
+                log.warning("jobs.upkeep_deferred", error=repr(exc))
+            try:
+                await service.ledger.export_metrics()
+            except Exception as exc:  # noqa: BLE001 - a metric must never stop the gateway; the gauges keep their last value
+                log.warning("jobs.metrics_unread", error=repr(exc))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every_s)
 
