@@ -60,6 +60,38 @@ def run(
     raise typer.Exit(0 if ok else 1)
 
 
+@app.command()
+def extend(
+    out: Annotated[Path, typer.Argument(help="the output folder of a `reelforge run`")],
+    prompt: Annotated[str, typer.Option(help="what happens next (the style and the last segment's cast apply)")],
+    duration_s: Annotated[float, typer.Option("--duration-s", help="seconds of the new segment, at the last segment's rate")],
+) -> None:
+    """Continue the film in OUT from its last frame: one segment appended, the film's next version, only it rendered."""
+    from reelforge.local_run import extend_run
+    from reelforge_shared.errors import InvalidInput, StartupFailed
+    from reelforge_shared.storyboard import MAX_PROMPT_CHARS
+
+    if not prompt.strip() or len(prompt) > MAX_PROMPT_CHARS:
+        console.print(f"[red]--prompt: give 1 to {MAX_PROMPT_CHARS} characters, got {len(prompt.strip())}[/red]")
+        raise typer.Exit(2)
+    if not 0 < duration_s <= 600:
+        console.print(f"[red]--duration-s: above 0 and at most 600 seconds, got {duration_s}[/red]")
+        raise typer.Exit(2)
+    try:
+        ok = asyncio.run(extend_run(out, prompt=prompt, duration_s=duration_s, console=console))
+    except StoryboardInvalid as exc:  # the film with the new segment is past a limit (frames, length)
+        for error in exc.errors:
+            console.print(f"[red]{error['field']}: {error['message']}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    except InvalidInput as exc:  # no run in OUT, its film not completed, a prompt its model cannot read whole
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    except StartupFailed as exc:
+        console.print(f"[red]cannot start: {exc}[/red]")
+        raise typer.Exit(2) from None
+    raise typer.Exit(0 if ok else 1)
+
+
 def _refuse_prompts_that_cannot_fit(board: Storyboard, path: Path, model: str | None) -> None:
     """As the gateway does: a prompt longer than its model's text encoder reads stops the run before anything starts."""
     from reelforge_gateway.config import GatewaySettings

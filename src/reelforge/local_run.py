@@ -3,7 +3,9 @@
 Progress comes from the job ledger (the same record the gateway serves). The embedded servers keep
 their data in ``OUT/.reelforge/state`` and the job id in ``OUT/.reelforge/job.json``: a killed run
 is resumed by running the same command again (same storyboard and model), and the work already
-stored and acknowledged is not done twice. Another storyboard in the same folder is a new job that
+stored and acknowledged is not done twice. An edited storyboard in the same folder (same model and
+number of segments, the last run completed) is the next film version of the last run's job, and
+`reelforge extend` appends a segment to it (:func:`extend_run`); another storyboard is a new job that
 reuses the unchanged shots of the earlier runs there.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,37 +23,69 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from reelforge.stack import Stack, local_stack
 from reelforge_gateway.config import GatewaySettings
+from reelforge_gateway.prompt_fit import prompt_errors
 from reelforge_gateway.submit import new_job_id, submit_job
 from reelforge_gateway.timeline.sources import OUT_STORYBOARD, out_attempt_file
 from reelforge_shared.bus import Bus
 from reelforge_shared.errors import InvalidInput
-from reelforge_shared.jobs import LOCAL_OWNER, JobRecord, Ledger
+from reelforge_shared.jobs import LOCAL_OWNER, JobRecord, Ledger, resume_job
 from reelforge_shared.logging import configure_logging
 from reelforge_shared.references import ReferenceLimits, check_audio, check_image, media_fields, stored_name
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
+from reelforge_shared.versions import extended_storyboard, new_storyboard_version
 
 PROGRESS_STAGES = ("generated", "encoded", "checked", "delivered")
 RUN_DIR = ".reelforge"
 
 
-def run_state(out: Path, board: Storyboard, model: str | None) -> tuple[Path, str, bool]:
-    """(state directory, job id, resumed): the same storyboard and model in ``out`` resume its job.
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """What a run in ``OUT`` goes on from (``OUT/.reelforge/job.json``)."""
 
-    Another storyboard (or model) is a new job on the same servers' data: the shots of earlier runs in
-    ``out`` that are unchanged are reused, not rendered again (:mod:`reelforge_shared.shots`).
+    state: Path  # the embedded servers' data
+    job_id: str
+    digest: str  # the storyboard's and model's SHA-256
+    resumed: bool  # the same storyboard and model as the last run there: its job goes on
+    previous: str | None = None  # the last run's job, when this one asks for another storyboard with the same model
+
+
+def storyboard_digest(board: Storyboard, model: str | None) -> str:
+    return hashlib.sha256(json.dumps([board.model_dump(mode="json"), model], sort_keys=True).encode()).hexdigest()
+
+
+def run_state(out: Path, board: Storyboard, model: str | None) -> RunState:
+    """Where a run of ``board`` in ``out`` starts: the same storyboard and model resume the last run's job.
+
+    Another storyboard with the same model names the last run's job as ``previous``: :func:`run_storyboard`
+    makes this run that job's next film version when it can (see there), else a new job.
     """
     run_dir = out / RUN_DIR
     job_file = run_dir / "job.json"
-    digest = hashlib.sha256(json.dumps([board.model_dump(mode="json"), model], sort_keys=True).encode()).hexdigest()
+    digest = storyboard_digest(board, model)
     if job_file.exists():
-        previous = json.loads(job_file.read_text())
-        if previous.get("storyboard_sha256") == digest:
-            return run_dir / "state", previous["job_id"], True
-    run_dir.mkdir(parents=True, exist_ok=True)
-    job_id = new_job_id()
-    job_file.write_text(json.dumps({"job_id": job_id, "storyboard_sha256": digest}))
-    return run_dir / "state", job_id, False
+        last = json.loads(job_file.read_text())
+        if last.get("storyboard_sha256") == digest:
+            return RunState(run_dir / "state", last["job_id"], digest, resumed=True)
+        if last.get("model") == model:
+            return RunState(run_dir / "state", new_job_id(), digest, resumed=False, previous=last["job_id"])
+    return RunState(run_dir / "state", new_job_id(), digest, resumed=False)
+
+
+def remember(out: Path, job_id: str, digest: str, model: str | None, *, versioned: bool = False) -> None:
+    """The job a run in ``out`` makes or moves: a killed run, run again, goes on with it.
+
+    ``versioned``: the job has (or is making) a film version from another storyboard than its first, so
+    going on is never submitting it again (that would ask for its first attempts).
+    """
+    (out / RUN_DIR).mkdir(parents=True, exist_ok=True)
+    data = {"job_id": job_id, "storyboard_sha256": digest, "model": model, "versioned": versioned}
+    (out / RUN_DIR / "job.json").write_text(json.dumps(data))
+
+
+def _versioned(out: Path) -> bool:
+    job_file = out / RUN_DIR / "job.json"
+    return job_file.exists() and bool(json.loads(job_file.read_text()).get("versioned"))
 
 
 async def run_storyboard(
@@ -67,61 +102,189 @@ async def run_storyboard(
     ``folder`` is the storyboard's own folder: the only place its media files (logo, music, audio,
     reference images) may come from; they are checked and stored as the job's inputs before submitting.
     ``overrides``: settings of the stack (``local_stack``), e.g. servers to use instead of embedded ones.
+
+    An edited storyboard (same model, same number of segments) after a completed run in ``out`` is that
+    job's next film version, as ``PUT /v1/jobs/{id}/storyboard``: only the changed shots render, and the
+    report's ``changes`` says what differs from the version before. Otherwise it is a new job, which
+    still reuses the unchanged shots of the earlier runs there.
     """
     console = console or Console(stderr=True)
-    state, job_id, resumed = run_state(out, board, model)
+    run = run_state(out, board, model)
+    if run.previous is None:  # known before anything starts (a run after another storyboard: once its job is read)
+        remember(out, run.job_id, run.digest, model, versioned=run.resumed and _versioned(out))
     log_file = (out / "reelforge.log").open("a")
     configure_logging("INFO", json=True, stream=log_file)  # the terminal belongs to the progress bars
-    verb = "resuming" if resumed else "starting"
+    verb = "resuming" if run.resumed else "starting"
     console.print(f"[bold]{board.title}[/bold]: {len(board.segments)} segments, {board.duration_s:.1f} s; {verb} services ...")
     try:
-        async with local_stack(state, **overrides) as stack:
-            record = await _render(stack, board, job_id, model, console, resumed, folder)
+        async with local_stack(run.state, **overrides) as stack:
+            record = await _render(stack, board, run, out, model, console, folder)
             return _collect(stack, board, record, out, console)
     finally:
         log_file.close()
 
 
 async def _render(
-    stack: Stack, board: Storyboard, job_id: str, model: str | None, console: Console, resumed: bool, folder: Path | None
+    stack: Stack, board: Storyboard, run: RunState, out: Path, model: str | None, console: Console, folder: Path | None
 ) -> JobRecord:
     settings = stack.settings
     bus = await Bus.connect(settings, name="reelforge-cli")
     store = ObjectStore.from_settings(settings)
+    reuse = GatewaySettings().shot_reuse  # REELFORGE_SHOT_REUSE=false: render every segment
     try:
-        board = await asyncio.to_thread(stage_local_media, board, folder, store=store, bucket=settings.work_bucket, job_id=job_id)
         ledger = await Ledger.open(bus)
-        # Submitting again is harmless: every publish carries its Nats-Msg-Id, so a resumed run adds nothing new.
-        reuse = GatewaySettings().shot_reuse  # REELFORGE_SHOT_REUSE=false: render every segment
-        await submit_job(
-            board, bus=bus, store=store, bucket=settings.work_bucket, job_id=job_id, model=model, owner=LOCAL_OWNER, reuse=reuse
-        )
-        console.print(f"job [bold]{job_id}[/bold] {'resumed' if resumed else 'submitted'}")
-        columns = (
-            TextColumn("{task.description:<10}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-        )
-        record = JobRecord(job_id=job_id, segment_count=len(board.segments))
-        with Progress(*columns, console=console) as progress:
-            bars = {stage: progress.add_task(stage, total=len(board.segments)) for stage in PROGRESS_STAGES}
-            film = progress.add_task("film", total=1)
-            async for update in ledger.watch(job_id, heartbeat_s=1.0):
-                stack.check_alive()
-                if update is None:
-                    continue
-                record = update
-                for stage, bar in bars.items():
-                    progress.update(bar, completed=record.count_reached(stage))
-                progress.update(film, completed=int(record.status in {"film_checking", "delivering", "completed"}))
-                if record.terminal:
-                    break
-        return await ledger.get(job_id) or record
+        job_id, versioned = run.job_id, _versioned(out)
+        if run.previous is not None:
+            last = await ledger.get(run.previous)
+            versioned = last is not None and last.status == "completed" and last.segment_count == len(board.segments)
+            job_id = run.previous if versioned else run.job_id  # the last run's job, its next film version; else a new job
+            remember(out, job_id, run.digest, model, versioned=versioned)
+        board = await asyncio.to_thread(stage_local_media, board, folder, store=store, bucket=settings.work_bucket, job_id=job_id)
+        if versioned:
+            await _next_version(ledger, bus, store, settings.work_bucket, job_id, board, reuse=reuse)
+            console.print(f"job [bold]{job_id}[/bold]: the storyboard's next film version")
+        else:  # submitting again is harmless: every publish carries its Nats-Msg-Id, so a resumed run adds nothing new
+            await submit_job(
+                board,
+                bus=bus,
+                store=store,
+                bucket=settings.work_bucket,
+                job_id=job_id,
+                model=model,
+                owner=LOCAL_OWNER,
+                reuse=reuse,
+            )
+            console.print(f"job [bold]{job_id}[/bold] {'resumed' if run.resumed else 'submitted'}")
+        return await _follow(stack, ledger, job_id, len(board.segments), console)
     finally:
         await bus.close()
+
+
+async def _next_version(
+    ledger: Ledger,
+    bus: Bus,
+    store: ObjectStore,
+    bucket: str,
+    job_id: str,
+    board: Storyboard,
+    *,
+    reuse: bool,
+    extends: bool = False,
+) -> None:
+    """``board`` as the job's next film version; a run killed on the way goes on (the same storyboard again changes nothing)."""
+    record = await ledger.get(job_id)
+    if record is not None and record.status == "completed":
+        await new_storyboard_version(ledger, bus, store, bucket, job_id, board, reuse=reuse, by=LOCAL_OWNER, extends=extends)
+    elif record is not None and record.status == "failed":
+        await resume_job(ledger, bus, board, job_id, by=LOCAL_OWNER)
+
+
+async def _follow(stack: Stack, ledger: Ledger, job_id: str, segments: int, console: Console) -> JobRecord:
+    """Progress bars from the job's ledger record until it is finished; the record."""
+    columns = (
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    record = JobRecord(job_id=job_id, segment_count=segments)
+    with Progress(*columns, console=console) as progress:
+        bars = {stage: progress.add_task(stage, total=segments) for stage in PROGRESS_STAGES}
+        film = progress.add_task("film", total=1)
+        async for update in ledger.watch(job_id, heartbeat_s=1.0):
+            stack.check_alive()
+            if update is None:
+                continue
+            record = update
+            for stage, bar in bars.items():
+                progress.update(bar, completed=record.count_reached(stage))
+            progress.update(film, completed=int(record.status in {"film_checking", "delivering", "completed"}))
+            if record.terminal:
+                break
+    return await ledger.get(job_id) or record
+
+
+async def extend_run(out: Path, *, prompt: str, duration_s: float, console: Console | None = None, **overrides: Any) -> bool:
+    """Append a segment to the film of the last run in ``out`` that continues from its last frame, as
+    ``POST /v1/jobs/{id}/segments/{n}/extend``: the job's next film version, only the new segment rendered.
+
+    Refused (:class:`InvalidInput`) when ``out`` holds no run, or its job is not completed (a killed extension
+    of the same prompt and duration, run again, goes on instead).
+    """
+    console = console or Console(stderr=True)
+    job_file = out / RUN_DIR / "job.json"
+    if not job_file.exists():
+        raise InvalidInput(f"{out} holds no `reelforge run` (no {RUN_DIR}/job.json): run a storyboard into it first")
+    last = json.loads(job_file.read_text())
+    log_file = (out / "reelforge.log").open("a")
+    configure_logging("INFO", json=True, stream=log_file)
+    try:
+        async with local_stack(out / RUN_DIR / "state", **overrides) as stack:
+            record, board = await _extend(stack, out, last, prompt=prompt, duration_s=duration_s, console=console)
+            return _collect(stack, _as_written(out, board), record, out, console)
+    finally:
+        log_file.close()
+
+
+async def _extend(
+    stack: Stack, out: Path, last: dict[str, Any], *, prompt: str, duration_s: float, console: Console
+) -> tuple[JobRecord, Storyboard]:
+    settings = stack.settings
+    bus = await Bus.connect(settings, name="reelforge-cli")
+    store, bucket, job_id = ObjectStore.from_settings(settings), settings.work_bucket, last["job_id"]
+    try:
+        ledger = await Ledger.open(bus)
+        record = await ledger.get(job_id)
+        if record is None:
+            raise InvalidInput(f"the job of the last run in {out} ({job_id}) is not in its servers' data")
+        old = parse_storyboard(store.get_json(bucket, Keys.storyboard(job_id)))
+        asked = {"prompt": prompt, "duration_s": duration_s, "segments": len(old.segments)}
+        if last.get("extending") == asked | {"segments": len(old.segments) - 1}:  # this very extension, killed on the way
+            board = old
+            if record.status == "failed":
+                await resume_job(ledger, bus, board, job_id, by=LOCAL_OWNER)
+        elif record.status != "completed":
+            raise InvalidInput(f"the film in {out} is {record.status}; it is extended once its run is completed")
+        else:
+            board = _extended(old, record, prompt=prompt, duration_s=duration_s)
+            remember(out, job_id, storyboard_digest(board, last.get("model")), last.get("model"), versioned=True)
+            data = json.loads((out / RUN_DIR / "job.json").read_text()) | {"extending": asked}
+            (out / RUN_DIR / "job.json").write_text(json.dumps(data))
+            reuse = GatewaySettings().shot_reuse
+            await new_storyboard_version(ledger, bus, store, bucket, job_id, board, reuse=reuse, by=LOCAL_OWNER, extends=True)
+        console.print(f"job [bold]{job_id}[/bold]: extended to {len(board.segments)} segments, the film's next version")
+        record = await _follow(stack, ledger, job_id, len(board.segments), console)
+        if record.status == "completed":  # done: the same prompt and duration again is another extension
+            remember(out, job_id, storyboard_digest(board, last.get("model")), last.get("model"), versioned=True)
+        return record, board
+    finally:
+        await bus.close()
+
+
+def _as_written(out: Path, board: Storyboard) -> Storyboard:
+    """The extended ``board`` as ``out``'s storyboard.json has the run's (its media named as in the storyboard's folder,
+    not by their keys in the job): that file with the appended segment."""
+    written = out / OUT_STORYBOARD
+    if not written.exists():
+        return board
+    data = json.loads(written.read_text())
+    data["segments"] = [*data["segments"], *(s.model_dump(mode="json") for s in board.segments[len(data["segments"]) :])]
+    return parse_storyboard(data)
+
+
+def _extended(old: Storyboard, record: JobRecord, *, prompt: str, duration_s: float) -> Storyboard:
+    """``old`` with the extension appended (:func:`extended_storyboard`), rendered by the model its last segment was
+    (a run's ``--model``); refused (:class:`InvalidInput`) when its prompt is longer than that model reads."""
+    data = extended_storyboard(old, prompt=prompt, duration_s=duration_s).model_dump(mode="json")
+    last = record.segments.get(len(old.segments))
+    if data["segments"][-1]["model"] is None and old.model is None and last is not None and last.model:
+        data["segments"][-1]["model"] = last.model
+    board = parse_storyboard(data)
+    if errors := prompt_errors(board, None, GatewaySettings().model):
+        raise InvalidInput("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+    return board
 
 
 def local_media(board: Storyboard, folder: Path | None) -> dict[str, tuple[Path, str]]:
