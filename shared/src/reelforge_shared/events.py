@@ -815,6 +815,22 @@ RenditionSpec = Annotated[
 ]
 
 
+RenditionRequest = Annotated[
+    int,
+    Field(
+        ge=0,
+        description="the job store's number for this request of the rendition: asked again after it was deleted, a new "
+        "request (made again), not a repeat the bus drops; 0 before the job store numbered them",
+        examples=[1],
+    ),
+]
+
+
+def _asked(request: int) -> str:
+    """The request's part of a rendition event's de-duplication id."""
+    return f":q{request}" if request else ""
+
+
 def rendition_id(spec: BaseModel) -> str:
     """A rendition's id: the same kind and parameters, the same id (and the same stored file)."""
     return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
@@ -828,12 +844,13 @@ class RenditionRequested(FilmEvent):
     rendition: RenditionSpec = Field(
         description="what to derive, with its parameters", examples=[{"kind": "speed", "factor": 2.0}]
     )
+    request: RenditionRequest = 0
 
     def dedup_id(self) -> str:
-        return f"{self.subject}:{self.job_id}:v{self.version}:{self.rendition_id}{self._run()}"
+        return f"{self.subject}:{self.job_id}:v{self.version}:{self.rendition_id}{_asked(self.request)}{self._run()}"
 
     def failure(self, stage: str, error: str) -> Event:
-        return RenditionFailed.follow(self, rendition_id=self.rendition_id, error=error)
+        return RenditionFailed.follow(self, rendition_id=self.rendition_id, request=self.request, error=error)
 
 
 class RenditionEncoded(FilmEvent):
@@ -844,8 +861,10 @@ class RenditionEncoded(FilmEvent):
     key: str = Field(description="its key in the work bucket", examples=["jobs/j-5f1c2e7a9b/derived/3f9a0c1e7b2d4a68.mp4"])
     size_bytes: int = Field(ge=0, description="its size", examples=[1048576])
 
+    request: RenditionRequest = 0
+
     def dedup_id(self) -> str:
-        return f"{self.subject}:{self.job_id}:v{self.version}:{self.rendition_id}{self._run()}"
+        return f"{self.subject}:{self.job_id}:v{self.version}:{self.rendition_id}{_asked(self.request)}{self._run()}"
 
 
 class RenditionFailed(FilmEvent):
@@ -855,8 +874,10 @@ class RenditionFailed(FilmEvent):
     rendition_id: RenditionId
     error: Error
 
+    request: RenditionRequest = 0
+
     def dedup_id(self) -> str:
-        return f"{self.subject}:{self.job_id}:v{self.version}:{self.rendition_id}{self._run()}"
+        return f"{self.subject}:{self.job_id}:v{self.version}:{self.rendition_id}{_asked(self.request)}{self._run()}"
 
     def failure(self, stage: str, error: str) -> Event:
         return self

@@ -108,6 +108,8 @@ FLOW: dict[str, ServiceFlow] = {
                 JobCompleted,
                 JobFailed,
                 JobCancelled,
+                RenditionEncoded,  # a derived rendition's record: made, or why not
+                RenditionFailed,
             ),
             Consume(event=SegmentRerenderRequested, handler="rerender"),
         ),

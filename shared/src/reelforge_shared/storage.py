@@ -257,11 +257,6 @@ class Keys:
         return Keys.derived(job_id, version, rendition_id, ".json")
 
     @staticmethod
-    def derived_request(job_id: str, version: int, rendition_id: str) -> str:
-        """What the API was asked for (the gateway writes it before the request goes out): the rendition's existence."""
-        return Keys.derived(job_id, version, rendition_id, ".request.json")
-
-    @staticmethod
     def report(job_id: str, version: int = 1) -> str:
         return f"{Keys.film_dir(job_id, version)}/report.json"
 

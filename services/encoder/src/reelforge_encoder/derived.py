@@ -108,5 +108,6 @@ def handle_rendition(event: RenditionRequested, deps: EncoderDeps) -> list[Event
         deps.store.put_json(deps.bucket, record_key, record)
     record = deps.store.get_json(deps.bucket, record_key)
     if "error" in record:
-        return [RenditionFailed.follow(event, rendition_id=rid, error=record["error"])]
-    return [RenditionEncoded.follow(event, rendition_id=rid, key=record["key"], size_bytes=record["size_bytes"])]
+        return [RenditionFailed.follow(event, rendition_id=rid, request=event.request, error=record["error"])]
+    stored = {"key": record["key"], "size_bytes": record["size_bytes"]}
+    return [RenditionEncoded.follow(event, rendition_id=rid, request=event.request, **stored)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import structlog
 import uvicorn
@@ -15,13 +15,14 @@ from reelforge_gateway.config import GatewaySettings
 from reelforge_gateway.deps import GatewayDeps, VideoDefaults
 from reelforge_gateway.links import Links
 from reelforge_gateway.rates import SharedWindow
+from reelforge_gateway.routes.renditions import forget_renditions, rendition_objects
 from reelforge_gateway.streams import SharedStreams
 from reelforge_gateway.submit import Republisher
 from reelforge_shared.assets import open_registry
 from reelforge_shared.bus import Bus
-from reelforge_shared.events import Event, SegmentRerenderRequested
+from reelforge_shared.events import Event, RenditionEncoded, SegmentRerenderRequested
 from reelforge_shared.flow import routes
-from reelforge_shared.jobs import RerenderRefused, plan_rerender
+from reelforge_shared.jobs import JobRecord, RerenderRefused, plan_rerender
 from reelforge_shared.references import reference_egress
 from reelforge_shared.service import Service, open_store
 from reelforge_shared.storage import ObjectStore
@@ -43,7 +44,11 @@ def build(settings: GatewaySettings) -> Service:
     async def observe(event: Event, _deps: object) -> list[Event]:
         """The job ledger's observer: fold the event into the record (the last delivery asks for the film)."""
         assert service.ledger is not None  # noqa: S101 - opened before any route runs
-        _, publish = await service.ledger.apply(event)
+        record, publish = await service.ledger.apply(event)
+        if isinstance(event, RenditionEncoded) and event.rendition_id not in record.renditions.get(event.version, {}):
+            # deleted while the encoder made it (or its job swept): its file has no record to find it by
+            for key in rendition_objects(store, settings.work_bucket, event.job_id, event.version, event.rendition_id):
+                await asyncio.to_thread(store.remove, settings.work_bucket, key)
         return publish
 
     async def rerender(event: SegmentRerenderRequested, _deps: object) -> list[Event]:
@@ -74,19 +79,28 @@ def build(settings: GatewaySettings) -> Service:
             settings.lag_poll_s,
             stop,
             Republisher(bus=bus, store=store, bucket=settings.work_bucket, reuse=settings.shot_reuse),
+            lambda record: asyncio.to_thread(forget_renditions, store, settings.work_bucket, record),
         )
     )
     return service
 
 
-async def watch_jobs(service: Service, every_s: float, stop: asyncio.Event, republish: Republisher | None = None) -> None:
+async def watch_jobs(
+    service: Service,
+    every_s: float,
+    stop: asyncio.Event,
+    republish: Republisher | None = None,
+    forget: Callable[[JobRecord], Awaitable[None]] | None = None,
+) -> None:
     """The ledger's upkeep every ``every_s`` (jobs of stores from before moved into the indexes, once; unpublished
     events published (``republish``: what submissions and resumes owe), jobs past their deadline cancelled,
-    finished jobs past REELFORGE_JOB_RETENTION deleted), then jobs by state and the stalled-job age for /metrics."""
+    finished jobs past REELFORGE_JOB_RETENTION deleted, ``forget``: their derived renditions with them), then jobs
+    by state and the stalled-job age for /metrics."""
     while not stop.is_set():
         if service.ledger is not None:  # the upkeep first: after an upgrade it moves old jobs into the indexes read here
             try:
-                await service.ledger.upkeep(getattr(service.settings, "job_retention", None), republish=republish)
+                retention = getattr(service.settings, "job_retention", None)
+                await service.ledger.upkeep(retention, republish=republish, forget=forget)
             except Exception as exc:  # noqa: BLE001 - the next round tries again; it must never stop the gateway
                 log.warning("jobs.upkeep_deferred", error=repr(exc))
             try:

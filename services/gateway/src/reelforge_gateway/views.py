@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import GatewayDeps
 from reelforge_gateway.errors import ApiError
-from reelforge_shared.jobs import LOCAL_OWNER, JobRecord, JobStatus, SegmentRecord
+from reelforge_shared.jobs import LOCAL_OWNER, JobRecord, JobStatus, RenditionRecord, SegmentRecord
 from reelforge_shared.jobs.eta import deadline_met, queue
 
 
@@ -52,6 +52,9 @@ class JobView(BaseModel):
     deadline_at: Any = Field(None, description="when the job is cancelled (reason `deadline`) if not finished; null: none")
     deadline_met: bool | None = Field(
         None, description="false when the ETA ends past the deadline (it cannot be met at the measured pace); null: unknown"
+    )
+    renditions: dict[int, dict[str, RenditionRecord]] = Field(
+        default_factory=dict, description="film version -> rendition id -> its derived rendition (POST .../renditions)"
     )
 
 
@@ -138,4 +141,5 @@ def job_view(record: JobRecord, records: list[JobRecord]) -> JobView:
         eta_s=eta,
         deadline_at=record.deadline_at,
         deadline_met=deadline_met(record, eta),
+        renditions=record.renditions,
     )

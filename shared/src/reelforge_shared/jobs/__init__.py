@@ -16,6 +16,7 @@ from reelforge_shared.jobs.record import (
     Change,
     JobRecord,
     JobStatus,
+    RenditionRecord,
     SegmentRecord,
     SegmentStage,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "LOCAL_OWNER",
     "Ledger",
     "LedgerConflict",
+    "RenditionRecord",
     "RerenderRefused",
     "SegmentRecord",
     "SegmentStage",

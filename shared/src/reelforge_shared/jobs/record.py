@@ -13,7 +13,7 @@ of events, and with the number of segments only by the one letter per segment of
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
 
@@ -25,6 +25,7 @@ TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 SegmentStage = Literal["queued", "generated", "encoded", "checked", "delivered", "failed"]
 SEGMENT_STAGES: tuple[str, ...] = ("queued", "generated", "encoded", "checked", "delivered")
 STAGE_LETTER = {"queued": "q", "generated": "g", "encoded": "e", "checked": "c", "delivered": "d", "failed": "f"}
+MAX_RENDITIONS = 64  # derived renditions a job keeps at once (every film version together): the head stays small
 _LETTER_RANK = {STAGE_LETTER[stage]: rank for rank, stage in enumerate(SEGMENT_STAGES)}
 
 
@@ -54,6 +55,20 @@ class TakeRecord(BaseModel):
     video_key: str | None = None
     won: bool | None = Field(None, description="in the film (set once every take is checked, or by a select)")
     reason: str | None = Field(None, description="why it won or lost")
+
+
+class RenditionRecord(BaseModel):
+    """A derived rendition of a film version (``POST .../renditions``): what it is, where it stands, where it is stored."""
+
+    id: str = Field(description="the rendition's id (a hash of its kind and parameters)", examples=["3f9a0c1e7b2d4a68"])
+    kind: str = Field(description="speed, audio, frames, loop, trim or subtitles", examples=["speed"])
+    params: dict[str, Any] = Field(description="its parameters (the request without its kind)", examples=[{"factor": 2.0}])
+    status: Literal["pending", "ready", "failed"] = Field("pending", description="pending until the encoder has made it")
+    key: str | None = Field(None, description="its object in the work bucket, once made")
+    size_bytes: int | None = Field(None, description="its size, once made")
+    error: str | None = Field(None, description="why it could not be made")
+    request: int = Field(description="the job's number for this request (asked again after a delete: a new one)")
+    created_at: datetime = Field(default_factory=_now, description="when it was asked for")
 
 
 class SegmentRecord(BaseModel):
@@ -133,6 +148,10 @@ class JobRecord(BaseModel):
         default_factory=dict,
         description="segment -> its take in the film, for those whose take is not 0 (reelforge_shared.takes)",
     )
+    renditions: dict[int, dict[str, RenditionRecord]] = Field(
+        default_factory=dict, description="film version -> rendition id -> its derived rendition (at most MAX_RENDITIONS)"
+    )
+    renditions_asked: int = Field(0, description="renditions asked for so far (each request's number; deletes do not lower it)")
     change_id: int = Field(0, description="id of the latest change (the SSE event id)")
     status_at: dict[str, datetime] = Field(default_factory=dict, description="status -> when the job first reached it")
     finished_at: datetime | None = Field(None, description="when it reached a terminal status (retention counts from here)")

@@ -30,7 +30,8 @@ number of segments only by one letter each in the head's stage summary):
 
 Lifecycle: a finished job (completed, failed, cancelled) is deleted whole (head, segments, changes,
 index entries) by :meth:`Ledger.sweep` once ``REELFORGE_JOB_RETENTION`` has passed since it finished;
-the gateway runs the sweep. Its objects in the buckets are not touched: see docs/operations.md, "The job store".
+the gateway runs the sweep, and deletes the job's derived renditions with it. Its other objects in the buckets are
+not touched: see docs/operations.md, "The job store".
 
 A write is one compare-and-set of the head: the transition (a pure function of
 :mod:`reelforge_shared.jobs.transitions`) runs on the head and the segments it needs, and the head is
@@ -712,10 +713,12 @@ class Ledger:
         retention: timedelta | None,
         now: datetime | None = None,
         republish: Callable[[JobRecord], Awaitable[None]] | None = None,
+        forget: Callable[[JobRecord], Awaitable[None]] | None = None,
     ) -> None:
         """The store's periodic work (the gateway runs it): outboxes repaired, deadlines enforced, old jobs swept.
 
-        ``republish`` publishes what a job's submission or resume owes (see :meth:`republish_owed`).
+        ``republish`` publishes what a job's submission or resume owes (see :meth:`republish_owed`); ``forget``
+        deletes what a swept job keeps outside the store (see :meth:`sweep`).
         """
         await self.index_statuses()
         await self.index_created()
@@ -724,7 +727,7 @@ class Ledger:
             await self.republish_owed(republish, now)
         await self.enforce_deadlines(now)
         if retention is not None:
-            await self.sweep(retention, now)
+            await self.sweep(retention, now, forget)
 
     async def index_statuses(self) -> int:
         """Enter every job of the status index of stores from before (``idx.``) in ``sts.`` under its head's status,
@@ -822,8 +825,13 @@ class Ledger:
                     cancelled.append(record.job_id)
         return cancelled
 
-    async def sweep(self, retention: timedelta, now: datetime | None = None) -> int:
-        """Delete every job finished longer than ``retention`` ago, whole; how many were deleted."""
+    async def sweep(
+        self, retention: timedelta, now: datetime | None = None, forget: Callable[[JobRecord], Awaitable[None]] | None = None
+    ) -> int:
+        """Delete every job finished longer than ``retention`` ago, whole; how many were deleted.
+
+        ``forget`` runs first for each (the gateway deletes the job's derived renditions): should it fail, the job is
+        kept and swept again next time, so nothing it names is left without its record."""
         cutoff = int(((now or _now()) - retention).timestamp() * 1000)
         deleted = 0
         for key in await self._keys("end.>"):
@@ -835,6 +843,8 @@ class Ledger:
                 if int(record.finished_at.timestamp() * 1000) > cutoff:
                     await self.kv.purge(key)  # resumed and finished again since: its newer entry decides
                     continue
+                if forget is not None:
+                    await forget(record)
                 keys = [segment_key(job_id, n) for n in self._all_indexes(record)]
                 keys += [change_key(job_id, i) for i in range(1, record.change_id + 1)]
                 for start in range(0, len(keys), 256):

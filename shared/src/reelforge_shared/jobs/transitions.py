@@ -11,6 +11,8 @@ run several times for one write and must only alter the record they are given.
 - :func:`resume`: a failed job's failed segments queued again; :func:`resume_events` what that requests.
 - :func:`cancel`: the job marked cancelled.
 - :func:`select_take`: another take of a segment put into the film (a new film version, nothing rendered).
+- :func:`ask_rendition`, :func:`forget_rendition`: a derived rendition of a film version recorded, and deleted;
+  :func:`fold` marks it made (``rendition.encoded``) or failed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from reelforge_shared.events import (
     JobFailed,
     JobSubmitted,
     RenderSpec,
+    RenditionEncoded,
+    RenditionFailed,
     SegmentChecked,
     SegmentDelivered,
     SegmentEncoded,
@@ -36,7 +40,16 @@ from reelforge_shared.events import (
     SegmentRequested,
     SegmentTakeSelected,
 )
-from reelforge_shared.jobs.record import SEGMENT_STAGES, TERMINAL, JobRecord, SegmentRecord, SegmentStage, TakeRecord
+from reelforge_shared.jobs.record import (
+    MAX_RENDITIONS,
+    SEGMENT_STAGES,
+    TERMINAL,
+    JobRecord,
+    RenditionRecord,
+    SegmentRecord,
+    SegmentStage,
+    TakeRecord,
+)
 from reelforge_shared.specs import render_spec, segment_requests
 from reelforge_shared.storyboard import Storyboard
 from reelforge_shared.takes import TakeScore, rank_takes
@@ -60,6 +73,8 @@ OBSERVED_EVENTS: tuple[type[Event], ...] = (
     JobCompleted,
     JobFailed,
     JobCancelled,
+    RenditionEncoded,
+    RenditionFailed,
 )
 
 
@@ -92,6 +107,8 @@ def fold(record: JobRecord, event: Event) -> list[Event]:
             record.status, record.error = "failed", f"{event.stage}: {event.error}"
     elif isinstance(event, JobCancelled) and record.status not in TERMINAL:
         record.status = "cancelled"
+    elif isinstance(event, RenditionEncoded | RenditionFailed):
+        _fold_rendition(record, event)
     publish: list[Event] = []
     if record.film_wanted and record.all_delivered() and not record.terminal:
         record.film_wanted, record.film_version = False, record.film_version + 1
@@ -103,6 +120,52 @@ def fold(record: JobRecord, event: Event) -> list[Event]:
             record.status = "running"
         record.record(kind, index, stage, getattr(event, "error", None))
     return publish
+
+
+def _fold_rendition(record: JobRecord, event: RenditionEncoded | RenditionFailed) -> None:
+    """A rendition made or failed: only one still recorded (not deleted since), and only for its own request."""
+    asked = record.renditions.get(event.version, {}).get(event.rendition_id)
+    if asked is None or asked.status != "pending" or (event.request and event.request != asked.request):
+        return
+    if isinstance(event, RenditionEncoded):
+        asked.status, asked.key, asked.size_bytes = "ready", event.key, event.size_bytes
+    else:
+        asked.status, asked.error = "failed", event.error
+
+
+def ask_rendition(record: JobRecord, version: int, rid: str, spec: dict[str, Any], made: dict[str, Any] | None) -> str | None:
+    """Record a derived rendition of film ``version`` (once: asked again, nothing changes); why not, or None.
+
+    ``made`` is the encoder's record when the rendition is stored already (its key and size, or its error)."""
+    if rid in record.renditions.get(version, {}):
+        return None
+    if sum(len(v) for v in record.renditions.values()) >= MAX_RENDITIONS:
+        return f"job {record.job_id} keeps {MAX_RENDITIONS} renditions at most: delete one first"
+    record.renditions_asked += 1
+    asked = RenditionRecord(
+        id=rid,
+        kind=spec["kind"],
+        params={k: v for k, v in spec.items() if k != "kind"},
+        request=record.renditions_asked,
+    )
+    if made is not None:  # stored before the job store recorded it
+        asked.status = "failed" if "error" in made else "ready"
+        asked.key, asked.size_bytes, asked.error = made.get("key"), made.get("size_bytes"), made.get("error")
+    record.renditions.setdefault(version, {})[rid] = asked
+    record.record("rendition.requested", detail=f"film version {version}: {asked.kind} {rid}")
+    return None
+
+
+def forget_rendition(record: JobRecord, version: int, rid: str) -> RenditionRecord | None:
+    """Remove a rendition's record; the record removed (its key: the object to delete), None when there was none."""
+    versions = record.renditions.get(version, {})
+    gone = versions.pop(rid, None)
+    if gone is None:
+        return None
+    if not versions:
+        del record.renditions[version]
+    record.record("rendition.deleted", detail=f"film version {version}: {gone.kind} {rid}")
+    return gone
 
 
 def _fold_segment(record: JobRecord, event: Any, stage: SegmentStage) -> None:
