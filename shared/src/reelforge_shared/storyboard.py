@@ -9,7 +9,7 @@ Every input is bounded before it costs anything:
 
 - :func:`decode_storyboard` reads JSON with the standard library (NaN and Infinity refused) and YAML
   with libyaml, refusing anchors and aliases (a 483-byte YAML of nested aliases expands to
-  gigabytes) with the line named;
+  gigabytes) with the line named, and stopping at a deadline (:mod:`reelforge_shared.bounded_yaml`);
 - numbers are finite (``allow_inf_nan=False``) and within static ranges (``fps`` 1-60);
 - :class:`StoryboardLimits` holds what an operator may lower (segments per job, frames per segment,
   film seconds, output pixels, characters per field; the gateway's settings), and
@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from reelforge_shared.bounded_yaml import AnchorRefused, load_bounded
 from reelforge_shared.errors import InvalidInput
 from reelforge_shared.takes import MAX_TAKES
 
@@ -421,11 +422,12 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a finite number")
 
 
-def decode_storyboard(text: str | bytes, max_yaml_bytes: int | None = None) -> Any:
+def decode_storyboard(text: str | bytes, max_yaml_bytes: int | None = None, deadline: float | None = None) -> Any:
     """The data of a JSON or YAML storyboard; StoryboardInvalid for text that is neither, or YAML with anchors or aliases.
 
-    JSON is read by the standard library (fast, NaN and Infinity refused); anything else by libyaml
-    (up to ``max_yaml_bytes``), which first walks the events and refuses the first anchor or alias with its line.
+    JSON is read by the standard library (fast, NaN and Infinity refused); anything else by libyaml (up to
+    ``max_yaml_bytes``) in one pass that refuses the first anchor or alias with its line and stops with
+    :class:`~reelforge_shared.bounded_yaml.DeadlinePassed` once ``deadline`` (``time.monotonic()``) has passed.
     """
     raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
     if raw.lstrip()[:1] in {"{", "["}:
@@ -436,15 +438,10 @@ def decode_storyboard(text: str | bytes, max_yaml_bytes: int | None = None) -> A
     if max_yaml_bytes is not None and len(raw) > max_yaml_bytes:  # YAML is read at a few MB/s at best: JSON beyond this
         message = f"{len(raw)} characters of YAML is above the limit {max_yaml_bytes} (REELFORGE_MAX_YAML_BYTES); send JSON"
         raise StoryboardInvalid([{"field": "storyboard", "message": message}])
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        for event in yaml.parse(raw, Loader=loader):
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
-                line = event.start_mark.line + 1
-                message = f"line {line}: YAML {kind}s (&name, *name) are not accepted; write the value out"
-                raise StoryboardInvalid([{"field": "storyboard", "message": message, "line": str(line)}])
-        return yaml.load(raw, Loader=loader)  # noqa: S506 - a safe loader (libyaml's CSafeLoader, else SafeLoader)
+        return load_bounded(raw, deadline)
+    except AnchorRefused as exc:
+        raise StoryboardInvalid([{"field": "storyboard", "message": str(exc), "line": str(exc.line)}]) from None
     except yaml.YAMLError as exc:
         raise StoryboardInvalid([{"field": "storyboard", "message": f"not valid YAML or JSON: {_REPR.repr(str(exc))}"}]) from None
     except RecursionError:

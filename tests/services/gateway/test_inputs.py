@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -96,6 +99,46 @@ async def test_a_storyboard_not_read_within_the_time_limit_is_refused(gateway) -
     _, client = gateway
     big = "segments:\n" + "".join(f"  - {{id: s{n}, prompt: walks into the field}}\n" for n in range(2000))
     _refused(await client.post("/v1/jobs", content=big), "storyboard", "REELFORGE_PARSE_TIMEOUT_S")
+
+
+# 36,000 one-key maps in a flow sequence: 252 kB, under the default REELFORGE_MAX_YAML_BYTES, seconds to read whole.
+SLOW_YAML = "segments: [" + ",".join(["{a: 1}"] * 36_000) + "]"
+PARSE_THREAD = "reelforge-parse"
+
+
+def _parse_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == PARSE_THREAD]
+
+
+@pytest.mark.parametrize("gateway", [{"parse_timeout_s": 0.3}], indirect=True)
+async def test_a_storyboard_past_the_time_limit_is_refused_in_time_and_its_parse_stops(gateway) -> None:
+    stack, client = gateway
+    assert len(SLOW_YAML) < 256_000  # within the size limit: only the time limit stops it
+    _refused(await client.post("/v1/jobs", content="segments: []"), "segments")  # warm: imports, the rate window
+    baseline = 0.0  # the slowest /healthz without a parse: what the (shared, loaded) machine adds by itself
+    for _ in range(10):
+        asked = time.monotonic()
+        assert (await client.get("/healthz")).status_code == 200
+        baseline = max(baseline, time.monotonic() - asked)
+    started = time.monotonic()
+    parsing = asyncio.create_task(client.post("/v1/jobs", content=SLOW_YAML, headers={"content-type": "application/yaml"}))
+    seen_parsing, health = False, []
+    while not parsing.done():
+        seen_parsing = seen_parsing or bool(_parse_threads())
+        asked = time.monotonic()
+        assert (await client.get("/healthz")).status_code == 200
+        health.append(time.monotonic() - asked)
+    answered = time.monotonic() - started
+    _refused(await parsing, "storyboard", "REELFORGE_PARSE_TIMEOUT_S")
+    assert answered < 1.0, f"answered after {answered:.2f} s"
+    assert statistics.median(health) < 0.1, f"/healthz took {health} s during the parse"
+    assert max(health) < 0.1 + baseline, f"/healthz took {max(health):.3f} s during the parse ({baseline:.3f} s without)"
+    assert seen_parsing, "the storyboard was not read in a parse thread of its own"
+    # The parse itself stopped at the deadline: its thread ends, it does not read on for seconds.
+    while _parse_threads() and time.monotonic() - started < 1.5:
+        await asyncio.sleep(0.02)
+    assert not _parse_threads(), f"the parse thread still runs {time.monotonic() - started:.1f} s after the request"
+    assert await _published(stack.settings) == 0
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,44 @@
+"""YAML read in one pass that stops at its deadline and refuses anchors and aliases (reelforge_shared.bounded_yaml)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+
+from reelforge_shared.bounded_yaml import AnchorRefused, DeadlinePassed, load_bounded
+
+SLOW_YAML = "segments: [" + ",".join(["{a: 1}"] * 36_000) + "]"  # 252 kB: seconds to read whole
+
+
+def test_load_bounded_reads_what_the_safe_loader_reads() -> None:
+    text = "title: x\nsegments:\n  - {id: a, prompt: walks, frames: 24, fps: 3.5}\n  - id: b\n    prompt: 'on: a colon'\nn: ~\n"
+    assert load_bounded(text) == yaml.safe_load(text)
+    assert load_bounded("") is None
+    with pytest.raises(yaml.YAMLError):
+        load_bounded("a: [1, 2\n")
+    with pytest.raises(yaml.YAMLError):
+        load_bounded("a: 1\n---\nb: 2\n")  # one document only
+
+
+def test_load_bounded_stops_at_its_deadline() -> None:
+    started = time.monotonic()
+    with pytest.raises(DeadlinePassed):
+        load_bounded(SLOW_YAML, deadline=started + 0.05)
+    assert time.monotonic() - started < 0.5  # stopped at the deadline, not after seconds of reading
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "line"),
+    [
+        ("a: &x 1\nb: 2\n", "anchor", 1),
+        ("title: x\nsegments:\n  - &s {id: a}\n", "anchor", 3),
+        ("a: 1\nb: *x\n", "alias", 2),
+        ("a: !!str &x 1\n", "anchor", 1),
+    ],
+)
+def test_load_bounded_refuses_anchors_and_aliases_naming_the_line(text: str, kind: str, line: int) -> None:
+    with pytest.raises(AnchorRefused) as refused:
+        load_bounded(text)
+    assert (refused.value.kind, refused.value.line) == (kind, line)
