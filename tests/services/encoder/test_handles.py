@@ -189,6 +189,16 @@ def test_handles_in_a_film_of_segments_at_different_rates_keep_the_middle(
     # (4 fps held), none of its tail handle.
     assert np.allclose(greys[-3:], [_grey(MIXED_HANDLE + k) for k in (2, 2, 3)], atol=4)
 
+    # The timeline's clips reference each whole render (at the film's rate), the middle as their source range.
+    report = {"job_id": job, "film": {"version": 1, "fps": FPS, "width": 64, "height": 36, "frame_count": film.frame_count}}
+    store.put_json(bucket, Keys.report(job), report | {"segments": [{"index": 1, "attempt": 1}, {"index": 2, "attempt": 1}]})
+    clips = list(build_timeline(from_store(store, bucket, job, 1).cut).video_tracks()[0].find_clips())
+    for clip, (_, frames, fps, handle) in zip(clips, shots, strict=True):
+        available, used = clip.media_reference.available_range, clip.source_range
+        seconds = (available.start_time.to_seconds(), available.duration.to_seconds())
+        assert seconds == pytest.approx((0, (frames + 2 * handle) / fps))
+        assert (used.start_time.to_seconds(), used.duration.to_seconds()) == pytest.approx((handle / fps, frames / fps))
+
 
 def test_handles_fitted_by_the_model_are_read_from_the_frames_rendered(
     store: ObjectStore, settings: CommonSettings, tmp_path: Path
