@@ -15,6 +15,7 @@ import pytest
 from reelforge.stack import local_stack
 from reelforge_encoder.ffmpeg import ffmpeg_exe
 from reelforge_shared.bus import Bus
+from reelforge_shared.events import RenditionEncoded
 from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import Keys, ObjectStore
@@ -136,3 +137,30 @@ async def test_the_retention_sweep_deletes_a_jobs_renditions_with_it(overrides: 
             assert (await client.get(f"/v1/jobs/{job}")).status_code == 404
             assert store.list_keys(bucket, f"{Keys.film_dir(job, 1)}/derived/") == []
             assert store.exists(bucket, Keys.film(job, 1))  # the job's other objects are the bucket's lifecycle rule's
+
+
+async def test_a_rendition_made_after_it_was_deleted_leaves_no_file(overrides: dict, tmp_path: Path) -> None:
+    job = "j-renditions-late"
+    async with local_stack(tmp_path, names=["gateway"], **overrides, **TOKENS) as stack:  # no encoder: it stays pending
+        store, bucket = await _finished_film(stack, job, tmp_path, "completed"), stack.settings.work_bucket
+        base = f"/v1/jobs/{job}/films/1/renditions"
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60, headers=ALICE) as client:
+            asked = (await client.post(base, json=LOOP)).json()
+            assert asked["status"] == "pending"
+            assert (await client.delete(f"{base}/{asked['id']}")).status_code == 204
+            # The encoder was making it meanwhile: it stores the file and says so after the delete.
+            key = Keys.derived(job, 1, asked["id"], ".mp4")
+            store.put_bytes(bucket, key, b"late", "video/mp4")
+            store.put_json(bucket, Keys.derived_meta(job, 1, asked["id"]), {"key": key, "size_bytes": 4})
+            bus = await Bus.connect(stack.settings)
+            try:
+                made = RenditionEncoded(job_id=job, version=1, rendition_id=asked["id"], request=1, key=key, size_bytes=4)
+                await bus.publish(made)
+            finally:
+                await bus.close()
+            for _ in range(300):
+                if not store.list_keys(bucket, f"{Keys.film_dir(job, 1)}/derived/"):
+                    break
+                await asyncio.sleep(0.1)
+            assert store.list_keys(bucket, f"{Keys.film_dir(job, 1)}/derived/") == []
+            assert (await client.get(f"/v1/jobs/{job}")).json()["renditions"] == {}
