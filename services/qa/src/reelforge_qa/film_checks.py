@@ -22,6 +22,7 @@ from reelforge_qa.frames import ColourSample, colour_sample, sample_indices
 from reelforge_qa.references import Reference, score_reference
 from reelforge_qa.segment_film_stats import SegmentFilmStats, packet_digests, read_windows
 from reelforge_shared.colour import bgr_to_rgb, cct_of_linear_rgb, grey_world_rgb, luma_of_linear_rgb
+from reelforge_shared.events import ReferenceScore
 from reelforge_shared.media import probe
 
 
@@ -229,13 +230,14 @@ def check_film(
     film: Path | None = None,
     embedder: Embedder | None = None,
     stats: Sequence[SegmentFilmStats] | None = None,
-    references: Sequence[Sequence[Reference]] | None = None,
+    references: Sequence[Sequence[Reference | ReferenceScore]] | None = None,
 ) -> FilmQaReport:
     """Continuity per character, location and light, and every join (in the compiled ``film`` when given).
 
     ``stats`` (one per segment, from segment QA) spare decoding the segments, and the film but around its joins.
     ``references`` (one list per segment: the cast sheets and reference images of what it shows) are scored
-    against each segment as well (report-only).
+    against each segment as well (report-only); an entry segment QA already scored (a ``ReferenceScore``) is taken
+    as it is.
     """
     thresholds = thresholds or FilmThresholds()
     limit = thresholds.continuity
@@ -286,13 +288,13 @@ def check_film(
 
 
 def reference_checks(
-    items: Sequence[Described], references: Sequence[Sequence[Reference]], threshold: float
+    items: Sequence[Described], references: Sequence[Sequence[Reference | ReferenceScore]], threshold: float
 ) -> list[ReferenceCheck]:
     """Each segment against each of its references (reelforge_qa.references), marked ``below`` under ``threshold``."""
     checks = []
     for item, refs in zip(items, references, strict=True):
         for ref in refs:
-            scored = score_reference(ref, item.subject, item.descriptor)
+            scored = ref if isinstance(ref, ReferenceScore) else score_reference(ref, item.subject, item.descriptor)
             below = scored.score is not None and scored.score < threshold
             checks.append(ReferenceCheck(**scored.model_dump(), segment_id=item.segment_id, threshold=threshold, below=below))
     return checks

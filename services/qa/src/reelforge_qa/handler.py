@@ -210,20 +210,31 @@ def check_and_report(plan: FilmCheckPlan, event: FilmEncoded, board: Storyboard,
     return report, _meta(store, deps.bucket, plan.meta_key)
 
 
-def film_references(plan: FilmCheckPlan, board: Storyboard, store: ReadOnce, deps: QaDeps) -> list[list[Reference]]:
+def film_references(
+    plan: FilmCheckPlan, board: Storyboard, store: ReadOnce, deps: QaDeps
+) -> list[list[Reference | ReferenceScore]]:
     """Each segment's references: its characters' reference images, else their cast sheets, and its location's sheet;
     a sheet drawn for any segment of the film serves every segment showing that character or location (the segment's
-    own first), each image read and described once."""
-    generations = []
+    own first). Where segment QA scored the delivered take against the same image its score is taken as it is (the
+    same statistics against the same image: the same figure), so the film's tail describes only the images no take
+    was scored against, each once."""
+    generations, kept = [], []
     for n, (attempt, take) in enumerate(zip(plan.attempts, plan.takes, strict=True), start=1):
-        key = Keys.segment_generation(plan.job_id, n, attempt, take)
+        key, qa_key = Keys.segment_generation(plan.job_id, n, attempt, take), Keys.segment_qa(plan.job_id, n, attempt, take)
         generations.append(store.get_json(deps.bucket, key) if store.exists(deps.bucket, key) else {})
+        qa = QaReport.model_validate(store.get_json(deps.bucket, qa_key)) if store.exists(deps.bucket, qa_key) else None
+        kept.append({(r.kind, r.name, r.image): r for r in (qa.references if qa else [])})
     every = [sheet for g in generations for sheet in g.get("cast_sheet") or []]
     described = References(_read(store, deps.bucket))
-    return [
-        described.get(wanted_references(plan.job_id, board, n, [*(g.get("cast_sheet") or []), *every]))
-        for n, g in enumerate(generations, start=1)
-    ]
+    out: list[list[Reference | ReferenceScore]] = []
+    for n, (generation, scored) in enumerate(zip(generations, kept, strict=True), start=1):
+        wanted = wanted_references(plan.job_id, board, n, [*(generation.get("cast_sheet") or []), *every])
+        row: list[Reference | ReferenceScore] = []
+        for w in wanted:
+            known = scored.get((w.kind, w.name, w.image))
+            row.extend([known] if known is not None else described.get([w]))
+        out.append(row)
+    return out
 
 
 def _regeneration(
