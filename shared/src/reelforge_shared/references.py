@@ -202,12 +202,17 @@ def _decoded(data: bytes | Path, field: str, max_pixels: int) -> Image.Image:
         raise InvalidInput(f"{field}: decompression bomb refused ({exc})") from None
 
 
-def check_audio(data: bytes, field: str, max_seconds: float) -> str:
+def check_audio_file(path: Path, field: str, max_seconds: float) -> str:
+    """:func:`check_audio` of a file (an upload that streamed to storage, never held whole in memory)."""
+    return check_audio(path, field, max_seconds)
+
+
+def check_audio(data: bytes | Path, field: str, max_seconds: float) -> str:
     """The audio's type, after opening only common audio containers and checking there is audio, within ``max_seconds``."""
     try:
         # Only audio demuxers, nothing that opens other files or URLs by the names inside it (HLS, concat listings).
         guard = {"format_whitelist": "wav,mp3,flac,ogg,mov", "protocol_whitelist": "file,pipe"}
-        with av.open(io.BytesIO(data), mode="r", options=guard) as container:
+        with av.open(io.BytesIO(data) if isinstance(data, bytes) else str(data), mode="r", options=guard) as container:
             name = container.format.name
             if name not in AUDIO_FORMATS or not container.streams.audio:
                 raise InvalidInput(f"{field}: {name} without audio is not WAV, MP3, FLAC, Ogg or M4A audio")

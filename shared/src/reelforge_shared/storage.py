@@ -21,7 +21,7 @@ from typing import Any, cast
 import certifi
 import urllib3
 from minio import Minio
-from minio.commonconfig import CopySource
+from minio.commonconfig import REPLACE, CopySource
 from minio.datatypes import Part
 from minio.error import S3Error, ServerError
 from urllib3.exceptions import HTTPError
@@ -402,9 +402,15 @@ class ObjectStore:
         with _transient("list", prefix):
             return sorted(o.object_name for o in self.client.list_objects(bucket, prefix=prefix, recursive=True))
 
-    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, content_type: str | None = None) -> None:
+        """A server-side copy; ``content_type``: the copy's own (else the source's)."""
         with _transient("copy", src_key):
-            self.client.copy_object(dst_bucket, dst_key, CopySource(src_bucket, src_key))
+            if content_type is None:
+                self.client.copy_object(dst_bucket, dst_key, CopySource(src_bucket, src_key))
+            else:
+                metadata: dict[str, str | list[str] | tuple[str]] = {"Content-Type": content_type}
+                source = CopySource(src_bucket, src_key)
+                self.client.copy_object(dst_bucket, dst_key, source, metadata=metadata, metadata_directive=REPLACE)
 
     def unfinished_uploads(self, bucket: str, prefix: str = "") -> list[str]:
         """The keys of multipart uploads begun and neither completed nor aborted (their parts take space, unlisted)."""

@@ -212,6 +212,22 @@ async def test_a_500_mb_upload_is_streamed_to_storage_until_the_cap_and_nothing_
     assert '"invalid_image"' in answer, answer
     assert sent < STREAMED_LIMIT, f"the client sent {sent} bytes before the answer"
 
+    # POST /v1/uploads streams alike (its file field is `file`): 413 at the cap, a bomb refused from its header.
+    def as_file(chunk: bytes | memoryview) -> bytes | memoryview:
+        return bytes(chunk).replace(b'name="image"', b'name="file"', 1) if b'name="image"' in bytes(chunk[:200]) else chunk
+
+    async def to_uploads(body: AsyncIterator[bytes | memoryview]) -> AsyncIterator[bytes | memoryview]:
+        async for chunk in body:
+            yield as_file(chunk)
+
+    status, answer, sent = await _send(gateway.port, "/v1/uploads", upload, to_uploads(_multipart(boundary, 500)), chunked=True)
+    assert status == 413, answer
+    assert sent < 100 * MB, f"the client sent {sent} bytes before the answer"
+    status, answer, sent = await _send(gateway.port, "/v1/uploads", upload, to_uploads(bomb_body()), chunked=True)
+    assert status == 422, answer
+    assert '"invalid_upload"' in answer, answer
+    assert sent < STREAMED_LIMIT, f"the client sent {sent} bytes before the answer"
+
     grown = gateway.peak_rss_mb() - before
     assert grown < 8, f"the gateway peak memory grew by {grown:.1f} MB streaming a {STREAMED_LIMIT} B upload"
     assert store.list_keys(settings.work_bucket, "") == keys  # the partial object is gone

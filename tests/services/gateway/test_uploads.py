@@ -11,6 +11,7 @@ from PIL import Image
 from reelforge.stack import local_stack
 from reelforge_shared.bus import Bus
 from reelforge_shared.storage import Keys, ObjectStore
+from support.media import tone
 
 SETTINGS = {"api_tokens": "alice:tok-alice-secret,bob:tok-bob-secret"}
 ALICE = {"Authorization": "Bearer tok-alice-secret"}
@@ -78,3 +79,36 @@ async def test_an_upload_is_checked_owned_and_copied_under_the_job_that_names_it
             stored = board["characters"]["hero"]["reference_image"]
             assert Keys.owned(job_id, stored)
             assert store.get_bytes(stack.settings.work_bucket, stored) == _png()
+
+
+async def test_an_upload_streams_to_storage_checked_whole_and_a_refused_one_leaves_nothing(overrides, tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    wav = tone(tmp_path / "a.wav", 440, 0.5).read_bytes()
+    bomb = bytearray(_png())
+    bomb[16:24] = struct.pack(">II", 100_000, 100_000)  # 10^10 pixels declared
+    bomb[29:33] = struct.pack(">I", zlib.crc32(bytes(bomb[12:29])))
+    async with local_stack(tmp_path / "stack", names=["gateway"], **overrides, **SETTINGS) as stack:
+        store = ObjectStore.from_settings(stack.settings)
+        bucket = stack.settings.work_bucket
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, headers=ALICE) as client:
+            sound = await client.post("/v1/uploads", files={"file": ("a.wav", wav, "audio/wav")})
+            assert sound.status_code == 201, sound.text
+            assert sound.json()["content_type"] == "audio/wav"
+            assert store.get_bytes(bucket, sound.json()["key"]) == wav
+            refusals = {
+                "bomb": ("x.png", bytes(bomb), "image/png"),
+                "not audio": ("x.wav", b"RIFF" + bytes(5000), "audio/wav"),
+                "not an image": ("x.png", b"hello", "image/png"),
+            }
+            for name, file in refusals.items():
+                refused = await client.post("/v1/uploads", files={"file": file})
+                assert refused.status_code == 422, (name, refused.text)
+                assert refused.json()["error"] == "invalid_upload", (name, refused.text)
+                assert refused.json()["details"]["fields"][0]["field"] == "file", (name, refused.text)
+            missing = await client.post("/v1/uploads", files={"other": ("a.png", _png(), "image/png")})
+            assert missing.status_code == 422
+            assert missing.json()["details"]["fields"][0]["field"] == "file"
+        assert store.list_keys(bucket, "") == [sound.json()["key"]]  # nothing staged or refused is left
+        assert store.unfinished_uploads(bucket) == []

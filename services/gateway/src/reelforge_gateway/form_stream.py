@@ -1,16 +1,17 @@
-"""A ``multipart/form-data`` body with one image, read as it streams: never held whole in memory.
+"""A ``multipart/form-data`` body with one file (an image, or audio), read as it streams: never held whole in memory.
 
 - **Text fields** are kept (each at most ``TEXT_FIELD_BYTES``, at most ``MAX_PARTS`` parts): 422 naming the field above.
-- **The image part** goes to S3 as it comes (:class:`~reelforge_shared.storage.StreamedPut`, at most one 5 MiB part in
-  memory) under a staging key (``Keys.incoming``), its SHA-256 counted on the way. Its type and pixel count are read
-  from its first bytes (:func:`~reelforge_shared.references.image_header`) before anything is stored: a file that is not
-  a PNG, JPEG or WebP, or declares more than ``REELFORGE_MAX_IMAGE_PIXELS`` (a decompression bomb), is refused at once.
-- **The cap** (``REELFORGE_MAX_UPLOAD_BYTES``) is counted on the image's bytes as they come: 413 as soon as it is
+- **The file part** goes to S3 as it comes (:class:`~reelforge_shared.storage.StreamedPut`, at most one 5 MiB part in
+  memory) under a staging key (``Keys.incoming``), its SHA-256 counted on the way. An image's type and pixel count
+  are read from its first bytes (:func:`~reelforge_shared.references.image_header`) before anything is stored: a file
+  that is not a PNG, JPEG or WebP, or declares more than ``REELFORGE_MAX_IMAGE_PIXELS`` (a decompression bomb), is
+  refused at once. The part is audio when its ``Content-Type`` says ``audio/*`` (and the caller accepts audio).
+- **The cap** (``REELFORGE_MAX_UPLOAD_BYTES``) is counted on the file's bytes as they come: 413 as soon as it is
   passed (the guard counts the whole body too, and cuts it there).
 - **Refused, cut or failed**: whatever was written (parts, object) is removed before the error goes on.
 
-The caller decodes the stored image whole (:func:`staged_image_errors`) before it publishes anything, then moves it
-under its job or removes it.
+The caller decodes the stored file whole (:func:`check_staged`) before it publishes or answers anything, then moves it
+where it belongs or removes it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from starlette.requests import Request
 from reelforge_gateway.errors import ApiError
 from reelforge_gateway.middleware import too_large
 from reelforge_shared.errors import InvalidInput
-from reelforge_shared.references import check_image_file, image_header
+from reelforge_shared.references import Kind, ReferenceLimits, check_audio_file, check_image_file, image_header
 from reelforge_shared.storage import PART_BYTES, Keys, ObjectStore, StreamedPut
 
 TEXT_FIELD_BYTES = 16_384  # the longest text field (a prompt is at most 2,000 characters, 4 bytes each at most)
@@ -45,20 +46,19 @@ def invalid(field_name: str, message: str, error: str = "invalid_request") -> Ap
 
 
 @dataclass(kw_only=True, frozen=True, slots=True)
-class StagedImage:
-    """An uploaded image in storage under ``key`` (staged: not yet checked whole), with what its header said."""
+class StagedFile:
+    """An uploaded file in storage under ``key`` (staged: not yet checked whole); an image's type from its header."""
 
     key: str
     size: int
     sha256: str
-    content_type: str
-    width: int
-    height: int
+    kind: Kind
+    content_type: str | None  # an image's, from its header; audio: known once decoded
 
 
 @dataclass(kw_only=True, slots=True)
-class _ImageSink:
-    """The image part's bytes: counted, hashed, header checked, written to S3 a part at a time.
+class _FileSink:
+    """The file part's bytes: counted, hashed, an image's header checked, written to S3 a part at a time.
 
     The part is gathered in one anonymous mapping of ``PART_BYTES``, reused for every part: its pages take memory only
     as they are written (a small image costs its size), and it is never grown and copied.
@@ -66,8 +66,10 @@ class _ImageSink:
 
     put: StreamedPut
     name: str
+    kind: Kind
     max_bytes: int
     max_pixels: int
+    error: str
     size: int = 0
     buffer: mmap.mmap = field(default_factory=lambda: mmap.mmap(-1, PART_BYTES))
     filled: int = 0
@@ -85,7 +87,7 @@ class _ImageSink:
                 taken = min(PART_BYTES - self.filled, len(rest))
                 self.buffer[self.filled : self.filled + taken] = rest[:taken]
                 self.filled, rest = self.filled + taken, rest[taken:]
-                while self.header is None and self.looks and self.filled >= self.looks[0]:
+                while self.kind == "image" and self.header is None and self.looks and self.filled >= self.looks[0]:
                     self._look(last=len(self.looks) == 1)
                     self.looks.pop(0)
                 if self.filled == PART_BYTES:  # the header is known by now (HEADER_WINDOW < PART_BYTES)
@@ -96,19 +98,16 @@ class _ImageSink:
             self.put.part(whole)
         self.filled = 0
 
-    async def finish(self) -> StagedImage:
-        if self.header is None:
+    async def finish(self) -> StagedFile:
+        if self.kind == "image" and self.header is None:
             self._look(last=True)
-        assert self.header is not None  # noqa: S101 (a last look finds one or raises)
         await asyncio.to_thread(self._send_rest)
-        content_type, width, height = self.header
-        return StagedImage(
+        return StagedFile(
             key=self.put.key,
             size=self.size,
             sha256=self.digest.hexdigest(),
-            content_type=content_type,
-            width=width,
-            height=height,
+            kind=self.kind,
+            content_type=self.header[0] if self.header is not None else None,
         )
 
     def _send_rest(self) -> None:
@@ -130,7 +129,7 @@ class _ImageSink:
         try:
             self.header = image_header(self.buffer[: min(self.filled, HEADER_WINDOW)], self.name, self.max_pixels, last_look=last)
         except InvalidInput as exc:
-            raise invalid(self.name, str(exc), "invalid_image") from None
+            raise invalid(self.name, str(exc), self.error) from None
         if self.header is not None:
             self.put.content_type = self.header[0]
 
@@ -141,13 +140,24 @@ class _Part:
     header_bytes: int = 0
     name: str = ""
     value: bytearray = field(default_factory=bytearray)
-    sink: _ImageSink | None = None
+    sink: _FileSink | None = None
 
 
-async def read_image_form(
-    request: Request, *, store: ObjectStore, bucket: str, image_field: str, max_bytes: int, max_pixels: int
-) -> tuple[dict[str, str], StagedImage | None]:
-    """The form's text fields, and its image staged in storage (None if the form has none).
+@dataclass(kw_only=True, frozen=True, slots=True)
+class FileField:
+    """The form's file field: its name, whether audio is accepted (else images only), the caps, the 422 code."""
+
+    name: str
+    audio: bool
+    max_bytes: int
+    max_pixels: int
+    error: str
+
+
+async def read_form(
+    request: Request, *, store: ObjectStore, bucket: str, file: FileField
+) -> tuple[dict[str, str], StagedFile | None]:
+    """The form's text fields, and its file staged in storage (None if the form has none).
 
     Raises :class:`ApiError` (413 past ``max_bytes``, 422 naming the field), with nothing left in storage.
     """
@@ -155,9 +165,9 @@ async def read_image_form(
     boundary = options.get(b"boundary", b"")
     if kind != b"multipart/form-data" or not boundary:
         got = kind.decode("latin-1")[:100] or "no Content-Type"
-        raise invalid(image_field, f"{image_field}: Field required (a multipart/form-data body with a boundary, got {got!r})")
+        raise invalid(file.name, f"{file.name}: Field required (a multipart/form-data body with a boundary, got {got!r})")
     fields: dict[str, str] = {}
-    sinks: list[_ImageSink] = []
+    sinks: list[_FileSink] = []
     events: list[tuple[str, bytes]] = []
     parser = MultipartParser(
         boundary,
@@ -193,7 +203,7 @@ async def read_image_form(
                     elif part.headers:
                         part.headers[-1] = (part.headers[-1][0], part.headers[-1][1] + data.decode("latin-1"))
                 elif event == "headers":
-                    part.name, part.sink = _begin(part, store, bucket, image_field, max_bytes, max_pixels, fields, sinks)
+                    part.name, part.sink = _begin(part, store, bucket, file, fields, sinks)
                 elif event == "data" and part.sink is not None:
                     await part.sink.write(data)
                 elif event == "data":
@@ -215,40 +225,41 @@ async def read_image_form(
 
 
 def _begin(
-    part: _Part,
-    store: ObjectStore,
-    bucket: str,
-    image_field: str,
-    max_bytes: int,
-    max_pixels: int,
-    fields: dict[str, str],
-    sinks: list[_ImageSink],
-) -> tuple[str, _ImageSink | None]:
-    """A part's name once its headers are read, and the sink of its bytes if it is the image."""
-    disposition = dict(part.headers).get("content-disposition", "")
+    part: _Part, store: ObjectStore, bucket: str, file: FileField, fields: dict[str, str], sinks: list[_FileSink]
+) -> tuple[str, _FileSink | None]:
+    """A part's name once its headers are read, and the sink of its bytes if it is the file."""
+    headers = dict(part.headers)
+    disposition = headers.get("content-disposition", "")
     _, options = parse_options_header(disposition)
     name = options.get(b"name", b"").decode("utf-8", "replace")
     if not name:
         raise invalid("body", "a form field without a name")
-    if name in fields or (name == image_field and sinks):
+    if name in fields or (name == file.name and sinks):
         raise invalid(name, f"{name}: given more than once")
-    if name != image_field:
+    if name != file.name and b"filename" in options:
+        raise invalid(file.name, f"{file.name}: Field required (a file came as {name[:100]!r})")
+    if name != file.name:
         return name, None
     if b"filename" not in options:
         raise invalid(name, f"{name}: a file expected, got a text field")
-    sink = _ImageSink(
-        put=StreamedPut(store, bucket, Keys.incoming(uuid.uuid4().hex)), name=name, max_bytes=max_bytes, max_pixels=max_pixels
+    audio = file.audio and headers.get("content-type", "").strip().lower().startswith("audio/")
+    sink = _FileSink(
+        put=StreamedPut(store, bucket, Keys.incoming(uuid.uuid4().hex)),
+        name=name,
+        kind="audio" if audio else "image",
+        max_bytes=file.max_bytes,
+        max_pixels=file.max_pixels,
+        error=file.error,
     )
     sinks.append(sink)
     return name, sink
 
 
-def staged_image_errors(store: ObjectStore, bucket: str, staged: StagedImage, field_name: str, max_pixels: int) -> str | None:
-    """Why the staged image is refused (every pixel decoded, from a file: never the whole upload in memory), or None."""
+def check_staged(store: ObjectStore, bucket: str, staged: StagedFile, field_name: str, limits: ReferenceLimits) -> str:
+    """The staged file's checked type, every pixel or sample decoded from a temporary file (never the whole upload
+    in memory); InvalidInput naming ``field_name`` when it is refused."""
     with tempfile.TemporaryDirectory(prefix="reelforge-upload-") as folder:
-        path = store.get_file(bucket, staged.key, Path(folder) / "image")
-        try:
-            check_image_file(path, field_name, max_pixels)
-        except InvalidInput as exc:
-            return str(exc)
-    return None
+        path = store.get_file(bucket, staged.key, Path(folder) / "upload")
+        if staged.kind == "audio":
+            return check_audio_file(path, field_name, limits.max_seconds)
+        return check_image_file(path, field_name, limits.max_pixels)

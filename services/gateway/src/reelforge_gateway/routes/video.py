@@ -42,9 +42,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import Deps, GatewayDeps, VideoDefaults
 from reelforge_gateway.errors import ApiError, ErrorBody, error_response
-from reelforge_gateway.form_stream import StagedImage, read_image_form, staged_image_errors
+from reelforge_gateway.form_stream import FileField, StagedFile, check_staged, read_form
 from reelforge_gateway.prompt_fit import prompt_errors
 from reelforge_gateway.submit import submit_job
+from reelforge_shared.errors import InvalidInput
 from reelforge_shared.jobs import JobRecord, Ledger
 from reelforge_shared.references import EXTENSIONS
 from reelforge_shared.storage import Keys
@@ -192,7 +193,10 @@ def _storyboard(kind: Kind, params: VideoParams, seed: int, image_key: str | Non
         ) from None
 
 
-async def _run(kind: Kind, params: VideoParams, deps: GatewayDeps, owner: str, image: StagedImage | None = None) -> Response:
+async def _run(
+    kind: Kind, params: VideoParams, deps: GatewayDeps, owner: str, image: StagedFile | None = None, image_type: str = ""
+) -> Response:
+    """The video of one request; ``image``: the staged upload, checked whole as ``image_type``."""
     video = _video(deps)
     _check_duration(params, video)
     default = video.text_to_video_model if kind == "text-to-video" else video.image_to_video_model
@@ -206,7 +210,7 @@ async def _run(kind: Kind, params: VideoParams, deps: GatewayDeps, owner: str, i
     record = await deps.ledger.get(job_id)
     cached = record is not None and record.status != "queued"
     if not cached:  # new, or created but perhaps never published (a request stopped half-way): publish again
-        image_key = Keys.input_image(job_id, EXTENSIONS[image.content_type]) if image is not None else None
+        image_key = Keys.input_image(job_id, EXTENSIONS[image_type]) if image is not None else None
         board = _storyboard(kind, params, seed, image_key, deps.limits)
         if errors := await asyncio.to_thread(prompt_errors, board, model):  # longer than the model's text encoder reads
             names = {"style.negative_prompt": "negative_prompt"}  # the request's fields, not the storyboard's
@@ -318,25 +322,26 @@ async def image_to_video(request: Request, deps: Deps) -> Response:
     The form is read as it streams (:mod:`reelforge_gateway.form_stream`): the image goes to storage as it comes,
     its header checked first, and it is decoded whole before anything is published.
     """
-    staged: StagedImage | None = None
+    staged: StagedFile | None = None
     try:
-        form, staged = await read_image_form(
-            request,
-            store=deps.store,
-            bucket=deps.work_bucket,
-            image_field="image",
-            max_bytes=deps.max_upload_bytes,
-            max_pixels=deps.max_image_pixels,
+        file = FileField(
+            name="image", audio=False, max_bytes=deps.max_upload_bytes, max_pixels=deps.max_image_pixels, error="invalid_image"
         )
+        form, staged = await read_form(request, store=deps.store, bucket=deps.work_bucket, file=file)
         params = _form_params(form)
         if staged is None:
             raise VideoError(
                 422, "invalid_request", "image: Field required", fields=[{"field": "image", "message": "Field required"}]
             )
-        why = await asyncio.to_thread(staged_image_errors, deps.store, deps.work_bucket, staged, "image", deps.max_image_pixels)
-        if why is not None:
-            raise VideoError(422, "invalid_image", why, fields=[{"field": "image", "message": why}], field="image")
-        return await _run("image-to-video", params, deps, caller_of(request), staged)
+        try:
+            content_type = await asyncio.to_thread(
+                check_staged, deps.store, deps.work_bucket, staged, "image", deps.reference_limits
+            )
+        except InvalidInput as exc:
+            raise VideoError(
+                422, "invalid_image", str(exc), fields=[{"field": "image", "message": str(exc)}], field="image"
+            ) from None
+        return await _run("image-to-video", params, deps, caller_of(request), staged, content_type)
     except VideoError as exc:
         return exc.response()
     finally:
