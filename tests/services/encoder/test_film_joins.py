@@ -150,6 +150,8 @@ def test_film_is_joined_by_copy_with_only_transitions_encoded(
     # The cut c -> d is proved by its packets (the segments' own): only the dissolve's and the fade's frames are decoded.
     assert len(decoded_windows) == 2
     assert all(any(lo <= k < hi for lo, hi in decoded_windows) for k in (4, 5, 6, 9, 12, 14))
+    # The dissolve's from its span's first frame, not from the window's start: the frames before it are a's own.
+    assert sorted(decoded_windows)[0][0] == 4
 
     # Where the film's packets are not the segments' own (d's, here), every join and every other such frame is decoded.
     decoded_windows.clear()

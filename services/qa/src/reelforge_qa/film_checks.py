@@ -213,7 +213,8 @@ def _film_around_joins(
         reach = max(overlap, 1) + tr.FILM_EDGE + 1
         lo, hi = max(0, frame - reach), min(len(thumbs), frame + reach)
         if differs[lo:hi].any():
-            windows.append((lo, hi))
+            # from the first frame that is not a segment's own: those before it are the segments' (equal packets)
+            windows.append((lo + int(np.argmax(differs[lo:hi])), hi))
             differs[lo:hi] = False
     stray = np.flatnonzero(differs)  # frames that should be a segment's own and are not: decoded, with what joins them
     for run in np.split(stray, np.flatnonzero(np.diff(stray) > 1) + 1) if len(stray) else []:

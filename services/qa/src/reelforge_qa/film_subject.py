@@ -30,7 +30,7 @@ face (identity beyond colour, texture and build needs the optional embedding mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -72,6 +72,14 @@ class Subject:
     colour: np.ndarray  # CIELAB histogram (L_BINS x AB_BINS x AB_BINS), sums to 1
     texture: np.ndarray  # gradient-orientation histogram, sums to 1
     boxes: list[tuple[int, int, int, int]]  # x, y, w, h per sampled frame (0 size: none)
+    cached_signature: np.ndarray | None = field(default=None, repr=False, compare=False)  # made once: signature()
+
+    def signature(self) -> np.ndarray:
+        """The colour histogram's EMD signature (``_signature``), made on first use: a character's segments are compared
+        pairwise, each pair used to sort both histograms again (most of the film check's time)."""
+        if self.cached_signature is None:
+            self.cached_signature = _signature(self.colour, C_L, C_AB)
+        return self.cached_signature
 
 
 def _corners(lab: np.ndarray, l_bins: int, ab_bins: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -298,7 +306,7 @@ def subject_scores(a: Subject, b: Subject) -> dict[str, float]:
     """Components in [0, 1]: found (both), colour, texture, shape (build), scale."""
     if min(a.found, b.found) < 0.5:
         return {"found": round(min(a.found, b.found), 4)}
-    distance = cv2.EMD(_signature(a.colour, C_L, C_AB), _signature(b.colour, C_L, C_AB), cv2.DIST_L2)[0]
+    distance = cv2.EMD(a.signature(), b.signature(), cv2.DIST_L2)[0]
     colour = 1.0 - distance / COLOUR_SCALE
     texture = 1.0 - 0.5 * float(np.abs(a.texture - b.texture).sum())
     shape = 1.0 - abs(float(np.log2(a.aspect / b.aspect))) / SHAPE_LIMIT * 0.6

@@ -49,6 +49,8 @@ from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore, ReadOnce
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
+PARSE_THREADS = 4  # the segments' kept statistics unpacked side by side (zlib, off the GIL)
+
 
 @dataclass(kw_only=True, slots=True)
 class QaDeps:
@@ -167,11 +169,16 @@ def check_and_report(plan: FilmCheckPlan, event: FilmEncoded, board: Storyboard,
     """Execute the plan: read what it names side by side while the film downloads, check the film (from the segments'
     kept statistics when all are kept: then no segment is decoded again, and the film only around its joins), and
     write the report, the HTML first: the JSON marks it done. Returns the report and the film's metadata."""
-    with tempfile.TemporaryDirectory(prefix="reelforge-qa-film-") as tmp, ThreadPoolExecutor(max_workers=2) as pool:
+    with (
+        tempfile.TemporaryDirectory(prefix="reelforge-qa-film-") as tmp,
+        ThreadPoolExecutor(max_workers=2) as pool,
+        ThreadPoolExecutor(max_workers=PARSE_THREADS) as parse,
+    ):
         film_download = pool.submit(deps.store.get_file, deps.bucket, plan.film_key, Path(tmp, "final.mp4"))
         store = ReadOnce.read(deps.store, deps.bucket, plan.reads + plan.stats_keys)
         kept = [store.found[k] for k in plan.stats_keys]
-        stats = [SegmentFilmStats.from_bytes(data) for data in kept if data is not None] if all(kept) else None
+        # zlib lets go of the GIL: the segments' .npz files are unpacked side by side while the film downloads
+        stats = list(parse.map(SegmentFilmStats.from_bytes, [d for d in kept if d is not None])) if all(kept) else None
         segments = [dataclasses.replace(s, path=Path(tmp, s.path)) for s in plan.segments]
         if stats is None:
             list(pool.map(lambda s, key: deps.store.get_file(deps.bucket, key, s.path), segments, plan.video_keys))
