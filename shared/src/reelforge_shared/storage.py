@@ -358,9 +358,10 @@ class ObjectStore:
     def put_json(self, bucket: str, key: str, value: Any) -> None:
         self.put_bytes(bucket, key, json.dumps(value, indent=2, default=str).encode(), "application/json")
 
-    def put_file(self, bucket: str, key: str, path: Path, content_type: str = "application/octet-stream") -> None:
+    def put_file(self, bucket: str, key: str, path: Path, content_type: str = "application/octet-stream") -> str:
+        """Store the file; returns the object's ETag (what ``etag`` answers while these bytes are stored)."""
         with _transient("put", key):
-            self.client.fput_object(bucket, key, str(path), content_type=content_type)
+            return self.client.fput_object(bucket, key, str(path), content_type=content_type).etag or ""
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         with _transient("get", key):
@@ -393,6 +394,16 @@ class ObjectStore:
         """Delete one object (a missing one is no error: S3 deletes idempotently)."""
         with _transient("delete", key):
             self.client.remove_object(bucket, key)
+
+    def etag(self, bucket: str, key: str) -> str | None:
+        """The object's ETag, None when it is missing (one HEAD)."""
+        try:
+            with _transient("stat", key):
+                return self.client.stat_object(bucket, key).etag or ""
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                return None
+            raise
 
     def size(self, bucket: str, key: str) -> int:
         with _transient("stat", key):

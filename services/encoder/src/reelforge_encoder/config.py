@@ -32,6 +32,13 @@ class EncoderSettings(CommonSettings):
     film_fps: float | None = Field(
         None, gt=0, le=120, description="frame rate of the final film (default: output.fps, else the highest segment fps)"
     )
+    piece_cache_mb: int = Field(
+        2048,
+        ge=0,
+        le=1_000_000,
+        description="disk kept for the film pieces this encoder stored, so its film step need not fetch them from S3 "
+        "again (least recently used out first; 0: off)",
+    )
     espeak: str | None = Field(
         None, description="espeak-ng binary for narration text (default: espeak-ng on PATH; none: narration text is refused)"
     )

@@ -26,6 +26,7 @@ from reelforge_encoder.film_joins import SegmentCut, board_parts, encode_span, f
 from reelforge_encoder.grading import normalisation
 from reelforge_encoder.handles import mux_late, without_head
 from reelforge_encoder.look import film_fps, sample_frames
+from reelforge_encoder.piece_cache import PieceCache
 from reelforge_encoder.plan import SegmentPlan, TransitionPlan, plan_segment, transition_plans
 from reelforge_shared.colour import grey_world_rgb
 from reelforge_shared.errors import PermanentError
@@ -45,6 +46,21 @@ class EncoderDeps:
     codec: Codec
     film_fps: float | None = None
     espeak: str | None = None  # espeak-ng binary; None: narration text cannot be spoken here
+    pieces: PieceCache | None = None  # the pieces and spans this encoder stored, for its film step (piece_cache)
+
+
+def _put_piece(deps: EncoderDeps, key: str, path: Path) -> None:
+    """Store a piece or transition span, and keep it on this encoder's disk for the film step."""
+    etag = deps.store.put_file(deps.bucket, key, path, "video/mp4")
+    if deps.pieces is not None:
+        deps.pieces.keep(key, path, etag)
+
+
+def _get_piece(deps: EncoderDeps, key: str, out: Path) -> Path:
+    """A piece or span as a local file: the one this encoder kept when S3 still holds it, else downloaded."""
+    if deps.pieces is None:
+        return deps.store.get_file(deps.bucket, key, out)
+    return deps.pieces.get_file(deps.store, deps.bucket, key, out)
 
 
 def with_quality(deps: EncoderDeps, board: Storyboard) -> EncoderDeps:
@@ -148,7 +164,7 @@ def _encode_pieces(
         cropped = crop_pieces(whole, c.size, plan.out_fps, out, deps.codec, logo, bounds, keyframes)
         uploads |= {Keys.segment_piece(plan.video_key, j, c.name): path for j, path in enumerate(handles.middle(cropped))}
     with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:
-        list(pool.map(lambda key, path: deps.store.put_file(deps.bucket, key, path, "video/mp4"), uploads, uploads.values()))
+        list(pool.map(lambda key, path: _put_piece(deps, key, path), uploads, uploads.values()))
     segment = whole if whole.name == "segment.mp4" else concat_copy(used, whole.with_name("segment.mp4"), deps.codec.exe)
     return segment, uploads
 
@@ -176,12 +192,12 @@ def _encode_transition(plan: SegmentPlan, span: TransitionPlan, local: dict[str,
             if piece in local:
                 files.append(local[piece])
             elif deps.store.exists(deps.bucket, piece):
-                files.append(deps.store.get_file(deps.bucket, piece, work / f"neighbour-{crop}-{j}.mp4"))
+                files.append(_get_piece(deps, piece, work / f"neighbour-{crop}-{j}.mp4"))
             else:
                 return  # the neighbour was not encoded for a join by copy: the film encodes the span
         name = f"span-{span.outgoing:03d}-{crop or 'master'}.mp4"
         made = encode_span(files[0], files[1], span.kind, span.overlap, plan.film_fps, work / name, deps.codec)
-        deps.store.put_file(deps.bucket, key, made, "video/mp4")
+        _put_piece(deps, key, made)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +239,7 @@ def _film_pieces(
         }
 
         def get(slot: tuple, key: str) -> Path:
-            return deps.store.get_file(deps.bucket, key, work / f"{'-'.join(map(str, slot))}.mp4")
+            return _get_piece(deps, key, work / f"{'-'.join(map(str, slot))}.mp4")
 
         pieces = dict(zip(wanted, pool.map(get, wanted, wanted.values()), strict=True))
         joins = dict(zip(made, pool.map(get, made, made.values()), strict=True))
@@ -286,7 +302,7 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
             resolve = _resolver(deps, job, work)
             joined, spans = (pieces.pieces, pieces.spans) if pieces else (None, None)
             with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:  # each deliverable stored as soon as it is made
-                uploads: list[Future[None]] = []
+                uploads: list[Future[str]] = []
 
                 def store(name: str, path: Path) -> None:
                     key = film_key if name == "film" else Keys.deliverable(job, name, event.version)

@@ -4,9 +4,11 @@ from typing import Any
 
 from reelforge_encoder.codecs import build_codec
 from reelforge_encoder.config import EncoderSettings
+from reelforge_encoder.deliverables import MB
 from reelforge_encoder.derived import handle_rendition
 from reelforge_encoder.ffmpeg import ffmpeg_exe
 from reelforge_encoder.handler import EncoderDeps, handle_film, handle_segment
+from reelforge_encoder.piece_cache import PieceCache
 from reelforge_shared.flow import routes
 from reelforge_shared.service import Service, open_store
 
@@ -27,6 +29,7 @@ def build(settings: EncoderSettings) -> Service:
         codec=codec,
         film_fps=settings.film_fps,
         espeak=settings.espeak or shutil.which("espeak-ng"),
+        pieces=PieceCache(settings.piece_cache_mb * MB) if settings.piece_cache_mb else None,
     )
     handlers: dict[str, Callable[..., Any]] = {
         "handle_segment": handle_segment,
