@@ -4,16 +4,20 @@ Every segment of a storyboard (default: the Apfelbaum demo, 33 segments of 24 fr
 through the real handlers on a real S3 server (embedded SeaweedFS) as it would arrive: encoder
 (segment), QA (segment), uploader (delivery). Its frames are the tiny model's kind of picture: 128 px
 wide, smooth random colour fields that drift, upscaled by the encoder. Then the tail is timed: the
-encoder's film step, film QA with the job report, and the uploader's delivery, in the order the bus
-runs them (the bus's own milliseconds are not in it). The floor is ``ffmpeg -f concat -c copy`` of
+encoder's film step, film QA with the job report (the uploader delivering the film and its deliverables
+meanwhile, as it does on ``film.encoded``), and the uploader's delivery, in the order the bus runs them
+(the bus's own milliseconds are not in it). The floor is ``ffmpeg -f concat -c copy`` of
 the same segment files on the same machine.
 
     .venv/bin/python bench/film_tail.py [--storyboard examples/apfelbaum/storyboard.yaml] [--preset veryfast]
-        [--repeat 3] [--profile tail.prof]
+        [--repeat 3] [--profile tail.prof] [--keep DIR]
 
 ``--repeat N`` times the tail N times on the same segments (film versions 1..N, as re-renders make
 them): on a shared machine the spread says how much of a figure is the machine. ``--profile`` writes
-a cProfile of the last tail run and prints the tail's parts from it (``PARTS``).
+a cProfile of the last tail run and prints the tail's parts from it (``PARTS``). ``--keep DIR`` keeps the S3
+server's data in DIR: a later run with the same DIR and storyboard skips the segments already checked there and
+times the tail again as the next film versions (a change to the tail measured without encoding every segment again;
+a change to what segments store needs a fresh DIR).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import platform
 import pstats
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,10 +42,12 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from reelforge_encoder.deliverables import MB
 from reelforge_encoder.ffmpeg import Codec, ffmpeg_exe, run
 from reelforge_encoder.handler import EncoderDeps
 from reelforge_encoder.handler import handle_film as encode_film
 from reelforge_encoder.handler import handle_segment as encode_segment
+from reelforge_encoder.piece_cache import PieceCache
 from reelforge_qa.film_checks import FilmThresholds
 from reelforge_qa.gates import Thresholds
 from reelforge_qa.handler import QaDeps
@@ -49,11 +56,12 @@ from reelforge_qa.handler import handle_film as check_film
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, start_s3
 from reelforge_shared.events import FilmChecked, FilmRequested, JobSubmitted, ModelInfo, SegmentChecked, SegmentGenerated
 from reelforge_shared.settings import CommonSettings
-from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
 from reelforge_uploader.config import UploaderSettings
 from reelforge_uploader.handler import handle_checked
 from reelforge_uploader.handler import handle_film as deliver_film
+from reelforge_uploader.handler import handle_film_encoded as deliver_encoded
 from reelforge_uploader.service import build as build_uploader
 
 MODEL = ModelInfo(name="tiny", pipeline="StableDiffusionPipeline", random_weights=True)
@@ -109,12 +117,16 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--repeat", type=int, default=1, help="time the tail this many times (film versions 1..N)")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the last tail run here")
+    parser.add_argument(
+        "--no-piece-cache", action="store_true", help="the film step downloads every piece (an encoder that kept none)"
+    )
+    parser.add_argument("--keep", type=Path, help="keep the S3 data here; reuse the segments checked there by a run before")
     args = parser.parse_args()
     raw = yaml.safe_load(args.storyboard.read_text())
     board = parse_storyboard(raw)
     job = "bench"
     with tempfile.TemporaryDirectory(prefix="reelforge-bench-") as tmp:
-        server = start_s3(Path(tmp, "s3"))
+        server = start_s3(args.keep or Path(tmp, "s3"))
         try:
             settings = CommonSettings(s3_endpoint=server.url, s3_access_key=ACCESS_KEY, s3_secret_key=SECRET_KEY)
             store = ObjectStore.from_settings(settings)
@@ -123,7 +135,9 @@ def main() -> int:
             store.ensure_bucket(deliver)
             store.put_json(work, Keys.storyboard(job), board.model_dump(mode="json"))
             codec = Codec(ffmpeg_exe(), crf=18, preset=args.preset)
-            enc = EncoderDeps(store=store, bucket=work, codec=codec)
+            # One encoder encodes the segments and the film, as in `reelforge run`: its film step finds the pieces it kept.
+            cache = None if args.no_piece_cache else PieceCache(limit_bytes=2048 * MB)
+            enc = EncoderDeps(store=store, bucket=work, codec=codec, pieces=cache)
             qa = QaDeps(store=store, bucket=work, thresholds=Thresholds(), max_attempts=1, film_thresholds=FilmThresholds())
             up = build_uploader(UploaderSettings(s3_endpoint=server.url, s3_access_key=ACCESS_KEY, s3_secret_key=SECRET_KEY)).deps
             submitted = JobSubmitted(
@@ -135,6 +149,8 @@ def main() -> int:
             )
             per_segment = []
             for n, seg in enumerate(board.segments, start=1):
+                if args.keep and store.exists(deliver, DeliveryKeys.segment(job, n)):
+                    continue  # checked and delivered by an earlier run with --keep
                 for i, png in enumerate(frames(n, seg.frames, 128, 72)):
                     store.put_bytes(work, Keys.frame(job, n, i), png, "image/png")
                 generated = SegmentGenerated.follow(
@@ -159,18 +175,33 @@ def main() -> int:
                 handle_checked(checked, up)
                 per_segment.append((t1 - t0, t2 - t1))
                 print(f"segment {n:2d}/{len(board.segments)}: encode {t1 - t0:5.2f} s, QA {t2 - t1:5.2f} s", file=sys.stderr)
+            if cache is not None and len(per_segment) < len(board.segments):
+                # Segments encoded by an earlier run (--keep): kept as the encoder that encoded them would have kept them.
+                warm = Path(tmp, "warm")
+                warm.mkdir()
+                for i, key in enumerate(store.list_keys(work, f"jobs/{job}/segments/")):
+                    if ".part" in key or ".span-from-" in key:
+                        piece = store.get_file(work, key, warm / f"{i}.mp4")
+                        cache.keep(key, piece, store.etag(work, key) or "")
             runs = []
-            for version in range(1, args.repeat + 1):
+            first = 1  # film versions made by earlier runs with --keep are stored: the next ones are timed
+            while store.exists(work, Keys.film_meta(job, first)):
+                first += 1
+            for version in range(first, first + args.repeat):
                 # The job ledger publishes film.requested when it records the last delivery (a KV update: milliseconds).
                 film_request = FilmRequested.follow(submitted, segment_count=len(board.segments), version=version)
-                profile = cProfile.Profile() if args.profile and version == args.repeat else None
+                profile = cProfile.Profile() if args.profile and version == first + args.repeat - 1 else None
                 if profile:
                     profile.enable()
                 start = time.perf_counter()
                 [film_encoded] = encode_film(film_request, enc)
                 t_encoded = time.perf_counter()
+                # The uploader delivers the film and its deliverables on film.encoded while QA checks the film.
+                early = threading.Thread(target=deliver_encoded, args=(film_encoded, up))
+                early.start()
                 film_checked = next(e for e in check_film(film_encoded, qa) if isinstance(e, FilmChecked))
                 t_checked = time.perf_counter()
+                early.join()
                 [completed] = deliver_film(film_checked, up)
                 end = time.perf_counter()
                 if profile:
@@ -207,8 +238,10 @@ def main() -> int:
         "segments": len(board.segments),
         "size": f"{board.output.width}x{board.output.height}",
         "preset": args.preset,
-        "segment_encode_s_mean": round(float(np.mean([e for e, _ in per_segment])), 2),
-        "segment_qa_s_mean": round(float(np.mean([q for _, q in per_segment])), 2),
+        "piece_cache": cache is not None,
+        "segment_encode_s_mean": round(float(np.mean([e for e, _ in per_segment])), 2) if per_segment else None,
+        "segment_qa_s_mean": round(float(np.mean([q for _, q in per_segment])), 2) if per_segment else None,
+        "segments_from_kept_store": len(board.segments) - len(per_segment),
         **runs[0],
         "runs": runs,
         "load_average": [round(x, 2) for x in os.getloadavg()],

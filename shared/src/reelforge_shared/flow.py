@@ -159,11 +159,13 @@ FLOW: dict[str, ServiceFlow] = {
         delivery="",
         note="gates, continuity",
     ),
-    # Delivery, then the webhooks of finished jobs (and of delivered segments when they are asked for).
+    # Delivery, then the webhooks of finished jobs (and of delivered segments when they are asked for). The film and its
+    # deliverables are delivered on film.encoded, while QA checks the film; film.checked adds the reports and completes.
     "uploader": ServiceFlow(
         consumes=(
             Consume(event=SegmentChecked, handler="handle_checked"),
             Consume(event=SegmentTakeSelected, handler="handle_selected"),
+            Consume(event=FilmEncoded, handler="handle_film_encoded"),
             Consume(event=FilmChecked, handler="handle_film"),
             Consume(event=JobCompleted, handler="fan_out", observer=True),
             Consume(event=JobFailed, handler="fan_out", observer=True),

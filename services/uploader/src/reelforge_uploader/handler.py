@@ -1,6 +1,11 @@
 """Uploader handlers: deliver checked segments (and a take its owner selected in place of the delivered one), deliver the
 film and its report.
 
+The film and its deliverables are delivered as soon as they are encoded (``film.encoded``), while QA
+checks the film: ``film.checked`` then finds them delivered (the same asset rows, ``Delivery._already``)
+and copies only the reports, so the film's server-side copies are off its tail. ``job.completed`` still
+comes after QA; only then does a client learn the keys.
+
 Which attempt of a segment was delivered is recorded by the job store alone (it folds
 ``segment.delivered``); the film is not triggered here: the job ledger's observer publishes
 ``film.requested`` when it records the last delivery, naming each segment's delivered attempt, and
@@ -14,9 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
+from reelforge_shared.errors import PermanentError, TransientError
 from reelforge_shared.events import (
     Event,
     FilmChecked,
+    FilmEncoded,
     JobCompleted,
     ModelInfo,
     QaReport,
@@ -29,6 +38,8 @@ from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.takes import checked_takes, rank_takes, take_score
 from reelforge_uploader.delivery import Delivery
 from reelforge_uploader.webhooks import WebhookDeps
+
+log = structlog.get_logger("reelforge.uploader")
 
 
 @dataclass(kw_only=True, slots=True)
@@ -105,16 +116,42 @@ def _deliver(event: SegmentChecked, deps: UploaderDeps, *, selected_for: int | N
     )
 
 
+Copy = tuple[str, str, dict[str, Any]]  # work-bucket key, delivery name, the asset row's metadata
+
+
+def _film_copies(job: str, version: int, film_key: str, deliverables: dict[str, str]) -> list[Copy]:
+    """The film and its deliverables (name -> work key) as delivered, film first: the same rows from either handler."""
+    copies: list[Copy] = [(film_key, DeliveryKeys.film(job, version), {"film": True})]
+    return copies + [
+        (key, DeliveryKeys.deliverable(job, name, version), {"deliverable": name}) for name, key in deliverables.items()
+    ]
+
+
+def handle_film_encoded(event: FilmEncoded, deps: UploaderDeps) -> list[Event]:
+    """Deliver the film and its deliverables while QA checks the film (best effort: ``film.checked`` delivers whatever
+    is missing, so a failure here is logged and fails nothing). The deliverables are those the encoder listed beside
+    the film (its metadata object)."""
+    job, meta_key = event.job_id, Keys.film_meta(event.job_id, event.version)
+    try:
+        if not deps.store.exists(deps.work_bucket, meta_key):
+            return []  # an encoder before film metadata: film.checked delivers it all
+        meta = deps.store.get_json(deps.work_bucket, meta_key)
+        copies = _film_copies(job, event.version, event.film_key, dict(meta.get("deliverables") or {}))
+        with ThreadPoolExecutor(max_workers=len(copies)) as pool:  # server-side copies and checks: waits, side by side
+            list(pool.map(lambda c: deps.delivery.deliver(job, *c), copies))
+    except (TransientError, PermanentError) as exc:
+        log.warning("uploader.early_delivery_failed", job_id=job, version=event.version, error=str(exc))
+    return []
+
+
 def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:
-    """Deliver the film, its deliverables and the job reports QA wrote, then announce the job complete."""
+    """Deliver the film, its deliverables and the job reports QA wrote, then announce the job complete (the film and
+    deliverables delivered on ``film.encoded`` are found delivered and not copied again)."""
     job, v = event.job_id, event.version  # each film version is delivered beside the earlier ones
     deliverables = {name: DeliveryKeys.deliverable(job, name, v) for name in event.deliverables}
     html_key = DeliveryKeys.report_html(job, v) if event.report_html_key else None
-    jobs = [
-        (event.film_key, DeliveryKeys.film(job, v), {"film": True}),
-        (event.report_key, DeliveryKeys.report(job, v), {"report": "json"}),
-    ]
-    jobs += [(key, deliverables[name], {"deliverable": name}) for name, key in event.deliverables.items()]
+    film_copy, *deliverable_copies = _film_copies(job, v, event.film_key, event.deliverables)
+    jobs = [film_copy, (event.report_key, DeliveryKeys.report(job, v), {"report": "json"}), *deliverable_copies]
     if event.report_html_key and html_key:
         jobs.append((event.report_html_key, html_key, {"report": "html"}))
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:  # server-side copies and checks: waits, side by side
