@@ -9,7 +9,9 @@ import pytest
 
 from reelforge_shared.events import CastSheet, RenderSpec, StartFrame
 from reelforge_shared.shots import (
+    RENDER_CODE_VERSION,
     RenderProfile,
+    json_digest,
     model_revision,
     owner_folder,
     reference_hashes,
@@ -57,6 +59,7 @@ SPEC_CHANGES = {
     "guidance": 5.0,
     "speech": "Hallo",
     "audio_caption": "wind",
+    "handles": 1,
 }
 PROFILE_CHANGES = {
     "model": "reelforge/tiny-sdxl",
@@ -83,6 +86,19 @@ def test_the_same_spec_gives_the_same_key() -> None:
 def test_a_change_of_any_spec_field_changes_the_key(field: str) -> None:
     changed = SPEC.model_copy(update={field: SPEC_CHANGES[field]})
     assert shot_key(changed, PROFILE, []) != shot_key(SPEC, PROFILE, [])
+
+
+def test_a_spec_without_handles_keeps_the_key_it_had_before_handles_existed() -> None:
+    # RenderSpec.handles came later: stored shots of specs without handles are still found by their keys.
+    spec = SPEC.model_dump(mode="json", exclude={"reference_images", "start_frame", "cast_sheet", "handles"})
+    before = {
+        "code": RENDER_CODE_VERSION,
+        "spec": spec,
+        "references": [],
+        "previous": None,
+        "profile": PROFILE.model_dump(mode="json"),
+    }
+    assert shot_key(SPEC, PROFILE, []) == json_digest(before)
 
 
 @pytest.mark.parametrize("field", sorted(PROFILE_CHANGES))

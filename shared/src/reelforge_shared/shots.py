@@ -141,6 +141,10 @@ def reference_hashes(spec: RenderSpec, store: ObjectStore | None, bucket: str) -
     return out
 
 
+def _no_handles(spec: RenderSpec) -> set[str]:
+    return set() if spec.handles else {"handles"}
+
+
 def shot_key(spec: RenderSpec, profile: RenderProfile, references: list[str]) -> str:
     """SHA-256 (hex) of the canonical render spec: the same spec, the same key; any input changed, another key.
 
@@ -149,7 +153,8 @@ def shot_key(spec: RenderSpec, profile: RenderProfile, references: list[str]) ->
     """
     canonical = {
         "code": RENDER_CODE_VERSION,
-        "spec": spec.model_dump(mode="json", exclude={"reference_images", "start_frame", "cast_sheet"}),
+        # handles absent at 0: the keys of shots made before RenderSpec.handles stay what they were
+        "spec": spec.model_dump(mode="json", exclude={"reference_images", "start_frame", "cast_sheet", *_no_handles(spec)}),
         "references": references,
         "previous": spec.start_frame.shot_key if spec.start_frame is not None else None,
         "profile": profile.model_dump(mode="json"),
