@@ -405,14 +405,13 @@ def parse_storyboard(data: Any, limits: StoryboardLimits | None = None) -> Story
     try:
         board = Storyboard.model_validate(data)
     except ValidationError as exc:
-        raise StoryboardInvalid(
-            _capped(
-                [
-                    {"field": _field_path(err["loc"]), "message": f"{err['msg']} (got {_short(err.get('input'))})"}
-                    for err in exc.errors(include_url=False)
-                ]
-            )
-        ) from None
+        found = exc.errors(include_url=False, include_context=False)
+        listed = [  # only the errors listed are written out: a value's repr costs, and there may be 100,000 of them
+            {"field": _field_path(err["loc"]), "message": f"{err['msg']} (got {_short(err.get('input'))})"}
+            for err in found[:MAX_ERRORS]
+        ]
+        unlisted = [{"field": "storyboard", "message": f"{len(found) - MAX_ERRORS} more errors not listed"}]
+        raise StoryboardInvalid(listed + (unlisted if len(found) > MAX_ERRORS else [])) from None
     if errors := _cross_reference_errors(board) + (limit_errors(board, limits) if limits is not None else []):
         raise StoryboardInvalid(_capped(errors))
     return board
