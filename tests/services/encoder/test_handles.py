@@ -5,6 +5,7 @@ source range, which an editor can extend into the handles without a re-render.""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from PIL import Image
 from reelforge_encoder.ffmpeg import Codec, ffmpeg_exe
 from reelforge_encoder.handler import EncoderDeps, handle_film, handle_segment
 from reelforge_gateway.timeline.export import build_timeline
-from reelforge_gateway.timeline.sources import from_store
+from reelforge_gateway.timeline.sources import from_out, from_store, out_attempt_file
 from reelforge_shared.events import FilmRequested, ModelInfo, SegmentGenerated
 from reelforge_shared.media import probe
 from reelforge_shared.settings import CommonSettings
@@ -221,4 +222,18 @@ def test_handles_fitted_by_the_model_are_read_from_the_frames_rendered(
     for clip in build_timeline(from_store(store, bucket, job, 1).cut).video_tracks()[0].find_clips():
         available = clip.media_reference.available_range
         assert (available.start_time.to_frames(), available.duration.to_frames()) == (0, rendered)
+        assert (clip.source_range.start_time.to_frames(), clip.source_range.duration.to_frames()) == (HANDLE, FRAMES)
+
+    # The same from a `reelforge run` output folder, which has no generation record: read from the whole render's frames.
+    out = tmp_path / "out"
+    (out / "segments").mkdir(parents=True)
+    (out / "storyboard.json").write_text(json.dumps(STORYBOARD))
+    (out / "report.json").write_text(json.dumps(store.get_json(bucket, Keys.report(job))))
+    store.get_file(bucket, Keys.film(job), out / "final.mp4")
+    for n in (1, 2):
+        video = Keys.segment_video(job, n)
+        store.get_file(bucket, video, out_attempt_file(out, n, 1, True))
+        store.get_file(bucket, Keys.segment_handles(video), out_attempt_file(out, n, 1, True, handles=True))
+    for clip in build_timeline(from_out(out).cut).video_tracks()[0].find_clips():
+        assert clip.media_reference.available_range.duration.to_frames() == rendered
         assert (clip.source_range.start_time.to_frames(), clip.source_range.duration.to_frames()) == (HANDLE, FRAMES)
