@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import subprocess
 from dataclasses import dataclass, field
@@ -144,3 +145,18 @@ def test_the_cache_keeps_at_most_its_limit(store: ObjectStore, settings: CommonS
     assert counting.downloaded == ["k/one"]
     assert cache.get_file(counting, bucket, "k/two", tmp_path / "kept.mp4").read_bytes() == b"two" * 250
     assert counting.downloaded == ["k/one"]
+
+
+def test_the_cache_folder_goes_with_the_cache(store: ObjectStore, settings: CommonSettings, tmp_path: Path) -> None:
+    cache = PieceCache(limit_bytes=1 << 20)
+    path = tmp_path / "one.mp4"
+    path.write_bytes(b"1" * 100)
+    cache.keep("k/kept", path, store.put_file(settings.work_bucket, "k/kept", path))
+    folder = cache.folder
+    assert len(list(folder.iterdir())) == 1
+    del cache
+    gc.collect()
+    assert not folder.exists()  # nothing left in /tmp by an encoder that ended
+    closed = PieceCache(limit_bytes=1 << 20)
+    closed.close()
+    assert not closed.folder.exists()

@@ -7,7 +7,8 @@ on the film's tail is a download of bytes it wrote minutes before. Each piece it
 the ETag (one HEAD) and takes the kept file when the ETag is the stored object's, else it downloads
 the object as before. With several encoders, each keeps what it encoded: the film step downloads the
 rest. The cache holds at most ``limit_bytes`` (``REELFORGE_PIECE_CACHE_MB``), least recently used
-out first; it lives in a temporary folder of the process and goes with it.
+out first; it lives in a temporary folder that is removed with the cache (at the latest when the process
+exits).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def _link(source: Path, out: Path) -> Path:
 @dataclass(slots=True)
 class PieceCache:
     limit_bytes: int
-    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="reelforge-pieces-")))
+    # removed when the cache is dropped or the interpreter exits (TemporaryDirectory's finalizer)
+    _tmp: tempfile.TemporaryDirectory = field(default_factory=lambda: tempfile.TemporaryDirectory(prefix="reelforge-pieces-"))
     _entries: OrderedDict[str, tuple[Path, str, int]] = field(default_factory=OrderedDict)  # key -> file, ETag, size
     _size: int = 0
     _count: int = 0
@@ -72,6 +74,17 @@ class PieceCache:
                 if self._entries.get(key) is entry:  # not dropped meanwhile: its file is still there
                     return _link(entry[0], out)
         return store.get_file(bucket, key, out)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self._tmp.name)
+
+    def close(self) -> None:
+        """Drop every kept file and the folder."""
+        with self._lock:
+            self._entries.clear()
+            self._size = 0
+            self._tmp.cleanup()
 
     @property
     def size_bytes(self) -> int:
