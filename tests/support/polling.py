@@ -11,14 +11,18 @@ from prometheus_client import REGISTRY
 
 
 async def poll_job(
-    client: httpx.AsyncClient, job_id: str, condition: Callable[[dict[str, Any]], Any], attempts: int = 300
+    client: httpx.AsyncClient,
+    job_id: str,
+    condition: Callable[[dict[str, Any]], Any],
+    attempts: int = 300,
+    every_s: float = 0.1,
 ) -> dict[str, Any]:
-    """Read GET /v1/jobs/{id} every 0.1 s until its body meets `condition`; fail naming the last answer."""
+    """Read GET /v1/jobs/{id} every ``every_s`` until its body meets `condition`; fail naming the last answer."""
     for _ in range(attempts):
         response = await client.get(f"/v1/jobs/{job_id}")
         if response.status_code == 200 and condition(body := response.json()):
             return body
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(every_s)
     raise AssertionError(f"job {job_id} never reached the condition: {response.text}")
 
 

@@ -2,7 +2,7 @@
 
 An event built from another (:meth:`reelforge_shared.events.Event.follow`) takes its job and resume from
 it; between two segment events the segment's index, id, attempt and take come along too, and between two
-film events the film version and the segments' delivered attempts and takes. The runner checks every
+film events the film version, the segments' delivered attempts and takes, and the cut. The runner checks every
 published event with :func:`lost_envelope`.
 """
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 JOB_ENVELOPE = ("job_id", "resume")
 SEGMENT_ENVELOPE = ("index", "segment_id", "attempt", "take", "takes")
-FILM_ENVELOPE = ("version", "attempts", "chosen_takes")
+FILM_ENVELOPE = ("version", "attempts", "chosen_takes", "cut")
 
 
 def inherited(cls: type[Event], source: Event) -> dict[str, Any]:

@@ -79,6 +79,45 @@ ChosenTakes = Annotated[
     ),
 ]
 
+SourceFrame = Annotated[
+    int,
+    Field(
+        ge=0,
+        description="a frame of the render's whole media at the segment's encoded rate, handles included "
+        "(0: its first; with output.handles_s the part the storyboard's film uses starts after the head handle)",
+        examples=[3],
+    ),
+]
+TransitionKind = Annotated[
+    Literal["cut", "dissolve", "fade"],
+    Field(description="the transition into this entry: cut, dissolve, or fade (through black)", examples=["cut"]),
+]
+
+
+class CutEntry(BaseModel):
+    """One clip of a film version's cut: which render of which segment, and the frames of its media the film uses."""
+
+    model_config = ConfigDict(frozen=True)
+    index: SegmentIndex
+    attempt: Attempt = 1
+    take: Take = 0
+    source_in: SourceFrame
+    source_out: Annotated[int, Field(ge=1, description="the frame after the last one used (exclusive)", examples=[9])]
+    transition: TransitionKind = "cut"
+    transition_frames: Annotated[
+        int, Field(ge=0, description="film frames of the transition into this entry (0: a cut)", examples=[0])
+    ] = 0
+
+
+FilmCut = Annotated[
+    list[CutEntry],
+    Field(
+        description="the film's clips in film order, as an editor's re-imported timeline cut it (trims, order, removals, "
+        "earlier attempts); empty: the storyboard's order, each segment's delivered attempt and take whole",
+        examples=[[{"index": 2, "attempt": 1, "take": 0, "source_in": 3, "source_out": 9, "transition": "cut"}]],
+    ),
+]
+
 FrameCount = Annotated[int, Field(description="frames in the output", examples=[24])]
 Fps = Annotated[float, Field(description="frames per second", examples=[3.0])]
 Width = Annotated[int, Field(description="width in pixels", examples=[1920])]
@@ -209,6 +248,7 @@ class FilmEvent(Event):
     version: FilmVersion = 1
     attempts: DeliveredAttempts = Field(default_factory=list)
     chosen_takes: ChosenTakes = Field(default_factory=list)
+    cut: FilmCut = Field(default_factory=list)
 
     def delivered_attempt(self, index: int) -> int:
         """Segment ``index``'s delivered attempt (1-based index; the job store's record, carried by the film events)."""

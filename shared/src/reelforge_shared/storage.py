@@ -257,6 +257,12 @@ class Keys:
         return Keys.derived(job_id, version, rendition_id, ".json")
 
     @staticmethod
+    def cut_entry(job_id: str, version: int, position: int) -> str:
+        """A re-cut film version's ``position``-th entry (1-based, film order) as the encoder joined it, transitions aside:
+        what film QA checks in its place."""
+        return f"{Keys.film_dir(job_id, version)}/cut/{position:03d}.mp4"
+
+    @staticmethod
     def report(job_id: str, version: int = 1) -> str:
         return f"{Keys.film_dir(job_id, version)}/report.json"
 

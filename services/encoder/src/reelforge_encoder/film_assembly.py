@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reelforge_encoder import film_recut
 from reelforge_encoder.audio import AUDIO_KBPS, lay_end_to_end, measure, mix, mux, normalise, segment_sound, speak
 from reelforge_encoder.deliverables import MB, crop, crop_name, crop_size, fit, thumbnail
 from reelforge_encoder.ffmpeg import Codec, FilmPart, film_frames
@@ -64,6 +65,8 @@ def make_film(
     sounds: list[Path | None] | None = None,
     spans: dict[str, dict[int, Path]] | None = None,
     ready: Callable[[str, Path], object] | None = None,
+    *,
+    retime: bool = False,
 ) -> FilmResult:
     """Film (``work/final.mp4``) and deliverables from the encoded segments, in storyboard order.
 
@@ -75,6 +78,8 @@ def make_film(
     encoded); without them each is made here from the segment file's own audio and the storyboard.
     A crop over the size budget is encoded again with the rate capped. ``ready`` is called with each deliverable
     (``film``, a crop's name, ``thumbnail``) as soon as it is final, so the caller can store it while the rest is made.
+    ``retime``: the joins' timestamps are written anew (``film_recut.retime``: pieces of a re-cut copied from renders
+    beside pieces encoded again).
     """
     done = ready or (lambda name, path: None)
     if len(segments) != len(board.segments):
@@ -112,6 +117,10 @@ def make_film(
                 lambda name: join_by_copy(pieces[name], parts, fps, work / f"joined-{name}.mp4", codec, made.get(name)), names
             )
             copies = dict(zip(names, joins, strict=True))
+        if retime:
+            copies = {
+                name: film_recut.retime(path, fps, path.with_name(f"{path.stem}-retimed.mp4")) for name, path in copies.items()
+            }
     if "master" in copies:
         joined = copies["master"]
 

@@ -23,6 +23,7 @@ from reelforge_encoder.deliverables import crop_name, crop_pieces, thumbnail
 from reelforge_encoder.ffmpeg import Codec, Look, concat_copy, encode_frames, piece_path
 from reelforge_encoder.film_assembly import Resolver, make_film, make_sound, sound_of_segment
 from reelforge_encoder.film_joins import SegmentCut, board_parts, encode_span, film_cuts
+from reelforge_encoder.film_recut import Source, check_cut, cut_board, entry_pieces, entry_sound, retime
 from reelforge_encoder.grading import normalisation
 from reelforge_encoder.handles import mux_late, without_head
 from reelforge_encoder.look import film_fps, sample_frames
@@ -33,7 +34,7 @@ from reelforge_shared.errors import PermanentError
 from reelforge_shared.events import Event, FilmEncoded, FilmRequested, SegmentEncoded, SegmentGenerated
 from reelforge_shared.references import check_image
 from reelforge_shared.storage import Keys, ObjectStore, fetch_job_reference
-from reelforge_shared.storyboard import Storyboard, parse_storyboard
+from reelforge_shared.storyboard import Storyboard, encoded_handles, parse_storyboard
 
 S3_THREADS = 8  # concurrent S3 transfers for the film's pieces and deliverables
 LOGO_MAX_PIXELS = 4096 * 4096  # a logo is a corner of a frame; anything bigger is a mistake or a decompression bomb
@@ -280,6 +281,46 @@ def _resolver(deps: EncoderDeps, job: str, tmp: Path) -> Resolver:
     return resolve
 
 
+def _recut_inputs(
+    deps: EncoderDeps, event: FilmRequested, board: Storyboard, fps: float, work: Path
+) -> tuple[Storyboard, list[Path], list[Path | None], dict[str, list[list[Path | None]]], dict[str, int]]:
+    """A re-cut film's storyboard as the cut plays it, its entries' pieces (``film_recut``) and sounds, each entry joined
+    and stored for film QA (``Keys.cut_entry``), and how many frames were copied and encoded again."""
+    job, cut = event.job_id, list(event.cut)
+    cuts = check_cut(board, cut, fps)
+    played = cut_board(board, cut, fps)
+    pieces: list[list[Path | None]] = []
+    sounds: list[Path | None] = []
+    counted = {"entries": len(cut), "copied_frames": 0, "encoded_frames": 0}
+    for position, (entry, entry_cut) in enumerate(zip(cut, cuts, strict=True), start=1):
+        video = Keys.segment_video(job, entry.index, entry.attempt, entry.take)
+        if not deps.store.exists(deps.bucket, video):
+            raise PermanentError(
+                f"cut entry {position}: segment {entry.index} attempt {entry.attempt} take {entry.take} is not stored"
+            )
+        whole = Keys.segment_handles(video)
+        handled = deps.store.exists(deps.bucket, whole)
+        media = deps.store.get_file(deps.bucket, whole if handled else video, work / f"source{position:03d}.mp4")
+        head = encoded_handles(board, board.segments[entry.index - 1])[0] if handled else 0
+        sound_key = Keys.segment_sound(video)
+        sound = None
+        if deps.store.exists(deps.bucket, sound_key):
+            sound = deps.store.get_file(deps.bucket, sound_key, work / f"source{position:03d}.flac")
+        else:  # encoded before sounds were stored: its narration or audio file, made here
+            sound = sound_of_segment(board, entry.index - 1, None, _resolver(deps, job, work), deps.espeak, work, deps.codec.exe)
+        source = Source(media, head, sound)
+        made = entry_pieces(source, entry, entry_cut, fps, work, position, deps.codec)
+        counted["copied_frames"] += sum(p.copied for p in made)
+        counted["encoded_frames"] += sum(p.encoded for p in made)
+        pieces.append([p.path for p in made])
+        sounds.append(entry_sound(source, entry, fps, work / f"cut-sound{position:03d}.wav", deps.codec.exe))
+        joined = concat_copy([p.path for p in made], work / f"cut-entry{position:03d}.mp4", deps.codec.exe)
+        joined = retime(joined, fps, work / f"cut-entry{position:03d}-retimed.mp4")
+        deps.store.put_file(deps.bucket, Keys.cut_entry(job, event.version, position), joined, "video/mp4")
+    paths = [work / f"cut{n:03d}.mp4" for n in range(1, len(cut) + 1)]  # not read: the film is joined from the pieces
+    return played, paths, sounds, {"master": pieces}, counted
+
+
 def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
     """Compile the film once from the delivered segments, with the storyboard's transitions, sound and deliverables."""
     job = event.job_id
@@ -290,17 +331,23 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
         with tempfile.TemporaryDirectory(prefix="reelforge-film-") as tmp:
             work = Path(tmp)
             fps = deps.film_fps or film_fps(board)
-            # each segment's attempt and take the job store recorded as delivered (carried by the event)
-            slots = [(event.delivered_attempt(n), event.delivered_take(n)) for n in range(1, len(board.segments) + 1)]
-            keys = [Keys.segment_video(job, n, *slot) for n, slot in enumerate(slots, start=1)]
-            pieces = _film_pieces(deps, board, keys, slots, fps, work)
-            # Joined by copy, the film needs only the pieces; otherwise every segment is decoded again.
-            paths = [work / f"{n:03d}.mp4" for n in range(1, len(keys) + 1)]
-            if pieces is None:
-                paths = [deps.store.get_file(deps.bucket, key, path) for key, path in zip(keys, paths, strict=True)]
-            sounds = _film_sounds(deps, job, board, keys, work)
             resolve = _resolver(deps, job, work)
-            joined, spans = (pieces.pieces, pieces.spans) if pieces else (None, None)
+            recut: dict[str, int] | None = None
+            joined: dict[str, list[list[Path | None]]] | None
+            if event.cut:  # an editor's cut: its entries from the stored renders, nothing rendered
+                board, paths, sounds, joined, recut = _recut_inputs(deps, event, board, fps, work)
+                spans = None
+            else:
+                # each segment's attempt and take the job store recorded as delivered (carried by the event)
+                slots = [(event.delivered_attempt(n), event.delivered_take(n)) for n in range(1, len(board.segments) + 1)]
+                keys = [Keys.segment_video(job, n, *slot) for n, slot in enumerate(slots, start=1)]
+                pieces = _film_pieces(deps, board, keys, slots, fps, work)
+                # Joined by copy, the film needs only the pieces; otherwise every segment is decoded again.
+                paths = [work / f"{n:03d}.mp4" for n in range(1, len(keys) + 1)]
+                if pieces is None:
+                    paths = [deps.store.get_file(deps.bucket, key, path) for key, path in zip(keys, paths, strict=True)]
+                sounds = _film_sounds(deps, job, board, keys, work)
+                joined, spans = (pieces.pieces, pieces.spans) if pieces else (None, None)
             with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:  # each deliverable stored as soon as it is made
                 uploads: list[Future[str]] = []
 
@@ -308,11 +355,25 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
                     key = film_key if name == "film" else Keys.deliverable(job, name, event.version)
                     uploads.append(pool.submit(deps.store.put_file, deps.bucket, key, path, _content_type(path)))
 
-                result = make_film(board, paths, work, deps.codec, fps, resolve, deps.espeak, joined, sounds, spans, store)
+                result = make_film(
+                    board,
+                    paths,
+                    work,
+                    deps.codec,
+                    fps,
+                    resolve,
+                    deps.espeak,
+                    joined,
+                    sounds,
+                    spans,
+                    store,
+                    retime=bool(event.cut),
+                )
                 for upload in uploads:
                     upload.result()
             deliverables = {name: Keys.deliverable(job, name, event.version) for name in result.deliverables}
-        deps.store.put_json(deps.bucket, meta_key, result.meta | {"deliverables": deliverables})
+        cut_meta = {} if recut is None else {"cut": recut}
+        deps.store.put_json(deps.bucket, meta_key, result.meta | {"deliverables": deliverables} | cut_meta)
     meta = deps.store.get_json(deps.bucket, meta_key)
     return [
         FilmEncoded.follow(

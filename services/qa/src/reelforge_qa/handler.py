@@ -178,7 +178,7 @@ def check_and_report(plan: FilmCheckPlan, event: FilmEncoded, board: Storyboard,
         store = ReadOnce.read(deps.store, deps.bucket, plan.reads + plan.stats_keys)
         kept = [store.found[k] for k in plan.stats_keys]
         # zlib lets go of the GIL: the segments' .npz files are unpacked side by side while the film downloads
-        stats = list(parse.map(SegmentFilmStats.from_bytes, [d for d in kept if d is not None])) if all(kept) else None
+        stats = list(parse.map(SegmentFilmStats.from_bytes, [d for d in kept if d is not None])) if kept and all(kept) else None
         segments = [dataclasses.replace(s, path=Path(tmp, s.path)) for s in plan.segments]
         if stats is None:
             list(pool.map(lambda s, key: deps.store.get_file(deps.bucket, key, s.path), segments, plan.video_keys))

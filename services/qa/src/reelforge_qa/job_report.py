@@ -184,6 +184,32 @@ class SegmentChange(BaseModel):
     reused_from: ReusedFrom | None = None
 
 
+class CutPlacement(BaseModel):
+    """One entry of a film version re-cut from an editor's timeline (``events.CutEntry``), and where it lies in the film."""
+
+    index: int
+    segment_id: str
+    attempt: int
+    take: int = 0
+    source_in: int = Field(description="first frame of the render's media used (handles included)")
+    source_out: int = Field(description="the frame after the last one used")
+    transition: str = Field("cut", description="into this entry: cut, dissolve, fade")
+    transition_frames: int = 0
+    start: int = Field(description="film frame where it starts")
+    frames: int = Field(description="film frames it lasts")
+
+
+def cut_placements(film: FilmEvent, board: Storyboard) -> list[CutPlacement]:
+    """The film event's cut (empty: the storyboard's order, whole segments) with each entry's place in the film."""
+    placed, start = [], 0
+    for e in film.cut:
+        frames = e.source_out - e.source_in
+        fields = e.model_dump() | {"segment_id": board.segments[e.index - 1].id, "start": start, "frames": frames}
+        placed.append(CutPlacement(**fields))
+        start += frames
+    return placed
+
+
 class JobReport(BaseModel):
     """report.json."""
 
@@ -201,6 +227,11 @@ class JobReport(BaseModel):
         "(unchanged ones are not listed)",
     )
     previous_version: int | None = Field(None, description="the film version ``changes`` compares with")
+    cut: list[CutPlacement] = Field(
+        default_factory=list,
+        description="the version's cut when an editor's timeline re-cut it (film order, trims, removals, earlier "
+        "attempts): film QA checked these entries in this order; empty: the storyboard's order, whole segments",
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -367,7 +398,13 @@ def _spec_fields(before: Storyboard, after: Storyboard, old: SegmentResult, new:
 
 
 def version_changes(
-    store: ObjectStore, bucket: str, job_id: str, version: int, board: Storyboard, segments: list[SegmentResult]
+    store: ObjectStore,
+    bucket: str,
+    job_id: str,
+    version: int,
+    board: Storyboard,
+    segments: list[SegmentResult],
+    recut: bool = False,
 ) -> tuple[int | None, list[SegmentChange]]:
     """(the version compared with, the segments that differ from it): by shot key, attempt and take, with why.
 
@@ -404,7 +441,9 @@ def version_changes(
             changes.append(SegmentChange(change="take", why=why, **common))
             continue
         fields = _spec_fields(old_board, board, old, seg) if old.index <= len(old_board.segments) else []
-        if (redo := redone.get(seg.index)) is not None:
+        if recut and seg.attempt < old.attempt:
+            why = f"attempt {seg.attempt} put back in the film by an editor's cut: already rendered, nothing rendered again"
+        elif (redo := redone.get(seg.index)) is not None:
             why = f"rendered again for continuity ({redo.check}): {redo.reason}"
         elif old.attempt != seg.attempt:
             why = f"rendered again as attempt {seg.attempt}" + (f" ({', '.join(fields)} changed)" if fields else "")
@@ -498,7 +537,7 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
                 takes=take_results(store, bucket, job_id, (n, attempt, take), t.takes, variants=bool(seg.variants)),
             )
         )
-    previous, changes = version_changes(store, bucket, job_id, film.version, board, segments)
+    previous, changes = version_changes(store, bucket, job_id, film.version, board, segments, recut=bool(film.cut))
     return JobReport(
         job_id=job_id,
         title=raw.get("title"),
@@ -518,4 +557,5 @@ def build_job_report(store: ObjectStore, bucket: str, film: FilmEncoded, film_qa
         regenerations=_earlier_regenerations(store, bucket, job_id, film.version, film_qa),
         previous_version=previous,
         changes=changes,
+        cut=cut_placements(film, board),
     )

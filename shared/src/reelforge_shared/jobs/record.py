@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
 
-from reelforge_shared.events import Event, FilmRequested, RenderSpec, ReusedFrom
+from reelforge_shared.events import CutEntry, Event, FilmRequested, RenderSpec, ReusedFrom
 from reelforge_shared.owner import LOCAL_OWNER
 
 JobStatus = Literal["queued", "running", "film_encoding", "film_checking", "delivering", "completed", "failed", "cancelled"]
@@ -152,6 +152,12 @@ class JobRecord(BaseModel):
         default_factory=dict, description="film version -> rendition id -> its derived rendition (at most MAX_RENDITIONS)"
     )
     renditions_asked: int = Field(0, description="renditions asked for so far (each request's number; deletes do not lower it)")
+    cut: list[CutEntry] = Field(
+        default_factory=list,
+        description="the latest film version's cut when an editor's timeline re-cut it (film order, trims, removals, "
+        "earlier attempts; events.CutEntry); empty: the storyboard's order, whole segments. Each version's cut travels "
+        "in its film events and is kept in its report.json",
+    )
     change_id: int = Field(0, description="id of the latest change (the SSE event id)")
     status_at: dict[str, datetime] = Field(default_factory=dict, description="status -> when the job first reached it")
     finished_at: datetime | None = Field(None, description="when it reached a terminal status (retention counts from here)")
@@ -229,13 +235,21 @@ class JobRecord(BaseModel):
         return [self.attempts.get(n, 1) for n in range(1, self.segment_count + 1)]
 
     def film_request(self) -> FilmRequested:
+        """The film's next version: each segment's delivered attempt and take, or, with a cut, the ones its entries name."""
+        attempts, takes = self.delivered_attempts(), self.chosen_takes()
+        if self.cut:
+            takes = takes or [0] * self.segment_count
+            for entry in self.cut:
+                attempts[entry.index - 1], takes[entry.index - 1] = entry.attempt, entry.take
+            takes = takes if any(takes) else []
         return FilmRequested(
             job_id=self.job_id,
             segment_count=self.segment_count,
             version=self.film_version,
             resume=self.resume,
-            attempts=self.delivered_attempts(),
-            chosen_takes=self.chosen_takes(),
+            attempts=attempts,
+            chosen_takes=takes,
+            cut=list(self.cut),
         )
 
     def chosen_takes(self) -> list[int]:

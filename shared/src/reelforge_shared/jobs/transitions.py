@@ -13,6 +13,7 @@ run several times for one write and must only alter the record they are given.
 - :func:`select_take`: another take of a segment put into the film (a new film version, nothing rendered).
 - :func:`ask_rendition`, :func:`forget_rendition`: a derived rendition of a film version recorded, and deleted;
   :func:`fold` marks it made (``rendition.encoded``) or failed.
+- :func:`recut`: the film re-cut from an editor's timeline (a new film version from stored renders, nothing rendered).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from reelforge_shared.events import (
+    CutEntry,
     Event,
     FilmChecked,
     FilmEncoded,
@@ -294,6 +296,7 @@ def select_take(record: JobRecord, index: int, take: int, *, by: str | None = No
         return None
     _put_in_film(seg, take, by or "the owner")
     seg.stage = "checked"  # delivered again, as this take
+    _follow_in_cut(record, index, seg.attempt, take)
     record.film_version, record.film_wanted, record.status = record.film_version + 1, False, "film_encoding"
     detail = f"take {take} into film version {record.film_version}" + (f" by {by}" if by else "")
     record.record("segment.take_selected", index=index, stage="checked", detail=detail)
@@ -310,6 +313,48 @@ def select_take(record: JobRecord, index: int, take: int, *, by: str | None = No
             resume=record.resume,
         )
     )
+    return None
+
+
+def _follow_in_cut(record: JobRecord, index: int, attempt: int, take: int) -> None:
+    """A re-cut film keeps its cut when a segment in it is rendered again or another take selected: that render takes the
+    entry's place, with the same frames of its media (every render of a segment has the same length)."""
+    record.cut = [e.model_copy(update={"attempt": attempt, "take": take}) if e.index == index else e for e in record.cut]
+
+
+def recut_refusal(record: JobRecord, entries: list[CutEntry]) -> str | None:
+    """Why the film cannot be re-cut to ``entries`` now, or None: the job must be completed, every entry a segment of
+    the job and an attempt it rendered, each segment at most once."""
+    if record.status != "completed":
+        return f"job {record.job_id} is {record.status}; a film is re-cut once the job is completed"
+    if not entries:
+        return "a cut needs at least one clip"
+    seen: set[int] = set()
+    for entry in entries:
+        seg = record.segments.get(entry.index)
+        if seg is None or not 1 <= entry.index <= record.segment_count:
+            return f"segment {entry.index} is not in job {record.job_id}"
+        if entry.attempt > seg.attempt:
+            return f"segment {entry.index} has attempts 1 to {seg.attempt}, not {entry.attempt}"
+        if entry.index in seen:
+            return f"segment {entry.index} is in the cut twice"
+        seen.add(entry.index)
+    return None
+
+
+def recut(record: JobRecord, entries: list[CutEntry], *, by: str | None = None) -> str | None:
+    """The film's next version cut as ``entries`` say, from renders already made (nothing rendered); None when done, else
+    why not (:func:`recut_refusal`). The same cut as the film's changes nothing."""
+    if why := recut_refusal(record, entries):
+        return why
+    if entries == record.cut:
+        return None
+    record.cut = list(entries)
+    record.film_version, record.film_wanted, record.status = record.film_version + 1, False, "film_encoding"
+    order = ", ".join(f"{e.index}:{e.source_in}-{e.source_out}" for e in entries)
+    detail = f"cut into film version {record.film_version}: {order}" + (f" by {by}" if by else "")
+    record.record("film.recut", detail=detail)
+    record.emit(record.film_request())
     return None
 
 
@@ -348,6 +393,7 @@ def rerender(
     old = record.segments.get(index) or SegmentRecord(index=index, id=segment_id)
     attempt = old.attempt + 1
     record.segments[index] = SegmentRecord(index=index, id=segment_id, attempt=attempt, model=old.model)
+    _follow_in_cut(record, index, attempt, 0)
     record.status, record.film_wanted, record.error = "running", True, None
     changes = (("seed", seed), ("prompt", prompt), ("reference", ", ".join(references) or None))
     what = ", ".join(f"{k} {v!r}" for k, v in changes if v is not None)

@@ -26,7 +26,9 @@ from reelforge_gateway.timeline.export import FORMATS, Format, write
 from reelforge_gateway.timeline.reimport import ImportRefused, plan_import
 from reelforge_gateway.timeline.sources import Sourced, from_store
 from reelforge_gateway.views import JobView, job_view, owned_job
+from reelforge_shared.events import CutEntry
 from reelforge_shared.jobs import JobRecord, RerenderRefused, rerender_segment
+from reelforge_shared.jobs.transitions import recut
 from reelforge_shared.storage import Keys
 
 router = APIRouter(tags=["timeline"])
@@ -104,6 +106,16 @@ async def bundle(
     )
 
 
+async def _recut(deps: GatewayDeps, record: JobRecord, entries: list[CutEntry], *, by: str | None) -> JobRecord:
+    """The film's next version cut as ``entries`` say (``transitions.recut``): 409 when the job moved meanwhile."""
+    job_id = record.job_id
+    indices = sorted({e.index for e in entries})
+    moved, why = await deps.ledger.update(job_id, lambda r: recut(r, entries, by=by), segments=indices)
+    if why is not None:
+        raise ApiError(409, "cut_not_possible", why, job_id=job_id)
+    return moved or record
+
+
 class AttemptLinks(BaseModel):
     attempt: int
     url: str
@@ -165,8 +177,10 @@ def _media_links(deps: GatewayDeps, record: JobRecord) -> MediaLinks:
 async def import_timeline(request: Request, deps: Deps, job_id: Annotated[str, JOB_ID]) -> JobView:
     """An edited OpenTimelineIO timeline (as exported, ``format=otio``) back into the job: a clip whose metadata
     ``reelforge.prompt`` or ``reelforge.seed`` changed becomes a re-render of that shot, a clip replaced by another take
-    of its shot (from a disabled alternate track) that take's selection; a new film version follows. Anything else it asks
-    (another cut, media from outside the job, an unknown clip, media beyond a clip's) is a 422 naming the clip."""
+    of its shot (from a disabled alternate track) that take's selection, and any other cut (clips trimmed within their
+    media, reordered, removed, an earlier attempt or another take lifted onto the film track) a film version assembled
+    from the stored media with nothing rendered; a new film version follows. What cannot be done (media from outside
+    the job, an unknown clip, a source range beyond a clip's media, a shot twice) is a 422 naming the clip."""
     record = await owned_job(request, deps, job_id)
     if record.status != "completed":
         raise ApiError(409, "job_not_finished", f"job {job_id} is {record.status}; a timeline is re-imported once it is finished")
@@ -183,6 +197,8 @@ async def import_timeline(request: Request, deps: Deps, job_id: Annotated[str, J
         plan = plan_import(sourced.cut, edited, sourced.keys)
     except ImportRefused as exc:
         raise ApiError(422, "timeline_refused", str(exc), clip=exc.clip) from None
+    if plan.recut:  # a new cut: a film version assembled from the stored media, nothing rendered
+        record = await _recut(deps, record, list(plan.recut), by=caller_of(request))
     for swap in plan.swaps:  # at most one (plan_import): a film version joined by copy, nothing rendered
         record = await put_take(deps, record, swap.index, swap.take, by=caller_of(request))
     statuses = frozenset({"completed"})

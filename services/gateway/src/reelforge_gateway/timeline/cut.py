@@ -2,14 +2,16 @@
 
 Built from what a job stores and nothing else: the storyboard, the film version's report.json (the
 delivered attempt of every segment, its prompt, seed, model and QA scores, the film's continuity
-and join checks, the re-renders) and the segment videos. The same function reads a job from the
+and join checks, the re-renders, and the version's cut when an editor's timeline re-cut it: then the
+shots are its entries in its order, each with the frames of its media the film uses) and the segment
+videos. The same function reads a job from the
 work bucket (the API) and from a ``reelforge run`` output folder (the CLI); only where the media
 come from differs (:class:`Media`: a name inside the bundle -> an object key or a local file).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reelforge_shared.storyboard import Storyboard
@@ -84,9 +86,11 @@ class Cut:
     shots: tuple[Shot, ...]
     findings: tuple[Finding, ...] = ()
     film: str = "final.mp4"  # the film beside the timeline in a bundle
+    pool: tuple[Shot, ...] = ()  # every segment of the storyboard with its renders, in the film or not (re-import)
 
-    def shot(self, index: int) -> Shot:
-        return self.shots[index - 1]
+    def shot(self, index: int) -> Shot | None:
+        """Segment ``index``'s shot with its renders (one a re-cut left out too); None: no such segment."""
+        return next((s for s in (*self.shots, *self.pool) if s.index == index), None)
 
 
 def media_name(index: int, segment_id: str, attempt: int, delivered: bool, take: int = 0) -> str:
@@ -115,7 +119,9 @@ def build_cut(
 
     ``renders``: per segment (1-based), its renders with the one in the film first (the attempt report.json
     names), then the alternates. ``generation``: per segment, the generator's record of the delivered
-    attempt where report.json lacks the model or seed.
+    attempt where report.json lacks the model or seed. A version re-cut from an editor's timeline (report.json's
+    ``cut``) has its entries as shots, in its order, each render's ``head`` and ``tail`` the frames of its media
+    the cut leaves out.
     """
     film = report.get("film") or {}
     if not film:
@@ -123,12 +129,12 @@ def build_cut(
     fps = float(film["fps"])
     generation = generation or {}
     entries = {int(s["index"]): s for s in report.get("segments", [])}
-    shots, start = [], 0
+    pool, start = [], 0
     for n, seg in enumerate(board.segments, start=1):
         entry, gen = entries.get(n, {}), generation.get(n, {})
         render, *alternates = renders[n]
         frames = round(render.used * fps / render.fps)
-        shots.append(
+        pool.append(
             Shot(
                 index=n,
                 id=seg.id,
@@ -145,6 +151,7 @@ def build_cut(
             )
         )
         start += frames
+    shots = _recut(pool, report.get("cut") or [], fps) if report.get("cut") else pool
     return Cut(
         job_id=str(report.get("job_id") or ""),
         title=str(report.get("title") or board.title),
@@ -155,14 +162,30 @@ def build_cut(
         frame_count=int(film["frame_count"]),
         shots=tuple(shots),
         findings=tuple(_findings(report, shots, fps)),
+        pool=tuple(pool),
     )
 
 
+def _recut(pool: list[Shot], cut: list[dict[str, Any]], fps: float) -> list[Shot]:
+    """The shots of a re-cut version (report.json's ``cut``): its entries in order, each its render trimmed as it says."""
+    shots, start = [], 0
+    for entry in cut:
+        shot = pool[int(entry["index"]) - 1]
+        render = shot.render  # report.json names the entry's attempt and take as the segment's delivered one
+        trimmed = replace(render, head=int(entry["source_in"]), tail=render.frames - int(entry["source_out"]))
+        frames = round(trimmed.used * fps / render.fps)
+        kind, overlap = str(entry.get("transition") or "cut"), int(entry.get("transition_frames") or 0)
+        shots.append(replace(shot, transition=kind, overlap=overlap, start=start, frames=frames, render=trimmed))
+        start += frames
+    return shots
+
+
 def _findings(report: dict[str, Any], shots: list[Shot], fps: float) -> list[Finding]:
-    by_id = {s.id: s for s in shots}
+    by_id, by_index = {s.id: s for s in shots}, {s.index: s for s in shots}
     found: list[Finding] = []
     for entry in report.get("segments", []):
-        shot = shots[int(entry["index"]) - 1]
+        if (shot := by_index.get(int(entry["index"]))) is None:
+            continue  # a segment the version's cut left out
         for name, gate in (entry.get("gates") or {}).items():
             if not gate.get("passed", True):
                 text = f"QA gate {name}: {gate['score']:.3f} below {gate['threshold']}" + (
@@ -186,7 +209,8 @@ def _findings(report: dict[str, Any], shots: list[Shot], fps: float) -> list[Fin
                 Finding(kind="join", text=f"join {boundary['before']} -> {boundary['after']}: {f['detail']}", frame=frame)
             )
     for r in report.get("regenerations", []):
-        shot = shots[int(r["index"]) - 1]
+        if (shot := by_index.get(int(r["index"]))) is None:
+            continue
         after = "" if r.get("after") is None else f" -> {r['after']:.3f}"
         before = "" if r.get("before") is None else f" {r['before']:.3f}"
         text = f"re-rendered for {r['check']}{before}{after} (version {r['requested_in_version']}): {r['reason']}"

@@ -79,6 +79,12 @@ def _rendered(store: ObjectStore, bucket: str, job_id: str, n: int, attempt: int
     return int(store.get_json(bucket, key).get("frame_count") or 0) or None
 
 
+def _later(store: ObjectStore, bucket: str, job_id: str, n: int, attempt: int) -> list[int]:
+    """Attempts of segment ``n`` after ``attempt`` (a re-cut put an earlier one in the film): alternates too."""
+    listing = store.list_keys(bucket, f"{Keys.segment(job_id, n)}/")
+    return [a for a in Keys.segment_video_attempts(job_id, n, listing) if a > attempt]
+
+
 def from_store(store: ObjectStore, bucket: str, job_id: str, version: int) -> Sourced:
     """A job's cut from the work bucket: its storyboard, the version's report.json, its segment videos."""
     board = parse_storyboard(store.get_json(bucket, Keys.storyboard(job_id)))
@@ -107,7 +113,7 @@ def from_store(store: ObjectStore, bucket: str, job_id: str, version: int) -> So
             alt = _render(board, n, attempt, False, found, heard, whole, take=int(other["take"]), rendered=rendered)
             renders[n].append(alt)
             keys[alt.media] = Keys.segment_handles(other_key) if whole else other_key
-        for earlier in range(attempt - 1, 0, -1):
+        for earlier in [*range(attempt - 1, 0, -1), *_later(store, bucket, job_id, n, attempt)]:
             other = Keys.segment_video(job_id, n, earlier)
             if store.exists(bucket, other):
                 whole = store.exists(bucket, Keys.segment_handles(other))
