@@ -142,6 +142,9 @@ async def test_trimmed_reordered_removed_and_earlier_attempt_timelines_are_new_v
                 assert _generated() == generated, edit.__name__
                 assert _film_frames(store, bucket, job, version) == frames, edit.__name__
                 assert all(s["stage"] == "delivered" for s in done["segments"].values())
+                assert [(e["index"], e["source_in"], e["source_out"]) for e in done["cut"]] == [
+                    (n, *r) for n, r in zip(shots, ranges, strict=True)
+                ]  # the job says its cut too
 
                 # The job report names the version's cut, and film QA checked the shots in its order.
                 report = store.get_json(bucket, Keys.report(job, version))

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import GatewayDeps
 from reelforge_gateway.errors import ApiError
+from reelforge_shared.events import CutEntry
 from reelforge_shared.jobs import LOCAL_OWNER, JobRecord, JobStatus, RenditionRecord, SegmentRecord
 from reelforge_shared.jobs.eta import deadline_met, queue
 
@@ -42,6 +43,11 @@ class JobView(BaseModel):
     film_version: int = Field(description="film versions requested so far (a re-render adds one)")
     film_key: str | None
     films: dict[int, str] = Field(description="version -> delivery key of every film made; earlier versions stay")
+    cut: list[CutEntry] = Field(
+        default_factory=list,
+        description="the latest film version's cut when an editor's timeline re-cut it (POST .../timeline): its clips in "
+        "film order; empty: the storyboard's order, whole segments",
+    )
     report_key: str | None
     deliverables: dict[str, str]
     qa_failed_segments: list[int]
@@ -132,6 +138,7 @@ def job_view(record: JobRecord, records: list[JobRecord]) -> JobView:
         film_version=record.film_version,
         film_key=record.film_key,
         films=record.films,
+        cut=record.cut,
         report_key=record.report_key,
         deliverables=record.deliverables,
         qa_failed_segments=record.qa_failed_segments,
