@@ -220,9 +220,9 @@ def check_and_report(plan: FilmCheckPlan, event: FilmEncoded, board: Storyboard,
 def film_references(
     plan: FilmCheckPlan, board: Storyboard, store: ReadOnce, deps: QaDeps
 ) -> list[list[Reference | ReferenceScore]]:
-    """Each segment's references: its characters' reference images, else their cast sheets, and its location's sheet;
-    a sheet drawn for any segment of the film serves every segment showing that character or location (the segment's
-    own first). Where segment QA scored the delivered take against the same image its score is taken as it is (the
+    """Each segment's references, in film order (a re-cut's entries): its characters' reference images, else their cast
+    sheets, and its location's sheet; a sheet drawn for any segment of the film serves every segment showing that
+    character or location (the segment's own first). Where segment QA scored the delivered take against the same image its score is taken as it is (the
     same statistics against the same image: the same figure), so the film's tail describes only the images no take
     was scored against, each once."""
     generations, kept = [], []
@@ -241,7 +241,7 @@ def film_references(
             known = scored.get((w.kind, w.name, w.image))
             row.extend([known] if known is not None else described.get([w]))
         out.append(row)
-    return out
+    return [out[n - 1] for n in plan.indices]  # in film order (a re-cut's entries)
 
 
 def _regeneration(
