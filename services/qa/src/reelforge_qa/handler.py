@@ -222,9 +222,9 @@ def film_references(
 ) -> list[list[Reference | ReferenceScore]]:
     """Each segment's references, in film order (a re-cut's entries): its characters' reference images, else their cast
     sheets, and its location's sheet; a sheet drawn for any segment of the film serves every segment showing that
-    character or location (the segment's own first). Where segment QA scored the delivered take against the same image its score is taken as it is (the
-    same statistics against the same image: the same figure), so the film's tail describes only the images no take
-    was scored against, each once."""
+    character or location (the segment's own first). Where segment QA scored the delivered take against the same image
+    its score is taken as it is (the same statistics against the same image: the same figure), so the film's tail
+    describes only the images no take was scored against, each once."""
     generations, kept = [], []
     for n, (attempt, take) in enumerate(zip(plan.attempts, plan.takes, strict=True), start=1):
         key, qa_key = Keys.segment_generation(plan.job_id, n, attempt, take), Keys.segment_qa(plan.job_id, n, attempt, take)
