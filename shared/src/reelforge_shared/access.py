@@ -119,9 +119,9 @@ def minio_policy(service: str, work_bucket: str, delivery_bucket: str) -> dict[s
     statements = []
     for bucket, rights in ((work_bucket, FLOW[service].work), (delivery_bucket, FLOW[service].delivery)):
         if rights:
-            statements.append(
-                {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"], "Resource": [f"arn:aws:s3:::{bucket}"]}
-            )
+            listing = ["s3:ListBucket", "s3:GetBucketLocation"]
+            listing += ["s3:ListBucketMultipartUploads"] if rights == "write" else []  # the gateway's sweep of incoming/
+            statements.append({"Effect": "Allow", "Action": listing, "Resource": [f"arn:aws:s3:::{bucket}"]})
             statements.append({"Effect": "Allow", "Action": verbs[rights], "Resource": [f"arn:aws:s3:::{bucket}/*"]})
     return {"Version": "2012-10-17", "Statement": statements}
 

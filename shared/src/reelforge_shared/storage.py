@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -428,6 +428,24 @@ class ObjectStore:
                 metadata: dict[str, str | list[str] | tuple[str]] = {"Content-Type": content_type}
                 source = CopySource(src_bucket, src_key)
                 self.client.copy_object(dst_bucket, dst_key, source, metadata=metadata, metadata_directive=REPLACE)
+
+    def remove_older(self, bucket: str, prefix: str, before: datetime) -> int:
+        """Remove the objects under ``prefix`` last written before ``before``, and abort the multipart uploads under
+        it begun before then (their parts go with them); how many of both."""
+        with _transient("list", prefix):
+            old = [
+                o.object_name
+                for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)
+                if o.object_name and o.last_modified is not None and o.last_modified < before
+            ]
+            uploads = self.client._list_multipart_uploads(bucket, prefix=prefix).uploads  # no public call for it
+        for key in old:
+            self.remove(bucket, key)
+        begun = [u for u in uploads if u.upload_id and u.initiated_time is not None and u.initiated_time < before]
+        for upload in begun:
+            with _transient("abort", upload.object_name):
+                self.client._abort_multipart_upload(bucket, upload.object_name, upload.upload_id or "")
+        return len(old) + len(begun)
 
     def unfinished_uploads(self, bucket: str, prefix: str = "") -> list[str]:
         """The keys of multipart uploads begun and neither completed nor aborted (their parts take space, unlisted)."""

@@ -100,3 +100,22 @@ async def test_a_bomb_a_corrupt_image_and_a_non_image_are_refused_before_anythin
         assert await _published(stack.settings) == 0
         assert store.list_keys(stack.settings.work_bucket, "") == []
         assert store.unfinished_uploads(stack.settings.work_bucket) == []
+
+
+def test_what_a_stopped_upload_left_under_incoming_is_swept_once_old(store: ObjectStore, settings) -> None:
+    from datetime import timedelta
+
+    from reelforge_gateway.form_stream import sweep_incoming
+    from reelforge_shared.storage import PART_BYTES, StreamedPut
+
+    bucket = settings.work_bucket
+    store.put_bytes(bucket, Keys.incoming("left"), b"half an image")
+    begun = StreamedPut(store, bucket, Keys.incoming("begun"))
+    begun.part(bytes(PART_BYTES))  # a multipart upload begun and never finished (the gateway was killed)
+    store.put_bytes(bucket, "jobs/j-1/input/image.png", b"a job's own")
+    assert store.unfinished_uploads(bucket) == [Keys.incoming("begun")]
+
+    assert sweep_incoming(store, bucket) == 0  # younger than an hour: perhaps still streaming in
+    assert sweep_incoming(store, bucket, older_than=timedelta(0)) == 2
+    assert store.list_keys(bucket, "") == ["jobs/j-1/input/image.png"]
+    assert store.unfinished_uploads(bucket) == []

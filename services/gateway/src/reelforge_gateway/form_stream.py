@@ -11,19 +11,23 @@
 - **Refused, cut or failed**: whatever was written (parts, object) is removed before the error goes on.
 
 The caller decodes the stored file whole (:func:`check_staged`) before it publishes or answers anything, then moves it
-where it belongs or removes it.
+where it belongs or removes it. What a gateway killed mid-upload leaves under ``incoming/`` (an object, an unfinished
+multipart upload) is removed by :func:`sweep_incoming` once it is ``STAGED_FOR`` old.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import mmap
 import tempfile
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import structlog
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
@@ -34,6 +38,7 @@ from reelforge_shared.errors import InvalidInput
 from reelforge_shared.references import Kind, ReferenceLimits, check_audio_file, check_image_file, image_header
 from reelforge_shared.storage import PART_BYTES, Keys, ObjectStore, StreamedPut
 
+log = structlog.get_logger("reelforge.gateway")
 TEXT_FIELD_BYTES = 16_384  # the longest text field (a prompt is at most 2,000 characters, 4 bytes each at most)
 MAX_PARTS = 32  # the form has 13 fields
 PART_HEADER_BYTES = 8_192  # one part's headers (Content-Disposition, Content-Type)
@@ -263,3 +268,24 @@ def check_staged(store: ObjectStore, bucket: str, staged: StagedFile, field_name
         if staged.kind == "audio":
             return check_audio_file(path, field_name, limits.max_seconds)
         return check_image_file(path, field_name, limits.max_pixels)
+
+
+STAGED_FOR = timedelta(hours=1)  # an upload streams in seconds (at most REELFORGE_MAX_UPLOAD_BYTES): older is left over
+
+
+def sweep_incoming(store: ObjectStore, bucket: str, older_than: timedelta = STAGED_FOR) -> int:
+    """Remove staged uploads (and abort unfinished multipart uploads) under ``incoming/`` older than ``older_than``:
+    what a gateway stopped mid-upload left; how many. Any replica may run it: none stages for that long."""
+    return store.remove_older(bucket, Keys.incoming(""), datetime.now(UTC) - older_than)
+
+
+async def sweep_incoming_every(store: ObjectStore, bucket: str, every_s: float, stop: asyncio.Event) -> None:
+    """:func:`sweep_incoming` every ``every_s`` until ``stop`` (a gateway companion)."""
+    while not stop.is_set():
+        try:
+            if swept := await asyncio.to_thread(sweep_incoming, store, bucket):
+                log.info("uploads.swept", removed=swept)
+        except Exception as exc:  # noqa: BLE001 - the next round tries again; it must never stop the gateway
+            log.warning("uploads.sweep_deferred", error=repr(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_s)

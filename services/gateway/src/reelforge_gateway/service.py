@@ -13,6 +13,7 @@ from reelforge_gateway.app import create_app
 from reelforge_gateway.auth import Access, parse_names, parse_tokens
 from reelforge_gateway.config import GatewaySettings
 from reelforge_gateway.deps import GatewayDeps, VideoDefaults
+from reelforge_gateway.form_stream import sweep_incoming_every
 from reelforge_gateway.links import Links
 from reelforge_gateway.rates import SharedWindow
 from reelforge_gateway.routes.renditions import forget_renditions, rendition_objects
@@ -73,6 +74,7 @@ def build(settings: GatewaySettings) -> Service:
 
     service.routes.extend(routes("gateway", {"observe": observe, "rerender": rerender}))
     service.companions.append(lambda bus, stop: serve_http(service, bus, store, stop))
+    service.companions.append(lambda bus, stop: sweep_incoming_every(store, settings.work_bucket, 600.0, stop))
     service.companions.append(
         lambda bus, stop: watch_jobs(
             service,
