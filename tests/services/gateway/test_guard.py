@@ -9,6 +9,7 @@ has come: a gateway that reads the body before it refuses would take all of it f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import struct
 import zlib
@@ -55,19 +56,35 @@ async def _megabytes(count: int) -> AsyncIterator[memoryview]:
 
 
 async def _send(
-    port: int, path: str, headers: dict[str, str], chunks: AsyncIterator[bytes | memoryview], *, chunked: bool
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    chunks: AsyncIterator[bytes | memoryview],
+    *,
+    chunked: bool,
+    hold_after: int | None = None,
 ) -> tuple[int, str, int]:
-    """POST ``chunks`` to ``path``, stopping once the answer has come: (status, answer body, body bytes sent)."""
+    """POST ``chunks`` to ``path``: (status, answer body, body bytes sent when the answer came).
+
+    With ``hold_after``, the client stops sending once it has sent that many bytes and waits (up to 10 s) for the
+    answer before it sends the rest: a gateway that answers without reading the body answers while it waits, one that
+    reads the body first answers only after everything was sent. Without the hold the test would race the gateway,
+    which after its answer reads and drops the rest of the body at loopback speed (uvicorn keeps the connection).
+    """
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     head += "Transfer-Encoding: chunked\r\n\r\n" if chunked else "\r\n"
     writer.write(head.encode())
     sent = 0
+    answered = asyncio.Event()
 
     async def body() -> None:
         nonlocal sent
         async for chunk in chunks:
+            if hold_after is not None and sent >= hold_after and not answered.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(answered.wait(), 10)
             writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" if chunked else chunk)
             await writer.drain()
             sent += len(chunk)
@@ -78,6 +95,8 @@ async def _send(
     sending = asyncio.create_task(body())
     try:
         status_line = await reader.readline()
+        sent_at_answer = sent
+        answered.set()
         answer_head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
         length = int(answer_head.split("content-length:")[1].split("\r\n")[0])
         answer = (await reader.readexactly(length)).decode()
@@ -85,7 +104,7 @@ async def _send(
         sending.cancel()
         await asyncio.gather(sending, return_exceptions=True)
         writer.close()
-    return int(status_line.split()[1]), answer, sent
+    return int(status_line.split()[1]), answer, sent_at_answer
 
 
 def _png_head() -> bytes:
@@ -135,10 +154,12 @@ async def test_hostile_bodies_are_refused_before_they_are_read_and_memory_stays_
     # Anonymous 50 MB JSON bodies, declared and streamed: 401 before the body is read.
     for chunked in (False, True):
         headers = json_type if chunked else json_type | {"Content-Length": str(50 * MB)}
-        status, answer, sent = await _send(gateway.port, "/api/video/text-to-video", headers, _megabytes(50), chunked=chunked)
+        status, answer, sent = await _send(
+            gateway.port, "/api/video/text-to-video", headers, _megabytes(50), chunked=chunked, hold_after=MB
+        )
         assert status == 401, answer
         assert '"unauthorized"' in answer, answer
-        assert sent < 50 * MB, f"the client sent all {sent} bytes before the answer"
+        assert sent <= MB, f"the client sent {sent} bytes before the answer"
 
     # Malformed JSON without a token: 401, not 422 (no byte of it is parsed).
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
@@ -154,22 +175,26 @@ async def test_hostile_bodies_are_refused_before_they_are_read_and_memory_stays_
     upload = {"Authorization": f"Bearer {TOKEN}", "Content-Type": f"multipart/form-data; boundary={boundary}"}
     declared = upload | {"Content-Length": str(500 * MB + 200)}
     status, answer, sent = await _send(
-        gateway.port, "/api/video/image-to-video", declared, _multipart(boundary, 500), chunked=False
+        gateway.port, "/api/video/image-to-video", declared, _multipart(boundary, 500), chunked=False, hold_after=MB
     )
     assert status == 413, answer
     assert '"too_large"' in answer, answer
     assert "REELFORGE_MAX_UPLOAD_BYTES" in answer, answer
-    assert sent < 50 * MB
-    status, answer, sent = await _send(gateway.port, "/api/video/image-to-video", upload, _multipart(boundary, 500), chunked=True)
+    assert sent < 2 * MB, f"the client sent {sent} bytes before the answer"
+    hold = UPLOAD_LIMIT + 2 * MB  # past the limit: the gateway must answer while the client waits there
+    status, answer, sent = await _send(
+        gateway.port, "/api/video/image-to-video", upload, _multipart(boundary, 500), chunked=True, hold_after=hold
+    )
     assert status == 413, answer
     assert '"too_large"' in answer, answer
-    assert sent < 50 * MB, f"the client sent {sent} bytes before the answer"
+    assert sent < hold + MB, f"the client sent {sent} bytes before the answer"
     # A 50 MB storyboard with a valid token, streamed: 413 at REELFORGE_MAX_BODY_BYTES.
     auth = json_type | {"Authorization": f"Bearer {TOKEN}"}
-    status, answer, sent = await _send(gateway.port, "/v1/jobs", auth, _megabytes(50), chunked=True)
+    hold = BODY_LIMIT + MB
+    status, answer, sent = await _send(gateway.port, "/v1/jobs", auth, _megabytes(50), chunked=True, hold_after=hold)
     assert status == 413, answer
     assert '"field": "body"' in answer.replace('":"', '": "'), answer
-    assert sent < 50 * MB
+    assert sent < hold + MB, f"the client sent {sent} bytes before the answer"
 
     grown = gateway.peak_rss_mb() - before
     assert grown < 10, f"the gateway's peak memory grew by {grown:.0f} MB"
@@ -191,11 +216,14 @@ async def test_a_500_mb_upload_is_streamed_to_storage_until_the_cap_and_nothing_
     upload = {"Authorization": f"Bearer {TOKEN}", "Content-Type": f"multipart/form-data; boundary={boundary}"}
 
     # Streamed (chunked, no declared length): the gateway writes parts to S3 as they come, then passes the cap.
-    status, answer, sent = await _send(gateway.port, "/api/video/image-to-video", upload, _multipart(boundary, 500), chunked=True)
+    hold = STREAMED_LIMIT + 2 * MB
+    status, answer, sent = await _send(
+        gateway.port, "/api/video/image-to-video", upload, _multipart(boundary, 500), chunked=True, hold_after=hold
+    )
     assert status == 413, answer
     assert '"too_large"' in answer, answer
     assert "REELFORGE_MAX_UPLOAD_BYTES" in answer, answer
-    assert sent < 100 * MB, f"the client sent {sent} bytes before the answer"
+    assert sent < hold + MB, f"the client sent {sent} bytes before the answer"
 
     # A decompression bomb's header (10^10 pixels declared) before 500 MB: refused from the header, not at the cap.
     bomb = bytearray(_png_head())
@@ -207,7 +235,9 @@ async def test_a_500_mb_upload_is_streamed_to_storage_until_the_cap_and_nothing_
         async for chunk in _megabytes(500):
             yield chunk
 
-    status, answer, sent = await _send(gateway.port, "/api/video/image-to-video", upload, bomb_body(), chunked=True)
+    status, answer, sent = await _send(
+        gateway.port, "/api/video/image-to-video", upload, bomb_body(), chunked=True, hold_after=MB
+    )
     assert status == 422, answer
     assert '"invalid_image"' in answer, answer
     assert sent < STREAMED_LIMIT, f"the client sent {sent} bytes before the answer"
@@ -220,10 +250,12 @@ async def test_a_500_mb_upload_is_streamed_to_storage_until_the_cap_and_nothing_
         async for chunk in body:
             yield as_file(chunk)
 
-    status, answer, sent = await _send(gateway.port, "/v1/uploads", upload, to_uploads(_multipart(boundary, 500)), chunked=True)
+    status, answer, sent = await _send(
+        gateway.port, "/v1/uploads", upload, to_uploads(_multipart(boundary, 500)), chunked=True, hold_after=hold
+    )
     assert status == 413, answer
-    assert sent < 100 * MB, f"the client sent {sent} bytes before the answer"
-    status, answer, sent = await _send(gateway.port, "/v1/uploads", upload, to_uploads(bomb_body()), chunked=True)
+    assert sent < hold + MB, f"the client sent {sent} bytes before the answer"
+    status, answer, sent = await _send(gateway.port, "/v1/uploads", upload, to_uploads(bomb_body()), chunked=True, hold_after=MB)
     assert status == 422, answer
     assert '"invalid_upload"' in answer, answer
     assert sent < STREAMED_LIMIT, f"the client sent {sent} bytes before the answer"
