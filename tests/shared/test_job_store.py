@@ -405,3 +405,31 @@ def test_the_job_store_reads_its_stream_through_public_nats_py_api_only() -> Non
 
     source = Path(store.__file__).read_text()
     assert [name for name in ("._js", "._stream", "._pre") if name in source] == []
+
+
+async def test_reading_the_indexes_leaves_no_consumer_behind(settings) -> None:
+    """Each read of an index (listings, the job view's queue position, upkeep) uses a short-lived consumer on the
+    bucket's stream: once the read is over it must be gone within seconds. A watcher left to nats-py's default
+    5-minute inactivity made a client polling GET /v1/jobs/{id} pile up consumers until the server answered
+    'maximum consumers limit reached' (err 10026) and the gateway 500."""
+    bus = await Bus.connect(settings)
+    try:
+        ledger = await Ledger.open(bus)
+        for n in range(3):
+            await ledger.create(JobRecord(job_id=f"j-leak-{n}", owner="alice", segment_count=1))
+            await ledger.apply(SegmentRequested(job_id=f"j-leak-{n}", index=1, segment_id="s1", spec=SPEC))
+        stream = (await ledger.kv.status()).stream_info.config.name
+        before = (await bus.js.stream_info(stream)).state.consumer_count
+        for _ in range(10):
+            await ledger.active()
+            await ledger.list_jobs(["alice", "bob"], status="running")
+            await ledger.list_jobs(["alice"], limit=2)
+        left = (await bus.js.stream_info(stream)).state.consumer_count
+        for _ in range(50):
+            if left <= before:
+                break
+            await asyncio.sleep(0.2)
+            left = (await bus.js.stream_info(stream)).state.consumer_count
+        assert left <= before, f"{left - before} consumers left on {stream} after the reads"
+    finally:
+        await bus.close()

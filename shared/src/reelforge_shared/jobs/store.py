@@ -75,6 +75,9 @@ HEADROOM = 1024  # bytes left under max_payload for the message's headers and th
 CREATED_INDEXED = "meta.created_index"  # set once every job stored before the created index has its entry
 STATUS_INDEXED = "meta.status_index"  # set once every job of the old status index (idx.) has its entry in sts.
 RECENT_KEY, RECENT = "recent", 20  # the latest completed jobs, whose stage times the ETA is judged by
+# A watcher's consumer is removed by the server this long after its reader stopped (nats-py's default is 5 minutes:
+# a client polling a job left one behind per index read until the server refused more, err 10026).
+WATCH_GONE_S = 2.0
 OWED_GRACE = timedelta(seconds=60)  # a writer's own time to publish what it owes before the upkeep does it
 
 
@@ -519,7 +522,7 @@ class Ledger:
 
     async def _keys(self, pattern: str) -> list[str]:
         """The keys matching a subject pattern, read by the server's filter (nats-py's ``keys`` reads every key)."""
-        watcher = await self.kv.watch(pattern, ignore_deletes=True, meta_only=True)
+        watcher = await self.kv.watch(pattern, ignore_deletes=True, meta_only=True, inactive_threshold=WATCH_GONE_S)
         keys = []
         try:
             while (entry := await watcher.updates(timeout=30)) is not None:
@@ -859,7 +862,7 @@ class Ledger:
 
     async def watch(self, job_id: str, heartbeat_s: float = 15.0) -> AsyncIterator[JobRecord | None]:
         """Yield the head now and after every write; None when ``heartbeat_s`` passes without one."""
-        watcher = await self.kv.watch(head_key(job_id))
+        watcher = await self.kv.watch(head_key(job_id), inactive_threshold=WATCH_GONE_S)
         try:
             while True:
                 try:
