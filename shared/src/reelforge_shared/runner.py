@@ -235,7 +235,7 @@ class Runner:
                 await _first(self._clear.wait(), stop.wait())
                 continue
             try:
-                msgs = await sub.fetch(route.prefetch, timeout=1.0)
+                msgs = await sub.fetch(route.prefetch, timeout=self.settings.fetch_wait_s)
             except (nats.errors.TimeoutError, TimeoutError):
                 self._dependency_up("nats")
                 continue

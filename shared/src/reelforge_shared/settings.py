@@ -84,6 +84,13 @@ class CommonSettings(BaseSettings):
         description="address /metrics and /healthz listen on (127.0.0.1 where the host network is shared: make test-deploy)",
     )
     lag_poll_s: float = Field(5.0, gt=0, description="how often each worker reads its consumers' lag from JetStream for /metrics")
+    fetch_wait_s: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="how long a worker's pull for the next message waits before it asks again; a stopping worker waits"
+        " at most this long for its pulls to end (shorter: a quicker stop, more requests while idle)",
+    )
     log_level: str = Field("INFO", description="log level")
     log_json: bool | None = Field(None, description="JSON logs (default: JSON unless stderr is a terminal)")
 
