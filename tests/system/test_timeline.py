@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import uuid
 import zipfile
 from fractions import Fraction
 from pathlib import Path
@@ -24,7 +23,6 @@ from reelforge.cli import app
 from reelforge.local_run import run_storyboard
 from reelforge_encoder.ffmpeg import ffmpeg_exe
 from reelforge_gateway.timeline.export import read
-from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY
 from reelforge_shared.logging import configure_logging
 from reelforge_shared.media import probe
 from reelforge_shared.storyboard import parse_storyboard
@@ -52,7 +50,7 @@ OVERLAPS = {2: 3, 3: 6}  # film frames of the transition into shot 2 (0.5 s) and
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, nats_server, s3_server, model_cache) -> dict:
+def finished(tmp_path_factory, fresh_settings) -> dict:
     """A finished `reelforge run` output folder, and the settings of the servers that hold its job."""
     tmp = tmp_path_factory.mktemp("handoff")
     tone = tmp / "tone.wav"
@@ -61,16 +59,7 @@ def finished(tmp_path_factory, nats_server, s3_server, model_cache) -> dict:
     )
     raw = json.loads(json.dumps(STORYBOARD))
     raw["segments"][1]["audio"] = tone.name  # a file in the storyboard's folder
-    tag = uuid.uuid4().hex[:10]
-    overrides = {
-        "nats_url": nats_server.url,
-        "s3_endpoint": s3_server.url,
-        "s3_access_key": ACCESS_KEY,
-        "s3_secret_key": SECRET_KEY,
-        "subject_prefix": f"t{tag}",
-        "work_bucket": f"work-{tag}",
-        "delivery_bucket": f"deliver-{tag}",
-        "model_cache_dir": str(model_cache),
+    overrides = fresh_settings() | {
         "steps": 2,
         "qa_max_attempts": 1,
     }

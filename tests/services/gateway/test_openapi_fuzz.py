@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +18,6 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from reelforge.stack import local_stack
-from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, EmbeddedServer
 
 AUTH = {"Authorization": "Bearer fuzz-token"}
 ERROR_KEYS = {"error", "message", "details", "timestamp"}
@@ -31,19 +28,8 @@ DOCUMENTED_5XX = {502: "job_failed", 503: "model_not_found"}
 
 
 @pytest.fixture(scope="module")
-def live_gateway(
-    nats_server: EmbeddedServer, s3_server: EmbeddedServer, model_cache: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    tag = uuid.uuid4().hex[:10]
-    config: dict[str, Any] = {
-        "nats_url": nats_server.url,
-        "s3_endpoint": s3_server.url,
-        "s3_access_key": ACCESS_KEY,
-        "s3_secret_key": SECRET_KEY,
-        "subject_prefix": f"t{tag}",
-        "work_bucket": f"work-{tag}",
-        "delivery_bucket": f"deliver-{tag}",
-        "model_cache_dir": str(model_cache),
+def live_gateway(fresh_settings: Callable[[], dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    config: dict[str, Any] = fresh_settings() | {
         "api_tokens": "fuzz:fuzz-token",
         "rate_limit_per_min": 10_000,
         "max_jobs_in_flight": 100_000,
