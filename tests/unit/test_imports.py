@@ -6,9 +6,11 @@ in whatever order its files do, so a cycle can hide there and surface in a worke
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from support.paths import ROOT
 
@@ -23,14 +25,28 @@ def _modules() -> list[str]:
     return names
 
 
-def _import_alone(module: str) -> tuple[str, str]:
-    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
-    return module, done.stderr.strip().splitlines()[-1] if done.returncode else ""
+def _imported_alone(package: str, modules: list[str], path: Path) -> dict[str, str]:
+    """{module: error} of the modules that fail to import first, each in a process of its own (support/import_alone.py)."""
+    script = Path(__file__).parents[1] / "support" / "import_alone.py"
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(script), package, *modules], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def test_every_shared_module_imports_first() -> None:
     modules = _modules()
     assert "reelforge_shared.shots" in modules
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        failures = {module: error for module, error in pool.map(_import_alone, modules) if error}
-    assert failures == {}
+    assert _imported_alone("reelforge_shared", modules, SHARED) == {}
+
+
+def test_a_cycle_entered_from_one_module_is_found(tmp_path: Path) -> None:
+    package = tmp_path / "cyclic"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from cyclic.b import B\n\nA = 1\n")
+    (package / "b.py").write_text("from cyclic.a import A\n\nB = 2\n")  # entered from b: a imports b half-made
+    (package / "c.py").write_text("import json\n\nC = json.dumps(3)\n")
+    found = _imported_alone("cyclic", ["cyclic", "cyclic.a", "cyclic.b", "cyclic.c"], tmp_path)
+    assert set(found) == {"cyclic.a", "cyclic.b"}
+    assert "partially initialized module" in found["cyclic.a"]
