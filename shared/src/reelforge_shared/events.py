@@ -268,6 +268,10 @@ class FilmEvent(Event):
             raise PermanentError(f"{self.subject} of job {self.job_id} names {named} takes, not segment {index}'s")
         return self.chosen_takes[index - 1]
 
+    def delivered_slots(self, count: int) -> list[tuple[int, int]]:
+        """Each segment's (attempt, take) in the film, in film order, for a storyboard of ``count`` segments."""
+        return [(self.delivered_attempt(n), self.delivered_take(n)) for n in range(1, count + 1)]
+
     def dedup_id(self) -> str:
         base = f"{self.subject}:{self.job_id}"
         return (base if self.version == 1 else f"{base}:v{self.version}") + self._run()

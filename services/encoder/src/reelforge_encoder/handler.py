@@ -339,7 +339,7 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
                 spans = None
             else:
                 # each segment's attempt and take the job store recorded as delivered (carried by the event)
-                slots = [(event.delivered_attempt(n), event.delivered_take(n)) for n in range(1, len(board.segments) + 1)]
+                slots = event.delivered_slots(len(board.segments))
                 keys = [Keys.segment_video(job, n, *slot) for n, slot in enumerate(slots, start=1)]
                 pieces = _film_pieces(deps, board, keys, slots, fps, work)
                 # Joined by copy, the film needs only the pieces; otherwise every segment is decoded again.

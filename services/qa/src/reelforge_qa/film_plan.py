@@ -43,9 +43,9 @@ def plan_film_check(event: FilmEncoded, board: Storyboard) -> FilmCheckPlan:
     """The film check of ``event``'s version: which take of each segment, and every key it reads; a version re-cut from an
     editor's timeline (``event.cut``) is checked as its entries in its order."""
     job, count = event.job_id, len(board.segments)
-    attempts = tuple(event.delivered_attempt(n) for n in range(1, count + 1))
-    takes = tuple(event.delivered_take(n) for n in range(1, count + 1))
-    slots = list(zip(range(1, count + 1), attempts, takes, strict=True))
+    delivered = event.delivered_slots(count)
+    attempts, takes = tuple(a for a, _ in delivered), tuple(t for _, t in delivered)
+    slots = [(n, a, t) for n, (a, t) in enumerate(delivered, start=1)]
     segments = tuple(
         SegmentVideo(Path(f"{n:03d}.mp4"), s.id, tuple(s.characters), s.location, s.transition.type, s.transition.duration)
         for n, s in enumerate(board.segments, start=1)

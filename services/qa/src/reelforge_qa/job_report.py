@@ -478,8 +478,8 @@ def delivered_attempts(store: ObjectStore, bucket: str, film: FilmEvent, board: 
     """Every segment's delivered attempt, in order: the one the job store recorded (``film.attempts``,
     ``chosen_takes``), read back."""
     job_id, delivered = film.job_id, []
-    for n, seg in enumerate(board.segments, start=1):
-        attempt, take = film.delivered_attempt(n), film.delivered_take(n)
+    slots = film.delivered_slots(len(board.segments))
+    for n, (seg, (attempt, take)) in enumerate(zip(board.segments, slots, strict=True), start=1):
         qa = QaReport.model_validate(store.get_json(bucket, Keys.segment_qa(job_id, n, attempt, take)))
         checked = store.get_json(bucket, Keys.segment_checked(job_id, n, attempt, take))  # segment QA wrote it with its verdict
         delivered.append(

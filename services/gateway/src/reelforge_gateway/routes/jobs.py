@@ -83,6 +83,17 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return wanted
 
 
+# The path's segment number (re-render, extend, select a take), and what a POST that makes the film's next version
+# answers: 202 with the job, 404 for a job that is not the caller's, 409 when the job cannot move, 422 for bad input.
+SegmentNumber = Annotated[int, Path(ge=1, le=10_000, description="1-based segment number")]
+NEW_VERSION: dict[str, Any] = {"status_code": 202, "response_model": JobView, "responses": responses(404, 409, 422)}
+
+
+def refused(exc: RerenderRefused, **where: object) -> ApiError:
+    """The API's answer to a re-render or a new storyboard the job store refused: 404 for what is missing, else 409."""
+    return ApiError(404 if exc.code.endswith("not_found") else 409, exc.code, str(exc), **where)
+
+
 @router.post(
     "/v1/jobs",
     status_code=202,
@@ -302,17 +313,12 @@ async def cancel_job(request: Request, deps: Deps, job_id: Annotated[str, JOB_ID
     return job_view(record, await deps.ledger.eta_sample())
 
 
-@router.post(
-    "/v1/jobs/{job_id}/segments/{index}/rerender",
-    status_code=202,
-    response_model=JobView,
-    responses=responses(404, 409, 422),
-)
+@router.post("/v1/jobs/{job_id}/segments/{index}/rerender", **NEW_VERSION)
 async def rerender(
     request: Request,
     deps: Deps,
     job_id: Annotated[str, JOB_ID],
-    index: Annotated[int, Path(ge=1, le=10_000, description="1-based segment number")],
+    index: SegmentNumber,
     change: Annotated[RerenderRequest, Body(examples=[{"seed": 4242}, {"prompt": "sits under the apple tree"}])],
 ) -> JobView:
     """Render one segment of a finished job again with a new seed and/or prompt.
@@ -349,8 +355,7 @@ async def rerender(
             statuses=frozenset({"completed"}),
         )
     except RerenderRefused as exc:
-        status = 404 if exc.code.endswith("not_found") else 409
-        raise ApiError(status, exc.code, str(exc), job_id=job_id, index=index) from None
+        raise refused(exc, job_id=job_id, index=index) from None
     return job_view(record, await deps.ledger.eta_sample())
 
 
@@ -393,24 +398,18 @@ async def replace_storyboard(request: Request, deps: Deps, job_id: Annotated[str
             deps.ledger, deps.bus, deps.store, deps.work_bucket, job_id, board, reuse=deps.shot_reuse, by=caller_of(request)
         )
     except RerenderRefused as exc:
-        status = 404 if exc.code.endswith("not_found") else 409
-        raise ApiError(status, exc.code, str(exc), job_id=job_id) from None
+        raise refused(exc, job_id=job_id) from None
     except InvalidInput as exc:
         raise ApiError(422, "invalid_request", str(exc), fields=[{"field": "segments", "message": str(exc)}]) from None
     return job_view(record, await deps.ledger.eta_sample())
 
 
-@router.post(
-    "/v1/jobs/{job_id}/segments/{index}/extend",
-    status_code=202,
-    response_model=JobView,
-    responses=responses(404, 409, 422),
-)
+@router.post("/v1/jobs/{job_id}/segments/{index}/extend", **NEW_VERSION)
 async def extend(
     request: Request,
     deps: Deps,
     job_id: Annotated[str, JOB_ID],
-    index: Annotated[int, Path(ge=1, le=10_000, description="1-based number of the job's last segment")],
+    index: SegmentNumber,
     change: Annotated[ExtendRequest, Body(examples=[{"prompt": "climbs the apple tree", "duration_s": 4.0}])],
 ) -> JobView:
     """Append a segment to a completed job that continues from the last frame of its last segment (`start_from: previous`).
@@ -439,8 +438,7 @@ async def extend(
             extends=True,
         )
     except RerenderRefused as exc:
-        status = 404 if exc.code.endswith("not_found") else 409
-        raise ApiError(status, exc.code, str(exc), job_id=job_id) from None
+        raise refused(exc, job_id=job_id) from None
     return job_view(record, await deps.ledger.eta_sample())
 
 

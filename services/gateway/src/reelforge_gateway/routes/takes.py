@@ -18,7 +18,7 @@ from fastapi import APIRouter, Path, Request
 from reelforge_gateway.auth import caller_of
 from reelforge_gateway.deps import Deps, GatewayDeps
 from reelforge_gateway.errors import ApiError
-from reelforge_gateway.routes.jobs import JOB_ID, responses
+from reelforge_gateway.routes.jobs import JOB_ID, NEW_VERSION, SegmentNumber
 from reelforge_gateway.views import JobView, job_view, owned_job
 from reelforge_shared.jobs import JobRecord
 from reelforge_shared.jobs.transitions import select_take, take_refusal
@@ -29,17 +29,12 @@ from reelforge_shared.takes import MAX_TAKES
 router = APIRouter(tags=["jobs"])
 
 
-@router.post(
-    "/v1/jobs/{job_id}/segments/{index}/takes/{take}/select",
-    status_code=202,
-    response_model=JobView,
-    responses=responses(404, 409, 422),
-)
+@router.post("/v1/jobs/{job_id}/segments/{index}/takes/{take}/select", **NEW_VERSION)
 async def select(
     request: Request,
     deps: Deps,
     job_id: Annotated[str, JOB_ID],
-    index: Annotated[int, Path(ge=1, le=10_000, description="1-based segment number")],
+    index: SegmentNumber,
     take: Annotated[int, Path(ge=0, lt=MAX_TAKES, description="take number (0: the segment's own seed and prompt)")],
 ) -> JobView:
     """Put take ``take`` of segment ``index`` into the film: the film's next version, nothing rendered.
