@@ -26,7 +26,7 @@ class BucketPool:
         self._ready: queue.Queue[str] = queue.Queue()
         self._wanted = threading.Event()
         self._stopped = threading.Event()
-        self._workers = ThreadPoolExecutor(max_workers=2 * BATCH, thread_name_prefix="bucket-pool")
+        self._workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="bucket-pool")  # minio keeps 10 connections
         self._filler = threading.Thread(target=self._fill, name="bucket-pool", daemon=True)
         self._filler.start()
 

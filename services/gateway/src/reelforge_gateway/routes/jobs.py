@@ -89,7 +89,7 @@ SegmentNumber = Annotated[int, Path(ge=1, le=10_000, description="1-based segmen
 NEW_VERSION: dict[str, Any] = {"status_code": 202, "response_model": JobView, "responses": responses(404, 409, 422)}
 
 
-def refused(exc: RerenderRefused, **where: object) -> ApiError:
+def refused(exc: RerenderRefused, **where: Any) -> ApiError:
     """The API's answer to a re-render or a new storyboard the job store refused: 404 for what is missing, else 409."""
     return ApiError(404 if exc.code.endswith("not_found") else 409, exc.code, str(exc), **where)
 
