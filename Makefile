@@ -66,8 +66,11 @@ test: lint deploy-tools
 
 # The loop while developing: the unit tests, each service's and the common library's tests on the real servers,
 # without the multi-service renders (slow), the fault suite and the deploy checks (`make test` runs everything).
+# Two pytest-xdist workers (each starts its own servers): one's renders and encodes overlap the other's waits on the
+# servers. A venv made before pytest-xdist joined the test extra runs the tests in one process.
+XDIST = $(shell $(BIN)/python -c "import xdist" 2>/dev/null && echo "-n 2")
 test-fast: $(STAMP)
-	$(BIN)/pytest -q tests/unit tests/services tests/shared -m "not slow and not faults and not deploy"
+	$(BIN)/pytest -q $(XDIST) tests/unit tests/services tests/shared -m "not slow and not faults and not deploy"
 
 # Builds every image and runs the compose stack on this machine's Docker (dockerd started if none runs),
 # submits a storyboard through the gateway, waits for the job, checks Prometheus scraped every service,
