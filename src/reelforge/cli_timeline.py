@@ -26,7 +26,11 @@ def timeline(
     ] = "http://127.0.0.1:8080",
     import_: Annotated[
         Path | None,
-        typer.Option("--import", help="send this edited .otio back to the job (a job id): edited prompts/seeds are re-rendered"),
+        typer.Option(
+            "--import",
+            help="send this edited .otio back to the job (a job id): edited prompts/seeds are re-rendered; trims, "
+            "reorders, removals and other takes or attempts become a new film version with nothing rendered",
+        ),
     ] = None,
 ) -> None:
     """Export a finished film's timeline: one video track with the shots and transitions, sound, alternates (earlier
@@ -98,5 +102,9 @@ def _import(job: str, edited: Path, gateway: str) -> None:
     if answer.status_code != 202:
         console.print(f"[red]{answer.status_code}: {answer.text[:1000]}[/red]", soft_wrap=True)
         raise typer.Exit(2 if answer.status_code == 422 else 1)
-    queued = [n for n, s in answer.json()["segments"].items() if s["stage"] == "queued"]
-    console.print(f"job {job}: re-rendering segments {', '.join(queued)}; a new film version follows")
+    view = answer.json()
+    queued = [n for n, s in view["segments"].items() if s["stage"] == "queued"]
+    if queued:
+        console.print(f"job {job}: re-rendering segments {', '.join(queued)}; a new film version follows")
+    else:
+        console.print(f"job {job}: film version {view['film_version']} follows, joined from the stored media (nothing rendered)")

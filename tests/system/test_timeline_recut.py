@@ -16,7 +16,9 @@ import httpx
 import opentimelineio as otio
 import pytest
 from prometheus_client import REGISTRY
+from typer.testing import CliRunner
 
+from reelforge.cli import app
 from reelforge.stack import local_stack
 from reelforge_gateway.timeline.export import read
 from reelforge_shared.media import probe
@@ -134,8 +136,17 @@ async def test_trimmed_reordered_removed_and_earlier_attempt_timelines_are_new_v
                 edit(timeline.video_tracks()[0])
                 rendered, generated = frames_rendered(), _generated()
                 body = otio.adapters.write_to_string(timeline, adapter_name="otio_json")
-                answer = await client.post(f"/v1/jobs/{job}/timeline", content=body)
-                assert answer.status_code == 202, (edit.__name__, answer.text)
+                if edit is earlier_attempt:  # through the CLI: `reelforge timeline JOB --import FILE`
+                    (tmp_path / "edited.otio").write_text(body)
+                    cli = ["timeline", job, "--import", str(tmp_path / "edited.otio"), "--gateway", stack.gateway_url]
+                    env = {"REELFORGE_API_TOKEN": "tok-alice-secret"}
+                    result = await asyncio.to_thread(CliRunner().invoke, app, cli, env=env)
+                    assert result.exit_code == 0, result.output
+                    assert f"film version {version + 1} follows" in result.output
+                    assert "nothing rendered" in result.output
+                else:
+                    answer = await client.post(f"/v1/jobs/{job}/timeline", content=body)
+                    assert answer.status_code == 202, (edit.__name__, answer.text)
                 version += 1
                 done = await _finished(client, store, bucket, job, version)
                 assert frames_rendered() == rendered, edit.__name__
