@@ -4,7 +4,8 @@ leaves a never-requested continuation to be released as on the first run."""
 from __future__ import annotations
 
 from reelforge_shared.bus import Bus
-from reelforge_shared.events import SegmentFailed, SegmentRequested
+from reelforge_shared.chain import hold, release
+from reelforge_shared.events import ModelInfo, SegmentFailed, SegmentGenerated, SegmentRequested
 from reelforge_shared.jobs import JobRecord, Ledger, SegmentRecord, plan_rerender
 from reelforge_shared.jobs.transitions import fold, resume, resume_events
 from reelforge_shared.specs import segment_requests
@@ -121,3 +122,54 @@ async def test_a_rerender_holds_the_next_attempt_of_each_shot_that_continues_fro
         assert held(4) is None
     finally:
         await bus.close()
+
+
+def _generated(job: str, index: int, attempt: int) -> SegmentGenerated:
+    model = ModelInfo(name="tiny", pipeline="StableVideoDiffusionPipeline", random_weights=True)
+    return SegmentGenerated(
+        job_id=job,
+        index=index,
+        segment_id=BOARD["segments"][index - 1]["id"],
+        attempt=attempt,
+        frames_prefix=f"jobs/{job}/segments/{index:03d}/frames/",
+        frame_count=3,
+        fps=8,
+        width=64,
+        height=64,
+        model=model,
+        shot_key=f"{attempt}" * 64,
+    )
+
+
+def test_a_regenerated_shot_lets_the_one_that_continues_from_it_render_again_from_its_new_last_frame(
+    settings, store: ObjectStore
+) -> None:
+    """QA regenerates a shot mid-job (a gate failed) after the one continuing from it was let go from its first attempt's
+    last frame: the new attempt's frames let that one go again, as its next attempt, from the new last frame."""
+    bucket, job = settings.work_bucket, "j-chain-regenerated"
+    board = parse_storyboard(BOARD)
+    [waiting] = segment_requests(board, job, 2)
+    hold(store, bucket, waiting)
+
+    [first] = release(store, bucket, _generated(job, 1, attempt=1))
+    assert isinstance(first, SegmentRequested)
+    assert first.attempt == 1
+    assert first.spec.start_frame is not None
+    assert first.spec.start_frame.frame_key == Keys.frame(job, 1, 2, attempt=1)
+
+    [again] = release(store, bucket, _generated(job, 1, attempt=2))  # QA's regeneration of the door, rendered
+    assert isinstance(again, SegmentRequested)
+    assert again.attempt == 2  # a new attempt: its de-duplication id is new, so the bus does not drop it
+    assert again.spec.start_frame is not None
+    assert again.spec.start_frame.frame_key == Keys.frame(job, 1, 2, attempt=2)
+    assert again.spec.seed == first.spec.seed  # the same shot, from the new frame
+
+    [redelivered] = release(store, bucket, _generated(job, 1, attempt=2))  # the same event again: the same request
+    assert redelivered.dedup_id() == again.dedup_id()
+    assert release(store, bucket, _generated(job, 1, attempt=1)) == []  # a late first attempt lets nothing go
+
+    held = waiting.model_copy(update={"attempt": 3})  # a re-render of the door holds the hall's next attempt itself
+    hold(store, bucket, held)
+    [carried] = release(store, bucket, _generated(job, 1, attempt=3))
+    assert isinstance(carried, SegmentRequested)
+    assert carried.attempt == 3

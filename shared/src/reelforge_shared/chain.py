@@ -12,7 +12,10 @@ unchanged chain is reused link by link; segments that start from nothing are req
 render in parallel as before.
 
 A released request stays stored (a redelivered ``segment.generated`` releases it again under the same
-de-duplication id); a newer request of the same segment (a storyboard version) replaces it.
+de-duplication id); a newer request of the same segment (a storyboard version) replaces it. Which attempt of
+the segment before let it go is kept beside it: when a later attempt of that segment renders (QA regenerated it
+after a gate failed, mid-job), the request is let go again as its own next attempt from the new last frame (a
+new de-duplication id, so the bus does not drop it), and a late earlier attempt lets nothing go.
 """
 
 from __future__ import annotations
@@ -45,18 +48,30 @@ def continued(request: SegmentRequested, frame: StartFrame) -> SegmentRequested:
 
 
 def hold(store: ObjectStore, bucket: str, request: SegmentRequested) -> None:
-    """Keep ``request`` until the segment before it has frames."""
+    """Keep ``request`` until the segment before it has frames (not let go yet by any attempt of that segment)."""
+    store.remove(bucket, Keys.waiting_released(request.job_id, request.index))
     store.put_json(bucket, Keys.waiting_request(request.job_id, request.index), request.model_dump(mode="json"))
 
 
 def release(store: ObjectStore, bucket: str, generated: SegmentGenerated) -> list[Event]:
     """The events that ``generated`` lets go: the next segment's request if it waits for these frames (and, when that
     shot is reused, its ``segment.generated`` and what that lets go in turn)."""
-    waiting = Keys.waiting_request(generated.job_id, generated.index + 1)
+    job, index = generated.job_id, generated.index + 1
+    waiting = Keys.waiting_request(job, index)
     if not store.exists(bucket, waiting):
         return []
-    frame = start_frame(generated.job_id, generated.index, generated.attempt, generated.frame_count, generated.shot_key)
-    request = continued(SegmentRequested.model_validate(store.get_json(bucket, waiting)), frame)
+    stored = SegmentRequested.model_validate(store.get_json(bucket, waiting))
+    marker = Keys.waiting_released(job, index)
+    let_go_by = store.get_json(bucket, marker)["attempt"] if store.exists(bucket, marker) else None
+    if let_go_by is not None and generated.attempt < let_go_by:
+        return []  # a late earlier attempt of the segment before: its frames are no longer the ones continued from
+    if let_go_by is not None and generated.attempt > let_go_by:
+        # The segment before rendered again after it let this one go (QA regenerated it): this one renders again too.
+        stored = stored.model_copy(update={"attempt": stored.attempt + 1})
+        hold(store, bucket, stored)
+    store.put_json(bucket, marker, {"attempt": generated.attempt})
+    frame = start_frame(job, generated.index, generated.attempt, generated.frame_count, generated.shot_key)
+    request = continued(stored, frame)
     plan_key = Keys.shot_plan(generated.job_id)
     plan = ShotPlan.model_validate(store.get_json(bucket, plan_key)) if store.exists(bucket, plan_key) else ShotPlan()
     request, reused = ShotRequests(store, bucket, owner=plan.owner, reuse=plan.reuse).plan(request)

@@ -152,6 +152,11 @@ class Keys:
         return f"jobs/{job_id}/waiting/{index:03d}.json"
 
     @staticmethod
+    def waiting_released(job_id: str, index: int) -> str:
+        """Which attempt of the segment before let the waiting request of segment ``index`` go last (reelforge_shared.chain)."""
+        return f"jobs/{job_id}/waiting/{index:03d}.released.json"
+
+    @staticmethod
     def storyboard_version(job_id: str, version: int) -> str:
         """The storyboard film version ``version`` was made from, kept when a new one replaces it (PUT .../storyboard)."""
         return f"jobs/{job_id}/storyboards/v{version}.json"
