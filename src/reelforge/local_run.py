@@ -12,12 +12,16 @@ reuses the unchanged shots of the earlier runs there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -112,16 +116,12 @@ async def run_storyboard(
     run = run_state(out, board, model)
     if run.previous is None:  # known before anything starts (a run after another storyboard: once its job is read)
         remember(out, run.job_id, run.digest, model, versioned=run.resumed and _versioned(out))
-    log_file = (out / "reelforge.log").open("a")
-    configure_logging("INFO", json=True, stream=log_file)  # the terminal belongs to the progress bars
     verb = "resuming" if run.resumed else "starting"
     console.print(f"[bold]{board.title}[/bold]: {len(board.segments)} segments, {board.duration_s:.1f} s; {verb} services ...")
-    try:
+    with _logging_to(out / "reelforge.log"):  # the terminal belongs to the progress bars
         async with local_stack(run.state, **overrides) as stack:
             record = await _render(stack, board, run, out, model, console, folder)
             return _collect(stack, board, record, out, console)
-    finally:
-        log_file.close()
 
 
 async def _render(
@@ -218,14 +218,24 @@ async def extend_run(out: Path, *, prompt: str, duration_s: float, console: Cons
     if not job_file.exists():
         raise InvalidInput(f"{out} holds no `reelforge run` (no {RUN_DIR}/job.json): run a storyboard into it first")
     last = json.loads(job_file.read_text())
-    log_file = (out / "reelforge.log").open("a")
-    configure_logging("INFO", json=True, stream=log_file)
-    try:
+    with _logging_to(out / "reelforge.log"):
         async with local_stack(out / RUN_DIR / "state", **overrides) as stack:
             record, board = await _extend(stack, out, last, prompt=prompt, duration_s=duration_s, console=console)
             return _collect(stack, _as_written(out, board), record, out, console)
-    finally:
-        log_file.close()
+
+
+@contextlib.contextmanager
+def _logging_to(path: Path) -> Iterator[None]:
+    """The process's logs (JSON lines) into ``path`` while the run lasts; the logging set-up before it restored after,
+    so that a caller in the same process (the tests, a notebook) does not go on writing to the closed file."""
+    saved, handlers, level = structlog.get_config(), logging.root.handlers[:], logging.root.level
+    with path.open("a") as log_file:
+        configure_logging("INFO", json=True, stream=log_file)
+        try:
+            yield
+        finally:
+            structlog.configure(**saved)
+            logging.root.handlers[:], logging.root.level = handlers, level
 
 
 async def _extend(
