@@ -56,12 +56,19 @@ def run(storyboard: Path, out: Path) -> dict[str, Any]:
         raise SystemExit(f"reelforge run failed ({done.returncode}) on {storyboard}")
     report = json.loads((out / "report.json").read_text())
     segments = report["segments"]
-    reused = [s["index"] for s in segments if s.get("reused_from")]
+    if report.get("previous_version"):  # the same job's next film version: only what `changes` names was made anew
+        changes = report.get("changes") or []
+        rendered = [c["index"] for c in changes if c.get("source") == "rendered"]
+        reused = [c["index"] for c in changes if c.get("source") == "reused"]
+    else:  # a new job: each segment rendered or reused from the shot store
+        reused = [s["index"] for s in segments if s.get("reused_from")]
+        rendered = [s["index"] for s in segments if not s.get("reused_from")]
     return {
         "wall_s": round(wall, 1),
         "segments": len(segments),
-        "rendered": [s["index"] for s in segments if not s.get("reused_from")],
+        "rendered": rendered,
         "reused": len(reused),
+        "kept": len(segments) - len(rendered) - len(reused),  # a new version's segments left as they were
         "film_version": (report.get("film") or {}).get("version"),
     }
 
@@ -115,12 +122,13 @@ def main() -> int:
     whole, edit = figures["whole"], figures["one_shot_edit"]
     lines = [
         f"storyboard {args.storyboard}: {whole['segments']} segments; segment {args.edit}'s prompt changed",
-        "| run | wall | segments rendered | reused | film version |",
-        "| --- | --- | --- | --- | --- |",
+        "| run | wall | segments rendered | reused | kept from the version before | film version |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, figure in ((k, figures[k]) for k in ("whole", "one_shot_edit", "unchanged") if k in figures):
         rendered = len(figure["rendered"])
-        lines.append(f"| {name} | {figure['wall_s']:.1f} s | {rendered} | {figure['reused']} | {figure['film_version']} |")
+        counts = f"{rendered} | {figure['reused']} | {figure['kept']}"
+        lines.append(f"| {name} | {figure['wall_s']:.1f} s | {counts} | {figure['film_version']} |")
     ratio = whole["wall_s"] / edit["wall_s"]
     lines.append(f"one-shot edit / whole: {edit['wall_s'] / whole['wall_s']:.2f} ({ratio:.1f}x faster)")
     lines.append(f"load average before {figures['load_average_before']}, after {figures['load_average_after']}")
