@@ -9,19 +9,15 @@ reads again). A refused request writes nothing. The value never holds more than 
 
 from __future__ import annotations
 
-import asyncio
-import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from reelforge_gateway.kv_value import CAS_ATTEMPTS, change_json
 from reelforge_shared.jobs.store import token
-
-CAS_ATTEMPTS = 200  # a token's own concurrent requests race on one key; each lost race is one more read
 
 
 class RateWindowBusy(RuntimeError):
@@ -37,26 +33,15 @@ class SharedWindow:
 
     async def hit(self, name: str) -> int | None:
         """Count one request of ``name``: None when admitted, else the seconds until the oldest hit leaves the window."""
-        key = f"rate.{token(name)}"
-        for _ in range(CAS_ATTEMPTS):
-            try:
-                entry = await self.kv.get(key)
-                hits, revision = json.loads(entry.value or b"[]"), entry.revision
-            except KeyNotFoundError:
-                hits, revision = [], None
+
+        def admit(hits: list[float]) -> tuple[list[float] | None, int | None]:
             now = self.clock()
             hits = [t for t in hits if t > now - self.window_s]
             if len(hits) >= self.per_minute:
-                return max(1, math.ceil(hits[0] + self.window_s - now))
-            hits.append(round(now, 3))
-            value = json.dumps(hits, separators=(",", ":")).encode()
-            try:
-                if revision is None:
-                    await self.kv.create(key, value)
-                else:
-                    await self.kv.update(key, value, last=revision)
-            except KeyWrongLastSequenceError:  # another request (here or on another replica) wrote first
-                await asyncio.sleep(0)
-                continue
-            return None
-        raise RateWindowBusy(f"rate window of {name!r}: kept changing under {CAS_ATTEMPTS} attempts")
+                return None, max(1, math.ceil(hits[0] + self.window_s - now))
+            return [*hits, round(now, 3)], None
+
+        def busy() -> Exception:
+            return RateWindowBusy(f"rate window of {name!r}: kept changing under {CAS_ATTEMPTS} attempts")
+
+        return await change_json(self.kv, f"rate.{token(name)}", [], admit, busy)

@@ -11,21 +11,18 @@ come back ``lease_s`` after their last refresh at the latest. The value never ho
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from reelforge_gateway.errors import ApiError
+from reelforge_gateway.kv_value import CAS_ATTEMPTS, change_json
 from reelforge_shared.jobs.store import token
 
-CAS_ATTEMPTS = 200  # a token's own concurrent opens race on one key; each lost race is one more read
 log = structlog.get_logger("reelforge.gateway")
 Leases = dict[str, float]  # stream id -> when its lease runs out (epoch seconds)
 
@@ -63,29 +60,17 @@ class SharedStreams:
 
     async def change(self, name: str, change: Callable[[Leases, float], Leases | None]) -> Leases:
         """Apply ``change`` to ``name``'s live leases (None: nothing to write) until the write lands; the leases after."""
-        key = f"sse.{token(name)}"
-        for _ in range(CAS_ATTEMPTS):
-            try:
-                entry = await self.kv.get(key)
-                leases, revision = json.loads(entry.value or b"{}"), entry.revision
-            except KeyNotFoundError:
-                leases, revision = {}, None
+
+        def apply(leases: Leases) -> tuple[Leases | None, Leases]:
             now = self.clock()
             live = {stream: until for stream, until in leases.items() if until > now}
             after = change(live, now)
-            if after is None:
-                return live
-            value = json.dumps(after, separators=(",", ":")).encode()
-            try:
-                if revision is None:
-                    await self.kv.create(key, value)
-                else:
-                    await self.kv.update(key, value, last=revision)
-            except KeyWrongLastSequenceError:  # another open, refresh or close (here or on another replica) wrote first
-                await asyncio.sleep(0)
-                continue
-            return after
-        raise StreamsBusy(f"event streams of {name!r}: kept changing under {CAS_ATTEMPTS} attempts")
+            return after, live if after is None else after
+
+        def busy() -> Exception:
+            return StreamsBusy(f"event streams of {name!r}: kept changing under {CAS_ATTEMPTS} attempts")
+
+        return await change_json(self.kv, f"sse.{token(name)}", {}, apply, busy)
 
 
 @dataclass(kw_only=True, slots=True)
