@@ -34,6 +34,13 @@ from support.buckets import BucketPool
 os.environ["HF_HUB_OFFLINE"] = "1"
 # The tests are local mode: the built-in random-weight models are allowed (a deployment refuses them by default).
 os.environ.setdefault("REELFORGE_ALLOW_TEST_MODEL", "1")
+# Under pytest-xdist (`make test-fast`) each worker gets its share of the cores for torch's OpenMP threads (and so
+# do the processes it starts). Two workers with two threads each put four busy threads on two cores: a thread
+# waiting for its partner spins while the partner waits for a core. A tiny SD render of four frames took 4-5 s of
+# CPU and 19-25 s of wall time that way at load 25, 0.35 s and 0.6 s with one thread. One process (`make test`)
+# keeps torch's default.
+if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(workers))))
 
 
 # Markers a test gets from where it lies and what it uses, so `-m "not nats"` or `-m faults` select without
