@@ -4,7 +4,7 @@ leaves a never-requested continuation to be released as on the first run."""
 from __future__ import annotations
 
 from reelforge_shared.bus import Bus
-from reelforge_shared.chain import hold, release
+from reelforge_shared.chain import hold, regenerated, release
 from reelforge_shared.events import ModelInfo, SegmentFailed, SegmentGenerated, SegmentRequested
 from reelforge_shared.jobs import JobRecord, Ledger, SegmentRecord, plan_rerender
 from reelforge_shared.jobs.transitions import fold, resume, resume_events
@@ -173,3 +173,32 @@ def test_a_regenerated_shot_lets_the_one_that_continues_from_it_render_again_fro
     [carried] = release(store, bucket, _generated(job, 1, attempt=3))
     assert isinstance(carried, SegmentRequested)
     assert carried.attempt == 3
+
+
+def test_a_regeneration_gives_way_to_a_later_attempt_held_for_new_frames_and_goes_out_from_the_newest_frame(
+    settings, store: ObjectStore
+) -> None:
+    """QA regenerates the hall (a gate failed) while a re-render of the door holds the hall's attempt after it: QA asks
+    for nothing (that attempt renders from the door's new frames). Without one held, QA's regeneration goes out from the
+    door's newest last frame and is the request the door's next frames let go, as the attempt after it."""
+    bucket, job = settings.work_bucket, "j-chain-regeneration"
+    board = parse_storyboard(BOARD)
+    [waiting] = segment_requests(board, job, 2)
+    hold(store, bucket, waiting)
+    [first] = release(store, bucket, _generated(job, 1, attempt=1))
+    retry = SegmentRequested.retry(first, 2, spec=first.spec.model_copy(update={"seed": 99}))
+    hold(store, bucket, waiting.model_copy(update={"attempt": 3}))  # the door re-rendered: the hall's attempt 3 waits
+    assert regenerated(store, bucket, retry) is None
+
+    other = "j-chain-regeneration-2"
+    [waiting] = segment_requests(board, other, 2)
+    hold(store, bucket, waiting)
+    [first] = release(store, bucket, _generated(other, 1, attempt=1))
+    retry = SegmentRequested.retry(first, 2, spec=first.spec.model_copy(update={"seed": 99}))
+    sent = regenerated(store, bucket, retry)
+    assert sent is not None
+    assert (sent.attempt, sent.spec.seed) == (2, 99)
+    assert sent.spec.start_frame == first.spec.start_frame  # the door's newest last frame is still its first attempt's
+    assert regenerated(store, bucket, retry) == sent  # a redelivered check: the same request, the same id
+    [after] = release(store, bucket, _generated(other, 1, attempt=2))
+    assert (after.attempt, after.spec.seed) == (3, 99)  # type: ignore[attr-defined]

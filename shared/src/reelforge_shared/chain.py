@@ -16,6 +16,13 @@ de-duplication id); a newer request of the same segment (a storyboard version) r
 the segment before let it go is kept beside it: when a later attempt of that segment renders (QA regenerated it
 after a gate failed, mid-job), the request is let go again as its own next attempt from the new last frame (a
 new de-duplication id, so the bus does not drop it), and a late earlier attempt lets nothing go.
+
+QA may ask for that segment's next attempt too, at the same time (its attempt rendered from the old last frame failed a
+gate): :func:`regenerated` stores QA's request as the waiting one and sends it from the newest last frame kept beside
+it, and gives up when a later attempt is asked for already. The frames of the segment before write that newest frame
+before they read the waiting request, and QA writes its request before it reads the frame, so whichever comes first,
+one of them sees the other: either both ask for the same attempt from the new frame (the bus keeps either), or the
+frames ask for the attempt after QA's. The segment's last attempt starts from the newest last frame either way.
 """
 
 from __future__ import annotations
@@ -60,17 +67,29 @@ def release(store: ObjectStore, bucket: str, generated: SegmentGenerated) -> lis
     waiting = Keys.waiting_request(job, index)
     if not store.exists(bucket, waiting):
         return []
-    stored = SegmentRequested.model_validate(store.get_json(bucket, waiting))
     marker = Keys.waiting_released(job, index)
-    let_go_by = store.get_json(bucket, marker)["attempt"] if store.exists(bucket, marker) else None
+    let_go = store.get_json(bucket, marker) if store.exists(bucket, marker) else {}
+    let_go_by = let_go.get("attempt")
     if let_go_by is not None and generated.attempt < let_go_by:
         return []  # a late earlier attempt of the segment before: its frames are no longer the ones continued from
-    if let_go_by is not None and generated.attempt > let_go_by:
-        # The segment before rendered again after it let this one go (QA regenerated it): this one renders again too.
-        stored = stored.model_copy(update={"attempt": stored.attempt + 1})
-        hold(store, bucket, stored)
-    store.put_json(bucket, marker, {"attempt": generated.attempt})
     frame = start_frame(job, generated.index, generated.attempt, generated.frame_count, generated.shot_key)
+    if let_go_by == generated.attempt and "released" in let_go:  # these frames again (a redelivery): the same request
+        stored = SegmentRequested.model_validate(store.get_json(bucket, waiting))
+        stored = stored.model_copy(update={"attempt": let_go["released"]})
+    else:
+        # Which attempt let it go before these frames (kept across a crash between the two writes of the marker).
+        before = let_go.get("before") if let_go_by == generated.attempt else let_go_by
+        # The marker first, the request after: a QA regeneration of this segment writes its request first and reads the
+        # marker after (:func:`regenerated`), so one of the two sees the other's write (reelforge_qa.handler).
+        newest = {"attempt": generated.attempt, "start_frame": frame.model_dump(mode="json"), "before": before}
+        store.put_json(bucket, marker, newest)
+        stored = SegmentRequested.model_validate(store.get_json(bucket, waiting))
+        if before is not None:
+            # The segment before rendered again after it let this one go (QA regenerated it): this one renders again
+            # too, as an attempt after any asked for meanwhile (QA's regeneration of it is stored as the request).
+            stored = stored.model_copy(update={"attempt": stored.attempt + 1})
+            store.put_json(bucket, waiting, stored.model_dump(mode="json"))
+        store.put_json(bucket, marker, newest | {"released": stored.attempt})
     request = continued(stored, frame)
     plan_key = Keys.shot_plan(generated.job_id)
     plan = ShotPlan.model_validate(store.get_json(bucket, plan_key)) if store.exists(bucket, plan_key) else ShotPlan()
@@ -78,3 +97,28 @@ def release(store: ObjectStore, bucket: str, generated: SegmentGenerated) -> lis
     if reused is None:
         return [request]
     return [request, reused, *release(store, bucket, reused)]
+
+
+def regenerated(store: ObjectStore, bucket: str, request: SegmentRequested) -> SegmentRequested | None:
+    """QA's regeneration ``request`` (the next attempt of a segment whose attempt failed a gate) as it goes out: when the
+    segment continues from the one before it (a request waits for it), from that one's newest last frame, and stored
+    as the request that frames of the one before let go next; None when a later attempt than ``request`` is asked for
+    already (the one before rendered again and let it go again, or a re-render of it holds it): that attempt renders
+    from the newest frames, and asking for this one too would take its de-duplication id.
+
+    A segment that continues from nothing (no request waits) gets ``request`` back unchanged.
+    """
+    waiting = Keys.waiting_request(request.job_id, request.index)
+    if not store.exists(bucket, waiting):
+        return request
+    stored = SegmentRequested.model_validate(store.get_json(bucket, waiting))
+    if stored.attempt > request.attempt:
+        return None
+    if stored.attempt < request.attempt:  # the request first, the marker after (see release)
+        held = request.model_copy(update={"spec": request.spec.model_copy(update={"start_frame": None}), "shot_key": None})
+        store.put_json(bucket, waiting, held.model_dump(mode="json"))
+    # stored.attempt == request.attempt: asked for already, by the frames of the one before (then from the newest
+    # frame, as below) or by this regeneration before a redelivery: the same request, the same id.
+    marker = Keys.waiting_released(request.job_id, request.index)
+    newest = store.get_json(bucket, marker).get("start_frame") if store.exists(bucket, marker) else None
+    return continued(request, StartFrame.model_validate(newest)) if newest else request

@@ -31,6 +31,7 @@ from reelforge_qa.regenerate import decide
 from reelforge_qa.report_html import render_html, thumbnail_strip
 from reelforge_qa.scores import Expected, score_video
 from reelforge_qa.segment_film_stats import SegmentFilmStats, segment_film_stats
+from reelforge_shared.chain import regenerated
 from reelforge_shared.events import (
     Event,
     FilmChecked,
@@ -93,7 +94,12 @@ def handle(event: SegmentEncoded, deps: QaDeps) -> list[Event]:
             start := deps.store.get_json(deps.bucket, generation).get("start_frame")
         ):
             spec = spec.model_copy(update={"start_frame": StartFrame.model_validate(start)})
-        return [SegmentRequested.retry(event, decision.next_attempt, spec=spec, model=event.model.name)]
+        # A shot that continues from the one before it: from that one's newest last frame, and not at all when its
+        # frames asked for a later attempt of this one already (reelforge_shared.chain).
+        request = regenerated(
+            deps.store, deps.bucket, SegmentRequested.retry(event, decision.next_attempt, spec=spec, model=event.model.name)
+        )
+        return [request] if request is not None else []  # None: that later attempt renders, and is checked, instead
     keep_passed_shot(deps.store, deps.bucket, event, report.passed)  # passed its gates: reusable by its owner's next jobs
     checked = {"model": event.model.model_dump(mode="json"), "duration_s": event.duration_s, "takes": event.takes}
     deps.store.put_json(deps.bucket, Keys.segment_checked(job, n, event.attempt, event.take), checked)  # film QA reads it

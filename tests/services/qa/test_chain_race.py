@@ -1,0 +1,133 @@
+"""A shot QA regenerates (a gate failed) races the gate failure of the shot that continues from it (issue 18 point 5).
+
+The door fails a gate and is rendered again as attempt 2; its new frames let the hall (``start_from: previous``) go
+again as its next attempt. The hall's first attempt, rendered from the door's first last frame, is still in QA and
+fails a gate too, so QA asks for the hall's next attempt as well. Both ask the bus for the hall's attempt 2, and the
+bus keeps the first of the two (one de-duplication id): whichever comes first, the hall's last attempt must render
+from the door's new last frame, no attempt may wait with nothing to let it go, and the QA budget still ends it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from reelforge_qa.gates import Thresholds
+from reelforge_qa.handler import QaDeps, handle
+from reelforge_shared.bus import Bus
+from reelforge_shared.chain import hold, release
+from reelforge_shared.events import (
+    Event,
+    ModelInfo,
+    QaGate,
+    QaReport,
+    SegmentChecked,
+    SegmentEncoded,
+    SegmentGenerated,
+    SegmentRequested,
+)
+from reelforge_shared.settings import CommonSettings
+from reelforge_shared.specs import segment_requests
+from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import parse_storyboard
+
+BOARD = {
+    "segments": [
+        {"id": "door", "prompt": "a red door opens", "frames": 3},
+        {"id": "hall", "prompt": "a hall behind it", "frames": 2, "start_from": "previous"},
+    ]
+}
+MODEL = ModelInfo(name="tiny", pipeline="StableVideoDiffusionPipeline", random_weights=True)
+FAILED = QaReport(passed=False, gates={"sharpness": QaGate(score=0.1, threshold=0.5, passed=False)})
+
+
+def _door_generated(job: str, attempt: int) -> SegmentGenerated:
+    """The door's frames (the generator's ``segment.generated``), ``attempt`` 2 being QA's regeneration."""
+    return SegmentGenerated(
+        job_id=job,
+        index=1,
+        segment_id="door",
+        attempt=attempt,
+        frames_prefix=Keys.frames(job, 1, attempt),
+        frame_count=3,
+        fps=8,
+        width=64,
+        height=64,
+        model=MODEL,
+        shot_key=f"{attempt}" * 64,
+    )
+
+
+def _hall_rendered(store: ObjectStore, bucket: str, request: SegmentRequested, report: QaReport) -> SegmentEncoded:
+    """The hall's ``request`` as the generator and encoder leave it: its generation record (what it started from) and,
+    already scored, its QA report; the ``segment.encoded`` QA reads next."""
+    job, attempt = request.job_id, request.attempt
+    start = request.spec.start_frame.model_dump() if request.spec.start_frame is not None else None
+    store.put_json(bucket, Keys.segment_generation(job, 2, attempt), {"model": "tiny", "start_frame": start})
+    store.put_json(bucket, Keys.segment_qa(job, 2, attempt), report.model_dump(mode="json"))
+    return SegmentEncoded.follow(
+        request,
+        video_key=Keys.segment_video(job, 2, attempt),
+        frame_count=2,
+        fps=8,
+        width=64,
+        height=64,
+        duration_s=0.25,
+        model=MODEL,
+    )
+
+
+async def _on_the_bus(bus: Bus, job: str) -> list[SegmentRequested]:
+    """The hall's requests the bus kept (the stream's messages, in order)."""
+    info = await bus.js.stream_info(bus.stream)
+    kept = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await bus.js.get_msg(bus.stream, seq)
+        if msg.subject == bus.subject(SegmentRequested):
+            request = SegmentRequested.model_validate_json(msg.data)
+            if request.job_id == job and request.index == 2:
+                kept.append(request)
+    return kept
+
+
+@pytest.mark.parametrize("first", ["qa", "chain"])
+async def test_the_hall_ends_on_the_doors_new_last_frame_whichever_asks_for_its_next_attempt_first(
+    first: str, settings: CommonSettings, store: ObjectStore
+) -> None:
+    bucket, job = settings.work_bucket, f"j-chain-race-{first}"
+    board = parse_storyboard(BOARD)
+    store.put_json(bucket, Keys.storyboard(job), board.model_dump(mode="json"))
+    deps = QaDeps(store=store, bucket=bucket, thresholds=Thresholds(), max_attempts=2)
+    [waiting] = segment_requests(board, job, 2)
+    hold(store, bucket, waiting)
+    bus = await Bus.connect(settings)
+    try:
+        [hall] = release(store, bucket, _door_generated(job, 1))  # the hall, from the door's first last frame
+        await bus.publish(hall)
+        encoded = _hall_rendered(store, bucket, hall, FAILED)  # in QA, about to fail a gate
+
+        def qa() -> list[Event]:
+            return handle(encoded, deps)
+
+        def chain() -> list[Event]:
+            return release(store, bucket, _door_generated(job, 2))  # the door's regeneration rendered
+
+        for asks in (qa, chain) if first == "qa" else (chain, qa):
+            for event in asks():
+                await bus.publish(event)
+
+        kept = await _on_the_bus(bus, job)
+        last = max(kept, key=lambda r: r.attempt)
+        assert last.spec.start_frame is not None
+        assert last.spec.start_frame.frame_key == Keys.frame(job, 1, 2, attempt=2)  # the door's new last frame
+        assert last.spec.start_frame.shot_key == "2" * 64
+        assert [r.attempt for r in kept] == sorted({r.attempt for r in kept})  # each attempt once
+        # Nothing waits for frames that have been rendered already: the stored request is the one last let go.
+        stored = SegmentRequested.model_validate(store.get_json(bucket, Keys.waiting_request(job, 2)))
+        assert stored.attempt == last.attempt
+
+        # The hall's last attempt fails a gate too: the QA budget (2 attempts) delivers it flagged, nothing renders again.
+        after = handle(_hall_rendered(store, bucket, last, FAILED), deps)
+        assert [type(e) for e in after] == [SegmentChecked]
+        assert after[0].attempt == last.attempt
+    finally:
+        await bus.close()
