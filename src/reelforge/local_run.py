@@ -333,6 +333,19 @@ def stage_local_media(board: Storyboard, folder: Path | None, *, store: ObjectSt
     return parse_storyboard(data)
 
 
+def _collect_cast_sheets(store: ObjectStore, bucket: str, report: dict[str, Any], out: Path) -> None:
+    """The cast sheet images the film's segments were conditioned on, as ``cast/KEY.png`` beside the report, named in
+    its entries (``file``, as a segment's): `reelforge qa OUT` scores the segments against them."""
+    sheets = [*report.get("cast_sheet", []), *(c for s in report["segments"] for c in s.get("cast_sheet", []))]
+    for sheet in sheets:
+        file = f"cast/{sheet['key']}.png"
+        if not (out / file).exists() and store.exists(bucket, sheet["image"]):
+            (out / "cast").mkdir(exist_ok=True)
+            store.get_file(bucket, sheet["image"], out / file)
+        if (out / file).exists():
+            sheet["file"] = file
+
+
 def _collect(stack: Stack, board: Storyboard, record: JobRecord, out: Path, console: Console) -> bool:
     settings = stack.settings
     store = ObjectStore.from_settings(settings)
@@ -358,6 +371,7 @@ def _collect(stack: Stack, board: Storyboard, record: JobRecord, out: Path, cons
         for name, key in record.deliverables.items():  # crops and the thumbnail, named as delivered
             store.get_file(settings.delivery_bucket, key, out / key.rsplit("/", 1)[-1])
             report.setdefault("deliverables", {})[name] = key.rsplit("/", 1)[-1]
+        _collect_cast_sheets(store, settings.work_bucket, report, out)
     else:
         report = {"job_id": job, "title": board.title, "film": None, "segments": []}
     reported = {s["index"]: s for s in report["segments"]}

@@ -4,13 +4,18 @@ location's sheet, segment QA scores each take against it, the ledger ranks the t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from reelforge.cli import app
+from reelforge.local_run import run_storyboard
 from reelforge.stack import local_stack
 from reelforge_shared.storage import Keys, ObjectStore
+from reelforge_shared.storyboard import parse_storyboard
 from reelforge_shared.takes import TakeScore, rank_takes
 from support.polling import poll_job
 
@@ -67,3 +72,29 @@ async def test_takes_are_ranked_by_continuity_against_the_sheet_and_the_film_rep
             assert refs[0]["score"] == in_film["continuity"]  # film QA and segment QA score the same take alike
             html = store.get_bytes(bucket, Keys.report_html(job)).decode()
             assert 'id="reference-wide-location-orchard"' in html
+
+
+async def test_a_run_folder_keeps_the_cast_sheets_and_reelforge_qa_scores_against_them_as_film_qa(
+    overrides, tmp_path: Path
+) -> None:
+    """`reelforge run` writes the sheets the segments were conditioned on to OUT/cast/ (named in report.json), and
+    `reelforge qa OUT` scores each segment against them with film QA's function: the stack's figures."""
+    board = {**BOARD, "segments": [{**s, "takes": 1} for s in BOARD["segments"]]}
+    out = tmp_path / "out"
+    out.mkdir()
+    fast = {k: v for k, v in FAST.items() if k != "model"}
+    assert await run_storyboard(parse_storyboard(board), out, model=FAST["model"], **overrides, **fast)
+    report = json.loads((out / "report.json").read_text())
+    sheets = report["cast_sheet"]
+    assert [(c["kind"], c["name"], c["file"]) for c in sheets] == [("location", "orchard", f"cast/{sheets[0]['key']}.png")]
+    assert (out / sheets[0]["file"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [c["file"] for s in report["segments"] for c in s["cast_sheet"]] == [sheets[0]["file"]] * 2
+
+    result = CliRunner().invoke(app, ["qa", str(out), "--json"])
+    assert result.exit_code in (0, 1), result.output  # noise frames may fail a gate; the references fail nothing
+    refs = json.loads(result.stdout)["film_qa"]["references"]
+    assert [(r["segment_id"], r["kind"], r["name"], r["source"], r["image"]) for r in refs] == [
+        (sid, "location", "orchard", "cast_sheet", str(out / sheets[0]["file"])) for sid in ("wide", "close")
+    ]
+    stack = [r["score"] for r in report["film_qa"]["references"]]
+    assert [r["score"] for r in refs] == pytest.approx(stack, abs=1e-3), (refs, report["film_qa"]["references"])

@@ -121,10 +121,20 @@ def score_reference(ref: Reference, subject: Subject | None, descriptor: d.Descr
     return ReferenceScore(**common, score=parts[low], components=parts, detail=f"lowest: {low}")
 
 
-def wanted_references(job_id: str, board: Storyboard, index: int, sheets: Sequence[Mapping[str, Any]]) -> list[Wanted]:
+def wanted_references(
+    job_id: str,
+    board: Storyboard,
+    index: int,
+    sheets: Sequence[Mapping[str, Any]],
+    *,
+    own: Callable[[str], bool] | None = None,
+) -> list[Wanted]:
     """What segment ``index`` (1-based) is scored against: per character its ``reference_image`` (a key of this job),
     else its cast sheet; its location's cast sheet. ``sheets``: cast sheet entries (``kind``, ``name``, ``image``) of
-    the generator's records, the segment's own first (the sheet it was conditioned on wins over another model's)."""
+    the generator's records, the segment's own first (the sheet it was conditioned on wins over another model's).
+    ``own``: which ``reference_image`` values are images to read (default: keys under ``job_id``; ``reelforge qa``:
+    the local files it checked)."""
+    own = own or (lambda ref: Keys.owned(job_id, ref))
     seg = board.segments[index - 1]
     found: dict[tuple[str, str], str] = {}
     for sheet in sheets:
@@ -132,7 +142,7 @@ def wanted_references(job_id: str, board: Storyboard, index: int, sheets: Sequen
     out = []
     for name in seg.characters:
         ref = board.characters[name].reference_image
-        if ref and Keys.owned(job_id, ref):
+        if ref and own(ref):
             out.append(Wanted("character", name, "reference_image", ref))
         elif (image := found.get(("character", name))) is not None:
             out.append(Wanted("character", name, "cast_sheet", image))
