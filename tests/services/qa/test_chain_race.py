@@ -9,6 +9,11 @@ from the door's new last frame, no attempt may wait with nothing to let it go, a
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
 
 from reelforge_qa.gates import Thresholds
@@ -89,11 +94,47 @@ async def _on_the_bus(bus: Bus, job: str) -> list[SegmentRequested]:
     return kept
 
 
-@pytest.mark.parametrize("first", ["qa", "chain"])
+@dataclass(slots=True)
+class Paused(ObjectStore):
+    """The session's S3 store, that runs ``meanwhile`` once just before it reads or writes the key ``at`` names (method,
+    key): the other of the two racers running its whole handler between two steps of this one."""
+
+    at: tuple[str, str] = ("", "")
+    meanwhile: Callable[[], None] | None = None
+
+    def _pause(self, method: str, key: str) -> None:
+        if (method, key) == self.at and self.meanwhile is not None:
+            run, self.meanwhile = self.meanwhile, None
+            run()
+
+    def get_json(self, bucket: str, key: str) -> Any:
+        self._pause("get_json", key)
+        return ObjectStore.get_json(self, bucket, key)
+
+    def put_json(self, bucket: str, key: str, value: Any) -> None:
+        self._pause("put_json", key)
+        ObjectStore.put_json(self, bucket, key, value)
+
+
+WAITING, MARKER = "waiting", "marker"
+# Who starts first, and where it stops while the other runs (None: it finishes first). The frames of the door write the
+# marker, read the hall's waiting request and write it again; QA reads the request, writes it, and reads the marker.
+RACES = [
+    ("qa", None),
+    ("chain", None),
+    ("chain", ("get_json", WAITING)),
+    ("chain", ("put_json", WAITING)),
+    ("qa", ("get_json", MARKER)),
+    ("qa", ("put_json", WAITING)),
+]
+
+
+@pytest.mark.parametrize(("first", "pause"), RACES, ids=lambda r: "-".join(r) if isinstance(r, tuple) else str(r))
 async def test_the_hall_ends_on_the_doors_new_last_frame_whichever_asks_for_its_next_attempt_first(
-    first: str, settings: CommonSettings, store: ObjectStore
+    first: str, pause: tuple[str, str] | None, settings: CommonSettings, store: ObjectStore
 ) -> None:
-    bucket, job = settings.work_bucket, f"j-chain-race-{first}"
+    bucket = settings.work_bucket
+    job = f"j-chain-race-{first}" + (f"-{pause[0]}-{pause[1]}" if pause else "")
     board = parse_storyboard(BOARD)
     store.put_json(bucket, Keys.storyboard(job), board.model_dump(mode="json"))
     deps = QaDeps(store=store, bucket=bucket, thresholds=Thresholds(), max_attempts=2)
@@ -105,14 +146,24 @@ async def test_the_hall_ends_on_the_doors_new_last_frame_whichever_asks_for_its_
         await bus.publish(hall)
         encoded = _hall_rendered(store, bucket, hall, FAILED)  # in QA, about to fail a gate
 
-        def qa() -> list[Event]:
-            return handle(encoded, deps)
+        def qa(s: ObjectStore) -> list[Event]:
+            return handle(encoded, dataclasses.replace(deps, store=s))
 
-        def chain() -> list[Event]:
-            return release(store, bucket, _door_generated(job, 2))  # the door's regeneration rendered
+        def chain(s: ObjectStore) -> list[Event]:
+            return release(s, bucket, _door_generated(job, 2))  # the door's regeneration rendered
 
-        for asks in (qa, chain) if first == "qa" else (chain, qa):
-            for event in asks():
+        one, other = (qa, chain) if first == "qa" else (chain, qa)
+        finished: list[list[Event]] = []  # in the order the two handlers finish, as they would publish
+        if pause is None:
+            finished += [one(store), other(store)]
+        else:
+            method, which = pause
+            key = Keys.waiting_request(job, 2) if which == WAITING else Keys.waiting_released(job, 2)
+            paused = Paused(store.client, at=(method, key), meanwhile=lambda: finished.append(other(store)))
+            finished.append(one(paused))
+            assert paused.meanwhile is None  # the other ran while this one waited
+        for events in finished:
+            for event in events:
                 await bus.publish(event)
 
         kept = await _on_the_bus(bus, job)
@@ -120,7 +171,7 @@ async def test_the_hall_ends_on_the_doors_new_last_frame_whichever_asks_for_its_
         assert last.spec.start_frame is not None
         assert last.spec.start_frame.frame_key == Keys.frame(job, 1, 2, attempt=2)  # the door's new last frame
         assert last.spec.start_frame.shot_key == "2" * 64
-        assert [r.attempt for r in kept] == sorted({r.attempt for r in kept})  # each attempt once
+        assert sorted(r.attempt for r in kept) == sorted({r.attempt for r in kept})  # each attempt once
         # Nothing waits for frames that have been rendered already: the stored request is the one last let go.
         stored = SegmentRequested.model_validate(store.get_json(bucket, Keys.waiting_request(job, 2)))
         assert stored.attempt == last.attempt
