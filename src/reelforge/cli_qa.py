@@ -208,8 +208,11 @@ def qa(
     """Score local videos with every QA gate and the film checks (continuity, joins, against the references); exit 1
     when any fails (the references fail nothing: a score under the continuity threshold is marked below)."""
     sheets: list[list[dict[str, str]]] = []
+    hint = ""
     if len(videos) == 1 and videos[0].is_dir():  # a run folder: its segments, storyboard, film and cast sheets
         videos, board, final, sheets = run_folder(videos[0])
+        if storyboard is None:
+            hint = f" ({board} names it as the storyboard the run was given did: give that one with --storyboard)"
         storyboard, film = storyboard or board, film or final
     missing = [str(v) for v in [*videos, *([film] if film else [])] if not v.is_file()]
     if missing:
@@ -217,7 +220,7 @@ def qa(
     try:
         report = build_report(videos, storyboard, film, embedding_model, sheets)
     except InvalidInput as exc:
-        raise _fail(str(exc), 2) from None
+        raise _fail(f"{exc}{hint if '.reference_image' in str(exc) else ''}", 2) from None
     if as_json:
         json.dump(report.model_dump(mode="json"), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -211,3 +211,19 @@ def test_qa_command_on_a_run_folder_refuses_a_cast_sheet_that_is_no_image(films:
     message = " ".join(result.output.split())
     assert f"the cast sheet of location field ({out / 'cast' / 'bb.png'}): not a PNG, JPEG or WebP image" in message
     assert CliRunner().invoke(app, ["qa", str(tmp_path)]).exit_code == 2  # no run there
+
+
+def test_qa_command_on_a_run_folder_says_where_a_reference_image_is_read(films: dict, tmp_path: Path) -> None:
+    out = _run_folder(tmp_path / "out", films["clean"][0])
+    _storyboard(out / "storyboard.json", "hero.png")  # as the run's storyboard named it, beside itself elsewhere
+    result = CliRunner().invoke(app, ["qa", str(out)])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"characters.hero.reference_image: no such file {(out / 'hero.png').resolve()}" in message
+    assert "give that one with --storyboard" in message
+    board = _storyboard(tmp_path / "sb.yaml", "hero.png")
+    _hero_still(tmp_path / "hero.png")
+    result = CliRunner().invoke(app, ["qa", str(out), "--storyboard", str(board), "--json"])
+    assert result.exit_code == 0, result.output
+    sources = {(r["name"], r["source"]) for r in json.loads(result.stdout)["film_qa"]["references"]}
+    assert sources == {("hero", "reference_image"), ("field", "cast_sheet")}  # the reference image wins over the sheet
