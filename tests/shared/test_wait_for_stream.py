@@ -29,13 +29,12 @@ async def test_wait_for_stream_returns_once_bootstrap_made_the_stream_and_bucket
     fresh = overrides | {"subject_prefix": f"w{uuid.uuid4().hex[:10]}"}  # nothing bootstrapped under it yet
     env = {"REELFORGE_NATS_URL": fresh["nats_url"], "REELFORGE_SUBJECT_PREFIX": fresh["subject_prefix"]}
 
+    # Both start together: while the first runs out its 2 s and exits, the second has waited as long and still waits.
     refused = await _wait(env, "gateway", "--timeout-s", "2")
+    waiting = await _wait(env, "gateway", "--timeout-s", "60")
     out, _ = await asyncio.wait_for(refused.communicate(), 60)
     assert refused.returncode == 2, out.decode()
     assert "reelforge bootstrap" in " ".join(out.decode().split())
-
-    waiting = await _wait(env, "gateway", "--timeout-s", "60")
-    await asyncio.sleep(2)
     assert waiting.returncode is None  # still waiting
     await bootstrap(CommonSettings(**fresh))
     out, _ = await asyncio.wait_for(waiting.communicate(), 30)
