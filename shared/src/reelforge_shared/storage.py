@@ -11,12 +11,12 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, TypeVar, cast
 
 import certifi
 import urllib3
@@ -391,6 +391,22 @@ class ObjectStore:
             self.client.fget_object(bucket, key, str(path))
         return path
 
+    def get_file_reading(self, bucket: str, key: str, path: Path, reader: Callable[[io.RawIOBase], T]) -> tuple[Path, T]:
+        """Download the object to ``path`` while ``reader`` reads it: ``reader`` gets the bytes as they arrive (a seekable
+        file; a seek ahead waits for the bytes), so work on the object (a demux) is done during the download instead of
+        after it. Returns the path, whole, and what ``reader`` returned."""
+        with _transient("get", key):
+            response = self.client.get_object(bucket, key)
+            try:
+                with path.open("w+b") as file:
+                    arriving = ArrivingFile(response, int(response.headers.get("content-length") or 0), file)
+                    value = reader(arriving)
+                    arriving.finish()
+            finally:
+                response.close()
+                response.release_conn()
+        return path, value
+
     def exists(self, bucket: str, key: str) -> bool:
         try:
             with _transient("stat", key):
@@ -461,6 +477,72 @@ class ObjectStore:
     def url(self, bucket: str, key: str, expires: timedelta = timedelta(days=7), method: str = "GET") -> str:
         """A presigned URL (the longest S3 allows is 7 days); the signature binds the method (GET or HEAD)."""
         return self.client.get_presigned_url(method, bucket, key, expires=expires)
+
+
+T = TypeVar("T")
+
+
+class ArrivingFile(io.RawIOBase):
+    """A download read as it arrives: every byte read from ``source`` is written to ``file`` too; what was read before
+    (a seek back) is read from ``file``, a seek ahead reads on from ``source``. ``finish`` takes the rest."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, source: Any, size: int, file: IO[bytes]) -> None:
+        super().__init__()
+        self.source, self.size, self.file = source, size, file
+        self.position = self.arrived = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def _arrive(self, upto: int) -> None:
+        while self.arrived < upto:
+            chunk = self.source.read(max(self.CHUNK, upto - self.arrived))
+            if not chunk:
+                raise ConnectionError(f"the download ended at {self.arrived} of {self.size} bytes")
+            self.file.seek(self.arrived)
+            self.file.write(chunk)
+            self.arrived += len(chunk)
+
+    def read(self, size: int = -1) -> bytes:
+        end = self.size if size < 0 else min(self.size, self.position + size)
+        if end <= self.position:
+            return b""
+        if self.position == self.arrived:  # reading on as it arrives (a demux): handed over as written, not read back
+            chunk = self.source.read(end - self.position)
+            if not chunk:
+                raise ConnectionError(f"the download ended at {self.arrived} of {self.size} bytes")
+            self.file.seek(self.arrived)
+            self.file.write(chunk)
+            self.arrived = self.position = self.arrived + len(chunk)
+            return bytes(chunk)
+        self._arrive(end)
+        self.file.seek(self.position)
+        data = self.file.read(end - self.position)
+        self.position += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def finish(self) -> None:
+        """The rest of the object, to the file."""
+        self._arrive(self.size)
+        self.file.flush()
 
 
 PART_BYTES = 5 * 1024 * 1024  # S3's least part size (every part but the last)

@@ -6,7 +6,8 @@ the compiled film) and calls it; ``reelforge qa`` calls it on videos on disk.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -20,10 +21,9 @@ from reelforge_qa.film_models import Boundary, FilmQaReport, Finding, ReferenceC
 from reelforge_qa.film_subject import Subject, describe_subject
 from reelforge_qa.frames import ColourSample, colour_sample, sample_indices
 from reelforge_qa.references import Reference, score_reference
-from reelforge_qa.segment_film_stats import SegmentFilmStats, packet_digests, read_windows
+from reelforge_qa.segment_film_stats import FilmPackets, SegmentFilmStats, film_packets, read_windows
 from reelforge_shared.colour import bgr_to_rgb, cct_of_linear_rgb, grey_world_rgb, luma_of_linear_rgb
 from reelforge_shared.events import ReferenceScore
-from reelforge_shared.media import probe
 
 
 class Embedder(Protocol):
@@ -187,7 +187,11 @@ def _flashes(frames: tr.FilmFrames, segments: Sequence[SegmentVideo], starts: li
 
 
 def _film_around_joins(
-    film: Path, stats: Sequence[SegmentFilmStats], segments: Sequence[SegmentVideo], starts: list[float]
+    film: Path,
+    packets: FilmPackets,
+    stats: Sequence[SegmentFilmStats],
+    segments: Sequence[SegmentVideo],
+    starts: list[float],
 ) -> tr.FilmFrames | None:
     """The film's thumbnails: the segments' own laid end to end, with the frames decoded from the film wherever its
     packets are not the segments' own: around each transition, and around any other frame that differs.
@@ -197,10 +201,9 @@ def _film_around_joins(
     every join is decoded. None when the film's frame count is not the segments' (it was not joined
     that way): then it is read whole.
     """
-    digests, setup = packet_digests(film)
-    info = probe(film, count_frames=False)
+    digests, setup, fps = packets.digests, packets.setup, packets.fps
     thumbs = [t for s in stats for t in s.thumbs]
-    if len(digests) != len(thumbs) or not info.fps:
+    if len(digests) != len(thumbs):
         return None
     own = None
     if all(s.packets is not None and s.setup == setup for s in stats):
@@ -208,8 +211,8 @@ def _film_around_joins(
     differs = np.ones(len(thumbs), bool) if own is None or len(own) != len(digests) else digests != own
     windows = []
     for i in range(1, len(segments)):
-        frame = round(starts[i] * info.fps)
-        overlap = round(segments[i].transition_s * info.fps) if segments[i].transition != "cut" else 0
+        frame = round(starts[i] * fps)
+        overlap = round(segments[i].transition_s * fps) if segments[i].transition != "cut" else 0
         reach = max(overlap, 1) + tr.FILM_EDGE + 1
         lo, hi = max(0, frame - reach), min(len(thumbs), frame + reach)
         if differs[lo:hi].any():
@@ -221,7 +224,20 @@ def _film_around_joins(
         windows.append((int(run[0]), int(run[-1]) + 1))
     for k, thumb in read_windows(film, windows).items():
         thumbs[k] = thumb
-    return tr.film_frames(thumbs, info.fps)
+    return tr.film_frames(thumbs, fps)
+
+
+def _film_frames(
+    film: Path,
+    packets: Callable[[], FilmPackets] | None,
+    stats: Sequence[SegmentFilmStats] | None,
+    segments: Sequence[SegmentVideo],
+    starts: list[float],
+) -> tr.FilmFrames:
+    """The film's thumbnails: from the segments' statistics and its joins when it was joined from them, else read whole."""
+    read = packets() if packets is not None else None  # the film is whole once its packets are read
+    frames = _film_around_joins(film, read or film_packets(film), stats, segments, starts) if stats is not None else None
+    return frames or tr.read_film(film)
 
 
 def check_film(
@@ -229,6 +245,7 @@ def check_film(
     thresholds: FilmThresholds | None = None,
     *,
     film: Path | None = None,
+    packets: Callable[[], FilmPackets] | None = None,
     embedder: Embedder | None = None,
     stats: Sequence[SegmentFilmStats] | None = None,
     references: Sequence[Sequence[Reference | ReferenceScore]] | None = None,
@@ -236,6 +253,8 @@ def check_film(
     """Continuity per character, location and light, and every join (in the compiled ``film`` when given).
 
     ``stats`` (one per segment, from segment QA) spare decoding the segments, and the film but around its joins.
+    ``packets``: the film is still arriving at ``film`` and its packets are read as it does; called (it waits for the
+    whole film) after the continuity checks, which need no film. Without it the film's packets are read here.
     ``references`` (one list per segment: the cast sheets and reference images of what it shows) are scored
     against each segment as well (report-only); an entry segment QA already scored (a ``ReferenceScore``) is taken
     as it is.
@@ -249,10 +268,12 @@ def check_film(
     subjects = [s.subject for s in stats] if stats is not None else [None] * len(segments)
     descriptors = [s.descriptor for s in stats] if stats is not None else [None] * len(segments)
     items, lights, starts = _describe(segments, samples, embedder, thresholds.embedding_frames, subjects, descriptors)
-    frames = None
-    if film is not None:
-        frames = _film_around_joins(film, stats, segments, starts) if stats is not None else None
-        frames = frames or tr.read_film(film)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the film (its download, demux, windows) beside the continuity checks
+        reading = pool.submit(_film_frames, film, packets, stats, segments, starts) if film is not None else None
+        characters, locations = character_checks(items, limit), location_checks(items, limit)
+        light = light_checks(items, limit)
+        checked_references = reference_checks(items, references or [[] for _ in segments], limit)
+        frames = reading.result() if reading is not None else None
     boundaries = [
         _join(i + 1, segments[i - 1], segments[i], starts[i], (samples[i - 1], samples[i]), frames, limit)
         for i in range(1, len(segments))
@@ -275,13 +296,13 @@ def check_film(
         fps=frames.fps if frames else None,
         embedding_model=embedder.name if embedder else None,
         segments=lights,
-        characters=character_checks(items, limit),
-        locations=location_checks(items, limit),
-        light=light_checks(items, limit),
+        characters=characters,
+        locations=locations,
+        light=light,
         boundaries=boundaries,
         flash_frames=flashes,
         cuts_s=cuts,
-        references=reference_checks(items, references or [[] for _ in segments], limit),
+        references=checked_references,
     )
     report.failures = failures(report)
     report.passed = not report.failures

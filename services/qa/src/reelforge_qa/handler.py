@@ -30,7 +30,7 @@ from reelforge_qa.references import Reference, References, score_reference, want
 from reelforge_qa.regenerate import decide
 from reelforge_qa.report_html import render_html, thumbnail_strip
 from reelforge_qa.scores import Expected, score_video
-from reelforge_qa.segment_film_stats import SegmentFilmStats, segment_film_stats
+from reelforge_qa.segment_film_stats import SegmentFilmStats, film_packets, segment_film_stats
 from reelforge_shared.chain import regenerated
 from reelforge_shared.events import (
     Event,
@@ -50,7 +50,7 @@ from reelforge_shared.specs import render_spec
 from reelforge_shared.storage import Keys, ObjectStore, ReadOnce
 from reelforge_shared.storyboard import Storyboard, parse_storyboard
 
-PARSE_THREADS = 4  # the segments' kept statistics unpacked side by side (zlib, off the GIL)
+PARSE_THREADS = 8  # the segments' kept statistics read and unpacked side by side (reads wait; zlib is off the GIL)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -177,14 +177,18 @@ def check_and_report(plan: FilmCheckPlan, event: FilmEncoded, board: Storyboard,
     write the report, the HTML first: the JSON marks it done. Returns the report and the film's metadata."""
     with (
         tempfile.TemporaryDirectory(prefix="reelforge-qa-film-") as tmp,
-        ThreadPoolExecutor(max_workers=2) as pool,
+        ThreadPoolExecutor(max_workers=3) as pool,
         ThreadPoolExecutor(max_workers=PARSE_THREADS) as parse,
     ):
-        film_download = pool.submit(deps.store.get_file, deps.bucket, plan.film_key, Path(tmp, "final.mp4"))
-        store = ReadOnce.read(deps.store, deps.bucket, plan.reads + plan.stats_keys)
-        kept = [store.found[k] for k in plan.stats_keys]
-        # zlib lets go of the GIL: the segments' .npz files are unpacked side by side while the film downloads
-        stats = list(parse.map(SegmentFilmStats.from_bytes, [d for d in kept if d is not None])) if kept and all(kept) else None
+        # the film's packets are digested as it downloads (a demux of the arriving bytes), beside the reads and checks
+        film = Path(tmp, "final.mp4")
+        film_download = pool.submit(deps.store.get_file_reading, deps.bucket, plan.film_key, film, film_packets)
+        reading = pool.submit(ReadOnce.read, deps.store, deps.bucket, plan.reads)
+        # zlib lets go of the GIL: the segments' .npz files are read and unpacked side by side, each as it arrives, while
+        # the report's reads are made and the film downloads
+        kept = list(parse.map(lambda key: _kept_stats(deps, key), plan.stats_keys))
+        stats = [k for k in kept if k is not None] if kept and all(kept) else None
+        store = reading.result()
         segments = [dataclasses.replace(s, path=Path(tmp, s.path)) for s in plan.segments]
         if stats is None:
             list(pool.map(lambda s, key: deps.store.get_file(deps.bucket, key, s.path), segments, plan.video_keys))
@@ -192,7 +196,8 @@ def check_and_report(plan: FilmCheckPlan, event: FilmEncoded, board: Storyboard,
         film_qa = check_film(
             segments,
             deps.film_thresholds,
-            film=film_download.result(),
+            film=film,
+            packets=lambda: film_download.result()[1],
             embedder=deps.embedder,
             stats=stats,
             references=references,
@@ -221,6 +226,11 @@ def check_and_report(plan: FilmCheckPlan, event: FilmEncoded, board: Storyboard,
     deps.store.put_bytes(deps.bucket, plan.html_key, html.encode(), "text/html; charset=utf-8")
     deps.store.put_json(deps.bucket, plan.report_key, report)
     return report, _meta(store, deps.bucket, plan.meta_key)
+
+
+def _kept_stats(deps: QaDeps, key: str) -> SegmentFilmStats | None:
+    """What segment QA kept of a segment for the film check; None when it kept nothing (an older QA)."""
+    return SegmentFilmStats.from_bytes(deps.store.get_bytes(deps.bucket, key)) if deps.store.exists(deps.bucket, key) else None
 
 
 def film_references(

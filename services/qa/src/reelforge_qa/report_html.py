@@ -44,6 +44,8 @@ _ENV = jinja2.Environment(
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
+# Compiled when the service starts (about 0.3 s of CPU on a quiet core, seconds under load), not on the first film's tail.
+_REPORT = _ENV.get_template("report.html.j2")
 
 
 def thumbnail_strip(path: Path, count: int = 6, height: int = 72) -> bytes:
@@ -190,7 +192,7 @@ def render_html(report: JobReport, thumbnails: dict[str, bytes] | None = None, s
     # What each gate checks and what a failure leads to, from the gate registry (the table settings and re-rendering read).
     named = {name for seg in report.segments for name in seg.gates} | set(report.gate_failures)
     gates = {name: dict(zip(("doc", "on_failure"), about(name), strict=True)) for name in named}
-    return _ENV.get_template("report.html.j2").render(
+    return _REPORT.render(
         report=report,
         title=report.title or report.job_id or "Reelforge QA",
         css=CSS,

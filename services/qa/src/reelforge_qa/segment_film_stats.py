@@ -35,6 +35,7 @@ from reelforge_qa.frames import COLOUR_WIDTH, EDGE, ColourSample, sample_indices
 from reelforge_qa.transitions import THUMB
 
 STRIP_FRAMES, STRIP_HEIGHT = 6, 72
+READ_BUFFER = 1 << 20  # bytes per read from a file-like object (PyAV's default, 32 KiB, is a Python call per 32 KiB)
 
 
 @dataclass(slots=True)
@@ -136,16 +137,32 @@ def _digest(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
+@dataclass(frozen=True, slots=True)
+class FilmPackets:
+    """A video's packets as ``packet_digests`` gives them, and its frame rate."""
+
+    digests: np.ndarray  # (frames,) uint64, by presentation frame number
+    setup: int
+    fps: float
+
+
 def packet_digests(path: Path) -> tuple[np.ndarray, int]:
     """A digest of each frame's packet by presentation frame number (a demux, no decode), and of the codec setup.
 
     A frame number with no packet, or with two, gets digest 0 (it matches nothing).
     """
-    with av.open(str(path)) as container:
+    packets = film_packets(path)
+    return packets.digests, packets.setup
+
+
+def film_packets(source: Path | io.RawIOBase) -> FilmPackets:
+    """``packet_digests`` of a file, or of a file-like object read as it arrives (``ObjectStore.get_file_reading``: the
+    film's packets digested while it downloads), with the stream's frame rate."""
+    with av.open(str(source) if isinstance(source, Path) else source, "r", buffer_size=READ_BUFFER) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 0)
         if stream.time_base is None or not fps:
-            raise ValueError(f"{path}: the video stream has no time base or rate")
+            raise ValueError(f"{source}: the video stream has no time base or rate")
         tb, start = float(stream.time_base), stream.start_time or 0
         found: dict[int, int] = {}
         for packet in container.demux(stream):
@@ -157,7 +174,7 @@ def packet_digests(path: Path) -> tuple[np.ndarray, int]:
     for k, value in found.items():
         if k >= 0:
             digests[k] = value
-    return digests, setup
+    return FilmPackets(digests, setup, fps)
 
 
 def read_windows(film: Path, windows: list[tuple[int, int]]) -> dict[int, np.ndarray]:
