@@ -154,9 +154,10 @@ def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:
     jobs = [film_copy, (event.report_key, DeliveryKeys.report(job, v), {"report": "json"}), *deliverable_copies]
     if event.report_html_key and html_key:
         jobs.append((event.report_html_key, html_key, {"report": "html"}))
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:  # server-side copies and checks: waits, side by side
+    with ThreadPoolExecutor(max_workers=len(jobs) + 1) as pool:  # server-side copies and checks: waits, side by side
+        reading = pool.submit(deps.store.get_json, deps.work_bucket, event.report_key)  # its counts, for job.completed
         film, report_json, *_ = pool.map(lambda j: deps.delivery.deliver(job, *j), jobs)
-    report = deps.store.get_json(deps.work_bucket, event.report_key)
+        report = reading.result()
     if deps.cancelled(job):  # cancel wins: a job cancelled while its film was delivered never completes
         return []
     return [
