@@ -8,8 +8,10 @@ import pytest
 import yaml
 
 from reelforge_shared.bounded_yaml import AnchorRefused, DeadlinePassed, load_bounded
+from support.cpu import cpu_s
 
-SLOW_YAML = "segments: [" + ",".join(["{a: 1}"] * 36_000) + "]"  # 252 kB: seconds to read whole
+SLOW_YAML = "segments: [" + ",".join(["{a: 1}"] * 36_000) + "]"  # 252 kB: about a second of CPU to read whole
+TENTH = "segments: [" + ",".join(["{a: 1}"] * 3_600) + "]"  # a tenth of it
 
 
 def test_load_bounded_reads_what_the_safe_loader_reads() -> None:
@@ -23,10 +25,14 @@ def test_load_bounded_reads_what_the_safe_loader_reads() -> None:
 
 
 def test_load_bounded_stops_at_its_deadline() -> None:
-    started = time.monotonic()
+    """Counted in CPU time (support.cpu): stopped at its deadline, the read runs at most the 50 ms to it and one step;
+    read on, it would run the whole of SLOW_YAML, more than ten times what a tenth of it costs here."""
+    tenth = cpu_s(lambda: load_bounded(TENTH))
+    started = time.thread_time()
     with pytest.raises(DeadlinePassed):
-        load_bounded(SLOW_YAML, deadline=started + 0.05)
-    assert time.monotonic() - started < 0.5  # stopped at the deadline, not after seconds of reading
+        load_bounded(SLOW_YAML, deadline=time.monotonic() + 0.05)
+    spent = time.thread_time() - started
+    assert spent < 0.05 + 3 * tenth, f"{spent:.3f} s of CPU; a tenth of the YAML read whole: {tenth:.3f} s"
 
 
 @pytest.mark.parametrize(
