@@ -23,6 +23,12 @@ it, and gives up when a later attempt is asked for already. The frames of the se
 before they read the waiting request, and QA writes its request before it reads the frame, so whichever comes first,
 one of them sees the other: either both ask for the same attempt from the new frame (the bus keeps either), or the
 frames ask for the attempt after QA's. The segment's last attempt starts from the newest last frame either way.
+
+A re-render of the segment before (the API's, continuity QA's) numbers the segment's next attempt in the job's ledger,
+which may not have folded QA's regeneration of it yet: :func:`carrying` gives it the attempt asked for already in the
+work bucket, so the held attempt comes after QA's. It removes the marker before it reads the stored request, and QA
+reads the marker after it writes its request, so either the re-render sees QA's attempt or QA sees the marker gone
+and asks for nothing (the held attempt renders from the new frames): no attempt number is handed out twice.
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ def release(store: ObjectStore, bucket: str, generated: SegmentGenerated) -> lis
     if not store.exists(bucket, waiting):
         return []
     marker = Keys.waiting_released(job, index)
-    let_go = store.get_json(bucket, marker) if store.exists(bucket, marker) else {}
+    let_go = store.find_json(bucket, marker) or {}  # one read: a re-render of the segment before may remove it (carrying)
     let_go_by = let_go.get("attempt")
     if let_go_by is not None and generated.attempt < let_go_by:
         return []  # a late earlier attempt of the segment before: its frames are no longer the ones continued from
@@ -119,6 +125,24 @@ def regenerated(store: ObjectStore, bucket: str, request: SegmentRequested) -> S
         store.put_json(bucket, waiting, held.model_dump(mode="json"))
     # stored.attempt == request.attempt: asked for already, by the frames of the one before (then from the newest
     # frame, as below) or by this regeneration before a redelivery: the same request, the same id.
-    marker = Keys.waiting_released(request.job_id, request.index)
-    newest = store.get_json(bucket, marker).get("start_frame") if store.exists(bucket, marker) else None
+    let_go = store.find_json(bucket, Keys.waiting_released(request.job_id, request.index))
+    if let_go is None:
+        # A re-render of the one before holds this attempt for its new frames (it removes the marker before it reads
+        # the request, :func:`carrying`): they let it go; sent now, it would take their request's de-duplication id.
+        return None
+    newest = let_go.get("start_frame")
     return continued(request, StartFrame.model_validate(newest)) if newest else request
+
+
+def carrying(store: ObjectStore, bucket: str, job_id: str, index: int) -> int:
+    """Before a re-render of the segment before holds segment ``index``'s next attempt (:func:`hold`): the attempt asked
+    for already outside the job's ledger (the stored request: a release, or QA's regeneration the ledger has not folded
+    yet), 0 when none; the held attempt must come after it, or the two share a de-duplication id and the bus drops one.
+
+    It removes the marker first and reads the request after; QA writes its regeneration first and reads the marker
+    after (:func:`regenerated`): either this sees QA's attempt (and holds the one after it), or QA sees no marker and
+    asks for nothing (the held attempt renders from the new frames instead).
+    """
+    store.remove(bucket, Keys.waiting_released(job_id, index))
+    stored = store.find_json(bucket, Keys.waiting_request(job_id, index))
+    return int(stored["attempt"]) if stored is not None else 0

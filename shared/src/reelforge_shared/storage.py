@@ -386,6 +386,16 @@ class ObjectStore:
     def get_json(self, bucket: str, key: str) -> Any:
         return json.loads(self.get_bytes(bucket, key))
 
+    def find_json(self, bucket: str, key: str) -> Any | None:
+        """The stored JSON value, None when the object is missing: one read, so an object another writer removes between
+        a check and the read is missing, not an error."""
+        try:
+            return self.get_json(bucket, key)
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                return None
+            raise
+
     def get_file(self, bucket: str, key: str, path: Path) -> Path:
         with _transient("get", key):
             self.client.fget_object(bucket, key, str(path))

@@ -9,6 +9,7 @@ from the door's new last frame, no attempt may wait with nothing to let it go, a
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from reelforge_shared.events import (
     SegmentGenerated,
     SegmentRequested,
 )
+from reelforge_shared.jobs import JobRecord, Ledger, SegmentRecord, plan_rerender
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.specs import segment_requests
 from reelforge_shared.storage import Keys, ObjectStore
@@ -180,5 +182,101 @@ async def test_the_hall_ends_on_the_doors_new_last_frame_whichever_asks_for_its_
         after = handle(_hall_rendered(store, bucket, last, FAILED), deps)
         assert [type(e) for e in after] == [SegmentChecked]
         assert after[0].attempt == last.attempt
+    finally:
+        await bus.close()
+
+
+# Who starts first, and where it stops while the other runs (None: it finishes first). The re-render removes the hall's
+# marker, reads its waiting request and holds the next attempt; QA reads the request, writes it, and reads the marker.
+RERENDER_RACES = [
+    ("qa", None),
+    ("api", None),
+    ("api", ("get_json", WAITING)),
+    ("api", ("put_json", WAITING)),
+    ("qa", ("get_json", MARKER)),
+    ("qa", ("put_json", WAITING)),
+]
+
+
+@pytest.mark.parametrize(("first", "pause"), RERENDER_RACES, ids=lambda r: "-".join(r) if isinstance(r, tuple) else str(r))
+async def test_the_hall_ends_on_the_doors_new_last_frame_whether_a_rerender_of_the_door_or_qa_asks_first(
+    first: str, pause: tuple[str, str] | None, settings: CommonSettings, store: ObjectStore
+) -> None:
+    """A re-render of a shot races QA's regeneration of the shot that continues from it (issue 18 point 5).
+
+    The hall continues from the door (``start_from: previous``). Its first attempt fails a gate, so QA asks for its
+    attempt 2; meanwhile the door is re-rendered (the API's re-render, :func:`plan_rerender`), which moves the hall to its
+    next attempt in the job's ledger and holds it for the door's new frames. The ledger has not folded QA's request yet,
+    so both would hand out the hall's attempt 2: one de-duplication id, and the bus drops the second of the two, maybe the
+    one from the door's new last frame. Whichever comes first, and when each stops while the other runs, the hall's last
+    attempt must start from the door's new last frame, no attempt may be asked for twice, and the ledger must wait for
+    the attempt that renders last.
+    """
+    bucket = settings.work_bucket
+    job = f"j-rerender-race-{first}" + (f"-{pause[0]}-{pause[1]}" if pause else "")
+    board = parse_storyboard(BOARD)
+    store.put_json(bucket, Keys.storyboard(job), board.model_dump(mode="json"))
+    deps = QaDeps(store=store, bucket=bucket, thresholds=Thresholds(), max_attempts=2)
+    [waiting] = segment_requests(board, job, 2)
+    hold(store, bucket, waiting)
+    bus = await Bus.connect(settings)
+    try:
+        ledger = await Ledger.open(bus)
+        segments = {
+            1: SegmentRecord(index=1, id="door", stage="delivered", shot_key="1" * 64),
+            2: SegmentRecord(index=2, id="hall", stage="encoded"),  # QA's attempt 2 of it not folded yet
+        }
+        await ledger.create(JobRecord(job_id=job, status="running", segment_count=2, segments=segments))
+        [hall] = release(store, bucket, _door_generated(job, 1))  # the hall, from the door's first last frame
+        await bus.publish(hall)
+        encoded = _hall_rendered(store, bucket, hall, FAILED)  # in QA, about to fail a gate
+        loop = asyncio.get_running_loop()
+
+        def qa(s: ObjectStore) -> list[Event]:
+            return handle(encoded, dataclasses.replace(deps, store=s))
+
+        async def api(s: ObjectStore) -> list[Event]:
+            _, door = await plan_rerender(ledger, s, bucket, job, 1, seed=4242, statuses=frozenset({"running"}))
+            assert door is not None  # the ledger published it with its write
+            assert door.attempt == 2
+            return []
+
+        finished: list[list[Event]] = []  # in the order the two finish, as they would publish
+        if pause is None:
+            if first == "qa":
+                finished += [qa(store), await api(store)]
+            else:
+                finished += [await api(store), qa(store)]
+        else:
+            method, which = pause
+            key = Keys.waiting_request(job, 2) if which == WAITING else Keys.waiting_released(job, 2)
+            if first == "api":
+                paused = Paused(store.client, at=(method, key), meanwhile=lambda: finished.append(qa(store)))
+                finished.append(await api(paused))
+            else:  # QA in a thread, stopped while the re-render runs on the loop
+
+                def meanwhile() -> None:
+                    finished.append(asyncio.run_coroutine_threadsafe(api(store), loop).result())
+
+                paused = Paused(store.client, at=(method, key), meanwhile=meanwhile)
+                finished.append(await asyncio.to_thread(qa, paused))
+            assert paused.meanwhile is None  # the other ran while this one waited
+        for events in finished:
+            for event in events:
+                await bus.publish(event)
+        for event in release(store, bucket, _door_generated(job, 2)):  # the door's re-render rendered
+            await bus.publish(event)
+
+        kept = await _on_the_bus(bus, job)
+        last = max(kept, key=lambda r: r.attempt)
+        assert last.spec.start_frame is not None
+        assert last.spec.start_frame.frame_key == Keys.frame(job, 1, 2, attempt=2)  # the door's new last frame
+        assert last.spec.start_frame.shot_key == "2" * 64
+        assert sorted(r.attempt for r in kept) == sorted({r.attempt for r in kept})  # each attempt once
+        record = await ledger.get(job)
+        assert record is not None
+        assert record.segments[2].attempt == last.attempt  # the ledger waits for the attempt that renders last
+        stored = SegmentRequested.model_validate(store.get_json(bucket, Keys.waiting_request(job, 2)))
+        assert stored.attempt == last.attempt
     finally:
         await bus.close()

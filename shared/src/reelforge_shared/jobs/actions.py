@@ -34,7 +34,7 @@ from typing import Any
 
 import structlog
 
-from reelforge_shared.chain import followers, hold, start_frame
+from reelforge_shared.chain import carrying, followers, hold, start_frame
 from reelforge_shared.errors import InvalidInput, PermanentError
 from reelforge_shared.events import SegmentRequested
 from reelforge_shared.jobs import transitions
@@ -117,6 +117,8 @@ async def plan_rerender(
 
     after = followers(board, index)  # they continue from this shot: they render again after it (reelforge_shared.chain)
 
+    ours: dict[int, int] = {}  # the attempts this re-render held, by index
+
     def move(record: JobRecord) -> tuple[int, str | None] | str:
         moved = transitions.rerender(
             record, index, segment.id, statuses=statuses, seed=seed, prompt=prompt, references=references, by=by
@@ -130,7 +132,11 @@ async def plan_rerender(
             record.emit(request)
         # Held before the write that publishes this segment's request, so that its frames find them (the last run of
         # this function is the one written: each run overwrites the held requests of the one before).
-        for n, old in transitions.carry_down(record, index, [(n, board.segments[n - 1].id) for n in after]).items():
+        # The attempts asked for already outside the ledger (QA's regeneration of a follower not folded yet): the held
+        # attempts come after them. An earlier run of this function (a write conflict) held its own: not counted.
+        asked = {n: a for n in after if (a := carrying(store, bucket, job_id, n)) != ours.get(n)}
+        carried_down = transitions.carry_down(record, index, [(n, board.segments[n - 1].id) for n in after], asked)
+        for n, old in carried_down.items():
             spec = (old.spec or render_spec(board, n)).model_copy(update={"start_frame": None})
             carried = SegmentRequested(
                 job_id=job_id,
@@ -142,6 +148,7 @@ async def plan_rerender(
                 resume=record.resume,
             )
             hold(store, bucket, carried)
+            ours[n] = carried.attempt
         return moved
 
     def _request(record: JobRecord, moved: tuple[int, str | None]) -> SegmentRequested:

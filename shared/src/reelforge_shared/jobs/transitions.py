@@ -402,16 +402,20 @@ def rerender(
     return attempt, old.model
 
 
-def carry_down(record: JobRecord, index: int, followers: list[tuple[int, str]]) -> dict[int, SegmentRecord]:
+def carry_down(
+    record: JobRecord, index: int, followers: list[tuple[int, str]], asked: dict[int, int] | None = None
+) -> dict[int, SegmentRecord]:
     """Move each of ``followers`` (index, id: the segments that continue from segment ``index``, :func:`chain.followers`)
-    to its next attempt, as a re-render of ``index`` does to it; each one's record before the move, by index."""
+    to its next attempt, as a re-render of ``index`` does to it; each one's record before the move, by index.
+
+    ``asked``: by index, the attempt asked for already that the record may not have folded yet (QA's regeneration,
+    :func:`reelforge_shared.chain.carrying`): the next attempt comes after it, so no attempt number is given twice."""
     before = {}
     for n, segment_id in followers:
         old = record.segments.get(n) or SegmentRecord(index=n, id=segment_id)
-        record.segments[n] = SegmentRecord(index=n, id=segment_id, attempt=old.attempt + 1, model=old.model)
-        record.record(
-            "segment.rerender", index=n, stage="queued", detail=f"attempt {old.attempt + 1}: continues from segment {index}"
-        )
+        attempt = max(old.attempt, (asked or {}).get(n, 0)) + 1
+        record.segments[n] = SegmentRecord(index=n, id=segment_id, attempt=attempt, model=old.model)
+        record.record("segment.rerender", index=n, stage="queued", detail=f"attempt {attempt}: continues from segment {index}")
         before[n] = old
     return before
 
