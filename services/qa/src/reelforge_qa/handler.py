@@ -217,11 +217,8 @@ def check_and_report(plan: FilmCheckPlan, event: FilmEncoded, board: Storyboard,
         if not (delivered[index_of[r.segment_id]].model or {}).get("random_weights")
     ]
     report = job_report.model_dump(mode="json")
-    sheets = {
-        c.key: deps.store.get_bytes(deps.bucket, c.image)
-        for c in job_report.cast_sheet
-        if deps.store.exists(deps.bucket, c.image)
-    }
+    drawn = ReadOnce.read(deps.store, deps.bucket, [c.image for c in job_report.cast_sheet]).found  # side by side
+    sheets = {c.key: image for c in job_report.cast_sheet if (image := drawn[c.image]) is not None}
     html = render_html(job_report, thumbnails, sheets)
     deps.store.put_bytes(deps.bucket, plan.html_key, html.encode(), "text/html; charset=utf-8")
     deps.store.put_json(deps.bucket, plan.report_key, report)
