@@ -117,7 +117,8 @@ def segment_references(
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    console.print(f"[red]{message}[/red]")
+    # One line, as given: a path in the message is not folded by the terminal's width (nor read as markup).
+    console.print(message, style="red", markup=False, soft_wrap=True)
     return typer.Exit(code)
 
 
