@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from reelforge_qa.stability import Scores, against_references, lowest_character_score, measure
+from reelforge_qa.stability import CAMERA_MOVES, Scores, against_references, lowest_character_score, measure
 
 pytestmark = pytest.mark.slow  # renders, encodes and compares the held-out shots (noise, compression, camera)
 
@@ -20,7 +20,15 @@ MARGIN = 0.3  # measured 0.45: the same shot's lowest character component agains
 
 @pytest.fixture(scope="module")
 def measured() -> tuple[dict[str, Scores], dict[str, list[float]]]:
-    return measure(sigma=2.0, count=3)
+    return measure(sigma=2.0, count=COUNT)
+
+
+COUNT = 3  # versions of each shot
+
+
+def test_the_camera_set_tilts_by_3_pixels_both_ways() -> None:
+    tilts = {tilt for _, tilt in CAMERA_MOVES[:COUNT]}
+    assert {-3, 3} <= tilts  # 3 px up takes the barn's door out of the border ring (docs/qa.md)
 
 
 @pytest.mark.parametrize("variation", ["noise", "compression", "camera"])
@@ -32,7 +40,7 @@ def test_the_same_shot_scores_at_least_095_on_every_component(
     assert {component for kind, component in scores if kind == "character"} == {"colour", "texture", "shape", "scale"}
     low = {key: min(values) for key, values in scores.items()}
     assert all(value >= SAME_SHOT for value in low.values()), low
-    assert all(len(values) == 4 * 3 for values in scores.values())  # four shots, three pairs each
+    assert all(len(values) == 4 * COUNT for values in scores.values())  # four shots, three pairs each
 
 
 def test_another_character_scores_clearly_lower(measured: tuple[dict[str, Scores], dict[str, list[float]]]) -> None:
