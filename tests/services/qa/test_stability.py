@@ -26,9 +26,8 @@ def measured() -> tuple[dict[str, Scores], dict[str, list[float]]]:
 COUNT = 3  # versions of each shot
 
 
-def test_the_camera_set_tilts_by_3_pixels_both_ways() -> None:
-    tilts = {tilt for _, tilt in CAMERA_MOVES[:COUNT]}
-    assert {-3, 3} <= tilts  # 3 px up takes the barn's door out of the border ring (docs/qa.md)
+def test_the_camera_set_tilts_up_by_3_pixels() -> None:
+    assert -3 in {tilt for _, tilt in CAMERA_MOVES[:COUNT]}  # 3 px up takes the barn's door out of the border ring
 
 
 @pytest.mark.parametrize("variation", ["noise", "compression", "camera"])

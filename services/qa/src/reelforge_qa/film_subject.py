@@ -13,7 +13,15 @@ classical methods that need no weights, in each sampled frame of a segment (BGR,
    (RANSAC: the camera's pan and zoom, the moving subject's keypoints are outliers); the
    double difference (a frame against both neighbours, warped onto it) marks what moves against
    the location.
-3. **Saliency.** The foreground components are ranked by their motion, then by size; the best one
+3. **What stays put.** The ring is the location only where the frame edge lets it see: a static object
+   of a colour of its own (a door) is foreground once a small tilt moves it out of the ring. So each
+   frame is also compared with every other frame moved back onto it (the camera's pan and tilt,
+   chained from neighbours' phase correlation): a pixel whose colour most frames show there too
+   stays put. A foreground part that stays put, in a colour that the foreground which moves does not
+   have (the ring's RARE test, against what moves), is the location and is taken out; the core of a
+   subject that moves less than its own width stays put too, but in the colours of its moving edges,
+   and is kept. Where nothing moves the ring alone decides.
+4. **Saliency.** The foreground components are ranked by their motion, then by size; the best one
    is the subject. OpenCV's HOG people detector (``cv2.HOGDescriptor_getDefaultPeopleDetector``)
    is consulted where it fits, on frames whose height allows a 128-pixel person: a detection that
    overlaps a component makes it the subject.
@@ -23,7 +31,9 @@ is reported once, as light), a texture histogram (gradient orientations of the s
 its shape (the spread of its pixels down over their spread across) and its height in the frame
 (scale), medians over the frames it was found in. What it cannot see: a subject that never moves
 and shares the location's colours; a static object of its own colour at the edge of the border
-ring, which a small camera move brings in or out of the ring; two characters in one shot (the more
+ring in a shot where nothing moves (or whose colours the moving subject shares), which a small
+camera move brings in or out of the ring; a zoom (the frames are registered by pan and tilt only,
+so a zooming shot keeps what the ring decides); two characters in one shot (the more
 salient one is taken: pairs are judged only between segments with the same cast); a
 face (identity beyond colour, texture and build needs the optional embedding model).
 """
@@ -46,6 +56,7 @@ C_L, C_AB = 10, 24  # the subject's colours: CIELAB cells of 10 x 5 x 5
 SIGNATURE_CELLS = 32
 ORIENTATIONS = 8
 TEXTURE_SIGMA = 1.0  # pixels of smoothing before the gradients of the texture histogram
+STAY_TOLERANCE = 24  # 8-bit difference (largest channel) within which a registered pixel shows the same colour
 
 
 def _hog() -> object | None:
@@ -184,6 +195,69 @@ def _motion(frames: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
+def _camera_path(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Where each frame's picture lies in the first frame's (x, y shift), chained from neighbours' phase correlation.
+
+    A translation: the pans and tilts of a segment, found from the whole picture; neighbours are
+    close, so a repeating texture (a barn's planks every 24 pixels) does not alias the shift.
+    """
+    greys = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.float64) for f in frames]
+    path = [np.zeros(2)]
+    for a, b in zip(greys, greys[1:], strict=False):
+        (dx, dy), _ = cv2.phaseCorrelate(a, b)  # how far b's picture moved from a's
+        path.append(path[-1] - (dx, dy))
+    return path
+
+
+def _stays_put(frames: list[np.ndarray], path: list[np.ndarray]) -> list[np.ndarray]:
+    """In each frame, the pixels whose colour the other frames, moved back onto it, mostly show too: the location.
+
+    The location stays put relative to the camera; a figure that moves leaves its pixels, so most
+    frames show something else there. A location pixel a figure crosses in a few frames still stays
+    put (most frames show it), and a figure in front of a static object does not (most frames show the
+    object). Each comparison takes the closest colour within a pixel (registration and the codec move
+    an edge by a pixel); frames that do not see a pixel do not count.
+    """
+    h, w = frames[0].shape[:2]
+    out = []
+    for k, frame in enumerate(frames):
+        agree = np.zeros((h, w), np.int16)
+        seen = np.zeros((h, w), np.int16)
+        for j, other in enumerate(frames):
+            if j == k:
+                continue
+            dx, dy = path[j] - path[k]  # frame j's picture lies (dx, dy) from frame k's
+            matrix = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
+            moved = cv2.warpAffine(other, matrix, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+            visible = cv2.warpAffine(np.ones((h, w), np.uint8), matrix, (w, h), borderMode=cv2.BORDER_CONSTANT)
+            difference = cv2.absdiff(moved, frame).max(axis=2)
+            closest = cv2.erode(difference, np.ones((3, 3), np.uint8))  # the best match within a pixel
+            agree += (closest < STAY_TOLERANCE) & (visible > 0)
+            seen += visible > 0
+        out.append(2 * agree > seen)
+    return out
+
+
+def _location_parts(fore: np.ndarray, stays: np.ndarray, lab: np.ndarray, moving_colours: np.ndarray | None) -> np.ndarray:
+    """The parts of ``fore`` that are the location: foreground that stays put in colours nothing moving has.
+
+    A subject that moves less than its own width leaves a core that stays put (every frame shows the
+    same shirt there); the core has the colours of the subject's moving edges, a static object its own.
+    ``moving_colours`` is the soft CIELAB histogram of the segment's foreground that moves; None where
+    nothing moves: a subject that never moves is found by its colours alone, as before.
+    """
+    location = np.zeros(fore.shape, bool)
+    if moving_colours is None:
+        return location
+    count, labels = cv2.connectedComponents((fore.astype(bool) & stays).astype(np.uint8))
+    for i in range(1, count):
+        part = labels == i
+        # The ring's test of a colour, against what moves: the part's typical colour is rare there.
+        if float(np.median(_soft_lookup(moving_colours, lab[part], L_BINS, AB_BINS))) < RARE:
+            location |= part
+    return location
+
+
 def _people(frame: np.ndarray) -> list[tuple[int, int, int, int]]:
     """HOG people detections, only where a person can be 128 pixels tall (its window)."""
     if HOG is None or frame.shape[0] < 160:
@@ -204,11 +278,21 @@ def localise(frames: list[np.ndarray]) -> list[np.ndarray | None]:
     background = np.median([_soft_histogram(lab[ring], L_BINS, AB_BINS) for lab in labs], axis=0)
     area = frames[0].shape[0] * frames[0].shape[1]
     motions = _motion(frames)
-    masks: list[np.ndarray | None] = []
-    for k, lab in enumerate(labs):
+    stays = _stays_put(balanced, _camera_path(balanced))
+    fores = []
+    for lab in labs:
         fore: np.ndarray = (_soft_lookup(background, lab, L_BINS, AB_BINS) < RARE).astype(np.uint8)
         fore = cv2.morphologyEx(fore, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-        fore = cv2.morphologyEx(fore, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        fores.append(cv2.morphologyEx(fore, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)))
+    movers = [fore.astype(bool) & ~stay for fore, stay in zip(fores, stays, strict=True)]
+    moving_colours = None
+    if sum(int(m.sum()) for m in movers) >= MIN_AREA * area * len(frames):
+        moving_colours = _soft_histogram(np.concatenate([lab[m] for lab, m in zip(labs, movers, strict=True)]), L_BINS, AB_BINS)
+    masks: list[np.ndarray | None] = []
+    for k, (lab, fore) in enumerate(zip(labs, fores, strict=True)):
+        # A static object of a colour the border ring does not hold (a door the frame edge cut out of the ring) is the
+        # location too: what stays put while the camera moves, in colours of its own, is taken out.
+        fore[_location_parts(fore, stays[k], lab, moving_colours)] = 0
         count, labels, stats, _ = cv2.connectedComponentsWithStats(fore)
         motion = motions[k]
         people = _people(frames[k])

@@ -8,7 +8,7 @@ its own segment and scores them all as one film, so every pair is the same shot:
 
 - ``noise``: fresh sensor noise of ``sigma`` (8-bit units) on top of the synthetic camera's own;
 - ``compression``: the same frames encoded at CRF 18, 23, 28 ... (the encoder's segments are CRF 18);
-- ``camera``: the camera moved a few pixels (pan up to 4 px, tilt up to 3 px up or down: a take framed a little
+- ``camera``: the camera moved a few pixels (pan up to 4 px, tilt 3 px up or 1 down: a take framed a little
   differently; 3 px up takes the barn's pale door out of the border ring).
 
 ``different`` scores each shot against the same shot with another character in it (a red shirt;
@@ -40,7 +40,7 @@ from reelforge_qa.synthetic import PAN_MARGIN, TILT_MARGIN, Shot, encode, render
 
 FIGURE_SHOTS = tuple(part for part in CLEAN if part.characters)
 CRFS = (18, 23, 28, 20)
-CAMERA_MOVES = ((0, 0), (4, -3), (-4, 3), (2, 1))  # (pan, tilt) in pixels; the first three are the test's set
+CAMERA_MOVES = ((0, 0), (4, -3), (-4, 0), (2, 1))  # (pan, tilt) in pixels, tilt < 0 is up; the test uses the first three
 OTHER_CHARACTERS: dict[str, dict[str, Any]] = {
     "red shirt": {"shirt": (180, 40, 35)},
     "another man": {"hair": (230, 200, 120), "build": 1.6},
