@@ -22,7 +22,8 @@ gate): :func:`regenerated` stores QA's request as the waiting one and sends it f
 it, and gives up when a later attempt is asked for already. The frames of the segment before write that newest frame
 before they read the waiting request, and QA writes its request before it reads the frame, so whichever comes first,
 one of them sees the other: either both ask for the same attempt from the new frame (the bus keeps either), or the
-frames ask for the attempt after QA's. The segment's last attempt starts from the newest last frame either way.
+frames ask for the attempt after QA's. The segment's last attempt starts from the newest last frame either way. An
+earlier attempt still on the bus by then is not rendered (:func:`superseded`): the stored request asks for a later one.
 
 A re-render of the segment before (the API's, continuity QA's) numbers the segment's next attempt in the job's ledger,
 which may not have folded QA's regeneration of it yet: :func:`carrying` gives it the attempt asked for already in the
@@ -146,3 +147,15 @@ def carrying(store: ObjectStore, bucket: str, job_id: str, index: int) -> int:
     store.remove(bucket, Keys.waiting_released(job_id, index))
     stored = store.find_json(bucket, Keys.waiting_request(job_id, index))
     return int(stored["attempt"]) if stored is not None else 0
+
+
+def superseded(store: ObjectStore, bucket: str, request: SegmentRequested) -> int | None:
+    """The later attempt asked for already of a continued shot's ``request`` (its stored waiting request's: the frames of
+    the one before let it go again, QA regenerated it, or a re-render holds it), else None: that attempt renders from
+    the newest last frame and replaces this one, so this one need not render (the generator drops it). A shot that
+    continues from nothing, and the latest attempt, are never superseded."""
+    if request.spec.start_frame is None:
+        return None
+    stored = store.find_json(bucket, Keys.waiting_request(request.job_id, request.index))
+    later = int(stored["attempt"]) if stored is not None else 0
+    return later if later > request.attempt else None

@@ -11,14 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from reelforge.stack import local_stack
 from reelforge_gateway.submit import submit_job
 from reelforge_generator.config import GeneratorSettings
+from reelforge_generator.handler import GeneratorDeps, handle
 from reelforge_generator.renderer import FrameRenderer
 from reelforge_shared.bus import Bus
+from reelforge_shared.chain import hold, regenerated, release, superseded
 from reelforge_shared.events import ModelInfo, SegmentEncoded, SegmentGenerated, SegmentRequested
 from reelforge_shared.shots import keep_passed_shot
+from reelforge_shared.specs import segment_requests
 from reelforge_shared.storage import Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
 from support.media import pixels
@@ -109,3 +113,44 @@ async def test_a_chain_renders_after_its_first_shot_and_again_from_the_changed_s
         _, generated, _ = await film(PROMPTS)
         assert all(e.reused_from is not None for e in generated.values())
         await bus.close()
+
+
+def test_an_attempt_of_a_continued_shot_is_dropped_unrendered_when_a_later_one_is_asked_for(
+    overrides, store: ObjectStore, captured_logs
+) -> None:
+    """QA regenerated the hall (its attempt 2, from the door's first last frame) just before the door's regeneration let
+    it go again as attempt 3 from the new frame: attempts 1 and 2 still on the bus are not rendered (acked with nothing
+    to publish, logged and counted); attempt 3 is the latest and renders, as does a shot that continues from nothing."""
+    bucket, job = overrides["work_bucket"], "j-generator-superseded"
+    board = parse_storyboard(_board(PROMPTS))
+    store.put_json(bucket, Keys.storyboard(job), board.model_dump(mode="json"))
+    [waiting] = segment_requests(board, job, 2)
+    hold(store, bucket, waiting)
+    model = ModelInfo(name=MODEL, pipeline="StableVideoDiffusionPipeline", random_weights=True)
+
+    def door(attempt: int) -> SegmentGenerated:
+        return SegmentGenerated(
+            job_id=job, index=1, segment_id="s1", attempt=attempt, frames_prefix=Keys.frames(job, 1, attempt),
+            frame_count=2, fps=2, width=128, height=72, model=model, shot_key=f"{attempt}" * 64,
+        )  # fmt: skip
+
+    [first] = release(store, bucket, door(1))
+    assert isinstance(first, SegmentRequested)
+    spec = first.spec.model_copy(update={"seed": 99})
+    qa = regenerated(store, bucket, SegmentRequested.retry(first, 2, spec=spec))
+    assert qa is not None
+    [last] = release(store, bucket, door(2))
+    assert isinstance(last, SegmentRequested)
+    assert last.attempt == 3
+
+    deps = GeneratorDeps(store=store, bucket=bucket, renderer=FrameRenderer(GeneratorSettings(**overrides, **FAST)))
+    before = REGISTRY.get_sample_value("reelforge_generator_superseded_total") or 0.0
+    assert handle(qa, deps) == []
+    assert handle(first, deps) == []
+    assert REGISTRY.get_sample_value("reelforge_generator_superseded_total") == before + 2
+    assert "generator.superseded" in captured_logs.getvalue()
+    assert not store.exists(bucket, Keys.segment_generation(job, 2, 2))  # nothing rendered
+    assert deps.renderer.model is None  # not even the model loaded
+    assert superseded(store, bucket, last) is None  # the latest attempt renders
+    [standalone] = segment_requests(board, job, 4)
+    assert superseded(store, bucket, standalone) is None

@@ -27,10 +27,10 @@ import torch
 
 from reelforge_generator.cast import sheet_references
 from reelforge_generator.fallback import RenderPlan, after_out_of_memory
-from reelforge_generator.metrics import DEGRADATIONS
+from reelforge_generator.metrics import DEGRADATIONS, SUPERSEDED
 from reelforge_generator.renderer import FrameRenderer, RunReport
 from reelforge_generator.sound_video import wav_bytes
-from reelforge_shared.chain import release
+from reelforge_shared.chain import release, superseded
 from reelforge_shared.errors import Cancelled, TransientError
 from reelforge_shared.events import Event, RenderSpec, SegmentGenerated, SegmentRequested
 from reelforge_shared.shots import RenderProfile, reference_hashes, save_profile, shot_key
@@ -70,9 +70,14 @@ def handle(event: SegmentRequested, deps: GeneratorDeps) -> list[Event]:
     """Render the frames not yet stored (a redelivered or restarted segment resumes), then announce them.
 
     A request whose shot is reused (``reused_from``) is not rendered: the submitter copied its frames and
-    published its ``segment.generated`` already.
+    published its ``segment.generated`` already. Nor is a continued shot's attempt when a later one of it is asked
+    for already (:func:`reelforge_shared.chain.superseded`): that one renders from the newest last frame instead.
     """
     if event.reused_from is not None:
+        return []
+    if (later := superseded(deps.store, deps.bucket, event)) is not None:
+        SUPERSEDED.inc()
+        log.info("generator.superseded", job_id=event.job_id, index=event.index, attempt=event.attempt, later=later)
         return []
     renderer = deps.renderer
     wanted = event.model or renderer.settings.model  # the segment's (or job's) model, else the worker's own

@@ -33,6 +33,10 @@ CAST_SHEETS_RENDERED = Counter(
 DEGRADATIONS = Counter(
     "reelforge_generator_degradations_total", "What was given up to finish: smaller batch, offload, lower resolution", ["kind"]
 )
+SUPERSEDED = Counter(
+    "reelforge_generator_superseded_total",
+    "Requests of a continued shot dropped unrendered: a later attempt of it, from the newest last frame, is asked for",
+)
 THERMAL_PAUSE_SECONDS = Counter("reelforge_generator_thermal_pause_seconds_total", "Time paused for GPU temperature")
 VRAM_USED = Gauge("reelforge_generator_vram_used_bytes", "Device memory in use (NVML, all processes)")
 VRAM_TOTAL = Gauge("reelforge_generator_vram_total_bytes", "Device memory in total (NVML)")
