@@ -4,8 +4,9 @@ Every segment of a storyboard (default: the Apfelbaum demo, 33 segments of 24 fr
 through the real handlers on a real S3 server (embedded SeaweedFS) as it would arrive: encoder
 (segment), QA (segment), uploader (delivery). Its frames are the tiny model's kind of picture: 128 px
 wide, smooth random colour fields that drift, upscaled by the encoder. Then the tail is timed: the
-encoder's film step, film QA with the job report (the uploader delivering the film and its deliverables
-meanwhile, as it does on ``film.encoded``), and the uploader's delivery, in the order the bus runs them
+encoder's film step, film QA with the job report (meanwhile the uploader delivering the film, as it does
+on ``film.encoded``, and the encoder storing the crops, which the uploader delivers on
+``film.deliverables_stored``), and the uploader's delivery, in the order the bus runs them
 (the bus's own milliseconds are not in it). The floor is ``ffmpeg -f concat -c copy`` of
 the same segment files on the same machine.
 
@@ -45,8 +46,10 @@ from PIL import Image
 from reelforge_encoder.deliverables import MB
 from reelforge_encoder.ffmpeg import Codec, ffmpeg_exe, run
 from reelforge_encoder.handler import EncoderDeps
+from reelforge_encoder.handler import handle_deliverables as store_deliverables
 from reelforge_encoder.handler import handle_film as encode_film
 from reelforge_encoder.handler import handle_segment as encode_segment
+from reelforge_encoder.kept_deliverables import KeptDeliverables
 from reelforge_encoder.piece_cache import PieceCache
 from reelforge_qa.film_checks import FilmThresholds
 from reelforge_qa.gates import Thresholds
@@ -54,12 +57,21 @@ from reelforge_qa.handler import QaDeps
 from reelforge_qa.handler import handle as check_segment
 from reelforge_qa.handler import handle_film as check_film
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, start_s3
-from reelforge_shared.events import FilmChecked, FilmRequested, JobSubmitted, ModelInfo, SegmentChecked, SegmentGenerated
+from reelforge_shared.events import (
+    FilmChecked,
+    FilmEncoded,
+    FilmRequested,
+    JobSubmitted,
+    ModelInfo,
+    SegmentChecked,
+    SegmentGenerated,
+)
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_shared.storyboard import parse_storyboard
 from reelforge_uploader.config import UploaderSettings
 from reelforge_uploader.handler import handle_checked
+from reelforge_uploader.handler import handle_deliverables_stored as deliver_stored
 from reelforge_uploader.handler import handle_film as deliver_film
 from reelforge_uploader.handler import handle_film_encoded as deliver_encoded
 from reelforge_uploader.service import build as build_uploader
@@ -137,7 +149,8 @@ def main() -> int:
             codec = Codec(ffmpeg_exe(), crf=18, preset=args.preset)
             # One encoder encodes the segments and the film, as in `reelforge run`: its film step finds the pieces it kept.
             cache = None if args.no_piece_cache else PieceCache(limit_bytes=2048 * MB)
-            enc = EncoderDeps(store=store, bucket=work, codec=codec, pieces=cache)
+            # As the service: the crops kept on the encoder's disk and stored after film.encoded (handle_deliverables).
+            enc = EncoderDeps(store=store, bucket=work, codec=codec, pieces=cache, kept=KeptDeliverables())
             qa = QaDeps(store=store, bucket=work, thresholds=Thresholds(), max_attempts=1, film_thresholds=FilmThresholds())
             up = build_uploader(UploaderSettings(s3_endpoint=server.url, s3_access_key=ACCESS_KEY, s3_secret_key=SECRET_KEY)).deps
             submitted = JobSubmitted(
@@ -196,12 +209,25 @@ def main() -> int:
                 start = time.perf_counter()
                 [film_encoded] = encode_film(film_request, enc)
                 t_encoded, cpu_encoded = time.perf_counter(), time.process_time()
-                # The uploader delivers the film and its deliverables on film.encoded while QA checks the film.
+                # The uploader delivers the film on film.encoded while QA checks the film; the encoder stores the crops
+                # on its own film.encoded meanwhile and the uploader delivers them on film.deliverables_stored.
                 early = threading.Thread(target=deliver_encoded, args=(film_encoded, up))
                 early.start()
+                crops_stored: list[float] = []
+
+                def crops(film_encoded: FilmEncoded = film_encoded, crops_stored: list[float] = crops_stored) -> None:
+                    for stored in store_deliverables(film_encoded, enc):
+                        deliver_stored(stored, up)
+                    crops_stored.append(time.perf_counter())
+
+                crops_thread = threading.Thread(target=crops)
+                crops_thread.start()
                 film_checked = next(e for e in check_film(film_encoded, qa) if isinstance(e, FilmChecked))
                 t_checked, cpu_checked = time.perf_counter(), time.process_time()
                 early.join()
+                # On the bus, film.checked before the crops are stored is retried after REELFORGE_RETRY_DELAY_S (2 s):
+                # tail_crops_late_s > 0 says it would have been (the bench waits instead).
+                crops_thread.join()
                 [completed] = deliver_film(film_checked, up)
                 end = time.perf_counter()
                 if profile:
@@ -214,6 +240,7 @@ def main() -> int:
                         "tail_film_qa_s": round(t_checked - t_encoded, 2),
                         "tail_film_qa_cpu_s": round(cpu_checked - cpu_encoded, 2),  # this process, all its threads
                         "tail_delivery_s": round(end - t_checked, 2),
+                        "tail_crops_late_s": round(max(0.0, crops_stored[0] - t_checked) if crops_stored else -1, 2),
                     }
                 )
                 print(f"tail run {version}: {runs[-1]}", file=sys.stderr)

@@ -634,6 +634,19 @@ class FilmEncoded(FilmEvent):
     height: Height
 
 
+class FilmDeliverablesStored(FilmEvent):
+    """Fact: the film's deliverables (its crops, thumbnail) are stored beside it, after ``film.encoded``: the encoder
+    stores the film first (QA checks it meanwhile) and its deliverables off that path."""
+
+    subject: ClassVar[str] = "film.deliverables_stored"
+    film_key: FilmKey
+    deliverables: dict[str, str] = Field(
+        default_factory=dict,
+        description="the film's deliverables (crops, thumbnail): name -> work-bucket key",
+        examples=[{"9x16": "jobs/j-5f1c2e7a9b/final_9x16.mp4"}],
+    )
+
+
 class FilmChecked(FilmEvent):
     """QA's verdict on the whole film (continuity, transitions), with the job's reports written to S3."""
 
@@ -961,6 +974,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     SegmentFailed,
     FilmRequested,
     FilmEncoded,
+    FilmDeliverablesStored,
     FilmChecked,
     JobCompleted,
     JobFailed,

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from reelforge_shared.events import (
     Event,
     FilmChecked,
+    FilmDeliverablesStored,
     FilmEncoded,
     FilmRequested,
     JobCancelled,
@@ -142,10 +143,13 @@ FLOW: dict[str, ServiceFlow] = {
         consumes=(
             Consume(event=SegmentGenerated, handler="handle_segment"),
             Consume(event=FilmRequested, handler="handle_film"),
+            # Its own film.encoded: the film's deliverables stored after the film, off the path to QA (made again here
+            # when the encoder that made the film died before storing them).
+            Consume(event=FilmEncoded, handler="handle_deliverables"),
             # A derived rendition that cannot be made fails alone (rendition.failed), never the job.
             Consume(event=RenditionRequested, handler="handle_rendition", fails_as=RenditionFailed),
         ),
-        publishes=(SegmentEncoded, FilmEncoded, RenditionEncoded, RenditionFailed),
+        publishes=(SegmentEncoded, FilmEncoded, FilmDeliverablesStored, RenditionEncoded, RenditionFailed),
         work="write",
         delivery="",
         note="MP4s",
@@ -160,12 +164,14 @@ FLOW: dict[str, ServiceFlow] = {
         note="gates, continuity",
     ),
     # Delivery, then the webhooks of finished jobs (and of delivered segments when they are asked for). The film and its
-    # deliverables are delivered on film.encoded, while QA checks the film; film.checked adds the reports and completes.
+    # deliverables are delivered as they are stored (film.encoded, film.deliverables_stored), while QA checks the film;
+    # film.checked adds the reports and completes (waiting, by retries, for deliverables not stored yet).
     "uploader": ServiceFlow(
         consumes=(
             Consume(event=SegmentChecked, handler="handle_checked"),
             Consume(event=SegmentTakeSelected, handler="handle_selected"),
             Consume(event=FilmEncoded, handler="handle_film_encoded"),
+            Consume(event=FilmDeliverablesStored, handler="handle_deliverables_stored"),
             Consume(event=FilmChecked, handler="handle_film"),
             Consume(event=JobCompleted, handler="fan_out", observer=True),
             Consume(event=JobFailed, handler="fan_out", observer=True),

@@ -1,4 +1,5 @@
-"""Encoder handlers: frames -> segment MP4 (SegmentEncoded); FilmRequested -> the film and its deliverables (FilmEncoded).
+"""Encoder handlers: frames -> segment MP4 (SegmentEncoded); FilmRequested -> the film (FilmEncoded); its own FilmEncoded
+-> the film's crops stored after it (FilmDeliverablesStored).
 
 Both read the job's storyboard from S3: the segment step takes its colour (normalisation, grade)
 and frame rate from it, the film step its transitions, sound and deliverables. Outputs have
@@ -13,30 +14,44 @@ import dataclasses
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import structlog
 
 from reelforge_encoder.audio import mux
 from reelforge_encoder.codecs import codec_for_quality
 from reelforge_encoder.deliverables import crop_name, crop_pieces, thumbnail
 from reelforge_encoder.ffmpeg import Codec, Look, concat_copy, encode_frames, piece_path
-from reelforge_encoder.film_assembly import Resolver, make_film, make_sound, sound_of_segment
+from reelforge_encoder.film_assembly import FilmResult, Resolver, make_film, make_sound, sound_of_segment
 from reelforge_encoder.film_joins import SegmentCut, board_parts, encode_span, film_cuts
 from reelforge_encoder.film_recut import Source, check_cut, cut_board, entry_pieces, entry_sound, retime
 from reelforge_encoder.grading import normalisation
 from reelforge_encoder.handles import mux_late, without_head
+from reelforge_encoder.kept_deliverables import KeptDeliverables
 from reelforge_encoder.look import film_fps, sample_frames
 from reelforge_encoder.piece_cache import PieceCache
 from reelforge_encoder.plan import SegmentPlan, TransitionPlan, plan_segment, transition_plans
 from reelforge_shared.colour import grey_world_rgb
 from reelforge_shared.errors import PermanentError
-from reelforge_shared.events import Event, FilmEncoded, FilmRequested, SegmentEncoded, SegmentGenerated
+from reelforge_shared.events import (
+    Event,
+    FilmDeliverablesStored,
+    FilmEncoded,
+    FilmEvent,
+    FilmRequested,
+    SegmentEncoded,
+    SegmentGenerated,
+)
 from reelforge_shared.references import check_image
 from reelforge_shared.storage import Keys, ObjectStore, fetch_job_reference
 from reelforge_shared.storyboard import Storyboard, encoded_handles, parse_storyboard
 
 S3_THREADS = 8  # concurrent S3 transfers for the film's pieces and deliverables
+log = structlog.get_logger("reelforge.encoder")
+
 LOGO_MAX_PIXELS = 4096 * 4096  # a logo is a corner of a frame; anything bigger is a mistake or a decompression bomb
 
 
@@ -48,6 +63,8 @@ class EncoderDeps:
     film_fps: float | None = None
     espeak: str | None = None  # espeak-ng binary; None: narration text cannot be spoken here
     pieces: PieceCache | None = None  # the pieces and spans this encoder stored, for its film step (piece_cache)
+    # The film's crops, stored after film.encoded by handle_deliverables (kept_deliverables); None: with the film.
+    kept: KeptDeliverables | None = None
 
 
 def _put_piece(deps: EncoderDeps, key: str, path: Path) -> None:
@@ -282,7 +299,7 @@ def _resolver(deps: EncoderDeps, job: str, tmp: Path) -> Resolver:
 
 
 def _recut_inputs(
-    deps: EncoderDeps, event: FilmRequested, board: Storyboard, fps: float, work: Path
+    deps: EncoderDeps, event: FilmEvent, board: Storyboard, fps: float, work: Path
 ) -> tuple[Storyboard, list[Path], list[Path | None], dict[str, list[list[Path | None]]], dict[str, int]]:
     """A re-cut film's storyboard as the cut plays it, its entries' pieces (``film_recut``) and sounds, each entry joined
     and stored for film QA (``Keys.cut_entry``), and how many frames were copied and encoded again."""
@@ -321,54 +338,65 @@ def _recut_inputs(
     return played, paths, sounds, {"master": pieces}, counted
 
 
+def _make(
+    event: FilmEvent, deps: EncoderDeps, board: Storyboard, work: Path, ready: Callable[[str, Path], object]
+) -> tuple[FilmResult, dict[str, int] | None]:
+    """The film and its deliverables in ``work`` (``make_film``; ``ready`` is called with each as it is final), from the
+    segments the event names, and a re-cut's counts (None: not a re-cut)."""
+    job = event.job_id
+    fps = deps.film_fps or film_fps(board)
+    resolve = _resolver(deps, job, work)
+    recut: dict[str, int] | None = None
+    joined: dict[str, list[list[Path | None]]] | None
+    if event.cut:  # an editor's cut: its entries from the stored renders, nothing rendered
+        board, paths, sounds, joined, recut = _recut_inputs(deps, event, board, fps, work)
+        spans = None
+    else:
+        # each segment's attempt and take the job store recorded as delivered (carried by the event)
+        slots = event.delivered_slots(len(board.segments))
+        keys = [Keys.segment_video(job, n, *slot) for n, slot in enumerate(slots, start=1)]
+        pieces = _film_pieces(deps, board, keys, slots, fps, work)
+        # Joined by copy, the film needs only the pieces; otherwise every segment is decoded again.
+        paths = [work / f"{n:03d}.mp4" for n in range(1, len(keys) + 1)]
+        if pieces is None:
+            paths = [deps.store.get_file(deps.bucket, key, path) for key, path in zip(keys, paths, strict=True)]
+        sounds = _film_sounds(deps, job, board, keys, work)
+        joined, spans = (pieces.pieces, pieces.spans) if pieces else (None, None)
+    result = make_film(
+        board, paths, work, deps.codec, fps, resolve, deps.espeak, joined, sounds, spans, ready, retime=bool(event.cut)
+    )
+    return result, recut
+
+
+def _later(name: str, deps: EncoderDeps) -> bool:
+    """Whether a deliverable is stored after ``film.encoded`` (by ``handle_deliverables``): a crop, when the encoder
+    keeps them (``KeptDeliverables``); the thumbnail (a few kB) is stored with the film."""
+    return deps.kept is not None and name not in {"film", "thumbnail"}
+
+
 def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
-    """Compile the film once from the delivered segments, with the storyboard's transitions, sound and deliverables."""
+    """Compile the film once from the delivered segments, with the storyboard's transitions, sound and deliverables.
+
+    ``film.encoded`` is published once the film (and thumbnail) is stored: its crops, kept on this encoder's disk, are
+    stored by ``handle_deliverables`` on that very event, while QA checks the film. The metadata object lists them all.
+    """
     job = event.job_id
     film_key, meta_key = Keys.film(job, event.version), Keys.film_meta(job, event.version)  # a re-render: a new version
     if not deps.store.exists(deps.bucket, meta_key):
         board = _storyboard(deps, job)
         deps = with_quality(deps, board)
         with tempfile.TemporaryDirectory(prefix="reelforge-film-") as tmp:
-            work = Path(tmp)
-            fps = deps.film_fps or film_fps(board)
-            resolve = _resolver(deps, job, work)
-            recut: dict[str, int] | None = None
-            joined: dict[str, list[list[Path | None]]] | None
-            if event.cut:  # an editor's cut: its entries from the stored renders, nothing rendered
-                board, paths, sounds, joined, recut = _recut_inputs(deps, event, board, fps, work)
-                spans = None
-            else:
-                # each segment's attempt and take the job store recorded as delivered (carried by the event)
-                slots = event.delivered_slots(len(board.segments))
-                keys = [Keys.segment_video(job, n, *slot) for n, slot in enumerate(slots, start=1)]
-                pieces = _film_pieces(deps, board, keys, slots, fps, work)
-                # Joined by copy, the film needs only the pieces; otherwise every segment is decoded again.
-                paths = [work / f"{n:03d}.mp4" for n in range(1, len(keys) + 1)]
-                if pieces is None:
-                    paths = [deps.store.get_file(deps.bucket, key, path) for key, path in zip(keys, paths, strict=True)]
-                sounds = _film_sounds(deps, job, board, keys, work)
-                joined, spans = (pieces.pieces, pieces.spans) if pieces else (None, None)
             with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:  # each deliverable stored as soon as it is made
                 uploads: list[Future[str]] = []
 
                 def store(name: str, path: Path) -> None:
                     key = film_key if name == "film" else Keys.deliverable(job, name, event.version)
-                    uploads.append(pool.submit(deps.store.put_file, deps.bucket, key, path, _content_type(path)))
+                    if _later(name, deps) and deps.kept is not None:
+                        deps.kept.keep(key, path)
+                    else:
+                        uploads.append(pool.submit(deps.store.put_file, deps.bucket, key, path, _content_type(path)))
 
-                result = make_film(
-                    board,
-                    paths,
-                    work,
-                    deps.codec,
-                    fps,
-                    resolve,
-                    deps.espeak,
-                    joined,
-                    sounds,
-                    spans,
-                    store,
-                    retime=bool(event.cut),
-                )
+                result, recut = _make(event, deps, board, Path(tmp), store)
                 for upload in uploads:
                     upload.result()
             deliverables = {name: Keys.deliverable(job, name, event.version) for name in result.deliverables}
@@ -386,3 +414,36 @@ def handle_film(event: FilmRequested, deps: EncoderDeps) -> list[Event]:
             height=meta["height"],
         )
     ]
+
+
+def handle_deliverables(event: FilmEncoded, deps: EncoderDeps) -> list[Event]:
+    """Store the film's deliverables not stored with it (its crops), from this encoder's disk (``KeptDeliverables``), or
+    made again when they are not there (another encoder made the film, or this one restarted); then announce them all.
+
+    Runs on the encoder's own ``film.encoded``, a bus message: an encoder that dies before the crops are stored leaves
+    the event to be redelivered, and ``film.checked``'s delivery waits for them (the uploader retries)."""
+    job, meta_key = event.job_id, Keys.film_meta(event.job_id, event.version)
+    if not deps.store.exists(deps.bucket, meta_key):
+        return []  # an encoder before film metadata stored everything with the film
+    listed: dict[str, str] = dict(deps.store.get_json(deps.bucket, meta_key).get("deliverables") or {})
+    with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:  # S3 waits, side by side
+        stored = dict(zip(listed, pool.map(lambda key: deps.store.exists(deps.bucket, key), listed.values()), strict=True))
+        missing = {name: key for name, key in listed.items() if not stored[name]}
+        kept = {name: path for name, key in missing.items() if deps.kept is not None and (path := deps.kept.get(key))}
+
+        def put(name: str, path: Path) -> None:
+            deps.store.put_file(deps.bucket, missing[name], path, _content_type(path))
+            if deps.kept is not None:
+                deps.kept.drop(missing[name])
+
+        list(pool.map(put, kept, kept.values()))
+    if again := {name: key for name, key in missing.items() if name not in kept}:
+        log.info("encoder.deliverables_made_again", job_id=job, version=event.version, names=sorted(again))
+        board = _storyboard(deps, job)
+        deps = with_quality(deps, board)
+        with tempfile.TemporaryDirectory(prefix="reelforge-film-") as tmp:
+            made: dict[str, Path] = {}
+            _make(event, deps, board, Path(tmp), lambda name, path: made.setdefault(name, path) if name in again else None)
+            with ThreadPoolExecutor(max_workers=S3_THREADS) as pool:
+                list(pool.map(lambda n: deps.store.put_file(deps.bucket, again[n], made[n], _content_type(made[n])), again))
+    return [FilmDeliverablesStored.follow(event, film_key=event.film_key, deliverables=listed)]

@@ -1,7 +1,8 @@
 """Uploader handlers: deliver checked segments (and a take its owner selected in place of the delivered one), deliver the
 film and its report.
 
-The film and its deliverables are delivered as soon as they are encoded (``film.encoded``), while QA
+The film and its deliverables are delivered as soon as they are stored (the film and thumbnail on
+``film.encoded``, the crops, which the encoder stores after the film, on ``film.deliverables_stored``), while QA
 checks the film: ``film.checked`` then finds them delivered (the same asset rows, ``Delivery._already``)
 and copies only the reports, so the film's server-side copies are off its tail. ``job.completed`` still
 comes after QA; only then does a client learn the keys.
@@ -25,6 +26,7 @@ from reelforge_shared.errors import PermanentError, TransientError
 from reelforge_shared.events import (
     Event,
     FilmChecked,
+    FilmDeliverablesStored,
     FilmEncoded,
     JobCompleted,
     ModelInfo,
@@ -128,25 +130,63 @@ def _film_copies(job: str, version: int, film_key: str, deliverables: dict[str, 
 
 
 def handle_film_encoded(event: FilmEncoded, deps: UploaderDeps) -> list[Event]:
-    """Deliver the film and its deliverables while QA checks the film (best effort: ``film.checked`` delivers whatever
-    is missing, so a failure here is logged and fails nothing). The deliverables are those the encoder listed beside
-    the film (its metadata object)."""
+    """Deliver the film, and those of its deliverables already stored, while QA checks the film (best effort:
+    ``film.checked`` delivers whatever is missing, so a failure here is logged and fails nothing). The deliverables are
+    those the encoder listed beside the film (its metadata object); its crops are stored after ``film.encoded`` and
+    delivered on ``film.deliverables_stored``."""
     job, meta_key = event.job_id, Keys.film_meta(event.job_id, event.version)
     try:
         if not deps.store.exists(deps.work_bucket, meta_key):
             return []  # an encoder before film metadata: film.checked delivers it all
         meta = deps.store.get_json(deps.work_bucket, meta_key)
-        copies = _film_copies(job, event.version, event.film_key, dict(meta.get("deliverables") or {}))
-        with ThreadPoolExecutor(max_workers=len(copies)) as pool:  # server-side copies and checks: waits, side by side
-            list(pool.map(lambda c: deps.delivery.deliver(job, *c), copies))
+        _deliver_early(deps, job, event.version, event.film_key, dict(meta.get("deliverables") or {}))
     except (TransientError, PermanentError) as exc:
         log.warning("uploader.early_delivery_failed", job_id=job, version=event.version, error=str(exc))
     return []
 
 
+def handle_deliverables_stored(event: FilmDeliverablesStored, deps: UploaderDeps) -> list[Event]:
+    """Deliver the film's deliverables the encoder stored after the film, while QA checks the film (best effort, as on
+    ``film.encoded``)."""
+    try:
+        _deliver_early(deps, event.job_id, event.version, event.film_key, event.deliverables, film=False)
+    except (TransientError, PermanentError) as exc:
+        log.warning("uploader.early_delivery_failed", job_id=event.job_id, version=event.version, error=str(exc))
+    return []
+
+
+def _deliver_early(
+    deps: UploaderDeps, job: str, version: int, film_key: str, deliverables: dict[str, str], *, film: bool = True
+) -> None:
+    """The film (``film``) and those of ``deliverables`` stored in the work bucket by now, side by side."""
+    copies = _film_copies(job, version, film_key, deliverables)
+    with ThreadPoolExecutor(max_workers=len(copies)) as pool:  # server-side copies and checks: waits, side by side
+
+        def deliver(c: Copy) -> None:
+            if c[2].get("film") and not film:
+                return
+            if c[2].get("deliverable") and not deps.store.exists(deps.work_bucket, c[0]):
+                return  # stored after the film: delivered on film.deliverables_stored, or by film.checked
+            deps.delivery.deliver(job, *c)
+
+        list(pool.map(deliver, copies))
+
+
+def _stored(deps: UploaderDeps, copy: Copy) -> Copy:
+    """A copy as it is; a deliverable's once the encoder has stored it (it stores the crops after ``film.encoded``),
+    until then a TransientError: ``film.checked`` is delivered again after a delay (the runner's retries), so
+    ``job.completed`` still means every deliverable delivered."""
+    if "deliverable" in copy[2] and not deps.store.exists(deps.work_bucket, copy[0]):
+        raise TransientError(
+            f"deliverable {copy[2]['deliverable']} ({copy[0]}) is not stored yet: the encoder stores it after the film"
+        )
+    return copy
+
+
 def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:
     """Deliver the film, its deliverables and the job reports QA wrote, then announce the job complete (the film and
-    deliverables delivered on ``film.encoded`` are found delivered and not copied again)."""
+    deliverables delivered on ``film.encoded`` and ``film.deliverables_stored`` are found delivered and not copied
+    again; a deliverable the encoder has not stored yet is waited for, by a retry of this event after a delay)."""
     job, v = event.job_id, event.version  # each film version is delivered beside the earlier ones
     deliverables = {name: DeliveryKeys.deliverable(job, name, v) for name in event.deliverables}
     html_key = DeliveryKeys.report_html(job, v) if event.report_html_key else None
@@ -156,7 +196,7 @@ def handle_film(event: FilmChecked, deps: UploaderDeps) -> list[Event]:
         jobs.append((event.report_html_key, html_key, {"report": "html"}))
     with ThreadPoolExecutor(max_workers=len(jobs) + 1) as pool:  # server-side copies and checks: waits, side by side
         reading = pool.submit(deps.store.get_json, deps.work_bucket, event.report_key)  # its counts, for job.completed
-        film, report_json, *_ = pool.map(lambda j: deps.delivery.deliver(job, *j), jobs)
+        film, report_json, *_ = pool.map(lambda j: deps.delivery.deliver(job, *_stored(deps, j)), jobs)
         report = reading.result()
     if deps.cancelled(job):  # cancel wins: a job cancelled while its film was delivered never completes
         return []

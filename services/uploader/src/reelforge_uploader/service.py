@@ -9,7 +9,14 @@ from reelforge_shared.webhooks import refuse_private, retry_schedule
 from reelforge_uploader import webhooks
 from reelforge_uploader.config import UploaderSettings
 from reelforge_uploader.delivery import Delivery, GitLabUploads
-from reelforge_uploader.handler import UploaderDeps, handle_checked, handle_film, handle_film_encoded, handle_selected
+from reelforge_uploader.handler import (
+    UploaderDeps,
+    handle_checked,
+    handle_deliverables_stored,
+    handle_film,
+    handle_film_encoded,
+    handle_selected,
+)
 
 Settings = UploaderSettings
 
@@ -55,6 +62,7 @@ def build(settings: UploaderSettings) -> Service:
             "handle_checked": handle_checked,
             "handle_selected": handle_selected,
             "handle_film_encoded": handle_film_encoded,
+            "handle_deliverables_stored": handle_deliverables_stored,
             "handle_film": handle_film,
             "fan_out": fan_out,
             "send_webhook": send_webhook,
