@@ -5,6 +5,7 @@ the crops it kept makes them again."""
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from reelforge_shared.events import FilmChecked, FilmDeliverablesStored, FilmEnc
 from reelforge_shared.media import probe
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
+from reelforge_uploader import handler as uploader_handler
 from reelforge_uploader.delivery import Delivery
 from reelforge_uploader.handler import UploaderDeps, handle_deliverables_stored, handle_film_encoded
 from reelforge_uploader.handler import handle_film as deliver_film
@@ -62,7 +64,7 @@ def _check_crops(store: ObjectStore, bucket: str, crops: dict[str, str], frames:
 
 
 def test_film_encoded_comes_before_the_crops_and_the_job_completes_with_them_delivered(
-    store: ObjectStore, settings: CommonSettings, tmp_path: Path
+    store: ObjectStore, settings: CommonSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job, work, delivery = "j-crops-after", settings.work_bucket, settings.delivery_bucket
     film, deliverables, deps = _film(store, settings, job)
@@ -75,20 +77,23 @@ def test_film_encoded_comes_before_the_crops_and_the_job_completes_with_them_del
     store.put_json(work, Keys.report(job, 1), {"segments": [{"index": 1, "qa_passed": True}]})
     facts = film.model_dump(include={"job_id", "version", "film_key", "duration_s", "frame_count", "fps", "width", "height"})
     checked = FilmChecked(**facts, passed=True, report_key=Keys.report(job, 1), deliverables=deliverables)
-    with pytest.raises(TransientError, match="not stored yet"):  # QA was faster: film.checked waits, by a retry
+    with monkeypatch.context() as patch, pytest.raises(TransientError, match="not stored yet"):
+        patch.setattr(uploader_handler, "DELIVERABLE_WAIT_S", 0.4)  # QA was faster: film.checked waits, then retries
         deliver_film(checked, uploader)
 
-    [stored] = handle_deliverables(film, deps)  # the encoder's own film.encoded: the crops it kept, stored
-    assert isinstance(stored, FilmDeliverablesStored)
-    assert stored.deliverables == deliverables
-    _check_crops(store, work, deliverables, film.frame_count, tmp_path)
-    assert handle_deliverables_stored(stored, uploader) == []
-    assert store.exists(delivery, DeliveryKeys.deliverable(job, "1x1", 1))
-
-    [completed] = deliver_film(checked, uploader)  # the retry of film.checked
+    # The encoder's own film.encoded stores the crops it kept while film.checked's retry waits for them.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        storing = pool.submit(handle_deliverables, film, deps)
+        [completed] = deliver_film(checked, uploader)
+        [stored] = storing.result()
     assert isinstance(completed, JobCompleted)
     for name in deliverables:
         assert store.exists(delivery, completed.deliverables[name])
+    assert isinstance(stored, FilmDeliverablesStored)
+    assert stored.deliverables == deliverables
+    _check_crops(store, work, deliverables, film.frame_count, tmp_path)
+    assert handle_deliverables_stored(stored, uploader) == []  # found delivered
+    assert store.exists(delivery, DeliveryKeys.deliverable(job, "1x1", 1))
 
 
 def test_an_encoder_without_the_kept_crops_makes_them_again(store: ObjectStore, settings: CommonSettings, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ the encoder and QA read the takes from that event (:mod:`reelforge_shared.jobs`)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ from reelforge_uploader.delivery import Delivery
 from reelforge_uploader.webhooks import WebhookDeps
 
 log = structlog.get_logger("reelforge.uploader")
+
+# film.checked waits this long, looking every DELIVERABLE_POLL_S, for a deliverable the encoder stores after the film
+DELIVERABLE_WAIT_S = 20.0
+DELIVERABLE_POLL_S = 0.2
 
 
 @dataclass(kw_only=True, slots=True)
@@ -173,13 +178,19 @@ def _deliver_early(
 
 
 def _stored(deps: UploaderDeps, copy: Copy) -> Copy:
-    """A copy as it is; a deliverable's once the encoder has stored it (it stores the crops after ``film.encoded``),
-    until then a TransientError: ``film.checked`` is delivered again after a delay (the runner's retries), so
-    ``job.completed`` still means every deliverable delivered."""
-    if "deliverable" in copy[2] and not deps.store.exists(deps.work_bucket, copy[0]):
-        raise TransientError(
-            f"deliverable {copy[2]['deliverable']} ({copy[0]}) is not stored yet: the encoder stores it after the film"
-        )
+    """A copy as it is; a deliverable's once the encoder has stored it (it stores the crops after ``film.encoded``, and
+    film QA may be done first): looked for every ``DELIVERABLE_POLL_S`` for up to ``DELIVERABLE_WAIT_S`` (a retry of
+    the event would wait ``REELFORGE_RETRY_DELAY_S`` and more), then a TransientError: ``film.checked`` is delivered
+    again after a delay, so ``job.completed`` still means every deliverable delivered."""
+    if "deliverable" not in copy[2]:
+        return copy
+    waited = 0.0
+    while not deps.store.exists(deps.work_bucket, copy[0]):
+        if waited >= DELIVERABLE_WAIT_S:
+            name = copy[2]["deliverable"]
+            raise TransientError(f"deliverable {name} ({copy[0]}) is not stored yet: the encoder stores it after the film")
+        time.sleep(DELIVERABLE_POLL_S)
+        waited += DELIVERABLE_POLL_S
     return copy
 
 
