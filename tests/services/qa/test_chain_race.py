@@ -118,6 +118,26 @@ class Paused(ObjectStore):
         ObjectStore.put_json(self, bucket, key, value)
 
 
+def _hall_waits(store: ObjectStore, bucket: str, job: str) -> QaDeps:
+    """The job's storyboard stored and the hall's request held for the door's frames; QA's deps (2 attempts)."""
+    board = parse_storyboard(BOARD)
+    store.put_json(bucket, Keys.storyboard(job), board.model_dump(mode="json"))
+    [waiting] = segment_requests(board, job, 2)
+    hold(store, bucket, waiting)
+    return QaDeps(store=store, bucket=bucket, thresholds=Thresholds(), max_attempts=2)
+
+
+async def _last_from_the_doors_new_frame(bus: Bus, job: str) -> SegmentRequested:
+    """The hall's last attempt on the bus, checked to start from the door's new last frame and to be asked for once."""
+    kept = await _on_the_bus(bus, job)
+    last = max(kept, key=lambda r: r.attempt)
+    assert last.spec.start_frame is not None
+    assert last.spec.start_frame.frame_key == Keys.frame(job, 1, 2, attempt=2)  # the door's new last frame
+    assert last.spec.start_frame.shot_key == "2" * 64
+    assert sorted(r.attempt for r in kept) == sorted({r.attempt for r in kept})  # each attempt once
+    return last
+
+
 WAITING, MARKER = "waiting", "marker"
 # Who starts first, and where it stops while the other runs (None: it finishes first). The frames of the door write the
 # marker, read the hall's waiting request and write it again; QA reads the request, writes it, and reads the marker.
@@ -137,11 +157,7 @@ async def test_the_hall_ends_on_the_doors_new_last_frame_whichever_asks_for_its_
 ) -> None:
     bucket = settings.work_bucket
     job = f"j-chain-race-{first}" + (f"-{pause[0]}-{pause[1]}" if pause else "")
-    board = parse_storyboard(BOARD)
-    store.put_json(bucket, Keys.storyboard(job), board.model_dump(mode="json"))
-    deps = QaDeps(store=store, bucket=bucket, thresholds=Thresholds(), max_attempts=2)
-    [waiting] = segment_requests(board, job, 2)
-    hold(store, bucket, waiting)
+    deps = _hall_waits(store, bucket, job)
     bus = await Bus.connect(settings)
     try:
         [hall] = release(store, bucket, _door_generated(job, 1))  # the hall, from the door's first last frame
@@ -168,12 +184,7 @@ async def test_the_hall_ends_on_the_doors_new_last_frame_whichever_asks_for_its_
             for event in events:
                 await bus.publish(event)
 
-        kept = await _on_the_bus(bus, job)
-        last = max(kept, key=lambda r: r.attempt)
-        assert last.spec.start_frame is not None
-        assert last.spec.start_frame.frame_key == Keys.frame(job, 1, 2, attempt=2)  # the door's new last frame
-        assert last.spec.start_frame.shot_key == "2" * 64
-        assert sorted(r.attempt for r in kept) == sorted({r.attempt for r in kept})  # each attempt once
+        last = await _last_from_the_doors_new_frame(bus, job)
         # Nothing waits for frames that have been rendered already: the stored request is the one last let go.
         stored = SegmentRequested.model_validate(store.get_json(bucket, Keys.waiting_request(job, 2)))
         assert stored.attempt == last.attempt
@@ -214,11 +225,7 @@ async def test_the_hall_ends_on_the_doors_new_last_frame_whether_a_rerender_of_t
     """
     bucket = settings.work_bucket
     job = f"j-rerender-race-{first}" + (f"-{pause[0]}-{pause[1]}" if pause else "")
-    board = parse_storyboard(BOARD)
-    store.put_json(bucket, Keys.storyboard(job), board.model_dump(mode="json"))
-    deps = QaDeps(store=store, bucket=bucket, thresholds=Thresholds(), max_attempts=2)
-    [waiting] = segment_requests(board, job, 2)
-    hold(store, bucket, waiting)
+    deps = _hall_waits(store, bucket, job)
     bus = await Bus.connect(settings)
     try:
         ledger = await Ledger.open(bus)
@@ -267,12 +274,7 @@ async def test_the_hall_ends_on_the_doors_new_last_frame_whether_a_rerender_of_t
         for event in release(store, bucket, _door_generated(job, 2)):  # the door's re-render rendered
             await bus.publish(event)
 
-        kept = await _on_the_bus(bus, job)
-        last = max(kept, key=lambda r: r.attempt)
-        assert last.spec.start_frame is not None
-        assert last.spec.start_frame.frame_key == Keys.frame(job, 1, 2, attempt=2)  # the door's new last frame
-        assert last.spec.start_frame.shot_key == "2" * 64
-        assert sorted(r.attempt for r in kept) == sorted({r.attempt for r in kept})  # each attempt once
+        last = await _last_from_the_doors_new_frame(bus, job)
         record = await ledger.get(job)
         assert record is not None
         assert record.segments[2].attempt == last.attempt  # the ledger waits for the attempt that renders last
