@@ -14,6 +14,7 @@ import pytest
 import structlog.testing
 
 from reelforge_shared import flow
+from reelforge_shared import runner as runner_module
 from reelforge_shared.bus import Bus, bootstrap
 from reelforge_shared.embedded import EmbeddedServer, start_nats
 from reelforge_shared.events import SegmentRequested
@@ -110,8 +111,11 @@ def tiny_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServ
 
 
 async def test_a_dead_letter_that_cannot_land_is_retried_logged_and_the_message_kept(
-    settings: CommonSettings, tiny_nats: EmbeddedServer
+    settings: CommonSettings, tiny_nats: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The tries and their logging are what is shown, not the back-off between them (up to 0.5+1+2+4 s by default).
+    monkeypatch.setattr(runner_module, "BACKOFF_FIRST_S", 0.05)
+    monkeypatch.setattr(runner_module, "BACKOFF_CAP_S", 0.2)
     settings = settings.model_copy(update={"nats_url": tiny_nats.url})
     await bootstrap(settings)
     routes = flow.routes("generator", {"handle": _noop})
