@@ -3,14 +3,18 @@ reports and completes the job with the same keys (issue 18 point 8: the film's c
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from reelforge_shared.assets import S3AssetRegistry
-from reelforge_shared.events import FilmChecked, FilmEncoded, JobCompleted
+from reelforge_shared.errors import TransientError
+from reelforge_shared.events import FilmChecked, FilmDeliverablesStored, FilmEncoded, JobCompleted
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
 from reelforge_uploader.delivery import Delivery
-from reelforge_uploader.handler import UploaderDeps, handle_film, handle_film_encoded
+from reelforge_uploader.handler import UploaderDeps, handle_deliverables_stored, handle_film, handle_film_encoded
 from reelforge_uploader.webhooks import WebhookDeps
 
 
@@ -101,3 +105,57 @@ def test_a_film_changed_after_its_early_delivery_is_delivered_again(store: Objec
     handle_film(checked, deps)
     assert encoded.film_key in counting.copied
     assert store.get_bytes(settings.delivery_bucket, DeliveryKeys.film(job, 1)) == b"\4" * 8192
+
+
+@dataclass
+class HeldStore(CountingStore):
+    """The real store, whose copy of ``held`` waits for ``go`` (a crop still being copied on film.deliverables_stored),
+    and fails once when ``fail``."""
+
+    held: str = ""
+    go: threading.Event = field(default_factory=threading.Event)
+    copying: threading.Event = field(default_factory=threading.Event)
+    fail: bool = False
+
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
+        if src_key != self.held:
+            return super().copy(src_bucket, src_key, dst_bucket, dst_key)
+        self.copied.append(src_key)  # counted as it starts
+        self.copying.set()
+        assert self.go.wait(10)
+        if self.fail:
+            self.fail = False  # the first copy fails, once
+            raise TransientError(f"copy of {src_key} failed")
+        return ObjectStore.copy(self, src_bucket, src_key, dst_bucket, dst_key)
+
+
+def _film_checked_while_a_crop_is_copied(store: ObjectStore, settings: CommonSettings, *, fail: bool) -> HeldStore:
+    """film.checked handled while this uploader's film.deliverables_stored handler is copying the crop."""
+    job = "j-flight-fail" if fail else "j-flight"
+    encoded, checked = _film(store, settings.work_bucket, job)
+    held = HeldStore(store.client, held=checked.deliverables["9x16"], fail=fail)
+    deps = _deps(held, settings, S3AssetRegistry(store, settings.work_bucket))
+    stored = FilmDeliverablesStored.follow(encoded, film_key=encoded.film_key, deliverables=checked.deliverables)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        early = pool.submit(handle_deliverables_stored, stored, deps)
+        assert held.copying.wait(10)
+        checking = pool.submit(handle_film, checked, deps)
+        time.sleep(0.3)  # film.checked has reached the crop: it must wait for the copy in flight, not start its own
+        assert held.copied.count(checked.deliverables["9x16"]) == 1
+        held.go.set()
+        assert early.result() == []  # best effort: a failed early copy fails nothing
+        [completed] = checking.result()
+    assert isinstance(completed, JobCompleted)
+    assert store.exists(settings.delivery_bucket, DeliveryKeys.deliverable(job, "9x16", 1))
+    return held
+
+
+def test_a_deliverable_being_copied_is_waited_for_not_copied_twice(store: ObjectStore, settings: CommonSettings) -> None:
+    """film.checked found the crop stored while film.deliverables_stored was copying it: the one copy serves both."""
+    held = _film_checked_while_a_crop_is_copied(store, settings, fail=False)
+    assert held.copied.count(held.held) == 1
+
+
+def test_a_copy_in_flight_that_fails_is_made_again_by_the_one_waiting(store: ObjectStore, settings: CommonSettings) -> None:
+    held = _film_checked_while_a_crop_is_copied(store, settings, fail=True)
+    assert held.copied.count(held.held) == 2  # the failed one, then film.checked's own

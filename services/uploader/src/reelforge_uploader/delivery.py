@@ -23,8 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -133,8 +134,32 @@ class Delivery:
     split_bytes: int = 50 << 20
     head_timeout_s: float = 30.0
 
+    _in_flight: dict[tuple[str, str, str], threading.Event] = field(default_factory=dict, init=False, repr=False)
+    _in_flight_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
     def deliver(self, job_id: str, key: str, name: str, metadata: dict[str, Any] | None = None) -> Delivered:
-        """Deliver the work-bucket object ``key`` as ``name`` (a delivery-bucket key such as ``{job}/final.mp4``)."""
+        """Deliver the work-bucket object ``key`` as ``name`` (a delivery-bucket key such as ``{job}/final.mp4``).
+
+        One delivery of the same object at a time in this process: a second (``film.checked`` finding a crop that the
+        ``film.deliverables_stored`` handler is copying) waits for the first and then finds its asset row, instead
+        of copying the same bytes again beside it; when the first failed, the second delivers it itself.
+        """
+        flight = (job_id, key, name)
+        while True:
+            with self._in_flight_lock:
+                running = self._in_flight.get(flight)
+                if running is None:
+                    self._in_flight[flight] = mine = threading.Event()
+                    break
+            running.wait()
+        try:
+            return self._deliver(job_id, key, name, metadata)
+        finally:
+            with self._in_flight_lock:
+                del self._in_flight[flight]
+            mine.set()
+
+    def _deliver(self, job_id: str, key: str, name: str, metadata: dict[str, Any] | None) -> Delivered:
         size = self.store.size(self.work_bucket, key)
         if (done := self._already(job_id, name, key, size)) is not None:
             return done
