@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -73,14 +75,28 @@ class SegmentFilmStats:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SegmentFilmStats:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            count, fps = z["rate"]
-            sample = ColourSample(list(z["frames"]), list(z["head"]), list(z["tail"]), int(count), float(fps))
-            found, height, aspect = (float(v) for v in z["subject"])
-            boxes = [(int(a), int(b), int(c), int(d)) for a, b, c, d in z["subject_boxes"]]
-            subject = Subject(found, height, aspect, z["subject_colour"], z["subject_texture"], boxes)
-            packets, setup = (z["packets"], int(z["setup"][0])) if "packets" in z.files else (None, None)
-            return cls(sample, z["thumbs"], z["strip"].tobytes(), subject, packets, setup, _descriptor_of(z))
+        z = _arrays(data)
+        count, fps = z["rate"]
+        sample = ColourSample(list(z["frames"]), list(z["head"]), list(z["tail"]), int(count), float(fps))
+        found, height, aspect = (float(v) for v in z["subject"])
+        boxes = [(int(a), int(b), int(c), int(d)) for a, b, c, d in z["subject_boxes"]]
+        subject = Subject(found, height, aspect, z["subject_colour"], z["subject_texture"], boxes)
+        packets, setup = (z["packets"], int(z["setup"][0])) if "packets" in z else (None, None)
+        return cls(sample, z["thumbs"], z["strip"].tobytes(), subject, packets, setup, _descriptor_of(z))
+
+
+# numpy parses each array's header with ast.literal_eval, and CPython 3.11's AST builder keeps its recursion depth per
+# interpreter, not per thread (CPython gh-106905): parsed side by side in threads (film QA reads the segments' kept
+# statistics so), a header failed with "SystemError: AST constructor recursion depth mismatch" now and then.
+_HEADERS = threading.Lock()
+
+
+def _arrays(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of an .npz: inflated side by side (zlib lets go of the GIL), their headers parsed one at a time."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        members = {name.removesuffix(".npy"): z.read(name) for name in z.namelist()}
+    with _HEADERS:
+        return {name: np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False) for name, raw in members.items()}
 
 
 def segment_film_stats(path: Path, sample_count: int) -> SegmentFilmStats:
@@ -120,15 +136,15 @@ def _descriptor_arrays(descriptor: Descriptor | None) -> dict[str, Any]:
     return arrays
 
 
-def _descriptor_of(z: Any) -> Descriptor | None:
+def _descriptor_of(z: dict[str, np.ndarray]) -> Descriptor | None:
     """The stored descriptor, or None when there is none or it has other fields than ``Descriptor`` now has (kept by an
     older segment QA: film QA describes that segment again)."""
     names = [f.name for f in fields(Descriptor)]
-    if f"{DESCRIPTOR}fields" not in z.files or list(z[f"{DESCRIPTOR}fields"]) != names:
+    if f"{DESCRIPTOR}fields" not in z or list(z[f"{DESCRIPTOR}fields"]) != names:
         return None
     values: dict[str, Any] = {}
     for name in names:
-        array = z[DESCRIPTOR + name] if DESCRIPTOR + name in z.files else None
+        array = z.get(DESCRIPTOR + name)
         values[name] = None if array is None else float(array) if array.ndim == 0 else array
     return Descriptor(**values)
 
