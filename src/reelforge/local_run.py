@@ -121,7 +121,9 @@ async def run_storyboard(
     with _logging_to(out / "reelforge.log"):  # the terminal belongs to the progress bars
         async with local_stack(run.state, **overrides) as stack:
             record = await _render(stack, board, run, out, model, console, folder)
-            return _collect(stack, board, record, out, console)
+            # in a thread: the film and its deliverables (100 MB and more) are downloaded while the services' loop goes
+            # on (the ledger's and the webhooks' last steps of the job)
+            return await asyncio.to_thread(_collect, stack, board, record, out, console)
 
 
 async def _render(
