@@ -119,7 +119,12 @@ async def local_stack(
         gateway: dict[str, Any] = {"port": gateway_port if gateway_port is not None else free_port()}
         if "gateway" in names and not service_module("gateway").Settings(**overrides | own.get("gateway", {})).api_tokens:
             gateway["api_auth"] = "off"  # local mode keeps working without tokens
-        services = [build_service(n, overrides | (gateway if n == "gateway" else {}) | own.get(n, {})) for n in names]
+        encoder: dict[str, Any] = {}
+        encoder_settings = service_module("encoder").Settings
+        if "encoder" in names and encoder_settings(**overrides | own.get("encoder", {})).piece_cache_dir is None:
+            encoder["piece_cache_dir"] = state_dir / "pieces"  # the next run in this state folder finds the pieces kept
+        mine = {"gateway": gateway, "encoder": encoder}
+        services = [build_service(n, overrides | mine.get(n, {}) | own.get(n, {})) for n in names]
         gateway_url = f"http://127.0.0.1:{gateway['port']}" if "gateway" in names else None
         stack = Stack(CommonSettings(**overrides), services, servers, gateway_url)
         await bootstrap(stack.settings)  # local mode: one identity makes the stream and buckets, as bootstrap does

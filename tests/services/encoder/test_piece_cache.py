@@ -160,3 +160,55 @@ def test_the_cache_folder_goes_with_the_cache(store: ObjectStore, settings: Comm
     closed = PieceCache(limit_bytes=1 << 20)
     closed.close()
     assert not closed.folder.exists()
+
+
+def test_a_cache_in_a_folder_of_its_own_serves_the_next_encoder(
+    store: ObjectStore, settings: CommonSettings, tmp_path: Path
+) -> None:
+    """`REELFORGE_PIECE_CACHE_DIR` (a `reelforge run`'s state folder): the encoder of the next run (a new process, a new
+    cache over the same folder) joins the film from the pieces the last one kept, and still downloads what changed."""
+    job, bucket, folder = "j-again", settings.work_bucket, tmp_path / "pieces"
+    store.put_json(bucket, Keys.storyboard(job), _board({"type": "dissolve", "duration": 0.5}))
+    first = PieceCache(limit_bytes=1 << 30, keep_in=folder)
+    for n in (1, 2):
+        _encode(store, bucket, job, _deps(store, settings, first), n, n)
+    first.close()  # the run ended: what it kept stays for the next
+    del first
+    gc.collect()
+
+    counting = CountingStore(store.client)
+    again = PieceCache(limit_bytes=1 << 30, keep_in=folder)
+    assert again.size_bytes > 0
+    handle_film(FilmRequested(job_id=job, segment_count=2), _deps(counting, settings, again))
+    assert [k for k in counting.downloaded if ".part" in k or ".span-from-" in k] == []
+
+    # Segment 2 encoded again by an encoder that kept nothing here: its pieces are downloaded, the rest still kept.
+    store.remove(bucket, Keys.segment_video(job, 2))
+    _encode(store, bucket, job, _deps(store, settings, None), 2, 3)
+    counting.downloaded.clear()
+    handle_film(FilmRequested(job_id=job, segment_count=2, version=2), _deps(counting, settings, PieceCache(1 << 30, folder)))
+    fetched = [k for k in counting.downloaded if ".part" in k]
+    assert fetched  # segment 2's pieces (those the dissolve does not cover)
+    assert all(k.startswith(Keys.segment_video(job, 2).removesuffix(".mp4")) for k in fetched), fetched
+
+
+def test_a_cache_folder_reopened_keeps_its_limit_and_drops_what_it_cannot_vouch_for(
+    store: ObjectStore, settings: CommonSettings, tmp_path: Path
+) -> None:
+    bucket, folder = settings.work_bucket, tmp_path / "pieces"
+    cache = PieceCache(limit_bytes=1 << 20, keep_in=folder)
+    for name in ("one", "two", "three"):
+        path = tmp_path / f"{name}.mp4"
+        path.write_bytes(name.encode() * 250)
+        cache.keep(f"k/{name}", path, store.put_file(bucket, f"k/{name}", path))
+    cache.close()
+    (folder / "stray.mp4").write_bytes(b"left by an encoder killed between the file and its record")
+    smaller = PieceCache(limit_bytes=2000, keep_in=folder)  # room for the last two: the oldest kept goes
+    assert "k/one" not in smaller
+    assert "k/two" in smaller
+    assert "k/three" in smaller
+    assert smaller.size_bytes == 750 + 1250
+    assert not (folder / "stray.mp4").exists()
+    counting = CountingStore(store.client)
+    assert smaller.get_file(counting, bucket, "k/three", tmp_path / "back.mp4").read_bytes() == b"three" * 250
+    assert counting.downloaded == []

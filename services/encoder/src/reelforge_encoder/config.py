@@ -1,5 +1,6 @@
 """Encoder settings (prefix ``REELFORGE_``)."""
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -38,6 +39,12 @@ class EncoderSettings(CommonSettings):
         le=1_000_000,
         description="disk kept for the film pieces this encoder stored, so its film step need not fetch them from S3 "
         "again (least recently used out first; 0: off)",
+    )
+    piece_cache_dir: Path | None = Field(
+        None,
+        description="a folder for those pieces that outlives the process: the next encoder over it takes them up "
+        "(`reelforge run` keeps them in OUT/.reelforge/state/pieces, so an edit's film step does not download them); "
+        "unset: a temporary folder, removed at exit. One encoder per folder",
     )
     espeak: str | None = Field(
         None, description="espeak-ng binary for narration text (default: espeak-ng on PATH; none: narration text is refused)"

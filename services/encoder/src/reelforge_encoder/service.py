@@ -30,7 +30,7 @@ def build(settings: EncoderSettings) -> Service:
         codec=codec,
         film_fps=settings.film_fps,
         espeak=settings.espeak or shutil.which("espeak-ng"),
-        pieces=PieceCache(settings.piece_cache_mb * MB) if settings.piece_cache_mb else None,
+        pieces=PieceCache(settings.piece_cache_mb * MB, settings.piece_cache_dir) if settings.piece_cache_mb else None,
         kept=KeptDeliverables(),  # the crops, stored after film.encoded (handle_deliverables)
     )
     handlers: dict[str, Callable[..., Any]] = {
