@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from reelforge_shared.access import nats_authorization, seaweedfs_identities
@@ -208,29 +209,44 @@ class System:
 async def stream_events(nats_url: str, prefix: str, job_id: str | None = None) -> list[tuple[str, dict[str, Any]]]:
     """Every message stored in the stream (``(subject without prefix, body)``), oldest first; one job's if given."""
     nc = await nats.connect(nats_url.split(","), **OBSERVER)
-    js = nc.jetstream()
-    stream = prefix.upper().replace("-", "_")
-    info = await js.stream_info(stream)
-    last = info.state.last_seq
-    found: list[tuple[str, dict[str, Any]]] = []
-    if last:
-        sub = await js.pull_subscribe(
-            f"{prefix}.>", stream=stream, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30)
-        )
-        seq = 0
-        while seq < last:
-            for msg in await sub.fetch(500, timeout=5):
-                seq = msg.metadata.sequence.stream
-                await msg.ack()
-                try:
-                    body = json.loads(msg.data)
-                except ValueError:
-                    body = {}
-                if job_id is None or body.get("job_id") == job_id:
-                    found.append((event_subject(msg.subject.split(".", 1)[1]), body))  # segment.failed.qa: segment.failed
-        await sub.unsubscribe()
-    await nc.close()
-    return found
+    try:
+        js = nc.jetstream()
+        stream = prefix.upper().replace("-", "_")
+        info = await js.stream_info(stream)
+        last = info.state.last_seq
+        found: list[tuple[str, dict[str, Any]]] = []
+        if last:
+            sub = await js.pull_subscribe(
+                f"{prefix}.>", stream=stream, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30)
+            )
+            seq = 0
+            while seq < last:
+                for msg in await sub.fetch(500, timeout=5):
+                    seq = msg.metadata.sequence.stream
+                    await msg.ack()
+                    try:
+                        body = json.loads(msg.data)
+                    except ValueError:
+                        body = {}
+                    if job_id is None or body.get("job_id") == job_id:
+                        found.append((event_subject(msg.subject.split(".", 1)[1]), body))  # segment.failed.qa: segment.failed
+            await sub.unsubscribe()
+        return found
+    finally:
+        await nc.close()
+
+
+async def settled_events(nats_url: str, prefix: str, job_id: str | None = None, timeout: float = 60) -> list[tuple[str, dict]]:
+    """``stream_events``, asked again while the cluster settles: after a test killed a node, a read can meet the
+    stream's or its consumer's leader moving (503, no responders, a timeout) for a few seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await stream_events(nats_url, prefix, job_id)
+        except (nats.errors.Error, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def wait_for_event(nats_url: str, prefix: str, subject: str, job_id: str, timeout: float = 300) -> dict[str, Any]:
@@ -252,7 +268,7 @@ async def check_job(system: System, job_id: str, segments: int, timeout: float =
     """What every fault test asserts, read from outside: the job completed, each segment delivered once,
     one film in the delivery bucket, one job.completed in the stream."""
     await wait_for_event(system.nats_url, system.prefix, "job.completed", job_id, timeout)
-    events = await stream_events(system.nats_url, system.prefix, job_id)
+    events = await settled_events(system.nats_url, system.prefix, job_id)
     counts = Counter(subject for subject, _ in events)
     delivered = Counter(body["index"] for subject, body in events if subject == "segment.delivered")
     assert counts["job.completed"] == 1, counts
