@@ -8,9 +8,21 @@ shot with another character in it scores clearly lower. docs/qa.md has the figur
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from reelforge_qa.stability import CAMERA_MOVES, Scores, against_references, lowest_character_score, measure
+from reelforge_qa.calibration import FPS, FRAMES
+from reelforge_qa.stability import (
+    CAMERA_MOVES,
+    FIGURE_SHOTS,
+    Scores,
+    against_references,
+    encode_alone,
+    lowest_character_score,
+    measure,
+)
+from reelforge_qa.synthetic import encode, render_shot
 
 pytestmark = pytest.mark.slow  # renders, encodes and compares the held-out shots (noise, compression, camera)
 
@@ -61,3 +73,14 @@ def test_a_segment_holding_its_reference_scores_at_least_095_against_it_and_anot
     assert highest < 0.85, other  # a red shirt or another man is not the character on the sheet
     floor = min(v for (kind, _), values in same.items() if kind == "character" for v in values)
     assert floor - highest >= MARGIN, (floor, other)  # measured 0.39
+
+
+def test_a_version_encoded_alone_is_the_same_bitstream_whatever_was_encoded_before(tmp_path: Path) -> None:
+    """The figures above must not depend on what the process did before: in one process, libx264 through PyAV gave
+    the same frames another bitstream after other clips (the shape score of one shot moved between 0.93 and 0.97)."""
+    part = FIGURE_SHOTS[0]
+    frames = render_shot(part.shot, FRAMES)
+    first = encode_alone(frames, FPS, tmp_path / "first.mp4").read_bytes()
+    for i, other in enumerate(FIGURE_SHOTS[1:]):
+        encode(render_shot(other.shot, FRAMES), FPS, tmp_path / f"other-{i}.mp4")  # this process encodes other clips
+    assert encode_alone(frames, FPS, tmp_path / "again.mp4").read_bytes() == first

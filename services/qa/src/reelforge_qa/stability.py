@@ -11,6 +11,11 @@ its own segment and scores them all as one film, so every pair is the same shot:
 - ``camera``: the camera moved a few pixels (pan up to 4 px, tilt 3 px up or 1 down: a take framed a little
   differently; 3 px up takes the barn's pale door out of the border ring).
 
+Each version is encoded in a process of its own (:func:`encode_alone`), as the encoder encodes each segment (a fresh
+ffmpeg): libx264 through PyAV, called again and again in one process, gave the same frames other bitstreams once
+that process had encoded other clips before (seen: shot s1's shape component under noise moved between 0.93 and
+0.97 from one measurement to the next), so the figures depended on what the process had done before.
+
 ``different`` scores each shot against the same shot with another character in it (a red shirt;
 another man, fair-haired and 1.6 times as broad): the character check's score (its lowest
 component) must stay clearly below the same shot's. ``python -m reelforge_qa.stability [SIGMA]
@@ -20,6 +25,7 @@ component) must stay clearly below the same shot's. ``python -m reelforge_qa.sta
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -36,7 +42,7 @@ from reelforge_qa.film_checks import SegmentVideo, check_film
 from reelforge_qa.film_subject import describe_subject
 from reelforge_qa.frames import colour_sample
 from reelforge_qa.references import Wanted, decode_still, describe_reference, score_reference
-from reelforge_qa.synthetic import PAN_MARGIN, TILT_MARGIN, Shot, encode, render_shot
+from reelforge_qa.synthetic import PAN_MARGIN, TILT_MARGIN, Shot, render_shot
 
 FIGURE_SHOTS = tuple(part for part in CLEAN if part.characters)
 CRFS = (18, 23, 28, 20)
@@ -53,6 +59,17 @@ Version = Callable[[Part, int], tuple[list[np.ndarray], int]]  # (shot, repeat) 
 def _noisy(frames: list[np.ndarray], sigma: float, seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [np.clip(f + rng.normal(0, sigma, f.shape) + 0.5, 0, 255).astype(np.uint8) for f in frames]
+
+
+def encode_alone(frames: list[np.ndarray], fps: float, path: Path, crf: int = 18) -> Path:
+    """``synthetic.encode`` in a new interpreter (``python -m reelforge_qa.synthetic``): the bitstream depends on the
+    frames and settings only, not on what this process encoded before."""
+    frames_file = path.with_suffix(".npy")
+    np.save(frames_file, np.stack(frames))
+    command = [sys.executable, "-m", "reelforge_qa.synthetic", str(frames_file), repr(fps), str(path), str(crf)]
+    subprocess.run(command, check=True, capture_output=True)  # noqa: S603 - this interpreter, our own module
+    frames_file.unlink()
+    return path
 
 
 def _moved(shot: Shot, rep: int) -> Shot:
@@ -89,7 +106,7 @@ def repeats(version: Version, count: int, out: Path) -> Scores:
         videos = []
         for rep in range(count):
             frames, crf = version(part, rep)
-            path = encode(frames, FPS, out / f"{part.segment_id}-{rep}.mp4", crf=crf)
+            path = encode_alone(frames, FPS, out / f"{part.segment_id}-{rep}.mp4", crf=crf)
             videos.append(SegmentVideo(path, f"{part.segment_id}.{rep}", part.characters, part.location))
         for key, values in _score(videos).items():
             scores.setdefault(key, []).extend(values)
@@ -100,9 +117,10 @@ def different(out: Path) -> dict[str, list[float]]:
     """Character check score of each figure shot against the same shot with another character, by character."""
     scores: dict[str, list[float]] = {}
     for part in FIGURE_SHOTS:
-        original = encode(render_shot(part.shot, FRAMES), FPS, out / f"{part.segment_id}.mp4")
+        original = encode_alone(render_shot(part.shot, FRAMES), FPS, out / f"{part.segment_id}.mp4")
         for name, change in OTHER_CHARACTERS.items():
-            other = encode(render_shot(replace(part.shot, **change), FRAMES), FPS, out / f"{part.segment_id}-{len(scores)}.mp4")
+            changed = render_shot(replace(part.shot, **change), FRAMES)
+            other = encode_alone(changed, FPS, out / f"{part.segment_id}-{len(scores)}.mp4")
             videos = [
                 SegmentVideo(p, f"{part.segment_id}.{i}", part.characters, part.location) for i, p in enumerate((original, other))
             ]
@@ -150,14 +168,14 @@ def against_references(sigma: float = 2.0, count: int = 3) -> tuple[Scores, dict
             held = [_noisy([clean] * HELD_FRAMES, sigma, 2000 + rep) for rep in range(count)]
             changed = {name: render_shot(replace(part.shot, **change), FRAMES) for name, change in OTHER_CHARACTERS.items()}
             for rep, frames in enumerate(held):
-                path = encode(frames, FPS, Path(tmp, f"{part.segment_id}-{rep}.mp4"), crf=CRFS[rep % len(CRFS)])
+                path = encode_alone(frames, FPS, Path(tmp, f"{part.segment_id}-{rep}.mp4"), crf=CRFS[rep % len(CRFS)])
                 sample = colour_sample(path, 8)
                 subject, descriptor = describe_subject(sample.frames), describe(sample.frames)
                 for ref in refs:
                     for component, value in score_reference(ref, subject, descriptor).components.items():
                         same.setdefault((ref.wanted.kind, component), []).append(value)
             for name, frames in changed.items():
-                path = encode(frames, FPS, Path(tmp, f"{part.segment_id}-{name}.mp4"))
+                path = encode_alone(frames, FPS, Path(tmp, f"{part.segment_id}-{name}.mp4"))
                 sample = colour_sample(path, 8)
                 scored = score_reference(refs[0], describe_subject(sample.frames), describe(sample.frames))
                 other.setdefault(name, []).append(scored.score if scored.score is not None else 0.0)

@@ -144,3 +144,9 @@ def join(clips: list[list[np.ndarray]], dissolves: list[int]) -> list[np.ndarray
         ]
         film = film[:start] + blended + incoming[overlap:]
     return film
+
+
+if __name__ == "__main__":  # python -m reelforge_qa.synthetic FRAMES.npy FPS OUT.mp4 CRF: one clip, encoded by a fresh process
+    import sys
+
+    encode(list(np.load(sys.argv[1])), float(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
