@@ -117,11 +117,15 @@ async def local_stack(
         names = names or list(SERVICE_MODULES)
         own = per_service or {}
         gateway: dict[str, Any] = {"port": gateway_port if gateway_port is not None else free_port()}
-        if "gateway" in names and not service_module("gateway").Settings(**overrides | own.get("gateway", {})).api_tokens:
+
+        def configured(name: str) -> Any:
+            """The service's settings as given (its environment, ``overrides``, ``per_service``), before local defaults."""
+            return service_module(name).Settings(**overrides | own.get(name, {}))
+
+        if "gateway" in names and not configured("gateway").api_tokens:
             gateway["api_auth"] = "off"  # local mode keeps working without tokens
         encoder: dict[str, Any] = {}
-        encoder_settings = service_module("encoder").Settings
-        if "encoder" in names and encoder_settings(**overrides | own.get("encoder", {})).piece_cache_dir is None:
+        if "encoder" in names and configured("encoder").piece_cache_dir is None:
             encoder["piece_cache_dir"] = state_dir / "pieces"  # the next run in this state folder finds the pieces kept
         mine = {"gateway": gateway, "encoder": encoder}
         services = [build_service(n, overrides | mine.get(n, {}) | own.get(n, {})) for n in names]

@@ -48,6 +48,7 @@ class PieceCache:
     keep_in: Path | None = None  # a folder that outlives the process; None: a temporary one, removed with the cache
     # removed when the cache is dropped or the interpreter exits (TemporaryDirectory's finalizer)
     _tmp: tempfile.TemporaryDirectory | None = None
+    _folder: Path = field(init=False)  # keep_in, or the temporary folder
     _entries: OrderedDict[str, tuple[Path, str, int]] = field(default_factory=OrderedDict)  # key -> file, ETag, size
     _size: int = 0
     _count: int = 0
@@ -56,8 +57,10 @@ class PieceCache:
     def __post_init__(self) -> None:
         if self.keep_in is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="reelforge-pieces-")
+            self._folder = Path(self._tmp.name)
         else:
-            self.keep_in.mkdir(parents=True, exist_ok=True)
+            self._folder = self.keep_in
+            self._folder.mkdir(parents=True, exist_ok=True)
             self._take_up()
 
     def _take_up(self) -> None:
@@ -130,7 +133,7 @@ class PieceCache:
 
     @property
     def folder(self) -> Path:
-        return self.keep_in if self.keep_in is not None else Path(self._tmp.name)  # type: ignore[union-attr]
+        return self._folder
 
     def close(self) -> None:
         """Drop every kept file and the folder; a folder of its own (``keep_in``) stays as it is, for the next cache."""
