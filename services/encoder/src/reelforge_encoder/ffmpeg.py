@@ -193,12 +193,18 @@ def encode_pieces(
     return paths
 
 
+NO_DECODER = "none"  # a decoder list (codec_whitelist) that names no decoder
+
+
 def concat_copy(pieces: list[Path], out: Path, exe: str) -> Path:
     """Join MP4 pieces encoded alike (``encode_pieces``) without decoding: ffmpeg's concat demuxer, stream copy."""
     if len(pieces) == 1:
         return shutil.copyfile(pieces[0], out)
     listing = out.with_name(f"{out.stem}.concat.txt")
-    listing.write_text("".join(f"file '{p.resolve()}'\n" for p in pieces))
+    # The demuxer opens each piece with avformat_find_stream_info, which decodes its first frame (a whole IDR at
+    # 1080p, about 25 ms: 0.8 s of CPU for a 33-shot film) unless no decoder may open; a copy never decodes.
+    opened = f"option codec_whitelist {NO_DECODER}\n"
+    listing.write_text("ffconcat version 1.0\n" + "".join(f"file '{p.resolve()}'\n{opened}" for p in pieces))
     # auto_convert=0: the pieces' packets as they are (by default the demuxer writes SPS/PPS into every keyframe)
     stream = ffmpeg.input(str(listing), f="concat", safe=0, auto_convert=0).output(str(out), c="copy", movflags="+faststart")
     run(stream, exe, f"join {out.name} (stream copy)")
