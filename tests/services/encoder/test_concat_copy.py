@@ -36,7 +36,7 @@ def test_the_join_by_copy_gives_the_packets_of_a_plain_concat(tmp_path: Path) ->
     listing.write_text("".join(f"file '{p}'\n" for p in pieces))
     plain = tmp_path / "plain.mp4"
     command = [codec.exe, "-v", "error", "-f", "concat", "-safe", "0", "-auto_convert", "0", "-i", str(listing)]
-    subprocess.run([*command, "-c", "copy", "-movflags", "+faststart", "-y", str(plain)], check=True)  # noqa: S603
+    subprocess.run([*command, "-c", "copy", "-movflags", "+faststart", "-y", str(plain)], check=True)
     assert _packets(joined) == _packets(plain)
     assert len(_packets(joined)) == 12
     assert [k for _, _, k, _ in _packets(joined)] == [True, False, False] * 4
