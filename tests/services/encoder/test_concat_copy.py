@@ -17,11 +17,7 @@ from reelforge_encoder.ffmpeg import Codec, concat_copy, encode_pieces, ffmpeg_e
 def _packets(path: Path) -> list[tuple[int | None, int | None, bool, str]]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        return [
-            (p.pts, p.dts, p.is_keyframe, hashlib.sha256(bytes(p)).hexdigest())
-            for p in container.demux(stream)
-            if p.size
-        ]
+        return [(p.pts, p.dts, p.is_keyframe, hashlib.sha256(bytes(p)).hexdigest()) for p in container.demux(stream) if p.size]
 
 
 def test_the_join_by_copy_gives_the_packets_of_a_plain_concat(tmp_path: Path) -> None:
@@ -40,4 +36,3 @@ def test_the_join_by_copy_gives_the_packets_of_a_plain_concat(tmp_path: Path) ->
     assert _packets(joined) == _packets(plain)
     assert len(_packets(joined)) == 12
     assert [k for _, _, k, _ in _packets(joined)] == [True, False, False] * 4
-
