@@ -19,7 +19,6 @@ from reelforge_shared.events import FilmChecked, FilmDeliverablesStored, FilmEnc
 from reelforge_shared.media import probe
 from reelforge_shared.settings import CommonSettings
 from reelforge_shared.storage import DeliveryKeys, Keys, ObjectStore
-from reelforge_uploader import handler as uploader_handler
 from reelforge_uploader.delivery import Delivery
 from reelforge_uploader.handler import UploaderDeps, handle_deliverables_stored, handle_film_encoded
 from reelforge_uploader.handler import handle_film as deliver_film
@@ -64,7 +63,7 @@ def _check_crops(store: ObjectStore, bucket: str, crops: dict[str, str], frames:
 
 
 def test_film_encoded_comes_before_the_crops_and_the_job_completes_with_them_delivered(
-    store: ObjectStore, settings: CommonSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: ObjectStore, settings: CommonSettings, tmp_path: Path
 ) -> None:
     job, work, delivery = "j-crops-after", settings.work_bucket, settings.delivery_bucket
     film, deliverables, deps = _film(store, settings, job)
@@ -77,9 +76,8 @@ def test_film_encoded_comes_before_the_crops_and_the_job_completes_with_them_del
     store.put_json(work, Keys.report(job, 1), {"segments": [{"index": 1, "qa_passed": True}]})
     facts = film.model_dump(include={"job_id", "version", "film_key", "duration_s", "frame_count", "fps", "width", "height"})
     checked = FilmChecked(**facts, passed=True, report_key=Keys.report(job, 1), deliverables=deliverables)
-    with monkeypatch.context() as patch, pytest.raises(TransientError, match="not stored yet"):
-        patch.setattr(uploader_handler, "DELIVERABLE_WAIT_S", 0.4)  # QA was faster: film.checked waits, then retries
-        deliver_film(checked, uploader)
+    with pytest.raises(TransientError, match="not stored yet"):  # QA was faster: film.checked waits, then retries
+        deliver_film(checked, dataclasses.replace(uploader, deliverable_wait_s=0.4))
 
     # The encoder's own film.encoded stores the crops it kept while film.checked's retry waits for them.
     with ThreadPoolExecutor(max_workers=1) as pool:

@@ -18,6 +18,12 @@ class UploaderSettings(CommonSettings):
         description="PostgreSQL URL for the media_assets table (uploader writes, gateway reads); unset: rows in the work bucket",
     )
     head_timeout_s: float = Field(30.0, gt=0, description="timeout of the HEAD request on each public URL before delivery counts")
+    uploader_deliverable_wait_s: float = Field(
+        20.0,
+        gt=0,
+        description="how long film.checked waits for a deliverable the encoder stores after the film (its crops) before "
+        "the event is retried after REELFORGE_RETRY_DELAY_S",
+    )
     webhook_urls: str = Field(
         "", description="comma-separated URLs that receive every job's job.completed/failed/cancelled webhooks (signed)"
     )

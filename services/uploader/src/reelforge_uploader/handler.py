@@ -44,9 +44,7 @@ from reelforge_uploader.webhooks import WebhookDeps
 
 log = structlog.get_logger("reelforge.uploader")
 
-# film.checked waits this long, looking every DELIVERABLE_POLL_S, for a deliverable the encoder stores after the film
-DELIVERABLE_WAIT_S = 20.0
-DELIVERABLE_POLL_S = 0.2
+DELIVERABLE_POLL_S = 0.1  # how often film.checked looks for a deliverable the encoder stores after the film (an S3 HEAD)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -58,6 +56,7 @@ class UploaderDeps:
     webhooks: WebhookDeps
     # Asks the job store, bypassing any cache, whether the job was cancelled (the service's build() gives it).
     cancelled: Callable[[str], bool] = lambda _job: False
+    deliverable_wait_s: float = 20.0  # REELFORGE_UPLOADER_DELIVERABLE_WAIT_S
 
 
 def handle_checked(event: SegmentChecked, deps: UploaderDeps) -> list[Event]:
@@ -179,14 +178,14 @@ def _deliver_early(
 
 def _stored(deps: UploaderDeps, copy: Copy) -> Copy:
     """A copy as it is; a deliverable's once the encoder has stored it (it stores the crops after ``film.encoded``, and
-    film QA may be done first): looked for every ``DELIVERABLE_POLL_S`` for up to ``DELIVERABLE_WAIT_S`` (a retry of
+    film QA may be done first): looked for every ``DELIVERABLE_POLL_S`` for up to ``deps.deliverable_wait_s`` (a retry of
     the event would wait ``REELFORGE_RETRY_DELAY_S`` and more), then a TransientError: ``film.checked`` is delivered
     again after a delay, so ``job.completed`` still means every deliverable delivered."""
     if "deliverable" not in copy[2]:
         return copy
     waited = 0.0
     while not deps.store.exists(deps.work_bucket, copy[0]):
-        if waited >= DELIVERABLE_WAIT_S:
+        if waited >= deps.deliverable_wait_s:
             name = copy[2]["deliverable"]
             raise TransientError(f"deliverable {name} ({copy[0]}) is not stored yet: the encoder stores it after the film")
         time.sleep(DELIVERABLE_POLL_S)

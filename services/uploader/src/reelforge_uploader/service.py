@@ -52,6 +52,7 @@ def build(settings: UploaderSettings) -> Service:
         delivery=delivery,
         webhooks=_webhook_deps(settings, job_webhook),
         cancelled=lambda job: service.cancel_check(job, fresh=True),  # the job store, bypassing its cache
+        deliverable_wait_s=settings.uploader_deliverable_wait_s,
     )
     # Notifications go out for cancelled jobs too (job.cancelled is one): the flow table makes the fan-out an
     # observer (its failure never marks a job failed) and sends webhooks after a cancel.
