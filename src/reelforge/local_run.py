@@ -335,6 +335,35 @@ def stage_local_media(board: Storyboard, folder: Path | None, *, store: ObjectSt
     return parse_storyboard(data)
 
 
+# What a run writes into OUT itself: a medium the storyboard names there is not copied over it.
+RUN_FILES = {RUN_DIR, OUT_STORYBOARD, "segments", "cast", "report.json", "report.html", "reelforge.log"}
+
+
+def collect_media(store: ObjectStore, bucket: str, job: str, board: Storyboard, out: Path) -> list[Path]:
+    """The storyboard's local media (reference images, logo, music, a segment's audio) beside ``out``'s storyboard.json,
+    at the paths it names them by, from the job's stored inputs: ``reelforge qa OUT`` reads a character's
+    ``reference_image`` there as it reads the storyboard's own folder. A path out of ``out`` or onto a file the run
+    writes (:data:`RUN_FILES`, ``final*``) is left out; returns the files written."""
+    stored = store.find_json(bucket, Keys.storyboard(job)) or {}
+    if not stored:
+        return []
+    named = {field: holder.get(key) for holder, key, field, _ in media_fields(board.model_dump(mode="json"))}
+    root, written = out.resolve(), []
+    for holder, key, field, _ in media_fields(parse_storyboard(stored).model_dump(mode="json")):
+        ref, kept = named.get(field), holder.get(key)
+        if not ref or not kept or "://" in ref or not kept.startswith(Keys.job(job) + "/"):
+            continue  # not a local file of this run, or not stored as the job's input
+        target = (root / ref).resolve()
+        if not target.is_relative_to(root) or target == root:
+            continue
+        first = target.relative_to(root).parts[0]
+        if first in RUN_FILES or first.startswith("final"):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written.append(store.get_file(bucket, kept, target))
+    return written
+
+
 def _collect_cast_sheets(store: ObjectStore, bucket: str, report: dict[str, Any], out: Path) -> None:
     """The cast sheet images the film's segments were conditioned on, as ``cast/KEY.png`` beside the report, named in
     its entries (``file``, as a segment's): `reelforge qa OUT` scores the segments against them."""
@@ -362,8 +391,9 @@ def _collect(stack: Stack, board: Storyboard, record: JobRecord, out: Path, cons
                 store.get_file(settings.work_bucket, key, out_attempt_file(out, n, attempt, delivered=False))
             if store.exists(settings.work_bucket, whole := Keys.segment_handles(key)):  # handles: the whole render
                 store.get_file(settings.work_bucket, whole, out_attempt_file(out, n, attempt, latest, handles=True))
-    # The storyboard as submitted, beside its report: `reelforge timeline OUT` reads both.
+    # The storyboard as submitted, beside its report: `reelforge timeline OUT` reads both; its media beside it.
     (out / OUT_STORYBOARD).write_text(json.dumps(board.model_dump(mode="json"), indent=2))
+    collect_media(store, settings.work_bucket, job, board, out)
     completed = record.status == "completed"
     if completed:
         store.get_file(settings.delivery_bucket, record.film_key or DeliveryKeys.film(job), out / "final.mp4")

@@ -20,6 +20,13 @@ def pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
 
 
+def png_bytes(width: int, height: int, colour: tuple[int, int, int]) -> bytes:
+    """A PNG of one colour."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((height, width, 3), colour, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def grey_frames(folder: Path, count: int, grey: int, size: tuple[int, int] = (64, 36)) -> Path:
     """`count` PNG frames of one grey level (0000.png, 0001.png, ...) in a new folder."""
     folder.mkdir()
