@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from reelforge_shared.embedded import ACCESS_KEY, SECRET_KEY, EmbeddedServer
 from reelforge_shared.settings import CommonSettings
@@ -29,14 +30,14 @@ class WatchedStore(ObjectStore):
         self.overlaps: list[dict[str, int]] = []
         self.done: Counter[str] = Counter()
 
-    def _during(self, kind: str, call: object) -> None:
+    def _during(self, kind: str, call: Callable[[], object]) -> None:
         with self.lock:
             self.running[kind] += 1
             if self.running["make"] and self.running["write"]:
                 self.overlaps.append(dict(self.running))
         try:
             time.sleep(0.01)  # widen the window a concurrent call would fall in
-            call()  # type: ignore[operator]
+            call()
         finally:
             with self.lock:
                 self.running[kind] -= 1
